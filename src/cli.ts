@@ -1,0 +1,170 @@
+#!/usr/bin/env node
+/**
+ * The `stream-coordinator` command: serve, init, preflight, dev, config.
+ * Exit codes: 0 success, 1 a check or operation failed, 2 bad usage or configuration.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, formatName, loadConfig, redactedSettings, schemaKeys, type Settings } from './config';
+import { InitRefused, initDatabase } from './init';
+import { createLogger, type Logger } from './log';
+import { createMongo } from './mongo';
+import { formatResults, runPreflight } from './preflight';
+import { VERSION } from './version';
+import { serve } from './workers';
+
+const USAGE = `stream-coordinator ${VERSION}
+
+Usage: stream-coordinator <command> [--config FILE]... [options]
+
+Commands:
+  serve        run the server (default)
+  init         create indexes and the first admin; prints its token once
+               (--name NAME, default "admin"; --force on a database that has users)
+  preflight    check open-files limit, TLS files, MongoDB, Redis and the port
+  dev          run a complete local stack (certificates, Redis, MongoDB-compatible
+               store, init, server on https://localhost:8443); Ctrl-C stops it
+  config       print the effective configuration (secrets redacted);
+               --defaults prints conf/default.json, --markdown the key table
+
+Options:
+  --config FILE   a JSON config file applied over conf/default.json (repeatable)
+  --port N, --host ADDR, --workers N|auto, --log-level L, --preflight-mode enforce|warn,
+  --data-dir DIR  override the matching keys (see docs/config.md)
+  -h, --help      this text
+`;
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function fail(text: string, code: number): never {
+  process.stderr.write(`stream-coordinator: ${text}\n`);
+  process.exit(code);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    strict: false,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', multiple: true },
+      force: { type: 'boolean' },
+      name: { type: 'string' },
+      defaults: { type: 'boolean' },
+      markdown: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
+    },
+  });
+  const command = positionals[0] ?? 'serve';
+  if (values.help || command === 'help') return out(USAGE);
+  if (values.version) return out(VERSION);
+  const files = (values.config as string[] | undefined) ?? [];
+
+  if (command === 'config' && values.defaults) return out(JSON.stringify(defaults(), null, 2));
+  if (command === 'config' && values.markdown) return out(configTable());
+  if (command === 'dev') {
+    const { runDev } = await import('./dev');
+    return runDev({ files, args: argv });
+  }
+
+  let settings: Settings;
+  try {
+    settings = loadConfig({ files, args: argv });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+  const log = createLogger({ level: settings.log.level, pretty: settings.log.pretty });
+
+  switch (command) {
+    case 'config':
+      return out(JSON.stringify(redactedSettings(settings), null, 2));
+    case 'preflight': {
+      const results = await runPreflight(settings);
+      out(formatResults(results));
+      process.exit(results.every((r) => r.ok) ? 0 : 1);
+    }
+    // falls through (process.exit never returns)
+    case 'init':
+      return runInit(settings, { force: values.force === true, name: values.name as string | undefined });
+    case 'serve':
+      return runServe(settings, log);
+    default:
+      fail(`unknown command "${command}"\n\n${USAGE}`, 2);
+  }
+}
+
+async function runServe(settings: Settings, log: Logger): Promise<void> {
+  const cluster = await import('node:cluster');
+  if (!cluster.default.isWorker) {
+    const results = await runPreflight(settings);
+    const failed = results.filter((r) => !r.ok);
+    for (const r of results) (r.ok ? log.info : log.error).call(log, { check: r.name, ok: r.ok, detail: r.detail, fix: r.fix }, 'preflight');
+    if (failed.length > 0) {
+      if (settings.preflight.mode === 'enforce') {
+        process.stderr.write(`${formatResults(results)}\n`);
+        fail(`preflight failed (${failed.map((r) => r.name).join(', ')}); fix the above or set preflight.mode to "warn"`, 1);
+      }
+      log.warn({ failed: failed.map((r) => r.name) }, 'preflight failed; starting anyway because preflight.mode is "warn"');
+    }
+  }
+  try {
+    await serve(settings, log);
+  } catch (err) {
+    log.fatal({ err }, 'cannot start');
+    fail((err as Error).message, 1);
+  }
+}
+
+async function runInit(settings: Settings, opts: { force: boolean; name?: string }): Promise<void> {
+  let mongo;
+  try {
+    mongo = createMongo(settings);
+    await mongo.client.connect();
+  } catch (err) {
+    fail(`cannot reach MongoDB: ${(err as Error).message}`, 1);
+  }
+  try {
+    if (opts.force) {
+      process.stderr.write(`WARNING: --force: init proceeds even if database "${settings.mongodb.database}" already holds users.\n`);
+    }
+    const r = await initDatabase(mongo.db, { force: opts.force, adminName: opts.name });
+    if (r.existingUsers > 0) process.stderr.write(`WARNING: database "${settings.mongodb.database}" already had ${r.existingUsers} user(s); another admin was added.\n`);
+    out(`Indexes: ${r.indexesCreated.length > 0 ? `created ${r.indexesCreated.join(', ')}` : 'all present'}`);
+    out(`Created admin "${r.name}". Its token is shown once and stored only as a hash; keep it now:\n\n  ${r.token}\n`);
+  } catch (err) {
+    if (err instanceof InitRefused) fail(`init refused: ${err.message}`, 1);
+    throw err;
+  } finally {
+    await mongo.client.close();
+  }
+}
+
+function defaults(): Record<string, unknown> {
+  const result: Record<string, unknown> = {};
+  for (const [key, spec] of schemaKeys()) {
+    const parts = key.split('.');
+    let node = result;
+    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+    node[parts[parts.length - 1]!] = spec.default;
+  }
+  return result;
+}
+
+/** The configuration reference table of docs/config.md and the README. */
+export function configTable(): string {
+  const rows = schemaKeys().map(([key, spec]) => {
+    const def = JSON.stringify(spec.default);
+    const env = spec.env ? `\`${spec.env}\`${spec.sensitive ? ` (or \`${spec.env}_FILE\`)` : ''}` : '';
+    return `| \`${key}\` | ${spec.doc.replace(/\|/g, '\\|')} | ${formatName(spec.format)} | \`${def}\` | ${env} |`;
+  });
+  return ['| key | meaning | format | default | environment |', '|---|---|---|---|---|', ...rows].join('\n');
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    fail(err instanceof Error ? (err.stack ?? err.message) : String(err), 1);
+  });
+}

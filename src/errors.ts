@@ -1,0 +1,72 @@
+/**
+ * The one error catalog. Every error the service reports — over HTTP or on a core's
+ * WebSocket — has a stable `code` listed here, with the HTTP status it maps to and a
+ * one-line description that docs/errors.md repeats (a test keeps the two in step).
+ */
+
+/** One catalog entry. */
+export interface ErrorSpec {
+  /** HTTP status used when the error answers an HTTP request. */
+  readonly status: number;
+  /** What it means, for the docs. */
+  readonly doc: string;
+}
+
+/** Every error code the service can emit. Codes are part of the wire contract: never rename one. */
+export const ERRORS = {
+  bad_request: { status: 400, doc: 'The request or message is malformed, fails validation, or names a bad file.' },
+  unauthorized: { status: 401, doc: 'No token or key, or an unknown or revoked one.' },
+  forbidden: { status: 403, doc: 'The token is valid but its role or ownership does not allow this.' },
+  not_found: { status: 404, doc: 'No such route or resource.' },
+  method_not_allowed: { status: 405, doc: 'The route exists but not with this HTTP method.' },
+  conflict: { status: 409, doc: 'The request conflicts with the current state (e.g. a name already taken).' },
+  too_large: { status: 413, doc: 'A body, message or file is over its configured size limit.' },
+  unsupported_media_type: { status: 415, doc: 'A JSON body was sent without `Content-Type: application/json`.' },
+  rate_limited: { status: 429, doc: 'Too many requests or messages; retry after the indicated time.' },
+  not_assigned: { status: 409, doc: 'Core: frame, checkpoint or stop sent without an assignment.' },
+  already_assigned: { status: 409, doc: 'Core: assign or resume sent while holding an assignment.' },
+  no_streams_available: { status: 503, doc: 'Core: no ready stream matches this core; retry after `retry_after_s`.' },
+  target_not_found: { status: 404, doc: 'Core: the named target does not exist or is not available to this core.' },
+  engine_not_allowed: { status: 403, doc: "Core: the target does not accept this core's engine." },
+  out_of_order: { status: 409, doc: 'Core: a `seq` skipped ahead of the next expected one.' },
+  bad_checksum: { status: 400, doc: "Core: the payload does not match the header's `sha256`." },
+  buffer_full: { status: 413, doc: "Core: the stream's uncommitted buffer would exceed `core.maxBufferBytes`; checkpoint first." },
+  server_busy: { status: 503, doc: 'The process is at `server.maxConnections` sessions; connect again later or elsewhere.' },
+  unavailable: { status: 503, doc: 'Storage (MongoDB or Redis) is unreachable; retry later. Committed data is intact.' },
+  internal: { status: 500, doc: 'An unexpected server error; it is logged with the request id.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+/** A stable error code from {@link ERRORS}. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * An error meant for the client: handlers throw it and the transport turns it into
+ * `{"error":{"code","message"}}` with the catalog's status (or a core `error` message).
+ */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra response headers, e.g. `Retry-After`. */
+  readonly headers: Record<string, string>;
+
+  constructor(code: ErrorCode, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = 'AppError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.headers = headers;
+  }
+}
+
+/** Converts anything thrown into an AppError; unknown errors become `internal` (the original is kept as `cause`). */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const e = new AppError('internal', 'Internal server error');
+  (e as { cause?: unknown }).cause = err;
+  return e;
+}
+
+/** The JSON body of an HTTP error (PROTOCOL §3). */
+export function errorBody(err: AppError): string {
+  return JSON.stringify({ error: { code: err.code, message: err.message } });
+}

@@ -1,0 +1,104 @@
+/**
+ * Prometheus metrics (prom-client). Each process keeps its own registry; with several
+ * workers, /metrics on any worker returns the sum over all of them, gathered by the
+ * primary process (see workers.ts).
+ */
+import cluster from 'node:cluster';
+import client from 'prom-client';
+
+/** The metrics of one process. */
+export class Metrics {
+  readonly registry = new client.Registry();
+  /** HTTP requests by method, route pattern and status. */
+  readonly httpRequests = new client.Counter({
+    name: 'coordinator_http_requests_total',
+    help: 'HTTP requests by method, route pattern and status code.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  /** HTTP request duration in seconds, by method and route pattern. */
+  readonly httpDuration = new client.Histogram({
+    name: 'coordinator_http_request_duration_seconds',
+    help: 'HTTP request duration in seconds, by method and route pattern.',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [this.registry],
+  });
+  /** Open WebSocket sessions, by engine. */
+  readonly openSockets = new client.Gauge({
+    name: 'coordinator_open_sockets',
+    help: 'Open core WebSocket sessions, by engine.',
+    labelNames: ['engine'] as const,
+    registers: [this.registry],
+  });
+  /** Failed storage operations, by backend. */
+  readonly storageErrors = new client.Counter({
+    name: 'coordinator_storage_errors_total',
+    help: 'Storage operations that failed, by backend (mongodb, redis).',
+    labelNames: ['backend'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'coordinator_' });
+    if (cluster.isWorker) {
+      // Answers the primary's aggregation requests with this registry.
+      client.AggregatorRegistry.setRegistries([this.registry]);
+      new client.AggregatorRegistry();
+    }
+  }
+
+  /** Content type of {@link text}. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** This process's metrics, or the whole worker group's when running as a cluster worker. */
+  async text(): Promise<string> {
+    if (!cluster.isWorker || !process.send) return this.registry.metrics();
+    return requestFromPrimary();
+  }
+}
+
+const METRICS_REQ = 'sc:metrics-req';
+const METRICS_RES = 'sc:metrics-res';
+let nextRequest = 0;
+const pending = new Map<number, (text: string | Error) => void>();
+
+function requestFromPrimary(): Promise<string> {
+  if (pending.size === 0) process.on('message', onPrimaryMessage);
+  const id = nextRequest++;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => settle(new Error('metrics aggregation timed out')), 5000);
+    const settle = (v: string | Error): void => {
+      clearTimeout(timer);
+      pending.delete(id);
+      if (pending.size === 0) process.off('message', onPrimaryMessage);
+      if (v instanceof Error) reject(v);
+      else resolve(v);
+    };
+    pending.set(id, settle);
+    process.send!({ type: METRICS_REQ, id });
+  });
+}
+
+function onPrimaryMessage(msg: unknown): void {
+  const m = msg as { type?: string; id?: number; text?: string; error?: string };
+  if (m?.type !== METRICS_RES || typeof m.id !== 'number') return;
+  pending.get(m.id)?.(m.error !== undefined ? new Error(m.error) : (m.text ?? ''));
+}
+
+/**
+ * In the primary: answers workers' requests for the aggregated metrics of the group.
+ * Call once after forking.
+ */
+export function serveClusterMetrics(): void {
+  const aggregator = new client.AggregatorRegistry();
+  cluster.on('message', (worker, msg: { type?: string; id?: number }) => {
+    if (msg?.type !== METRICS_REQ) return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: METRICS_RES, id: msg.id, text }),
+      (err: Error) => worker.send({ type: METRICS_RES, id: msg.id, error: err.message }),
+    );
+  });
+}

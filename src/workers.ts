@@ -1,0 +1,111 @@
+/**
+ * Process model of `serve`: one process, or a primary that forks `server.workers` workers
+ * which all bind the same port (uWS uses SO_REUSEPORT, so the kernel spreads connections).
+ * The primary restarts workers that die, gathers their metrics, and on SIGTERM/SIGINT
+ * stops the whole group gracefully within `server.shutdownTimeoutS`.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import os from 'node:os';
+import { workerCount, type Settings } from './config';
+import type { Logger } from './log';
+import { serveClusterMetrics } from './metrics';
+import { startServer, type RunningServer } from './server';
+
+const SHUTDOWN = 'sc:shutdown';
+
+/** Runs `serve` in this process: as a worker, as the primary of a group, or alone. Resolves when the server is up. */
+export async function serve(settings: Settings, log: Logger): Promise<void> {
+  if (cluster.isWorker) return runWorker(settings, log, Number(process.env.SC_WORKER_INDEX ?? 0));
+  const n = workerCount(settings, os.availableParallelism());
+  if (n === 1) return runWorker(settings, log, 0);
+  runPrimary(settings, log, n);
+}
+
+async function runWorker(settings: Settings, log: Logger, index: number): Promise<void> {
+  const wlog = cluster.isWorker ? log.child({ worker: index }) : log;
+  const server: RunningServer = await startServer(settings, wlog, { worker: index });
+  let stopping = false;
+  const stop = (why: string): void => {
+    if (stopping) return;
+    stopping = true;
+    wlog.info({ why }, 'shutting down');
+    // The hard stop: whatever is still running after the timeout is abandoned.
+    setTimeout(() => {
+      wlog.warn('shutdown timed out; exiting');
+      process.exit(0);
+    }, settings.server.shutdownTimeoutS * 1000).unref();
+    server.close().then(
+      () => process.exit(0),
+      (err: Error) => {
+        wlog.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  if (cluster.isWorker) {
+    process.on('message', (m: unknown) => {
+      if ((m as { type?: string })?.type === SHUTDOWN) stop('primary asked');
+    });
+    // A worker whose primary is gone has nobody to restart or stop it: stop too.
+    process.on('disconnect', () => stop('primary gone'));
+    process.send?.({ type: 'sc:listening', port: server.port });
+  }
+}
+
+function runPrimary(settings: Settings, log: Logger, n: number): void {
+  serveClusterMetrics();
+  let stopping = false;
+  const restarts: number[] = [];
+  const fork = (index: number): Worker => {
+    const w = cluster.fork({ SC_WORKER_INDEX: String(index) });
+    w.on('exit', (code, signal) => {
+      if (stopping) return;
+      const now = Date.now();
+      restarts.push(now);
+      while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
+      if (restarts.length > n * 5) {
+        log.fatal({ worker: index, code, signal }, 'workers keep dying; stopping the group');
+        shutdown('crash loop', 1);
+        return;
+      }
+      log.error({ worker: index, code, signal }, 'worker died; restarting it');
+      setTimeout(() => !stopping && fork(index), 500);
+    });
+    return w;
+  };
+  log.info({ workers: n }, 'starting workers');
+  let listening = 0;
+  cluster.on('message', (_w, m: { type?: string; port?: number }) => {
+    if (m?.type === 'sc:listening' && ++listening === n) log.info({ workers: n, port: m.port }, 'all workers listening');
+  });
+  for (let i = 0; i < n; i++) fork(i);
+
+  const shutdown = (why: string, exitCode = 0): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ why }, 'stopping workers');
+    const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead());
+    const timer = setTimeout(() => {
+      log.warn('workers did not stop in time; killing them');
+      for (const w of alive) if (!w.isDead()) w.process.kill('SIGKILL');
+      process.exit(exitCode);
+    }, (settings.server.shutdownTimeoutS + 2) * 1000);
+    let left = alive.length;
+    if (left === 0) process.exit(exitCode);
+    for (const w of alive) {
+      w.once('exit', () => {
+        if (--left === 0) {
+          clearTimeout(timer);
+          log.info('all workers stopped');
+          process.exit(exitCode);
+        }
+      });
+      if (w.isConnected()) w.send({ type: SHUTDOWN });
+      else w.process.kill('SIGTERM');
+    }
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}

@@ -1,0 +1,195 @@
+/**
+ * Test servers: settings pointing at this file's stack, an in-process server on a free
+ * port, a child-process CLI runner, and a small HTTPS client that trusts the dev root CA.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { loadConfig, type Settings } from '../../src/config';
+import type { Logger } from '../../src/log';
+import { REDACT_PATHS } from '../../src/log';
+import { startServer, type RunningServer } from '../../src/server';
+import { getStack } from './stack';
+
+/** Path of the compiled CLI. */
+export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli.js');
+
+/** Flat config overrides (`'server.port': 0`). */
+export type Overrides = Record<string, unknown>;
+
+/** Settings for a server on this file's stack: TLS on, loopback, ephemeral port. */
+export async function stackOverrides(extra: Overrides = {}): Promise<Overrides> {
+  const stack = await getStack();
+  return {
+    env: 'test',
+    dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-data-')),
+    'server.host': '127.0.0.1',
+    'server.port': 0,
+    'server.shutdownTimeoutS': 5,
+    'tls.cert': stack.certs.cert,
+    'tls.key': stack.certs.key,
+    'tls.ca': stack.certs.chain,
+    'mongodb.uri': stack.mongo.uri,
+    'mongodb.tlsCAFile': stack.mongoCAFile,
+    'mongodb.database': `test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`,
+    'mongodb.serverSelectionTimeoutMs': 3000,
+    'redis.url': stack.redis.url,
+    'log.level': 'info',
+    ...extra,
+  };
+}
+
+/** A logger that keeps its JSON lines in memory. */
+export function memoryLogger(): { log: Logger; lines: () => Array<Record<string, unknown>>; raw: () => string } {
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  const log = pino({ level: 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
+  return {
+    log,
+    raw: () => text,
+    lines: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+/** An in-process server on the stack, with its captured log. */
+export interface TestServer {
+  server: RunningServer;
+  settings: Settings;
+  url: string;
+  ca: string;
+  logLines: () => Array<Record<string, unknown>>;
+  rawLog: () => string;
+  close(): Promise<void>;
+}
+
+/** Starts a server in this process. */
+export async function startTestServer(extra: Overrides = {}): Promise<TestServer> {
+  const stack = await getStack();
+  const settings = loadConfig({ env: {}, overrides: await stackOverrides(extra) });
+  const mem = memoryLogger();
+  const server = await startServer(settings, mem.log);
+  return {
+    server,
+    settings,
+    url: server.url.replace('localhost', '127.0.0.1'),
+    ca: fs.readFileSync(stack.certs.caCert, 'utf8'),
+    logLines: mem.lines,
+    rawLog: mem.raw,
+    close: () => server.close(),
+  };
+}
+
+/** A response with its whole body. */
+export interface Response {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  json<T = Record<string, unknown>>(): T;
+}
+
+/** Options of {@link request}. */
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  /** PEM CA to trust for https URLs. */
+  ca?: string;
+  /** Use a fresh connection (no keep-alive). Default true. */
+  fresh?: boolean;
+}
+
+/** One HTTP(S) request. */
+export function request(url: string, opts: RequestOptions = {}): Promise<Response> {
+  const u = new URL(url);
+  const mod = u.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      u,
+      {
+        method: opts.method ?? 'GET',
+        headers: opts.headers,
+        ca: opts.ca,
+        agent: opts.fresh === false ? undefined : false,
+        servername: u.hostname === '127.0.0.1' ? 'localhost' : undefined,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body.toString()) as T });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Writes flat overrides as a JSON config file for the CLI. */
+export function writeConfig(overrides: Overrides): string {
+  const nested: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(overrides)) {
+    const parts = k.split('.');
+    let node = nested;
+    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+    node[parts[parts.length - 1]!] = v;
+  }
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sc-conf-')), 'config.json');
+  fs.writeFileSync(file, JSON.stringify(nested));
+  return file;
+}
+
+/** A CLI child process with its output collected. */
+export interface CliProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs the CLI, optionally through a wrapper command (e.g. ['prlimit', '--nofile=512:512', '--']). */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; wrapper?: string[] } = {}): CliProcess {
+  const cmd = [...(opts.wrapper ?? []), process.execPath, CLI, ...args];
+  const child = spawn(cmd[0]!, cmd.slice(1), { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  process.once('exit', () => child.kill('SIGKILL'));
+  return { child, output: () => out, exited };
+}
+
+/** Polls until `fn` resolves truthy or the time runs out. */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15000, what = 'condition'): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The port a CLI server bound, read from its "listening" log line. */
+export async function listeningPort(p: CliProcess, timeoutMs = 30000): Promise<number> {
+  return eventually(async () => {
+    const m = /"url":"https?:\/\/[^"]*:(\d+)"/.exec(p.output());
+    return m ? Number(m[1]) : undefined;
+  }, timeoutMs, `a listening line in:\n${p.output()}`);
+}
