@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import t from 'tap';
+import { freePort } from '../src/provision/exec';
+import { eventually, request, runCli, stackOverrides, writeConfig } from './helpers/server';
+import { getStack, stopStack } from './helpers/stack';
+
+t.teardown(stopStack);
+
+t.test('two workers share the port, metrics are summed, SIGTERM stops the group', async (t) => {
+  const port = await freePort();
+  const conf = writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 2 }));
+  const p = runCli(['serve', '--config', conf]);
+  await eventually(async () => /all workers listening/.test(p.output()), 30000, `all workers listening in:\n${p.output()}`);
+  const ca = fs.readFileSync((await getStack()).certs.caCert, 'utf8');
+
+  const seen = new Map<number, number>();
+  const pids = new Set<unknown>();
+  const N = 60;
+  for (let i = 0; i < N; i++) {
+    const r = await request(`https://127.0.0.1:${port}/`, { ca });
+    const body = r.json<{ worker: number; node: string }>();
+    seen.set(body.worker, (seen.get(body.worker) ?? 0) + 1);
+    pids.add(body.node);
+  }
+  t.same([...seen.keys()].sort(), [0, 1], `both workers served new connections: ${JSON.stringify([...seen])}`);
+  t.equal(pids.size, 2, 'two processes');
+
+  const metrics = (await request(`https://127.0.0.1:${port}/metrics`, { ca })).body.toString();
+  const m = /coordinator_http_requests_total\{method="GET",route="\/",status="200"\} (\d+)/.exec(metrics);
+  t.equal(Number(m?.[1]), N, 'the count of GET / is summed over both workers');
+
+  p.child.kill('SIGTERM');
+  const started = Date.now();
+  const { code } = await p.exited;
+  t.equal(code, 0, 'exit 0');
+  t.ok(Date.now() - started < 10000, 'within the shutdown timeout');
+  t.match(p.output(), /all workers stopped/);
+  await t.rejects(request(`https://127.0.0.1:${port}/healthz`, { ca }), 'nothing listens any more');
+});
+
+t.test('a worker that dies is restarted', async (t) => {
+  const port = await freePort();
+  const conf = writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 2 }));
+  const p = runCli(['serve', '--config', conf]);
+  await eventually(async () => /all workers listening/.test(p.output()), 30000, 'workers listening');
+  const ca = fs.readFileSync((await getStack()).certs.caCert, 'utf8');
+  const victim = Number(/:(\d+)$/.exec((await request(`https://127.0.0.1:${port}/`, { ca })).json<{ node: string }>().node)![1]);
+  process.kill(victim, 'SIGKILL');
+  await eventually(async () => /worker died; restarting it/.test(p.output()), 10000, 'restart log');
+  const nodes = new Set<string>();
+  await eventually(async () => {
+    nodes.add((await request(`https://127.0.0.1:${port}/`, { ca })).json<{ node: string }>().node);
+    return [...nodes].some((n) => !n.endsWith(`:${victim}`)) && nodes.size >= 2;
+  }, 20000, 'a replacement worker serving');
+  t.pass('replacement serves');
+  p.child.kill('SIGINT');
+  t.equal((await p.exited).code, 0);
+});
