@@ -34,17 +34,14 @@ export function checkOpenFiles(settings: Settings, limits = openFilesLimit()): C
   if (!limits) return { name, ok: true, detail: `limit unknown on this platform; need ${need} (${why})` };
   if (limits.soft >= need) return { name, ok: true, detail: `soft limit ${limits.soft} ≥ ${need} (${why})` };
   const target = Math.max(need, 65536);
-  const raise =
-    limits.hard >= need
-      ? `raise the soft limit before starting (\`ulimit -n ${need}\`; hard limit is ${limits.hard})`
-      : `the hard limit ${limits.hard} is also too low`;
+  // Node raises its soft limit to the hard limit at start, so the hard limit is what must grow.
   return {
     name,
     ok: false,
-    detail: `soft limit ${limits.soft} < ${need} needed (${why})`,
+    detail: `soft limit ${limits.soft} < ${need} needed (${why}); hard limit ${limits.hard}`,
     fix:
-      `${raise}; permanently: add "<user> soft nofile ${target}" and "<user> hard nofile ${target}" to /etc/security/limits.conf, ` +
-      `or set LimitNOFILE=${target} in the systemd unit (docs/deploy.md); or lower server.maxConnections.`,
+      `raise the limit of the account that runs the server: add "<user> soft nofile ${target}" and "<user> hard nofile ${target}" ` +
+      `to /etc/security/limits.conf (new login), or LimitNOFILE=${target} in the systemd unit (docs/deploy.md), or \`ulimit -Hn ${target}; ulimit -n ${target}\` as root before starting; or lower server.maxConnections.`,
   };
 }
 

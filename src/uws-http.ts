@@ -218,52 +218,58 @@ async function writeReply(
   if (isStream && !head) await streamBody(res, b as StreamBody, state);
 }
 
-/** Streams a body of known length with tryEnd/onWritable; stops when the client aborts. */
+/**
+ * Streams a body of known length with tryEnd/onWritable; stops when the client aborts.
+ * uWS keeps the first onWritable handler it is given, so one handler is registered per
+ * response and retries whichever chunk is pending.
+ */
 async function streamBody(res: HttpResponse, body: StreamBody, state: ExchangeState): Promise<void> {
   const total = body.length;
+  let finished = false;
+  let pending: { chunk: Buffer; startOffset: number; resolve: () => void } | undefined;
+  const wake = (): void => {
+    const p = pending;
+    pending = undefined;
+    p?.resolve();
+  };
+  state.onAbort.push(wake);
+  res.onWritable((offset) => {
+    if (state.aborted || !pending) return true;
+    const [ok, done] = res.tryEnd(pending.chunk.subarray(offset - pending.startOffset), total);
+    finished ||= done;
+    if (ok || done) wake();
+    return ok;
+  });
+
   const iterator = body.chunks[Symbol.asyncIterator]();
   try {
     if (total === 0) {
-      if (!state.aborted) res.cork(() => res.end());
+      res.cork(() => res.end());
       return;
     }
-    for (;;) {
+    while (!finished) {
       const next = await iterator.next();
       if (state.aborted) return;
       if (next.done) {
         // A source shorter than its declared length: the client sees a truncated body and a closed socket.
-        if (res.getWriteOffset() < total) res.close();
+        res.close();
         return;
       }
-      await writeChunk(res, Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength), total, state);
+      const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+      let ok = false;
+      let startOffset = 0;
+      res.cork(() => {
+        startOffset = res.getWriteOffset();
+        let done: boolean;
+        [ok, done] = res.tryEnd(chunk, total);
+        finished ||= done;
+      });
+      if (!ok && !finished) await new Promise<void>((resolve) => (pending = { chunk, startOffset, resolve }));
       if (state.aborted) return;
     }
   } finally {
     await iterator.return?.();
   }
-}
-
-function writeChunk(res: HttpResponse, chunk: Buffer, total: number, state: ExchangeState): Promise<void> {
-  let startOffset = 0;
-  let ok = false;
-  let done = false;
-  res.cork(() => {
-    startOffset = res.getWriteOffset();
-    [ok, done] = res.tryEnd(chunk, total);
-  });
-  if (ok || done) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    res.onWritable((offset) => {
-      if (state.aborted) {
-        resolve();
-        return true;
-      }
-      const [ok2, done2] = res.tryEnd(chunk.subarray(offset - startOffset), total);
-      if (ok2 || done2) resolve();
-      return ok2;
-    });
-    state.onAbort.push(resolve);
-  });
 }
 
 function logRequest(ctx: HttpContext, req: Request, status: number, started: bigint, aborted: boolean): void {
