@@ -95,9 +95,10 @@ export async function runDev(opts: DevOptions): Promise<void> {
   }
 
   const ca = path.relative(process.cwd(), stack.certs.caCert) || stack.certs.caCert;
+  const url = server.url.replace('127.0.0.1', 'localhost');
   say('');
-  say(`stream-coordinator is up: ${server.url.replace('127.0.0.1', 'localhost')}`);
-  say(`  health   ${server.url}/readyz      metrics ${server.url}/metrics`);
+  say(`stream-coordinator is up: ${url}`);
+  say(`  health   ${url}/readyz      metrics ${url}/metrics`);
   say(`  cores    wss://localhost:${server.port}/core/v1`);
   say(`  CA       ${ca}   (trust it, or pass --cacert)`);
   say(`  Redis    ${stack.redis.url}     MongoDB ${stack.mongo.uri}`);

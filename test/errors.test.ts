@@ -1,0 +1,21 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { AppError, ERRORS, errorBody, toAppError } from '../src/errors';
+
+t.test('every catalogued error has a line in docs/errors.md', async (t) => {
+  const doc = fs.readFileSync(path.resolve(__dirname, '..', '..', 'docs', 'errors.md'), 'utf8');
+  for (const [code, spec] of Object.entries(ERRORS)) {
+    t.ok(doc.includes(`| \`${code}\` | ${spec.status} | ${spec.doc} |`), code);
+  }
+});
+
+t.test('errors carry code, status and body', async (t) => {
+  const e = new AppError('rate_limited', 'slow down', { 'retry-after': '3' });
+  t.equal(e.status, 429);
+  t.same(JSON.parse(errorBody(e)), { error: { code: 'rate_limited', message: 'slow down' } });
+  const wrapped = toAppError(new Error('boom'));
+  t.equal(wrapped.code, 'internal');
+  t.equal(wrapped.message, 'Internal server error', 'no internals leak');
+  t.equal(toAppError(e), e);
+});
