@@ -4,7 +4,8 @@
  * Exit codes: 0 success, 1 a check or operation failed, 2 bad usage or configuration.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, formatName, loadConfig, redactedSettings, schemaKeys, type Settings } from './config';
+import { ConfigError, loadConfig, redactedSettings, type Settings } from './config';
+import { configDefaults, configTable } from './config-docs';
 import { InitRefused, initDatabase } from './init';
 import { createLogger, type Logger } from './log';
 import { createMongo } from './mongo';
@@ -62,7 +63,7 @@ async function main(argv: string[]): Promise<void> {
   if (values.version) return out(VERSION);
   const files = (values.config as string[] | undefined) ?? [];
 
-  if (command === 'config' && values.defaults) return out(JSON.stringify(defaults(), null, 2));
+  if (command === 'config' && values.defaults) return out(JSON.stringify(configDefaults(), null, 2));
   if (command === 'config' && values.markdown) return out(configTable());
   if (command === 'dev') {
     const { runDev } = await import('./dev');
@@ -140,27 +141,6 @@ async function runInit(settings: Settings, opts: { force: boolean; name?: string
   } finally {
     await mongo.client.close();
   }
-}
-
-function defaults(): Record<string, unknown> {
-  const result: Record<string, unknown> = {};
-  for (const [key, spec] of schemaKeys()) {
-    const parts = key.split('.');
-    let node = result;
-    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
-    node[parts[parts.length - 1]!] = spec.default;
-  }
-  return result;
-}
-
-/** The configuration reference table of docs/config.md and the README. */
-export function configTable(): string {
-  const rows = schemaKeys().map(([key, spec]) => {
-    const def = JSON.stringify(spec.default);
-    const env = spec.env ? `\`${spec.env}\`${spec.sensitive ? ` (or \`${spec.env}_FILE\`)` : ''}` : '';
-    return `| \`${key}\` | ${spec.doc.replace(/\|/g, '\\|')} | ${formatName(spec.format)} | \`${def}\` | ${env} |`;
-  });
-  return ['| key | meaning | format | default | environment |', '|---|---|---|---|---|', ...rows].join('\n');
 }
 
 if (require.main === module) {

@@ -250,13 +250,95 @@ export const schema = {
       default: 5000,
       env: 'SC_REDIS_CONNECT_TIMEOUT_MS',
     },
+    commandTimeoutMs: {
+      doc: 'Milliseconds a Redis command may take before it fails (a hung Redis must not hang requests).',
+      format: 'positive-int',
+      default: 3000,
+      env: 'SC_REDIS_COMMAND_TIMEOUT_MS',
+    },
   },
   http: {
     maxBodyBytes: {
-      doc: 'Largest JSON request body in bytes; larger bodies get 413 without being buffered.',
+      doc: 'Largest JSON request body in bytes (all routes but stream creation); larger bodies get 413 without being buffered.',
       format: 'positive-int',
       default: 1 * MIB,
       env: 'SC_HTTP_MAX_BODY_BYTES',
+    },
+    maxStreamBodyBytes: {
+      doc: 'Largest body of POST /v1/targets/:id/streams in bytes (seed and tag files, base64 in JSON).',
+      format: 'positive-int',
+      default: 64 * MIB,
+      env: 'SC_HTTP_MAX_STREAM_BODY_BYTES',
+    },
+  },
+  cors: {
+    allowedOrigins: {
+      doc: 'Origins (e.g. https://dashboard.example.org) whose browsers may call the admin API; "*" allows any. Empty: no CORS headers.',
+      format: Array,
+      default: [] as string[],
+      env: 'SC_CORS_ALLOWED_ORIGINS',
+    },
+  },
+  auth: {
+    cacheTtlS: {
+      doc: 'Seconds a token lookup is cached per process. Rotation and revocation are pushed to every process at once through Redis, so this only bounds staleness while Redis is down.',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_AUTH_CACHE_TTL_S',
+    },
+    cacheMaxEntries: {
+      doc: 'Most token lookups cached per process.',
+      format: 'positive-int',
+      default: 100000,
+      env: 'SC_AUTH_CACHE_MAX_ENTRIES',
+    },
+  },
+  donors: {
+    openRegistration: {
+      doc: 'Whether anyone may register a donor (POST /v1/donors); when false only admins can.',
+      format: Boolean,
+      default: true,
+      env: 'SC_DONORS_OPEN_REGISTRATION',
+    },
+    registrationsPerHour: {
+      doc: 'Donor registrations allowed per client address per hour (shared by all processes through Redis).',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_DONORS_REGISTRATIONS_PER_HOUR',
+    },
+    leaderboardMax: {
+      doc: 'Largest `top` of GET /v1/donors.',
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_DONORS_LEADERBOARD_MAX',
+    },
+  },
+  storage: {
+    inlineMaxBytes: {
+      doc: 'Files up to this size in bytes are stored inline in their MongoDB document; larger ones go to GridFS.',
+      format: 'positive-int',
+      default: 1 * MIB,
+      env: 'SC_STORAGE_INLINE_MAX_BYTES',
+    },
+  },
+  limits: {
+    maxFilesPerStream: {
+      doc: 'Most seed files, and most tag files, in one stream creation request.',
+      format: 'positive-int',
+      default: 64,
+      env: 'SC_LIMITS_MAX_FILES_PER_STREAM',
+    },
+    maxOptionsBytes: {
+      doc: "Largest size in bytes of a target's options (as JSON).",
+      format: 'positive-int',
+      default: 64 * KIB,
+      env: 'SC_LIMITS_MAX_OPTIONS_BYTES',
+    },
+    maxListItems: {
+      doc: 'Most items one list request returns (streams of a target, errors of a stream); `limit` may ask for fewer.',
+      format: 'positive-int',
+      default: 10000,
+      env: 'SC_LIMITS_MAX_LIST_ITEMS',
     },
   },
   health: {
@@ -449,6 +531,7 @@ export function formatName(format: unknown): string {
   if (format === String) return 'a string';
   if (format === Boolean) return 'true or false';
   if (format === Number) return 'a number';
+  if (format === Array) return 'a list of strings (comma-separated in env)';
   switch (format) {
     case 'port': return 'a TCP port (0–65535)';
     case 'workers': return 'an integer ≥ 1 or "auto"';

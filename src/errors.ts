@@ -58,10 +58,31 @@ export class AppError extends Error {
   }
 }
 
-/** Converts anything thrown into an AppError; unknown errors become `internal` (the original is kept as `cause`). */
+const STORAGE_DOWN = new Set([
+  'MongoServerSelectionError',
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoNotConnectedError',
+  'MongoTopologyClosedError',
+  'MongoOperationTimeoutError',
+  'MaxRetriesPerRequestError',
+]);
+
+/** Whether an error means MongoDB or Redis is unreachable (rather than a bug). */
+export function isStorageOutage(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return STORAGE_DOWN.has(err.name) || /Connection is closed|Stream isn't writeable|did not answer within|Command timed out/.test(err.message);
+}
+
+/**
+ * Converts anything thrown into an AppError: storage outages become `unavailable`
+ * (with Retry-After), other unknown errors `internal` (the original is kept as `cause`).
+ */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  const e = new AppError('internal', 'Internal server error');
+  const e = isStorageOutage(err)
+    ? new AppError('unavailable', 'Storage is unavailable; retry later', { 'retry-after': '5' })
+    : new AppError('internal', 'Internal server error');
   (e as { cause?: unknown }).cause = err;
   return e;
 }

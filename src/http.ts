@@ -119,6 +119,13 @@ export class Router {
     return { route: route.pattern, handler: m.handler, params, bodyLimit: m.bodyLimit };
   }
 
+  /** Methods registered for a path (empty when no route matches it). */
+  methodsFor(path: string): string[] {
+    const exact = this.exact.get(path);
+    const route = exact ?? this.findPattern(path)?.route;
+    return route ? [...route.methods.keys()] : [];
+  }
+
   /** Largest body limit of any route, for transports that need a global cap. */
   maxBodyLimit(): number {
     let max = this.defaultBodyLimit;

@@ -10,6 +10,22 @@ export const INDEXES: Record<string, IndexDescription[]> = {
     { key: { name: 1 }, name: 'name_unique', unique: true },
     { key: { tokenHash: 1 }, name: 'tokenHash_unique', unique: true },
   ],
+  donors: [
+    { key: { name: 1 }, name: 'name_unique', unique: true },
+    { key: { tokenHash: 1 }, name: 'tokenHash_unique', unique: true },
+    { key: { frames: -1 }, name: 'frames' },
+  ],
+  engine_keys: [{ key: { keyHash: 1 }, name: 'keyHash_unique', unique: true }],
+  targets: [{ key: { owner: 1 }, name: 'owner' }, { key: { stage: 1 }, name: 'stage' }],
+  streams: [
+    { key: { targetId: 1, status: 1 }, name: 'target_status' },
+    { key: { status: 1 }, name: 'status' },
+  ],
+  files: [{ key: { streamId: 1 }, name: 'stream' }],
+  partitions: [{ key: { streamId: 1, n: 1 }, name: 'stream_n' }],
+  stream_errors: [{ key: { streamId: 1, at: -1 }, name: 'stream_at' }],
+  donor_targets: [{ key: { donor: 1, frames: -1 }, name: 'donor_frames' }],
+  'blobs.files': [{ key: { 'metadata.streamId': 1 }, name: 'metadata_stream' }],
 };
 
 /** Creates every missing index; returns the names it created. */

@@ -22,6 +22,7 @@ function baseOptions(settings: Settings): RedisOptions {
   const tls = r.tlsCAFile ? { tls: { ca: fs.readFileSync(r.tlsCAFile) } } : {};
   return {
     connectTimeout: r.connectTimeoutMs,
+    commandTimeout: r.commandTimeoutMs,
     maxRetriesPerRequest: 1,
     // Reconnect forever, backing off to 2 s: an outage must not need a restart.
     retryStrategy: (times: number) => Math.min(times * 100, 2000),

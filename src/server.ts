@@ -4,7 +4,14 @@
  */
 import uws from 'uWebSockets.js';
 import type { Settings } from './config';
+import { registerApi } from './api';
+import { Auth } from './auth';
+import { Bus } from './bus';
+import { Cors } from './cors';
+import { FileStore } from './files';
 import { Router } from './http';
+import { LiveState } from './live';
+import { apiRoutes, openApiFor } from './routes';
 import { ensureIndexes } from './indexes';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
@@ -56,8 +63,26 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
     version: VERSION,
   });
 
+  const prefix = settings.redis.keyPrefix;
+  const bus = new Bus(storage.redis, prefix, log);
+  const auth = new Auth(storage.mongo.db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
+  const live = new LiveState(storage.redis, prefix);
+  const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes);
+  registerApi(router, auth, apiRoutes({ settings, db: storage.mongo.db, redis: storage.redis, bus, auth, files, live, log }));
+  const openapi = JSON.stringify(openApiFor(settings));
+  router.add('GET', '/openapi.json', () => ({ status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: openapi }));
+
+  const cors = new Cors(settings.cors.allowedOrigins);
   const inflight = { count: 0, idle: [] as Array<() => void> };
-  const ctx: HttpContext = { router, trust: new TrustList(settings.server.trustProxy), log, metrics, inflight };
+  const ctx: HttpContext = {
+    router,
+    trust: new TrustList(settings.server.trustProxy),
+    log,
+    metrics,
+    inflight,
+    extraHeaders: (req) => cors.headers(req),
+    preflight: (method, path, headers) => cors.preflight(router, method, path, headers),
+  };
 
   let chain: ReturnType<typeof buildChainFile> | undefined;
   let app: uws.TemplatedApp;
@@ -87,6 +112,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const hostForUrl = settings.server.host === '0.0.0.0' || settings.server.host === '::' ? 'localhost' : settings.server.host;
   const url = `${mode.enabled ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
   log.info({ url, tls: mode.enabled, worker: opts.worker ?? 0, node: NODE_ID }, 'listening');
+  live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => ({}));
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -104,6 +130,8 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
         });
       }
       app.close();
+      await live.stopHeartbeat(NODE_ID);
+      bus.close();
       await storage.close();
       chain?.remove();
       log.info('stopped');

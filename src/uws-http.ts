@@ -27,6 +27,8 @@ export interface HttpContext {
   inflight?: { count: number; idle: Array<() => void> };
   /** Headers added to every response (e.g. CORS); may inspect the request. */
   extraHeaders?: (req: Request) => Record<string, string>;
+  /** Answers a request before routing when it returns a reply (CORS preflight). */
+  preflight?: (method: string, path: string, headers: Record<string, string>) => Reply | undefined;
 }
 
 const decoder = new TextDecoder();
@@ -80,14 +82,15 @@ export function serveHttp(ctx: HttpContext, res: HttpResponse, uReq: HttpRequest
   let handler: ((r: Request) => Reply | Promise<Reply>) | undefined;
   let bodyLimit = 0;
   let early: AppError | undefined;
+  let pre: Reply | undefined;
   try {
-    const m = ctx.router.match(method, path);
-    ({ route, params, handler, bodyLimit } = m);
+    pre = ctx.preflight?.(method, path, headers);
+    if (!pre) ({ route, params, handler, bodyLimit } = ctx.router.match(method, path));
   } catch (err) {
     early = toAppError(err);
   }
 
-  const body = early ? undefined : readBody(res, method, headers, bodyLimit, state);
+  const body = early || pre ? undefined : readBody(res, method, headers, bodyLimit, state);
   if (body?.refused) early = body.refused;
 
   const request: Request = {
@@ -119,6 +122,10 @@ export function serveHttp(ctx: HttpContext, res: HttpResponse, uReq: HttpRequest
       .finally(settle);
   };
 
+  if (pre) {
+    finish(pre);
+    return;
+  }
   if (early) {
     // A refused body closes the connection so the client cannot keep streaming the excess at us.
     finish(errorReply(early), early.code === 'too_large');
@@ -131,6 +138,10 @@ export function serveHttp(ctx: HttpContext, res: HttpResponse, uReq: HttpRequest
       (err: unknown) => {
         const appErr = toAppError(err);
         if (appErr.code === 'internal') ctx.log.error({ err: (appErr as { cause?: unknown }).cause ?? err, reqId: id, route }, 'handler failed');
+        if (appErr.code === 'unavailable') {
+          ctx.metrics.storageErrors.inc({ backend: /redis|Connection is closed|Stream isn't/i.test(String(err)) ? 'redis' : 'mongodb' });
+          ctx.log.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
+        }
         finish(errorReply(appErr), appErr.code === 'too_large');
       },
     );

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { CONF_DIR, ConfigError, loadConfig, redactedSettings, schemaKeys, workerCount } from '../src/config';
-import { configTable } from '../src/cli';
+import { configTable } from '../src/config-docs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-config-'));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -34,9 +34,9 @@ t.test('every key is documented with doc, format and env', async (t) => {
 
 t.test('docs/config.md and README list every key', async (t) => {
   const docs = fs.readFileSync(path.join(CONF_DIR, '..', 'docs', 'config.md'), 'utf8');
-  t.ok(docs.includes(configTable()), 'docs/config.md holds the generated table (npm run docs:config)');
+  t.ok(docs.includes(configTable()), 'docs/config.md holds the generated table (npm run docs)');
   const readme = fs.readFileSync(path.join(CONF_DIR, '..', 'README.md'), 'utf8');
-  for (const [key] of schemaKeys()) t.ok(readme.includes(`\`${key}\``), `README mentions ${key}`);
+  t.ok(readme.includes(configTable()), 'README holds the generated table (npm run docs)');
 });
 
 t.test('example config is valid', async (t) => {

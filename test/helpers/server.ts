@@ -158,6 +158,11 @@ export interface CliProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
 /** Runs the CLI, optionally through a wrapper command (e.g. ['prlimit', '--nofile=512:512', '--']). */
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; wrapper?: string[] } = {}): CliProcess {
   const cmd = [...(opts.wrapper ?? []), process.execPath, CLI, ...args];
@@ -166,7 +171,8 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; wrapper?
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  process.once('exit', () => child.kill('SIGKILL'));
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   return { child, output: () => out, exited };
 }
 

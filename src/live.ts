@@ -1,0 +1,135 @@
+/**
+ * Shared live state in Redis, read by the admin API: which streams are active (filled by
+ * the core sessions) and which coordinator processes are alive with their session counts.
+ * Everything here can be rebuilt: a flushed Redis only empties these views until the next
+ * heartbeat.
+ */
+import os from 'node:os';
+import { withTimeout } from './mongo';
+import type { RedisClient } from './redis';
+
+/** One active stream, as core sessions record it. */
+export interface ActiveStream {
+  stream_id: string;
+  target_id: string;
+  owner: string;
+  engine: string;
+  donor?: string;
+  node: string;
+  started_at: string;
+  buffered_frames: number;
+  frames: number;
+}
+
+/** One live coordinator process. */
+export interface NodeInfo {
+  node: string;
+  host: string;
+  pid: number;
+  worker: number;
+  url: string;
+  started_at: string;
+  seen_at: string;
+  sessions: number;
+  sessions_by_engine: Record<string, number>;
+}
+
+/** Seconds between node heartbeats; a node missing three is gone. */
+export const HEARTBEAT_S = 5;
+
+/** Reader and writer of the live views. */
+export class LiveState {
+  private readonly activeKey: string;
+  private readonly nodesKey: string;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly redis: RedisClient, private readonly prefix: string) {
+    this.activeKey = `${prefix}active`;
+    this.nodesKey = `${prefix}nodes`;
+  }
+
+  /** Records (or updates) an active stream. */
+  async setActive(a: ActiveStream): Promise<void> {
+    await this.redis.hset(this.activeKey, a.stream_id, JSON.stringify(a));
+  }
+
+  /** Removes a stream from the active view. */
+  async clearActive(streamId: string): Promise<void> {
+    await this.redis.hdel(this.activeKey, streamId);
+  }
+
+  /** The active record of one stream, or null. */
+  async active(streamId: string): Promise<ActiveStream | null> {
+    const v = await this.redis.hget(this.activeKey, streamId);
+    return v ? (JSON.parse(v) as ActiveStream) : null;
+  }
+
+  /** The active records of several streams (null where inactive), in order. */
+  async activeMany(streamIds: string[]): Promise<Array<ActiveStream | null>> {
+    if (streamIds.length === 0) return [];
+    const values = await this.redis.hmget(this.activeKey, ...streamIds);
+    return values.map((v) => (v ? (JSON.parse(v) as ActiveStream) : null));
+  }
+
+  /** Every active stream. */
+  async allActive(): Promise<ActiveStream[]> {
+    const all = await this.redis.hgetall(this.activeKey);
+    return Object.values(all).map((v) => JSON.parse(v) as ActiveStream);
+  }
+
+  /** Processes that sent a heartbeat within three intervals. */
+  async nodes(): Promise<NodeInfo[]> {
+    const now = Date.now();
+    await this.redis.zremrangebyscore(this.nodesKey, '-inf', now - 3 * HEARTBEAT_S * 1000);
+    const ids = await this.redis.zrange(this.nodesKey, '0', '-1');
+    const values = await Promise.all(ids.map((id) => this.redis.get(`${this.prefix}node:${id}`)));
+    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as NodeInfo);
+  }
+
+  /** Open core sessions per engine, summed over live processes. */
+  async coresByEngine(): Promise<Record<string, number>> {
+    const total: Record<string, number> = {};
+    for (const n of await this.nodes()) for (const [e, c] of Object.entries(n.sessions_by_engine)) total[e] = (total[e] ?? 0) + c;
+    return total;
+  }
+
+  /**
+   * Starts this process's heartbeat.
+   * @param sessions current open sessions by engine
+   */
+  startHeartbeat(self: { node: string; worker: number; url: string }, sessions: () => Record<string, number>): void {
+    const startedAt = new Date().toISOString();
+    const beat = async (): Promise<void> => {
+      const byEngine = sessions();
+      const info: NodeInfo = {
+        node: self.node,
+        host: os.hostname(),
+        pid: process.pid,
+        worker: self.worker,
+        url: self.url,
+        started_at: startedAt,
+        seen_at: new Date().toISOString(),
+        sessions: Object.values(byEngine).reduce((a, b) => a + b, 0),
+        sessions_by_engine: byEngine,
+      };
+      await this.redis.set(`${this.prefix}node:${self.node}`, JSON.stringify(info), 'EX', 3 * HEARTBEAT_S);
+      await this.redis.zadd(this.nodesKey, String(Date.now()), self.node);
+    };
+    const tick = (): void => {
+      beat().catch(() => undefined); // Redis down: the node reappears with the next beat
+    };
+    tick();
+    this.timer = setInterval(tick, HEARTBEAT_S * 1000);
+    this.timer.unref();
+  }
+
+  /** Stops the heartbeat and removes this process from the registry. */
+  async stopHeartbeat(node: string): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.allSettled([
+      withTimeout(this.redis.zrem(this.nodesKey, node), 1000, 'Redis'),
+      withTimeout(this.redis.del(`${this.prefix}node:${node}`), 1000, 'Redis'),
+    ]);
+  }
+}
