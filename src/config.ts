@@ -271,6 +271,86 @@ export const schema = {
       env: 'SC_HTTP_MAX_STREAM_BODY_BYTES',
     },
   },
+  core: {
+    heartbeatS: {
+      doc: 'Seconds between WebSocket pings to cores; a socket silent for twice this is closed (uWS rounds to 4 s steps).',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_CORE_HEARTBEAT_S',
+    },
+    maxMessageBytes: {
+      doc: 'Largest WebSocket message from a core in bytes; a larger one closes the socket with 1009.',
+      format: 'positive-int',
+      default: 16 * MIB,
+      env: 'SC_CORE_MAX_MESSAGE_BYTES',
+    },
+    maxBufferBytes: {
+      doc: "Most uncommitted frame bytes buffered per stream; a frame that would exceed it gets buffer_full (checkpoint first).",
+      format: 'positive-int',
+      default: 256 * MIB,
+      env: 'SC_CORE_MAX_BUFFER_BYTES',
+    },
+    memoryBufferBytes: {
+      doc: "Bytes of a stream's buffer kept in memory; beyond this the buffer spills to a file under dataDir.",
+      format: 'positive-int',
+      default: 1 * MIB,
+      env: 'SC_CORE_MEMORY_BUFFER_BYTES',
+    },
+    messagesPerSecond: {
+      doc: 'Messages per second a core may send (burst of twice this); more get rate_limited, and a socket that keeps going is closed with 1008.',
+      format: 'positive-int',
+      default: 200,
+      env: 'SC_CORE_MESSAGES_PER_SECOND',
+    },
+    maxProtocolErrors: {
+      doc: 'Bad messages tolerated per socket before it is closed with 1008.',
+      format: 'positive-int',
+      default: 50,
+      env: 'SC_CORE_MAX_PROTOCOL_ERRORS',
+    },
+    maxStreamErrors: {
+      doc: 'Consecutive core-reported errors after which a stream becomes failed and is no longer assigned (max_stream_errors).',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_CORE_MAX_STREAM_ERRORS',
+    },
+    resumeGraceS: {
+      doc: 'Seconds a dropped core keeps its stream leased so it can resume (resume_grace_s).',
+      format: 'positive-int',
+      default: 60,
+      env: 'SC_CORE_RESUME_GRACE_S',
+    },
+    leaseTtlS: {
+      doc: 'Seconds a stream lease lives without renewal; a node that dies loses its streams to the pool after this.',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_CORE_LEASE_TTL_S',
+    },
+    leaseRenewS: {
+      doc: 'Seconds between batched lease renewals (one Redis script per 500 sessions); must be well under core.leaseTtlS.',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_CORE_LEASE_RENEW_S',
+    },
+    maxConcurrentCommits: {
+      doc: 'Checkpoint commits one process runs against MongoDB at once; more wait their turn (the store is the ceiling of the commit path).',
+      format: 'positive-int',
+      default: 64,
+      env: 'SC_CORE_MAX_CONCURRENT_COMMITS',
+    },
+    retryAfterS: {
+      doc: 'retry_after_s sent with no_streams_available.',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_CORE_RETRY_AFTER_S',
+    },
+    maxErrorTextBytes: {
+      doc: 'Longest error text a core may report with stop (longer text is cut).',
+      format: 'positive-int',
+      default: 4096,
+      env: 'SC_CORE_MAX_ERROR_TEXT_BYTES',
+    },
+  },
   cors: {
     allowedOrigins: {
       doc: 'Origins (e.g. https://dashboard.example.org) whose browsers may call the admin API; "*" allows any. Empty: no CORS headers.',

@@ -53,6 +53,12 @@ export class LiveState {
     await this.redis.hset(this.activeKey, a.stream_id, JSON.stringify(a));
   }
 
+  /** Records many active streams in one command. */
+  async setActiveMany(list: ActiveStream[]): Promise<void> {
+    if (list.length === 0) return;
+    await this.redis.hset(this.activeKey, Object.fromEntries(list.map((a) => [a.stream_id, JSON.stringify(a)])));
+  }
+
   /** Removes a stream from the active view. */
   async clearActive(streamId: string): Promise<void> {
     await this.redis.hdel(this.activeKey, streamId);

@@ -39,6 +39,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Core messages by type (and rate-limited ones). */
+  readonly messages = new client.Counter({
+    name: 'coordinator_core_messages_total',
+    help: 'Core WebSocket messages received, by type.',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  /** Frames received from cores (buffered). */
+  readonly framesReceived = new client.Counter({ name: 'coordinator_frames_received_total', help: 'Frames received from cores.', registers: [this.registry] });
+  /** Frames committed by checkpoints. */
+  readonly framesCommitted = new client.Counter({ name: 'coordinator_frames_committed_total', help: 'Frames durably committed.', registers: [this.registry] });
+  /** Payload bytes of frame and checkpoint messages. */
+  readonly bytesReceived = new client.Counter({ name: 'coordinator_core_bytes_received_total', help: 'Payload bytes of frame and checkpoint messages.', registers: [this.registry] });
+  /** Time from assign to assignment sent. */
+  readonly assignSeconds = new client.Histogram({
+    name: 'coordinator_assign_duration_seconds',
+    help: 'Seconds from an assign request to the assignment being sent.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  /** Time of a checkpoint commit. */
+  readonly commitSeconds = new client.Histogram({
+    name: 'coordinator_commit_duration_seconds',
+    help: 'Seconds a checkpoint commit takes (partition write + conditional stream update).',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'coordinator_' });
     if (cluster.isWorker) {

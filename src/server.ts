@@ -5,6 +5,12 @@
 import uws from 'uWebSockets.js';
 import type { Settings } from './config';
 import { registerApi } from './api';
+import { TargetCache } from './assign';
+import { CoreHub } from './core-hub';
+import { coreBehavior } from './core-ws';
+import { EngineKeys } from './engine-keys';
+import { Leases } from './leases';
+import { Pool } from './pool';
 import { Auth } from './auth';
 import { Bus } from './bus';
 import { Cors } from './cors';
@@ -49,7 +55,8 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const metrics = new Metrics();
   const storage = new Storage(settings, log);
   await storage.connect();
-  ensureIndexes(storage.mongo.db).then(
+  // Awaited so requests never race index builds (FerretDB drops connections on concurrent DDL).
+  await ensureIndexes(storage.mongo.db).then(
     (created) => created.length > 0 && log.info({ created }, 'created missing MongoDB indexes'),
     (err: Error) => log.warn({ err: err.message }, 'could not check MongoDB indexes; will work without until MongoDB is back'),
   );
@@ -68,15 +75,22 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const auth = new Auth(storage.mongo.db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
   const live = new LiveState(storage.redis, prefix);
   const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes);
-  registerApi(router, auth, apiRoutes({ settings, db: storage.mongo.db, redis: storage.redis, bus, auth, files, live, log }));
+  const db = storage.mongo.db;
+  const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000);
+  const pool = new Pool(db, leases, log);
+  const targets = new TargetCache(db, bus);
+  const hub = new CoreHub({ settings, db, files, leases, pool, targets, live, bus, log, metrics, nodeId: NODE_ID });
+  const engineKeys = new EngineKeys(db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
+  registerApi(router, auth, apiRoutes({ settings, db, redis: storage.redis, bus, auth, files, live, pool, log }));
   const openapi = JSON.stringify(openApiFor(settings));
   router.add('GET', '/openapi.json', () => ({ status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: openapi }));
 
   const cors = new Cors(settings.cors.allowedOrigins);
   const inflight = { count: 0, idle: [] as Array<() => void> };
+  const trust = new TrustList(settings.server.trustProxy);
   const ctx: HttpContext = {
     router,
-    trust: new TrustList(settings.server.trustProxy),
+    trust,
     log,
     metrics,
     inflight,
@@ -98,6 +112,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   } else {
     app = uws.App();
   }
+  app.ws('/core/v1', coreBehavior({ hub, engineKeys, auth, trust }));
   app.any('/*', (res, req) => serveHttp(ctx, res, req));
 
   const listenSocket = await new Promise<uws.us_listen_socket | false>((resolve) => {
@@ -112,13 +127,17 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const hostForUrl = settings.server.host === '0.0.0.0' || settings.server.host === '::' ? 'localhost' : settings.server.host;
   const url = `${mode.enabled ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
   log.info({ url, tls: mode.enabled, worker: opts.worker ?? 0, node: NODE_ID }, 'listening');
-  live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => ({}));
+  live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());
+  pool.start();
+  hub.start();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       uws.us_listen_socket_close(listenSocket);
       const deadline = settings.server.shutdownTimeoutS * 1000;
+      pool.stop();
+      await hub.shutdown(deadline);
       if (inflight.count > 0) {
         log.info({ inflight: inflight.count }, 'waiting for in-flight requests');
         await new Promise<void>((resolve) => {

@@ -13,6 +13,7 @@ import type { Logger } from '../log';
 import type { RedisClient } from '../redis';
 import { object, str } from '../api';
 import type { LiveState } from '../live';
+import type { Pool } from '../pool';
 
 /** Dependencies of the admin routes. */
 export interface ApiDeps {
@@ -23,6 +24,7 @@ export interface ApiDeps {
   auth: Auth;
   files: FileStore;
   live: LiveState;
+  pool: Pool;
   log: Logger;
 }
 

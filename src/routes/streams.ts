@@ -131,7 +131,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
         for (const f of tags) docs.push(await put('tag', f));
         if (docs.length > 0) await files.insertMany(docs);
         const now = new Date();
-        await streams.insertOne({
+        const doc: StreamDoc = {
           _id: id,
           targetId: t._id,
           owner: t.owner,
@@ -145,8 +145,9 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
           checkpointFiles: [],
           createdAt: now,
           updatedAt: now,
-        });
-        await d.bus.publish('target.changed', { targetId: t._id });
+        };
+        await streams.insertOne(doc);
+        await d.pool.enqueueStream(doc);
         return ok({ stream_id: id }, 201);
       },
     },
@@ -201,7 +202,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
         const s = await owned(params.id, principal);
         const after = await streams.findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
         if (!after) throw new AppError('not_found', `No stream ${s._id}`);
-        await d.bus.publish('target.changed', { targetId: s.targetId });
+        await d.pool.enqueueStream(after);
         return ok(await view(after));
       },
     },
@@ -216,6 +217,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       handler: async ({ params, principal }) => {
         const s = await owned(params.id, principal);
         const after = await streams.findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
+        await d.pool.dequeueStream(s);
         if (after) await d.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
         return ok(await view(after ?? s));
       },
@@ -231,6 +233,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       handler: async ({ params, principal }) => {
         const s = await owned(params.id, principal);
         await streams.deleteOne({ _id: s._id });
+        await d.pool.dequeueStream(s);
         await d.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_deleted' });
         await Promise.all([
           files.deleteMany({ streamId: s._id }),
@@ -238,7 +241,6 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
           d.db.collection('stream_errors').deleteMany({ streamId: s._id }),
           d.files.removeStreamBlobs(s._id),
         ]);
-        await d.bus.publish('target.changed', { targetId: s.targetId });
         return { status: 204 };
       },
     },

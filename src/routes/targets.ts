@@ -89,6 +89,7 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
         const now = new Date();
         const t: TargetDoc = { _id: newId(), owner: principal.name, engines: body.engines, stage: body.stage ?? 'private', weight: body.weight ?? 1, options: body.options ?? {}, createdAt: now, updatedAt: now, version: 1 };
         await targets.insertOne(t);
+        await d.bus.publish('target.changed', { targetId: t._id });
         return ok({ target_id: t._id }, 201);
       },
     },
@@ -141,7 +142,12 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
           const after = await targets.findOneAndUpdate({ _id: t._id, version: t.version }, { $set: set, $inc: { version: 1 } }, { returnDocument: 'after' });
           if (!after) continue;
           await d.bus.publish('target.changed', { targetId: t._id });
-          if (body.stage === 'disabled' && t.stage !== 'disabled') d.log.info({ target: t._id }, 'target disabled');
+          if (body.stage === 'disabled' && t.stage !== 'disabled') {
+            d.log.info({ target: t._id }, 'target disabled');
+            for (const a of await d.live.allActive()) {
+              if (a.target_id === t._id) await d.bus.publish('stream.stop', { streamId: a.stream_id, reason: 'target_disabled' });
+            }
+          }
           return ok({ ...view(after), streams: await streamCounts(d, t._id) });
         }
         throw new AppError('conflict', 'The target kept changing under this request; retry');

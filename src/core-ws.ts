@@ -1,0 +1,138 @@
+/**
+ * The `/core/v1` WebSocket endpoint on uWebSockets.js: authentication at upgrade (401 with
+ * the JSON error body and no upgrade), the subprotocol echo, and the glue between uWS
+ * callbacks and {@link CoreSession}. uWS rules kept here: headers are copied before any
+ * await, the upgrade is corked, and a closed socket is never touched again.
+ */
+import type uws from 'uWebSockets.js';
+import type { Auth } from './auth';
+import { clientAddress, normalizeAddress, type TrustList } from './client-address';
+import type { CoreHub } from './core-hub';
+import { CoreSession, type CoreIdentity } from './core-session';
+import type { EngineKeys } from './engine-keys';
+import { AppError, errorBody, toAppError } from './errors';
+import { bearer, hashToken } from './tokens';
+import { statusLine } from './uws-http';
+
+/** The subprotocol cores offer and the server echoes. */
+export const SUBPROTOCOL = 'coordinator.core.v1';
+
+interface SocketData {
+  identity: CoreIdentity;
+  session?: CoreSession;
+  closed: boolean;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * Decides whether an upgrade may proceed: a valid engine key, an optional valid donor
+ * token, and room under server.maxConnections. Throws the AppError to answer with.
+ */
+export async function authorizeCore(
+  headers: { authorization?: string; donor?: string },
+  deps: { engineKeys: EngineKeys; auth: Auth; hub: CoreHub },
+  remote: string,
+): Promise<CoreIdentity> {
+  const key = bearer(headers.authorization);
+  if (!key) throw new AppError('unauthorized', 'Cores authenticate with Authorization: Bearer <engine key>', { 'www-authenticate': 'Bearer' });
+  const found = await deps.engineKeys.lookup(key);
+  if (!found) throw new AppError('unauthorized', 'Unknown or revoked engine key', { 'www-authenticate': 'Bearer' });
+  let donor: CoreIdentity['donor'];
+  if (headers.donor) {
+    const p = await deps.auth.lookup(hashToken(headers.donor.trim()));
+    if (!p || p.role !== 'donor') throw new AppError('unauthorized', 'Unknown donor token');
+    donor = { name: p.name, beta: p.beta === true };
+  }
+  if (deps.hub.size >= deps.hub.settings.server.maxConnections) {
+    throw new AppError('server_busy', 'This node is at its session limit; retry later or elsewhere', { 'retry-after': '30' });
+  }
+  return { engine: found.engine, keyId: found.keyId, ...(donor ? { donor } : {}), remote };
+}
+
+/** The uWS behaviour of `/core/v1`. */
+export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth: Auth; trust: TrustList }): uws.WebSocketBehavior<SocketData> {
+  const { hub } = deps;
+  const c = hub.settings.core;
+  return {
+    maxPayloadLength: c.maxMessageBytes,
+    // A core that does not read its replies is dropped rather than buffered without bound.
+    maxBackpressure: Math.max(c.maxMessageBytes * 2, 64 * 1024 * 1024),
+    closeOnBackpressureLimit: true,
+    idleTimeout: Math.min(960, c.heartbeatS * 2),
+    sendPingsAutomatically: true,
+    compression: 0,
+
+    upgrade: (res, req, context) => {
+      const headers = {
+        authorization: req.getHeader('authorization'),
+        donor: req.getHeader('x-donor-token'),
+        key: req.getHeader('sec-websocket-key'),
+        protocol: req.getHeader('sec-websocket-protocol'),
+        extensions: req.getHeader('sec-websocket-extensions'),
+        forwarded: req.getHeader('x-forwarded-for'),
+      };
+      const peer = normalizeAddress(decoder.decode(res.getRemoteAddressAsText()));
+      const remote = clientAddress(deps.trust, peer, headers.forwarded);
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      authorizeCore(headers, deps, remote).then(
+        (identity) => {
+          if (aborted) return;
+          const offered = headers.protocol.split(',').map((p) => p.trim());
+          res.cork(() => {
+            res.upgrade<SocketData>({ identity, closed: false }, headers.key, offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '', headers.extensions, context);
+          });
+        },
+        (err: unknown) => {
+          if (aborted) return;
+          const e = toAppError(err);
+          if (e.code === 'internal') hub.log.error({ err, remote }, 'core upgrade failed');
+          hub.log.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
+          res.cork(() => {
+            res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json; charset=utf-8');
+            for (const [k, v] of Object.entries(e.headers)) res.writeHeader(k, v);
+            res.end(errorBody(e), true);
+          });
+        },
+      );
+    },
+
+    open: (ws) => {
+      const data = ws.getUserData();
+      const socket = {
+        send: (message: Record<string, unknown>) => {
+          if (data.closed) return;
+          ws.cork(() => ws.send(JSON.stringify(message), false));
+        },
+        close: (code: number, reason: string) => {
+          if (data.closed) return;
+          data.closed = true;
+          ws.end(code, reason);
+        },
+      };
+      const session = new CoreSession(hub, socket, data.identity);
+      data.session = session;
+      hub.add(session, socket.close);
+      hub.log.info({ session: session.id, engine: data.identity.engine, donor: data.identity.donor?.name, remote: data.identity.remote }, 'core connected');
+      session.welcome();
+    },
+
+    message: (ws, message, isBinary) => {
+      // uWS reuses `message` after this callback: copy it before anything asynchronous.
+      ws.getUserData().session?.onMessage(Buffer.from(new Uint8Array(message)), isBinary);
+    },
+
+    close: (ws, code) => {
+      const data = ws.getUserData();
+      data.closed = true;
+      const s = data.session;
+      if (!s) return;
+      hub.remove(s);
+      hub.log.info({ session: s.id, code }, 'core disconnected');
+      void s.onClose();
+    },
+  };
+}
