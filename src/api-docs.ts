@@ -13,6 +13,7 @@ interface Operation {
 
 function who(op: Operation): string {
   if (op['x-roles']) return op['x-roles'].join(', ');
+  if (op.security && op.security.length === 2 && JSON.stringify(op.security).includes('metricsKey')) return 'anyone, or metrics.key when set';
   if (op.security && op.security.length === 2) return 'anyone';
   if (op.security && op.security.length === 1 && Object.keys(op.security[0] as object).length === 0) return 'anyone';
   return 'any token';

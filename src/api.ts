@@ -44,6 +44,8 @@ export interface ApiRoute {
   body?: Schema;
   /** Largest body in bytes; the router default (http.maxBodyBytes) otherwise. */
   bodyLimit?: number;
+  /** Further error statuses this route can answer (beyond those implied by access and body), for the document. */
+  errors?: Record<number, string>;
   /** Response schemas by status, for the OpenAPI document. */
   responses: Record<number, { description: string; schema?: Schema; binary?: boolean }>;
   /**
@@ -168,6 +170,7 @@ export function openApiDocument(routes: ApiRoute[], extraPaths: Record<string, u
       errors['413'] = 'Body over its limit';
       errors['415'] = 'Body not sent as application/json';
     }
+    for (const [status, description] of Object.entries(r.errors ?? {})) errors[status] = description;
     errors['503'] = 'Storage unavailable; retry later';
     for (const [status, description] of Object.entries(errors)) {
       responses[status] ??= { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
@@ -194,7 +197,10 @@ export function openApiDocument(routes: ApiRoute[], extraPaths: Record<string, u
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     paths: { ...extraPaths, ...paths },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A user, donor or admin token (43 base64url characters)' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'A user, donor or admin token (43 base64url characters)' },
+        metricsKey: { type: 'http', scheme: 'bearer', description: 'The configured metrics.key' },
+      },
       schemas: { Error: ERROR_SCHEMA },
     },
     security: [{ bearer: [] }],

@@ -26,6 +26,11 @@ Commands:
                store, init, server on https://localhost:8443); Ctrl-C stops it
   config       print the effective configuration (secrets redacted);
                --defaults prints conf/default.json, --markdown the key table
+  simulate     run simulated cores against a server:
+               --url wss://localhost:8443/core/v1 --engine-key KEY [--donor-token T]
+               [--ca certs/dev/ca.pem] [--cores 10] [--frame-bytes 4096]
+               [--checkpoint-every 10] [--checkpoints 5] [--error-rate 0]
+               [--duration 0 (until Ctrl-C)] [--target ID]
 
 Options:
   --config FILE   a JSON config file applied over conf/default.json (repeatable)
@@ -56,6 +61,17 @@ async function main(argv: string[]): Promise<void> {
       markdown: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
+      url: { type: 'string' },
+      'engine-key': { type: 'string' },
+      'donor-token': { type: 'string' },
+      ca: { type: 'string' },
+      cores: { type: 'string' },
+      'frame-bytes': { type: 'string' },
+      'checkpoint-every': { type: 'string' },
+      checkpoints: { type: 'string' },
+      'error-rate': { type: 'string' },
+      duration: { type: 'string' },
+      target: { type: 'string' },
     },
   });
   const command = positionals[0] ?? 'serve';
@@ -65,6 +81,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (command === 'config' && values.defaults) return out(JSON.stringify(configDefaults(), null, 2));
   if (command === 'config' && values.markdown) return out(configTable());
+  if (command === 'simulate') return runSimulate(values as Record<string, string | undefined>);
   if (command === 'dev') {
     const { runDev } = await import('./dev');
     return runDev({ files, args: argv });
@@ -95,6 +112,34 @@ async function main(argv: string[]): Promise<void> {
     default:
       fail(`unknown command "${command}"\n\n${USAGE}`, 2);
   }
+}
+
+function num(values: Record<string, string | undefined>, key: string, def: number, min: number, max: number): number {
+  const raw = values[key];
+  if (raw === undefined) return def;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max) fail(`--${key} must be a number from ${min} to ${max}`, 2);
+  return v;
+}
+
+async function runSimulate(values: Record<string, string | undefined>): Promise<void> {
+  if (!values.url || !values['engine-key']) fail('simulate needs --url and --engine-key (see --help)', 2);
+  const { simulate } = await import('./simulate');
+  const c = await simulate({
+    url: values.url,
+    engineKey: values['engine-key'],
+    donorToken: values['donor-token'],
+    caFile: values.ca,
+    cores: num(values, 'cores', 10, 1, 20000),
+    frameBytes: num(values, 'frame-bytes', 4096, 0, 64 * 1024 * 1024),
+    checkpointEvery: num(values, 'checkpoint-every', 10, 1, 1e6),
+    checkpointsPerAssignment: num(values, 'checkpoints', 5, 1, 1e6),
+    errorRate: num(values, 'error-rate', 0, 0, 1),
+    durationS: num(values, 'duration', 0, 0, 1e7),
+    targetId: values.target,
+    out: process.stderr,
+  });
+  process.exit(c.commits > 0 || c.frames > 0 ? 0 : 1);
 }
 
 async function runServe(settings: Settings, log: Logger): Promise<void> {

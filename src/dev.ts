@@ -5,6 +5,7 @@
  * Data persists under data/dev/ between runs; Ctrl-C stops everything it started.
  */
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { ConfigError, loadConfig } from './config';
 import { initDatabase } from './init';
@@ -24,6 +25,50 @@ export interface DevOptions {
 
 function say(line: string): void {
   process.stderr.write(`[dev] ${line}\n`);
+}
+
+interface Demo {
+  managerToken: string;
+  engineKey: string;
+  targetId: string;
+  streams: number;
+}
+
+/**
+ * On the first run, creates through the admin API a demo manager, a public target for
+ * engine `openmm` with 20 streams, and an engine key, so `simulate` has work at once.
+ * Kept in data/dev/demo.json (git-ignored) because tokens and keys are stored only hashed.
+ */
+async function ensureDemo(baseUrl: string, ca: Buffer, adminToken: string, dataDir: string): Promise<Demo> {
+  const file = path.join(dataDir, 'demo.json');
+  if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as Demo;
+  const call = async <T>(method: string, p: string, token: string, body: unknown): Promise<T> => {
+    const res = await httpsJson(`${baseUrl}${p}`, ca, method, token, body);
+    if (res.status >= 300) throw new Error(`${method} ${p}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body as T;
+  };
+  const managerToken = (await call<{ token: string }>('POST', '/v1/users', adminToken, { name: 'demo', role: 'manager' })).token;
+  const engineKey = (await call<{ key: string }>('POST', '/v1/engine-keys', adminToken, { engine: 'openmm', description: 'dev demo' })).key;
+  const targetId = (await call<{ target_id: string }>('POST', '/v1/targets', managerToken, { engines: ['openmm'], stage: 'public', options: { title: 'dev demo' } })).target_id;
+  const streams = 20;
+  for (let i = 0; i < streams; i++) {
+    await call('POST', `/v1/targets/${targetId}/streams`, managerToken, { files: { 'state.xml': Buffer.from(`<state seed="${i}"/>`).toString('base64') } });
+  }
+  const demo = { managerToken, engineKey, targetId, streams };
+  fs.writeFileSync(file, JSON.stringify(demo), { mode: 0o600 });
+  return demo;
+}
+
+function httpsJson(url: string, ca: Buffer, method: string, token: string, body: unknown): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method, ca, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as unknown) : {} }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
 /** Runs the dev stack until SIGINT/SIGTERM. */
@@ -94,6 +139,11 @@ export async function runDev(opts: DevOptions): Promise<void> {
     return stopAll(1);
   }
 
+  const demo = token ? await ensureDemo(server.url, fs.readFileSync(stack.certs.caCert), token, dataDir).catch((err: Error) => {
+    say(`could not create the demo target: ${err.message}`);
+    return undefined;
+  }) : undefined;
+
   const ca = path.relative(process.cwd(), stack.certs.caCert) || stack.certs.caCert;
   const url = server.url.replace('127.0.0.1', 'localhost');
   say('');
@@ -103,8 +153,10 @@ export async function runDev(opts: DevOptions): Promise<void> {
   say(`  CA       ${ca}   (trust it, or pass --cacert)`);
   say(`  Redis    ${stack.redis.url}     MongoDB ${stack.mongo.uri}`);
   say(token ? `  admin token  ${token}` : '  admin token: unknown (data/dev/admin-token is gone); run `stream-coordinator init --force --name admin2` against this stack');
+  if (demo) say(`  demo     manager "demo" (token ${demo.managerToken}), public target ${demo.targetId} with ${demo.streams} streams, engine key ${demo.engineKey}`);
   say('');
   say(`try: curl --cacert ${ca} https://localhost:${server.port}/readyz`);
+  if (demo) say(`     npm run simulate -- --url wss://localhost:${server.port}/core/v1 --ca ${ca} --engine-key ${demo.engineKey} --cores 10`);
   say('Ctrl-C stops the server, Redis and the database.');
 
   const shutdown = (): void => {

@@ -43,6 +43,7 @@ export function donorRoutes(d: ApiDeps): ApiRoute[] {
       summary: 'Register a donor; the token is returned once (rate-limited per address; admins only when registration is closed)',
       access: 'public',
       body: object({ name: NAME, beta: { type: 'boolean' } }, ['name']),
+      errors: { 403: 'Registration is closed (donors.openRegistration) and the caller is not an admin', 409: 'The name is taken', 429: 'Too many registrations from this address (donors.registrationsPerHour); see Retry-After' },
       responses: { 201: { description: 'Registered', schema: object({ name: NAME, token: { type: 'string' } }, ['name', 'token']) } },
       handler: async ({ req, principal, body }) => {
         const isAdmin = principal?.role === 'admin';

@@ -24,7 +24,12 @@ const SYSTEM_PATHS = {
     get: { summary: 'MongoDB and Redis reachable', tags: ['system'], security: [{}], responses: { 200: { description: 'Ready' }, 503: { description: 'Not ready; the body names the unreachable backend' } } },
   },
   '/metrics': {
-    get: { summary: 'Prometheus metrics (bearer metrics.key when configured)', tags: ['system'], responses: { 200: { description: 'Prometheus text' }, 401: { description: 'metrics.key required' } } },
+    get: {
+      summary: 'Prometheus metrics; open, or Authorization: Bearer <metrics.key> when that key is configured (not a user token)',
+      tags: ['system'],
+      security: [{}, { metricsKey: [] }],
+      responses: { 200: { description: 'Prometheus text' }, 401: { description: 'metrics.key is configured and was not presented' } },
+    },
   },
   '/openapi.json': { get: { summary: 'This document', tags: ['system'], security: [{}], responses: { 200: { description: 'OpenAPI 3.1' } } } },
 };

@@ -112,6 +112,7 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
       tag: 'targets',
       summary: 'One target with its stream counts by status (public targets: anyone; others: the owner)',
       access: 'public',
+      errors: { 401: 'The target is not public and no token was sent, or the token is unknown', 403: 'The target is not public and belongs to another manager', 404: 'No such target' },
       params: ID_PARAMS,
       responses: { 200: { description: 'The target', schema: TARGET } },
       handler: async ({ params, principal }: { params: { id: string }; principal?: Principal }) => {
