@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 /**
  * The TLS-terminating-proxy mode (PROTOCOL §1): the coordinator with TLS off behind nginx
  * running the config of src/provision/nginx.ts, which is also deploy/nginx.conf and the
@@ -8,6 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { hashToken } from '../src/tokens';
 import WebSocket, { WebSocketServer } from 'ws';
 import { freePort, isRoot, run } from '../src/provision/exec';
 import { PRODUCTION_NGINX, ensureNginx, nginxBuild, nginxConfig, startNginx, type RunningService } from '../src/provision/nginx';
@@ -271,12 +273,27 @@ t.test('WebSocket upgrades pass through nginx (generic upstream)', async (t) => 
   t.ok(bin.data.equals(payload), '2 MiB binary message intact both ways');
 });
 
-// t.test('WebSocket upgrade passes through nginx', ...) — LEFT OUT ON PURPOSE: the lead adds
-// it when the /core/v1 endpoint lands, e.g.
-//   const r = await wsConnect(`${viaTrusted.url.replace(/^https:/, 'wss:')}/core/v1`,
-//     { ca, protocols: ['coordinator.core.v1'], headers: { authorization: `Bearer ${engineKey}` } });
-//   then expect r.status 101, r.protocol 'coordinator.core.v1', a `welcome` message, and the
-//   session's log line showing remote 203.0.113.7 when X-Forwarded-For is sent.
+t.test('WebSocket upgrade to /core/v1 passes through nginx; the client address comes from X-Forwarded-For', async (t) => {
+  const db = trusted.server.storage.mongo.db;
+  const engineKey = crypto.randomBytes(32).toString('base64url');
+  await db.collection('engine_keys').insertOne({ _id: 'nginxtestkey0000000000' as never, engine: 'openmm', description: 'nginx test', keyHash: hashToken(engineKey), createdAt: new Date(), revokedAt: null });
+  const url = `${viaTrusted.url.replace(/^https:/, 'wss:')}/core/v1`;
+
+  const refused = await wsConnect(url, { ca, protocols: ['coordinator.core.v1'], headers: { authorization: 'Bearer wrong' } });
+  t.equal(refused.status, 401, 'a bad engine key is refused through the proxy');
+  t.match(JSON.parse(refused.body ?? '{}'), { error: { code: 'unauthorized' } });
+
+  const r = await wsConnect(url, { ca, protocols: ['coordinator.core.v1'], headers: { authorization: `Bearer ${engineKey}`, 'x-forwarded-for': '203.0.113.7' } });
+  t.equal(r.status, 101);
+  t.equal(r.protocol, 'coordinator.core.v1', 'subprotocol echoed through nginx');
+  const welcome = JSON.parse((await nextMessage(r.socket!)).data.toString());
+  t.match(welcome, { type: 'welcome', protocol: 1, heartbeat_s: 30 });
+  r.socket!.send(JSON.stringify({ type: 'ping', id: 7 }));
+  t.same(JSON.parse((await nextMessage(r.socket!)).data.toString()), { type: 'pong', id: 7 });
+  const line = trusted.logLines().find((l) => l.msg === 'core connected' && l.session === welcome.session);
+  t.equal(line?.remote, '203.0.113.7', 'session log shows the forwarded client address');
+  r.socket!.close();
+});
 
 t.test('deploy/nginx.conf and docs/deploy.md show exactly nginxConfig(PRODUCTION_NGINX)', async (t) => {
   const expected = nginxConfig(PRODUCTION_NGINX);
