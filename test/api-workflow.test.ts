@@ -284,7 +284,6 @@ t.test('manager workflow: targets, streams, files, partitions, deletion', async 
   const s3 = cs3.json().stream_id as string;
   const chunks: Buffer[] = [];
   let prev = 0;
-  const w0 = Date.now();
   for (let i = 1; i <= 20; i++) {
     const bytes = crypto.randomBytes(PART);
     chunks.push(bytes);
@@ -292,7 +291,6 @@ t.test('manager workflow: targets, streams, files, partitions, deletion', async 
     t.ok(await commitPoint(db, s3, prev, i * 10, ['traj.dcd'], []), `large stream partition ${i * 10}`);
     prev = i * 10;
   }
-  t.comment(`writes ${Date.now() - w0}`);
   const bigWhole = Buffer.concat(chunks);
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': s3 }), 20, '20 GridFS blobs');
   const bigDl = await call(ts, 'GET', `/v1/streams/${s3}/frames/traj.dcd`, { token: alice });
@@ -354,7 +352,6 @@ t.test('manager workflow: targets, streams, files, partitions, deletion', async 
   t.equal((await call(ts, 'DELETE', `/v1/targets/${targetId}`, { token: alice })).status, 204, 'empty target deleted');
   t.equal((await call(ts, 'GET', `/v1/targets/${targetId}`, { token: alice })).status, 404);
   t.same((await call(ts, 'GET', '/v1/targets', { token: alice })).json(), { targets: [] });
-  for (const l of ts.logLines()) if (typeof l.ms === 'number' && l.ms > 200) t.comment(`${l.method} ${l.route} ${l.ms}`);
 });
 
 t.test('donors: register, leaderboard, one donor', async (t) => {
