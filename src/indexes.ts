@@ -21,8 +21,14 @@ export const INDEXES: Record<string, IndexDescription[]> = {
     { key: { targetId: 1, status: 1 }, name: 'target_status' },
     { key: { status: 1 }, name: 'status' },
   ],
-  files: [{ key: { streamId: 1 }, name: 'stream' }],
-  partitions: [{ key: { streamId: 1, n: 1 }, name: 'stream_n' }],
+  files: [
+    { key: { streamId: 1 }, name: 'stream' },
+    { key: { createdAt: 1 }, name: 'createdAt' },
+  ],
+  partitions: [
+    { key: { streamId: 1, n: 1 }, name: 'stream_n' },
+    { key: { createdAt: 1 }, name: 'createdAt' },
+  ],
   stream_errors: [{ key: { streamId: 1, at: -1 }, name: 'stream_at' }],
   donor_targets: [{ key: { donor: 1, frames: -1 }, name: 'donor_frames' }],
   'blobs.files': [{ key: { 'metadata.streamId': 1 }, name: 'metadata_stream' }],

@@ -11,6 +11,7 @@ import { coreBehavior } from './core-ws';
 import { EngineKeys } from './engine-keys';
 import { Leases } from './leases';
 import { Pool } from './pool';
+import { Janitor } from './janitor';
 import { Auth } from './auth';
 import { Bus } from './bus';
 import { Cors } from './cors';
@@ -130,6 +131,11 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());
   pool.start();
   hub.start();
+  const janitor = new Janitor(db, files, storage.redis, prefix, log);
+  const janitorTimer = setInterval(() => {
+    janitor.pass().catch((err: Error) => log.warn({ err: err.message }, 'janitor pass failed; will retry'));
+  }, 60_000);
+  janitorTimer.unref();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -137,6 +143,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
       uws.us_listen_socket_close(listenSocket);
       const deadline = settings.server.shutdownTimeoutS * 1000;
       pool.stop();
+      clearInterval(janitorTimer);
       await hub.shutdown(deadline);
       if (inflight.count > 0) {
         log.info({ inflight: inflight.count }, 'waiting for in-flight requests');

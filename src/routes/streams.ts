@@ -40,6 +40,8 @@ export interface FileDoc extends StoredFile {
   _id: string;
   streamId: string;
   kind: StreamFileKind;
+  /** When written; the janitor removes files whose stream never came to exist. */
+  createdAt: Date;
 }
 
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -124,6 +126,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
           _id: `${id}:${kind}:${f.name}`,
           streamId: id,
           kind,
+          createdAt: new Date(),
           ...(await d.files.put(f.name, f.bytes, { streamId: id, kind, partition: 0 })),
         });
         const docs: FileDoc[] = [];
