@@ -1,6 +1,6 @@
 /**
  * The one wrapper between uWebSockets.js HTTP responses and the transport-neutral handlers
- * of http.ts. uWS rules it enforces in one place:
+ * of http.ts (the shared logic is in exchange.ts). uWS rules it enforces in one place:
  * - everything needed from `req` is copied out synchronously (req is invalid after the handler returns);
  * - `onAborted` is registered before any asynchronous work, and nothing is written after an abort;
  * - bodies are read with `onData` against the route's limit: a larger Content-Length is refused
@@ -10,31 +10,14 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { AppError, toAppError } from './errors';
-import type { Reply, Request, Router, StreamBody } from './http';
-import { errorReply } from './http';
-import { clientAddress, normalizeAddress, type TrustList } from './client-address';
-import type { Logger } from './log';
-import type { Metrics } from './metrics';
+import { AppError } from './errors';
+import { bodyTooLarge, serveExchange, type ExchangeState, type HttpContext } from './exchange';
+import type { Reply, StreamBody } from './http';
+import { normalizeAddress } from './client-address';
 
-/** What the wrapper needs from the server. */
-export interface HttpContext {
-  router: Router;
-  trust: TrustList;
-  log: Logger;
-  metrics: Metrics;
-  /** Requests being served; `idle` callbacks run (once) when the count drops to zero. Used by graceful shutdown. */
-  inflight?: { count: number; idle: Array<() => void> };
-  /** Headers added to every response (e.g. CORS); may inspect the request. */
-  extraHeaders?: (req: Request) => Record<string, string>;
-  /** Answers a request before routing when it returns a reply (CORS preflight). */
-  preflight?: (method: string, path: string, headers: Record<string, string>) => Reply | undefined;
-}
+export type { HttpContext } from './exchange';
 
 const decoder = new TextDecoder();
-let counter = 0;
-const idPrefix = `${process.pid.toString(36)}-`;
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Status line for uWS `writeStatus`. */
 export function statusLine(status: number): string {
@@ -43,165 +26,44 @@ export function statusLine(status: number): string {
 
 /** Serves one HTTP request. Register it as the catch-all: `app.any('/*', (res, req) => serveHttp(ctx, res, req))`. */
 export function serveHttp(ctx: HttpContext, res: HttpResponse, uReq: HttpRequest): void {
-  const started = process.hrtime.bigint();
-  const method = uReq.getCaseSensitiveMethod().toUpperCase();
-  const path = uReq.getUrl();
   const headers: Record<string, string> = {};
   uReq.forEach((k, v) => {
     headers[k] = v;
   });
-  const query = new URLSearchParams(uReq.getQuery() ?? '');
-  const peer = normalizeAddress(decoder.decode(res.getRemoteAddressAsText()));
-  const incomingId = headers['x-request-id'];
-  const id = incomingId && REQUEST_ID.test(incomingId) ? incomingId : idPrefix + (counter++).toString(36);
-
-  const inflight = ctx.inflight;
-  if (inflight) inflight.count++;
-  let settled = false;
-  const settle = (): void => {
-    if (settled || !inflight) return;
-    settled = true;
-    if (--inflight.count === 0) for (const f of inflight.idle.splice(0)) f();
-  };
-
-  const abort = new AbortController();
-  const state: ExchangeState = { aborted: false, done: false, onAbort: [] };
-  // uWS keeps one abort handler per response, so everything that cares subscribes here.
-  res.onAborted(() => {
-    state.aborted = true;
-    abort.abort();
-    for (const f of state.onAbort) f();
-    if (!state.done) {
-      logRequest(ctx, request, 499, started, true);
-      settle();
-    }
-  });
-
-  let route = '(none)';
-  let params: Record<string, string> = {};
-  let handler: ((r: Request) => Reply | Promise<Reply>) | undefined;
-  let bodyLimit = 0;
-  let early: AppError | undefined;
-  let pre: Reply | undefined;
-  try {
-    pre = ctx.preflight?.(method, path, headers);
-    if (!pre) ({ route, params, handler, bodyLimit } = ctx.router.match(method, path));
-  } catch (err) {
-    early = toAppError(err);
-  }
-
-  const body = early || pre ? undefined : readBody(res, method, headers, bodyLimit, state);
-  if (body?.refused) early = body.refused;
-
-  const request: Request = {
-    id,
-    method,
-    path,
-    query,
+  let abort: (() => void) | undefined;
+  // uWS keeps one abort handler per response; the exchange fans it out to its listeners.
+  res.onAborted(() => abort?.());
+  abort = serveExchange(ctx, {
+    method: uReq.getCaseSensitiveMethod().toUpperCase(),
+    path: uReq.getUrl(),
+    query: uReq.getQuery() ?? '',
     headers,
-    params,
-    route,
-    peerAddress: peer,
-    clientAddress: clientAddress(ctx.trust, peer, headers['x-forwarded-for'] ?? ''),
-    signal: abort.signal,
-    body: () => (body ? body.promise : Promise.resolve(Buffer.alloc(0))),
-  };
-
-  const finish = (reply: Reply, closeConnection = false): void => {
-    if (state.aborted || state.done) return;
-    state.done = true;
-    const extra = ctx.extraHeaders?.(request);
-    writeReply(res, reply, { 'x-request-id': id, ...extra }, state, method === 'HEAD', closeConnection)
-      .then(
-        () => logRequest(ctx, request, reply.status, started, state.aborted),
-        (err: unknown) => {
-          ctx.log.error({ err, reqId: id }, 'response write failed');
-          logRequest(ctx, request, reply.status, started, true);
-        },
-      )
-      .finally(settle);
-  };
-
-  if (pre) {
-    finish(pre);
-    return;
-  }
-  if (early) {
-    // A refused body closes the connection so the client cannot keep streaming the excess at us.
-    finish(errorReply(early), early.code === 'too_large');
-    return;
-  }
-  Promise.resolve()
-    .then(() => handler!(request))
-    .then(
-      (reply) => finish(reply),
-      (err: unknown) => {
-        const appErr = toAppError(err);
-        if (appErr.code === 'internal') ctx.log.error({ err: (appErr as { cause?: unknown }).cause ?? err, reqId: id, route }, 'handler failed');
-        if (appErr.code === 'unavailable') {
-          ctx.metrics.storageErrors.inc({ backend: /redis|Connection is closed|Stream isn't/i.test(String(err)) ? 'redis' : 'mongodb' });
-          ctx.log.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
-        }
-        finish(errorReply(appErr), appErr.code === 'too_large');
-      },
-    );
-}
-
-interface ExchangeState {
-  aborted: boolean;
-  done: boolean;
-  onAbort: Array<() => void>;
-}
-
-interface BodyReader {
-  promise: Promise<Buffer>;
-  refused?: AppError;
-}
-
-function readBody(
-  res: HttpResponse,
-  method: string,
-  headers: Record<string, string>,
-  limit: number,
-  state: ExchangeState,
-): BodyReader | undefined {
-  if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return undefined;
-  const declared = headers['content-length'];
-  if (declared !== undefined) {
-    if (!/^\d+$/.test(declared)) return { promise: Promise.resolve(Buffer.alloc(0)), refused: new AppError('bad_request', 'Invalid Content-Length') };
-    if (Number(declared) > limit) {
-      return { promise: Promise.resolve(Buffer.alloc(0)), refused: new AppError('too_large', `Body of ${declared} bytes is over the limit of ${limit} bytes for this route`) };
-    }
-    if (Number(declared) === 0) return { promise: Promise.resolve(Buffer.alloc(0)) };
-  } else if (!headers['transfer-encoding']) {
-    return { promise: Promise.resolve(Buffer.alloc(0)) };
-  }
-  let resolveBody!: (b: Buffer) => void;
-  let rejectBody!: (e: AppError) => void;
-  const promise = new Promise<Buffer>((resolve, reject) => {
-    resolveBody = resolve;
-    rejectBody = reject;
+    peer: normalizeAddress(decoder.decode(res.getRemoteAddressAsText())),
+    readBody: (limit, state) => readBody(res, limit, state),
+    write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection),
   });
-  // Unobserved rejections (a handler that never reads its body) must not crash the process.
-  promise.catch(() => undefined);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let over = false;
-  res.onData((chunk, isLast) => {
-    if (over || state.aborted) return;
-    size += chunk.byteLength;
-    if (size > limit) {
-      over = true;
-      chunks.length = 0;
-      rejectBody(new AppError('too_large', `Body is over the limit of ${limit} bytes for this route`));
-      return;
-    }
-    // uWS reuses the chunk's memory after this callback returns: copy it.
-    chunks.push(Buffer.from(new Uint8Array(chunk).slice()));
-    if (isLast) resolveBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+}
+
+function readBody(res: HttpResponse, limit: number, state: ExchangeState): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    res.onData((chunk, isLast) => {
+      if (over || state.aborted) return;
+      size += chunk.byteLength;
+      if (size > limit) {
+        over = true;
+        chunks.length = 0;
+        reject(bodyTooLarge(limit));
+        return;
+      }
+      // uWS reuses the chunk's memory after this callback returns: copy it.
+      chunks.push(Buffer.from(new Uint8Array(chunk).slice()));
+      if (isLast) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    state.onAbort.push(() => reject(new AppError('bad_request', 'Client aborted the request body')));
   });
-  state.onAbort.push(() => rejectBody(new AppError('bad_request', 'Client aborted the request body')));
-  return { promise };
 }
 
 async function writeReply(
@@ -283,22 +145,3 @@ async function streamBody(res: HttpResponse, body: StreamBody, state: ExchangeSt
   }
 }
 
-function logRequest(ctx: HttpContext, req: Request, status: number, started: bigint, aborted: boolean): void {
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  ctx.metrics.httpRequests.inc({ method: req.method, route: req.route, status: aborted ? 'aborted' : String(status) });
-  ctx.metrics.httpDuration.observe({ method: req.method, route: req.route }, seconds);
-  ctx.log.info(
-    {
-      reqId: req.id,
-      method: req.method,
-      route: req.route,
-      path: req.path,
-      status,
-      aborted: aborted || undefined,
-      ms: Math.round(seconds * 1e6) / 1e3,
-      remote: req.clientAddress,
-      peer: req.peerAddress !== req.clientAddress ? req.peerAddress : undefined,
-    },
-    'request',
-  );
-}
