@@ -100,6 +100,13 @@ export const schema = {
       env: 'SC_PORT',
       arg: 'port',
     },
+    transport: {
+      doc: 'Network stack: "uws" (uWebSockets.js, the default) or "node" (node:https + ws: the benchmark baseline, and the fallback where the uWS binary cannot load).',
+      format: ['uws', 'node'],
+      default: 'uws',
+      env: 'SC_TRANSPORT',
+      arg: 'transport',
+    },
     workers: {
       doc: 'Worker processes sharing the port (SO_REUSEPORT): an integer, or "auto" for one per CPU.',
       format: 'workers',

@@ -2,12 +2,10 @@
  * Wires one server process: config → logger, metrics, storage → routes → transport → listen.
  * No domain logic lives here.
  */
-import uws from 'uWebSockets.js';
 import type { Settings } from './config';
 import { registerApi } from './api';
 import { TargetCache } from './assign';
 import { CoreHub } from './core-hub';
-import { coreBehavior } from './core-ws';
 import { EngineKeys } from './engine-keys';
 import { Leases } from './leases';
 import { Pool } from './pool';
@@ -26,7 +24,10 @@ import { systemRoutes } from './routes/system';
 import { Storage } from './storage';
 import { buildChainFile, tlsMode } from './tls';
 import { TrustList } from './client-address';
-import { serveHttp, type HttpContext } from './uws-http';
+import type { HttpContext } from './exchange';
+import type { Transport, TransportOptions } from './transport';
+import { startNodeTransport } from './transport-node';
+import { startUwsTransport } from './transport-uws';
 import { NODE_ID, VERSION } from './version';
 
 /** A listening server process. */
@@ -99,35 +100,28 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
     preflight: (method, path, headers) => cors.preflight(router, method, path, headers),
   };
 
-  let chain: ReturnType<typeof buildChainFile> | undefined;
-  let app: uws.TemplatedApp;
-  if (mode.enabled) {
-    chain = buildChainFile(mode);
-    try {
-      app = uws.SSLApp({ key_file_name: mode.key, cert_file_name: chain.file, passphrase: mode.passphrase || undefined });
-    } catch (err) {
-      chain.remove();
-      await storage.close();
-      throw new Error(`TLS setup failed for tls.cert ${mode.cert} / tls.key ${mode.key}: ${(err as Error).message}. Run 'stream-coordinator preflight' for details.`);
-    }
-  } else {
-    app = uws.App();
-  }
-  app.ws('/core/v1', coreBehavior({ hub, engineKeys, auth, trust }));
-  app.any('/*', (res, req) => serveHttp(ctx, res, req));
-
-  const listenSocket = await new Promise<uws.us_listen_socket | false>((resolve) => {
-    app.listen(settings.server.host, settings.server.port, resolve);
-  });
-  if (!listenSocket) {
+  const chain = mode.enabled ? buildChainFile(mode) : undefined;
+  const transportOptions: TransportOptions = {
+    host: settings.server.host,
+    port: settings.server.port,
+    tls: mode,
+    ...(chain ? { chainFile: chain.file } : {}),
+    http: ctx,
+    core: { hub, engineKeys, auth, trust },
+  };
+  let transport: Transport;
+  try {
+    transport = settings.server.transport === 'node' ? await startNodeTransport(transportOptions) : await startUwsTransport(transportOptions);
+  } catch (err) {
     chain?.remove();
+    bus.close();
     await storage.close();
-    throw new Error(`cannot listen on ${settings.server.host}:${settings.server.port} (address in use or not permitted)`);
+    throw err;
   }
-  const port = uws.us_socket_local_port(listenSocket);
+  const port = transport.port;
   const hostForUrl = settings.server.host === '0.0.0.0' || settings.server.host === '::' ? 'localhost' : settings.server.host;
   const url = `${mode.enabled ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
-  log.info({ url, tls: mode.enabled, worker: opts.worker ?? 0, node: NODE_ID }, 'listening');
+  log.info({ url, tls: mode.enabled, transport: settings.server.transport, worker: opts.worker ?? 0, node: NODE_ID }, 'listening');
   live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());
   pool.start();
   hub.start();
@@ -140,7 +134,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      uws.us_listen_socket_close(listenSocket);
+      transport.stopAccepting();
       const deadline = settings.server.shutdownTimeoutS * 1000;
       pool.stop();
       clearInterval(janitorTimer);
@@ -155,7 +149,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
           });
         });
       }
-      app.close();
+      transport.closeAll();
       await live.stopHeartbeat(NODE_ID);
       bus.close();
       await storage.close();
