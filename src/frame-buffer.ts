@@ -36,12 +36,12 @@ export class FrameBuffer {
    */
   constructor(private readonly dir: string, private readonly memoryLimit: number, private readonly id: string) {}
 
-  /** Appends one frame message's files. */
+  /** Appends one frame message's files. Their bytes must not be reused by the caller afterwards. */
   async append(files: NamedBytes[], frames: number): Promise<void> {
     for (const f of files) {
       if (this.memory + f.bytes.length <= this.memoryLimit) {
-        // Copy: the caller's bytes may be a view into a transport buffer that is reused.
-        this.segments.push({ name: f.name, bytes: Buffer.from(f.bytes), length: f.bytes.length });
+        // No copy: the transport already handed the session a private copy of the message.
+        this.segments.push({ name: f.name, bytes: f.bytes, length: f.bytes.length });
         this.memory += f.bytes.length;
       } else {
         await this.openSpill();
