@@ -55,7 +55,9 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
   const { hub } = deps;
   const c = hub.settings.core;
   return {
-    maxPayloadLength: c.maxMessageBytes,
+    // uWS drops (1006) a message over maxPayloadLength without a close frame; accepting up to
+    // twice the limit lets the message callback close the larger ones properly with 1009.
+    maxPayloadLength: c.maxMessageBytes * 2,
     // A core that does not read its replies is dropped rather than buffered without bound.
     maxBackpressure: Math.max(c.maxMessageBytes * 2, 64 * 1024 * 1024),
     closeOnBackpressureLimit: true,
@@ -121,8 +123,15 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
     },
 
     message: (ws, message, isBinary) => {
+      const data = ws.getUserData();
+      if (message.byteLength > c.maxMessageBytes) {
+        hub.log.warn({ session: data.session?.id, bytes: message.byteLength }, 'message over core.maxMessageBytes; closing');
+        data.closed = true;
+        ws.end(1009, 'message too large');
+        return;
+      }
       // uWS reuses `message` after this callback: copy it before anything asynchronous.
-      ws.getUserData().session?.onMessage(Buffer.from(new Uint8Array(message)), isBinary);
+      data.session?.onMessage(Buffer.from(new Uint8Array(message)), isBinary);
     },
 
     close: (ws, code) => {
