@@ -71,6 +71,8 @@ const ajvQuery = new Ajv2020({ strict: true, allErrors: false, coerceTypes: true
 
 function describeError(where: string, e: ErrorObject): string {
   const at = `${where}${e.instancePath.replace(/\//g, '.')}`;
+  const name = (e as ErrorObject & { propertyName?: string }).propertyName;
+  if (name !== undefined) return `${at}: name "${name.slice(0, 140)}" ${e.message ?? 'is invalid'}`;
   switch (e.keyword) {
     case 'additionalProperties':
       return `${at}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;

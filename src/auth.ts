@@ -34,10 +34,14 @@ export class Auth {
    */
   constructor(private readonly db: Db, private readonly bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number) {
     bus.on('auth.invalidate', ({ tokenHash }) => {
+      this.generation++;
       if (tokenHash === '*') this.cache.clear();
       else this.cache.delete(tokenHash);
     });
   }
+
+  /** Bumped by every invalidation, so a lookup that raced one is not cached. */
+  private generation = 0;
 
   /**
    * The caller of a request. No Authorization header: undefined. A malformed, unknown or
@@ -57,7 +61,9 @@ export class Auth {
     const now = Date.now();
     const hit = this.cache.get(tokenHash);
     if (hit && hit.expires > now) return hit.principal;
+    const generation = this.generation;
     const principal = await this.load(tokenHash);
+    if (generation !== this.generation) return principal;
     this.cache.delete(tokenHash);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(tokenHash, { principal, expires: now + this.ttlMs });

@@ -135,8 +135,9 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   const finish = (reply: Reply, closeConnection = false): void => {
     if (state.aborted || state.done) return;
     state.done = true;
-    const extra = ctx.extraHeaders?.(request);
-    io.write(reply, { 'x-request-id': id, ...extra }, state, method === 'HEAD', closeConnection)
+    // One merged header set (the reply's own values win): a preflight already carries its CORS headers.
+    const headers = { 'x-request-id': id, ...(reply === pre ? {} : ctx.extraHeaders?.(request)), ...reply.headers };
+    io.write({ status: reply.status, body: reply.body }, headers, state, method === 'HEAD', closeConnection)
       .then(
         () => logRequest(ctx, request, reply.status, started, state.aborted),
         (err: unknown) => {

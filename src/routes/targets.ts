@@ -61,8 +61,21 @@ export async function ownedTarget(d: ApiDeps, id: string, principal: Principal |
 function checkOptions(d: ApiDeps, options: Record<string, unknown>): void {
   const size = Buffer.byteLength(JSON.stringify(options));
   if (size > d.settings.limits.maxOptionsBytes) throw new AppError('bad_request', `body.options: ${size} bytes as JSON, over the limit of ${d.settings.limits.maxOptionsBytes}`);
-  for (const k of Object.keys(options)) {
-    if (k.startsWith('$') || k.includes('.') || k.length > 128) throw new AppError('bad_request', `body.options: key "${k.slice(0, 40)}" must not start with $, contain '.', or exceed 128 characters`);
+  checkKeys(options, 'body.options');
+}
+
+/** Keys MongoDB or JavaScript would treat specially are refused at every depth. */
+function checkKeys(value: unknown, at: string): void {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkKeys(v, `${at}[${i}]`));
+    return;
+  }
+  if (!value || typeof value !== 'object') return;
+  for (const [k, v] of Object.entries(value)) {
+    if (k.startsWith('$') || k.includes('.') || k.includes('\0') || k === '__proto__' || k.length > 128) {
+      throw new AppError('bad_request', `${at}: key "${k.replace(/\0/g, '\\0').slice(0, 40)}" must not start with $, contain '.' or NUL, be __proto__, or exceed 128 characters`);
+    }
+    checkKeys(v, `${at}.${k}`);
   }
 }
 
@@ -132,7 +145,8 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
       handler: async ({ params, principal, body }: { params: { id: string }; principal: Principal; body: { engines?: string[]; stage?: Stage; weight?: number; options?: Record<string, unknown> } }) => {
         for (let attempt = 0; attempt < 5; attempt++) {
           const t = await ownedTarget(d, params.id, principal);
-          const options = { ...t.options };
+          checkKeys(body.options ?? {}, 'body.options');
+          const options: Record<string, unknown> = { ...t.options };
           for (const [k, v] of Object.entries(body.options ?? {})) {
             if (v === null) delete options[k];
             else options[k] = v;
