@@ -38,8 +38,12 @@ export class TargetCache {
     bus.on('target.changed', () => this.invalidate());
   }
 
+  /** Bumped by every invalidation; a load that started before one does not install its result. */
+  private generation = 0;
+
   /** Drops the cache; the next use reloads it. */
   invalidate(): void {
+    this.generation++;
     this.loaded = undefined;
   }
 
@@ -53,10 +57,12 @@ export class TargetCache {
   }
 
   private async load(): Promise<void> {
+    const generation = this.generation;
     const [targets, managers] = await Promise.all([
       this.db.collection<TargetDoc>('targets').find({ stage: { $ne: 'disabled' } }).toArray(),
       this.db.collection('users').find({ role: 'manager' }, { projection: { name: 1, weight: 1 } }).toArray(),
     ]);
+    if (generation !== this.generation) return; // stale: the newer load installs its own result
     this.targets = new Map(targets.map((t) => [t._id, { id: t._id, owner: t.owner, engines: new Set(t.engines), stage: t.stage, weight: t.weight, options: t.options }]));
     this.managerWeights = new Map(managers.map((m) => [m.name as string, (m.weight as number) ?? 1]));
     this.loadedAt = Date.now();

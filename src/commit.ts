@@ -12,7 +12,7 @@
  */
 import type { Db } from 'mongodb';
 import type { FileStore } from './files';
-import { writePartition, type NamedBytes } from './partitions';
+import { commitPartition, writePartition, type NamedBytes } from './partitions';
 import type { StreamDoc } from './routes/streams';
 
 /** Outcome of a commit. */
@@ -32,17 +32,8 @@ export async function commitCheckpoint(
   checkpointFiles: NamedBytes[],
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
-  const p = committed + bufferedFrames;
-  await writePartition(db, files, streamId, p, frameFiles, checkpointFiles);
-  const res = await db.collection<StreamDoc>('streams').updateOne(
-    { _id: streamId, frames: committed },
-    {
-      $set: { frames: p, errorCount: 0, updatedAt: new Date() },
-      $push: { partitions: p },
-      $addToSet: { frameFiles: { $each: frameFiles.map((f) => f.name) }, checkpointFiles: { $each: checkpointFiles.map((f) => f.name) } },
-    },
-  );
-  if (res.matchedCount === 1) return { ok: true, frames: p };
+  const doc = await writePartition(db, files, streamId, committed + bufferedFrames, frameFiles, checkpointFiles);
+  if (await commitPartition(db, streamId, committed, doc)) return { ok: true, frames: doc.n };
   const exists = await db.collection<StreamDoc>('streams').countDocuments({ _id: streamId }, { limit: 1 });
   return { ok: false, reason: exists ? 'conflict' : 'stream_gone' };
 }

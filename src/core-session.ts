@@ -264,9 +264,9 @@ export class CoreSession {
       out[f.name] = Buffer.concat(chunks).toString('base64');
     };
     for (const f of seeds) await add(f);
-    const last = stream.partitions[stream.partitions.length - 1];
+    const last = stream.partitionIds[stream.partitionIds.length - 1];
     if (last !== undefined) {
-      const p = await this.hub.db.collection('partitions').findOne({ _id: `${stream._id}:${last}` as never });
+      const p = await this.hub.db.collection('partitions').findOne({ _id: last as never });
       for (const f of (p?.checkpoint ?? []) as FileDoc[]) await add(f);
     }
     return out;

@@ -43,13 +43,13 @@ export class Janitor {
       .toArray();
     const ids = [...new Set([...parts.map((p) => p.streamId), ...files.map((f) => f.streamId)])];
     const streams = new Map(
-      (await this.db.collection<StreamDoc>('streams').find({ _id: { $in: ids } }, { projection: { _id: 1, partitions: 1 } }).toArray()).map((s) => [s._id, new Set(s.partitions)]),
+      (await this.db.collection<StreamDoc>('streams').find({ _id: { $in: ids } }, { projection: { _id: 1, partitionIds: 1 } }).toArray()).map((s) => [s._id, new Set(s.partitionIds)]),
     );
 
     let removedParts = 0;
     for (const p of parts) {
-      if (streams.get(p.streamId)?.has(p.n)) continue;
-      const full = await this.db.collection<PartitionDoc>('partitions').findOneAndDelete({ _id: p._id, createdAt: p.createdAt });
+      if (streams.get(p.streamId)?.has(p._id)) continue;
+      const full = await this.db.collection<PartitionDoc>('partitions').findOneAndDelete({ _id: p._id });
       if (full) {
         await this.files.removeBlobs([...full.frames, ...full.checkpoint] as StoredFile[]);
         removedParts++;

@@ -10,7 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import t from 'tap';
 import type { Db } from 'mongodb';
 import { FileStore } from '../src/files';
-import { writePartition, type NamedBytes } from '../src/partitions';
+import { commitPartition, writePartition, type NamedBytes, type PartitionDoc } from '../src/partitions';
 import { hashToken } from '../src/tokens';
 import { startApiServer } from './helpers/api';
 import { eventually, startTestServer, type TestServer } from './helpers/server';
@@ -68,12 +68,8 @@ const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).dige
 const b64 = (b: Buffer): string => b.toString('base64');
 
 /** Step 2 of a checkpoint commit: the conditional stream update (the commit point). */
-async function commitPoint(db: Db, streamId: string, previous: number, p: number, frameFiles: string[], checkpointFiles: string[]): Promise<boolean> {
-  const res = await db.collection<{ _id: string }>('streams').updateOne(
-    { _id: streamId, frames: previous },
-    { $set: { frames: p, frameFiles, checkpointFiles }, $push: { partitions: p } } as never,
-  );
-  return res.matchedCount === 1 && res.modifiedCount === 1;
+async function commitPoint(db: Db, streamId: string, previous: number, doc: PartitionDoc): Promise<boolean> {
+  return commitPartition(db, streamId, previous, doc);
 }
 
 /** A started server with its first admin's token. */
@@ -229,17 +225,17 @@ t.test('manager workflow: targets, streams, files, partitions, deletion', async 
   for (const p of [5, 12, 20]) {
     const frames: NamedBytes[] = [{ name: 'traj.dcd', bytes: traj[p]! }];
     if (logs[p]) frames.push({ name: 'log.txt', bytes: logs[p]! });
-    await writePartition(db, store, s1, p, frames, [{ name: 'state.xml', bytes: ckpt[p]! }]);
-    t.ok(await commitPoint(db, s1, committed, p, ['traj.dcd', 'log.txt'], ['state.xml']), `partition ${p} committed`);
+    const doc = await writePartition(db, store, s1, p, frames, [{ name: 'state.xml', bytes: ckpt[p]! }]);
+    t.ok(await commitPoint(db, s1, committed, doc), `partition ${p} committed`);
     committed = p;
   }
-  const gridPart = await db.collection('partitions').findOne({ _id: `${s1}:12` as never });
+  const gridPart = await db.collection('partitions').findOne({ streamId: s1, n: 12 });
   t.ok(gridPart?.frames[0].gridfsId, 'a 100 KiB frame file goes through GridFS');
-  t.ok((await db.collection('partitions').findOne({ _id: `${s1}:5` as never }))?.frames[0].data, 'a 10 KiB frame file is inline');
+  t.ok((await db.collection('partitions').findOne({ streamId: s1, n: 5 }))?.frames[0].data, 'a 10 KiB frame file is inline');
   // Partition 33 is written (step 1) but never committed: an uncommitted leftover.
   const leftover = crypto.randomBytes(20 * KIB);
-  await writePartition(db, store, s1, 33, [{ name: 'traj.dcd', bytes: leftover }, { name: 'extra.dcd', bytes: leftover }], [{ name: 'state.xml', bytes: leftover }]);
-  t.notOk(await commitPoint(db, s1, 12, 33, ['traj.dcd'], ['state.xml']), 'a commit on a stale frame count does not land');
+  const leftoverDoc = await writePartition(db, store, s1, 33, [{ name: 'traj.dcd', bytes: leftover }, { name: 'extra.dcd', bytes: leftover }], [{ name: 'state.xml', bytes: leftover }]);
+  t.notOk(await commitPoint(db, s1, 12, leftoverDoc), 'a commit on a stale frame count does not land');
 
   const parts = await call(ts, 'GET', `/v1/streams/${s1}/partitions`, { token: alice });
   t.same(parts.json(), { partitions: [5, 12, 20], seed_files: ['system.xml', 'state.xml'], tag_files: ['note.txt'], frame_files: ['traj.dcd', 'log.txt'], checkpoint_files: ['state.xml'] });
@@ -282,8 +278,8 @@ t.test('manager workflow: targets, streams, files, partitions, deletion', async 
   for (let i = 1; i <= 20; i++) {
     const bytes = crypto.randomBytes(PART);
     chunks.push(bytes);
-    await writePartition(db, store, s3, i * 10, [{ name: 'traj.dcd', bytes }], []);
-    t.ok(await commitPoint(db, s3, prev, i * 10, ['traj.dcd'], []), `large stream partition ${i * 10}`);
+    const doc = await writePartition(db, store, s3, i * 10, [{ name: 'traj.dcd', bytes }], []);
+    t.ok(await commitPoint(db, s3, prev, doc), `large stream partition ${i * 10}`);
     prev = i * 10;
   }
   const bigWhole = Buffer.concat(chunks);

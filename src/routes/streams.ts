@@ -9,7 +9,7 @@ import { AppError } from '../errors';
 import type { StoredFile, StreamFileKind } from '../files';
 import type { StreamBody } from '../http';
 import { newId } from '../ids';
-import { committedIndex, partitionFile, type PartitionFileKind } from '../partitions';
+import { committedIndex, committedPartitionId, partitionFile, type PartitionFileKind } from '../partitions';
 import { ENGINE, FILE_NAME, ID, ID_PARAMS, NAME, TIME, iso, requireOwner, type ApiDeps } from './common';
 import { ownedTarget } from './targets';
 
@@ -26,6 +26,8 @@ export interface StreamDoc {
   frames: number;
   /** Committed partition numbers, ascending. */
   partitions: number[];
+  /** The document id of each committed partition, in the same order. */
+  partitionIds: string[];
   errorCount: number;
   seedFiles: string[];
   tagFiles: string[];
@@ -98,8 +100,9 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
   async function partitionDownload(params: { id: string; n: string; name: string }, principal: Principal | undefined, kind: PartitionFileKind) {
     const s = await owned(params.id, principal);
     const n = Number(params.n);
-    if (!s.partitions.includes(n)) throw new AppError('not_found', `Stream ${s._id} has no committed partition ${n}`);
-    const f = await partitionFile(d.db, s._id, n, kind, params.name);
+    const docId = committedPartitionId(s, n);
+    if (!docId) throw new AppError('not_found', `Stream ${s._id} has no committed partition ${n}`);
+    const f = await partitionFile(d.db, docId, kind, params.name);
     return download(f && d.files.body([f]), `${kind} file "${params.name}" in partition ${n}`);
   }
 
@@ -141,6 +144,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
           status: 'ok',
           frames: 0,
           partitions: [],
+          partitionIds: [],
           errorCount: 0,
           seedFiles: seeds.map((f) => f.name),
           tagFiles: tags.map((f) => f.name),
@@ -320,7 +324,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       handler: async ({ params, principal }) => {
         const s = await owned(params.id, principal);
         if (!s.frameFiles.includes(params.name)) throw new AppError('not_found', `No frame file "${params.name}" in stream ${s._id}`);
-        const index = await committedIndex(d.db, s._id, s.partitions);
+        const index = await committedIndex(d.db, s);
         const parts = s.partitions
           .map((n) => ({ n, size: index.get(n)?.find((e) => e.kind === 'frame' && e.name === params.name)?.size }))
           .filter((p): p is { n: number; size: number } => p.size !== undefined);
@@ -332,7 +336,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
             // One partition document at a time: memory stays bounded whatever the stream's length.
             chunks: (async function* () {
               for (const p of parts) {
-                const f = await partitionFile(db, s._id, p.n, 'frame', params.name);
+                const f = await partitionFile(db, committedPartitionId(s, p.n)!, 'frame', params.name);
                 if (!f) return;
                 yield* fileStore.chunks(f);
               }

@@ -8,7 +8,7 @@ import type { Db } from 'mongodb';
 import { FileStore } from '../../src/files';
 import { INDEXES } from '../../src/indexes';
 import { initDatabase } from '../../src/init';
-import { writePartition } from '../../src/partitions';
+import { commitPartition, writePartition } from '../../src/partitions';
 import { newToken } from '../../src/tokens';
 import { eventually, request, startTestServer, type Overrides, type Response, type TestServer } from './server';
 
@@ -120,16 +120,10 @@ export class Fixtures {
    */
   async commitPartition(streamId: string, n: number, frames: Record<string, string | Buffer>, checkpoint: Record<string, string | Buffer> = {}): Promise<void> {
     const named = (m: Record<string, string | Buffer>) => Object.entries(m).map(([name, v]) => ({ name, bytes: Buffer.from(v) }));
-    await writePartition(this.db, new FileStore(this.db, this.inlineMaxBytes), streamId, n, named(frames), named(checkpoint));
-    const res = await this.db.collection<{ _id: string; frames: number }>('streams').updateOne(
-      { _id: streamId, frames: { $lt: n } },
-      {
-        $set: { frames: n, updatedAt: new Date() },
-        $push: { partitions: n },
-        $addToSet: { frameFiles: { $each: Object.keys(frames) }, checkpointFiles: { $each: Object.keys(checkpoint) } },
-      } as never,
-    );
-    if (res.matchedCount !== 1) throw new Error(`could not commit partition ${n} of stream ${streamId}`);
+    const doc = await writePartition(this.db, new FileStore(this.db, this.inlineMaxBytes), streamId, n, named(frames), named(checkpoint));
+    const stream = await this.db.collection<{ _id: string; frames: number }>('streams').findOne({ _id: streamId });
+    const landed = stream !== null && stream.frames < n && (await commitPartition(this.db, streamId, stream.frames, doc));
+    if (!landed) throw new Error(`could not commit partition ${n} of stream ${streamId}`);
   }
 }
 
