@@ -374,3 +374,32 @@ export async function spawnService(opts: SpawnServiceOptions): Promise<RunningSe
   opts.log?.(`${opts.name} ready on ${hostPort(opts.host, opts.port)} (pid ${child.pid})`);
   return { url: opts.url, host: opts.host, port: opts.port, pid: child.pid!, stop };
 }
+
+/**
+ * Installs a Debian package with apt-get, trying each alternative name in turn (packages get
+ * renamed between releases), and running `apt-get update` once if nothing installs (a fresh
+ * machine has no package lists). The caller checks that it runs as root with apt-get.
+ */
+export async function aptInstall(alternatives: string[], log?: LogFn): Promise<void> {
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const attempt = async (): Promise<void> => {
+    let last: unknown;
+    for (const pkg of alternatives) {
+      try {
+        await run('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env, timeoutMs: 10 * 60_000 });
+        return;
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last;
+  };
+  log?.(`installing ${alternatives[0]} with apt-get`);
+  try {
+    await attempt();
+  } catch {
+    log?.('apt-get install failed; running apt-get update and retrying');
+    await run('apt-get', ['update'], { env, timeoutMs: 10 * 60_000 });
+    await attempt();
+  }
+}

@@ -10,7 +10,7 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { freePort, hostPort, isRoot, run, spawnService, waitForPort, which, type LogFn, type RunningService } from './exec';
+import { aptInstall, freePort, hostPort, isRoot, run, spawnService, waitForPort, which, type LogFn, type RunningService } from './exec';
 
 export type { RunningService } from './exec';
 
@@ -176,23 +176,8 @@ export async function ensureNginx(opts: EnsureNginxOptions = {}): Promise<string
         'or nginx; Fedora: sudo dnf install nginx; macOS: brew install nginx).',
     );
   }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = async (): Promise<void> => {
-    try {
-      await run('apt-get', ['install', '-y', '--no-install-recommends', 'nginx-light'], { env, timeoutMs: 10 * 60_000 });
-    } catch {
-      // Debian 13 dropped the nginx-light flavour; plain nginx is the same server.
-      await run('apt-get', ['install', '-y', '--no-install-recommends', 'nginx'], { env, timeoutMs: 10 * 60_000 });
-    }
-  };
-  opts.log?.('nginx not found; installing it with apt-get (Debian package nginx-light)');
-  try {
-    await install();
-  } catch {
-    opts.log?.('apt-get install failed; running apt-get update and retrying');
-    await run('apt-get', ['update'], { env, timeoutMs: 10 * 60_000 });
-    await install();
-  }
+  // Debian 13 dropped the nginx-light flavour; plain nginx is the same server.
+  await aptInstall(['nginx-light', 'nginx'], opts.log);
   const installed = which('nginx') ?? which('/usr/sbin/nginx');
   if (!installed) throw new Error('apt-get installed nginx but no nginx binary is on PATH or at /usr/sbin/nginx');
   return installed;

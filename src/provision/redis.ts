@@ -5,7 +5,7 @@
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { delay, freePort, hostPort, isRoot, run, spawnService, which, type LogFn, type RunningService } from './exec';
+import { aptInstall, delay, freePort, hostPort, isRoot, spawnService, which, type LogFn, type RunningService } from './exec';
 
 export type { RunningService } from './exec';
 
@@ -30,18 +30,7 @@ export async function ensureRedisServer(opts: EnsureRedisOptions = {}): Promise<
         'macOS: brew install redis) or point redis.url at an existing server.',
     );
   }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = (): Promise<unknown> =>
-    run('apt-get', ['install', '-y', '--no-install-recommends', 'redis-server'], { env, timeoutMs: 10 * 60_000 });
-  opts.log?.('redis-server not found; installing it with apt-get (Debian package redis-server)');
-  try {
-    await install();
-  } catch {
-    // A fresh container has no package lists; "Unable to locate package" is cured by an update.
-    opts.log?.('apt-get install failed; running apt-get update and retrying');
-    await run('apt-get', ['update'], { env, timeoutMs: 10 * 60_000 });
-    await install();
-  }
+  await aptInstall(['redis-server'], opts.log);
   const installed = which('redis-server') ?? (await fileIfExecutable('/usr/bin/redis-server'));
   if (!installed) throw new Error('apt-get installed redis-server but it is still not on PATH');
   return installed;
