@@ -13,7 +13,7 @@ import type { CoreSession } from './core-session';
 import type { FileStore } from './files';
 import type { Leases } from './leases';
 import { Limiter } from './limiter';
-import type { LiveState } from './live';
+import type { ActiveStream, LiveState } from './live';
 import type { Logger } from './log';
 import type { Metrics } from './metrics';
 import type { Pool } from './pool';
@@ -111,9 +111,14 @@ export class CoreHub {
 
   /** Writes a session's assignment to the live view. */
   async publishActive(s: CoreSession): Promise<void> {
+    const record = this.activeRecord(s);
+    if (record) await this.live.setActive(record);
+  }
+
+  private activeRecord(s: CoreSession): ActiveStream | undefined {
     const a = s.assignment;
-    if (!a) return;
-    await this.live.setActive({
+    if (!a) return undefined;
+    return {
       stream_id: a.streamId,
       target_id: a.targetId,
       owner: a.owner,
@@ -123,7 +128,7 @@ export class CoreHub {
       started_at: a.startedAt.toISOString(),
       buffered_frames: a.buffer.frames,
       frames: a.committed,
-    });
+    };
   }
 
   /** Starts batched lease renewal (every core.leaseRenewS). */
@@ -144,8 +149,10 @@ export class CoreHub {
       this.log.warn({ stream }, 'lease lost');
       void this.byStream.get(stream)?.serverStop('lease_lost');
     }
-    const active = [...this.byStream.values()].filter((s) => s.assignment && !lost.includes(s.assignment.streamId));
-    await Promise.all(active.map((s) => this.publishActive(s)));
+    // The live view's buffered/committed counts, refreshed in one command per 1,000 sessions.
+    const lostSet = new Set(lost);
+    const records = [...this.byStream.values()].map((s) => this.activeRecord(s)).filter((r): r is ActiveStream => r !== undefined && !lostSet.has(r.stream_id));
+    for (let i = 0; i < records.length; i += 1000) await this.live.setActiveMany(records.slice(i, i + 1000));
   }
 
   /**
