@@ -9,6 +9,7 @@ import { AppError } from '../errors';
 import type { StoredFile, StreamFileKind } from '../files';
 import type { StreamBody } from '../http';
 import { newId } from '../ids';
+import type { ActiveStream } from '../live';
 import { committedIndex, committedPartitionId, partitionFile, type PartitionFileKind } from '../partitions';
 import { ENGINE, FILE_NAME, ID, ID_PARAMS, NAME, TIME, iso, requireOwner, type ApiDeps } from './common';
 import { ownedTarget } from './targets';
@@ -78,8 +79,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
     return s;
   }
 
-  async function view(s: StreamDoc) {
-    const a = await d.live.active(s._id);
+  function viewWith(s: StreamDoc, a: ActiveStream | null) {
     return {
       id: s._id,
       target_id: s.targetId,
@@ -90,6 +90,10 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       ...(a ? { engine: a.engine, ...(a.donor ? { donor: a.donor } : {}) } : {}),
       created_at: iso(s.createdAt),
     };
+  }
+
+  async function view(s: StreamDoc) {
+    return viewWith(s, await d.live.active(s._id));
   }
 
   function download(body: StreamBody | undefined, what: string) {
@@ -173,18 +177,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
           .find({ targetId: t._id, ...(query.after ? { _id: { $gt: query.after } } : {}) }, { sort: { _id: 1 }, limit: query.limit ?? d.settings.limits.maxListItems })
           .toArray();
         const active = await d.live.activeMany(list.map((s) => s._id));
-        return ok({
-          streams: list.map((s, i) => ({
-            id: s._id,
-            target_id: s.targetId,
-            status: s.status,
-            frames: s.frames,
-            error_count: s.errorCount,
-            active: active[i] !== null,
-            ...(active[i] ? { engine: active[i]!.engine, ...(active[i]!.donor ? { donor: active[i]!.donor } : {}) } : {}),
-            created_at: iso(s.createdAt),
-          })),
-        });
+        return ok({ streams: list.map((s, i) => viewWith(s, active[i] ?? null)) });
       },
     },
     {
