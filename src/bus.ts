@@ -16,6 +16,8 @@ export interface BusEvents {
   'engine-key.revoked': { keyId: string };
   /** A target changed: drop cached target data. */
   'target.changed': { targetId: string };
+  /** A target's streams were added, removed or changed status: drop cached counts. */
+  'target.streams': { targetId: string };
   /** A stream must stop on whichever node holds it. */
   'stream.stop': { streamId: string; reason: 'stream_stopped' | 'stream_deleted' | 'target_disabled' | 'lease_lost' };
 }

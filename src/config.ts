@@ -271,6 +271,12 @@ export const schema = {
       default: 1 * MIB,
       env: 'SC_HTTP_MAX_BODY_BYTES',
     },
+    targetCacheMs: {
+      doc: 'Milliseconds GET /v1/targets/:id may serve a target and its stream counts from a per-process cache (changes to the target drop it at once; stream counts may lag by this much).',
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_HTTP_TARGET_CACHE_MS',
+    },
     maxStreamBodyBytes: {
       doc: 'Largest body of POST /v1/targets/:id/streams in bytes (seed and tag files, base64 in JSON).',
       format: 'positive-int',

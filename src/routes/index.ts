@@ -40,12 +40,8 @@ const SYSTEM_PATHS = {
  */
 export function openApiFor(settings: Settings): Record<string, unknown> {
   const client = new MongoClient('mongodb://127.0.0.1:1/?tls=true');
-  const present = { settings, db: client.db(settings.mongodb.database) };
-  const deps = new Proxy(present, {
-    get(target, key) {
-      if (key in target) return target[key as keyof typeof target];
-      throw new Error(`building the OpenAPI document touched deps.${String(key)}`);
-    },
-  }) as unknown as ApiDeps;
+  // Only settings and collection handles exist here; the rest is undefined, which route
+  // factories must tolerate at construction (they use it only inside handlers).
+  const deps = { settings, db: client.db(settings.mongodb.database) } as unknown as ApiDeps;
   return openApiDocument(apiRoutes(deps), SYSTEM_PATHS);
 }

@@ -159,6 +159,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
         };
         await streams.insertOne(doc);
         await d.pool.enqueueStream(doc);
+        await d.bus.publish('target.streams', { targetId: t._id });
         return ok({ stream_id: id }, 201);
       },
     },
@@ -203,6 +204,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
         const after = await streams.findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
         if (!after) throw new AppError('not_found', `No stream ${s._id}`);
         await d.pool.enqueueStream(after);
+        await d.bus.publish('target.streams', { targetId: s.targetId });
         return ok(await view(after));
       },
     },
@@ -219,6 +221,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
         const after = await streams.findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
         await d.pool.dequeueStream(s);
         if (after) await d.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
+        await d.bus.publish('target.streams', { targetId: s.targetId });
         return ok(await view(after ?? s));
       },
     },
@@ -241,6 +244,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
           d.db.collection('stream_errors').deleteMany({ streamId: s._id }),
           d.files.removeStreamBlobs(s._id),
         ]);
+        await d.bus.publish('target.streams', { targetId: s.targetId });
         return { status: 204 };
       },
     },

@@ -43,11 +43,15 @@ function view(t: TargetDoc) {
 export async function visibleTarget(d: ApiDeps, id: string, principal: Principal | undefined): Promise<TargetDoc> {
   const t = await d.db.collection<TargetDoc>('targets').findOne({ _id: id });
   if (!t) throw new AppError('not_found', `No target ${id}`);
-  if (t.stage !== 'public' && !mayOwn(principal, t.owner)) {
-    if (!principal) throw new AppError('unauthorized', 'This target is not public; send the owner\'s token', { 'www-authenticate': 'Bearer' });
-    throw new AppError('forbidden', 'This target is not public and belongs to another manager');
-  }
+  visibleTo(t, principal);
   return t;
+}
+
+/** Throws unless the principal may see the target. */
+function visibleTo(t: TargetDoc, principal: Principal | undefined): void {
+  if (t.stage === 'public' || mayOwn(principal, t.owner)) return;
+  if (!principal) throw new AppError('unauthorized', 'This target is not public; send the owner\'s token', { 'www-authenticate': 'Bearer' });
+  throw new AppError('forbidden', 'This target is not public and belongs to another manager');
 }
 
 /** Loads a target the principal owns (or any, for an admin). */
@@ -88,6 +92,13 @@ async function streamCounts(d: ApiDeps, targetId: string) {
 /** The target routes. */
 export function targetRoutes(d: ApiDeps): ApiRoute[] {
   const targets = d.db.collection<TargetDoc>('targets');
+  const viewCache = new Map<string, { target: TargetDoc; body: Record<string, unknown>; expires: number }>();
+  const drop = ({ targetId }: { targetId: string }): void => {
+    if (targetId === '*') viewCache.clear();
+    else viewCache.delete(targetId);
+  };
+  d.bus?.on('target.changed', drop);
+  d.bus?.on('target.streams', drop);
   return [
     {
       method: 'POST',
@@ -129,8 +140,18 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
       params: ID_PARAMS,
       responses: { 200: { description: 'The target', schema: TARGET } },
       handler: async ({ params, principal }: { params: { id: string }; principal?: Principal }) => {
+        // Dashboards poll this: the target and its counts come from a short per-process cache
+        // (http.targetCacheMs), dropped on every change to the target.
+        const hit = viewCache.get(params.id);
+        if (hit && hit.expires > Date.now()) {
+          visibleTo(hit.target, principal);
+          return ok(hit.body);
+        }
         const t = await visibleTarget(d, params.id, principal);
-        return ok({ ...view(t), streams: await streamCounts(d, t._id) });
+        const body = { ...view(t), streams: await streamCounts(d, t._id) };
+        if (viewCache.size >= 10_000) viewCache.delete(viewCache.keys().next().value!);
+        viewCache.set(t._id, { target: t, body, expires: Date.now() + d.settings.http.targetCacheMs });
+        return ok(body);
       },
     },
     {
