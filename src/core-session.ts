@@ -257,7 +257,7 @@ export class CoreSession {
   /** Seed files overlaid by the latest checkpoint's files, base64. */
   private async assignmentFiles(stream: StreamDoc): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
-    const seeds = await this.hub.db.collection<FileDoc>('files').find({ streamId: stream._id, kind: 'seed' }).toArray();
+    const seeds = stream.seedFiles.length === 0 ? [] : await this.hub.db.collection<FileDoc>('files').find({ streamId: stream._id, kind: 'seed' }).toArray();
     const add = async (f: { name: string; size: number; data?: { buffer: Uint8Array }; gridfsId?: unknown }): Promise<void> => {
       const chunks: Buffer[] = [];
       for await (const c of this.hub.files.chunks(f as never)) chunks.push(Buffer.from(c));

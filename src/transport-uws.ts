@@ -10,7 +10,8 @@ export async function startUwsTransport(o: TransportOptions): Promise<Transport>
   let app: import('uWebSockets.js').TemplatedApp;
   if (o.tls.enabled) {
     try {
-      app = uws.SSLApp({ key_file_name: o.tls.key, cert_file_name: o.chainFile!, passphrase: o.tls.passphrase || undefined });
+      // SSL_MODE_RELEASE_BUFFERS: idle connections (most cores, most of the time) give their TLS buffers back.
+      app = uws.SSLApp({ key_file_name: o.tls.key, cert_file_name: o.chainFile!, passphrase: o.tls.passphrase || undefined, ssl_prefer_low_memory_usage: true });
     } catch (err) {
       throw new Error(`TLS setup failed for tls.cert ${o.tls.cert} / tls.key ${o.tls.key}: ${(err as Error).message}. Run 'stream-coordinator preflight' for details.`);
     }
