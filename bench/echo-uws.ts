@@ -1,0 +1,41 @@
+/**
+ * The floor of the set-up benchmark: a bare uWebSockets.js TLS WebSocket echo server (the
+ * vendored build, `SSLApp`) on the same certificate chain as the coordinator. On open it
+ * sends one text message (standing in for the welcome); every message is echoed. No
+ * authentication, no storage: what is left is TLS, the upgrade and two small messages.
+ *
+ *   node dist/bench/echo-uws.js --port N --cert <leaf+intermediate PEM> --key <key PEM>
+ */
+import { parseArgs } from 'node:util';
+import uws from 'uWebSockets.js';
+
+const { values } = parseArgs({ options: { port: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, host: { type: 'string' } } });
+if (!values.port || !values.cert || !values.key) {
+  process.stderr.write('usage: echo-uws --port N --cert FILE --key FILE [--host 127.0.0.1]\n');
+  process.exit(2);
+}
+
+const app = uws.SSLApp({ cert_file_name: values.cert, key_file_name: values.key });
+app.ws('/*', {
+  maxPayloadLength: 16 * 1024 * 1024,
+  idleTimeout: 120,
+  sendPingsAutomatically: true,
+  compression: 0,
+  open: (ws) => {
+    ws.send('{"type":"welcome"}', false);
+  },
+  message: (ws, message, isBinary) => {
+    ws.send(message, isBinary);
+  },
+});
+app.any('/*', (res) => {
+  res.writeStatus('404 Not Found').end();
+});
+app.listen(values.host ?? '127.0.0.1', Number(values.port), (socket) => {
+  if (!socket) {
+    process.stderr.write(`echo-uws: cannot listen on port ${values.port}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`listening ${uws.us_socket_local_port(socket)}\n`);
+});
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => process.exit(0));

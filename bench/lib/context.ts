@@ -1,0 +1,67 @@
+/** What every benchmark gets from the orchestrator, and helpers they share. */
+import path from 'node:path';
+import { createCoreFixture, insertStreams, prepareDatabase, type CoreFixture } from './fixtures';
+import type { ModeSettings } from './modes';
+import { startServer, type BenchServer, type ServerOptions, type TransportName } from './server';
+import type { BenchStack } from './stack';
+import { fixFerretIdIndexes } from './store';
+
+/** The orchestrator's context. */
+export interface BenchContext {
+  stack: BenchStack;
+  mode: 'quick' | 'full';
+  settings: ModeSettings;
+  /** Scratch directory (inside the stack's temporary directory). */
+  workDir: string;
+  /** When set, servers run with --cpu-prof writing here, and are stopped gracefully. */
+  cpuProfDir?: string;
+  log(line: string): void;
+  /** The shared population of ready streams for the sessions and set-up benchmarks. */
+  population(): Promise<Population>;
+}
+
+/** A database with many ready streams of one public target. */
+export interface Population {
+  fixture: CoreFixture;
+  streams: number;
+  storeFix: string;
+}
+
+export const TRANSPORTS: TransportName[] = ['uws', 'node'];
+
+/** Starts a server for a benchmark with the context's profiling settings. */
+export function benchServer(ctx: BenchContext, o: Omit<ServerOptions, 'stack' | 'dir' | 'cpuProfDir'> & { tag: string }): Promise<BenchServer> {
+  return startServer({ ...o, stack: ctx.stack, dir: path.join(ctx.workDir, o.tag), ...(ctx.cpuProfDir ? { cpuProfDir: path.join(ctx.cpuProfDir, o.tag) } : {}) });
+}
+
+/** Stops a server: gracefully when profiling (profiles are written at exit), else at once. */
+export async function stopServer(ctx: BenchContext, s: BenchServer | undefined): Promise<void> {
+  if (!s) return;
+  await s.stop(ctx.cpuProfDir ? 'graceful' : 'kill');
+}
+
+/**
+ * A fresh database for one run: indexes, an admin, the FerretDB `_id` index fix, and a
+ * manager/engine key/public target made through the API of a short-lived set-up server.
+ */
+export async function freshDatabase(ctx: BenchContext, database: string): Promise<{ admin: string; storeFix: string }> {
+  const admin = await prepareDatabase(ctx.stack, database);
+  const storeFix = fixFerretIdIndexes(ctx.stack, database);
+  return { admin, storeFix };
+}
+
+/** Builds the shared population: `count` ready streams without seed files. */
+export async function buildPopulation(ctx: BenchContext, database: string, count: number): Promise<Population> {
+  const started = Date.now();
+  const { admin, storeFix } = await freshDatabase(ctx, database);
+  const setup = await benchServer(ctx, { tag: 'population-setup', transport: 'uws', workers: 1, database, adminToken: admin });
+  let fixture: CoreFixture;
+  try {
+    fixture = await createCoreFixture(setup.url, ctx.stack.caPem, database, admin);
+  } finally {
+    await setup.stop('kill');
+  }
+  await insertStreams(ctx.stack.db(database), fixture, 'bench-manager', count, undefined);
+  ctx.log(`population: ${count} streams in ${database} (${((Date.now() - started) / 1000).toFixed(1)} s; store: ${storeFix})`);
+  return { fixture, streams: count, storeFix };
+}

@@ -1,0 +1,127 @@
+/** Parent side of bench/loadgen.ts: forks load generators and talks to them over IPC. */
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { rssKiB } from './proc';
+
+const SCRIPT = path.resolve(__dirname, '..', 'loadgen.js');
+
+/** One forked load generator. */
+export class LoadGen {
+  private waiters: Array<{ types: string[]; resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void }> = [];
+  private exited = false;
+  /** Peak VmRSS seen by {@link sampleRss}, KiB. */
+  peakRssKiB = 0;
+  /** Latest progress message. */
+  progress: Record<string, unknown> = {};
+
+  private constructor(readonly child: ChildProcess) {
+    child.on('message', (m: Record<string, unknown>) => {
+      if (m.type === 'progress') {
+        this.progress = m;
+        return;
+      }
+      if (m.type === 'fatal') {
+        for (const w of this.waiters.splice(0)) w.reject(new Error(`load generator failed: ${String(m.message)}`));
+        return;
+      }
+      const i = this.waiters.findIndex((w) => w.types.includes(String(m.type)));
+      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
+    });
+    child.on('exit', (code, signal) => {
+      this.exited = true;
+      for (const w of this.waiters.splice(0)) w.reject(new Error(`load generator exited (${signal ?? code})`));
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Forks a load generator and waits for its hello. */
+  static async start(): Promise<LoadGen> {
+    const child = fork(SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
+    const lg = new LoadGen(child);
+    await lg.next(['hello'], 30_000);
+    return lg;
+  }
+
+  /** Waits for the next message of one of `types`. */
+  next<T = Record<string, unknown>>(types: string[], timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.exited) return reject(new Error('load generator is not running'));
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`load generator ${this.pid}: no ${types.join('/')} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = (m: Record<string, unknown>): void => {
+        clearTimeout(timer);
+        resolve(m as T);
+      };
+      this.waiters.push({ types, resolve: done, reject: (e) => (clearTimeout(timer), reject(e)) });
+    });
+  }
+
+  /** Sends a command. */
+  send(m: Record<string, unknown>): void {
+    if (!this.exited) this.child.send(m);
+  }
+
+  /** Records the current VmRSS into the peak. */
+  sampleRss(): number {
+    const r = rssKiB(this.pid);
+    if (r > this.peakRssKiB) this.peakRssKiB = r;
+    return r;
+  }
+
+  /** Closes its sockets and waits for it to exit (killing it after 10 s). */
+  async close(): Promise<{ dropped: number }> {
+    if (this.exited) return { dropped: 0 };
+    const exit = new Promise<void>((r) => this.child.once('exit', () => r()));
+    let dropped = 0;
+    try {
+      this.send({ cmd: 'close' });
+      dropped = Number((await this.next(['closed'], 10_000)).dropped ?? 0);
+    } catch {
+      // killed below
+    }
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exit;
+    clearTimeout(timer);
+    return { dropped };
+  }
+
+  /** Kills it at once. */
+  kill(): void {
+    if (!this.exited) this.child.kill('SIGKILL');
+  }
+}
+
+/** Starts `n` load generators. */
+export async function startLoadGens(n: number): Promise<LoadGen[]> {
+  const out: LoadGen[] = [];
+  try {
+    for (let i = 0; i < n; i++) out.push(await LoadGen.start());
+  } catch (err) {
+    for (const l of out) l.kill();
+    throw err;
+  }
+  return out;
+}
+
+/** Closes all load generators (their sockets close as they exit). */
+export async function closeLoadGens(list: LoadGen[]): Promise<number> {
+  const r = await Promise.all(list.map((l) => l.close()));
+  return r.reduce((n, x) => n + x.dropped, 0);
+}
+
+let sources = 0;
+
+/**
+ * A source address never handed out before in this run: 127.0.0.2, 127.0.0.3, … A load
+ * generator numbers its source ports itself from 10000 up, so every one needs an address of
+ * its own (and a fresh one per run: old connections linger in TIME_WAIT).
+ */
+export function sourceAddress(_loadgen: number): string {
+  const n = 2 + sources++;
+  return `127.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+}

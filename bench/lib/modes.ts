@@ -1,0 +1,115 @@
+/**
+ * The fixed settings of each mode. Nothing in a run's configuration is random: the same mode
+ * on the same machine does the same work. Every phase has a count and a time limit.
+ */
+
+/** One frame size of the frames benchmark. */
+export interface FrameSize {
+  label: string;
+  bytes: number;
+  /**
+   * Frames per checkpoint: chosen so every partition holds 1 MiB of frames (inline in
+   * MongoDB); 0 for the frame-path variant: one checkpoint after the last frame, with the
+   * rate read at the last frame ack (the hot path alone: buffer in memory, ack).
+   */
+  framesPerCheckpoint: number;
+  /** Frames sent in total (spread over the cores). */
+  frames: number;
+  /**
+   * Unanswered messages per core. Kept to ≤ 256 KiB in flight per core, except in the
+   * "window 16" variant: with ~800 KB or more in flight, the uWS TLS transport drops sockets
+   * that are answered while more data is pending (see bench/uws-tls-burst.ts).
+   */
+  window: number;
+}
+
+/** One concurrency level of the commits benchmark. */
+export interface CommitLevel {
+  streams: number;
+  /** Commits in total at this level (spread over the streams). */
+  commits: number;
+}
+
+/** All settings of a mode. */
+export interface ModeSettings {
+  sessions: {
+    count: number;
+    /** At most this many sockets per load-generator process and per server process. */
+    perProcess: number;
+    /** server.maxConnections of each server process (above perProcess: SO_REUSEPORT spreads unevenly). */
+    maxConnections: number;
+    /** Sessions being set up at once, per load generator. */
+    concurrency: number;
+    /** Seconds the sessions are held idle before memory is read (full: a multiple of core.leaseRenewS, 10 s, so the idle CPU figure covers whole renewal periods). */
+    holdS: number;
+    timeoutMs: number;
+    deadlineS: number;
+  };
+  setup: { count: number; loadgens: number; concurrency: number; timeoutMs: number; deadlineS: number };
+  /** memoryBufferBytes: server core.memoryBufferBytes (the frame-path variant buffers everything in memory). */
+  frames: { cores: number; sizes: FrameSize[]; checkpointBytes: number; deadlineS: number; memoryBufferBytes: number };
+  commits: { levels: CommitLevel[]; frameBytes: number; checkpointBytes: number; deadlineS: number };
+  admin: { connections: number; durationS: number; warmupS: number; streams: number };
+}
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+export const MODES: Record<'quick' | 'full', ModeSettings> = {
+  quick: {
+    sessions: { count: 3000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 5, timeoutMs: 30_000, deadlineS: 90 },
+    setup: { count: 1500, loadgens: 2, concurrency: 16, timeoutMs: 20_000, deadlineS: 40 },
+    frames: {
+      cores: 4,
+      checkpointBytes: KIB,
+      memoryBufferBytes: 16 * MIB,
+      deadlineS: 15,
+      sizes: [
+        { label: '1 KiB', bytes: KIB, framesPerCheckpoint: 1024, frames: 32_768, window: 64 },
+        { label: '1 KiB, checkpoint at the end', bytes: KIB, framesPerCheckpoint: 0, frames: 49_152, window: 64 },
+        { label: '64 KiB', bytes: 64 * KIB, framesPerCheckpoint: 16, frames: 768, window: 4 },
+        { label: '1 MiB', bytes: MIB, framesPerCheckpoint: 1, frames: 32, window: 1 },
+        { label: '64 KiB, window 16', bytes: 64 * KIB, framesPerCheckpoint: 16, frames: 512, window: 16 },
+      ],
+    },
+    commits: {
+      frameBytes: 64 * KIB,
+      checkpointBytes: KIB,
+      deadlineS: 20,
+      levels: [
+        { streams: 1, commits: 60 },
+        { streams: 20, commits: 300 },
+        { streams: 200, commits: 200 },
+      ],
+    },
+    admin: { connections: 32, durationS: 2, warmupS: 1, streams: 10 },
+  },
+  full: {
+    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 30, timeoutMs: 60_000, deadlineS: 600 },
+    setup: { count: 20_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 180 },
+    frames: {
+      cores: 8,
+      checkpointBytes: KIB,
+      memoryBufferBytes: 16 * MIB,
+      deadlineS: 60,
+      sizes: [
+        { label: '1 KiB', bytes: KIB, framesPerCheckpoint: 1024, frames: 409_600, window: 64 },
+        { label: '1 KiB, checkpoint at the end', bytes: KIB, framesPerCheckpoint: 0, frames: 131_072, window: 64 },
+        { label: '64 KiB', bytes: 64 * KIB, framesPerCheckpoint: 16, frames: 8192, window: 4 },
+        { label: '1 MiB', bytes: MIB, framesPerCheckpoint: 1, frames: 512, window: 1 },
+        { label: '64 KiB, window 16', bytes: 64 * KIB, framesPerCheckpoint: 16, frames: 4096, window: 16 },
+      ],
+    },
+    commits: {
+      frameBytes: 64 * KIB,
+      checkpointBytes: KIB,
+      deadlineS: 90,
+      levels: [
+        { streams: 1, commits: 500 },
+        { streams: 20, commits: 3000 },
+        { streams: 200, commits: 4000 },
+      ],
+    },
+    admin: { connections: 32, durationS: 15, warmupS: 2, streams: 10 },
+  },
+};

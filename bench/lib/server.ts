@@ -1,0 +1,218 @@
+/**
+ * Coordinator servers as child processes, exactly as an operator runs them:
+ * `node dist/src/cli.js serve --config <file>`, with a chosen transport and worker count.
+ * Each server runs in its own process group so the whole group (primary and workers) can
+ * be measured through /proc and stopped together.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { freePort } from '../../src/provision/exec';
+import { api } from './http';
+import { processTree } from './proc';
+import type { BenchStack } from './stack';
+import { sleep, until } from './stats';
+
+/** Path of the compiled CLI. */
+export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli.js');
+
+/** Transports compared by every benchmark. */
+export type TransportName = 'uws' | 'node';
+
+/** Options of {@link startServer}. */
+export interface ServerOptions {
+  stack: BenchStack;
+  transport: TransportName;
+  workers: number;
+  database: string;
+  /** Admin token of `database`, used to see every worker registered in /v1/nodes. */
+  adminToken: string;
+  /** Directory for the config file, data directory and output. */
+  dir: string;
+  /** Flat config overrides (`'core.messagesPerSecond': 1e6`). */
+  overrides?: Record<string, unknown>;
+  /** Write V8 CPU profiles (--cpu-prof) of every server process into this directory. */
+  cpuProfDir?: string;
+}
+
+/** A running server group. */
+export interface BenchServer {
+  port: number;
+  /** https://127.0.0.1:port */
+  url: string;
+  /** Pid of the process we started (the primary when workers > 1). */
+  pid: number;
+  /** Pids of the whole group now (primary and workers). */
+  pids(): number[];
+  /** Tail of the group's output. */
+  output(): string;
+  /**
+   * 'graceful': SIGTERM the group, SIGKILL whatever is left after the grace period;
+   * 'kill': SIGKILL the group at once (nothing of a server's shutdown is measured, and a
+   * graceful stop with many sessions spends its whole timeout recording fragments).
+   */
+  stop(how?: 'graceful' | 'kill'): Promise<void>;
+}
+
+const groups = new Set<number>();
+
+/** Kills every server group still running (for exit and signal handlers). */
+export function killAllServersSync(): void {
+  for (const pgid of groups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  groups.clear();
+}
+
+/** Writes flat `a.b.c` overrides as a nested JSON config file. */
+export function writeConfig(file: string, flat: Record<string, unknown>): void {
+  const nested: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(flat)) {
+    const parts = k.split('.');
+    let node = nested;
+    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+    node[parts[parts.length - 1]!] = v;
+  }
+  fs.writeFileSync(file, JSON.stringify(nested, null, 2));
+}
+
+/** The settings every benchmark server shares; benchmarks add their own on top. */
+export function baseOverrides(stack: BenchStack, o: { transport: TransportName; workers: number; database: string; port: number; dataDir: string }): Record<string, unknown> {
+  const c = stack.stack.certs;
+  return {
+    env: 'test',
+    dataDir: o.dataDir,
+    'server.host': '127.0.0.1',
+    'server.port': o.port,
+    'server.transport': o.transport,
+    'server.workers': o.workers,
+    'server.shutdownTimeoutS': 10,
+    'tls.cert': c.cert,
+    'tls.key': c.key,
+    'tls.ca': c.chain,
+    'mongodb.uri': stack.stack.mongo.uri,
+    'mongodb.tlsCAFile': stack.stack.mongoCAFile,
+    'mongodb.database': o.database,
+    'redis.url': stack.stack.redis.url,
+    'log.level': 'warn',
+    'preflight.mode': 'warn',
+  };
+}
+
+/**
+ * Starts a server group and waits until every worker has registered itself (GET /v1/nodes
+ * lists one node per process of the group).
+ */
+export async function startServer(o: ServerOptions): Promise<BenchServer> {
+  fs.mkdirSync(o.dir, { recursive: true });
+  const port = await freePort('127.0.0.1');
+  const conf = path.join(o.dir, `server-${o.transport}-${port}.json`);
+  writeConfig(conf, { ...baseOverrides(o.stack, { transport: o.transport, workers: o.workers, database: o.database, port, dataDir: path.join(o.dir, 'data') }), ...o.overrides });
+  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--config', conf], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, NODE_ENV: 'test' },
+  });
+  const pid = child.pid!;
+  groups.add(pid);
+  let out = '';
+  const keep = (b: Buffer): void => {
+    out = (out + b.toString()).slice(-20_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  let exited = child.exitCode !== null;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const url = `https://127.0.0.1:${port}`;
+
+  const stop = async (how: 'graceful' | 'kill' = 'graceful'): Promise<void> => {
+    if (!groups.has(pid)) return;
+    const tree = processTree(pid);
+    if (how === 'graceful') {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+      const grace = Number(o.overrides?.['server.shutdownTimeoutS'] ?? 10) * 1000 + 5000;
+      await Promise.race([exit, sleep(grace)]);
+    }
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // the group is gone
+    }
+    // Workers outliving the primary would skew the next measurement: wait until all are gone.
+    await until(() => tree.every((p) => !fs.existsSync(`/proc/${p}`)) || undefined, 10_000, 'server processes to exit').catch(() => undefined);
+    groups.delete(pid);
+  };
+
+  try {
+    await until(
+      async () => {
+        if (exited) throw Object.assign(new Error(`server exited during start-up:\n${out.slice(-4000)}`), { fatal: true });
+        const pids = new Set(processTree(pid));
+        const { nodes } = await api<{ nodes: Array<{ pid: number }> }>(url, o.stack.caPem, 'GET', '/v1/nodes', o.adminToken);
+        return nodes.filter((n) => pids.has(n.pid)).length >= o.workers;
+      },
+      60_000,
+      `${o.workers} ${o.transport} worker(s) on port ${port} to register`,
+      250,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { port, url, pid, pids: () => processTree(pid), output: () => out, stop };
+}
+
+/** Starts bench/echo-uws.js or bench/echo-node.js on a free port with the stack's certificates. */
+export async function startEcho(stack: BenchStack, kind: 'uws' | 'node', cpuProfDir?: string): Promise<BenchServer> {
+  const port = await freePort('127.0.0.1');
+  const script = path.resolve(__dirname, '..', `echo-${kind}.js`);
+  const c = stack.stack.certs;
+  const nodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, script, '--port', String(port), '--cert', c.fullChain, '--key', c.key], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const pid = child.pid!;
+  groups.add(pid);
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const stop = async (how: 'graceful' | 'kill' = 'graceful'): Promise<void> => {
+    if (!groups.has(pid)) return;
+    try {
+      process.kill(how === 'graceful' ? pid : -pid, how === 'graceful' ? 'SIGTERM' : 'SIGKILL');
+    } catch {
+      // gone
+    }
+    await Promise.race([exit, sleep(5000)]);
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    groups.delete(pid);
+  };
+  try {
+    await until(
+      () => {
+        if (exited) throw Object.assign(new Error(`echo-${kind} exited: ${out}`), { fatal: true });
+        return /listening \d+/.test(out) || undefined;
+      },
+      15_000,
+      `echo-${kind} to listen`,
+      50,
+    );
+  } catch (err) {
+    await stop('kill');
+    throw err;
+  }
+  return { port, url: `https://127.0.0.1:${port}`, pid, pids: () => processTree(pid), output: () => out, stop };
+}

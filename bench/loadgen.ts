@@ -1,0 +1,437 @@
+/**
+ * Load generator, forked by the benchmarks (child_process.fork). Driven by IPC messages:
+ *
+ * - `sessions`: open `count` core sessions, at most `concurrency` being set up at once.
+ *   A session is: TLS + WebSocket upgrade with `Authorization: Bearer <engine key>` →
+ *   the server's first message (welcome) → `{"type":"assign","id":1}` → the assignment.
+ *   Established sessions stay open until `close`. Uses the raw `ws` client (not
+ *   CoreClient) and one shared TLS context to keep the load generator's memory low.
+ * - `work`: `cores` sessions that, after `go`, send binary frame messages of `frameBytes`
+ *   with a checkpoint every `framesPerCheckpoint` frames, keeping up to `window` messages
+ *   unanswered per core, until each core has sent its share of `frames`.
+ * - `http`: one autocannon run (HTTP/1.1 keep-alive over TLS).
+ * - `stats`: how many sessions are open and how many dropped since being established.
+ * - `close`: closes everything and exits.
+ *
+ * All traffic goes to 127.0.0.0/8; each load generator connects from its own source
+ * address (`localAddress`) and numbers its source ports itself, so no address runs out of
+ * ports and the kernel never searches for one. Every phase has a deadline.
+ */
+import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
+import WebSocket from 'ws';
+
+/** Options of a `sessions` command. */
+export interface SessionsCommand {
+  cmd: 'sessions';
+  url: string;
+  /** Engine key (omitted for the echo server). */
+  key?: string;
+  protocol?: string;
+  ca: string;
+  localAddress: string;
+  count: number;
+  concurrency: number;
+  /** Per-session set-up timeout. */
+  timeoutMs: number;
+  /** Deadline for the whole phase; sessions not started by then are counted as not attempted. */
+  deadlineMs: number;
+  /** 'assignment': the reply to assign must be an assignment; 'any': any reply (echo). */
+  expect: 'assignment' | 'any';
+}
+
+/** Options of a `work` command. */
+export interface WorkCommand {
+  cmd: 'work';
+  url: string;
+  key: string;
+  ca: string;
+  localAddress: string;
+  cores: number;
+  frameBytes: number;
+  /** Frames per checkpoint; 0: one checkpoint only, after the last frame. */
+  framesPerCheckpoint: number;
+  /** Bytes of the one checkpoint file sent with each checkpoint. */
+  checkpointBytes: number;
+  /** Frames each core sends in total (a final checkpoint commits any remainder). */
+  framesPerCore: number;
+  /** Most unanswered messages per core. */
+  window: number;
+  timeoutMs: number;
+  deadlineMs: number;
+}
+
+/** Options of an `http` command (autocannon). */
+export interface HttpCommand {
+  cmd: 'http';
+  url: string;
+  ca: string;
+  connections: number;
+  durationS: number;
+  headers?: Record<string, string>;
+}
+
+type Command = SessionsCommand | WorkCommand | HttpCommand | { cmd: 'go' } | { cmd: 'stats' } | { cmd: 'close' };
+
+/** Result of a `sessions` command. */
+export interface SessionsResult {
+  type: 'sessions';
+  ok: number;
+  failed: number;
+  notAttempted: number;
+  reasons: Record<string, number>;
+  latenciesMs: number[];
+  firstStart: number;
+  lastDone: number;
+  cpuMs: number;
+}
+
+/** Result of a `work` command. */
+export interface WorkResult {
+  type: 'work';
+  cores: number;
+  frameAcks: number;
+  commits: number;
+  bytesAcked: number;
+  commitLatenciesMs: number[];
+  errors: Record<string, number>;
+  elapsedMs: number;
+  /** From go to the last frame ack (before the final checkpoint's commit). */
+  framesElapsedMs: number;
+  timedOut: boolean;
+  cpuMs: number;
+}
+
+const send = (m: unknown): void => {
+  process.send?.(m);
+};
+
+const cpuNow = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/** An all-zero mask: ws then skips masking (saves load-generator CPU; servers unmask as always). */
+const zeroMask = (mask: Buffer): void => {
+  mask.fill(0);
+};
+
+const open: WebSocket[] = [];
+let context: tls.SecureContext | undefined;
+
+function secureContext(ca: string): tls.SecureContext {
+  context ??= tls.createSecureContext({ ca });
+  return context;
+}
+
+function bump(map: Record<string, number>, key: string): void {
+  map[key] = (map[key] ?? 0) + 1;
+}
+
+/** Opens one session; resolves with the socket or a failure reason. */
+/**
+ * Source ports are chosen here, one after the other, instead of by the kernel: a bind() to a
+ * source address with port 0 makes Linux search the port range for a free port, and with
+ * tens of thousands of bound sockets that search (inet_csk_get_port) took most of the
+ * machine's CPU. Every load generator gets its own fresh source address, so these ports are
+ * free.
+ */
+let nextPort = 10_000;
+const MAX_PORT = 65_000;
+
+function openSession(o: { url: string; key?: string; protocol?: string; ca: string; localAddress: string; timeoutMs: number; expect: 'assignment' | 'any' }): Promise<{ ws?: WebSocket; reason?: string }> {
+  if (nextPort > MAX_PORT) return Promise.resolve({ reason: 'out of source ports' });
+  return new Promise((resolve) => {
+    let done = false;
+    const ws = new WebSocket(o.url, o.protocol ? [o.protocol] : [], {
+      headers: o.key ? { authorization: `Bearer ${o.key}` } : {},
+      secureContext: secureContext(o.ca),
+      servername: 'localhost',
+      rejectUnauthorized: process.env.LG_VERIFY === '1',
+      localAddress: o.localAddress,
+      localPort: nextPort++,
+      perMessageDeflate: false,
+      skipUTF8Validation: true,
+      handshakeTimeout: o.timeoutMs,
+      maxPayload: 64 * 1024 * 1024,
+      ...(process.env.LG_MASK === 'random' ? {} : { generateMask: zeroMask }),
+    } as WebSocket.ClientOptions);
+    const finish = (reason?: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (reason) {
+        ws.removeAllListeners('message');
+        ws.on('error', () => undefined);
+        ws.terminate();
+        resolve({ reason });
+      } else {
+        resolve({ ws });
+      }
+    };
+    const timer = setTimeout(() => finish('timeout'), o.timeoutMs);
+    let stage = 0;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (done) return;
+      if (stage === 0) {
+        stage = 1;
+        ws.send('{"type":"assign","id":1}');
+        return;
+      }
+      if (o.expect === 'any') return finish();
+      let msg: { type?: string; code?: string };
+      try {
+        msg = JSON.parse(isBinary ? '' : data.toString()) as { type?: string; code?: string };
+      } catch {
+        return finish('bad reply');
+      }
+      if (msg.type === 'assignment') return finish();
+      finish(msg.type === 'error' ? `error ${msg.code}` : `unexpected ${msg.type}`);
+    });
+    ws.on('unexpected-response', (_req, res) => finish(`http ${res.statusCode}`));
+    ws.on('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message.slice(0, 60)));
+    ws.on('close', (code) => finish(`closed ${code}`));
+  });
+}
+
+let dropped = 0;
+
+async function runSessions(c: SessionsCommand): Promise<void> {
+  const cpu0 = cpuNow();
+  const deadline = Date.now() + c.deadlineMs;
+  const latencies: number[] = [];
+  const reasons: Record<string, number> = {};
+  let ok = 0;
+  let failed = 0;
+  let started = 0;
+  let firstStart = 0;
+  let lastDone = 0;
+  const progress = setInterval(() => send({ type: 'progress', ok, failed }), 1000);
+  const worker = async (): Promise<void> => {
+    while (started < c.count && Date.now() < deadline) {
+      started++;
+      const t0 = performance.now();
+      if (!firstStart) firstStart = Date.now();
+      const r = await openSession({ ...c, timeoutMs: Math.min(c.timeoutMs, Math.max(1000, deadline - Date.now())) });
+      lastDone = Date.now();
+      if (r.ws) {
+        latencies.push(performance.now() - t0);
+        ok++;
+        open.push(r.ws);
+        r.ws.on('close', () => dropped++);
+        r.ws.on('error', () => undefined);
+      } else {
+        failed++;
+        bump(reasons, r.reason!);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(c.concurrency, c.count) }, worker));
+  clearInterval(progress);
+  const result: SessionsResult = { type: 'sessions', ok, failed, notAttempted: c.count - started, reasons, latenciesMs: latencies, firstStart, lastDone, cpuMs: cpuNow() - cpu0 };
+  send(result);
+}
+
+/** The binary message layout of PROTOCOL §2: 4-byte header length, JSON header, payload. */
+function dataMessage(header: string, payload: Buffer): Buffer {
+  const h = Buffer.from(header);
+  const out = Buffer.allocUnsafe(4 + h.length + payload.length);
+  out.writeUInt32BE(h.length, 0);
+  h.copy(out, 4);
+  payload.copy(out, 4 + h.length);
+  return out;
+}
+
+let go: (() => void) | undefined;
+
+async function runWork(c: WorkCommand): Promise<void> {
+  const payload = Buffer.alloc(c.frameBytes);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + 7) & 0xff;
+  const ckpt = Buffer.alloc(c.checkpointBytes, 0x5a);
+  const deadline = Date.now() + c.deadlineMs;
+  const errors: Record<string, number> = {};
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < c.cores; i++) {
+    const r = await openSession({ ...c, protocol: 'coordinator.core.v1', expect: 'assignment' });
+    if (!r.ws) {
+      bump(errors, `setup: ${r.reason}`);
+      continue;
+    }
+    r.ws.on('error', () => undefined);
+    sockets.push(r.ws);
+    open.push(r.ws);
+  }
+  send({ type: 'ready', cores: sockets.length, errors });
+  await new Promise<void>((resolve) => {
+    go = resolve;
+  });
+  const cpu0 = cpuNow();
+  const t0 = performance.now();
+  let frameAcks = 0;
+  let lastAck = t0;
+  let commits = 0;
+  const perCheckpoint = c.framesPerCheckpoint > 0 ? c.framesPerCheckpoint : Number.MAX_SAFE_INTEGER;
+  const commitLatencies: number[] = [];
+  let timedOut = false;
+
+  const core = (ws: WebSocket): Promise<void> =>
+    new Promise((resolve) => {
+      let seq = 0;
+      let inflight = 0;
+      let framesSent = 0;
+      let sinceCheckpoint = 0;
+      let finished = false;
+      const ckptSent = new Map<number, number>();
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        ws.off('message', onMessage);
+        resolve();
+      };
+      const allSent = (): boolean => framesSent >= c.framesPerCore && sinceCheckpoint === 0;
+      const pump = (): void => {
+        while (inflight < c.window && !allSent()) {
+          if (Date.now() > deadline) {
+            timedOut = true;
+            break;
+          }
+          seq++;
+          inflight++;
+          if (sinceCheckpoint >= perCheckpoint || (framesSent >= c.framesPerCore && sinceCheckpoint > 0)) {
+            ckptSent.set(seq, performance.now());
+            ws.send(dataMessage(`{"type":"checkpoint","id":${seq},"seq":${seq},"files":[{"name":"state.xml","size":${ckpt.length}}]}`, ckpt));
+            sinceCheckpoint = 0;
+          } else {
+            ws.send(dataMessage(`{"type":"frame","id":${seq},"seq":${seq},"frames":1,"files":[{"name":"frames.xtc","size":${payload.length}}]}`, payload));
+            framesSent++;
+            sinceCheckpoint++;
+          }
+        }
+        if (inflight === 0 && (allSent() || timedOut)) finish();
+      };
+      const onMessage = (data: Buffer): void => {
+        let m: { type?: string; id?: number; code?: string };
+        try {
+          m = JSON.parse(data.toString()) as typeof m;
+        } catch {
+          bump(errors, 'bad reply');
+          return;
+        }
+        if (m.type === 'ack') {
+          inflight--;
+          frameAcks++;
+          lastAck = performance.now();
+        } else if (m.type === 'committed') {
+          inflight--;
+          commits++;
+          const t = ckptSent.get(m.id!);
+          if (t !== undefined) {
+            commitLatencies.push(performance.now() - t);
+            ckptSent.delete(m.id!);
+          }
+        } else if (m.type === 'error') {
+          inflight--;
+          bump(errors, `error ${m.code}`);
+          // A failed message breaks the seq chain: this core stops here.
+          framesSent = c.framesPerCore;
+          sinceCheckpoint = 0;
+        } else {
+          bump(errors, `unexpected ${m.type}`);
+          if (m.type === 'stop') {
+            finish();
+            return;
+          }
+        }
+        pump();
+      };
+      ws.on('message', onMessage);
+      ws.once('close', (code: number, reason: Buffer) => {
+        bump(errors, `closed ${code} ${reason.toString().slice(0, 60)}`.trim());
+        finish();
+      });
+      pump();
+    });
+
+  const all = Promise.all(sockets.map(core));
+  const guard = new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now()) + 30_000).unref());
+  await Promise.race([all, guard]);
+  const elapsedMs = performance.now() - t0;
+  const result: WorkResult = {
+    type: 'work',
+    cores: sockets.length,
+    frameAcks,
+    commits,
+    bytesAcked: frameAcks * c.frameBytes,
+    commitLatenciesMs: commitLatencies,
+    errors,
+    elapsedMs,
+    framesElapsedMs: lastAck - t0,
+    timedOut,
+    cpuMs: cpuNow() - cpu0,
+  };
+  send(result);
+}
+
+async function runHttp(c: HttpCommand): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const autocannon = require('autocannon') as (opts: Record<string, unknown>) => Promise<Record<string, unknown>>;
+  const cpu0 = cpuNow();
+  const r = await autocannon({
+    url: c.url,
+    connections: c.connections,
+    pipelining: 1,
+    duration: c.durationS,
+    headers: c.headers ?? {},
+    servername: 'localhost',
+    // autocannon 8 always sets rejectUnauthorized: false on its TLS sockets, whatever is
+    // passed here: the certificate is not verified (loopback only). The CA is passed anyway.
+    tlsOptions: { ca: c.ca },
+  });
+  const lat = r.latency as Record<string, number>;
+  const req = r.requests as Record<string, number>;
+  send({
+    type: 'http',
+    requestsPerSec: req.average,
+    total: req.total,
+    p50: lat.p50,
+    p99: lat.p99,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    durationS: r.duration,
+    cpuMs: cpuNow() - cpu0,
+  });
+}
+
+process.on('message', (m: Command) => {
+  const fail = (err: unknown): void => {
+    send({ type: 'fatal', message: (err as Error)?.stack ?? String(err) });
+  };
+  switch (m.cmd) {
+    case 'sessions':
+      runSessions(m).catch(fail);
+      break;
+    case 'work':
+      runWork(m).catch(fail);
+      break;
+    case 'http':
+      runHttp(m).catch(fail);
+      break;
+    case 'go':
+      go?.();
+      break;
+    case 'stats':
+      send({ type: 'stats', open: open.filter((w) => w.readyState === WebSocket.OPEN).length, dropped });
+      break;
+    case 'close': {
+      for (const ws of open) ws.terminate();
+      send({ type: 'closed', dropped });
+      setTimeout(() => process.exit(0), 200);
+      break;
+    }
+  }
+});
+
+// The parent's death must not leave sockets (and this process) behind.
+process.on('disconnect', () => process.exit(0));
+send({ type: 'hello', pid: process.pid });

@@ -1,0 +1,139 @@
+/**
+ * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin] [--cpu-prof]`.
+ *
+ * Starts its own stack (certificates, Redis, MongoDB-compatible store over TLS) in a
+ * temporary directory, runs each selected benchmark with the uws and the node transport in
+ * turn on identical work, and writes bench/results/<date>-<mode>.json and .md (rewritten
+ * after every benchmark, so an interrupted run keeps what it measured). Everything it
+ * started is stopped at the end, also on error or Ctrl-C.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { adminBench } from './admin';
+import { commitsBench } from './commits';
+import { framesBench } from './frames';
+import { buildPopulation, type BenchContext, type Population } from './lib/context';
+import { MODES } from './lib/modes';
+import { which } from '../src/provision/exec';
+import { summarizeProfiles } from './lib/profile';
+import { writeResults, type BenchResult, type RunResults } from './lib/report';
+import { startBenchStack } from './lib/stack';
+import { setupRateBench } from './setup-rate';
+import { sessionsBench } from './sessions';
+
+const BENCHES: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = {
+  sessions: sessionsBench,
+  setup: setupRateBench,
+  frames: framesBench,
+  commits: commitsBench,
+  admin: adminBench,
+};
+
+const RESULTS_DIR = path.resolve(__dirname, '..', '..', 'bench', 'results');
+
+function stampOf(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      'cpu-prof': { type: 'boolean', default: false },
+      'results-dir': { type: 'string' },
+    },
+  });
+  const mode = values.quick ? 'quick' : 'full';
+  const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(BENCHES);
+  for (const o of only) if (!BENCHES[o]) throw new Error(`unknown benchmark "${o}"; known: ${Object.keys(BENCHES).join(', ')}`);
+  const started = new Date();
+  const t0 = Date.now();
+  const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}`;
+  const resultsDir = values['results-dir'] ? path.resolve(values['results-dir']) : RESULTS_DIR;
+  const log = (line: string): void => {
+    process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
+  };
+  log(`${mode} run of ${only.join(', ')}`);
+
+  const results: RunResults = {
+    startedAt: started.toISOString(),
+    mode,
+    machine: {
+      cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`,
+      memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+      node: process.version,
+      kernel: os.release(),
+      'open files': 'soft/hard limit per process as inherited',
+    },
+    store: {},
+    benches: [],
+  };
+  try {
+    results.machine['open files'] = fs.readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+(\d+)\s+(\d+)/)?.slice(1).join('/') ?? '?';
+  } catch {
+    // not Linux
+  }
+
+  const stack = await startBenchStack((l) => log(`stack: ${l}`));
+  results.store = {
+    kind: stack.stack.mongoKind === 'ferretdb' ? 'FerretDB v1.24.2 (SQLite), TLS' : 'mongod, TLS',
+    '_id index': stack.stack.mongoKind === 'ferretdb' ? (which('sqlite3') ? 'added by the bench to every table (bench/lib/store.ts)' : 'MISSING (no sqlite3 CLI): _id lookups scan tables') : 'native',
+    redis: 'redis-server (Debian)',
+  };
+  log(`stack up: ${stack.stack.mongoKind} at ${stack.stack.mongo.uri}, redis at ${stack.stack.redis.url}`);
+  const workDir = fs.mkdtempSync(path.join(stack.baseDir, 'work-'));
+  const settings = MODES[mode];
+  const cpuProfDir = values['cpu-prof'] ? path.join(resultsDir, `${stamp}-cpuprof`) : undefined;
+  const populationSize = Math.max(only.includes('sessions') ? settings.sessions.count : 0, only.includes('setup') ? settings.setup.count : 0);
+  let population: Promise<Population> | undefined;
+  const ctx: BenchContext = {
+    stack,
+    mode,
+    settings,
+    workDir,
+    ...(cpuProfDir ? { cpuProfDir } : {}),
+    log,
+    population: () => (population ??= buildPopulation(ctx, 'bench_population', populationSize)),
+  };
+  let exitCode = 0;
+  try {
+    for (const name of only) {
+      const b0 = Date.now();
+      log(`=== ${name}`);
+      let r: BenchResult;
+      try {
+        r = await BENCHES[name]!(ctx);
+      } catch (err) {
+        exitCode = 1;
+        log(`${name} failed: ${(err as Error).stack ?? String(err)}`);
+        r = { name, rows: [], details: {}, notes: [], elapsedS: (Date.now() - b0) / 1000, error: (err as Error).message ?? String(err) };
+      }
+      results.benches.push(r);
+      log(`=== ${name} done in ${r.elapsedS.toFixed(1)} s`);
+      results.elapsedS = (Date.now() - t0) / 1000;
+      writeResults(resultsDir, stamp, results);
+    }
+  } finally {
+    log('stopping the stack');
+    await stack.stop();
+  }
+  results.finishedAt = new Date().toISOString();
+  results.elapsedS = (Date.now() - t0) / 1000;
+  if (cpuProfDir && fs.existsSync(cpuProfDir)) {
+    const summary = summarizeProfiles(cpuProfDir);
+    fs.writeFileSync(path.join(cpuProfDir, 'summary.txt'), summary);
+    log(`CPU profiles in ${cpuProfDir} (summary.txt)`);
+  }
+  const files = writeResults(resultsDir, stamp, results);
+  process.stdout.write(fs.readFileSync(files.md, 'utf8'));
+  log(`results: ${files.json}, ${files.md} (${results.elapsedS.toFixed(1)} s)`);
+  process.exitCode = exitCode;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,201 @@
+/**
+ * Concurrent TLS sessions: N authenticated, assigned core sessions held open at once.
+ *
+ * Load comes from ceil(N / perProcess) forked load generators (each under the 20,000
+ * open-files limit), each from its own source address (127.0.0.2, 127.0.0.3, …) so no
+ * address runs out of ephemeral ports. The server runs ceil(N / perProcess) worker processes
+ * for the same reason. Server memory is the sum of VmRSS over the server's processes, read
+ * from /proc before the load and after the sessions have been held idle for a while.
+ */
+import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
+import { resetQueues } from './lib/fixtures';
+import { api } from './lib/http';
+import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
+import { CpuWindow, openFds, sumRssKiB } from './lib/proc';
+import { row, type BenchResult } from './lib/report';
+import type { BenchServer, TransportName } from './lib/server';
+import { latency, round, sleep, until } from './lib/stats';
+import type { SessionsResult } from './loadgen';
+
+interface RunFigures {
+  transport: TransportName;
+  workers: number;
+  loadgens: number;
+  requested: number;
+  established: number;
+  failed: number;
+  notAttempted: number;
+  reasons: Record<string, number>;
+  droppedDuringHold: number;
+  serverView: number;
+  establishS: number;
+  ratePerS: number;
+  latencyMs: ReturnType<typeof latency>;
+  serverRssBeforeMiB: number;
+  serverRssAfterMiB: number;
+  serverRssPeakMiB: number;
+  serverKiBPerSession: number;
+  serverFds: number;
+  idleCpuPct: number;
+  loadgenRssMiB: number;
+  loadgenKiBPerSession: number;
+  loadgenCpuMsPerSession: number;
+}
+
+async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunFigures> {
+  const s = ctx.settings.sessions;
+  const pop = await ctx.population();
+  const db = ctx.stack.db(pop.fixture.database);
+  const ready = await resetQueues(ctx.stack, db);
+  if (ready < s.count) throw new Error(`only ${ready} ready streams for ${s.count} sessions`);
+  const processes = Math.ceil(s.count / s.perProcess);
+  let server: BenchServer | undefined;
+  let gens: LoadGen[] = [];
+  try {
+    server = await benchServer(ctx, {
+      tag: `sessions-${transport}`,
+      transport,
+      workers: processes,
+      database: pop.fixture.database,
+      adminToken: pop.fixture.admin,
+      overrides: { 'server.maxConnections': s.maxConnections },
+    });
+    gens = await startLoadGens(processes);
+    await sleep(1000);
+    const srv = server;
+    const before = sumRssKiB(srv.pids());
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, sumRssKiB(srv.pids()));
+      for (const g of gens) g.sampleRss();
+    }, 1000);
+    const per = Math.ceil(s.count / processes);
+    let results: SessionsResult[];
+    try {
+      const progress = setInterval(() => {
+        const ok = gens.reduce((n, g) => n + Number(g.progress.ok ?? 0), 0);
+        const failed = gens.reduce((n, g) => n + Number(g.progress.failed ?? 0), 0);
+        ctx.log(`sessions ${transport}: ${ok} established, ${failed} failed`);
+      }, 10_000);
+      try {
+        results = await Promise.all(
+          gens.map((g, i) => {
+            const count = Math.min(per, s.count - i * per);
+            g.send({
+              cmd: 'sessions',
+              url: `wss://127.0.0.1:${srv.port}/core/v1`,
+              key: pop.fixture.engineKey,
+              protocol: 'coordinator.core.v1',
+              ca: ctx.stack.caPem,
+              localAddress: sourceAddress(i),
+              count,
+              concurrency: s.concurrency,
+              timeoutMs: s.timeoutMs,
+              deadlineMs: s.deadlineS * 1000,
+              expect: 'assignment',
+            });
+            return g.next<SessionsResult>(['sessions'], s.deadlineS * 1000 + s.timeoutMs + 30_000);
+          }),
+        );
+      } finally {
+        clearInterval(progress);
+      }
+      const establishS = (Math.max(...results.map((r) => r.lastDone)) - Math.min(...results.filter((r) => r.firstStart).map((r) => r.firstStart))) / 1000;
+      const established = results.reduce((n, r) => n + r.ok, 0);
+      // Hold: the sessions sit idle (pings, lease renewals) while the server's CPU is read.
+      const idle = new CpuWindow(() => srv.pids());
+      idle.start();
+      const holdStart = Date.now();
+      await sleep(s.holdS * 1000);
+      const idleCpuPct = (idle.stop() / (Date.now() - holdStart)) * 100;
+      const after = sumRssKiB(srv.pids());
+      peak = Math.max(peak, after);
+      for (const g of gens) g.sampleRss();
+      const loadgenRss = gens.reduce((n, g) => n + g.sampleRss(), 0);
+      // The server's own count (node heartbeats every 5 s; wait for one that covers the hold).
+      const serverView = await until(
+        async () => {
+          const r = await api<{ total: number }>(srv.url, ctx.stack.caPem, 'GET', '/v1/active-cores', undefined);
+          return r.total >= established ? r.total : Date.now() - holdStart > (s.holdS + 12) * 1000 ? r.total || -1 : undefined;
+        },
+        20_000,
+        'the server to report its sessions',
+      ).catch(() => -1);
+      const fds = srv.pids().reduce((n, p) => n + openFds(p), 0);
+      const stats = await Promise.all(
+        gens.map((g) => {
+          g.send({ cmd: 'stats' });
+          return g.next<{ open: number; dropped: number }>(['stats'], 30_000);
+        }),
+      );
+      const dropped = stats.reduce((n, x) => n + x.dropped, 0);
+      return {
+        transport,
+        workers: processes,
+        loadgens: processes,
+        requested: s.count,
+        established,
+        failed: results.reduce((n, r) => n + r.failed, 0),
+        notAttempted: results.reduce((n, r) => n + r.notAttempted, 0),
+        reasons: results.reduce<Record<string, number>>((m, r) => {
+          for (const [k, v] of Object.entries(r.reasons)) m[k] = (m[k] ?? 0) + v;
+          return m;
+        }, {}),
+        droppedDuringHold: dropped,
+        serverView: Math.max(0, serverView),
+        establishS: round(establishS, 2),
+        ratePerS: round(established / establishS, 1),
+        latencyMs: latency(results.flatMap((r) => r.latenciesMs)),
+        serverRssBeforeMiB: round(before / 1024, 1),
+        serverRssAfterMiB: round(after / 1024, 1),
+        serverRssPeakMiB: round(peak / 1024, 1),
+        serverKiBPerSession: round((after - before) / Math.max(1, established), 2),
+        serverFds: fds,
+        idleCpuPct: round(idleCpuPct, 1),
+        loadgenRssMiB: round(loadgenRss / 1024, 1),
+        loadgenKiBPerSession: round(loadgenRss / Math.max(1, established), 2),
+        loadgenCpuMsPerSession: round(results.reduce((n, r) => n + r.cpuMs, 0) / Math.max(1, established), 3),
+      };
+    } finally {
+      clearInterval(sampler);
+    }
+  } finally {
+    // Kill the server first: closing 100,000 sockets at a live server makes it record
+    // 100,000 fragments, which is not what this benchmark measures.
+    await stopServer(ctx, server);
+    await closeLoadGens(gens);
+  }
+}
+
+/** The sessions benchmark. */
+export async function sessionsBench(ctx: BenchContext): Promise<BenchResult> {
+  const t0 = Date.now();
+  const s = ctx.settings.sessions;
+  const runs: Partial<Record<TransportName, RunFigures>> = {};
+  for (const t of TRANSPORTS) {
+    ctx.log(`sessions: ${t}, ${s.count} sessions`);
+    runs[t] = await runOne(ctx, t);
+    ctx.log(`sessions: ${t}: ${JSON.stringify({ ...runs[t], latencyMs: undefined })}`);
+  }
+  const u = runs.uws!;
+  const n = runs.node!;
+  const B = 'sessions';
+  const rows = [
+    row(B, `sessions held (of ${s.count})`, 'count', u.established - u.droppedDuringHold, n.established - n.droppedDuringHold, 'higher', { text: '≥ 100,000', met: u.established - u.droppedDuringHold >= 100_000 }),
+    row(B, 'sessions the server reports (/v1/active-cores)', 'count', u.serverView, n.serverView, 'higher'),
+    row(B, 'failed set-ups', 'count', u.failed + u.notAttempted, n.failed + n.notAttempted, 'lower'),
+    row(B, 'time to establish all', 's', u.establishS, n.establishS, 'lower'),
+    row(B, 'server RSS before', 'MiB', u.serverRssBeforeMiB, n.serverRssBeforeMiB, 'info'),
+    row(B, 'server RSS after (held, idle)', 'MiB', u.serverRssAfterMiB, n.serverRssAfterMiB, 'lower'),
+    row(B, 'server RSS per session', 'KiB', u.serverKiBPerSession, n.serverKiBPerSession, 'lower', { text: 'uws ≤ 8 KiB; uws/node ≤ 0.2', met: u.serverKiBPerSession <= 8 && u.serverKiBPerSession * 5 <= n.serverKiBPerSession }),
+    row(B, 'server CPU while holding idle sessions', '% of a core', u.idleCpuPct, n.idleCpuPct, 'lower'),
+    row(B, 'load generators RSS per session', 'KiB', u.loadgenKiBPerSession, n.loadgenKiBPerSession, 'info'),
+  ];
+  const notes = [
+    `${s.count} sessions per transport; ${u.workers} server worker process(es) with server.maxConnections ${s.maxConnections} each; ${u.loadgens} load generator process(es), ≤ ${s.perProcess} sockets each, from 127.0.0.2 upwards; ${s.concurrency} set-ups in flight per load generator; sessions held ${s.holdS} s before memory is read.`,
+    `A session: TLS (ECDSA P-256 chain verified against the dev root) + upgrade with the engine key + welcome + assign → assignment. Streams: ${(await ctx.population()).streams} ready, no seed files, inserted in bulk into MongoDB and queued with Pool.rebuild before each run (Redis flushed between runs).`,
+    `Failure reasons: uws ${JSON.stringify(u.reasons)}, node ${JSON.stringify(n.reasons)}. Set-up latency p50/p99: uws ${u.latencyMs.p50}/${u.latencyMs.p99} ms, node ${n.latencyMs.p50}/${n.latencyMs.p99} ms (at ${s.concurrency} in flight per load generator).`,
+    `Server RSS peak during set-up: uws ${u.serverRssPeakMiB} MiB, node ${n.serverRssPeakMiB} MiB; open fds of the server group after: uws ${u.serverFds}, node ${n.serverFds}. Load generators: uws run ${u.loadgenRssMiB} MiB in total, ${u.loadgenCpuMsPerSession} CPU ms per session; node run ${n.loadgenRssMiB} MiB, ${n.loadgenCpuMsPerSession} ms.`,
+  ];
+  return { name: B, rows, details: { settings: s, runs }, notes, elapsedS: (Date.now() - t0) / 1000 };
+}

@@ -1,0 +1,152 @@
+/**
+ * Session set-up rate: new authenticated, assigned sessions per second (TLS handshake +
+ * upgrade + engine-key check + welcome + assign → assignment), their latency, and the
+ * server's CPU time per established session (utime + stime of every server process from
+ * /proc, over the set-up window, divided by the sessions). Beside it, in the same run, the
+ * same figure for bare TLS WebSocket echo servers (bench/echo-uws.ts: the floor, and
+ * bench/echo-node.ts), driven by the same load generator doing the same exchange.
+ */
+import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
+import { resetQueues } from './lib/fixtures';
+import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
+import { CpuWindow, sumRssKiB } from './lib/proc';
+import { row, type BenchResult } from './lib/report';
+import { startEcho, type BenchServer, type TransportName } from './lib/server';
+import { latency, ratio, round, sleep } from './lib/stats';
+import type { SessionsResult } from './loadgen';
+
+interface SetupFigures {
+  target: string;
+  established: number;
+  failed: number;
+  reasons: Record<string, number>;
+  wallS: number;
+  ratePerS: number;
+  latencyMs: ReturnType<typeof latency>;
+  serverCpuMsPerSession: number;
+  loadgenCpuMsPerSession: number;
+  /** Server RSS growth per open session (before the load vs. all sessions open). */
+  serverKiBPerSession: number;
+}
+
+async function drive(ctx: BenchContext, target: string, server: BenchServer, path: string, key: string | undefined, expect: 'assignment' | 'any'): Promise<SetupFigures> {
+  const s = ctx.settings.setup;
+  let gens: LoadGen[] = [];
+  try {
+    gens = await startLoadGens(s.loadgens);
+    await sleep(500);
+    const rssBefore = sumRssKiB(server.pids());
+    const cpu = new CpuWindow(() => server.pids());
+    cpu.start();
+    const per = Math.ceil(s.count / s.loadgens);
+    const results = await Promise.all(
+      gens.map((g, i) => {
+        g.send({
+          cmd: 'sessions',
+          url: `wss://127.0.0.1:${server.port}${path}`,
+          ...(key ? { key } : {}),
+          protocol: 'coordinator.core.v1',
+          ca: ctx.stack.caPem,
+          localAddress: sourceAddress(i),
+          count: Math.min(per, s.count - i * per),
+          concurrency: s.concurrency,
+          timeoutMs: s.timeoutMs,
+          deadlineMs: s.deadlineS * 1000,
+          expect,
+        });
+        return g.next<SessionsResult>(['sessions'], s.deadlineS * 1000 + s.timeoutMs + 30_000);
+      }),
+    );
+    const serverMs = cpu.stop();
+    const established = results.reduce((n, r) => n + r.ok, 0);
+    const rssAfter = sumRssKiB(server.pids());
+    const wallS = (Math.max(...results.map((r) => r.lastDone)) - Math.min(...results.filter((r) => r.firstStart).map((r) => r.firstStart))) / 1000;
+    return {
+      target,
+      established,
+      failed: results.reduce((n, r) => n + r.failed + r.notAttempted, 0),
+      reasons: results.reduce<Record<string, number>>((m, r) => {
+        for (const [k, v] of Object.entries(r.reasons)) m[k] = (m[k] ?? 0) + v;
+        return m;
+      }, {}),
+      wallS: round(wallS, 2),
+      ratePerS: round(established / wallS, 1),
+      latencyMs: latency(results.flatMap((r) => r.latenciesMs)),
+      serverCpuMsPerSession: round(serverMs / Math.max(1, established), 3),
+      loadgenCpuMsPerSession: round(results.reduce((n, r) => n + r.cpuMs, 0) / Math.max(1, established), 3),
+      serverKiBPerSession: round((rssAfter - rssBefore) / Math.max(1, established), 2),
+    };
+  } finally {
+    await closeLoadGens(gens);
+  }
+}
+
+async function coordinator(ctx: BenchContext, transport: TransportName): Promise<SetupFigures> {
+  const pop = await ctx.population();
+  await resetQueues(ctx.stack, ctx.stack.db(pop.fixture.database));
+  let server: BenchServer | undefined;
+  try {
+    server = await benchServer(ctx, {
+      tag: `setup-${transport}`,
+      transport,
+      workers: 1,
+      database: pop.fixture.database,
+      adminToken: pop.fixture.admin,
+      overrides: { 'server.maxConnections': ctx.settings.sessions.maxConnections },
+    });
+    return await drive(ctx, transport, server, '/core/v1', pop.fixture.engineKey, 'assignment');
+  } finally {
+    await stopServer(ctx, server);
+  }
+}
+
+async function echo(ctx: BenchContext, kind: 'uws' | 'node'): Promise<SetupFigures> {
+  const server = await startEcho(ctx.stack, kind, ctx.cpuProfDir ? `${ctx.cpuProfDir}/setup-echo-${kind}` : undefined);
+  try {
+    return await drive(ctx, `echo-${kind}`, server, '/echo', undefined, 'any');
+  } finally {
+    await server.stop(ctx.cpuProfDir ? 'graceful' : 'kill');
+  }
+}
+
+/** The set-up rate benchmark. */
+export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
+  const t0 = Date.now();
+  const s = ctx.settings.setup;
+  const fig: Record<string, SetupFigures> = {};
+  for (const t of TRANSPORTS) {
+    ctx.log(`setup: ${t}, ${s.count} sessions`);
+    fig[t] = await coordinator(ctx, t);
+    ctx.log(`setup: ${t}: ${JSON.stringify(fig[t])}`);
+  }
+  for (const k of ['uws', 'node'] as const) {
+    ctx.log(`setup: echo-${k}`);
+    fig[`echo-${k}`] = await echo(ctx, k);
+    ctx.log(`setup: echo-${k}: ${JSON.stringify(fig[`echo-${k}`])}`);
+  }
+  const u = fig.uws!;
+  const n = fig.node!;
+  const eu = fig['echo-uws']!;
+  const en = fig['echo-node']!;
+  const B = 'setup';
+  const overFloor = ratio(u.serverCpuMsPerSession, eu.serverCpuMsPerSession);
+  const rows = [
+    row(B, 'sessions set up per second', '/s', u.ratePerS, n.ratePerS, 'higher'),
+    row(B, 'set-up latency p50', 'ms', u.latencyMs.p50, n.latencyMs.p50, 'lower'),
+    row(B, 'set-up latency p99', 'ms', u.latencyMs.p99, n.latencyMs.p99, 'lower'),
+    row(B, 'server CPU per session', 'ms', u.serverCpuMsPerSession, n.serverCpuMsPerSession, 'lower', { text: 'uws ≤ 2 × echo-uws floor', met: overFloor <= 2 }),
+    row(B, 'bare echo server CPU per session (floor: echo-uws; echo-node)', 'ms', eu.serverCpuMsPerSession, en.serverCpuMsPerSession, 'lower'),
+    row(B, 'server CPU per session ÷ echo-uws floor', '×', overFloor, ratio(n.serverCpuMsPerSession, eu.serverCpuMsPerSession), 'lower'),
+    row(B, 'server RSS per open session, just set up (not idle-settled)', 'KiB', u.serverKiBPerSession, n.serverKiBPerSession, 'lower'),
+    row(B, 'bare echo server RSS per open session (echo-uws; echo-node)', 'KiB', eu.serverKiBPerSession, en.serverKiBPerSession, 'lower'),
+    row(B, 'load generator CPU per session', 'ms', u.loadgenCpuMsPerSession, n.loadgenCpuMsPerSession, 'info'),
+    row(B, 'failed set-ups', 'count', u.failed, n.failed, 'lower'),
+  ];
+  const notes = [
+    `${s.count} sessions per server, ${s.loadgens} load generators × ${s.concurrency} set-ups in flight; coordinator with 1 process (server.workers 1); sessions stay open until the end of each run.`,
+    `Echo servers (same load generator, same exchange: TLS + upgrade + first message + one request/reply): echo-uws ${eu.ratePerS}/s, p50/p99 ${eu.latencyMs.p50}/${eu.latencyMs.p99} ms, ${eu.serverCpuMsPerSession} CPU ms/session; echo-node ${en.ratePerS}/s, p50/p99 ${en.latencyMs.p50}/${en.latencyMs.p99} ms, ${en.serverCpuMsPerSession} CPU ms/session.`,
+    `Load generator CPU per session (client TLS handshake with chain verification, ws upgrade, two messages): ${u.loadgenCpuMsPerSession} ms (uws run), ${n.loadgenCpuMsPerSession} ms (node run), ${eu.loadgenCpuMsPerSession} ms (echo-uws). All processes share ${require('node:os').cpus().length} CPUs with the store and Redis, so the rate is bounded by the whole machine, not the server alone; CPU per session is read per process and is not.`,
+    `Failure reasons: ${JSON.stringify(Object.fromEntries(Object.entries(fig).map(([k, v]) => [k, v.reasons])))}.`,
+  ];
+  return { name: B, rows, details: { settings: s, figures: fig }, notes, elapsedS: (Date.now() - t0) / 1000 };
+}
