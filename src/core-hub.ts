@@ -165,6 +165,8 @@ export class CoreHub {
     const done = Promise.all(all.map((r) => r.session.serverStop('server_shutdown')));
     await Promise.race([done, new Promise((r) => setTimeout(r, timeoutMs))]);
     for (const r of all) r.close(1001, 'server shutdown');
+    // The uWS transport writes queued replies and closes on the next turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 

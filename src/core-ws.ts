@@ -2,7 +2,8 @@
  * The `/core/v1` WebSocket endpoint on uWebSockets.js: authentication at upgrade (401 with
  * the JSON error body and no upgrade), the subprotocol echo, and the glue between uWS
  * callbacks and {@link CoreSession}. uWS rules kept here: headers are copied before any
- * await, the upgrade is corked, and a closed socket is never touched again.
+ * await, the upgrade is corked, a closed socket is never touched again, and nothing is written
+ * to a socket from inside a uWS callback (see {@link Outbox}).
  */
 import type uws from 'uWebSockets.js';
 import type { Auth } from './auth';
@@ -17,11 +18,79 @@ import { statusLine } from './uws-http';
 /** The subprotocol cores offer and the server echoes. */
 export const SUBPROTOCOL = 'coordinator.core.v1';
 
+/**
+ * Per-socket state. uWS.js copies these properties onto its WebSocket object, so no name may
+ * shadow a WebSocket method (`send`, `end`, `close`, `cork`, …).
+ */
 interface SocketData {
   identity: CoreIdentity;
   session?: CoreSession;
+  /** uWS closed the socket, or a close is queued: nothing more is sent. */
   closed: boolean;
+  /** The socket, set at open (uWS hands it to callbacks only). */
+  socket?: uws.WebSocket<SocketData>;
+  /** Messages queued for the next flush, in order. */
+  out: string[];
+  /** A close queued behind `out`. */
+  closeWith?: { code: number; reason: string };
 }
+
+/**
+ * Replies are written after the uWS callback that caused them, all at once on `setImmediate`.
+ *
+ * Why: the vendored uSockets' TLS layer discards the still-encrypted rest of a read when the
+ * application writes from inside its data callback (`us_internal_ssl_socket_write` resets the
+ * loop's read input). That happens as soon as one read decrypts more than its 512 KiB buffer,
+ * i.e. when a core pipelines frames (≈ 800 KB in flight), and the socket then dies with 1006.
+ * Promise continuations run inside the callback (uWS drains microtasks before returning), so
+ * an ack sent after `await` of settled work is still "inside"; `setImmediate` is not. The flush
+ * also corks every socket once per turn of the event loop, however many replies it has.
+ * `bench/uws-tls-burst.ts` reproduces the drop without the coordinator.
+ */
+class Outbox {
+  private readonly dirty = new Set<SocketData>();
+  private scheduled = false;
+
+  /** Queues a message for the socket. */
+  send(data: SocketData, message: string): void {
+    data.out.push(message);
+    this.mark(data);
+  }
+
+  /** Queues a close behind the socket's queued messages; later sends are dropped. */
+  end(data: SocketData, code: number, reason: string): void {
+    data.closeWith = { code, reason };
+    this.mark(data);
+  }
+
+  private mark(data: SocketData): void {
+    this.dirty.add(data);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    for (const data of this.dirty) {
+      const ws = data.socket;
+      const out = data.out;
+      const end = data.closeWith;
+      data.out = [];
+      data.closeWith = undefined;
+      // uWS's close callback ran meanwhile: the socket object must not be touched.
+      if (!ws || (data.closed && !end)) continue;
+      ws.cork(() => {
+        for (const m of out) ws.send(m, false);
+        if (end) ws.end(end.code, end.reason);
+      });
+    }
+    this.dirty.clear();
+  };
+}
+
+const outbox = new Outbox();
 
 const decoder = new TextDecoder();
 
@@ -85,7 +154,7 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
           if (aborted) return;
           const offered = headers.protocol.split(',').map((p) => p.trim());
           res.cork(() => {
-            res.upgrade<SocketData>({ identity, closed: false }, headers.key, offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '', headers.extensions, context);
+            res.upgrade<SocketData>({ identity, closed: false, out: [] }, headers.key, offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '', headers.extensions, context);
           });
         },
         (err: unknown) => {
@@ -104,15 +173,15 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
 
     open: (ws) => {
       const data = ws.getUserData();
+      data.socket = ws;
       const socket = {
         send: (message: Record<string, unknown>) => {
-          if (data.closed) return;
-          ws.cork(() => ws.send(JSON.stringify(message), false));
+          if (!data.closed) outbox.send(data, JSON.stringify(message));
         },
         close: (code: number, reason: string) => {
           if (data.closed) return;
           data.closed = true;
-          ws.end(code, reason);
+          outbox.end(data, code, reason);
         },
       };
       const session = new CoreSession(hub, socket, data.identity);
@@ -124,10 +193,11 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
 
     message: (ws, message, isBinary) => {
       const data = ws.getUserData();
+      if (data.closed) return;
       if (message.byteLength > c.maxMessageBytes) {
         hub.log.warn({ session: data.session?.id, bytes: message.byteLength }, 'message over core.maxMessageBytes; closing');
         data.closed = true;
-        ws.end(1009, 'message too large');
+        outbox.end(data, 1009, 'message too large');
         return;
       }
       // uWS reuses `message` after this callback: copy it before anything asynchronous.
@@ -137,6 +207,9 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
     close: (ws, code) => {
       const data = ws.getUserData();
       data.closed = true;
+      // Queued messages and close die with the socket.
+      data.socket = undefined;
+      data.closeWith = undefined;
       const s = data.session;
       if (!s) return;
       hub.remove(s);

@@ -16,9 +16,9 @@ export interface FrameSize {
   /** Frames sent in total (spread over the cores). */
   frames: number;
   /**
-   * Unanswered messages per core. Kept to ≤ 256 KiB in flight per core, except in the
-   * "window 16" variant: with ~800 KB or more in flight, the uWS TLS transport drops sockets
-   * that are answered while more data is pending (see bench/uws-tls-burst.ts).
+   * Unanswered messages per core: ≤ 256 KiB in flight per core, except in the "window 16"
+   * variant (1 MiB in flight), which checks that pipelining cores are not dropped (the uSockets
+   * TLS problem of bench/uws-tls-burst.ts that src/core-ws.ts works around).
    */
   window: number;
 }
