@@ -55,14 +55,32 @@ export async function recordFragment(db: Db, f: Fragment): Promise<void> {
   const coreSeconds = Math.max(0, (f.end.getTime() - f.start.getTime()) / 1000);
   await db.collection('fragments').insertOne({ ...f, coreSeconds });
   if (!f.donor) return;
+  const donor = f.donor;
   await Promise.all([
-    db.collection('donors').updateOne({ name: f.donor }, { $inc: { frames: f.frames, coreSeconds } }),
-    db.collection('donor_targets').updateOne(
-      { _id: `${f.donor}:${f.targetId}` as never },
-      { $inc: { frames: f.frames, coreSeconds }, $setOnInsert: { donor: f.donor, targetId: f.targetId } },
-      { upsert: true },
+    db.collection('donors').updateOne({ name: donor }, { $inc: { frames: f.frames, coreSeconds } }),
+    retryDuplicateKey(() =>
+      db.collection('donor_targets').updateOne(
+        { _id: `${donor}:${f.targetId}` as never },
+        { $inc: { frames: f.frames, coreSeconds }, $setOnInsert: { donor, targetId: f.targetId } },
+        { upsert: true },
+      ),
     ),
   ]);
+}
+
+/**
+ * Runs an upsert again when it lost an insert race: two upserts of the same new `_id` both
+ * find nothing and both insert; the loser gets E11000 (FerretDB always, MongoDB in some
+ * cases), and on the retry it finds the winner's document and updates it.
+ */
+async function retryDuplicateKey<T>(op: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await op();
+    } catch (err) {
+      if ((err as { code?: number }).code !== 11000 || i >= attempts) throw err;
+    }
+  }
 }
 
 /**
