@@ -263,6 +263,12 @@ export const schema = {
       default: 3000,
       env: 'SC_REDIS_COMMAND_TIMEOUT_MS',
     },
+    autoPipelining: {
+      doc: 'Send the Redis commands issued in one turn of the event loop as one pipeline (one socket write instead of one per command); set false to debug command by command.',
+      format: Boolean,
+      default: true,
+      env: 'SC_REDIS_AUTO_PIPELINING',
+    },
   },
   http: {
     maxBodyBytes: {

@@ -46,6 +46,13 @@ interface Assignment {
   resumeHash: string;
 }
 
+/**
+ * What an assignment reads of its stream: not the partition lists, which grow by one entry
+ * per checkpoint (a long stream's would be decoded on every assignment); `lastPartitionId`
+ * names the checkpoint to hand out.
+ */
+const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0 } as const;
+
 /** One core's session. */
 export class CoreSession {
   readonly id = crypto.randomBytes(12).toString('base64url');
@@ -183,7 +190,7 @@ export class CoreSession {
       const secret = crypto.randomBytes(24).toString('base64url');
       const got = await this.hub.leases.assign(candidates, this.leaseFields(hashToken(secret)));
       if (!got) break;
-      const stream = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: got.stream });
+      const stream = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: got.stream }, { projection: ASSIGN_PROJECTION });
       if (!stream || stream.status !== 'ok') {
         // Stopped or deleted after it was queued: drop the lease and try the next one.
         await this.hub.leases.release(got.stream, this.id, false, 0);
@@ -215,7 +222,7 @@ export class CoreSession {
       resume: hashToken(newSecret),
     });
     if (!lease) throw new MessageError(id, 'not_assigned', 'The resume token is unknown or its grace period has passed; assign again');
-    const stream = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: streamId });
+    const stream = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: streamId }, { projection: ASSIGN_PROJECTION });
     if (!stream || stream.status !== 'ok') {
       await this.hub.leases.release(streamId, this.id, false, 0);
       throw new MessageError(id, 'not_assigned', 'The stream is no longer available; assign again');
@@ -264,12 +271,19 @@ export class CoreSession {
       out[f.name] = Buffer.concat(chunks).toString('base64');
     };
     for (const f of seeds) await add(f);
-    const last = stream.partitionIds[stream.partitionIds.length - 1];
+    const last = await this.lastPartitionId(stream);
     if (last !== undefined) {
       const p = await this.hub.db.collection('partitions').findOne({ _id: last as never });
       for (const f of (p?.checkpoint ?? []) as FileDoc[]) await add(f);
     }
     return out;
+  }
+
+  /** The committed partition the stream continues from (the list is read only for streams committed before `lastPartitionId` existed). */
+  private async lastPartitionId(stream: StreamDoc): Promise<string | undefined> {
+    if (stream.lastPartitionId !== undefined || stream.frames === 0) return stream.lastPartitionId;
+    const full = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: stream._id }, { projection: { partitionIds: 1 } });
+    return full?.partitionIds.at(-1);
   }
 
   private async onData(msg: DataMessage): Promise<void> {

@@ -42,15 +42,28 @@ export class LiveState {
   private readonly activeKey: string;
   private readonly nodesKey: string;
   private timer: NodeJS.Timeout | undefined;
+  /** Records waiting for the next batched HSET, by stream. */
+  private pending = new Map<string, string>();
+  private flushing: Promise<void> | undefined;
 
   constructor(private readonly redis: RedisClient, private readonly prefix: string) {
     this.activeKey = `${prefix}active`;
     this.nodesKey = `${prefix}nodes`;
   }
 
-  /** Records (or updates) an active stream. */
-  async setActive(a: ActiveStream): Promise<void> {
-    await this.redis.hset(this.activeKey, a.stream_id, JSON.stringify(a));
+  /**
+   * Records (or updates) an active stream. Records set in the same turn of the event loop
+   * (a burst of assignments) go out as one HSET; resolves once that HSET is done.
+   */
+  setActive(a: ActiveStream): Promise<void> {
+    this.pending.set(a.stream_id, JSON.stringify(a));
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const batch = this.pending;
+      this.pending = new Map();
+      this.flushing = undefined;
+      if (batch.size > 0) await this.redis.hset(this.activeKey, Object.fromEntries(batch));
+    });
+    return this.flushing;
   }
 
   /** Records many active streams in one command. */
@@ -59,8 +72,9 @@ export class LiveState {
     await this.redis.hset(this.activeKey, Object.fromEntries(list.map((a) => [a.stream_id, JSON.stringify(a)])));
   }
 
-  /** Removes a stream from the active view. */
+  /** Removes a stream from the active view (also from a batch not yet sent). */
   async clearActive(streamId: string): Promise<void> {
+    this.pending.delete(streamId);
     await this.redis.hdel(this.activeKey, streamId);
   }
 

@@ -70,7 +70,7 @@ export async function commitPartition(db: Db, streamId: string, committed: numbe
   const res = await db.collection<CommittedList & { frames: number }>('streams').updateOne(
     { _id: streamId, frames: committed },
     {
-      $set: { frames: doc.n, errorCount: 0, updatedAt: new Date() },
+      $set: { frames: doc.n, lastPartitionId: doc._id, errorCount: 0, updatedAt: new Date() },
       $push: { partitions: doc.n, partitionIds: doc._id },
       $addToSet: { frameFiles: { $each: doc.frames.map((f) => f.name) }, checkpointFiles: { $each: doc.checkpoint.map((f) => f.name) } },
     } as never,

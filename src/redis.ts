@@ -27,6 +27,8 @@ function baseOptions(settings: Settings): RedisOptions {
     // Reconnect forever, backing off to 2 s: an outage must not need a restart.
     retryStrategy: (times: number) => Math.min(times * 100, 2000),
     lazyConnect: false,
+    // Many sessions lease, renew and publish at once: one write per turn, not one per command.
+    enableAutoPipelining: r.autoPipelining,
     ...tls,
   };
 }
@@ -42,6 +44,7 @@ export function createRedis(settings: Settings, name = 'stream-coordinator'): Re
     return new Cluster(r.cluster.map(hostPort), {
       redisOptions: { ...base, ...(r.password ? { password: r.password } : {}) },
       clusterRetryStrategy: (times: number) => Math.min(times * 100, 2000),
+      enableAutoPipelining: r.autoPipelining,
     });
   }
   if (r.sentinels.length > 0) {

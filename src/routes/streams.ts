@@ -29,6 +29,8 @@ export interface StreamDoc {
   partitions: number[];
   /** The document id of each committed partition, in the same order. */
   partitionIds: string[];
+  /** The last entry of `partitionIds` (set with it), so readers need not load the list. */
+  lastPartitionId?: string;
   errorCount: number;
   seedFiles: string[];
   tagFiles: string[];
