@@ -1,5 +1,5 @@
 /**
- * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin] [--cpu-prof]`.
+ * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin] [--sessions=N] [--cpu-prof]`.
  *
  * Starts its own stack (certificates, Redis, MongoDB-compatible store over TLS) in a
  * temporary directory, runs each selected benchmark with the uws and the node transport in
@@ -44,6 +44,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
       'results-dir': { type: 'string' },
+      sessions: { type: 'string' },
     },
   });
   const mode = values.quick ? 'quick' : 'full';
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
   for (const o of only) if (!BENCHES[o]) throw new Error(`unknown benchmark "${o}"; known: ${Object.keys(BENCHES).join(', ')}`);
   const started = new Date();
   const t0 = Date.now();
-  const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}`;
+  const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}${values.sessions ? `-${values.sessions}` : ''}`;
   const resultsDir = values['results-dir'] ? path.resolve(values['results-dir']) : RESULTS_DIR;
   const log = (line: string): void => {
     process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
@@ -85,7 +86,12 @@ async function main(): Promise<void> {
   };
   log(`stack up: ${stack.stack.mongoKind} at ${stack.stack.mongo.uri}, redis at ${stack.stack.redis.url}`);
   const workDir = fs.mkdtempSync(path.join(stack.baseDir, 'work-'));
-  const settings = MODES[mode];
+  const settings = structuredClone(MODES[mode]);
+  if (values.sessions) {
+    const n = Number(values.sessions);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--sessions wants a positive integer, got "${values.sessions}"`);
+    settings.sessions.count = n;
+  }
   const cpuProfDir = values['cpu-prof'] ? path.join(resultsDir, `${stamp}-cpuprof`) : undefined;
   const populationSize = Math.max(only.includes('sessions') ? settings.sessions.count : 0, only.includes('setup') ? settings.setup.count : 0);
   let population: Promise<Population> | undefined;

@@ -33,9 +33,8 @@ export interface CoreHubDeps {
   nodeId: string;
 }
 
-/** A session and how to close its socket. */
-interface Registered {
-  session: CoreSession;
+/** How the hub closes a session's socket. */
+interface Closer {
   close(code: number, reason: string): void;
 }
 
@@ -56,7 +55,7 @@ export class CoreHub {
   /** Commits run through this, bounded by core.maxConcurrentCommits. */
   readonly commits: Limiter;
   readonly byStream = new Map<string, CoreSession>();
-  private readonly sessions = new Map<CoreSession, Registered>();
+  private readonly sessions = new Map<CoreSession, Closer>();
   private readonly byEngine = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
 
@@ -79,7 +78,7 @@ export class CoreHub {
       void this.byStream.get(streamId)?.serverStop(reason);
     });
     d.bus.on('engine-key.revoked', ({ keyId }) => {
-      for (const r of this.sessions.values()) if (r.session.who.keyId === keyId) r.close(1008, 'engine key revoked');
+      for (const [session, socket] of this.sessions) if (session.who.keyId === keyId) socket.close(1008, 'engine key revoked');
     });
   }
 
@@ -89,8 +88,8 @@ export class CoreHub {
   }
 
   /** Registers an open session. */
-  add(session: CoreSession, close: (code: number, reason: string) => void): void {
-    this.sessions.set(session, { session, close });
+  add(session: CoreSession, socket: Closer): void {
+    this.sessions.set(session, socket);
     this.byEngine.set(session.who.engine, (this.byEngine.get(session.who.engine) ?? 0) + 1);
     this.metrics.openSockets.inc({ engine: session.who.engine });
   }
@@ -161,10 +160,10 @@ export class CoreHub {
    */
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    const all = [...this.sessions.values()];
-    const done = Promise.all(all.map((r) => r.session.serverStop('server_shutdown')));
+    const all = [...this.sessions];
+    const done = Promise.all(all.map(([session]) => session.serverStop('server_shutdown')));
     await Promise.race([done, new Promise((r) => setTimeout(r, timeoutMs))]);
-    for (const r of all) r.close(1001, 'server shutdown');
+    for (const [, socket] of all) socket.close(1001, 'server shutdown');
     // The uWS transport writes queued replies and closes on the next turn of the event loop.
     await new Promise((resolve) => setImmediate(resolve));
   }

@@ -5,7 +5,6 @@
  * promise chain), so a checkpoint's commit finishes before the next message is looked at.
  */
 import crypto from 'node:crypto';
-import path from 'node:path';
 import { toAppError, type ErrorCode } from './errors';
 import { commitCheckpoint, recordFragment, recordStreamError } from './commit';
 import { MessageError, parseBinary, parseText, type DataMessage, type TextRequest } from './core-messages';
@@ -250,7 +249,7 @@ export class CoreSession {
       owner: stream.owner,
       committed: stream.frames,
       lastSeq: 0,
-      buffer: new FrameBuffer(path.join(this.hub.spillDir), this.hub.settings.core.memoryBufferBytes, `${this.id}-${stream._id}`),
+      buffer: new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${stream._id}`),
       startedAt: new Date(),
       framesThisActivation: 0,
       resumeHash,

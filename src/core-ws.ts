@@ -9,7 +9,7 @@ import type uws from 'uWebSockets.js';
 import type { Auth } from './auth';
 import { clientAddress, normalizeAddress, type TrustList } from './client-address';
 import type { CoreHub } from './core-hub';
-import { CoreSession, type CoreIdentity } from './core-session';
+import { CoreSession, type CoreIdentity, type CoreSocket } from './core-session';
 import type { EngineKeys } from './engine-keys';
 import { AppError, errorBody, toAppError } from './errors';
 import { bearer, hashToken } from './tokens';
@@ -30,7 +30,7 @@ interface SocketData {
   /** The socket, set at open (uWS hands it to callbacks only). */
   socket?: uws.WebSocket<SocketData>;
   /** Messages queued for the next flush, in order. */
-  out: string[];
+  out?: string[];
   /** A close queued behind `out`. */
   closeWith?: { code: number; reason: string };
 }
@@ -53,7 +53,7 @@ class Outbox {
 
   /** Queues a message for the socket. */
   send(data: SocketData, message: string): void {
-    data.out.push(message);
+    (data.out ??= []).push(message);
     this.mark(data);
   }
 
@@ -77,12 +77,12 @@ class Outbox {
       const ws = data.socket;
       const out = data.out;
       const end = data.closeWith;
-      data.out = [];
+      data.out = undefined;
       data.closeWith = undefined;
       // uWS's close callback ran meanwhile: the socket object must not be touched.
       if (!ws || (data.closed && !end)) continue;
       ws.cork(() => {
-        for (const m of out) ws.send(m, false);
+        if (out) for (const m of out) ws.send(m, false);
         if (end) ws.end(end.code, end.reason);
       });
     }
@@ -91,6 +91,21 @@ class Outbox {
 }
 
 const outbox = new Outbox();
+
+/** A session's side of its uWS socket: every write goes through the outbox. */
+class UwsCoreSocket implements CoreSocket {
+  constructor(private readonly data: SocketData) {}
+
+  send(message: Record<string, unknown>): void {
+    if (!this.data.closed) outbox.send(this.data, JSON.stringify(message));
+  }
+
+  close(code: number, reason: string): void {
+    if (this.data.closed) return;
+    this.data.closed = true;
+    outbox.end(this.data, code, reason);
+  }
+}
 
 const decoder = new TextDecoder();
 
@@ -154,7 +169,7 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
           if (aborted) return;
           const offered = headers.protocol.split(',').map((p) => p.trim());
           res.cork(() => {
-            res.upgrade<SocketData>({ identity, closed: false, out: [] }, headers.key, offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '', headers.extensions, context);
+            res.upgrade<SocketData>({ identity, closed: false }, headers.key, offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '', headers.extensions, context);
           });
         },
         (err: unknown) => {
@@ -174,19 +189,10 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
     open: (ws) => {
       const data = ws.getUserData();
       data.socket = ws;
-      const socket = {
-        send: (message: Record<string, unknown>) => {
-          if (!data.closed) outbox.send(data, JSON.stringify(message));
-        },
-        close: (code: number, reason: string) => {
-          if (data.closed) return;
-          data.closed = true;
-          outbox.end(data, code, reason);
-        },
-      };
+      const socket = new UwsCoreSocket(data);
       const session = new CoreSession(hub, socket, data.identity);
       data.session = session;
-      hub.add(session, socket.close);
+      hub.add(session, socket);
       hub.log.info({ session: session.id, engine: data.identity.engine, donor: data.identity.donor?.name, remote: data.identity.remote }, 'core connected');
       session.welcome();
     },

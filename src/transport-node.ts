@@ -64,7 +64,7 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
           };
           const session = new CoreSession(hub, socketApi, identity);
           alive.set(ws, true);
-          hub.add(session, socketApi.close);
+          hub.add(session, socketApi);
           hub.log.info({ session: session.id, engine: identity.engine, donor: identity.donor?.name, remote }, 'core connected');
           ws.on('pong', () => alive.set(ws, true));
           ws.on('message', (data: Buffer, isBinary) => session.onMessage(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), isBinary));
