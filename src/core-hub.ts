@@ -114,9 +114,12 @@ export class CoreHub {
     if (record) await this.live.setActive(record);
   }
 
+  /** The live-view record of a session's assignment; its counts count as published from here on. */
   private activeRecord(s: CoreSession): ActiveStream | undefined {
     const a = s.assignment;
     if (!a) return undefined;
+    a.publishedBuffered = a.buffer.frames;
+    a.publishedCommitted = a.committed;
     return {
       stream_id: a.streamId,
       target_id: a.targetId,
@@ -148,9 +151,16 @@ export class CoreHub {
       this.log.warn({ stream }, 'lease lost');
       void this.byStream.get(stream)?.serverStop('lease_lost');
     }
-    // The live view's buffered/committed counts, refreshed in one command per 1,000 sessions.
+    // The live view's buffered/committed counts, rewritten only where they changed (an idle
+    // session costs nothing here), in one command per 1,000 sessions.
     const lostSet = new Set(lost);
-    const records = [...this.byStream.values()].map((s) => this.activeRecord(s)).filter((r): r is ActiveStream => r !== undefined && !lostSet.has(r.stream_id));
+    const records: ActiveStream[] = [];
+    for (const [stream, s] of this.byStream) {
+      const a = s.assignment;
+      if (!a || lostSet.has(stream) || (a.buffer.frames === a.publishedBuffered && a.committed === a.publishedCommitted)) continue;
+      const r = this.activeRecord(s);
+      if (r) records.push(r);
+    }
     for (let i = 0; i < records.length; i += 1000) await this.live.setActiveMany(records.slice(i, i + 1000));
   }
 

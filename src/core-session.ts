@@ -43,6 +43,9 @@ interface Assignment {
   startedAt: Date;
   framesThisActivation: number;
   resumeHash: string;
+  /** The buffered and committed counts last written to the live view (-1: never). */
+  publishedBuffered: number;
+  publishedCommitted: number;
 }
 
 /**
@@ -253,6 +256,8 @@ export class CoreSession {
       startedAt: new Date(),
       framesThisActivation: 0,
       resumeHash,
+      publishedBuffered: -1,
+      publishedCommitted: -1,
     };
     this.hub.byStream.set(stream._id, this);
     await this.hub.publishActive(this).catch(() => undefined);

@@ -45,6 +45,7 @@ export interface ModeSettings {
     timeoutMs: number;
     deadlineS: number;
   };
+  /** count: below server.maxConnections (18,000): each target is one server process, and sessions stay open until the end. */
   setup: { count: number; loadgens: number; concurrency: number; timeoutMs: number; deadlineS: number };
   /** memoryBufferBytes: server core.memoryBufferBytes (the frame-path variant buffers everything in memory). */
   frames: { cores: number; sizes: FrameSize[]; checkpointBytes: number; deadlineS: number; memoryBufferBytes: number };
@@ -86,7 +87,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
   },
   full: {
     sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 30, timeoutMs: 60_000, deadlineS: 600 },
-    setup: { count: 20_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 180 },
+    setup: { count: 15_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 180 },
     frames: {
       cores: 8,
       checkpointBytes: KIB,
