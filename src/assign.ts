@@ -68,6 +68,12 @@ export class TargetCache {
     this.loadedAt = Date.now();
   }
 
+  /** A target's owner, from the cache (undefined: unknown or disabled target). */
+  async owner(targetId: string): Promise<string | undefined> {
+    await this.ensure();
+    return this.targets.get(targetId)?.owner;
+  }
+
   /** A target's options (for the assignment message), from the cache. */
   async options(targetId: string): Promise<Record<string, unknown>> {
     await this.ensure();

@@ -16,7 +16,8 @@ import { commitPartition, writePartition, type NamedBytes } from './partitions';
 import type { StreamDoc } from './routes/streams';
 
 /** Outcome of a commit. */
-export type CommitResult = { ok: true; frames: number } | { ok: false; reason: 'stream_gone' | 'conflict' };
+/** What a commit did: the committed frames after it, and the partition it wrote (none when nothing was buffered). */
+export type CommitResult = { ok: true; frames: number; partitionId?: string } | { ok: false; reason: 'stream_gone' | 'conflict' };
 
 /**
  * Commits buffered frames and checkpoint files as partition `committed + bufferedFrames`.
@@ -33,7 +34,7 @@ export async function commitCheckpoint(
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
   const doc = await writePartition(db, files, streamId, committed + bufferedFrames, frameFiles, checkpointFiles);
-  if (await commitPartition(db, streamId, committed, doc)) return { ok: true, frames: doc.n };
+  if (await commitPartition(db, streamId, committed, doc)) return { ok: true, frames: doc.n, partitionId: doc._id };
   const exists = await db.collection<StreamDoc>('streams').countDocuments({ _id: streamId }, { limit: 1 });
   return { ok: false, reason: exists ? 'conflict' : 'stream_gone' };
 }

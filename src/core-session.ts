@@ -10,7 +10,7 @@ import { commitCheckpoint, recordFragment, recordStreamError } from './commit';
 import { MessageError, parseBinary, parseText, type DataMessage, type TextRequest } from './core-messages';
 import type { CoreHub } from './core-hub';
 import { FrameBuffer } from './frame-buffer';
-import type { LeaseValue } from './leases';
+import type { Assigned, LeaseValue } from './leases';
 import type { FileDoc, StreamDoc } from './routes/streams';
 import { hashToken } from './tokens';
 
@@ -46,6 +46,23 @@ interface Assignment {
   /** The buffered and committed counts last written to the live view (-1: never). */
   publishedBuffered: number;
   publishedCommitted: number;
+  /** For the stream's manifest after each commit. */
+  hasSeed: boolean;
+  lastPartitionId?: string;
+}
+
+/** The fields of its stream an assignment uses (from the Redis manifest or MongoDB). */
+interface AssignedStream {
+  _id: string;
+  targetId: string;
+  owner: string;
+  frames: number;
+  hasSeed: boolean;
+  lastPartitionId?: string;
+}
+
+function fromDoc(d: StreamDoc): AssignedStream {
+  return { _id: d._id, targetId: d.targetId, owner: d.owner, frames: d.frames, hasSeed: d.seedFiles.length > 0, ...(d.lastPartitionId ? { lastPartitionId: d.lastPartitionId } : {}) };
 }
 
 /**
@@ -192,8 +209,8 @@ export class CoreSession {
       const secret = crypto.randomBytes(24).toString('base64url');
       const got = await this.hub.leases.assign(candidates, this.leaseFields(hashToken(secret)));
       if (!got) break;
-      const stream = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: got.stream }, { projection: ASSIGN_PROJECTION });
-      if (!stream || stream.status !== 'ok') {
+      const stream = await this.assignedStream(got);
+      if (!stream) {
         // Stopped or deleted after it was queued: drop the lease and try the next one.
         await this.hub.leases.release(got.stream, this.id, false, 0);
         continue;
@@ -203,6 +220,30 @@ export class CoreSession {
       return;
     }
     throw new MessageError(id, 'no_streams_available', 'No stream is ready for this core; retry later', { retry_after_s: this.hub.settings.core.retryAfterS });
+  }
+
+  /**
+   * What the assignment needs of the leased stream: from its manifest in Redis when that is
+   * current (its frames match the queue score), else from MongoDB. Undefined when the stream
+   * is gone or not `ok`.
+   */
+  private async assignedStream(got: Assigned): Promise<AssignedStream | undefined> {
+    const m = got.manifest;
+    if (m && m.frames === got.frames) {
+      const owner = await this.hub.targets.owner(got.target);
+      if (owner !== undefined) {
+        return { _id: got.stream, targetId: got.target, owner, frames: m.frames, hasSeed: m.seed, ...(m.lastPartitionId ? { lastPartitionId: m.lastPartitionId } : {}) };
+      }
+    }
+    this.hub.metrics.manifestMisses.inc();
+    const doc = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: got.stream }, { projection: ASSIGN_PROJECTION });
+    if (!doc || doc.status !== 'ok') return undefined;
+    const stream = fromDoc(doc);
+    // Repair the manifest (this session holds the lease: nobody commits meanwhile).
+    if (stream.frames === 0 || stream.lastPartitionId) {
+      this.hub.leases.setManifest(stream._id, { frames: stream.frames, seed: stream.hasSeed, ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}) }).catch(() => undefined);
+    }
+    return stream;
   }
 
   private leaseFields(resume: string): Omit<LeaseValue, 'stream' | 'target' | 'member'> {
@@ -224,11 +265,12 @@ export class CoreSession {
       resume: hashToken(newSecret),
     });
     if (!lease) throw new MessageError(id, 'not_assigned', 'The resume token is unknown or its grace period has passed; assign again');
-    const stream = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: streamId }, { projection: ASSIGN_PROJECTION });
-    if (!stream || stream.status !== 'ok') {
+    const doc = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: streamId }, { projection: ASSIGN_PROJECTION });
+    if (!doc || doc.status !== 'ok') {
       await this.hub.leases.release(streamId, this.id, false, 0);
       throw new MessageError(id, 'not_assigned', 'The stream is no longer available; assign again');
     }
+    const stream = fromDoc(doc);
     // A resume on the same process may race the old socket's close handling: take the stream over.
     this.hub.byStream.get(streamId)?.forget();
     await this.activate(id, stream, `${stream._id}.${newSecret}`, hashToken(newSecret));
@@ -243,7 +285,7 @@ export class CoreSession {
     void a.buffer.clear();
   }
 
-  private async activate(id: number, stream: StreamDoc, resumeToken: string, resumeHash: string): Promise<void> {
+  private async activate(id: number, stream: AssignedStream, resumeToken: string, resumeHash: string): Promise<void> {
     const files = await this.assignmentFiles(stream);
     const options = await this.hub.targets.options(stream.targetId);
     this.assignment = {
@@ -258,6 +300,8 @@ export class CoreSession {
       resumeHash,
       publishedBuffered: -1,
       publishedCommitted: -1,
+      hasSeed: stream.hasSeed,
+      ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}),
     };
     this.hub.byStream.set(stream._id, this);
     await this.hub.publishActive(this).catch(() => undefined);
@@ -266,9 +310,9 @@ export class CoreSession {
   }
 
   /** Seed files overlaid by the latest checkpoint's files, base64. */
-  private async assignmentFiles(stream: StreamDoc): Promise<Record<string, string>> {
+  private async assignmentFiles(stream: AssignedStream): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
-    const seeds = stream.seedFiles.length === 0 ? [] : await this.hub.db.collection<FileDoc>('files').find({ streamId: stream._id, kind: 'seed' }).toArray();
+    const seeds = !stream.hasSeed ? [] : await this.hub.db.collection<FileDoc>('files').find({ streamId: stream._id, kind: 'seed' }).toArray();
     const add = async (f: { name: string; size: number; data?: { buffer: Uint8Array }; gridfsId?: unknown }): Promise<void> => {
       const chunks: Buffer[] = [];
       for await (const c of this.hub.files.chunks(f as never)) chunks.push(Buffer.from(c));
@@ -284,7 +328,7 @@ export class CoreSession {
   }
 
   /** The committed partition the stream continues from (the list is read only for streams committed before `lastPartitionId` existed). */
-  private async lastPartitionId(stream: StreamDoc): Promise<string | undefined> {
+  private async lastPartitionId(stream: AssignedStream): Promise<string | undefined> {
     if (stream.lastPartitionId !== undefined || stream.frames === 0) return stream.lastPartitionId;
     const full = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: stream._id }, { projection: { partitionIds: 1 } });
     return full?.partitionIds.at(-1);
@@ -325,6 +369,12 @@ export class CoreSession {
     a.framesThisActivation += result.frames - a.committed;
     a.committed = result.frames;
     a.lastSeq = msg.seq;
+    if (result.partitionId) {
+      a.lastPartitionId = result.partitionId;
+      // Issued before any release that requeues the stream (same connection, in order). If it
+      // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
+      this.hub.leases.setManifest(a.streamId, { frames: a.committed, seed: a.hasSeed, lastPartitionId: a.lastPartitionId }).catch(() => undefined);
+    }
     await a.buffer.clear();
     this.hub.metrics.framesCommitted.inc(buffered);
     this.hub.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);

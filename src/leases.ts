@@ -90,7 +90,7 @@ while true do
   value.member = member
   if redis.call('SET', prefix .. 'lease:' .. stream, cjson.encode(value), 'PX', ttl, 'NX') then
     redis.call('ZADD', prefix .. 'leases', now + ttl, stream)
-    return { target, stream, popped[2] }
+    return { target, stream, popped[2], redis.call('HGET', prefix .. 'manifest', stream) or '' }
   end
 end
 `;
@@ -187,19 +187,55 @@ end
 return gone
 `;
 
-// Adds streams to ready sets unless leased. ARGV: prefix, then triples target, score, member.
+// Adds streams to ready sets unless leased, and records their manifests (when given).
+// ARGV: prefix, then quadruples target, score, member, manifest ('' for none).
 const ENQUEUE = `
 local prefix = ARGV[1]
 local added = 0
-for i = 2, #ARGV, 3 do
+for i = 2, #ARGV, 4 do
   local member = ARGV[i + 2]
   local stream = string.sub(member, 15)
+  if ARGV[i + 3] ~= '' then redis.call('HSET', prefix .. 'manifest', stream, ARGV[i + 3]) end
   if redis.call('EXISTS', prefix .. 'lease:' .. stream) == 0 then
     added = added + redis.call('ZADD', prefix .. 'ready:' .. ARGV[i], tonumber(ARGV[i + 1]), member)
   end
 end
 return added
 `;
+
+/**
+ * What an assignment needs of a stream beyond its queue entry, kept in Redis so that handing
+ * out a stream needs no MongoDB read of the stream document: its committed frames when the
+ * manifest was written (a manifest whose frames differ from the queue score is stale and
+ * ignored), whether it has seed files, and the id of its last committed partition.
+ */
+export interface StreamManifest {
+  frames: number;
+  seed: boolean;
+  lastPartitionId?: string;
+}
+
+/** Encodes a manifest (`frames|seed|lastPartitionId`). */
+export function encodeManifest(m: StreamManifest): string {
+  return `${m.frames}|${m.seed ? 1 : 0}|${m.lastPartitionId ?? ''}`;
+}
+
+/** Decodes a manifest; undefined for an empty or malformed one. */
+export function decodeManifest(raw: string): StreamManifest | undefined {
+  const [frames, seed, last] = raw.split('|');
+  const n = Number(frames);
+  if (!raw || last === undefined || !Number.isInteger(n) || n < 0 || (seed !== '0' && seed !== '1')) return undefined;
+  return { frames: n, seed: seed === '1', ...(last ? { lastPartitionId: last } : {}) };
+}
+
+/** A leased stream as the assign script returns it. */
+export interface Assigned {
+  target: string;
+  stream: string;
+  /** The ready-set score: committed frames when the stream was queued. */
+  frames: number;
+  manifest?: StreamManifest;
+}
 
 /** The ready-set member of a stream: creation time (13-digit ms) then id. */
 export function readyMember(createdAt: Date, streamId: string): string {
@@ -228,12 +264,24 @@ export class Leases {
    * Picks a stream by the two-level weighted choice among the candidates and leases it.
    * Returns undefined when no candidate has a ready stream.
    */
-  async assign(candidates: Candidate[], lease: Omit<LeaseValue, 'stream' | 'target' | 'member'>): Promise<{ target: string; stream: string } | undefined> {
+  async assign(candidates: Candidate[], lease: Omit<LeaseValue, 'stream' | 'target' | 'member'>): Promise<Assigned | undefined> {
     if (candidates.length === 0) return undefined;
     const args: Array<string | number> = [this.prefix, JSON.stringify(lease), this.ttlMs, Date.now(), Math.random(), Math.random()];
     for (const c of candidates) args.push(c.manager, c.managerWeight, c.target, c.targetWeight);
-    const res = (await this.r.scAssign(...args)) as [string, string, string] | null;
-    return res ? { target: res[0], stream: res[1] } : undefined;
+    const res = (await this.r.scAssign(...args)) as [string, string, string, string] | null;
+    if (!res) return undefined;
+    const manifest = decodeManifest(res[3]);
+    return { target: res[0], stream: res[1], frames: Number(res[2]), ...(manifest ? { manifest } : {}) };
+  }
+
+  /** Records a stream's manifest (after a commit). */
+  async setManifest(stream: string, m: StreamManifest): Promise<void> {
+    await this.r.hset(`${this.prefix}manifest`, stream, encodeManifest(m));
+  }
+
+  /** Forgets a stream's manifest (deleted streams). */
+  async forgetManifest(stream: string): Promise<void> {
+    await this.r.hdel(`${this.prefix}manifest`, stream);
   }
 
   /** Releases a lease this session holds; `requeue` puts the stream back with `frames` as its score. */
@@ -274,12 +322,12 @@ export class Leases {
     return (await this.r.scSweep(this.prefix, Date.now(), limit)) as string[];
   }
 
-  /** Adds streams to their ready sets unless leased; returns how many were added. */
-  async enqueue(items: Array<{ target: string; frames: number; member: string }>): Promise<number> {
+  /** Adds streams to their ready sets unless leased (recording manifests given); returns how many were added. */
+  async enqueue(items: Array<{ target: string; frames: number; member: string; manifest?: StreamManifest }>): Promise<number> {
     let added = 0;
     for (let i = 0; i < items.length; i += 500) {
       const args: Array<string | number> = [this.prefix];
-      for (const it of items.slice(i, i + 500)) args.push(it.target, it.frames, it.member);
+      for (const it of items.slice(i, i + 500)) args.push(it.target, it.frames, it.member, it.manifest ? encodeManifest(it.manifest) : '');
       added += (await this.r.scEnqueue(...args)) as number;
     }
     return added;

@@ -59,6 +59,12 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  /** Assignments that read their stream from MongoDB because its Redis manifest was missing or stale. */
+  readonly manifestMisses = new client.Counter({
+    name: 'coordinator_assign_manifest_misses_total',
+    help: 'Assignments that read the stream from MongoDB (no current manifest in Redis).',
+    registers: [this.registry],
+  });
   /** Time of a checkpoint commit. */
   readonly commitSeconds = new client.Histogram({
     name: 'coordinator_commit_duration_seconds',

@@ -238,7 +238,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       handler: async ({ params, principal }) => {
         const s = await owned(params.id, principal);
         await streams.deleteOne({ _id: s._id });
-        await d.pool.dequeueStream(s);
+        await d.pool.deleteStream(s);
         await d.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_deleted' });
         await Promise.all([
           files.deleteMany({ streamId: s._id }),

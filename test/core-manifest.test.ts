@@ -1,0 +1,66 @@
+/**
+ * Assignments take what they need of a stream from its manifest in Redis (committed frames,
+ * seed files or not, last partition) instead of reading MongoDB, and fall back to MongoDB
+ * when the manifest is missing or stale. Either way the core gets the same assignment.
+ */
+import t from 'tap';
+import { coreFixture, type CoreFixture } from './helpers/core';
+import { stopStack } from './helpers/stack';
+
+const PREFIX = 'mf:';
+let f: CoreFixture;
+t.before(async () => {
+  f = await coreFixture({ 'redis.keyPrefix': PREFIX });
+});
+t.teardown(async () => {
+  await f?.ts.close();
+  await stopStack();
+});
+
+const misses = async (): Promise<number> => (await f.ts.server.metrics.manifestMisses.get()).values[0]?.value ?? 0;
+const manifest = (stream: string): Promise<string | null> => f.ts.server.storage.redis.hget(`${PREFIX}manifest`, stream);
+
+t.test('the manifest follows commits and serves assignments; a stale or missing one falls back to MongoDB', async (t) => {
+  const target = await f.target();
+  const seed = Buffer.from('seed state');
+  const stream = await f.stream(target, seed);
+  t.equal(await manifest(stream), '0|1|', 'written at creation: no frames, has seed files');
+
+  const c = await f.client();
+  t.teardown(() => c.close());
+  const before = await misses();
+  const a = await c.assign(target);
+  t.match(a, { streamId: stream, frames: 0 });
+  t.same(a.files['state.xml'], seed, 'seed files handed out');
+  t.equal(await misses(), before, 'no MongoDB read of the stream');
+
+  await c.sendFrames([{ name: 'frames.xtc', data: Buffer.from('abc') }], 3);
+  t.match(await c.checkpoint([{ name: 'state.xml', data: Buffer.from('at 3') }]), { frames: 3 });
+  t.match(await manifest(stream), /^3\|1\|.+/, 'rewritten after the commit, naming the partition');
+  await c.stop();
+
+  const again = await c.assign(target);
+  t.match(again, { streamId: stream, frames: 3 });
+  t.equal(again.files['state.xml']?.toString(), 'at 3', 'the checkpoint named by the manifest');
+  t.equal(await misses(), before, 'still no MongoDB read');
+  await c.stop();
+
+  // A manifest whose frames do not match the queue (a lost write) is ignored.
+  await f.ts.server.storage.redis.hset(`${PREFIX}manifest`, stream, '0|0|');
+  const stale = await c.assign(target);
+  t.match(stale, { streamId: stream, frames: 3 });
+  t.equal(stale.files['state.xml']?.toString(), 'at 3', 'same files from MongoDB');
+  t.equal(await misses(), before + 1, 'read from MongoDB once');
+  t.match(await manifest(stream), /^3\|1\|.+/, 'and repaired');
+  await c.stop();
+
+  await f.ts.server.storage.redis.hdel(`${PREFIX}manifest`, stream);
+  const missing = await c.assign(target);
+  t.match(missing, { streamId: stream, frames: 3 });
+  t.equal(missing.files['state.xml']?.toString(), 'at 3');
+  t.equal(await misses(), before + 2, 'a missing manifest reads MongoDB too');
+  await c.stop();
+
+  await f.api('DELETE', `/v1/streams/${stream}`, f.manager, undefined, 204);
+  t.equal(await manifest(stream), null, 'deleted with the stream');
+});
