@@ -10,8 +10,8 @@ import { MongoClient } from 'mongodb';
 import { commitCheckpoint } from '../src/commit';
 import { FileStore } from '../src/files';
 import { THROUGHPUT_OVERRIDES } from './frames';
-import { benchServer, freshDatabase, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
-import { createCoreFixture, createStreamsViaApi, insertStreams, resetQueues } from './lib/fixtures';
+import { freshDatabase, TRANSPORTS, withStreamsServer, type BenchContext } from './lib/context';
+import { insertStreams } from './lib/fixtures';
 import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import type { CommitLevel } from './lib/modes';
 import { CpuWindow } from './lib/proc';
@@ -82,14 +82,8 @@ async function serverLevel(ctx: BenchContext, server: BenchServer, engineKey: st
 
 async function runTransport(ctx: BenchContext, transport: TransportName): Promise<LevelFigures[]> {
   const c = ctx.settings.commits;
-  const database = `bench_commits_${transport}`;
-  const { admin } = await freshDatabase(ctx, database);
-  await resetQueues(ctx.stack, ctx.stack.db(database));
-  let server: BenchServer | undefined;
-  try {
-    server = await benchServer(ctx, { tag: `commits-${transport}`, transport, workers: 1, database, adminToken: admin, overrides: THROUGHPUT_OVERRIDES });
-    const fx = await createCoreFixture(server.url, ctx.stack.caPem, database, admin);
-    await createStreamsViaApi(server.url, ctx.stack.caPem, fx, c.levels.reduce((n, l) => n + l.streams, 0), Buffer.alloc(64, 0x41));
+  const streams = c.levels.reduce((n, l) => n + l.streams, 0);
+  return withStreamsServer(ctx, { tag: `commits-${transport}`, transport, overrides: THROUGHPUT_OVERRIDES, streams }, async (server, fx) => {
     const out: LevelFigures[] = [];
     for (const level of c.levels) {
       const r = await serverLevel(ctx, server, fx.engineKey, level);
@@ -97,9 +91,7 @@ async function runTransport(ctx: BenchContext, transport: TransportName): Promis
       out.push(r);
     }
     return out;
-  } finally {
-    await stopServer(ctx, server);
-  }
+  });
 }
 
 /** The store's ceiling: the same commits through the driver alone. */

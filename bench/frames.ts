@@ -5,8 +5,7 @@
  * frame messages per second, payload MB/s, checkpoint commit latency and the server's CPU
  * seconds per GB of payload.
  */
-import { benchServer, freshDatabase, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
-import { createCoreFixture, createStreamsViaApi, resetQueues } from './lib/fixtures';
+import { TRANSPORTS, withStreamsServer, type BenchContext } from './lib/context';
 import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import type { FrameSize } from './lib/modes';
 import { CpuWindow } from './lib/proc';
@@ -92,22 +91,9 @@ async function runSize(ctx: BenchContext, server: BenchServer, engineKey: string
 
 async function runTransport(ctx: BenchContext, transport: TransportName): Promise<SizeFigures[]> {
   const f = ctx.settings.frames;
-  const database = `bench_frames_${transport}`;
-  const { admin } = await freshDatabase(ctx, database);
-  await resetQueues(ctx.stack, ctx.stack.db(database));
-  let server: BenchServer | undefined;
-  try {
-    server = await benchServer(ctx, {
-      tag: `frames-${transport}`,
-      transport,
-      workers: 1,
-      database,
-      adminToken: admin,
-      overrides: { ...THROUGHPUT_OVERRIDES, 'core.memoryBufferBytes': f.memoryBufferBytes },
-    });
-    const fx = await createCoreFixture(server.url, ctx.stack.caPem, database, admin);
-    // One fresh stream per core and size: sizes never share a stream.
-    await createStreamsViaApi(server.url, ctx.stack.caPem, fx, f.cores * f.sizes.length, Buffer.alloc(64, 0x41));
+  const overrides = { ...THROUGHPUT_OVERRIDES, 'core.memoryBufferBytes': f.memoryBufferBytes };
+  // One fresh stream per core and size: sizes never share a stream.
+  return withStreamsServer(ctx, { tag: `frames-${transport}`, transport, overrides, streams: f.cores * f.sizes.length }, async (server, fx) => {
     const out: SizeFigures[] = [];
     for (const size of f.sizes) {
       const r = await runSize(ctx, server, fx.engineKey, size);
@@ -115,9 +101,7 @@ async function runTransport(ctx: BenchContext, transport: TransportName): Promis
       out.push(r);
     }
     return out;
-  } finally {
-    await stopServer(ctx, server);
-  }
+  });
 }
 
 /** The frames benchmark. */

@@ -1,6 +1,6 @@
 /** What every benchmark gets from the orchestrator, and helpers they share. */
 import path from 'node:path';
-import { createCoreFixture, insertStreams, prepareDatabase, type CoreFixture } from './fixtures';
+import { createCoreFixture, createStreamsViaApi, insertStreams, prepareDatabase, resetQueues, type CoreFixture } from './fixtures';
 import type { ModeSettings } from './modes';
 import { startServer, type BenchServer, type ServerOptions, type TransportName } from './server';
 import type { BenchStack } from './stack';
@@ -64,4 +64,27 @@ export async function buildPopulation(ctx: BenchContext, database: string, count
   await insertStreams(ctx.stack.db(database), fixture, 'bench-manager', count, undefined);
   ctx.log(`population: ${count} streams in ${database} (${((Date.now() - started) / 1000).toFixed(1)} s; store: ${storeFix})`);
   return { fixture, streams: count, storeFix };
+}
+
+/**
+ * One server process on a fresh database with `streams` streams created through the API
+ * (64-byte seed each); runs `work` with it and always stops the server.
+ */
+export async function withStreamsServer<T>(
+  ctx: BenchContext,
+  o: { tag: string; transport: TransportName; overrides: Record<string, unknown>; streams: number },
+  work: (server: BenchServer, fx: CoreFixture) => Promise<T>,
+): Promise<T> {
+  const database = `bench_${o.tag.replace(/-/g, '_')}`;
+  const { admin } = await freshDatabase(ctx, database);
+  await resetQueues(ctx.stack, ctx.stack.db(database));
+  let server: BenchServer | undefined;
+  try {
+    server = await benchServer(ctx, { tag: o.tag, transport: o.transport, workers: 1, database, adminToken: admin, overrides: o.overrides });
+    const fx = await createCoreFixture(server.url, ctx.stack.caPem, database, admin);
+    await createStreamsViaApi(server.url, ctx.stack.caPem, fx, o.streams, Buffer.alloc(64, 0x41));
+    return await work(server, fx);
+  } finally {
+    await stopServer(ctx, server);
+  }
 }
