@@ -7,8 +7,8 @@
  * same concurrency, with the same connection pool size as a server process.
  */
 import { MongoClient } from 'mongodb';
-import { commitCheckpoint } from '../src/commit';
-import { FileStore } from '../src/files';
+import { commitCheckpoint } from '../src/store/commit';
+import { FileStore } from '../src/store/files';
 import { THROUGHPUT_OVERRIDES } from './frames';
 import { freshDatabase, TRANSPORTS, withStreamsServer, type BenchContext } from './lib/context';
 import { insertStreams } from './lib/fixtures';

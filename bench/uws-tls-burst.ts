@@ -3,7 +3,7 @@
  * uWebSockets.js (SSLApp), a socket is dropped (close 1006, no close frame) when the
  * server sends a message from inside the message handler while the client still has about
  * 800 KB or more of data on its way (a core pipelining frames). Plain App is not affected,
- * and neither is a reply sent later (setImmediate), which is what src/core-ws.ts does.
+ * and neither is a reply sent later (setImmediate), which is what src/transport/uws-core.ts does.
  * Prints one line per case; the "inline" and "corked" cases are expected to show DROPPED
  * for as long as the vendored uSockets has the problem.
  *

@@ -5,10 +5,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { apiMarkdown } from '../src/api-docs';
-import { loadConfig } from '../src/config';
-import { configDefaults, configTable } from '../src/config-docs';
-import { openApiFor } from '../src/routes';
+import { apiMarkdown } from '../src/http/api-docs';
+import { loadConfig } from '../src/config/settings';
+import { configDefaults, configTable } from '../src/config/docs';
+import { openApiFor } from '../src/http/routes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const START = '<!-- config-table:start -->';

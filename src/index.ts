@@ -2,5 +2,5 @@
 export * from './client';
 export { startServer } from './server';
 export type { RunningServer } from './server';
-export { loadConfig } from './config';
-export type { Settings } from './config';
+export { loadConfig } from './config/settings';
+export type { Settings } from './config/settings';

@@ -2,32 +2,32 @@
  * Wires one server process: config → logger, metrics, storage → routes → transport → listen.
  * No domain logic lives here.
  */
-import type { Settings } from './config';
-import { registerApi } from './api';
-import { TargetCache } from './assign';
-import { CoreHub } from './core-hub';
-import { EngineKeys } from './engine-keys';
-import { Leases } from './leases';
-import { Pool } from './pool';
-import { Janitor } from './janitor';
-import { Auth } from './auth';
-import { Bus } from './bus';
-import { Cors } from './cors';
-import { FileStore } from './files';
-import { Router } from './http';
-import { LiveState } from './live';
-import { apiRoutes, openApiFor } from './routes';
-import { ensureIndexes } from './indexes';
-import type { Logger } from './log';
-import { Metrics } from './metrics';
-import { systemRoutes } from './routes/system';
-import { Storage } from './storage';
-import { buildChainFile, tlsMode } from './tls';
-import { TrustList } from './client-address';
-import type { HttpContext } from './exchange';
-import type { Transport, TransportOptions } from './transport';
-import { startNodeTransport } from './transport-node';
-import { startUwsTransport } from './transport-uws';
+import type { Settings } from './config/settings';
+import { registerApi } from './http/declared-routes';
+import { TargetCache } from './core/target-cache';
+import { CoreHub } from './core/hub';
+import { EngineKeys } from './auth/engine-keys';
+import { Leases } from './store/leases';
+import { Pool } from './store/pool';
+import { Janitor } from './store/janitor';
+import { Auth } from './auth/users';
+import { Bus } from './store/bus';
+import { Cors } from './http/cors';
+import { FileStore } from './store/files';
+import { Router } from './http/router';
+import { LiveState } from './store/live';
+import { apiRoutes, openApiFor } from './http/routes';
+import { ensureIndexes } from './store/indexes';
+import type { Logger } from './telemetry/log';
+import { Metrics } from './telemetry/metrics';
+import { systemRoutes } from './http/routes/system';
+import { Storage } from './store/storage';
+import { buildChainFile, tlsMode } from './transport/tls';
+import { TrustList } from './http/client-address';
+import type { HttpContext } from './http/exchange';
+import type { Transport, TransportOptions } from './transport/types';
+import { startNodeTransport } from './transport/node-server';
+import { startUwsTransport } from './transport/uws-server';
 import { NODE_ID, VERSION } from './version';
 
 /** A listening server process. */

@@ -6,9 +6,9 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
-import { workerCount, type Settings } from './config';
-import type { Logger } from './log';
-import { serveClusterMetrics } from './metrics';
+import { workerCount, type Settings } from './config/settings';
+import type { Logger } from './telemetry/log';
+import { serveClusterMetrics } from './telemetry/metrics';
 import { startServer, type RunningServer } from './server';
 
 const SHUTDOWN = 'sc:shutdown';

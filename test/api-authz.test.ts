@@ -11,7 +11,7 @@
  * manager; on /v1/users/{name} the owner is the user named in the path.
  */
 import t from 'tap';
-import { openApiFor } from '../src/routes';
+import { openApiFor } from '../src/http/routes';
 import { startApiServer, uniqueName, unknownToken, type Account, type ApiServer, type Fixtures } from './helpers/api';
 import { stopStack } from './helpers/stack';
 

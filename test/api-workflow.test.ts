@@ -9,12 +9,13 @@ import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import t from 'tap';
 import type { Db } from 'mongodb';
-import { FileStore } from '../src/files';
-import { commitPartition, writePartition, type NamedBytes, type PartitionDoc } from '../src/partitions';
-import { hashToken } from '../src/tokens';
+import { FileStore } from '../src/store/files';
+import { commitPartition, writePartition, type NamedBytes } from '../src/store/partitions';
+import { hashToken } from '../src/auth/tokens';
 import { startApiServer } from './helpers/api';
 import { eventually, startTestServer, type TestServer } from './helpers/server';
 import { stopStack } from './helpers/stack';
+import type { PartitionDoc } from '../src/model';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;

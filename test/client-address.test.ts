@@ -1,5 +1,5 @@
 import t from 'tap';
-import { TrustList, clientAddress, normalizeAddress } from '../src/client-address';
+import { TrustList, clientAddress, normalizeAddress } from '../src/http/client-address';
 
 t.test('normalizes IPv4-mapped addresses', async (t) => {
   t.equal(normalizeAddress('::ffff:127.0.0.1'), '127.0.0.1');

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { commitCheckpoint, recordFragment } from '../src/commit';
-import { FileStore } from '../src/files';
+import { commitCheckpoint, recordFragment } from '../src/store/commit';
+import { FileStore } from '../src/store/files';
 import { coreFixture } from './helpers/core';
 import { request } from './helpers/server';
 import { getStack, stopStack } from './helpers/stack';

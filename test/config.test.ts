@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { CONF_DIR, ConfigError, loadConfig, redactedSettings, schemaKeys, workerCount } from '../src/config';
-import { configTable } from '../src/config-docs';
+import { CONF_DIR, ConfigError, loadConfig, redactedSettings, schemaKeys, workerCount } from '../src/config/settings';
+import { configTable } from '../src/config/docs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-config-'));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -18,14 +18,13 @@ import fs from 'node:fs';
 import { Binary, type Db } from 'mongodb';
 import t from 'tap';
 import { CoreClient, CoreError, type Assignment, type CoreClientOptions } from '../src/client';
-import { loadConfig } from '../src/config';
-import { initDatabase } from '../src/init';
-import { createMongo } from '../src/mongo';
-import type { PartitionDoc } from '../src/partitions';
+import { loadConfig } from '../src/config/settings';
+import { initDatabase } from '../src/store/init';
+import { createMongo } from '../src/store/mongo';
 import { freePort } from '../src/provision/exec';
-import type { StreamDoc } from '../src/routes/streams';
 import { eventually, request, runCli, stackOverrides, writeConfig, type CliProcess } from './helpers/server';
 import { getStack, stopStack } from './helpers/stack';
+import type { PartitionDoc, StreamDoc } from '../src/model';
 
 /** A core fixture against a server that runs elsewhere (a CLI child), made through the admin API. */
 async function urlFixture(url: string, ca: string, db: Db) {

@@ -6,7 +6,7 @@
  */
 import crypto from 'node:crypto';
 import t from 'tap';
-import { encodeBinary } from '../src/core-messages';
+import { encodeBinary } from '../src/core/messages';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore, tryUpgrade, type Msg } from './helpers/core-raw';
 import { eventually } from './helpers/server';

@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import t from 'tap';
 import { CoreError, type Assignment } from '../src/client';
-import { SWEEP_INTERVAL_S } from '../src/pool';
+import { SWEEP_INTERVAL_S } from '../src/store/pool';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
 import { eventually, request } from './helpers/server';

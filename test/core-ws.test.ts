@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore, type Msg } from './helpers/core-raw';
-import { encodeBinary } from '../src/core-messages';
+import { encodeBinary } from '../src/core/messages';
 import { stopStack } from './helpers/stack';
 
 let f: CoreFixture;

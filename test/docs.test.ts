@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { apiMarkdown } from '../src/api-docs';
-import { loadConfig } from '../src/config';
-import { openApiFor } from '../src/routes';
+import { apiMarkdown } from '../src/http/api-docs';
+import { loadConfig } from '../src/config/settings';
+import { openApiFor } from '../src/http/routes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { AppError } from '../src/errors';
-import { Router, json } from '../src/http';
+import { Router, json } from '../src/http/router';
 
 t.test('router matches exact and parameter routes', async (t) => {
   const r = new Router(100);

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { createMongo } from '../src/mongo';
-import { loadConfig } from '../src/config';
-import { hashToken } from '../src/tokens';
+import { createMongo } from '../src/store/mongo';
+import { loadConfig } from '../src/config/settings';
+import { hashToken } from '../src/auth/tokens';
 import { runCli, stackOverrides, writeConfig } from './helpers/server';
 import { stopStack } from './helpers/stack';
 

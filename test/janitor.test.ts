@@ -1,9 +1,9 @@
 import pino from 'pino';
 import t from 'tap';
-import { commitCheckpoint } from '../src/commit';
-import { FileStore } from '../src/files';
-import { JANITOR_LAG_MS, Janitor } from '../src/janitor';
-import { writePartition } from '../src/partitions';
+import { commitCheckpoint } from '../src/store/commit';
+import { FileStore } from '../src/store/files';
+import { JANITOR_LAG_MS, Janitor } from '../src/store/janitor';
+import { writePartition } from '../src/store/partitions';
 import { coreFixture } from './helpers/core';
 import { stopStack } from './helpers/stack';
 

@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { hashToken } from '../src/tokens';
+import { hashToken } from '../src/auth/tokens';
 import WebSocket, { WebSocketServer } from 'ws';
 import { freePort, isRoot, run } from '../src/provision/exec';
 import { PRODUCTION_NGINX, ensureNginx, nginxBuild, nginxConfig, startNginx, type RunningService } from '../src/provision/nginx';

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
-import { readCertificates } from '../src/tls';
+import { readCertificates } from '../src/transport/tls';
 import { eventually, request, startTestServer, type TestServer } from './helpers/server';
 import { stopStack, getStack } from './helpers/stack';
 

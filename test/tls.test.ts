@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, loadConfig } from '../src/config/settings';
 import { createLeaf, generateCertificates } from '../src/provision/certs';
-import { buildChainFile, checkTlsFiles, readCertificates, tlsMode } from '../src/tls';
+import { buildChainFile, checkTlsFiles, readCertificates, tlsMode } from '../src/transport/tls';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-tls-'));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -10,12 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import uws from 'uWebSockets.js';
-import { TrustList } from '../src/client-address';
-import { Router, json, type StreamBody } from '../src/http';
-import { Metrics } from '../src/metrics';
+import { TrustList } from '../src/http/client-address';
+import { Router, json, type StreamBody } from '../src/http/router';
+import { Metrics } from '../src/telemetry/metrics';
 import { generateCertificates } from '../src/provision/certs';
-import { buildChainFile } from '../src/tls';
-import { serveHttp, type HttpContext } from '../src/uws-http';
+import { buildChainFile } from '../src/transport/tls';
+import { serveHttp, type HttpContext } from '../src/transport/uws-http';
 import { memoryLogger, request } from './helpers/server';
 
 const MIB = 1024 * 1024;

@@ -7,13 +7,12 @@
 import Redis from 'ioredis';
 import { Binary, type Db } from 'mongodb';
 import pino from 'pino';
-import { newId } from '../../src/ids';
-import { initDatabase } from '../../src/init';
-import { Leases } from '../../src/leases';
-import { Pool } from '../../src/pool';
-import type { FileDoc, StreamDoc } from '../../src/routes/streams';
+import { initDatabase } from '../../src/store/init';
+import { Leases } from '../../src/store/leases';
+import { Pool } from '../../src/store/pool';
 import { api } from './http';
 import type { BenchStack } from './stack';
+import { newId, type FileDoc, type StreamDoc } from '../../src/model';
 
 /** Redis key prefix of every benchmark server (the default). */
 export const PREFIX = 'sc:';

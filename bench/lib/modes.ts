@@ -18,7 +18,7 @@ export interface FrameSize {
   /**
    * Unanswered messages per core: ≤ 256 KiB in flight per core, except in the "window 16"
    * variant (1 MiB in flight), which checks that pipelining cores are not dropped (the uSockets
-   * TLS problem of bench/uws-tls-burst.ts that src/core-ws.ts works around).
+   * TLS problem of bench/uws-tls-burst.ts that src/transport/uws-core.ts works around).
    */
   window: number;
 }

@@ -1,6 +1,6 @@
 /**
  * Coordinator servers as child processes, exactly as an operator runs them:
- * `node dist/src/cli.js serve --config <file>`, with a chosen transport and worker count.
+ * `node dist/src/cli/main.js serve --config <file>`, with a chosen transport and worker count.
  * Each server runs in its own process group so the whole group (primary and workers) can
  * be measured through /proc and stopped together.
  */
@@ -8,13 +8,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../src/provision/exec';
+import { groups } from './groups';
 import { api } from './http';
 import { processTree } from './proc';
 import type { BenchStack } from './stack';
 import { sleep, until } from './stats';
 
 /** Path of the compiled CLI. */
-export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli.js');
+export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 /** Transports compared by every benchmark. */
 export type TransportName = 'uws' | 'node';
@@ -52,20 +53,6 @@ export interface BenchServer {
    * graceful stop with many sessions spends its whole timeout recording fragments).
    */
   stop(how?: 'graceful' | 'kill'): Promise<void>;
-}
-
-const groups = new Set<number>();
-
-/** Kills every server group still running (for exit and signal handlers). */
-export function killAllServersSync(): void {
-  for (const pgid of groups) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  groups.clear();
 }
 
 /** Writes flat `a.b.c` overrides as a nested JSON config file. */

@@ -12,7 +12,7 @@ import Redis from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
 import { killAllChildrenSync } from '../../src/provision/exec';
 import { startStack, type Stack } from '../../src/provision/stack';
-import { killAllServersSync } from './server';
+import { killAllServersSync } from './groups';
 
 /** A running benchmark stack. */
 export interface BenchStack {

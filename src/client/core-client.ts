@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
-import { encodeBinary } from '../core-messages';
+import { encodeBinary } from '../core/messages';
 
 /** The subprotocol the client offers. */
 export const CORE_SUBPROTOCOL = 'coordinator.core.v1';

@@ -8,17 +8,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  delay,
-  freePort,
-  hostPort,
-  run,
-  spawnService,
-  waitForPort,
-  which,
-  type LogFn,
-  type RunningService,
-} from './exec';
+import { delay, freePort, hostPort, run, spawnService, waitForPort, which, type LogFn, type RunningService } from './exec';
 
 /** The FerretDB release used: the last v1 (SQLite backend), May 2025. */
 export const FERRETDB_VERSION = 'v1.24.2';

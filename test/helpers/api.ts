@@ -5,11 +5,11 @@
  * {@link startApiServer}.
  */
 import type { Db } from 'mongodb';
-import { FileStore } from '../../src/files';
-import { INDEXES } from '../../src/indexes';
-import { initDatabase } from '../../src/init';
-import { commitPartition, writePartition } from '../../src/partitions';
-import { newToken } from '../../src/tokens';
+import { FileStore } from '../../src/store/files';
+import { INDEXES } from '../../src/store/indexes';
+import { initDatabase } from '../../src/store/init';
+import { commitPartition, writePartition } from '../../src/store/partitions';
+import { newToken } from '../../src/auth/tokens';
 import { eventually, request, startTestServer, type Overrides, type Response, type TestServer } from './server';
 
 /** A caller with a token. */

@@ -7,9 +7,9 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import WebSocket from 'ws';
-import { loadConfig } from '../../src/config';
-import { encodeBinary } from '../../src/core-messages';
-import { createMongo, type Mongo } from '../../src/mongo';
+import { loadConfig } from '../../src/config/settings';
+import { encodeBinary } from '../../src/core/messages';
+import { createMongo, type Mongo } from '../../src/store/mongo';
 import { coreFixture, type CoreFixture } from './core';
 import { eventually, runCli, stackOverrides, writeConfig, type CliProcess, type Overrides, type TestServer } from './server';
 import { getStack } from './stack';

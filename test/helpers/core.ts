@@ -3,7 +3,7 @@
  * engine key and a donor, made through the real admin API.
  */
 import { CoreClient, type CoreClientOptions } from '../../src/client';
-import { initDatabase } from '../../src/init';
+import { initDatabase } from '../../src/store/init';
 import { request, startTestServer, type Overrides, type TestServer } from './server';
 
 /** What {@link coreFixture} made. */

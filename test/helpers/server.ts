@@ -10,14 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { loadConfig, type Settings } from '../../src/config';
-import type { Logger } from '../../src/log';
-import { REDACT_PATHS } from '../../src/log';
+import { loadConfig, type Settings } from '../../src/config/settings';
+import type { Logger } from '../../src/telemetry/log';
+import { REDACT_PATHS } from '../../src/telemetry/log';
 import { startServer, type RunningServer } from '../../src/server';
 import { getStack } from './stack';
 
 /** Path of the compiled CLI. */
-export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli.js');
+export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 /** Flat config overrides (`'server.port': 0`). */
 export type Overrides = Record<string, unknown>;

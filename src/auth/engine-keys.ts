@@ -1,0 +1,39 @@
+/**
+ * Engine-key authentication of cores at upgrade: the presented key is hashed and looked up,
+ * through a short cache that revocation clears on every process (the bus carries the hash).
+ */
+import type { Db } from 'mongodb';
+import type { Bus } from '../store/bus';
+import { hashToken } from './tokens';
+import type { EngineKeyDoc } from '../model';
+
+/** A valid engine key. */
+export interface EngineKey {
+  keyId: string;
+  engine: string;
+}
+
+/** Cached engine-key lookups. */
+export class EngineKeys {
+  private readonly cache = new Map<string, { key: EngineKey | null; expires: number }>();
+
+  constructor(private readonly db: Db, bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number) {
+    bus.on('auth.invalidate', ({ tokenHash }) => {
+      if (tokenHash === '*') this.cache.clear();
+      else this.cache.delete(tokenHash);
+    });
+  }
+
+  /** The key's id and engine, or null when unknown or revoked. */
+  async lookup(key: string): Promise<EngineKey | null> {
+    const h = hashToken(key);
+    const now = Date.now();
+    const hit = this.cache.get(h);
+    if (hit && hit.expires > now) return hit.key;
+    const doc = await this.db.collection<EngineKeyDoc>('engine_keys').findOne({ keyHash: h, revokedAt: null }, { projection: { _id: 1, engine: 1 } });
+    const found = doc ? { keyId: doc._id, engine: doc.engine } : null;
+    if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(h, { key: found, expires: now + this.ttlMs });
+    return found;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Who is calling: bearer tokens of users (admin, manager) and donors, looked up by their
+ * SHA-256 hash. Results are cached per process for `auth.cacheTtlS`; a rotation, deletion
+ * or role change publishes the old hash on the bus so every process drops it at once.
+ */
+import type { Db } from 'mongodb';
+import type { Bus } from '../store/bus';
+import { AppError } from '../errors';
+import { bearer, hashToken } from './tokens';
+
+/** Roles (PROTOCOL §3). */
+export type Role = 'admin' | 'manager' | 'donor';
+
+/** An authenticated caller. */
+export interface Principal {
+  role: Role;
+  name: string;
+  /** Donors only: may receive `beta` targets. */
+  beta?: boolean;
+}
+
+interface Entry {
+  principal: Principal | null;
+  expires: number;
+}
+
+/** Token authentication with a short-lived, bus-invalidated cache. */
+export class Auth {
+  private readonly cache = new Map<string, Entry>();
+
+  /**
+   * @param ttlMs how long a lookup (found or not) is reused
+   * @param maxEntries cache size bound; the oldest entries go first
+   */
+  constructor(private readonly db: Db, private readonly bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number) {
+    bus.on('auth.invalidate', ({ tokenHash }) => {
+      this.generation++;
+      if (tokenHash === '*') this.cache.clear();
+      else this.cache.delete(tokenHash);
+    });
+  }
+
+  /** Bumped by every invalidation, so a lookup that raced one is not cached. */
+  private generation = 0;
+
+  /**
+   * The caller of a request. No Authorization header: undefined. A malformed, unknown or
+   * revoked token: `unauthorized` (even on routes open to anyone, so a client learns its token is bad).
+   */
+  async fromHeader(header: string | undefined): Promise<Principal | undefined> {
+    if (header === undefined || header === '') return undefined;
+    const token = bearer(header);
+    if (!token) throw new AppError('unauthorized', 'Authorization must be "Bearer <token>"', { 'www-authenticate': 'Bearer' });
+    const principal = await this.lookup(hashToken(token));
+    if (!principal) throw new AppError('unauthorized', 'Unknown or revoked token', { 'www-authenticate': 'Bearer' });
+    return principal;
+  }
+
+  /** Finds the principal of a token hash, through the cache. */
+  async lookup(tokenHash: string): Promise<Principal | null> {
+    const now = Date.now();
+    const hit = this.cache.get(tokenHash);
+    if (hit && hit.expires > now) return hit.principal;
+    const generation = this.generation;
+    const principal = await this.load(tokenHash);
+    if (generation !== this.generation) return principal;
+    this.cache.delete(tokenHash);
+    if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(tokenHash, { principal, expires: now + this.ttlMs });
+    return principal;
+  }
+
+  /** Drops a token hash from every process's cache. */
+  async invalidate(tokenHash: string): Promise<void> {
+    await this.bus.publish('auth.invalidate', { tokenHash });
+  }
+
+  private async load(tokenHash: string): Promise<Principal | null> {
+    const user = await this.db.collection('users').findOne({ tokenHash }, { projection: { name: 1, role: 1 } });
+    if (user) return { role: user.role as Role, name: user.name as string };
+    const donor = await this.db.collection('donors').findOne({ tokenHash }, { projection: { name: 1, beta: 1 } });
+    if (donor) return { role: 'donor', name: donor.name as string, beta: donor.beta === true };
+    return null;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * `stream-coordinator simulate`: N simulated cores doing real work against a server — each
+ * assigns, sends frames of a chosen size, checkpoints every k frames, sometimes reports an
+ * error — with a live one-line progress display and a summary at the end.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { CoreClient, CoreError } from '../client';
+
+/** Options of {@link simulate}. */
+export interface SimulateOptions {
+  url: string;
+  engineKey: string;
+  donorToken?: string;
+  /** PEM file of a CA to trust (e.g. certs/dev/ca.pem). */
+  caFile?: string;
+  cores: number;
+  /** Bytes per frame message. Default 4096. */
+  frameBytes: number;
+  /** Frames between checkpoints. Default 10. */
+  checkpointEvery: number;
+  /** Probability that an assignment ends with a reported error instead of a normal stop. Default 0. */
+  errorRate: number;
+  /** Checkpoints per assignment before stopping and asking for another. Default 5. */
+  checkpointsPerAssignment: number;
+  /** Seconds to run; 0 runs until Ctrl-C. */
+  durationS: number;
+  targetId?: string;
+  /** Where the progress line and summary go. */
+  out: NodeJS.WriteStream;
+}
+
+interface Counters {
+  sessions: number;
+  assignments: number;
+  frames: number;
+  commits: number;
+  errors: number;
+  bytes: number;
+  waits: number;
+  commitMs: number[];
+}
+
+/** Runs the simulation until the duration ends or SIGINT; resolves with the counters. */
+export async function simulate(o: SimulateOptions): Promise<Counters> {
+  const ca = o.caFile ? fs.readFileSync(o.caFile) : undefined;
+  const c: Counters = { sessions: 0, assignments: 0, frames: 0, commits: 0, errors: 0, bytes: 0, waits: 0, commitMs: [] };
+  let running = true;
+  const stopAll = (): void => {
+    running = false;
+  };
+  process.once('SIGINT', stopAll);
+  const started = Date.now();
+  const payload = crypto.randomBytes(o.frameBytes);
+  const tty = o.out.isTTY === true;
+  let last = { t: started, frames: 0, commits: 0 };
+  const progress = setInterval(() => {
+    const now = Date.now();
+    const dt = (now - last.t) / 1000;
+    const line = `sessions ${c.sessions}/${o.cores}  frames/s ${((c.frames - last.frames) / dt).toFixed(0)}  commits/s ${((c.commits - last.commits) / dt).toFixed(1)}  frames ${c.frames}  commits ${c.commits}  errors ${c.errors}  waiting ${c.waits}`;
+    last = { t: now, frames: c.frames, commits: c.commits };
+    o.out.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+  }, tty ? 1000 : 5000);
+  const deadline = o.durationS > 0 ? setTimeout(stopAll, o.durationS * 1000) : undefined;
+
+  const oneCore = async (i: number): Promise<void> => {
+    const client = new CoreClient({ url: o.url, engineKey: o.engineKey, ...(o.donorToken ? { donorToken: o.donorToken } : {}), ...(ca ? { ca } : {}) });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      c.errors++;
+      o.out.write(`\ncore ${i}: cannot connect: ${(err as Error).message}\n`);
+      return;
+    }
+    c.sessions++;
+    try {
+      while (running) {
+        try {
+          await client.assign(o.targetId);
+        } catch (err) {
+          if (err instanceof CoreError && err.code === 'no_streams_available') {
+            c.waits++;
+            await sleep(Math.min(5, err.retryAfterS ?? 5) * 1000, () => running);
+            c.waits--;
+            continue;
+          }
+          throw err;
+        }
+        c.assignments++;
+        for (let cp = 0; running && cp < o.checkpointsPerAssignment && client.assignment; cp++) {
+          for (let k = 0; running && k < o.checkpointEvery && client.assignment; k++) {
+            await client.sendFrames([{ name: 'frames.xtc', data: payload }], 1);
+            c.frames++;
+            c.bytes += payload.length;
+          }
+          if (!client.assignment) break;
+          const t0 = Date.now();
+          await client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]);
+          c.commitMs.push(Date.now() - t0);
+          c.commits++;
+        }
+        if (client.assignment) {
+          if (Math.random() < o.errorRate) {
+            c.errors++;
+            await client.stop('simulated error');
+          } else {
+            await client.stop();
+          }
+        }
+      }
+    } catch (err) {
+      c.errors++;
+      if (running) o.out.write(`\ncore ${i}: ${(err as Error).message}\n`);
+    } finally {
+      c.sessions--;
+      await client.close();
+    }
+  };
+
+  await Promise.all(Array.from({ length: o.cores }, (_, i) => oneCore(i)));
+  clearInterval(progress);
+  if (deadline) clearTimeout(deadline);
+  process.off('SIGINT', stopAll);
+  const secs = (Date.now() - started) / 1000;
+  const sorted = [...c.commitMs].sort((a, b) => a - b);
+  const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+  o.out.write(
+    `${tty ? '\n' : ''}summary: ${o.cores} cores for ${secs.toFixed(1)} s: ${c.assignments} assignments, ${c.frames} frames (${(c.frames / secs).toFixed(0)}/s, ${(c.bytes / secs / 1e6).toFixed(2)} MB/s), ` +
+      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors\n`,
+  );
+  return c;
+}
+
+function sleep(ms: number, keepGoing: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const end = Date.now() + ms;
+    const tick = (): void => {
+      if (!keepGoing() || Date.now() >= end) resolve();
+      else setTimeout(tick, Math.min(250, end - Date.now()));
+    };
+    tick();
+  });
+}

@@ -1,0 +1,658 @@
+/**
+ * Configuration: one convict schema, every key documented. Sources, lowest precedence
+ * first: schema defaults, `conf/default.json`, `conf/<env>.json` when present, each
+ * `--config FILE` in order, environment variables, command-line flags. A key marked
+ * sensitive may also be read from a file named by `<ENV>_FILE` (e.g. `SC_MONGODB_URI_FILE`).
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import convict from 'convict';
+
+/** Directory holding default.json and example.json. */
+export const CONF_DIR = path.resolve(__dirname, '..', '..', '..', 'conf');
+
+function isIpOrCidr(value: string): boolean {
+  const [addr, bits, extra] = value.split('/');
+  if (extra !== undefined || !addr || net.isIP(addr) === 0) return false;
+  if (bits === undefined) return true;
+  const max = net.isIPv4(addr) ? 32 : 128;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
+}
+
+function commaList(value: unknown): unknown {
+  return typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
+}
+
+convict.addFormat({
+  name: 'workers',
+  validate(value: unknown) {
+    if (value === 'auto') return;
+    if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 256) {
+      throw new Error('must be "auto" or an integer from 1 to 256');
+    }
+  },
+  coerce: (value: string) => (value === 'auto' ? value : Number(value)),
+});
+
+convict.addFormat({
+  name: 'ip-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of IP addresses or CIDR ranges');
+    for (const v of value) {
+      if (typeof v !== 'string' || !isIpOrCidr(v)) throw new Error(`"${String(v)}" is not an IP address or CIDR range`);
+    }
+  },
+  coerce: commaList,
+});
+
+convict.addFormat({
+  name: 'host-port-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of host:port');
+    for (const v of value) {
+      if (typeof v !== 'string' || !/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v)) {
+        throw new Error(`"${String(v)}" is not host:port`);
+      }
+    }
+  },
+  coerce: commaList,
+});
+
+convict.addFormat({
+  name: 'positive-int',
+  validate(value: unknown) {
+    if (!Number.isInteger(value) || (value as number) < 1) throw new Error('must be an integer ≥ 1');
+  },
+  coerce: Number,
+});
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+/** The schema: every key with doc, format, default and environment variable. */
+export const schema = {
+  env: {
+    doc: 'Deployment environment; selects conf/<env>.json when present.',
+    format: ['production', 'development', 'test'],
+    default: 'production',
+    env: 'NODE_ENV',
+  },
+  dataDir: {
+    doc: 'Directory for local working files (spilled frame buffers, the TLS chain file). Created if missing.',
+    format: String,
+    default: './data',
+    env: 'SC_DATA_DIR',
+    arg: 'data-dir',
+  },
+  server: {
+    host: {
+      doc: 'Address to listen on ("0.0.0.0" all IPv4, "::" all IPv4 and IPv6).',
+      format: String,
+      default: '0.0.0.0',
+      env: 'SC_HOST',
+      arg: 'host',
+    },
+    port: {
+      doc: 'TCP port of the one listener (HTTPS admin API, /metrics, health, core WebSockets).',
+      format: 'port',
+      default: 8443,
+      env: 'SC_PORT',
+      arg: 'port',
+    },
+    transport: {
+      doc: 'Network stack: "uws" (uWebSockets.js, the default) or "node" (node:https + ws: the benchmark baseline, and the fallback where the uWS binary cannot load).',
+      format: ['uws', 'node'],
+      default: 'uws',
+      env: 'SC_TRANSPORT',
+      arg: 'transport',
+    },
+    workers: {
+      doc: 'Worker processes sharing the port (SO_REUSEPORT): an integer, or "auto" for one per CPU.',
+      format: 'workers',
+      default: 1 as number | 'auto',
+      env: 'SC_WORKERS',
+      arg: 'workers',
+    },
+    maxConnections: {
+      doc: 'Maximum concurrent core WebSocket sessions per process; further upgrades get 503 server_busy. Preflight checks the open-files limit against it.',
+      format: 'positive-int',
+      default: 16384,
+      env: 'SC_MAX_CONNECTIONS',
+    },
+    shutdownTimeoutS: {
+      doc: 'Seconds a graceful shutdown (SIGTERM/SIGINT) may take before remaining work is abandoned and the process exits.',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_SHUTDOWN_TIMEOUT_S',
+    },
+    trustProxy: {
+      doc: 'Peer addresses or CIDR ranges (e.g. 127.0.0.1, 10.0.0.0/8) whose X-Forwarded-For header is believed. Empty: the header is ignored.',
+      format: 'ip-list',
+      default: [] as string[],
+      env: 'SC_TRUST_PROXY',
+    },
+  },
+  tls: {
+    cert: {
+      doc: 'Server certificate (PEM). TLS is on when cert, key and ca are all set; off only when all three are empty.',
+      format: String,
+      default: '',
+      env: 'SC_TLS_CERT',
+    },
+    key: {
+      doc: 'Private key (PEM) of tls.cert.',
+      format: String,
+      default: '',
+      env: 'SC_TLS_KEY',
+    },
+    ca: {
+      doc: 'CA chain (PEM): the intermediates (and optionally the root) served after the certificate.',
+      format: String,
+      default: '',
+      env: 'SC_TLS_CA',
+    },
+    passphrase: {
+      doc: 'Passphrase of an encrypted tls.key.',
+      format: String,
+      default: '',
+      env: 'SC_TLS_PASSPHRASE',
+      sensitive: true,
+    },
+  },
+  mongodb: {
+    uri: {
+      doc: 'MongoDB connection string. Must use TLS: tls=true (or ssl=true) or a mongodb+srv:// URI.',
+      format: String,
+      default: 'mongodb://127.0.0.1:27017/?tls=true',
+      env: 'SC_MONGODB_URI',
+      sensitive: true,
+    },
+    database: {
+      doc: 'Database name.',
+      format: String,
+      default: 'stream_coordinator',
+      env: 'SC_MONGODB_DATABASE',
+    },
+    tlsCAFile: {
+      doc: "CA file (PEM) to verify MongoDB's certificate; empty uses the system CAs.",
+      format: String,
+      default: '',
+      env: 'SC_MONGODB_TLS_CA_FILE',
+    },
+    tlsCertificateKeyFile: {
+      doc: 'Client certificate and key (one PEM) for MongoDB X.509 or mutual TLS; empty for none.',
+      format: String,
+      default: '',
+      env: 'SC_MONGODB_TLS_CERT_KEY_FILE',
+    },
+    tlsCertificateKeyFilePassword: {
+      doc: 'Passphrase of the client key in mongodb.tlsCertificateKeyFile.',
+      format: String,
+      default: '',
+      env: 'SC_MONGODB_TLS_CERT_KEY_PASSWORD',
+      sensitive: true,
+    },
+    serverSelectionTimeoutMs: {
+      doc: 'Milliseconds an operation waits for a reachable MongoDB server before failing with `unavailable`.',
+      format: 'positive-int',
+      default: 5000,
+      env: 'SC_MONGODB_SERVER_SELECTION_TIMEOUT_MS',
+    },
+    maxPoolSize: {
+      doc: 'Maximum MongoDB connections per process.',
+      format: 'positive-int',
+      default: 20,
+      env: 'SC_MONGODB_MAX_POOL_SIZE',
+    },
+  },
+  redis: {
+    url: {
+      doc: 'Redis URL (redis:// or rediss:// for TLS). Ignored when redis.sentinels or redis.cluster is set.',
+      format: String,
+      default: 'redis://127.0.0.1:6379',
+      env: 'SC_REDIS_URL',
+      sensitive: true,
+    },
+    sentinels: {
+      doc: 'Redis Sentinel addresses (host:port list); when set, the master named redis.sentinelName is used.',
+      format: 'host-port-list',
+      default: [] as string[],
+      env: 'SC_REDIS_SENTINELS',
+    },
+    sentinelName: {
+      doc: 'Master name monitored by the Sentinels.',
+      format: String,
+      default: 'mymaster',
+      env: 'SC_REDIS_SENTINEL_NAME',
+    },
+    cluster: {
+      doc: 'Redis Cluster seed nodes (host:port list); when set, Redis is used in cluster mode.',
+      format: 'host-port-list',
+      default: [] as string[],
+      env: 'SC_REDIS_CLUSTER',
+    },
+    password: {
+      doc: 'Redis password (for Sentinel and Cluster modes; in URL mode put it in the URL).',
+      format: String,
+      default: '',
+      env: 'SC_REDIS_PASSWORD',
+      sensitive: true,
+    },
+    tlsCAFile: {
+      doc: "CA file (PEM) to verify Redis's certificate when using TLS (rediss://).",
+      format: String,
+      default: '',
+      env: 'SC_REDIS_TLS_CA_FILE',
+    },
+    keyPrefix: {
+      doc: 'Prefix of every Redis key and channel, so several deployments can share one Redis.',
+      format: String,
+      default: 'sc:',
+      env: 'SC_REDIS_KEY_PREFIX',
+    },
+    connectTimeoutMs: {
+      doc: 'Milliseconds to wait for a Redis connection before retrying.',
+      format: 'positive-int',
+      default: 5000,
+      env: 'SC_REDIS_CONNECT_TIMEOUT_MS',
+    },
+    commandTimeoutMs: {
+      doc: 'Milliseconds a Redis command may take before it fails (a hung Redis must not hang requests).',
+      format: 'positive-int',
+      default: 3000,
+      env: 'SC_REDIS_COMMAND_TIMEOUT_MS',
+    },
+    autoPipelining: {
+      doc: 'Send the Redis commands issued in one turn of the event loop as one pipeline (one socket write instead of one per command); set false to debug command by command.',
+      format: Boolean,
+      default: true,
+      env: 'SC_REDIS_AUTO_PIPELINING',
+    },
+  },
+  http: {
+    maxBodyBytes: {
+      doc: 'Largest JSON request body in bytes (all routes but stream creation); larger bodies get 413 without being buffered.',
+      format: 'positive-int',
+      default: 1 * MIB,
+      env: 'SC_HTTP_MAX_BODY_BYTES',
+    },
+    targetCacheMs: {
+      doc: 'Milliseconds GET /v1/targets/:id may serve a target and its stream counts from a per-process cache (changes to the target drop it at once; stream counts may lag by this much).',
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_HTTP_TARGET_CACHE_MS',
+    },
+    maxStreamBodyBytes: {
+      doc: 'Largest body of POST /v1/targets/:id/streams in bytes (seed and tag files, base64 in JSON).',
+      format: 'positive-int',
+      default: 64 * MIB,
+      env: 'SC_HTTP_MAX_STREAM_BODY_BYTES',
+    },
+  },
+  core: {
+    heartbeatS: {
+      doc: 'Seconds between WebSocket pings to cores; a socket silent for twice this is closed (uWS rounds to 4 s steps).',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_CORE_HEARTBEAT_S',
+    },
+    maxMessageBytes: {
+      doc: 'Largest WebSocket message from a core in bytes; a larger one closes the socket with 1009.',
+      format: 'positive-int',
+      default: 16 * MIB,
+      env: 'SC_CORE_MAX_MESSAGE_BYTES',
+    },
+    maxBufferBytes: {
+      doc: "Most uncommitted frame bytes buffered per stream; a frame that would exceed it gets buffer_full (checkpoint first).",
+      format: 'positive-int',
+      default: 256 * MIB,
+      env: 'SC_CORE_MAX_BUFFER_BYTES',
+    },
+    memoryBufferBytes: {
+      doc: "Bytes of a stream's buffer kept in memory; beyond this the buffer spills to a file under dataDir.",
+      format: 'positive-int',
+      default: 1 * MIB,
+      env: 'SC_CORE_MEMORY_BUFFER_BYTES',
+    },
+    messagesPerSecond: {
+      doc: 'Messages per second a core may send (burst of twice this); more get rate_limited, and a socket that keeps going is closed with 1008.',
+      format: 'positive-int',
+      default: 200,
+      env: 'SC_CORE_MESSAGES_PER_SECOND',
+    },
+    maxProtocolErrors: {
+      doc: 'Bad messages tolerated per socket before it is closed with 1008.',
+      format: 'positive-int',
+      default: 50,
+      env: 'SC_CORE_MAX_PROTOCOL_ERRORS',
+    },
+    maxStreamErrors: {
+      doc: 'Consecutive core-reported errors after which a stream becomes failed and is no longer assigned (max_stream_errors).',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_CORE_MAX_STREAM_ERRORS',
+    },
+    resumeGraceS: {
+      doc: 'Seconds a dropped core keeps its stream leased so it can resume (resume_grace_s).',
+      format: 'positive-int',
+      default: 60,
+      env: 'SC_CORE_RESUME_GRACE_S',
+    },
+    leaseTtlS: {
+      doc: 'Seconds a stream lease lives without renewal; a node that dies loses its streams to the pool after this.',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_CORE_LEASE_TTL_S',
+    },
+    leaseRenewS: {
+      doc: 'Seconds between batched lease renewals (one Redis script per 500 sessions); must be well under core.leaseTtlS.',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_CORE_LEASE_RENEW_S',
+    },
+    maxConcurrentCommits: {
+      doc: 'Checkpoint commits one process runs against MongoDB at once; more wait their turn (the store is the ceiling of the commit path).',
+      format: 'positive-int',
+      default: 64,
+      env: 'SC_CORE_MAX_CONCURRENT_COMMITS',
+    },
+    retryAfterS: {
+      doc: 'retry_after_s sent with no_streams_available.',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_CORE_RETRY_AFTER_S',
+    },
+    maxErrorTextBytes: {
+      doc: 'Longest error text a core may report with stop (longer text is cut).',
+      format: 'positive-int',
+      default: 4096,
+      env: 'SC_CORE_MAX_ERROR_TEXT_BYTES',
+    },
+  },
+  cors: {
+    allowedOrigins: {
+      doc: 'Origins (e.g. https://dashboard.example.org) whose browsers may call the admin API; "*" allows any. Empty: no CORS headers.',
+      format: Array,
+      default: [] as string[],
+      env: 'SC_CORS_ALLOWED_ORIGINS',
+    },
+  },
+  auth: {
+    cacheTtlS: {
+      doc: 'Seconds a token lookup is cached per process. Rotation and revocation are pushed to every process at once through Redis, so this only bounds staleness while Redis is down.',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_AUTH_CACHE_TTL_S',
+    },
+    cacheMaxEntries: {
+      doc: 'Most token lookups cached per process.',
+      format: 'positive-int',
+      default: 100000,
+      env: 'SC_AUTH_CACHE_MAX_ENTRIES',
+    },
+  },
+  donors: {
+    openRegistration: {
+      doc: 'Whether anyone may register a donor (POST /v1/donors); when false only admins can.',
+      format: Boolean,
+      default: true,
+      env: 'SC_DONORS_OPEN_REGISTRATION',
+    },
+    registrationsPerHour: {
+      doc: 'Donor registrations allowed per client address per hour (shared by all processes through Redis).',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_DONORS_REGISTRATIONS_PER_HOUR',
+    },
+    leaderboardMax: {
+      doc: 'Largest `top` of GET /v1/donors.',
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_DONORS_LEADERBOARD_MAX',
+    },
+  },
+  storage: {
+    inlineMaxBytes: {
+      doc: 'Files up to this size in bytes are stored inline in their MongoDB document; larger ones go to GridFS.',
+      format: 'positive-int',
+      default: 1 * MIB,
+      env: 'SC_STORAGE_INLINE_MAX_BYTES',
+    },
+  },
+  limits: {
+    maxFilesPerStream: {
+      doc: 'Most seed files, and most tag files, in one stream creation request.',
+      format: 'positive-int',
+      default: 64,
+      env: 'SC_LIMITS_MAX_FILES_PER_STREAM',
+    },
+    maxOptionsBytes: {
+      doc: "Largest size in bytes of a target's options (as JSON).",
+      format: 'positive-int',
+      default: 64 * KIB,
+      env: 'SC_LIMITS_MAX_OPTIONS_BYTES',
+    },
+    maxListItems: {
+      doc: 'Most items one list request returns (streams of a target, errors of a stream); `limit` may ask for fewer.',
+      format: 'positive-int',
+      default: 10000,
+      env: 'SC_LIMITS_MAX_LIST_ITEMS',
+    },
+  },
+  health: {
+    timeoutMs: {
+      doc: 'Milliseconds /readyz and preflight wait for MongoDB and Redis to answer a ping.',
+      format: 'positive-int',
+      default: 2000,
+      env: 'SC_HEALTH_TIMEOUT_MS',
+    },
+  },
+  log: {
+    level: {
+      doc: 'Minimum level of log lines written.',
+      format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+      env: 'SC_LOG_LEVEL',
+      arg: 'log-level',
+    },
+    pretty: {
+      doc: 'Human-readable coloured logs (development) instead of JSON lines. Needs the pino-pretty package.',
+      format: Boolean,
+      default: false,
+      env: 'SC_LOG_PRETTY',
+    },
+  },
+  metrics: {
+    key: {
+      doc: 'When set, GET /metrics requires `Authorization: Bearer <key>`.',
+      format: String,
+      default: '',
+      env: 'SC_METRICS_KEY',
+      sensitive: true,
+    },
+  },
+  preflight: {
+    mode: {
+      doc: 'What start-up does when a preflight check fails: "enforce" refuses to start, "warn" logs and starts anyway.',
+      format: ['enforce', 'warn'],
+      default: 'enforce',
+      env: 'SC_PREFLIGHT_MODE',
+      arg: 'preflight-mode',
+    },
+    fdReserve: {
+      doc: 'File descriptors needed beyond server.maxConnections (storage connections, files, HTTP clients).',
+      format: 'positive-int',
+      default: 1024,
+      env: 'SC_PREFLIGHT_FD_RESERVE',
+    },
+  },
+};
+
+type SchemaOf<T> = { [K in keyof T]: T[K] extends { default: infer D } ? D : SchemaOf<T[K]> };
+/** The loaded settings, typed from the schema. */
+export type Settings = SchemaOf<typeof schema>;
+
+/** A configuration problem that should stop start-up with a clear message. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Options for {@link loadConfig}. */
+export interface LoadOptions {
+  /** Extra config files, applied in order after conf/default.json (from `--config FILE`). */
+  files?: string[];
+  /** Environment; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Command-line flags, e.g. ['--port', '9000']; defaults to none. */
+  args?: string[];
+  /** Overrides applied last (used by tests and by the dev stack). */
+  overrides?: Record<string, unknown>;
+}
+
+interface LeafSpec {
+  env?: string;
+  sensitive?: boolean;
+  format?: unknown;
+}
+
+/** Lists every leaf key of the schema with its dotted path. */
+export function schemaKeys(node: Record<string, unknown> = schema, prefix = ''): Array<[string, LeafSpec & { doc: string; default: unknown }]> {
+  const out: Array<[string, LeafSpec & { doc: string; default: unknown }]> = [];
+  for (const [k, v] of Object.entries(node)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v && typeof v === 'object' && 'doc' in v) out.push([key, v as LeafSpec & { doc: string; default: unknown }]);
+    else out.push(...schemaKeys(v as Record<string, unknown>, key));
+  }
+  return out;
+}
+
+function readSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const result = { ...env };
+  for (const [key, spec] of schemaKeys()) {
+    if (!spec.sensitive || !spec.env) continue;
+    const file = env[`${spec.env}_FILE`];
+    if (!file) continue;
+    try {
+      result[spec.env] = fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new ConfigError(`${key}: cannot read ${spec.env}_FILE "${file}": ${(err as Error).message}`);
+    }
+  }
+  return result;
+}
+
+function loadJson(config: convict.Config<unknown>, file: string): void {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  try {
+    config.load(data as object);
+  } catch (err) {
+    throw new ConfigError(`config file ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Loads and validates the configuration. Throws {@link ConfigError} naming the key, the
+ * problem with its value and the expected format when anything is wrong; unknown keys in
+ * files are errors too (a typo must not silently fall back to a default).
+ */
+export function loadConfig(opts: LoadOptions = {}): Settings {
+  const env = readSecretFiles(opts.env ?? process.env);
+  let config: convict.Config<unknown>;
+  try {
+    config = convict(schema as convict.Schema<unknown>, { env, args: opts.args ?? [] });
+  } catch (err) {
+    throw new ConfigError(describe((err as Error).message));
+  }
+  loadJson(config, path.join(CONF_DIR, 'default.json'));
+  const envFile = path.join(CONF_DIR, `${String(config.get('env' as never))}.json`);
+  if (fs.existsSync(envFile)) loadJson(config, envFile);
+  for (const f of opts.files ?? []) loadJson(config, f);
+  if (opts.overrides) {
+    try {
+      config.load(nest(opts.overrides) as object);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
+  try {
+    config.validate({ allowed: 'strict' });
+  } catch (err) {
+    throw new ConfigError(describe((err as Error).message));
+  }
+  const settings = config.getProperties() as Settings;
+  settings.dataDir = path.resolve(settings.dataDir);
+  return settings;
+}
+
+function nest(flat: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(flat)) {
+    const parts = k.split('.');
+    let node = out;
+    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+    node[parts[parts.length - 1]!] = v;
+  }
+  return out;
+}
+
+/** Adds the expected format and the environment variable to each convict message line. */
+function describe(message: string): string {
+  const keys = new Map(schemaKeys());
+  const lines = message.split('\n').map((line) => {
+    const m = /^([\w.]+): (.*)$/.exec(line.trim());
+    const spec = m && keys.get(m[1]!);
+    if (!m || !spec) return line.replace(/^configuration param '([\w.]+)' not declared in the schema/, 'unknown key "$1" (not in the schema; see docs/config.md)');
+    const where = spec.env ? ` (env ${spec.env})` : '';
+    const value = spec.sensitive ? m[2]!.replace(/: value was .*$/, '') : m[2];
+    return `${m[1]}${where}: ${value}. Expected: ${formatName(spec.format)} — ${spec.doc}`;
+  });
+  return `invalid configuration:\n  ${lines.join('\n  ')}`;
+}
+
+/** A human name of a schema format, for error messages and docs. */
+export function formatName(format: unknown): string {
+  if (Array.isArray(format)) return `one of ${format.map((f) => JSON.stringify(f)).join(', ')}`;
+  if (format === String) return 'a string';
+  if (format === Boolean) return 'true or false';
+  if (format === Number) return 'a number';
+  if (format === Array) return 'a list of strings (comma-separated in env)';
+  switch (format) {
+    case 'port': return 'a TCP port (0–65535)';
+    case 'workers': return 'an integer ≥ 1 or "auto"';
+    case 'positive-int': return 'an integer ≥ 1';
+    case 'ip-list': return 'a list of IP addresses or CIDR ranges (comma-separated in env)';
+    case 'host-port-list': return 'a list of host:port (comma-separated in env)';
+    default: return String(format);
+  }
+}
+
+/** Resolves `server.workers` to a count. */
+export function workerCount(settings: Settings, cpus: number): number {
+  return settings.server.workers === 'auto' ? Math.max(1, cpus) : settings.server.workers;
+}
+
+/** A copy of the settings with every sensitive value replaced, safe to log or print. */
+export function redactedSettings(settings: Settings): Settings {
+  const copy = JSON.parse(JSON.stringify(settings)) as Record<string, Record<string, unknown>>;
+  for (const [key, spec] of schemaKeys()) {
+    if (!spec.sensitive) continue;
+    const [a, b] = key.split('.') as [string, string];
+    if (copy[a] && copy[a][b]) copy[a][b] = '[redacted]';
+  }
+  return copy as unknown as Settings;
+}

@@ -1,0 +1,100 @@
+/**
+ * The uncommitted frames of one assignment: appended file by file, kept in memory up to
+ * `core.memoryBufferBytes`, then spilled to a private file under the data directory so
+ * thousands of sessions never hold large buffers in RAM. Drained at checkpoint, discarded
+ * on stop or disconnect.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { NamedBytes } from '../store/partitions';
+
+interface Segment {
+  name: string;
+  /** In memory… */
+  bytes?: Buffer;
+  /** …or at this offset of the spill file. */
+  offset?: number;
+  length: number;
+}
+
+/** One assignment's buffer. Not safe for concurrent use: callers serialize per session. */
+export class FrameBuffer {
+  private segments: Segment[] = [];
+  private memory = 0;
+  private spillFile: string | undefined;
+  private spillFd: fsp.FileHandle | undefined;
+  private spillSize = 0;
+  /** Total buffered bytes. */
+  bytes = 0;
+  /** Total buffered frames. */
+  frames = 0;
+
+  /**
+   * @param dir where spill files go (dataDir/spill)
+   * @param memoryLimit bytes kept in memory before spilling
+   */
+  constructor(private readonly dir: string, private readonly memoryLimit: number, private readonly id: string) {}
+
+  /** Appends one frame message's files. Their bytes must not be reused by the caller afterwards. */
+  async append(files: NamedBytes[], frames: number): Promise<void> {
+    for (const f of files) {
+      if (this.memory + f.bytes.length <= this.memoryLimit) {
+        // No copy: the transport already handed the session a private copy of the message.
+        this.segments.push({ name: f.name, bytes: f.bytes, length: f.bytes.length });
+        this.memory += f.bytes.length;
+      } else {
+        await this.openSpill();
+        await this.spillFd!.write(f.bytes, 0, f.bytes.length, this.spillSize);
+        this.segments.push({ name: f.name, offset: this.spillSize, length: f.bytes.length });
+        this.spillSize += f.bytes.length;
+      }
+      this.bytes += f.bytes.length;
+    }
+    this.frames += frames;
+  }
+
+  /** The buffered bytes per file name, each the concatenation of its appends in order. */
+  async drain(): Promise<NamedBytes[]> {
+    const byName = new Map<string, Buffer[]>();
+    for (const s of this.segments) {
+      let b = s.bytes;
+      if (!b) {
+        b = Buffer.allocUnsafe(s.length);
+        await this.spillFd!.read(b, 0, s.length, s.offset!);
+      }
+      const list = byName.get(s.name) ?? [];
+      list.push(b);
+      byName.set(s.name, list);
+    }
+    return [...byName].map(([name, parts]) => ({ name, bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts) }));
+  }
+
+  /** Forgets everything and removes the spill file. */
+  async clear(): Promise<void> {
+    this.segments = [];
+    this.memory = 0;
+    this.bytes = 0;
+    this.frames = 0;
+    this.spillSize = 0;
+    const fd = this.spillFd;
+    const file = this.spillFile;
+    this.spillFd = undefined;
+    this.spillFile = undefined;
+    await fd?.close().catch(() => undefined);
+    if (file) await fsp.rm(file, { force: true });
+  }
+
+  private async openSpill(): Promise<void> {
+    if (this.spillFd) return;
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.spillFile = path.join(this.dir, `${this.id}.spill`);
+    this.spillFd = await fsp.open(this.spillFile, 'w+', 0o600);
+  }
+}
+
+/** Removes spill files left by a previous run (their frames were never committed). */
+export function clearSpillDir(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  for (const f of fs.readdirSync(dir)) if (f.endsWith('.spill')) fs.rmSync(path.join(dir, f), { force: true });
+}

@@ -1,0 +1,195 @@
+/**
+ * The core sessions of one process: the registries (by stream, by engine key), batched
+ * lease renewal, the live "active streams" view, reactions to bus events (manager stops,
+ * disabled targets, revoked keys) and graceful shutdown.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Db } from 'mongodb';
+import type { TargetCache } from './target-cache';
+import type { Bus } from '../store/bus';
+import type { Settings } from '../config/settings';
+import type { CoreSession } from './session';
+import type { FileStore } from '../store/files';
+import type { Leases } from '../store/leases';
+import { Limiter } from './limiter';
+import type { ActiveStream, LiveState } from '../store/live';
+import type { Logger } from '../telemetry/log';
+import type { Metrics } from '../telemetry/metrics';
+import type { Pool } from '../store/pool';
+
+/** Everything sessions share. */
+export interface CoreHubDeps {
+  settings: Settings;
+  db: Db;
+  files: FileStore;
+  leases: Leases;
+  pool: Pool;
+  targets: TargetCache;
+  live: LiveState;
+  bus: Bus;
+  log: Logger;
+  metrics: Metrics;
+  nodeId: string;
+}
+
+/** How the hub closes a session's socket. */
+interface Closer {
+  close(code: number, reason: string): void;
+}
+
+/** The process's core sessions. */
+export class CoreHub {
+  readonly settings: Settings;
+  readonly db: Db;
+  readonly files: FileStore;
+  readonly leases: Leases;
+  readonly pool: Pool;
+  readonly targets: TargetCache;
+  readonly live: LiveState;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly nodeId: string;
+  /** Directory of this process's spill files. */
+  readonly spillDir: string;
+  /** Commits run through this, bounded by core.maxConcurrentCommits. */
+  readonly commits: Limiter;
+  readonly byStream = new Map<string, CoreSession>();
+  private readonly sessions = new Map<CoreSession, Closer>();
+  private readonly byEngine = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(d: CoreHubDeps) {
+    this.settings = d.settings;
+    this.db = d.db;
+    this.files = d.files;
+    this.leases = d.leases;
+    this.pool = d.pool;
+    this.targets = d.targets;
+    this.live = d.live;
+    this.log = d.log;
+    this.metrics = d.metrics;
+    this.nodeId = d.nodeId;
+    this.commits = new Limiter(d.settings.core.maxConcurrentCommits);
+    this.spillDir = path.join(d.settings.dataDir, 'spill', String(process.pid));
+    removeStaleSpills(path.join(d.settings.dataDir, 'spill'));
+
+    d.bus.on('stream.stop', ({ streamId, reason }) => {
+      void this.byStream.get(streamId)?.serverStop(reason);
+    });
+    d.bus.on('engine-key.revoked', ({ keyId }) => {
+      for (const [session, socket] of this.sessions) if (session.who.keyId === keyId) socket.close(1008, 'engine key revoked');
+    });
+  }
+
+  /** Number of open sessions. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Registers an open session. */
+  add(session: CoreSession, socket: Closer): void {
+    this.sessions.set(session, socket);
+    this.byEngine.set(session.who.engine, (this.byEngine.get(session.who.engine) ?? 0) + 1);
+    this.metrics.openSockets.inc({ engine: session.who.engine });
+  }
+
+  /** Unregisters a closed session. */
+  remove(session: CoreSession): void {
+    if (!this.sessions.delete(session)) return;
+    const n = (this.byEngine.get(session.who.engine) ?? 1) - 1;
+    if (n > 0) this.byEngine.set(session.who.engine, n);
+    else this.byEngine.delete(session.who.engine);
+    this.metrics.openSockets.dec({ engine: session.who.engine });
+  }
+
+  /** Open sessions by engine (for the node registry). */
+  sessionsByEngine(): Record<string, number> {
+    return Object.fromEntries(this.byEngine);
+  }
+
+  /** Writes a session's assignment to the live view. */
+  async publishActive(s: CoreSession): Promise<void> {
+    const record = this.activeRecord(s);
+    if (record) await this.live.setActive(record);
+  }
+
+  /** The live-view record of a session's assignment; its counts count as published from here on. */
+  private activeRecord(s: CoreSession): ActiveStream | undefined {
+    const a = s.assignment;
+    if (!a) return undefined;
+    a.publishedBuffered = a.buffer.frames;
+    a.publishedCommitted = a.committed;
+    return {
+      stream_id: a.streamId,
+      target_id: a.targetId,
+      owner: a.owner,
+      engine: s.who.engine,
+      ...(s.who.donor ? { donor: s.who.donor.name } : {}),
+      node: this.nodeId,
+      started_at: a.startedAt.toISOString(),
+      buffered_frames: a.buffer.frames,
+      frames: a.committed,
+    };
+  }
+
+  /** Starts batched lease renewal (every core.leaseRenewS). */
+  start(): void {
+    const tick = (): void => {
+      this.renew().catch((err: Error) => this.log.warn({ err: err.message }, 'lease renewal failed; will retry'));
+    };
+    this.timer = setInterval(tick, this.settings.core.leaseRenewS * 1000);
+    this.timer.unref();
+  }
+
+  /** One renewal pass: all leases of this process in one script call per 500, lost ones stopped. */
+  async renew(): Promise<void> {
+    const held = [...this.byStream].map(([stream, session]) => ({ stream, session: session.id }));
+    if (held.length === 0) return;
+    const lost = await this.leases.renew(held);
+    for (const stream of lost) {
+      this.log.warn({ stream }, 'lease lost');
+      void this.byStream.get(stream)?.serverStop('lease_lost');
+    }
+    // The live view's buffered/committed counts, rewritten only where they changed (an idle
+    // session costs nothing here), in one command per 1,000 sessions.
+    const lostSet = new Set(lost);
+    const records: ActiveStream[] = [];
+    for (const [stream, s] of this.byStream) {
+      const a = s.assignment;
+      if (!a || lostSet.has(stream) || (a.buffer.frames === a.publishedBuffered && a.committed === a.publishedCommitted)) continue;
+      const r = this.activeRecord(s);
+      if (r) records.push(r);
+    }
+    for (let i = 0; i < records.length; i += 1000) await this.live.setActiveMany(records.slice(i, i + 1000));
+  }
+
+  /**
+   * Shutdown: tell every core to reconnect elsewhere, let in-flight commits finish, keep
+   * leases for a resume, then close sockets with 1001.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    const all = [...this.sessions];
+    const done = Promise.all(all.map(([session]) => session.serverStop('server_shutdown')));
+    await Promise.race([done, new Promise((r) => setTimeout(r, timeoutMs))]);
+    for (const [, socket] of all) socket.close(1001, 'server shutdown');
+    // The uWS transport writes queued replies and closes on the next turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Removes spill directories of processes that no longer run (their frames were never committed). */
+function removeStaleSpills(root: string): void {
+  if (!fs.existsSync(root)) return;
+  for (const dir of fs.readdirSync(root)) {
+    const pid = Number(dir);
+    let alive = false;
+    try {
+      alive = Number.isInteger(pid) && pid !== process.pid && process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) fs.rmSync(path.join(root, dir), { recursive: true, force: true });
+  }
+}

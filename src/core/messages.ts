@@ -1,0 +1,133 @@
+/**
+ * Parsing of core messages (PROTOCOL §2 "Frames on the wire"): text messages are JSON
+ * objects with a `type`; binary messages are a 4-byte big-endian header length, a JSON
+ * header, and the payload of the files it lists. Every problem is an AppError with the
+ * request id when one could be read, so the session can answer it.
+ */
+import crypto from 'node:crypto';
+import { AppError } from '../errors';
+import type { NamedBytes } from '../store/partitions';
+
+/** File names allowed on the wire. */
+export const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** A protocol error tied to a request id. */
+export class MessageError extends AppError {
+  /**
+   * @param extra fields added to the error message, e.g. `retry_after_s`
+   */
+  constructor(readonly requestId: number | null, code: AppError['code'], message: string, readonly extra: Record<string, unknown> = {}) {
+    super(code, message);
+  }
+}
+
+/** A text request. */
+export type TextRequest =
+  | { type: 'assign'; id: number; target_id?: string }
+  | { type: 'stop'; id: number; error?: string }
+  | { type: 'ping'; id: number }
+  | { type: 'resume'; id: number; resume_token: string };
+
+/** A binary data message. */
+export interface DataMessage {
+  type: 'frame' | 'checkpoint';
+  id: number;
+  seq: number;
+  frames: number;
+  files: NamedBytes[];
+  payloadBytes: number;
+}
+
+function requestId(obj: Record<string, unknown>): number | null {
+  return Number.isSafeInteger(obj.id) ? (obj.id as number) : null;
+}
+
+function needId(obj: Record<string, unknown>): number {
+  const id = requestId(obj);
+  if (id === null) throw new MessageError(null, 'bad_request', 'Requests need an integer "id"');
+  return id;
+}
+
+/** Parses a text message. */
+export function parseText(text: string): TextRequest {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch {
+    throw new MessageError(null, 'bad_request', 'Text messages must be JSON objects');
+  }
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new MessageError(null, 'bad_request', 'Text messages must be JSON objects');
+  const o = obj as Record<string, unknown>;
+  const id = requestId(o);
+  switch (o.type) {
+    case 'assign':
+      if (o.target_id !== undefined && (typeof o.target_id !== 'string' || o.target_id.length > 64)) throw new MessageError(id, 'bad_request', '"target_id" must be a target id string');
+      return { type: 'assign', id: needId(o), ...(o.target_id !== undefined ? { target_id: o.target_id as string } : {}) };
+    case 'stop':
+      if (o.error !== undefined && typeof o.error !== 'string') throw new MessageError(id, 'bad_request', '"error" must be a string');
+      return { type: 'stop', id: needId(o), ...(o.error !== undefined ? { error: o.error as string } : {}) };
+    case 'ping':
+      return { type: 'ping', id: needId(o) };
+    case 'resume':
+      if (typeof o.resume_token !== 'string' || o.resume_token.length > 200) throw new MessageError(id, 'bad_request', '"resume_token" must be a string');
+      return { type: 'resume', id: needId(o), resume_token: o.resume_token };
+    case 'frame':
+    case 'checkpoint':
+      throw new MessageError(id, 'bad_request', `"${o.type}" messages are binary: 4-byte header length, JSON header, payload`);
+    default:
+      throw new MessageError(id, 'bad_request', `Unknown message type ${JSON.stringify(o.type ?? null).slice(0, 40)}`);
+  }
+}
+
+/** Parses a binary data message; `data` must be a private copy (files are views into it). */
+export function parseBinary(data: Buffer): DataMessage {
+  if (data.length < 4) throw new MessageError(null, 'bad_request', 'Binary message shorter than its 4-byte header length');
+  const h = data.readUInt32BE(0);
+  if (h === 0 || 4 + h > data.length) throw new MessageError(null, 'bad_request', `Header length ${h} does not fit a ${data.length}-byte message`);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(data.subarray(4, 4 + h).toString('utf8')) as Record<string, unknown>;
+  } catch {
+    throw new MessageError(null, 'bad_request', 'Binary message header is not JSON');
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) throw new MessageError(null, 'bad_request', 'Binary message header must be a JSON object');
+  const id = needId(header);
+  if (header.type !== 'frame' && header.type !== 'checkpoint') throw new MessageError(id, 'bad_request', 'Binary messages are "frame" or "checkpoint"');
+  const seq = header.seq;
+  if (!Number.isSafeInteger(seq) || (seq as number) < 1) throw new MessageError(id, 'bad_request', '"seq" must be an integer ≥ 1');
+  let frames = 0;
+  if (header.type === 'frame') {
+    frames = header.frames === undefined ? 1 : (header.frames as number);
+    if (!Number.isSafeInteger(frames) || frames < 1 || frames > 1e9) throw new MessageError(id, 'bad_request', '"frames" must be an integer ≥ 1');
+  }
+  if (!Array.isArray(header.files) || header.files.length > 256) throw new MessageError(id, 'bad_request', '"files" must be a list of {name, size} (at most 256)');
+  const payload = data.subarray(4 + h);
+  const files: NamedBytes[] = [];
+  const seen = new Set<string>();
+  let offset = 0;
+  for (const f of header.files as Array<Record<string, unknown>>) {
+    if (!f || typeof f.name !== 'string' || !FILE_NAME.test(f.name)) throw new MessageError(id, 'bad_request', `Bad file name ${JSON.stringify(f?.name ?? null).slice(0, 60)}; names match ${FILE_NAME.source}`);
+    if (seen.has(f.name)) throw new MessageError(id, 'bad_request', `File "${f.name}" listed twice`);
+    seen.add(f.name);
+    if (!Number.isSafeInteger(f.size) || (f.size as number) < 0) throw new MessageError(id, 'bad_request', `File "${f.name}": "size" must be an integer ≥ 0`);
+    const size = f.size as number;
+    if (offset + size > payload.length) throw new MessageError(id, 'bad_request', `File sizes add up to more than the ${payload.length}-byte payload`);
+    files.push({ name: f.name, bytes: payload.subarray(offset, offset + size) });
+    offset += size;
+  }
+  if (offset !== payload.length) throw new MessageError(id, 'bad_request', `File sizes add up to ${offset} bytes but the payload has ${payload.length}`);
+  if (header.sha256 !== undefined) {
+    if (typeof header.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(header.sha256)) throw new MessageError(id, 'bad_request', '"sha256" must be 64 hex digits');
+    const actual = crypto.createHash('sha256').update(payload).digest('hex');
+    if (actual !== header.sha256.toLowerCase()) throw new MessageError(id, 'bad_checksum', 'The payload does not match "sha256"');
+  }
+  return { type: header.type, id, seq: seq as number, frames, files, payloadBytes: payload.length };
+}
+
+/** Builds a binary data message (used by the client SDK and tests). */
+export function encodeBinary(header: Record<string, unknown>, files: Array<{ name: string; bytes: Uint8Array }>): Buffer {
+  const h = Buffer.from(JSON.stringify({ ...header, files: files.map((f) => ({ name: f.name, size: f.bytes.byteLength })) }));
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(h.length, 0);
+  return Buffer.concat([len, h, ...files.map((f) => Buffer.from(f.bytes.buffer, f.bytes.byteOffset, f.bytes.byteLength))]);
+}

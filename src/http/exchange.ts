@@ -1,0 +1,203 @@
+/**
+ * The transport-neutral half of serving an HTTP request: request ids, routing, CORS
+ * preflight, body-limit decisions, calling the handler, mapping errors, in-flight tracking,
+ * the access log line and metrics. Each transport (uws-http.ts, node-http.ts) supplies an
+ * {@link ExchangeIO} that reads the body and writes the reply its own way.
+ */
+import { AppError, toAppError } from '../errors';
+import type { Reply, Request, Router } from './router';
+import { errorReply } from './router';
+import { clientAddress, type TrustList } from './client-address';
+import type { Logger } from '../telemetry/log';
+import type { Metrics } from '../telemetry/metrics';
+
+/** What serving needs from the server. */
+export interface HttpContext {
+  router: Router;
+  trust: TrustList;
+  log: Logger;
+  metrics: Metrics;
+  /** Requests being served; `idle` callbacks run (once) when the count drops to zero. Used by graceful shutdown. */
+  inflight?: { count: number; idle: Array<() => void> };
+  /** Headers added to every response (e.g. CORS); may inspect the request. */
+  extraHeaders?: (req: Request) => Record<string, string>;
+  /** Answers a request before routing when it returns a reply (CORS preflight). */
+  preflight?: (method: string, path: string, headers: Record<string, string>) => Reply | undefined;
+}
+
+/** Per-exchange state shared with the transport. */
+export interface ExchangeState {
+  aborted: boolean;
+  done: boolean;
+  /** Run once when the client goes away. */
+  onAbort: Array<() => void>;
+}
+
+/** The transport's side of one exchange. */
+export interface ExchangeIO {
+  method: string;
+  path: string;
+  query: string;
+  /** Lower-case names. */
+  headers: Record<string, string>;
+  peer: string;
+  /** Starts reading a body of at most `limit` bytes (called synchronously, before any await). */
+  readBody(limit: number, state: ExchangeState): Promise<Buffer>;
+  /** Writes the reply; resolves when written (or abandoned after an abort). */
+  write(reply: Reply, headers: Record<string, string>, state: ExchangeState, head: boolean, closeConnection: boolean): Promise<void>;
+}
+
+let counter = 0;
+const idPrefix = `${process.pid.toString(36)}-`;
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Decides from the headers whether a body must be read: `refused` (400/413 without
+ * reading), `none` (no body), or `read`.
+ */
+export function bodyDecision(method: string, headers: Record<string, string>, limit: number): AppError | 'none' | 'read' {
+  if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return 'none';
+  const declared = headers['content-length'];
+  if (declared !== undefined) {
+    if (!/^\d+$/.test(declared)) return new AppError('bad_request', 'Invalid Content-Length');
+    if (Number(declared) > limit) return new AppError('too_large', `Body of ${declared} bytes is over the limit of ${limit} bytes for this route`);
+    return Number(declared) === 0 ? 'none' : 'read';
+  }
+  return headers['transfer-encoding'] ? 'read' : 'none';
+}
+
+/** The error for a body that grew past its limit while being read. */
+export function bodyTooLarge(limit: number): AppError {
+  return new AppError('too_large', `Body is over the limit of ${limit} bytes for this route`);
+}
+
+/**
+ * Serves one exchange. Must be called synchronously from the transport's request callback
+ * (after it has registered its abort hook that calls the returned `abort`).
+ * @returns the function the transport calls when the client aborts
+ */
+export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
+  const started = process.hrtime.bigint();
+  const { method, path, headers, peer } = io;
+  const incomingId = headers['x-request-id'];
+  const id = incomingId && REQUEST_ID.test(incomingId) ? incomingId : idPrefix + (counter++).toString(36);
+
+  const inflight = ctx.inflight;
+  if (inflight) inflight.count++;
+  let settled = false;
+  const settle = (): void => {
+    if (settled || !inflight) return;
+    settled = true;
+    if (--inflight.count === 0) for (const f of inflight.idle.splice(0)) f();
+  };
+
+  const abort = new AbortController();
+  const state: ExchangeState = { aborted: false, done: false, onAbort: [] };
+
+  let route = '(none)';
+  let params: Record<string, string> = {};
+  let handler: ((r: Request) => Reply | Promise<Reply>) | undefined;
+  let bodyLimit = 0;
+  let early: AppError | undefined;
+  let pre: Reply | undefined;
+  try {
+    pre = ctx.preflight?.(method, path, headers);
+    if (!pre) ({ route, params, handler, bodyLimit } = ctx.router.match(method, path));
+  } catch (err) {
+    early = toAppError(err);
+  }
+
+  let body: Promise<Buffer> | undefined;
+  if (!early && !pre) {
+    const decision = bodyDecision(method, headers, bodyLimit);
+    if (decision instanceof AppError) early = decision;
+    else if (decision === 'read') {
+      body = io.readBody(bodyLimit, state);
+      // Unobserved rejections (a handler that never reads its body) must not crash the process.
+      body.catch(() => undefined);
+    }
+  }
+
+  const request: Request = {
+    id,
+    method,
+    path,
+    query: new URLSearchParams(io.query),
+    headers,
+    params,
+    route,
+    peerAddress: peer,
+    clientAddress: clientAddress(ctx.trust, peer, headers['x-forwarded-for'] ?? ''),
+    signal: abort.signal,
+    body: () => body ?? Promise.resolve(Buffer.alloc(0)),
+  };
+
+  const finish = (reply: Reply, closeConnection = false): void => {
+    if (state.aborted || state.done) return;
+    state.done = true;
+    // One merged header set (the reply's own values win): a preflight already carries its CORS headers.
+    const headers = { 'x-request-id': id, ...(reply === pre ? {} : ctx.extraHeaders?.(request)), ...reply.headers };
+    io.write({ status: reply.status, body: reply.body }, headers, state, method === 'HEAD', closeConnection)
+      .then(
+        () => logRequest(ctx, request, reply.status, started, state.aborted),
+        (err: unknown) => {
+          ctx.log.error({ err, reqId: id }, 'response write failed');
+          logRequest(ctx, request, reply.status, started, true);
+        },
+      )
+      .finally(settle);
+  };
+
+  const onAbort = (): void => {
+    if (state.aborted) return;
+    state.aborted = true;
+    abort.abort();
+    for (const f of state.onAbort) f();
+    if (!state.done) {
+      logRequest(ctx, request, 499, started, true);
+      settle();
+    }
+  };
+
+  if (pre) finish(pre);
+  else if (early) {
+    // A refused body closes the connection so the client cannot keep streaming the excess at us.
+    finish(errorReply(early), early.code === 'too_large');
+  } else {
+    Promise.resolve()
+      .then(() => handler!(request))
+      .then(
+        (reply) => finish(reply),
+        (err: unknown) => {
+          const appErr = toAppError(err);
+          if (appErr.code === 'internal') ctx.log.error({ err: (appErr as { cause?: unknown }).cause ?? err, reqId: id, route }, 'handler failed');
+          if (appErr.code === 'unavailable') {
+            ctx.metrics.storageErrors.inc({ backend: /redis|Connection is closed|Stream isn't/i.test(String(err)) ? 'redis' : 'mongodb' });
+            ctx.log.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
+          }
+          finish(errorReply(appErr), appErr.code === 'too_large');
+        },
+      );
+  }
+  return onAbort;
+}
+
+function logRequest(ctx: HttpContext, req: Request, status: number, started: bigint, aborted: boolean): void {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  ctx.metrics.httpRequests.inc({ method: req.method, route: req.route, status: aborted ? 'aborted' : String(status) });
+  ctx.metrics.httpDuration.observe({ method: req.method, route: req.route }, seconds);
+  ctx.log.info(
+    {
+      reqId: req.id,
+      method: req.method,
+      route: req.route,
+      path: req.path,
+      status,
+      aborted: aborted || undefined,
+      ms: Math.round(seconds * 1e6) / 1e3,
+      remote: req.clientAddress,
+      peer: req.peerAddress !== req.clientAddress ? req.peerAddress : undefined,
+    },
+    'request',
+  );
+}

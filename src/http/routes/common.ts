@@ -1,0 +1,72 @@
+/**
+ * What the admin routes share: their dependencies, the common schemas, ownership checks
+ * and the mapping of duplicate-key errors to 409.
+ */
+import type { Db } from 'mongodb';
+import type { Auth, Principal } from '../../auth/users';
+import type { Bus } from '../../store/bus';
+import type { Settings } from '../../config/settings';
+import { AppError } from '../../errors';
+import type { FileStore } from '../../store/files';
+import type { Logger } from '../../telemetry/log';
+import type { RedisClient } from '../../store/redis';
+import { object, str } from '../declared-routes';
+import type { LiveState } from '../../store/live';
+import type { Pool } from '../../store/pool';
+import { ID_PATTERN } from '../../model';
+
+/** Dependencies of the admin routes. */
+export interface ApiDeps {
+  settings: Settings;
+  db: Db;
+  redis: RedisClient;
+  bus: Bus;
+  auth: Auth;
+  files: FileStore;
+  live: LiveState;
+  pool: Pool;
+  log: Logger;
+}
+
+/** User and donor names. */
+export const NAME = str(64, { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
+/** File names (PROTOCOL §2). */
+export const FILE_NAME = str(128, { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
+/** Engine names, e.g. openmm_80_cuda. */
+export const ENGINE = str(64, { pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' });
+/** Opaque ids. */
+export const ID = str(22, { pattern: ID_PATTERN });
+/** Weights for fair share. */
+export const WEIGHT = { type: 'number', exclusiveMinimum: 0, maximum: 1e6 };
+/** ISO-8601 timestamp strings. */
+export const TIME = { type: 'string', format: 'date-time' };
+
+/** `{id}` path parameters. */
+export const ID_PARAMS = object({ id: ID }, ['id']);
+/** `{name}` path parameters. */
+export const NAME_PARAMS = object({ name: NAME }, ['name']);
+
+/** Runs an insert/update and turns a duplicate key into 409 `conflict`. */
+export async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if ((err as { code?: number }).code === 11000) throw new AppError('conflict', `${what} already exists`);
+    throw err;
+  }
+}
+
+/** Whether the principal may act as owner of something owned by `owner` (its owner, or an admin). */
+export function mayOwn(principal: Principal | undefined, owner: string): boolean {
+  return principal !== undefined && (principal.role === 'admin' || (principal.role === 'manager' && principal.name === owner));
+}
+
+/** Throws 403 unless the principal owns it (or is an admin). */
+export function requireOwner(principal: Principal | undefined, owner: string, what: string): void {
+  if (!mayOwn(principal, owner)) throw new AppError('forbidden', `Only the owner of this ${what} (or an admin) may do this`);
+}
+
+/** ISO-8601 UTC string of a date (or undefined). */
+export function iso(d: Date | undefined | null): string | undefined {
+  return d ? new Date(d).toISOString() : undefined;
+}

@@ -1,0 +1,47 @@
+/**
+ * Every admin API route, and the OpenAPI document built from their declarations.
+ */
+import { MongoClient } from 'mongodb';
+import { openApiDocument, type ApiRoute } from '../declared-routes';
+import type { Settings } from '../../config/settings';
+import type { ApiDeps } from './common';
+import { donorRoutes } from './donors';
+import { engineKeyRoutes } from './engine-keys';
+import { liveRoutes } from './live';
+import { streamRoutes } from './streams';
+import { targetRoutes } from './targets';
+import { userRoutes } from './users';
+
+/** All admin routes (PROTOCOL §3). */
+export function apiRoutes(d: ApiDeps): ApiRoute[] {
+  return [...userRoutes(d), ...donorRoutes(d), ...engineKeyRoutes(d), ...targetRoutes(d), ...streamRoutes(d), ...liveRoutes(d)];
+}
+
+const SYSTEM_PATHS = {
+  '/': { get: { summary: 'Service banner', tags: ['system'], security: [{}], responses: { 200: { description: 'Alive' } } } },
+  '/healthz': { get: { summary: 'Process is up', tags: ['system'], security: [{}], responses: { 200: { description: 'Up' } } } },
+  '/readyz': {
+    get: { summary: 'MongoDB and Redis reachable', tags: ['system'], security: [{}], responses: { 200: { description: 'Ready' }, 503: { description: 'Not ready; the body names the unreachable backend' } } },
+  },
+  '/metrics': {
+    get: {
+      summary: 'Prometheus metrics; open, or Authorization: Bearer <metrics.key> when that key is configured (not a user token)',
+      tags: ['system'],
+      security: [{}, { metricsKey: [] }],
+      responses: { 200: { description: 'Prometheus text' }, 401: { description: 'metrics.key is configured and was not presented' } },
+    },
+  },
+  '/openapi.json': { get: { summary: 'This document', tags: ['system'], security: [{}], responses: { 200: { description: 'OpenAPI 3.1' } } } },
+};
+
+/**
+ * The OpenAPI document for these settings (limits appear in the schemas). Building it
+ * touches no storage: the route declarations only need the settings and collection handles.
+ */
+export function openApiFor(settings: Settings): Record<string, unknown> {
+  const client = new MongoClient('mongodb://127.0.0.1:1/?tls=true');
+  // Only settings and collection handles exist here; the rest is undefined, which route
+  // factories must tolerate at construction (they use it only inside handlers).
+  const deps = { settings, db: client.db(settings.mongodb.database) } as unknown as ApiDeps;
+  return openApiDocument(apiRoutes(deps), SYSTEM_PATHS);
+}

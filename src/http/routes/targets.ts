@@ -1,0 +1,193 @@
+/**
+ * Targets: a manager's projects, with the engines they accept, a stage deciding which
+ * cores see them, a weight for fair share and free-form options (merged key by key).
+ */
+import { object, ok, type ApiRoute } from '../declared-routes';
+import type { Principal } from '../../auth/users';
+import { AppError } from '../../errors';
+import { ENGINE, ID, ID_PARAMS, NAME, TIME, WEIGHT, iso, mayOwn, requireOwner, type ApiDeps } from './common';
+import { STAGES, newId, type Stage, type TargetDoc } from '../../model';
+
+const STAGE = { type: 'string', enum: [...STAGES] };
+const ENGINES = { type: 'array', items: ENGINE, minItems: 1, maxItems: 64, uniqueItems: true };
+const OPTIONS = { type: 'object', maxProperties: 256 };
+const COUNTS = object({ ok: { type: 'integer' }, stopped: { type: 'integer' }, failed: { type: 'integer' } }, ['ok', 'stopped', 'failed']);
+const TARGET = object(
+  { id: ID, owner: NAME, engines: ENGINES, stage: STAGE, weight: WEIGHT, options: OPTIONS, created_at: TIME, updated_at: TIME, streams: COUNTS },
+  ['id', 'owner', 'engines', 'stage', 'weight', 'options', 'created_at', 'updated_at'],
+);
+
+function view(t: TargetDoc) {
+  return { id: t._id, owner: t.owner, engines: t.engines, stage: t.stage, weight: t.weight, options: t.options, created_at: iso(t.createdAt), updated_at: iso(t.updatedAt) };
+}
+
+/** Loads a target the principal may see; public ones are visible to anyone. */
+export async function visibleTarget(d: ApiDeps, id: string, principal: Principal | undefined): Promise<TargetDoc> {
+  const t = await d.db.collection<TargetDoc>('targets').findOne({ _id: id });
+  if (!t) throw new AppError('not_found', `No target ${id}`);
+  visibleTo(t, principal);
+  return t;
+}
+
+/** Throws unless the principal may see the target. */
+function visibleTo(t: TargetDoc, principal: Principal | undefined): void {
+  if (t.stage === 'public' || mayOwn(principal, t.owner)) return;
+  if (!principal) throw new AppError('unauthorized', 'This target is not public; send the owner\'s token', { 'www-authenticate': 'Bearer' });
+  throw new AppError('forbidden', 'This target is not public and belongs to another manager');
+}
+
+/** Loads a target the principal owns (or any, for an admin). */
+export async function ownedTarget(d: ApiDeps, id: string, principal: Principal | undefined): Promise<TargetDoc> {
+  const t = await d.db.collection<TargetDoc>('targets').findOne({ _id: id });
+  if (!t) throw new AppError('not_found', `No target ${id}`);
+  requireOwner(principal, t.owner, 'target');
+  return t;
+}
+
+function checkOptions(d: ApiDeps, options: Record<string, unknown>): void {
+  const size = Buffer.byteLength(JSON.stringify(options));
+  if (size > d.settings.limits.maxOptionsBytes) throw new AppError('bad_request', `body.options: ${size} bytes as JSON, over the limit of ${d.settings.limits.maxOptionsBytes}`);
+  checkKeys(options, 'body.options');
+}
+
+/** Keys MongoDB or JavaScript would treat specially are refused at every depth. */
+function checkKeys(value: unknown, at: string): void {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkKeys(v, `${at}[${i}]`));
+    return;
+  }
+  if (!value || typeof value !== 'object') return;
+  for (const [k, v] of Object.entries(value)) {
+    if (k.startsWith('$') || k.includes('.') || k.includes('\0') || k === '__proto__' || k.length > 128) {
+      throw new AppError('bad_request', `${at}: key "${k.replace(/\0/g, '\\0').slice(0, 40)}" must not start with $, contain '.' or NUL, be __proto__, or exceed 128 characters`);
+    }
+    checkKeys(v, `${at}.${k}`);
+  }
+}
+
+async function streamCounts(d: ApiDeps, targetId: string) {
+  const streams = d.db.collection('streams');
+  const [okCount, stopped, failed] = await Promise.all(['ok', 'stopped', 'failed'].map((status) => streams.countDocuments({ targetId, status })));
+  return { ok: okCount!, stopped: stopped!, failed: failed! };
+}
+
+/** The target routes. */
+export function targetRoutes(d: ApiDeps): ApiRoute[] {
+  const targets = d.db.collection<TargetDoc>('targets');
+  const viewCache = new Map<string, { target: TargetDoc; body: Record<string, unknown>; expires: number }>();
+  const drop = ({ targetId }: { targetId: string }): void => {
+    if (targetId === '*') viewCache.clear();
+    else viewCache.delete(targetId);
+  };
+  d.bus?.on('target.changed', drop);
+  d.bus?.on('target.streams', drop);
+  return [
+    {
+      method: 'POST',
+      path: '/v1/targets',
+      tag: 'targets',
+      summary: 'Create a target',
+      access: ['manager'],
+      body: object({ engines: ENGINES, stage: STAGE, weight: WEIGHT, options: OPTIONS }, ['engines']),
+      responses: { 201: { description: 'Created', schema: object({ target_id: ID }, ['target_id']) } },
+      handler: async ({ principal, body }: { principal: Principal; body: { engines: string[]; stage?: Stage; weight?: number; options?: Record<string, unknown> } }) => {
+        checkOptions(d, body.options ?? {});
+        const now = new Date();
+        const t: TargetDoc = { _id: newId(), owner: principal.name, engines: body.engines, stage: body.stage ?? 'private', weight: body.weight ?? 1, options: body.options ?? {}, createdAt: now, updatedAt: now, version: 1 };
+        await targets.insertOne(t);
+        await d.bus.publish('target.changed', { targetId: t._id });
+        return ok({ target_id: t._id }, 201);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/targets',
+      tag: 'targets',
+      summary: "A manager's own targets; public targets for everyone else (all targets for admins)",
+      access: 'public',
+      responses: { 200: { description: 'Targets', schema: object({ targets: { type: 'array', items: TARGET } }, ['targets']) } },
+      handler: async ({ principal }) => {
+        const filter = principal?.role === 'admin' ? {} : principal?.role === 'manager' ? { owner: principal.name } : { stage: 'public' as const };
+        const list = await targets.find(filter, { sort: { createdAt: 1 }, limit: d.settings.limits.maxListItems }).toArray();
+        return ok({ targets: list.map(view) });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/targets/:id',
+      tag: 'targets',
+      summary: 'One target with its stream counts by status (public targets: anyone; others: the owner)',
+      access: 'public',
+      errors: { 401: 'The target is not public and no token was sent, or the token is unknown', 403: 'The target is not public and belongs to another manager', 404: 'No such target' },
+      params: ID_PARAMS,
+      responses: { 200: { description: 'The target', schema: TARGET } },
+      handler: async ({ params, principal }: { params: { id: string }; principal?: Principal }) => {
+        // Dashboards poll this: the target and its counts come from a short per-process cache
+        // (http.targetCacheMs), dropped on every change to the target.
+        const hit = viewCache.get(params.id);
+        if (hit && hit.expires > Date.now()) {
+          visibleTo(hit.target, principal);
+          return ok(hit.body);
+        }
+        const t = await visibleTarget(d, params.id, principal);
+        const body = { ...view(t), streams: await streamCounts(d, t._id) };
+        if (viewCache.size >= 10_000) viewCache.delete(viewCache.keys().next().value!);
+        viewCache.set(t._id, { target: t, body, expires: Date.now() + d.settings.http.targetCacheMs });
+        return ok(body);
+      },
+    },
+    {
+      method: 'PATCH',
+      path: '/v1/targets/:id',
+      tag: 'targets',
+      summary: 'Change stage, engines, weight or options (options merge key by key; a null value removes the key)',
+      access: ['manager', 'admin'],
+      params: ID_PARAMS,
+      body: object({ engines: ENGINES, stage: STAGE, weight: WEIGHT, options: OPTIONS }, [], { minProperties: 1 }),
+      responses: { 200: { description: 'The target after the change', schema: TARGET } },
+      handler: async ({ params, principal, body }: { params: { id: string }; principal: Principal; body: { engines?: string[]; stage?: Stage; weight?: number; options?: Record<string, unknown> } }) => {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const t = await ownedTarget(d, params.id, principal);
+          checkKeys(body.options ?? {}, 'body.options');
+          const options: Record<string, unknown> = { ...t.options };
+          for (const [k, v] of Object.entries(body.options ?? {})) {
+            if (v === null) delete options[k];
+            else options[k] = v;
+          }
+          checkOptions(d, options);
+          const set = { ...body, options, updatedAt: new Date() };
+          // Optimistic concurrency: two PATCHes of different option keys must both land.
+          const after = await targets.findOneAndUpdate({ _id: t._id, version: t.version }, { $set: set, $inc: { version: 1 } }, { returnDocument: 'after' });
+          if (!after) continue;
+          await d.bus.publish('target.changed', { targetId: t._id });
+          if (body.stage === 'disabled' && t.stage !== 'disabled') {
+            d.log.info({ target: t._id }, 'target disabled');
+            for (const a of await d.live.allActive()) {
+              if (a.target_id === t._id) await d.bus.publish('stream.stop', { streamId: a.stream_id, reason: 'target_disabled' });
+            }
+          }
+          return ok({ ...view(after), streams: await streamCounts(d, t._id) });
+        }
+        throw new AppError('conflict', 'The target kept changing under this request; retry');
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/targets/:id',
+      tag: 'targets',
+      summary: 'Delete a target (409 while it has streams)',
+      access: ['manager', 'admin'],
+      params: ID_PARAMS,
+      responses: { 204: { description: 'Deleted' } },
+      handler: async ({ params, principal }: { params: { id: string }; principal: Principal }) => {
+        const t = await ownedTarget(d, params.id, principal);
+        if ((await d.db.collection('streams').countDocuments({ targetId: t._id }, { limit: 1 })) > 0) {
+          throw new AppError('conflict', 'The target still has streams; delete them first');
+        }
+        await targets.deleteOne({ _id: t._id });
+        await d.bus.publish('target.changed', { targetId: t._id });
+        return { status: 204 };
+      },
+    },
+  ];
+}

@@ -1,0 +1,135 @@
+/**
+ * The domain: the documents the store keeps (one type per collection), the values they
+ * take, and the ids that name them. Every other module takes these types from here.
+ */
+import crypto from 'node:crypto';
+import type { Binary, ObjectId } from 'mongodb';
+
+/** A new random id. */
+export function newId(): string {
+  return crypto.randomBytes(16).toString('base64url');
+}
+
+/** Pattern every id matches (path parameters are validated against it). */
+export const ID_PATTERN = '^[A-Za-z0-9_-]{22}$';
+
+/** Stages (PROTOCOL §2 "Assignment"). */
+export const STAGES = ['public', 'beta', 'private', 'disabled'] as const;
+
+/** A target's stage. */
+export type Stage = (typeof STAGES)[number];
+
+/** A target document. */
+export interface TargetDoc {
+  _id: string;
+  owner: string;
+  engines: string[];
+  stage: Stage;
+  weight: number;
+  options: Record<string, unknown>;
+  createdAt: Date;
+  updatedAt: Date;
+  version: number;
+}
+
+/** A manager or admin (`users` collection); the token is kept only as its SHA-256 hash. */
+export interface UserDoc {
+  name: string;
+  role: 'admin' | 'manager';
+  weight: number;
+  tokenHash: string;
+  createdAt: Date;
+}
+
+/** A donor (`donors` collection) with its running totals, kept equal to the sum of its fragments. */
+export interface DonorDoc {
+  name: string;
+  beta: boolean;
+  tokenHash: string;
+  frames: number;
+  coreSeconds: number;
+  createdAt: Date;
+}
+
+/** An engine key document. */
+export interface EngineKeyDoc {
+  _id: string;
+  engine: string;
+  description: string;
+  keyHash: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+/** Stream statuses. */
+export type StreamStatus = 'ok' | 'stopped' | 'failed';
+
+/** A stream document. */
+export interface StreamDoc {
+  _id: string;
+  targetId: string;
+  owner: string;
+  status: StreamStatus;
+  /** Committed frames: the commit point of every checkpoint. */
+  frames: number;
+  /** Committed partition numbers, ascending. */
+  partitions: number[];
+  /** The document id of each committed partition, in the same order. */
+  partitionIds: string[];
+  /** The last entry of `partitionIds` (set with it), so readers need not load the list. */
+  lastPartitionId?: string;
+  errorCount: number;
+  seedFiles: string[];
+  tagFiles: string[];
+  frameFiles: string[];
+  checkpointFiles: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Where a file's bytes live. Exactly one of `data` and `gridfsId` is set. */
+export interface StoredFile {
+  name: string;
+  size: number;
+  data?: Binary;
+  gridfsId?: ObjectId;
+}
+
+/** File kinds stored in the `files` collection (frames and checkpoints live in partitions). */
+export type StreamFileKind = 'seed' | 'tag';
+
+/** A seed or tag file document (`files` collection). */
+export interface FileDoc extends StoredFile {
+  _id: string;
+  streamId: string;
+  kind: StreamFileKind;
+  /** When written; the janitor removes files whose stream never came to exist. */
+  createdAt: Date;
+}
+
+/** The kinds of files a partition holds. */
+export type PartitionFileKind = 'frame' | 'checkpoint';
+
+/** A partition document. */
+export interface PartitionDoc {
+  _id: string;
+  streamId: string;
+  /** The stream's total frame count once this partition is committed. */
+  n: number;
+  frames: StoredFile[];
+  checkpoint: StoredFile[];
+  /** Names and sizes without bytes, so listings and Content-Length need no file data. */
+  index: Array<{ kind: PartitionFileKind; name: string; size: number }>;
+  createdAt: Date;
+}
+
+/**
+ * Who is on the other end of a core socket, fixed at upgrade: the engine its key proves,
+ * that key's id, the donor its token names (if any) and the client address.
+ */
+export interface CoreIdentity {
+  engine: string;
+  keyId: string;
+  donor?: { name: string; beta: boolean };
+  remote: string;
+}

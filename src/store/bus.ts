@@ -1,0 +1,76 @@
+/**
+ * Cross-process events over Redis pub/sub: token revocations, engine-key revocations and
+ * (later) stream stops reach every worker and node. Publishing goes through the command
+ * connection; each process holds one extra subscriber connection.
+ */
+import crypto from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../telemetry/log';
+import type { RedisClient } from './redis';
+
+/** Events carried by the bus, by name. */
+export interface BusEvents {
+  /** A token hash whose cached principal must be dropped ('*' drops all). */
+  'auth.invalidate': { tokenHash: string };
+  /** An engine key was revoked: close the core sockets that used it. */
+  'engine-key.revoked': { keyId: string };
+  /** A target changed: drop cached target data. */
+  'target.changed': { targetId: string };
+  /** A target's streams were added, removed or changed status: drop cached counts. */
+  'target.streams': { targetId: string };
+  /** A stream must stop on whichever node holds it. */
+  'stream.stop': { streamId: string; reason: 'stream_stopped' | 'stream_deleted' | 'target_disabled' | 'lease_lost' };
+}
+
+/** The process's bus. Local listeners run for local publishes too, even while Redis is down. */
+export class Bus {
+  private readonly emitter = new EventEmitter();
+  private readonly channel: string;
+  private readonly sub: RedisClient;
+  /** Identifies this process's messages so it does not handle its own publishes twice. */
+  private readonly origin = crypto.randomBytes(8).toString('hex');
+
+  constructor(private readonly redis: RedisClient, keyPrefix: string, private readonly log: Logger) {
+    this.channel = `${keyPrefix}bus`;
+    this.emitter.setMaxListeners(0);
+    this.sub = (redis as { duplicate(): RedisClient }).duplicate();
+    this.sub.on('error', () => undefined); // the command connection already logs outages
+    this.sub.subscribe(this.channel).catch((err: Error) => log.warn({ err: err.message }, 'bus subscribe failed; will retry on reconnect'));
+    this.sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      try {
+        const { origin, event, data } = JSON.parse(message) as { origin: string; event: keyof BusEvents; data: unknown };
+        // Local listeners already ran when this process published.
+        if (origin !== this.origin) this.emitter.emit(event, data);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'bad bus message ignored');
+      }
+    });
+  }
+
+  /** Subscribes to an event (from any process). */
+  on<E extends keyof BusEvents>(event: E, listener: (data: BusEvents[E]) => void): void {
+    this.emitter.on(event, listener);
+  }
+
+  /**
+   * Publishes to every process. Local listeners run at once; other processes get it through
+   * Redis. Resolves false when Redis could not take it (the caller decides whether that matters).
+   */
+  async publish<E extends keyof BusEvents>(event: E, data: BusEvents[E]): Promise<boolean> {
+    const message = JSON.stringify({ origin: this.origin, event, data });
+    this.emitter.emit(event, data);
+    try {
+      await this.redis.publish(this.channel, message);
+      return true;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, event }, 'bus publish failed');
+      return false;
+    }
+  }
+
+  /** Closes the subscriber connection. */
+  close(): void {
+    this.sub.disconnect();
+  }
+}

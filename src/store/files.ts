@@ -1,0 +1,79 @@
+/**
+ * Stream file bytes in MongoDB: inline as BSON binary up to `storage.inlineMaxBytes`
+ * (one document, one round trip), GridFS above. Reads stream in chunks, never holding a
+ * large file in memory.
+ */
+import { Binary, GridFSBucket, ObjectId, type Db } from 'mongodb';
+import type { StreamBody } from '../http/router';
+import type { StoredFile } from '../model';
+
+/** Metadata recorded with GridFS blobs, so leftovers can be traced to their stream. */
+export interface BlobMeta {
+  streamId: string;
+  kind: 'seed' | 'tag' | 'frame' | 'checkpoint';
+  partition: number;
+}
+
+/** Inline/GridFS storage of file bytes. */
+export class FileStore {
+  readonly bucket: GridFSBucket;
+
+  constructor(private readonly db: Db, private readonly inlineMaxBytes: number) {
+    this.bucket = new GridFSBucket(db, { bucketName: 'blobs' });
+  }
+
+  /** Stores bytes inline or in GridFS and returns the reference to keep in a document. */
+  async put(name: string, bytes: Buffer, meta: BlobMeta): Promise<StoredFile> {
+    if (bytes.length <= this.inlineMaxBytes) return { name, size: bytes.length, data: new Binary(bytes) };
+    const upload = this.bucket.openUploadStream(`${meta.streamId}/${meta.kind}/${meta.partition}/${name}`, { metadata: meta });
+    await new Promise<void>((resolve, reject) => {
+      upload.once('error', reject);
+      upload.once('finish', () => resolve());
+      upload.end(bytes);
+    });
+    return { name, size: bytes.length, gridfsId: upload.id };
+  }
+
+  /** The chunks of a stored file, read lazily. */
+  async *chunks(file: StoredFile): AsyncGenerator<Uint8Array> {
+    if (file.data) {
+      yield file.data.buffer;
+      return;
+    }
+    if (!file.gridfsId) return;
+    const download = this.bucket.openDownloadStream(file.gridfsId);
+    try {
+      for await (const chunk of download) yield chunk as Buffer;
+    } finally {
+      download.destroy();
+    }
+  }
+
+  /** A streamed body of one or more files, concatenated in order. */
+  body(files: StoredFile[]): StreamBody {
+    const length = files.reduce((n, f) => n + f.size, 0);
+    const self = this;
+    return {
+      length,
+      chunks: (async function* () {
+        for (const f of files) yield* self.chunks(f);
+      })(),
+    };
+  }
+
+  /** Deletes the GridFS blobs of these files (inline bytes go with their document). */
+  async removeBlobs(files: StoredFile[]): Promise<void> {
+    for (const f of files) {
+      if (f.gridfsId) await this.bucket.delete(f.gridfsId).catch(() => undefined);
+    }
+  }
+
+  /** Deletes every GridFS blob of a stream. */
+  async removeStreamBlobs(streamId: string): Promise<void> {
+    const ids = await this.db
+      .collection('blobs.files')
+      .find({ 'metadata.streamId': streamId }, { projection: { _id: 1 } })
+      .toArray();
+    for (const { _id } of ids) await this.bucket.delete(_id as ObjectId).catch(() => undefined);
+  }
+}

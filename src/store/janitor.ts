@@ -1,0 +1,70 @@
+/**
+ * The janitor removes what a crash or a lost race leaves behind and no reader ever sees:
+ * partitions above their stream's commit point (written, never committed), and seed/tag
+ * files and GridFS blobs of streams that were never created or have been deleted. It looks
+ * only at documents older than a safety lag, in creation order from a watermark kept in
+ * Redis, so each pass costs work proportional to what was written since the last one.
+ */
+import type { Db, ObjectId } from 'mongodb';
+import type { FileStore } from './files';
+import type { Logger } from '../telemetry/log';
+import type { RedisClient } from './redis';
+import type { PartitionDoc, StoredFile, StreamDoc } from '../model';
+
+/** Documents younger than this are never touched: their commit may still be under way. */
+export const JANITOR_LAG_MS = 2 * 60 * 1000;
+
+/** One janitor per process; passes are cheap and idempotent, so several processes may run them. */
+export class Janitor {
+  private readonly watermarkKey: string;
+
+  constructor(private readonly db: Db, private readonly files: FileStore, private readonly redis: RedisClient, prefix: string, private readonly log: Logger) {
+    this.watermarkKey = `${prefix}janitor:watermark`;
+  }
+
+  /**
+   * One pass over documents created between the watermark and now − lag (at most `limit`).
+   * Returns what it removed.
+   */
+  async pass(limit = 5000, now = Date.now()): Promise<{ partitions: number; files: number }> {
+    const from = new Date(Number((await this.redis.get(this.watermarkKey)) ?? 0));
+    const to = new Date(now - JANITOR_LAG_MS);
+    if (to <= from) return { partitions: 0, files: 0 };
+    const window = { createdAt: { $gte: from, $lt: to } };
+
+    const parts = await this.db
+      .collection<PartitionDoc>('partitions')
+      .find(window, { projection: { _id: 1, streamId: 1, n: 1, createdAt: 1 }, sort: { createdAt: 1 }, limit })
+      .toArray();
+    const files = await this.db
+      .collection<{ _id: string; streamId: string; createdAt: Date }>('files')
+      .find(window, { projection: { _id: 1, streamId: 1, createdAt: 1 }, sort: { createdAt: 1 }, limit })
+      .toArray();
+    const ids = [...new Set([...parts.map((p) => p.streamId), ...files.map((f) => f.streamId)])];
+    const streams = new Map(
+      (await this.db.collection<StreamDoc>('streams').find({ _id: { $in: ids } }, { projection: { _id: 1, partitionIds: 1 } }).toArray()).map((s) => [s._id, new Set(s.partitionIds)]),
+    );
+
+    let removedParts = 0;
+    for (const p of parts) {
+      if (streams.get(p.streamId)?.has(p._id)) continue;
+      const full = await this.db.collection<PartitionDoc>('partitions').findOneAndDelete({ _id: p._id });
+      if (full) {
+        await this.files.removeBlobs([...full.frames, ...full.checkpoint] as StoredFile[]);
+        removedParts++;
+      }
+    }
+    const orphanFiles = files.filter((f) => !streams.has(f.streamId));
+    for (const f of orphanFiles) {
+      const full = await this.db.collection<StoredFile & { _id: string }>('files').findOneAndDelete({ _id: f._id });
+      if (full?.gridfsId) await this.files.bucket.delete(full.gridfsId as ObjectId).catch(() => undefined);
+    }
+
+    // Advance to the newest document examined, or to the window's end when both lists were short.
+    const full = parts.length === limit || files.length === limit;
+    const newest = Math.max(...parts.map((p) => p.createdAt.getTime()), ...files.map((f) => f.createdAt.getTime()), 0);
+    await this.redis.set(this.watermarkKey, String(full ? newest : to.getTime()));
+    if (removedParts + orphanFiles.length > 0) this.log.info({ partitions: removedParts, files: orphanFiles.length }, 'janitor removed uncommitted leftovers');
+    return { partitions: removedParts, files: orphanFiles.length };
+  }
+}

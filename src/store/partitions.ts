@@ -1,0 +1,82 @@
+/**
+ * Partitions: one MongoDB document per checkpoint attempt, `_id` `<stream>:<n>:<nonce>`,
+ * holding the frame files buffered since the previous checkpoint and the checkpoint files,
+ * inline when small (see files.ts). A partition is visible only once the stream's
+ * `partitionIds` list names that very document — the conditional stream update is the
+ * commit point. Every attempt writes a new document, so a writer that loses the race (a
+ * stale session, a late write from a dead node) can never overwrite committed bytes; its
+ * document is a leftover that readers ignore and the janitor removes.
+ */
+import crypto from 'node:crypto';
+import type { Db } from 'mongodb';
+import type { FileStore } from './files';
+import type { PartitionDoc, PartitionFileKind, StoredFile } from '../model';
+
+/** A file to write: name and bytes. */
+export interface NamedBytes {
+  name: string;
+  bytes: Buffer;
+}
+
+/** What readers need of a stream to find its committed partitions. */
+export interface CommittedList {
+  _id: string;
+  partitions: number[];
+  partitionIds: string[];
+}
+
+/** The document id of committed partition `n`, or undefined when `n` is not committed. */
+export function committedPartitionId(stream: CommittedList, n: number): string | undefined {
+  const i = stream.partitions.indexOf(n);
+  return i < 0 ? undefined : stream.partitionIds[i];
+}
+
+/** Writes a new document for partition `n`. Step one of a commit; it makes nothing visible. */
+export async function writePartition(db: Db, store: FileStore, streamId: string, n: number, frames: NamedBytes[], checkpoint: NamedBytes[]): Promise<PartitionDoc> {
+  const put = (kind: PartitionFileKind, f: NamedBytes) => store.put(f.name, f.bytes, { streamId, kind, partition: n });
+  const doc: PartitionDoc = {
+    _id: `${streamId}:${n}:${crypto.randomBytes(6).toString('base64url')}`,
+    streamId,
+    n,
+    frames: await Promise.all(frames.map((f) => put('frame', f))),
+    checkpoint: await Promise.all(checkpoint.map((f) => put('checkpoint', f))),
+    index: [...frames.map((f) => ({ kind: 'frame' as const, name: f.name, size: f.bytes.length })), ...checkpoint.map((f) => ({ kind: 'checkpoint' as const, name: f.name, size: f.bytes.length }))],
+    createdAt: new Date(),
+  };
+  await db.collection<PartitionDoc>('partitions').insertOne(doc);
+  return doc;
+}
+
+/**
+ * Step two, the commit point: the stream moves from `committed` frames to `doc.n` and names
+ * this document, only if nobody committed in between. Returns whether it landed.
+ */
+export async function commitPartition(db: Db, streamId: string, committed: number, doc: PartitionDoc): Promise<boolean> {
+  const res = await db.collection<CommittedList & { frames: number }>('streams').updateOne(
+    { _id: streamId, frames: committed },
+    {
+      $set: { frames: doc.n, lastPartitionId: doc._id, errorCount: 0, updatedAt: new Date() },
+      $push: { partitions: doc.n, partitionIds: doc._id },
+      $addToSet: { frameFiles: { $each: doc.frames.map((f) => f.name) }, checkpointFiles: { $each: doc.checkpoint.map((f) => f.name) } },
+    } as never,
+  );
+  return res.matchedCount === 1;
+}
+
+/** The index entries of committed partitions by number (no file bytes are read). */
+export async function committedIndex(db: Db, stream: CommittedList): Promise<Map<number, PartitionDoc['index']>> {
+  const out = new Map<number, PartitionDoc['index']>();
+  if (stream.partitionIds.length === 0) return out;
+  const docs = await db
+    .collection<PartitionDoc>('partitions')
+    .find({ _id: { $in: stream.partitionIds } }, { projection: { n: 1, index: 1 } })
+    .toArray();
+  for (const d of docs) out.set(d.n, d.index);
+  return out;
+}
+
+/** One file of a committed partition document, with its bytes reference. */
+export async function partitionFile(db: Db, partitionDocId: string, kind: PartitionFileKind, name: string): Promise<StoredFile | undefined> {
+  const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: partitionDocId });
+  return (kind === 'frame' ? doc?.frames : doc?.checkpoint)?.find((f) => f.name === name);
+}

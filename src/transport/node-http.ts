@@ -1,0 +1,77 @@
+/**
+ * The Node transport's HTTP side: node:http(s) requests served through the same exchange
+ * logic as uWS. Bodies are read against the route limit (the excess is never buffered);
+ * streamed replies wait for 'drain' so a slow client never makes the server buffer more
+ * than one chunk.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { normalizeAddress } from '../http/client-address';
+import { AppError } from '../errors';
+import { bodyTooLarge, serveExchange, type ExchangeState, type HttpContext } from '../http/exchange';
+import type { Reply, StreamBody } from '../http/router';
+
+/** Serves one request. */
+export function serveNodeHttp(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  let abort: (() => void) | undefined;
+  res.on('close', () => {
+    if (!res.writableFinished) abort?.();
+  });
+  abort = serveExchange(ctx, {
+    method: (req.method ?? 'GET').toUpperCase(),
+    path: q < 0 ? url : url.slice(0, q),
+    query: q < 0 ? '' : url.slice(q + 1),
+    headers,
+    peer: normalizeAddress(req.socket.remoteAddress ?? ''),
+    readBody: (limit, state) => readBody(req, limit, state),
+    write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection),
+  });
+}
+
+function readBody(req: IncomingMessage, limit: number, state: ExchangeState): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        chunks.length = 0;
+        req.removeAllListeners('data');
+        req.pause();
+        reject(bodyTooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    state.onAbort.push(() => reject(new AppError('bad_request', 'Client aborted the request body')));
+  });
+}
+
+async function writeReply(res: ServerResponse, reply: Reply, base: Record<string, string>, state: ExchangeState, head: boolean, closeConnection: boolean): Promise<void> {
+  const b = reply.body;
+  const isStream = b !== undefined && typeof b === 'object' && !(b instanceof Uint8Array);
+  const length = b === undefined ? 0 : isStream ? (b as StreamBody).length : Buffer.byteLength(b as string | Uint8Array);
+  res.writeHead(reply.status, { ...base, ...reply.headers, 'content-length': String(length), ...(closeConnection ? { connection: 'close' } : {}) });
+  if (head || !isStream) {
+    res.end(head ? undefined : (b as string | Uint8Array | undefined));
+    return;
+  }
+  const iterator = (b as StreamBody).chunks[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const next = await iterator.next();
+      if (state.aborted) return;
+      if (next.done) break;
+      if (!res.write(next.value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (state.aborted) return;
+    }
+    res.end();
+  } finally {
+    await iterator.return?.();
+  }
+}

@@ -1,0 +1,32 @@
+/** The uWebSockets.js transport: one SSLApp (or App) serving HTTP and `/core/v1`. */
+import { coreBehavior } from './uws-core';
+import type { Transport, TransportOptions } from './types';
+import { loadUws } from './types';
+import { serveHttp } from './uws-http';
+
+/** Starts listening with uWebSockets.js. */
+export async function startUwsTransport(o: TransportOptions): Promise<Transport> {
+  const uws = loadUws();
+  let app: import('uWebSockets.js').TemplatedApp;
+  if (o.tls.enabled) {
+    try {
+      // SSL_MODE_RELEASE_BUFFERS: idle connections (most cores, most of the time) give their TLS buffers back.
+      app = uws.SSLApp({ key_file_name: o.tls.key, cert_file_name: o.chainFile!, passphrase: o.tls.passphrase || undefined, ssl_prefer_low_memory_usage: true });
+    } catch (err) {
+      throw new Error(`TLS setup failed for tls.cert ${o.tls.cert} / tls.key ${o.tls.key}: ${(err as Error).message}. Run 'stream-coordinator preflight' for details.`);
+    }
+  } else {
+    app = uws.App();
+  }
+  app.ws('/core/v1', coreBehavior(o.core));
+  app.any('/*', (res, req) => serveHttp(o.http, res, req));
+  const listenSocket = await new Promise<import('uWebSockets.js').us_listen_socket | false>((resolve) => {
+    app.listen(o.host, o.port, resolve);
+  });
+  if (!listenSocket) throw new Error(`cannot listen on ${o.host}:${o.port} (address in use or not permitted)`);
+  return {
+    port: uws.us_socket_local_port(listenSocket),
+    stopAccepting: () => uws.us_listen_socket_close(listenSocket),
+    closeAll: () => app.close(),
+  };
+}
