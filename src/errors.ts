@@ -10,6 +10,11 @@ export interface ErrorSpec {
   readonly status: number;
   /** What it means, for the docs. */
   readonly doc: string;
+  /**
+   * Seconds a client should wait before retrying, when the error says to retry later:
+   * HTTP answers carry it as `Retry-After`, core error messages as `retry_after_s`.
+   */
+  readonly retryAfterS?: number;
 }
 
 /** Every error code the service can emit. Codes are part of the wire contract: never rename one. */
@@ -31,8 +36,9 @@ export const ERRORS = {
   out_of_order: { status: 409, doc: 'Core: a `seq` skipped ahead of the next expected one.' },
   bad_checksum: { status: 400, doc: "Core: the payload does not match the header's `sha256`." },
   buffer_full: { status: 413, doc: "Core: the stream's uncommitted buffer would exceed `core.maxBufferBytes`; checkpoint first." },
-  server_busy: { status: 503, doc: 'The process is at `server.maxConnections` sessions; connect again later or elsewhere.' },
-  unavailable: { status: 503, doc: 'Storage (MongoDB or Redis) is unreachable; retry later. Committed data is intact.' },
+  // The default of server.busyRetryAfterS.
+  server_busy: { status: 503, doc: 'The process is at `server.maxConnections` sessions; connect again later or elsewhere.', retryAfterS: 30 },
+  unavailable: { status: 503, doc: 'Storage (MongoDB or Redis) is unreachable; retry later. Committed data is intact.', retryAfterS: 5 },
   internal: { status: 500, doc: 'An unexpected server error; it is logged with the request id.' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -46,15 +52,18 @@ export type ErrorCode = keyof typeof ERRORS;
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
-  /** Extra response headers, e.g. `Retry-After`. */
+  /** Extra response headers, e.g. `WWW-Authenticate`. */
   readonly headers: Record<string, string>;
+  /** Seconds to wait before retrying, if the client should: the catalog's unless given. */
+  readonly retryAfterS: number | undefined;
 
-  constructor(code: ErrorCode, message: string, headers: Record<string, string> = {}) {
+  constructor(code: ErrorCode, message: string, headers: Record<string, string> = {}, retryAfterS: number | undefined = (ERRORS[code] as ErrorSpec).retryAfterS) {
     super(message);
     this.name = 'AppError';
     this.code = code;
     this.status = ERRORS[code].status;
     this.headers = headers;
+    this.retryAfterS = retryAfterS;
   }
 }
 
@@ -76,13 +85,11 @@ export function isStorageOutage(err: unknown): boolean {
 
 /**
  * Converts anything thrown into an AppError: storage outages become `unavailable`
- * (with Retry-After), other unknown errors `internal` (the original is kept as `cause`).
+ * (with the catalog's retry-after), other unknown errors `internal` (the original is kept as `cause`).
  */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  const e = isStorageOutage(err)
-    ? new AppError('unavailable', 'Storage is unavailable; retry later', { 'retry-after': '5' })
-    : new AppError('internal', 'Internal server error');
+  const e = isStorageOutage(err) ? new AppError('unavailable', 'Storage is unavailable; retry later') : new AppError('internal', 'Internal server error');
   (e as { cause?: unknown }).cause = err;
   return e;
 }

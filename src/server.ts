@@ -75,15 +75,15 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const prefix = settings.redis.keyPrefix;
   const bus = new Bus(storage.redis, prefix, log);
   const auth = new Auth(storage.mongo.db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
-  const live = new LiveState(storage.redis, prefix);
+  const live = new LiveState(storage.redis, prefix, settings.server.nodeHeartbeatS);
   const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes);
   const db = storage.mongo.db;
   const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000);
   const pool = new Pool(db, leases, log);
-  const targets = new TargetCache(db, bus);
+  const targets = new TargetCache(db, bus, settings.core.targetCacheMs);
   const hub = new CoreHub({ settings, db, files, leases, pool, targets, live, bus, log, metrics, nodeId: NODE_ID });
   const engineKeys = new EngineKeys(db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
-  registerApi(router, auth, apiRoutes({ settings, db, redis: storage.redis, bus, auth, files, live, pool, log }));
+  registerApi(router, auth, apiRoutes(settings), { settings, db, redis: storage.redis, bus, auth, files, live, pool, log });
   const openapi = JSON.stringify(openApiFor(settings));
   router.add('GET', '/openapi.json', () => ({ status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: openapi }));
 
@@ -123,12 +123,12 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const url = `${mode.enabled ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
   log.info({ url, tls: mode.enabled, transport: settings.server.transport, worker: opts.worker ?? 0, node: NODE_ID }, 'listening');
   live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());
-  pool.start();
+  pool.start(settings.storage.poolSweepS);
   hub.start();
-  const janitor = new Janitor(db, files, storage.redis, prefix, log);
+  const janitor = new Janitor(db, files, storage.redis, prefix, log, settings.storage.janitorLagS * 1000);
   const janitorTimer = setInterval(() => {
     janitor.pass().catch((err: Error) => log.warn({ err: err.message }, 'janitor pass failed; will retry'));
-  }, 60_000);
+  }, settings.storage.janitorIntervalS * 1000);
   janitorTimer.unref();
 
   let closing: Promise<void> | undefined;

@@ -2,12 +2,11 @@
  * PROTOCOL §2 "Resume": a dropped socket's uncommitted frames are discarded and its stream
  * stays leased for resume_grace_s; a core that reconnects within it gets the same stream
  * (committed frames and files, seq from 1). After the grace period the token is dead and
- * the stream returns to the pool (the sweeper runs every SWEEP_INTERVAL_S).
+ * the stream returns to the pool (the sweeper runs every storage.poolSweepS).
  */
 import { once } from 'node:events';
 import t from 'tap';
 import { CoreError, type Assignment } from '../src/client';
-import { SWEEP_INTERVAL_S } from '../src/store/pool';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
 import { eventually, request } from './helpers/server';
@@ -120,7 +119,7 @@ t.test('after the grace period the token is dead and the stream goes to another 
         throw err;
       }
     },
-    (SWEEP_INTERVAL_S + 5) * 1000,
+    (f.ts.settings.storage.poolSweepS + 5) * 1000,
     'the stream back in the pool',
   );
   t.equal(got.streamId, stream, `another core gets the stream (after ${Date.now() - started} ms)`);

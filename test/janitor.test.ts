@@ -2,7 +2,7 @@ import pino from 'pino';
 import t from 'tap';
 import { commitCheckpoint } from '../src/store/commit';
 import { FileStore } from '../src/store/files';
-import { JANITOR_LAG_MS, Janitor } from '../src/store/janitor';
+import { Janitor } from '../src/store/janitor';
 import { writePartition } from '../src/store/partitions';
 import { coreFixture } from './helpers/core';
 import { stopStack } from './helpers/stack';
@@ -26,9 +26,10 @@ t.test('the janitor removes uncommitted partitions and orphan files, never commi
   await db.collection('files').insertOne({ _id: 'ghost:seed:a' as never, streamId: 'ghost', kind: 'seed', name: 'a', size: 1, createdAt: new Date() });
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': stream }), 1, 'the leftover has a GridFS blob');
 
-  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}:`, pino({ level: 'silent' }));
+  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}:`, pino({ level: 'silent' }), lagMs);
   t.same(await janitor.pass(5000, Date.now()), { partitions: 0, files: 0 }, 'nothing younger than the lag is touched');
-  const later = Date.now() + JANITOR_LAG_MS + 1000;
+  const later = Date.now() + lagMs + 1000;
   t.same(await janitor.pass(5000, later), { partitions: 1, files: 1 });
   const left = await db.collection('partitions').find({ streamId: stream }).toArray();
   t.same(left.map((p) => p.n), [3], 'committed partition kept, leftover removed');

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import convict from 'convict';
+import { ERRORS } from '../errors';
 
 /** Directory holding default.json and example.json. */
 export const CONF_DIR = path.resolve(__dirname, '..', '..', '..', 'conf');
@@ -119,6 +120,18 @@ export const schema = {
       format: 'positive-int',
       default: 16384,
       env: 'SC_MAX_CONNECTIONS',
+    },
+    busyRetryAfterS: {
+      doc: 'Seconds a core refused with 503 server_busy is told to wait before connecting again (Retry-After).',
+      format: 'positive-int',
+      default: ERRORS.server_busy.retryAfterS as number,
+      env: 'SC_SERVER_BUSY_RETRY_AFTER_S',
+    },
+    nodeHeartbeatS: {
+      doc: 'Seconds between a process\'s heartbeats in the shared node registry (/v1/nodes); a process missing three is listed no more. Keep it equal on all nodes.',
+      format: 'positive-int',
+      default: 5,
+      env: 'SC_SERVER_NODE_HEARTBEAT_S',
     },
     shutdownTimeoutS: {
       doc: 'Seconds a graceful shutdown (SIGTERM/SIGINT) may take before remaining work is abandoned and the process exits.',
@@ -289,6 +302,18 @@ export const schema = {
       default: 64 * MIB,
       env: 'SC_HTTP_MAX_STREAM_BODY_BYTES',
     },
+    targetCacheMaxEntries: {
+      doc: 'Most targets the GET /v1/targets/:id cache (http.targetCacheMs) holds per process; past it the oldest entry is dropped.',
+      format: 'positive-int',
+      default: 10000,
+      env: 'SC_HTTP_TARGET_CACHE_MAX_ENTRIES',
+    },
+    targetUpdateAttempts: {
+      doc: 'Times PATCH /v1/targets/:id re-reads and retries when the target changed under it (optimistic concurrency) before answering 409 conflict.',
+      format: 'positive-int',
+      default: 5,
+      env: 'SC_HTTP_TARGET_UPDATE_ATTEMPTS',
+    },
   },
   core: {
     heartbeatS: {
@@ -369,6 +394,12 @@ export const schema = {
       default: 4096,
       env: 'SC_CORE_MAX_ERROR_TEXT_BYTES',
     },
+    targetCacheMs: {
+      doc: 'Milliseconds the hub trusts its cache of targets and managers\' weights without a change event before reloading it (a missed bus message heals within this).',
+      format: 'positive-int',
+      default: 30000,
+      env: 'SC_CORE_TARGET_CACHE_MS',
+    },
   },
   cors: {
     allowedOrigins: {
@@ -419,6 +450,24 @@ export const schema = {
       default: 1 * MIB,
       env: 'SC_STORAGE_INLINE_MAX_BYTES',
     },
+    janitorIntervalS: {
+      doc: 'Seconds between janitor passes, which remove uncommitted partitions and orphaned files.',
+      format: 'positive-int',
+      default: 60,
+      env: 'SC_STORAGE_JANITOR_INTERVAL_S',
+    },
+    janitorLagS: {
+      doc: 'Seconds a partition or file must exist before the janitor may remove it: longer than any commit or stream creation takes.',
+      format: 'positive-int',
+      default: 120,
+      env: 'SC_STORAGE_JANITOR_LAG_S',
+    },
+    poolSweepS: {
+      doc: 'Seconds between sweeps of the stream pool (expired leases back to the pool, rebuild checks).',
+      format: 'positive-int',
+      default: 5,
+      env: 'SC_STORAGE_POOL_SWEEP_S',
+    },
   },
   limits: {
     maxFilesPerStream: {
@@ -432,6 +481,12 @@ export const schema = {
       format: 'positive-int',
       default: 64 * KIB,
       env: 'SC_LIMITS_MAX_OPTIONS_BYTES',
+    },
+    maxOptionsKeys: {
+      doc: "Most top-level keys in a target's options.",
+      format: 'positive-int',
+      default: 256,
+      env: 'SC_LIMITS_MAX_OPTIONS_KEYS',
     },
     maxListItems: {
       doc: 'Most items one list request returns (streams of a target, errors of a stream); `limit` may ask for fewer.',

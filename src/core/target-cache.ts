@@ -27,8 +27,8 @@ export class TargetCache {
   private loaded: Promise<void> | undefined;
   private loadedAt = 0;
 
-  /** @param maxAgeMs reload at least this often even without bus events (a missed message heals itself) */
-  constructor(private readonly db: Db, bus: Bus, private readonly maxAgeMs = 30_000) {
+  /** @param maxAgeMs reload at least this often even without bus events, so a missed message heals itself (core.targetCacheMs) */
+  constructor(private readonly db: Db, bus: Bus, private readonly maxAgeMs: number) {
     bus.on('target.changed', () => this.invalidate());
   }
 

@@ -2,15 +2,29 @@
  * Admin API routes are declared, not hand-wired: each {@link ApiRoute} names its method,
  * path, who may call it, and JSON Schemas for its path parameters, query and body. From
  * those one place does, in order: authorize → read and parse the body → validate → call
- * the handler; and the same declarations produce the OpenAPI 3.1 document.
+ * the handler; and the same declarations produce the OpenAPI 3.1 document. Schemas are
+ * written with TypeBox, so each handler's context is typed from the same schemas that
+ * validate it.
  */
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
+import {
+  Type,
+  type ObjectOptions,
+  type Static,
+  type StringOptions,
+  type TObject,
+  type TProperties,
+  type TSchema,
+  type TString,
+  type TUndefined,
+  type TUnsafe,
+} from '@sinclair/typebox';
 import type { Auth, Principal, Role } from '../auth/users';
 import { AppError } from '../errors';
 import { json, type Reply, type Request, type Router } from './router';
 import { VERSION } from '../version';
 
-/** A JSON Schema (2020-12) object. */
+/** A JSON Schema (2020-12) object; TypeBox schemas are plain JSON Schema objects too. */
 export type Schema = Record<string, unknown>;
 
 /** Who may call a route. */
@@ -22,48 +36,73 @@ export type Access =
   /** Only these roles. */
   | Role[];
 
+/** The caller a route's access guarantees: always one, except on public routes. */
+export type PrincipalFor<A extends Access> = A extends 'public' ? Principal | undefined : Principal;
+
 /** What a handler receives. Params, query and body have passed their schemas. */
-export interface ApiContext<P = Record<string, string>, Q = Record<string, unknown>, B = unknown> {
+export interface ApiContext<P = Record<string, string>, Q = Record<string, unknown>, B = unknown, W = Principal | undefined> {
   req: Request;
-  principal: Principal | undefined;
+  principal: W;
   params: P;
   query: Q;
   body: B;
 }
 
-/** One admin API route. */
-export interface ApiRoute {
+/**
+ * One admin API route, as declared: schemas are TypeBox (JSON Schema) objects and the
+ * handler's context is derived from them. `D` is what handlers need at run time (storage,
+ * bus…); it is handed to them per call, so a declaration can exist without any — which is
+ * how the OpenAPI document is built without connections.
+ */
+export interface RouteDecl<D, P extends TSchema, Q extends TSchema, B extends TSchema, A extends Access> {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** Router pattern, e.g. `/v1/targets/:id`. */
   path: string;
   summary: string;
   tag: string;
-  access: Access;
-  params?: Schema;
-  query?: Schema;
-  body?: Schema;
+  access: A;
+  params?: P;
+  query?: Q;
+  body?: B;
   /** Largest body in bytes; the router default (http.maxBodyBytes) otherwise. */
   bodyLimit?: number;
   /** Further error statuses this route can answer (beyond those implied by access and body), for the document. */
   errors?: Record<number, string>;
   /** Response schemas by status, for the OpenAPI document. */
-  responses: Record<number, { description: string; schema?: Schema; binary?: boolean }>;
-  /**
-   * Acts and replies. Handlers annotate the context they rely on (e.g. `principal: Principal`
-   * on routes whose access guarantees one), so the context is loosely typed here.
-   */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  handler(ctx: any): Promise<Reply> | Reply;
+  responses: Record<number, { description: string; schema?: TSchema; binary?: boolean }>;
+  /** Acts and replies. */
+  handler(ctx: ApiContext<Static<P>, Static<Q>, Static<B>, PrincipalFor<A>>, deps: D): Promise<Reply> | Reply;
 }
 
-/** An object schema that rejects unknown fields. */
-export function object(properties: Record<string, Schema>, required: string[] = [], extra: Schema = {}): Schema {
-  return { type: 'object', properties, required, additionalProperties: false, ...extra };
+/** A declared route with its types erased, as the router and the document generator see it. */
+export type ApiRoute<D = unknown> = RouteDecl<D, TSchema, TSchema, TSchema, Access>;
+
+/**
+ * The route declaration helper for handlers needing `D`: `routeFor<Deps>()({ ... })` infers
+ * the handler's params, query, body and principal from the schemas and the access.
+ * Params and query default to no fields, the body to none (`undefined`).
+ */
+export function routeFor<D>() {
+  return function route<P extends TSchema = TObject<{}>, Q extends TSchema = TObject<{}>, B extends TSchema = TUndefined, A extends Access = Access>(
+    decl: RouteDecl<D, P, Q, B, A>,
+  ): ApiRoute<D> {
+    return decl as unknown as ApiRoute<D>;
+  };
+}
+
+/** An object schema that rejects unknown fields; mark optional fields with `Type.Optional`. */
+export function object<T extends TProperties>(properties: T, extra: ObjectOptions = {}): TObject<T> {
+  return Type.Object(properties, { additionalProperties: false, ...extra });
 }
 
 /** A bounded string. */
-export function str(maxLength: number, extra: Schema = {}): Schema {
-  return { type: 'string', maxLength, ...extra };
+export function str(maxLength: number, extra: StringOptions = {}): TString {
+  return Type.String({ maxLength, ...extra });
+}
+
+/** A string from a fixed set, as a JSON Schema `enum` (TypeBox's own unions would render as `anyOf`). */
+export function oneOf<const T extends readonly string[]>(values: T): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values] });
 }
 
 const ajv = new Ajv2020({ strict: true, allErrors: false });
@@ -114,11 +153,13 @@ export function parseJsonBody(req: Request, raw: Buffer): unknown {
   }
 }
 
+const NO_QUERY = object({});
+
 /** Registers API routes on the router, each wrapped in authorize → parse → validate → act. */
-export function registerApi(router: Router, auth: Auth, routes: ApiRoute[]): void {
+export function registerApi<D>(router: Router, auth: Auth, routes: Array<ApiRoute<D>>, deps: D): void {
   for (const route of routes) {
     const vParams = validator(route.params);
-    const vQuery = validator(route.query ?? object({}), true);
+    const vQuery = validator(route.query ?? NO_QUERY, true);
     const vBody = validator(route.body);
     router.add(
       route.method,
@@ -135,32 +176,50 @@ export function registerApi(router: Router, auth: Auth, routes: ApiRoute[]): voi
           body = parseJsonBody(req, await req.body());
           check(vBody, body, 'body');
         }
-        return route.handler({ req, principal, params, query, body });
+        return route.handler({ req, principal, params, query, body }, deps);
       },
       { bodyLimit: route.bodyLimit },
     );
   }
 }
 
-const ERROR_SCHEMA = object({ error: object({ code: { type: 'string' }, message: { type: 'string' } }, ['code', 'message']) }, ['error']);
+const ERROR_SCHEMA = object({ error: object({ code: Type.String(), message: Type.String() }) });
+
+/** Leading keys of a schema in the document, for reading; the rest keep their order. */
+const FIRST_KEYS = ['type', 'properties', 'required', 'items'];
+
+/**
+ * A schema as plain JSON for the document: TypeBox's symbol-keyed markers dropped and
+ * `type`, `properties`, `required`, `items` first (TypeBox puts options first).
+ */
+function plain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(plain);
+  if (!value || typeof value !== 'object') return value;
+  const v = value as Record<string, unknown>;
+  const keys = [...FIRST_KEYS.filter((k) => k in v), ...Object.keys(v).filter((k) => !FIRST_KEYS.includes(k))];
+  // `properties` maps field names (which may be "type") to schemas: its order is the author's.
+  const at = (k: string): unknown =>
+    k === 'properties' ? Object.fromEntries(Object.entries(v[k] as Record<string, unknown>).map(([name, sub]) => [name, plain(sub)])) : plain(v[k]);
+  return Object.fromEntries(keys.map((k) => [k, at(k)]));
+}
 
 /** The OpenAPI 3.1 document of the given routes. */
-export function openApiDocument(routes: ApiRoute[], extraPaths: Record<string, unknown> = {}): Record<string, unknown> {
+export function openApiDocument(routes: Array<ApiRoute<never>>, extraPaths: Record<string, unknown> = {}): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const path = r.path.replace(/:(\w+)/g, '{$1}');
-    const params = Object.entries((r.params?.properties ?? {}) as Record<string, Schema>).map(([name, schema]) => ({ name, in: 'path', required: true, schema }));
+    const params = Object.entries((r.params?.properties ?? {}) as Record<string, Schema>).map(([name, schema]) => ({ name, in: 'path', required: true, schema: plain(schema) }));
     const query = Object.entries((r.query?.properties ?? {}) as Record<string, Schema>).map(([name, schema]) => ({
       name,
       in: 'query',
       required: ((r.query?.required ?? []) as string[]).includes(name),
-      schema,
+      schema: plain(schema),
     }));
     const responses: Record<string, unknown> = {};
     for (const [status, resp] of Object.entries(r.responses)) {
       responses[status] = {
         description: resp.description,
-        ...(resp.schema ? { content: { 'application/json': { schema: resp.schema } } } : {}),
+        ...(resp.schema ? { content: { 'application/json': { schema: plain(resp.schema) } } } : {}),
         ...(resp.binary ? { content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } } : {}),
       };
     }
@@ -184,7 +243,7 @@ export function openApiDocument(routes: ApiRoute[], extraPaths: Record<string, u
       ...(r.access === 'public' ? { security: [{}, { bearer: [] }] } : {}),
       ...(Array.isArray(r.access) ? { 'x-roles': r.access } : {}),
       ...(params.length + query.length > 0 ? { parameters: [...params, ...query] } : {}),
-      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: r.body } } } } : {}),
+      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: plain(r.body) } } } } : {}),
       ...(r.bodyLimit ? { 'x-body-limit-bytes': r.bodyLimit } : {}),
       responses,
     };
@@ -203,7 +262,7 @@ export function openApiDocument(routes: ApiRoute[], extraPaths: Record<string, u
         bearer: { type: 'http', scheme: 'bearer', description: 'A user, donor or admin token (43 base64url characters)' },
         metricsKey: { type: 'http', scheme: 'bearer', description: 'The configured metrics.key' },
       },
-      schemas: { Error: ERROR_SCHEMA },
+      schemas: { Error: plain(ERROR_SCHEMA) },
     },
     security: [{ bearer: [] }],
   };

@@ -66,6 +66,19 @@ export function bodyDecision(method: string, headers: Record<string, string>, li
   return headers['transfer-encoding'] ? 'read' : 'none';
 }
 
+/**
+ * An error's HTTP headers: its own, plus `Retry-After` when the error says when to retry
+ * (an explicit header of its own wins). Upgrade refusals of core sockets use it too.
+ */
+export function errorHeaders(err: AppError): Record<string, string> {
+  return err.retryAfterS === undefined ? err.headers : { 'retry-after': String(err.retryAfterS), ...err.headers };
+}
+
+function errorAnswer(err: AppError): Reply {
+  const reply = errorReply(err);
+  return { ...reply, headers: { ...reply.headers, ...errorHeaders(err) } };
+}
+
 /** The error for a body that grew past its limit while being read. */
 export function bodyTooLarge(limit: number): AppError {
   return new AppError('too_large', `Body is over the limit of ${limit} bytes for this route`);
@@ -162,7 +175,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   if (pre) finish(pre);
   else if (early) {
     // A refused body closes the connection so the client cannot keep streaming the excess at us.
-    finish(errorReply(early), early.code === 'too_large');
+    finish(errorAnswer(early), early.code === 'too_large');
   } else {
     Promise.resolve()
       .then(() => handler!(request))
@@ -175,7 +188,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
             ctx.metrics.storageErrors.inc({ backend: /redis|Connection is closed|Stream isn't/i.test(String(err)) ? 'redis' : 'mongodb' });
             ctx.log.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
           }
-          finish(errorReply(appErr), appErr.code === 'too_large');
+          finish(errorAnswer(appErr), appErr.code === 'too_large');
         },
       );
   }

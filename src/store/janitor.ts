@@ -11,14 +11,22 @@ import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
 import type { PartitionDoc, StoredFile, StreamDoc } from '../model';
 
-/** Documents younger than this are never touched: their commit may still be under way. */
-export const JANITOR_LAG_MS = 2 * 60 * 1000;
-
 /** One janitor per process; passes are cheap and idempotent, so several processes may run them. */
 export class Janitor {
   private readonly watermarkKey: string;
 
-  constructor(private readonly db: Db, private readonly files: FileStore, private readonly redis: RedisClient, prefix: string, private readonly log: Logger) {
+  /**
+   * @param lagMs documents younger than this are never touched: their commit may still be
+   *   under way (storage.janitorLagS)
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly files: FileStore,
+    private readonly redis: RedisClient,
+    prefix: string,
+    private readonly log: Logger,
+    private readonly lagMs: number,
+  ) {
     this.watermarkKey = `${prefix}janitor:watermark`;
   }
 
@@ -28,7 +36,7 @@ export class Janitor {
    */
   async pass(limit = 5000, now = Date.now()): Promise<{ partitions: number; files: number }> {
     const from = new Date(Number((await this.redis.get(this.watermarkKey)) ?? 0));
-    const to = new Date(now - JANITOR_LAG_MS);
+    const to = new Date(now - this.lagMs);
     if (to <= from) return { partitions: 0, files: 0 };
     const window = { createdAt: { $gte: from, $lt: to } };
 

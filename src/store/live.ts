@@ -34,9 +34,6 @@ export interface NodeInfo {
   sessions_by_engine: Record<string, number>;
 }
 
-/** Seconds between node heartbeats; a node missing three is gone. */
-export const HEARTBEAT_S = 5;
-
 /** Reader and writer of the live views. */
 export class LiveState {
   private readonly activeKey: string;
@@ -46,7 +43,8 @@ export class LiveState {
   private pending = new Map<string, string>();
   private flushing: Promise<void> | undefined;
 
-  constructor(private readonly redis: RedisClient, private readonly prefix: string) {
+  /** @param heartbeatS seconds between node heartbeats; a node missing three is gone (server.nodeHeartbeatS) */
+  constructor(private readonly redis: RedisClient, private readonly prefix: string, private readonly heartbeatS: number) {
     this.activeKey = `${prefix}active`;
     this.nodesKey = `${prefix}nodes`;
   }
@@ -100,7 +98,7 @@ export class LiveState {
   /** Processes that sent a heartbeat within three intervals. */
   async nodes(): Promise<NodeInfo[]> {
     const now = Date.now();
-    await this.redis.zremrangebyscore(this.nodesKey, '-inf', now - 3 * HEARTBEAT_S * 1000);
+    await this.redis.zremrangebyscore(this.nodesKey, '-inf', now - 3 * this.heartbeatS * 1000);
     const ids = await this.redis.zrange(this.nodesKey, '0', '-1');
     const values = await Promise.all(ids.map((id) => this.redis.get(`${this.prefix}node:${id}`)));
     return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as NodeInfo);
@@ -132,14 +130,14 @@ export class LiveState {
         sessions: Object.values(byEngine).reduce((a, b) => a + b, 0),
         sessions_by_engine: byEngine,
       };
-      await this.redis.set(`${this.prefix}node:${self.node}`, JSON.stringify(info), 'EX', 3 * HEARTBEAT_S);
+      await this.redis.set(`${this.prefix}node:${self.node}`, JSON.stringify(info), 'EX', 3 * this.heartbeatS);
       await this.redis.zadd(this.nodesKey, String(Date.now()), self.node);
     };
     const tick = (): void => {
       beat().catch(() => undefined); // Redis down: the node reappears with the next beat
     };
     tick();
-    this.timer = setInterval(tick, HEARTBEAT_S * 1000);
+    this.timer = setInterval(tick, this.heartbeatS * 1000);
     this.timer.unref();
   }
 

@@ -25,9 +25,6 @@ function queueItem(s: QueuedFields): { target: string; frames: number; member: s
   return { ...item, manifest: { frames: s.frames, seed: s.seedFiles.length > 0, ...(s.lastPartitionId ? { lastPartitionId: s.lastPartitionId } : {}) } };
 }
 
-/** Seconds between sweeps and rebuild checks. */
-export const SWEEP_INTERVAL_S = 5;
-
 /** The pool. */
 export class Pool {
   private timer: NodeJS.Timeout | undefined;
@@ -97,13 +94,13 @@ export class Pool {
     }
   }
 
-  /** Starts the periodic maintenance. */
-  start(): void {
+  /** Starts the periodic maintenance: a sweep and rebuild check every `sweepS` seconds (storage.poolSweepS). */
+  start(sweepS: number): void {
     const run = (): void => {
       this.tick().catch((err: Error) => this.log.warn({ err: err.message }, 'pool maintenance failed; retrying'));
     };
     run();
-    this.timer = setInterval(run, SWEEP_INTERVAL_S * 1000);
+    this.timer = setInterval(run, sweepS * 1000);
     this.timer.unref();
   }
 

@@ -8,6 +8,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { clientAddress, normalizeAddress } from '../http/client-address';
+import { errorHeaders } from '../http/exchange';
 import { CoreSession } from '../core/session';
 import { authorizeCore, SUBPROTOCOL } from './uws-core';
 import { errorBody, toAppError, type AppError } from '../errors';
@@ -17,7 +18,7 @@ import { statusLine } from './uws-http';
 
 function refuse(socket: Duplex, e: AppError): void {
   const body = errorBody(e);
-  const extra = Object.entries(e.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const extra = Object.entries(errorHeaders(e)).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   socket.end(`HTTP/1.1 ${statusLine(e.status)}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`);
 }
 

@@ -8,6 +8,7 @@
 import type uws from 'uWebSockets.js';
 import type { Auth } from '../auth/users';
 import { clientAddress, normalizeAddress, type TrustList } from '../http/client-address';
+import { errorHeaders } from '../http/exchange';
 import type { CoreHub } from '../core/hub';
 import { CoreSession, type CoreSocket } from '../core/session';
 import type { EngineKeys } from '../auth/engine-keys';
@@ -130,7 +131,7 @@ export async function authorizeCore(
     donor = { name: p.name, beta: p.beta === true };
   }
   if (deps.hub.size >= deps.hub.settings.server.maxConnections) {
-    throw new AppError('server_busy', 'This node is at its session limit; retry later or elsewhere', { 'retry-after': '30' });
+    throw new AppError('server_busy', 'This node is at its session limit; retry later or elsewhere', {}, deps.hub.settings.server.busyRetryAfterS);
   }
   return { engine: found.engine, keyId: found.keyId, ...(donor ? { donor } : {}), remote };
 }
@@ -180,7 +181,7 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
           hub.log.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
           res.cork(() => {
             res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json; charset=utf-8');
-            for (const [k, v] of Object.entries(e.headers)) res.writeHeader(k, v);
+            for (const [k, v] of Object.entries(errorHeaders(e))) res.writeHeader(k, v);
             res.end(errorBody(e), true);
           });
         },

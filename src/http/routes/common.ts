@@ -10,12 +10,16 @@ import { AppError } from '../../errors';
 import type { FileStore } from '../../store/files';
 import type { Logger } from '../../telemetry/log';
 import type { RedisClient } from '../../store/redis';
-import { object, str } from '../declared-routes';
+import { Type } from '@sinclair/typebox';
+import { object, routeFor, str } from '../declared-routes';
 import type { LiveState } from '../../store/live';
 import type { Pool } from '../../store/pool';
 import { ID_PATTERN } from '../../model';
 
-/** Dependencies of the admin routes. */
+/**
+ * What the admin route handlers use at run time, handed to each call. Declarations need
+ * only the settings, so the OpenAPI document is built without any of this.
+ */
 export interface ApiDeps {
   settings: Settings;
   db: Db;
@@ -28,6 +32,9 @@ export interface ApiDeps {
   log: Logger;
 }
 
+/** Declares an admin route; the handler's context is typed from its schemas and access. */
+export const route = routeFor<ApiDeps>();
+
 /** User and donor names. */
 export const NAME = str(64, { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
 /** File names (PROTOCOL §2). */
@@ -37,14 +44,14 @@ export const ENGINE = str(64, { pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' });
 /** Opaque ids. */
 export const ID = str(22, { pattern: ID_PATTERN });
 /** Weights for fair share. */
-export const WEIGHT = { type: 'number', exclusiveMinimum: 0, maximum: 1e6 };
+export const WEIGHT = Type.Number({ exclusiveMinimum: 0, maximum: 1e6 });
 /** ISO-8601 timestamp strings. */
-export const TIME = { type: 'string', format: 'date-time' };
+export const TIME = Type.String({ format: 'date-time' });
 
 /** `{id}` path parameters. */
-export const ID_PARAMS = object({ id: ID }, ['id']);
+export const ID_PARAMS = object({ id: ID });
 /** `{name}` path parameters. */
-export const NAME_PARAMS = object({ name: NAME }, ['name']);
+export const NAME_PARAMS = object({ name: NAME });
 
 /** Runs an insert/update and turns a duplicate key into 409 `conflict`. */
 export async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {

@@ -2,47 +2,48 @@
  * Engine keys: what a core presents to prove its engine. Shown once, stored as a hash;
  * revoking one closes the sockets that used it on every node (through the bus).
  */
+import { Type } from '@sinclair/typebox';
 import { object, ok, type ApiRoute } from '../declared-routes';
 import { AppError } from '../../errors';
 import { hashToken, newToken } from '../../auth/tokens';
-import { ENGINE, ID, ID_PARAMS, TIME, iso, type ApiDeps } from './common';
+import { ENGINE, ID, ID_PARAMS, TIME, iso, route, type ApiDeps } from './common';
 import { newId, type EngineKeyDoc } from '../../model';
 
-const KEY = object({ id: ID, engine: ENGINE, description: { type: 'string' }, created_at: TIME, revoked_at: TIME }, ['id', 'engine', 'description', 'created_at']);
+const KEY = object({ id: ID, engine: ENGINE, description: Type.String(), created_at: TIME, revoked_at: Type.Optional(TIME) });
+const keys = (d: ApiDeps) => d.db.collection<EngineKeyDoc>('engine_keys');
 
 /** The engine key routes. */
-export function engineKeyRoutes(d: ApiDeps): ApiRoute[] {
-  const keys = d.db.collection<EngineKeyDoc>('engine_keys');
+export function engineKeyRoutes(): Array<ApiRoute<ApiDeps>> {
   return [
-    {
+    route({
       method: 'POST',
       path: '/v1/engine-keys',
       tag: 'engine keys',
       summary: 'Create an engine key; the key is returned once',
       access: ['admin'],
-      body: object({ engine: ENGINE, description: { type: 'string', maxLength: 1000 } }, ['engine']),
-      responses: { 201: { description: 'Created', schema: object({ id: ID, engine: ENGINE, key: { type: 'string' } }, ['id', 'engine', 'key']) } },
-      handler: async ({ body }: { body: { engine: string; description?: string } }) => {
+      body: object({ engine: ENGINE, description: Type.Optional(Type.String({ maxLength: 1000 })) }),
+      responses: { 201: { description: 'Created', schema: object({ id: ID, engine: ENGINE, key: Type.String() }) } },
+      handler: async ({ body }, d) => {
         const key = newToken();
         const id = newId();
-        await keys.insertOne({ _id: id, engine: body.engine, description: body.description ?? '', keyHash: hashToken(key), createdAt: new Date(), revokedAt: null });
+        await keys(d).insertOne({ _id: id, engine: body.engine, description: body.description ?? '', keyHash: hashToken(key), createdAt: new Date(), revokedAt: null });
         d.log.info({ keyId: id, engine: body.engine }, 'engine key created');
         return ok({ id, engine: body.engine, key }, 201);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/engine-keys',
       tag: 'engine keys',
       summary: 'List engine keys (never the keys themselves)',
       access: ['admin'],
-      responses: { 200: { description: 'Keys', schema: object({ engine_keys: { type: 'array', items: KEY } }, ['engine_keys']) } },
-      handler: async () => {
-        const all = await keys.find({}, { projection: { keyHash: 0 }, sort: { createdAt: 1 }, limit: d.settings.limits.maxListItems }).toArray();
+      responses: { 200: { description: 'Keys', schema: object({ engine_keys: Type.Array(KEY) }) } },
+      handler: async (_, d) => {
+        const all = await keys(d).find({}, { projection: { keyHash: 0 }, sort: { createdAt: 1 }, limit: d.settings.limits.maxListItems }).toArray();
         return ok({ engine_keys: all.map((k) => ({ id: k._id, engine: k.engine, description: k.description, created_at: iso(k.createdAt), revoked_at: iso(k.revokedAt) })) });
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE',
       path: '/v1/engine-keys/:id',
       tag: 'engine keys',
@@ -50,10 +51,10 @@ export function engineKeyRoutes(d: ApiDeps): ApiRoute[] {
       access: ['admin'],
       params: ID_PARAMS,
       responses: { 204: { description: 'Revoked' } },
-      handler: async ({ params }: { params: { id: string } }) => {
-        const k = await keys.findOneAndUpdate({ _id: params.id, revokedAt: null }, { $set: { revokedAt: new Date() } });
+      handler: async ({ params }, d) => {
+        const k = await keys(d).findOneAndUpdate({ _id: params.id, revokedAt: null }, { $set: { revokedAt: new Date() } });
         if (!k) {
-          if (await keys.findOne({ _id: params.id }, { projection: { _id: 1 } })) return { status: 204 };
+          if (await keys(d).findOne({ _id: params.id }, { projection: { _id: 1 } })) return { status: 204 };
           throw new AppError('not_found', `No engine key ${params.id}`);
         }
         await d.auth.invalidate(k.keyHash);
@@ -61,6 +62,6 @@ export function engineKeyRoutes(d: ApiDeps): ApiRoute[] {
         d.log.info({ keyId: k._id, engine: k.engine }, 'engine key revoked');
         return { status: 204 };
       },
-    },
+    }),
   ];
 }

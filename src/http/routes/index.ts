@@ -1,7 +1,6 @@
 /**
  * Every admin API route, and the OpenAPI document built from their declarations.
  */
-import { MongoClient } from 'mongodb';
 import { openApiDocument, type ApiRoute } from '../declared-routes';
 import type { Settings } from '../../config/settings';
 import type { ApiDeps } from './common';
@@ -13,8 +12,8 @@ import { targetRoutes } from './targets';
 import { userRoutes } from './users';
 
 /** All admin routes (PROTOCOL §3). */
-export function apiRoutes(d: ApiDeps): ApiRoute[] {
-  return [...userRoutes(d), ...donorRoutes(d), ...engineKeyRoutes(d), ...targetRoutes(d), ...streamRoutes(d), ...liveRoutes(d)];
+export function apiRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
+  return [...userRoutes(), ...donorRoutes(settings), ...engineKeyRoutes(), ...targetRoutes(settings), ...streamRoutes(settings), ...liveRoutes()];
 }
 
 const SYSTEM_PATHS = {
@@ -35,13 +34,10 @@ const SYSTEM_PATHS = {
 };
 
 /**
- * The OpenAPI document for these settings (limits appear in the schemas). Building it
- * touches no storage: the route declarations only need the settings and collection handles.
+ * The OpenAPI document for these settings (limits appear in the schemas). Route
+ * declarations need only the settings (handlers get their dependencies per call), so
+ * building it needs no storage.
  */
 export function openApiFor(settings: Settings): Record<string, unknown> {
-  const client = new MongoClient('mongodb://127.0.0.1:1/?tls=true');
-  // Only settings and collection handles exist here; the rest is undefined, which route
-  // factories must tolerate at construction (they use it only inside handlers).
-  const deps = { settings, db: client.db(settings.mongodb.database) } as unknown as ApiDeps;
-  return openApiDocument(apiRoutes(deps), SYSTEM_PATHS);
+  return openApiDocument(apiRoutes(settings), SYSTEM_PATHS);
 }

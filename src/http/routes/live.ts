@@ -2,28 +2,32 @@
  * Live views over the shared state in Redis: active streams, open core sessions per
  * engine, and the coordinator processes alive.
  */
+import { Type } from '@sinclair/typebox';
 import { object, ok, type ApiRoute } from '../declared-routes';
-import type { Principal } from '../../auth/users';
-import { ENGINE, ID, NAME, TIME, type ApiDeps } from './common';
+import { ENGINE, ID, NAME, TIME, route, type ApiDeps } from './common';
 
 const ACTIVE = object(
-  { stream_id: ID, engine: ENGINE, donor: NAME, node: { type: 'string' }, started_at: TIME, buffered_frames: { type: 'integer' }, frames: { type: 'integer' } },
-  ['stream_id', 'engine', 'node', 'started_at', 'buffered_frames', 'frames'],
+  { stream_id: ID, engine: ENGINE, donor: Type.Optional(NAME), node: Type.String(), started_at: TIME, buffered_frames: Type.Integer(), frames: Type.Integer() },
 );
+/** `{name: integer}` maps. */
+const COUNTS = Type.Unsafe<Record<string, number>>({ type: 'object', additionalProperties: Type.Integer() });
 
 /** The live routes. */
-export function liveRoutes(d: ApiDeps): ApiRoute[] {
+export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
   return [
-    {
+    route({
       method: 'GET',
       path: '/v1/active-streams',
       tag: 'live',
       summary: 'Active streams by target: engine, donor, start time, buffered and committed frames (a manager sees its own targets, an admin all)',
       access: ['manager', 'admin'],
       responses: {
-        200: { description: 'Active streams keyed by target id', schema: object({ targets: { type: 'object', additionalProperties: { type: 'array', items: ACTIVE } } }, ['targets']) },
+        200: {
+          description: 'Active streams keyed by target id',
+          schema: object({ targets: Type.Unsafe<Record<string, unknown[]>>({ type: 'object', additionalProperties: Type.Array(ACTIVE) }) }),
+        },
       },
-      handler: async ({ principal }: { principal: Principal }) => {
+      handler: async ({ principal }, d) => {
         const targets: Record<string, unknown[]> = {};
         for (const a of await d.live.allActive()) {
           if (principal.role !== 'admin' && a.owner !== principal.name) continue;
@@ -32,20 +36,20 @@ export function liveRoutes(d: ApiDeps): ApiRoute[] {
         }
         return ok({ targets });
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/active-cores',
       tag: 'live',
       summary: 'Open core sessions per engine, over all nodes',
       access: 'public',
-      responses: { 200: { description: 'Counts', schema: object({ engines: { type: 'object', additionalProperties: { type: 'integer' } }, total: { type: 'integer' } }, ['engines', 'total']) } },
-      handler: async () => {
+      responses: { 200: { description: 'Counts', schema: object({ engines: COUNTS, total: Type.Integer() }) } },
+      handler: async (_, d) => {
         const engines = await d.live.coresByEngine();
         return ok({ engines, total: Object.values(engines).reduce((a, b) => a + b, 0) });
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/nodes',
       tag: 'live',
@@ -56,29 +60,24 @@ export function liveRoutes(d: ApiDeps): ApiRoute[] {
           description: 'Nodes',
           schema: object(
             {
-              nodes: {
-                type: 'array',
-                items: object(
-                  {
-                    node: { type: 'string' },
-                    host: { type: 'string' },
-                    pid: { type: 'integer' },
-                    worker: { type: 'integer' },
-                    url: { type: 'string' },
-                    started_at: TIME,
-                    seen_at: TIME,
-                    sessions: { type: 'integer' },
-                    sessions_by_engine: { type: 'object', additionalProperties: { type: 'integer' } },
-                  },
-                  ['node', 'host', 'pid', 'worker', 'started_at', 'seen_at', 'sessions', 'sessions_by_engine'],
-                ),
-              },
+              nodes: Type.Array(
+                object({
+                  node: Type.String(),
+                  host: Type.String(),
+                  pid: Type.Integer(),
+                  worker: Type.Integer(),
+                  url: Type.Optional(Type.String()),
+                  started_at: TIME,
+                  seen_at: TIME,
+                  sessions: Type.Integer(),
+                  sessions_by_engine: COUNTS,
+                }),
+              ),
             },
-            ['nodes'],
           ),
         },
       },
-      handler: async () => ok({ nodes: (await d.live.nodes()).sort((a, b) => a.node.localeCompare(b.node)) }),
-    },
+      handler: async (_, d) => ok({ nodes: (await d.live.nodes()).sort((a, b) => a.node.localeCompare(b.node)) }),
+    }),
   ];
 }

@@ -3,24 +3,39 @@
  * and downloads of seed/tag files, single partition files and whole frame files (the
  * committed partitions concatenated in order, streamed with Content-Length).
  */
-import { object, ok, type ApiRoute } from '../declared-routes';
+import { Type } from '@sinclair/typebox';
+import { object, ok, oneOf, type ApiRoute } from '../declared-routes';
 import type { Principal } from '../../auth/users';
 import { AppError } from '../../errors';
 import type { StreamBody } from '../router';
 import type { ActiveStream } from '../../store/live';
 import { committedIndex, committedPartitionId, partitionFile } from '../../store/partitions';
-import { ENGINE, FILE_NAME, ID, ID_PARAMS, NAME, TIME, iso, requireOwner, type ApiDeps } from './common';
+import { ENGINE, FILE_NAME, ID, ID_PARAMS, NAME, TIME, iso, requireOwner, route, type ApiDeps } from './common';
 import { ownedTarget } from './targets';
 import { newId, type FileDoc, type PartitionFileKind, type StreamDoc, type StreamFileKind } from '../../model';
+import type { Settings } from '../../config/settings';
 
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
-const STATUS = { type: 'string', enum: ['ok', 'stopped', 'failed'] };
-const STREAM = object(
-  { id: ID, target_id: ID, status: STATUS, frames: { type: 'integer' }, error_count: { type: 'integer' }, active: { type: 'boolean' }, engine: ENGINE, donor: NAME, created_at: TIME },
-  ['id', 'target_id', 'status', 'frames', 'error_count', 'active', 'created_at'],
-);
-const PARTITION_PARAMS = object({ id: ID, n: { type: 'string', pattern: '^[1-9][0-9]{0,15}$' }, name: FILE_NAME }, ['id', 'n', 'name']);
-const FILE_PARAMS = object({ id: ID, name: FILE_NAME }, ['id', 'name']);
+const STATUS = oneOf(['ok', 'stopped', 'failed']);
+const STREAM = object({
+  id: ID,
+  target_id: ID,
+  status: STATUS,
+  frames: Type.Integer(),
+  error_count: Type.Integer(),
+  active: Type.Boolean(),
+  engine: Type.Optional(ENGINE),
+  donor: Type.Optional(NAME),
+  created_at: TIME,
+});
+const PARTITION_PARAMS = object({ id: ID, n: Type.String({ pattern: '^[1-9][0-9]{0,15}$' }), name: FILE_NAME });
+const FILE_PARAMS = object({ id: ID, name: FILE_NAME });
+const FILE_NAMES = Type.Array(FILE_NAME);
+
+/** `{name: base64}` maps of at most limits.maxFilesPerStream files. */
+function fileMap(s: Settings) {
+  return Type.Unsafe<Record<string, string>>({ type: 'object', propertyNames: FILE_NAME, additionalProperties: Type.String(), maxProperties: s.limits.maxFilesPerStream });
+}
 const OCTETS = { 'content-type': 'application/octet-stream' };
 
 /** Decodes a `{name: base64}` map, rejecting anything that is not canonical base64. */
@@ -31,63 +46,63 @@ function decodeFiles(map: Record<string, string> | undefined, where: string): Ar
   });
 }
 
+const streamsOf = (d: ApiDeps) => d.db.collection<StreamDoc>('streams');
+const filesOf = (d: ApiDeps) => d.db.collection<FileDoc>('files');
+
+async function owned(d: ApiDeps, id: string, principal: Principal | undefined): Promise<StreamDoc> {
+  const s = await streamsOf(d).findOne({ _id: id });
+  if (!s) throw new AppError('not_found', `No stream ${id}`);
+  requireOwner(principal, s.owner, 'stream');
+  return s;
+}
+
+function viewWith(s: StreamDoc, a: ActiveStream | null) {
+  return {
+    id: s._id,
+    target_id: s.targetId,
+    status: s.status,
+    frames: s.frames,
+    error_count: s.errorCount,
+    active: a !== null,
+    ...(a ? { engine: a.engine, ...(a.donor ? { donor: a.donor } : {}) } : {}),
+    created_at: iso(s.createdAt),
+  };
+}
+
+async function view(d: ApiDeps, s: StreamDoc) {
+  return viewWith(s, await d.live.active(s._id));
+}
+
+function download(body: StreamBody | undefined, what: string) {
+  if (!body) throw new AppError('not_found', `No ${what}`);
+  return { status: 200, headers: OCTETS, body };
+}
+
+async function partitionDownload(d: ApiDeps, params: { id: string; n: string; name: string }, principal: Principal | undefined, kind: PartitionFileKind) {
+  const s = await owned(d, params.id, principal);
+  const n = Number(params.n);
+  const docId = committedPartitionId(s, n);
+  if (!docId) throw new AppError('not_found', `Stream ${s._id} has no committed partition ${n}`);
+  const f = await partitionFile(d.db, docId, kind, params.name);
+  return download(f && d.files.body([f]), `${kind} file "${params.name}" in partition ${n}`);
+}
+
 /** The stream routes. */
-export function streamRoutes(d: ApiDeps): ApiRoute[] {
-  const streams = d.db.collection<StreamDoc>('streams');
-  const files = d.db.collection<FileDoc>('files');
-  const maxFiles = d.settings.limits.maxFilesPerStream;
-  const FILE_MAP = { type: 'object', propertyNames: FILE_NAME, additionalProperties: { type: 'string' }, maxProperties: maxFiles };
-
-  async function owned(id: string, principal: Principal | undefined): Promise<StreamDoc> {
-    const s = await streams.findOne({ _id: id });
-    if (!s) throw new AppError('not_found', `No stream ${id}`);
-    requireOwner(principal, s.owner, 'stream');
-    return s;
-  }
-
-  function viewWith(s: StreamDoc, a: ActiveStream | null) {
-    return {
-      id: s._id,
-      target_id: s.targetId,
-      status: s.status,
-      frames: s.frames,
-      error_count: s.errorCount,
-      active: a !== null,
-      ...(a ? { engine: a.engine, ...(a.donor ? { donor: a.donor } : {}) } : {}),
-      created_at: iso(s.createdAt),
-    };
-  }
-
-  async function view(s: StreamDoc) {
-    return viewWith(s, await d.live.active(s._id));
-  }
-
-  function download(body: StreamBody | undefined, what: string) {
-    if (!body) throw new AppError('not_found', `No ${what}`);
-    return { status: 200, headers: OCTETS, body };
-  }
-
-  async function partitionDownload(params: { id: string; n: string; name: string }, principal: Principal | undefined, kind: PartitionFileKind) {
-    const s = await owned(params.id, principal);
-    const n = Number(params.n);
-    const docId = committedPartitionId(s, n);
-    if (!docId) throw new AppError('not_found', `Stream ${s._id} has no committed partition ${n}`);
-    const f = await partitionFile(d.db, docId, kind, params.name);
-    return download(f && d.files.body([f]), `${kind} file "${params.name}" in partition ${n}`);
-  }
+export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
+  const FILE_MAP = fileMap(settings);
 
   return [
-    {
+    route({
       method: 'POST',
       path: '/v1/targets/:id/streams',
       tag: 'streams',
       summary: 'Add a stream with its seed files (and optional tag files), base64 in JSON',
       access: ['manager', 'admin'],
       params: ID_PARAMS,
-      body: object({ files: { ...FILE_MAP, minProperties: 1 }, tags: FILE_MAP }, ['files']),
-      bodyLimit: d.settings.http.maxStreamBodyBytes,
-      responses: { 201: { description: 'Created', schema: object({ stream_id: ID }, ['stream_id']) } },
-      handler: async ({ params, principal, body }: { params: { id: string }; principal: Principal; body: { files: Record<string, string>; tags?: Record<string, string> } }) => {
+      body: object({ files: Type.Unsafe<Record<string, string>>({ ...FILE_MAP, minProperties: 1 }), tags: Type.Optional(FILE_MAP) }),
+      bodyLimit: settings.http.maxStreamBodyBytes,
+      responses: { 201: { description: 'Created', schema: object({ stream_id: ID }) } },
+      handler: async ({ params, principal, body }, d) => {
         const t = await ownedTarget(d, params.id, principal);
         const seeds = decodeFiles(body.files, 'body.files');
         const tags = decodeFiles(body.tags, 'body.tags');
@@ -105,7 +120,7 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
         const docs: FileDoc[] = [];
         for (const f of seeds) docs.push(await put('seed', f));
         for (const f of tags) docs.push(await put('tag', f));
-        if (docs.length > 0) await files.insertMany(docs);
+        if (docs.length > 0) await filesOf(d).insertMany(docs);
         const now = new Date();
         const doc: StreamDoc = {
           _id: id,
@@ -123,31 +138,31 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
           createdAt: now,
           updatedAt: now,
         };
-        await streams.insertOne(doc);
+        await streamsOf(d).insertOne(doc);
         await d.pool.enqueueStream(doc);
         await d.bus.publish('target.streams', { targetId: t._id });
         return ok({ stream_id: id }, 201);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/targets/:id/streams',
       tag: 'streams',
       summary: "A target's streams with status, frames and whether a core is working on them",
       access: ['manager', 'admin'],
       params: ID_PARAMS,
-      query: object({ limit: { type: 'integer', minimum: 1, maximum: d.settings.limits.maxListItems }, after: ID }),
-      responses: { 200: { description: 'Streams, by id; pass the last id as `after` for the next page', schema: object({ streams: { type: 'array', items: STREAM } }, ['streams']) } },
-      handler: async ({ params, principal, query }: { params: { id: string }; principal: Principal; query: { limit?: number; after?: string } }) => {
+      query: object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: settings.limits.maxListItems })), after: Type.Optional(ID) }),
+      responses: { 200: { description: 'Streams, by id; pass the last id as `after` for the next page', schema: object({ streams: Type.Array(STREAM) }) } },
+      handler: async ({ params, principal, query }, d) => {
         const t = await ownedTarget(d, params.id, principal);
-        const list = await streams
+        const list = await streamsOf(d)
           .find({ targetId: t._id, ...(query.after ? { _id: { $gt: query.after } } : {}) }, { sort: { _id: 1 }, limit: query.limit ?? d.settings.limits.maxListItems })
           .toArray();
         const active = await d.live.activeMany(list.map((s) => s._id));
         return ok({ streams: list.map((s, i) => viewWith(s, active[i] ?? null)) });
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/streams/:id',
       tag: 'streams',
@@ -155,9 +170,9 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       access: ['manager', 'admin'],
       params: ID_PARAMS,
       responses: { 200: { description: 'The stream', schema: STREAM } },
-      handler: async ({ params, principal }) => ok(await view(await owned(params.id, principal))),
-    },
-    {
+      handler: async ({ params, principal }, d) => ok(await view(d, await owned(d, params.id, principal))),
+    }),
+    route({
       method: 'POST',
       path: '/v1/streams/:id/start',
       tag: 'streams',
@@ -165,16 +180,16 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       access: ['manager', 'admin'],
       params: ID_PARAMS,
       responses: { 200: { description: 'The stream after the change', schema: STREAM } },
-      handler: async ({ params, principal }) => {
-        const s = await owned(params.id, principal);
-        const after = await streams.findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
+      handler: async ({ params, principal }, d) => {
+        const s = await owned(d, params.id, principal);
+        const after = await streamsOf(d).findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
         if (!after) throw new AppError('not_found', `No stream ${s._id}`);
         await d.pool.enqueueStream(after);
         await d.bus.publish('target.streams', { targetId: s.targetId });
-        return ok(await view(after));
+        return ok(await view(d, after));
       },
-    },
-    {
+    }),
+    route({
       method: 'POST',
       path: '/v1/streams/:id/stop',
       tag: 'streams',
@@ -182,16 +197,16 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       access: ['manager', 'admin'],
       params: ID_PARAMS,
       responses: { 200: { description: 'The stream after the change', schema: STREAM } },
-      handler: async ({ params, principal }) => {
-        const s = await owned(params.id, principal);
-        const after = await streams.findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
+      handler: async ({ params, principal }, d) => {
+        const s = await owned(d, params.id, principal);
+        const after = await streamsOf(d).findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
         await d.pool.dequeueStream(s);
         if (after) await d.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
         await d.bus.publish('target.streams', { targetId: s.targetId });
-        return ok(await view(after ?? s));
+        return ok(await view(d, after ?? s));
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE',
       path: '/v1/streams/:id',
       tag: 'streams',
@@ -199,13 +214,13 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       access: ['manager', 'admin'],
       params: ID_PARAMS,
       responses: { 204: { description: 'Deleted' } },
-      handler: async ({ params, principal }) => {
-        const s = await owned(params.id, principal);
-        await streams.deleteOne({ _id: s._id });
+      handler: async ({ params, principal }, d) => {
+        const s = await owned(d, params.id, principal);
+        await streamsOf(d).deleteOne({ _id: s._id });
         await d.pool.deleteStream(s);
         await d.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_deleted' });
         await Promise.all([
-          files.deleteMany({ streamId: s._id }),
+          filesOf(d).deleteMany({ streamId: s._id }),
           d.db.collection('partitions').deleteMany({ streamId: s._id }),
           d.db.collection('stream_errors').deleteMany({ streamId: s._id }),
           d.files.removeStreamBlobs(s._id),
@@ -213,8 +228,8 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
         await d.bus.publish('target.streams', { targetId: s.targetId });
         return { status: 204 };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/streams/:id/partitions',
       tag: 'files',
@@ -224,24 +239,21 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       responses: {
         200: {
           description: 'Partitions [5, 12, 38] mean frames (0,5] (5,12] (12,38]',
-          schema: object(
-            {
-              partitions: { type: 'array', items: { type: 'integer' } },
-              seed_files: { type: 'array', items: FILE_NAME },
-              tag_files: { type: 'array', items: FILE_NAME },
-              frame_files: { type: 'array', items: FILE_NAME },
-              checkpoint_files: { type: 'array', items: FILE_NAME },
-            },
-            ['partitions', 'seed_files', 'tag_files', 'frame_files', 'checkpoint_files'],
-          ),
+          schema: object({
+            partitions: Type.Array(Type.Integer()),
+            seed_files: FILE_NAMES,
+            tag_files: FILE_NAMES,
+            frame_files: FILE_NAMES,
+            checkpoint_files: FILE_NAMES,
+          }),
         },
       },
-      handler: async ({ params, principal }) => {
-        const s = await owned(params.id, principal);
+      handler: async ({ params, principal }, d) => {
+        const s = await owned(d, params.id, principal);
         return ok({ partitions: s.partitions, seed_files: s.seedFiles, tag_files: s.tagFiles, frame_files: s.frameFiles, checkpoint_files: s.checkpointFiles });
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/streams/:id/files/:name',
       tag: 'files',
@@ -249,14 +261,14 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       access: ['manager', 'admin'],
       params: FILE_PARAMS,
       responses: { 200: { description: 'The bytes', binary: true } },
-      handler: async ({ params, principal }) => {
-        const s = await owned(params.id, principal);
+      handler: async ({ params, principal }, d) => {
+        const s = await owned(d, params.id, principal);
         const kind: StreamFileKind | undefined = s.seedFiles.includes(params.name) ? 'seed' : s.tagFiles.includes(params.name) ? 'tag' : undefined;
-        const f = kind && (await files.findOne({ _id: `${s._id}:${kind}:${params.name}` }));
+        const f = kind && (await filesOf(d).findOne({ _id: `${s._id}:${kind}:${params.name}` }));
         return download(f ? d.files.body([f]) : undefined, `seed or tag file "${params.name}"`);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/streams/:id/partitions/:n/:name',
       tag: 'files',
@@ -264,9 +276,9 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       access: ['manager', 'admin'],
       params: PARTITION_PARAMS,
       responses: { 200: { description: 'The bytes', binary: true } },
-      handler: ({ params, principal }) => partitionDownload(params, principal, 'frame'),
-    },
-    {
+      handler: ({ params, principal }, d) => partitionDownload(d, params, principal, 'frame'),
+    }),
+    route({
       method: 'GET',
       path: '/v1/streams/:id/partitions/:n/checkpoint/:name',
       tag: 'files',
@@ -274,9 +286,9 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       access: ['manager', 'admin'],
       params: PARTITION_PARAMS,
       responses: { 200: { description: 'The bytes', binary: true } },
-      handler: ({ params, principal }) => partitionDownload(params, principal, 'checkpoint'),
-    },
-    {
+      handler: ({ params, principal }, d) => partitionDownload(d, params, principal, 'checkpoint'),
+    }),
+    route({
       method: 'GET',
       path: '/v1/streams/:id/frames/:name',
       tag: 'files',
@@ -284,8 +296,8 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       access: ['manager', 'admin'],
       params: FILE_PARAMS,
       responses: { 200: { description: 'The bytes', binary: true } },
-      handler: async ({ params, principal }) => {
-        const s = await owned(params.id, principal);
+      handler: async ({ params, principal }, d) => {
+        const s = await owned(d, params.id, principal);
         if (!s.frameFiles.includes(params.name)) throw new AppError('not_found', `No frame file "${params.name}" in stream ${s._id}`);
         const index = await committedIndex(d.db, s);
         const parts = s.partitions
@@ -308,8 +320,8 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
           `frame file "${params.name}"`,
         );
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/streams/:id/errors',
       tag: 'streams',
@@ -319,14 +331,14 @@ export function streamRoutes(d: ApiDeps): ApiRoute[] {
       responses: {
         200: {
           description: 'Errors reported by cores',
-          schema: object({ errors: { type: 'array', items: object({ at: TIME, message: { type: 'string' }, engine: ENGINE, donor: NAME }, ['at', 'message']) } }, ['errors']),
+          schema: object({ errors: Type.Array(object({ at: TIME, message: Type.String(), engine: Type.Optional(ENGINE), donor: Type.Optional(NAME) })) }),
         },
       },
-      handler: async ({ params, principal }) => {
-        const s = await owned(params.id, principal);
+      handler: async ({ params, principal }, d) => {
+        const s = await owned(d, params.id, principal);
         const errs = await d.db.collection('stream_errors').find({ streamId: s._id }, { sort: { at: -1 }, limit: d.settings.limits.maxListItems }).toArray();
         return ok({ errors: errs.map((e) => ({ at: iso(e.at as Date), message: e.message as string, ...(e.engine ? { engine: e.engine as string } : {}), ...(e.donor ? { donor: e.donor as string } : {}) })) });
       },
-    },
+    }),
   ];
 }

@@ -1,7 +1,7 @@
 /**
  * Operational routes: liveness, readiness, Prometheus metrics and the service banner.
  */
-import { AppError } from '../../errors';
+import { AppError, ERRORS } from '../../errors';
 import { json, type Router } from '../router';
 import type { Metrics } from '../../telemetry/metrics';
 import type { Storage } from '../../store/storage';
@@ -30,7 +30,7 @@ export function systemRoutes(router: Router, deps: SystemDeps): void {
     return json(ready ? 200 : 503, {
       status: ready ? 'ready' : 'unavailable',
       checks: { mongodb: r.mongodb ?? 'ok', redis: r.redis ?? 'ok' },
-    }, ready ? {} : { 'retry-after': '5' });
+    }, ready ? {} : { 'retry-after': String(ERRORS.unavailable.retryAfterS) });
   });
 
   router.add('GET', '/metrics', async (req) => {

@@ -2,20 +2,22 @@
  * Targets: a manager's projects, with the engines they accept, a stage deciding which
  * cores see them, a weight for fair share and free-form options (merged key by key).
  */
-import { object, ok, type ApiRoute } from '../declared-routes';
+import { Type } from '@sinclair/typebox';
+import { object, ok, oneOf, type ApiRoute } from '../declared-routes';
 import type { Principal } from '../../auth/users';
 import { AppError } from '../../errors';
-import { ENGINE, ID, ID_PARAMS, NAME, TIME, WEIGHT, iso, mayOwn, requireOwner, type ApiDeps } from './common';
-import { STAGES, newId, type Stage, type TargetDoc } from '../../model';
+import { ENGINE, ID, ID_PARAMS, NAME, TIME, WEIGHT, iso, mayOwn, requireOwner, route, type ApiDeps } from './common';
+import { STAGES, newId, type TargetDoc } from '../../model';
+import type { Settings } from '../../config/settings';
 
-const STAGE = { type: 'string', enum: [...STAGES] };
-const ENGINES = { type: 'array', items: ENGINE, minItems: 1, maxItems: 64, uniqueItems: true };
-const OPTIONS = { type: 'object', maxProperties: 256 };
-const COUNTS = object({ ok: { type: 'integer' }, stopped: { type: 'integer' }, failed: { type: 'integer' } }, ['ok', 'stopped', 'failed']);
-const TARGET = object(
-  { id: ID, owner: NAME, engines: ENGINES, stage: STAGE, weight: WEIGHT, options: OPTIONS, created_at: TIME, updated_at: TIME, streams: COUNTS },
-  ['id', 'owner', 'engines', 'stage', 'weight', 'options', 'created_at', 'updated_at'],
-);
+const STAGE = oneOf(STAGES);
+const ENGINES = Type.Array(ENGINE, { minItems: 1, maxItems: 64, uniqueItems: true });
+const COUNTS = object({ ok: Type.Integer(), stopped: Type.Integer(), failed: Type.Integer() });
+
+/** Free-form target options: a JSON object of at most limits.maxOptionsKeys top-level keys. */
+function optionsSchema(s: Settings) {
+  return Type.Unsafe<Record<string, unknown>>({ type: 'object', maxProperties: s.limits.maxOptionsKeys });
+}
 
 function view(t: TargetDoc) {
   return { id: t._id, owner: t.owner, engines: t.engines, stage: t.stage, weight: t.weight, options: t.options, created_at: iso(t.createdAt), updated_at: iso(t.updatedAt) };
@@ -65,6 +67,25 @@ function checkKeys(value: unknown, at: string): void {
   }
 }
 
+/** One process's GET /v1/targets/:id answers, by target id. */
+type ViewCache = Map<string, { target: TargetDoc; body: Record<string, unknown>; expires: number }>;
+const viewCaches = new WeakMap<ApiDeps, ViewCache>();
+
+/** The view cache of the server owning `d`, made (and subscribed to target changes) on first use. */
+function viewCacheOf(d: ApiDeps): ViewCache {
+  const existing = viewCaches.get(d);
+  if (existing) return existing;
+  const cache: ViewCache = new Map();
+  const drop = ({ targetId }: { targetId: string }): void => {
+    if (targetId === '*') cache.clear();
+    else cache.delete(targetId);
+  };
+  d.bus.on('target.changed', drop);
+  d.bus.on('target.streams', drop);
+  viewCaches.set(d, cache);
+  return cache;
+}
+
 async function streamCounts(d: ApiDeps, targetId: string) {
   const streams = d.db.collection('streams');
   const [okCount, stopped, failed] = await Promise.all(['ok', 'stopped', 'failed'].map((status) => streams.countDocuments({ targetId, status })));
@@ -72,47 +93,52 @@ async function streamCounts(d: ApiDeps, targetId: string) {
 }
 
 /** The target routes. */
-export function targetRoutes(d: ApiDeps): ApiRoute[] {
-  const targets = d.db.collection<TargetDoc>('targets');
-  const viewCache = new Map<string, { target: TargetDoc; body: Record<string, unknown>; expires: number }>();
-  const drop = ({ targetId }: { targetId: string }): void => {
-    if (targetId === '*') viewCache.clear();
-    else viewCache.delete(targetId);
-  };
-  d.bus?.on('target.changed', drop);
-  d.bus?.on('target.streams', drop);
+export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
+  const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
+  const OPTIONS = optionsSchema(s);
+  const TARGET = object({
+    id: ID,
+    owner: NAME,
+    engines: ENGINES,
+    stage: STAGE,
+    weight: WEIGHT,
+    options: OPTIONS,
+    created_at: TIME,
+    updated_at: TIME,
+    streams: Type.Optional(COUNTS),
+  });
   return [
-    {
+    route({
       method: 'POST',
       path: '/v1/targets',
       tag: 'targets',
       summary: 'Create a target',
       access: ['manager'],
-      body: object({ engines: ENGINES, stage: STAGE, weight: WEIGHT, options: OPTIONS }, ['engines']),
-      responses: { 201: { description: 'Created', schema: object({ target_id: ID }, ['target_id']) } },
-      handler: async ({ principal, body }: { principal: Principal; body: { engines: string[]; stage?: Stage; weight?: number; options?: Record<string, unknown> } }) => {
+      body: object({ engines: ENGINES, stage: Type.Optional(STAGE), weight: Type.Optional(WEIGHT), options: Type.Optional(OPTIONS) }),
+      responses: { 201: { description: 'Created', schema: object({ target_id: ID }) } },
+      handler: async ({ principal, body }, d) => {
         checkOptions(d, body.options ?? {});
         const now = new Date();
         const t: TargetDoc = { _id: newId(), owner: principal.name, engines: body.engines, stage: body.stage ?? 'private', weight: body.weight ?? 1, options: body.options ?? {}, createdAt: now, updatedAt: now, version: 1 };
-        await targets.insertOne(t);
+        await targets(d).insertOne(t);
         await d.bus.publish('target.changed', { targetId: t._id });
         return ok({ target_id: t._id }, 201);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/targets',
       tag: 'targets',
       summary: "A manager's own targets; public targets for everyone else (all targets for admins)",
       access: 'public',
-      responses: { 200: { description: 'Targets', schema: object({ targets: { type: 'array', items: TARGET } }, ['targets']) } },
-      handler: async ({ principal }) => {
+      responses: { 200: { description: 'Targets', schema: object({ targets: Type.Array(TARGET) }) } },
+      handler: async ({ principal }, d) => {
         const filter = principal?.role === 'admin' ? {} : principal?.role === 'manager' ? { owner: principal.name } : { stage: 'public' as const };
-        const list = await targets.find(filter, { sort: { createdAt: 1 }, limit: d.settings.limits.maxListItems }).toArray();
+        const list = await targets(d).find(filter, { sort: { createdAt: 1 }, limit: d.settings.limits.maxListItems }).toArray();
         return ok({ targets: list.map(view) });
       },
-    },
-    {
+    }),
+    route({
       method: 'GET',
       path: '/v1/targets/:id',
       tag: 'targets',
@@ -121,9 +147,10 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
       errors: { 401: 'The target is not public and no token was sent, or the token is unknown', 403: 'The target is not public and belongs to another manager', 404: 'No such target' },
       params: ID_PARAMS,
       responses: { 200: { description: 'The target', schema: TARGET } },
-      handler: async ({ params, principal }: { params: { id: string }; principal?: Principal }) => {
+      handler: async ({ params, principal }, d) => {
         // Dashboards poll this: the target and its counts come from a short per-process cache
         // (http.targetCacheMs), dropped on every change to the target.
+        const viewCache = viewCacheOf(d);
         const hit = viewCache.get(params.id);
         if (hit && hit.expires > Date.now()) {
           visibleTo(hit.target, principal);
@@ -131,22 +158,22 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
         }
         const t = await visibleTarget(d, params.id, principal);
         const body = { ...view(t), streams: await streamCounts(d, t._id) };
-        if (viewCache.size >= 10_000) viewCache.delete(viewCache.keys().next().value!);
+        if (viewCache.size >= d.settings.http.targetCacheMaxEntries) viewCache.delete(viewCache.keys().next().value!);
         viewCache.set(t._id, { target: t, body, expires: Date.now() + d.settings.http.targetCacheMs });
         return ok(body);
       },
-    },
-    {
+    }),
+    route({
       method: 'PATCH',
       path: '/v1/targets/:id',
       tag: 'targets',
       summary: 'Change stage, engines, weight or options (options merge key by key; a null value removes the key)',
       access: ['manager', 'admin'],
       params: ID_PARAMS,
-      body: object({ engines: ENGINES, stage: STAGE, weight: WEIGHT, options: OPTIONS }, [], { minProperties: 1 }),
+      body: object({ engines: Type.Optional(ENGINES), stage: Type.Optional(STAGE), weight: Type.Optional(WEIGHT), options: Type.Optional(OPTIONS) }, { minProperties: 1 }),
       responses: { 200: { description: 'The target after the change', schema: TARGET } },
-      handler: async ({ params, principal, body }: { params: { id: string }; principal: Principal; body: { engines?: string[]; stage?: Stage; weight?: number; options?: Record<string, unknown> } }) => {
-        for (let attempt = 0; attempt < 5; attempt++) {
+      handler: async ({ params, principal, body }, d) => {
+        for (let attempt = 0; attempt < d.settings.http.targetUpdateAttempts; attempt++) {
           const t = await ownedTarget(d, params.id, principal);
           checkKeys(body.options ?? {}, 'body.options');
           const options: Record<string, unknown> = { ...t.options };
@@ -157,7 +184,7 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
           checkOptions(d, options);
           const set = { ...body, options, updatedAt: new Date() };
           // Optimistic concurrency: two PATCHes of different option keys must both land.
-          const after = await targets.findOneAndUpdate({ _id: t._id, version: t.version }, { $set: set, $inc: { version: 1 } }, { returnDocument: 'after' });
+          const after = await targets(d).findOneAndUpdate({ _id: t._id, version: t.version }, { $set: set, $inc: { version: 1 } }, { returnDocument: 'after' });
           if (!after) continue;
           await d.bus.publish('target.changed', { targetId: t._id });
           if (body.stage === 'disabled' && t.stage !== 'disabled') {
@@ -170,8 +197,8 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
         }
         throw new AppError('conflict', 'The target kept changing under this request; retry');
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE',
       path: '/v1/targets/:id',
       tag: 'targets',
@@ -179,15 +206,15 @@ export function targetRoutes(d: ApiDeps): ApiRoute[] {
       access: ['manager', 'admin'],
       params: ID_PARAMS,
       responses: { 204: { description: 'Deleted' } },
-      handler: async ({ params, principal }: { params: { id: string }; principal: Principal }) => {
+      handler: async ({ params, principal }, d) => {
         const t = await ownedTarget(d, params.id, principal);
         if ((await d.db.collection('streams').countDocuments({ targetId: t._id }, { limit: 1 })) > 0) {
           throw new AppError('conflict', 'The target still has streams; delete them first');
         }
-        await targets.deleteOne({ _id: t._id });
+        await targets(d).deleteOne({ _id: t._id });
         await d.bus.publish('target.changed', { targetId: t._id });
         return { status: 204 };
       },
-    },
+    }),
   ];
 }
