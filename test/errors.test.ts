@@ -19,3 +19,11 @@ t.test('errors carry code, status and body', async (t) => {
   t.equal(wrapped.message, 'Internal server error', 'no internals leak');
   t.equal(toAppError(e), e);
 });
+
+t.test('retry-after: the catalog gives the default, a thrower may say otherwise', async (t) => {
+  t.equal(new AppError('server_busy', 'full').retryAfterS, ERRORS.server_busy.retryAfterS, 'server_busy: from the catalog');
+  t.equal(new AppError('server_busy', 'full', {}, 7).retryAfterS, 7, 'server_busy: as configured');
+  t.equal(new AppError('bad_request', 'no').retryAfterS, undefined, 'errors that are not worth retrying carry none');
+  const outage = Object.assign(new Error('Connection is closed.'), { name: 'Error' });
+  t.equal(toAppError(outage).retryAfterS, ERRORS.unavailable.retryAfterS, 'a storage outage: unavailable with its retry-after');
+});
