@@ -77,13 +77,16 @@ export interface RouteDecl<D, P extends TSchema, Q extends TSchema, B extends TS
 /** A declared route with its types erased, as the router and the document generator see it. */
 export type ApiRoute<D = unknown> = RouteDecl<D, TSchema, TSchema, TSchema, Access>;
 
+/** The schema type of an absent params or query declaration. */
+type NoFields = TObject<Record<never, never>>;
+
 /**
  * The route declaration helper for handlers needing `D`: `routeFor<Deps>()({ ... })` infers
  * the handler's params, query, body and principal from the schemas and the access.
  * Params and query default to no fields, the body to none (`undefined`).
  */
 export function routeFor<D>() {
-  return function route<P extends TSchema = TObject<{}>, Q extends TSchema = TObject<{}>, B extends TSchema = TUndefined, A extends Access = Access>(
+  return function route<P extends TSchema = NoFields, Q extends TSchema = NoFields, B extends TSchema = TUndefined, A extends Access = Access>(
     decl: RouteDecl<D, P, Q, B, A>,
   ): ApiRoute<D> {
     return decl as unknown as ApiRoute<D>;
@@ -155,7 +158,10 @@ export function parseJsonBody(req: Request, raw: Buffer): unknown {
 
 const NO_QUERY = object({});
 
-/** Registers API routes on the router, each wrapped in authorize → parse → validate → act. */
+/**
+ * Registers API routes on the router, each wrapped in authorize → parse → validate → act;
+ * `deps` is handed to every handler call.
+ */
 export function registerApi<D>(router: Router, auth: Auth, routes: Array<ApiRoute<D>>, deps: D): void {
   for (const route of routes) {
     const vParams = validator(route.params);
