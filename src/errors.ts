@@ -11,8 +11,8 @@ export interface ErrorSpec {
   /** What it means, for the docs. */
   readonly doc: string;
   /**
-   * Seconds a client should wait before retrying, when the error says to retry later:
-   * HTTP answers carry it as `Retry-After`, core error messages as `retry_after_s`.
+   * Seconds a client should wait before retrying, for errors that mean "not now". Each
+   * transport renders it: HTTP as `Retry-After`, a core reply as `retry_after_s`.
    */
   readonly retryAfterS?: number;
 }
@@ -36,7 +36,6 @@ export const ERRORS = {
   out_of_order: { status: 409, doc: 'Core: a `seq` skipped ahead of the next expected one.' },
   bad_checksum: { status: 400, doc: "Core: the payload does not match the header's `sha256`." },
   buffer_full: { status: 413, doc: "Core: the stream's uncommitted buffer would exceed `core.maxBufferBytes`; checkpoint first." },
-  // The default of server.busyRetryAfterS.
   server_busy: { status: 503, doc: 'The process is at `server.maxConnections` sessions; connect again later or elsewhere.', retryAfterS: 30 },
   unavailable: { status: 503, doc: 'Storage (MongoDB or Redis) is unreachable; retry later. Committed data is intact.', retryAfterS: 5 },
   internal: { status: 500, doc: 'An unexpected server error; it is logged with the request id.' },
@@ -44,6 +43,11 @@ export const ERRORS = {
 
 /** A stable error code from {@link ERRORS}. */
 export type ErrorCode = keyof typeof ERRORS;
+
+/** The catalog's retry delay of a code in seconds, if it has one. */
+export function retryAfterS(code: ErrorCode): number | undefined {
+  return (ERRORS[code] as ErrorSpec).retryAfterS;
+}
 
 /**
  * An error meant for the client: handlers throw it and the transport turns it into
@@ -54,16 +58,16 @@ export class AppError extends Error {
   readonly status: number;
   /** Extra response headers, e.g. `WWW-Authenticate`. */
   readonly headers: Record<string, string>;
-  /** Seconds to wait before retrying, if the client should: the catalog's unless given. */
+  /** Seconds to wait before retrying, if the client should: the catalog's unless given (server_busy: server.busyRetryAfterS). */
   readonly retryAfterS: number | undefined;
 
-  constructor(code: ErrorCode, message: string, headers: Record<string, string> = {}, retryAfterS: number | undefined = (ERRORS[code] as ErrorSpec).retryAfterS) {
+  constructor(code: ErrorCode, message: string, headers: Record<string, string> = {}, retryAfter: number | undefined = retryAfterS(code)) {
     super(message);
     this.name = 'AppError';
     this.code = code;
     this.status = ERRORS[code].status;
     this.headers = headers;
-    this.retryAfterS = retryAfterS;
+    this.retryAfterS = retryAfter;
   }
 }
 
@@ -85,11 +89,13 @@ export function isStorageOutage(err: unknown): boolean {
 
 /**
  * Converts anything thrown into an AppError: storage outages become `unavailable`
- * (with the catalog's retry-after), other unknown errors `internal` (the original is kept as `cause`).
+ * (with Retry-After), other unknown errors `internal` (the original is kept as `cause`).
  */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  const e = isStorageOutage(err) ? new AppError('unavailable', 'Storage is unavailable; retry later') : new AppError('internal', 'Internal server error');
+  const e = isStorageOutage(err)
+    ? new AppError('unavailable', 'Storage is unavailable; retry later', { 'retry-after': String(ERRORS.unavailable.retryAfterS) })
+    : new AppError('internal', 'Internal server error');
   (e as { cause?: unknown }).cause = err;
   return e;
 }

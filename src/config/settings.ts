@@ -322,6 +322,12 @@ export const schema = {
       default: 30,
       env: 'SC_CORE_HEARTBEAT_S',
     },
+    targetCacheMs: {
+      doc: 'Milliseconds the hub trusts its cache of targets and managers\' weights without a change event before reloading it (a missed bus message heals within this).',
+      format: 'positive-int',
+      default: 30000,
+      env: 'SC_CORE_TARGET_CACHE_MS',
+    },
     maxMessageBytes: {
       doc: 'Largest WebSocket message from a core in bytes; a larger one closes the socket with 1009.',
       format: 'positive-int',
@@ -393,12 +399,6 @@ export const schema = {
       format: 'positive-int',
       default: 4096,
       env: 'SC_CORE_MAX_ERROR_TEXT_BYTES',
-    },
-    targetCacheMs: {
-      doc: 'Milliseconds the hub trusts its cache of targets and managers\' weights without a change event before reloading it (a missed bus message heals within this).',
-      format: 'positive-int',
-      default: 30000,
-      env: 'SC_CORE_TARGET_CACHE_MS',
     },
   },
   cors: {

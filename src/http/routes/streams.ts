@@ -5,6 +5,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { object, ok, oneOf, type ApiRoute } from '../declared-routes';
+import type { Settings } from '../../config/settings';
 import type { Principal } from '../../auth/users';
 import { AppError } from '../../errors';
 import type { StreamBody } from '../router';
@@ -13,7 +14,6 @@ import { committedIndex, committedPartitionId, partitionFile } from '../../store
 import { ENGINE, FILE_NAME, ID, ID_PARAMS, NAME, TIME, iso, requireOwner, route, type ApiDeps } from './common';
 import { ownedTarget } from './targets';
 import { newId, type FileDoc, type PartitionFileKind, type StreamDoc, type StreamFileKind } from '../../model';
-import type { Settings } from '../../config/settings';
 
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const STATUS = oneOf(['ok', 'stopped', 'failed']);
