@@ -65,10 +65,16 @@ t.test('declared schemas reach the document as plain JSON Schema', async (t) => 
 });
 
 t.test('the OpenAPI document follows the limits in the settings, with no storage configured or reachable', async (t) => {
-  const settings = loadConfig({ env: {}, overrides: { 'limits.maxOptionsKeys': 17, 'limits.maxFilesPerStream': 9, 'mongodb.uri': 'mongodb://127.0.0.1:1/none' } });
-  const doc = openApiFor(settings) as { paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { properties: Record<string, { maxProperties?: number }> } }> } }>> };
+  const settings = loadConfig({
+    env: {},
+    overrides: { 'limits.maxOptionsKeys': 17, 'limits.maxFilesPerStream': 9, 'limits.maxTargetEngines': 3, 'limits.maxDescriptionLength': 11, 'mongodb.uri': 'mongodb://127.0.0.1:1/none' },
+  });
+  type Bound = { maxProperties?: number; maxItems?: number; maxLength?: number };
+  const doc = openApiFor(settings) as { paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { properties: Record<string, Bound> } }> } }>> };
   const body = (path: string, method: string) => doc.paths[path]![method]!.requestBody.content['application/json']!.schema.properties;
   t.equal(body('/v1/targets', 'post').options!.maxProperties, 17, 'target options: limits.maxOptionsKeys');
   t.equal(body('/v1/targets/{id}', 'patch').options!.maxProperties, 17);
   t.equal(body('/v1/targets/{id}/streams', 'post').files!.maxProperties, 9, 'stream files: limits.maxFilesPerStream');
+  t.equal(body('/v1/targets', 'post').engines!.maxItems, 3, 'target engines: limits.maxTargetEngines');
+  t.equal(body('/v1/engine-keys', 'post').description!.maxLength, 11, 'engine key description: limits.maxDescriptionLength');
 });

@@ -488,6 +488,18 @@ export const schema = {
       default: 256,
       env: 'SC_LIMITS_MAX_OPTIONS_KEYS',
     },
+    maxTargetEngines: {
+      doc: 'Most engines one target may accept.',
+      format: 'positive-int',
+      default: 64,
+      env: 'SC_LIMITS_MAX_TARGET_ENGINES',
+    },
+    maxDescriptionLength: {
+      doc: 'Longest description of an engine key, in characters.',
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_LIMITS_MAX_DESCRIPTION_LENGTH',
+    },
     maxListItems: {
       doc: 'Most items one list request returns (streams of a target, errors of a stream); `limit` may ask for fewer.',
       format: 'positive-int',

@@ -8,12 +8,13 @@ import { AppError } from '../../errors';
 import { hashToken, newToken } from '../../auth/tokens';
 import { ENGINE, ID, ID_PARAMS, TIME, iso, route, type ApiDeps } from './common';
 import { newId, type EngineKeyDoc } from '../../model';
+import type { Settings } from '../../config/settings';
 
 const KEY = object({ id: ID, engine: ENGINE, description: Type.String(), created_at: TIME, revoked_at: Type.Optional(TIME) });
 const keys = (d: ApiDeps) => d.db.collection<EngineKeyDoc>('engine_keys');
 
 /** The engine key routes. */
-export function engineKeyRoutes(): Array<ApiRoute<ApiDeps>> {
+export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
   return [
     route({
       method: 'POST',
@@ -21,7 +22,7 @@ export function engineKeyRoutes(): Array<ApiRoute<ApiDeps>> {
       tag: 'engine keys',
       summary: 'Create an engine key; the key is returned once',
       access: ['admin'],
-      body: object({ engine: ENGINE, description: Type.Optional(Type.String({ maxLength: 1000 })) }),
+      body: object({ engine: ENGINE, description: Type.Optional(Type.String({ maxLength: s.limits.maxDescriptionLength })) }),
       responses: { 201: { description: 'Created', schema: object({ id: ID, engine: ENGINE, key: Type.String() }) } },
       handler: async ({ body }, d) => {
         const key = newToken();

@@ -13,7 +13,7 @@ import { userRoutes } from './users';
 
 /** All admin routes (PROTOCOL §3). */
 export function apiRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
-  return [...userRoutes(), ...donorRoutes(settings), ...engineKeyRoutes(), ...targetRoutes(settings), ...streamRoutes(settings), ...liveRoutes()];
+  return [...userRoutes(), ...donorRoutes(settings), ...engineKeyRoutes(settings), ...targetRoutes(settings), ...streamRoutes(settings), ...liveRoutes()];
 }
 
 const SYSTEM_PATHS = {

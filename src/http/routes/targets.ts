@@ -11,7 +11,6 @@ import { STAGES, newId, type TargetDoc } from '../../model';
 import type { Settings } from '../../config/settings';
 
 const STAGE = oneOf(STAGES);
-const ENGINES = Type.Array(ENGINE, { minItems: 1, maxItems: 64, uniqueItems: true });
 const COUNTS = object({ ok: Type.Integer(), stopped: Type.Integer(), failed: Type.Integer() });
 
 /** Free-form target options: a JSON object of at most limits.maxOptionsKeys top-level keys. */
@@ -96,6 +95,7 @@ async function streamCounts(d: ApiDeps, targetId: string) {
 export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
   const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
   const OPTIONS = optionsSchema(s);
+  const ENGINES = Type.Array(ENGINE, { minItems: 1, maxItems: s.limits.maxTargetEngines, uniqueItems: true });
   const TARGET = object({
     id: ID,
     owner: NAME,
