@@ -66,6 +66,8 @@ function checkKeys(value: unknown, at: string): void {
   }
 }
 
+const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
+
 /** One process's GET /v1/targets/:id answers, by target id. */
 type ViewCache = Map<string, { target: TargetDoc; body: Record<string, unknown>; expires: number }>;
 const viewCaches = new WeakMap<ApiDeps, ViewCache>();
@@ -93,7 +95,6 @@ async function streamCounts(d: ApiDeps, targetId: string) {
 
 /** The target routes. */
 export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
-  const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
   const OPTIONS = optionsSchema(s);
   const ENGINES = Type.Array(ENGINE, { minItems: 1, maxItems: s.limits.maxTargetEngines, uniqueItems: true });
   const TARGET = object({
