@@ -21,6 +21,7 @@ import { ensureIndexes } from './store/indexes';
 import type { Logger } from './telemetry/log';
 import { Metrics } from './telemetry/metrics';
 import { systemRoutes } from './http/routes/system';
+import { dashboardRoutes } from './dashboard/routes';
 import { Storage } from './store/storage';
 import { buildChainFile, tlsMode } from './transport/tls';
 import { TrustList } from './http/client-address';
@@ -86,6 +87,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   registerApi(router, auth, apiRoutes(settings), { settings, db, redis: storage.redis, bus, auth, files, live, pool, log });
   const openapi = JSON.stringify(openApiFor(settings));
   router.add('GET', '/openapi.json', () => ({ status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: openapi }));
+  dashboardRoutes(router, log);
 
   const cors = new Cors(settings.cors.allowedOrigins);
   const inflight = { count: 0, idle: [] as Array<() => void> };

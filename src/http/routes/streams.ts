@@ -37,6 +37,9 @@ function fileMap(s: Settings) {
   return Type.Unsafe<Record<string, string>>({ type: 'object', propertyNames: FILE_NAME, additionalProperties: Type.String(), maxProperties: s.limits.maxFilesPerStream });
 }
 const OCTETS = { 'content-type': 'application/octet-stream' };
+/** Sortable fields of the stream list (query `sort`) and their document fields. */
+const SORTS: Record<string, string> = { id: '_id', created_at: 'createdAt', status: 'status', frames: 'frames', error_count: 'errorCount' };
+const SORT_KEYS = ['id', '-id', 'created_at', '-created_at', 'status', '-status', 'frames', '-frames', 'error_count', '-error_count'] as const;
 
 /** Decodes a `{name: base64}` map, rejecting anything that is not canonical base64. */
 function decodeFiles(map: Record<string, string> | undefined, where: string): Array<{ name: string; bytes: Buffer }> {
@@ -151,15 +154,36 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: "A target's streams with status, frames and whether a core is working on them",
       access: ['manager', 'admin'],
       params: ID_PARAMS,
-      query: object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: settings.limits.maxListItems })), after: Type.Optional(ID) }),
-      responses: { 200: { description: 'Streams, by id; pass the last id as `after` for the next page', schema: object({ streams: Type.Array(STREAM) }) } },
+      query: object({
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: settings.limits.maxListItems })),
+        after: Type.Optional(ID),
+        // Unbounded: skipping costs at most a scan of this target's streams, which `total` already pays.
+        offset: Type.Optional(Type.Integer({ minimum: 0 })),
+        sort: Type.Optional(oneOf(SORT_KEYS)),
+      }),
+      responses: {
+        200: {
+          description:
+            "Streams, by id unless `sort` names a field (`-` for descending; ties by id); pages by `after` (the last id, id order only) or by `offset`. `total` counts all the target's streams",
+          schema: object({ streams: Type.Array(STREAM), total: Type.Optional(Type.Integer()) }),
+        },
+      },
       handler: async ({ params, principal, query }, d) => {
         const t = await ownedTarget(d, params.id, principal);
-        const list = await streamsOf(d)
-          .find({ targetId: t._id, ...(query.after ? { _id: { $gt: query.after } } : {}) }, { sort: { _id: 1 }, limit: query.limit ?? d.settings.limits.maxListItems })
-          .toArray();
+        const sort = query.sort ?? 'id';
+        const desc = sort.startsWith('-');
+        const field = SORTS[desc ? sort.slice(1) : sort]!;
+        if (query.after && field !== '_id') throw new AppError('bad_request', 'query.after: only with the id sort; use offset with other sorts');
+        const order = desc ? -1 : 1;
+        const filter = { targetId: t._id, ...(query.after ? { _id: desc ? { $lt: query.after } : { $gt: query.after } } : {}) };
+        const [list, total] = await Promise.all([
+          streamsOf(d)
+            .find(filter, { sort: field === '_id' ? { _id: order } : { [field]: order, _id: order }, skip: query.offset ?? 0, limit: query.limit ?? d.settings.limits.maxListItems })
+            .toArray(),
+          streamsOf(d).countDocuments({ targetId: t._id }),
+        ]);
         const active = await d.live.activeMany(list.map((s) => s._id));
-        return ok({ streams: list.map((s, i) => viewWith(s, active[i] ?? null)) });
+        return ok({ streams: list.map((s, i) => viewWith(s, active[i] ?? null)), total });
       },
     }),
     route({

@@ -1,0 +1,148 @@
+/**
+ * Overview: open core sessions by engine and by node, the active streams, frames/s and
+ * commits/s charts, and recent stream errors.
+ *
+ * No API keeps rates over time, so the charts come from a client-side ring buffer: every poll
+ * reads /v1/active-streams, and the committed-frame counts of streams seen in two successive
+ * polls give frames committed (and commits, counted as streams whose count moved) per second.
+ * The history starts when the page opens and holds the last hour.
+ */
+import uPlot from './uPlot.esm.js';
+import { get } from './api.js';
+import { fill, h, link, table, when } from './dom.js';
+import type { ActiveStream, NodeInfo, Stream, StreamError, Target } from './types.js';
+import type { View, ViewContext } from './view.js';
+
+const HOUR_S = 3600;
+/** Recent errors are gathered from several calls; refresh them less often than the live parts. */
+const ERRORS_EVERY_MS = 15_000;
+
+interface Sample {
+  t: number;
+  framesPerS: number;
+  commitsPerS: number;
+}
+
+/** Kept across view switches so the charts keep their history while the tab stays open. */
+const history: Sample[] = [];
+let last: { t: number; frames: Map<string, number> } | undefined;
+
+function record(active: ActiveStream[]): void {
+  const t = Date.now() / 1000;
+  const frames = new Map(active.map((a) => [a.stream_id, a.frames]));
+  if (last && t > last.t) {
+    let df = 0;
+    let commits = 0;
+    for (const [id, n] of frames) {
+      const before = last.frames.get(id);
+      if (before !== undefined && n > before) {
+        df += n - before;
+        commits += 1;
+      }
+    }
+    const dt = t - last.t;
+    history.push({ t, framesPerS: df / dt, commitsPerS: commits / dt });
+    while (history.length > 0 && history[0]!.t < t - HOUR_S) history.shift();
+  }
+  last = { t, frames };
+}
+
+function chart(el: HTMLElement, title: string, label: string, pick: (s: Sample) => number): uPlot {
+  const width = Math.max(300, el.clientWidth || 600);
+  return new uPlot(
+    { title, width, height: 180, scales: { x: { time: true } }, series: [{}, { label, stroke: '#2a6fdb', width: 2, fill: 'rgba(42,111,219,0.1)' }], axes: [{}, { size: 60 }] },
+    [history.map((s) => s.t), history.map(pick)],
+    el,
+  );
+}
+
+export function overviewView(ctx: ViewContext): View {
+  const engines = h('div', { id: 'by-engine' });
+  const nodes = h('div', { id: 'by-node' });
+  const activeBox = h('div', { id: 'active-streams' });
+  const framesEl = h('div', { class: 'chart', id: 'chart-frames' });
+  const commitsEl = h('div', { class: 'chart', id: 'chart-commits' });
+  const errorsBox = h('div', { id: 'recent-errors' }, 'Loading…');
+  const el = h(
+    'section',
+    { class: 'overview' },
+    h('h1', {}, 'Overview'),
+    h('div', { class: 'cards' }, h('div', { class: 'card' }, h('h2', {}, 'Sessions by engine'), engines), h('div', { class: 'card' }, h('h2', {}, 'Sessions by node'), nodes)),
+    h('div', { class: 'charts' }, framesEl, commitsEl),
+    h('p', { class: 'hint' }, 'Rates are computed in this tab from successive polls (history since the page was opened, up to one hour).'),
+    h('h2', {}, 'Active streams'),
+    activeBox,
+    h('h2', {}, 'Recent stream errors'),
+    errorsBox,
+  );
+  let frames: uPlot | undefined;
+  let commits: uPlot | undefined;
+  let errorsAt = 0;
+  const isManager = ctx.me.role !== 'donor';
+
+  async function recentErrors(): Promise<void> {
+    const targets = (await get<{ targets: Target[] }>('/v1/targets')).targets.slice(0, 20);
+    const found: Array<StreamError & { stream: string }> = [];
+    for (const t of targets) {
+      const worst = (await get<{ streams: Stream[] }>(`/v1/targets/${t.id}/streams?sort=-error_count&limit=3`)).streams.filter((s) => s.error_count > 0);
+      for (const s of worst) {
+        const errs = (await get<{ errors: StreamError[] }>(`/v1/streams/${s.id}/errors`)).errors.slice(0, 5);
+        found.push(...errs.map((e) => ({ ...e, stream: s.id })));
+      }
+    }
+    found.sort((a, b) => b.at.localeCompare(a.at));
+    fill(
+      errorsBox,
+      found.length === 0
+        ? 'No errors reported.'
+        : table(['When', 'Stream', 'Engine', 'Donor', 'Message'], found.slice(0, 20).map((e) => [when(e.at), link(`/streams/${e.stream}`, e.stream), e.engine ?? '', e.donor ?? '', h('span', { class: 'message' }, e.message)])),
+    );
+  }
+
+  return {
+    el,
+    async refresh() {
+      const cores = await get<{ engines: Record<string, number>; total: number }>('/v1/active-cores');
+      fill(engines, table(['Engine', 'Sessions'], [...Object.entries(cores.engines).map(([e, n]) => [e, n]), [h('strong', {}, 'total'), h('strong', {}, cores.total)]]));
+      if (!isManager) {
+        fill(nodes, 'Shown to managers and admins.');
+        fill(activeBox, '');
+        fill(errorsBox, '');
+        return;
+      }
+      const active = await get<{ targets: Record<string, ActiveStream[]> }>('/v1/active-streams');
+      const rows = Object.entries(active.targets).flatMap(([target, list]) => list.map((a) => ({ target, ...a })));
+      record(rows);
+      if (ctx.me.role === 'admin') {
+        const list = (await get<{ nodes: NodeInfo[] }>('/v1/nodes')).nodes;
+        fill(nodes, table(['Node', 'Worker', 'Sessions', 'By engine'], list.map((n) => [n.node, n.worker, n.sessions, Object.entries(n.sessions_by_engine).map(([e, c]) => `${e}: ${c}`).join(', ')])));
+      } else {
+        const byNode = new Map<string, number>();
+        for (const r of rows) byNode.set(r.node, (byNode.get(r.node) ?? 0) + 1);
+        fill(nodes, table(['Node', 'Your active streams'], [...byNode].map(([n, c]) => [n, c])));
+      }
+      fill(
+        activeBox,
+        rows.length === 0
+          ? 'No stream is being worked on.'
+          : table(
+              ['Target', 'Stream', 'Engine', 'Donor', 'Node', 'Started', 'Buffered', 'Committed frames'],
+              rows.map((r) => [link(`/targets/${r.target}`, r.target), link(`/streams/${r.stream_id}`, r.stream_id), r.engine, r.donor ?? '', r.node, when(r.started_at), r.buffered_frames, r.frames]),
+              { id: 'active-table' },
+            ),
+      );
+      frames ??= chart(framesEl, 'Frames committed / s', 'frames/s', (s) => s.framesPerS);
+      commits ??= chart(commitsEl, 'Commits / s', 'commits/s', (s) => s.commitsPerS);
+      frames.setData([history.map((s) => s.t), history.map((s) => s.framesPerS)]);
+      commits.setData([history.map((s) => s.t), history.map((s) => s.commitsPerS)]);
+      if (Date.now() - errorsAt > ERRORS_EVERY_MS) {
+        errorsAt = Date.now();
+        await recentErrors();
+      }
+    },
+    dispose() {
+      frames?.destroy();
+      commits?.destroy();
+    },
+  };
+}
