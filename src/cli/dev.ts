@@ -149,6 +149,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   say('');
   say(`stream-coordinator is up: ${url}`);
   say(`  health   ${url}/readyz      metrics ${url}/metrics`);
+  say(`  dashboard ${url}/dashboard/   (sign in with a token below; the CA must be trusted by the browser)`);
   say(`  cores    wss://localhost:${server.port}/core/v1`);
   say(`  CA       ${ca}   (trust it, or pass --cacert)`);
   say(`  Redis    ${stack.redis.url}     MongoDB ${stack.mongo.uri}`);
