@@ -5,12 +5,14 @@
  * CSP and caching headers. Screenshots of each view go to a temporary folder (paths printed).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { coreFixture, type CoreFixture } from './helpers/core';
-import { request } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { request, startTestServer } from './helpers/server';
+import { getStack, stopStack } from './helpers/stack';
+import { startNginx } from '../src/provision/nginx';
 import { buildDashboardUi, launchBrowser, screenshotDir } from './helpers/browser';
 
 const XSS_SCRIPT = '<script>window.__xss = 1; alert(1)</script>';
@@ -31,8 +33,8 @@ t.teardown(async () => {
   await stopStack();
 });
 
-/** A page signed in with `token`; dialogs are recorded (and dismissed) so a test can assert none opened. */
-async function signedIn(token: string): Promise<{ page: Page; dialogs: string[] }> {
+/** A page signed in with `token` (at `base`, the server's URL unless a proxy's); dialogs are recorded (and dismissed) so a test can assert none opened. */
+async function signedIn(token: string, base = f.ts.url): Promise<{ page: Page; dialogs: string[] }> {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   const dialogs: string[] = [];
@@ -40,7 +42,7 @@ async function signedIn(token: string): Promise<{ page: Page; dialogs: string[] 
     dialogs.push(d.message());
     void d.dismiss();
   });
-  await page.goto(`${f.ts.url}/dashboard`);
+  await page.goto(`${base}/dashboard`);
   await page.fill('#token', token);
   await page.click('#signin button[type=submit]');
   await page.waitForSelector('#signout');
@@ -225,5 +227,28 @@ t.test('an admin: users, engine keys (shown once, revoked), nodes', async (t) =>
   await page.goto(`${f.ts.url}/dashboard/#/overview`);
   await page.waitForSelector('#by-node table');
   await shot(t, page, 'overview-admin');
+  await page.context().close();
+});
+
+t.test('behind the TLS-terminating proxy (nginx with the production config)', async (t) => {
+  const stack = await getStack();
+  // A second node with TLS off on the same database, reached only through nginx.
+  const plain = await startTestServer({ 'tls.cert': '', 'tls.key': '', 'tls.ca': '', 'server.trustProxy': ['127.0.0.1'], 'mongodb.database': f.ts.settings.mongodb.database });
+  t.teardown(() => plain.close());
+  const nginx = await startNginx({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-nginx-')), upstreamPort: plain.server.port, cert: stack.certs.fullChain, key: stack.certs.key });
+  t.teardown(() => nginx.stop());
+  const target = await f.target({ stage: 'private' });
+  const stream = await f.stream(target, Buffer.from('seed through the proxy'));
+  const { page } = await signedIn(f.manager, nginx.url);
+  await page.goto(`${nginx.url}/dashboard/#/targets/${target}`);
+  await page.waitForSelector(`#stream-table tr[data-stream="${stream}"]`);
+  t.pass('signed in and listed streams through the proxy');
+  await page.goto(`${nginx.url}/dashboard/#/streams/${stream}`);
+  await page.waitForSelector('#file-table button[data-file="state.xml"]');
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#file-table button[data-file="state.xml"]')]);
+  t.same(fs.readFileSync((await dl.path())!), Buffer.from('seed through the proxy'), 'a download through the proxy is byte-identical');
+  const head = await request(`${nginx.url}/dashboard/`, { ca: f.ts.ca });
+  t.match(String(head.headers['content-security-policy']), /default-src 'self'/, 'the CSP survives the proxy');
+  await shot(t, page, 'via-proxy');
   await page.context().close();
 });
