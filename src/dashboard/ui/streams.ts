@@ -102,54 +102,78 @@ export function streamsView(ctx: ViewContext, [targetId]: string[]): View {
     );
   }
 
+  // One load at a time: a click (sort, page) during a poll's load asks for one more load after
+  // it instead of a second concurrent one, so a slow database is never queried twice at once.
+  let inflight: Promise<void> | undefined;
+  let again = false;
+  const refresh = (): Promise<void> => {
+    if (inflight) {
+      again = true;
+      return inflight;
+    }
+    inflight = (async () => {
+      try {
+        do {
+          again = false;
+          await load();
+        } while (again);
+      } finally {
+        inflight = undefined;
+      }
+    })();
+    return inflight;
+  };
+
+  async function load(): Promise<void> {
+    const [t, list] = await Promise.all([get<Target>(`/v1/targets/${targetId}`), get<StreamList>(`/v1/targets/${targetId}/streams?sort=${encodeURIComponent(sort)}&offset=${offset}&limit=${pageSize}`)]);
+    const total = list.total ?? list.streams.length;
+    if (offset >= total && offset > 0) {
+      offset = Math.max(0, Math.floor((total - 1) / pageSize) * pageSize);
+      again = true;
+      return;
+    }
+    fill(
+      head,
+      h('h1', {}, 'Target ', h('code', {}, t.id)),
+      h('p', {}, `Owner ${t.owner} · stage ${t.stage} · weight ${t.weight} · engines ${t.engines.join(', ')}`),
+      t.streams && h('p', {}, `Streams: ${t.streams.ok} ok, ${t.streams.stopped} stopped, ${t.streams.failed} failed`),
+      h('p', {}, 'Options ', h('code', { class: 'options' }, JSON.stringify(t.options))),
+    );
+    const rows = list.streams.map((s) =>
+      h(
+        'tr',
+        { 'data-stream': s.id, 'data-status': s.status },
+        h('td', {}, link(`/streams/${s.id}`, s.id)),
+        h('td', { class: `st-${s.status}` }, s.status),
+        h('td', {}, s.frames),
+        h('td', {}, s.active ? (s.engine ?? 'yes') : ''),
+        h('td', {}, s.donor ?? ''),
+        h('td', {}, s.error_count),
+        h('td', {}, when(s.created_at)),
+        h(
+          'td',
+          { class: 'actions' },
+          s.status === 'ok' ? button('Stop', act(s, 'stop'), ctx.status, { 'data-action': 'stop' }) : button('Start', act(s, 'start'), ctx.status, { 'data-action': 'start' }),
+          button('Delete', act(s, 'delete'), ctx.status, { class: 'danger', 'data-action': 'delete' }),
+        ),
+      ),
+    );
+    fill(tableBox, h('table', { id: 'stream-table' }, header(), h('tbody', {}, ...rows)));
+    const page = (to: number) => () => {
+      offset = to;
+      void view.refresh().catch((err: Error) => ctx.status(err.message, true));
+    };
+    fill(
+      pager,
+      h('button', { type: 'button', id: 'prev', disabled: offset === 0, onclick: page(Math.max(0, offset - pageSize)) }, '‹ Previous'),
+      h('span', { id: 'range' }, total === 0 ? 'No streams' : ` ${offset + 1}–${offset + list.streams.length} of ${total} `),
+      h('button', { type: 'button', id: 'next', disabled: offset + pageSize >= total, onclick: page(offset + pageSize) }, 'Next ›'),
+    );
+  }
+
   const view: View = {
     el: h('section', {}, head, upload, h('h2', {}, 'Streams'), h('div', { class: 'pager-bar' }, sizeSel, pager), tableBox),
-    async refresh() {
-      const t = await get<Target>(`/v1/targets/${targetId}`);
-      const list = await get<StreamList>(`/v1/targets/${targetId}/streams?sort=${encodeURIComponent(sort)}&offset=${offset}&limit=${pageSize}`);
-      const total = list.total ?? list.streams.length;
-      if (offset >= total && offset > 0) {
-        offset = Math.max(0, Math.floor((total - 1) / pageSize) * pageSize);
-        return view.refresh();
-      }
-      fill(
-        head,
-        h('h1', {}, 'Target ', h('code', {}, t.id)),
-        h('p', {}, `Owner ${t.owner} · stage ${t.stage} · weight ${t.weight} · engines ${t.engines.join(', ')}`),
-        t.streams && h('p', {}, `Streams: ${t.streams.ok} ok, ${t.streams.stopped} stopped, ${t.streams.failed} failed`),
-        h('p', {}, 'Options ', h('code', { class: 'options' }, JSON.stringify(t.options))),
-      );
-      const rows = list.streams.map((s) =>
-        h(
-          'tr',
-          { 'data-stream': s.id, 'data-status': s.status },
-          h('td', {}, link(`/streams/${s.id}`, s.id)),
-          h('td', { class: `st-${s.status}` }, s.status),
-          h('td', {}, s.frames),
-          h('td', {}, s.active ? (s.engine ?? 'yes') : ''),
-          h('td', {}, s.donor ?? ''),
-          h('td', {}, s.error_count),
-          h('td', {}, when(s.created_at)),
-          h(
-            'td',
-            { class: 'actions' },
-            s.status === 'ok' ? button('Stop', act(s, 'stop'), ctx.status, { 'data-action': 'stop' }) : button('Start', act(s, 'start'), ctx.status, { 'data-action': 'start' }),
-            button('Delete', act(s, 'delete'), ctx.status, { class: 'danger', 'data-action': 'delete' }),
-          ),
-        ),
-      );
-      fill(tableBox, h('table', { id: 'stream-table' }, header(), h('tbody', {}, ...rows)));
-      const page = (to: number) => () => {
-        offset = to;
-        void view.refresh().catch((err: Error) => ctx.status(err.message, true));
-      };
-      fill(
-        pager,
-        h('button', { type: 'button', id: 'prev', disabled: offset === 0, onclick: page(Math.max(0, offset - pageSize)) }, '‹ Previous'),
-        h('span', { id: 'range' }, total === 0 ? 'No streams' : ` ${offset + 1}–${offset + list.streams.length} of ${total} `),
-        h('button', { type: 'button', id: 'next', disabled: offset + pageSize >= total, onclick: page(offset + pageSize) }, 'Next ›'),
-      );
-    },
+    refresh,
   };
   return view;
 }
