@@ -49,7 +49,7 @@ export function dashboardRoutes(router: Router, log: Logger): void {
     if (!assets) {
       if (!warned) log.warn('dashboard UI is not built (dist/src/dashboard/ui/app.js missing); run npm run build');
       warned = true;
-      throw new AppError('unavailable', 'The dashboard UI is not built on this server; run npm run build');
+      throw new AppError('not_found', 'The dashboard UI is not built on this server; run npm run build');
     }
     return assets;
   };
