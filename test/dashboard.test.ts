@@ -180,6 +180,38 @@ t.test('a manager: live core, stop from the UI, upload, download, hostile string
   await page.context().close();
 });
 
+t.test('targets from the UI: create, edit stage and options, delete', async (t) => {
+  const { page, dialogs } = await signedIn(f.manager);
+  await page.goto(`${f.ts.url}/dashboard/#/targets`);
+  await page.waitForSelector('#target-table, #targets');
+  await page.fill('#new-engines', 'openmm, gromacs');
+  await page.selectOption('#new-stage', 'private');
+  await page.fill('#new-weight', '2.5');
+  await page.fill('#new-options', '{"steps": 500, "keep": "yes", "drop": true}');
+  await page.click('#create-target button[type=submit]');
+  await page.waitForSelector('#status:has-text("Created target")');
+  const id = /Created target (\S+)/.exec((await page.locator('#status').textContent()) ?? '')![1]!;
+  t.match(await f.api('GET', `/v1/targets/${id}`, f.manager, undefined, 200), { engines: ['openmm', 'gromacs'], stage: 'private', weight: 2.5, options: { steps: 500, keep: 'yes', drop: true } }, 'created as typed');
+
+  const row = page.locator(`#target-table tr:has(a[href="#/targets/${id}"])`);
+  await row.locator('button', { hasText: 'Edit' }).click();
+  await page.selectOption('#edit-stage', 'beta');
+  await page.fill('#edit-options', '{"steps": 1000, "keep": "yes", "added": [1, 2]}');
+  await page.click('.edit-form button[type=submit]');
+  await page.waitForSelector(`#status:has-text("Saved target ${id}")`);
+  const after = await f.api<{ stage: string; options: Record<string, unknown> }>('GET', `/v1/targets/${id}`, f.manager, undefined, 200);
+  t.equal(after.stage, 'beta', 'stage changed');
+  t.same(after.options, { steps: 1000, keep: 'yes', added: [1, 2] }, 'options edited: one changed, one removed, one added');
+
+  await row.locator('button', { hasText: 'Delete' }).click();
+  await row.locator('button', { hasText: 'Confirm delete' }).click();
+  await page.waitForSelector(`#status:has-text("Deleted target ${id}")`);
+  const gone = await request(`${f.ts.url}/v1/targets/${id}`, { ca: f.ts.ca, headers: { authorization: `Bearer ${f.manager}` } });
+  t.equal(gone.status, 404, 'deleted');
+  t.same(dialogs, [], 'no dialogs');
+  await page.context().close();
+});
+
 t.test('a manager who does not own the target sees 403 pages, not data', async (t) => {
   const target = await f.target({ stage: 'private', options: { secret: 'owner-only-value' } });
   const stream = await f.stream(target);

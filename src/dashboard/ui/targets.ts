@@ -8,6 +8,8 @@ import type { Stage, Target } from './types.js';
 import type { View, ViewContext } from './view.js';
 
 const STAGES: Stage[] = ['public', 'beta', 'private', 'disabled'];
+/** Targets per page. */
+const PAGE = 50;
 
 function stageSelect(value: Stage, id?: string): HTMLSelectElement {
   const s = h('select', { id, name: 'stage' }, ...STAGES.map((st) => h('option', { value: st }, st)));
@@ -100,12 +102,26 @@ export function targetsView(ctx: ViewContext): View {
   }
 
   const confirmDelete = new Set<string>();
+  const pager = h('div', { class: 'pager-bar', id: 'target-pager' });
+  let offset = 0;
   const view: View = {
-    el: h('section', {}, h('h1', {}, 'Targets'), ctx.me.role === 'manager' ? create : h('p', { class: 'hint' }, 'Targets are created by managers.'), editBox, listBox),
+    el: h('section', {}, h('h1', {}, 'Targets'), ctx.me.role === 'manager' ? create : h('p', { class: 'hint' }, 'Targets are created by managers.'), editBox, pager, listBox),
     async refresh() {
       const { targets } = await get<{ targets: Target[] }>('/v1/targets');
       // Stream counts come with the single-target view (cached server-side for polling).
-      const full = await Promise.all(targets.map((t) => get<Target>(`/v1/targets/${t.id}`)));
+      // ...one call per target, so only for the page shown (an admin may see hundreds of targets).
+      offset = Math.min(offset, Math.max(0, Math.floor((targets.length - 1) / PAGE) * PAGE));
+      const full = await Promise.all(targets.slice(offset, offset + PAGE).map((t) => get<Target>(`/v1/targets/${t.id}`)));
+      const turn = (to: number) => () => {
+        offset = to;
+        void view.refresh().catch((err: Error) => ctx.status(err.message, true));
+      };
+      fill(
+        pager,
+        targets.length > PAGE && h('button', { type: 'button', disabled: offset === 0, onclick: turn(Math.max(0, offset - PAGE)) }, '‹ Previous'),
+        targets.length > PAGE && ` ${offset + 1}–${offset + full.length} of ${targets.length} `,
+        targets.length > PAGE && h('button', { type: 'button', disabled: offset + PAGE >= targets.length, onclick: turn(offset + PAGE) }, 'Next ›'),
+      );
       fill(
         listBox,
         full.length === 0
