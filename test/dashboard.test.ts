@@ -169,6 +169,13 @@ t.test('a manager: live core, stop from the UI, upload, download, hostile string
   t.same(got, Buffer.concat(frames), 'downloaded frames are byte-identical');
   await shot(t, page, 'stream');
 
+  // A core's error message is free text from the wire: it shows as text on the stream page.
+  t.equal((await c.assign(target)).streamId, added.id, 'the core takes the uploaded stream');
+  await c.stop(XSS_SCRIPT + XSS_IMG);
+  await page.goto(`${f.ts.url}/dashboard/#/streams/${added.id}`);
+  await page.waitForSelector('#stream-errors .message');
+  t.equal(await page.locator('#stream-errors .message').first().textContent(), XSS_SCRIPT + XSS_IMG, 'the error message is shown as sent');
+
   // Donors: the hostile name is text, and nothing ran.
   await page.goto(`${f.ts.url}/dashboard/#/donors`);
   await page.waitForSelector('#donor-table .donor-name');
