@@ -133,8 +133,8 @@ t.test('a manager: live core, stop from the UI, upload, download, hostile string
   await page.goto(`${f.ts.url}/dashboard/#/targets/${target}`);
   await page.waitForSelector(`#stream-table tr[data-stream="${stream}"]`);
   t.match(await page.locator('#target-head').textContent(), XSS_SCRIPT, 'options on the streams page are text too');
-  const stopped = new Promise<{ reason: string; ms: number }>((resolve) => c.once('stop', (s: { reason: string }) => resolve({ ...s, ms: Date.now() - clicked })));
   let clicked = 0;
+  const stopped = new Promise<{ reason: string; ms: number }>((resolve) => c.once('stop', (s: { reason: string }) => resolve({ ...s, ms: Date.now() - clicked })));
   clicked = Date.now();
   await page.click(`#stream-table tr[data-stream="${stream}"] button[data-action=stop]`);
   const stop = await stopped;
