@@ -27,6 +27,7 @@ export const ERRORS = {
   conflict: { status: 409, doc: 'The request conflicts with the current state (e.g. a name already taken).' },
   too_large: { status: 413, doc: 'A body, message or file is over its configured size limit.' },
   unsupported_media_type: { status: 415, doc: 'A JSON body was sent without `Content-Type: application/json`.' },
+  range_not_satisfiable: { status: 416, doc: 'A download\'s `Range` starts at or past the end of the file; `Content-Range` gives its length.' },
   rate_limited: { status: 429, doc: 'Too many requests or messages; retry after the indicated time.' },
   not_assigned: { status: 409, doc: 'Core: frame, checkpoint or stop sent without an assignment.' },
   already_assigned: { status: 409, doc: 'Core: assign or resume sent while holding an assignment.' },

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * The `stream-coordinator` command: serve, init, preflight, dev, config.
- * Exit codes: 0 success, 1 a check or operation failed, 2 bad usage or configuration.
+ * The `stream-coordinator` command: serve, init, preflight, dev, config, simulate, and the
+ * manager commands (login, targets, streams, ...; see ./manager).
+ * Exit codes: 0 success, 1 a check or operation failed, 2 bad usage or configuration
+ * (the manager commands add 3-6, see docs/cli.md).
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, redactedSettings, type Settings } from '../config/settings';
@@ -12,6 +14,7 @@ import { createMongo } from '../store/mongo';
 import { formatResults, runPreflight } from '../config/preflight';
 import { VERSION } from '../version';
 import { serve } from '../workers';
+import { MANAGER_COMMANDS, MANAGER_USAGE, runManager } from './manager';
 
 const USAGE = `stream-coordinator ${VERSION}
 
@@ -37,7 +40,8 @@ Options:
   --port N, --host ADDR, --workers N|auto, --log-level L, --preflight-mode enforce|warn,
   --data-dir DIR  override the matching keys (see docs/config.md)
   -h, --help      this text
-`;
+
+${MANAGER_USAGE}`;
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -49,6 +53,7 @@ function fail(text: string, code: number): never {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] !== undefined && MANAGER_COMMANDS.has(argv[0])) process.exit(await runManager(argv));
   const { values, positionals } = parseArgs({
     args: argv,
     strict: false,

@@ -8,6 +8,7 @@ import { AppError, toAppError } from '../errors';
 import type { Reply, Request, Router } from './router';
 import { errorReply } from './router';
 import { clientAddress, type TrustList } from './client-address';
+import { withRange } from './range';
 import type { Logger } from '../telemetry/log';
 import type { Metrics } from '../telemetry/metrics';
 
@@ -179,6 +180,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   } else {
     Promise.resolve()
       .then(() => handler!(request))
+      .then((reply) => withRange(request, reply))
       .then(
         (reply) => finish(reply),
         (err: unknown) => {
