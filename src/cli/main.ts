@@ -6,14 +6,11 @@
  * (the manager commands add 3-6, see docs/cli.md).
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, redactedSettings, type Settings } from '../config/settings';
-import { configDefaults, configTable } from '../config/docs';
-import { InitRefused, initDatabase } from '../store/init';
-import { createLogger, type Logger } from '../telemetry/log';
-import { createMongo } from '../store/mongo';
-import { formatResults, runPreflight } from '../config/preflight';
+import type { Settings } from '../config/settings';
+import type { Logger } from '../telemetry/log';
 import { VERSION } from '../version';
-import { serve } from '../workers';
+// Server modules (MongoDB driver, convict, pino, uWS) load on demand: the manager
+// commands start in a fraction of the time without them.
 import { MANAGER_COMMANDS, MANAGER_USAGE, runManager } from './manager';
 
 const USAGE = `stream-coordinator ${VERSION}
@@ -83,6 +80,8 @@ async function main(argv: string[]): Promise<void> {
   if (values.help || command === 'help') return out(USAGE);
   if (values.version) return out(VERSION);
   const files = (values.config as string[] | undefined) ?? [];
+  const { ConfigError, loadConfig, redactedSettings } = await import('../config/settings');
+  const { configDefaults, configTable } = await import('../config/docs');
 
   if (command === 'config' && values.defaults) return out(JSON.stringify(configDefaults(), null, 2));
   if (command === 'config' && values.markdown) return out(configTable());
@@ -99,6 +98,8 @@ async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
   }
+  const { createLogger } = await import('../telemetry/log');
+  const { formatResults, runPreflight } = await import('../config/preflight');
   const log = createLogger({ level: settings.log.level, pretty: settings.log.pretty });
 
   switch (command) {
@@ -148,6 +149,8 @@ async function runSimulate(values: Record<string, string | undefined>): Promise<
 }
 
 async function runServe(settings: Settings, log: Logger): Promise<void> {
+  const { formatResults, runPreflight } = await import('../config/preflight');
+  const { serve } = await import('../workers');
   const cluster = await import('node:cluster');
   if (!cluster.default.isWorker) {
     const results = await runPreflight(settings);
@@ -170,6 +173,8 @@ async function runServe(settings: Settings, log: Logger): Promise<void> {
 }
 
 async function runInit(settings: Settings, opts: { force: boolean; name?: string }): Promise<void> {
+  const { createMongo } = await import('../store/mongo');
+  const { InitRefused, initDatabase } = await import('../store/init');
   let mongo;
   try {
     mongo = createMongo(settings);
