@@ -221,12 +221,23 @@ t.test('the manager workflow from the command line', async (t) => {
   const again = await run(['streams', 'download', s2, '--out', out2, '--no-resume', '--json']);
   t.match(again.json(), [{ bytes: 3 * MIB, resumed_from: 0 }], '--no-resume downloads it whole');
 
+  // On a terminal (a pseudo-terminal from util-linux `script`) a progress bar runs on stderr.
+  const out3 = path.join(tmp, 'out3');
+  const tty = await inTerminal([process.execPath, CLI, 'streams', 'download', s2, 'big.dcd', '--out', out3], { HOME: home });
+  t.equal(tty.code, 0, tty.output);
+  t.match(tty.output, /\r\u001b\[Kbig\.dcd \[#+\] 100% 3\.0 MiB\/3\.0 MiB/, 'progress bar drawn');
+  t.same(fs.readFileSync(path.join(out3, 'big.dcd')), Buffer.concat(big));
+  const piped = await run(['streams', 'download', s2, 'big.dcd', '--out', out3]);
+  t.notMatch(piped.stderr, /%/, 'no progress bar when stderr is not a terminal');
+
   // Exit codes for the common failures.
   const missing = 'AAAAAAAAAAAAAAAAAAAAAA';
   const nf = await run(['streams', 'list', missing]);
   t.equal(nf.code, 4, 'missing target: exit 4');
   t.match(nf.stderr, /404 not_found/);
   t.equal((await run(['targets', 'show', missing])).code, 4);
+  // One id in 32 starts with '-': it is still an id, not a flag.
+  t.equal((await run(['streams', 'show', '-AAAAAAAAAAAAAAAAAAAAA'])).code, 4, 'an id starting with "-" is an argument');
   const badToken = await cli(['targets', 'list'], as(unknownToken()));
   t.equal(badToken.code, 3, 'unknown token (the environment wins over the file): exit 3');
   t.equal((await run(['targets', 'delete', target])).code, 5, 'deleting a target with streams: exit 5 (409)');
@@ -316,6 +327,19 @@ t.test('downloads answer single byte ranges', async (t) => {
   t.equal(json.status, 200, 'JSON replies ignore Range');
   t.notOk(json.headers['accept-ranges']);
 });
+
+/** Runs a command on a pseudo-terminal (util-linux `script`); its output is what the terminal showed. */
+function inTerminal(argv: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const all: NodeJS.ProcessEnv = { ...process.env, ...env, TERM: 'xterm' };
+  for (const k of Object.keys(all)) if (k.startsWith('STREAM_COORDINATOR_') || k === 'XDG_CONFIG_HOME') delete all[k];
+  const child = spawn('script', ['-qec', quoted, '/dev/null'], { env: all, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  child.stdin.end();
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, output })));
+}
 
 /** A loopback port with nothing listening. */
 async function closedPort(): Promise<number> {

@@ -31,13 +31,32 @@ export interface Parsed {
   positionals: string[];
 }
 
-/** Parses flags strictly; `--json` and `-h/--help` are always accepted (and read by the dispatcher). */
+/** Ids are 22 characters of base64url, so one in 32 starts with `-`; no flag looks like one. */
+const DASH_ID = /^-[A-Za-z0-9_-]{21}$/;
+
+/**
+ * Parses flags strictly; `--json` and `-h/--help` are always accepted (and read by the
+ * dispatcher). An argument shaped like an id is taken as a value even when it starts with `-`.
+ */
 export function parse(args: string[], options: Options = {}): Parsed {
+  const ids = new Map<string, string>();
+  const masked = args.map((a) => {
+    if (!DASH_ID.test(a)) return a;
+    const key = `id\u0000${ids.size}`;
+    ids.set(key, a);
+    return key;
+  });
+  const unmask = (v: string) => ids.get(v) ?? v;
+  let parsed: Parsed;
   try {
-    return parseArgs({ args, allowPositionals: true, strict: true, options: { ...options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }) as Parsed;
+    parsed = parseArgs({ args: masked, allowPositionals: true, strict: true, options: { ...options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }) as Parsed;
   } catch (err) {
-    throw usage((err as Error).message);
+    throw usage((err as Error).message.replace(/id\u0000\d+/g, unmask));
   }
+  const values = Object.fromEntries(
+    Object.entries(parsed.values).map(([k, v]) => [k, typeof v === 'string' ? unmask(v) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? unmask(x) : x)) : v]),
+  ) as Parsed['values'];
+  return { values, positionals: parsed.positionals.map(unmask) };
 }
 
 /** Exactly `n` positionals, named for the error message. */
