@@ -79,9 +79,11 @@ export function withRange(req: Pick<Request, 'method' | 'headers'>, reply: Reply
     throw new AppError('range_not_satisfiable', `The range starts at or past the end of the ${body.length} bytes`, { 'content-range': `bytes */${body.length}` });
   }
   const take = range.end - range.start + 1;
+  // A body that can start mid-way skips the bytes before the range without reading them.
+  const chunks = body.from ? sliceChunks(body.from(range.start), 0, take) : sliceChunks(body.chunks, range.start, take);
   return {
     status: 206,
     headers: { ...headers, 'content-range': `bytes ${range.start}-${range.end}/${body.length}` },
-    body: { length: take, chunks: sliceChunks(body.chunks, range.start, take) },
+    body: { length: take, chunks },
   };
 }

@@ -36,6 +36,12 @@ export interface Request {
 export interface StreamBody {
   readonly length: number;
   readonly chunks: AsyncIterable<Uint8Array>;
+  /**
+   * The bytes from `offset` (0-based) to the end, without reading those before it; used
+   * instead of `chunks` to answer a Range request. Optional: without it the range is cut
+   * out of `chunks`.
+   */
+  readonly from?: (offset: number) => AsyncIterable<Uint8Array>;
 }
 
 /** What a handler returns; the transport writes it. */

@@ -34,14 +34,16 @@ export class FileStore {
     return { name, size: bytes.length, gridfsId: upload.id };
   }
 
-  /** The chunks of a stored file, read lazily. */
-  async *chunks(file: StoredFile): AsyncGenerator<Uint8Array> {
+  /** The chunks of a stored file from byte `start` (default 0) on, read lazily. */
+  async *chunks(file: StoredFile, start = 0): AsyncGenerator<Uint8Array> {
+    if (start >= file.size) return;
     if (file.data) {
-      yield file.data.buffer;
+      yield start > 0 ? file.data.buffer.subarray(start) : file.data.buffer;
       return;
     }
     if (!file.gridfsId) return;
-    const download = this.bucket.openDownloadStream(file.gridfsId);
+    // The driver needs `end` with `start` (it takes a missing end as 0 and throws).
+    const download = this.bucket.openDownloadStream(file.gridfsId, start > 0 ? { start, end: file.size } : undefined);
     try {
       for await (const chunk of download) yield chunk as Buffer;
     } finally {
@@ -49,16 +51,17 @@ export class FileStore {
     }
   }
 
-  /** A streamed body of one or more files, concatenated in order. */
+  /** A streamed body of one or more files, concatenated in order (and able to start mid-way, for Range requests). */
   body(files: StoredFile[]): StreamBody {
     const length = files.reduce((n, f) => n + f.size, 0);
     const self = this;
-    return {
-      length,
-      chunks: (async function* () {
-        for (const f of files) yield* self.chunks(f);
-      })(),
+    const from = async function* (offset: number) {
+      for (const f of files) {
+        if (offset < f.size) yield* self.chunks(f, offset);
+        offset = Math.max(0, offset - f.size);
+      }
     };
+    return { length, chunks: from(0), from };
   }
 
   /** Deletes the GridFS blobs of these files (inline bytes go with their document). */

@@ -31,8 +31,11 @@ export interface Parsed {
   positionals: string[];
 }
 
-/** Ids are 22 characters of base64url, so one in 32 starts with `-`; no flag looks like one. */
-const DASH_ID = /^-[A-Za-z0-9_-]{21}$/;
+/**
+ * Ids (22 characters) and tokens (43) are base64url, so one in 32 starts with `-`. Such an
+ * argument is a value, never a flag: no flag name is that long.
+ */
+const DASH_ID = /^-[A-Za-z0-9_-]{21,}$/;
 
 /**
  * Parses flags strictly; `--json` and `-h/--help` are always accepted (and read by the
@@ -41,7 +44,7 @@ const DASH_ID = /^-[A-Za-z0-9_-]{21}$/;
 export function parse(args: string[], options: Options = {}): Parsed {
   const ids = new Map<string, string>();
   const masked = args.map((a) => {
-    if (!DASH_ID.test(a)) return a;
+    if (!DASH_ID.test(a) || (a.startsWith('--') && a.slice(2) in options)) return a;
     const key = `id\u0000${ids.size}`;
     ids.set(key, a);
     return key;

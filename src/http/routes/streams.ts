@@ -329,20 +329,21 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
           .filter((p): p is { n: number; size: number } => p.size !== undefined);
         const fileStore = d.files;
         const db = d.db;
-        return download(
-          {
-            length: parts.reduce((a, p) => a + p.size, 0),
-            // One partition document at a time: memory stays bounded whatever the stream's length.
-            chunks: (async function* () {
-              for (const p of parts) {
-                const f = await partitionFile(db, committedPartitionId(s, p.n)!, 'frame', params.name);
-                if (!f) return;
-                yield* fileStore.chunks(f);
-              }
-            })(),
-          },
-          `frame file "${params.name}"`,
-        );
+        // One partition document at a time: memory stays bounded whatever the stream's length.
+        // A Range request starts at `offset`: partitions wholly before it are not read.
+        const from = async function* (offset: number) {
+          for (const p of parts) {
+            if (offset >= p.size) {
+              offset -= p.size;
+              continue;
+            }
+            const f = await partitionFile(db, committedPartitionId(s, p.n)!, 'frame', params.name);
+            if (!f) return;
+            yield* fileStore.chunks(f, offset);
+            offset = 0;
+          }
+        };
+        return download({ length: parts.reduce((a, p) => a + p.size, 0), chunks: from(0), from }, `frame file "${params.name}"`);
       },
     }),
     route({
