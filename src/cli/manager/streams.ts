@@ -84,10 +84,12 @@ async function allStreams(ctx: Ctx, target: string, max: number): Promise<Stream
   let after: string | undefined;
   while (out.length < max) {
     const q = new URLSearchParams({ ...(after ? { after } : {}) });
-    const page = await ctx.client().call<{ streams: Stream[] }>('GET', `/v1/targets/${seg(target)}/streams${q.size > 0 ? `?${q}` : ''}`);
+    const page = await ctx.client().call<{ streams: Stream[]; total?: number }>('GET', `/v1/targets/${seg(target)}/streams${q.size > 0 ? `?${q}` : ''}`);
     if (page.streams.length === 0) break;
     out.push(...page.streams);
     after = page.streams[page.streams.length - 1]!.id;
+    // `total` saves the last, empty request; a stream added while listing may be missed, as in any snapshot.
+    if (page.total !== undefined && out.length >= page.total) break;
   }
   return out.slice(0, max);
 }
