@@ -20,6 +20,7 @@ import { apiRoutes, openApiFor } from './http/routes';
 import { ensureIndexes } from './store/indexes';
 import type { Logger } from './telemetry/log';
 import { Metrics } from './telemetry/metrics';
+import { guardProcess } from './telemetry/process-guards';
 import { systemRoutes } from './http/routes/system';
 import { dashboardRoutes } from './dashboard/routes';
 import { Storage } from './store/storage';
@@ -56,6 +57,7 @@ export interface StartOptions {
 export async function startServer(settings: Settings, log: Logger, opts: StartOptions = {}): Promise<RunningServer> {
   const mode = tlsMode(settings);
   const metrics = new Metrics();
+  const unguard = guardProcess(log, metrics);
   const storage = new Storage(settings, log);
   await storage.connect();
   // Awaited so requests never race index builds (FerretDB drops connections on concurrent DDL).
@@ -157,6 +159,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
       await storage.close();
       chain?.remove();
       log.info('stopped');
+      unguard();
     })());
 
   return { port, url, storage, metrics, close };

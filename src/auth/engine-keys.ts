@@ -16,11 +16,21 @@ export interface EngineKey {
 /** Cached engine-key lookups. */
 export class EngineKeys {
   private readonly cache = new Map<string, { key: EngineKey | null; expires: number }>();
+  /**
+   * Bumped by every invalidation and revocation: a lookup that started before one may have
+   * read the key as valid, so its result is returned but not cached.
+   */
+  private generation = 0;
 
   constructor(private readonly db: Db, bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number) {
     bus.on('auth.invalidate', ({ tokenHash }) => {
+      this.generation++;
       if (tokenHash === '*') this.cache.clear();
       else this.cache.delete(tokenHash);
+    });
+    bus.on('engine-key.revoked', ({ keyId }) => {
+      this.generation++;
+      for (const [h, e] of this.cache) if (e.key?.keyId === keyId) this.cache.delete(h);
     });
   }
 
@@ -30,8 +40,11 @@ export class EngineKeys {
     const now = Date.now();
     const hit = this.cache.get(h);
     if (hit && hit.expires > now) return hit.key;
+    const generation = this.generation;
     const doc = await this.db.collection<EngineKeyDoc>('engine_keys').findOne({ keyHash: h, revokedAt: null }, { projection: { _id: 1, engine: 1 } });
     const found = doc ? { keyId: doc._id, engine: doc.engine } : null;
+    if (generation !== this.generation) return found;
+    this.cache.delete(h);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(h, { key: found, expires: now + this.ttlMs });
     return found;

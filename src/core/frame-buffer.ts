@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { NamedBytes } from '../store/partitions';
+import type { Logger } from '../telemetry/log';
 
 interface Segment {
   name: string;
@@ -34,7 +35,7 @@ export class FrameBuffer {
    * @param dir where spill files go (dataDir/spill)
    * @param memoryLimit bytes kept in memory before spilling
    */
-  constructor(private readonly dir: string, private readonly memoryLimit: number, private readonly id: string) {}
+  constructor(private readonly dir: string, private readonly memoryLimit: number, private readonly id: string, private readonly log?: Logger) {}
 
   /** Appends one frame message's files. Their bytes must not be reused by the caller afterwards. */
   async append(files: NamedBytes[], frames: number): Promise<void> {
@@ -70,7 +71,11 @@ export class FrameBuffer {
     return [...byName].map(([name, parts]) => ({ name, bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts) }));
   }
 
-  /** Forgets everything and removes the spill file. */
+  /**
+   * Forgets everything and removes the spill file. Never rejects (it runs on close paths
+   * nobody awaits): a spill file that cannot be removed is logged and left for the start-up
+   * sweep of the spill directory.
+   */
   async clear(): Promise<void> {
     this.segments = [];
     this.memory = 0;
@@ -82,7 +87,7 @@ export class FrameBuffer {
     this.spillFd = undefined;
     this.spillFile = undefined;
     await fd?.close().catch(() => undefined);
-    if (file) await fsp.rm(file, { force: true });
+    if (file) await fsp.rm(file, { force: true }).catch((err: Error) => this.log?.warn({ err: err.message, file }, 'could not remove a spill file; the next start removes it'));
   }
 
   private async openSpill(): Promise<void> {

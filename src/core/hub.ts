@@ -17,6 +17,7 @@ import type { ActiveStream, LiveState } from '../store/live';
 import type { Logger } from '../telemetry/log';
 import type { Metrics } from '../telemetry/metrics';
 import type { Pool } from '../store/pool';
+import { REVOKED_CLOSE, Revocations } from './revocations';
 
 /** Everything sessions share. */
 export interface CoreHubDeps {
@@ -58,6 +59,8 @@ export class CoreHub {
   private readonly sessions = new Map<CoreSession, Closer>();
   private readonly byEngine = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  /** Engine-key revocations: closes sockets on the bus event, refuses late upgrades, sweeps. */
+  readonly revocations: Revocations;
 
   constructor(d: CoreHubDeps) {
     this.settings = d.settings;
@@ -77,9 +80,7 @@ export class CoreHub {
     d.bus.on('stream.stop', ({ streamId, reason }) => {
       void this.byStream.get(streamId)?.serverStop(reason);
     });
-    d.bus.on('engine-key.revoked', ({ keyId }) => {
-      for (const [session, socket] of this.sessions) if (session.who.keyId === keyId) socket.close(1008, 'engine key revoked');
-    });
+    this.revocations = new Revocations(d.bus, d.db, this, d.log, Math.max(60_000, d.settings.auth.cacheTtlS * 3000));
   }
 
   /** Number of open sessions. */
@@ -92,6 +93,24 @@ export class CoreHub {
     this.sessions.set(session, socket);
     this.byEngine.set(session.who.engine, (this.byEngine.get(session.who.engine) ?? 0) + 1);
     this.metrics.openSockets.inc({ engine: session.who.engine });
+    // Its key was revoked while the upgrade was in flight (after the lookup, before the open).
+    if (this.revocations.isRevoked(session.who.keyId)) socket.close(REVOKED_CLOSE.code, REVOKED_CLOSE.reason);
+  }
+
+  /** Closes every session of an engine key (revocation); returns how many. */
+  closeKey(keyId: string): number {
+    let n = 0;
+    for (const [session, socket] of this.sessions) {
+      if (session.who.keyId !== keyId) continue;
+      socket.close(REVOKED_CLOSE.code, REVOKED_CLOSE.reason);
+      n++;
+    }
+    return n;
+  }
+
+  /** Engine-key ids of the open sessions (with repeats). */
+  *keyIds(): Iterable<string> {
+    for (const session of this.sessions.keys()) yield session.who.keyId;
   }
 
   /** Unregisters a closed session. */
@@ -140,6 +159,7 @@ export class CoreHub {
     };
     this.timer = setInterval(tick, this.settings.core.leaseRenewS * 1000);
     this.timer.unref();
+    this.revocations.start(this.settings.auth.cacheTtlS * 1000);
   }
 
   /** One renewal pass: all leases of this process in one script call per 500, lost ones stopped. */
@@ -170,6 +190,7 @@ export class CoreHub {
    */
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.revocations.stop();
     const all = [...this.sessions];
     const done = Promise.all(all.map(([session]) => session.serverStop('server_shutdown')));
     await Promise.race([done, new Promise((r) => setTimeout(r, timeoutMs))]);

@@ -102,7 +102,7 @@ export class CoreSession {
   /** The socket closed: drop the buffer, keep the lease for a resume, record the fragment. */
   onClose(): Promise<void> {
     this.closed = true;
-    this.chain = this.chain.then(() => this.endAssignment('detach'));
+    this.chain = this.chain.then(() => this.endAssignment('detach')).catch((err: unknown) => this.hub.log.error({ err, session: this.id }, 'session close failed'));
     return this.chain;
   }
 
@@ -286,7 +286,7 @@ export class CoreSession {
       owner: stream.owner,
       committed: stream.frames,
       lastSeq: 0,
-      buffer: new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${stream._id}`),
+      buffer: new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${stream._id}`, this.hub.log),
       startedAt: new Date(),
       framesThisActivation: 0,
       resumeHash,

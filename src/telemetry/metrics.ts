@@ -72,6 +72,12 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [this.registry],
   });
+  /** Promise rejections nobody handled (each is a bug; the process carries on). */
+  readonly unhandledRejections = new client.Counter({
+    name: 'coordinator_unhandled_rejections_total',
+    help: 'Promise rejections that nothing handled; logged and survived (each one is a bug).',
+    registers: [this.registry],
+  });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'coordinator_' });

@@ -52,14 +52,18 @@ export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       access: ['admin'],
       params: ID_PARAMS,
       responses: { 204: { description: 'Revoked' } },
+      errors: { 503: 'Revoked in MongoDB, but Redis did not take the announcement; retry' },
       handler: async ({ params }, d) => {
-        const k = await keys(d).findOneAndUpdate({ _id: params.id, revokedAt: null }, { $set: { revokedAt: new Date() } });
-        if (!k) {
-          if (await keys(d).findOne({ _id: params.id }, { projection: { _id: 1 } })) return { status: 204 };
-          throw new AppError('not_found', `No engine key ${params.id}`);
+        // A key already revoked is announced again: a retry after a failed announcement must
+        // still close its sockets.
+        const k = (await keys(d).findOneAndUpdate({ _id: params.id, revokedAt: null }, { $set: { revokedAt: new Date() } })) ?? (await keys(d).findOne({ _id: params.id }));
+        if (!k) throw new AppError('not_found', `No engine key ${params.id}`);
+        const announced = (await d.bus.publish('auth.invalidate', { tokenHash: k.keyHash })) && (await d.bus.publish('engine-key.revoked', { keyId: k._id }));
+        if (!announced) {
+          // Stored as revoked, but other processes may not know yet: the admin must not be told it is done.
+          d.log.warn({ keyId: k._id }, 'engine key revoked in MongoDB but the revocation could not be announced');
+          throw new AppError('unavailable', 'The key is revoked but its open sockets could not be reached; retry the request');
         }
-        await d.auth.invalidate(k.keyHash);
-        await d.bus.publish('engine-key.revoked', { keyId: k._id });
         d.log.info({ keyId: k._id, engine: k.engine }, 'engine key revoked');
         return { status: 204 };
       },
