@@ -89,14 +89,31 @@ export function isStorageOutage(err: unknown): boolean {
 }
 
 /**
+ * Whether the store refused a document over its size limit (MongoDB code 10334
+ * BSONObjectTooLarge, 17419/17420 on updates, the driver's own check before sending, or
+ * its serializer running out of buffer on a command far over the limit).
+ * A client's data caused it, so it is `too_large`, never `internal`.
+ */
+export function isDocumentTooLarge(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (code === 10334 || code === 17419 || code === 17420) return true;
+  if (/larger than the maximum|document is too large|object to insert too large|BSONObjectTooLarge/i.test(err.message)) return true;
+  // The driver's BSON serializer overruns its fixed buffer on a command far over the limit.
+  return err instanceof RangeError && /serialize\w*.*bson|bson.*serialize/is.test(err.stack ?? '');
+}
+
+/**
  * Converts anything thrown into an AppError: storage outages become `unavailable`
- * (with Retry-After), other unknown errors `internal` (the original is kept as `cause`).
+ * (with Retry-After), a document over the store's size limit `too_large`, other unknown errors `internal` (the original is kept as `cause`).
  */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const e = isStorageOutage(err)
     ? new AppError('unavailable', 'Storage is unavailable; retry later', { 'retry-after': String(ERRORS.unavailable.retryAfterS) })
-    : new AppError('internal', 'Internal server error');
+    : isDocumentTooLarge(err)
+      ? new AppError('too_large', 'The data would make a stored document larger than the store allows')
+      : new AppError('internal', 'Internal server error');
   (e as { cause?: unknown }).cause = err;
   return e;
 }

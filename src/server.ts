@@ -79,7 +79,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const bus = new Bus(storage.redis, prefix, log);
   const auth = new Auth(storage.mongo.db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
   const live = new LiveState(storage.redis, prefix, settings.server.nodeHeartbeatS);
-  const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes);
+  const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes, settings.storage.maxInlineBytesPerDocument);
   const db = storage.mongo.db;
   const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000);
   const pool = new Pool(db, leases, log);

@@ -334,6 +334,30 @@ export const schema = {
       default: 16 * MIB,
       env: 'SC_CORE_MAX_MESSAGE_BYTES',
     },
+    maxHeaderBytes: {
+      doc: 'Largest JSON header of a binary core message in bytes (announced as max_header_bytes); larger is bad_request. Headers carry only their defined fields, so this stops padding.',
+      format: 'positive-int',
+      default: 64 * KIB,
+      env: 'SC_CORE_MAX_HEADER_BYTES',
+    },
+    maxFilesPerMessage: {
+      doc: 'Most files one frame or checkpoint message may list (announced as max_files_per_message); more is too_large.',
+      format: 'positive-int',
+      default: 256,
+      env: 'SC_CORE_MAX_FILES_PER_MESSAGE',
+    },
+    maxFramesPerMessage: {
+      doc: 'Most frames one frame message may claim (announced as max_frames_per_message); more is too_large. Bounds donor credit per message.',
+      format: 'positive-int',
+      default: 100000,
+      env: 'SC_CORE_MAX_FRAMES_PER_MESSAGE',
+    },
+    maxFileNamesPerStream: {
+      doc: 'Most distinct frame and checkpoint file names one stream may use over its life (announced as max_file_names_per_stream); a checkpoint adding more is too_large. Keeps the stream document far from the 16 MiB limit.',
+      format: 'positive-int',
+      default: 1024,
+      env: 'SC_CORE_MAX_FILE_NAMES_PER_STREAM',
+    },
     maxBufferBytes: {
       doc: "Most uncommitted frame bytes buffered per stream; a frame that would exceed it gets buffer_full (checkpoint first).",
       format: 'positive-int',
@@ -467,6 +491,12 @@ export const schema = {
       format: 'positive-int',
       default: 5,
       env: 'SC_STORAGE_POOL_SWEEP_S',
+    },
+    maxInlineBytesPerDocument: {
+      doc: "Most inline file bytes in one partition document; further files of the checkpoint go to GridFS. Keeps partitions far below MongoDB's 16 MiB document limit.",
+      format: 'positive-int',
+      default: 8 * MIB,
+      env: 'SC_STORAGE_MAX_INLINE_BYTES_PER_DOCUMENT',
     },
   },
   limits: {

@@ -41,8 +41,7 @@ export class FrameBuffer {
   async append(files: NamedBytes[], frames: number): Promise<void> {
     for (const f of files) {
       if (this.memory + f.bytes.length <= this.memoryLimit) {
-        // No copy: the transport already handed the session a private copy of the message.
-        this.segments.push({ name: f.name, bytes: f.bytes, length: f.bytes.length });
+        this.segments.push({ name: f.name, bytes: owned(f.bytes), length: f.bytes.length });
         this.memory += f.bytes.length;
       } else {
         await this.openSpill();
@@ -96,6 +95,15 @@ export class FrameBuffer {
     this.spillFile = path.join(this.dir, `${this.id}.spill`);
     this.spillFd = await fsp.open(this.spillFile, 'w+', 0o600);
   }
+}
+
+/**
+ * The bytes to keep: the view itself when it covers at least half of the memory behind it
+ * (the usual one-file message), else a copy, so a small file never keeps its whole message
+ * (header, other files) alive and the memory held stays within twice the bytes counted.
+ */
+export function owned(bytes: Buffer): Buffer {
+  return bytes.length * 2 >= bytes.buffer.byteLength ? bytes : Buffer.from(bytes);
 }
 
 /** Removes spill files left by a previous run (their frames were never committed). */

@@ -38,6 +38,31 @@ export interface DataMessage {
   payloadBytes: number;
 }
 
+/** Bounds on one binary message (PROTOCOL §2, announced in `welcome.limits`). */
+export interface BinaryLimits {
+  /** Largest JSON header in bytes (core.maxHeaderBytes); larger is `bad_request`. */
+  maxHeaderBytes: number;
+  /** Most files listed in one message (core.maxFilesPerMessage); more is `too_large`. */
+  maxFiles: number;
+  /** Most frames one frame message may claim (core.maxFramesPerMessage); more is `too_large`. */
+  maxFrames: number;
+}
+
+/** The defaults of the config keys, for callers without settings (tests, the SDK). */
+export const DEFAULT_BINARY_LIMITS: BinaryLimits = { maxHeaderBytes: 64 * 1024, maxFiles: 256, maxFrames: 100_000 };
+
+/** The fields a binary header may carry, by type; anything else is refused (no padding). */
+const HEADER_FIELDS: Record<'frame' | 'checkpoint', ReadonlySet<string>> = {
+  frame: new Set(['type', 'id', 'seq', 'frames', 'files', 'sha256']),
+  checkpoint: new Set(['type', 'id', 'seq', 'files', 'sha256']),
+};
+const FILE_FIELDS: ReadonlySet<string> = new Set(['name', 'size']);
+
+function unknownField(obj: Record<string, unknown>, allowed: ReadonlySet<string>): string | undefined {
+  for (const k in obj) if (!allowed.has(k)) return k;
+  return undefined;
+}
+
 function requestId(obj: Record<string, unknown>): number | null {
   return Number.isSafeInteger(obj.id) ? (obj.id as number) : null;
 }
@@ -79,11 +104,16 @@ export function parseText(text: string): TextRequest {
   }
 }
 
-/** Parses a binary data message; `data` must be a private copy (files are views into it). */
-export function parseBinary(data: Buffer): DataMessage {
+/**
+ * Parses a binary data message; `data` must be a private copy (files are views into it:
+ * whoever keeps them beyond the message's handling copies them, see FrameBuffer.append).
+ */
+export function parseBinary(data: Buffer, limits: BinaryLimits = DEFAULT_BINARY_LIMITS): DataMessage {
   if (data.length < 4) throw new MessageError(null, 'bad_request', 'Binary message shorter than its 4-byte header length');
   const h = data.readUInt32BE(0);
   if (h === 0 || 4 + h > data.length) throw new MessageError(null, 'bad_request', `Header length ${h} does not fit a ${data.length}-byte message`);
+  // Checked before parsing: a padded header costs neither a JSON parse nor memory past this message.
+  if (h > limits.maxHeaderBytes) throw new MessageError(null, 'bad_request', `Header of ${h} bytes is over max_header_bytes (${limits.maxHeaderBytes})`);
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(data.subarray(4, 4 + h).toString('utf8')) as Record<string, unknown>;
@@ -93,20 +123,27 @@ export function parseBinary(data: Buffer): DataMessage {
   if (!header || typeof header !== 'object' || Array.isArray(header)) throw new MessageError(null, 'bad_request', 'Binary message header must be a JSON object');
   const id = needId(header);
   if (header.type !== 'frame' && header.type !== 'checkpoint') throw new MessageError(id, 'bad_request', 'Binary messages are "frame" or "checkpoint"');
+  const extra = unknownField(header, HEADER_FIELDS[header.type]);
+  if (extra !== undefined) throw new MessageError(id, 'bad_request', `Unknown header field ${JSON.stringify(extra.slice(0, 40))} in a "${header.type}" message`);
   const seq = header.seq;
   if (!Number.isSafeInteger(seq) || (seq as number) < 1) throw new MessageError(id, 'bad_request', '"seq" must be an integer ≥ 1');
   let frames = 0;
   if (header.type === 'frame') {
     frames = header.frames === undefined ? 1 : (header.frames as number);
-    if (!Number.isSafeInteger(frames) || frames < 1 || frames > 1e9) throw new MessageError(id, 'bad_request', '"frames" must be an integer ≥ 1');
+    if (!Number.isSafeInteger(frames) || frames < 1) throw new MessageError(id, 'bad_request', '"frames" must be an integer ≥ 1');
+    if (frames > limits.maxFrames) throw new MessageError(id, 'too_large', `"frames" is over max_frames_per_message (${limits.maxFrames})`);
   }
-  if (!Array.isArray(header.files) || header.files.length > 256) throw new MessageError(id, 'bad_request', '"files" must be a list of {name, size} (at most 256)');
+  if (!Array.isArray(header.files)) throw new MessageError(id, 'bad_request', '"files" must be a list of {name, size}');
+  if (header.files.length > limits.maxFiles) throw new MessageError(id, 'too_large', `${header.files.length} files is over max_files_per_message (${limits.maxFiles})`);
   const payload = data.subarray(4 + h);
   const files: NamedBytes[] = [];
   const seen = new Set<string>();
   let offset = 0;
   for (const f of header.files as Array<Record<string, unknown>>) {
-    if (!f || typeof f.name !== 'string' || !FILE_NAME.test(f.name)) throw new MessageError(id, 'bad_request', `Bad file name ${JSON.stringify(f?.name ?? null).slice(0, 60)}; names match ${FILE_NAME.source}`);
+    if (!f || typeof f !== 'object' || Array.isArray(f)) throw new MessageError(id, 'bad_request', '"files" entries must be {name, size}');
+    const stray = unknownField(f, FILE_FIELDS);
+    if (stray !== undefined) throw new MessageError(id, 'bad_request', `Unknown field ${JSON.stringify(stray.slice(0, 40))} in a "files" entry`);
+    if (typeof f.name !== 'string' || !FILE_NAME.test(f.name)) throw new MessageError(id, 'bad_request', `Bad file name ${JSON.stringify(f.name ?? null).slice(0, 60)}; names match ${FILE_NAME.source}`);
     if (seen.has(f.name)) throw new MessageError(id, 'bad_request', `File "${f.name}" listed twice`);
     seen.add(f.name);
     if (!Number.isSafeInteger(f.size) || (f.size as number) < 0) throw new MessageError(id, 'bad_request', `File "${f.name}": "size" must be an integer ≥ 0`);

@@ -10,6 +10,7 @@ import { commitCheckpoint, recordFragment, recordStreamError } from '../store/co
 import { MessageError, parseBinary, parseText, type DataMessage, type TextRequest } from './messages';
 import type { CoreHub } from './hub';
 import { FrameBuffer } from './frame-buffer';
+import { announcedLimits, binaryLimits } from './limits';
 import type { Assigned, LeaseValue } from '../store/leases';
 import { hashToken } from '../auth/tokens';
 import type { CoreIdentity, FileDoc, StreamDoc } from '../model';
@@ -88,7 +89,7 @@ export class CoreSession {
       session: this.id,
       node: this.hub.nodeId,
       heartbeat_s: c.heartbeatS,
-      limits: { max_message_bytes: c.maxMessageBytes, max_buffer_bytes: c.maxBufferBytes },
+      limits: announcedLimits(this.hub.settings),
     });
   }
 
@@ -156,7 +157,7 @@ export class CoreSession {
     let requestId: number | null = null;
     try {
       if (isBinary) {
-        const msg = parseBinary(data);
+        const msg = parseBinary(data, binaryLimits(this.hub.settings));
         requestId = msg.id;
         this.hub.metrics.messages.inc({ type: msg.type });
         this.hub.metrics.bytesReceived.inc(msg.payloadBytes);
@@ -352,7 +353,7 @@ export class CoreSession {
     const started = process.hrtime.bigint();
     const buffered = a.buffer.frames;
     const frameFiles = buffered > 0 ? await a.buffer.drain() : [];
-    const result = await this.hub.commits.run(() => commitCheckpoint(this.hub.db, this.hub.files, a.streamId, a.committed, buffered, frameFiles, msg.files));
+    const result = await this.hub.commits.run(() => commitCheckpoint(this.hub.db, this.hub.files, a.streamId, a.committed, buffered, frameFiles, msg.files, { maxFileNames: this.hub.settings.core.maxFileNamesPerStream }));
     if (!result.ok) {
       this.socket.send({ type: 'stop', reason: result.reason === 'stream_gone' ? 'stream_deleted' : 'lease_lost' });
       await this.endAssignment('lost');

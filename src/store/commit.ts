@@ -14,6 +14,7 @@ import type { Db } from 'mongodb';
 import type { FileStore } from './files';
 import { commitPartition, writePartition, type NamedBytes } from './partitions';
 import type { StreamDoc } from '../model';
+import { checkFileNames } from './name-budget';
 
 /** Outcome of a commit. */
 /** What a commit did: the committed frames after it, and the partition it wrote (none when nothing was buffered). */
@@ -21,7 +22,8 @@ export type CommitResult = { ok: true; frames: number; partitionId?: string } | 
 
 /**
  * Commits buffered frames and checkpoint files as partition `committed + bufferedFrames`.
- * A checkpoint with nothing buffered changes nothing.
+ * A checkpoint with nothing buffered changes nothing. `limits.maxFileNames` bounds the
+ * stream's distinct file names (`too_large` past it, nothing written).
  */
 export async function commitCheckpoint(
   db: Db,
@@ -31,8 +33,10 @@ export async function commitCheckpoint(
   bufferedFrames: number,
   frameFiles: NamedBytes[],
   checkpointFiles: NamedBytes[],
+  limits: { maxFileNames?: number } = {},
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
+  if (limits.maxFileNames !== undefined) await checkFileNames(db, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.maxFileNames);
   const doc = await writePartition(db, files, streamId, committed + bufferedFrames, frameFiles, checkpointFiles);
   if (await commitPartition(db, streamId, committed, doc)) return { ok: true, frames: doc.n, partitionId: doc._id };
   const exists = await db.collection<StreamDoc>('streams').countDocuments({ _id: streamId }, { limit: 1 });

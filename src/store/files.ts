@@ -14,17 +14,39 @@ export interface BlobMeta {
   partition: number;
 }
 
+/** Inline bytes one document may still take; {@link FileStore.put} spends it. */
+export interface InlineBudget {
+  left: number;
+}
+
 /** Inline/GridFS storage of file bytes. */
 export class FileStore {
   readonly bucket: GridFSBucket;
 
-  constructor(private readonly db: Db, private readonly inlineMaxBytes: number) {
+  /**
+   * @param inlineMaxBytes largest file stored inline (storage.inlineMaxBytes)
+   * @param docInlineBytes most inline bytes of all files of one document
+   *   (storage.maxInlineBytesPerDocument), far under MongoDB's 16 MiB document limit
+   */
+  constructor(private readonly db: Db, private readonly inlineMaxBytes: number, private readonly docInlineBytes = 8 * 1024 * 1024) {
     this.bucket = new GridFSBucket(db, { bucketName: 'blobs' });
   }
 
-  /** Stores bytes inline or in GridFS and returns the reference to keep in a document. */
-  async put(name: string, bytes: Buffer, meta: BlobMeta): Promise<StoredFile> {
-    if (bytes.length <= this.inlineMaxBytes) return { name, size: bytes.length, data: new Binary(bytes) };
+  /** A fresh inline budget for one document. */
+  budget(): InlineBudget {
+    return { left: this.docInlineBytes };
+  }
+
+  /**
+   * Stores bytes inline or in GridFS and returns the reference to keep in a document. With a
+   * budget, a file goes inline only while the document's inline total stays within it (the
+   * decision is taken before the first await, so files put in order spend it in order).
+   */
+  async put(name: string, bytes: Buffer, meta: BlobMeta, budget?: InlineBudget): Promise<StoredFile> {
+    if (bytes.length <= this.inlineMaxBytes && (!budget || budget.left >= bytes.length)) {
+      if (budget) budget.left -= bytes.length;
+      return { name, size: bytes.length, data: new Binary(bytes) };
+    }
     const upload = this.bucket.openUploadStream(`${meta.streamId}/${meta.kind}/${meta.partition}/${name}`, { metadata: meta });
     await new Promise<void>((resolve, reject) => {
       upload.once('error', reject);

@@ -31,19 +31,36 @@ export function committedPartitionId(stream: CommittedList, n: number): string |
   return i < 0 ? undefined : stream.partitionIds[i];
 }
 
-/** Writes a new document for partition `n`. Step one of a commit; it makes nothing visible. */
+/**
+ * Writes a new document for partition `n`. Step one of a commit; it makes nothing visible.
+ * Inline bytes are bounded per document (the rest goes to GridFS); when the document cannot
+ * be written, the GridFS uploads made for it are removed again.
+ */
 export async function writePartition(db: Db, store: FileStore, streamId: string, n: number, frames: NamedBytes[], checkpoint: NamedBytes[]): Promise<PartitionDoc> {
-  const put = (kind: PartitionFileKind, f: NamedBytes) => store.put(f.name, f.bytes, { streamId, kind, partition: n });
+  const budget = store.budget();
+  const put = (kind: PartitionFileKind, f: NamedBytes) => store.put(f.name, f.bytes, { streamId, kind, partition: n }, budget);
+  const stored = await Promise.allSettled([...frames.map((f) => put('frame', f)), ...checkpoint.map((f) => put('checkpoint', f))]);
+  const ok = stored.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = stored.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await store.removeBlobs(ok);
+    throw failed.reason;
+  }
   const doc: PartitionDoc = {
     _id: `${streamId}:${n}:${crypto.randomBytes(6).toString('base64url')}`,
     streamId,
     n,
-    frames: await Promise.all(frames.map((f) => put('frame', f))),
-    checkpoint: await Promise.all(checkpoint.map((f) => put('checkpoint', f))),
+    frames: ok.slice(0, frames.length),
+    checkpoint: ok.slice(frames.length),
     index: [...frames.map((f) => ({ kind: 'frame' as const, name: f.name, size: f.bytes.length })), ...checkpoint.map((f) => ({ kind: 'checkpoint' as const, name: f.name, size: f.bytes.length }))],
     createdAt: new Date(),
   };
-  await db.collection<PartitionDoc>('partitions').insertOne(doc);
+  try {
+    await db.collection<PartitionDoc>('partitions').insertOne(doc);
+  } catch (err) {
+    await store.removeBlobs(ok);
+    throw err;
+  }
   return doc;
 }
 
