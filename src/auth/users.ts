@@ -7,6 +7,7 @@ import type { Db } from 'mongodb';
 import type { Bus } from '../store/bus';
 import { AppError } from '../errors';
 import { bearer, hashToken } from './tokens';
+import { FailedAuth } from './failed-auth';
 
 /** Roles (PROTOCOL §3). */
 export type Role = 'admin' | 'manager' | 'donor';
@@ -27,12 +28,16 @@ interface Entry {
 /** Token authentication with a short-lived, bus-invalidated cache. */
 export class Auth {
   private readonly cache = new Map<string, Entry>();
+  /** Failed authentications per client address (HTTP tokens and core upgrades share it). */
+  readonly failures: FailedAuth;
 
   /**
    * @param ttlMs how long a lookup (found or not) is reused
    * @param maxEntries cache size bound; the oldest entries go first
+   * @param failuresPerMinute failed authentications allowed per client address per minute (auth.failuresPerMinute)
    */
-  constructor(private readonly db: Db, private readonly bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number) {
+  constructor(private readonly db: Db, private readonly bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number, failuresPerMinute = 30) {
+    this.failures = new FailedAuth(failuresPerMinute);
     bus.on('auth.invalidate', ({ tokenHash }) => {
       this.generation++;
       if (tokenHash === '*') this.cache.clear();

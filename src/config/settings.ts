@@ -358,6 +358,12 @@ export const schema = {
       default: 1024,
       env: 'SC_CORE_MAX_FILE_NAMES_PER_STREAM',
     },
+    maxSocketsPerAddress: {
+      doc: 'Most open core sockets per client address (IPv4, or IPv6 /64) per process; further upgrades get 429 rate_limited. Large NATs may need more.',
+      format: 'positive-int',
+      default: 256,
+      env: 'SC_CORE_MAX_SOCKETS_PER_ADDRESS',
+    },
     maxBufferBytes: {
       doc: "Most uncommitted frame bytes buffered per stream; a frame that would exceed it gets buffer_full (checkpoint first).",
       format: 'positive-int',
@@ -445,6 +451,12 @@ export const schema = {
       format: 'positive-int',
       default: 100000,
       env: 'SC_AUTH_CACHE_MAX_ENTRIES',
+    },
+    failuresPerMinute: {
+      doc: 'Failed authentications (unknown tokens or engine keys) allowed per client address (IPv4, or IPv6 /64) per minute, per process; past it HTTP requests and core upgrades get 429 rate_limited before any lookup.',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_AUTH_FAILURES_PER_MINUTE',
     },
   },
   donors: {

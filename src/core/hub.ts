@@ -18,6 +18,7 @@ import type { Logger } from '../telemetry/log';
 import type { Metrics } from '../telemetry/metrics';
 import type { Pool } from '../store/pool';
 import { REVOKED_CLOSE, Revocations } from './revocations';
+import { AddressSockets } from './address-sockets';
 
 /** Everything sessions share. */
 export interface CoreHubDeps {
@@ -59,6 +60,8 @@ export class CoreHub {
   private readonly sessions = new Map<CoreSession, Closer>();
   private readonly byEngine = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  /** Open sockets per client address (core.maxSocketsPerAddress). */
+  readonly perAddress = new AddressSockets();
   /** Engine-key revocations: closes sockets on the bus event, refuses late upgrades, sweeps. */
   readonly revocations: Revocations;
 
@@ -93,6 +96,7 @@ export class CoreHub {
     this.sessions.set(session, socket);
     this.byEngine.set(session.who.engine, (this.byEngine.get(session.who.engine) ?? 0) + 1);
     this.metrics.openSockets.inc({ engine: session.who.engine });
+    this.perAddress.add(session.who.remote);
     // Its key was revoked while the upgrade was in flight (after the lookup, before the open).
     if (this.revocations.isRevoked(session.who.keyId)) socket.close(REVOKED_CLOSE.code, REVOKED_CLOSE.reason);
   }
@@ -116,6 +120,7 @@ export class CoreHub {
   /** Unregisters a closed session. */
   remove(session: CoreSession): void {
     if (!this.sessions.delete(session)) return;
+    this.perAddress.remove(session.who.remote);
     const n = (this.byEngine.get(session.who.engine) ?? 1) - 1;
     if (n > 0) this.byEngine.set(session.who.engine, n);
     else this.byEngine.delete(session.who.engine);

@@ -20,6 +20,7 @@ import {
   type TUnsafe,
 } from '@sinclair/typebox';
 import type { Auth, Principal, Role } from '../auth/users';
+import { authGate } from './auth-gate';
 import { AppError } from '../errors';
 import { json, type Reply, type Request, type Router } from './router';
 import { VERSION } from '../version';
@@ -184,7 +185,8 @@ export function registerApi<D>(router: Router, auth: Auth, routes: Array<ApiRout
         }
         return route.handler({ req, principal, params, query, body }, deps);
       },
-      { bodyLimit: route.bodyLimit },
+      // The token is checked before the body is read (http/auth-gate.ts).
+      { bodyLimit: route.bodyLimit, gate: authGate(auth, route.access) },
     );
   }
 }

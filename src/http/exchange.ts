@@ -5,7 +5,7 @@
  * {@link ExchangeIO} that reads the body and writes the reply its own way.
  */
 import { AppError, toAppError } from '../errors';
-import type { Reply, Request, Router } from './router';
+import type { Gate, Reply, Request, Router } from './router';
 import { errorReply } from './router';
 import { clientAddress, type TrustList } from './client-address';
 import { withRange } from './range';
@@ -42,8 +42,11 @@ export interface ExchangeIO {
   /** Lower-case names. */
   headers: Record<string, string>;
   peer: string;
-  /** Starts reading a body of at most `limit` bytes (called synchronously, before any await). */
-  readBody(limit: number, state: ExchangeState): Promise<Buffer>;
+  /**
+   * Starts reading a body of at most `limit` bytes (called synchronously, before any await).
+   * With `gate`, nothing is buffered until it resolves; when it rejects the body is never read.
+   */
+  readBody(limit: number, state: ExchangeState, gate?: Promise<void>): Promise<Buffer>;
   /** Writes the reply; resolves when written (or abandoned after an abort). */
   write(reply: Reply, headers: Record<string, string>, state: ExchangeState, head: boolean, closeConnection: boolean): Promise<void>;
 }
@@ -112,25 +115,42 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   let params: Record<string, string> = {};
   let handler: ((r: Request) => Reply | Promise<Reply>) | undefined;
   let bodyLimit = 0;
+  let gateFn: Gate | undefined;
   let early: AppError | undefined;
   let pre: Reply | undefined;
   try {
     pre = ctx.preflight?.(method, path, headers);
-    if (!pre) ({ route, params, handler, bodyLimit } = ctx.router.match(method, path));
+    if (!pre) ({ route, params, handler, bodyLimit, gate: gateFn } = ctx.router.match(method, path));
   } catch (err) {
     early = toAppError(err);
   }
+  const client = clientAddress(ctx.trust, peer, headers['x-forwarded-for'] ?? '');
 
   let body: Promise<Buffer> | undefined;
+  let gate: Promise<void> | undefined;
+  let decision: ReturnType<typeof bodyDecision> = 'none';
   if (!early && !pre) {
-    const decision = bodyDecision(method, headers, bodyLimit);
+    decision = bodyDecision(method, headers, bodyLimit);
     if (decision instanceof AppError) early = decision;
-    else if (decision === 'read') {
-      body = io.readBody(bodyLimit, state);
-      // Unobserved rejections (a handler that never reads its body) must not crash the process.
-      body.catch(() => undefined);
+  }
+  if (!early && !pre && gateFn) {
+    try {
+      const r = gateFn({ headers, clientAddress: client });
+      if (r) {
+        gate = r;
+        gate.catch(() => undefined);
+      }
+    } catch (err) {
+      early = toAppError(err);
     }
   }
+  if (!early && !pre && decision === 'read') {
+    body = io.readBody(bodyLimit, state, gate);
+    // Unobserved rejections (a handler that never reads its body) must not crash the process.
+    body.catch(() => undefined);
+  }
+  // A refusal with a body on its way closes the connection: the client cannot keep streaming it at us.
+  const bodyPending = decision === 'read' || (decision instanceof AppError && method !== 'GET' && method !== 'HEAD');
 
   const request: Request = {
     id,
@@ -141,7 +161,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
     params,
     route,
     peerAddress: peer,
-    clientAddress: clientAddress(ctx.trust, peer, headers['x-forwarded-for'] ?? ''),
+    clientAddress: client,
     signal: abort.signal,
     body: () => body ?? Promise.resolve(Buffer.alloc(0)),
   };
@@ -175,24 +195,30 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
 
   if (pre) finish(pre);
   else if (early) {
-    // A refused body closes the connection so the client cannot keep streaming the excess at us.
-    finish(errorAnswer(early), early.code === 'too_large');
+    finish(errorAnswer(early), early.code === 'too_large' || bodyPending);
   } else {
-    Promise.resolve()
-      .then(() => handler!(request))
-      .then((reply) => withRange(request, reply))
-      .then(
-        (reply) => finish(reply),
-        (err: unknown) => {
-          const appErr = toAppError(err);
-          if (appErr.code === 'internal') ctx.log.error({ err: (appErr as { cause?: unknown }).cause ?? err, reqId: id, route }, 'handler failed');
-          if (appErr.code === 'unavailable') {
-            ctx.metrics.storageErrors.inc({ backend: /redis|Connection is closed|Stream isn't/i.test(String(err)) ? 'redis' : 'mongodb' });
-            ctx.log.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
-          }
-          finish(errorAnswer(appErr), appErr.code === 'too_large');
-        },
-      );
+    let refusedByGate = false;
+    const run = gate
+      ? gate.then(
+          () => handler!(request),
+          (err: unknown) => {
+            refusedByGate = true;
+            throw err;
+          },
+        )
+      : Promise.resolve().then(() => handler!(request));
+    run.then((reply) => withRange(request, reply)).then(
+      (reply) => finish(reply),
+      (err: unknown) => {
+        const appErr = toAppError(err);
+        if (appErr.code === 'internal') ctx.log.error({ err: (appErr as { cause?: unknown }).cause ?? err, reqId: id, route }, 'handler failed');
+        if (appErr.code === 'unavailable') {
+          ctx.metrics.storageErrors.inc({ backend: /redis|Connection is closed|Stream isn't/i.test(String(err)) ? 'redis' : 'mongodb' });
+          ctx.log.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
+        }
+        finish(errorAnswer(appErr), appErr.code === 'too_large' || (refusedByGate && bodyPending));
+      },
+    );
   }
   return onAbort;
 }

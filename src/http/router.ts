@@ -54,10 +54,18 @@ export interface Reply {
 /** A route handler. Throw an {@link AppError} to answer with a catalogued error. */
 export type Handler = (req: Request) => Reply | Promise<Reply>;
 
+/**
+ * A check run on the headers before any of the body is read (authentication). Throws (or
+ * rejects with) the AppError to answer; the body is then never read and the connection closed.
+ */
+export type Gate = (req: { headers: Readonly<Record<string, string>>; clientAddress: string }) => void | Promise<void>;
+
 /** Per-route options. */
 export interface RouteOptions {
   /** Largest accepted body in bytes; defaults to the router's default (http.maxBodyBytes). */
   bodyLimit?: number;
+  /** Runs before the body is read; see {@link Gate}. */
+  gate?: Gate;
 }
 
 /** A JSON reply. */
@@ -80,12 +88,13 @@ export interface Match {
   handler: Handler;
   params: Record<string, string>;
   bodyLimit: number;
+  gate?: Gate;
 }
 
 interface Route {
   pattern: string;
   segments: string[];
-  methods: Map<string, { handler: Handler; bodyLimit: number }>;
+  methods: Map<string, { handler: Handler; bodyLimit: number; gate?: Gate }>;
 }
 
 /**
@@ -107,7 +116,7 @@ export class Router {
       if (!pattern.includes(':')) this.exact.set(pattern, route);
     }
     if (route.methods.has(method)) throw new Error(`duplicate route ${method} ${pattern}`);
-    route.methods.set(method, { handler, bodyLimit: opts.bodyLimit ?? this.defaultBodyLimit });
+    route.methods.set(method, { handler, bodyLimit: opts.bodyLimit ?? this.defaultBodyLimit, ...(opts.gate ? { gate: opts.gate } : {}) });
     return this;
   }
 
@@ -122,7 +131,7 @@ export class Router {
       const allow = [...route.methods.keys()].join(', ');
       throw new AppError('method_not_allowed', `${method} is not allowed on ${route.pattern}; allowed: ${allow}`, { allow });
     }
-    return { route: route.pattern, handler: m.handler, params, bodyLimit: m.bodyLimit };
+    return { route: route.pattern, handler: m.handler, params, bodyLimit: m.bodyLimit, ...(m.gate ? { gate: m.gate } : {}) };
   }
 
   /** Methods registered for a path (empty when no route matches it). */

@@ -27,7 +27,7 @@ export function serveNodeHttp(ctx: HttpContext, req: IncomingMessage, res: Serve
     query: q < 0 ? '' : url.slice(q + 1),
     headers,
     peer: normalizeAddress(req.socket.remoteAddress ?? ''),
-    readBody: (limit, state) => readBody(req, limit, state),
+    readBody: (limit, state, gate) => (gate ? gate.then(() => readBody(req, limit, state)) : readBody(req, limit, state)),
     write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection),
   });
 }

@@ -9,12 +9,14 @@ import type uws from 'uWebSockets.js';
 import type { Auth } from '../auth/users';
 import { clientAddress, normalizeAddress, type TrustList } from '../http/client-address';
 import { errorHeaders } from '../http/exchange';
+import { headerList } from './uws-headers';
 import type { CoreHub } from '../core/hub';
 import { CoreSession, type CoreSocket } from '../core/session';
 import type { EngineKeys } from '../auth/engine-keys';
 import { AppError, errorBody, toAppError } from '../errors';
 import { bearer, hashToken } from '../auth/tokens';
 import { statusLine } from './uws-http';
+import { admitCore } from '../core/admission';
 import type { CoreIdentity } from '../model';
 
 /** The subprotocol cores offer and the server echoes. */
@@ -120,6 +122,14 @@ export async function authorizeCore(
   deps: { engineKeys: EngineKeys; auth: Auth; hub: CoreHub },
   remote: string,
 ): Promise<CoreIdentity> {
+  return admitCore(deps.hub, remote, () => deps.auth.failures.guard(remote, () => identifyCore(headers, deps, remote)));
+}
+
+async function identifyCore(
+  headers: { authorization?: string; donor?: string },
+  deps: { engineKeys: EngineKeys; auth: Auth; hub: CoreHub },
+  remote: string,
+): Promise<CoreIdentity> {
   const key = bearer(headers.authorization);
   if (!key) throw new AppError('unauthorized', 'Cores authenticate with Authorization: Bearer <engine key>', { 'www-authenticate': 'Bearer' });
   const found = await deps.engineKeys.lookup(key);
@@ -158,7 +168,7 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
         key: req.getHeader('sec-websocket-key'),
         protocol: req.getHeader('sec-websocket-protocol'),
         extensions: req.getHeader('sec-websocket-extensions'),
-        forwarded: req.getHeader('x-forwarded-for'),
+        forwarded: headerList(req, 'x-forwarded-for'),
       };
       const peer = normalizeAddress(decoder.decode(res.getRemoteAddressAsText()));
       const remote = clientAddress(deps.trust, peer, headers.forwarded);

@@ -28,7 +28,8 @@ export function statusLine(status: number): string {
 export function serveHttp(ctx: HttpContext, res: HttpResponse, uReq: HttpRequest): void {
   const headers: Record<string, string> = {};
   uReq.forEach((k, v) => {
-    headers[k] = v;
+    // Repeated X-Forwarded-For lines joined as node:http does, and as upgrades read them (uws-headers.ts).
+    headers[k] = k === 'x-forwarded-for' && headers[k] !== undefined ? `${headers[k]}, ${v}` : v;
   });
   let abort: (() => void) | undefined;
   // uWS keeps one abort handler per response; the exchange fans it out to its listeners.
@@ -39,16 +40,30 @@ export function serveHttp(ctx: HttpContext, res: HttpResponse, uReq: HttpRequest
     query: uReq.getQuery() ?? '',
     headers,
     peer: normalizeAddress(decoder.decode(res.getRemoteAddressAsText())),
-    readBody: (limit, state) => readBody(res, limit, state),
+    readBody: (limit, state, gate) => readBody(res, limit, state, gate),
     write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection),
   });
 }
 
-function readBody(res: HttpResponse, limit: number, state: ExchangeState): Promise<Buffer> {
+function readBody(res: HttpResponse, limit: number, state: ExchangeState, gate?: Promise<void>): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let over = false;
+    if (gate) {
+      // Held back until the gate opens; what uWS already read (one socket read at most) is buffered meanwhile.
+      res.pause();
+      gate.then(
+        () => {
+          if (!state.aborted && !state.done) res.resume();
+        },
+        (err: unknown) => {
+          over = true;
+          chunks.length = 0;
+          reject(err);
+        },
+      );
+    }
     res.onData((chunk, isLast) => {
       if (over || state.aborted) return;
       size += chunk.byteLength;

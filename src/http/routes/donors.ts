@@ -10,16 +10,22 @@ import { hashToken, newToken } from '../../auth/tokens';
 import { ID, NAME, NAME_PARAMS, TIME, iso, route, unique, type ApiDeps } from './common';
 import type { DonorDoc } from '../../model';
 import type { Settings } from '../../config/settings';
+import { addressKey } from '../../auth/address-key';
 
 const STATS = { frames: Type.Integer(), core_seconds: Type.Number() };
 const DONOR = object({ name: NAME, ...STATS, created_at: Type.Optional(TIME) });
 
-/** Counts a registration from `address` in the current hour window; throws `rate_limited` past the limit. */
+/**
+ * Counts a registration from `address` (IPv4, or its IPv6 /64) in the current hour window;
+ * throws `rate_limited` past the limit. The key is created with its expiry in one command
+ * (SET NX EX) before the increment, so a crash between the two can never leave a counter
+ * without a TTL (which would lock the address out for good).
+ */
 async function rateLimit(d: ApiDeps, address: string): Promise<void> {
   const hour = Math.floor(Date.now() / 3_600_000);
-  const key = `${d.settings.redis.keyPrefix}rl:donors:${address}:${hour}`;
+  const key = `${d.settings.redis.keyPrefix}rl:donors:${addressKey(address)}:${hour}`;
+  await d.redis.set(key, '0', 'EX', 3600, 'NX');
   const count = await d.redis.incr(key);
-  if (count === 1) await d.redis.expire(key, 3600);
   if (count > d.settings.donors.registrationsPerHour) {
     const retry = 3600 - Math.floor((Date.now() / 1000) % 3600);
     throw new AppError('rate_limited', `At most ${d.settings.donors.registrationsPerHour} donor registrations per hour from one address`, {}, retry);

@@ -1,0 +1,150 @@
+/**
+ * Anonymous clients and failed authentication (issue 12 §4-5), on both transports:
+ * unauthenticated large POSTs get 401 quickly with `Connection: close` and RSS does not grow
+ * by their size; bad tokens and bad engine keys exhaust a per-address budget and then get
+ * 429 before any lookup; core sockets per address are capped; IPv6 addresses count by /64.
+ */
+import fs from 'node:fs';
+import tls from 'node:tls';
+import t from 'tap';
+import { addressKey } from '../src/auth/address-key';
+import { freePort } from '../src/provision/exec';
+import { cliServer, RawCore, tryUpgrade, type CliServer } from './helpers/core-raw';
+import { stopStack } from './helpers/stack';
+
+const MIB = 1024 * 1024;
+t.teardown(stopStack);
+
+t.test('IPv6 addresses count by /64', async (t) => {
+  t.equal(addressKey('2001:db8:1:2:aaaa::1'), addressKey('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'));
+  t.equal(addressKey('2001:db8:1:2::1'), '2001:db8:1:2::/64');
+  t.not(addressKey('2001:db8:1:3::1'), addressKey('2001:db8:1:2::1'));
+  t.equal(addressKey('::ffff:10.1.2.3'), '10.1.2.3');
+  t.equal(addressKey('10.1.2.3'), '10.1.2.3');
+  t.equal(addressKey('::1'), '0:0:0:0::/64');
+});
+
+/**
+ * Sends a POST head announcing `total` bytes, then 64 KiB of it (polite) or all of it as
+ * fast as the socket takes it (blind), until the server answers or closes. A blind client
+ * may never see the answer: the server closes with unread data, so the kernel resets the
+ * connection; what matters then is that it stopped taking the body. Resolves with the answer's status, its Connection
+ * header, how long it took and how much body was pushed before it.
+ */
+function anonymousPost(srv: CliServer, path: string, total: number, headers: Record<string, string> = {}, blind = false): Promise<{ status: number; connection?: string; ms: number; sent: number; body: string; closed: boolean }> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const sock = tls.connect({ host: '127.0.0.1', port: srv.port, ca: srv.ca, servername: 'localhost' });
+    let sent = 0;
+    let text = '';
+    let done = false;
+    const finish = (closed: boolean): void => {
+      if (done) return;
+      done = true;
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+      const connection = /\r\nconnection: *([^\r]+)\r\n/i.exec(text)?.[1]?.toLowerCase();
+      resolve({ status, connection, ms: Date.now() - started, sent, body: text.slice(text.indexOf('\r\n\r\n') + 4), closed });
+      sock.destroy();
+    };
+    sock.on('data', (d: Buffer) => {
+      text += d.toString();
+      const head = text.indexOf('\r\n\r\n');
+      const len = Number(/\r\ncontent-length: *(\d+)/i.exec(text)?.[1] ?? -1);
+      if (head >= 0 && len >= 0 && text.length >= head + 4 + len) setTimeout(() => finish(sock.readableEnded), 50);
+    });
+    sock.on('end', () => finish(true));
+    sock.on('close', () => finish(true));
+    sock.on('error', () => undefined);
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    sock.once('secureConnect', () => {
+      sock.write(`POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n${extra}\r\n`);
+      const chunk = Buffer.alloc(blind ? MIB : 64 * 1024, 0x20);
+      const pump = (): void => {
+        // A polite client sends 64 KiB and waits for an answer; a blind one pushes everything.
+        while (!done && !sock.destroyed && sent < (blind ? total : 64 * 1024)) {
+          sent += chunk.length;
+          if (!sock.write(chunk)) {
+            sock.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+    });
+  });
+}
+
+for (const transport of ['uws', 'node'] as const) {
+  t.test(`${transport} transport`, async (t) => {
+    const srv = await cliServer(
+      await freePort(),
+      { 'server.workers': 1, 'server.transport': transport, 'auth.failuresPerMinute': 5, 'core.maxSocketsPerAddress': 3, 'redis.keyPrefix': `${transport}:` },
+      /"msg":"listening"/,
+    );
+    t.teardown(() => srv.stop());
+    const rss = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${srv.p.child.pid}/status`, 'utf8'))![1]) * 1024;
+    const target = await srv.f.target();
+    const path = `/v1/targets/${target}/streams`;
+
+    await t.test('an anonymous POST announcing 64 MiB: 401 at once and the connection closed', async (t) => {
+      const r = await anonymousPost(srv, path, 64 * MIB);
+      t.equal(r.status, 401);
+      t.equal(r.connection, 'close', 'Connection: close');
+      t.ok(r.closed, 'closed by the server');
+      t.match(JSON.parse(r.body), { error: { code: 'unauthorized' } });
+      t.ok(r.ms < 5000, `answered in ${r.ms} ms`);
+    });
+
+    await t.test('40 blind anonymous 64 MiB POSTs: cut off quickly, RSS not grown by their size', async (t) => {
+      const before = rss();
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, rss())), 20);
+      const results = await Promise.all(Array.from({ length: 40 }, () => anonymousPost(srv, path, 64 * MIB, {}, true)));
+      clearInterval(sampler);
+      peak = Math.max(peak, rss());
+      const slowest = Math.max(...results.map((r) => r.ms));
+      const sent = results.reduce((n, r) => n + r.sent, 0);
+      t.ok(results.every((r) => r.closed), 'every connection was closed by the server');
+      t.ok(slowest < 15_000, `all cut off within ${slowest} ms`);
+      t.ok(sent < 40 * 64 * MIB * 0.5, `clients got only ${(sent / MIB).toFixed(0)} MiB of ${40 * 64} MiB in`);
+      const growth = peak - before;
+      t.ok(growth < 64 * MIB, `RSS grew ${(growth / MIB).toFixed(1)} MiB (bound 64 MiB)`);
+      await srv.f.api('GET', `/v1/targets/${target}`, srv.f.manager, undefined, 200);
+      t.pass('authenticated requests are still served');
+    });
+
+    await t.test('core sockets per address are capped', async (t) => {
+      const cores: RawCore[] = [];
+      t.teardown(() => Promise.all(cores.map((c) => c.close())));
+      for (let i = 0; i < 3; i++) cores.push(await RawCore.connect(srv.f.wsUrl, { engineKey: srv.f.engineKey, ca: srv.ca }));
+      const fourth = await tryUpgrade(srv.f.wsUrl, { authorization: `Bearer ${srv.f.engineKey}` }, srv.ca);
+      t.equal(fourth.status, 429, 'the fourth socket from one address is refused');
+      t.match(fourth.body, /rate_limited/);
+      await cores.pop()!.close();
+      await new Promise((r) => setTimeout(r, 300));
+      const again = await tryUpgrade(srv.f.wsUrl, { authorization: `Bearer ${srv.f.engineKey}` }, srv.ca);
+      t.equal(again.opened, true, 'a closed socket frees its place');
+    });
+    await t.test('bad tokens: 401 until the per-address budget is spent, then 429 with Retry-After', async (t) => {
+      const statuses: number[] = [];
+      let retryAfter: string | undefined;
+      for (let i = 0; i < 8; i++) {
+        const r = await anonymousPost(srv, path, 4 * MIB, { authorization: `Bearer bogus-token-${i}-${'x'.repeat(40)}` });
+        statuses.push(r.status);
+        t.equal(r.connection, 'close', `refusal ${i + 1} closes the connection`);
+        if (r.status === 429) retryAfter = JSON.parse(r.body).error.code;
+      }
+      t.same(statuses.slice(0, 5), [401, 401, 401, 401, 401], 'five failures are answered 401');
+      t.same(statuses.slice(5), [429, 429, 429], 'then 429');
+      t.equal(retryAfter, 'rate_limited');
+      // Core upgrades share the budget: the address is already over it.
+      const up = await tryUpgrade(srv.f.wsUrl, { authorization: 'Bearer not-an-engine-key' }, srv.ca);
+      t.equal(up.status, 429, 'a bad engine key from the same address is refused before any lookup');
+      t.ok(up.headers?.['retry-after'], 'with Retry-After');
+      // Over its budget, the address is refused whatever it presents, until the budget refills.
+      const good = await tryUpgrade(srv.f.wsUrl, { authorization: `Bearer ${srv.f.engineKey}` }, srv.ca);
+      t.equal(good.status, 429, 'even a valid key, until Retry-After');
+    });
+
+  });
+}
