@@ -21,6 +21,8 @@ import { ensureIndexes } from './store/indexes';
 import type { Logger } from './telemetry/log';
 import { Metrics } from './telemetry/metrics';
 import { guardProcess } from './telemetry/process-guards';
+import { commitDurability } from './store/durability';
+import { plaintextWarning } from './transport/tls-policy';
 import { systemRoutes } from './http/routes/system';
 import { dashboardRoutes } from './dashboard/routes';
 import { Storage } from './store/storage';
@@ -79,7 +81,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const bus = new Bus(storage.redis, prefix, log);
   const auth = new Auth(storage.mongo.db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries, settings.auth.failuresPerMinute);
   const live = new LiveState(storage.redis, prefix, settings.server.nodeHeartbeatS);
-  const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes, settings.storage.maxInlineBytesPerDocument);
+  const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes, settings.storage.maxInlineBytesPerDocument, commitDurability(settings));
   const db = storage.mongo.db;
   const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000);
   const pool = new Pool(db, leases, log);
@@ -126,6 +128,8 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const hostForUrl = settings.server.host === '0.0.0.0' || settings.server.host === '::' ? 'localhost' : settings.server.host;
   const url = `${mode.enabled ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
   log.info({ url, tls: mode.enabled, transport: settings.server.transport, worker: opts.worker ?? 0, node: NODE_ID }, 'listening');
+  const plain = plaintextWarning(mode.enabled, settings.server.host);
+  if (plain) log.warn({ host: settings.server.host }, plain);
   live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());
   pool.start(settings.storage.poolSweepS);
   hub.start();

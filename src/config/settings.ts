@@ -68,6 +68,13 @@ convict.addFormat({
   coerce: Number,
 });
 
+convict.addFormat({
+  name: 'write-concern',
+  validate(value: unknown) {
+    if (value !== 'majority' && !(typeof value === 'string' && /^\d{1,2}$/.test(value))) throw new Error('must be "majority" or a number of members');
+  },
+});
+
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
@@ -165,6 +172,12 @@ export const schema = {
       default: '',
       env: 'SC_TLS_CA',
     },
+    ciphers: {
+      doc: 'TLS 1.2 cipher suites (OpenSSL list) with the TLS 1.3 suites; empty uses the built-in policy: forward-secret AEAD only (ECDHE with AES-GCM or ChaCha20-Poly1305). TLS 1.0 and 1.1 are always refused.',
+      format: String,
+      default: '',
+      env: 'SC_TLS_CIPHERS',
+    },
     passphrase: {
       doc: 'Passphrase of an encrypted tls.key.',
       format: String,
@@ -217,6 +230,24 @@ export const schema = {
       format: 'positive-int',
       default: 20,
       env: 'SC_MONGODB_MAX_POOL_SIZE',
+    },
+    commitWriteConcern: {
+      doc: 'Write concern `w` of the commit path (partition documents, their GridFS uploads, the commit point): "majority" so an acknowledged commit survives a failover, or a member count such as "1".',
+      format: 'write-concern',
+      default: 'majority',
+      env: 'SC_MONGODB_COMMIT_WRITE_CONCERN',
+    },
+    commitJournal: {
+      doc: 'Whether commit-path writes wait for the journal (j: true) before they are acknowledged.',
+      format: Boolean,
+      default: true,
+      env: 'SC_MONGODB_COMMIT_JOURNAL',
+    },
+    opTimeoutMs: {
+      doc: 'Server-side time limit (maxTimeMS) of commit-path operations: a slow write fails instead of landing minutes later (after the janitor judged its partition abandoned).',
+      format: 'positive-int',
+      default: 20000,
+      env: 'SC_MONGODB_OP_TIMEOUT_MS',
     },
   },
   redis: {

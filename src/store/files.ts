@@ -3,7 +3,7 @@
  * (one document, one round trip), GridFS above. Reads stream in chunks, never holding a
  * large file in memory.
  */
-import { Binary, GridFSBucket, ObjectId, type Db } from 'mongodb';
+import { Binary, GridFSBucket, ObjectId, type Db, type WriteConcernSettings } from 'mongodb';
 import type { StreamBody } from '../http/router';
 import type { StoredFile } from '../model';
 
@@ -12,6 +12,14 @@ export interface BlobMeta {
   streamId: string;
   kind: 'seed' | 'tag' | 'frame' | 'checkpoint';
   partition: number;
+}
+
+/** How commit-path writes are made durable and bounded in time. */
+export interface Durability {
+  /** Write concern of partition documents, uploads and the commit point. */
+  writeConcern?: WriteConcernSettings;
+  /** Server-side time limit of each commit-path operation, ms. */
+  maxTimeMS?: number;
 }
 
 /** Inline bytes one document may still take; {@link FileStore.put} spends it. */
@@ -27,9 +35,16 @@ export class FileStore {
    * @param inlineMaxBytes largest file stored inline (storage.inlineMaxBytes)
    * @param docInlineBytes most inline bytes of all files of one document
    *   (storage.maxInlineBytesPerDocument), far under MongoDB's 16 MiB document limit
+   * @param durable write concern and time limit of the commit path (mongodb.commit*, mongodb.opTimeoutMs)
    */
-  constructor(private readonly db: Db, private readonly inlineMaxBytes: number, private readonly docInlineBytes = 8 * 1024 * 1024) {
-    this.bucket = new GridFSBucket(db, { bucketName: 'blobs' });
+  constructor(
+    private readonly db: Db,
+    private readonly inlineMaxBytes: number,
+    private readonly docInlineBytes = 8 * 1024 * 1024,
+    /** Applied by the commit path (partitions.ts, commit.ts) to every write it makes. */
+    readonly durable: Durability = {},
+  ) {
+    this.bucket = new GridFSBucket(db, { bucketName: 'blobs', ...(durable.writeConcern ? { writeConcern: durable.writeConcern } : {}) });
   }
 
   /** A fresh inline budget for one document. */

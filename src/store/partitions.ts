@@ -9,7 +9,7 @@
  */
 import crypto from 'node:crypto';
 import type { Db } from 'mongodb';
-import type { FileStore } from './files';
+import type { Durability, FileStore } from './files';
 import type { PartitionDoc, PartitionFileKind, StoredFile } from '../model';
 
 /** A file to write: name and bytes. */
@@ -56,7 +56,7 @@ export async function writePartition(db: Db, store: FileStore, streamId: string,
     createdAt: new Date(),
   };
   try {
-    await db.collection<PartitionDoc>('partitions').insertOne(doc);
+    await db.collection<PartitionDoc>('partitions').insertOne(doc, store.durable);
   } catch (err) {
     await store.removeBlobs(ok);
     throw err;
@@ -66,9 +66,10 @@ export async function writePartition(db: Db, store: FileStore, streamId: string,
 
 /**
  * Step two, the commit point: the stream moves from `committed` frames to `doc.n` and names
- * this document, only if nobody committed in between. Returns whether it landed.
+ * this document, only if nobody committed in between. Returns whether it landed. `durable`
+ * (write concern, time limit) makes "landed" mean "survives a failover".
  */
-export async function commitPartition(db: Db, streamId: string, committed: number, doc: PartitionDoc): Promise<boolean> {
+export async function commitPartition(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}): Promise<boolean> {
   const res = await db.collection<CommittedList & { frames: number }>('streams').updateOne(
     { _id: streamId, frames: committed },
     {
@@ -76,6 +77,7 @@ export async function commitPartition(db: Db, streamId: string, committed: numbe
       $push: { partitions: doc.n, partitionIds: doc._id },
       $addToSet: { frameFiles: { $each: doc.frames.map((f) => f.name) }, checkpointFiles: { $each: doc.checkpoint.map((f) => f.name) } },
     } as never,
+    durable,
   );
   return res.matchedCount === 1;
 }

@@ -15,6 +15,7 @@ import { errorBody, toAppError, type AppError } from '../errors';
 import { serveNodeHttp } from './node-http';
 import type { Transport, TransportOptions } from './types';
 import { statusLine } from './uws-http';
+import { DEFAULT_CIPHERS, MIN_TLS_VERSION } from './tls-policy';
 
 function refuse(socket: Duplex, e: AppError): void {
   const body = errorBody(e);
@@ -27,7 +28,7 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
   const { hub } = o.core;
   const c = hub.settings.core;
   const server = o.tls.enabled
-    ? https.createServer({ cert: fs.readFileSync(o.chainFile!), key: fs.readFileSync(o.tls.key), passphrase: o.tls.passphrase || undefined, minVersion: 'TLSv1.2' })
+    ? https.createServer({ cert: fs.readFileSync(o.chainFile!), key: fs.readFileSync(o.tls.key), passphrase: o.tls.passphrase || undefined, minVersion: MIN_TLS_VERSION, ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS, honorCipherOrder: true })
     : http.createServer();
   server.on('request', (req, res) => serveNodeHttp(o.http, req, res));
 

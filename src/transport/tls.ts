@@ -9,11 +9,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, type Settings } from '../config/settings';
+import { DEFAULT_CIPHERS } from './tls-policy';
 
 /** TLS off (behind a terminating proxy) or on with all three files. */
 export type TlsMode =
   | { enabled: false }
-  | { enabled: true; cert: string; key: string; ca: string; passphrase: string };
+  | { enabled: true; cert: string; key: string; ca: string; passphrase: string; ciphers?: string };
 
 const KEYS = [
   ['cert', 'SC_TLS_CERT'],
@@ -29,7 +30,7 @@ export function tlsMode(settings: Settings): TlsMode {
   const t = settings.tls;
   const set = KEYS.filter(([k]) => t[k].trim() !== '');
   if (set.length === 0) return { enabled: false };
-  if (set.length === 3) return { enabled: true, cert: t.cert, key: t.key, ca: t.ca, passphrase: t.passphrase };
+  if (set.length === 3) return { enabled: true, cert: t.cert, key: t.key, ca: t.ca, passphrase: t.passphrase, ciphers: t.ciphers || DEFAULT_CIPHERS };
   const missing = KEYS.filter(([k]) => t[k].trim() === '').map(([k, env]) => `tls.${k} (env ${env})`);
   const present = set.map(([k]) => `tls.${k}`);
   throw new ConfigError(

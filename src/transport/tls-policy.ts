@@ -1,0 +1,41 @@
+/**
+ * The listener's TLS policy, the same on both transports: TLS 1.2 or newer, and for TLS 1.2
+ * only forward-secret AEAD suites (ECDHE with AES-GCM or ChaCha20-Poly1305, Mozilla's
+ * "intermediate" list without DHE). TLS 1.3 suites are all AEAD and kept at OpenSSL's
+ * defaults. `tls.ciphers` may replace the list (OpenSSL syntax; include the TLS_* 1.3
+ * names, or node:https would turn TLS 1.3 off).
+ */
+import net from 'node:net';
+
+/** The default `tls.ciphers`. */
+export const DEFAULT_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** The oldest protocol accepted. */
+export const MIN_TLS_VERSION = 'TLSv1.2' as const;
+
+/** Whether a listen host only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  return net.isIPv4(h) && h.startsWith('127.');
+}
+
+/**
+ * The warning to log at start-up when the listener speaks plain HTTP on an address other
+ * machines can reach (bearer tokens and engine keys would cross the network in clear), or
+ * undefined when there is nothing to warn about.
+ */
+export function plaintextWarning(tlsEnabled: boolean, host: string): string | undefined {
+  if (tlsEnabled || isLoopbackHost(host)) return undefined;
+  return `TLS IS OFF and the listener is on ${host}, reachable from other machines: tokens and engine keys travel in clear unless a TLS-terminating proxy is the only way in. Set tls.cert, tls.key and tls.ca, or listen on 127.0.0.1 behind the proxy.`;
+}
