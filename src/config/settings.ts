@@ -395,6 +395,24 @@ export const schema = {
       default: 256,
       env: 'SC_CORE_MAX_SOCKETS_PER_ADDRESS',
     },
+    maxAssignmentsPerKey: {
+      doc: 'Most streams held at once by the cores of one engine key, per process; an assign past it gets rate_limited. Engine keys ship with volunteer software, so this is a ceiling against a leaked key, not a per-user quota.',
+      format: 'positive-int',
+      default: 100000,
+      env: 'SC_CORE_MAX_ASSIGNMENTS_PER_KEY',
+    },
+    maxAssignmentsPerDonor: {
+      doc: 'Most streams held at once by the cores of one donor, per process; an assign past it gets rate_limited.',
+      format: 'positive-int',
+      default: 256,
+      env: 'SC_CORE_MAX_ASSIGNMENTS_PER_DONOR',
+    },
+    maxIdleAssignmentS: {
+      doc: 'Seconds a core may hold a stream without committing; then the stream goes back to the pool and the core gets stop "idle_timeout" (the socket stays open).',
+      format: 'positive-int',
+      default: 3600,
+      env: 'SC_CORE_MAX_IDLE_ASSIGNMENT_S',
+    },
     maxBufferBytes: {
       doc: "Most uncommitted frame bytes buffered per stream; a frame that would exceed it gets buffer_full (checkpoint first).",
       format: 'positive-int',

@@ -19,6 +19,8 @@ import type { Metrics } from '../telemetry/metrics';
 import type { Pool } from '../store/pool';
 import { REVOKED_CLOSE, Revocations } from './revocations';
 import { AddressSockets } from './address-sockets';
+import { AssignmentRegistry } from './assignment-registry';
+import { IdleAssignments } from './idle-assignments';
 
 /** Everything sessions share. */
 export interface CoreHubDeps {
@@ -56,7 +58,9 @@ export class CoreHub {
   readonly spillDir: string;
   /** Commits run through this, bounded by core.maxConcurrentCommits. */
   readonly commits: Limiter;
-  readonly byStream = new Map<string, CoreSession>();
+  readonly byStream = new AssignmentRegistry();
+  /** Returns streams held without a commit for core.maxIdleAssignmentS to the pool. */
+  readonly idle: IdleAssignments;
   private readonly sessions = new Map<CoreSession, Closer>();
   private readonly byEngine = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -83,6 +87,7 @@ export class CoreHub {
     d.bus.on('stream.stop', ({ streamId, reason }) => {
       void this.byStream.get(streamId)?.serverStop(reason);
     });
+    this.idle = new IdleAssignments(this, d.settings.core.maxIdleAssignmentS * 1000);
     this.revocations = new Revocations(d.bus, d.db, this, d.log, Math.max(60_000, d.settings.auth.cacheTtlS * 3000));
   }
 
@@ -165,6 +170,7 @@ export class CoreHub {
     this.timer = setInterval(tick, this.settings.core.leaseRenewS * 1000);
     this.timer.unref();
     this.revocations.start(this.settings.auth.cacheTtlS * 1000);
+    this.idle.start();
   }
 
   /** One renewal pass: all leases of this process in one script call per 500, lost ones stopped. */
@@ -196,6 +202,7 @@ export class CoreHub {
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.revocations.stop();
+    this.idle.stop();
     const all = [...this.sessions];
     const done = Promise.all(all.map(([session]) => session.serverStop('server_shutdown')));
     await Promise.race([done, new Promise((r) => setTimeout(r, timeoutMs))]);

@@ -22,3 +22,8 @@ export function announcedLimits(s: Settings): Record<string, number> {
     max_file_names_per_stream: c.maxFileNamesPerStream,
   };
 }
+
+/** The caps on assignments held per engine key and per donor (see assignment-registry.ts). */
+export function assignmentCaps(s: Settings): { perKey: number; perDonor: number; retryAfterS: number } {
+  return { perKey: s.core.maxAssignmentsPerKey, perDonor: s.core.maxAssignmentsPerDonor, retryAfterS: s.core.retryAfterS };
+}

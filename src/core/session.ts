@@ -10,7 +10,7 @@ import { commitCheckpoint, recordFragment, recordStreamError } from '../store/co
 import { MessageError, parseBinary, parseText, type DataMessage, type TextRequest } from './messages';
 import type { CoreHub } from './hub';
 import { FrameBuffer } from './frame-buffer';
-import { announcedLimits, binaryLimits } from './limits';
+import { announcedLimits, assignmentCaps, binaryLimits } from './limits';
 import type { Assigned, LeaseValue } from '../store/leases';
 import { hashToken } from '../auth/tokens';
 import type { CoreIdentity, FileDoc, StreamDoc } from '../model';
@@ -24,7 +24,7 @@ export interface CoreSocket {
 }
 
 /** Reasons the server stops a core's assignment (PROTOCOL §2 "Server-initiated"). */
-export type StopReason = 'stream_stopped' | 'stream_deleted' | 'target_disabled' | 'lease_lost' | 'server_shutdown';
+export type StopReason = 'stream_stopped' | 'stream_deleted' | 'target_disabled' | 'lease_lost' | 'server_shutdown' | 'idle_timeout';
 
 interface Assignment {
   streamId: string;
@@ -118,7 +118,7 @@ export class CoreSession {
       if (reason !== 'server_shutdown' && !this.assignment) return;
       this.socket.send({ type: 'stop', reason, ...(reason === 'server_shutdown' ? { reconnect: true } : {}) });
       if (reason === 'server_shutdown') await this.endAssignment('detach');
-      else await this.endAssignment(reason === 'lease_lost' ? 'lost' : reason === 'target_disabled' ? 'requeue' : 'drop');
+      else await this.endAssignment(reason === 'lease_lost' ? 'lost' : reason === 'target_disabled' || reason === 'idle_timeout' ? 'requeue' : 'drop');
     });
     return this.chain;
   }
@@ -196,6 +196,7 @@ export class CoreSession {
 
   private async assign(id: number, targetId?: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}; stop it first`);
+    this.hub.byStream.admit(this.who, assignmentCaps(this.hub.settings), id);
     const started = process.hrtime.bigint();
     const candidates = await this.hub.targets.candidates(this.who, targetId);
     for (let attempt = 0; attempt < 5; attempt++) {

@@ -1,0 +1,66 @@
+/**
+ * Greedy hosts (issue 12 §4): concurrent assignments per donor and per engine key are
+ * capped (rate_limited, with retry_after_s), and a stream held with no commit for
+ * core.maxIdleAssignmentS goes back to the pool (stop "idle_timeout") where an honest core
+ * gets it; a committing core is never released.
+ */
+import t from 'tap';
+import { coreFixture, type CoreFixture } from './helpers/core';
+import { RawCore } from './helpers/core-raw';
+import { stopStack } from './helpers/stack';
+
+let f: CoreFixture;
+t.before(async () => {
+  f = await coreFixture({ 'core.maxAssignmentsPerDonor': 2, 'core.maxAssignmentsPerKey': 3, 'core.maxIdleAssignmentS': 2 });
+});
+t.teardown(async () => {
+  await f?.ts.close();
+  await stopStack();
+});
+
+const connect = (donor = true): Promise<RawCore> => RawCore.connect(f.wsUrl, { engineKey: f.engineKey, ...(donor ? { donorToken: f.donor } : {}), ca: f.ts.ca });
+
+t.test('assignments per donor and per engine key are capped', async (t) => {
+  const target = await f.target();
+  for (let i = 0; i < 5; i++) await f.stream(target);
+  const cores = await Promise.all([connect(), connect(), connect(), connect(false), connect(false)]);
+  t.teardown(() => Promise.all(cores.map((c) => c.close())));
+  const [d1, d2, d3, a1, a2] = cores as [RawCore, RawCore, RawCore, RawCore, RawCore];
+  t.equal((await d1.request({ type: 'assign', target_id: target })).type, 'assignment');
+  t.equal((await d2.request({ type: 'assign', target_id: target })).type, 'assignment');
+  t.match(await d3.request({ type: 'assign', target_id: target }), { type: 'error', code: 'rate_limited', message: /maxAssignmentsPerDonor/, retry_after_s: Number }, 'the donor\'s third stream is refused');
+  t.equal((await a1.request({ type: 'assign', target_id: target })).type, 'assignment', 'a core without that donor still gets one (key: 3 of 3)');
+  t.match(await a2.request({ type: 'assign', target_id: target }), { type: 'error', code: 'rate_limited', message: /maxAssignmentsPerKey/ }, 'the key\'s fourth is refused');
+  t.equal((await d1.request({ type: 'stop' })).type, 'stopped');
+  t.equal((await d3.request({ type: 'assign', target_id: target })).type, 'assignment', 'a released stream frees the donor\'s place');
+});
+
+t.test('a stream held without commits goes back to the pool; a committing core keeps its stream', async (t) => {
+  const target = await f.target();
+  const idleStream = await f.stream(target);
+  const idle = await connect(false);
+  const busy = await connect(false);
+  t.teardown(() => Promise.all([idle.close(), busy.close()]));
+  t.equal((await idle.request({ type: 'assign', target_id: target })).stream_id, idleStream);
+  const busyStream = await f.stream(target);
+  t.equal((await busy.request({ type: 'assign', target_id: target })).stream_id, busyStream);
+  const started = Date.now();
+  let seq = 0;
+  const working = (async () => {
+    while (Date.now() - started < 5000) {
+      t.equal((await busy.frame(++seq)).type, 'ack');
+      t.equal((await busy.checkpoint(++seq)).type, 'committed');
+      await new Promise((r) => setTimeout(r, 700));
+    }
+  })();
+  const stop = await idle.next((m) => m.type === 'stop', 10000);
+  const ms = Date.now() - started;
+  t.same(stop, { type: 'stop', reason: 'idle_timeout' }, 'the idle core is told');
+  t.ok(ms >= 1500 && ms < 6000, `after about core.maxIdleAssignmentS (${ms} ms)`);
+  t.ok(idle.isOpen, 'its socket stays open');
+  const honest = await connect(false);
+  t.teardown(() => honest.close());
+  t.equal((await honest.request({ type: 'assign', target_id: target })).stream_id, idleStream, 'an honest core gets the released stream');
+  await working;
+  t.notOk(busy.received.some((m) => m.type === 'stop'), 'the committing core was never stopped');
+});
