@@ -36,7 +36,7 @@ export async function commitCheckpoint(
   limits: { maxFileNames?: number } = {},
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
-  if (limits.maxFileNames !== undefined) await checkFileNames(db, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.maxFileNames);
+  if (limits.maxFileNames !== undefined) await checkFileNames(db, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.maxFileNames, files.durable.maxTimeMS);
   const doc = await writePartition(db, files, streamId, committed + bufferedFrames, frameFiles, checkpointFiles);
   if (await commitPartition(db, streamId, committed, doc, files.durable)) return { ok: true, frames: doc.n, partitionId: doc._id };
   const exists = await db.collection<StreamDoc>('streams').countDocuments({ _id: streamId }, { limit: 1, ...(files.durable.maxTimeMS ? { maxTimeMS: files.durable.maxTimeMS } : {}) });

@@ -20,11 +20,11 @@ const known = new Map<string, Set<string>>();
  * Resolves when committing these names keeps the stream within `max` distinct names;
  * throws `too_large` otherwise. A missing stream passes (the commit itself reports it).
  */
-export async function checkFileNames(db: Db, streamId: string, names: Iterable<string>, max: number): Promise<void> {
+export async function checkFileNames(db: Db, streamId: string, names: Iterable<string>, max: number, maxTimeMS?: number): Promise<void> {
   const wanted = new Set(names);
   let have = known.get(streamId);
   if (have && [...wanted].every((n) => have!.has(n))) return;
-  const doc = await db.collection<StreamDoc>('streams').findOne({ _id: streamId }, { projection: { frameFiles: 1, checkpointFiles: 1 } });
+  const doc = await db.collection<StreamDoc>('streams').findOne({ _id: streamId }, { projection: { frameFiles: 1, checkpointFiles: 1 }, ...(maxTimeMS ? { maxTimeMS } : {}) });
   if (!doc) return;
   have = new Set([...(doc.frameFiles ?? []), ...(doc.checkpointFiles ?? [])]);
   if (known.size >= MAX_STREAMS) known.delete(known.keys().next().value!);
