@@ -89,8 +89,11 @@ export async function adminBench(ctx: BenchContext): Promise<BenchResult> {
     row(B, 'GET /v1/active-cores: latency p99', 'ms', u.cores.p99, n.cores.p99, 'lower'),
     row(B, 'GET /v1/active-cores: server CPU per request', 'ms', u.cores.serverCpuMsPerRequest, n.cores.serverCpuMsPerRequest, 'lower'),
   ];
+  // The version of the installed autocannon, read at run time (its package.json is not an ES module export).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const autocannonVersion = (require('autocannon/package.json') as { version: string }).version;
   const notes = [
-    `autocannon ${require('autocannon/package.json').version}, ${a.connections} keep-alive connections, pipelining 1, ${a.durationS} s per route after a ${a.warmupS} s warm-up, from a forked process; 1 server process; the target has ${a.streams} streams.`,
+    `autocannon ${autocannonVersion}, ${a.connections} keep-alive connections, pipelining 1, ${a.durationS} s per route after a ${a.warmupS} s warm-up, from a forked process; 1 server process; the target has ${a.streams} streams.`,
     `TLS: autocannon 8 always sets rejectUnauthorized: false on its sockets (it overrides tlsOptions), so the certificate is not verified (loopback only); the dev CA is passed in tlsOptions anyway and the servername is localhost.`,
     `Non-2xx / errors: uws target ${u.target.non2xx}/${u.target.errors}, cores ${u.cores.non2xx}/${u.cores.errors}; node target ${n.target.non2xx}/${n.target.errors}, cores ${n.cores.non2xx}/${n.cores.errors}.`,
   ];

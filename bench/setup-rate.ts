@@ -6,6 +6,7 @@
  * same figure for bare TLS WebSocket echo servers (bench/echo-uws.ts: the floor, and
  * bench/echo-node.ts), driven by the same load generator doing the same exchange.
  */
+import os from 'node:os';
 import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
 import { resetQueues } from './lib/fixtures';
 import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
@@ -145,7 +146,7 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
   const notes = [
     `${s.count} sessions per server, ${s.loadgens} load generators × ${s.concurrency} set-ups in flight; coordinator with 1 process (server.workers 1); sessions stay open until the end of each run.`,
     `Echo servers (same load generator, same exchange: TLS + upgrade + first message + one request/reply): echo-uws ${eu.ratePerS}/s, p50/p99 ${eu.latencyMs.p50}/${eu.latencyMs.p99} ms, ${eu.serverCpuMsPerSession} CPU ms/session; echo-node ${en.ratePerS}/s, p50/p99 ${en.latencyMs.p50}/${en.latencyMs.p99} ms, ${en.serverCpuMsPerSession} CPU ms/session.`,
-    `Load generator CPU per session (client TLS handshake with chain verification, ws upgrade, two messages): ${u.loadgenCpuMsPerSession} ms (uws run), ${n.loadgenCpuMsPerSession} ms (node run), ${eu.loadgenCpuMsPerSession} ms (echo-uws). All processes share ${require('node:os').cpus().length} CPUs with the store and Redis, so the rate is bounded by the whole machine, not the server alone; CPU per session is read per process and is not.`,
+    `Load generator CPU per session (client TLS handshake with chain verification, ws upgrade, two messages): ${u.loadgenCpuMsPerSession} ms (uws run), ${n.loadgenCpuMsPerSession} ms (node run), ${eu.loadgenCpuMsPerSession} ms (echo-uws). All processes share ${os.cpus().length} CPUs with the store and Redis, so the rate is bounded by the whole machine, not the server alone; CPU per session is read per process and is not.`,
     `Failure reasons: ${JSON.stringify(Object.fromEntries(Object.entries(fig).map(([k, v]) => [k, v.reasons])))}.`,
   ];
   return { name: B, rows, details: { settings: s, figures: fig }, notes, elapsedS: (Date.now() - t0) / 1000 };

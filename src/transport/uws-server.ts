@@ -14,7 +14,7 @@ export async function startUwsTransport(o: TransportOptions): Promise<Transport>
       // SSL_MODE_RELEASE_BUFFERS: idle connections (most cores, most of the time) give their TLS buffers back.
       app = uws.SSLApp({ key_file_name: o.tls.key, cert_file_name: o.chainFile!, passphrase: o.tls.passphrase || undefined, ssl_prefer_low_memory_usage: true, ssl_ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS });
     } catch (err) {
-      throw new Error(`TLS setup failed for tls.cert ${o.tls.cert} / tls.key ${o.tls.key}: ${(err as Error).message}. Run 'stream-coordinator preflight' for details.`);
+      throw new Error(`TLS setup failed for tls.cert ${o.tls.cert} / tls.key ${o.tls.key}: ${(err as Error).message}. Run 'stream-coordinator preflight' for details.`, { cause: err });
     }
   } else {
     app = uws.App();
