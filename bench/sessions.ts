@@ -9,7 +9,7 @@
  */
 import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
 import { resetQueues } from './lib/fixtures';
-import { api } from './lib/http';
+import { ApiClient } from '../test-support/admin-api';
 import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { CpuWindow, openFds, sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
@@ -115,7 +115,7 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
       // The server's own count (node heartbeats every 5 s; wait for one that covers the hold).
       const serverView = await until(
         async () => {
-          const r = await api<{ total: number }>(srv.url, ctx.stack.caPem, 'GET', '/v1/active-cores', undefined);
+          const r = await new ApiClient(srv.url, ctx.stack.caPem, { timeoutMs: 30_000 }).json<{ total: number }>('GET', '/v1/active-cores', undefined, undefined, 200);
           return r.total >= established ? r.total : Date.now() - holdStart > (s.holdS + 12) * 1000 ? r.total || -1 : undefined;
         },
         20_000,

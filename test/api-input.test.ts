@@ -3,12 +3,11 @@
  * request changes nothing in the database (collections snapshotted before and after).
  */
 import crypto from 'node:crypto';
-import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { BSON, type Db } from 'mongodb';
-import { b64, startApiServer, type ApiServer } from './helpers/api';
+import { ApiClient, b64, startApiServer, type ApiServer } from './helpers/api';
 import type { TestServer } from './helpers/server';
 import { stopStack } from './helpers/stack';
 
@@ -39,28 +38,9 @@ interface CallOptions {
 
 /** One HTTPS request with the path sent exactly as given (no URL normalisation of `..` or `%2e`). */
 function call(ts: TestServer, method: string, path: string, opts: CallOptions = {}): Promise<Res> {
-  const headers: Record<string, string> = {};
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  let body: Buffer | undefined;
-  if (opts.json !== undefined) {
-    body = Buffer.from(JSON.stringify(opts.json));
-    headers['content-type'] = 'application/json';
-  } else if (opts.raw !== undefined) body = Buffer.from(opts.raw);
-  if (body) headers['content-length'] = String(body.length);
-  Object.assign(headers, opts.headers);
-  return new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: ts.server.port, path, method, headers, ca: ts.ca, servername: 'localhost', agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const b = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b, json: () => JSON.parse(b.toString()) });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+  const body = opts.json !== undefined ? Buffer.from(JSON.stringify(opts.json)) : opts.raw;
+  const headers = opts.json !== undefined ? { 'content-type': 'application/json', ...opts.headers } : opts.headers;
+  return new ApiClient(ts.url, ts.ca).call(method, path, { token: opts.token, body, headers, exactPath: true });
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Db } from 'mongodb';
 import { FileStore } from '../src/store/files';
 import { commitPartition, writePartition, type NamedBytes } from '../src/store/partitions';
 import { hashToken } from '../src/auth/tokens';
-import { startApiServer } from './helpers/api';
+import { ApiClient, startApiServer } from './helpers/api';
 import { eventually, startTestServer, type TestServer } from './helpers/server';
 import { stopStack } from './helpers/stack';
 import type { PartitionDoc } from '../src/model';
@@ -39,30 +39,9 @@ interface CallOptions {
 
 /** One HTTPS request with a raw (not normalised) path. */
 function call(ts: TestServer, method: string, path: string, opts: CallOptions = {}): Promise<Res> {
-  const headers: Record<string, string> = { ...opts.headers };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  let body: Buffer | undefined;
-  if (opts.json !== undefined) {
-    body = Buffer.from(JSON.stringify(opts.json));
-    headers['content-type'] = 'application/json';
-  }
-  if (body) headers['content-length'] = String(body.length);
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port: ts.server.port, path, method, headers, ca: ts.ca, servername: 'localhost', agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const b = Buffer.concat(chunks);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b, json: () => JSON.parse(b.toString()) });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  const body = opts.json !== undefined ? JSON.stringify(opts.json) : undefined;
+  const headers = opts.json !== undefined ? { ...opts.headers, 'content-type': 'application/json' } : opts.headers;
+  return new ApiClient(ts.url, ts.ca).call(method, path, { token: opts.token, body, headers, exactPath: true });
 }
 
 const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');

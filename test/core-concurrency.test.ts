@@ -5,47 +5,14 @@
  * to two cores, whichever process each core landed on.
  */
 import fs from 'node:fs';
-import type { Db } from 'mongodb';
 import t from 'tap';
-import { CoreClient, CoreError, type CoreClientOptions } from '../src/client';
+import { CoreError } from '../src/client';
 import { loadConfig } from '../src/config/settings';
-import { initDatabase } from '../src/store/init';
 import { createMongo } from '../src/store/mongo';
 import { freePort } from '../src/provision/exec';
 import { eventually, request, runCli, stackOverrides, writeConfig } from './helpers/server';
 import { getStack, stopStack } from './helpers/stack';
-
-/** A core fixture against a server that runs elsewhere (a CLI child), made through the admin API. */
-async function urlFixture(url: string, ca: string, db: Db) {
-  const admin = (await initDatabase(db)).token;
-  const api = async <T = Record<string, unknown>>(method: string, path: string, token: string | undefined, body?: unknown, expect?: number): Promise<T> => {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    const r = await request(`${url}${path}`, { ca, method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (expect !== undefined && r.status !== expect) throw new Error(`${method} ${path}: expected ${expect}, got ${r.status} ${r.body.toString()}`);
-    return (r.body.length ? JSON.parse(r.body.toString()) : {}) as T;
-  };
-  const manager = (await api<{ token: string }>('POST', '/v1/users', admin, { name: 'mgr', role: 'manager' }, 201)).token;
-  const engineKey = (await api<{ key: string }>('POST', '/v1/engine-keys', admin, { engine: 'openmm', description: 'tests' }, 201)).key;
-  const donor = (await api<{ token: string }>('POST', '/v1/donors', undefined, { name: 'donor1' }, 201)).token;
-  const wsUrl = `${url.replace(/^http/, 'ws')}/core/v1`;
-  return {
-    admin,
-    manager,
-    engineKey,
-    donor,
-    wsUrl,
-    api,
-    target: async (body: Record<string, unknown> = {}) => (await api<{ target_id: string }>('POST', '/v1/targets', manager, { engines: ['openmm'], stage: 'public', ...body }, 201)).target_id,
-    stream: async (targetId: string, seed = Buffer.from('seed state')) =>
-      (await api<{ stream_id: string }>('POST', `/v1/targets/${targetId}/streams`, manager, { files: { 'state.xml': seed.toString('base64') } }, 201)).stream_id,
-    client: async (extra: Partial<CoreClientOptions> = {}) => {
-      const c = new CoreClient({ url: wsUrl, engineKey, donorToken: donor, ca, reconnect: false, ...extra });
-      await c.connect();
-      return c;
-    },
-  };
-}
+import { remoteCoreFixture } from './helpers/core';
 
 /** Runs `fn` over `items` with at most `n` at once. */
 async function inBatches<T, R>(items: T[], n: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
@@ -79,7 +46,7 @@ t.test('200 cores on two worker processes assign at once: 200 distinct streams, 
 
   const mongo = createMongo(loadConfig({ env: {}, overrides }));
   t.teardown(() => mongo.client.close());
-  const f = await urlFixture(url, ca, mongo.db);
+  const f = await remoteCoreFixture(url, ca, mongo.db, { clientDefaults: { reconnect: false } });
   const target = await f.target();
   const streams = await inBatches(Array.from({ length: N }), 20, () => f.stream(target));
   t.equal(new Set(streams).size, N, `${N} streams created`);

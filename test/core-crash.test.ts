@@ -15,52 +15,16 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { Binary, type Db } from 'mongodb';
+import { Binary } from 'mongodb';
 import t from 'tap';
-import { CoreClient, CoreError, type Assignment, type CoreClientOptions } from '../src/client';
+import { CoreClient, CoreError, type Assignment } from '../src/client';
 import { loadConfig } from '../src/config/settings';
-import { initDatabase } from '../src/store/init';
 import { createMongo } from '../src/store/mongo';
 import { freePort } from '../src/provision/exec';
 import { eventually, request, runCli, stackOverrides, writeConfig, type CliProcess } from './helpers/server';
 import { getStack, stopStack } from './helpers/stack';
+import { remoteCoreFixture } from './helpers/core';
 import type { PartitionDoc, StreamDoc } from '../src/model';
-
-/** A core fixture against a server that runs elsewhere (a CLI child), made through the admin API. */
-async function urlFixture(url: string, ca: string, db: Db) {
-  const admin = (await initDatabase(db)).token;
-  const api = async <T = Record<string, unknown>>(method: string, path: string, token: string | undefined, body?: unknown, expect?: number): Promise<T> => {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    const r = await request(`${url}${path}`, { ca, method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (expect !== undefined && r.status !== expect) throw new Error(`${method} ${path}: expected ${expect}, got ${r.status} ${r.body.toString()}`);
-    return (r.body.length ? JSON.parse(r.body.toString()) : {}) as T;
-  };
-  const manager = (await api<{ token: string }>('POST', '/v1/users', admin, { name: 'mgr', role: 'manager' }, 201)).token;
-  const engineKey = (await api<{ key: string }>('POST', '/v1/engine-keys', admin, { engine: 'openmm', description: 'tests' }, 201)).key;
-  const donor = (await api<{ token: string }>('POST', '/v1/donors', undefined, { name: 'donor1' }, 201)).token;
-  const wsUrl = `${url.replace(/^http/, 'ws')}/core/v1`;
-  return {
-    admin,
-    manager,
-    engineKey,
-    donor,
-    wsUrl,
-    api,
-    /** GET with the manager's token, raw. */
-    get: (path: string) => request(`${url}${path}`, { ca, headers: { authorization: `Bearer ${manager}` } }),
-    target: async (body: Record<string, unknown> = {}) => (await api<{ target_id: string }>('POST', '/v1/targets', manager, { engines: ['openmm'], stage: 'public', ...body }, 201)).target_id,
-    stream: async (targetId: string, seed = Buffer.from('seed state')) =>
-      (await api<{ stream_id: string }>('POST', `/v1/targets/${targetId}/streams`, manager, { files: { 'state.xml': seed.toString('base64') } }, 201)).stream_id,
-    client: async (extra: Partial<CoreClientOptions> = {}) => {
-      const c = new CoreClient({ url: wsUrl, engineKey, donorToken: donor, ca, ...extra });
-      // After a crash the socket may report ECONNRESET; the close that follows is what matters.
-      c.on('error', () => undefined);
-      await c.connect();
-      return c;
-    },
-  };
-}
 
 /** What a test core sent for one partition. */
 interface Sent {
@@ -119,7 +83,10 @@ t.test('SIGKILL in the middle of a commit burst loses no acknowledged commit and
   const mongo = createMongo(loadConfig({ env: {}, overrides }));
   t.teardown(() => mongo.client.close());
   let server = await startServer();
-  const f = await urlFixture(url, ca, mongo.db);
+  const f = await remoteCoreFixture(url, ca, mongo.db, {
+    // After a crash the socket may report ECONNRESET; the close that follows is what matters.
+    beforeConnect: (c) => c.on('error', () => undefined),
+  });
   const target = await f.target();
   const streamIds: string[] = [];
   for (let i = 0; i < CORES; i++) streamIds.push(await f.stream(target, SEED));

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { initDatabase } from '../../src/store/init';
 import { Leases } from '../../src/store/leases';
 import { Pool } from '../../src/store/pool';
-import { api } from './http';
+import { ApiClient } from '../../test-support/admin-api';
 import type { BenchStack } from './stack';
 import { newId, type FileDoc, type StreamDoc } from '../../src/model';
 
@@ -38,20 +38,22 @@ export async function prepareDatabase(stack: BenchStack, database: string): Prom
 
 /** Creates a manager, an engine key and a public target through the admin API of a running server. */
 export async function createCoreFixture(base: string, ca: string, database: string, admin: string, engine = 'openmm', options: Record<string, unknown> = {}): Promise<CoreFixture> {
-  const manager = (await api<{ token: string }>(base, ca, 'POST', '/v1/users', admin, { name: 'bench-manager', role: 'manager' }, 201)).token;
-  const engineKey = (await api<{ key: string }>(base, ca, 'POST', '/v1/engine-keys', admin, { engine, description: 'benchmark' }, 201)).key;
-  const targetId = (await api<{ target_id: string }>(base, ca, 'POST', '/v1/targets', manager, { engines: [engine], stage: 'public', options }, 201)).target_id;
+  const api = new ApiClient(base, ca, { timeoutMs: 30_000 });
+  const manager = (await api.json<{ token: string }>('POST', '/v1/users', admin, { name: 'bench-manager', role: 'manager' }, 201)).token;
+  const engineKey = (await api.json<{ key: string }>('POST', '/v1/engine-keys', admin, { engine, description: 'benchmark' }, 201)).key;
+  const targetId = (await api.json<{ target_id: string }>('POST', '/v1/targets', manager, { engines: [engine], stage: 'public', options }, 201)).target_id;
   return { database, admin, manager, engine, engineKey, targetId };
 }
 
 /** Creates `count` streams through the API (each with one seed file), `concurrency` at a time. */
 export async function createStreamsViaApi(base: string, ca: string, f: CoreFixture, count: number, seed: Buffer, concurrency = 8): Promise<string[]> {
+  const api = new ApiClient(base, ca, { timeoutMs: 30_000 });
   const ids: string[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < count) {
       next++;
-      const r = await api<{ stream_id: string }>(base, ca, 'POST', `/v1/targets/${f.targetId}/streams`, f.manager, { files: { 'state.xml': seed.toString('base64') } }, 201);
+      const r = await api.json<{ stream_id: string }>('POST', `/v1/targets/${f.targetId}/streams`, f.manager, { files: { 'state.xml': seed.toString('base64') } }, 201);
       ids.push(r.stream_id);
     }
   };

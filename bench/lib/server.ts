@@ -8,8 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../src/provision/exec';
+import { ApiClient } from '../../test-support/admin-api';
+import { writeConfigFile } from '../../test-support/config-file';
 import { groups } from './groups';
-import { api } from './http';
 import { processTree } from './proc';
 import type { BenchStack } from './stack';
 import { sleep, until } from './stats';
@@ -55,18 +56,6 @@ export interface BenchServer {
   stop(how?: 'graceful' | 'kill'): Promise<void>;
 }
 
-/** Writes flat `a.b.c` overrides as a nested JSON config file. */
-export function writeConfig(file: string, flat: Record<string, unknown>): void {
-  const nested: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(flat)) {
-    const parts = k.split('.');
-    let node = nested;
-    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
-    node[parts[parts.length - 1]!] = v;
-  }
-  fs.writeFileSync(file, JSON.stringify(nested, null, 2));
-}
-
 /** The settings every benchmark server shares; benchmarks add their own on top. */
 export function baseOverrides(stack: BenchStack, o: { transport: TransportName; workers: number; database: string; port: number; dataDir: string }): Record<string, unknown> {
   const c = stack.stack.certs;
@@ -98,7 +87,7 @@ export async function startServer(o: ServerOptions): Promise<BenchServer> {
   fs.mkdirSync(o.dir, { recursive: true });
   const port = await freePort('127.0.0.1');
   const conf = path.join(o.dir, `server-${o.transport}-${port}.json`);
-  writeConfig(conf, { ...baseOverrides(o.stack, { transport: o.transport, workers: o.workers, database: o.database, port, dataDir: path.join(o.dir, 'data') }), ...o.overrides });
+  writeConfigFile(conf, { ...baseOverrides(o.stack, { transport: o.transport, workers: o.workers, database: o.database, port, dataDir: path.join(o.dir, 'data') }), ...o.overrides });
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--config', conf], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -144,7 +133,7 @@ export async function startServer(o: ServerOptions): Promise<BenchServer> {
       async () => {
         if (exited) throw Object.assign(new Error(`server exited during start-up:\n${out.slice(-4000)}`), { fatal: true });
         const pids = new Set(processTree(pid));
-        const { nodes } = await api<{ nodes: Array<{ pid: number }> }>(url, o.stack.caPem, 'GET', '/v1/nodes', o.adminToken);
+        const { nodes } = await new ApiClient(url, o.stack.caPem, { timeoutMs: 30_000 }).json<{ nodes: Array<{ pid: number }> }>('GET', '/v1/nodes', o.adminToken, undefined, 200);
         return nodes.filter((n) => pids.has(n.pid)).length >= o.workers;
       },
       60_000,

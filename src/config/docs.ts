@@ -1,16 +1,9 @@
 /** Documentation generated from the config schema: the defaults file and the key table. */
-import { formatName, schemaKeys } from './settings';
+import { formatName, nest, schemaKeys } from './settings';
 
 /** Every key's default, nested as in conf/default.json. */
 export function configDefaults(): Record<string, unknown> {
-  const result: Record<string, unknown> = {};
-  for (const [key, spec] of schemaKeys()) {
-    const parts = key.split('.');
-    let node = result;
-    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
-    node[parts[parts.length - 1]!] = spec.default;
-  }
-  return result;
+  return nest(Object.fromEntries(schemaKeys().map(([key, spec]) => [key, spec.default])));
 }
 
 /** The configuration reference table of docs/config.md and the README. */

@@ -757,7 +757,8 @@ export function loadConfig(opts: LoadOptions = {}): Settings {
   return settings;
 }
 
-function nest(flat: Record<string, unknown>): Record<string, unknown> {
+/** Nests flat `a.b.c` keys (`{'server.port': 0}`) as a config file holds them (`{server: {port: 0}}`). */
+export function nest(flat: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(flat)) {
     const parts = k.split('.');

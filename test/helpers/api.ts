@@ -1,8 +1,8 @@
 /**
- * Admin API test fixtures: a small JSON client (`call(method, path, {token, body})`) and
- * helpers that create users, donors, engine keys, targets, streams and committed
- * partitions through the API, with unique names, on a server started by
- * {@link startApiServer}.
+ * Admin API test fixtures: the shared JSON client ({@link ApiClient}, from
+ * test-support/admin-api) and helpers that create users, donors, engine keys, targets,
+ * streams and committed partitions through the API, with unique names, on a server
+ * started by {@link startApiServer}.
  */
 import type { Db } from 'mongodb';
 import { FileStore } from '../../src/store/files';
@@ -10,49 +10,16 @@ import { INDEXES } from '../../src/store/indexes';
 import { initDatabase } from '../../src/store/init';
 import { commitPartition, writePartition } from '../../src/store/partitions';
 import { newToken } from '../../src/auth/tokens';
-import { eventually, request, startTestServer, type Overrides, type Response, type TestServer } from './server';
+import { ApiClient } from '../../test-support/admin-api';
+import { eventually, startTestServer, type Overrides, type TestServer } from './server';
+
+export { ApiClient, type CallOptions } from '../../test-support/admin-api';
 
 /** A caller with a token. */
 export interface Account {
   name: string;
   role: 'admin' | 'manager' | 'donor';
   token: string;
-}
-
-/** Options of {@link ApiClient.call}. */
-export interface CallOptions {
-  /** Sent as `Authorization: Bearer <token>`. */
-  token?: string;
-  /** Sent as JSON (with Content-Type: application/json) unless it is a string or Buffer. */
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
-/** A JSON client for the admin API of one server. */
-export class ApiClient {
-  constructor(readonly baseUrl: string, readonly ca: string) {}
-
-  /** One request; resolves with any status. */
-  call(method: string, path: string, opts: CallOptions = {}): Promise<Response> {
-    const headers: Record<string, string> = { ...opts.headers };
-    if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
-    let body: string | Buffer | undefined;
-    if (opts.body !== undefined) {
-      if (typeof opts.body === 'string' || Buffer.isBuffer(opts.body)) body = opts.body;
-      else {
-        body = JSON.stringify(opts.body);
-        headers['content-type'] ??= 'application/json';
-      }
-    }
-    return request(`${this.baseUrl}${path}`, { method, headers, body, ca: this.ca, fresh: false });
-  }
-
-  /** One request that must answer `status` (otherwise it throws with the body); returns the JSON body, if any. */
-  async expect<T = Record<string, unknown>>(status: number, method: string, path: string, opts: CallOptions = {}): Promise<T> {
-    const res = await this.call(method, path, opts);
-    if (res.status !== status) throw new Error(`${method} ${path}: expected ${status}, got ${res.status}: ${res.body.toString().slice(0, 500)}`);
-    return (res.body.length > 0 && /json/.test(String(res.headers['content-type'])) ? res.json<T>() : undefined) as T;
-  }
 }
 
 let counter = 0;
@@ -156,7 +123,7 @@ export async function startApiServer(overrides: Overrides = {}): Promise<ApiServ
     }, 15000, 'the server to create its MongoDB indexes');
     const init = await initDatabase(db);
     const admin: Account = { name: init.name, role: 'admin', token: init.token };
-    const api = new ApiClient(ts.url, ts.ca);
+    const api = new ApiClient(ts.url, ts.ca, { keepAlive: true });
     return { ts, api, admin, fx: new Fixtures(api, admin, db, ts.settings.storage.inlineMaxBytes), close: () => ts.close() };
   } catch (err) {
     await ts.close();

@@ -1,11 +1,10 @@
 /**
  * Test servers: settings pointing at this file's stack, an in-process server on a free
- * port, a child-process CLI runner, and a small HTTPS client that trusts the dev root CA.
+ * port, a child-process CLI runner; `request` (re-exported from test-support/admin-api) is
+ * the HTTPS client that trusts the dev root CA.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import https from 'node:https';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -15,6 +14,9 @@ import type { Logger } from '../../src/telemetry/log';
 import { REDACT_PATHS } from '../../src/telemetry/log';
 import { startServer, type RunningServer } from '../../src/server';
 import { getStack } from './stack';
+import { writeConfigFile } from '../../test-support/config-file';
+
+export { request, type RequestOptions, type Response } from '../../test-support/admin-api';
 
 /** Path of the compiled CLI. */
 export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
@@ -91,65 +93,10 @@ export async function startTestServer(extra: Overrides = {}): Promise<TestServer
   };
 }
 
-/** A response with its whole body. */
-export interface Response {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-  json<T = Record<string, unknown>>(): T;
-}
-
-/** Options of {@link request}. */
-export interface RequestOptions {
-  method?: string;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
-  /** PEM CA to trust for https URLs. */
-  ca?: string;
-  /** Use a fresh connection (no keep-alive). Default true. */
-  fresh?: boolean;
-}
-
-/** One HTTP(S) request. */
-export function request(url: string, opts: RequestOptions = {}): Promise<Response> {
-  const u = new URL(url);
-  const mod = u.protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    const req = mod.request(
-      u,
-      {
-        method: opts.method ?? 'GET',
-        headers: opts.headers,
-        ca: opts.ca,
-        agent: opts.fresh === false ? undefined : false,
-        servername: u.hostname === '127.0.0.1' ? 'localhost' : undefined,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body.toString()) as T });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
-
 /** Writes flat overrides as a JSON config file for the CLI. */
 export function writeConfig(overrides: Overrides): string {
-  const nested: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(overrides)) {
-    const parts = k.split('.');
-    let node = nested;
-    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
-    node[parts[parts.length - 1]!] = v;
-  }
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sc-conf-')), 'config.json');
-  fs.writeFileSync(file, JSON.stringify(nested));
+  writeConfigFile(file, overrides);
   return file;
 }
 
