@@ -28,3 +28,19 @@ t.test('every PROTOCOL §3 route is in the document', async (t) => {
     t.ok(doc.paths[p]?.[m], e);
   }
 });
+
+t.test('README.md and docs/ link only to files inside the repository (or to the web)', async (t) => {
+  const pages = ['README.md', 'CHANGELOG.md', 'bench/README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  let links = 0;
+  for (const page of pages) {
+    const text = fs.readFileSync(path.join(ROOT, page), 'utf8');
+    for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const target = m[1]!;
+      if (/^[a-z]+:/i.test(target) || target.startsWith('#')) continue;
+      links++;
+      const file = path.resolve(ROOT, path.dirname(page), target.split('#')[0]!);
+      t.ok(file.startsWith(ROOT + path.sep) && fs.existsSync(file), `${page}: ${target} is a file of the repository`);
+    }
+  }
+  t.ok(links > 10, `relative links were found and checked (${links})`);
+});

@@ -261,7 +261,7 @@ export function openApiDocument(routes: Array<ApiRoute<never>>, extraPaths: Reco
     info: {
       title: 'stream-coordinator admin API',
       version: VERSION,
-      description: 'HTTPS admin API of stream-coordinator (PROTOCOL.md §3). Errors are {"error":{"code","message"}}; codes are listed in docs/errors.md.',
+      description: 'HTTPS admin API of stream-coordinator (the wire contract is docs/protocol.md). Errors are {"error":{"code","message"}}; codes are listed in docs/errors.md.',
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     paths: { ...extraPaths, ...paths },
