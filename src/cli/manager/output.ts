@@ -16,7 +16,6 @@ export interface Output {
 /** A string with C0/C1 control characters replaced by `?`. */
 export function clean(value: unknown): string {
   const s = value === undefined || value === null ? '-' : typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
