@@ -26,6 +26,8 @@ export interface RequestOptions {
   fresh?: boolean;
   /** Fail when no answer arrives within this many milliseconds. Default: no limit. */
   timeoutMs?: number;
+  /** The agent to use (overrides `fresh`), e.g. one that keeps a single connection. */
+  agent?: http.Agent;
   /** Sent as the request path exactly as given (`..`, `%2e` kept), instead of the URL's normalised path. */
   path?: string;
 }
@@ -41,7 +43,7 @@ export function request(url: string, opts: RequestOptions = {}): Promise<Respons
         method: opts.method ?? 'GET',
         headers: opts.headers,
         ca: opts.ca,
-        agent: opts.fresh === false ? undefined : false,
+        agent: opts.agent ?? (opts.fresh === false ? undefined : false),
         // The test certificates name localhost; servers are reached by address.
         servername: u.hostname === '127.0.0.1' ? 'localhost' : undefined,
         timeout: opts.timeoutMs,
@@ -82,15 +84,29 @@ export interface ApiClientOptions {
   keepAlive?: boolean;
   /** Per-request answer timeout in milliseconds. Default: none. */
   timeoutMs?: number;
+  /**
+   * Send every request over one kept-alive connection, so consecutive requests reach the
+   * same server process (with several workers on one port). {@link ApiClient.close} drops it.
+   */
+  oneConnection?: boolean;
 }
 
 /** A JSON client for the admin API of one server. */
 export class ApiClient {
+  private readonly agent?: https.Agent;
+
   constructor(
     readonly baseUrl: string,
     readonly ca: string,
     private readonly opts: ApiClientOptions = {},
-  ) {}
+  ) {
+    if (opts.oneConnection) this.agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
+  }
+
+  /** Drops the kept connection of a `oneConnection` client (nothing otherwise). */
+  close(): void {
+    this.agent?.destroy();
+  }
 
   /** One request; resolves with any status. */
   call(method: string, path: string, opts: CallOptions = {}): Promise<Response> {
@@ -104,7 +120,7 @@ export class ApiClient {
         headers['content-type'] ??= 'application/json';
       }
     }
-    const common = { method, headers, body, ca: this.ca, fresh: !this.opts.keepAlive, timeoutMs: this.opts.timeoutMs };
+    const common = { method, headers, body, ca: this.ca, fresh: !this.opts.keepAlive, agent: this.agent, timeoutMs: this.opts.timeoutMs };
     return opts.exactPath ? request(this.baseUrl, { ...common, path }) : request(`${this.baseUrl}${path}`, common);
   }
 

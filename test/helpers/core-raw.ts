@@ -5,13 +5,13 @@
  * it), and a CLI-started server with the usual core fixture.
  */
 import fs from 'node:fs';
-import https from 'node:https';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/settings';
 import { encodeBinary } from '../../src/core/messages';
 import { createMongo, type Mongo } from '../../src/store/mongo';
-import { coreFixture, type CoreFixture } from './core';
-import { eventually, runCli, stackOverrides, writeConfig, type CliProcess, type Overrides, type TestServer } from './server';
+import { ApiClient } from '../../test-support/admin-api';
+import { remoteCoreFixture, type RemoteCoreFixture } from './core';
+import { eventually, runCli, stackOverrides, writeConfig, type CliProcess, type Overrides } from './server';
 import { getStack } from './stack';
 
 /** A JSON message from the server. */
@@ -202,36 +202,21 @@ export function tryUpgrade(url: string, headers: Record<string, string>, ca?: st
 
 /** An HTTPS client that keeps one connection alive, so consecutive requests reach the same process. */
 export class PinnedClient {
-  private readonly agent: https.Agent;
+  private readonly api: ApiClient;
 
-  constructor(private readonly base: string, ca: string) {
-    this.agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
+  constructor(base: string, ca: string) {
+    this.api = new ApiClient(base, ca, { oneConnection: true });
   }
 
   /** One request; resolves with status and parsed JSON body (or undefined). */
-  call<T = Record<string, unknown>>(method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const u = new URL(`${this.base}${path}`);
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = {};
-      if (token) headers.authorization = `Bearer ${token}`;
-      if (body !== undefined) headers['content-type'] = 'application/json';
-      const req = https.request(u, { method, headers, agent: this.agent, servername: 'localhost' }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          resolve({ status: res.statusCode ?? 0, body: (text ? JSON.parse(text) : undefined) as T });
-        });
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+  async call<T = Record<string, unknown>>(method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await this.api.call(method, path, { token, body });
+    return { status: res.status, body: (res.body.length ? res.json<T>() : undefined) as T };
   }
 
   /** Drops the kept connection. */
   destroy(): void {
-    this.agent.destroy();
+    this.api.close();
   }
 }
 
@@ -242,7 +227,7 @@ export interface CliServer {
   ca: string;
   overrides: Overrides;
   mongo: Mongo;
-  f: CoreFixture;
+  f: RemoteCoreFixture;
   /** SIGTERM (if still running), then closes the test's MongoDB client. */
   stop(): Promise<void>;
 }
@@ -258,8 +243,7 @@ export async function cliServer(port: number, extra: Overrides, waitFor: RegExp)
   const ca = fs.readFileSync((await getStack()).certs.caCert, 'utf8');
   const settings = loadConfig({ env: {}, overrides });
   const mongo = createMongo(settings);
-  const ts = { server: { storage: { mongo } }, url: `https://127.0.0.1:${port}`, ca, settings } as unknown as TestServer;
-  const f = await coreFixture({}, ts);
+  const f = await remoteCoreFixture(`https://127.0.0.1:${port}`, ca, mongo.db);
   return {
     p,
     port,
