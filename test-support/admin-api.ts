@@ -133,11 +133,13 @@ export class ApiClient {
 
   /**
    * One JSON request as `token` (none when undefined); throws unless the status is
-   * `status` (any status when undefined). Returns the parsed body, `{}` when empty.
+   * `status` (any status when undefined), with the message
+   * `<method> <path>: expected <status>, got <actual> <whole body>` (tests read it back).
+   * Returns the parsed body, `{}` when empty.
    */
   async json<T = Record<string, unknown>>(method: string, path: string, token: string | undefined, body?: unknown, status?: number): Promise<T> {
     const res = await this.call(method, path, { token, body });
-    if (status !== undefined && res.status !== status) throw new Error(`${method} ${path}: expected ${status}, got ${res.status}: ${res.body.toString().slice(0, 500)}`);
+    if (status !== undefined && res.status !== status) throw new Error(`${method} ${path}: expected ${status}, got ${res.status} ${res.body.toString()}`);
     return (res.body.length ? res.json<T>() : {}) as T;
   }
 }
