@@ -3,6 +3,9 @@
  * WebSocket — has a stable `code` listed here, with the HTTP status it maps to and a
  * one-line description that docs/errors.md repeats (a test keeps the two in step).
  */
+import { isStorageOutage } from './store/outage';
+
+export { isStorageOutage } from './store/outage';
 
 /** One catalog entry. */
 export interface ErrorSpec {
@@ -72,20 +75,14 @@ export class AppError extends Error {
   }
 }
 
-const STORAGE_DOWN = new Set([
-  'MongoServerSelectionError',
-  'MongoNetworkError',
-  'MongoNetworkTimeoutError',
-  'MongoNotConnectedError',
-  'MongoTopologyClosedError',
-  'MongoOperationTimeoutError',
-  'MaxRetriesPerRequestError',
-]);
-
-/** Whether an error means MongoDB or Redis is unreachable (rather than a bug). */
-export function isStorageOutage(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  return STORAGE_DOWN.has(err.name) || /Connection is closed|Stream isn't writeable|did not answer within|Command timed out/.test(err.message);
+/**
+ * An error answering one core message (PROTOCOL §2): the request id it answers (null when
+ * none could be read) and extra fields of the `error` reply, e.g. `retry_after_s`.
+ */
+export class MessageError extends AppError {
+  constructor(readonly requestId: number | null, code: ErrorCode, message: string, readonly extra: Record<string, unknown> = {}) {
+    super(code, message);
+  }
 }
 
 /**

@@ -130,6 +130,7 @@ export interface PartitionDoc {
 export interface CoreIdentity {
   engine: string;
   keyId: string;
-  donor?: { name: string; beta: boolean };
+  /** `id`: the donor document's `_id`, so its totals are credited by primary key. */
+  donor?: { name: string; beta: boolean; id?: ObjectId };
   remote: string;
 }

@@ -1,7 +1,7 @@
 /**
  * Assignments take what they need of a stream from its manifest in Redis (committed frames,
- * seed files or not, last partition) instead of reading MongoDB, and fall back to MongoDB
- * when the manifest is missing or stale. Either way the core gets the same assignment.
+ * seed file names, last partition) instead of reading MongoDB, and fall back to MongoDB
+ * when the manifest is missing, stale or written before it named the seed files. Either way the core gets the same assignment.
  */
 import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
@@ -24,7 +24,7 @@ t.test('the manifest follows commits and serves assignments; a stale or missing 
   const target = await f.target();
   const seed = Buffer.from('seed state');
   const stream = await f.stream(target, seed);
-  t.equal(await manifest(stream), '0|1|', 'written at creation: no frames, has seed files');
+  t.equal(await manifest(stream), '0|1||state.xml', 'written at creation: no frames, has seed files, their names');
 
   const c = await f.client();
   t.teardown(() => c.close());
@@ -54,11 +54,21 @@ t.test('the manifest follows commits and serves assignments; a stale or missing 
   t.match(await manifest(stream), /^3\|1\|.+/, 'and repaired');
   await c.stop();
 
+  // A manifest written before seed names were recorded (`frames|1|partition`) cannot name
+  // the seed files' ids: the assignment reads the stream by _id once and repairs it.
+  const current = (await manifest(stream))!;
+  await f.ts.server.storage.redis.hset(`${PREFIX}manifest`, stream, current.split('|').slice(0, 3).join('|'));
+  const legacy = await c.assign(target);
+  t.same(legacy.files['state.xml']?.toString(), 'at 3', 'same files');
+  t.equal(await misses(), before + 2, 'read from MongoDB once');
+  t.equal(await manifest(stream), current, 'and repaired with the names');
+  await c.stop();
+
   await f.ts.server.storage.redis.hdel(`${PREFIX}manifest`, stream);
   const missing = await c.assign(target);
   t.match(missing, { streamId: stream, frames: 3 });
   t.equal(missing.files['state.xml']?.toString(), 'at 3');
-  t.equal(await misses(), before + 2, 'a missing manifest reads MongoDB too');
+  t.equal(await misses(), before + 3, 'a missing manifest reads MongoDB too');
   await c.stop();
 
   await f.api('DELETE', `/v1/streams/${stream}`, f.manager, undefined, 204);

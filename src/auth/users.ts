@@ -3,7 +3,7 @@
  * SHA-256 hash. Results are cached per process for `auth.cacheTtlS`; a rotation, deletion
  * or role change publishes the old hash on the bus so every process drops it at once.
  */
-import type { Db } from 'mongodb';
+import type { Db, ObjectId } from 'mongodb';
 import type { Bus } from '../store/bus';
 import { AppError } from '../errors';
 import { bearer, hashToken } from './tokens';
@@ -18,6 +18,8 @@ export interface Principal {
   name: string;
   /** Donors only: may receive `beta` targets. */
   beta?: boolean;
+  /** Donors only: the donor document's `_id`. */
+  donorId?: ObjectId;
 }
 
 interface Entry {
@@ -84,7 +86,7 @@ export class Auth {
     const user = await this.db.collection('users').findOne({ tokenHash }, { projection: { name: 1, role: 1 } });
     if (user) return { role: user.role as Role, name: user.name as string };
     const donor = await this.db.collection('donors').findOne({ tokenHash }, { projection: { name: 1, beta: 1 } });
-    if (donor) return { role: 'donor', name: donor.name as string, beta: donor.beta === true };
+    if (donor) return { role: 'donor', name: donor.name as string, beta: donor.beta === true, donorId: donor._id };
     return null;
   }
 }

@@ -6,9 +6,10 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { encodeBinary } from '../core/messages';
+import { SUBPROTOCOL } from '../core/protocol';
 
-/** The subprotocol the client offers. */
-export const CORE_SUBPROTOCOL = 'coordinator.core.v1';
+/** The subprotocol the client offers (the server's, from core/protocol.ts). */
+export const CORE_SUBPROTOCOL = SUBPROTOCOL;
 
 /** Options of {@link CoreClient}. */
 export interface CoreClientOptions {

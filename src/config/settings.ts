@@ -479,6 +479,18 @@ export const schema = {
       default: 4096,
       env: 'SC_CORE_MAX_ERROR_TEXT_BYTES',
     },
+    assignAttempts: {
+      doc: 'Streams one assign request may lease and find stopped or deleted before it answers no_streams_available.',
+      format: 'positive-int',
+      default: 5,
+      env: 'SC_CORE_ASSIGN_ATTEMPTS',
+    },
+    minBackpressureBytes: {
+      doc: 'Bytes of unsent replies a core socket may queue before it is dropped (a core that does not read); the limit used is the larger of this and twice core.maxMessageBytes.',
+      format: 'positive-int',
+      default: 64 * MIB,
+      env: 'SC_CORE_MIN_BACKPRESSURE_BYTES',
+    },
   },
   cors: {
     allowedOrigins: {

@@ -10,7 +10,7 @@
  */
 import type { CoreIdentity } from '../model';
 import type { CoreSession } from './session';
-import { MessageError } from './messages';
+import { MessageError } from '../errors';
 
 function bump(m: Map<string, number>, k: string, by: number): void {
   const n = (m.get(k) ?? 0) + by;

@@ -1,7 +1,9 @@
 /**
- * The core sessions of one process: the registries (by stream, by engine key), batched
- * lease renewal, the live "active streams" view, reactions to bus events (manager stops,
- * disabled targets, revoked keys) and graceful shutdown.
+ * The core sessions of one process: the registries (which session holds which stream, open
+ * sessions by engine), batched lease renewal with the live "active streams" counts,
+ * reactions to bus events (manager stops, disabled targets, revoked keys) and graceful
+ * shutdown. Sessions reach it through the {@link SessionHost} interface they declare, so
+ * the dependency runs one way: hub → session.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,18 +11,20 @@ import type { Db } from 'mongodb';
 import type { TargetCache } from './target-cache';
 import type { Bus } from '../store/bus';
 import type { Settings } from '../config/settings';
-import type { CoreSession } from './session';
+import type { CoreSession, SessionHost } from './session';
 import type { FileStore } from '../store/files';
 import type { Leases } from '../store/leases';
 import { Limiter } from './limiter';
 import type { ActiveStream, LiveState } from '../store/live';
 import type { Logger } from '../telemetry/log';
 import type { Metrics } from '../telemetry/metrics';
-import type { Pool } from '../store/pool';
 import { REVOKED_CLOSE, Revocations } from './revocations';
 import { AddressSockets } from './address-sockets';
 import { AssignmentRegistry } from './assignment-registry';
 import { IdleAssignments } from './idle-assignments';
+import type { Streams } from '../store/streams';
+import type { CoreIdentity } from '../model';
+import { assignmentCaps } from './limits';
 
 /** Everything sessions share. */
 export interface CoreHubDeps {
@@ -28,7 +32,7 @@ export interface CoreHubDeps {
   db: Db;
   files: FileStore;
   leases: Leases;
-  pool: Pool;
+  streams: Streams;
   targets: TargetCache;
   live: LiveState;
   bus: Bus;
@@ -43,12 +47,12 @@ interface Closer {
 }
 
 /** The process's core sessions. */
-export class CoreHub {
+export class CoreHub implements SessionHost {
   readonly settings: Settings;
   readonly db: Db;
   readonly files: FileStore;
   readonly leases: Leases;
-  readonly pool: Pool;
+  readonly streams: Streams;
   readonly targets: TargetCache;
   readonly live: LiveState;
   readonly log: Logger;
@@ -74,7 +78,7 @@ export class CoreHub {
     this.db = d.db;
     this.files = d.files;
     this.leases = d.leases;
-    this.pool = d.pool;
+    this.streams = d.streams;
     this.targets = d.targets;
     this.live = d.live;
     this.log = d.log;
@@ -137,29 +141,22 @@ export class CoreHub {
     return Object.fromEntries(this.byEngine);
   }
 
-  /** Writes a session's assignment to the live view. */
-  async publishActive(s: CoreSession): Promise<void> {
-    const record = this.activeRecord(s);
-    if (record) await this.live.setActive(record);
+  /** Records that `session` holds `streamId`; another session of this process that held it forgets it. */
+  claim(streamId: string, session: CoreSession): void {
+    const before = this.byStream.get(streamId);
+    if (before === session) return;
+    before?.forget();
+    this.byStream.set(streamId, session);
   }
 
-  /** The live-view record of a session's assignment; its counts count as published from here on. */
-  private activeRecord(s: CoreSession): ActiveStream | undefined {
-    const a = s.assignment;
-    if (!a) return undefined;
-    a.publishedBuffered = a.buffer.frames;
-    a.publishedCommitted = a.committed;
-    return {
-      stream_id: a.streamId,
-      target_id: a.targetId,
-      owner: a.owner,
-      engine: s.who.engine,
-      ...(s.who.donor ? { donor: s.who.donor.name } : {}),
-      node: this.nodeId,
-      started_at: a.startedAt.toISOString(),
-      buffered_frames: a.buffer.frames,
-      frames: a.committed,
-    };
+  /** Records that `session` no longer holds `streamId` (no-op when another session claimed it since). */
+  release(streamId: string, session: CoreSession): void {
+    if (this.byStream.get(streamId) === session) this.byStream.delete(streamId);
+  }
+
+  /** Throws `rate_limited` when the core's engine key or donor already holds its cap of streams here. */
+  admit(who: CoreIdentity, requestId: number): void {
+    this.byStream.admit(who, assignmentCaps(this.settings), requestId);
   }
 
   /** Starts batched lease renewal (every core.leaseRenewS). */
@@ -187,9 +184,8 @@ export class CoreHub {
     const lostSet = new Set(lost);
     const records: ActiveStream[] = [];
     for (const [stream, s] of this.byStream) {
-      const a = s.assignment;
-      if (!a || lostSet.has(stream) || (a.buffer.frames === a.publishedBuffered && a.committed === a.publishedCommitted)) continue;
-      const r = this.activeRecord(s);
+      if (lostSet.has(stream)) continue;
+      const r = s.activeRecord(true);
       if (r) records.push(r);
     }
     for (let i = 0; i < records.length; i += 1000) await this.live.setActiveMany(records.slice(i, i + 1000));

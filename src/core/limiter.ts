@@ -1,3 +1,4 @@
+/** Rate and concurrency limits of the core path: the commit semaphore and the per-socket message rate. */
 /** A counting semaphore: at most `limit` tasks run at once, the rest wait in order. */
 export class Limiter {
   private running = 0;
@@ -20,5 +21,36 @@ export class Limiter {
   /** Tasks running now. */
   get active(): number {
     return this.running;
+  }
+}
+
+/** What {@link MessageRate.take} decided about one message. */
+export type RateVerdict = 'ok' | 'limited' | 'exceeded';
+
+/**
+ * One socket's message rate: a token bucket of `perSecond` tokens a second with a burst of
+ * twice that. A refused message is `limited` (answered with rate_limited); a sender that
+ * keeps going through more than a full burst of refusals in a row is `exceeded` (closed).
+ */
+export class MessageRate {
+  private tokens: number;
+  private lastRefill = Date.now();
+  private strikes = 0;
+
+  constructor(private readonly perSecond: number) {
+    this.tokens = perSecond * 2;
+  }
+
+  /** Takes a token for one message. */
+  take(now = Date.now()): RateVerdict {
+    const burst = this.perSecond * 2;
+    this.tokens = Math.min(burst, this.tokens + ((now - this.lastRefill) / 1000) * this.perSecond);
+    this.lastRefill = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      this.strikes = 0;
+      return 'ok';
+    }
+    return ++this.strikes > burst ? 'exceeded' : 'limited';
   }
 }

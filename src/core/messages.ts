@@ -5,21 +5,12 @@
  * request id when one could be read, so the session can answer it.
  */
 import crypto from 'node:crypto';
-import { AppError } from '../errors';
+import { MessageError } from '../errors';
+import { MAX_RESUME_TOKEN_CHARS, MAX_TARGET_ID_CHARS } from './protocol';
 import type { NamedBytes } from '../store/partitions';
 
 /** File names allowed on the wire. */
 export const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-/** A protocol error tied to a request id. */
-export class MessageError extends AppError {
-  /**
-   * @param extra fields added to the error message, e.g. `retry_after_s`
-   */
-  constructor(readonly requestId: number | null, code: AppError['code'], message: string, readonly extra: Record<string, unknown> = {}) {
-    super(code, message);
-  }
-}
 
 /** A text request. */
 export type TextRequest =
@@ -86,7 +77,7 @@ export function parseText(text: string): TextRequest {
   const id = requestId(o);
   switch (o.type) {
     case 'assign':
-      if (o.target_id !== undefined && (typeof o.target_id !== 'string' || o.target_id.length > 64)) throw new MessageError(id, 'bad_request', '"target_id" must be a target id string');
+      if (o.target_id !== undefined && (typeof o.target_id !== 'string' || o.target_id.length > MAX_TARGET_ID_CHARS)) throw new MessageError(id, 'bad_request', '"target_id" must be a target id string');
       return { type: 'assign', id: needId(o), ...(o.target_id !== undefined ? { target_id: o.target_id as string } : {}) };
     case 'stop':
       if (o.error !== undefined && typeof o.error !== 'string') throw new MessageError(id, 'bad_request', '"error" must be a string');
@@ -94,7 +85,7 @@ export function parseText(text: string): TextRequest {
     case 'ping':
       return { type: 'ping', id: needId(o) };
     case 'resume':
-      if (typeof o.resume_token !== 'string' || o.resume_token.length > 200) throw new MessageError(id, 'bad_request', '"resume_token" must be a string');
+      if (typeof o.resume_token !== 'string' || o.resume_token.length > MAX_RESUME_TOKEN_CHARS) throw new MessageError(id, 'bad_request', '"resume_token" must be a string');
       return { type: 'resume', id: needId(o), resume_token: o.resume_token };
     case 'frame':
     case 'checkpoint':

@@ -1,19 +1,39 @@
 /**
- * One core's session (PROTOCOL §2): assign, frames, checkpoints, stop, ping, resume, the
- * seq rules, limits and server-initiated stops. Transport-neutral: it talks to its socket
- * through {@link CoreSocket}. Messages of one session are handled strictly in order (a
- * promise chain), so a checkpoint's commit finishes before the next message is looked at.
+ * One core's session (PROTOCOL §2): the protocol state machine — message order, the seq
+ * rules, the frame buffer, checkpoints, stop and server-initiated stops. Leasing and
+ * loading a stream is assignment.ts; the process's registries are the hub's, reached
+ * through {@link SessionHost}. Transport-neutral: it talks to its socket through
+ * {@link CoreSocket}. Messages of one session are handled strictly in order (a promise
+ * chain), so a checkpoint's commit finishes before the next message is looked at.
  */
 import crypto from 'node:crypto';
-import { toAppError, type ErrorCode } from '../errors';
+import { MessageError, toAppError, type ErrorCode } from '../errors';
 import { commitCheckpoint, recordFragment, recordStreamError } from '../store/commit';
-import { MessageError, parseBinary, parseText, type DataMessage, type TextRequest } from './messages';
-import type { CoreHub } from './hub';
+import type { ActiveStream, LiveState } from '../store/live';
+import type { Logger } from '../telemetry/log';
+import type { CoreIdentity } from '../model';
+import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
 import { FrameBuffer } from './frame-buffer';
-import { announcedLimits, assignmentCaps, binaryLimits } from './limits';
-import type { Assigned, LeaseValue } from '../store/leases';
-import { hashToken } from '../auth/tokens';
-import type { CoreIdentity, FileDoc, StreamDoc } from '../model';
+import { announcedLimits, binaryLimits } from './limits';
+import { MessageRate, type Limiter } from './limiter';
+import { parseBinary, parseText, type DataMessage, type TextRequest } from './messages';
+import { PROTOCOL_VERSION } from './protocol';
+
+/** What a session needs from its process (the hub provides it). */
+export interface SessionHost extends AssignmentDeps {
+  readonly log: Logger;
+  readonly live: LiveState;
+  /** Directory of this process's spill files. */
+  readonly spillDir: string;
+  /** Commits run through this, bounded by core.maxConcurrentCommits. */
+  readonly commits: Limiter;
+  /** Records that `session` holds `streamId`; a session of this process that held it before forgets it. */
+  claim(streamId: string, session: CoreSession): void;
+  /** Records that `session` no longer holds `streamId` (no-op when another session claimed it since). */
+  release(streamId: string, session: CoreSession): void;
+  /** Throws `rate_limited` when the core's engine key or donor already holds its cap of streams here. */
+  admit(who: CoreIdentity, requestId: number): void;
+}
 
 /** What a session needs from its socket. */
 export interface CoreSocket {
@@ -40,44 +60,22 @@ interface Assignment {
   publishedBuffered: number;
   publishedCommitted: number;
   /** For the stream's manifest after each commit. */
-  hasSeed: boolean;
+  seedFiles: string[];
   lastPartitionId?: string;
 }
-
-/** The fields of its stream an assignment uses (from the Redis manifest or MongoDB). */
-interface AssignedStream {
-  _id: string;
-  targetId: string;
-  owner: string;
-  frames: number;
-  hasSeed: boolean;
-  lastPartitionId?: string;
-}
-
-function fromDoc(d: StreamDoc): AssignedStream {
-  return { _id: d._id, targetId: d.targetId, owner: d.owner, frames: d.frames, hasSeed: d.seedFiles.length > 0, ...(d.lastPartitionId ? { lastPartitionId: d.lastPartitionId } : {}) };
-}
-
-/**
- * What an assignment reads of its stream: not the partition lists, which grow by one entry
- * per checkpoint (a long stream's would be decoded on every assignment); `lastPartitionId`
- * names the checkpoint to hand out.
- */
-const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0 } as const;
 
 /** One core's session. */
 export class CoreSession {
   readonly id = crypto.randomBytes(12).toString('base64url');
+  /** The current assignment (read by the hub's idle sweep). */
   assignment: Assignment | undefined;
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
-  private tokens: number;
-  private lastRefill = Date.now();
-  private rateStrikes = 0;
+  private readonly rate: MessageRate;
   private protocolErrors = 0;
 
-  constructor(private readonly hub: CoreHub, private readonly socket: CoreSocket, readonly who: CoreIdentity) {
-    this.tokens = hub.settings.core.messagesPerSecond * 2;
+  constructor(private readonly hub: SessionHost, private readonly socket: CoreSocket, readonly who: CoreIdentity) {
+    this.rate = new MessageRate(hub.settings.core.messagesPerSecond);
   }
 
   /** Sends the welcome (call once the socket is open). */
@@ -85,7 +83,7 @@ export class CoreSession {
     const c = this.hub.settings.core;
     this.socket.send({
       type: 'welcome',
-      protocol: 1,
+      protocol: PROTOCOL_VERSION,
       session: this.id,
       node: this.hub.nodeId,
       heartbeat_s: c.heartbeatS,
@@ -124,21 +122,11 @@ export class CoreSession {
   }
 
   private takeToken(): boolean {
-    const c = this.hub.settings.core;
-    const now = Date.now();
-    this.tokens = Math.min(c.messagesPerSecond * 2, this.tokens + ((now - this.lastRefill) / 1000) * c.messagesPerSecond);
-    this.lastRefill = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      this.rateStrikes = 0;
-      return true;
-    }
+    const verdict = this.rate.take();
+    if (verdict === 'ok') return true;
     this.hub.metrics.messages.inc({ type: 'rate_limited' });
-    if (++this.rateStrikes > c.messagesPerSecond * 2) {
-      this.close(1008, 'rate limit exceeded');
-      return false;
-    }
-    this.error(null, 'rate_limited', `At most ${c.messagesPerSecond} messages per second`, { retry_after_s: 1 });
+    if (verdict === 'exceeded') this.close(1008, 'rate limit exceeded');
+    else this.error(null, 'rate_limited', `At most ${this.hub.settings.core.messagesPerSecond} messages per second`, { retry_after_s: 1 });
     return false;
   }
 
@@ -172,7 +160,8 @@ export class CoreSession {
       const e = err instanceof MessageError ? err : toAppError(err);
       const id = err instanceof MessageError ? err.requestId : requestId;
       if (e.code === 'internal') this.hub.log.error({ err: (e as { cause?: unknown }).cause ?? err, session: this.id }, 'core message failed');
-      const extra = err instanceof MessageError ? err.extra : e.code === 'unavailable' ? { retry_after_s: 5 } : {};
+      // A core reply renders the error's retry delay (the catalog's) as `retry_after_s`.
+      const extra = err instanceof MessageError ? err.extra : e.retryAfterS !== undefined ? { retry_after_s: e.retryAfterS } : {};
       this.error(id, e.code, e.message, extra);
       if (e.code === 'bad_request' || e.code === 'bad_checksum') {
         if (++this.protocolErrors >= this.hub.settings.core.maxProtocolErrors) this.close(1008, 'too many bad messages');
@@ -196,78 +185,25 @@ export class CoreSession {
 
   private async assign(id: number, targetId?: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}; stop it first`);
-    this.hub.byStream.admit(this.who, assignmentCaps(this.hub.settings), id);
+    this.hub.admit(this.who, id);
     const started = process.hrtime.bigint();
-    const candidates = await this.hub.targets.candidates(this.who, targetId);
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const secret = crypto.randomBytes(24).toString('base64url');
-      const got = await this.hub.leases.assign(candidates, this.leaseFields(hashToken(secret)));
-      if (!got) break;
-      const stream = await this.assignedStream(got);
-      if (!stream) {
-        // Stopped or deleted after it was queued: drop the lease and try the next one.
-        await this.hub.leases.release(got.stream, this.id, false, 0);
-        continue;
-      }
-      await this.activate(id, stream, `${stream._id}.${secret}`, hashToken(secret));
-      this.hub.metrics.assignSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      return;
-    }
-    throw new MessageError(id, 'no_streams_available', 'No stream is ready for this core; retry later', { retry_after_s: this.hub.settings.core.retryAfterS });
-  }
-
-  /**
-   * What the assignment needs of the leased stream: from its manifest in Redis when that is
-   * current (its frames match the queue score), else from MongoDB. Undefined when the stream
-   * is gone or not `ok`.
-   */
-  private async assignedStream(got: Assigned): Promise<AssignedStream | undefined> {
-    const m = got.manifest;
-    if (m && m.frames === got.frames) {
-      const owner = await this.hub.targets.owner(got.target);
-      if (owner !== undefined) {
-        return { _id: got.stream, targetId: got.target, owner, frames: m.frames, hasSeed: m.seed, ...(m.lastPartitionId ? { lastPartitionId: m.lastPartitionId } : {}) };
-      }
-    }
-    this.hub.metrics.manifestMisses.inc();
-    const doc = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: got.stream }, { projection: ASSIGN_PROJECTION });
-    if (!doc || doc.status !== 'ok') return undefined;
-    const stream = fromDoc(doc);
-    // Repair the manifest (this session holds the lease: nobody commits meanwhile).
-    if (stream.frames === 0 || stream.lastPartitionId) {
-      this.hub.leases.setManifest(stream._id, { frames: stream.frames, seed: stream.hasSeed, ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}) }).catch(() => undefined);
-    }
-    return stream;
-  }
-
-  private leaseFields(resume: string): Omit<LeaseValue, 'stream' | 'target' | 'member'> {
-    return { node: this.hub.nodeId, session: this.id, engine: this.who.engine, ...(this.who.donor ? { donor: this.who.donor.name } : {}), resume };
+    await this.activate(id, await leaseNext(this.hub, this.who, this.id, id, targetId));
+    this.hub.metrics.assignSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   private async resume(id: number, token: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}`);
-    const dot = token.lastIndexOf('.');
-    const streamId = token.slice(0, dot);
-    const secret = token.slice(dot + 1);
-    if (dot <= 0 || !secret) throw new MessageError(id, 'bad_request', 'Malformed resume_token');
-    const newSecret = crypto.randomBytes(24).toString('base64url');
-    const lease = await this.hub.leases.resume(streamId, hashToken(secret), {
-      node: this.hub.nodeId,
-      session: this.id,
-      engine: this.who.engine,
-      ...(this.who.donor ? { donor: this.who.donor.name } : {}),
-      resume: hashToken(newSecret),
-    });
-    if (!lease) throw new MessageError(id, 'not_assigned', 'The resume token is unknown or its grace period has passed; assign again');
-    const doc = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: streamId }, { projection: ASSIGN_PROJECTION });
-    if (!doc || doc.status !== 'ok') {
-      await this.hub.leases.release(streamId, this.id, false, 0);
-      throw new MessageError(id, 'not_assigned', 'The stream is no longer available; assign again');
+    const leased = await resumeLease(this.hub, this.who, this.id, id, token);
+    // A resume on the same process may race the old socket's close handling: take the stream
+    // over before loading its files, so the old session stops touching it.
+    this.hub.claim(leased.stream._id, this);
+    try {
+      await this.activate(id, leased);
+    } catch (err) {
+      // Not activated: stop renewing the lease, which then expires and returns the stream to the pool.
+      if (!this.assignment) this.hub.release(leased.stream._id, this);
+      throw err;
     }
-    const stream = fromDoc(doc);
-    // A resume on the same process may race the old socket's close handling: take the stream over.
-    this.hub.byStream.get(streamId)?.forget();
-    await this.activate(id, stream, `${stream._id}.${newSecret}`, hashToken(newSecret));
   }
 
   /** Drops the assignment without touching the lease (another session took it over). */
@@ -275,13 +211,12 @@ export class CoreSession {
     const a = this.assignment;
     if (!a) return;
     this.assignment = undefined;
-    this.hub.byStream.delete(a.streamId);
+    this.hub.release(a.streamId, this);
     void a.buffer.clear();
   }
 
-  private async activate(id: number, stream: AssignedStream, resumeToken: string, resumeHash: string): Promise<void> {
-    const files = await this.assignmentFiles(stream);
-    const options = await this.hub.targets.options(stream.targetId);
+  private async activate(id: number, { stream, resumeToken, resumeHash }: Leased): Promise<void> {
+    const { files, options } = await assignmentPayload(this.hub, stream);
     this.assignment = {
       streamId: stream._id,
       targetId: stream.targetId,
@@ -294,38 +229,43 @@ export class CoreSession {
       resumeHash,
       publishedBuffered: -1,
       publishedCommitted: -1,
-      hasSeed: stream.hasSeed,
+      seedFiles: stream.seedFiles,
       ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}),
     };
-    this.hub.byStream.set(stream._id, this);
-    await this.hub.publishActive(this).catch(() => undefined);
+    this.hub.claim(stream._id, this);
+    await this.publishActive().catch(() => undefined);
     this.hub.log.info({ session: this.id, stream: stream._id, target: stream.targetId, engine: this.who.engine, donor: this.who.donor?.name }, 'stream assigned');
     this.socket.send({ type: 'assignment', id, stream_id: stream._id, target_id: stream.targetId, frames: stream.frames, options, files, resume_token: resumeToken });
   }
 
-  /** Seed files overlaid by the latest checkpoint's files, base64. */
-  private async assignmentFiles(stream: AssignedStream): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    const seeds = !stream.hasSeed ? [] : await this.hub.db.collection<FileDoc>('files').find({ streamId: stream._id, kind: 'seed' }).toArray();
-    const add = async (f: { name: string; size: number; data?: { buffer: Uint8Array }; gridfsId?: unknown }): Promise<void> => {
-      const chunks: Buffer[] = [];
-      for await (const c of this.hub.files.chunks(f as never)) chunks.push(Buffer.from(c));
-      out[f.name] = Buffer.concat(chunks).toString('base64');
+  /**
+   * The live-view record of this session's assignment, or undefined when there is none or
+   * (with `onlyChanged`) its counts are already published. Its counts count as published
+   * from here on.
+   */
+  activeRecord(onlyChanged = false): ActiveStream | undefined {
+    const a = this.assignment;
+    if (!a) return undefined;
+    if (onlyChanged && a.buffer.frames === a.publishedBuffered && a.committed === a.publishedCommitted) return undefined;
+    a.publishedBuffered = a.buffer.frames;
+    a.publishedCommitted = a.committed;
+    return {
+      stream_id: a.streamId,
+      target_id: a.targetId,
+      owner: a.owner,
+      engine: this.who.engine,
+      ...(this.who.donor ? { donor: this.who.donor.name } : {}),
+      node: this.hub.nodeId,
+      started_at: a.startedAt.toISOString(),
+      buffered_frames: a.buffer.frames,
+      frames: a.committed,
     };
-    for (const f of seeds) await add(f);
-    const last = await this.lastPartitionId(stream);
-    if (last !== undefined) {
-      const p = await this.hub.db.collection('partitions').findOne({ _id: last as never });
-      for (const f of (p?.checkpoint ?? []) as FileDoc[]) await add(f);
-    }
-    return out;
   }
 
-  /** The committed partition the stream continues from (the list is read only for streams committed before `lastPartitionId` existed). */
-  private async lastPartitionId(stream: AssignedStream): Promise<string | undefined> {
-    if (stream.lastPartitionId !== undefined || stream.frames === 0) return stream.lastPartitionId;
-    const full = await this.hub.db.collection<StreamDoc>('streams').findOne({ _id: stream._id }, { projection: { partitionIds: 1 } });
-    return full?.partitionIds.at(-1);
+  /** Writes this session's assignment to the live view. */
+  private async publishActive(): Promise<void> {
+    const record = this.activeRecord();
+    if (record) await this.hub.live.setActive(record);
   }
 
   private async onData(msg: DataMessage): Promise<void> {
@@ -367,13 +307,13 @@ export class CoreSession {
       a.lastPartitionId = result.partitionId;
       // Issued before any release that requeues the stream (same connection, in order). If it
       // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
-      this.hub.leases.setManifest(a.streamId, { frames: a.committed, seed: a.hasSeed, lastPartitionId: a.lastPartitionId }).catch(() => undefined);
+      this.hub.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, lastPartitionId: a.lastPartitionId }).catch(() => undefined);
     }
     await a.buffer.clear();
     this.hub.metrics.framesCommitted.inc(buffered);
     this.hub.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.socket.send({ type: 'committed', id: msg.id, seq: msg.seq, frames: result.frames, partition: result.frames });
-    this.hub.publishActive(this).catch(() => undefined);
+    this.publishActive().catch(() => undefined);
   }
 
   private async stop(id: number, error?: string): Promise<void> {
@@ -399,7 +339,7 @@ export class CoreSession {
     const a = this.assignment;
     if (!a) return;
     this.assignment = undefined;
-    this.hub.byStream.delete(a.streamId);
+    this.hub.release(a.streamId, this);
     await a.buffer.clear();
     const leases = this.hub.leases;
     try {
@@ -415,7 +355,7 @@ export class CoreSession {
         streamId: a.streamId,
         targetId: a.targetId,
         engine: this.who.engine,
-        ...(this.who.donor ? { donor: this.who.donor.name } : {}),
+        ...(this.who.donor ? { donor: this.who.donor.name, ...(this.who.donor.id ? { donorId: this.who.donor.id } : {}) } : {}),
         start: a.startedAt,
         end: new Date(),
         frames: a.framesThisActivation,

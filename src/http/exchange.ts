@@ -5,6 +5,7 @@
  * {@link ExchangeIO} that reads the body and writes the reply its own way.
  */
 import { AppError, toAppError } from '../errors';
+import { outageBackend } from '../store/outage';
 import type { Gate, Reply, Request, Router } from './router';
 import { errorReply } from './router';
 import { clientAddress, type TrustList } from './client-address';
@@ -213,7 +214,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
         const appErr = toAppError(err);
         if (appErr.code === 'internal') ctx.log.error({ err: (appErr as { cause?: unknown }).cause ?? err, reqId: id, route }, 'handler failed');
         if (appErr.code === 'unavailable') {
-          ctx.metrics.storageErrors.inc({ backend: /redis|Connection is closed|Stream isn't/i.test(String(err)) ? 'redis' : 'mongodb' });
+          ctx.metrics.storageErrors.inc({ backend: outageBackend(err) ?? 'mongodb' });
           ctx.log.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
         }
         finish(errorAnswer(appErr), appErr.code === 'too_large' || (refusedByGate && bodyPending));

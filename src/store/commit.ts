@@ -10,9 +10,10 @@
  * Fragments record one activation each; the donor's totals are `$inc`ed by the same
  * amounts, so they equal the sum of the donor's fragments.
  */
-import type { Db } from 'mongodb';
+import type { Db, ObjectId } from 'mongodb';
 import type { FileStore } from './files';
 import { commitPartition, writePartition, type NamedBytes } from './partitions';
+import { countStreamError, streamExists } from './streams';
 import type { StreamDoc } from '../model';
 import { checkFileNames } from './name-budget';
 
@@ -39,8 +40,7 @@ export async function commitCheckpoint(
   if (limits.maxFileNames !== undefined) await checkFileNames(db, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.maxFileNames, files.durable.maxTimeMS);
   const doc = await writePartition(db, files, streamId, committed + bufferedFrames, frameFiles, checkpointFiles);
   if (await commitPartition(db, streamId, committed, doc, files.durable)) return { ok: true, frames: doc.n, partitionId: doc._id };
-  const exists = await db.collection<StreamDoc>('streams').countDocuments({ _id: streamId }, { limit: 1, ...(files.durable.maxTimeMS ? { maxTimeMS: files.durable.maxTimeMS } : {}) });
-  return { ok: false, reason: exists ? 'conflict' : 'stream_gone' };
+  return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
 }
 
 /** One activation of a stream by one core. */
@@ -49,6 +49,8 @@ export interface Fragment {
   targetId: string;
   engine: string;
   donor?: string;
+  /** The donor document's `_id` (credited by primary key); without it the donor is found by name. */
+  donorId?: ObjectId;
   start: Date;
   end: Date;
   /** Frames committed during the activation. */
@@ -58,11 +60,12 @@ export interface Fragment {
 /** Records a fragment and credits its donor (frames and core-seconds, in total and per target). */
 export async function recordFragment(db: Db, f: Fragment): Promise<void> {
   const coreSeconds = Math.max(0, (f.end.getTime() - f.start.getTime()) / 1000);
-  await db.collection('fragments').insertOne({ ...f, coreSeconds });
+  const { donorId, ...fragment } = f;
+  await db.collection('fragments').insertOne({ ...fragment, coreSeconds });
   if (!f.donor) return;
   const donor = f.donor;
   await Promise.all([
-    db.collection('donors').updateOne({ name: donor }, { $inc: { frames: f.frames, coreSeconds } }),
+    db.collection('donors').updateOne(donorId ? { _id: donorId } : { name: donor }, { $inc: { frames: f.frames, coreSeconds } }),
     retryDuplicateKey(() =>
       db.collection('donor_targets').updateOne(
         { _id: `${donor}:${f.targetId}` as never },
@@ -94,11 +97,5 @@ async function retryDuplicateKey<T>(op: () => Promise<T>, attempts = 3): Promise
  */
 export async function recordStreamError(db: Db, streamId: string, message: string, engine: string, donor: string | undefined, maxErrors: number): Promise<StreamDoc['status'] | undefined> {
   await db.collection('stream_errors').insertOne({ streamId, at: new Date(), message, engine, ...(donor ? { donor } : {}) });
-  const after = await db.collection<StreamDoc>('streams').findOneAndUpdate({ _id: streamId }, { $inc: { errorCount: 1 }, $set: { updatedAt: new Date() } }, { returnDocument: 'after' });
-  if (!after) return undefined;
-  if (after.errorCount >= maxErrors && after.status === 'ok') {
-    await db.collection<StreamDoc>('streams').updateOne({ _id: streamId, status: 'ok' }, { $set: { status: 'failed' } });
-    return 'failed';
-  }
-  return after.status;
+  return countStreamError(db, streamId, maxErrors);
 }

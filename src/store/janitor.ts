@@ -9,7 +9,8 @@ import type { Db, ObjectId } from 'mongodb';
 import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
-import type { PartitionDoc, StoredFile, StreamDoc } from '../model';
+import { committedPartitionIds } from './streams';
+import type { PartitionDoc, StoredFile } from '../model';
 
 /** One janitor per process; passes are cheap and idempotent, so several processes may run them. */
 export class Janitor {
@@ -49,9 +50,7 @@ export class Janitor {
       .find(window, { projection: { _id: 1, streamId: 1, createdAt: 1 }, sort: { createdAt: 1 }, limit })
       .toArray();
     const ids = [...new Set([...parts.map((p) => p.streamId), ...files.map((f) => f.streamId)])];
-    const streams = new Map(
-      (await this.db.collection<StreamDoc>('streams').find({ _id: { $in: ids } }, { projection: { _id: 1, partitionIds: 1 } }).toArray()).map((s) => [s._id, new Set(s.partitionIds)]),
-    );
+    const streams = await committedPartitionIds(this.db, ids);
 
     let removedParts = 0;
     for (const p of parts) {

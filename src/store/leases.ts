@@ -207,25 +207,36 @@ return added
  * What an assignment needs of a stream beyond its queue entry, kept in Redis so that handing
  * out a stream needs no MongoDB read of the stream document: its committed frames when the
  * manifest was written (a manifest whose frames differ from the queue score is stale and
- * ignored), whether it has seed files, and the id of its last committed partition.
+ * ignored), whether it has seed files and their names, and the id of its last committed partition.
  */
 export interface StreamManifest {
   frames: number;
   seed: boolean;
+  /**
+   * Seed file names (their documents are read by `_id`). Absent in manifests written before
+   * names were recorded: such an assignment reads the names from the stream document.
+   */
+  seedFiles?: string[];
   lastPartitionId?: string;
 }
 
-/** Encodes a manifest (`frames|seed|lastPartitionId`). */
+/**
+ * Encodes a manifest: `frames|seed|lastPartitionId`, then `|name/name…` when seed names are
+ * known and there are any (file names never contain `|` or `/`).
+ */
 export function encodeManifest(m: StreamManifest): string {
-  return `${m.frames}|${m.seed ? 1 : 0}|${m.lastPartitionId ?? ''}`;
+  const base = `${m.frames}|${m.seed ? 1 : 0}|${m.lastPartitionId ?? ''}`;
+  return m.seed && m.seedFiles && m.seedFiles.length > 0 ? `${base}|${m.seedFiles.join('/')}` : base;
 }
 
 /** Decodes a manifest; undefined for an empty or malformed one. */
 export function decodeManifest(raw: string): StreamManifest | undefined {
-  const [frames, seed, last] = raw.split('|');
+  const [frames, seed, last, names, extra] = raw.split('|');
   const n = Number(frames);
-  if (!raw || last === undefined || !Number.isInteger(n) || n < 0 || (seed !== '0' && seed !== '1')) return undefined;
-  return { frames: n, seed: seed === '1', ...(last ? { lastPartitionId: last } : {}) };
+  if (!raw || last === undefined || extra !== undefined || !Number.isInteger(n) || n < 0 || (seed !== '0' && seed !== '1')) return undefined;
+  // A seedless manifest names no files; a seeded one names them, or predates names (undefined).
+  const seedFiles = seed === '0' ? [] : names ? names.split('/') : undefined;
+  return { frames: n, seed: seed === '1', ...(seedFiles ? { seedFiles } : {}), ...(last ? { lastPartitionId: last } : {}) };
 }
 
 /** A leased stream as the assign script returns it. */

@@ -10,6 +10,7 @@
 import crypto from 'node:crypto';
 import type { Db } from 'mongodb';
 import type { Durability, FileStore } from './files';
+import { advanceCommitPoint } from './streams';
 import type { PartitionDoc, PartitionFileKind, StoredFile } from '../model';
 
 /** A file to write: name and bytes. */
@@ -65,21 +66,11 @@ export async function writePartition(db: Db, store: FileStore, streamId: string,
 }
 
 /**
- * Step two, the commit point: the stream moves from `committed` frames to `doc.n` and names
- * this document, only if nobody committed in between. Returns whether it landed. `durable`
- * (write concern, time limit) makes "landed" mean "survives a failover".
+ * Step two, the commit point (see {@link advanceCommitPoint}). Returns whether it landed.
+ * `durable` (write concern, time limit) makes "landed" mean "survives a failover".
  */
-export async function commitPartition(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}): Promise<boolean> {
-  const res = await db.collection<CommittedList & { frames: number }>('streams').updateOne(
-    { _id: streamId, frames: committed },
-    {
-      $set: { frames: doc.n, lastPartitionId: doc._id, errorCount: 0, updatedAt: new Date() },
-      $push: { partitions: doc.n, partitionIds: doc._id },
-      $addToSet: { frameFiles: { $each: doc.frames.map((f) => f.name) }, checkpointFiles: { $each: doc.checkpoint.map((f) => f.name) } },
-    } as never,
-    durable,
-  );
-  return res.matchedCount === 1;
+export function commitPartition(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}): Promise<boolean> {
+  return advanceCommitPoint(db, streamId, committed, doc, durable);
 }
 
 /** The index entries of committed partitions by number (no file bytes are read). */
@@ -98,4 +89,10 @@ export async function committedIndex(db: Db, stream: CommittedList): Promise<Map
 export async function partitionFile(db: Db, partitionDocId: string, kind: PartitionFileKind, name: string): Promise<StoredFile | undefined> {
   const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: partitionDocId });
   return (kind === 'frame' ? doc?.frames : doc?.checkpoint)?.find((f) => f.name === name);
+}
+
+/** The checkpoint files of a partition document, read by `_id` (empty when it is gone). */
+export async function checkpointFiles(db: Db, partitionDocId: string): Promise<StoredFile[]> {
+  const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: partitionDocId }, { projection: { checkpoint: 1 } });
+  return doc?.checkpoint ?? [];
 }

@@ -1,29 +1,14 @@
 /**
  * The pool of ready streams: keeps Redis's ready sets in step with MongoDB. Streams enter
  * when created or started and when a lease ends; they leave when assigned, stopped, failed
- * or deleted. A sweeper returns streams whose lease expired (a dead node, a core that did
- * not resume), and the whole pool is rebuilt from MongoDB at start and whenever Redis comes
- * back without it.
+ * or deleted (store/streams.ts and the lease scripts make those changes). A sweeper returns
+ * streams whose lease expired (a dead node, a core that did not resume), and the whole pool
+ * is rebuilt from MongoDB at start and whenever Redis comes back without it.
  */
 import type { Db } from 'mongodb';
-import { Leases, readyMember, type StreamManifest } from './leases';
+import type { Leases } from './leases';
+import { allQueuedStreams, queueEntry, queuedStreams } from './streams';
 import type { Logger } from '../telemetry/log';
-import type { StreamDoc } from '../model';
-
-/** The fields of a stream its queue entry and manifest are made of. */
-type QueuedFields = Pick<StreamDoc, '_id' | 'targetId' | 'frames' | 'createdAt' | 'seedFiles' | 'lastPartitionId'>;
-
-const QUEUED_PROJECTION = { _id: 1, targetId: 1, frames: 1, createdAt: 1, seedFiles: 1, lastPartitionId: 1 } as const;
-
-/**
- * A stream's ready-set entry and manifest. No manifest for a committed stream without
- * `lastPartitionId` (written before the field existed): its assignment reads MongoDB.
- */
-function queueItem(s: QueuedFields): { target: string; frames: number; member: string; manifest?: StreamManifest } {
-  const item = { target: s.targetId, frames: s.frames, member: readyMember(s.createdAt, s._id) };
-  if (s.frames > 0 && !s.lastPartitionId) return item;
-  return { ...item, manifest: { frames: s.frames, seed: s.seedFiles.length > 0, ...(s.lastPartitionId ? { lastPartitionId: s.lastPartitionId } : {}) } };
-}
 
 /** The pool. */
 export class Pool {
@@ -32,31 +17,10 @@ export class Pool {
 
   constructor(private readonly db: Db, readonly leases: Leases, private readonly log: Logger) {}
 
-  /** Puts one stream in the pool if it is `ok` and nobody holds it. */
-  async enqueueStream(s: QueuedFields & Pick<StreamDoc, 'status'>): Promise<void> {
-    if (s.status !== 'ok') return;
-    await this.leases.enqueue([queueItem(s)]);
-  }
-
-  /** Takes one stream out of the pool. */
-  async dequeueStream(s: Pick<StreamDoc, '_id' | 'targetId' | 'createdAt'>): Promise<void> {
-    await this.leases.dequeue(s.targetId, readyMember(s.createdAt, s._id));
-  }
-
-  /** Forgets everything the pool keeps of a deleted stream. */
-  async deleteStream(s: Pick<StreamDoc, '_id' | 'targetId' | 'createdAt'>): Promise<void> {
-    await this.dequeueStream(s);
-    await this.leases.forgetManifest(s._id);
-  }
-
   /** Re-reads streams from MongoDB and enqueues those that are `ok` (lease checks happen in Redis). */
   async returnStreams(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const docs = await this.db
-      .collection<StreamDoc>('streams')
-      .find({ _id: { $in: ids }, status: 'ok' }, { projection: QUEUED_PROJECTION })
-      .toArray();
-    await this.leases.enqueue(docs.map(queueItem));
+    await this.leases.enqueue((await queuedStreams(this.db, ids)).map(queueEntry));
   }
 
   /** Rebuilds every ready set from MongoDB (idempotent; leased streams are skipped). */
@@ -65,9 +29,8 @@ export class Pool {
       const started = Date.now();
       let n = 0;
       let batch: Array<{ target: string; frames: number; member: string }> = [];
-      const cursor = this.db.collection<StreamDoc>('streams').find({ status: 'ok' }, { projection: QUEUED_PROJECTION, batchSize: 2000 });
-      for await (const s of cursor) {
-        batch.push(queueItem(s));
+      for await (const s of allQueuedStreams(this.db)) {
+        batch.push(queueEntry(s));
         if (batch.length >= 2000) {
           n += await this.leases.enqueue(batch);
           batch = [];

@@ -7,20 +7,15 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { clientAddress, normalizeAddress } from '../http/client-address';
-import { errorHeaders } from '../http/exchange';
-import { CoreSession } from '../core/session';
-import { authorizeCore, SUBPROTOCOL } from './uws-core';
-import { errorBody, toAppError, type AppError } from '../errors';
+import { normalizeAddress } from '../http/client-address';
+import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type Refusal } from './core-socket';
 import { serveNodeHttp } from './node-http';
 import type { Transport, TransportOptions } from './types';
-import { statusLine } from './uws-http';
 import { DEFAULT_CIPHERS, MIN_TLS_VERSION } from './tls-policy';
 
-function refuse(socket: Duplex, e: AppError): void {
-  const body = errorBody(e);
-  const extra = Object.entries(errorHeaders(e)).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  socket.end(`HTTP/1.1 ${statusLine(e.status)}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`);
+function refuse(socket: Duplex, r: Refusal): void {
+  const headers = Object.entries(r.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${r.statusLine}\r\n${headers}content-length: ${Buffer.byteLength(r.body)}\r\nconnection: close\r\n\r\n${r.body}`);
 }
 
 /** Starts listening with node:http(s) and ws. */
@@ -36,10 +31,10 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     noServer: true,
     maxPayload: c.maxMessageBytes,
     perMessageDeflate: false,
-    handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    handleProtocols: (protocols) => chooseSubprotocol(protocols) ?? false,
   });
   const alive = new WeakMap<WebSocket, boolean>();
-  const maxBackpressure = Math.max(c.maxMessageBytes * 2, 64 * 1024 * 1024);
+  const maxBackpressure = maxBackpressureBytes(hub.settings);
 
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '').split('?')[0];
@@ -49,43 +44,34 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
       return;
     }
     const peer = normalizeAddress(req.socket.remoteAddress ?? '');
-    const remote = clientAddress(o.core.trust, peer, String(req.headers['x-forwarded-for'] ?? ''));
-    const donor = req.headers['x-donor-token'];
-    authorizeCore({ authorization: req.headers.authorization, donor: Array.isArray(donor) ? donor[0] : donor }, o.core, remote).then(
-      (identity) => {
-        if (socket.destroyed) return;
-        wss.handleUpgrade(req, socket, head, (ws) => {
-          const socketApi = {
-            send: (m: Record<string, unknown>) => {
-              if (ws.readyState !== WebSocket.OPEN) return;
-              // Mirrors uWS closeOnBackpressureLimit: a core that does not read is dropped.
-              if (ws.bufferedAmount > maxBackpressure) ws.terminate();
-              else ws.send(JSON.stringify(m));
-            },
-            close: (code: number, reason: string) => ws.close(code, reason),
-          };
-          const session = new CoreSession(hub, socketApi, identity);
-          alive.set(ws, true);
-          hub.add(session, socketApi);
-          hub.log.info({ session: session.id, engine: identity.engine, donor: identity.donor?.name, remote }, 'core connected');
-          ws.on('pong', () => alive.set(ws, true));
-          ws.on('message', (data: Buffer, isBinary) => session.onMessage(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), isBinary));
-          ws.on('error', () => undefined);
-          ws.on('close', (code) => {
-            hub.remove(session);
-            hub.log.info({ session: session.id, code }, 'core disconnected');
-            void session.onClose();
-          });
-          session.welcome();
-        });
-      },
-      (err: unknown) => {
-        const e = toAppError(err);
-        if (e.code === 'internal') hub.log.error({ err, remote }, 'core upgrade failed');
-        hub.log.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
-        refuse(socket, e);
-      },
-    );
+    const header = (name: string): string | undefined => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    void decideUpgrade(o.core, { authorization: header('authorization'), donor: header('x-donor-token'), forwarded: String(req.headers['x-forwarded-for'] ?? '') }, peer).then((decision) => {
+      if (!decision.ok) {
+        refuse(socket, decision.refusal);
+        return;
+      }
+      if (socket.destroyed) return;
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const socketApi = {
+          send: (m: Record<string, unknown>) => {
+            if (ws.readyState !== WebSocket.OPEN) return;
+            // Mirrors uWS closeOnBackpressureLimit: a core that does not read is dropped.
+            if (ws.bufferedAmount > maxBackpressure) ws.terminate();
+            else ws.send(JSON.stringify(m));
+          },
+          close: (code: number, reason: string) => ws.close(code, reason),
+        };
+        alive.set(ws, true);
+        const session = openSession(o.core, socketApi, decision.identity);
+        ws.on('pong', () => alive.set(ws, true));
+        ws.on('message', (data: Buffer, isBinary) => session.onMessage(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), isBinary));
+        ws.on('error', () => undefined);
+        ws.on('close', (code) => closeSession(o.core, session, code));
+      });
+    });
   });
 
   // ws does not ping on its own: ping every heartbeat, drop sockets that missed the last one.

@@ -2,7 +2,7 @@
  * The two transports behind one interface. `uws` (default): uWebSockets.js, loaded lazily
  * so a platform where its binary cannot load gets a clear message. `node`: Node's
  * http/https plus `ws` — the baseline of the benchmarks and a fallback. Both serve the same
- * routes (exchange.ts) and the same core sessions (core-session.ts).
+ * routes (exchange.ts) and the same core endpoint (core-socket.ts).
  */
 import type { Auth } from '../auth/users';
 import type { TrustList } from '../http/client-address';

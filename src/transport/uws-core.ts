@@ -1,26 +1,16 @@
 /**
- * The `/core/v1` WebSocket endpoint on uWebSockets.js: authentication at upgrade (401 with
- * the JSON error body and no upgrade), the subprotocol echo, and the glue between uWS
- * callbacks and {@link CoreSession}. uWS rules kept here: headers are copied before any
- * await, the upgrade is corked, a closed socket is never touched again, and nothing is written
- * to a socket from inside a uWS callback (see {@link Outbox}).
+ * The `/core/v1` WebSocket endpoint on uWebSockets.js: the glue between uWS callbacks and
+ * the transport-neutral endpoint (core-socket.ts: authorization, subprotocol, refusal,
+ * session registration). uWS rules kept here: headers are copied before any await, the
+ * upgrade is corked, a closed socket is never touched again, and nothing is written to a
+ * socket from inside a uWS callback (see {@link Outbox}).
  */
 import type uws from 'uWebSockets.js';
-import type { Auth } from '../auth/users';
-import { clientAddress, normalizeAddress, type TrustList } from '../http/client-address';
-import { errorHeaders } from '../http/exchange';
+import { normalizeAddress } from '../http/client-address';
+import type { CoreSession, CoreSocket } from '../core/session';
 import { headerList } from './uws-headers';
-import type { CoreHub } from '../core/hub';
-import { CoreSession, type CoreSocket } from '../core/session';
-import type { EngineKeys } from '../auth/engine-keys';
-import { AppError, errorBody, toAppError } from '../errors';
-import { bearer, hashToken } from '../auth/tokens';
-import { statusLine } from './uws-http';
-import { admitCore } from '../core/admission';
 import type { CoreIdentity } from '../model';
-
-/** The subprotocol cores offer and the server echoes. */
-export const SUBPROTOCOL = 'coordinator.core.v1';
+import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type CoreEndpoint } from './core-socket';
 
 /**
  * Per-socket state. uWS.js copies these properties onto its WebSocket object, so no name may
@@ -113,49 +103,15 @@ class UwsCoreSocket implements CoreSocket {
 
 const decoder = new TextDecoder();
 
-/**
- * Decides whether an upgrade may proceed: a valid engine key, an optional valid donor
- * token, and room under server.maxConnections. Throws the AppError to answer with.
- */
-export async function authorizeCore(
-  headers: { authorization?: string; donor?: string },
-  deps: { engineKeys: EngineKeys; auth: Auth; hub: CoreHub },
-  remote: string,
-): Promise<CoreIdentity> {
-  return admitCore(deps.hub, remote, () => deps.auth.failures.guard(remote, () => identifyCore(headers, deps, remote)));
-}
-
-async function identifyCore(
-  headers: { authorization?: string; donor?: string },
-  deps: { engineKeys: EngineKeys; auth: Auth; hub: CoreHub },
-  remote: string,
-): Promise<CoreIdentity> {
-  const key = bearer(headers.authorization);
-  if (!key) throw new AppError('unauthorized', 'Cores authenticate with Authorization: Bearer <engine key>', { 'www-authenticate': 'Bearer' });
-  const found = await deps.engineKeys.lookup(key);
-  if (!found) throw new AppError('unauthorized', 'Unknown or revoked engine key', { 'www-authenticate': 'Bearer' });
-  let donor: CoreIdentity['donor'];
-  if (headers.donor) {
-    const p = await deps.auth.lookup(hashToken(headers.donor.trim()));
-    if (!p || p.role !== 'donor') throw new AppError('unauthorized', 'Unknown donor token');
-    donor = { name: p.name, beta: p.beta === true };
-  }
-  if (deps.hub.size >= deps.hub.settings.server.maxConnections) {
-    throw new AppError('server_busy', 'This node is at its session limit; retry later or elsewhere', {}, deps.hub.settings.server.busyRetryAfterS);
-  }
-  return { engine: found.engine, keyId: found.keyId, ...(donor ? { donor } : {}), remote };
-}
-
 /** The uWS behaviour of `/core/v1`. */
-export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth: Auth; trust: TrustList }): uws.WebSocketBehavior<SocketData> {
+export function coreBehavior(deps: CoreEndpoint): uws.WebSocketBehavior<SocketData> {
   const { hub } = deps;
   const c = hub.settings.core;
   return {
     // uWS drops (1006) a message over maxPayloadLength without a close frame; accepting up to
     // twice the limit lets the message callback close the larger ones properly with 1009.
     maxPayloadLength: c.maxMessageBytes * 2,
-    // A core that does not read its replies is dropped rather than buffered without bound.
-    maxBackpressure: Math.max(c.maxMessageBytes * 2, 64 * 1024 * 1024),
+    maxBackpressure: maxBackpressureBytes(hub.settings),
     closeOnBackpressureLimit: true,
     idleTimeout: Math.min(960, c.heartbeatS * 2),
     sendPingsAutomatically: true,
@@ -171,42 +127,29 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
         forwarded: headerList(req, 'x-forwarded-for'),
       };
       const peer = normalizeAddress(decoder.decode(res.getRemoteAddressAsText()));
-      const remote = clientAddress(deps.trust, peer, headers.forwarded);
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
       });
-      authorizeCore(headers, deps, remote).then(
-        (identity) => {
-          if (aborted) return;
-          const offered = headers.protocol.split(',').map((p) => p.trim());
-          res.cork(() => {
-            res.upgrade<SocketData>({ identity, closed: false }, headers.key, offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '', headers.extensions, context);
-          });
-        },
-        (err: unknown) => {
-          if (aborted) return;
-          const e = toAppError(err);
-          if (e.code === 'internal') hub.log.error({ err, remote }, 'core upgrade failed');
-          hub.log.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
-          res.cork(() => {
-            res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json; charset=utf-8');
-            for (const [k, v] of Object.entries(errorHeaders(e))) res.writeHeader(k, v);
-            res.end(errorBody(e), true);
-          });
-        },
-      );
+      void decideUpgrade(deps, headers, peer).then((decision) => {
+        if (aborted) return;
+        res.cork(() => {
+          if (decision.ok) {
+            res.upgrade<SocketData>({ identity: decision.identity, closed: false }, headers.key, chooseSubprotocol(headers.protocol.split(',')) ?? '', headers.extensions, context);
+            return;
+          }
+          const r = decision.refusal;
+          res.writeStatus(r.statusLine);
+          for (const [k, v] of Object.entries(r.headers)) res.writeHeader(k, v);
+          res.end(r.body, true);
+        });
+      });
     },
 
     open: (ws) => {
       const data = ws.getUserData();
       data.socket = ws;
-      const socket = new UwsCoreSocket(data);
-      const session = new CoreSession(hub, socket, data.identity);
-      data.session = session;
-      hub.add(session, socket);
-      hub.log.info({ session: session.id, engine: data.identity.engine, donor: data.identity.donor?.name, remote: data.identity.remote }, 'core connected');
-      session.welcome();
+      data.session = openSession(deps, new UwsCoreSocket(data), data.identity);
     },
 
     message: (ws, message, isBinary) => {
@@ -229,10 +172,7 @@ export function coreBehavior(deps: { hub: CoreHub; engineKeys: EngineKeys; auth:
       data.socket = undefined;
       data.closeWith = undefined;
       const s = data.session;
-      if (!s) return;
-      hub.remove(s);
-      hub.log.info({ session: s.id, code }, 'core disconnected');
-      void s.onClose();
+      if (s) closeSession(deps, s, code);
     },
   };
 }

@@ -13,7 +13,7 @@ import type { RedisClient } from '../../store/redis';
 import { Type } from '@sinclair/typebox';
 import { object, routeFor, str } from '../declared-routes';
 import type { LiveState } from '../../store/live';
-import type { Pool } from '../../store/pool';
+import type { Streams } from '../../store/streams';
 import { ID_PATTERN } from '../../model';
 
 /**
@@ -28,7 +28,7 @@ export interface ApiDeps {
   auth: Auth;
   files: FileStore;
   live: LiveState;
-  pool: Pool;
+  streams: Streams;
   log: Logger;
 }
 

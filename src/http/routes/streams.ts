@@ -13,7 +13,7 @@ import type { ActiveStream } from '../../store/live';
 import { committedIndex, committedPartitionId, partitionFile } from '../../store/partitions';
 import { ENGINE, FILE_NAME, ID, ID_PARAMS, NAME, TIME, iso, requireOwner, route, type ApiDeps } from './common';
 import { ownedTarget } from './targets';
-import { newId, type FileDoc, type PartitionFileKind, type StreamDoc, type StreamFileKind } from '../../model';
+import type { PartitionFileKind, StreamDoc, StreamFileKind } from '../../model';
 
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const STATUS = oneOf(['ok', 'stopped', 'failed']);
@@ -49,11 +49,8 @@ function decodeFiles(map: Record<string, string> | undefined, where: string): Ar
   });
 }
 
-const streamsOf = (d: ApiDeps) => d.db.collection<StreamDoc>('streams');
-const filesOf = (d: ApiDeps) => d.db.collection<FileDoc>('files');
-
 async function owned(d: ApiDeps, id: string, principal: Principal | undefined): Promise<StreamDoc> {
-  const s = await streamsOf(d).findOne({ _id: id });
+  const s = await d.streams.get(id);
   if (!s) throw new AppError('not_found', `No stream ${id}`);
   requireOwner(principal, s.owner, 'stream');
   return s;
@@ -111,40 +108,8 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         const tags = decodeFiles(body.tags, 'body.tags');
         const clash = tags.find((x) => body.files[x.name] !== undefined);
         if (clash) throw new AppError('bad_request', `body.tags.${clash.name}: a seed file has the same name`);
-        const id = newId();
-        // Files first, the stream document last: a failure in between leaves only orphans the janitor removes.
-        const put = async (kind: StreamFileKind, f: { name: string; bytes: Buffer }): Promise<FileDoc> => ({
-          _id: `${id}:${kind}:${f.name}`,
-          streamId: id,
-          kind,
-          createdAt: new Date(),
-          ...(await d.files.put(f.name, f.bytes, { streamId: id, kind, partition: 0 })),
-        });
-        const docs: FileDoc[] = [];
-        for (const f of seeds) docs.push(await put('seed', f));
-        for (const f of tags) docs.push(await put('tag', f));
-        if (docs.length > 0) await filesOf(d).insertMany(docs);
-        const now = new Date();
-        const doc: StreamDoc = {
-          _id: id,
-          targetId: t._id,
-          owner: t.owner,
-          status: 'ok',
-          frames: 0,
-          partitions: [],
-          partitionIds: [],
-          errorCount: 0,
-          seedFiles: seeds.map((f) => f.name),
-          tagFiles: tags.map((f) => f.name),
-          frameFiles: [],
-          checkpointFiles: [],
-          createdAt: now,
-          updatedAt: now,
-        };
-        await streamsOf(d).insertOne(doc);
-        await d.pool.enqueueStream(doc);
-        await d.bus.publish('target.streams', { targetId: t._id });
-        return ok({ stream_id: id }, 201);
+        const doc = await d.streams.create(t, seeds, tags);
+        return ok({ stream_id: doc._id }, 201);
       },
     }),
     route({
@@ -174,13 +139,9 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         const desc = sort.startsWith('-');
         const field = SORTS[desc ? sort.slice(1) : sort]!;
         if (query.after && field !== '_id') throw new AppError('bad_request', 'query.after: only with the id sort; use offset with other sorts');
-        const order = desc ? -1 : 1;
-        const filter = { targetId: t._id, ...(query.after ? { _id: desc ? { $lt: query.after } : { $gt: query.after } } : {}) };
         const [list, total] = await Promise.all([
-          streamsOf(d)
-            .find(filter, { sort: field === '_id' ? { _id: order } : { [field]: order, _id: order }, skip: query.offset ?? 0, limit: query.limit ?? d.settings.limits.maxListItems })
-            .toArray(),
-          streamsOf(d).countDocuments({ targetId: t._id }),
+          d.streams.listByTarget(t._id, { field, order: desc ? -1 : 1, ...(query.after ? { after: query.after } : {}), offset: query.offset ?? 0, limit: query.limit ?? d.settings.limits.maxListItems }),
+          d.streams.countByTarget(t._id),
         ]);
         const active = await d.live.activeMany(list.map((s) => s._id));
         return ok({ streams: list.map((s, i) => viewWith(s, active[i] ?? null)), total });
@@ -206,10 +167,8 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       responses: { 200: { description: 'The stream after the change', schema: STREAM } },
       handler: async ({ params, principal }, d) => {
         const s = await owned(d, params.id, principal);
-        const after = await streamsOf(d).findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
+        const after = await d.streams.start(s);
         if (!after) throw new AppError('not_found', `No stream ${s._id}`);
-        await d.pool.enqueueStream(after);
-        await d.bus.publish('target.streams', { targetId: s.targetId });
         return ok(await view(d, after));
       },
     }),
@@ -222,12 +181,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: ID_PARAMS,
       responses: { 200: { description: 'The stream after the change', schema: STREAM } },
       handler: async ({ params, principal }, d) => {
-        const s = await owned(d, params.id, principal);
-        const after = await streamsOf(d).findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
-        await d.pool.dequeueStream(s);
-        if (after) await d.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
-        await d.bus.publish('target.streams', { targetId: s.targetId });
-        return ok(await view(d, after ?? s));
+        return ok(await view(d, await d.streams.stop(await owned(d, params.id, principal))));
       },
     }),
     route({
@@ -239,17 +193,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: ID_PARAMS,
       responses: { 204: { description: 'Deleted' } },
       handler: async ({ params, principal }, d) => {
-        const s = await owned(d, params.id, principal);
-        await streamsOf(d).deleteOne({ _id: s._id });
-        await d.pool.deleteStream(s);
-        await d.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_deleted' });
-        await Promise.all([
-          filesOf(d).deleteMany({ streamId: s._id }),
-          d.db.collection('partitions').deleteMany({ streamId: s._id }),
-          d.db.collection('stream_errors').deleteMany({ streamId: s._id }),
-          d.files.removeStreamBlobs(s._id),
-        ]);
-        await d.bus.publish('target.streams', { targetId: s.targetId });
+        await d.streams.remove(await owned(d, params.id, principal));
         return { status: 204 };
       },
     }),
@@ -288,7 +232,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       handler: async ({ params, principal }, d) => {
         const s = await owned(d, params.id, principal);
         const kind: StreamFileKind | undefined = s.seedFiles.includes(params.name) ? 'seed' : s.tagFiles.includes(params.name) ? 'tag' : undefined;
-        const f = kind && (await filesOf(d).findOne({ _id: `${s._id}:${kind}:${params.name}` }));
+        const f = kind && (await d.streams.file(s._id, kind, params.name));
         return download(f ? d.files.body([f]) : undefined, `seed or tag file "${params.name}"`);
       },
     }),
@@ -361,7 +305,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       },
       handler: async ({ params, principal }, d) => {
         const s = await owned(d, params.id, principal);
-        const errs = await d.db.collection('stream_errors').find({ streamId: s._id }, { sort: { at: -1 }, limit: d.settings.limits.maxListItems }).toArray();
+        const errs = await d.streams.errors(s._id, d.settings.limits.maxListItems);
         return ok({ errors: errs.map((e) => ({ at: iso(e.at as Date), message: e.message as string, ...(e.engine ? { engine: e.engine as string } : {}), ...(e.donor ? { donor: e.donor as string } : {}) })) });
       },
     }),

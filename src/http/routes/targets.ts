@@ -88,8 +88,7 @@ function viewCacheOf(d: ApiDeps): ViewCache {
 }
 
 async function streamCounts(d: ApiDeps, targetId: string) {
-  const streams = d.db.collection('streams');
-  const [okCount, stopped, failed] = await Promise.all(['ok', 'stopped', 'failed'].map((status) => streams.countDocuments({ targetId, status })));
+  const [okCount, stopped, failed] = await Promise.all((['ok', 'stopped', 'failed'] as const).map((status) => d.streams.countByTarget(targetId, status)));
   return { ok: okCount!, stopped: stopped!, failed: failed! };
 }
 
@@ -209,7 +208,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       responses: { 204: { description: 'Deleted' } },
       handler: async ({ params, principal }, d) => {
         const t = await ownedTarget(d, params.id, principal);
-        if ((await d.db.collection('streams').countDocuments({ targetId: t._id }, { limit: 1 })) > 0) {
+        if ((await d.streams.countByTarget(t._id, undefined, 1)) > 0) {
           throw new AppError('conflict', 'The target still has streams; delete them first');
         }
         await targets(d).deleteOne({ _id: t._id });

@@ -1,0 +1,137 @@
+/**
+ * Handing a stream to a core (PROTOCOL §2 "Assignment" and "Resume"): leasing the next
+ * stream among the core's candidate targets, taking over a lease with a resume token, and
+ * loading what the assignment message carries (seed files overlaid by the latest
+ * checkpoint's files, the target's options).
+ *
+ * Every MongoDB read here is by `_id` (docs/architecture.md "Hot path"): the stream comes
+ * from its manifest in Redis or by `_id`, seed files by their deterministic ids, the
+ * checkpoint by its partition id, and targets from the per-process cache.
+ */
+import crypto from 'node:crypto';
+import type { Db } from 'mongodb';
+import { MessageError } from '../errors';
+import { hashToken } from '../auth/tokens';
+import type { Settings } from '../config/settings';
+import type { FileStore } from '../store/files';
+import type { Assigned, Leases, LeaseValue } from '../store/leases';
+import { checkpointFiles } from '../store/partitions';
+import type { AssignedStream, Streams } from '../store/streams';
+import type { Metrics } from '../telemetry/metrics';
+import type { CoreIdentity, StoredFile } from '../model';
+import { RESUME_SECRET_BYTES } from './protocol';
+import type { TargetCache } from './target-cache';
+
+export type { AssignedStream } from '../store/streams';
+
+/** What assignment needs from the process. */
+export interface AssignmentDeps {
+  readonly settings: Settings;
+  readonly nodeId: string;
+  readonly db: Db;
+  readonly files: FileStore;
+  readonly leases: Leases;
+  readonly streams: Streams;
+  readonly targets: TargetCache;
+  readonly metrics: Metrics;
+}
+
+/** A stream leased for a session, with the resume token the core gets for it. */
+export interface Leased {
+  stream: AssignedStream;
+  resumeToken: string;
+  /** SHA-256 hex of the token's secret, as the lease records it. */
+  resumeHash: string;
+}
+
+/** What the `assignment` message carries besides the stream's ids and frames. */
+export interface AssignmentPayload {
+  /** File name → base64 bytes. */
+  files: Record<string, string>;
+  options: Record<string, unknown>;
+}
+
+function newSecret(): string {
+  return crypto.randomBytes(RESUME_SECRET_BYTES).toString('base64url');
+}
+
+function leaseFields(d: AssignmentDeps, who: CoreIdentity, session: string, resume: string): Omit<LeaseValue, 'stream' | 'target' | 'member'> {
+  return { node: d.nodeId, session, engine: who.engine, ...(who.donor ? { donor: who.donor.name } : {}), resume };
+}
+
+/**
+ * Leases the next stream for a core (optionally of one target). Streams stopped or deleted
+ * after they were queued are released and the next one tried, up to core.assignAttempts;
+ * then `no_streams_available`.
+ */
+export async function leaseNext(d: AssignmentDeps, who: CoreIdentity, session: string, requestId: number, targetId?: string): Promise<Leased> {
+  const candidates = await d.targets.candidates(who, targetId);
+  for (let attempt = 0; attempt < d.settings.core.assignAttempts; attempt++) {
+    const secret = newSecret();
+    const got = await d.leases.assign(candidates, leaseFields(d, who, session, hashToken(secret)));
+    if (!got) break;
+    const stream = await assignedStream(d, got);
+    if (!stream) {
+      // Stopped or deleted after it was queued: drop the lease and try the next one.
+      await d.leases.release(got.stream, session, false, 0);
+      continue;
+    }
+    return { stream, resumeToken: `${stream._id}.${secret}`, resumeHash: hashToken(secret) };
+  }
+  throw new MessageError(requestId, 'no_streams_available', 'No stream is ready for this core; retry later', { retry_after_s: d.settings.core.retryAfterS });
+}
+
+/**
+ * What the assignment needs of the leased stream: from its manifest in Redis when that is
+ * current (its frames match the queue score, and it names the seed files), else from
+ * MongoDB by `_id`, repairing the manifest. Undefined when the stream is gone or not `ok`.
+ */
+async function assignedStream(d: AssignmentDeps, got: Assigned): Promise<AssignedStream | undefined> {
+  const m = got.manifest;
+  if (m && m.frames === got.frames && m.seedFiles !== undefined) {
+    const owner = await d.targets.owner(got.target);
+    if (owner !== undefined) {
+      return { _id: got.stream, targetId: got.target, owner, frames: m.frames, seedFiles: m.seedFiles, ...(m.lastPartitionId ? { lastPartitionId: m.lastPartitionId } : {}) };
+    }
+  }
+  d.metrics.manifestMisses.inc();
+  const stream = await d.streams.forAssignment(got.stream);
+  // Repair the manifest (this session holds the lease: nobody commits meanwhile).
+  if (stream && (stream.frames === 0 || stream.lastPartitionId)) d.streams.setManifest(stream).catch(() => undefined);
+  return stream;
+}
+
+/**
+ * Takes over the lease named by a resume token (`<stream>.<secret>`) with a fresh secret.
+ * Throws `not_assigned` when the token is unknown, its grace period passed, or the stream
+ * is no longer `ok`.
+ */
+export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session: string, requestId: number, token: string): Promise<Leased> {
+  const dot = token.lastIndexOf('.');
+  const streamId = token.slice(0, dot);
+  const secret = token.slice(dot + 1);
+  if (dot <= 0 || !secret) throw new MessageError(requestId, 'bad_request', 'Malformed resume_token');
+  const fresh = newSecret();
+  const lease = await d.leases.resume(streamId, hashToken(secret), leaseFields(d, who, session, hashToken(fresh)));
+  if (!lease) throw new MessageError(requestId, 'not_assigned', 'The resume token is unknown or its grace period has passed; assign again');
+  const stream = await d.streams.forAssignment(streamId);
+  if (!stream) {
+    await d.leases.release(streamId, session, false, 0);
+    throw new MessageError(requestId, 'not_assigned', 'The stream is no longer available; assign again');
+  }
+  return { stream, resumeToken: `${stream._id}.${fresh}`, resumeHash: hashToken(fresh) };
+}
+
+/** The files (seed files overlaid by the latest checkpoint's, base64) and options of an assignment. */
+export async function assignmentPayload(d: AssignmentDeps, stream: AssignedStream): Promise<AssignmentPayload> {
+  const files: Record<string, string> = {};
+  const add = async (f: StoredFile): Promise<void> => {
+    const chunks: Buffer[] = [];
+    for await (const c of d.files.chunks(f)) chunks.push(Buffer.from(c));
+    files[f.name] = Buffer.concat(chunks).toString('base64');
+  };
+  for (const f of await d.streams.seedFiles(stream._id, stream.seedFiles)) await add(f);
+  const last = stream.lastPartitionId ?? (stream.frames === 0 ? undefined : await d.streams.legacyLastPartitionId(stream._id));
+  if (last !== undefined) for (const f of await checkpointFiles(d.db, last)) await add(f);
+  return { files, options: await d.targets.options(stream.targetId) };
+}

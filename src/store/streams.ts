@@ -1,0 +1,281 @@
+/**
+ * The `streams` collection and everything a stream owns: creation with its seed and tag
+ * files, deletion with all its data, the reads of the assignment path, the commit point,
+ * the error count, and the stream's queue entry and manifest in Redis. No other module
+ * names the collection.
+ *
+ * Hot-path rule (docs/architecture.md): assignment, resume and checkpoint read and write
+ * documents only by `_id`. A stream's seed and tag files have deterministic ids
+ * ({@link streamFileId}) built from names the stream document and its manifest carry.
+ */
+import type { Collection, Db } from 'mongodb';
+import type { Bus } from './bus';
+import type { Durability, FileStore } from './files';
+import { readyMember, type Leases, type StreamManifest } from './leases';
+import { newId, type FileDoc, type PartitionDoc, type StreamDoc, type StreamFileKind } from '../model';
+
+const STREAMS = 'streams';
+
+/** The `_id` of a stream's seed or tag file: `<stream>:<kind>:<name>` (so it is read by primary key). */
+export function streamFileId(streamId: string, kind: StreamFileKind, name: string): string {
+  return `${streamId}:${kind}:${name}`;
+}
+
+function collection(db: Db): Collection<StreamDoc> {
+  return db.collection<StreamDoc>(STREAMS);
+}
+
+/** The fields of a stream an assignment uses (from its manifest in Redis, or MongoDB). */
+export interface AssignedStream {
+  _id: string;
+  targetId: string;
+  owner: string;
+  frames: number;
+  /** Names of its seed files (files `<stream>:seed:<name>`). */
+  seedFiles: string[];
+  lastPartitionId?: string;
+}
+
+/**
+ * What an assignment reads of its stream: not the partition lists, which grow by one entry
+ * per checkpoint (a long stream's would be decoded on every assignment); `lastPartitionId`
+ * names the checkpoint to hand out.
+ */
+const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0 } as const;
+
+/** The fields of a stream its queue entry and manifest are made of. */
+export type QueuedFields = Pick<StreamDoc, '_id' | 'targetId' | 'frames' | 'createdAt' | 'seedFiles' | 'lastPartitionId'>;
+
+const QUEUED_PROJECTION = { _id: 1, targetId: 1, frames: 1, createdAt: 1, seedFiles: 1, lastPartitionId: 1 } as const;
+
+/** The manifest of an assigned stream (what {@link Leases.setManifest} records). */
+export function manifestOf(s: Pick<AssignedStream, 'frames' | 'seedFiles' | 'lastPartitionId'>): StreamManifest {
+  return { frames: s.frames, seed: s.seedFiles.length > 0, seedFiles: s.seedFiles, ...(s.lastPartitionId ? { lastPartitionId: s.lastPartitionId } : {}) };
+}
+
+/**
+ * A stream's ready-set entry and manifest. No manifest for a committed stream without
+ * `lastPartitionId` (written before the field existed): its assignment reads MongoDB.
+ */
+export function queueEntry(s: QueuedFields): { target: string; frames: number; member: string; manifest?: StreamManifest } {
+  const item = { target: s.targetId, frames: s.frames, member: readyMember(s.createdAt, s._id) };
+  if (s.frames > 0 && !s.lastPartitionId) return item;
+  return { ...item, manifest: manifestOf(s) };
+}
+
+/** The queue fields of these streams when they are `ok` (by `_id`). */
+export function queuedStreams(db: Db, ids: string[]): Promise<QueuedFields[]> {
+  return collection(db).find({ _id: { $in: ids }, status: 'ok' }, { projection: QUEUED_PROJECTION }).toArray();
+}
+
+/** Every `ok` stream's queue fields, in batches (the pool's rebuild; off the hot path). */
+export function allQueuedStreams(db: Db): AsyncIterable<QueuedFields> {
+  return collection(db).find({ status: 'ok' }, { projection: QUEUED_PROJECTION, batchSize: 2000 });
+}
+
+/** The committed partition ids of these streams (the janitor's check; streams that do not exist are absent). */
+export async function committedPartitionIds(db: Db, ids: string[]): Promise<Map<string, Set<string>>> {
+  const docs = await collection(db).find({ _id: { $in: ids } }, { projection: { _id: 1, partitionIds: 1 } }).toArray();
+  return new Map(docs.map((s) => [s._id, new Set(s.partitionIds)]));
+}
+
+/** Whether a stream exists. */
+export async function streamExists(db: Db, id: string, maxTimeMS?: number): Promise<boolean> {
+  return (await collection(db).countDocuments({ _id: id }, { limit: 1, ...(maxTimeMS ? { maxTimeMS } : {}) })) > 0;
+}
+
+/**
+ * The commit point: the stream moves from `committed` frames to `doc.n` and names this
+ * partition document, only if nobody committed in between. Returns whether it landed.
+ */
+export async function advanceCommitPoint(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}): Promise<boolean> {
+  const res = await collection(db).updateOne(
+    { _id: streamId, frames: committed },
+    {
+      $set: { frames: doc.n, lastPartitionId: doc._id, errorCount: 0, updatedAt: new Date() },
+      $push: { partitions: doc.n, partitionIds: doc._id },
+      $addToSet: { frameFiles: { $each: doc.frames.map((f) => f.name) }, checkpointFiles: { $each: doc.checkpoint.map((f) => f.name) } },
+    } as never,
+    durable,
+  );
+  return res.matchedCount === 1;
+}
+
+/** Counts one more consecutive error; at `maxErrors` an `ok` stream becomes `failed`. Returns the status after (undefined: no such stream). */
+export async function countStreamError(db: Db, streamId: string, maxErrors: number): Promise<StreamDoc['status'] | undefined> {
+  const streams = collection(db);
+  const after = await streams.findOneAndUpdate({ _id: streamId }, { $inc: { errorCount: 1 }, $set: { updatedAt: new Date() } }, { returnDocument: 'after' });
+  if (!after) return undefined;
+  if (after.errorCount >= maxErrors && after.status === 'ok') {
+    await streams.updateOne({ _id: streamId, status: 'ok' }, { $set: { status: 'failed' } });
+    return 'failed';
+  }
+  return after.status;
+}
+
+/** A file to store with a new stream. */
+export interface NewFile {
+  name: string;
+  bytes: Buffer;
+}
+
+/** The streams of the service, with what they own. */
+export class Streams {
+  private readonly streams: Collection<StreamDoc>;
+  private readonly files: Collection<FileDoc>;
+
+  constructor(
+    private readonly db: Db,
+    private readonly store: FileStore,
+    private readonly leases: Leases,
+    private readonly bus: Bus,
+  ) {
+    this.streams = collection(db);
+    this.files = db.collection<FileDoc>('files');
+  }
+
+  /** One stream, whole. */
+  get(id: string): Promise<StreamDoc | null> {
+    return this.streams.findOne({ _id: id });
+  }
+
+  /**
+   * Creates a stream of a target with its seed and tag files and puts it in the pool.
+   * Files first, the stream document last: a failure in between leaves only orphans the
+   * janitor removes.
+   */
+  async create(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
+    const id = newId();
+    const put = async (kind: StreamFileKind, f: NewFile): Promise<FileDoc> => ({
+      _id: streamFileId(id, kind, f.name),
+      streamId: id,
+      kind,
+      createdAt: new Date(),
+      ...(await this.store.put(f.name, f.bytes, { streamId: id, kind, partition: 0 })),
+    });
+    const docs: FileDoc[] = [];
+    for (const f of seeds) docs.push(await put('seed', f));
+    for (const f of tags) docs.push(await put('tag', f));
+    if (docs.length > 0) await this.files.insertMany(docs);
+    const now = new Date();
+    const doc: StreamDoc = {
+      _id: id,
+      targetId: target._id,
+      owner: target.owner,
+      status: 'ok',
+      frames: 0,
+      partitions: [],
+      partitionIds: [],
+      errorCount: 0,
+      seedFiles: seeds.map((f) => f.name),
+      tagFiles: tags.map((f) => f.name),
+      frameFiles: [],
+      checkpointFiles: [],
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.streams.insertOne(doc);
+    await this.enqueue(doc);
+    await this.bus.publish('target.streams', { targetId: target._id });
+    return doc;
+  }
+
+  /** Makes a stream assignable again (resets its error count). Undefined when it is gone. */
+  async start(s: StreamDoc): Promise<StreamDoc | undefined> {
+    const after = await this.streams.findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
+    if (!after) return undefined;
+    await this.enqueue(after);
+    await this.bus.publish('target.streams', { targetId: s.targetId });
+    return after;
+  }
+
+  /** Stops a stream; a core working on it is told to stop. Returns the stream after. */
+  async stop(s: StreamDoc): Promise<StreamDoc> {
+    const after = await this.streams.findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
+    await this.leases.dequeue(s.targetId, readyMember(s.createdAt, s._id));
+    if (after) await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
+    await this.bus.publish('target.streams', { targetId: s.targetId });
+    return after ?? s;
+  }
+
+  /**
+   * Deletes a stream with all its data: the document first (commits stop landing), then its
+   * queue entry and manifest, a stop to the core holding it, and its files, partitions,
+   * GridFS blobs and error log.
+   */
+  async remove(s: Pick<StreamDoc, '_id' | 'targetId' | 'createdAt'>): Promise<void> {
+    await this.streams.deleteOne({ _id: s._id });
+    await this.leases.dequeue(s.targetId, readyMember(s.createdAt, s._id));
+    await this.leases.forgetManifest(s._id);
+    await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_deleted' });
+    await Promise.all([
+      this.files.deleteMany({ streamId: s._id }),
+      this.db.collection('partitions').deleteMany({ streamId: s._id }),
+      this.db.collection('stream_errors').deleteMany({ streamId: s._id }),
+      this.store.removeStreamBlobs(s._id),
+    ]);
+    await this.bus.publish('target.streams', { targetId: s.targetId });
+  }
+
+  /**
+   * A page of a target's streams sorted by `field` (a document field; ties by `_id`), after
+   * an id (id order only) or from an offset. Off the hot path: a scan by `targetId`.
+   */
+  listByTarget(targetId: string, page: { field: string; order: 1 | -1; after?: string; offset: number; limit: number }): Promise<StreamDoc[]> {
+    const { field, order, after } = page;
+    const filter = { targetId, ...(after ? { _id: order < 0 ? { $lt: after } : { $gt: after } } : {}) };
+    const sort = field === '_id' ? { _id: order } : { [field]: order, _id: order };
+    return this.streams.find(filter, { sort, skip: page.offset, limit: page.limit }).toArray();
+  }
+
+  /** How many of a target's streams have this status. */
+  countByTarget(targetId: string, status?: StreamDoc['status'], limit?: number): Promise<number> {
+    return this.streams.countDocuments({ targetId, ...(status ? { status } : {}) }, limit ? { limit } : {});
+  }
+
+  /** A stream's error log, newest first (off the hot path: a scan by `streamId`). */
+  errors(streamId: string, limit: number): Promise<Array<{ at: Date; message: string; engine?: string; donor?: string }>> {
+    return this.db
+      .collection<{ streamId: string; at: Date; message: string; engine?: string; donor?: string }>('stream_errors')
+      .find({ streamId }, { sort: { at: -1 }, limit, projection: { _id: 0, streamId: 0 } })
+      .toArray();
+  }
+
+  /** A seed or tag file of a stream by its deterministic id. */
+  file(streamId: string, kind: StreamFileKind, name: string): Promise<FileDoc | null> {
+    return this.files.findOne({ _id: streamFileId(streamId, kind, name) });
+  }
+
+  /**
+   * Seed files by name, each read by `_id` (one equality lookup per file: FerretDB's SQLite
+   * backend uses its `_id` index for an equality, not for `$in`).
+   */
+  async seedFiles(streamId: string, names: string[]): Promise<FileDoc[]> {
+    const docs = await Promise.all(names.map((n) => this.file(streamId, 'seed', n)));
+    return docs.filter((d): d is FileDoc => d !== null);
+  }
+
+  /** What an assignment needs of an `ok` stream, read by `_id`; undefined when gone or not `ok`. */
+  async forAssignment(id: string): Promise<AssignedStream | undefined> {
+    const d = await this.streams.findOne({ _id: id }, { projection: ASSIGN_PROJECTION });
+    if (!d || d.status !== 'ok') return undefined;
+    return { _id: d._id, targetId: d.targetId, owner: d.owner, frames: d.frames, seedFiles: d.seedFiles, ...(d.lastPartitionId ? { lastPartitionId: d.lastPartitionId } : {}) };
+  }
+
+  /** The last committed partition of a stream committed before `lastPartitionId` existed (reads its list, by `_id`). */
+  async legacyLastPartitionId(id: string): Promise<string | undefined> {
+    const full = await this.streams.findOne({ _id: id }, { projection: { partitionIds: 1 } });
+    return full?.partitionIds.at(-1);
+  }
+
+  /** Records an assigned stream's manifest (after a commit, or to repair a stale one). */
+  setManifest(s: Pick<AssignedStream, '_id' | 'frames' | 'seedFiles' | 'lastPartitionId'>): Promise<void> {
+    return this.leases.setManifest(s._id, manifestOf(s));
+  }
+
+  /** Puts a stream in the pool if it is `ok` and nobody holds it. */
+  private async enqueue(s: StreamDoc): Promise<void> {
+    if (s.status !== 'ok') return;
+    await this.leases.enqueue([queueEntry(s)]);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The `/core/v1` endpoint as both transports serve it: who may upgrade (engine key, donor
+ * token, room under server.maxConnections), the subprotocol, the refusal a denied upgrade
+ * gets (status + JSON error body, no upgrade), connect/close logging and hub registration,
+ * and the backpressure limit of a core socket. Each transport keeps only its socket glue
+ * (uws-core.ts for uWebSockets.js, node-server.ts for `ws`).
+ */
+import { STATUS_CODES } from 'node:http';
+import { AppError, errorBody, toAppError } from '../errors';
+import { bearer, hashToken } from '../auth/tokens';
+import { clientAddress } from '../http/client-address';
+import { errorHeaders } from '../http/exchange';
+import { CoreSession, type CoreSocket } from '../core/session';
+import { admitCore } from '../core/admission';
+import { SUBPROTOCOL } from '../core/protocol';
+import type { Settings } from '../config/settings';
+import type { CoreIdentity } from '../model';
+import type { TransportOptions } from './types';
+
+export { SUBPROTOCOL } from '../core/protocol';
+
+/** What the endpoint needs (the hub, key and token lookups, the proxy trust list). */
+export type CoreEndpoint = TransportOptions['core'];
+
+/** The headers of an upgrade request the endpoint reads. */
+export interface UpgradeHeaders {
+  authorization?: string;
+  /** `X-Donor-Token`. */
+  donor?: string;
+  /** `X-Forwarded-For`, honoured only from trusted proxies. */
+  forwarded?: string;
+}
+
+/** The HTTP answer to a refused upgrade. */
+export interface Refusal {
+  status: number;
+  /** `<status> <reason>` for the status line. */
+  statusLine: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The outcome of an upgrade request. */
+export type UpgradeDecision = { ok: true; identity: CoreIdentity } | { ok: false; refusal: Refusal; remote: string };
+
+/** The subprotocol to echo: ours when the client offered it, else none (the client then closes). */
+export function chooseSubprotocol(offered: Iterable<string>): string | undefined {
+  for (const p of offered) if (p.trim() === SUBPROTOCOL) return SUBPROTOCOL;
+  return undefined;
+}
+
+/**
+ * Bytes of unsent replies a core socket may queue before it is dropped: a core that does
+ * not read its replies is dropped rather than buffered without bound.
+ */
+export function maxBackpressureBytes(settings: Settings): number {
+  return Math.max(settings.core.maxMessageBytes * 2, settings.core.minBackpressureBytes);
+}
+
+/**
+ * Decides whether an upgrade may proceed: a valid engine key, an optional valid donor
+ * token, and room under server.maxConnections. Throws the AppError to answer with.
+ */
+export async function authorizeCore(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {
+  return admitCore(deps.hub, remote, () => deps.auth.failures.guard(remote, () => identifyCore(headers, deps, remote)));
+}
+
+async function identifyCore(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {
+  const key = bearer(headers.authorization);
+  if (!key) throw new AppError('unauthorized', 'Cores authenticate with Authorization: Bearer <engine key>', { 'www-authenticate': 'Bearer' });
+  const found = await deps.engineKeys.lookup(key);
+  if (!found) throw new AppError('unauthorized', 'Unknown or revoked engine key', { 'www-authenticate': 'Bearer' });
+  let donor: CoreIdentity['donor'];
+  if (headers.donor) {
+    const p = await deps.auth.lookup(hashToken(headers.donor.trim()));
+    if (!p || p.role !== 'donor') throw new AppError('unauthorized', 'Unknown donor token');
+    donor = { name: p.name, beta: p.beta === true, ...(p.donorId ? { id: p.donorId } : {}) };
+  }
+  if (deps.hub.size >= deps.hub.settings.server.maxConnections) {
+    throw new AppError('server_busy', 'This node is at its session limit; retry later or elsewhere', {}, deps.hub.settings.server.busyRetryAfterS);
+  }
+  return { engine: found.engine, keyId: found.keyId, ...(donor ? { donor } : {}), remote };
+}
+
+/** Authorizes an upgrade from `peer` (already normalized); a refusal is logged and comes with its HTTP answer. */
+export async function decideUpgrade(deps: CoreEndpoint, headers: UpgradeHeaders, peer: string): Promise<UpgradeDecision> {
+  const remote = clientAddress(deps.trust, peer, headers.forwarded ?? '');
+  try {
+    return { ok: true, identity: await authorizeCore(headers, deps, remote) };
+  } catch (err) {
+    const e = toAppError(err);
+    const log = deps.hub.log;
+    if (e.code === 'internal') log.error({ err, remote }, 'core upgrade failed');
+    log.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
+    return {
+      ok: false,
+      remote,
+      refusal: {
+        status: e.status,
+        statusLine: `${e.status} ${STATUS_CODES[e.status] ?? 'Unknown'}`,
+        headers: { 'content-type': 'application/json; charset=utf-8', ...errorHeaders(e) },
+        body: errorBody(e),
+      },
+    };
+  }
+}
+
+/** A socket's session has opened: registers it with the hub, logs it and sends the welcome. */
+export function openSession(deps: CoreEndpoint, socket: CoreSocket, identity: CoreIdentity): CoreSession {
+  const { hub } = deps;
+  const session = new CoreSession(hub, socket, identity);
+  hub.add(session, socket);
+  hub.log.info({ session: session.id, engine: identity.engine, donor: identity.donor?.name, remote: identity.remote }, 'core connected');
+  session.welcome();
+  return session;
+}
+
+/** A socket closed: unregisters its session, logs it, and lets the session end its assignment (the lease waits for a resume). */
+export function closeSession(deps: CoreEndpoint, session: CoreSession, code: number): void {
+  deps.hub.remove(session);
+  deps.hub.log.info({ session: session.id, code }, 'core disconnected');
+  void session.onClose();
+}

@@ -1,0 +1,53 @@
+/**
+ * One decision whether an error is a storage outage (store/outage.ts), fed with the errors
+ * the real drivers raise against a port where nothing listens.
+ */
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import t from 'tap';
+import { ERRORS, toAppError } from '../src/errors';
+import { withTimeout } from '../src/store/mongo';
+import { isStorageOutage, outageBackend } from '../src/store/outage';
+import { freePort } from '../src/provision/exec';
+
+async function caught(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+t.test('MongoDB unreachable', async (t) => {
+  const port = await freePort();
+  const client = new MongoClient(`mongodb://127.0.0.1:${port}/`, { serverSelectionTimeoutMS: 300 });
+  const err = await caught(client.db('x').command({ ping: 1 }));
+  await client.close();
+  t.equal(outageBackend(err), 'mongodb', (err as Error).name);
+  const e = toAppError(err);
+  t.equal(e.code, 'unavailable');
+  t.equal(e.headers['retry-after'], String(ERRORS.unavailable.retryAfterS), 'Retry-After from the catalog');
+});
+
+t.test('Redis unreachable', async (t) => {
+  const port = await freePort();
+  const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  const err = await caught(redis.get('k'));
+  redis.disconnect();
+  t.equal(outageBackend(err), 'redis', (err as Error).message);
+  t.equal(toAppError(err).code, 'unavailable');
+});
+
+t.test('our own deadlines name their store', async (t) => {
+  const never = new Promise<never>(() => undefined);
+  t.equal(outageBackend(await caught(withTimeout(never, 10, 'Redis'))), 'redis');
+  t.equal(outageBackend(await caught(withTimeout(never, 10, 'MongoDB'))), 'mongodb');
+});
+
+t.test('anything else is not an outage', async (t) => {
+  t.notOk(isStorageOutage(new Error('boom')));
+  t.notOk(isStorageOutage('Connection is closed'), 'only Error objects');
+  t.equal(toAppError(new TypeError('x is undefined')).code, 'internal');
+});
