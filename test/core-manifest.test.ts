@@ -18,10 +18,13 @@ t.teardown(async () => {
 });
 
 const misses = async (): Promise<number> => (await f.ts.server.metrics.manifestMisses.get()).values[0]?.value ?? 0;
-const manifest = (stream: string): Promise<string | null> => f.ts.server.storage.redis.hget(`${PREFIX}manifest`, stream);
+// Manifests live in their target's slot (see src/store/leases.ts).
+let manifestKey = '';
+const manifest = (stream: string): Promise<string | null> => f.ts.server.storage.redis.hget(manifestKey, stream);
 
 t.test('the manifest follows commits and serves assignments; a stale or missing one falls back to MongoDB', async (t) => {
   const target = await f.target();
+  manifestKey = `${PREFIX}{t:${target}}:manifest`;
   const seed = Buffer.from('seed state');
   const stream = await f.stream(target, seed);
   t.equal(await manifest(stream), '0|1|', 'written at creation: no frames, has seed files');
@@ -46,7 +49,7 @@ t.test('the manifest follows commits and serves assignments; a stale or missing 
   await c.stop();
 
   // A manifest whose frames do not match the queue (a lost write) is ignored.
-  await f.ts.server.storage.redis.hset(`${PREFIX}manifest`, stream, '0|0|');
+  await f.ts.server.storage.redis.hset(manifestKey, stream, '0|0|');
   const stale = await c.assign(target);
   t.match(stale, { streamId: stream, frames: 3 });
   t.equal(stale.files['state.xml']?.toString(), 'at 3', 'same files from MongoDB');
@@ -54,7 +57,7 @@ t.test('the manifest follows commits and serves assignments; a stale or missing 
   t.match(await manifest(stream), /^3\|1\|.+/, 'and repaired');
   await c.stop();
 
-  await f.ts.server.storage.redis.hdel(`${PREFIX}manifest`, stream);
+  await f.ts.server.storage.redis.hdel(manifestKey, stream);
   const missing = await c.assign(target);
   t.match(missing, { streamId: stream, frames: 3 });
   t.equal(missing.files['state.xml']?.toString(), 'at 3');
