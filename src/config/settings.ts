@@ -249,6 +249,18 @@ export const schema = {
       default: 20000,
       env: 'SC_MONGODB_OP_TIMEOUT_MS',
     },
+    readPreference: {
+      doc: 'Which replica-set members reads go to. `primary` (the default) is the only one that always sees the latest commit; the others may lag and suit read-heavy admin dashboards only. See docs/scaling.md.',
+      format: ['primary', 'primaryPreferred', 'secondary', 'secondaryPreferred', 'nearest'],
+      default: 'primary',
+      env: 'SC_MONGODB_READ_PREFERENCE',
+    },
+    retryWrites: {
+      doc: 'Retry a write once after a replica-set failover or a lost connection (MongoDB retryable writes; ignored by standalone servers). Keep on so a commit survives a primary election.',
+      format: Boolean,
+      default: true,
+      env: 'SC_MONGODB_RETRY_WRITES',
+    },
   },
   redis: {
     url: {
