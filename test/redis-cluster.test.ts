@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { Cluster } from 'ioredis';
-import { CoreError, type CoreClient } from '../src/client';
 import { redisCli, startRedisCluster, type RedisCluster } from '../src/provision/redis-cluster';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
+import { startCoreLoad } from './helpers/load';
 import { eventually, startTestServer, type TestServer } from './helpers/server';
 import { stopStack } from './helpers/stack';
 
@@ -127,70 +127,26 @@ t.test('a master killed under load: replica takes over, nothing assigned twice, 
   const victim = await ownerOf(readyKey(targets[0]!));
   const victimNode = rc.nodes.find((n) => n.address === victim)!;
 
-  const holders = new Map<string, number>();
-  const acked = new Map<string, number>();
-  let doubles = 0;
-  let commits = 0;
-  let unavailable = 0;
-  let longestOutageMs = 0;
-  let running = true;
-  const worker = async (i: number): Promise<void> => {
-    // Half the cores on each node.
-    const where = i % 2 ? {} : { url: `${other.url.replace(/^http/, 'ws')}/core/v1`, ca: other.ca };
-    let c: CoreClient = await f.client(where);
-    let failingSince = 0;
-    const failed = (e: unknown): void => {
-      if (e instanceof CoreError && e.code === 'unavailable') unavailable++;
-      failingSince ||= Date.now();
-    };
-    while (running) {
-      let stream: string | undefined;
-      try {
-        const a = await c.assign();
-        stream = a.streamId;
-        if (holders.has(stream)) doubles++;
-        holders.set(stream, i);
-        await c.sendFrames([{ name: 'frames.xtc', data: Buffer.from([i]) }]);
-        const done = await c.checkpoint([]);
-        commits++;
-        acked.set(stream, Math.max(acked.get(stream) ?? 0, done.frames));
-        holders.delete(stream);
-        await c.stop();
-        if (failingSince) longestOutageMs = Math.max(longestOutageMs, Date.now() - failingSince);
-        failingSince = 0;
-      } catch (e) {
-        if (e instanceof CoreError && e.code === 'no_streams_available') {
-          await new Promise((r) => setTimeout(r, 50));
-          continue;
-        }
-        failed(e);
-        if (stream) holders.delete(stream);
-        // Start over with a fresh connection: whatever this one held goes back by the lease rules.
-        await c.close().catch(() => undefined);
-        await new Promise((r) => setTimeout(r, 200));
-        c = await f.client(where).catch(() => c);
-      }
-    }
-    await c.close().catch(() => undefined);
-  };
-  const workers = Array.from({ length: 6 }, (_, i) => worker(i));
-  await eventually(async () => commits >= 30, 30000, 'load running');
-  const before = commits;
+  const wsOther = `${other.url.replace(/^http/, 'ws')}/core/v1`;
+  // Half the cores on each node.
+  const load = startCoreLoad(6, (i) => f.client(i % 2 ? {} : { url: wsOther, ca: other.ca }));
+  const r = load.report;
+  await eventually(async () => r.commits >= 30, 30000, 'load running');
+  const before = r.commits;
   process.kill(victimNode.pid, 'SIGKILL');
   const killedAt = Date.now();
   await eventually(async () => !(await rc.masters()).includes(victim) && (await rc.masters()).length === 3, 30000, 'replica promoted');
   const failoverMs = Date.now() - killedAt;
   await rc.waitHealthy(30000);
-  await eventually(async () => commits >= before + 60, 60000, 'load continues after the failover');
-  running = false;
-  await Promise.all(workers);
+  await eventually(async () => r.commits >= before + 60, 60000, 'load continues after the failover');
+  await load.stop();
 
-  t.comment(`failover ${failoverMs} ms; ${commits} commits, ${unavailable} unavailable, longest outage ${longestOutageMs} ms`);
-  t.equal(doubles, 0, 'no stream held by two cores at once');
-  t.ok(longestOutageMs < 20000, `cores recovered within ${longestOutageMs} ms`);
+  t.comment(`failover ${failoverMs} ms; ${r.commits} commits, ${r.unavailable} unavailable, longest outage ${r.longestOutageMs} ms`);
+  t.equal(r.doubles, 0, 'no stream held by two cores at once');
+  t.ok(r.longestOutageMs < 20000, `cores recovered within ${r.longestOutageMs} ms`);
   t.equal((await rc.masters()).length, 3, 'three masters again (the replica took over)');
   for (const s of streams) {
     const committed = await streamFrames(s);
-    t.ok(committed >= (acked.get(s) ?? 0), `stream ${s}: ${committed} frames stored ≥ ${acked.get(s) ?? 0} acknowledged`);
+    t.ok(committed >= (r.acked.get(s) ?? 0), `stream ${s}: ${committed} frames stored ≥ ${r.acked.get(s) ?? 0} acknowledged`);
   }
 });
