@@ -302,7 +302,7 @@ export const schema = {
       env: 'SC_REDIS_TLS_CA_FILE',
     },
     keyPrefix: {
-      doc: 'Prefix of every Redis key and channel, so several deployments can share one Redis.',
+      doc: 'Prefix of every Redis key and channel, so several deployments can share one Redis. No braces: on Redis Cluster each target gets its own hash tag after the prefix (docs/scaling.md).',
       format: String,
       default: 'sc:',
       env: 'SC_REDIS_KEY_PREFIX',
