@@ -149,4 +149,14 @@ t.test('a master killed under load: replica takes over, nothing assigned twice, 
     const committed = await streamFrames(s);
     t.ok(committed >= (r.acked.get(s) ?? 0), `stream ${s}: ${committed} frames stored ≥ ${r.acked.get(s) ?? 0} acknowledged`);
   }
+
+  // Pub/sub survives the failover too (a node's subscriber may have sat on the dead master).
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const c = await f.client({ url: wsOther, ca: other.ca });
+  t.teardown(() => c.close());
+  await eventually(async () => (await c.assign(target).catch(() => undefined)) !== undefined, 20000, 'assignment after the failover');
+  const got = new Promise<{ reason: string }>((resolve) => c.once('stop', resolve));
+  await f.api('POST', `/v1/streams/${stream}/stop`, f.manager, undefined, 200);
+  t.equal((await got).reason, 'stream_stopped', 'a stop still crosses nodes after the failover');
 });

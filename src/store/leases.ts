@@ -15,7 +15,8 @@
  * - `<prefix>st:<stream>` STRING → the stream's target (immutable; lets by-stream calls
  *   find the slot; cached in process).
  * - `<prefix>targets` SET of targets the pool has seen (what the sweep walks).
- * - `<prefix>ready:built` marker: its absence means Redis lost its data.
+ * - `<prefix>pool:built` marker: its absence means Redis lost its data (or holds the older
+ *   single-slot layout, whose marker was `ready:built`): the pool is rebuilt.
  *
  * Every atomic change is one Lua script over one target's keys, declared in KEYS
  * (lease-scripts.ts). The choice across targets is made in TypeScript (fair-share.ts).
@@ -305,11 +306,11 @@ export class Leases {
 
   /** Marker set after a rebuild; its absence means Redis lost its data. */
   async rebuiltMarker(): Promise<boolean> {
-    return (await this.r.exists(`${this.prefix}ready:built`)) === 1;
+    return (await this.r.exists(`${this.prefix}pool:built`)) === 1;
   }
 
   /** Sets the rebuild marker. */
   async markRebuilt(): Promise<void> {
-    await this.r.set(`${this.prefix}ready:built`, new Date().toISOString());
+    await this.r.set(`${this.prefix}pool:built`, new Date().toISOString());
   }
 }
