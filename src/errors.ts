@@ -85,7 +85,12 @@ const STORAGE_DOWN = new Set([
 /** Whether an error means MongoDB or Redis is unreachable (rather than a bug). */
 export function isStorageOutage(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  return STORAGE_DOWN.has(err.name) || /Connection is closed|Stream isn't writeable|did not answer within|Command timed out/.test(err.message);
+  return (
+    STORAGE_DOWN.has(err.name) ||
+    /Connection is closed|Stream isn't writeable|did not answer within|Command timed out/.test(err.message) ||
+    // Redis Cluster or Sentinel in the middle of a failover (slots moving, no master yet, replica catching up).
+    /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN|READONLY|LOADING|MASTERDOWN) |Too many Cluster redirections|Failed to refresh slots cache|All sentinels are unreachable/.test(err.message)
+  );
 }
 
 /**

@@ -320,7 +320,7 @@ export const schema = {
       env: 'SC_REDIS_COMMAND_TIMEOUT_MS',
     },
     autoPipelining: {
-      doc: 'Send the Redis commands issued in one turn of the event loop as one pipeline (one socket write instead of one per command); set false to debug command by command.',
+      doc: 'Send the Redis commands issued in one turn of the event loop as one pipeline (one socket write instead of one per command); set false to debug command by command. Not used with redis.cluster (see docs/scaling.md).',
       format: Boolean,
       default: true,
       env: 'SC_REDIS_AUTO_PIPELINING',

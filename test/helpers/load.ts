@@ -16,21 +16,27 @@ export interface LoadReport {
   longestOutageMs: number;
   /** Highest acknowledged committed frames per stream. */
   acked: Map<string, number>;
+  /** Failed rounds by error code (or message), for diagnosis. */
+  errors: Map<string, number>;
 }
 
 /** A running load; {@link CoreLoad.stop} ends it and returns the report. */
 export interface CoreLoad {
   readonly report: LoadReport;
+  /** Ends the load (idempotent); resolves once every core has closed. */
   stop(): Promise<LoadReport>;
+  /** One line for test output. */
+  summary(): string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Starts `cores` cores, each made by `connect(i)` (which picks its node).
+ * Starts `cores` cores, each made by `connect(i)` (which picks its node; give the clients a
+ * request timeout well under the test's, so a stuck request fails the round instead of the test).
  */
 export function startCoreLoad(cores: number, connect: (i: number) => Promise<CoreClient>): CoreLoad {
-  const report: LoadReport = { doubles: 0, commits: 0, unavailable: 0, longestOutageMs: 0, acked: new Map() };
+  const report: LoadReport = { doubles: 0, commits: 0, unavailable: 0, longestOutageMs: 0, acked: new Map(), errors: new Map() };
   const holders = new Map<string, number>();
   let running = true;
   const worker = async (i: number): Promise<void> => {
@@ -58,6 +64,8 @@ export function startCoreLoad(cores: number, connect: (i: number) => Promise<Cor
           continue;
         }
         if (e instanceof CoreError && e.code === 'unavailable') report.unavailable++;
+        const what = e instanceof CoreError ? e.code : String((e as Error)?.message ?? e);
+        report.errors.set(what, (report.errors.get(what) ?? 0) + 1);
         failingSince ||= Date.now();
         if (stream) holders.delete(stream);
         // Start over on a fresh connection: what this one held goes back by the lease rules.
@@ -76,5 +84,7 @@ export function startCoreLoad(cores: number, connect: (i: number) => Promise<Cor
       await Promise.all(workers);
       return report;
     },
+    summary: () =>
+      `${report.commits} commits, ${report.unavailable} unavailable, longest outage ${report.longestOutageMs} ms, errors ${JSON.stringify(Object.fromEntries(report.errors))}`,
   };
 }
