@@ -4,8 +4,9 @@
  * `redis-cli --cluster create ... --cluster-replicas 1`, ready once every node reports
  * `cluster_state:ok`. Short node timeouts make a killed master fail over in seconds.
  */
+import net from 'node:net';
 import path from 'node:path';
-import { delay, run, which, type LogFn } from './exec';
+import { delay, freePort, run, which, type LogFn } from './exec';
 import { ensureRedisServer, startRedis, type RunningService } from './redis';
 
 /** Options of {@link startRedisCluster}. */
@@ -46,6 +47,27 @@ export async function redisCli(port: number, args: readonly string[], host = '12
   return (await run(cli, ['-h', host, '-p', String(port), ...args], { timeoutMs: 10_000 })).stdout;
 }
 
+/** Redis Cluster nodes also listen on port + 10000 (the cluster bus). */
+const BUS_OFFSET = 10_000;
+
+function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A free port whose cluster-bus port is free too. */
+async function freeClusterPort(host: string): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = await freePort(host);
+    if (port + BUS_OFFSET <= 65535 && (await portFree(host, port + BUS_OFFSET))) return port;
+  }
+  throw new Error(`no free port pair (port, port + ${BUS_OFFSET}) on ${host}`);
+}
+
 async function clusterOk(node: ClusterNode): Promise<boolean> {
   try {
     return /cluster_state:ok/.test(await redisCli(node.port, ['cluster', 'info'], node.host));
@@ -63,9 +85,10 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Redi
   const nodeTimeout = opts.nodeTimeoutMs ?? 2000;
   const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
   const started = await Promise.allSettled(
-    Array.from({ length: count }, (_, i) =>
+    Array.from({ length: count }, async (_, i) =>
       startRedis({
         dir: path.join(opts.dir, `node-${i}`),
+        port: await freeClusterPort('127.0.0.1'),
         log: opts.log,
         extraArgs: [
           '--cluster-enabled', 'yes',
