@@ -8,15 +8,18 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { freePort } from '../src/provision/exec';
-import { HEARTBEAT_S, type NodeInfo } from '../src/store/live';
+import type { NodeInfo } from '../src/store/live';
 import { cliServer } from './helpers/core-raw';
 import { eventually, listeningPort, request, runCli, writeConfig } from './helpers/server';
 import { stopStack } from './helpers/stack';
 
 t.teardown(() => stopStack());
 
+/** server.nodeHeartbeatS for both processes (short, so the test is quick). */
+const HEARTBEAT_S = 2;
+
 t.test('two processes list each other; a killed one drops out within three heartbeats', async (t) => {
-  const a = await cliServer(await freePort(), { 'redis.keyPrefix': 'nodes:' }, /"msg":"listening"/);
+  const a = await cliServer(await freePort(), { 'redis.keyPrefix': 'nodes:', 'server.nodeHeartbeatS': HEARTBEAT_S }, /"msg":"listening"/);
   t.teardown(() => a.stop());
   const f = a.f;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-data-b-'));
@@ -38,7 +41,7 @@ t.test('two processes list each other; a killed one drops out within three heart
     const list = await nodes();
     const nb = list.find((n) => n.node === nodeB);
     return list.length === 2 && nb?.sessions === 1 ? list : undefined;
-  }, 3 * HEARTBEAT_S * 1000, 'both nodes listed, B with its session');
+  }, 15000, 'both nodes listed, B with its session');
   const nb = both.find((n) => n.node === nodeB)!;
   t.match(nb, { pid: b.child.pid, sessions: 1, sessions_by_engine: { openmm: 1 } }, 'B with its core');
   t.match(nb.url, new RegExp(`:${portB}$`), "B's address");
