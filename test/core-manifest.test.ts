@@ -18,10 +18,13 @@ t.teardown(async () => {
 });
 
 const misses = async (): Promise<number> => (await f.ts.server.metrics.manifestMisses.get()).values[0]?.value ?? 0;
-const manifest = (stream: string): Promise<string | null> => f.ts.server.storage.redis.hget(`${PREFIX}manifest`, stream);
+// Manifests live in their target's slot (see src/store/leases.ts).
+let manifestKey = '';
+const manifest = (stream: string): Promise<string | null> => f.ts.server.storage.redis.hget(manifestKey, stream);
 
 t.test('the manifest follows commits and serves assignments; a stale or missing one falls back to MongoDB', async (t) => {
   const target = await f.target();
+  manifestKey = `${PREFIX}{t:${target}}:manifest`;
   const seed = Buffer.from('seed state');
   const stream = await f.stream(target, seed);
   t.equal(await manifest(stream), '0|1||state.xml', 'written at creation: no frames, has seed files, their names');
@@ -46,7 +49,7 @@ t.test('the manifest follows commits and serves assignments; a stale or missing 
   await c.stop();
 
   // A manifest whose frames do not match the queue (a lost write) is ignored.
-  await f.ts.server.storage.redis.hset(`${PREFIX}manifest`, stream, '0|0|');
+  await f.ts.server.storage.redis.hset(manifestKey, stream, '0|0|');
   const stale = await c.assign(target);
   t.match(stale, { streamId: stream, frames: 3 });
   t.equal(stale.files['state.xml']?.toString(), 'at 3', 'same files from MongoDB');
@@ -57,14 +60,14 @@ t.test('the manifest follows commits and serves assignments; a stale or missing 
   // A manifest written before seed names were recorded (`frames|1|partition`) cannot name
   // the seed files' ids: the assignment reads the stream by _id once and repairs it.
   const current = (await manifest(stream))!;
-  await f.ts.server.storage.redis.hset(`${PREFIX}manifest`, stream, current.split('|').slice(0, 3).join('|'));
+  await f.ts.server.storage.redis.hset(manifestKey, stream, current.split('|').slice(0, 3).join('|'));
   const legacy = await c.assign(target);
   t.same(legacy.files['state.xml']?.toString(), 'at 3', 'same files');
   t.equal(await misses(), before + 2, 'read from MongoDB once');
   t.equal(await manifest(stream), current, 'and repaired with the names');
   await c.stop();
 
-  await f.ts.server.storage.redis.hdel(`${PREFIX}manifest`, stream);
+  await f.ts.server.storage.redis.hdel(manifestKey, stream);
   const missing = await c.assign(target);
   t.match(missing, { streamId: stream, frames: 3 });
   t.equal(missing.files['state.xml']?.toString(), 'at 3');

@@ -93,10 +93,10 @@ t.test('metrics count requests by route and status', async (t) => {
   t.equal(m.status, 200);
   t.match(m.headers['content-type'], /text\/plain/);
   const text = m.body.toString();
-  t.match(text, /coordinator_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/);
-  t.match(text, /coordinator_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/healthz"\}/);
-  t.match(text, /coordinator_process_resident_memory_bytes \d+/);
-  t.match(text, /coordinator_http_requests_total\{method="GET",route="\(none\)",status="404"\}/, 'unknown paths share one label');
+  t.match(text, /coordinator_http_requests_total\{method="GET",route="\/healthz",status="200",node="[^"]+:\d+"\} \d+/);
+  t.match(text, /coordinator_http_request_duration_seconds_bucket\{le="0.005",node="[^"]+",method="GET",route="\/healthz"\}/);
+  t.match(text, /coordinator_process_resident_memory_bytes\{node="[^"]+"\} \d+/);
+  t.match(text, /coordinator_http_requests_total\{method="GET",route="\(none\)",status="404",node="[^"]+"\}/, 'unknown paths share one label');
 });
 
 t.test('metrics.key protects /metrics', async (t) => {

@@ -26,7 +26,7 @@ t.test('two workers share the port, metrics are summed, SIGTERM stops the group'
   t.equal(pids.size, 2, 'two processes');
 
   const metrics = (await request(`https://127.0.0.1:${port}/metrics`, { ca })).body.toString();
-  const m = /coordinator_http_requests_total\{method="GET",route="\/",status="200"\} (\d+)/.exec(metrics);
+  const m = /coordinator_http_requests_total\{method="GET",route="\/",status="200",node="[^"]+"\} (\d+)/.exec(metrics);
   t.equal(Number(m?.[1]), N, 'the count of GET / is summed over both workers');
 
   p.child.kill('SIGTERM');

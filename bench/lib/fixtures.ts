@@ -107,7 +107,7 @@ export async function resetQueues(stack: BenchStack, db: Db): Promise<number> {
     const pool = new Pool(db, leases, pino({ level: 'silent' }));
     await pool.rebuild();
     let total = 0;
-    for (const key of await redis.keys(`${PREFIX}ready:*`)) if (!key.endsWith(':built')) total += await redis.zcard(key);
+    for (const key of await redis.keys(`${PREFIX}{t:*}:ready`)) total += await redis.zcard(key);
     return total;
   } finally {
     redis.disconnect();

@@ -249,6 +249,18 @@ export const schema = {
       default: 20000,
       env: 'SC_MONGODB_OP_TIMEOUT_MS',
     },
+    readPreference: {
+      doc: 'Which replica-set members reads go to. `primary` (the default) is the only one that always sees the latest commit; the others may lag and suit read-heavy admin dashboards only. See docs/scaling.md.',
+      format: ['primary', 'primaryPreferred', 'secondary', 'secondaryPreferred', 'nearest'],
+      default: 'primary',
+      env: 'SC_MONGODB_READ_PREFERENCE',
+    },
+    retryWrites: {
+      doc: 'Retry a write once after a replica-set failover or a lost connection (MongoDB retryable writes; ignored by standalone servers). Keep on so a commit survives a primary election.',
+      format: Boolean,
+      default: true,
+      env: 'SC_MONGODB_RETRY_WRITES',
+    },
   },
   redis: {
     url: {
@@ -290,7 +302,7 @@ export const schema = {
       env: 'SC_REDIS_TLS_CA_FILE',
     },
     keyPrefix: {
-      doc: 'Prefix of every Redis key and channel, so several deployments can share one Redis.',
+      doc: 'Prefix of every Redis key and channel, so several deployments can share one Redis. No braces: on Redis Cluster each target gets its own hash tag after the prefix (docs/scaling.md).',
       format: String,
       default: 'sc:',
       env: 'SC_REDIS_KEY_PREFIX',
@@ -308,7 +320,7 @@ export const schema = {
       env: 'SC_REDIS_COMMAND_TIMEOUT_MS',
     },
     autoPipelining: {
-      doc: 'Send the Redis commands issued in one turn of the event loop as one pipeline (one socket write instead of one per command); set false to debug command by command.',
+      doc: 'Send the Redis commands issued in one turn of the event loop as one pipeline (one socket write instead of one per command); set false to debug command by command. Not used with redis.cluster (see docs/scaling.md).',
       format: Boolean,
       default: true,
       env: 'SC_REDIS_AUTO_PIPELINING',

@@ -57,6 +57,8 @@ export interface StartRedisOptions {
   persist?: boolean;
   /** Start-up timeout (default 30 s; loading a large append-only file can take a while). */
   startTimeoutMs?: number;
+  /** More `--option value` arguments (cluster mode, replication). */
+  extraArgs?: readonly string[];
   log?: LogFn;
 }
 
@@ -64,7 +66,7 @@ export interface StartRedisOptions {
  * One PING over a raw socket. Redis answers `-LOADING` while it replays its data, so only
  * `+PONG` counts as ready.
  */
-function pingOnce(host: string, port: number, timeoutMs: number): Promise<boolean> {
+export function pingOnce(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host, port });
     let buf = '';
@@ -118,6 +120,7 @@ export async function startRedis(opts: StartRedisOptions): Promise<RunningServic
     ...(opts.persist
       ? ['--appendonly', 'yes']
       : ['--save', '', '--appendonly', 'no']),
+    ...(opts.extraArgs ?? []),
   ];
   return spawnService({
     name: 'redis-server',

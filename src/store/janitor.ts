@@ -63,7 +63,8 @@ export class Janitor {
     }
     const orphanFiles = files.filter((f) => !streams.has(f.streamId));
     for (const f of orphanFiles) {
-      const full = await this.db.collection<StoredFile & { _id: string }>('files').findOneAndDelete({ _id: f._id });
+      // streamId (the shard key of a sharded `files`, docs/scaling.md) keeps the delete on one shard.
+      const full = await this.db.collection<StoredFile & { _id: string; streamId: string }>('files').findOneAndDelete({ _id: f._id, streamId: f.streamId });
       if (full?.gridfsId) await this.files.bucket.delete(full.gridfsId as ObjectId).catch(() => undefined);
     }
 

@@ -1,18 +1,32 @@
 /**
  * Ready queues and leases in Redis — the only shared state the assignment path touches.
  *
- * - `ready:<target>`: ZSET of streams that are `ok` and held by nobody; score = committed
- *   frames, member = `<createdAt ms, 13 digits>|<stream id>`, so ZPOPMIN yields the stream
- *   with the fewest frames, oldest first on ties (PROTOCOL §2 "Assignment").
- * - `lease:<stream>`: who holds a stream (JSON), with a TTL renewed in batches.
- * - `leases`: ZSET stream → lease expiry (ms), so expired leases (a dead node, a core that
- *   did not resume) can be found and their streams returned to the pool.
+ * Key layout (prefix = `redis.keyPrefix`, `{t:<target>}` is a Redis Cluster hash tag, so
+ * everything of one target lives in one slot and targets spread over the cluster):
  *
- * Every change that must be atomic is one Lua script. In Redis Cluster, give
- * `redis.keyPrefix` a hash tag (e.g. `{sc}:`) so all these keys share a slot.
- * Redis holds nothing that MongoDB cannot rebuild: {@link Leases.rebuild} refills the queues.
+ * - `<prefix>{t:<target>}:ready` ZSET of the target's streams that are `ok` and held by
+ *   nobody; score = committed frames, member = `<createdAt ms, 13 digits>|<stream id>`, so
+ *   ZPOPMIN yields the stream with the fewest frames, oldest first on ties.
+ * - `<prefix>{t:<target>}:lease` HASH stream → lease (JSON).
+ * - `<prefix>{t:<target>}:expiry` ZSET stream → lease expiry (ms, Redis clock): a lease is
+ *   live while its expiry is in the future; expired ones are claimed by {@link Leases.sweep}
+ *   and their streams returned to the pool.
+ * - `<prefix>{t:<target>}:manifest` HASH stream → {@link StreamManifest}.
+ * - `<prefix>st:<stream>` STRING → the stream's target (immutable; lets by-stream calls
+ *   find the slot; cached in process).
+ * - `<prefix>targets` SET of targets the pool has seen (what the sweep walks).
+ * - `<prefix>pool:built` marker: its absence means Redis lost its data (or holds the older
+ *   single-slot layout, whose marker was `ready:built`): the pool is rebuilt.
+ *
+ * Every atomic change is one Lua script over one target's keys, declared in KEYS
+ * (lease-scripts.ts). The choice across targets is made in TypeScript (fair-share.ts).
+ * Redis holds nothing that MongoDB cannot rebuild: the pool's rebuild refills the queues.
  */
 import type { RedisClient } from './redis';
+import { ASSIGN, DETACH, ENQUEUE, GET, RELEASE, RENEW, RESUME, SWEEP } from './lease-scripts';
+import { pickFairShare, type Candidate } from './fair-share';
+
+export type { Candidate } from './fair-share';
 
 /** What a lease records. */
 export interface LeaseValue {
@@ -29,179 +43,6 @@ export interface LeaseValue {
   /** Set while the socket is gone and the lease waits for a resume. */
   detached?: boolean;
 }
-
-/** A candidate target for one assignment, with the weights of the two-level choice. */
-export interface Candidate {
-  manager: string;
-  managerWeight: number;
-  target: string;
-  targetWeight: number;
-}
-
-// Two-level weighted choice among candidate targets whose ready set is not empty, then
-// ZPOPMIN and the lease, atomically. ARGV: prefix, leaseValueTemplate (JSON without stream,
-// target, member), ttlMs, nowMs, r1, r2, then 4 per candidate: manager, mweight, target, tweight.
-const ASSIGN = `
-local prefix = ARGV[1]
-local ttl = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
-local r1 = tonumber(ARGV[5])
-local r2 = tonumber(ARGV[6])
-local managers = {}
-local order = {}
-for i = 7, #ARGV, 4 do
-  local t = ARGV[i + 2]
-  if redis.call('ZCARD', prefix .. 'ready:' .. t) > 0 then
-    local m = ARGV[i]
-    if not managers[m] then
-      managers[m] = { weight = tonumber(ARGV[i + 1]), targets = {}, total = 0 }
-      table.insert(order, m)
-    end
-    local w = tonumber(ARGV[i + 3])
-    table.insert(managers[m].targets, { id = t, weight = w })
-    managers[m].total = managers[m].total + w
-  end
-end
-if #order == 0 then return nil end
-local mtotal = 0
-for _, m in ipairs(order) do mtotal = mtotal + managers[m].weight end
-local pick = r1 * mtotal
-local chosen = order[#order]
-for _, m in ipairs(order) do
-  pick = pick - managers[m].weight
-  if pick < 0 then chosen = m break end
-end
-local ts = managers[chosen].targets
-local tpick = r2 * managers[chosen].total
-local target = ts[#ts].id
-for _, t in ipairs(ts) do
-  tpick = tpick - t.weight
-  if tpick < 0 then target = t.id break end
-end
-local key = prefix .. 'ready:' .. target
-while true do
-  local popped = redis.call('ZPOPMIN', key)
-  if #popped == 0 then return nil end
-  local member = popped[1]
-  local stream = string.sub(member, 15)
-  local value = cjson.decode(ARGV[2])
-  value.stream = stream
-  value.target = target
-  value.member = member
-  if redis.call('SET', prefix .. 'lease:' .. stream, cjson.encode(value), 'PX', ttl, 'NX') then
-    redis.call('ZADD', prefix .. 'leases', now + ttl, stream)
-    return { target, stream, popped[2], redis.call('HGET', prefix .. 'manifest', stream) or '' }
-  end
-end
-`;
-
-// Releases a lease held by `session` and (when requested) puts the stream back in its ready
-// set with its current frame count. ARGV: prefix, stream, session, requeue (0/1), frames.
-const RELEASE = `
-local prefix = ARGV[1]
-local lkey = prefix .. 'lease:' .. ARGV[2]
-local raw = redis.call('GET', lkey)
-if not raw then return 0 end
-local lease = cjson.decode(raw)
-if lease.session ~= ARGV[3] then return 0 end
-redis.call('DEL', lkey)
-redis.call('ZREM', prefix .. 'leases', ARGV[2])
-if ARGV[4] == '1' then
-  redis.call('ZADD', prefix .. 'ready:' .. lease.target, tonumber(ARGV[5]), lease.member)
-end
-return 1
-`;
-
-// Renews the leases of one process's sessions; returns the streams whose lease is gone or
-// held by someone else. ARGV: prefix, ttlMs, nowMs, then pairs stream, session.
-const RENEW = `
-local prefix = ARGV[1]
-local ttl = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local lost = {}
-for i = 4, #ARGV, 2 do
-  local lkey = prefix .. 'lease:' .. ARGV[i]
-  local raw = redis.call('GET', lkey)
-  local ok = false
-  if raw then
-    local lease = cjson.decode(raw)
-    if lease.session == ARGV[i + 1] and not lease.detached then
-      redis.call('PEXPIRE', lkey, ttl)
-      redis.call('ZADD', prefix .. 'leases', now + ttl, ARGV[i])
-      ok = true
-    end
-  end
-  if not ok then table.insert(lost, ARGV[i]) end
-end
-return lost
-`;
-
-// Detaches a lease from its closed socket and keeps it for the resume grace period.
-// ARGV: prefix, stream, session, graceMs, nowMs.
-const DETACH = `
-local prefix = ARGV[1]
-local lkey = prefix .. 'lease:' .. ARGV[2]
-local raw = redis.call('GET', lkey)
-if not raw then return 0 end
-local lease = cjson.decode(raw)
-if lease.session ~= ARGV[3] then return 0 end
-lease.detached = true
-redis.call('SET', lkey, cjson.encode(lease), 'PX', tonumber(ARGV[4]))
-redis.call('ZADD', prefix .. 'leases', tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[2])
-return 1
-`;
-
-// Takes over a detached (or same-node stale) lease with a resume secret hash.
-// ARGV: prefix, stream, resumeHash, newLeaseJSONFields (node, session, engine, donor), ttlMs, nowMs.
-const RESUME = `
-local prefix = ARGV[1]
-local lkey = prefix .. 'lease:' .. ARGV[2]
-local raw = redis.call('GET', lkey)
-if not raw then return nil end
-local lease = cjson.decode(raw)
-if lease.resume ~= ARGV[3] then return nil end
-local fresh = cjson.decode(ARGV[4])
-lease.node = fresh.node
-lease.session = fresh.session
-lease.engine = fresh.engine
-lease.donor = fresh.donor
-lease.resume = fresh.resume
-lease.detached = nil
-redis.call('SET', lkey, cjson.encode(lease), 'PX', tonumber(ARGV[5]))
-redis.call('ZADD', prefix .. 'leases', tonumber(ARGV[6]) + tonumber(ARGV[5]), ARGV[2])
-return cjson.encode(lease)
-`;
-
-// Claims expired entries of the leases ZSET whose lease key is gone; returns their stream ids.
-// ARGV: prefix, nowMs, limit.
-const SWEEP = `
-local prefix = ARGV[1]
-local expired = redis.call('ZRANGEBYSCORE', prefix .. 'leases', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-local gone = {}
-for _, s in ipairs(expired) do
-  if redis.call('EXISTS', prefix .. 'lease:' .. s) == 0 then
-    redis.call('ZREM', prefix .. 'leases', s)
-    table.insert(gone, s)
-  end
-end
-return gone
-`;
-
-// Adds streams to ready sets unless leased, and records their manifests (when given).
-// ARGV: prefix, then quadruples target, score, member, manifest ('' for none).
-const ENQUEUE = `
-local prefix = ARGV[1]
-local added = 0
-for i = 2, #ARGV, 4 do
-  local member = ARGV[i + 2]
-  local stream = string.sub(member, 15)
-  if ARGV[i + 3] ~= '' then redis.call('HSET', prefix .. 'manifest', stream, ARGV[i + 3]) end
-  if redis.call('EXISTS', prefix .. 'lease:' .. stream) == 0 then
-    added = added + redis.call('ZADD', prefix .. 'ready:' .. ARGV[i], tonumber(ARGV[i + 1]), member)
-  end
-end
-return added
-`;
 
 /**
  * What an assignment needs of a stream beyond its queue entry, kept in Redis so that handing
@@ -253,114 +94,234 @@ export function readyMember(createdAt: Date, streamId: string): string {
   return `${String(createdAt.getTime()).padStart(13, '0')}|${streamId}`;
 }
 
-type Scripted = RedisClient & Record<string, (...args: Array<string | number>) => Promise<unknown>>;
+type Script = (...args: Array<string | number>) => Promise<unknown>;
+type Scripted = RedisClient & Record<'scAssign' | 'scRelease' | 'scRenew' | 'scDetach' | 'scResume' | 'scGet' | 'scSweep' | 'scEnqueue', Script>;
+
+/** Entries of the in-process stream → target cache before it is cleared (bounds memory to a few MB). */
+const TARGET_CACHE_MAX = 200_000;
+
+/** Items per script call of batch operations (keeps each script short: Redis runs one at a time). */
+const BATCH = 500;
+
+function groupPush<T>(groups: Map<string, T[]>, key: string, item: T): void {
+  const list = groups.get(key);
+  if (list) list.push(item);
+  else groups.set(key, [item]);
+}
+
+/** The keys of one target, all in the target's slot. */
+export interface TargetKeys {
+  ready: string;
+  lease: string;
+  expiry: string;
+  manifest: string;
+}
 
 /** Ready queues and leases. */
 export class Leases {
   private readonly r: Scripted;
+  /** stream → target; a stream never changes target, so entries never go stale. */
+  private readonly targetOf = new Map<string, string>();
 
   /**
-   * @param prefix redis.keyPrefix
+   * @param prefix redis.keyPrefix (without braces, so the per-target hash tags take effect)
    * @param ttlMs lease lifetime without renewal
    */
   constructor(redis: RedisClient, private readonly prefix: string, readonly ttlMs: number) {
-    const scripts = { scAssign: ASSIGN, scRelease: RELEASE, scRenew: RENEW, scDetach: DETACH, scResume: RESUME, scSweep: SWEEP, scEnqueue: ENQUEUE };
-    for (const [name, lua] of Object.entries(scripts)) {
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua });
+    const scripts: Array<[string, number, string]> = [
+      ['scAssign', 4, ASSIGN],
+      ['scRelease', 3, RELEASE],
+      ['scRenew', 2, RENEW],
+      ['scDetach', 2, DETACH],
+      ['scResume', 2, RESUME],
+      ['scGet', 2, GET],
+      ['scSweep', 2, SWEEP],
+      ['scEnqueue', 4, ENQUEUE],
+    ];
+    for (const [name, numberOfKeys, lua] of scripts) {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
     }
     this.r = redis as Scripted;
   }
 
+  /** The keys of a target (exported for tests and tools that inspect Redis). */
+  keys(target: string): TargetKeys {
+    const tag = `${this.prefix}{t:${target}}`;
+    return { ready: `${tag}:ready`, lease: `${tag}:lease`, expiry: `${tag}:expiry`, manifest: `${tag}:manifest` };
+  }
+
+  private remember(stream: string, target: string): void {
+    if (this.targetOf.size >= TARGET_CACHE_MAX) this.targetOf.clear();
+    this.targetOf.set(stream, target);
+  }
+
+  /** The target of a stream the pool has seen, or undefined. */
+  async targetOfStream(stream: string): Promise<string | undefined> {
+    const known = this.targetOf.get(stream);
+    if (known !== undefined) return known;
+    const target = await this.r.get(`${this.prefix}st:${stream}`);
+    if (target === null) return undefined;
+    this.remember(stream, target);
+    return target;
+  }
+
   /**
-   * Picks a stream by the two-level weighted choice among the candidates and leases it.
+   * Picks a stream by the two-level weighted choice among the candidates that have a ready
+   * stream and leases it: one ZCARD per candidate (pipelined, each to its slot), then one
+   * single-slot script per attempt, dropping a target that emptied meanwhile.
    * Returns undefined when no candidate has a ready stream.
    */
   async assign(candidates: Candidate[], lease: Omit<LeaseValue, 'stream' | 'target' | 'member'>): Promise<Assigned | undefined> {
     if (candidates.length === 0) return undefined;
-    const args: Array<string | number> = [this.prefix, JSON.stringify(lease), this.ttlMs, Date.now(), Math.random(), Math.random()];
-    for (const c of candidates) args.push(c.manager, c.managerWeight, c.target, c.targetWeight);
-    const res = (await this.r.scAssign(...args)) as [string, string, string, string] | null;
-    if (!res) return undefined;
-    const manifest = decodeManifest(res[3]);
-    return { target: res[0], stream: res[1], frames: Number(res[2]), ...(manifest ? { manifest } : {}) };
+    const sizes = await Promise.all(candidates.map((c) => this.r.zcard(this.keys(c.target).ready)));
+    let open = candidates.filter((_, i) => sizes[i]! > 0);
+    const template = JSON.stringify(lease);
+    for (;;) {
+      const c = pickFairShare(open);
+      if (!c) return undefined;
+      const k = this.keys(c.target);
+      const res = (await this.r.scAssign(k.ready, k.lease, k.expiry, k.manifest, template, this.ttlMs, c.target)) as [string, string, string] | null;
+      if (res) {
+        this.remember(res[0], c.target);
+        const manifest = decodeManifest(res[2]);
+        return { target: c.target, stream: res[0], frames: Number(res[1]), ...(manifest ? { manifest } : {}) };
+      }
+      open = open.filter((x) => x !== c);
+    }
   }
 
   /** Records a stream's manifest (after a commit). */
   async setManifest(stream: string, m: StreamManifest): Promise<void> {
-    await this.r.hset(`${this.prefix}manifest`, stream, encodeManifest(m));
+    const target = await this.targetOfStream(stream);
+    if (target !== undefined) await this.r.hset(this.keys(target).manifest, stream, encodeManifest(m));
   }
 
-  /** Forgets a stream's manifest (deleted streams). */
+  /** Forgets a stream's manifest and its target entry (deleted streams). */
   async forgetManifest(stream: string): Promise<void> {
-    await this.r.hdel(`${this.prefix}manifest`, stream);
+    const target = await this.targetOfStream(stream);
+    if (target === undefined) return;
+    await Promise.all([this.r.hdel(this.keys(target).manifest, stream), this.r.del(`${this.prefix}st:${stream}`)]);
   }
 
   /** Releases a lease this session holds; `requeue` puts the stream back with `frames` as its score. */
   async release(stream: string, session: string, requeue: boolean, frames: number): Promise<boolean> {
-    return (await this.r.scRelease(this.prefix, stream, session, requeue ? 1 : 0, frames)) === 1;
+    const target = await this.targetOfStream(stream);
+    if (target === undefined) return false;
+    const k = this.keys(target);
+    return (await this.r.scRelease(k.ready, k.lease, k.expiry, stream, session, requeue ? 1 : 0, frames)) === 1;
   }
 
-  /** Renews many leases in one round trip per 500; returns the streams whose lease was lost. */
+  /** Renews many leases, one script per target and 500 streams; returns the streams whose lease was lost. */
   async renew(held: Array<{ stream: string; session: string }>): Promise<string[]> {
     const lost: string[] = [];
-    for (let i = 0; i < held.length; i += 500) {
-      const args: Array<string | number> = [this.prefix, this.ttlMs, Date.now()];
-      for (const h of held.slice(i, i + 500)) args.push(h.stream, h.session);
-      lost.push(...((await this.r.scRenew(...args)) as string[]));
+    const byTarget = new Map<string, Array<{ stream: string; session: string }>>();
+    const targets = await Promise.all(held.map((h) => this.targetOfStream(h.stream)));
+    held.forEach((h, i) => {
+      const t = targets[i];
+      if (t === undefined) lost.push(h.stream);
+      else groupPush(byTarget, t, h);
+    });
+    const calls: Array<Promise<unknown>> = [];
+    for (const [target, list] of byTarget) {
+      const k = this.keys(target);
+      for (let i = 0; i < list.length; i += BATCH) {
+        const args: Array<string | number> = [k.lease, k.expiry, this.ttlMs];
+        for (const h of list.slice(i, i + BATCH)) args.push(h.stream, h.session);
+        calls.push(this.r.scRenew(...args));
+      }
     }
+    for (const res of await Promise.all(calls)) lost.push(...(res as string[]));
     return lost;
   }
 
   /** Keeps a closed socket's lease for `graceMs` so the core can resume. */
   async detach(stream: string, session: string, graceMs: number): Promise<boolean> {
-    return (await this.r.scDetach(this.prefix, stream, session, graceMs, Date.now())) === 1;
+    const target = await this.targetOfStream(stream);
+    if (target === undefined) return false;
+    const k = this.keys(target);
+    return (await this.r.scDetach(k.lease, k.expiry, stream, session, graceMs)) === 1;
   }
 
   /** Takes over a lease with its resume secret hash; returns the lease, or undefined when gone or wrong. */
   async resume(stream: string, resumeHash: string, fresh: Pick<LeaseValue, 'node' | 'session' | 'engine' | 'donor' | 'resume'>): Promise<LeaseValue | undefined> {
-    const raw = (await this.r.scResume(this.prefix, stream, resumeHash, JSON.stringify(fresh), this.ttlMs, Date.now())) as string | null;
+    const target = await this.targetOfStream(stream);
+    if (target === undefined) return undefined;
+    const k = this.keys(target);
+    const raw = (await this.r.scResume(k.lease, k.expiry, stream, resumeHash, JSON.stringify(fresh), this.ttlMs)) as string | null;
     return raw ? (JSON.parse(raw) as LeaseValue) : undefined;
   }
 
-  /** The current lease of a stream. */
+  /** The current (live) lease of a stream. */
   async get(stream: string): Promise<LeaseValue | undefined> {
-    const raw = await this.r.get(`${this.prefix}lease:${stream}`);
+    const target = await this.targetOfStream(stream);
+    if (target === undefined) return undefined;
+    const k = this.keys(target);
+    const raw = (await this.r.scGet(k.lease, k.expiry, stream)) as string | null;
     return raw ? (JSON.parse(raw) as LeaseValue) : undefined;
   }
 
-  /** Claims up to `limit` expired leases; the caller returns their streams to the pool. */
+  /**
+   * Claims expired leases, up to `limit` per target, over every target the pool has seen
+   * (targets in parallel, each script in its own slot); the caller returns their streams to the pool.
+   */
   async sweep(limit = 1000): Promise<string[]> {
-    return (await this.r.scSweep(this.prefix, Date.now(), limit)) as string[];
+    const targets = await this.r.smembers(`${this.prefix}targets`);
+    const out: string[] = [];
+    for (let i = 0; i < targets.length; i += 100) {
+      const res = await Promise.all(targets.slice(i, i + 100).map((t) => {
+        const k = this.keys(t);
+        return this.r.scSweep(k.lease, k.expiry, limit) as Promise<string[]>;
+      }));
+      for (const r of res) out.push(...r);
+    }
+    return out;
   }
 
   /** Adds streams to their ready sets unless leased (recording manifests given); returns how many were added. */
   async enqueue(items: Array<{ target: string; frames: number; member: string; manifest?: StreamManifest }>): Promise<number> {
-    let added = 0;
-    for (let i = 0; i < items.length; i += 500) {
-      const args: Array<string | number> = [this.prefix];
-      for (const it of items.slice(i, i + 500)) args.push(it.target, it.frames, it.member, it.manifest ? encodeManifest(it.manifest) : '');
-      added += (await this.r.scEnqueue(...args)) as number;
+    if (items.length === 0) return 0;
+    const byTarget = new Map<string, typeof items>();
+    const writes: Array<Promise<unknown>> = [];
+    for (const it of items) {
+      groupPush(byTarget, it.target, it);
+      const stream = it.member.slice(14);
+      this.remember(stream, it.target);
+      // Before the queue entry: whoever pops the stream must be able to find its target.
+      writes.push(this.r.set(`${this.prefix}st:${stream}`, it.target));
     }
+    writes.push(this.r.sadd(`${this.prefix}targets`, ...byTarget.keys()));
+    await Promise.all(writes);
+    const calls: Array<Promise<unknown>> = [];
+    for (const [target, list] of byTarget) {
+      const k = this.keys(target);
+      for (let i = 0; i < list.length; i += BATCH) {
+        const args: Array<string | number> = [k.ready, k.lease, k.expiry, k.manifest];
+        for (const it of list.slice(i, i + BATCH)) args.push(it.frames, it.member, it.manifest ? encodeManifest(it.manifest) : '');
+        calls.push(this.r.scEnqueue(...args));
+      }
+    }
+    let added = 0;
+    for (const n of await Promise.all(calls)) added += n as number;
     return added;
   }
 
   /** Removes a stream from its target's ready set (stopped, failed, deleted). */
   async dequeue(target: string, member: string): Promise<void> {
-    await this.r.zrem(`${this.prefix}ready:${target}`, member);
+    await this.r.zrem(this.keys(target).ready, member);
   }
 
   /** Ready-set size of a target. */
   async readyCount(target: string): Promise<number> {
-    return this.r.zcard(`${this.prefix}ready:${target}`);
+    return this.r.zcard(this.keys(target).ready);
   }
 
   /** Marker set after a rebuild; its absence means Redis lost its data. */
   async rebuiltMarker(): Promise<boolean> {
-    return (await this.r.exists(`${this.prefix}ready:built`)) === 1;
+    return (await this.r.exists(`${this.prefix}pool:built`)) === 1;
   }
 
   /** Sets the rebuild marker. */
   async markRebuilt(): Promise<void> {
-    await this.r.set(`${this.prefix}ready:built`, new Date().toISOString());
+    await this.r.set(`${this.prefix}pool:built`, new Date().toISOString());
   }
 }

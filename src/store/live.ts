@@ -34,9 +34,32 @@ export interface NodeInfo {
   sessions_by_engine: Record<string, number>;
 }
 
+/**
+ * Hashes the active view is split into. Every assignment and stop writes it, so on Redis
+ * Cluster one hash would put that traffic on one master; 16 keys spread it over the slots.
+ */
+const ACTIVE_BUCKETS = 16;
+
+/** FNV-1a of the stream id, modulo the bucket count. */
+function bucketOf(streamId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < streamId.length; i++) h = Math.imul(h ^ streamId.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % ACTIVE_BUCKETS;
+}
+
+function groupBy<T>(items: Iterable<T>, key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    const list = out.get(k);
+    if (list) list.push(it);
+    else out.set(k, [it]);
+  }
+  return out;
+}
+
 /** Reader and writer of the live views. */
 export class LiveState {
-  private readonly activeKey: string;
   private readonly nodesKey: string;
   private timer: NodeJS.Timeout | undefined;
   /** Records waiting for the next batched HSET, by stream. */
@@ -45,13 +68,22 @@ export class LiveState {
 
   /** @param heartbeatS seconds between node heartbeats; a node missing three is gone (server.nodeHeartbeatS) */
   constructor(private readonly redis: RedisClient, private readonly prefix: string, private readonly heartbeatS: number) {
-    this.activeKey = `${prefix}active`;
     this.nodesKey = `${prefix}nodes`;
+  }
+
+  /** The active-view hash holding a stream (`<prefix>active:<0-15>`). */
+  private activeKey(streamId: string): string {
+    return `${this.prefix}active:${bucketOf(streamId)}`;
+  }
+
+  /** One HSET per bucket. */
+  private async writeActive(entries: Array<[string, string]>): Promise<void> {
+    await Promise.all([...groupBy(entries, ([id]) => this.activeKey(id))].map(([key, list]) => this.redis.hset(key, Object.fromEntries(list))));
   }
 
   /**
    * Records (or updates) an active stream. Records set in the same turn of the event loop
-   * (a burst of assignments) go out as one HSET; resolves once that HSET is done.
+   * (a burst of assignments) go out as one HSET per bucket; resolves once they are done.
    */
   setActive(a: ActiveStream): Promise<void> {
     this.pending.set(a.stream_id, JSON.stringify(a));
@@ -59,40 +91,52 @@ export class LiveState {
       const batch = this.pending;
       this.pending = new Map();
       this.flushing = undefined;
-      if (batch.size > 0) await this.redis.hset(this.activeKey, Object.fromEntries(batch));
+      if (batch.size > 0) await this.writeActive([...batch]);
     });
     return this.flushing;
   }
 
-  /** Records many active streams in one command. */
+  /** Records many active streams, one command per bucket. */
   async setActiveMany(list: ActiveStream[]): Promise<void> {
     if (list.length === 0) return;
-    await this.redis.hset(this.activeKey, Object.fromEntries(list.map((a) => [a.stream_id, JSON.stringify(a)])));
+    await this.writeActive(list.map((a) => [a.stream_id, JSON.stringify(a)]));
   }
 
   /** Removes a stream from the active view (also from a batch not yet sent). */
   async clearActive(streamId: string): Promise<void> {
     this.pending.delete(streamId);
-    await this.redis.hdel(this.activeKey, streamId);
+    await this.redis.hdel(this.activeKey(streamId), streamId);
   }
 
   /** The active record of one stream, or null. */
   async active(streamId: string): Promise<ActiveStream | null> {
-    const v = await this.redis.hget(this.activeKey, streamId);
+    const v = await this.redis.hget(this.activeKey(streamId), streamId);
     return v ? (JSON.parse(v) as ActiveStream) : null;
   }
 
   /** The active records of several streams (null where inactive), in order. */
   async activeMany(streamIds: string[]): Promise<Array<ActiveStream | null>> {
     if (streamIds.length === 0) return [];
-    const values = await this.redis.hmget(this.activeKey, ...streamIds);
-    return values.map((v) => (v ? (JSON.parse(v) as ActiveStream) : null));
+    const found = new Map<string, string>();
+    await Promise.all(
+      [...groupBy(new Set(streamIds), (id) => this.activeKey(id))].map(async ([key, ids]) => {
+        const values = await this.redis.hmget(key, ...ids);
+        ids.forEach((id, i) => {
+          const v = values[i];
+          if (v) found.set(id, v);
+        });
+      }),
+    );
+    return streamIds.map((id) => {
+      const v = found.get(id);
+      return v ? (JSON.parse(v) as ActiveStream) : null;
+    });
   }
 
   /** Every active stream. */
   async allActive(): Promise<ActiveStream[]> {
-    const all = await this.redis.hgetall(this.activeKey);
-    return Object.values(all).map((v) => JSON.parse(v) as ActiveStream);
+    const all = await Promise.all(Array.from({ length: ACTIVE_BUCKETS }, (_, b) => this.redis.hgetall(`${this.prefix}active:${b}`)));
+    return all.flatMap((h) => Object.values(h).map((v) => JSON.parse(v) as ActiveStream));
   }
 
   /** Processes that sent a heartbeat within three intervals. */

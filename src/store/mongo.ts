@@ -2,7 +2,7 @@
  * MongoDB through the official driver, TLS only. The driver reconnects on its own; while
  * MongoDB is down operations fail after `mongodb.serverSelectionTimeoutMs` and /readyz says so.
  */
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, type Db, type ReadPreferenceMode } from 'mongodb';
 import { ConfigError, type Settings } from '../config/settings';
 
 /**
@@ -42,6 +42,8 @@ export function createMongo(settings: Settings): Mongo {
     serverSelectionTimeoutMS: s.serverSelectionTimeoutMs,
     connectTimeoutMS: s.serverSelectionTimeoutMs,
     maxPoolSize: s.maxPoolSize,
+    readPreference: s.readPreference as ReadPreferenceMode,
+    retryWrites: s.retryWrites,
     appName: 'stream-coordinator',
   });
   return { client, db: client.db(s.database) };

@@ -41,10 +41,13 @@ export function createRedis(settings: Settings, name = 'stream-coordinator'): Re
   const r = settings.redis;
   const base = { ...baseOptions(settings), connectionName: name };
   if (r.cluster.length > 0) {
+    // No auto-pipelining on a cluster: ioredis sends each auto-pipeline to a node as a whole
+    // and, while slots move in a failover, hands the MOVED replies to the callers instead of
+    // following them (measured in test/redis-cluster.test.ts). Plain commands are redirected.
     return new Cluster(r.cluster.map(hostPort), {
-      redisOptions: { ...base, ...(r.password ? { password: r.password } : {}) },
+      redisOptions: { ...base, enableAutoPipelining: false, ...(r.password ? { password: r.password } : {}) },
       clusterRetryStrategy: (times: number) => Math.min(times * 100, 2000),
-      enableAutoPipelining: r.autoPipelining,
+      enableAutoPipelining: false,
     });
   }
   if (r.sentinels.length > 0) {

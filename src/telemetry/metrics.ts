@@ -4,7 +4,15 @@
  * primary process (see workers.ts).
  */
 import cluster from 'node:cluster';
+import os from 'node:os';
 import client from 'prom-client';
+import { NODE_ID } from '../version';
+
+/**
+ * The `node` label every metric carries: this process's node id, or for a cluster worker the
+ * id of its primary (`host:pid`), so the summed metrics of a worker group share one label set.
+ */
+export const METRICS_NODE_ID = cluster.isWorker ? `${os.hostname()}:${process.ppid}` : NODE_ID;
 
 /** The metrics of one process. */
 export class Metrics {
@@ -80,6 +88,8 @@ export class Metrics {
   });
 
   constructor() {
+    // Several nodes feed one Prometheus: each series says which node it came from.
+    this.registry.setDefaultLabels({ node: METRICS_NODE_ID });
     client.collectDefaultMetrics({ register: this.registry, prefix: 'coordinator_' });
     if (cluster.isWorker) {
       // Answers the primary's aggregation requests with this registry.

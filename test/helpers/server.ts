@@ -13,7 +13,7 @@ import { loadConfig, type Settings } from '../../src/config/settings';
 import type { Logger } from '../../src/telemetry/log';
 import { REDACT_PATHS } from '../../src/telemetry/log';
 import { startServer, type RunningServer } from '../../src/server';
-import { getStack } from './stack';
+import { getRedisCluster, getStack } from './stack';
 import { writeConfigFile } from '../../test-support/config-file';
 
 export { request, type RequestOptions, type Response } from '../../test-support/admin-api';
@@ -27,6 +27,8 @@ export type Overrides = Record<string, unknown>;
 /** Settings for a server on this file's stack: TLS on, loopback, ephemeral port. */
 export async function stackOverrides(extra: Overrides = {}): Promise<Overrides> {
   const stack = await getStack();
+  const cluster = await getRedisCluster();
+  const redisCluster = cluster ? { 'redis.cluster': cluster.seeds } : {};
   return {
     env: 'test',
     dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-data-')),
@@ -41,6 +43,7 @@ export async function stackOverrides(extra: Overrides = {}): Promise<Overrides> 
     'mongodb.database': `test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`,
     'mongodb.serverSelectionTimeoutMs': 3000,
     'redis.url': stack.redis.url,
+    ...redisCluster,
     'log.level': 'info',
     // Tests make many deliberate bad-token requests from one address; sec-http-auth.test.ts tests the budget.
     'auth.failuresPerMinute': 1_000_000,

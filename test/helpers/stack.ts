@@ -8,6 +8,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { killAllChildrenSync } from '../../src/provision/exec';
+import { startRedisCluster, type RedisCluster } from '../../src/provision/redis-cluster';
 import { startStack, type Stack } from '../../src/provision/stack';
 
 let started: Promise<Stack> | undefined;
@@ -42,8 +43,27 @@ export function getStack(): Promise<Stack> {
   return started;
 }
 
+let cluster: Promise<RedisCluster> | undefined;
+
+/**
+ * With `SC_TEST_REDIS_CLUSTER=1`, a Redis Cluster (3 masters, 3 replicas) in this file's
+ * stack directory that test servers use instead of the single Redis, so any core suite
+ * can run against a cluster; undefined otherwise.
+ */
+export async function getRedisCluster(): Promise<RedisCluster | undefined> {
+  if (!process.env.SC_TEST_REDIS_CLUSTER) return undefined;
+  await getStack();
+  cluster ??= startRedisCluster({ dir: path.join(baseDir!, 'redis-cluster'), log });
+  return cluster;
+}
+
 /** Stops the stack (if started) and removes its directory. */
 export async function stopStack(): Promise<void> {
+  if (cluster) {
+    const c = cluster;
+    cluster = undefined;
+    await (await c.catch(() => undefined))?.stop();
+  }
   if (!started) return;
   const pending = started;
   started = undefined;

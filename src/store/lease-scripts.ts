@@ -1,0 +1,155 @@
+/**
+ * The Lua scripts behind {@link Leases} (see leases.ts for the key layout). Each script
+ * touches the keys of ONE target only, all declared in KEYS and sharing the target's hash
+ * tag, so on Redis Cluster it runs on the one master that owns that slot.
+ *
+ * A lease is live while its stream has a field in the target's lease hash AND an expiry in
+ * the target's expiry ZSET later than Redis's clock (`TIME`, so nodes with skewed clocks
+ * agree). Expired entries linger until a sweep claims them; every script treats them as gone.
+ */
+
+// Shared prelude: Redis time in ms and the live-lease test. KEYS[lk] = lease hash, KEYS[ek] = expiry ZSET.
+const PRELUDE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function live(lk, ek, stream)
+  local exp = redis.call('ZSCORE', ek, stream)
+  if not exp or tonumber(exp) <= now then return nil end
+  return redis.call('HGET', lk, stream)
+end
+`;
+
+/**
+ * Pops the target's ready stream with the fewest frames (oldest on ties) that nobody holds
+ * and leases it. KEYS: ready, lease, expiry, manifest. ARGV: lease template (JSON without
+ * stream, target, member), ttl ms, target id. Returns {stream, score, manifest or ''} or nil.
+ */
+export const ASSIGN = `${PRELUDE}
+local ttl = tonumber(ARGV[2])
+while true do
+  local popped = redis.call('ZPOPMIN', KEYS[1])
+  if #popped == 0 then return nil end
+  local member = popped[1]
+  local stream = string.sub(member, 15)
+  if not live(KEYS[2], KEYS[3], stream) then
+    local value = cjson.decode(ARGV[1])
+    value.stream = stream
+    value.target = ARGV[3]
+    value.member = member
+    redis.call('HSET', KEYS[2], stream, cjson.encode(value))
+    redis.call('ZADD', KEYS[3], now + ttl, stream)
+    return { stream, popped[2], redis.call('HGET', KEYS[4], stream) or '' }
+  end
+end
+`;
+
+/**
+ * Releases a lease held by a session and (when asked) puts the stream back in the ready set.
+ * KEYS: ready, lease, expiry. ARGV: stream, session, requeue (0/1), frames. Returns 1 or 0.
+ */
+export const RELEASE = `${PRELUDE}
+local raw = live(KEYS[2], KEYS[3], ARGV[1])
+if not raw then return 0 end
+local lease = cjson.decode(raw)
+if lease.session ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[3] == '1' then redis.call('ZADD', KEYS[1], tonumber(ARGV[4]), lease.member) end
+return 1
+`;
+
+/**
+ * Renews leases of one target; returns the streams whose lease is gone, detached or held by
+ * another session. KEYS: lease, expiry. ARGV: ttl ms, then pairs stream, session.
+ */
+export const RENEW = `${PRELUDE}
+local ttl = tonumber(ARGV[1])
+local lost = {}
+for i = 2, #ARGV, 2 do
+  local raw = live(KEYS[1], KEYS[2], ARGV[i])
+  local ok = false
+  if raw then
+    local lease = cjson.decode(raw)
+    if lease.session == ARGV[i + 1] and not lease.detached then
+      redis.call('ZADD', KEYS[2], now + ttl, ARGV[i])
+      ok = true
+    end
+  end
+  if not ok then table.insert(lost, ARGV[i]) end
+end
+return lost
+`;
+
+/**
+ * Detaches a lease from its closed socket and keeps it for the resume grace period.
+ * KEYS: lease, expiry. ARGV: stream, session, grace ms. Returns 1 or 0.
+ */
+export const DETACH = `${PRELUDE}
+local raw = live(KEYS[1], KEYS[2], ARGV[1])
+if not raw then return 0 end
+local lease = cjson.decode(raw)
+if lease.session ~= ARGV[2] then return 0 end
+lease.detached = true
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(lease))
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+return 1
+`;
+
+/**
+ * Takes over a lease with its resume secret hash. KEYS: lease, expiry. ARGV: stream,
+ * resume hash, new holder (JSON: node, session, engine, donor, resume), ttl ms.
+ * Returns the new lease JSON or nil.
+ */
+export const RESUME = `${PRELUDE}
+local raw = live(KEYS[1], KEYS[2], ARGV[1])
+if not raw then return nil end
+local lease = cjson.decode(raw)
+if lease.resume ~= ARGV[2] then return nil end
+local fresh = cjson.decode(ARGV[3])
+lease.node = fresh.node
+lease.session = fresh.session
+lease.engine = fresh.engine
+lease.donor = fresh.donor
+lease.resume = fresh.resume
+lease.detached = nil
+local out = cjson.encode(lease)
+redis.call('HSET', KEYS[1], ARGV[1], out)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
+return out
+`;
+
+/** The live lease of a stream or nil. KEYS: lease, expiry. ARGV: stream. */
+export const GET = `${PRELUDE}
+return live(KEYS[1], KEYS[2], ARGV[1])
+`;
+
+/**
+ * Claims up to ARGV[1] expired leases of one target (each claimed by exactly one caller);
+ * returns their stream ids. KEYS: lease, expiry.
+ */
+export const SWEEP = `${PRELUDE}
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, s in ipairs(expired) do
+  redis.call('HDEL', KEYS[1], s)
+  redis.call('ZREM', KEYS[2], s)
+end
+return expired
+`;
+
+/**
+ * Adds streams of one target to its ready set unless leased, recording manifests given.
+ * KEYS: ready, lease, expiry, manifest. ARGV: triples score, member, manifest ('' for none).
+ * Returns how many were added.
+ */
+export const ENQUEUE = `${PRELUDE}
+local added = 0
+for i = 1, #ARGV, 3 do
+  local member = ARGV[i + 1]
+  local stream = string.sub(member, 15)
+  if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[4], stream, ARGV[i + 2]) end
+  if not live(KEYS[2], KEYS[3], stream) then
+    added = added + redis.call('ZADD', KEYS[1], tonumber(ARGV[i]), member)
+  end
+end
+return added
+`;
