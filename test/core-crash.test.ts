@@ -294,7 +294,9 @@ t.test('SIGKILL in the middle of a commit burst loses no acknowledged commit and
   t.equal(resumed + lost, CORES / 2, 'every reconnecting core resumed or was told to assign again');
   t.ok(clients.slice(0, CORES / 2).every((c) => c.welcome!.node !== firstNode), 'reconnected cores talk to the new process');
   t.same(new Set(working.map((w) => w.a.streamId)), new Set(streamIds), 'every stream is held again');
-  t.ok(recoveredMs < 15000, `every stream assignable again within 15 s of the restart (${recoveredMs} ms)`);
+  // Lease TTL (5 s) + one sweep (5 s) bounds recovery; the rest is headroom for a loaded CI
+  // machine, since this is a correctness bound (leases do expire), not a performance claim.
+  t.ok(recoveredMs < 30000, `every stream assignable again within 30 s of the restart (${recoveredMs} ms)`);
 
   for (const w of working) {
     // The assignment carries the committed frames and the latest checkpoint's files.
