@@ -76,6 +76,13 @@ export interface StreamDoc {
   partitions: number[];
   /** The document id of each committed partition, in the same order. */
   partitionIds: string[];
+  /**
+   * Names and sizes of each committed partition's frame files, pushed with `partitions` (so
+   * it lines up with their newest entries; streams older than this field lack the first
+   * ones): whole-file downloads know their Content-Length without reading partitions.
+   * (Each entry is a document, not a bare array: FerretDB rejects nested arrays.)
+   */
+  frameIndex?: Array<{ files: Array<{ name: string; size: number }> }>;
   /** The last entry of `partitionIds` (set with it), so readers need not load the list. */
   lastPartitionId?: string;
   errorCount: number;

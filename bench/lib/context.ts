@@ -4,7 +4,6 @@ import { createCoreFixture, createStreamsViaApi, insertStreams, prepareDatabase,
 import type { ModeSettings } from './modes';
 import { startServer, type BenchServer, type ServerOptions, type TransportName } from './server';
 import type { BenchStack } from './stack';
-import { fixFerretIdIndexes } from './store';
 
 /** The orchestrator's context. */
 export interface BenchContext {
@@ -41,12 +40,13 @@ export async function stopServer(ctx: BenchContext, s: BenchServer | undefined):
 }
 
 /**
- * A fresh database for one run: indexes, an admin, the FerretDB `_id` index fix, and a
- * manager/engine key/public target made through the API of a short-lived set-up server.
+ * A fresh database for one run: indexes, an admin, and a manager/engine key/public target
+ * made through the API of a short-lived set-up server. The store is exactly what dev and
+ * tests run (no bench-only correction); `storeFix` says which store that is.
  */
 export async function freshDatabase(ctx: BenchContext, database: string): Promise<{ admin: string; storeFix: string }> {
   const admin = await prepareDatabase(ctx.stack, database);
-  const storeFix = fixFerretIdIndexes(ctx.stack, database);
+  const storeFix = ctx.stack.stack.mongoKind === 'ferretdb' ? 'FerretDB as provisioned (patched SQLite build)' : 'mongod';
   return { admin, storeFix };
 }
 

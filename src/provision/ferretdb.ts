@@ -12,6 +12,11 @@ import { delay, freePort, hostPort, run, spawnService, waitForPort, which, type 
 
 /** The FerretDB release used: the last v1 (SQLite backend), May 2025. */
 export const FERRETDB_VERSION = 'v1.24.2';
+/**
+ * Our build of it: the release plus {@link SQLITE_PATCHES}. Part of the cache key, so a
+ * binary built without the patches is never picked up; bump it when the patches change.
+ */
+export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc1`;
 const MODULE = 'github.com/FerretDB/FerretDB';
 
 /** A started MongoDB-compatible server: {@link RunningService} plus its connection string. */
@@ -22,7 +27,7 @@ export interface MongoService extends RunningService {
 
 /** Options of {@link ensureFerretDB}. */
 export interface EnsureFerretDBOptions {
-  /** Where the binary is cached (default `${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/ferretdb/v1.24.2`). */
+  /** Where the binary is cached (default `${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/ferretdb/v1.24.2-sc1`). */
   cacheDir?: string;
   log?: LogFn;
 }
@@ -30,7 +35,7 @@ export interface EnsureFerretDBOptions {
 /** The default per-version cache directory of the FerretDB binary. */
 export function defaultFerretDBCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'stream-coordinator', 'ferretdb', FERRETDB_VERSION);
+  return path.join(base, 'stream-coordinator', 'ferretdb', FERRETDB_BUILD);
 }
 
 /** True when `bin` exists, runs, and reports the expected version. */
@@ -115,6 +120,46 @@ async function makeWritable(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Source edits applied to the SQLite backend before building, so lookups by `_id` use an
+ * index on every table of every database, including tables created later (see
+ * docs/performance.md, "Embedded store at scale"):
+ *
+ * 1. v1.24.2 filters on `_ferretdb_sjson->'$._id'` while the unique `_id_` index it creates
+ *    with every table is on `_ferretdb_sjson->"_id"`: the same value, but SQLite's planner
+ *    matches index expressions by their form, so every `_id` lookup was a full table scan.
+ *    The query now uses the index's own form.
+ * 2. v1.24.2 pushes a filter down to SQLite only when `_id` is its sole key, so a
+ *    conditional update `{_id, frames}` scanned the table. Any filter with a scalar `_id` is
+ *    now narrowed by `_id` in SQL; FerretDB still applies the whole filter to what SQL
+ *    returns (find, update, findAndModify and delete all do), so results are unchanged.
+ */
+export const SQLITE_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
+  {
+    file: 'internal/backends/sqlite/metadata/metadata.go',
+    from: `IDColumn = DefaultColumn + "->'$._id'"`,
+    to: 'IDColumn = DefaultColumn + `->"_id"`',
+    count: 1,
+  },
+  {
+    file: 'internal/backends/sqlite/collection.go',
+    from: 'if params.Filter.Len() == 1 {',
+    to: 'if params.Filter.Len() > 0 {',
+    count: 2,
+  },
+];
+
+/** Applies {@link SQLITE_PATCHES} to a writable source tree; throws when a patch no longer fits. */
+export async function patchSource(src: string): Promise<void> {
+  for (const p of SQLITE_PATCHES) {
+    const file = path.join(src, p.file);
+    const text = await fsp.readFile(file, 'utf8');
+    const found = text.split(p.from).length - 1;
+    if (found !== p.count) throw new Error(`FerretDB patch does not fit ${p.file}: expected ${p.count} × ${JSON.stringify(p.from)}, found ${found}`);
+    await fsp.writeFile(file, text.split(p.from).join(p.to));
+  }
+}
+
 /** Environment for the go tool: the user's own GOPATH/GOMODCACHE/GOPROXY, plus two flags we need. */
 function goEnv(): NodeJS.ProcessEnv {
   const flags = (process.env.GOFLAGS ?? '').split(/\s+/).filter((f) => f && !f.startsWith('-mod='));
@@ -147,6 +192,7 @@ async function build(cacheDir: string, bin: string, go: string, log?: LogFn): Pr
   await fsp.cp(moduleDir, src, { recursive: true });
   await makeWritable(src);
   await fsp.writeFile(path.join(src, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`);
+  await patchSource(src);
   // As the recipe does: the throwaway module now resolves FerretDB to the patched copy.
   await run(go, ['mod', 'edit', `-replace=${MODULE}=${src}`], { cwd: mod, env });
 
@@ -197,8 +243,10 @@ export async function ensureFerretDB(opts: EnsureFerretDBOptions = {}): Promise<
 
 /** Options of {@link startFerretDB}. */
 export interface StartFerretDBOptions {
-  /** SQLite data directory (created). */
+  /** SQLite data directory (created); with `postgresqlUrl`, only the working directory. */
   dataDir: string;
+  /** Use the `postgresql` handler on this cluster (see postgres.ts) instead of SQLite. */
+  postgresqlUrl?: string;
   /** FerretDB state directory (default `<dataDir>/state`). */
   stateDir?: string;
   /** TLS port (default: a free one). */
@@ -232,9 +280,10 @@ export async function startFerretDB(opts: StartFerretDBOptions): Promise<MongoSe
   await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
   await fsp.mkdir(stateDir, { recursive: true, mode: 0o700 });
   const args = [
-    '--handler=sqlite',
-    // FerretDB wants a directory URI; the trailing slash is what marks it as one.
-    `--sqlite-url=file:${dataDir}/`,
+    ...(opts.postgresqlUrl
+      ? ['--handler=postgresql', `--postgresql-url=${opts.postgresqlUrl}`]
+      : // FerretDB wants a directory URI; the trailing slash is what marks it as one.
+        ['--handler=sqlite', `--sqlite-url=file:${dataDir}/`]),
     // Empty turns the plaintext listener (default 127.0.0.1:27017) off.
     '--listen-addr=',
     `--listen-tls=${hostPort(host, port)}`,

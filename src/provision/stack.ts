@@ -8,6 +8,7 @@ import { ensureDevCertificates, type DevCertificates } from './certs';
 import type { LogFn, RunningService } from './exec';
 import { startFerretDB, type MongoService } from './ferretdb';
 import { findMongod, startMongod } from './mongod';
+import { startPostgres } from './postgres';
 import { startRedis } from './redis';
 
 /** Options of {@link startStack}. */
@@ -24,6 +25,12 @@ export interface StackOptions {
   hosts?: string[];
   /** FerretDB binary cache directory (see ensureFerretDB). */
   ferretdbCacheDir?: string;
+  /**
+   * FerretDB's backend when no mongod is installed: `sqlite` (default, the patched build) or
+   * `postgresql` (a private cluster under `<baseDir>/postgres`, see postgres.ts). Default
+   * from env SC_STORE_BACKEND.
+   */
+  storeBackend?: 'sqlite' | 'postgresql';
   log?: LogFn;
 }
 
@@ -76,16 +83,24 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         log,
       });
     }
+    const backend = opts.storeBackend ?? (process.env.SC_STORE_BACKEND === 'postgresql' ? 'postgresql' : 'sqlite');
+    const pg = backend === 'postgresql' ? await startPostgres({ dir: path.join(baseDir, 'postgres'), log }) : undefined;
     // Go's TLS stack serves exactly the certificates in the file, and clients trust only
     // the root, so FerretDB needs leaf + intermediate, not the bare leaf.
-    return startFerretDB({
+    const ferret = await startFerretDB({
       dataDir: mongoDir,
+      ...(pg ? { postgresqlUrl: pg.ferretdbUrl } : {}),
       port: opts.ports?.mongo,
       cert: certs.fullChain,
       key: certs.key,
       cacheDir: opts.ferretdbCacheDir,
       log,
+    }).catch(async (e: unknown) => {
+      await pg?.stop();
+      throw e;
     });
+    if (!pg) return ferret;
+    return { ...ferret, stop: async () => void (await Promise.allSettled([ferret.stop().then(() => pg.stop())])) };
   };
 
   const [redis, mongo] = await Promise.allSettled([

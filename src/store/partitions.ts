@@ -73,22 +73,12 @@ export function commitPartition(db: Db, streamId: string, committed: number, doc
   return advanceCommitPoint(db, streamId, committed, doc, durable);
 }
 
-/** The index entries of committed partitions by number (no file bytes are read). */
-export async function committedIndex(db: Db, stream: CommittedList): Promise<Map<number, PartitionDoc['index']>> {
-  const out = new Map<number, PartitionDoc['index']>();
-  if (stream.partitionIds.length === 0) return out;
-  const docs = await db
-    .collection<PartitionDoc>('partitions')
-    .find({ _id: { $in: stream.partitionIds } }, { projection: { n: 1, index: 1 } })
-    .toArray();
-  for (const d of docs) out.set(d.n, d.index);
-  return out;
-}
-
 /** One file of a committed partition document, with its bytes reference. */
 export async function partitionFile(db: Db, partitionDocId: string, kind: PartitionFileKind, name: string): Promise<StoredFile | undefined> {
-  const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: partitionDocId });
-  return (kind === 'frame' ? doc?.frames : doc?.checkpoint)?.find((f) => f.name === name);
+  const field = kind === 'frame' ? 'frames' : 'checkpoint';
+  // By `_id` and projected to one kind: one document, whatever the stream's length.
+  const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: partitionDocId }, { projection: { [field]: 1 } });
+  return (doc?.[field] as StoredFile[] | undefined)?.find((f) => f.name === name);
 }
 
 /** The checkpoint files of a partition document, read by `_id` (empty when it is gone). */

@@ -41,7 +41,7 @@ export interface AssignedStream {
  * per checkpoint (a long stream's would be decoded on every assignment); `lastPartitionId`
  * names the checkpoint to hand out.
  */
-const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0 } as const;
+const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0, frameIndex: 0 } as const;
 
 /** The fields of a stream its queue entry and manifest are made of. */
 export type QueuedFields = Pick<StreamDoc, '_id' | 'targetId' | 'frames' | 'createdAt' | 'seedFiles' | 'lastPartitionId'>;
@@ -93,7 +93,8 @@ export async function advanceCommitPoint(db: Db, streamId: string, committed: nu
     { _id: streamId, frames: committed },
     {
       $set: { frames: doc.n, lastPartitionId: doc._id, errorCount: 0, updatedAt: new Date() },
-      $push: { partitions: doc.n, partitionIds: doc._id },
+      // frameIndex: names and sizes of this partition's frame files, for whole-file downloads (downloads.ts).
+      $push: { partitions: doc.n, partitionIds: doc._id, frameIndex: { files: doc.index.filter((e) => e.kind === 'frame').map(({ name, size }) => ({ name, size })) } },
       $addToSet: { frameFiles: { $each: doc.frames.map((f) => f.name) }, checkpointFiles: { $each: doc.checkpoint.map((f) => f.name) } },
     } as never,
     durable,

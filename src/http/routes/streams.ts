@@ -10,7 +10,8 @@ import type { Principal } from '../../auth/users';
 import { AppError } from '../../errors';
 import type { StreamBody } from '../router';
 import type { ActiveStream } from '../../store/live';
-import { committedIndex, committedPartitionId, partitionFile } from '../../store/partitions';
+import { committedPartitionId, partitionFile } from '../../store/partitions';
+import { frameFileBody, framePartsOf } from '../../store/downloads';
 import { ENGINE, FILE_NAME, ID, ID_PARAMS, NAME, TIME, iso, requireOwner, route, type ApiDeps } from './common';
 import { ownedTarget } from './targets';
 import type { PartitionFileKind, StreamDoc, StreamFileKind } from '../../model';
@@ -267,27 +268,10 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       handler: async ({ params, principal }, d) => {
         const s = await owned(d, params.id, principal);
         if (!s.frameFiles.includes(params.name)) throw new AppError('not_found', `No frame file "${params.name}" in stream ${s._id}`);
-        const index = await committedIndex(d.db, s);
-        const parts = s.partitions
-          .map((n) => ({ n, size: index.get(n)?.find((e) => e.kind === 'frame' && e.name === params.name)?.size }))
-          .filter((p): p is { n: number; size: number } => p.size !== undefined);
-        const fileStore = d.files;
-        const db = d.db;
-        // One partition document at a time: memory stays bounded whatever the stream's length.
-        // A Range request starts at `offset`: partitions wholly before it are not read.
-        const from = async function* (offset: number) {
-          for (const p of parts) {
-            if (offset >= p.size) {
-              offset -= p.size;
-              continue;
-            }
-            const f = await partitionFile(db, committedPartitionId(s, p.n)!, 'frame', params.name);
-            if (!f) return;
-            yield* fileStore.chunks(f, offset);
-            offset = 0;
-          }
-        };
-        return download({ length: parts.reduce((a, p) => a + p.size, 0), chunks: from(0), from }, `frame file "${params.name}"`);
+        return download(
+          frameFileBody(d.db, d.files, await framePartsOf(d.db, s, params.name), params.name),
+          `frame file "${params.name}"`,
+        );
       },
     }),
     route({
