@@ -66,6 +66,15 @@ t.test('a stream of a few hundred partitions downloads byte-identical, reading O
     'every partition read is by a single _id',
   );
 
+  // A Range request starting inside a late partition skips the partitions before it.
+  const offset = traj.slice(0, 200).reduce((a, b) => a + b.length, 0) + 1;
+  commands.length = 0;
+  const ranged = await api.call('GET', `/v1/streams/${stream}/frames/traj.dcd`, { token: owner.token, headers: { range: `bytes=${offset}-` } });
+  t.equal(ranged.status, 206, 'a range of the frame file');
+  t.equal(sha256(ranged.body), sha256(whole.subarray(offset)), 'the range is byte-identical');
+  const rangeReads = commands.filter((c) => c.commandName === 'find' && c.command.find === 'partitions').length;
+  t.ok(rangeReads <= PARTITIONS - 200 + OLD, `partitions before the range are not read (${rangeReads} partition reads)`);
+
   // A single partition: the same commands for the first and the last.
   const fetch = async (n: number, kind: 'frame' | 'checkpoint'): Promise<{ body: Buffer; finds: Document[] }> => {
     commands.length = 0;
