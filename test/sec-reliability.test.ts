@@ -151,6 +151,20 @@ t.test('address-range blocks: held sockets closed with 1008, upgrades refused wi
   await back.close();
 });
 
+t.test('an engine-key block closes its cores and refuses its upgrades until removed', async (t) => {
+  const k = await f.api<{ id: string; key: string }>('POST', '/v1/engine-keys', f.admin, { engine: 'openmm', description: 'to block' }, 201);
+  const c = await core(f, '192.0.2.60', undefined, k.key);
+  const other = await core(f, '192.0.2.60');
+  t.teardown(() => other.close());
+  const b = await f.api<{ id: string }>('POST', '/v1/blocks', f.admin, { kind: 'engine_key', value: k.id }, 201);
+  t.same(await c.closed, { code: 1008, reason: 'blocked' });
+  t.equal((await other.ping()).type, 'pong', 'a core with another key from the same address is untouched');
+  const up = (): ReturnType<typeof tryUpgrade> => tryUpgrade(f.wsUrl, { authorization: `Bearer ${k.key}` }, f.ts.ca);
+  t.equal((await up()).status, 403);
+  await f.api('DELETE', `/v1/blocks/${b.id}`, f.admin, undefined, 204);
+  t.equal((await up()).opened, true, 'unblocked');
+});
+
 t.test('only admins see or change records and blocks', async (t) => {
   for (const token of [f.manager, f.donor]) {
     await f.api('GET', '/v1/blocks', token, undefined, 403);
