@@ -40,6 +40,7 @@ export const ERRORS = {
   out_of_order: { status: 409, doc: 'Core: a `seq` skipped ahead of the next expected one.' },
   bad_checksum: { status: 400, doc: "Core: the payload does not match the header's `sha256`." },
   buffer_full: { status: 413, doc: "Core: the stream's uncommitted buffer would exceed `core.maxBufferBytes`; checkpoint first." },
+  blocked: { status: 403, doc: 'An admin blocked this donor, engine key or client address range (`/v1/blocks`); upgrades and assignments are refused.' },
   server_busy: { status: 503, doc: 'The process is at `server.maxConnections` sessions; connect again later or elsewhere.', retryAfterS: 30 },
   unavailable: { status: 503, doc: 'Storage (MongoDB or Redis) is unreachable; retry later. Committed data is intact.', retryAfterS: 5 },
   internal: { status: 500, doc: 'An unexpected server error; it is logged with the request id.' },

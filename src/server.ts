@@ -34,6 +34,9 @@ import type { Transport, TransportOptions } from './transport/types';
 import { startNodeTransport } from './transport/node-server';
 import { startUwsTransport } from './transport/uws-server';
 import { NODE_ID, VERSION } from './version';
+import { ReliabilityGuard } from './core/reliability-guard';
+import { ReliabilityStore } from './store/reliability';
+import { BlockStore } from './store/blocks';
 
 /** A listening server process. */
 export interface RunningServer {
@@ -88,7 +91,8 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const pool = new Pool(db, leases, log);
   const streams = new Streams(db, files, leases, bus);
   const targets = new TargetCache(db, bus, settings.core.targetCacheMs);
-  const hub = new CoreHub({ settings, db, files, leases, streams, targets, live, bus, log, metrics, nodeId: NODE_ID });
+  const guard = new ReliabilityGuard(new ReliabilityStore(storage.redis, prefix, settings.reliability), new BlockStore(db), bus, log, settings.reliability.refreshMs);
+  const hub = new CoreHub({ settings, db, files, leases, streams, targets, live, bus, log, metrics, nodeId: NODE_ID, guard });
   const engineKeys = new EngineKeys(db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
   registerApi(router, auth, apiRoutes(settings), { settings, db, redis: storage.redis, bus, auth, files, live, streams, log });
   const openapi = JSON.stringify(openApiFor(settings));

@@ -102,6 +102,19 @@ const ROWS: Row[] = [
     expect: [401, 401, 403, 403, 403, 204],
     build: async (w) => ({ path: `/v1/engine-keys/${(await w.fx.engineKey()).id}` }),
   },
+  // reliability and blocks (blocks of donors nobody uses harm no cell)
+  { method: 'POST', path: '/v1/blocks', expect: [401, 401, 403, 403, 403, 201], build: () => ({ path: '/v1/blocks', body: { kind: 'donor', value: uniqueName('blk') } }) },
+  { method: 'GET', path: '/v1/blocks', expect: [401, 401, 403, 403, 403, 200], build: () => ({ path: '/v1/blocks' }) },
+  {
+    method: 'DELETE',
+    path: '/v1/blocks/{id}',
+    expect: [401, 401, 403, 403, 403, 204],
+    build: async (w) => {
+      const b = await w.fx.api.expect<{ id: string }>(201, 'POST', '/v1/blocks', { token: w.admin.token, body: { kind: 'donor', value: uniqueName('blk') } });
+      return { path: `/v1/blocks/${b.id}` };
+    },
+  },
+  { method: 'GET', path: '/v1/reliability', expect: [401, 401, 403, 403, 403, 200], build: (w) => ({ path: `/v1/reliability?donor=${w.donor.name}` }) },
   // targets
   { method: 'POST', path: '/v1/targets', expect: [401, 401, 403, 201, 201, 403], build: () => ({ path: '/v1/targets', body: { engines: [ENGINE], weight: 2, options: { a: 1 } } }) },
   { method: 'GET', path: '/v1/targets', expect: [200, 401, 200, 200, 200, 200], build: () => ({ path: '/v1/targets' }) },

@@ -239,7 +239,7 @@ t.test('a manager who does not own the target sees 403 pages, not data', async (
   await page.context().close();
 });
 
-t.test('an admin: users, engine keys (shown once, revoked), nodes', async (t) => {
+t.test('an admin: users, engine keys (shown once, revoked), blocks, nodes', async (t) => {
   const { page } = await signedIn(f.admin);
   await page.goto(`${f.ts.url}/dashboard/#/users`);
   await page.waitForSelector('#users table');
@@ -261,6 +261,24 @@ t.test('an admin: users, engine keys (shown once, revoked), nodes', async (t) =>
   await page.locator(`#key-table button[data-key="${made.id}"]`).waitFor({ state: 'detached' });
   const after = await f.api<{ engine_keys: Array<{ id: string; revoked_at?: string }> }>('GET', '/v1/engine-keys', f.admin, undefined, 200);
   t.ok(after.engine_keys.find((k) => k.id === made.id)?.revoked_at, 'revoked from the UI');
+  await page.goto(`${f.ts.url}/dashboard/#/blocks`);
+  await page.waitForSelector('#block-table');
+  await page.selectOption('#block-kind', 'address');
+  await page.fill('#block-value', '203.0.113.0/24');
+  await page.fill('#block-reason', 'from the dashboard test');
+  await page.click('#create-block button[type=submit]');
+  const row = page.locator('#block-table tr', { hasText: '203.0.113.0/24' });
+  await row.waitFor();
+  const blocked = (await f.api<{ blocks: Array<{ id: string; value: string; reason: string }> }>('GET', '/v1/blocks', f.admin, undefined, 200)).blocks.find((b) => b.value === '203.0.113.0/24');
+  t.equal(blocked?.reason, 'from the dashboard test', 'blocked from the UI');
+  await page.fill('#record-query', '203.0.113.7');
+  await page.check('#record-address');
+  await page.click('#lookup-record button[type=submit]');
+  await page.waitForSelector('#record-table');
+  await shot(t, page, 'blocks');
+  await page.click(`#block-table button[data-block="${blocked!.id}"]`);
+  await row.waitFor({ state: 'detached' });
+  t.same((await f.api<{ blocks: unknown[] }>('GET', '/v1/blocks', f.admin, undefined, 200)).blocks, [], 'unblocked from the UI');
   await page.goto(`${f.ts.url}/dashboard/#/nodes`);
   await page.waitForSelector('#node-table tbody tr');
   await shot(t, page, 'nodes');

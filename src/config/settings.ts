@@ -630,6 +630,38 @@ export const schema = {
       env: 'SC_HEALTH_TIMEOUT_MS',
     },
   },
+  reliability: {
+    windowS: {
+      doc: 'Seconds of the sliding window over which reliability records (assignments, commits, stream and protocol errors per donor and per client address) are counted; kept in Redis as six buckets that expire.',
+      format: 'positive-int',
+      default: 3600,
+      env: 'SC_RELIABILITY_WINDOW_S',
+    },
+    errorRatePercent: {
+      doc: 'Error rate, in percent of (assignments + protocol errors), above which a donor or client address gets no assignments for reliability.coolingOffS.',
+      format: 'positive-int',
+      default: 50,
+      env: 'SC_RELIABILITY_ERROR_RATE_PERCENT',
+    },
+    minSample: {
+      doc: 'Fewest events (assignments + protocol errors) in the window before a record is judged at all; fewer never cools off.',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_RELIABILITY_MIN_SAMPLE',
+    },
+    coolingOffS: {
+      doc: 'Seconds a donor or client address past reliability.errorRatePercent gets no assignments (rate_limited with retry_after_s); its record then starts afresh.',
+      format: 'positive-int',
+      default: 900,
+      env: 'SC_RELIABILITY_COOLING_OFF_S',
+    },
+    refreshMs: {
+      doc: 'Milliseconds between the background passes that write this process\'s batched counts to Redis and re-judge the records of its connected donors and addresses (assign decides from this cache).',
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_RELIABILITY_REFRESH_MS',
+    },
+  },
   log: {
     level: {
       doc: 'Minimum level of log lines written.',

@@ -25,6 +25,7 @@ import { IdleAssignments } from './idle-assignments';
 import type { Streams } from '../store/streams';
 import type { CoreIdentity } from '../model';
 import { assignmentCaps } from './limits';
+import type { ReliabilityGuard } from './reliability-guard';
 
 /** Everything sessions share. */
 export interface CoreHubDeps {
@@ -39,6 +40,8 @@ export interface CoreHubDeps {
   log: Logger;
   metrics: Metrics;
   nodeId: string;
+  /** Reliability records and admin blocks (core/reliability-guard.ts). */
+  guard: ReliabilityGuard;
 }
 
 /** How the hub closes a session's socket. */
@@ -72,6 +75,8 @@ export class CoreHub implements SessionHost {
   readonly perAddress = new AddressSockets();
   /** Engine-key revocations: closes sockets on the bus event, refuses late upgrades, sweeps. */
   readonly revocations: Revocations;
+  /** Reliability records and admin blocks. */
+  readonly guard: ReliabilityGuard;
 
   constructor(d: CoreHubDeps) {
     this.settings = d.settings;
@@ -84,6 +89,7 @@ export class CoreHub implements SessionHost {
     this.log = d.log;
     this.metrics = d.metrics;
     this.nodeId = d.nodeId;
+    this.guard = d.guard;
     this.commits = new Limiter(d.settings.core.maxConcurrentCommits);
     this.spillDir = path.join(d.settings.dataDir, 'spill', String(process.pid));
     removeStaleSpills(path.join(d.settings.dataDir, 'spill'));
@@ -106,6 +112,7 @@ export class CoreHub implements SessionHost {
     this.byEngine.set(session.who.engine, (this.byEngine.get(session.who.engine) ?? 0) + 1);
     this.metrics.openSockets.inc({ engine: session.who.engine });
     this.perAddress.add(session.who.remote);
+    this.guard.track(session, socket);
     // Its key was revoked while the upgrade was in flight (after the lookup, before the open).
     if (this.revocations.isRevoked(session.who.keyId)) socket.close(REVOKED_CLOSE.code, REVOKED_CLOSE.reason);
   }
@@ -130,6 +137,7 @@ export class CoreHub implements SessionHost {
   remove(session: CoreSession): void {
     if (!this.sessions.delete(session)) return;
     this.perAddress.remove(session.who.remote);
+    this.guard.untrack(session);
     const n = (this.byEngine.get(session.who.engine) ?? 1) - 1;
     if (n > 0) this.byEngine.set(session.who.engine, n);
     else this.byEngine.delete(session.who.engine);
@@ -157,6 +165,7 @@ export class CoreHub implements SessionHost {
   /** Throws `rate_limited` when the core's engine key or donor already holds its cap of streams here. */
   admit(who: CoreIdentity, requestId: number): void {
     this.byStream.admit(who, assignmentCaps(this.settings), requestId);
+    this.guard.admit(who, requestId);
   }
 
   /** Starts batched lease renewal (every core.leaseRenewS). */
@@ -168,6 +177,7 @@ export class CoreHub implements SessionHost {
     this.timer.unref();
     this.revocations.start(this.settings.auth.cacheTtlS * 1000);
     this.idle.start();
+    this.guard.start(this.settings.auth.cacheTtlS * 1000);
   }
 
   /** One renewal pass: all leases of this process in one script call per 500, lost ones stopped. */
@@ -199,6 +209,7 @@ export class CoreHub implements SessionHost {
     if (this.timer) clearInterval(this.timer);
     this.revocations.stop();
     this.idle.stop();
+    await this.guard.stop();
     const all = [...this.sessions];
     const done = Promise.all(all.map(([session]) => session.serverStop('server_shutdown')));
     await Promise.race([done, new Promise((r) => setTimeout(r, timeoutMs))]);

@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import { MessageError, toAppError, type ErrorCode } from '../errors';
 import { commitCheckpoint, recordFragment, recordStreamError } from '../store/commit';
+import type { ReliabilityGuard } from './reliability-guard';
 import type { ActiveStream, LiveState } from '../store/live';
 import type { Logger } from '../telemetry/log';
 import type { CoreIdentity } from '../model';
@@ -33,6 +34,8 @@ export interface SessionHost extends AssignmentDeps {
   release(streamId: string, session: CoreSession): void;
   /** Throws `rate_limited` when the core's engine key or donor already holds its cap of streams here. */
   admit(who: CoreIdentity, requestId: number): void;
+  /** Reliability records (core/reliability-guard.ts). */
+  readonly guard: Pick<ReliabilityGuard, 'record'>;
 }
 
 /** What a session needs from its socket. */
@@ -164,6 +167,7 @@ export class CoreSession {
       const extra = err instanceof MessageError ? err.extra : e.retryAfterS !== undefined ? { retry_after_s: e.retryAfterS } : {};
       this.error(id, e.code, e.message, extra);
       if (e.code === 'bad_request' || e.code === 'bad_checksum') {
+        this.hub.guard.record(this.who, 'protocol_errors');
         if (++this.protocolErrors >= this.hub.settings.core.maxProtocolErrors) this.close(1008, 'too many bad messages');
       }
     }
@@ -233,6 +237,7 @@ export class CoreSession {
       ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}),
     };
     this.hub.claim(stream._id, this);
+    this.hub.guard.record(this.who, 'assignments');
     await this.publishActive().catch(() => undefined);
     this.hub.log.info({ session: this.id, stream: stream._id, target: stream.targetId, engine: this.who.engine, donor: this.who.donor?.name }, 'stream assigned');
     this.socket.send({ type: 'assignment', id, stream_id: stream._id, target_id: stream.targetId, frames: stream.frames, options, files, resume_token: resumeToken });
@@ -311,6 +316,7 @@ export class CoreSession {
     }
     await a.buffer.clear();
     this.hub.metrics.framesCommitted.inc(buffered);
+    this.hub.guard.record(this.who, 'commits');
     this.hub.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.socket.send({ type: 'committed', id: msg.id, seq: msg.seq, frames: result.frames, partition: result.frames });
     this.publishActive().catch(() => undefined);
@@ -324,6 +330,7 @@ export class CoreSession {
       const text = Buffer.from(error).subarray(0, this.hub.settings.core.maxErrorTextBytes).toString('utf8');
       const status = await recordStreamError(this.hub.db, a.streamId, text, this.who.engine, this.who.donor?.name, this.hub.settings.core.maxStreamErrors);
       if (status !== 'ok') requeue = false;
+      this.hub.guard.record(this.who, 'stream_errors');
       if (status === 'failed') this.hub.log.warn({ stream: a.streamId }, 'stream failed: too many consecutive errors');
     }
     await this.endAssignment(requeue ? 'requeue' : 'drop');

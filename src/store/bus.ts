@@ -14,6 +14,8 @@ export interface BusEvents {
   'auth.invalidate': { tokenHash: string };
   /** An engine key was revoked: close the core sockets that used it. */
   'engine-key.revoked': { keyId: string };
+  /** Admin blocks were added or removed: reload them and close the blocked cores' sockets. */
+  'blocks.changed': Record<string, never>;
   /** A target changed: drop cached target data. */
   'target.changed': { targetId: string };
   /** A target's streams were added, removed or changed status: drop cached counts. */

@@ -31,6 +31,7 @@ export const INDEXES: Record<string, IndexDescription[]> = {
   ],
   stream_errors: [{ key: { streamId: 1, at: -1 }, name: 'stream_at' }],
   donor_targets: [{ key: { donor: 1, frames: -1 }, name: 'donor_frames' }],
+  blocks: [{ key: { kind: 1, value: 1 }, name: 'kind_value_unique', unique: true }],
   'blobs.files': [{ key: { 'metadata.streamId': 1 }, name: 'metadata_stream' }],
 };
 

@@ -62,7 +62,8 @@ export function maxBackpressureBytes(settings: Settings): number {
  * token, and room under server.maxConnections. Throws the AppError to answer with.
  */
 export async function authorizeCore(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {
-  return admitCore(deps.hub, remote, () => deps.auth.failures.guard(remote, () => identifyCore(headers, deps, remote)));
+  const who = await admitCore(deps.hub, remote, () => deps.auth.failures.guard(remote, () => identifyCore(headers, deps, remote)));
+  return deps.hub.guard.refuse(who);
 }
 
 async function identifyCore(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {

@@ -14,6 +14,7 @@ import { streamsView } from './streams.js';
 import { streamView } from './stream.js';
 import { donorsView } from './donors.js';
 import { engineKeysView, nodesView, usersView } from './admin.js';
+import { blocksView } from './blocks.js';
 
 /** Poll interval of the live views, in ms. */
 export const POLL_MS = 2000;
@@ -28,6 +29,7 @@ const ROUTES: Array<{ pattern: RegExp; view: ViewFactory; admin?: boolean }> = [
   { pattern: /^\/users$/, view: usersView, admin: true },
   { pattern: /^\/keys$/, view: engineKeysView, admin: true },
   { pattern: /^\/nodes$/, view: nodesView, admin: true },
+  { pattern: /^\/blocks$/, view: blocksView, admin: true },
 ];
 
 const root = document.getElementById('app')!;
@@ -80,6 +82,7 @@ function render(me: Me): void {
     me.role === 'admin' && h('a', { href: '#/users' }, 'Users'),
     me.role === 'admin' && h('a', { href: '#/keys' }, 'Engine keys'),
     me.role === 'admin' && h('a', { href: '#/nodes' }, 'Nodes'),
+    me.role === 'admin' && h('a', { href: '#/blocks' }, 'Blocks'),
     h('span', { class: 'who' }, `${me.name} (${me.role})`),
     h('button', {
       type: 'button',

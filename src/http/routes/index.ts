@@ -10,10 +10,11 @@ import { liveRoutes } from './live';
 import { streamRoutes } from './streams';
 import { targetRoutes } from './targets';
 import { userRoutes } from './users';
+import { reliabilityRoutes } from './reliability';
 
 /** All admin routes (PROTOCOL §3). */
 export function apiRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
-  return [...userRoutes(), ...donorRoutes(settings), ...engineKeyRoutes(settings), ...targetRoutes(settings), ...streamRoutes(settings), ...liveRoutes()];
+  return [...userRoutes(), ...donorRoutes(settings), ...engineKeyRoutes(settings), ...targetRoutes(settings), ...streamRoutes(settings), ...liveRoutes(), ...reliabilityRoutes(settings)];
 }
 
 const SYSTEM_PATHS = {

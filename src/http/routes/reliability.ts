@@ -1,0 +1,128 @@
+/**
+ * Reliability records and admin blocks (issue 12 §5): `GET /v1/reliability` shows a donor's
+ * or a client address's record as every node counts it; `/v1/blocks` adds, lists and removes
+ * blocks of a donor, an engine key or an address range. A change is announced on the bus so
+ * every node reloads its block list and closes the blocked cores' sockets within a second.
+ */
+import { Type } from '@sinclair/typebox';
+import { object, ok, oneOf, str, type ApiRoute } from '../declared-routes';
+import { AppError } from '../../errors';
+import { ID, ID_PARAMS, TIME, iso, route, type ApiDeps } from './common';
+import type { Settings } from '../../config/settings';
+import { BlockStore, type BlockDoc } from '../../store/blocks';
+import { ReliabilityStore, type ReliabilityRecord } from '../../store/reliability';
+import { addressKey } from '../../auth/address-key';
+import { normalizeAddress } from '../client-address';
+import { Blocklist } from '../../core/blocklist';
+
+const KIND = oneOf(['donor', 'engine_key', 'address'] as const);
+const BLOCK = object({ id: ID, kind: KIND, value: Type.String(), reason: Type.String(), created_at: TIME, created_by: Type.String() });
+const COUNTS = {
+  assignments: Type.Integer(),
+  commits: Type.Integer(),
+  stream_errors: Type.Integer(),
+  protocol_errors: Type.Integer(),
+};
+const RECORD = object({
+  kind: oneOf(['donor', 'address'] as const),
+  id: Type.String({ description: 'Donor name, or the address key (IPv4 address or IPv6 /64)' }),
+  window_s: Type.Integer(),
+  ...COUNTS,
+  error_rate: Type.Number({ description: '(stream errors + protocol errors) / (assignments + protocol errors) over the whole window, 0–1' }),
+  sample: Type.Integer({ description: 'Events judged: assignments + protocol errors since the last cooling-off ended' }),
+  judged_error_rate: Type.Number({ description: 'The error rate over those events, 0–1: what cooling-off decides on' }),
+  cooling_until: Type.Optional(TIME),
+  blocked_by: Type.Optional(BLOCK),
+});
+
+const blockView = (b: BlockDoc) => ({ id: b._id, kind: b.kind, value: b.value, reason: b.reason, created_at: iso(b.createdAt)!, created_by: b.createdBy });
+const recordView = (r: ReliabilityRecord, windowS: number, block: BlockDoc | undefined) => ({
+  kind: r.kind,
+  id: r.id,
+  window_s: windowS,
+  assignments: r.assignments,
+  commits: r.commits,
+  stream_errors: r.stream_errors,
+  protocol_errors: r.protocol_errors,
+  error_rate: Math.min(1, (r.stream_errors + r.protocol_errors) / Math.max(1, r.assignments + r.protocol_errors)),
+  sample: r.sample,
+  judged_error_rate: r.errorRate,
+  ...(r.coolingUntil ? { cooling_until: new Date(r.coolingUntil).toISOString() } : {}),
+  ...(block ? { blocked_by: blockView(block) } : {}),
+});
+
+/** Tells every node to reload its blocks; a lost announcement must not look done. */
+async function announce(d: ApiDeps): Promise<void> {
+  if (!(await d.bus.publish('blocks.changed', {}))) {
+    throw new AppError('unavailable', 'Stored, but Redis did not take the announcement; other nodes apply it within auth.cacheTtlS. Retry to apply it at once');
+  }
+}
+
+/** The reliability and block routes. */
+export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
+  return [
+    route({
+      method: 'GET',
+      path: '/v1/reliability',
+      tag: 'reliability',
+      summary: 'The reliability record of a donor or a client address over reliability.windowS, with its cooling-off and any block',
+      access: ['admin'],
+      query: object({ donor: Type.Optional(str(64)), address: Type.Optional(str(64)) }),
+      responses: { 200: { description: 'The record (zeros when nothing was counted)', schema: RECORD } },
+      handler: async ({ query }, d) => {
+        if ((query.donor === undefined) === (query.address === undefined)) throw new AppError('bad_request', 'Give exactly one of donor= or address=');
+        const store = new ReliabilityStore(d.redis, d.settings.redis.keyPrefix, d.settings.reliability);
+        const blocks = new Blocklist(new BlockStore(d.db));
+        await blocks.reload();
+        if (query.donor !== undefined) {
+          const r = await store.read('donor', query.donor);
+          return ok(recordView(r, s.reliability.windowS, blocks.match({ engine: '', keyId: '', donor: { name: query.donor, beta: false }, remote: '' })));
+        }
+        const address = normalizeAddress(query.address!);
+        const r = await store.read('address', addressKey(address));
+        return ok(recordView(r, s.reliability.windowS, blocks.matchAddress(address)));
+      },
+    }),
+    route({
+      method: 'POST',
+      path: '/v1/blocks',
+      tag: 'reliability',
+      summary: 'Block a donor, an engine key (by id) or an address range (CIDR); their cores are disconnected on every node',
+      access: ['admin'],
+      body: object({ kind: KIND, value: str(64, { minLength: 1 }), reason: Type.Optional(Type.String({ maxLength: s.limits.maxDescriptionLength })) }),
+      responses: { 201: { description: 'Blocked', schema: BLOCK }, 200: { description: 'Already blocked (the existing block)', schema: BLOCK } },
+      errors: { 503: 'Stored, but Redis did not take the announcement; retry' },
+      handler: async ({ body, principal }, d) => {
+        const { block, created } = await new BlockStore(d.db).add(body.kind, body.value, body.reason ?? '', principal.name);
+        await announce(d);
+        d.log.info({ block: block._id, kind: block.kind, value: block.value, by: principal.name }, 'block added');
+        return ok(blockView(block), created ? 201 : 200);
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/v1/blocks',
+      tag: 'reliability',
+      summary: 'List the blocks',
+      access: ['admin'],
+      responses: { 200: { description: 'Blocks, oldest first', schema: object({ blocks: Type.Array(BLOCK) }) } },
+      handler: async (_, d) => ok({ blocks: (await new BlockStore(d.db).all()).map(blockView) }),
+    }),
+    route({
+      method: 'DELETE',
+      path: '/v1/blocks/:id',
+      tag: 'reliability',
+      summary: 'Remove a block',
+      access: ['admin'],
+      params: ID_PARAMS,
+      responses: { 204: { description: 'Removed' } },
+      errors: { 503: 'Removed, but Redis did not take the announcement; retry' },
+      handler: async ({ params }, d) => {
+        if (!(await new BlockStore(d.db).remove(params.id))) throw new AppError('not_found', `No block ${params.id}`);
+        await announce(d);
+        d.log.info({ block: params.id }, 'block removed');
+        return { status: 204 };
+      },
+    }),
+  ];
+}

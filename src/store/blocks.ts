@@ -1,0 +1,74 @@
+/**
+ * Admin blocks of a donor, an engine key or a client address range, in the MongoDB `blocks`
+ * collection (this module is its only reader and writer). MongoDB is the truth; every
+ * process caches the whole list (see core/blocklist.ts), reloaded on the `blocks.changed`
+ * bus event and by a periodic sweep.
+ */
+import net from 'node:net';
+import type { Db } from 'mongodb';
+import { AppError } from '../errors';
+import { newId } from '../model';
+
+/** What a block applies to. */
+export type BlockKind = 'donor' | 'engine_key' | 'address';
+
+/** One block as stored. */
+export interface BlockDoc {
+  _id: string;
+  kind: BlockKind;
+  /** Donor name, engine-key id, or a CIDR range in canonical form (`10.0.0.0/8`, `2001:db8::/32`). */
+  value: string;
+  reason: string;
+  createdAt: Date;
+  createdBy: string;
+}
+
+/**
+ * Canonical CIDR of an address or range (a bare address is a /32 or /128). Throws
+ * `bad_request` for anything else, so the cache never meets a range it cannot load.
+ */
+export function canonicalRange(value: string): string {
+  const [addr, bits, extra] = value.trim().split('/');
+  const family = net.isIP(addr ?? '');
+  if (!addr || family === 0 || extra !== undefined) throw new AppError('bad_request', `"${value}" is not an IP address or CIDR range`);
+  const max = family === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (!/^\d{1,3}$/.test(bits ?? String(max)) || prefix > max) throw new AppError('bad_request', `"${value}" has a bad prefix length`);
+  return `${addr.toLowerCase()}/${prefix}`;
+}
+
+/** The `blocks` collection. */
+export class BlockStore {
+  constructor(private readonly db: Db) {}
+
+  private get col() {
+    return this.db.collection<BlockDoc>('blocks');
+  }
+
+  /** Every block (the list is small: an admin tool, not a reputation database). */
+  all(maxTimeMS = 5000): Promise<BlockDoc[]> {
+    return this.col.find({}, { sort: { createdAt: 1 }, maxTimeMS }).toArray();
+  }
+
+  /** Adds a block, or returns the existing one for the same kind and value. */
+  async add(kind: BlockKind, value: string, reason: string, by: string): Promise<{ block: BlockDoc; created: boolean }> {
+    const v = kind === 'address' ? canonicalRange(value) : value;
+    const existing = await this.col.findOne({ kind, value: v });
+    if (existing) return { block: existing, created: false };
+    const block: BlockDoc = { _id: newId(), kind, value: v, reason, createdAt: new Date(), createdBy: by };
+    try {
+      await this.col.insertOne(block);
+    } catch (err) {
+      // A concurrent request blocked the same thing first (unique kind + value).
+      const winner = (err as { code?: number }).code === 11000 ? await this.col.findOne({ kind, value: v }) : null;
+      if (!winner) throw err;
+      return { block: winner, created: false };
+    }
+    return { block, created: true };
+  }
+
+  /** Removes a block; false when there was none. */
+  async remove(id: string): Promise<boolean> {
+    return (await this.col.deleteOne({ _id: id })).deletedCount === 1;
+  }
+}
