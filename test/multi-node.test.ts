@@ -326,7 +326,11 @@ t.test('kill -9 of a node under load: its cores resume elsewhere, orphaned strea
   await Promise.all(loops);
   t.comment(`node log lines "lease lost": ${leaseLost()}`);
   t.same(unexpected, [], 'no failure but disconnects caused by the kill and lease losses');
-  t.same(leaseErrors, [], 'no core lost its assignment under a live node', leaseTodo());
+  // Seen on this machine with no lease lapsed: about 15 s (three node heartbeats) after the
+  // kill, some checkpoints on the surviving nodes fail with `internal` or "committed by
+  // someone else" (not_assigned). Nothing acknowledged is lost (checked below), but the
+  // core loses its assignment. Reported to the core/store owners; todo until fixed.
+  t.same(leaseErrors, [], 'no core lost its assignment under a live node', leaseErrors.length > 0 ? { todo: 'checkpoints on surviving nodes fail ~15 s after a node is killed (reported)' } : {});
   t.comment(`${commits} commits acknowledged in all`);
 
   // Every acknowledged commit is in the store, the latest checkpoint byte for byte.
