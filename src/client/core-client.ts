@@ -195,7 +195,9 @@ export class CoreClient extends EventEmitter {
   private onMessage(msg: Record<string, unknown>): void {
     const id = msg.id as number | null | undefined;
     if (msg.type === 'stop' && (id === undefined || id === null)) {
-      this.current = undefined;
+      // A draining node keeps the lease for a resume (PROTOCOL "Server-initiated"): keep the
+      // assignment so the reconnect that follows the 1001 close resumes it on another node.
+      if (msg.reconnect !== true) this.current = undefined;
       this.emit('stop', { reason: msg.reason, reconnect: msg.reconnect === true });
       return;
     }

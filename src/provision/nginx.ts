@@ -212,8 +212,12 @@ export interface StartNginxOptions {
   dir: string;
   /** TLS port on 127.0.0.1 (default: a free one). */
   listenPort?: number;
-  /** Port of the plain-HTTP coordinator on 127.0.0.1. */
-  upstreamPort: number;
+  /** Port of the plain-HTTP coordinator on 127.0.0.1 (one node). */
+  upstreamPort?: number;
+  /** Ports of several plain-HTTP coordinator nodes on 127.0.0.1, balanced by open connections (with or instead of `upstreamPort`). */
+  upstreamPorts?: readonly number[];
+  /** `worker_connections` (default 1024); a proxied WebSocket costs two. */
+  workerConnections?: number;
   /** Certificate file: leaf followed by intermediates. */
   cert: string;
   /** Its private key. */
@@ -225,8 +229,11 @@ export interface StartNginxOptions {
 
 /**
  * Starts nginx as a child process (`nginx -p dir -c dir/nginx.conf -g 'daemon off;'`)
- * terminating TLS on 127.0.0.1:listenPort and proxying to 127.0.0.1:upstreamPort, and
- * waits until it accepts connections.
+ * terminating TLS on 127.0.0.1:listenPort and proxying to 127.0.0.1:upstreamPort (or to
+ * every port of `upstreamPorts`, least connections first), and waits until it accepts
+ * connections.
+ *
+ * @throws Error when no upstream port is given.
  *
  * @returns a handle whose `url` is `https://127.0.0.1:port`; `stop()` shuts nginx down.
  */
@@ -242,9 +249,12 @@ export async function startNginx(opts: StartNginxOptions): Promise<RunningServic
   const conf = path.join(dir, 'nginx.conf');
   const errorLog = path.join(dir, 'error.log');
   const build = await nginxBuild(bin);
+  const ports = [...(opts.upstreamPort !== undefined ? [opts.upstreamPort] : []), ...(opts.upstreamPorts ?? [])];
+  if (ports.length === 0) throw new Error('startNginx: give upstreamPort or upstreamPorts');
   const text = nginxConfig({
     listen: hostPort(host, port),
-    upstreams: [hostPort(host, opts.upstreamPort)],
+    upstreams: ports.map((p) => hostPort(host, p)),
+    workerConnections: opts.workerConnections,
     cert: path.resolve(opts.cert),
     key: path.resolve(opts.key),
     pidFile: path.join(dir, 'nginx.pid'),
