@@ -47,6 +47,9 @@ export async function stackOverrides(extra: Overrides = {}): Promise<Overrides> 
     'log.level': 'info',
     // Tests make many deliberate bad-token requests from one address; sec-http-auth.test.ts tests the budget.
     'auth.failuresPerMinute': 1_000_000,
+    // Tests provoke protocol and stream errors from one address on purpose; sec-reliability.test.ts
+    // tests the cooling-off with its own thresholds.
+    'reliability.minSample': 1_000_000_000,
     ...extra,
   };
 }
