@@ -16,6 +16,7 @@ import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
 import { FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
 import { MessageQueueBytes, type MemoryBudget } from './memory-budget';
+import { commitWindowMs } from '../store/abandoned';
 import { announcedLimits, binaryLimits } from './limits';
 import { MessageRate, type Limiter } from './limiter';
 import { parseBinary, parseText, type DataMessage, type TextRequest } from './messages';
@@ -322,6 +323,7 @@ export class CoreSession {
         const frameFiles = buffered > 0 ? await a.buffer.drain() : [];
         return await commitCheckpoint(this.hub.db, this.hub.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
           maxFileNames: this.hub.settings.core.maxFileNamesPerStream,
+          commitWindowMs: commitWindowMs(this.hub.settings),
         });
       } finally {
         release();
