@@ -1,5 +1,5 @@
 /**
- * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin] [--sessions=N] [--cpu-prof]`.
+ * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin,abuse] [--sessions=N] [--cpu-prof]`.
  *
  * Starts its own stack (certificates, Redis, MongoDB-compatible store over TLS) in a
  * temporary directory, runs each selected benchmark with the uws and the node transport in
@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { abuseBench } from './abuse';
 import { adminBench } from './admin';
 import { commitsBench } from './commits';
 import { framesBench } from './frames';
@@ -28,6 +29,7 @@ const BENCHES: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = {
   frames: framesBench,
   commits: commitsBench,
   admin: adminBench,
+  abuse: abuseBench,
 };
 
 const RESULTS_DIR = path.resolve(__dirname, '..', '..', 'bench', 'results');

@@ -108,6 +108,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
     log,
     metrics,
     inflight,
+    memory: hub.memory,
     extraHeaders: (req) => cors.headers(req),
     preflight: (method, path, headers) => cors.preflight(router, method, path, headers),
   };

@@ -3,16 +3,18 @@ import t from 'tap';
 import { commitCheckpoint } from '../src/store/commit';
 import { FileStore } from '../src/store/files';
 import { Janitor } from '../src/store/janitor';
-import { writePartition } from '../src/store/partitions';
+import { commitPartition, writePartition } from '../src/store/partitions';
 import { coreFixture } from './helpers/core';
 import { stopStack } from './helpers/stack';
 
+let fixture: Awaited<ReturnType<typeof coreFixture>> | undefined;
+t.teardown(async () => {
+  await fixture?.ts.close();
+  await stopStack();
+});
+
 t.test('the janitor removes uncommitted partitions and orphan files, never committed data', async (t) => {
-  const f = await coreFixture({ 'storage.inlineMaxBytes': 1024 });
-  t.teardown(async () => {
-    await f.ts.close();
-    await stopStack();
-  });
+  const f = (fixture = await coreFixture({ 'storage.inlineMaxBytes': 1024 }));
   const db = f.ts.server.storage.mongo.db;
   const files = new FileStore(db, 1024);
   const target = await f.target();
@@ -37,4 +39,30 @@ t.test('the janitor removes uncommitted partitions and orphan files, never commi
   t.equal(await db.collection('files').countDocuments({ streamId: 'ghost' }), 0, 'orphan file removed');
   t.equal(await db.collection('files').countDocuments({ streamId: stream }), 1, "the live stream's seed file kept");
   t.same(await janitor.pass(5000, later + 1000), { partitions: 0, files: 0 }, 'watermark: nothing is examined twice');
+});
+
+t.test('a commit in flight: its partition survives passes by the store clock and lands; a late commit point is never sent', async (t) => {
+  const f = fixture!;
+  const db = f.ts.server.storage.mongo.db;
+  const files = new FileStore(db, 1024);
+  const stream = await f.stream(await f.target());
+  t.match(await commitCheckpoint(db, files, stream, 0, 2, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 1) }], []), { ok: true, frames: 2 });
+  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-b:`, pino({ level: 'silent' }), lagMs);
+
+  // Step one of a commit (partition 4 above the commit point at 2) done, step two not yet.
+  const doc = await writePartition(db, files, stream, 4, [{ name: 'frames.xtc', bytes: Buffer.alloc(5000, 3) }], []);
+  t.same(await janitor.pass(), { partitions: 0, files: 0 }, 'by the store clock it is younger than the lag: kept');
+  t.ok(await commitPartition(db, stream, 2, doc), 'the commit point lands');
+
+  // A writer past its commit window gives up before sending the commit point.
+  const late = await commitCheckpoint(db, files, stream, 4, 1, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 4) }], [], { commitWindowMs: -1 }).catch((e: unknown) => e);
+  t.match(late, { code: 'unavailable', message: /took too long/ });
+  t.equal((await db.collection('streams').findOne({ _id: stream as never }))?.frames, 4, 'nothing committed');
+
+  // Once the lag has passed: the committed partitions stay, the late writer's leftover goes.
+  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, files: 0 });
+  const left = await db.collection('partitions').find({ streamId: stream }).toArray();
+  t.same(left.map((p) => p.n).sort(), [2, 4], 'committed partitions kept');
+  t.same((await db.collection('streams').findOne({ _id: stream as never }))?.partitions, [2, 4]);
 });

@@ -504,6 +504,32 @@ export const schema = {
       env: 'SC_CORE_MIN_BACKPRESSURE_BYTES',
     },
   },
+  memory: {
+    budgetBytes: {
+      doc: "Process-wide memory budget in bytes for what clients make a node hold: buffered frames in memory, queued core messages, request bodies being read and checkpoints being committed. A core message that does not fit closes its socket with 1013 (try again later), a request body that does not fit gets 429 rate_limited; RSS stays within this plus a fixed overhead.",
+      format: 'positive-int',
+      default: 1024 * MIB,
+      env: 'SC_MEMORY_BUDGET_BYTES',
+    },
+    spillAtBytes: {
+      doc: 'Buffered frame bytes held in memory by all streams of a process together; beyond this every stream spills new frames to disk (each stream also spills past core.memoryBufferBytes).',
+      format: 'positive-int',
+      default: 256 * MIB,
+      env: 'SC_MEMORY_SPILL_AT_BYTES',
+    },
+    diskBudgetBytes: {
+      doc: 'Spilled frame bytes on disk for all streams of a process together; a frame that would exceed it gets buffer_full with retry_after_s.',
+      format: 'positive-int',
+      default: 32 * 1024 * MIB,
+      env: 'SC_MEMORY_DISK_BUDGET_BYTES',
+    },
+    sessionQueueBytes: {
+      doc: "Bytes of messages one core socket may have queued behind its session's current message (e.g. a slow commit); more closes the socket with 1013.",
+      format: 'positive-int',
+      default: 64 * MIB,
+      env: 'SC_MEMORY_SESSION_QUEUE_BYTES',
+    },
+  },
   cors: {
     allowedOrigins: {
       doc: 'Origins (e.g. https://dashboard.example.org) whose browsers may call the admin API; "*" allows any. Empty: no CORS headers.',

@@ -9,6 +9,10 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { NamedBytes } from '../store/partitions';
 import type { Logger } from '../telemetry/log';
+import type { MemoryBudget } from './memory-budget';
+
+/** A frame message that the process's disk budget cannot take (nothing of it was buffered). */
+export class SpillBudgetExceeded extends Error {}
 
 interface Segment {
   name: string;
@@ -34,13 +38,40 @@ export class FrameBuffer {
   /**
    * @param dir where spill files go (dataDir/spill)
    * @param memoryLimit bytes kept in memory before spilling
+   * @param budget the process's memory budget: in-memory bytes count as `frames` and spill
+   *   once its global threshold is reached; spilled bytes count against its disk budget
    */
-  constructor(private readonly dir: string, private readonly memoryLimit: number, private readonly id: string, private readonly log?: Logger) {}
+  constructor(
+    private readonly dir: string,
+    private readonly memoryLimit: number,
+    private readonly id: string,
+    private readonly log?: Logger,
+    private readonly budget?: MemoryBudget,
+  ) {}
 
-  /** Appends one frame message's files. Their bytes must not be reused by the caller afterwards. */
+  /**
+   * Appends one frame message's files. Their bytes must not be reused by the caller
+   * afterwards. Throws {@link SpillBudgetExceeded} (buffering nothing) when the bytes that
+   * must spill do not fit the disk budget.
+   */
   async append(files: NamedBytes[], frames: number): Promise<void> {
+    // Decide every file's place first, so a refusal leaves the buffer as it was.
+    const keep: boolean[] = [];
+    let kept = 0;
+    let spilled = 0;
     for (const f of files) {
-      if (this.memory + f.bytes.length <= this.memoryLimit) {
+      const n = f.bytes.length;
+      const inMemory = this.memory + kept + n <= this.memoryLimit && (this.budget?.tryKeepFrames(n) ?? true);
+      keep.push(inMemory);
+      if (inMemory) kept += n;
+      else spilled += n;
+    }
+    if (spilled > 0 && this.budget && !this.budget.tryTakeDisk(spilled)) {
+      this.budget.give('frames', kept);
+      throw new SpillBudgetExceeded(`The node's spill budget cannot take ${spilled} more bytes`);
+    }
+    for (const [i, f] of files.entries()) {
+      if (keep[i]) {
         this.segments.push({ name: f.name, bytes: owned(f.bytes), length: f.bytes.length });
         this.memory += f.bytes.length;
       } else {
@@ -52,6 +83,11 @@ export class FrameBuffer {
       this.bytes += f.bytes.length;
     }
     this.frames += frames;
+  }
+
+  /** Bytes held on disk (read into memory by {@link drain}). */
+  get spilledBytes(): number {
+    return this.spillSize;
   }
 
   /** The buffered bytes per file name, each the concatenation of its appends in order. */
@@ -76,6 +112,8 @@ export class FrameBuffer {
    * sweep of the spill directory.
    */
   async clear(): Promise<void> {
+    this.budget?.give('frames', this.memory);
+    this.budget?.giveDisk(this.spillSize);
     this.segments = [];
     this.memory = 0;
     this.bytes = 0;

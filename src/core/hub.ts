@@ -12,6 +12,7 @@ import type { TargetCache } from './target-cache';
 import type { Bus } from '../store/bus';
 import type { Settings } from '../config/settings';
 import type { CoreSession, SessionHost } from './session';
+import { MemoryBudget, budgetOptions } from './memory-budget';
 import type { FileStore } from '../store/files';
 import type { Leases } from '../store/leases';
 import { Limiter } from './limiter';
@@ -65,6 +66,8 @@ export class CoreHub implements SessionHost {
   readonly spillDir: string;
   /** Commits run through this, bounded by core.maxConcurrentCommits. */
   readonly commits: Limiter;
+  /** The process's memory budget (memory.*), shared with the HTTP exchanges. */
+  readonly memory: MemoryBudget;
   readonly byStream = new AssignmentRegistry();
   /** Returns streams held without a commit for core.maxIdleAssignmentS to the pool. */
   readonly idle: IdleAssignments;
@@ -91,6 +94,7 @@ export class CoreHub implements SessionHost {
     this.nodeId = d.nodeId;
     this.guard = d.guard;
     this.commits = new Limiter(d.settings.core.maxConcurrentCommits);
+    this.memory = new MemoryBudget(budgetOptions(d.settings), d.metrics.registry);
     this.spillDir = path.join(d.settings.dataDir, 'spill', String(process.pid));
     removeStaleSpills(path.join(d.settings.dataDir, 'spill'));
 

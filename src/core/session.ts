@@ -14,7 +14,9 @@ import type { ActiveStream, LiveState } from '../store/live';
 import type { Logger } from '../telemetry/log';
 import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
-import { FrameBuffer } from './frame-buffer';
+import { FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
+import { MessageQueueBytes, type MemoryBudget } from './memory-budget';
+import { commitWindowMs } from '../store/abandoned';
 import { announcedLimits, binaryLimits } from './limits';
 import { MessageRate, type Limiter } from './limiter';
 import { parseBinary, parseText, type DataMessage, type TextRequest } from './messages';
@@ -28,6 +30,8 @@ export interface SessionHost extends AssignmentDeps {
   readonly spillDir: string;
   /** Commits run through this, bounded by core.maxConcurrentCommits. */
   readonly commits: Limiter;
+  /** The process's memory budget: queued messages, buffered frames and commits count against it. */
+  readonly memory: MemoryBudget;
   /** Records that `session` holds `streamId`; a session of this process that held it before forgets it. */
   claim(streamId: string, session: CoreSession): void;
   /** Records that `session` no longer holds `streamId` (no-op when another session claimed it since). */
@@ -76,9 +80,11 @@ export class CoreSession {
   private closed = false;
   private readonly rate: MessageRate;
   private protocolErrors = 0;
+  private readonly queue: MessageQueueBytes;
 
   constructor(private readonly hub: SessionHost, private readonly socket: CoreSocket, readonly who: CoreIdentity) {
     this.rate = new MessageRate(hub.settings.core.messagesPerSecond);
+    this.queue = new MessageQueueBytes(hub.memory);
   }
 
   /** Sends the welcome (call once the socket is open). */
@@ -98,7 +104,13 @@ export class CoreSession {
   onMessage(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
     if (!this.takeToken()) return;
-    this.chain = this.chain.then(() => this.handle(data, isBinary)).catch((err: unknown) => this.hub.log.error({ err, session: this.id }, 'session handler failed'));
+    // A message waiting behind a slow one is held in memory: past the budgets, close with
+    // 1013 (PROTOCOL "try again later"; the core resumes) rather than queue without bound.
+    if (!this.queue.admit(data.length)) {
+      this.close(1013, 'memory budget exhausted; try again later');
+      return;
+    }
+    this.chain = this.chain.then(() => this.handle(data, isBinary).finally(() => this.queue.done(data.length))).catch((err: unknown) => this.hub.log.error({ err, session: this.id }, 'session handler failed'));
   }
 
   /** The socket closed: drop the buffer, keep the lease for a resume, record the fragment. */
@@ -227,7 +239,7 @@ export class CoreSession {
       owner: stream.owner,
       committed: stream.frames,
       lastSeq: 0,
-      buffer: new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${stream._id}`, this.hub.log),
+      buffer: new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${stream._id}`, this.hub.log, this.hub.memory),
       startedAt: new Date(),
       framesThisActivation: 0,
       resumeHash,
@@ -286,7 +298,12 @@ export class CoreSession {
       if (a.buffer.bytes + msg.payloadBytes > this.hub.settings.core.maxBufferBytes) {
         throw new MessageError(msg.id, 'buffer_full', `Buffering ${msg.payloadBytes} more bytes would exceed ${this.hub.settings.core.maxBufferBytes}; send a checkpoint first`);
       }
-      await a.buffer.append(msg.files, msg.frames);
+      try {
+        await a.buffer.append(msg.files, msg.frames);
+      } catch (err) {
+        if (err instanceof SpillBudgetExceeded) throw new MessageError(msg.id, 'buffer_full', `${err.message}; checkpoint or retry later`, { retry_after_s: this.hub.settings.core.retryAfterS });
+        throw err;
+      }
       a.lastSeq = msg.seq;
       this.hub.metrics.framesReceived.inc(msg.frames);
       this.socket.send({ type: 'ack', id: msg.id, seq: msg.seq, buffered_frames: a.buffer.frames });
@@ -298,8 +315,20 @@ export class CoreSession {
   private async checkpoint(a: Assignment, msg: DataMessage): Promise<void> {
     const started = process.hrtime.bigint();
     const buffered = a.buffer.frames;
-    const frameFiles = buffered > 0 ? await a.buffer.drain() : [];
-    const result = await this.hub.commits.run(() => commitCheckpoint(this.hub.db, this.hub.files, a.streamId, a.committed, buffered, frameFiles, msg.files, { maxFileNames: this.hub.settings.core.maxFileNamesPerStream }));
+    // The buffer is read into memory only once this commit's turn has come and the memory
+    // budget has room for it: waiting commits hold nothing but their (mostly spilled) buffers.
+    const result = await this.hub.commits.run(async () => {
+      const release = await this.hub.memory.takeCommit(buffered > 0 ? a.buffer.bytes : 0);
+      try {
+        const frameFiles = buffered > 0 ? await a.buffer.drain() : [];
+        return await commitCheckpoint(this.hub.db, this.hub.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
+          maxFileNames: this.hub.settings.core.maxFileNamesPerStream,
+          commitWindowMs: commitWindowMs(this.hub.settings),
+        });
+      } finally {
+        release();
+      }
+    });
     if (!result.ok) {
       this.socket.send({ type: 'stop', reason: result.reason === 'stream_gone' ? 'stream_deleted' : 'lease_lost' });
       await this.endAssignment('lost');

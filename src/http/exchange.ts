@@ -25,6 +25,8 @@ export interface HttpContext {
   extraHeaders?: (req: Request) => Record<string, string>;
   /** Answers a request before routing when it returns a reply (CORS preflight). */
   preflight?: (method: string, path: string, headers: Record<string, string>) => Reply | undefined;
+  /** The process's memory budget (core/memory-budget.ts): bodies being read count against it. */
+  memory?: { tryTake(kind: 'bodies', bytes: number): boolean; give(kind: 'bodies', bytes: number): void };
 }
 
 /** Per-exchange state shared with the transport. */
@@ -103,9 +105,12 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   const inflight = ctx.inflight;
   if (inflight) inflight.count++;
   let settled = false;
+  let bodyBytes = 0;
   const settle = (): void => {
-    if (settled || !inflight) return;
+    if (settled) return;
     settled = true;
+    if (bodyBytes > 0) ctx.memory?.give('bodies', bodyBytes);
+    if (!inflight) return;
     if (--inflight.count === 0) for (const f of inflight.idle.splice(0)) f();
   };
 
@@ -133,6 +138,12 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   if (!early && !pre) {
     decision = bodyDecision(method, headers, bodyLimit);
     if (decision instanceof AppError) early = decision;
+  }
+  if (!early && !pre && decision === 'read' && ctx.memory) {
+    // Reserved before a byte is read: what the body may grow to (its declared length, else the route's limit).
+    const want = headers['content-length'] !== undefined ? Number(headers['content-length']) : bodyLimit;
+    if (ctx.memory.tryTake('bodies', want)) bodyBytes = want;
+    else early = new AppError('rate_limited', "The node's memory budget for request bodies is exhausted; retry later", {}, 1);
   }
   if (!early && !pre && gateFn) {
     try {

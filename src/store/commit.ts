@@ -12,8 +12,9 @@
  */
 import type { Db, ObjectId } from 'mongodb';
 import type { FileStore } from './files';
-import { commitPartition, writePartition, type NamedBytes } from './partitions';
+import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
 import { countStreamError, streamExists } from './streams';
+import { AppError } from '../errors';
 import type { StreamDoc } from '../model';
 import { checkFileNames } from './name-budget';
 
@@ -34,11 +35,17 @@ export async function commitCheckpoint(
   bufferedFrames: number,
   frameFiles: NamedBytes[],
   checkpointFiles: NamedBytes[],
-  limits: { maxFileNames?: number } = {},
+  limits: { maxFileNames?: number; commitWindowMs?: number } = {},
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
   if (limits.maxFileNames !== undefined) await checkFileNames(db, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.maxFileNames, files.durable.maxTimeMS);
   const doc = await writePartition(db, files, streamId, committed + bufferedFrames, frameFiles, checkpointFiles);
+  // Past its window the janitor may judge this partition abandoned (store/abandoned.ts): do
+  // not send a commit point that could land after the partition was removed.
+  const started = stampedAt(doc);
+  if (limits.commitWindowMs !== undefined && started !== undefined && performance.now() - started > limits.commitWindowMs) {
+    throw new AppError('unavailable', 'The commit took too long and was abandoned; retry the checkpoint');
+  }
   if (await commitPartition(db, streamId, committed, doc, files.durable)) return { ok: true, frames: doc.n, partitionId: doc._id };
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
 }

@@ -9,8 +9,9 @@ import type { Db, ObjectId } from 'mongodb';
 import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
-import { committedPartitionIds } from './streams';
+import { commitPoints } from './streams';
 import type { PartitionDoc, StoredFile } from '../model';
+import { beyondCommitPoint, storeNow } from './abandoned';
 
 /** One janitor per process; passes are cheap and idempotent, so several processes may run them. */
 export class Janitor {
@@ -33,9 +34,12 @@ export class Janitor {
 
   /**
    * One pass over documents created between the watermark and now − lag (at most `limit`).
+   * Ages are measured by the store's clock (`now` defaults to MongoDB's), never a writer's:
+   * see store/abandoned.ts for why a partition removed here cannot be committed any more.
    * Returns what it removed.
    */
-  async pass(limit = 5000, now = Date.now()): Promise<{ partitions: number; files: number }> {
+  async pass(limit = 5000, now?: number): Promise<{ partitions: number; files: number }> {
+    now ??= await storeNow(this.db);
     const from = new Date(Number((await this.redis.get(this.watermarkKey)) ?? 0));
     const to = new Date(now - this.lagMs);
     if (to <= from) return { partitions: 0, files: 0 };
@@ -50,11 +54,15 @@ export class Janitor {
       .find(window, { projection: { _id: 1, streamId: 1, createdAt: 1 }, sort: { createdAt: 1 }, limit })
       .toArray();
     const ids = [...new Set([...parts.map((p) => p.streamId), ...files.map((f) => f.streamId)])];
-    const streams = await committedPartitionIds(this.db, ids);
+    const streams = await commitPoints(this.db, ids);
 
     let removedParts = 0;
     for (const p of parts) {
-      if (streams.get(p.streamId)?.has(p._id)) continue;
+      const stream = streams.get(p.streamId);
+      if (stream?.ids.has(p._id)) continue;
+      // Above the commit point only when older than the lag by the store's clock (this
+      // window); at or below it (or with the stream gone) it can never be committed.
+      if (!beyondCommitPoint(p.n, stream) && p.createdAt.getTime() >= to.getTime()) continue;
       const full = await this.db.collection<PartitionDoc>('partitions').findOneAndDelete({ _id: p._id });
       if (full) {
         await this.files.removeBlobs([...full.frames, ...full.checkpoint] as StoredFile[]);

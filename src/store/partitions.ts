@@ -13,6 +13,14 @@ import type { Durability, FileStore } from './files';
 import { advanceCommitPoint } from './streams';
 import type { PartitionDoc, PartitionFileKind, StoredFile } from '../model';
 
+/** When (this process's monotonic clock, ms) each written document's `createdAt` was stamped: the start of its commit window. */
+const stamped = new WeakMap<PartitionDoc, number>();
+
+/** The monotonic time `doc` was stamped by {@link writePartition} (undefined for other documents). */
+export function stampedAt(doc: PartitionDoc): number | undefined {
+  return stamped.get(doc);
+}
+
 /** A file to write: name and bytes. */
 export interface NamedBytes {
   name: string;
@@ -56,6 +64,7 @@ export async function writePartition(db: Db, store: FileStore, streamId: string,
     index: [...frames.map((f) => ({ kind: 'frame' as const, name: f.name, size: f.bytes.length })), ...checkpoint.map((f) => ({ kind: 'checkpoint' as const, name: f.name, size: f.bytes.length }))],
     createdAt: new Date(),
   };
+  stamped.set(doc, performance.now());
   try {
     await db.collection<PartitionDoc>('partitions').insertOne(doc, store.durable);
   } catch (err) {

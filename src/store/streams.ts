@@ -79,6 +79,12 @@ export async function committedPartitionIds(db: Db, ids: string[]): Promise<Map<
   return new Map(docs.map((s) => [s._id, new Set(s.partitionIds)]));
 }
 
+/** The commit point (frames) and committed partition ids of these streams (the janitor's check; streams that do not exist are absent). */
+export async function commitPoints(db: Db, ids: string[]): Promise<Map<string, { frames: number; ids: Set<string> }>> {
+  const docs = await collection(db).find({ _id: { $in: ids } }, { projection: { _id: 1, frames: 1, partitionIds: 1 } }).toArray();
+  return new Map(docs.map((s) => [s._id, { frames: s.frames, ids: new Set(s.partitionIds) }]));
+}
+
 /** Whether a stream exists. */
 export async function streamExists(db: Db, id: string, maxTimeMS?: number): Promise<boolean> {
   return (await collection(db).countDocuments({ _id: id }, { limit: 1, ...(maxTimeMS ? { maxTimeMS } : {}) })) > 0;

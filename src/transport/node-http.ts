@@ -71,6 +71,11 @@ async function writeReply(res: ServerResponse, reply: Reply, base: Record<string
       if (state.aborted) return;
     }
     res.end();
+  } catch (err) {
+    // Headers and part of the body are out: cut the connection so the client sees a short
+    // body at once instead of waiting for bytes that never come.
+    res.destroy(err as Error);
+    throw err;
   } finally {
     await iterator.return?.();
   }

@@ -103,7 +103,16 @@ async function writeReply(
       res.end(b as string | Uint8Array | undefined, closeConnection);
     }
   });
-  if (isStream && !head) await streamBody(res, b as StreamBody, state);
+  if (isStream && !head) {
+    try {
+      await streamBody(res, b as StreamBody, state);
+    } catch (err) {
+      // The status line and part of the body are out: the only honest signal left is a cut
+      // connection (the client sees fewer bytes than Content-Length), never a hang.
+      if (!state.aborted) res.close();
+      throw err;
+    }
+  }
 }
 
 /**

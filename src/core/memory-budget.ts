@@ -1,0 +1,171 @@
+/**
+ * The process-wide memory budget (issue 12 item 2): every byte a client can make this
+ * process hold — buffered frames in memory, core messages queued behind a slow one, request
+ * bodies being read, checkpoints being committed — is counted here against one limit, so
+ * RSS stays within `memory.budgetBytes` plus a fixed overhead whatever clients do.
+ *
+ * Refusals are cheap and local: a reservation that does not fit fails at once (the caller
+ * answers `buffer_full`, 429 or closes with 1013), except a commit's, which waits its turn
+ * (honest cores keep committing, just later). Spilled frames count against a disk budget.
+ */
+import client from 'prom-client';
+import type { Settings } from '../config/settings';
+
+/** What the bytes are held for. */
+export type BudgetKind = 'frames' | 'queues' | 'bodies' | 'commits';
+
+/** The limits of a budget (from config: see {@link budgetOptions}). */
+export interface BudgetOptions {
+  /** Total bytes for all kinds together (memory.budgetBytes). */
+  limitBytes: number;
+  /** Frame bytes in memory for all streams past which frames spill (memory.spillAtBytes). */
+  spillAtBytes: number;
+  /** Spilled bytes on disk for all streams (memory.diskBudgetBytes). */
+  diskBytes: number;
+  /** Queued message bytes per core socket (memory.sessionQueueBytes). */
+  sessionQueueBytes: number;
+}
+
+/** The budget options from config. */
+export function budgetOptions(s: Settings): BudgetOptions {
+  const m = s.memory;
+  return { limitBytes: m.budgetBytes, spillAtBytes: Math.min(m.spillAtBytes, m.budgetBytes), diskBytes: m.diskBudgetBytes, sessionQueueBytes: m.sessionQueueBytes };
+}
+
+const KINDS: BudgetKind[] = ['frames', 'queues', 'bodies', 'commits'];
+
+/** One per process; shared by the core hub and the HTTP exchanges. */
+export class MemoryBudget {
+  private readonly held: Record<BudgetKind, number> = { frames: 0, queues: 0, bodies: 0, commits: 0 };
+  private disk = 0;
+  private readonly waiting: Array<{ bytes: number; resolve: () => void }> = [];
+  private readonly refusals: client.Counter<'kind'> | undefined;
+
+  /** @param registry where the budget's gauges and refusal counter go (the process's metrics registry) */
+  constructor(readonly options: BudgetOptions, registry?: client.Registry) {
+    if (!registry) return;
+    const held = this.held;
+    new client.Gauge({
+      name: 'coordinator_memory_budget_used_bytes',
+      help: 'Bytes counted against the memory budget, by kind (frames, queues, bodies, commits).',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+      collect() {
+        for (const k of KINDS) this.set({ kind: k }, held[k]);
+      },
+    });
+    const opts = this.options;
+    new client.Gauge({ name: 'coordinator_memory_budget_limit_bytes', help: 'The memory budget (memory.budgetBytes).', registers: [registry], collect() { this.set(opts.limitBytes); } });
+    const disk = (): number => this.disk;
+    new client.Gauge({ name: 'coordinator_spill_budget_used_bytes', help: 'Spilled frame bytes on disk, against memory.diskBudgetBytes.', registers: [registry], collect() { this.set(disk()); } });
+    this.refusals = new client.Counter({ name: 'coordinator_memory_budget_refusals_total', help: 'Reservations refused by the memory or disk budget, by kind (frames, disk, queues, bodies).', labelNames: ['kind'] as const, registers: [registry] });
+  }
+
+  /** Bytes held now, in all or of one kind. */
+  used(kind?: BudgetKind): number {
+    return kind ? this.held[kind] : this.held.frames + this.held.queues + this.held.bodies + this.held.commits;
+  }
+
+  /** Spilled bytes on disk now. */
+  get diskUsed(): number {
+    return this.disk;
+  }
+
+  /** Takes `bytes` of `kind` if they fit; false (and counted as a refusal) otherwise. */
+  tryTake(kind: Exclude<BudgetKind, 'commits'>, bytes: number): boolean {
+    if (this.used() + bytes > this.options.limitBytes) {
+      this.refusals?.inc({ kind });
+      return false;
+    }
+    this.held[kind] += bytes;
+    return true;
+  }
+
+  /**
+   * Takes `bytes` of frames to keep in memory when the global spill threshold allows it
+   * (false: spill them instead; no refusal is counted, spilling is the normal path).
+   */
+  tryKeepFrames(bytes: number): boolean {
+    if (this.held.frames + bytes > this.options.spillAtBytes || this.used() + bytes > this.options.limitBytes) return false;
+    this.held.frames += bytes;
+    return true;
+  }
+
+  /** Takes `bytes` of disk for spilled frames if they fit. */
+  tryTakeDisk(bytes: number): boolean {
+    if (this.disk + bytes > this.options.diskBytes) {
+      this.refusals?.inc({ kind: 'disk' });
+      return false;
+    }
+    this.disk += bytes;
+    return true;
+  }
+
+  /** Gives back disk bytes. */
+  giveDisk(bytes: number): void {
+    this.disk = Math.max(0, this.disk - bytes);
+  }
+
+  /** Gives back bytes of a kind (wakes waiting commits). */
+  give(kind: BudgetKind, bytes: number): void {
+    if (bytes <= 0) return;
+    this.held[kind] = Math.max(0, this.held[kind] - bytes);
+    this.wake();
+  }
+
+  /**
+   * Waits until `bytes` more fit, then takes them as `commits`; resolves with the function
+   * that gives them back. Waiters are served in order. A commit is let through when no other
+   * commit holds bytes even if it does not fit, so a commit larger than what frames, queues
+   * and bodies leave free still makes progress (the overshoot is bounded by
+   * core.maxBufferBytes: size memory.budgetBytes above it).
+   */
+  async takeCommit(bytes: number): Promise<() => void> {
+    // Taken here when it fits at once, else by wake() when its turn comes.
+    if (this.waiting.length === 0 && this.commitFits(bytes)) this.held.commits += bytes;
+    else await new Promise<void>((resolve) => this.waiting.push({ bytes, resolve }));
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.give('commits', bytes);
+    };
+  }
+
+  private commitFits(bytes: number): boolean {
+    return this.held.commits === 0 || this.used() + bytes <= this.options.limitBytes;
+  }
+
+  private wake(): void {
+    while (this.waiting.length > 0 && this.commitFits(this.waiting[0]!.bytes)) {
+      const w = this.waiting.shift()!;
+      // Counted now, so the next waiter's check sees it.
+      this.held.commits += w.bytes;
+      w.resolve();
+    }
+  }
+}
+
+/**
+ * The bytes of one core socket's messages waiting behind the one being handled (a slow
+ * commit holds the whole chain): bounded per socket by memory.sessionQueueBytes and in all
+ * by the process budget.
+ */
+export class MessageQueueBytes {
+  private queued = 0;
+
+  constructor(private readonly budget: MemoryBudget) {}
+
+  /** Counts a message in; false when it does not fit (the caller closes with 1013). */
+  admit(bytes: number): boolean {
+    if (this.queued + bytes > this.budget.options.sessionQueueBytes || !this.budget.tryTake('queues', bytes)) return false;
+    this.queued += bytes;
+    return true;
+  }
+
+  /** Counts a handled message out. */
+  done(bytes: number): void {
+    this.queued -= bytes;
+    this.budget.give('queues', bytes);
+  }
+}
