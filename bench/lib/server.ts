@@ -76,6 +76,10 @@ export function baseOverrides(stack: BenchStack, o: { transport: TransportName; 
     'redis.url': stack.stack.redis.url,
     'log.level': 'warn',
     'preflight.mode': 'warn',
+    // Each load generator stands for thousands of volunteers' machines but connects from one
+    // loopback address: the per-address caps (docs/security.md) are sized for that network.
+    'core.maxSocketsPerAddress': 20_000,
+    'core.maxAssignmentsPerDonor': 20_000,
   };
 }
 
