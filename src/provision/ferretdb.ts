@@ -13,10 +13,11 @@ import { delay, freePort, hostPort, run, spawnService, waitForPort, which, type 
 /** The FerretDB release used: the last v1 (SQLite backend), May 2025. */
 export const FERRETDB_VERSION = 'v1.24.2';
 /**
- * Our build of it: the release plus {@link SQLITE_PATCHES}. Part of the cache key, so a
- * binary built without the patches is never picked up; bump it when the patches change.
+ * Our build of it: the release plus {@link FERRETDB_PATCHES} and {@link FERRETDB_FILES}.
+ * Part of the cache key, so a binary built without the patches is never picked up; bump it
+ * when the patches change.
  */
-export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc1`;
+export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc2`;
 const MODULE = 'github.com/FerretDB/FerretDB';
 
 /** A started MongoDB-compatible server: {@link RunningService} plus its connection string. */
@@ -27,7 +28,7 @@ export interface MongoService extends RunningService {
 
 /** Options of {@link ensureFerretDB}. */
 export interface EnsureFerretDBOptions {
-  /** Where the binary is cached (default `${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/ferretdb/v1.24.2-sc1`). */
+  /** Where the binary is cached (default `${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/ferretdb/v1.24.2-sc2`). */
   cacheDir?: string;
   log?: LogFn;
 }
@@ -121,9 +122,10 @@ async function makeWritable(dir: string): Promise<void> {
 }
 
 /**
- * Source edits applied to the SQLite backend before building, so lookups by `_id` use an
- * index on every table of every database, including tables created later (see
- * docs/performance.md, "Embedded store at scale"):
+ * Source edits applied before building. Patches 1 and 2 make lookups by `_id` use an index
+ * on every table of every database, including tables created later (see
+ * docs/performance.md, "Embedded store at scale"); patch 3 makes conditional updates
+ * atomic, which the commit point depends on:
  *
  * 1. v1.24.2 filters on `_ferretdb_sjson->'$._id'` while the unique `_id_` index it creates
  *    with every table is on `_ferretdb_sjson->"_id"`: the same value, but SQLite's planner
@@ -133,8 +135,15 @@ async function makeWritable(dir: string): Promise<void> {
  *    conditional update `{_id, frames}` scanned the table. Any filter with a scalar `_id` is
  *    now narrowed by `_id` in SQL; FerretDB still applies the whole filter to what SQL
  *    returns (find, update, findAndModify and delete all do), so results are unchanged.
+ * 3. v1.24.2 runs `update`, `findAndModify` and `delete` as read, filter in Go, then write
+ *    by `_id`, with nothing held in between: two conditional updates of one document
+ *    (`{_id, frames: committed}`, the commit point) could both match and both be
+ *    acknowledged, the second overwriting the first — an acknowledged commit lost. Each of
+ *    these commands now holds a per-collection lock from its read to its write
+ *    ({@link FERRETDB_FILES}), so they apply one after another as on MongoDB. Inserts and
+ *    reads do not take it.
  */
-export const SQLITE_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
+export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
   {
     file: 'internal/backends/sqlite/metadata/metadata.go',
     from: `IDColumn = DefaultColumn + "->'$._id'"`,
@@ -147,11 +156,52 @@ export const SQLITE_PATCHES: Array<{ file: string; from: string; to: string; cou
     to: 'if params.Filter.Len() > 0 {',
     count: 2,
   },
+  {
+    file: 'internal/handler/msg_update.go',
+    from: '\tmatched, modified, upserted, err := h.updateDocument(connCtx, params)\n',
+    to: '\tmatched, modified, upserted, err := func() (int32, int32, *types.Array, error) {\n\t\tdefer scLockCollection(params.DB, params.Collection)()\n\t\treturn h.updateDocument(connCtx, params)\n\t}()\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_findandmodify.go',
+    from: '\tres, err := h.findAndModifyDocument(connCtx, params)\n',
+    to: '\tres, err := func() (*findAndModifyResult, error) {\n\t\tdefer scLockCollection(params.DB, params.Collection)()\n\t\treturn h.findAndModifyDocument(connCtx, params)\n\t}()\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_delete.go',
+    from: '\t\td, err = h.execDelete(connCtx, c, &p)\n',
+    to: '\t\td, err = func() (int32, error) {\n\t\t\tdefer scLockCollection(params.DB, params.Collection)()\n\t\t\treturn h.execDelete(connCtx, c, &p)\n\t\t}()\n',
+    count: 1,
+  },
 ];
 
-/** Applies {@link SQLITE_PATCHES} to a writable source tree; throws when a patch no longer fits. */
+/** Files added to the source tree before building (path → contents). */
+export const FERRETDB_FILES: Record<string, string> = {
+  'internal/handler/sc_collection_lock.go': `package handler
+
+import "sync"
+
+// scLocks holds one mutex per "db.collection": update, findAndModify and delete read the
+// matching documents and then write them by _id, so without a lock held from the read to
+// the write two conditional updates of one document could both match (stream-coordinator
+// patch 3, see src/provision/ferretdb.ts).
+var scLocks sync.Map
+
+// scLockCollection locks the collection's mutex and returns the function that unlocks it.
+func scLockCollection(db, collection string) func() {
+\tv, _ := scLocks.LoadOrStore(db+"."+collection, new(sync.Mutex))
+\tm := v.(*sync.Mutex)
+\tm.Lock()
+\treturn m.Unlock
+}
+`,
+};
+
+/** Applies {@link FERRETDB_PATCHES} and adds {@link FERRETDB_FILES} to a writable source tree; throws when a patch no longer fits. */
 export async function patchSource(src: string): Promise<void> {
-  for (const p of SQLITE_PATCHES) {
+  for (const [file, text] of Object.entries(FERRETDB_FILES)) await fsp.writeFile(path.join(src, file), text);
+  for (const p of FERRETDB_PATCHES) {
     const file = path.join(src, p.file);
     const text = await fsp.readFile(file, 'utf8');
     const found = text.split(p.from).length - 1;
