@@ -85,6 +85,12 @@ export interface StreamDoc {
   frameIndex?: Array<{ files: Array<{ name: string; size: number }> }>;
   /** The last entry of `partitionIds` (set with it), so readers need not load the list. */
   lastPartitionId?: string;
+  /**
+   * Fencing token of the stream's holder: raised by every resume, and part of the commit
+   * point's filter, so a commit still in flight from the holder before the resume (a socket
+   * that dropped mid-checkpoint, a node killed mid-commit) cannot land after it. Absent = 0.
+   */
+  fence?: number;
   errorCount: number;
   seedFiles: string[];
   tagFiles: string[];

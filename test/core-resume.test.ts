@@ -9,6 +9,9 @@ import t from 'tap';
 import { CoreError, type Assignment } from '../src/client';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
+import { FileStore } from '../src/store/files';
+import { commitPartition, writePartition } from '../src/store/partitions';
+import { Leases, decodeManifest } from '../src/store/leases';
 import { eventually, request } from './helpers/server';
 import { stopStack } from './helpers/stack';
 
@@ -65,6 +68,39 @@ t.test('a dropped core reconnects and resumes its stream from the last checkpoin
   t.match(await thief.request({ type: 'resume', resume_token: a.resumeToken }), { type: 'error', code: 'not_assigned' }, 'the first token no longer resumes');
   t.match(await thief.request({ type: 'assign', target_id: target }), { type: 'error', code: 'no_streams_available' }, 'the stream is still held');
   await c.stop();
+});
+
+t.test('a commit the previous holder still had in flight cannot land after the resume (fence)', async (t) => {
+  const db = f.ts.server.storage.mongo.db;
+  const files = new FileStore(db, 1 << 20);
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const c = await f.client();
+  t.teardown(() => c.close());
+  await c.assign(target);
+  await c.sendFrames(data('a'), 2);
+  t.match(await c.checkpoint([{ name: 'state.xml', data: Buffer.from('s2') }]), { frames: 2 });
+  // The old session's next partition is written (step one) when its socket drops; its commit
+  // point is still on its way to the store (a slow store, a node killed mid-commit).
+  const inFlight = await writePartition(db, files, stream, 5, [{ name: 'frames.xtc', bytes: Buffer.from('OLD') }], []);
+  const resumed = once(c, 'resumed') as Promise<[Assignment]>;
+  c.terminate();
+  const [r] = await resumed;
+  t.equal(r.frames, 2, 'resumed at the last commit');
+  t.notOk(await commitPartition(db, stream, 2, inFlight), 'the late commit point of the previous holder does not land');
+  await c.sendFrames(data('b'));
+  t.match(await c.checkpoint([{ name: 'state.xml', data: Buffer.from('s3') }]), { frames: 3 }, 'the resumed core commits on top of what it was given');
+  t.equal(await frameFile(stream), 'ab', 'only what the resumed core was told is there');
+  const leases = new Leases(f.ts.server.storage.redis, f.ts.settings.redis.keyPrefix, 1000);
+  const manifest = decodeManifest((await f.ts.server.storage.redis.hget(leases.keys(target).manifest, stream)) ?? '');
+  t.match(manifest, { frames: 3, fence: 1 }, 'the manifest carries the raised fence for the next assignment');
+  await c.stop();
+  const other = await f.client({ reconnect: false });
+  t.teardown(() => other.close());
+  t.match(await other.assign(target), { streamId: stream, frames: 3 }, 'the next core gets the stream from the manifest');
+  await other.sendFrames(data('c'));
+  t.match(await other.checkpoint([]), { frames: 4 }, 'and commits with the fence it was given');
+  await other.stop();
 });
 
 t.test('a manual resume within the grace period works from another connection', async (t) => {

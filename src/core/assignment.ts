@@ -4,9 +4,10 @@
  * loading what the assignment message carries (seed files overlaid by the latest
  * checkpoint's files, the target's options).
  *
- * Every MongoDB read here is by `_id` (docs/architecture.md "Hot path"): the stream comes
- * from its manifest in Redis or by `_id`, seed files by their deterministic ids, the
- * checkpoint by its partition id, and targets from the per-process cache.
+ * Every MongoDB operation here is by `_id` (docs/architecture.md "Hot path"): the stream comes
+ * from its manifest in Redis or by `_id` (a resume also raises the stream's fence in that
+ * same update), seed files by their deterministic ids, the checkpoint by its partition id,
+ * and targets from the per-process cache.
  */
 import crypto from 'node:crypto';
 import type { Db } from 'mongodb';
@@ -91,7 +92,7 @@ async function assignedStream(d: AssignmentDeps, got: Assigned): Promise<Assigne
   if (m && m.frames === got.frames && m.seedFiles !== undefined) {
     const owner = await d.targets.owner(got.target);
     if (owner !== undefined) {
-      return { _id: got.stream, targetId: got.target, owner, frames: m.frames, seedFiles: m.seedFiles, ...(m.lastPartitionId ? { lastPartitionId: m.lastPartitionId } : {}) };
+      return { _id: got.stream, targetId: got.target, owner, frames: m.frames, seedFiles: m.seedFiles, fence: m.fence ?? 0, ...(m.lastPartitionId ? { lastPartitionId: m.lastPartitionId } : {}) };
     }
   }
   d.metrics.manifestMisses.inc();
@@ -114,7 +115,8 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
   const fresh = newSecret();
   const lease = await d.leases.resume(streamId, hashToken(secret), leaseFields(d, who, session, hashToken(fresh)));
   if (!lease) throw new MessageError(requestId, 'not_assigned', 'The resume token is unknown or its grace period has passed; assign again');
-  const stream = await d.streams.forAssignment(streamId);
+  // Raises the fence: a commit the previous holder still has in flight cannot land after this read.
+  const stream = await d.streams.fenceForResume(streamId);
   if (!stream) {
     await d.leases.release(streamId, session, false, 0);
     throw new MessageError(requestId, 'not_assigned', 'The stream is no longer available; assign again');

@@ -69,6 +69,8 @@ interface Assignment {
   /** For the stream's manifest after each commit. */
   seedFiles: string[];
   lastPartitionId?: string;
+  /** The stream's fencing token when this session got it; every commit carries it. */
+  fence: number;
 }
 
 /** One core's session. */
@@ -203,23 +205,31 @@ export class CoreSession {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}; stop it first`);
     this.hub.admit(this.who, id);
     const started = process.hrtime.bigint();
-    await this.activate(id, await leaseNext(this.hub, this.who, this.id, id, targetId));
+    const leased = await leaseNext(this.hub, this.who, this.id, id, targetId);
+    await this.holdWhileLoading(leased, () => this.activate(id, leased, false));
     this.hub.metrics.assignSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /**
+   * Runs `activate` with the stream already claimed, so the hub renews its lease while the
+   * seed and checkpoint files load (a slow store could otherwise outlast core.leaseTtlS) and
+   * a resume racing the old socket's close makes the old session let go first. Not
+   * activated: the claim is dropped, the lease expires and the stream returns to the pool.
+   */
+  private async holdWhileLoading(leased: Leased, activate: () => Promise<void>): Promise<void> {
+    this.hub.claim(leased.stream._id, this);
+    try {
+      await activate();
+    } catch (err) {
+      if (!this.assignment) this.hub.release(leased.stream._id, this);
+      throw err;
+    }
   }
 
   private async resume(id: number, token: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}`);
     const leased = await resumeLease(this.hub, this.who, this.id, id, token);
-    // A resume on the same process may race the old socket's close handling: take the stream
-    // over before loading its files, so the old session stops touching it.
-    this.hub.claim(leased.stream._id, this);
-    try {
-      await this.activate(id, leased);
-    } catch (err) {
-      // Not activated: stop renewing the lease, which then expires and returns the stream to the pool.
-      if (!this.assignment) this.hub.release(leased.stream._id, this);
-      throw err;
-    }
+    await this.holdWhileLoading(leased, () => this.activate(id, leased, true));
   }
 
   /** Drops the assignment without touching the lease (another session took it over). */
@@ -231,7 +241,7 @@ export class CoreSession {
     void a.buffer.clear();
   }
 
-  private async activate(id: number, { stream, resumeToken, resumeHash }: Leased): Promise<void> {
+  private async activate(id: number, { stream, resumeToken, resumeHash }: Leased, resumed: boolean): Promise<void> {
     const { files, options } = await assignmentPayload(this.hub, stream);
     this.assignment = {
       streamId: stream._id,
@@ -246,9 +256,12 @@ export class CoreSession {
       publishedBuffered: -1,
       publishedCommitted: -1,
       seedFiles: stream.seedFiles,
+      fence: stream.fence,
       ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}),
     };
     this.hub.claim(stream._id, this);
+    // The resume raised the fence: later assignments from the manifest must carry the new one.
+    if (resumed) this.hub.streams.setManifest(stream).catch(() => undefined);
     this.hub.guard.record(this.who, 'assignments');
     await this.publishActive().catch(() => undefined);
     this.hub.log.info({ session: this.id, stream: stream._id, target: stream.targetId, engine: this.who.engine, donor: this.who.donor?.name }, 'stream assigned');
@@ -324,12 +337,16 @@ export class CoreSession {
         return await commitCheckpoint(this.hub.db, this.hub.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
           maxFileNames: this.hub.settings.core.maxFileNamesPerStream,
           commitWindowMs: commitWindowMs(this.hub.settings),
+          fence: a.fence,
         });
       } finally {
         release();
       }
     });
     if (!result.ok) {
+      // A manifest with a stale fence (its write after a resume was lost) would make every
+      // later assignment conflict like this one: rewrite it from MongoDB.
+      if (result.reason === 'conflict') this.repairManifest(a.streamId);
       this.socket.send({ type: 'stop', reason: result.reason === 'stream_gone' ? 'stream_deleted' : 'lease_lost' });
       await this.endAssignment('lost');
       throw new MessageError(msg.id, 'not_assigned', result.reason === 'stream_gone' ? 'The stream was deleted' : 'The stream was committed by someone else; this assignment is over');
@@ -341,7 +358,7 @@ export class CoreSession {
       a.lastPartitionId = result.partitionId;
       // Issued before any release that requeues the stream (same connection, in order). If it
       // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
-      this.hub.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, lastPartitionId: a.lastPartitionId }).catch(() => undefined);
+      this.hub.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, lastPartitionId: a.lastPartitionId, fence: a.fence }).catch(() => undefined);
     }
     await a.buffer.clear();
     this.hub.metrics.framesCommitted.inc(buffered);
@@ -364,6 +381,14 @@ export class CoreSession {
     }
     await this.endAssignment(requeue ? 'requeue' : 'drop');
     this.socket.send({ type: 'stopped', id });
+  }
+
+  /** Rewrites a stream's manifest from its document (off the hot path: after a lost commit). */
+  private repairManifest(streamId: string): void {
+    void (async () => {
+      const s = await this.hub.streams.forAssignment(streamId);
+      if (s) await this.hub.streams.setManifest(s);
+    })().catch(() => undefined);
   }
 
   /**

@@ -25,7 +25,8 @@ export type CommitResult = { ok: true; frames: number; partitionId?: string } | 
 /**
  * Commits buffered frames and checkpoint files as partition `committed + bufferedFrames`.
  * A checkpoint with nothing buffered changes nothing. `limits.maxFileNames` bounds the
- * stream's distinct file names (`too_large` past it, nothing written).
+ * stream's distinct file names (`too_large` past it, nothing written); `limits.fence` is the
+ * writer's fencing token (default 0: a stream never resumed).
  */
 export async function commitCheckpoint(
   db: Db,
@@ -35,7 +36,7 @@ export async function commitCheckpoint(
   bufferedFrames: number,
   frameFiles: NamedBytes[],
   checkpointFiles: NamedBytes[],
-  limits: { maxFileNames?: number; commitWindowMs?: number } = {},
+  limits: { maxFileNames?: number; commitWindowMs?: number; fence?: number } = {},
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
   if (limits.maxFileNames !== undefined) await checkFileNames(db, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.maxFileNames, files.durable.maxTimeMS);
@@ -46,7 +47,7 @@ export async function commitCheckpoint(
   if (limits.commitWindowMs !== undefined && started !== undefined && performance.now() - started > limits.commitWindowMs) {
     throw new AppError('unavailable', 'The commit took too long and was abandoned; retry the checkpoint');
   }
-  if (await commitPartition(db, streamId, committed, doc, files.durable)) return { ok: true, frames: doc.n, partitionId: doc._id };
+  if (await commitPartition(db, streamId, committed, doc, files.durable, limits.fence ?? 0)) return { ok: true, frames: doc.n, partitionId: doc._id };
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
 }
 

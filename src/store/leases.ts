@@ -59,25 +59,31 @@ export interface StreamManifest {
    */
   seedFiles?: string[];
   lastPartitionId?: string;
+  /** The stream's fencing token ({@link StreamDoc.fence}); absent = 0. */
+  fence?: number;
 }
 
 /**
  * Encodes a manifest: `frames|seed|lastPartitionId`, then `|name/name…` when seed names are
- * known and there are any (file names never contain `|` or `/`).
+ * known and there are any, then `|fence` when the fence is above 0 (file names never contain
+ * `|` or `/`).
  */
 export function encodeManifest(m: StreamManifest): string {
   const base = `${m.frames}|${m.seed ? 1 : 0}|${m.lastPartitionId ?? ''}`;
-  return m.seed && m.seedFiles && m.seedFiles.length > 0 ? `${base}|${m.seedFiles.join('/')}` : base;
+  const names = m.seed && m.seedFiles && m.seedFiles.length > 0 ? m.seedFiles.join('/') : '';
+  if (m.fence) return `${base}|${names}|${m.fence}`;
+  return names ? `${base}|${names}` : base;
 }
 
 /** Decodes a manifest; undefined for an empty or malformed one. */
 export function decodeManifest(raw: string): StreamManifest | undefined {
-  const [frames, seed, last, names, extra] = raw.split('|');
+  const [frames, seed, last, names, fence, extra] = raw.split('|');
   const n = Number(frames);
-  if (!raw || last === undefined || extra !== undefined || !Number.isInteger(n) || n < 0 || (seed !== '0' && seed !== '1')) return undefined;
+  const f = fence === undefined ? 0 : Number(fence);
+  if (!raw || last === undefined || extra !== undefined || !Number.isInteger(n) || n < 0 || (seed !== '0' && seed !== '1') || !Number.isInteger(f) || f < 0) return undefined;
   // A seedless manifest names no files; a seeded one names them, or predates names (undefined).
   const seedFiles = seed === '0' ? [] : names ? names.split('/') : undefined;
-  return { frames: n, seed: seed === '1', ...(seedFiles ? { seedFiles } : {}), ...(last ? { lastPartitionId: last } : {}) };
+  return { frames: n, seed: seed === '1', ...(seedFiles ? { seedFiles } : {}), ...(last ? { lastPartitionId: last } : {}), ...(f > 0 ? { fence: f } : {}) };
 }
 
 /** A leased stream as the assign script returns it. */

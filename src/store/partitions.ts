@@ -76,10 +76,11 @@ export async function writePartition(db: Db, store: FileStore, streamId: string,
 
 /**
  * Step two, the commit point (see {@link advanceCommitPoint}). Returns whether it landed.
- * `durable` (write concern, time limit) makes "landed" mean "survives a failover".
+ * `durable` (write concern, time limit) makes "landed" mean "survives a failover"; `fence`
+ * is the writer's fencing token (StreamDoc.fence).
  */
-export function commitPartition(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}): Promise<boolean> {
-  return advanceCommitPoint(db, streamId, committed, doc, durable);
+export function commitPartition(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}, fence = 0): Promise<boolean> {
+  return advanceCommitPoint(db, streamId, committed, doc, durable, fence);
 }
 
 /** One file of a committed partition document, with its bytes reference. */

@@ -8,7 +8,7 @@
  * documents only by `_id`. A stream's seed and tag files have deterministic ids
  * ({@link streamFileId}) built from names the stream document and its manifest carry.
  */
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, Filter } from 'mongodb';
 import type { Bus } from './bus';
 import type { Durability, FileStore } from './files';
 import { readyMember, type Leases, type StreamManifest } from './leases';
@@ -34,6 +34,8 @@ export interface AssignedStream {
   /** Names of its seed files (files `<stream>:seed:<name>`). */
   seedFiles: string[];
   lastPartitionId?: string;
+  /** The fencing token its commits must carry ({@link StreamDoc.fence}; 0 when absent). */
+  fence: number;
 }
 
 /**
@@ -44,13 +46,19 @@ export interface AssignedStream {
 const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0, frameIndex: 0 } as const;
 
 /** The fields of a stream its queue entry and manifest are made of. */
-export type QueuedFields = Pick<StreamDoc, '_id' | 'targetId' | 'frames' | 'createdAt' | 'seedFiles' | 'lastPartitionId'>;
+export type QueuedFields = Pick<StreamDoc, '_id' | 'targetId' | 'frames' | 'createdAt' | 'seedFiles' | 'lastPartitionId' | 'fence'>;
 
-const QUEUED_PROJECTION = { _id: 1, targetId: 1, frames: 1, createdAt: 1, seedFiles: 1, lastPartitionId: 1 } as const;
+const QUEUED_PROJECTION = { _id: 1, targetId: 1, frames: 1, createdAt: 1, seedFiles: 1, lastPartitionId: 1, fence: 1 } as const;
 
 /** The manifest of an assigned stream (what {@link Leases.setManifest} records). */
-export function manifestOf(s: Pick<AssignedStream, 'frames' | 'seedFiles' | 'lastPartitionId'>): StreamManifest {
-  return { frames: s.frames, seed: s.seedFiles.length > 0, seedFiles: s.seedFiles, ...(s.lastPartitionId ? { lastPartitionId: s.lastPartitionId } : {}) };
+export function manifestOf(s: Pick<AssignedStream, 'frames' | 'seedFiles' | 'lastPartitionId'> & { fence?: number }): StreamManifest {
+  return { frames: s.frames, seed: s.seedFiles.length > 0, seedFiles: s.seedFiles, ...(s.lastPartitionId ? { lastPartitionId: s.lastPartitionId } : {}), ...(s.fence ? { fence: s.fence } : {}) };
+}
+
+/** The commit point's condition on the fence: a stream never resumed has none (0). */
+function fenceFilter(fence: number): Filter<StreamDoc> {
+  // `null` matches a missing field (the driver's types do not allow it for a number field).
+  return fence === 0 ? ({ fence: { $in: [null, 0] } } as unknown as Filter<StreamDoc>) : { fence };
 }
 
 /**
@@ -85,6 +93,10 @@ export async function commitPoints(db: Db, ids: string[]): Promise<Map<string, {
   return new Map(docs.map((s) => [s._id, { frames: s.frames, ids: new Set(s.partitionIds) }]));
 }
 
+function assignedFields(d: StreamDoc): AssignedStream {
+  return { _id: d._id, targetId: d.targetId, owner: d.owner, frames: d.frames, seedFiles: d.seedFiles, fence: d.fence ?? 0, ...(d.lastPartitionId ? { lastPartitionId: d.lastPartitionId } : {}) };
+}
+
 /** Whether a stream exists. */
 export async function streamExists(db: Db, id: string, maxTimeMS?: number): Promise<boolean> {
   return (await collection(db).countDocuments({ _id: id }, { limit: 1, ...(maxTimeMS ? { maxTimeMS } : {}) })) > 0;
@@ -92,11 +104,12 @@ export async function streamExists(db: Db, id: string, maxTimeMS?: number): Prom
 
 /**
  * The commit point: the stream moves from `committed` frames to `doc.n` and names this
- * partition document, only if nobody committed in between. Returns whether it landed.
+ * partition document, only if nobody committed in between and nobody resumed the stream
+ * since this writer got it (its `fence`). Returns whether it landed.
  */
-export async function advanceCommitPoint(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}): Promise<boolean> {
+export async function advanceCommitPoint(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}, fence = 0): Promise<boolean> {
   const res = await collection(db).updateOne(
-    { _id: streamId, frames: committed },
+    { _id: streamId, frames: committed, ...fenceFilter(fence) },
     {
       $set: { frames: doc.n, lastPartitionId: doc._id, errorCount: 0, updatedAt: new Date() },
       // frameIndex: names and sizes of this partition's frame files, for whole-file downloads (downloads.ts).
@@ -265,8 +278,19 @@ export class Streams {
   /** What an assignment needs of an `ok` stream, read by `_id`; undefined when gone or not `ok`. */
   async forAssignment(id: string): Promise<AssignedStream | undefined> {
     const d = await this.streams.findOne({ _id: id }, { projection: ASSIGN_PROJECTION });
-    if (!d || d.status !== 'ok') return undefined;
-    return { _id: d._id, targetId: d.targetId, owner: d.owner, frames: d.frames, seedFiles: d.seedFiles, ...(d.lastPartitionId ? { lastPartitionId: d.lastPartitionId } : {}) };
+    return d && d.status === 'ok' ? assignedFields(d) : undefined;
+  }
+
+  /**
+   * What a resume needs of an `ok` stream, after raising its fence (both by `_id`): whatever
+   * the previous holder still has in flight can no longer commit, so the frames read here stay
+   * the stream's frames until the resumed session commits. Two operations because FerretDB
+   * cannot project a findAndModify, and a long stream's partition lists should not be read.
+   * Undefined when gone or not `ok`.
+   */
+  async fenceForResume(id: string): Promise<AssignedStream | undefined> {
+    const raised = await this.streams.updateOne({ _id: id, status: 'ok' }, { $inc: { fence: 1 } });
+    return raised.matchedCount === 1 ? this.forAssignment(id) : undefined;
   }
 
   /** The last committed partition of a stream committed before `lastPartitionId` existed (reads its list, by `_id`). */
@@ -275,8 +299,8 @@ export class Streams {
     return full?.partitionIds.at(-1);
   }
 
-  /** Records an assigned stream's manifest (after a commit, or to repair a stale one). */
-  setManifest(s: Pick<AssignedStream, '_id' | 'frames' | 'seedFiles' | 'lastPartitionId'>): Promise<void> {
+  /** Records an assigned stream's manifest (after a commit or a resume, or to repair a stale one). */
+  setManifest(s: Pick<AssignedStream, '_id' | 'frames' | 'seedFiles' | 'lastPartitionId' | 'fence'>): Promise<void> {
     return this.leases.setManifest(s._id, manifestOf(s));
   }
 
