@@ -17,7 +17,7 @@ export const FERRETDB_VERSION = 'v1.24.2';
  * Part of the cache key, so a binary built without the patches is never picked up; bump it
  * when the patches change.
  */
-export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc2`;
+export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc3`;
 const MODULE = 'github.com/FerretDB/FerretDB';
 
 /** A started MongoDB-compatible server: {@link RunningService} plus its connection string. */
@@ -28,7 +28,7 @@ export interface MongoService extends RunningService {
 
 /** Options of {@link ensureFerretDB}. */
 export interface EnsureFerretDBOptions {
-  /** Where the binary is cached (default `${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/ferretdb/v1.24.2-sc2`). */
+  /** Where the binary is cached (default `${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/ferretdb/v1.24.2-sc3`). */
   cacheDir?: string;
   log?: LogFn;
 }
@@ -142,6 +142,18 @@ async function makeWritable(dir: string): Promise<void> {
  *    these commands now holds a per-collection lock from its read to its write
  *    ({@link FERRETDB_FILES}), so they apply one after another as on MongoDB. Inserts and
  *    reads do not take it.
+ * 4. v1.24.2 narrows nothing but `_id` in SQL, so every query by another field scanned and
+ *    decoded the whole table (a target's streams, a stream's partitions, files and errors,
+ *    GridFS chunks by `files_id`). A filter without a scalar `_id` is now narrowed by its
+ *    first field compared for equality with a string or ObjectId, in the form of the indexes
+ *    FerretDB creates (`_ferretdb_sjson->"field"`), so SQLite uses the index `init` made on
+ *    that field; FerretDB still applies the whole filter afterwards. Only for the fields
+ *    named in the patch, which the coordinator always stores as a string or ObjectId: on a
+ *    field holding an array, MongoDB's equality also matches an element, which this SQL
+ *    comparison would miss. Without such a field, a `createdAt` range (the janitor's window)
+ *    is narrowed the same way: FerretDB stores a date as its milliseconds, which the index
+ *    holds as text, and for dates between 2001 and 2286 (13 digits) text order is time
+ *    order; bounds outside that range are left to FerretDB's own filter.
  */
 export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
   {
@@ -154,6 +166,12 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
     file: 'internal/backends/sqlite/collection.go',
     from: 'if params.Filter.Len() == 1 {',
     to: 'if params.Filter.Len() > 0 {',
+    count: 2,
+  },
+  {
+    file: 'internal/backends/sqlite/collection.go',
+    from: '\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n',
+    to: '\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n\t\tif whereClause == "" {\n\t\t\twhereClause, args = scNarrow(params.Filter)\n\t\t}\n',
     count: 2,
   },
   {
@@ -178,6 +196,79 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
 
 /** Files added to the source tree before building (path → contents). */
 export const FERRETDB_FILES: Record<string, string> = {
+  'internal/backends/sqlite/sc_narrow.go': `package sqlite
+
+import (
+\t"fmt"
+\t"strconv"
+\t"strings"
+\t"time"
+
+\t"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
+\t"github.com/FerretDB/FerretDB/internal/handler/sjson"
+\t"github.com/FerretDB/FerretDB/internal/types"
+\t"github.com/FerretDB/FerretDB/internal/util/must"
+)
+
+// scScalarFields are the fields stream-coordinator always stores as a string or ObjectId,
+// never as an array (on an array, MongoDB's equality also matches an element).
+var scScalarFields = map[string]bool{
+\t"streamId": true, "targetId": true, "owner": true, "status": true, "role": true, "name": true,
+\t"donor": true, "kind": true, "tokenHash": true, "keyHash": true, "files_id": true,
+}
+
+// scNarrow returns a WHERE clause narrowing a query by the filter's first field of
+// scScalarFields compared for equality with a string or ObjectId, else by its createdAt
+// range, written like the indexes FerretDB creates so SQLite can use one
+// (stream-coordinator patch 4, see src/provision/ferretdb.ts). The caller still applies
+// the whole filter to the rows returned, so the clause may select more, never less.
+func scNarrow(filter *types.Document) (string, []any) {
+\tif filter == nil {
+\t\treturn "", nil
+\t}
+\tfor _, k := range filter.Keys() {
+\t\tif !scScalarFields[k] {
+\t\t\tcontinue
+\t\t}
+\t\tv := must.NotFail(filter.Get(k))
+\t\tswitch v.(type) {
+\t\tcase string, types.ObjectID:
+\t\t\treturn fmt.Sprintf(\` WHERE %s->"%s" = ?\`, metadata.DefaultColumn, k), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+\t\t}
+\t}
+\tif r, _ := filter.Get("createdAt"); r != nil {
+\t\tif ops, ok := r.(*types.Document); ok {
+\t\t\treturn scDateRange(ops)
+\t\t}
+\t}
+\treturn "", nil
+}
+
+// scDateRange turns $gt/$gte/$lt/$lte bounds that are dates of 13-digit milliseconds into
+// text comparisons on the createdAt index expression; other bounds are left out.
+func scDateRange(ops *types.Document) (string, []any) {
+\tsqlOps := map[string]string{"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+\tvar terms []string
+\tvar args []any
+\tfor _, op := range ops.Keys() {
+\t\tsqlOp, known := sqlOps[op]
+\t\tt, isDate := must.NotFail(ops.Get(op)).(time.Time)
+\t\tif !known || !isDate {
+\t\t\tcontinue
+\t\t}
+\t\tms := t.UnixMilli()
+\t\tif ms < 1_000_000_000_000 || ms >= 10_000_000_000_000 {
+\t\t\tcontinue
+\t\t}
+\t\tterms = append(terms, fmt.Sprintf(\`%s->"createdAt" %s ?\`, metadata.DefaultColumn, sqlOp))
+\t\targs = append(args, strconv.FormatInt(ms, 10))
+\t}
+\tif len(terms) == 0 {
+\t\treturn "", nil
+\t}
+\treturn " WHERE " + strings.Join(terms, " AND "), args
+}
+`,
   'internal/handler/sc_collection_lock.go': `package handler
 
 import "sync"
