@@ -14,6 +14,7 @@ import { Type } from '@sinclair/typebox';
 import { object, routeFor, str } from '../declared-routes';
 import type { LiveState } from '../../store/live';
 import type { Streams } from '../../store/streams';
+import type { Leases } from '../../store/leases';
 import { ID_PATTERN } from '../../model';
 
 /**
@@ -29,6 +30,8 @@ export interface ApiDeps {
   files: FileStore;
   live: LiveState;
   streams: Streams;
+  /** Ready queues and leases (target delete prunes the pool's target set). */
+  leases: Leases;
   log: Logger;
 }
 

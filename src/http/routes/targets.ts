@@ -212,6 +212,9 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
           throw new AppError('conflict', 'The target still has streams; delete them first');
         }
         await targets(d).deleteOne({ _id: t._id });
+        // Its streams are gone, so its queues normally are too; leases still held by their
+        // sessions keep it in the sweep's set until they end (Leases.pruneTarget).
+        await d.leases.pruneTarget(t._id);
         await d.bus.publish('target.changed', { targetId: t._id });
         return { status: 204 };
       },
