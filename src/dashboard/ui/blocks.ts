@@ -4,16 +4,9 @@
  */
 import { call, get } from './api.js';
 import { button, fill, h, table, when } from './dom.js';
+import type { Blocks } from './types.js';
 import type { View, ViewContext } from './view.js';
 
-interface Block {
-  id: string;
-  kind: string;
-  value: string;
-  reason: string;
-  created_at: string;
-  created_by: string;
-}
 
 export function blocksView(ctx: ViewContext): View {
   const box = h('div', { id: 'blocks' });
@@ -45,7 +38,7 @@ export function blocksView(ctx: ViewContext): View {
   const view: View = {
     el: h('section', {}, h('h1', {}, 'Blocks'), form, box, h('h2', {}, 'Reliability'), lookup, record),
     async refresh() {
-      const { blocks } = await get<{ blocks: Block[] }>('/v1/blocks');
+      const { blocks } = await get<Blocks>('/v1/blocks');
       fill(
         box,
         table(

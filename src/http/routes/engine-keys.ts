@@ -6,12 +6,12 @@ import { Type } from '@sinclair/typebox';
 import { object, ok, type ApiRoute } from '../declared-routes';
 import { AppError } from '../../errors';
 import { hashToken, newToken } from '../../auth/tokens';
-import { ENGINE, ID, ID_PARAMS, TIME, iso, route, type ApiDeps } from './common';
+import { ENGINE, ID_PARAMS, iso, route, type ApiDeps } from './common';
+import { ENGINE_KEYS, ENGINE_KEY_CREATED } from '../api-schemas';
 import { newId } from '../../model';
 import { insertEngineKey, listEngineKeys, revokeEngineKey } from '../../store/engine-keys';
 import type { Settings } from '../../config/settings';
 
-const KEY = object({ id: ID, engine: ENGINE, description: Type.String(), created_at: TIME, revoked_at: Type.Optional(TIME) });
 
 /** The engine key routes. */
 export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
@@ -23,7 +23,7 @@ export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Create an engine key; the key is returned once',
       access: ['admin'],
       body: object({ engine: ENGINE, description: Type.Optional(Type.String({ maxLength: s.limits.maxDescriptionLength })) }),
-      responses: { 201: { description: 'Created', schema: object({ id: ID, engine: ENGINE, key: Type.String() }) } },
+      responses: { 201: { description: 'Created', schema: ENGINE_KEY_CREATED } },
       handler: async ({ body }, d) => {
         const key = newToken();
         const id = newId();
@@ -38,7 +38,7 @@ export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       tag: 'engine keys',
       summary: 'List engine keys (never the keys themselves)',
       access: ['admin'],
-      responses: { 200: { description: 'Keys', schema: object({ engine_keys: Type.Array(KEY) }) } },
+      responses: { 200: { description: 'Keys', schema: ENGINE_KEYS } },
       handler: async (_, d) => {
         const all = await listEngineKeys(d.db, d.settings.limits.maxListItems);
         return ok({ engine_keys: all.map((k) => ({ id: k._id, engine: k.engine, description: k.description, created_at: iso(k.createdAt), revoked_at: iso(k.revokedAt) })) });

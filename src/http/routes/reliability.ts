@@ -7,7 +7,8 @@
 import { Type } from '@sinclair/typebox';
 import { object, ok, oneOf, str, type ApiRoute } from '../declared-routes';
 import { AppError } from '../../errors';
-import { ID, ID_PARAMS, TIME, iso, route, type ApiDeps } from './common';
+import { ID_PARAMS, TIME, iso, route, type ApiDeps } from './common';
+import { BLOCK, BLOCKS, BLOCK_KIND } from '../api-schemas';
 import type { Settings } from '../../config/settings';
 import { BlockStore, type BlockDoc } from '../../store/blocks';
 import { ReliabilityStore, type ReliabilityRecord } from '../../store/reliability';
@@ -15,8 +16,7 @@ import { addressKey } from '../../auth/address-key';
 import { normalizeAddress } from '../client-address';
 import { Blocklist } from '../../core/blocklist';
 
-const KIND = oneOf(['donor', 'engine_key', 'address'] as const);
-const BLOCK = object({ id: ID, kind: KIND, value: Type.String(), reason: Type.String(), created_at: TIME, created_by: Type.String() });
+const KIND = BLOCK_KIND;
 const COUNTS = {
   assignments: Type.Integer(),
   commits: Type.Integer(),
@@ -105,7 +105,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       tag: 'reliability',
       summary: 'List the blocks',
       access: ['admin'],
-      responses: { 200: { description: 'Blocks, oldest first', schema: object({ blocks: Type.Array(BLOCK) }) } },
+      responses: { 200: { description: 'Blocks, oldest first', schema: BLOCKS } },
       handler: async (_, d) => ok({ blocks: (await new BlockStore(d.db).all()).map(blockView) }),
     }),
     route({
