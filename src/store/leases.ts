@@ -142,7 +142,7 @@ export class Leases {
       ['scDetach', 2, DETACH],
       ['scResume', 2, RESUME],
       ['scGet', 2, GET],
-      ['scSweep', 2, SWEEP],
+      ['scSweep', 3, SWEEP],
       ['scEnqueue', 4, ENQUEUE],
     ];
     for (const [name, numberOfKeys, lua] of scripts) {
@@ -268,8 +268,9 @@ export class Leases {
   }
 
   /**
-   * Claims expired leases, up to `limit` per target, over every target the pool has seen
-   * (targets in parallel, each script in its own slot); the caller returns their streams to the pool.
+   * Claims expired leases, up to `limit` per target, over every target in the `targets` set
+   * (targets in parallel, each script in its own slot), and drops the targets it finds empty
+   * ({@link pruneTarget}); the caller returns the claimed streams to the pool.
    */
   async sweep(limit = 1000): Promise<string[]> {
     const targets = await this.r.smembers(`${this.prefix}targets`);
@@ -277,9 +278,10 @@ export class Leases {
     for (let i = 0; i < targets.length; i += 100) {
       const res = await Promise.all(targets.slice(i, i + 100).map(async (t) => {
         const k = this.keys(t);
-        const claimed = (await this.r.scSweep(k.lease, k.expiry, limit)) as string[];
-        // Streams just claimed go back through enqueue, which re-adds the target if needed.
-        await this.pruneTarget(t);
+        const [empty, ...claimed] = (await this.r.scSweep(k.lease, k.expiry, k.ready, limit)) as [number, ...string[]];
+        // Only an emptied target costs more round trips. Streams just claimed go back
+        // through enqueue, which re-adds the target if it was dropped meanwhile.
+        if (empty === 1) await this.pruneTarget(t);
         return claimed;
       }));
       for (const r of res) out.push(...r);
