@@ -50,6 +50,7 @@ t.test('the routes answer with the shared schemas the clients derive their types
     ['GET', '/v1/active-cores', 200, S.ACTIVE_CORES],
     ['GET', '/v1/nodes', 200, S.NODES],
     ['GET', '/v1/blocks', 200, S.BLOCKS],
+    ['GET', '/v1/reliability', 200, S.RELIABILITY_RECORD],
   ];
   for (const [method, p, status, schema] of uses) {
     const declared = responseOf(method, p, status);

@@ -148,6 +148,21 @@ export const NODES = object({ nodes: Type.Array(NODE) });
 export const BLOCK_KIND = oneOf(['donor', 'engine_key', 'address'] as const);
 export const BLOCK = object({ id: ID, kind: BLOCK_KIND, value: Type.String(), reason: Type.String(), created_at: TIME, created_by: Type.String() });
 export const BLOCKS = object({ blocks: Type.Array(BLOCK) });
+/** `GET /v1/reliability`: a donor's or an address's record. */
+export const RELIABILITY_RECORD = object({
+  kind: oneOf(['donor', 'address'] as const),
+  id: Type.String({ description: 'Donor name, or the address key (IPv4 address or IPv6 /64)' }),
+  window_s: Type.Integer(),
+  assignments: Type.Integer(),
+  commits: Type.Integer(),
+  stream_errors: Type.Integer(),
+  protocol_errors: Type.Integer(),
+  error_rate: Type.Number({ description: '(stream errors + protocol errors) / (assignments + protocol errors) over the whole window, 0–1' }),
+  sample: Type.Integer({ description: 'Events judged: assignments + protocol errors since the last cooling-off ended' }),
+  judged_error_rate: Type.Number({ description: 'The error rate over those events, 0–1: what cooling-off decides on' }),
+  cooling_until: Type.Optional(TIME),
+  blocked_by: Type.Optional(BLOCK),
+});
 
 /** The API's error body (docs/errors.md). */
 export const ERROR_BODY = object({ error: object({ code: Type.String(), message: Type.String() }) });
@@ -181,4 +196,5 @@ export type NodeInfo = Static<typeof NODE>;
 export type Nodes = Static<typeof NODES>;
 export type Block = Static<typeof BLOCK>;
 export type Blocks = Static<typeof BLOCKS>;
+export type Reliability = Static<typeof RELIABILITY_RECORD>;
 export type ErrorBody = Static<typeof ERROR_BODY>;

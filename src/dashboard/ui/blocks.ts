@@ -4,7 +4,7 @@
  */
 import { call, get } from './api.js';
 import { button, fill, h, table, when } from './dom.js';
-import type { Blocks } from './types.js';
+import type { Blocks, Reliability } from './types.js';
 import type { View, ViewContext } from './view.js';
 
 
@@ -30,8 +30,8 @@ export function blocksView(ctx: ViewContext): View {
     e.preventDefault();
     (async () => {
       const q = `${byAddress.checked ? 'address' : 'donor'}=${encodeURIComponent(who.value)}`;
-      const r = await get<Record<string, unknown>>(`/v1/reliability?${q}`);
-      const rows = ['assignments', 'commits', 'stream_errors', 'protocol_errors', 'error_rate', 'judged_error_rate', 'cooling_until'].map((k) => [k, String(r[k] ?? '')]);
+      const r = await get<Reliability>(`/v1/reliability?${q}`);
+      const rows = (['assignments', 'commits', 'stream_errors', 'protocol_errors', 'error_rate', 'judged_error_rate', 'cooling_until'] as const).map((k) => [k, String(r[k] ?? '')]);
       fill(record, table(['', String(r.id)], rows, { id: 'record-table' }));
     })().catch((err: Error) => ctx.status(err.message, true));
   });

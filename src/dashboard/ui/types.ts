@@ -18,6 +18,7 @@ export type {
   NodeInfo,
   Nodes,
   Partitions,
+  Reliability,
   Role,
   Stage,
   Stream,
