@@ -1,17 +1,24 @@
 /**
- * bench:cluster — the same assignment and commit load against one node and against three
- * nodes, both behind nginx terminating TLS (so the only difference is the node count), on
- * one single Redis and the test store, reported side by side.
+ * bench:cluster — the same assignment and commit load against 1 node on a single Redis and
+ * against N nodes (default 3) on a real Redis Cluster (3 masters, 3 replicas, started by
+ * src/provision/redis-cluster.ts on loopback), every row behind nginx terminating TLS and on
+ * the test store, reported side by side.
  *
  * Not a timed test, and not meaningful on a busy machine: run it alone.
- *   npm run bench:cluster -- [--cores=200] [--cycles=5] [--nodes=3]
- * On the 2-CPU development machine every node, nginx, Redis, the store and the load
- * generator share two CPUs: three nodes cannot be faster than one there; the run shows the
- * cost of the extra hop and processes, not the scale-out (see docs/performance.md).
+ *   npm run bench:cluster -- [--cores=200] [--cycles=5] [--nodes=3] [--redis=cluster|single|both]
+ * --redis=cluster (default): 1 node + single Redis, N nodes + Redis Cluster.
+ * --redis=single: both rows on the single Redis (the node count is the only difference).
+ * --redis=both: 1 node + single Redis, N nodes + single Redis, N nodes + Redis Cluster.
+ * On the 2-CPU development machine every node, nginx, the six redis-servers, the store and
+ * the load generator share two CPUs: N nodes cannot be faster than one there; the run shows
+ * the cost of the extra hop, processes and cluster, not the scale-out (docs/performance.md).
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { CoreError, type CoreClient } from '../src/client';
+import { redisCli, startRedisCluster, type RedisCluster } from '../src/provision/redis-cluster';
 import { inBatches, percentile, startCluster, type Cluster } from '../test/helpers/nodes';
 import { stopStack } from '../test/helpers/stack';
 
@@ -19,6 +26,21 @@ import { stopStack } from '../test/helpers/stack';
 function arg(name: string, def: number): number {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
   return a ? Number(a.split('=')[1]) : def;
+}
+
+/** Which Redis the rows run on (`--redis=`). */
+type RedisMode = 'cluster' | 'single' | 'both';
+
+function redisMode(): RedisMode {
+  const v = process.argv.find((x) => x.startsWith('--redis='))?.slice('--redis='.length) ?? 'cluster';
+  if (v !== 'cluster' && v !== 'single' && v !== 'both') throw new Error(`--redis=${v}: expected cluster, single or both`);
+  return v;
+}
+
+/** One row: how many nodes, on which Redis. */
+interface Row {
+  nodes: number;
+  cluster: boolean;
 }
 
 interface Result {
@@ -95,14 +117,41 @@ async function main(): Promise<void> {
   const cores = arg('cores', 200);
   const cycles = arg('cycles', 5);
   const many = arg('nodes', 3);
+  const mode = redisMode();
+  const rows: Row[] = [{ nodes: 1, cluster: false }];
+  if (mode !== 'cluster') rows.push({ nodes: many, cluster: false });
+  if (mode !== 'single') rows.push({ nodes: many, cluster: true });
   const results: Result[] = [];
-  for (const n of [1, many]) {
-    const c = await startCluster({ nodes: n, workerConnections: Math.max(1024, cores * 2 + 256) });
-    try {
-      results.push(await run(`${n} node${n > 1 ? 's' : ''} + single Redis, behind nginx`, c, cores, cycles));
-    } finally {
-      await c.stop();
+  let rc: RedisCluster | undefined;
+  let rcDir: string | undefined;
+  try {
+    for (const [i, row] of rows.entries()) {
+      let overrides: Record<string, unknown> = {};
+      if (row.cluster) {
+        rcDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bench-cluster-'));
+        rc ??= await startRedisCluster({ dir: rcDir });
+        // A prefix per row, so rows never see each other's pool.
+        overrides = { 'redis.cluster': rc.seeds, 'redis.keyPrefix': `bc${i}:` };
+      } else {
+        overrides = { 'redis.keyPrefix': `bc${i}:` };
+      }
+      const c = await startCluster({ nodes: row.nodes, overrides, workerConnections: Math.max(1024, cores * 2 + 256) });
+      try {
+        const label = `${row.nodes} node${row.nodes > 1 ? 's' : ''} + ${row.cluster ? 'Redis Cluster (3+3)' : 'single Redis'}, behind nginx`;
+        results.push(await run(label, c, cores, cycles));
+        if (rc && row.cluster) {
+          // Proof that the nodes really ran on the cluster: their pool marker is there.
+          const port = Number(rc.seeds[0]!.split(':')[1]);
+          const found = (await redisCli(port, ['-c', 'EXISTS', `bc${i}:pool:built`])).trim();
+          if (found !== '1') throw new Error(`the nodes left no pool marker on the Redis Cluster (EXISTS said ${found})`);
+        }
+      } finally {
+        await c.stop();
+      }
     }
+  } finally {
+    await rc?.stop();
+    if (rcDir) fs.rmSync(rcDir, { recursive: true, force: true });
   }
   const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(x < 10 ? 1 : 0) : '–');
   const lines = [
@@ -117,8 +166,9 @@ async function main(): Promise<void> {
     `| commit latency p50 / p99 (ms) | ${results.map((r) => `${f(r.commitP50)} / ${f(r.commitP99)}`).join(' | ')} |`,
     `| errors | ${results.map((r) => JSON.stringify(r.errors)).join(' | ')} |`,
     '',
-    'Redis: one standalone redis-server for both rows. All processes share this machine: with 2 CPUs,',
-    'three nodes add processes and a proxy hop but no CPU, so they are not expected to beat one node here.',
+    'Single Redis: one standalone redis-server. Redis Cluster: 3 masters + 3 replicas (redis-server --cluster-enabled yes)',
+    `on loopback. All processes share this machine: with ${os.cpus().length} CPUs, more nodes and a cluster add processes`,
+    'and a proxy hop but no CPU, so they are not expected to beat one node here.',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -4,17 +4,16 @@
  */
 import crypto from 'node:crypto';
 import type { Binary, ObjectId } from 'mongodb';
+import { ID_PATTERN, STAGES } from './http/api-schemas';
 
 /** A new random id. */
 export function newId(): string {
   return crypto.randomBytes(16).toString('base64url');
 }
 
-/** Pattern every id matches (path parameters are validated against it). */
-export const ID_PATTERN = '^[A-Za-z0-9_-]{22}$';
-
-/** Stages (PROTOCOL §2 "Assignment"). */
-export const STAGES = ['public', 'beta', 'private', 'disabled'] as const;
+// The id pattern (path parameters are validated against it) and the stages (PROTOCOL §2
+// "Assignment") are defined with the API schemas, a module the browser UI can read too.
+export { ID_PATTERN, STAGES };
 
 /** A target's stage. */
 export type Stage = (typeof STAGES)[number];

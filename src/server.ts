@@ -94,7 +94,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const guard = new ReliabilityGuard(new ReliabilityStore(storage.redis, prefix, settings.reliability), new BlockStore(db), bus, log, settings.reliability.refreshMs);
   const hub = new CoreHub({ settings, db, files, leases, streams, targets, live, bus, log, metrics, nodeId: NODE_ID, guard });
   const engineKeys = new EngineKeys(db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
-  registerApi(router, auth, apiRoutes(settings), { settings, db, redis: storage.redis, bus, auth, files, live, streams, log });
+  registerApi(router, auth, apiRoutes(settings), { settings, db, redis: storage.redis, bus, auth, files, live, streams, leases, log });
   const openapi = JSON.stringify(openApiFor(settings));
   router.add('GET', '/openapi.json', () => ({ status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: openapi }));
   dashboardRoutes(router, log);

@@ -5,7 +5,7 @@
 import type { Db } from 'mongodb';
 import type { Bus } from '../store/bus';
 import { hashToken } from './tokens';
-import type { EngineKeyDoc } from '../model';
+import { findLiveEngineKey } from '../store/engine-keys';
 
 /** A valid engine key. */
 export interface EngineKey {
@@ -41,7 +41,7 @@ export class EngineKeys {
     const hit = this.cache.get(h);
     if (hit && hit.expires > now) return hit.key;
     const generation = this.generation;
-    const doc = await this.db.collection<EngineKeyDoc>('engine_keys').findOne({ keyHash: h, revokedAt: null }, { projection: { _id: 1, engine: 1 } });
+    const doc = await findLiveEngineKey(this.db, h);
     const found = doc ? { keyId: doc._id, engine: doc.engine } : null;
     if (generation !== this.generation) return found;
     this.cache.delete(h);

@@ -6,7 +6,7 @@
  */
 import type { Db } from 'mongodb';
 import type { Bus } from '../store/bus';
-import type { EngineKeyDoc } from '../model';
+import { revokedEngineKeys } from '../store/engine-keys';
 import type { Logger } from '../telemetry/log';
 
 /** WebSocket close code and reason for a revoked key's sockets (docs/protocol.md). */
@@ -66,12 +66,9 @@ export class Revocations {
   async sweep(): Promise<string[]> {
     const ids = [...new Set(this.hub.keyIds())];
     if (ids.length === 0) return [];
-    const gone = await this.db
-      .collection<EngineKeyDoc>('engine_keys')
-      .find({ _id: { $in: ids }, revokedAt: { $ne: null } }, { projection: { _id: 1 }, maxTimeMS: 5000 })
-      .toArray();
-    for (const k of gone) this.revoked(k._id);
-    return gone.map((k) => k._id);
+    const gone = await revokedEngineKeys(this.db, ids);
+    for (const k of gone) this.revoked(k);
+    return gone;
   }
 
   private revoked(keyId: string): void {

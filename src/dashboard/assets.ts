@@ -1,5 +1,5 @@
 /**
- * The dashboard's static files: the compiled UI modules (dist/src/dashboard/ui/*.js, built
+ * The dashboard's static files: the compiled UI modules (dist/ui/dashboard/ui/*.js, built
  * by src/dashboard/ui/tsconfig.json), its stylesheet and uPlot from node_modules, read once
  * into memory and published under one content-hash version, so every asset URL can be
  * cached for a year and a new build is a new URL.
@@ -31,8 +31,11 @@ function asset(body: Buffer, type: string): Asset {
   return { body, type, etag: `"${crypto.createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
 }
 
-/** Where the compiled UI modules live: next to this file once built. */
-export const UI_DIR = path.join(__dirname, 'ui');
+/**
+ * Where the compiled UI modules live: dist/ui/dashboard/ui (this file runs from
+ * dist/src/dashboard; the UI build is rooted at src/, see src/dashboard/ui/tsconfig.json).
+ */
+export const UI_DIR = path.resolve(__dirname, '..', '..', 'ui', 'dashboard', 'ui');
 /** The stylesheet is not compiled; it is read from the source tree shipped in the package. */
 const CSS_FILE = path.resolve(__dirname, '..', '..', '..', 'src', 'dashboard', 'ui', 'dashboard.css');
 

@@ -47,7 +47,7 @@ export function dashboardRoutes(router: Router, log: Logger): void {
   const get = (): DashboardAssets => {
     assets ??= loadDashboardAssets();
     if (!assets) {
-      if (!warned) log.warn('dashboard UI is not built (dist/src/dashboard/ui/app.js missing); run npm run build');
+      if (!warned) log.warn('dashboard UI is not built (dist/ui/dashboard/ui/app.js missing); run npm run build');
       warned = true;
       throw new AppError('not_found', 'The dashboard UI is not built on this server; run npm run build');
     }

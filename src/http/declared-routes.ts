@@ -7,18 +7,8 @@
  * validate it.
  */
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
-import {
-  Type,
-  type ObjectOptions,
-  type Static,
-  type StringOptions,
-  type TObject,
-  type TProperties,
-  type TSchema,
-  type TString,
-  type TUndefined,
-  type TUnsafe,
-} from '@sinclair/typebox';
+import type { Static, TObject, TSchema, TUndefined } from '@sinclair/typebox';
+import { ERROR_BODY, object } from './api-schemas';
 import type { Auth, Principal, Role } from '../auth/users';
 import { authGate } from './auth-gate';
 import { AppError } from '../errors';
@@ -94,20 +84,8 @@ export function routeFor<D>() {
   };
 }
 
-/** An object schema that rejects unknown fields; mark optional fields with `Type.Optional`. */
-export function object<T extends TProperties>(properties: T, extra: ObjectOptions = {}): TObject<T> {
-  return Type.Object(properties, { additionalProperties: false, ...extra });
-}
-
-/** A bounded string. */
-export function str(maxLength: number, extra: StringOptions = {}): TString {
-  return Type.String({ maxLength, ...extra });
-}
-
-/** A string from a fixed set, as a JSON Schema `enum` (TypeBox's own unions would render as `anyOf`). */
-export function oneOf<const T extends readonly string[]>(values: T): TUnsafe<T[number]> {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values] });
-}
+// The schema helpers live with the shared schemas (api-schemas.ts, importable by the UI).
+export { object, oneOf, str } from './api-schemas';
 
 const ajv = new Ajv2020({ strict: true, allErrors: false });
 const ajvQuery = new Ajv2020({ strict: true, allErrors: false, coerceTypes: true, useDefaults: true });
@@ -191,7 +169,7 @@ export function registerApi<D>(router: Router, auth: Auth, routes: Array<ApiRout
   }
 }
 
-const ERROR_SCHEMA = object({ error: object({ code: Type.String(), message: Type.String() }) });
+const ERROR_SCHEMA = ERROR_BODY;
 
 /** Leading keys of a schema in the document, for reading; the rest keep their order. */
 const FIRST_KEYS = ['type', 'properties', 'required', 'items'];

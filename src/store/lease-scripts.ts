@@ -124,8 +124,10 @@ return live(KEYS[1], KEYS[2], ARGV[1])
 `;
 
 /**
- * Claims up to ARGV[1] expired leases of one target (each claimed by exactly one caller);
- * returns their stream ids. KEYS: lease, expiry.
+ * Claims up to ARGV[1] expired leases of one target (each claimed by exactly one caller).
+ * KEYS: lease, expiry, ready. Returns {empty, stream ids...}: empty is 1 when afterwards the
+ * target has no lease, expiry or ready key left (a hint for Leases.pruneTarget, which
+ * checks again), else 0.
  */
 export const SWEEP = `${PRELUDE}
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -133,6 +135,9 @@ for _, s in ipairs(expired) do
   redis.call('HDEL', KEYS[1], s)
   redis.call('ZREM', KEYS[2], s)
 end
+local empty = 0
+if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) == 0 then empty = 1 end
+table.insert(expired, 1, empty)
 return expired
 `;
 

@@ -14,7 +14,8 @@
  * - `<prefix>{t:<target>}:manifest` HASH stream → {@link StreamManifest}.
  * - `<prefix>st:<stream>` STRING → the stream's target (immutable; lets by-stream calls
  *   find the slot; cached in process).
- * - `<prefix>targets` SET of targets the pool has seen (what the sweep walks).
+ * - `<prefix>targets` SET of targets whose queues or leases may hold something (what the
+ *   sweep walks); pruned by {@link Leases.pruneTarget} on target delete and by the sweep.
  * - `<prefix>pool:built` marker: its absence means Redis lost its data (or holds the older
  *   single-slot layout, whose marker was `ready:built`): the pool is rebuilt.
  *
@@ -141,7 +142,7 @@ export class Leases {
       ['scDetach', 2, DETACH],
       ['scResume', 2, RESUME],
       ['scGet', 2, GET],
-      ['scSweep', 2, SWEEP],
+      ['scSweep', 3, SWEEP],
       ['scEnqueue', 4, ENQUEUE],
     ];
     for (const [name, numberOfKeys, lua] of scripts) {
@@ -267,20 +268,50 @@ export class Leases {
   }
 
   /**
-   * Claims expired leases, up to `limit` per target, over every target the pool has seen
-   * (targets in parallel, each script in its own slot); the caller returns their streams to the pool.
+   * Claims expired leases, up to `limit` per target, over every target in the `targets` set
+   * (targets in parallel, each script in its own slot), and drops the targets it finds empty
+   * ({@link pruneTarget}); the caller returns the claimed streams to the pool.
    */
   async sweep(limit = 1000): Promise<string[]> {
     const targets = await this.r.smembers(`${this.prefix}targets`);
     const out: string[] = [];
     for (let i = 0; i < targets.length; i += 100) {
-      const res = await Promise.all(targets.slice(i, i + 100).map((t) => {
+      const res = await Promise.all(targets.slice(i, i + 100).map(async (t) => {
         const k = this.keys(t);
-        return this.r.scSweep(k.lease, k.expiry, limit) as Promise<string[]>;
+        const [empty, ...claimed] = (await this.r.scSweep(k.lease, k.expiry, k.ready, limit)) as [number, ...string[]];
+        // Only an emptied target costs more round trips. Streams just claimed go back
+        // through enqueue, which re-adds the target if it was dropped meanwhile.
+        if (empty === 1) await this.pruneTarget(t);
+        return claimed;
       }));
       for (const r of res) out.push(...r);
     }
     return out;
+  }
+
+  /**
+   * Drops a target from the sweep's `targets` set once there is nothing the sweep could ever
+   * claim for it: its ready, lease and expiry keys are all gone (Redis deletes an emptied
+   * ZSET or HASH). Called on target delete and by every sweep; returns whether it was dropped.
+   *
+   * Why this rule and not "the target no longer exists in MongoDB": a deleted target can
+   * still have leases held by sessions of its deleted streams; dropping it early would leave
+   * their expired entries in Redis forever. Emptiness is the only safe test, and it is
+   * enough: a lease only ever comes from a ready entry, and ready entries only from
+   * {@link enqueue}, which adds the target back AFTER writing its queue entries. SREM and
+   * the check run in different slots on Redis Cluster, so instead of one atomic script the
+   * check is repeated after the SREM and the target re-added if something appeared: an
+   * enqueue whose SADD came before our SREM wrote its entries before our second check and
+   * is seen by it; one whose SADD came after our SREM re-added the target itself.
+   */
+  async pruneTarget(target: string): Promise<boolean> {
+    const k = this.keys(target);
+    const set = `${this.prefix}targets`;
+    if ((await this.r.exists(k.ready, k.lease, k.expiry)) > 0) return false;
+    await this.r.srem(set, target);
+    if ((await this.r.exists(k.ready, k.lease, k.expiry)) === 0) return true;
+    await this.r.sadd(set, target);
+    return false;
   }
 
   /** Adds streams to their ready sets unless leased (recording manifests given); returns how many were added. */
@@ -295,7 +326,6 @@ export class Leases {
       // Before the queue entry: whoever pops the stream must be able to find its target.
       writes.push(this.r.set(`${this.prefix}st:${stream}`, it.target));
     }
-    writes.push(this.r.sadd(`${this.prefix}targets`, ...byTarget.keys()));
     await Promise.all(writes);
     const calls: Array<Promise<unknown>> = [];
     for (const [target, list] of byTarget) {
@@ -308,6 +338,8 @@ export class Leases {
     }
     let added = 0;
     for (const n of await Promise.all(calls)) added += n as number;
+    // After the queue entries, never before: pruneTarget relies on this order (see there).
+    await this.r.sadd(`${this.prefix}targets`, ...byTarget.keys());
     return added;
   }
 

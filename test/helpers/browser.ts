@@ -13,12 +13,14 @@ import { ensureChromium } from '../../src/provision/chromium';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const UI_SRC = path.join(ROOT, 'src', 'dashboard', 'ui');
-const UI_OUT = path.join(ROOT, 'dist', 'src', 'dashboard', 'ui', 'app.js');
+const UI_OUT = path.join(ROOT, 'dist', 'ui', 'dashboard', 'ui', 'app.js');
+/** The API schemas the UI's types derive from. */
+const SCHEMAS = path.join(ROOT, 'src', 'http', 'api-schemas.ts');
 
 /** Compiles src/dashboard/ui when dist is missing or older than any UI source. */
 export function buildDashboardUi(): void {
   const built = fs.existsSync(UI_OUT) ? fs.statSync(UI_OUT).mtimeMs : 0;
-  const newest = Math.max(...fs.readdirSync(UI_SRC).map((f) => fs.statSync(path.join(UI_SRC, f)).mtimeMs));
+  const newest = Math.max(fs.statSync(SCHEMAS).mtimeMs, ...fs.readdirSync(UI_SRC).map((f) => fs.statSync(path.join(UI_SRC, f)).mtimeMs));
   if (built >= newest) return;
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(UI_SRC, 'tsconfig.json')], { stdio: 'inherit' });
   fs.utimesSync(UI_OUT, new Date(), new Date());

@@ -5,6 +5,7 @@
 import { num, parse, positionals, seg, str, type Ctx, type Resource } from './args';
 import { usage } from './exit';
 import { print, table } from './output';
+import type { Donors, EngineKeyCreated, EngineKeys, Token, UserCreated, Users } from '../../http/api-schemas';
 
 const ONCE = 'Shown once and stored only as a hash: keep it now.';
 
@@ -17,7 +18,7 @@ export const donors: Resource = {
     const [n] = positionals(p, [], { rest: true });
     if (p.positionals.length > 1) throw usage(`unexpected argument "${p.positionals[1]}"`);
     const top = num({ values: { n }, positionals: [] }, 'n', 1, 1e6, true) ?? 20;
-    const r = await ctx.client().call<{ donors: Array<{ name: string; frames: number; core_seconds: number; created_at?: string }> }>('GET', `/v1/donors?top=${top}`);
+    const r = await ctx.client().call<Donors>('GET', `/v1/donors?top=${top}`);
     return print(ctx.o, r.donors, () =>
       table(
         r.donors.map((d, i) => ({ ...d, rank: i + 1 })),
@@ -33,14 +34,6 @@ export const donors: Resource = {
   },
 };
 
-interface Key {
-  id: string;
-  engine: string;
-  description: string;
-  created_at: string;
-  revoked_at?: string;
-}
-
 /** `keys create|list|revoke` (admins). */
 export const keys: Resource = {
   usage: `stream-coordinator keys <command>        (admins)
@@ -55,12 +48,12 @@ export const keys: Resource = {
         const p = parse(args, { description: { type: 'string' } });
         const [engine] = positionals(p, ['engine']);
         const description = str(p, 'description');
-        const r = await ctx.client().call<{ id: string; engine: string; key: string }>('POST', '/v1/engine-keys', { engine, ...(description !== undefined ? { description } : {}) });
+        const r = await ctx.client().call<EngineKeyCreated>('POST', '/v1/engine-keys', { engine, ...(description !== undefined ? { description } : {}) });
         return print(o, r, () => `key id: ${r.id}\nengine: ${r.engine}\nkey:    ${r.key}\n${ONCE}`);
       }
       case 'list': {
         positionals(parse(args), []);
-        const r = await ctx.client().call<{ engine_keys: Key[] }>('GET', '/v1/engine-keys');
+        const r = await ctx.client().call<EngineKeys>('GET', '/v1/engine-keys');
         return print(o, r.engine_keys, () =>
           table(r.engine_keys, [
             { header: 'ID', get: (k) => k.id },
@@ -99,17 +92,17 @@ export const users: Resource = {
         const role = str(p, 'role') ?? 'manager';
         if (role !== 'manager' && role !== 'admin') throw usage('--role must be manager or admin');
         const weight = num(p, 'weight', Number.MIN_VALUE, 1e6);
-        const r = await ctx.client().call<{ name: string; role: string; token: string }>('POST', '/v1/users', { name, role, ...(weight !== undefined ? { weight } : {}) });
+        const r = await ctx.client().call<UserCreated>('POST', '/v1/users', { name, role, ...(weight !== undefined ? { weight } : {}) });
         return print(o, r, () => `user:  ${r.name} (${r.role})\ntoken: ${r.token}\n${ONCE}`);
       }
       case 'token': {
         const [name] = positionals(parse(args), ['name']);
-        const r = await ctx.client().call<{ token: string }>('POST', `/v1/users/${seg(name!)}/token`);
+        const r = await ctx.client().call<Token>('POST', `/v1/users/${seg(name!)}/token`);
         return print(o, { name, token: r.token }, () => `token: ${r.token}\n${ONCE}`);
       }
       case 'list': {
         positionals(parse(args), []);
-        const r = await ctx.client().call<{ users: Array<{ name: string; role: string; weight: number; created_at: string }> }>('GET', '/v1/users');
+        const r = await ctx.client().call<Users>('GET', '/v1/users');
         return print(o, r.users, () =>
           table(r.users, [
             { header: 'NAME', get: (u) => u.name },

@@ -8,6 +8,7 @@ import { ApiClient } from './client';
 import { CliError, EXIT, usage } from './exit';
 import { ENV, configPath, normaliseUrl, readConfigFile, writeConfigFile, type Connection } from './config';
 import { print } from './output';
+import type { Me } from '../../http/api-schemas';
 
 /** Reads a line from a terminal without echoing it. */
 function readHidden(question: string, ctx: Ctx): Promise<string> {
@@ -46,8 +47,8 @@ async function readStdin(): Promise<string> {
 }
 
 /** The caller, checked against the server. */
-async function me(client: ApiClient): Promise<{ name: string; role: string }> {
-  return client.call<{ name: string; role: string }>('GET', '/v1/me');
+async function me(client: ApiClient): Promise<Me> {
+  return client.call<Me>('GET', '/v1/me');
 }
 
 /** `login`. */

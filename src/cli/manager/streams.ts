@@ -6,27 +6,8 @@ import path from 'node:path';
 import { list, num, parse, positionals, seg, str, type Ctx, type Resource } from './args';
 import { CliError, EXIT, usage } from './exit';
 import { bytes, print, progressBar, table } from './output';
+import type { Partitions, Stream, StreamCreated, StreamList } from '../../http/api-schemas';
 
-/** A stream as the API shows it. */
-interface Stream {
-  id: string;
-  target_id: string;
-  status: string;
-  frames: number;
-  error_count: number;
-  active: boolean;
-  engine?: string;
-  donor?: string;
-  created_at: string;
-}
-
-interface Partitions {
-  partitions: number[];
-  seed_files: string[];
-  tag_files: string[];
-  frame_files: string[];
-  checkpoint_files: string[];
-}
 
 /** File names the server accepts (PROTOCOL §2). */
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -84,7 +65,7 @@ async function allStreams(ctx: Ctx, target: string, max: number): Promise<Stream
   let after: string | undefined;
   while (out.length < max) {
     const q = new URLSearchParams({ ...(after ? { after } : {}) });
-    const page = await ctx.client().call<{ streams: Stream[]; total?: number }>('GET', `/v1/targets/${seg(target)}/streams${q.size > 0 ? `?${q}` : ''}`);
+    const page = await ctx.client().call<StreamList>('GET', `/v1/targets/${seg(target)}/streams${q.size > 0 ? `?${q}` : ''}`);
     if (page.streams.length === 0) break;
     out.push(...page.streams);
     after = page.streams[page.streams.length - 1]!.id;
@@ -226,7 +207,7 @@ export const streams: Resource = {
         const created: Array<{ source: string; stream_id: string }> = [];
         for (const b of bodies) {
           try {
-            const r = await ctx.client().call<{ stream_id: string }>('POST', `/v1/targets/${seg(target!)}/streams`, b.body);
+            const r = await ctx.client().call<StreamCreated>('POST', `/v1/targets/${seg(target!)}/streams`, b.body);
             created.push({ source: b.source, stream_id: r.stream_id });
           } catch (err) {
             if (created.length > 0 && err instanceof CliError) {

@@ -5,19 +5,8 @@ import { list, num, parse, positionals, seg, str, type Ctx, type Parsed, type Re
 import { usage } from './exit';
 import { print, table } from './output';
 import { STAGES as MODEL_STAGES } from '../../model';
+import type { Target, TargetCreated, Targets } from '../../http/api-schemas';
 
-/** A target as the API shows it. */
-interface Target {
-  id: string;
-  owner: string;
-  engines: string[];
-  stage: string;
-  weight: number;
-  options: Record<string, unknown>;
-  created_at: string;
-  updated_at: string;
-  streams?: { ok: number; stopped: number; failed: number };
-}
 
 const STAGES: readonly string[] = MODEL_STAGES;
 const FIELDS = {
@@ -110,7 +99,7 @@ export const targets: Resource = {
     switch (sub) {
       case 'list': {
         positionals(parse(args), []);
-        const r = await ctx.client().call<{ targets: Target[] }>('GET', '/v1/targets');
+        const r = await ctx.client().call<Targets>('GET', '/v1/targets');
         return print(o, r.targets, () =>
           table(r.targets, [
             { header: 'ID', get: (t) => t.id },
@@ -132,7 +121,7 @@ export const targets: Resource = {
         positionals(p, []);
         const body = fields(p, false);
         if (!body.engines) throw usage('create needs at least one --engine');
-        const r = await ctx.client().call<{ target_id: string }>('POST', '/v1/targets', body);
+        const r = await ctx.client().call<TargetCreated>('POST', '/v1/targets', body);
         return print(o, r, () => r.target_id);
       }
       case 'update': {

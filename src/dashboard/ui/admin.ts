@@ -4,7 +4,7 @@
  */
 import { call, get } from './api.js';
 import { button, fill, h, table, when } from './dom.js';
-import type { EngineKey, NodeInfo, User } from './types.js';
+import type { EngineKeys, Nodes, Users } from './types.js';
 import type { View, ViewContext } from './view.js';
 
 /** A secret shown once, in a read-only field the admin can copy; it is never stored by the page. */
@@ -32,7 +32,7 @@ export function usersView(ctx: ViewContext): View {
   const view: View = {
     el: h('section', {}, h('h1', {}, 'Users'), form, shown, box),
     async refresh() {
-      const { users } = await get<{ users: User[] }>('/v1/users');
+      const { users } = await get<Users>('/v1/users');
       fill(
         box,
         table(
@@ -74,7 +74,7 @@ export function engineKeysView(ctx: ViewContext): View {
   const view: View = {
     el: h('section', {}, h('h1', {}, 'Engine keys'), form, shown, box),
     async refresh() {
-      const keys = (await get<{ engine_keys: EngineKey[] }>('/v1/engine-keys')).engine_keys;
+      const keys = (await get<EngineKeys>('/v1/engine-keys')).engine_keys;
       fill(
         box,
         table(
@@ -100,7 +100,7 @@ export function nodesView(): View {
   return {
     el: h('section', {}, h('h1', {}, 'Nodes'), box),
     async refresh() {
-      const { nodes } = await get<{ nodes: NodeInfo[] }>('/v1/nodes');
+      const { nodes } = await get<Nodes>('/v1/nodes');
       fill(
         box,
         table(

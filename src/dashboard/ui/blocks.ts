@@ -4,16 +4,9 @@
  */
 import { call, get } from './api.js';
 import { button, fill, h, table, when } from './dom.js';
+import type { Blocks, Reliability } from './types.js';
 import type { View, ViewContext } from './view.js';
 
-interface Block {
-  id: string;
-  kind: string;
-  value: string;
-  reason: string;
-  created_at: string;
-  created_by: string;
-}
 
 export function blocksView(ctx: ViewContext): View {
   const box = h('div', { id: 'blocks' });
@@ -37,15 +30,15 @@ export function blocksView(ctx: ViewContext): View {
     e.preventDefault();
     (async () => {
       const q = `${byAddress.checked ? 'address' : 'donor'}=${encodeURIComponent(who.value)}`;
-      const r = await get<Record<string, unknown>>(`/v1/reliability?${q}`);
-      const rows = ['assignments', 'commits', 'stream_errors', 'protocol_errors', 'error_rate', 'judged_error_rate', 'cooling_until'].map((k) => [k, String(r[k] ?? '')]);
+      const r = await get<Reliability>(`/v1/reliability?${q}`);
+      const rows = (['assignments', 'commits', 'stream_errors', 'protocol_errors', 'error_rate', 'judged_error_rate', 'cooling_until'] as const).map((k) => [k, String(r[k] ?? '')]);
       fill(record, table(['', String(r.id)], rows, { id: 'record-table' }));
     })().catch((err: Error) => ctx.status(err.message, true));
   });
   const view: View = {
     el: h('section', {}, h('h1', {}, 'Blocks'), form, box, h('h2', {}, 'Reliability'), lookup, record),
     async refresh() {
-      const { blocks } = await get<{ blocks: Block[] }>('/v1/blocks');
+      const { blocks } = await get<Blocks>('/v1/blocks');
       fill(
         box,
         table(

@@ -1,7 +1,7 @@
 /** Donors leaderboard (public data; names rendered as text). */
 import { get } from './api.js';
 import { fill, h, table, when } from './dom.js';
-import type { Donor } from './types.js';
+import type { Donors } from './types.js';
 import type { View } from './view.js';
 
 export function donorsView(): View {
@@ -9,7 +9,7 @@ export function donorsView(): View {
   return {
     el: h('section', {}, h('h1', {}, 'Donors'), box),
     async refresh() {
-      const { donors } = await get<{ donors: Donor[] }>('/v1/donors?top=100');
+      const { donors } = await get<Donors>('/v1/donors?top=100');
       fill(
         box,
         table(

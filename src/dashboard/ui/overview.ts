@@ -10,7 +10,7 @@
 import uPlot from './uPlot.esm.js';
 import { get } from './api.js';
 import { fill, h, link, table, when } from './dom.js';
-import type { ActiveStream, NodeInfo, Stream, StreamError, Target } from './types.js';
+import type { ActiveCores, ActiveStream, ActiveStreams, Nodes, StreamError, StreamErrors, StreamList, Targets } from './types.js';
 import type { View, ViewContext } from './view.js';
 
 const HOUR_S = 3600;
@@ -81,12 +81,12 @@ export function overviewView(ctx: ViewContext): View {
   const isManager = ctx.me.role !== 'donor';
 
   async function recentErrors(): Promise<void> {
-    const targets = (await get<{ targets: Target[] }>('/v1/targets')).targets.slice(0, 20);
+    const targets = (await get<Targets>('/v1/targets')).targets.slice(0, 20);
     const found: Array<StreamError & { stream: string }> = [];
     for (const t of targets) {
-      const worst = (await get<{ streams: Stream[] }>(`/v1/targets/${t.id}/streams?sort=-error_count&limit=3`)).streams.filter((s) => s.error_count > 0);
+      const worst = (await get<StreamList>(`/v1/targets/${t.id}/streams?sort=-error_count&limit=3`)).streams.filter((s) => s.error_count > 0);
       for (const s of worst) {
-        const errs = (await get<{ errors: StreamError[] }>(`/v1/streams/${s.id}/errors`)).errors.slice(0, 5);
+        const errs = (await get<StreamErrors>(`/v1/streams/${s.id}/errors`)).errors.slice(0, 5);
         found.push(...errs.map((e) => ({ ...e, stream: s.id })));
       }
     }
@@ -102,7 +102,7 @@ export function overviewView(ctx: ViewContext): View {
   return {
     el,
     async refresh() {
-      const cores = await get<{ engines: Record<string, number>; total: number }>('/v1/active-cores');
+      const cores = await get<ActiveCores>('/v1/active-cores');
       fill(engines, table(['Engine', 'Sessions'], [...Object.entries(cores.engines).map(([e, n]) => [e, n]), [h('strong', {}, 'total'), h('strong', {}, cores.total)]]));
       if (!isManager) {
         fill(nodes, 'Shown to managers and admins.');
@@ -110,11 +110,11 @@ export function overviewView(ctx: ViewContext): View {
         fill(errorsBox, '');
         return;
       }
-      const active = await get<{ targets: Record<string, ActiveStream[]> }>('/v1/active-streams');
+      const active = await get<ActiveStreams>('/v1/active-streams');
       const rows = Object.entries(active.targets).flatMap(([target, list]) => list.map((a) => ({ target, ...a })));
       record(rows);
       if (ctx.me.role === 'admin') {
-        const list = (await get<{ nodes: NodeInfo[] }>('/v1/nodes')).nodes;
+        const list = (await get<Nodes>('/v1/nodes')).nodes;
         fill(nodes, table(['Node', 'Worker', 'Sessions', 'By engine'], list.map((n) => [n.node, n.worker, n.sessions, Object.entries(n.sessions_by_engine).map(([e, c]) => `${e}: ${c}`).join(', ')])));
       } else {
         const byNode = new Map<string, number>();

@@ -1,7 +1,7 @@
 /** One stream: status, partitions, seed/tag/frame files to download, and its error log. */
 import { call, download, get } from './api.js';
 import { button, fill, h, link, table, when } from './dom.js';
-import type { Partitions, Stream, StreamError } from './types.js';
+import type { Partitions, Stream, StreamErrors } from './types.js';
 import type { View, ViewContext } from './view.js';
 
 /** Partitions listed with per-partition downloads; older ones are reachable through the whole-file download. */
@@ -20,7 +20,7 @@ export function streamView(ctx: ViewContext, [id]: string[]): View {
   const view: View = {
     el: h('section', {}, head, h('h2', {}, 'Files'), filesBox, h('h2', {}, 'Partitions'), partsBox, h('h2', {}, 'Errors'), errorsBox),
     async refresh() {
-      const [s, p, e] = await Promise.all([get<Stream>(`/v1/streams/${id}`), get<Partitions>(`/v1/streams/${id}/partitions`), get<{ errors: StreamError[] }>(`/v1/streams/${id}/errors`)]);
+      const [s, p, e] = await Promise.all([get<Stream>(`/v1/streams/${id}`), get<Partitions>(`/v1/streams/${id}/partitions`), get<StreamErrors>(`/v1/streams/${id}/errors`)]);
       fill(
         head,
         h('h1', {}, 'Stream ', h('code', {}, s.id)),

@@ -4,7 +4,7 @@
  */
 import { call, get } from './api.js';
 import { button, fill, h, link, table } from './dom.js';
-import type { Stage, Target } from './types.js';
+import type { Stage, Target, Targets } from './types.js';
 import type { View, ViewContext } from './view.js';
 
 const STAGES: Stage[] = ['public', 'beta', 'private', 'disabled'];
@@ -107,7 +107,7 @@ export function targetsView(ctx: ViewContext): View {
   const view: View = {
     el: h('section', {}, h('h1', {}, 'Targets'), ctx.me.role === 'manager' ? create : h('p', { class: 'hint' }, 'Targets are created by managers.'), editBox, pager, listBox),
     async refresh() {
-      const { targets } = await get<{ targets: Target[] }>('/v1/targets');
+      const { targets } = await get<Targets>('/v1/targets');
       // Stream counts come with the single-target view (cached server-side for polling).
       // ...one call per target, so only for the page shown (an admin may see hundreds of targets).
       offset = Math.min(offset, Math.max(0, Math.floor((targets.length - 1) / PAGE) * PAGE));

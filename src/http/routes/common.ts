@@ -10,11 +10,11 @@ import { AppError } from '../../errors';
 import type { FileStore } from '../../store/files';
 import type { Logger } from '../../telemetry/log';
 import type { RedisClient } from '../../store/redis';
-import { Type } from '@sinclair/typebox';
-import { object, routeFor, str } from '../declared-routes';
+import { object, routeFor } from '../declared-routes';
+import { ID, NAME } from '../api-schemas';
 import type { LiveState } from '../../store/live';
 import type { Streams } from '../../store/streams';
-import { ID_PATTERN } from '../../model';
+import type { Leases } from '../../store/leases';
 
 /**
  * What the admin route handlers use at run time, handed to each call. Declarations need
@@ -29,24 +29,16 @@ export interface ApiDeps {
   files: FileStore;
   live: LiveState;
   streams: Streams;
+  /** Ready queues and leases (target delete prunes the pool's target set). */
+  leases: Leases;
   log: Logger;
 }
 
 /** Declares an admin route; the handler's context is typed from its schemas and access. */
 export const route = routeFor<ApiDeps>();
 
-/** User and donor names. */
-export const NAME = str(64, { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
-/** File names (PROTOCOL §2). */
-export const FILE_NAME = str(128, { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
-/** Engine names, e.g. openmm_80_cuda. */
-export const ENGINE = str(64, { pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' });
-/** Opaque ids. */
-export const ID = str(22, { pattern: ID_PATTERN });
-/** Weights for fair share. */
-export const WEIGHT = Type.Number({ exclusiveMinimum: 0, maximum: 1e6 });
-/** ISO-8601 timestamp strings. */
-export const TIME = Type.String({ format: 'date-time' });
+// Field formats (names, ids, engines, times...) are shared with the clients: api-schemas.ts.
+export { ENGINE, FILE_NAME, ID, NAME, TIME, WEIGHT } from '../api-schemas';
 
 /** `{id}` path parameters. */
 export const ID_PARAMS = object({ id: ID });

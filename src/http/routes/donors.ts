@@ -8,12 +8,12 @@ import { object, ok, type ApiRoute } from '../declared-routes';
 import { AppError } from '../../errors';
 import { hashToken, newToken } from '../../auth/tokens';
 import { ID, NAME, NAME_PARAMS, TIME, iso, route, unique, type ApiDeps } from './common';
+import { DONORS, DONOR_STATS } from '../api-schemas';
 import type { DonorDoc } from '../../model';
 import type { Settings } from '../../config/settings';
 import { addressKey } from '../../auth/address-key';
 
-const STATS = { frames: Type.Integer(), core_seconds: Type.Number() };
-const DONOR = object({ name: NAME, ...STATS, created_at: Type.Optional(TIME) });
+const STATS = DONOR_STATS;
 
 /**
  * Counts a registration from `address` (IPv4, or its IPv6 /64) in the current hour window;
@@ -64,7 +64,7 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       access: 'public',
       // `default` fills `top` in before the handler runs (the query validator applies defaults).
       query: object({ top: Type.Optional(Type.Integer({ minimum: 1, maximum: s.donors.leaderboardMax, default: 100 })) }),
-      responses: { 200: { description: 'Top donors', schema: object({ donors: Type.Array(DONOR) }) } },
+      responses: { 200: { description: 'Top donors', schema: DONORS } },
       handler: async ({ query }, d) => {
         const top = await donors(d).find({}, { sort: { frames: -1, name: 1 }, limit: query.top, projection: { tokenHash: 0 } }).toArray();
         return ok({ donors: top.map((x) => ({ name: x.name, frames: x.frames, core_seconds: x.coreSeconds, created_at: iso(x.createdAt) })) });

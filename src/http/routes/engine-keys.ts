@@ -6,12 +6,12 @@ import { Type } from '@sinclair/typebox';
 import { object, ok, type ApiRoute } from '../declared-routes';
 import { AppError } from '../../errors';
 import { hashToken, newToken } from '../../auth/tokens';
-import { ENGINE, ID, ID_PARAMS, TIME, iso, route, type ApiDeps } from './common';
-import { newId, type EngineKeyDoc } from '../../model';
+import { ENGINE, ID_PARAMS, iso, route, type ApiDeps } from './common';
+import { ENGINE_KEYS, ENGINE_KEY_CREATED } from '../api-schemas';
+import { newId } from '../../model';
+import { insertEngineKey, listEngineKeys, revokeEngineKey } from '../../store/engine-keys';
 import type { Settings } from '../../config/settings';
 
-const KEY = object({ id: ID, engine: ENGINE, description: Type.String(), created_at: TIME, revoked_at: Type.Optional(TIME) });
-const keys = (d: ApiDeps) => d.db.collection<EngineKeyDoc>('engine_keys');
 
 /** The engine key routes. */
 export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
@@ -23,11 +23,11 @@ export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Create an engine key; the key is returned once',
       access: ['admin'],
       body: object({ engine: ENGINE, description: Type.Optional(Type.String({ maxLength: s.limits.maxDescriptionLength })) }),
-      responses: { 201: { description: 'Created', schema: object({ id: ID, engine: ENGINE, key: Type.String() }) } },
+      responses: { 201: { description: 'Created', schema: ENGINE_KEY_CREATED } },
       handler: async ({ body }, d) => {
         const key = newToken();
         const id = newId();
-        await keys(d).insertOne({ _id: id, engine: body.engine, description: body.description ?? '', keyHash: hashToken(key), createdAt: new Date(), revokedAt: null });
+        await insertEngineKey(d.db, { _id: id, engine: body.engine, description: body.description ?? '', keyHash: hashToken(key), createdAt: new Date(), revokedAt: null });
         d.log.info({ keyId: id, engine: body.engine }, 'engine key created');
         return ok({ id, engine: body.engine, key }, 201);
       },
@@ -38,9 +38,9 @@ export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       tag: 'engine keys',
       summary: 'List engine keys (never the keys themselves)',
       access: ['admin'],
-      responses: { 200: { description: 'Keys', schema: object({ engine_keys: Type.Array(KEY) }) } },
+      responses: { 200: { description: 'Keys', schema: ENGINE_KEYS } },
       handler: async (_, d) => {
-        const all = await keys(d).find({}, { projection: { keyHash: 0 }, sort: { createdAt: 1 }, limit: d.settings.limits.maxListItems }).toArray();
+        const all = await listEngineKeys(d.db, d.settings.limits.maxListItems);
         return ok({ engine_keys: all.map((k) => ({ id: k._id, engine: k.engine, description: k.description, created_at: iso(k.createdAt), revoked_at: iso(k.revokedAt) })) });
       },
     }),
@@ -56,7 +56,7 @@ export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       handler: async ({ params }, d) => {
         // A key already revoked is announced again: a retry after a failed announcement must
         // still close its sockets.
-        const k = (await keys(d).findOneAndUpdate({ _id: params.id, revokedAt: null }, { $set: { revokedAt: new Date() } })) ?? (await keys(d).findOne({ _id: params.id }));
+        const k = await revokeEngineKey(d.db, params.id);
         if (!k) throw new AppError('not_found', `No engine key ${params.id}`);
         const announced = (await d.bus.publish('auth.invalidate', { tokenHash: k.keyHash })) && (await d.bus.publish('engine-key.revoked', { keyId: k._id }));
         if (!announced) {

@@ -2,15 +2,9 @@
  * Live views over the shared state in Redis: active streams, open core sessions per
  * engine, and the coordinator processes alive.
  */
-import { Type } from '@sinclair/typebox';
-import { object, ok, type ApiRoute } from '../declared-routes';
-import { ENGINE, ID, NAME, TIME, route, type ApiDeps } from './common';
-
-const ACTIVE = object(
-  { stream_id: ID, engine: ENGINE, donor: Type.Optional(NAME), node: Type.String(), started_at: TIME, buffered_frames: Type.Integer(), frames: Type.Integer() },
-);
-/** `{name: integer}` maps. */
-const COUNTS = Type.Unsafe<Record<string, number>>({ type: 'object', additionalProperties: Type.Integer() });
+import { ok, type ApiRoute } from '../declared-routes';
+import { route, type ApiDeps } from './common';
+import { ACTIVE_CORES, ACTIVE_STREAMS, NODES } from '../api-schemas';
 
 /** The live routes. */
 export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
@@ -24,7 +18,7 @@ export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
       responses: {
         200: {
           description: 'Active streams keyed by target id',
-          schema: object({ targets: Type.Unsafe<Record<string, unknown[]>>({ type: 'object', additionalProperties: Type.Array(ACTIVE) }) }),
+          schema: ACTIVE_STREAMS,
         },
       },
       handler: async ({ principal }, d) => {
@@ -43,7 +37,7 @@ export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
       tag: 'live',
       summary: 'Open core sessions per engine, over all nodes',
       access: 'public',
-      responses: { 200: { description: 'Counts', schema: object({ engines: COUNTS, total: Type.Integer() }) } },
+      responses: { 200: { description: 'Counts', schema: ACTIVE_CORES } },
       handler: async (_, d) => {
         const engines = await d.live.coresByEngine();
         return ok({ engines, total: Object.values(engines).reduce((a, b) => a + b, 0) });
@@ -58,23 +52,7 @@ export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
       responses: {
         200: {
           description: 'Nodes',
-          schema: object(
-            {
-              nodes: Type.Array(
-                object({
-                  node: Type.String(),
-                  host: Type.String(),
-                  pid: Type.Integer(),
-                  worker: Type.Integer(),
-                  url: Type.Optional(Type.String()),
-                  started_at: TIME,
-                  seen_at: TIME,
-                  sessions: Type.Integer(),
-                  sessions_by_engine: COUNTS,
-                }),
-              ),
-            },
-          ),
+          schema: NODES,
         },
       },
       handler: async (_, d) => ok({ nodes: (await d.live.nodes()).sort((a, b) => a.node.localeCompare(b.node)) }),

@@ -5,9 +5,10 @@
  * every node reloads its block list and closes the blocked cores' sockets within a second.
  */
 import { Type } from '@sinclair/typebox';
-import { object, ok, oneOf, str, type ApiRoute } from '../declared-routes';
+import { object, ok, str, type ApiRoute } from '../declared-routes';
 import { AppError } from '../../errors';
-import { ID, ID_PARAMS, TIME, iso, route, type ApiDeps } from './common';
+import { ID_PARAMS, iso, route, type ApiDeps } from './common';
+import { BLOCK, BLOCKS, BLOCK_KIND, RELIABILITY_RECORD } from '../api-schemas';
 import type { Settings } from '../../config/settings';
 import { BlockStore, type BlockDoc } from '../../store/blocks';
 import { ReliabilityStore, type ReliabilityRecord } from '../../store/reliability';
@@ -15,25 +16,8 @@ import { addressKey } from '../../auth/address-key';
 import { normalizeAddress } from '../client-address';
 import { Blocklist } from '../../core/blocklist';
 
-const KIND = oneOf(['donor', 'engine_key', 'address'] as const);
-const BLOCK = object({ id: ID, kind: KIND, value: Type.String(), reason: Type.String(), created_at: TIME, created_by: Type.String() });
-const COUNTS = {
-  assignments: Type.Integer(),
-  commits: Type.Integer(),
-  stream_errors: Type.Integer(),
-  protocol_errors: Type.Integer(),
-};
-const RECORD = object({
-  kind: oneOf(['donor', 'address'] as const),
-  id: Type.String({ description: 'Donor name, or the address key (IPv4 address or IPv6 /64)' }),
-  window_s: Type.Integer(),
-  ...COUNTS,
-  error_rate: Type.Number({ description: '(stream errors + protocol errors) / (assignments + protocol errors) over the whole window, 0–1' }),
-  sample: Type.Integer({ description: 'Events judged: assignments + protocol errors since the last cooling-off ended' }),
-  judged_error_rate: Type.Number({ description: 'The error rate over those events, 0–1: what cooling-off decides on' }),
-  cooling_until: Type.Optional(TIME),
-  blocked_by: Type.Optional(BLOCK),
-});
+const KIND = BLOCK_KIND;
+const RECORD = RELIABILITY_RECORD;
 
 const blockView = (b: BlockDoc) => ({ id: b._id, kind: b.kind, value: b.value, reason: b.reason, created_at: iso(b.createdAt)!, created_by: b.createdBy });
 const recordView = (r: ReliabilityRecord, windowS: number, block: BlockDoc | undefined) => ({
@@ -105,7 +89,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       tag: 'reliability',
       summary: 'List the blocks',
       access: ['admin'],
-      responses: { 200: { description: 'Blocks, oldest first', schema: object({ blocks: Type.Array(BLOCK) }) } },
+      responses: { 200: { description: 'Blocks, oldest first', schema: BLOCKS } },
       handler: async (_, d) => ok({ blocks: (await new BlockStore(d.db).all()).map(blockView) }),
     }),
     route({

@@ -12,26 +12,14 @@ import type { StreamBody } from '../router';
 import type { ActiveStream } from '../../store/live';
 import { committedPartitionId, partitionFile } from '../../store/partitions';
 import { frameFileBody, framePartsOf } from '../../store/downloads';
-import { ENGINE, FILE_NAME, ID, ID_PARAMS, NAME, TIME, iso, requireOwner, route, type ApiDeps } from './common';
+import { FILE_NAME, ID, ID_PARAMS, iso, requireOwner, route, type ApiDeps } from './common';
+import { PARTITIONS, STREAM, STREAM_CREATED, STREAM_ERRORS, STREAM_LIST } from '../api-schemas';
 import { ownedTarget } from './targets';
 import type { PartitionFileKind, StreamDoc, StreamFileKind } from '../../model';
 
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
-const STATUS = oneOf(['ok', 'stopped', 'failed']);
-const STREAM = object({
-  id: ID,
-  target_id: ID,
-  status: STATUS,
-  frames: Type.Integer(),
-  error_count: Type.Integer(),
-  active: Type.Boolean(),
-  engine: Type.Optional(ENGINE),
-  donor: Type.Optional(NAME),
-  created_at: TIME,
-});
 const PARTITION_PARAMS = object({ id: ID, n: Type.String({ pattern: '^[1-9][0-9]{0,15}$' }), name: FILE_NAME });
 const FILE_PARAMS = object({ id: ID, name: FILE_NAME });
-const FILE_NAMES = Type.Array(FILE_NAME);
 
 /** `{name: base64}` maps of at most limits.maxFilesPerStream files. */
 function fileMap(s: Settings) {
@@ -102,7 +90,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: ID_PARAMS,
       body: object({ files: Type.Unsafe<Record<string, string>>({ ...FILE_MAP, minProperties: 1 }), tags: Type.Optional(FILE_MAP) }),
       bodyLimit: settings.http.maxStreamBodyBytes,
-      responses: { 201: { description: 'Created', schema: object({ stream_id: ID }) } },
+      responses: { 201: { description: 'Created', schema: STREAM_CREATED } },
       handler: async ({ params, principal, body }, d) => {
         const t = await ownedTarget(d, params.id, principal);
         const seeds = decodeFiles(body.files, 'body.files');
@@ -131,7 +119,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         200: {
           description:
             "Streams, by id unless `sort` names a field (`-` for descending; ties by id); pages by `after` (the last id, id order only) or by `offset`. `total` counts all the target's streams",
-          schema: object({ streams: Type.Array(STREAM), total: Type.Optional(Type.Integer()) }),
+          schema: STREAM_LIST,
         },
       },
       handler: async ({ params, principal, query }, d) => {
@@ -208,13 +196,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       responses: {
         200: {
           description: 'Partitions [5, 12, 38] mean frames (0,5] (5,12] (12,38]',
-          schema: object({
-            partitions: Type.Array(Type.Integer()),
-            seed_files: FILE_NAMES,
-            tag_files: FILE_NAMES,
-            frame_files: FILE_NAMES,
-            checkpoint_files: FILE_NAMES,
-          }),
+          schema: PARTITIONS,
         },
       },
       handler: async ({ params, principal }, d) => {
@@ -284,7 +266,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       responses: {
         200: {
           description: 'Errors reported by cores',
-          schema: object({ errors: Type.Array(object({ at: TIME, message: Type.String(), engine: Type.Optional(ENGINE), donor: Type.Optional(NAME) })) }),
+          schema: STREAM_ERRORS,
         },
       },
       handler: async ({ params, principal }, d) => {

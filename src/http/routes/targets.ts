@@ -3,20 +3,13 @@
  * cores see them, a weight for fair share and free-form options (merged key by key).
  */
 import { Type } from '@sinclair/typebox';
-import { object, ok, oneOf, type ApiRoute } from '../declared-routes';
+import { object, ok, type ApiRoute } from '../declared-routes';
 import type { Principal } from '../../auth/users';
 import { AppError } from '../../errors';
-import { ENGINE, ID, ID_PARAMS, NAME, TIME, WEIGHT, iso, mayOwn, requireOwner, route, type ApiDeps } from './common';
-import { STAGES, newId, type TargetDoc } from '../../model';
+import { ID_PARAMS, WEIGHT, iso, mayOwn, requireOwner, route, type ApiDeps } from './common';
+import { newId, type TargetDoc } from '../../model';
+import { STAGE, TARGET_CREATED, targetSchemas } from '../api-schemas';
 import type { Settings } from '../../config/settings';
-
-const STAGE = oneOf(STAGES);
-const COUNTS = object({ ok: Type.Integer(), stopped: Type.Integer(), failed: Type.Integer() });
-
-/** Free-form target options: a JSON object of at most limits.maxOptionsKeys top-level keys. */
-function optionsSchema(s: Settings) {
-  return Type.Unsafe<Record<string, unknown>>({ type: 'object', maxProperties: s.limits.maxOptionsKeys });
-}
 
 function view(t: TargetDoc) {
   return { id: t._id, owner: t.owner, engines: t.engines, stage: t.stage, weight: t.weight, options: t.options, created_at: iso(t.createdAt), updated_at: iso(t.updatedAt) };
@@ -94,19 +87,7 @@ async function streamCounts(d: ApiDeps, targetId: string) {
 
 /** The target routes. */
 export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
-  const OPTIONS = optionsSchema(s);
-  const ENGINES = Type.Array(ENGINE, { minItems: 1, maxItems: s.limits.maxTargetEngines, uniqueItems: true });
-  const TARGET = object({
-    id: ID,
-    owner: NAME,
-    engines: ENGINES,
-    stage: STAGE,
-    weight: WEIGHT,
-    options: OPTIONS,
-    created_at: TIME,
-    updated_at: TIME,
-    streams: Type.Optional(COUNTS),
-  });
+  const { OPTIONS, ENGINES, TARGET, TARGETS } = targetSchemas(s.limits);
   return [
     route({
       method: 'POST',
@@ -115,7 +96,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Create a target',
       access: ['manager'],
       body: object({ engines: ENGINES, stage: Type.Optional(STAGE), weight: Type.Optional(WEIGHT), options: Type.Optional(OPTIONS) }),
-      responses: { 201: { description: 'Created', schema: object({ target_id: ID }) } },
+      responses: { 201: { description: 'Created', schema: TARGET_CREATED } },
       handler: async ({ principal, body }, d) => {
         checkOptions(d, body.options ?? {});
         const now = new Date();
@@ -131,7 +112,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       tag: 'targets',
       summary: "A manager's own targets; public targets for everyone else (all targets for admins)",
       access: 'public',
-      responses: { 200: { description: 'Targets', schema: object({ targets: Type.Array(TARGET) }) } },
+      responses: { 200: { description: 'Targets', schema: TARGETS } },
       handler: async ({ principal }, d) => {
         const filter = principal?.role === 'admin' ? {} : principal?.role === 'manager' ? { owner: principal.name } : { stage: 'public' as const };
         const list = await targets(d).find(filter, { sort: { createdAt: 1 }, limit: d.settings.limits.maxListItems }).toArray();
@@ -212,6 +193,9 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
           throw new AppError('conflict', 'The target still has streams; delete them first');
         }
         await targets(d).deleteOne({ _id: t._id });
+        // Its streams are gone, so its queues normally are too; leases still held by their
+        // sessions keep it in the sweep's set until they end (Leases.pruneTarget).
+        await d.leases.pruneTarget(t._id);
         await d.bus.publish('target.changed', { targetId: t._id });
         return { status: 204 };
       },

@@ -2,14 +2,13 @@
  * Users (admins and managers) and their tokens; `/v1/me` for any token.
  */
 import { Type } from '@sinclair/typebox';
-import { object, ok, oneOf, type ApiRoute } from '../declared-routes';
+import { object, ok, type ApiRoute } from '../declared-routes';
 import { AppError } from '../../errors';
 import { hashToken, newToken } from '../../auth/tokens';
-import { NAME, NAME_PARAMS, TIME, WEIGHT, iso, route, unique, type ApiDeps } from './common';
+import { NAME, NAME_PARAMS, WEIGHT, iso, route, unique, type ApiDeps } from './common';
+import { ME, TOKEN, USER, USERS, USER_CREATED, USER_ROLE as ROLE } from '../api-schemas';
 import type { UserDoc } from '../../model';
 
-const ROLE = oneOf(['manager', 'admin']);
-const USER = object({ name: NAME, role: ROLE, weight: WEIGHT, created_at: TIME });
 
 function view(u: UserDoc) {
   return { name: u.name, role: u.role, weight: u.weight, created_at: iso(u.createdAt) };
@@ -38,7 +37,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       tag: 'users',
       summary: 'Who this token belongs to',
       access: 'token',
-      responses: { 200: { description: 'The caller', schema: object({ name: NAME, role: oneOf(['admin', 'manager', 'donor']) }) } },
+      responses: { 200: { description: 'The caller', schema: ME } },
       handler: ({ principal }) => ok({ name: principal.name, role: principal.role }),
     }),
     route({
@@ -48,7 +47,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       summary: 'Create a manager or admin; the token is returned once',
       access: ['admin'],
       body: object({ name: NAME, role: ROLE, weight: Type.Optional(WEIGHT) }),
-      responses: { 201: { description: 'Created', schema: object({ name: NAME, role: ROLE, token: Type.String() }) } },
+      responses: { 201: { description: 'Created', schema: USER_CREATED } },
       handler: async ({ body }, d) => {
         const token = newToken();
         await unique(`A user named "${body.name}"`, () =>
@@ -64,7 +63,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       tag: 'users',
       summary: 'List users',
       access: ['admin'],
-      responses: { 200: { description: 'Users', schema: object({ users: Type.Array(USER) }) } },
+      responses: { 200: { description: 'Users', schema: USERS } },
       handler: async (_, d) => ok({ users: (await users(d).find({}, { sort: { name: 1 }, limit: d.settings.limits.maxListItems }).toArray()).map(view) }),
     }),
     route({
@@ -116,7 +115,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       summary: "Rotate a user's token (admin, or the user itself); the old token stops working at once",
       access: ['admin', 'manager'],
       params: NAME_PARAMS,
-      responses: { 200: { description: 'The new token, shown once', schema: object({ token: Type.String() }) } },
+      responses: { 200: { description: 'The new token, shown once', schema: TOKEN } },
       handler: async ({ params, principal }, d) => {
         if (principal.role !== 'admin' && principal.name !== params.name) throw new AppError('forbidden', 'Only an admin or the user itself may rotate this token');
         const token = newToken();
