@@ -109,6 +109,8 @@ export interface StartCentrifugoOptions {
   tokenSecret?: string;
   /** Server ping interval, seconds (default 30, the coordinator's `core.heartbeatS` default). */
   pingIntervalS?: number;
+  /** Seconds a client has to answer a ping before it is disconnected (default 8, Centrifugo's; below the ping interval). */
+  pongTimeoutS?: number;
   host?: string;
   /** TLS port (default: a free one). */
   port?: number;
@@ -134,7 +136,7 @@ export interface CentrifugoService extends RunningService {
  * logs at error level, and the write buffer pool Centrifugo's docs recommend for many idle
  * connections.
  */
-export function centrifugoConfig(o: { host: string; port: number; cert: string; key: string; tokenSecret: string; pingIntervalS: number }): Record<string, unknown> {
+export function centrifugoConfig(o: { host: string; port: number; cert: string; key: string; tokenSecret: string; pingIntervalS: number; pongTimeoutS: number }): Record<string, unknown> {
   return {
     address: o.host,
     port: String(o.port),
@@ -145,7 +147,7 @@ export function centrifugoConfig(o: { host: string; port: number; cert: string; 
     allow_subscribe_for_client: true,
     engine: 'memory',
     ping_interval: `${o.pingIntervalS}s`,
-    pong_timeout: '8s',
+    pong_timeout: `${o.pongTimeoutS}s`,
     websocket_use_write_buffer_pool: true,
     log_level: 'error',
     admin: false,
@@ -168,7 +170,7 @@ export async function startCentrifugo(opts: StartCentrifugoOptions): Promise<Cen
   const tokenSecret = opts.tokenSecret ?? crypto.randomBytes(32).toString('hex');
   const dir = path.resolve(opts.dir);
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  const config = centrifugoConfig({ host, port, cert: opts.cert, key: opts.key, tokenSecret, pingIntervalS: opts.pingIntervalS ?? 30 });
+  const config = centrifugoConfig({ host, port, cert: opts.cert, key: opts.key, tokenSecret, pingIntervalS: opts.pingIntervalS ?? 30, pongTimeoutS: opts.pongTimeoutS ?? 8 });
   const file = path.join(dir, 'centrifugo.json');
   await fsp.writeFile(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   // Centrifugo reads CENTRIFUGO_* variables as settings; a developer's own must not leak in.
