@@ -141,8 +141,15 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     ctx.log(`setup: echo-${k}: ${JSON.stringify(fig[`echo-${k}`])}`);
   }
   ctx.log(`setup: ${PEER}`);
-  fig.centrifugo = await centrifugo(ctx);
-  ctx.log(`setup: centrifugo: ${JSON.stringify(fig.centrifugo)}`);
+  // A peer that cannot be built or started must not cost the coordinator's figures.
+  let peerError: string | undefined;
+  try {
+    fig.centrifugo = await centrifugo(ctx);
+    ctx.log(`setup: centrifugo: ${JSON.stringify(fig.centrifugo)}`);
+  } catch (err) {
+    peerError = `${PEER} peer: ${(err as Error).message}`;
+    ctx.log(`setup: ${peerError}`);
+  }
   const u = fig.uws!;
   const n = fig.node!;
   const c = fig.centrifugo;
@@ -161,23 +168,31 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     row(B, 'bare echo server RSS per open session (echo-uws; echo-node)', 'KiB', eu.serverKiBPerSession, en.serverKiBPerSession, 'lower'),
     row(B, 'load generator CPU per session', 'ms', u.loadgenCpuMsPerSession, n.loadgenCpuMsPerSession, 'info'),
     row(B, 'failed set-ups', 'count', u.failed, n.failed, 'lower'),
-    // The Centrifugo peer: the "node" column holds Centrifugo's figure, the ratio is uws/centrifugo.
-    row(B, `${PEER} peer: sessions set up per second (uws; centrifugo)`, '/s', u.ratePerS, c.ratePerS, 'higher'),
-    row(B, `${PEER} peer: set-up latency p50 (uws; centrifugo)`, 'ms', u.latencyMs.p50, c.latencyMs.p50, 'lower'),
-    row(B, `${PEER} peer: set-up latency p99 (uws; centrifugo)`, 'ms', u.latencyMs.p99, c.latencyMs.p99, 'lower'),
-    row(B, `${PEER} peer: server CPU per new session (uws; centrifugo)`, 'ms', u.serverCpuMsPerSession, c.serverCpuMsPerSession, 'lower', {
-      text: 'uws/centrifugo ≤ 0.4 (≥ 2.5 × less)',
-      met: u.serverCpuMsPerSession * 2.5 <= c.serverCpuMsPerSession,
-    }),
-    row(B, `${PEER} peer: server RSS per open session, just set up (uws; centrifugo)`, 'KiB', u.serverKiBPerSession, c.serverKiBPerSession, 'lower'),
-    row(B, `${PEER} peer: failed set-ups (uws; centrifugo)`, 'count', u.failed, c.failed, 'lower'),
   ];
   const notes = [
     `${s.count} sessions per server, ${s.loadgens} load generators × ${s.concurrency} set-ups in flight; coordinator with 1 process (server.workers 1); sessions stay open until the end of each run.`,
     `Echo servers (same load generator, same exchange: TLS + upgrade + first message + one request/reply): echo-uws ${eu.ratePerS}/s, p50/p99 ${eu.latencyMs.p50}/${eu.latencyMs.p99} ms, ${eu.serverCpuMsPerSession} CPU ms/session; echo-node ${en.ratePerS}/s, p50/p99 ${en.latencyMs.p50}/${en.latencyMs.p99} ms, ${en.serverCpuMsPerSession} CPU ms/session.`,
     `Load generator CPU per session (client TLS handshake with chain verification, ws upgrade, two messages): ${u.loadgenCpuMsPerSession} ms (uws run), ${n.loadgenCpuMsPerSession} ms (node run), ${eu.loadgenCpuMsPerSession} ms (echo-uws). All processes share ${os.cpus().length} CPUs with the store and Redis, so the rate is bounded by the whole machine, not the server alone; CPU per session is read per process and is not.`,
-    `${PEER} peer (one process, GOMAXPROCS = ${os.cpus().length}; memory engine, TLS, HMAC connection tokens, ping every ${PEER_PING_INTERVAL_S} s; config in bench/README.md): each session is TLS + upgrade + connect with its own HS256 token + subscribe to a channel of its own, ${c.ratePerS}/s, p50/p99 ${c.latencyMs.p50}/${c.latencyMs.p99} ms, ${c.serverCpuMsPerSession} CPU ms/session, ${c.serverKiBPerSession} KiB/session; uws/centrifugo CPU per session ${ratio(u.serverCpuMsPerSession, c.serverCpuMsPerSession)}. Load generator CPU per session: ${c.loadgenCpuMsPerSession} ms.`,
     `Failure reasons: ${JSON.stringify(Object.fromEntries(Object.entries(fig).map(([k, v]) => [k, v.reasons])))}.`,
   ];
-  return { name: B, rows, details: { settings: s, figures: fig }, notes, elapsedS: (Date.now() - t0) / 1000 };
+  if (c) {
+    rows.push(
+      // The Centrifugo peer: the "node" column holds Centrifugo's figure, the ratio is uws/centrifugo.
+      row(B, `${PEER} peer: sessions set up per second (uws; centrifugo)`, '/s', u.ratePerS, c.ratePerS, 'higher'),
+      row(B, `${PEER} peer: set-up latency p50 (uws; centrifugo)`, 'ms', u.latencyMs.p50, c.latencyMs.p50, 'lower'),
+      row(B, `${PEER} peer: set-up latency p99 (uws; centrifugo)`, 'ms', u.latencyMs.p99, c.latencyMs.p99, 'lower'),
+      row(B, `${PEER} peer: server CPU per new session (uws; centrifugo)`, 'ms', u.serverCpuMsPerSession, c.serverCpuMsPerSession, 'lower', {
+        text: 'uws/centrifugo ≤ 0.4 (≥ 2.5 × less)',
+        met: u.serverCpuMsPerSession * 2.5 <= c.serverCpuMsPerSession,
+      }),
+      row(B, `${PEER} peer: server RSS per open session, just set up (uws; centrifugo)`, 'KiB', u.serverKiBPerSession, c.serverKiBPerSession, 'lower'),
+      row(B, `${PEER} peer: failed set-ups (uws; centrifugo)`, 'count', u.failed, c.failed, 'lower'),
+    );
+    notes.splice(
+      notes.length - 1,
+      0,
+      `${PEER} peer (one process, Go on all ${os.cpus().length} CPUs by default; memory engine, TLS, HMAC connection tokens, ping every ${PEER_PING_INTERVAL_S} s; config in bench/README.md): each session is TLS + upgrade + connect with its own HS256 token + subscribe to a channel of its own, ${c.ratePerS}/s, p50/p99 ${c.latencyMs.p50}/${c.latencyMs.p99} ms, ${c.serverCpuMsPerSession} CPU ms/session, ${c.serverKiBPerSession} KiB/session; uws/centrifugo CPU per session ${ratio(u.serverCpuMsPerSession, c.serverCpuMsPerSession)}. Load generator CPU per session: ${c.loadgenCpuMsPerSession} ms.`,
+    );
+  }
+  return { name: B, rows, details: { settings: s, figures: fig }, notes, elapsedS: (Date.now() - t0) / 1000, ...(peerError ? { error: peerError } : {}) };
 }
