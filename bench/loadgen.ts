@@ -6,6 +6,10 @@
  *   the server's first message (welcome) → `{"type":"assign","id":1}` → the assignment.
  *   Established sessions stay open until `close`. Uses the raw `ws` client (not
  *   CoreClient) and one shared TLS context to keep the load generator's memory low.
+ *   With `centrifugo` set, the same count of Centrifugo v5 sessions instead (the peer of
+ *   bench/README.md): TLS + upgrade → `{"id":1,"connect":{"token":<HS256 JWT>}}` → connect
+ *   reply → `{"id":2,"subscribe":{"channel":…}}` → subscribe reply; held sessions answer the
+ *   server's protocol pings (`{}`) with pongs (`{}`).
  * - `work`: `cores` sessions that, after `go`, send binary frame messages of `frameBytes`
  *   with a checkpoint every `framesPerCheckpoint` frames, keeping up to `window` messages
  *   unanswered per core, until each core has sent its share of `frames`.
@@ -20,6 +24,7 @@
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import WebSocket from 'ws';
+import { connectionToken } from '../src/provision/centrifugo';
 
 /** Options of a `sessions` command. */
 export interface SessionsCommand {
@@ -38,6 +43,16 @@ export interface SessionsCommand {
   deadlineMs: number;
   /** 'assignment': the reply to assign must be an assignment; 'any': any reply (echo). */
   expect: 'assignment' | 'any';
+  /** Speak Centrifugo's JSON protocol v2 instead (`expect` is then not used). */
+  centrifugo?: CentrifugoSession;
+}
+
+/** How a load generator opens Centrifugo sessions. */
+export interface CentrifugoSession {
+  /** HMAC secret of connection tokens: each session gets its own HS256 JWT, made here. */
+  tokenSecret: string;
+  /** Prefix of user ids (`sub`) and channel names, unique per load generator and run. */
+  prefix: string;
 }
 
 /** Options of a `work` command. */
@@ -139,23 +154,12 @@ function bump(map: Record<string, number>, key: string): void {
 let nextPort = 10_000;
 const MAX_PORT = 65_000;
 
-function openSession(o: { url: string; key?: string; protocol?: string; ca: string; localAddress: string; timeoutMs: number; expect: 'assignment' | 'any' }): Promise<{ ws?: WebSocket; reason?: string }> {
+function openSession(o: { url: string; key?: string; protocol?: string; ca: string; localAddress: string; timeoutMs: number; expect: 'assignment' | 'any'; centrifugo?: CentrifugoSession }): Promise<{ ws?: WebSocket; reason?: string }> {
   if (nextPort > MAX_PORT) return Promise.resolve({ reason: 'out of source ports' });
+  if (o.centrifugo) return openCentrifugo({ ...o, centrifugo: o.centrifugo });
   return new Promise((resolve) => {
     let done = false;
-    const ws = new WebSocket(o.url, o.protocol ? [o.protocol] : [], {
-      headers: o.key ? { authorization: `Bearer ${o.key}` } : {},
-      secureContext: secureContext(o.ca),
-      servername: 'localhost',
-      rejectUnauthorized: process.env.LG_VERIFY === '1',
-      localAddress: o.localAddress,
-      localPort: nextPort++,
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-      handshakeTimeout: o.timeoutMs,
-      maxPayload: 64 * 1024 * 1024,
-      ...(process.env.LG_MASK === 'random' ? {} : { generateMask: zeroMask }),
-    } as WebSocket.ClientOptions);
+    const ws = new WebSocket(o.url, o.protocol ? [o.protocol] : [], { ...socketOptions(o), headers: o.key ? { authorization: `Bearer ${o.key}` } : {} });
     const finish = (reason?: string): void => {
       if (done) return;
       done = true;
@@ -187,6 +191,84 @@ function openSession(o: { url: string; key?: string; protocol?: string; ca: stri
       }
       if (msg.type === 'assignment') return finish();
       finish(msg.type === 'error' ? `error ${msg.code}` : `unexpected ${msg.type}`);
+    });
+    ws.on('unexpected-response', (_req, res) => finish(`http ${res.statusCode}`));
+    ws.on('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message.slice(0, 60)));
+    ws.on('close', (code) => finish(`closed ${code}`));
+  });
+}
+
+/** Sessions opened by {@link openCentrifugo}: numbers user ids and channels. */
+let centrifugoSessions = 0;
+
+/** The socket options every session shares (see {@link openSession}). */
+function socketOptions(o: { ca: string; localAddress: string; timeoutMs: number }): WebSocket.ClientOptions {
+  return {
+    secureContext: secureContext(o.ca),
+    servername: 'localhost',
+    rejectUnauthorized: process.env.LG_VERIFY === '1',
+    localAddress: o.localAddress,
+    localPort: nextPort++,
+    perMessageDeflate: false,
+    skipUTF8Validation: true,
+    handshakeTimeout: o.timeoutMs,
+    maxPayload: 64 * 1024 * 1024,
+    ...(process.env.LG_MASK === 'random' ? {} : { generateMask: zeroMask }),
+  } as WebSocket.ClientOptions;
+}
+
+/**
+ * One Centrifugo session (protocol v2, JSON): connect with a connection token, then
+ * subscribe to a channel of its own, as a client SDK does. Replies may come several to a
+ * frame, one JSON object per line. An empty object is the server's ping: it is answered
+ * with an empty object for as long as the socket is open, or Centrifugo disconnects the
+ * client after ping interval + pong timeout.
+ */
+function openCentrifugo(o: { url: string; ca: string; localAddress: string; timeoutMs: number; centrifugo: CentrifugoSession }): Promise<{ ws?: WebSocket; reason?: string }> {
+  const n = ++centrifugoSessions;
+  const user = `${o.centrifugo.prefix}-${n}`;
+  return new Promise((resolve) => {
+    let done = false;
+    const ws = new WebSocket(o.url, [], socketOptions(o));
+    const finish = (reason?: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (reason) {
+        ws.on('error', () => undefined);
+        ws.terminate();
+        resolve({ reason });
+      } else {
+        resolve({ ws });
+      }
+    };
+    const timer = setTimeout(() => finish('timeout'), o.timeoutMs);
+    ws.on('open', () => {
+      ws.send(JSON.stringify({ id: 1, connect: { token: connectionToken(o.centrifugo.tokenSecret, user) } }));
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      for (const line of (isBinary ? '' : data.toString()).split('\n')) {
+        if (!line) continue;
+        if (line === '{}') {
+          if (ws.readyState === WebSocket.OPEN) ws.send('{}');
+          continue;
+        }
+        if (done) continue;
+        let m: { id?: number; connect?: unknown; subscribe?: unknown; error?: { code?: number } };
+        try {
+          m = JSON.parse(line) as typeof m;
+        } catch {
+          return finish('bad reply');
+        }
+        if (m.error) return finish(`error ${m.error.code}`);
+        if (m.id === 1 && m.connect) {
+          ws.send(JSON.stringify({ id: 2, subscribe: { channel: `stream-${user}` } }));
+        } else if (m.id === 2 && m.subscribe) {
+          finish();
+        } else {
+          return finish(`unexpected ${line.slice(0, 40)}`);
+        }
+      }
     });
     ws.on('unexpected-response', (_req, res) => finish(`http ${res.statusCode}`));
     ws.on('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message.slice(0, 60)));

@@ -8,6 +8,7 @@
  * from /proc before the load and after the sessions have been held idle for a while.
  */
 import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
+import { PEER } from './lib/centrifugo-peer';
 import { resetQueues } from './lib/fixtures';
 import { ApiClient } from '../test-support/admin-api';
 import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
@@ -16,6 +17,7 @@ import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
 import { latency, round, sleep, until } from './lib/stats';
 import type { SessionsResult } from './loadgen';
+import { holdPeerSessions, type PeerRunFigures } from './sessions-centrifugo';
 
 interface RunFigures {
   transport: TransportName;
@@ -177,6 +179,17 @@ export async function sessionsBench(ctx: BenchContext): Promise<BenchResult> {
     runs[t] = await runOne(ctx, t);
     ctx.log(`sessions: ${t}: ${JSON.stringify({ ...runs[t], latencyMs: undefined })}`);
   }
+  ctx.log(`sessions: ${PEER}, ${s.count} sessions`);
+  // A peer that cannot be built or started must not cost the coordinator's figures.
+  let c: PeerRunFigures | undefined;
+  let peerError: string | undefined;
+  try {
+    c = await holdPeerSessions(ctx);
+    ctx.log(`sessions: centrifugo: ${JSON.stringify({ ...c, latencyMs: undefined })}`);
+  } catch (err) {
+    peerError = `${PEER} peer: ${(err as Error).message}`;
+    ctx.log(`sessions: ${peerError}`);
+  }
   const u = runs.uws!;
   const n = runs.node!;
   const B = 'sessions';
@@ -197,5 +210,20 @@ export async function sessionsBench(ctx: BenchContext): Promise<BenchResult> {
     `Failure reasons: uws ${JSON.stringify(u.reasons)}, node ${JSON.stringify(n.reasons)}. Set-up latency p50/p99: uws ${u.latencyMs.p50}/${u.latencyMs.p99} ms, node ${n.latencyMs.p50}/${n.latencyMs.p99} ms (at ${s.concurrency} in flight per load generator).`,
     `Server RSS peak during set-up: uws ${u.serverRssPeakMiB} MiB, node ${n.serverRssPeakMiB} MiB; open fds of the server group after: uws ${u.serverFds}, node ${n.serverFds}. Load generators: uws run ${u.loadgenRssMiB} MiB in total, ${u.loadgenCpuMsPerSession} CPU ms per session; node run ${n.loadgenRssMiB} MiB, ${n.loadgenCpuMsPerSession} ms.`,
   ];
-  return { name: B, rows, details: { settings: s, runs }, notes, elapsedS: (Date.now() - t0) / 1000 };
+  if (c) {
+    rows.push(
+      // The Centrifugo peer: the "node" column holds Centrifugo's figure, the ratio is uws/centrifugo.
+      row(B, `${PEER} peer: sessions held (uws; centrifugo)`, 'count', u.established - u.droppedDuringHold, c.established - c.droppedDuringHold, 'higher'),
+      row(B, `${PEER} peer: server RSS per idle session (uws; centrifugo)`, 'KiB', u.serverKiBPerSession, c.serverKiBPerSession, 'lower', {
+        text: 'uws/centrifugo ≤ 0.125 (≥ 8 × less)',
+        met: u.serverKiBPerSession * 8 <= c.serverKiBPerSession,
+      }),
+      row(B, `${PEER} peer: server CPU while holding idle sessions (uws; centrifugo)`, '% of a core', u.idleCpuPct, c.idleCpuPct, 'lower'),
+      row(B, `${PEER} peer: time to establish all (uws; centrifugo)`, 's', u.establishS, c.establishS, 'lower'),
+    );
+    notes.push(
+      `${PEER} peer: ${c.nodes} node(s) (one per ${s.perProcess} sessions, memory engine, TLS, HMAC connection tokens; config in bench/README.md), the same load generators in Centrifugo mode (connect with its own HS256 token, subscribe to a channel of its own, answer pings), held ${s.holdS} s: ${c.established} established, ${c.droppedDuringHold} dropped, failures ${JSON.stringify(c.reasons)}; RSS ${c.serverRssBeforeMiB} → ${c.serverRssAfterMiB} MiB (${c.serverKiBPerSession} KiB per session); set-up p50/p99 ${c.latencyMs.p50}/${c.latencyMs.p99} ms, server CPU while setting up ${c.serverCpuMsPerSession} ms per session; idle CPU ${c.idleCpuPct} % of a core; load generator CPU ${c.loadgenCpuMsPerSession} ms per session.`,
+    );
+  }
+  return { name: B, rows, details: { settings: s, runs, centrifugo: c }, notes, elapsedS: (Date.now() - t0) / 1000, ...(peerError ? { error: peerError } : {}) };
 }

@@ -4,17 +4,20 @@
  * server's CPU time per established session (utime + stime of every server process from
  * /proc, over the set-up window, divided by the sessions). Beside it, in the same run, the
  * same figure for bare TLS WebSocket echo servers (bench/echo-uws.ts: the floor, and
- * bench/echo-node.ts), driven by the same load generator doing the same exchange.
+ * bench/echo-node.ts), driven by the same load generator doing the same exchange, and for
+ * the Centrifugo v5.4.9 peer (bench/lib/centrifugo-peer.ts: connect with a token, subscribe
+ * to one channel).
  */
 import os from 'node:os';
 import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
+import { PEER, PEER_PING_INTERVAL_S, peerSessions, startPeer, type PeerServer } from './lib/centrifugo-peer';
 import { resetQueues } from './lib/fixtures';
 import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { CpuWindow, sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import { startEcho, type BenchServer, type TransportName } from './lib/server';
 import { latency, ratio, round, sleep } from './lib/stats';
-import type { SessionsResult } from './loadgen';
+import type { SessionsCommand, SessionsResult } from './loadgen';
 
 interface SetupFigures {
   target: string;
@@ -30,7 +33,7 @@ interface SetupFigures {
   serverKiBPerSession: number;
 }
 
-async function drive(ctx: BenchContext, target: string, server: BenchServer, path: string, key: string | undefined, expect: 'assignment' | 'any'): Promise<SetupFigures> {
+async function drive(ctx: BenchContext, target: string, server: BenchServer, path: string, key: string | undefined, expect: 'assignment' | 'any', peer?: (loadgen: number) => Partial<SessionsCommand>): Promise<SetupFigures> {
   const s = ctx.settings.setup;
   let gens: LoadGen[] = [];
   try {
@@ -54,6 +57,7 @@ async function drive(ctx: BenchContext, target: string, server: BenchServer, pat
           timeoutMs: s.timeoutMs,
           deadlineMs: s.deadlineS * 1000,
           expect,
+          ...peer?.(i),
         });
         return g.next<SessionsResult>(['sessions'], s.deadlineS * 1000 + s.timeoutMs + 30_000);
       }),
@@ -110,6 +114,17 @@ async function echo(ctx: BenchContext, kind: 'uws' | 'node'): Promise<SetupFigur
   }
 }
 
+async function centrifugo(ctx: BenchContext): Promise<SetupFigures> {
+  let peer: PeerServer | undefined;
+  try {
+    peer = await startPeer(ctx, 'setup-centrifugo');
+    const p = peer;
+    return await drive(ctx, 'centrifugo', p, '/connection/websocket', undefined, 'any', (i) => peerSessions(p, i));
+  } finally {
+    await peer?.stop();
+  }
+}
+
 /** The set-up rate benchmark. */
 export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
   const t0 = Date.now();
@@ -125,8 +140,19 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     fig[`echo-${k}`] = await echo(ctx, k);
     ctx.log(`setup: echo-${k}: ${JSON.stringify(fig[`echo-${k}`])}`);
   }
+  ctx.log(`setup: ${PEER}`);
+  // A peer that cannot be built or started must not cost the coordinator's figures.
+  let peerError: string | undefined;
+  try {
+    fig.centrifugo = await centrifugo(ctx);
+    ctx.log(`setup: centrifugo: ${JSON.stringify(fig.centrifugo)}`);
+  } catch (err) {
+    peerError = `${PEER} peer: ${(err as Error).message}`;
+    ctx.log(`setup: ${peerError}`);
+  }
   const u = fig.uws!;
   const n = fig.node!;
+  const c = fig.centrifugo;
   const eu = fig['echo-uws']!;
   const en = fig['echo-node']!;
   const B = 'setup';
@@ -149,5 +175,24 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     `Load generator CPU per session (client TLS handshake with chain verification, ws upgrade, two messages): ${u.loadgenCpuMsPerSession} ms (uws run), ${n.loadgenCpuMsPerSession} ms (node run), ${eu.loadgenCpuMsPerSession} ms (echo-uws). All processes share ${os.cpus().length} CPUs with the store and Redis, so the rate is bounded by the whole machine, not the server alone; CPU per session is read per process and is not.`,
     `Failure reasons: ${JSON.stringify(Object.fromEntries(Object.entries(fig).map(([k, v]) => [k, v.reasons])))}.`,
   ];
-  return { name: B, rows, details: { settings: s, figures: fig }, notes, elapsedS: (Date.now() - t0) / 1000 };
+  if (c) {
+    rows.push(
+      // The Centrifugo peer: the "node" column holds Centrifugo's figure, the ratio is uws/centrifugo.
+      row(B, `${PEER} peer: sessions set up per second (uws; centrifugo)`, '/s', u.ratePerS, c.ratePerS, 'higher'),
+      row(B, `${PEER} peer: set-up latency p50 (uws; centrifugo)`, 'ms', u.latencyMs.p50, c.latencyMs.p50, 'lower'),
+      row(B, `${PEER} peer: set-up latency p99 (uws; centrifugo)`, 'ms', u.latencyMs.p99, c.latencyMs.p99, 'lower'),
+      row(B, `${PEER} peer: server CPU per new session (uws; centrifugo)`, 'ms', u.serverCpuMsPerSession, c.serverCpuMsPerSession, 'lower', {
+        text: 'uws/centrifugo ≤ 0.4 (≥ 2.5 × less)',
+        met: u.serverCpuMsPerSession * 2.5 <= c.serverCpuMsPerSession,
+      }),
+      row(B, `${PEER} peer: server RSS per open session, just set up (uws; centrifugo)`, 'KiB', u.serverKiBPerSession, c.serverKiBPerSession, 'lower'),
+      row(B, `${PEER} peer: failed set-ups (uws; centrifugo)`, 'count', u.failed, c.failed, 'lower'),
+    );
+    notes.splice(
+      notes.length - 1,
+      0,
+      `${PEER} peer (one process, Go on all ${os.cpus().length} CPUs by default; memory engine, TLS, HMAC connection tokens, ping every ${PEER_PING_INTERVAL_S} s; config in bench/README.md): each session is TLS + upgrade + connect with its own HS256 token + subscribe to a channel of its own, ${c.ratePerS}/s, p50/p99 ${c.latencyMs.p50}/${c.latencyMs.p99} ms, ${c.serverCpuMsPerSession} CPU ms/session, ${c.serverKiBPerSession} KiB/session; uws/centrifugo CPU per session ${ratio(u.serverCpuMsPerSession, c.serverCpuMsPerSession)}. Load generator CPU per session: ${c.loadgenCpuMsPerSession} ms.`,
+    );
+  }
+  return { name: B, rows, details: { settings: s, figures: fig }, notes, elapsedS: (Date.now() - t0) / 1000, ...(peerError ? { error: peerError } : {}) };
 }

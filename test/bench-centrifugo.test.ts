@@ -1,0 +1,98 @@
+/**
+ * The benchmarks' Centrifugo peer is what they say it is: Centrifugo v5.4.9 built from the
+ * Go module proxy (cached after the first build), serving TLS with the dev chain, refusing
+ * clients without a valid connection token, and the load generator's Centrifugo mode does
+ * the whole exchange (connect with a token, subscribe) and keeps held sessions alive by
+ * answering pings, which a client that does not answer is disconnected for.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import WebSocket from 'ws';
+import { CENTRIFUGO_VERSION, connectionToken, ensureCentrifugo, startCentrifugo, type CentrifugoService } from '../src/provision/centrifugo';
+import { generateCertificates } from '../src/provision/certs';
+import { killAllChildrenSync, run } from '../src/provision/exec';
+import { closeLoadGens, startLoadGens, type LoadGen } from '../bench/lib/loadgen-pool';
+import type { SessionsResult } from '../bench/loadgen';
+
+const PING_S = 4;
+const PONG_S = 2;
+
+/** Opens a raw client, sends `first` on open, resolves with every message until close or `ms`. */
+function rawClient(url: string, ca: string, first: unknown[], ms: number): Promise<{ messages: string[]; closeCode?: number }> {
+  return new Promise((resolve) => {
+    const messages: string[] = [];
+    const ws = new WebSocket(url, { ca, servername: 'localhost' } as WebSocket.ClientOptions);
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve({ messages });
+    }, ms);
+    ws.on('open', () => {
+      for (const m of first) ws.send(JSON.stringify(m));
+    });
+    ws.on('message', (d: Buffer) => messages.push(d.toString()));
+    ws.on('error', () => undefined);
+    ws.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ messages, closeCode: code });
+    });
+  });
+}
+
+t.test('Centrifugo peer', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-centrifugo-test-'));
+  t.teardown(() => {
+    killAllChildrenSync();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const bin = await ensureCentrifugo({ log: (l) => t.comment(l) });
+  const { stdout } = await run(bin, ['version']);
+  t.match(stdout, `Centrifugo ${CENTRIFUGO_VERSION}`, 'the cached binary is the pinned release');
+
+  const certs = await generateCertificates(path.join(dir, 'certs'));
+  const ca = fs.readFileSync(certs.caCert, 'utf8');
+  const svc: CentrifugoService = await startCentrifugo({ dir: path.join(dir, 'run'), cert: certs.fullChain, key: certs.key, binary: bin, pingIntervalS: PING_S, pongTimeoutS: PONG_S });
+  t.teardown(() => svc.stop());
+  t.equal(svc.host, '127.0.0.1', 'loopback only');
+  t.equal(svc.config.tls, true);
+
+  const gens: LoadGen[] = await startLoadGens(1);
+  t.teardown(() => closeLoadGens(gens));
+  const lg = gens[0]!;
+  const sessions = async (tokenSecret: string, count: number): Promise<SessionsResult> => {
+    lg.send({ cmd: 'sessions', url: svc.wsUrl, ca, localAddress: '127.0.0.1', count, concurrency: 8, timeoutMs: 10_000, deadlineMs: 30_000, expect: 'any', centrifugo: { tokenSecret, prefix: 't' } });
+    return lg.next<SessionsResult>(['sessions'], 60_000);
+  };
+
+  t.test('a token signed with another secret is refused', async (t) => {
+    const r = await sessions('not-the-secret', 5);
+    t.equal(r.ok, 0);
+    t.same(Object.keys(r.reasons), ['closed 3500'], 'invalid token (3500)');
+  });
+
+  t.test('a client without a token cannot connect, nor subscribe before connecting', async (t) => {
+    const anonymous = await rawClient(svc.wsUrl, ca, [{ id: 1, connect: {} }], 10_000);
+    t.notOk(anonymous.messages.some((m) => m.includes('"client"')), 'no connect result');
+    t.ok(anonymous.closeCode !== undefined && anonymous.closeCode >= 3000, `closed by the server (${anonymous.closeCode})`);
+    const early = await rawClient(svc.wsUrl, ca, [{ id: 1, subscribe: { channel: 'x' } }], 10_000);
+    t.notOk(early.messages.some((m) => m.includes('"subscribe"')), 'no subscribe result');
+    t.ok(early.closeCode !== undefined && early.closeCode >= 3000, `closed by the server (${early.closeCode})`);
+  });
+
+  t.test('the load generator connects, subscribes and keeps its sessions through pings', async (t) => {
+    const r = await sessions(svc.tokenSecret, 40);
+    t.equal(r.ok, 40, `all established (${JSON.stringify(r.reasons)})`);
+    t.equal(r.latenciesMs.length, 40);
+    // A client that subscribes but never answers pings is disconnected within ping + pong.
+    const token = connectionToken(svc.tokenSecret, 'silent');
+    const silent = await rawClient(svc.wsUrl, ca, [{ id: 1, connect: { token } }, { id: 2, subscribe: { channel: 'stream-silent' } }], (PING_S + PONG_S) * 1000 + 10_000);
+    t.ok(silent.messages.some((m) => m.includes('"subscribe"')), 'the silent client was subscribed');
+    t.equal(silent.closeCode, 3012, 'disconnected for not answering pings (3012 no pong)');
+    // By now every held session has been pinged at least once and had to answer.
+    lg.send({ cmd: 'stats' });
+    const stats = await lg.next<{ open: number; dropped: number }>(['stats'], 10_000);
+    t.equal(stats.dropped, 0, 'no held session dropped');
+    t.equal(stats.open, 40, 'all held sessions open');
+  });
+});
