@@ -99,7 +99,7 @@ t.test('manager workflow: targets, streams, files, partitions, deletion', async 
     stage: 'beta',
     weight: 3,
     options: { steps: 100, temperature: 300, nested: { a: 1 } },
-    streams: { ok: 0, stopped: 0, failed: 0 },
+    streams: { ok: 0, stopped: 0, failed: 0, frames: 0 },
   });
   t.equal((await call(ts, 'GET', `/v1/targets/${targetId}`)).status, 401, 'a beta target is not visible anonymously');
   t.same((await call(ts, 'GET', '/v1/targets')).json(), { targets: [] }, 'anonymous list: no public targets yet');
@@ -170,11 +170,11 @@ t.test('manager workflow: targets, streams, files, partitions, deletion', async 
   t.equal(stop.status, 200);
   t.equal(stop.json().status, 'stopped');
   t.equal((await call(ts, 'POST', `/v1/streams/${s1}/stop`, { token: alice })).json().status, 'stopped', 'stop is idempotent');
-  t.same((await call(ts, 'GET', `/v1/targets/${targetId}`, { token: alice })).json().streams, { ok: 1, stopped: 1, failed: 0 });
+  t.same((await call(ts, 'GET', `/v1/targets/${targetId}`, { token: alice })).json().streams, { ok: 1, stopped: 1, failed: 0, frames: 0 });
   const start = await call(ts, 'POST', `/v1/streams/${s1}/start`, { token: alice });
   t.equal(start.status, 200);
   t.equal(start.json().status, 'ok');
-  t.same((await call(ts, 'GET', `/v1/targets/${targetId}`, { token: alice })).json().streams, { ok: 2, stopped: 0, failed: 0 });
+  t.same((await call(ts, 'GET', `/v1/targets/${targetId}`, { token: alice })).json().streams, { ok: 2, stopped: 0, failed: 0, frames: 0 });
 
   // --- seed and tag downloads, byte-identical ---
   for (const [name, bytes] of [
@@ -220,6 +220,12 @@ t.test('manager workflow: targets, streams, files, partitions, deletion', async 
   const parts = await call(ts, 'GET', `/v1/streams/${s1}/partitions`, { token: alice });
   t.same(parts.json(), { partitions: [5, 12, 20], seed_files: ['system.xml', 'state.xml'], tag_files: ['note.txt'], frame_files: ['traj.dcd', 'log.txt'], checkpoint_files: ['state.xml'] });
   t.equal((await call(ts, 'GET', `/v1/streams/${s1}`, { token: alice })).json().frames, 20);
+  // The target view is cached for http.targetCacheMs; commits do not drop it.
+  const counted = await eventually(async () => {
+    const counts = (await call(ts, 'GET', `/v1/targets/${targetId}`, { token: alice })).json().streams;
+    return counts.frames === 20 ? counts : undefined;
+  }, 10_000, "the target's committed frames");
+  t.same(counted, { ok: 2, stopped: 0, failed: 0, frames: 20 }, "the target counts the committed frames of its streams");
 
   const whole = Buffer.concat([traj[5]!, traj[12]!, traj[20]!]);
   const fr = await call(ts, 'GET', `/v1/streams/${s1}/frames/traj.dcd`, { token: alice });

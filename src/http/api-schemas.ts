@@ -66,7 +66,8 @@ export const ENGINE_KEY_CREATED = object({ id: ID, engine: ENGINE, key: Type.Str
 
 /** Targets. */
 export const STAGE = oneOf(STAGES);
-export const STREAM_COUNTS = object({ ok: Type.Integer(), stopped: Type.Integer(), failed: Type.Integer() });
+/** A target's streams by status, and the frames committed over all of them. */
+export const STREAM_COUNTS = object({ ok: Type.Integer(), stopped: Type.Integer(), failed: Type.Integer(), frames: Type.Integer({ description: "Committed frames summed over the target's streams" }) });
 export const TARGET_CREATED = object({ target_id: ID });
 
 /** The limits the target schemas carry (limits.* settings). */

@@ -253,6 +253,20 @@ export class Streams {
     return this.streams.countDocuments({ targetId, ...(status ? { status } : {}) }, limit ? { limit } : {});
   }
 
+  /**
+   * A target's streams counted by status, and their committed frames summed (off the hot
+   * path: aggregations by `targetId`). Two aggregations of one accumulator each: FerretDB
+   * v1.24 fills only the first accumulator of a `$group` (the others come back 0).
+   */
+  async statsByTarget(targetId: string): Promise<{ byStatus: Partial<Record<StreamDoc['status'], number>>; frames: number }> {
+    const match = { $match: { targetId } };
+    const [counts, sums] = await Promise.all([
+      this.streams.aggregate<{ _id: StreamDoc['status']; n: number }>([match, { $group: { _id: '$status', n: { $sum: 1 } } }]).toArray(),
+      this.streams.aggregate<{ frames: number }>([match, { $group: { _id: null, frames: { $sum: '$frames' } } }]).toArray(),
+    ]);
+    return { byStatus: Object.fromEntries(counts.map((g) => [g._id, g.n])), frames: sums[0]?.frames ?? 0 };
+  }
+
   /** A stream's error log, newest first (off the hot path: a scan by `streamId`). */
   errors(streamId: string, limit: number): Promise<Array<{ at: Date; message: string; engine?: string; donor?: string }>> {
     return this.db

@@ -58,7 +58,7 @@ function fields(p: Parsed, allowUnset: boolean): Record<string, unknown> {
 }
 
 function counts(t: Target): string {
-  return t.streams ? `${t.streams.ok} ok, ${t.streams.stopped} stopped, ${t.streams.failed} failed` : '-';
+  return t.streams ? `${t.streams.ok} ok, ${t.streams.stopped} stopped, ${t.streams.failed} failed, ${t.streams.frames} frames` : '-';
 }
 
 function details(t: Target): string {

@@ -127,7 +127,7 @@ export function targetsView(ctx: ViewContext): View {
         full.length === 0
           ? 'No targets yet.'
           : table(
-              ['Target', 'Owner', 'Stage', 'Weight', 'Engines', 'Streams ok / stopped / failed', 'Options', ''],
+              ['Target', 'Owner', 'Stage', 'Weight', 'Engines', 'Streams ok / stopped / failed', 'Frames committed', 'Options', ''],
               full.map((t) => [
                 link(`/targets/${t.id}`, t.id),
                 t.owner,
@@ -135,6 +135,7 @@ export function targetsView(ctx: ViewContext): View {
                 t.weight,
                 t.engines.join(', '),
                 t.streams ? `${t.streams.ok} / ${t.streams.stopped} / ${t.streams.failed}` : '',
+                t.streams ? String(t.streams.frames) : '',
                 h('code', { class: 'options' }, JSON.stringify(t.options)),
                 h(
                   'span',

@@ -81,8 +81,8 @@ function viewCacheOf(d: ApiDeps): ViewCache {
 }
 
 async function streamCounts(d: ApiDeps, targetId: string) {
-  const [okCount, stopped, failed] = await Promise.all((['ok', 'stopped', 'failed'] as const).map((status) => d.streams.countByTarget(targetId, status)));
-  return { ok: okCount!, stopped: stopped!, failed: failed! };
+  const { byStatus, frames } = await d.streams.statsByTarget(targetId);
+  return { ok: byStatus.ok ?? 0, stopped: byStatus.stopped ?? 0, failed: byStatus.failed ?? 0, frames };
 }
 
 /** The target routes. */
