@@ -11,7 +11,9 @@ import WebSocket from 'ws';
 import { encodeBinary } from '../src/core/messages';
 import { SUBPROTOCOL } from '../src/core/protocol';
 import { benchServer, freshDatabase, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
-import { createCoreFixture, createStreamsViaApi, type CoreFixture } from './lib/fixtures';
+import { checkpointFile, createCoreFixture, enqueueAll, frameSize, RECIPE, type CoreFixture } from './lib/fixtures';
+import { noise } from './lib/noise';
+import { insertStreams } from './lib/populate';
 import { sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
@@ -83,14 +85,17 @@ async function honestAndMaybeHostile(ctx: BenchContext, server: BenchServer, f: 
   let commits = 0;
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, sumRssKiB(server.pids()))), 100);
+  // The recipe's data (fixtures.ts): frames of 64 KiB–1 MiB, a 200 KiB checkpoint state, made once.
+  const frames = Array.from({ length: 8 }, (_, k) => noise(k, frameSize(k)));
+  const state = checkpointFile(0);
   const honest = Array.from({ length: 4 }, async () => {
     const core = await Core.open(server, f, ca, {});
     const a = await core.request({ type: 'assign' });
     if (a.type !== 'assignment') return;
     let seq = 0;
     while (!stop) {
-      const fr = await core.request((id) => encodeBinary({ type: 'frame', id, seq: ++seq }, [{ name: 'frames.xtc', bytes: Buffer.alloc(256 * 1024, seq) }]));
-      const cp = await core.request((id) => encodeBinary({ type: 'checkpoint', id, seq: ++seq }, [{ name: 'state.xml', bytes: Buffer.from('s') }]));
+      const fr = await core.request((id) => encodeBinary({ type: 'frame', id, seq: ++seq }, [{ name: RECIPE.frame.name, bytes: frames[seq % frames.length]! }]));
+      const cp = await core.request((id) => encodeBinary({ type: 'checkpoint', id, seq: ++seq }, [state]));
       if (fr.type === 'ack' && cp.type === 'committed') commits++;
       else break;
     }
@@ -180,7 +185,9 @@ export async function abuseBench(ctx: BenchContext): Promise<BenchResult> {
     const server = await benchServer(ctx, { tag: `abuse-${transport}`, transport, workers: 1, database, adminToken: admin, overrides });
     try {
       const f = await createCoreFixture(server.url, ctx.stack.caPem, database, admin);
-      await createStreamsViaApi(server.url, ctx.stack.caPem, f, 400, Buffer.from('seed'));
+      // 400 streams with the recipe's seed files, in bulk (the API would spend the run's first minute on them).
+      await insertStreams(ctx.stack.db(database), f, 'bench-manager', 400);
+      await enqueueAll(ctx.stack, ctx.stack.db(database));
       const clean = await honestAndMaybeHostile(ctx, server, f, false, seconds);
       const hostile = await honestAndMaybeHostile(ctx, server, f, true, seconds);
       figures[transport] = { clean, hostile };
@@ -198,7 +205,7 @@ export async function abuseBench(ctx: BenchContext): Promise<BenchResult> {
       row('abuse', 'peak server RSS under attack', 'MiB', v('uws', (p) => p.hostile.peakRssMiB), v('node', (p) => p.hostile.peakRssMiB), 'lower', { text: `budget ${BUDGET / MIB} MiB + fixed overhead`, met: true }),
     ],
     details: { budgetBytes: BUDGET, seconds, figures },
-    notes: [`Honest: 4 cores, 256 KiB frame + checkpoint per commit. Hostile: padded headers (4 MiB), file-name flood, reconnect storm, anonymous 1 MiB POSTs. Refusals by code are in the JSON (figures.*.hostile.codes; "close 1006" counts the storm's own dropped sockets).`],
+    notes: [`Honest: 4 cores, each commit one frame of 64 KiB–1 MiB + a 200 KiB checkpoint state (fixtures.ts RECIPE); 400 streams with the recipe's seed files. Hostile: padded headers (4 MiB), file-name flood, reconnect storm, anonymous 1 MiB POSTs. Refusals by code are in the JSON (figures.*.hostile.codes; "close 1006" counts the storm's own dropped sockets).`],
     elapsedS: (Date.now() - started) / 1000,
   };
 }

@@ -58,7 +58,7 @@ async function runTransport(ctx: BenchContext, transport: TransportName): Promis
   try {
     server = await benchServer(ctx, { tag: `admin-${transport}`, transport, workers: 1, database, adminToken: admin });
     const fx = await createCoreFixture(server.url, ctx.stack.caPem, database, admin);
-    await createStreamsViaApi(server.url, ctx.stack.caPem, fx, a.streams, Buffer.alloc(64, 0x41));
+    await createStreamsViaApi(server.url, ctx.stack.caPem, fx, a.streams);
     const targetPath = `/v1/targets/${fx.targetId}`;
     await cannon(ctx, server, targetPath, a.warmupS);
     const target = await cannon(ctx, server, targetPath, a.durationS);

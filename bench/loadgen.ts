@@ -25,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import WebSocket from 'ws';
 import { connectionToken } from '../src/provision/centrifugo';
+import { noise } from './lib/noise';
 
 /** Options of a `sessions` command. */
 export interface SessionsCommand {
@@ -327,9 +328,9 @@ function dataMessage(header: string, payload: Buffer): Buffer {
 let go: (() => void) | undefined;
 
 async function runWork(c: WorkCommand): Promise<void> {
-  const payload = Buffer.alloc(c.frameBytes);
-  for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + 7) & 0xff;
-  const ckpt = Buffer.alloc(c.checkpointBytes, 0x5a);
+  // Incompressible bytes, as real trajectories and states are (bench/lib/fixtures.ts RECIPE).
+  const payload = noise(1, c.frameBytes);
+  const ckpt = noise(2, c.checkpointBytes);
   const deadline = Date.now() + c.deadlineMs;
   const errors: Record<string, number> = {};
   const sockets: WebSocket[] = [];

@@ -9,7 +9,7 @@
  */
 import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
 import { PEER } from './lib/centrifugo-peer';
-import { resetQueues } from './lib/fixtures';
+import { RECIPE, resetQueues } from './lib/fixtures';
 import { ApiClient } from '../test-support/admin-api';
 import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { CpuWindow, openFds, sumRssKiB } from './lib/proc';
@@ -206,7 +206,7 @@ export async function sessionsBench(ctx: BenchContext): Promise<BenchResult> {
   ];
   const notes = [
     `${s.count} sessions per transport; ${u.workers} server worker process(es) with server.maxConnections ${s.maxConnections} each; ${u.loadgens} load generator process(es), ≤ ${s.perProcess} sockets each, from 127.0.0.2 upwards; ${s.concurrency} set-ups in flight per load generator; sessions held ${s.holdS} s before memory is read.`,
-    `A session: TLS (ECDSA P-256 chain verified against the dev root) + upgrade with the engine key + welcome + assign → assignment. Streams: ${(await ctx.population()).streams} ready, no seed files, inserted in bulk into MongoDB and queued with Pool.rebuild before each run (Redis flushed between runs).`,
+    `A session: TLS (ECDSA P-256 chain verified against the dev root) + upgrade with the engine key + welcome + assign → assignment. Streams: ${(await ctx.population()).streams} ready, each with the recipe's seed files (bench/lib/fixtures.ts RECIPE: ${RECIPE.seed.map((f) => `${f.name} ${f.bytes / 1024} KiB`).join(', ')}; the assignment carries them), inserted in bulk into MongoDB with the API's document shapes (bench/lib/populate.ts) and queued with Pool.rebuild before each run (Redis flushed between runs).`,
     `Failure reasons: uws ${JSON.stringify(u.reasons)}, node ${JSON.stringify(n.reasons)}. Set-up latency p50/p99: uws ${u.latencyMs.p50}/${u.latencyMs.p99} ms, node ${n.latencyMs.p50}/${n.latencyMs.p99} ms (at ${s.concurrency} in flight per load generator).`,
     `Server RSS peak during set-up: uws ${u.serverRssPeakMiB} MiB, node ${n.serverRssPeakMiB} MiB; open fds of the server group after: uws ${u.serverFds}, node ${n.serverFds}. Load generators: uws run ${u.loadgenRssMiB} MiB in total, ${u.loadgenCpuMsPerSession} CPU ms per session; node run ${n.loadgenRssMiB} MiB, ${n.loadgenCpuMsPerSession} ms.`,
   ];

@@ -1,6 +1,7 @@
 /** What every benchmark gets from the orchestrator, and helpers they share. */
 import path from 'node:path';
-import { createCoreFixture, createStreamsViaApi, insertStreams, prepareDatabase, resetQueues, type CoreFixture } from './fixtures';
+import { createCoreFixture, createStreamsViaApi, prepareDatabase, resetQueues, type CoreFixture } from './fixtures';
+import { insertStreams } from './populate';
 import type { ModeSettings } from './modes';
 import { startServer, type BenchServer, type ServerOptions, type TransportName } from './server';
 import type { BenchStack } from './stack';
@@ -50,7 +51,7 @@ export async function freshDatabase(ctx: BenchContext, database: string): Promis
   return { admin, storeFix };
 }
 
-/** Builds the shared population: `count` ready streams without seed files. */
+/** Builds the shared population: `count` new streams with the recipe's seed files (fixtures.ts RECIPE), inserted in bulk. */
 export async function buildPopulation(ctx: BenchContext, database: string, count: number): Promise<Population> {
   const started = Date.now();
   const { admin, storeFix } = await freshDatabase(ctx, database);
@@ -61,14 +62,14 @@ export async function buildPopulation(ctx: BenchContext, database: string, count
   } finally {
     await setup.stop('kill');
   }
-  await insertStreams(ctx.stack.db(database), fixture, 'bench-manager', count, undefined);
+  await insertStreams(ctx.stack.db(database), fixture, 'bench-manager', count);
   ctx.log(`population: ${count} streams in ${database} (${((Date.now() - started) / 1000).toFixed(1)} s; store: ${storeFix})`);
   return { fixture, streams: count, storeFix };
 }
 
 /**
  * One server process on a fresh database with `streams` streams created through the API
- * (64-byte seed each); runs `work` with it and always stops the server.
+ * (the recipe's seed files: fixtures.ts RECIPE); runs `work` with it and always stops the server.
  */
 export async function withStreamsServer<T>(
   ctx: BenchContext,
@@ -82,7 +83,7 @@ export async function withStreamsServer<T>(
   try {
     server = await benchServer(ctx, { tag: o.tag, transport: o.transport, workers: 1, database, adminToken: admin, overrides: o.overrides });
     const fx = await createCoreFixture(server.url, ctx.stack.caPem, database, admin);
-    await createStreamsViaApi(server.url, ctx.stack.caPem, fx, o.streams, Buffer.alloc(64, 0x41));
+    await createStreamsViaApi(server.url, ctx.stack.caPem, fx, o.streams);
     return await work(server, fx);
   } finally {
     await stopServer(ctx, server);

@@ -30,6 +30,31 @@ export interface CommitLevel {
   commits: number;
 }
 
+/** The frame path of the commits benchmark: frames with a checkpoint every `framesPerCheckpoint`. */
+export interface FramePath {
+  cores: number;
+  frameBytes: number;
+  framesPerCheckpoint: number;
+  /** Frames sent in total (spread over the cores; a whole number of checkpoints per core). */
+  frames: number;
+  /** Unanswered messages per core. */
+  window: number;
+}
+
+/** The scale benchmark: assignments at growing store sizes (bench/scale.ts). */
+export interface ScaleSettings {
+  /** Streams in the store at each level, measured in this order. */
+  levels: number[];
+  /** Of each level's streams, this many are new (seed files only) and are the ones assigned; the rest carry a committed history. */
+  newStreams: number;
+  /** Committed partitions per history stream, and their sizes (bench/lib/populate.ts History). */
+  history: { partitions: number; framesPerPartition: number; frameBytes: number; checkpointBytes: number };
+  /** Assignments one after the other on fresh sockets (assign → assignment latency, no other load). */
+  probe: { count: number };
+  /** Set-up rate: `count` sessions from `loadgens` forked load generators, `concurrency` each. */
+  rate: { count: number; loadgens: number; concurrency: number; timeoutMs: number; deadlineS: number };
+}
+
 /** All settings of a mode. */
 export interface ModeSettings {
   sessions: {
@@ -49,12 +74,21 @@ export interface ModeSettings {
   setup: { count: number; loadgens: number; concurrency: number; timeoutMs: number; deadlineS: number };
   /** memoryBufferBytes: server core.memoryBufferBytes (the frame-path variant buffers everything in memory). */
   frames: { cores: number; sizes: FrameSize[]; checkpointBytes: number; deadlineS: number; memoryBufferBytes: number };
-  commits: { levels: CommitLevel[]; frameBytes: number; checkpointBytes: number; deadlineS: number };
+  /** frameBytes/checkpointBytes: one frame and one checkpoint state per commit (bench/lib/fixtures.ts RECIPE sizes). */
+  commits: { levels: CommitLevel[]; frameBytes: number; checkpointBytes: number; deadlineS: number; framePath: FramePath };
+  scale: ScaleSettings;
   admin: { connections: number; durationS: number; warmupS: number; streams: number };
 }
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
+
+/**
+ * The committed history of the scale benchmark's bulk streams: 10 partitions each (1M at
+ * 100k streams), with frame and checkpoint files far smaller than the recipe's so a million
+ * partitions fit this machine's disk and an afternoon's load (bench/README.md says why).
+ */
+const HISTORY = { partitions: 10, framesPerPartition: 100, frameBytes: 2 * KIB, checkpointBytes: 2 * KIB };
 
 export const MODES: Record<'quick' | 'full', ModeSettings> = {
   quick: {
@@ -62,7 +96,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
     setup: { count: 1500, loadgens: 2, concurrency: 16, timeoutMs: 20_000, deadlineS: 40 },
     frames: {
       cores: 4,
-      checkpointBytes: KIB,
+      checkpointBytes: 200 * KIB,
       memoryBufferBytes: 16 * MIB,
       deadlineS: 15,
       sizes: [
@@ -74,23 +108,31 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
       ],
     },
     commits: {
-      frameBytes: 64 * KIB,
-      checkpointBytes: KIB,
-      deadlineS: 20,
+      frameBytes: 256 * KIB,
+      checkpointBytes: 200 * KIB,
+      deadlineS: 40,
       levels: [
         { streams: 1, commits: 60 },
         { streams: 20, commits: 300 },
         { streams: 200, commits: 200 },
       ],
+      framePath: { cores: 2, frameBytes: 64 * KIB, framesPerCheckpoint: 1024, frames: 2048, window: 16 },
     },
     admin: { connections: 32, durationS: 2, warmupS: 1, streams: 10 },
+    scale: {
+      levels: [1000, 10_000],
+      newStreams: 500,
+      history: HISTORY,
+      probe: { count: 200 },
+      rate: { count: 500, loadgens: 1, concurrency: 16, timeoutMs: 30_000, deadlineS: 60 },
+    },
   },
   full: {
     sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 30, timeoutMs: 60_000, deadlineS: 600 },
     setup: { count: 15_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 180 },
     frames: {
       cores: 8,
-      checkpointBytes: KIB,
+      checkpointBytes: 200 * KIB,
       memoryBufferBytes: 16 * MIB,
       deadlineS: 60,
       sizes: [
@@ -102,15 +144,23 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
       ],
     },
     commits: {
-      frameBytes: 64 * KIB,
-      checkpointBytes: KIB,
-      deadlineS: 90,
+      frameBytes: 256 * KIB,
+      checkpointBytes: 200 * KIB,
+      deadlineS: 120,
       levels: [
         { streams: 1, commits: 500 },
         { streams: 20, commits: 3000 },
         { streams: 200, commits: 4000 },
       ],
+      framePath: { cores: 4, frameBytes: 64 * KIB, framesPerCheckpoint: 1024, frames: 16_384, window: 16 },
     },
     admin: { connections: 32, durationS: 15, warmupS: 2, streams: 10 },
+    scale: {
+      levels: [1000, 10_000, 100_000],
+      newStreams: 500,
+      history: HISTORY,
+      probe: { count: 500 },
+      rate: { count: 500, loadgens: 1, concurrency: 16, timeoutMs: 60_000, deadlineS: 120 },
+    },
   },
 };
