@@ -13,7 +13,6 @@
  * the load generator share two CPUs: N nodes cannot be faster than one there; the run shows
  * the cost of the extra hop, processes and cluster, not the scale-out (docs/performance.md).
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +20,8 @@ import { CoreError, type CoreClient } from '../src/client';
 import { redisCli, startRedisCluster, type RedisCluster } from '../src/provision/redis-cluster';
 import { inBatches, percentile, startCluster, type Cluster } from '../test/helpers/nodes';
 import { stopStack } from '../test/helpers/stack';
+import { checkpointFile, frameSize, RECIPE, seedFiles } from './lib/fixtures';
+import { noise } from './lib/noise';
 
 /** `--name=value` arguments. */
 function arg(name: string, def: number): number {
@@ -58,8 +59,12 @@ interface Result {
 
 /** One run: `cores` cores connect, all assign at once, then each does `cycles` frame+checkpoint rounds. */
 async function run(label: string, c: Cluster, cores: number, cycles: number): Promise<Result> {
-  const target = await c.target();
-  await inBatches(Array.from({ length: cores }), 25, () => c.stream(target));
+  // The recipe's data (bench/lib/fixtures.ts): target options, a 200 KiB seed state (the test
+  // helper takes one seed file), frames of 64 KiB–1 MiB and 200 KiB checkpoint states.
+  const target = await c.target({ options: RECIPE.targetOptions });
+  await inBatches(Array.from({ length: cores }), 25, (_, i) => c.stream(target, seedFiles(i)[0]!.bytes));
+  const frames = Array.from({ length: 8 }, (_, k) => noise(k, frameSize(k)));
+  const state = checkpointFile(0).bytes;
   const t0 = Date.now();
   const clients = await inBatches(Array.from({ length: cores }), 100, () => c.client({ requestTimeoutMs: 300_000 }));
   const connectMs = Date.now() - t0;
@@ -85,9 +90,9 @@ async function run(label: string, c: Cluster, cores: number, cycles: number): Pr
     clients.map(async (x: CoreClient) => {
       for (let i = 0; i < cycles && x.assignment; i++) {
         try {
-          await x.sendFrames([{ name: 'frames.xtc', data: crypto.randomBytes(4096) }], 4);
+          await x.sendFrames([{ name: RECIPE.frame.name, data: frames[i % frames.length]! }], 1);
           const s = Date.now();
-          await x.checkpoint([{ name: 'state.xml', data: crypto.randomBytes(1024) }]);
+          await x.checkpoint([{ name: RECIPE.checkpoint.name, data: state }]);
           commitLat.push(Date.now() - s);
         } catch (err) {
           count(err);
@@ -155,7 +160,7 @@ async function main(): Promise<void> {
   }
   const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(x < 10 ? 1 : 0) : '–');
   const lines = [
-    `# bench:cluster — ${cores} cores, ${cycles} commit cycles each (4 × 4 KiB frames + 1 KiB checkpoint); ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)} at the end`,
+    `# bench:cluster — ${cores} cores, ${cycles} commit cycles each (one 64 KiB–1 MiB frame + a 200 KiB checkpoint state; 200 KiB seed states); ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)} at the end`,
     '',
     `| metric | ${results.map((r) => r.label).join(' | ')} |`,
     `|---|${results.map(() => '---:').join('|')}|`,

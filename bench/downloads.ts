@@ -1,6 +1,6 @@
 /**
  * Downloads at scale: one stream of 1,000 committed partitions, each a frame file of
- * 64 KiB–1 MiB (random size, random bytes) and a 16 KiB checkpoint file, written with the
+ * 64 KiB–1 MiB (random size, random bytes) and a 200 KiB checkpoint state (fixtures.ts RECIPE), written with the
  * commit path's own functions (writePartition, then the conditional stream update) into
  * the default stack (startStack: FerretDB on SQLite unless mongod is installed). Through the
  * admin API over HTTPS it reports the frames download in MB/s, the time to fetch partition
@@ -23,6 +23,7 @@ import { startServer } from '../src/server';
 import { FileStore } from '../src/store/files';
 import { initDatabase } from '../src/store/init';
 import { commitPartition, writePartition } from '../src/store/partitions';
+import { checkpointFile, RECIPE, seedBody } from './lib/fixtures';
 
 const KIB = 1024;
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
@@ -99,14 +100,15 @@ async function main(): Promise<void> {
     // Targets belong to managers; the manager downloads and deletes its own stream.
     const admin = (await post('/v1/users', { name: 'bench-manager', role: 'manager' }, root)).token;
     const mk = (p: string, json: unknown) => post(p, json, admin);
-    const target = (await mk('/v1/targets', { engines: ['openmm'] })).target_id;
-    const seed = { files: { 'state.xml': crypto.randomBytes(200 * KIB).toString('base64'), 'system.xml': crypto.randomBytes(2 * KIB).toString('base64') } };
+    const target = (await mk('/v1/targets', { engines: ['openmm'], options: RECIPE.targetOptions })).target_id;
+    // The recipe's data (bench/lib/fixtures.ts): seed state and system file, options, 200 KiB checkpoint states.
+    const seed = seedBody(0);
     const commitAll = async (streamId: string, count: number, size: () => number): Promise<Buffer[]> => {
       const frames: Buffer[] = [];
       for (let n = 1; n <= count; n++) {
         const f = crypto.randomBytes(size());
         frames.push(f);
-        const doc = await writePartition(db, store, streamId, n, [{ name: 'frames.xtc', bytes: f }], [{ name: 'state.xml', bytes: crypto.randomBytes(16 * KIB) }]);
+        const doc = await writePartition(db, store, streamId, n, [{ name: 'frames.xtc', bytes: f }], [checkpointFile(n)]);
         if (!(await commitPartition(db, streamId, n - 1, doc))) throw new Error(`partition ${n} did not commit`);
       }
       return frames;
