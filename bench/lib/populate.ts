@@ -139,7 +139,7 @@ export async function populate(
   target: { targetId: string; owner: string },
   range: { space: string; from: number; to: number; newStreams: number },
   history: History,
-  o: { batch?: number; parallel?: number; log?: (line: string) => void } = {},
+  o: { batch?: number; parallel?: number; log?: (line: string) => void; progress?: (doneBelow: number) => void } = {},
 ): Promise<LoadCounts> {
   const t0 = Date.now();
   const store = new FileStore(db, INLINE_MAX, DOC_INLINE_MAX);
@@ -147,11 +147,14 @@ export async function populate(
   const counts: LoadCounts = { streams: 0, partitions: 0, bytes: 0, seconds: 0 };
   let next = range.from;
   let lastLog = Date.now();
+  // Batch starts in flight: every stream below the smallest one is written (the resume point).
+  const inFlight = new Set<number>();
   const worker = async (): Promise<void> => {
     while (next < range.to) {
       const a = next;
       const b = Math.min(range.to, a + batch);
       next = b;
+      inFlight.add(a);
       const files: FileDoc[] = [];
       const parts: PartitionDoc[] = [];
       const streams: StreamDoc[] = [];
@@ -169,9 +172,11 @@ export async function populate(
       await insertAll(db, 'streams', streams);
       counts.streams += streams.length;
       counts.partitions += parts.length;
-      if (o.log && Date.now() - lastLog > 15_000) {
+      inFlight.delete(a);
+      if (Date.now() - lastLog > 15_000) {
         lastLog = Date.now();
-        o.log(`populate ${db.databaseName}: ${a + streams.length - range.from} of ${range.to - range.from} streams (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+        o.progress?.(Math.min(next, ...inFlight));
+        o.log?.(`populate ${db.databaseName}: ${a + streams.length - range.from} of ${range.to - range.from} streams (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
       }
     }
   };

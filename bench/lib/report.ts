@@ -45,6 +45,8 @@ export interface RunResults {
   elapsedS?: number;
   machine: Record<string, unknown>;
   store: Record<string, unknown>;
+  /** Replaces the sentence above the table (for runs that are not a uws/node comparison). */
+  intro?: string;
   benches: BenchResult[];
 }
 
@@ -61,7 +63,7 @@ export function markdown(r: RunResults): string {
   out.push(`Store: ${Object.entries(r.store).map(([k, v]) => `${k} ${String(v)}`).join(', ')}.`);
   if (r.elapsedS !== undefined) out.push(`Run time: ${fmt(r.elapsedS)} s.`);
   out.push('');
-  out.push('uws and node ran one after the other on identical work in this run; the ratio is uws/node (for "lower is better" figures a ratio below 1 favours uws).');
+  out.push(r.intro ?? 'uws and node ran one after the other on identical work in this run; the ratio is uws/node (for "lower is better" figures a ratio below 1 favours uws).');
   out.push('');
   out.push('| bench | metric | uws | node | uws/node | better | goal | met |');
   out.push('|---|---|---:|---:|---:|---|---|---|');

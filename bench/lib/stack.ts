@@ -49,11 +49,20 @@ function installCleanup(): void {
   }
 }
 
-/** Starts certificates, Redis and the store under a new temporary directory. */
-export async function startBenchStack(log: (line: string) => void): Promise<BenchStack> {
+/**
+ * Starts certificates, Redis and the store under a new temporary directory. With `mongoDir`
+ * the store keeps its data there instead (a populated store cached between runs, see
+ * bench/scale.ts); it is linked in, so stopping the stack leaves it in place.
+ */
+export async function startBenchStack(log: (line: string) => void, o: { mongoDir?: string } = {}): Promise<BenchStack> {
   installCleanup();
   const baseDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sc-bench-'));
   liveDir = baseDir;
+  if (o.mongoDir) {
+    await fsp.mkdir(o.mongoDir, { recursive: true, mode: 0o700 });
+    // startStack keeps the store's data in <baseDir>/mongo; removing baseDir removes only the link.
+    await fsp.symlink(path.resolve(o.mongoDir), path.join(baseDir, 'mongo'), 'dir');
+  }
   const stack = await startStack({ baseDir, log });
   const mongo = new MongoClient(stack.mongo.uri, { tls: true, tlsCAFile: stack.mongoCAFile, maxPoolSize: 20, appName: 'bench' });
   await mongo.connect();

@@ -1,0 +1,296 @@
+/**
+ * The scale benchmark: assignment latency and set-up rate as the store grows, on the stack
+ * `npm run dev` starts (startStack: certificates, Redis, FerretDB on SQLite unless mongod is
+ * installed). `node dist/bench/scale.js [--quick] [--levels=1000,10000,100000]`.
+ *
+ * Each level is its own database holding that many streams of one public target, every one
+ * with the recipe's seed files (bench/lib/fixtures.ts RECIPE); all but `newStreams` of them
+ * carry a committed history (10 partitions, so 1M partitions at 100k; bench/lib/populate.ts).
+ * New streams have the fewest frames, so they are the ones assigned: each assignment hands
+ * out a 200 KiB seed state and a 2 KiB system file, read from a store of that size.
+ *
+ * Per level: (1) `probe.count` assignments one after the other on fresh sockets from this
+ * process: assign → assignment latency with nothing else running; (2) `rate.count` sessions
+ * (TLS + upgrade + welcome + assign → assignment) from a forked load generator: sessions/s,
+ * set-up latency and the server's CPU per session. Redis is flushed and the queues rebuilt
+ * with Pool.rebuild before each phase, so both phases take new streams.
+ *
+ * Loading is slow (hours for 100k), so the populated store is kept in
+ * ~/.cache/stream-coordinator/bench-scale/<recipe>-<store>/ and reused by the next run
+ * (`--reload` drops it); an interrupted load resumes where it stopped.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { findMongod } from '../src/provision/mongod';
+import { probeAssignments } from './lib/assign-probe';
+import { benchServer, freshDatabase, stopServer, type BenchContext } from './lib/context';
+import { createCoreFixture, RECIPE, resetQueues, type CoreFixture } from './lib/fixtures';
+import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
+import { MODES, type ScaleSettings } from './lib/modes';
+import { checkShapes, populate } from './lib/populate';
+import { CpuWindow } from './lib/proc';
+import { row, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
+import { startBenchStack } from './lib/stack';
+import { latency, round } from './lib/stats';
+import type { SessionsResult } from './loadgen';
+
+/** What the cache remembers of one level's database. */
+interface LevelState {
+  fixture?: CoreFixture;
+  /** Streams written (every stream below this index is complete). */
+  loaded: number;
+  /** Seconds spent loading, over all runs. */
+  loadS: number;
+}
+
+interface LevelFigures {
+  streams: number;
+  partitions: number;
+  newStreams: number;
+  loadS: number;
+  loadedThisRun: boolean;
+  storeFileMiB?: number;
+  probe: { n: number; assignMs: ReturnType<typeof latency>; messageKiB: number; firstFiles: Record<string, number>; failures: Record<string, number> };
+  rate: { established: number; failed: number; reasons: Record<string, number>; ratePerS: number; setupMs: ReturnType<typeof latency>; serverCpuMsPerSession: number };
+}
+
+const SERVER_OVERRIDES = {
+  // The janitor scans partitions by creation time; it is off the assignment path and would
+  // compete with it for the store while the bulk load's documents are young.
+  'storage.janitorIntervalS': 86_400,
+};
+
+function stampOf(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+}
+
+function cacheDirOf(s: ScaleSettings): string {
+  const store = findMongod() ? 'mongod' : `ferretdb-${process.env.SC_STORE_BACKEND === 'postgresql' ? 'postgresql' : 'sqlite'}`;
+  const h = s.history;
+  const key = `${RECIPE.version}-${s.newStreams}new-${h.partitions}x${h.frameBytes}+${h.checkpointBytes}-${store}`;
+  return path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'stream-coordinator', 'bench-scale', key);
+}
+
+/** Refuses to share the cache with another running scale benchmark. */
+function lockCache(dir: string): () => void {
+  const lock = path.join(dir, 'lock');
+  try {
+    const pid = Number(fs.readFileSync(lock, 'utf8'));
+    if (pid && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        throw new Error(`the scale cache ${dir} is in use by process ${pid}`);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+      }
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  fs.writeFileSync(lock, String(process.pid));
+  return () => fs.rmSync(lock, { force: true });
+}
+
+async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promise<Pick<LevelFigures, 'probe' | 'rate'>> {
+  const s = ctx.settings.scale;
+  const db = ctx.stack.db(fx.database);
+  const start = async (tag: string) => {
+    const ready = await resetQueues(ctx.stack, db);
+    if (ready < level) throw new Error(`only ${ready} of ${level} streams are queued`);
+    return benchServer(ctx, { tag: `scale-${level}-${tag}`, transport: 'uws', workers: 1, database: fx.database, adminToken: fx.admin, overrides: SERVER_OVERRIDES });
+  };
+  let server = await start('probe');
+  let probe;
+  try {
+    probe = await probeAssignments(`wss://127.0.0.1:${server.port}/core/v1`, fx.engineKey, ctx.stack.caPem, s.probe.count);
+  } finally {
+    await stopServer(ctx, server);
+  }
+  server = await start('rate');
+  let gens: LoadGen[] = [];
+  try {
+    gens = await startLoadGens(s.rate.loadgens);
+    const srv = server;
+    const cpu = new CpuWindow(() => srv.pids());
+    cpu.start();
+    const per = Math.ceil(s.rate.count / gens.length);
+    const results = await Promise.all(
+      gens.map((g, i) => {
+        g.send({ cmd: 'sessions', url: `wss://127.0.0.1:${srv.port}/core/v1`, key: fx.engineKey, protocol: 'coordinator.core.v1', ca: ctx.stack.caPem, localAddress: sourceAddress(i), count: Math.min(per, s.rate.count - i * per), concurrency: s.rate.concurrency, timeoutMs: s.rate.timeoutMs, deadlineMs: s.rate.deadlineS * 1000, expect: 'assignment' });
+        return g.next<SessionsResult>(['sessions'], s.rate.deadlineS * 1000 + s.rate.timeoutMs + 30_000);
+      }),
+    );
+    const serverMs = cpu.stop();
+    const established = results.reduce((n, r) => n + r.ok, 0);
+    const wallS = (Math.max(...results.map((r) => r.lastDone)) - Math.min(...results.filter((r) => r.firstStart).map((r) => r.firstStart))) / 1000;
+    const reasons: Record<string, number> = {};
+    for (const r of results) for (const [k, v] of Object.entries(r.reasons)) reasons[k] = (reasons[k] ?? 0) + v;
+    return {
+      probe: {
+        n: probe.assignMs.length,
+        assignMs: latency(probe.assignMs),
+        messageKiB: round(probe.messageBytes.reduce((a, b) => a + b, 0) / Math.max(1, probe.messageBytes.length) / 1024, 1),
+        firstFiles: probe.firstFiles,
+        failures: probe.failures,
+      },
+      rate: {
+        established,
+        failed: results.reduce((n, r) => n + r.failed + r.notAttempted, 0),
+        reasons,
+        ratePerS: round(established / wallS, 1),
+        setupMs: latency(results.flatMap((r) => r.latenciesMs)),
+        serverCpuMsPerSession: round(serverMs / Math.max(1, established), 3),
+      },
+    };
+  } finally {
+    await closeLoadGens(gens);
+    await stopServer(ctx, server);
+  }
+}
+
+/** Brings one level's database to `level` streams (resuming a cached load) and returns its fixture and load figures. */
+async function prepareLevel(ctx: BenchContext, cacheDir: string, level: number): Promise<{ fx: CoreFixture; loadS: number; loadedThisRun: boolean }> {
+  const s = ctx.settings.scale;
+  const database = `bench_scale_${level}`;
+  const stateFile = path.join(cacheDir, `${database}.json`);
+  const state: LevelState = fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as LevelState) : { loaded: 0, loadS: 0 };
+  const save = (): void => fs.writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  if (!state.fixture) {
+    const { admin } = await freshDatabase(ctx, database);
+    const setup = await benchServer(ctx, { tag: `scale-${level}-setup`, transport: 'uws', workers: 1, database, adminToken: admin });
+    try {
+      state.fixture = await createCoreFixture(setup.url, ctx.stack.caPem, database, admin);
+    } finally {
+      await stopServer(ctx, setup);
+    }
+    state.loaded = 0;
+    save();
+  }
+  const fx = state.fixture;
+  if (state.loaded >= level) return { fx, loadS: state.loadS, loadedThisRun: false };
+  ctx.log(`scale: loading ${database} from ${state.loaded} to ${level} streams`);
+  const started = state.loaded;
+  const t0 = Date.now();
+  const loadS0 = state.loadS;
+  const counts = await populate(
+    ctx.stack.db(database),
+    { targetId: fx.targetId, owner: 'bench-manager' },
+    { space: `${database}:${fx.targetId}`, from: state.loaded, to: level, newStreams: s.newStreams },
+    s.history,
+    {
+      log: ctx.log,
+      progress: (done) => {
+        state.loaded = done;
+        state.loadS = loadS0 + (Date.now() - t0) / 1000;
+        save();
+      },
+    },
+  );
+  state.loaded = level;
+  state.loadS = loadS0 + counts.seconds;
+  save();
+  ctx.log(`scale: ${database}: ${level - started} streams, ${counts.partitions} partitions, ${(counts.bytes / 2 ** 20).toFixed(0)} MiB of files in ${counts.seconds.toFixed(0)} s`);
+  return { fx, loadS: state.loadS, loadedThisRun: true };
+}
+
+function fileMiB(cacheDir: string, database: string): number | undefined {
+  const f = path.join(cacheDir, 'mongo', `${database}.sqlite`);
+  if (!fs.existsSync(f)) return undefined;
+  const walSize = fs.existsSync(`${f}-wal`) ? fs.statSync(`${f}-wal`).size : 0;
+  return round((fs.statSync(f).size + walSize) / 2 ** 20, 0);
+}
+
+function rowsOf(levels: LevelFigures[]): Row[] {
+  const B = 'scale';
+  const nan = NaN;
+  return levels.flatMap((l) => {
+    const at = `${l.streams.toLocaleString('en-US')} streams`;
+    const goal = l.streams >= 100_000 ? { text: '≤ 50 ms', met: l.probe.assignMs.p99 <= 50 } : undefined;
+    return [
+      row(B, `${at}: assignment latency p50 (assign → assignment, one at a time)`, 'ms', l.probe.assignMs.p50, nan, 'lower'),
+      row(B, `${at}: assignment latency p99`, 'ms', l.probe.assignMs.p99, nan, 'lower', goal),
+      row(B, `${at}: sessions set up per second (assigned)`, '/s', l.rate.ratePerS, nan, 'higher'),
+      row(B, `${at}: set-up latency p50 under load`, 'ms', l.rate.setupMs.p50, nan, 'lower'),
+      row(B, `${at}: set-up latency p99 under load`, 'ms', l.rate.setupMs.p99, nan, 'lower'),
+      row(B, `${at}: server CPU per assigned session`, 'ms', l.rate.serverCpuMsPerSession, nan, 'lower'),
+      row(B, `${at}: failed set-ups`, 'count', l.rate.failed + Object.values(l.probe.failures).reduce((a, b) => a + b, 0), nan, 'lower'),
+    ];
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, levels: { type: 'string' }, reload: { type: 'boolean', default: false }, 'results-dir': { type: 'string' } } });
+  const mode = values.quick ? 'quick' : 'full';
+  const settings = structuredClone(MODES[mode]);
+  if (values.levels) settings.scale.levels = values.levels.split(',').map(Number);
+  for (const l of settings.scale.levels) if (!Number.isInteger(l) || l < settings.scale.newStreams) throw new Error(`--levels: each level must be an integer ≥ ${settings.scale.newStreams} (the new streams), got ${l}`);
+  const started = new Date();
+  const t0 = Date.now();
+  const stamp = `${stampOf(started)}-${mode}-scale`;
+  const resultsDir = values['results-dir'] ? path.resolve(values['results-dir']) : path.resolve(__dirname, '..', '..', 'bench', 'results');
+  const log = (line: string): void => void process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(7)} s] ${line}\n`);
+  const cacheDir = cacheDirOf(settings.scale);
+  if (values.reload) fs.rmSync(cacheDir, { recursive: true, force: true });
+  fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+  const unlock = lockCache(cacheDir);
+  log(`${mode} scale run, levels ${settings.scale.levels.join(', ')}; populated store cached in ${cacheDir}`);
+  const stack = await startBenchStack((l) => log(`stack: ${l}`), { mongoDir: path.join(cacheDir, 'mongo') });
+  const results: RunResults = {
+    startedAt: started.toISOString(),
+    mode,
+    machine: { cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`, memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`, node: process.version, kernel: os.release(), 'load average at start': os.loadavg().map((x) => x.toFixed(1)).join(' ') },
+    store: { kind: stack.stack.mongoKind === 'ferretdb' ? `FerretDB v1.24.2 (${process.env.SC_STORE_BACKEND === 'postgresql' ? 'PostgreSQL' : 'SQLite, patched build'}), TLS, as npm run dev starts it` : 'mongod, TLS', redis: 'redis-server (Debian)', cache: cacheDir },
+    benches: [],
+    intro: 'One transport (uws, the default) at every level; the node column is empty. Each level is a separate database of the given size on the same store.',
+  };
+  const ctx: BenchContext = { stack, mode, settings, workDir: fs.mkdtempSync(path.join(stack.baseDir, 'work-')), log, population: () => Promise.reject(new Error('the scale benchmark has no shared population')) };
+  const levels: LevelFigures[] = [];
+  const bench: BenchResult = { name: 'scale', rows: [], details: { settings: settings.scale, recipe: RECIPE, levels }, notes: [], elapsedS: 0 };
+  results.benches.push(bench);
+  let exitCode = 0;
+  try {
+    await checkShapes(stack.db('bench_scale_shapes'), stack.stack.redis.url);
+    await stack.db('bench_scale_shapes').dropDatabase();
+    log('scale: the bulk documents have the product\'s shapes (checkShapes)');
+    for (const level of settings.scale.levels) {
+      const { fx, loadS, loadedThisRun } = await prepareLevel(ctx, cacheDir, level);
+      log(`scale: measuring at ${level} streams`);
+      const m = await measure(ctx, level, fx);
+      const fig: LevelFigures = { streams: level, partitions: (level - settings.scale.newStreams) * settings.scale.history.partitions, newStreams: settings.scale.newStreams, loadS: round(loadS, 0), loadedThisRun, storeFileMiB: fileMiB(cacheDir, fx.database), ...m };
+      log(`scale ${level}: ${JSON.stringify(fig)}`);
+      levels.push(fig);
+      bench.rows = rowsOf(levels);
+      bench.elapsedS = (Date.now() - t0) / 1000;
+      writeResults(resultsDir, stamp, results);
+    }
+  } catch (err) {
+    exitCode = 1;
+    bench.error = (err as Error).stack ?? String(err);
+    log(`scale failed: ${bench.error}`);
+  } finally {
+    await stack.stop();
+    unlock();
+  }
+  const h = settings.scale.history;
+  bench.notes = [
+    `Every stream has the recipe's seed files (${RECIPE.seed.map((f) => `${f.name} ${f.bytes / 1024} KiB`).join(', ')}; ${RECIPE.distinctSeeds} distinct contents of incompressible bytes, stored once per stream as the product stores them) and belongs to one public target with the recipe's options. Of each level's streams ${settings.scale.newStreams} are new (no partitions) and are the ones assigned (fewest frames first); the rest carry ${h.partitions} committed partitions each (${h.frameBytes / 1024} KiB frame file + ${h.checkpointBytes / 1024} KiB checkpoint file, ${h.framesPerPartition} frames per partition). Each level is its own database.`,
+    `Assignment latency: ${settings.scale.probe.count} assignments one after the other, each on a fresh socket from the orchestrator, from sending assign to the assignment (a JSON message carrying the seed files in base64). Set-up rate: ${settings.scale.rate.count} sessions (TLS + upgrade + welcome + assign → assignment) from ${settings.scale.rate.loadgens} forked load generator(s), ${settings.scale.rate.concurrency} at a time; server CPU from /proc over that window. One server process (uws), storage.janitorIntervalS ${SERVER_OVERRIDES['storage.janitorIntervalS']}.`,
+    ...levels.map((l) => `${l.streams.toLocaleString('en-US')} streams, ${l.partitions.toLocaleString('en-US')} partitions: load ${l.loadS} s in total${l.loadedThisRun ? ' (this run)' : ' (earlier run, from the cache)'}, store file ${l.storeFileMiB ?? '?'} MiB; assignment message ${l.probe.messageKiB} KiB, files ${JSON.stringify(l.probe.firstFiles)}; probe failures ${JSON.stringify(l.probe.failures)}, set-up failures ${JSON.stringify(l.rate.reasons)}.`),
+    `Shared 2-CPU machine: the load generator, the server, FerretDB and Redis share both CPUs; load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}.`,
+  ];
+  bench.elapsedS = (Date.now() - t0) / 1000;
+  results.finishedAt = new Date().toISOString();
+  results.elapsedS = bench.elapsedS;
+  const files = writeResults(resultsDir, stamp, results);
+  process.stdout.write(fs.readFileSync(files.md, 'utf8'));
+  log(`results: ${files.json}, ${files.md}; du of the cache: ${execFileSync('du', ['-sh', cacheDir]).toString().trim()}`);
+  process.exitCode = exitCode;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
