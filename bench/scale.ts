@@ -17,7 +17,8 @@
  *
  * Loading is slow (hours for 100k), so the populated store is kept in
  * ~/.cache/stream-coordinator/bench-scale/<recipe>-<store>/ and reused by the next run
- * (`--reload` drops it); an interrupted load resumes where it stopped.
+ * (`--reload` drops it; `--load-only` fills it without measuring); an interrupted load
+ * resumes where it stopped.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -222,7 +223,7 @@ function rowsOf(levels: LevelFigures[]): Row[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, levels: { type: 'string' }, reload: { type: 'boolean', default: false }, 'results-dir': { type: 'string' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, levels: { type: 'string' }, reload: { type: 'boolean', default: false }, 'load-only': { type: 'boolean', default: false }, 'results-dir': { type: 'string' } } });
   const mode = values.quick ? 'quick' : 'full';
   const settings = structuredClone(MODES[mode]);
   if (values.levels) settings.scale.levels = values.levels.split(',').map(Number);
@@ -257,6 +258,8 @@ async function main(): Promise<void> {
     log('scale: the bulk documents have the product\'s shapes (checkShapes)');
     for (const level of settings.scale.levels) {
       const { fx, loadS, loadedThisRun } = await prepareLevel(ctx, cacheDir, level);
+      // --load-only fills the cache (e.g. under `nice` on a shared machine) and measures nothing.
+      if (values['load-only']) continue;
       log(`scale: measuring at ${level} streams`);
       const m = await measure(ctx, level, fx);
       const fig: LevelFigures = { streams: level, partitions: (level - settings.scale.newStreams) * settings.scale.history.partitions, newStreams: settings.scale.newStreams, loadS: round(loadS, 0), loadedThisRun, storeFileMiB: fileMiB(cacheDir, fx.database), ...m };
