@@ -277,6 +277,11 @@ async function main(): Promise<void> {
     await stack.stop();
     unlock();
   }
+  if (values['load-only']) {
+    log(`loaded; nothing measured (--load-only); du of the cache: ${execFileSync('du', ['-sh', cacheDir]).toString().trim()}`);
+    process.exitCode = exitCode;
+    return;
+  }
   const h = settings.scale.history;
   bench.notes = [
     `Every stream has the recipe's seed files (${RECIPE.seed.map((f) => `${f.name} ${f.bytes / 1024} KiB`).join(', ')}; ${RECIPE.distinctSeeds} distinct contents of incompressible bytes, stored once per stream as the product stores them) and belongs to one public target with the recipe's options. Of each level's streams ${settings.scale.newStreams} are new (no partitions) and are the ones assigned (fewest frames first); the rest carry ${h.partitions} committed partitions each (${h.frameBytes / 1024} KiB frame file + ${h.checkpointBytes / 1024} KiB checkpoint file, ${h.framesPerPartition} frames per partition). Each level is its own database.`,
