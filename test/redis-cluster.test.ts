@@ -5,39 +5,25 @@
  * master SIGKILLed under load: its replica takes over, cores see at most a short
  * `unavailable`, no stream is held by two cores at once, and no acknowledged commit is lost.
  */
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import t from 'tap';
 import type { Cluster } from 'ioredis';
 import { redisCli, startRedisCluster, type RedisCluster } from '../src/provision/redis-cluster';
-import { coreFixture, type CoreFixture } from './helpers/core';
+import { twoNodesOn, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
 import { startCoreLoad } from './helpers/load';
-import { eventually, startTestServer, type TestServer } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { eventually, type TestServer } from './helpers/server';
 
 const PREFIX = 'rc:';
-let dir: string;
 let rc: RedisCluster;
 let f: CoreFixture;
+// A second node on the same cluster and database.
 let other: TestServer;
+let stop: (() => Promise<void>) | undefined;
 
 t.before(async () => {
-  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sc-redis-cluster-'));
-  rc = await startRedisCluster({ dir });
-  const cluster = { 'redis.cluster': rc.seeds, 'redis.keyPrefix': PREFIX, 'core.resumeGraceS': 30 };
-  f = await coreFixture(cluster);
-  // A second node on the same cluster and database.
-  other = await startTestServer({ ...cluster, 'mongodb.database': f.ts.settings.mongodb.database });
+  ({ redis: rc, f, other, stop } = await twoNodesOn('redis-cluster', (dir) => startRedisCluster({ dir }), (c) => ({ 'redis.cluster': c.seeds, 'redis.keyPrefix': PREFIX, 'core.resumeGraceS': 30 })));
 });
-t.teardown(async () => {
-  await other?.close();
-  await f?.ts.close();
-  await rc?.stop();
-  await stopStack();
-  if (dir) await fsp.rm(dir, { recursive: true, force: true });
-});
+t.teardown(() => stop?.());
 
 const redis = (): Cluster => f.ts.server.storage.redis as Cluster;
 /** The master (`host:port`) that serves a key's slot, as the client's slot map has it. */

@@ -4,35 +4,21 @@
  * replica, ioredis follows them, cores see at most a short `unavailable`, no stream is held
  * by two cores at once, and no acknowledged commit is lost.
  */
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import t from 'tap';
 import { startRedisSentinel, type RedisSentinelSet } from '../src/provision/redis-sentinel';
-import { coreFixture, type CoreFixture } from './helpers/core';
+import { twoNodesOn, type CoreFixture } from './helpers/core';
 import { startCoreLoad } from './helpers/load';
-import { eventually, startTestServer, type TestServer } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { eventually, type TestServer } from './helpers/server';
 
-let dir: string;
 let rs: RedisSentinelSet;
 let f: CoreFixture;
 let other: TestServer;
+let stop: (() => Promise<void>) | undefined;
 
 t.before(async () => {
-  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sc-redis-sentinel-'));
-  rs = await startRedisSentinel({ dir });
-  const sentinel = { 'redis.sentinels': rs.addresses, 'redis.sentinelName': rs.name, 'redis.keyPrefix': 'rs:' };
-  f = await coreFixture(sentinel);
-  other = await startTestServer({ ...sentinel, 'mongodb.database': f.ts.settings.mongodb.database });
+  ({ redis: rs, f, other, stop } = await twoNodesOn('redis-sentinel', (dir) => startRedisSentinel({ dir }), (s) => ({ 'redis.sentinels': s.addresses, 'redis.sentinelName': s.name, 'redis.keyPrefix': 'rs:' })));
 });
-t.teardown(async () => {
-  await other?.close();
-  await f?.ts.close();
-  await rs?.stop();
-  await stopStack();
-  if (dir) await fsp.rm(dir, { recursive: true, force: true });
-});
+t.teardown(() => stop?.());
 
 t.test('the master killed under load: the replica is promoted and the cores carry on', async (t) => {
   const targets = [await f.target(), await f.target(), await f.target()];

@@ -7,7 +7,6 @@
  * document over the store's limit is `too_large`, never `internal`.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import t from 'tap';
 import { toAppError } from '../src/errors';
 import { freePort } from '../src/provision/exec';
@@ -38,9 +37,6 @@ t.teardown(async () => {
   await stopStack();
 });
 
-const rssBytes = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${srv.p.child.pid}/status`, 'utf8'))![1]) * 1024;
-const connect = (): Promise<RawCore> => RawCore.connect(srv.f.wsUrl, { engineKey: srv.f.engineKey, donorToken: srv.f.donor, ca: srv.ca });
-
 /** A binary message with a hand-made header (encodeBinary would add a correct files list). */
 function rawBinary(header: Record<string, unknown>, payload: Buffer = Buffer.alloc(0)): Buffer {
   const h = Buffer.from(JSON.stringify(header));
@@ -58,18 +54,18 @@ async function assigned(core: RawCore): Promise<string> {
 }
 
 t.test('welcome announces the bounds', async (t) => {
-  const core = await connect();
+  const core = await srv.connect();
   t.teardown(() => core.close());
   t.match(core.welcome.limits, { max_header_bytes: 65536, max_files_per_message: 8, max_frames_per_message: 500, max_file_names_per_stream: 12 });
 });
 
 t.test('padded headers: refused with bad_request, RSS bounded, an honest core commits meanwhile', async (t) => {
-  const attacker = await connect();
-  const honest = await connect();
+  const attacker = await srv.connect();
+  const honest = await srv.connect();
   t.teardown(() => Promise.all([attacker.close(), honest.close()]));
   await assigned(attacker);
   const honestStream = await assigned(honest);
-  const before = rssBytes();
+  const before = srv.rss();
   const N = 40;
   const pad = 'A'.repeat(15 * MIB);
   let peak = before;
@@ -87,7 +83,7 @@ t.test('padded headers: refused with bad_request, RSS bounded, an honest core co
     attacker.send(rawBinary({ type: 'frame', id, seq: 1, files: [{ name: 'f.xtc', size: 0 }], pad }));
     const reply = await attacker.next((m) => m.type === 'error' || m.type === 'ack', 30000);
     t.equal(reply.code, 'bad_request', `padded message ${i + 1} refused`);
-    peak = Math.max(peak, rssBytes());
+    peak = Math.max(peak, srv.rss());
   }
   await honestWork;
   t.match(attacker.received.find((m) => m.type === 'error')?.message, /max_header_bytes/);
@@ -99,7 +95,7 @@ t.test('padded headers: refused with bad_request, RSS bounded, an honest core co
 });
 
 t.test('unknown header fields, too many files or frames', async (t) => {
-  const core = await connect();
+  const core = await srv.connect();
   t.teardown(() => core.close());
   await assigned(core);
   const send = async (header: Record<string, unknown>, payload?: Buffer) => {
@@ -117,7 +113,7 @@ t.test('unknown header fields, too many files or frames', async (t) => {
 });
 
 t.test('distinct file names per stream are bounded; committed data stays intact', async (t) => {
-  const core = await connect();
+  const core = await srv.connect();
   t.teardown(() => core.close());
   const stream = await assigned(core);
   let seq = 0;
@@ -138,7 +134,7 @@ t.test('distinct file names per stream are bounded; committed data stays intact'
 });
 
 t.test('many inline-sized files in one checkpoint: the partition document stays small', async (t) => {
-  const core = await connect();
+  const core = await srv.connect();
   t.teardown(() => core.close());
   const stream = await assigned(core);
   const files = Array.from({ length: 6 }, (_, i) => ({ name: `big${i}.bin`, bytes: crypto.randomBytes(400 * 1024) }));

@@ -7,7 +7,6 @@
  * budget is visible in /metrics.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import t from 'tap';
 import { freePort } from '../src/provision/exec';
 import { encodeBinary } from '../src/core/messages';
@@ -46,9 +45,6 @@ t.teardown(async () => {
   await stopStack();
 });
 
-const rssBytes = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${srv.p.child.pid}/status`, 'utf8'))![1]) * 1024;
-const connect = (): Promise<RawCore> => RawCore.connect(srv.f.wsUrl, { engineKey: srv.f.engineKey, donorToken: srv.f.donor, ca: srv.ca });
-
 async function assigned(core: RawCore): Promise<string> {
   const target = await srv.f.target();
   const stream = await srv.f.stream(target);
@@ -59,12 +55,12 @@ async function assigned(core: RawCore): Promise<string> {
 
 /** Samples the server's RSS every 50 ms until stopped; returns the peak. */
 function sampleRss(): { stop: () => number } {
-  let peak = rssBytes();
-  const timer = setInterval(() => (peak = Math.max(peak, rssBytes())), 50);
+  let peak = srv.rss();
+  const timer = setInterval(() => (peak = Math.max(peak, srv.rss())), 50);
   return {
     stop: () => {
       clearInterval(timer);
-      return Math.max(peak, rssBytes());
+      return Math.max(peak, srv.rss());
     },
   };
 }
@@ -84,12 +80,12 @@ async function download(stream: string, name: string): Promise<Buffer> {
 
 t.test('many cores checkpointing at once behind one commit slot: RSS within budget + overhead, data intact', async (t) => {
   const N = 8;
-  const cores = await Promise.all(Array.from({ length: N }, () => connect()));
+  const cores = await Promise.all(Array.from({ length: N }, () => srv.connect()));
   t.teardown(() => Promise.all(cores.map((c) => c.close())));
   const streams: string[] = [];
   for (const c of cores) streams.push(await assigned(c));
   const sent: Buffer[][] = cores.map(() => []);
-  const before = rssBytes();
+  const before = srv.rss();
   const rss = sampleRss();
   // Each core fills its buffer (16 MiB, mostly spilled), one frame at a time.
   await Promise.all(
@@ -114,9 +110,9 @@ t.test('many cores checkpointing at once behind one commit slot: RSS within budg
 });
 
 t.test('messages piled behind a slow commit: the socket is closed with 1013, an honest core commits', async (t) => {
-  const blocker = await connect();
-  const attacker = await connect();
-  const honest = await connect();
+  const blocker = await srv.connect();
+  const attacker = await srv.connect();
+  const honest = await srv.connect();
   t.teardown(() => Promise.all([blocker.close(), attacker.close(), honest.close()]));
   await assigned(blocker);
   await assigned(attacker);
@@ -142,7 +138,7 @@ t.test('messages piled behind a slow commit: the socket is closed with 1013, an 
 
 t.test('past the spill budget a frame gets buffer_full with retry_after_s; the budget is in /metrics', async (t) => {
   const N = 11;
-  const cores = await Promise.all(Array.from({ length: N }, () => connect()));
+  const cores = await Promise.all(Array.from({ length: N }, () => srv.connect()));
   t.teardown(() => Promise.all(cores.map((c) => c.close())));
   for (const c of cores) await assigned(c);
   const refusals: Array<Record<string, unknown>> = [];

@@ -228,6 +228,10 @@ export interface CliServer {
   overrides: Overrides;
   mongo: Mongo;
   f: RemoteCoreFixture;
+  /** The server process's resident memory now (VmRSS), bytes. */
+  rss(): number;
+  /** A raw core on this server with the fixture's engine key and donor token. */
+  connect(): Promise<RawCore>;
   /** SIGTERM (if still running), then closes the test's MongoDB client. */
   stop(): Promise<void>;
 }
@@ -251,6 +255,8 @@ export async function cliServer(port: number, extra: Overrides, waitFor: RegExp)
     overrides,
     mongo,
     f,
+    rss: () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))![1]) * 1024,
+    connect: () => RawCore.connect(f.wsUrl, { engineKey: f.engineKey, donorToken: f.donor, ca }),
     stop: async () => {
       if (p.child.exitCode === null && p.child.signalCode === null) {
         p.child.kill('SIGTERM');

@@ -4,11 +4,15 @@
  * ({@link coreFixture}) or of a server that runs elsewhere, e.g. a CLI child
  * ({@link remoteCoreFixture}).
  */
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Db } from 'mongodb';
 import { CoreClient, type CoreClientOptions } from '../../src/client';
 import { initDatabase } from '../../src/store/init';
 import { ApiClient, type Response } from '../../test-support/admin-api';
 import { startTestServer, type Overrides, type TestServer } from './server';
+import { stopStack } from './stack';
 
 /** What {@link remoteCoreFixture} made. */
 export interface RemoteCoreFixture {
@@ -82,4 +86,43 @@ export async function remoteCoreFixture(url: string, ca: string, db: Db, opts: R
 export async function coreFixture(overrides: Overrides = {}, existing?: TestServer): Promise<CoreFixture> {
   const ts = existing ?? (await startTestServer({ 'donors.registrationsPerHour': 1000, ...overrides }));
   return { ts, ...(await remoteCoreFixture(ts.url, ts.ca, ts.server.storage.mongo.db)) };
+}
+
+/** Two nodes on one Redis deployment: a core fixture and a second server sharing its database and Redis. */
+export interface TwoNodes<R> {
+  /** The Redis deployment, started in its own temporary directory. */
+  redis: R;
+  f: CoreFixture;
+  other: TestServer;
+  /** Stops both servers, the Redis deployment and the stack, and removes the directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a Redis deployment (`start`, in a fresh temporary directory named after `name`),
+ * then a core fixture and a second node configured for it by `settingsOf` — the set-up of
+ * the Redis Cluster and Sentinel suites.
+ */
+export async function twoNodesOn<R extends { stop(): Promise<void> }>(name: string, start: (dir: string) => Promise<R>, settingsOf: (redis: R) => Overrides): Promise<TwoNodes<R>> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `sc-${name}-`));
+  let redis: R | undefined;
+  let f: CoreFixture | undefined;
+  let other: TestServer | undefined;
+  const stop = async (): Promise<void> => {
+    await other?.close();
+    await f?.ts.close();
+    await redis?.stop();
+    await stopStack();
+    await fsp.rm(dir, { recursive: true, force: true });
+  };
+  try {
+    redis = await start(dir);
+    const settings = settingsOf(redis);
+    f = await coreFixture(settings);
+    other = await startTestServer({ ...settings, 'mongodb.database': f.ts.settings.mongodb.database });
+    return { redis, f, other, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
