@@ -71,7 +71,7 @@ export class Janitor {
     }
     const orphanFiles = files.filter((f) => !streams.has(f.streamId));
     for (const f of orphanFiles) {
-      // streamId (the shard key of a sharded `files`, docs/scaling.md) keeps the delete on one shard.
+      // By `_id` (one shard of a sharded `files`, docs/scaling.md), and only while it names the stream judged gone above.
       const full = await this.db.collection<StoredFile & { _id: string; streamId: string }>('files').findOneAndDelete({ _id: f._id, streamId: f.streamId });
       if (full?.gridfsId) await this.files.bucket.delete(full.gridfsId as ObjectId).catch(() => undefined);
     }
