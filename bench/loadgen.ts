@@ -159,25 +159,11 @@ function openSession(o: { url: string; key?: string; protocol?: string; ca: stri
   if (nextPort > MAX_PORT) return Promise.resolve({ reason: 'out of source ports' });
   if (o.centrifugo) return openCentrifugo({ ...o, centrifugo: o.centrifugo });
   return new Promise((resolve) => {
-    let done = false;
     const ws = new WebSocket(o.url, o.protocol ? [o.protocol] : [], { ...socketOptions(o), headers: o.key ? { authorization: `Bearer ${o.key}` } : {} });
-    const finish = (reason?: string): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (reason) {
-        ws.removeAllListeners('message');
-        ws.on('error', () => undefined);
-        ws.terminate();
-        resolve({ reason });
-      } else {
-        resolve({ ws });
-      }
-    };
-    const timer = setTimeout(() => finish('timeout'), o.timeoutMs);
+    const { finish, settled } = settleOnce(ws, o.timeoutMs, resolve);
     let stage = 0;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (done) return;
+      if (settled()) return;
       if (stage === 0) {
         stage = 1;
         ws.send('{"type":"assign","id":1}');
@@ -193,10 +179,33 @@ function openSession(o: { url: string; key?: string; protocol?: string; ca: stri
       if (msg.type === 'assignment') return finish();
       finish(msg.type === 'error' ? `error ${msg.code}` : `unexpected ${msg.type}`);
     });
-    ws.on('unexpected-response', (_req, res) => finish(`http ${res.statusCode}`));
-    ws.on('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message.slice(0, 60)));
-    ws.on('close', (code) => finish(`closed ${code}`));
   });
+}
+
+/**
+ * How every session attempt ends, once: with the socket, or with a reason (the socket is then
+ * terminated) — a timeout, an HTTP refusal of the upgrade, a socket error or a close.
+ */
+function settleOnce(ws: WebSocket, timeoutMs: number, resolve: (r: { ws?: WebSocket; reason?: string }) => void): { finish: (reason?: string) => void; settled: () => boolean } {
+  let done = false;
+  const finish = (reason?: string): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    if (reason) {
+      ws.removeAllListeners('message');
+      ws.on('error', () => undefined);
+      ws.terminate();
+      resolve({ reason });
+    } else {
+      resolve({ ws });
+    }
+  };
+  const timer = setTimeout(() => finish('timeout'), timeoutMs);
+  ws.on('unexpected-response', (_req, res) => finish(`http ${res.statusCode}`));
+  ws.on('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message.slice(0, 60)));
+  ws.on('close', (code) => finish(`closed ${code}`));
+  return { finish, settled: () => done };
 }
 
 /** Sessions opened by {@link openCentrifugo}: numbers user ids and channels. */
@@ -229,21 +238,8 @@ function openCentrifugo(o: { url: string; ca: string; localAddress: string; time
   const n = ++centrifugoSessions;
   const user = `${o.centrifugo.prefix}-${n}`;
   return new Promise((resolve) => {
-    let done = false;
     const ws = new WebSocket(o.url, [], socketOptions(o));
-    const finish = (reason?: string): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (reason) {
-        ws.on('error', () => undefined);
-        ws.terminate();
-        resolve({ reason });
-      } else {
-        resolve({ ws });
-      }
-    };
-    const timer = setTimeout(() => finish('timeout'), o.timeoutMs);
+    const { finish, settled } = settleOnce(ws, o.timeoutMs, resolve);
     ws.on('open', () => {
       ws.send(JSON.stringify({ id: 1, connect: { token: connectionToken(o.centrifugo.tokenSecret, user) } }));
     });
@@ -254,7 +250,7 @@ function openCentrifugo(o: { url: string; ca: string; localAddress: string; time
           if (ws.readyState === WebSocket.OPEN) ws.send('{}');
           continue;
         }
-        if (done) continue;
+        if (settled()) continue;
         let m: { id?: number; connect?: unknown; subscribe?: unknown; error?: { code?: number } };
         try {
           m = JSON.parse(line) as typeof m;
@@ -271,9 +267,6 @@ function openCentrifugo(o: { url: string; ca: string; localAddress: string; time
         }
       }
     });
-    ws.on('unexpected-response', (_req, res) => finish(`http ${res.statusCode}`));
-    ws.on('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message.slice(0, 60)));
-    ws.on('close', (code) => finish(`closed ${code}`));
   });
 }
 
