@@ -19,6 +19,7 @@ import type { Assigned, Leases, LeaseValue } from '../store/leases';
 import { checkpointFiles } from '../store/partitions';
 import type { AssignedStream, Streams } from '../store/streams';
 import type { Metrics } from '../telemetry/metrics';
+import type { LiveState } from '../store/live';
 import type { CoreIdentity, StoredFile } from '../model';
 import { RESUME_SECRET_BYTES } from './protocol';
 import type { TargetCache } from './target-cache';
@@ -35,6 +36,7 @@ export interface AssignmentDeps {
   readonly streams: Streams;
   readonly targets: TargetCache;
   readonly metrics: Metrics;
+  readonly live: LiveState;
 }
 
 /** A stream leased for a session, with the resume token the core gets for it. */
@@ -43,6 +45,10 @@ export interface Leased {
   resumeToken: string;
   /** SHA-256 hex of the token's secret, as the lease records it. */
   resumeHash: string;
+  /** When the assignment started (the live-view record's `started_at`). */
+  startedAt: Date;
+  /** Set when the lease script already wrote the live-view record: the committed frames it recorded. */
+  recordedFrames?: number;
 }
 
 /** What the `assignment` message carries besides the stream's ids and frames. */
@@ -67,17 +73,22 @@ function leaseFields(d: AssignmentDeps, who: CoreIdentity, session: string, resu
  */
 export async function leaseNext(d: AssignmentDeps, who: CoreIdentity, session: string, requestId: number, targetId?: string): Promise<Leased> {
   const candidates = await d.targets.candidates(who, targetId);
+  const startedAt = new Date();
+  // The live-view record rides in the lease script: one Redis round trip per assignment.
+  const active = { engine: who.engine, ...(who.donor ? { donor: who.donor.name } : {}), node: d.nodeId, started_at: startedAt.toISOString() };
   for (let attempt = 0; attempt < d.settings.core.assignAttempts; attempt++) {
     const secret = newSecret();
-    const got = await d.leases.assign(candidates, leaseFields(d, who, session, hashToken(secret)));
+    const resumeHash = hashToken(secret);
+    const got = await d.leases.assign(candidates, leaseFields(d, who, session, resumeHash), active);
     if (!got) break;
     const stream = await assignedStream(d, got);
     if (!stream) {
-      // Stopped or deleted after it was queued: drop the lease and try the next one.
+      // Stopped or deleted after it was queued: drop the lease and its record, try the next one.
       await d.leases.release(got.stream, session, false, 0);
+      await d.live.clearActive(got.stream, got.target);
       continue;
     }
-    return { stream, resumeToken: `${stream._id}.${secret}`, resumeHash: hashToken(secret) };
+    return { stream, resumeToken: `${stream._id}.${secret}`, resumeHash, startedAt, recordedFrames: got.frames };
   }
   throw new MessageError(requestId, 'no_streams_available', 'No stream is ready for this core; retry later', { retry_after_s: d.settings.core.retryAfterS });
 }
@@ -121,7 +132,7 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
     await d.leases.release(streamId, session, false, 0);
     throw new MessageError(requestId, 'not_assigned', 'The stream is no longer available; assign again');
   }
-  return { stream, resumeToken: `${stream._id}.${fresh}`, resumeHash: hashToken(fresh) };
+  return { stream, resumeToken: `${stream._id}.${fresh}`, resumeHash: hashToken(fresh), startedAt: new Date() };
 }
 
 /** The files (seed files overlaid by the latest checkpoint's, base64) and options of an assignment. */

@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import { MessageError, toAppError, type ErrorCode } from '../errors';
 import { commitCheckpoint, recordFragment, recordStreamError } from '../store/commit';
 import type { ReliabilityGuard } from './reliability-guard';
-import type { ActiveStream, LiveState } from '../store/live';
+import type { ActiveStream } from '../store/live';
 import type { Logger } from '../telemetry/log';
 import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
@@ -25,7 +25,6 @@ import { PROTOCOL_VERSION } from './protocol';
 /** What a session needs from its process (the hub provides it). */
 export interface SessionHost extends AssignmentDeps {
   readonly log: Logger;
-  readonly live: LiveState;
   /** Directory of this process's spill files. */
   readonly spillDir: string;
   /** Commits run through this, bounded by core.maxConcurrentCommits. */
@@ -206,7 +205,13 @@ export class CoreSession {
     this.hub.admit(this.who, id);
     const started = process.hrtime.bigint();
     const leased = await leaseNext(this.hub, this.who, this.id, id, targetId);
-    await this.holdWhileLoading(leased, () => this.activate(id, leased, false));
+    try {
+      await this.holdWhileLoading(leased, () => this.activate(id, leased, false));
+    } catch (err) {
+      // Not activated: the lease expires on its own; the record the lease script wrote goes now.
+      if (leased.recordedFrames !== undefined && !this.assignment) this.hub.live.clearActive(leased.stream._id, leased.stream.targetId).catch(() => undefined);
+      throw err;
+    }
     this.hub.metrics.assignSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
@@ -241,7 +246,7 @@ export class CoreSession {
     void a.buffer.clear();
   }
 
-  private async activate(id: number, { stream, resumeToken, resumeHash }: Leased, resumed: boolean): Promise<void> {
+  private async activate(id: number, { stream, resumeToken, resumeHash, startedAt, recordedFrames }: Leased, resumed: boolean): Promise<void> {
     const { files, options } = await assignmentPayload(this.hub, stream);
     this.assignment = {
       streamId: stream._id,
@@ -250,11 +255,12 @@ export class CoreSession {
       committed: stream.frames,
       lastSeq: 0,
       buffer: new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${stream._id}`, this.hub.log, this.hub.memory),
-      startedAt: new Date(),
+      startedAt,
       framesThisActivation: 0,
       resumeHash,
-      publishedBuffered: -1,
-      publishedCommitted: -1,
+      // The lease script recorded the assignment with the queue's frame count (see below).
+      publishedBuffered: recordedFrames === undefined ? -1 : 0,
+      publishedCommitted: recordedFrames ?? -1,
       seedFiles: stream.seedFiles,
       fence: stream.fence,
       ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}),
@@ -263,7 +269,8 @@ export class CoreSession {
     // The resume raised the fence: later assignments from the manifest must carry the new one.
     if (resumed) this.hub.streams.setManifest(stream).catch(() => undefined);
     this.hub.guard.record(this.who, 'assignments');
-    await this.publishActive().catch(() => undefined);
+    // Resumed (no record yet), or the queue's count was stale (the stream was read from MongoDB).
+    if (recordedFrames !== stream.frames) await this.publishActive().catch(() => undefined);
     this.hub.log.info({ session: this.id, stream: stream._id, target: stream.targetId, engine: this.who.engine, donor: this.who.donor?.name }, 'stream assigned');
     this.socket.send({ type: 'assignment', id, stream_id: stream._id, target_id: stream.targetId, frames: stream.frames, options, files, resume_token: resumeToken });
   }
@@ -406,7 +413,7 @@ export class CoreSession {
     try {
       if (how === 'requeue' || how === 'drop') await leases.release(a.streamId, this.id, how === 'requeue', a.committed);
       else if (how === 'detach') await leases.detach(a.streamId, this.id, this.hub.settings.core.resumeGraceS * 1000);
-      await this.hub.live.clearActive(a.streamId);
+      await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {
       // Redis down: the lease expires on its own and the sweeper returns the stream.
       this.hub.log.warn({ err: (err as Error).message, stream: a.streamId }, 'could not release lease; it will expire');

@@ -21,8 +21,11 @@ end
 
 /**
  * Pops the target's ready stream with the fewest frames (oldest on ties) that nobody holds
- * and leases it. KEYS: ready, lease, expiry, manifest. ARGV: lease template (JSON without
- * stream, target, member), ttl ms, target id. Returns {stream, score, manifest or ''} or nil.
+ * and leases it; with an active template, also records the stream in the target's live view
+ * (so an assignment is one round trip). KEYS: ready, lease, expiry, manifest, active. ARGV:
+ * lease template (JSON without stream, target, member), ttl ms, target id, active template
+ * (JSON without stream_id, target_id, frames, buffered_frames; '' for none).
+ * Returns {stream, score, manifest or ''} or nil.
  */
 export const ASSIGN = `${PRELUDE}
 local ttl = tonumber(ARGV[2])
@@ -38,6 +41,14 @@ while true do
     value.member = member
     redis.call('HSET', KEYS[2], stream, cjson.encode(value))
     redis.call('ZADD', KEYS[3], now + ttl, stream)
+    if ARGV[4] ~= '' then
+      local active = cjson.decode(ARGV[4])
+      active.stream_id = stream
+      active.target_id = ARGV[3]
+      active.frames = tonumber(popped[2])
+      active.buffered_frames = 0
+      redis.call('HSET', KEYS[5], stream, cjson.encode(active))
+    end
     return { stream, popped[2], redis.call('HGET', KEYS[4], stream) or '' }
   end
 end
@@ -124,16 +135,17 @@ return live(KEYS[1], KEYS[2], ARGV[1])
 `;
 
 /**
- * Claims up to ARGV[1] expired leases of one target (each claimed by exactly one caller).
- * KEYS: lease, expiry, ready. Returns {empty, stream ids...}: empty is 1 when afterwards the
- * target has no lease, expiry or ready key left (a hint for Leases.pruneTarget, which
- * checks again), else 0.
+ * Claims up to ARGV[1] expired leases of one target (each claimed by exactly one caller) and
+ * drops their live-view records. KEYS: lease, expiry, ready, active. Returns {empty, stream
+ * ids...}: empty is 1 when afterwards the target has no lease, expiry or ready key left (a
+ * hint for Leases.pruneTarget, which checks again), else 0.
  */
 export const SWEEP = `${PRELUDE}
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, s in ipairs(expired) do
   redis.call('HDEL', KEYS[1], s)
   redis.call('ZREM', KEYS[2], s)
+  redis.call('HDEL', KEYS[4], s)
 end
 local empty = 0
 if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) == 0 then empty = 1 end

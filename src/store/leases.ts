@@ -12,6 +12,8 @@
  *   live while its expiry is in the future; expired ones are claimed by {@link Leases.sweep}
  *   and their streams returned to the pool.
  * - `<prefix>{t:<target>}:manifest` HASH stream → {@link StreamManifest}.
+ * - `<prefix>{t:<target>}:active` HASH stream → active record (live.ts): written by the
+ *   assign script with the lease, removed by the sweep of an expired lease.
  * - `<prefix>st:<stream>` STRING → the stream's target (immutable; lets by-stream calls
  *   find the slot; cached in process).
  * - `<prefix>targets` SET of targets whose queues or leases may hold something (what the
@@ -24,10 +26,13 @@
  * Redis holds nothing that MongoDB cannot rebuild: the pool's rebuild refills the queues.
  */
 import type { RedisClient } from './redis';
+import type { ActiveStream } from './live';
 import { ASSIGN, DETACH, ENQUEUE, GET, RELEASE, RENEW, RESUME, SWEEP } from './lease-scripts';
 import { pickFairShare, type Candidate } from './fair-share';
+import { targetKeys, targetsKey, type TargetKeys } from './target-keys';
 
 export type { Candidate } from './fair-share';
+export type { TargetKeys } from './target-keys';
 
 /** What a lease records. */
 export interface LeaseValue {
@@ -87,6 +92,12 @@ export function decodeManifest(raw: string): StreamManifest | undefined {
   return { frames: n, seed: seed === '1', ...(seedFiles ? { seedFiles } : {}), ...(last ? { lastPartitionId: last } : {}), ...(f > 0 ? { fence: f } : {}) };
 }
 
+/**
+ * What the assign script writes into a live-view record besides the stream, target, owner
+ * (the chosen candidate's manager) and counts.
+ */
+export type ActiveTemplate = Omit<ActiveStream, 'stream_id' | 'target_id' | 'owner' | 'frames' | 'buffered_frames'>;
+
 /** A leased stream as the assign script returns it. */
 export interface Assigned {
   target: string;
@@ -116,13 +127,6 @@ function groupPush<T>(groups: Map<string, T[]>, key: string, item: T): void {
   else groups.set(key, [item]);
 }
 
-/** The keys of one target, all in the target's slot. */
-export interface TargetKeys {
-  ready: string;
-  lease: string;
-  expiry: string;
-  manifest: string;
-}
 
 /** Ready queues and leases. */
 export class Leases {
@@ -136,13 +140,13 @@ export class Leases {
    */
   constructor(redis: RedisClient, private readonly prefix: string, readonly ttlMs: number) {
     const scripts: Array<[string, number, string]> = [
-      ['scAssign', 4, ASSIGN],
+      ['scAssign', 5, ASSIGN],
       ['scRelease', 3, RELEASE],
       ['scRenew', 2, RENEW],
       ['scDetach', 2, DETACH],
       ['scResume', 2, RESUME],
       ['scGet', 2, GET],
-      ['scSweep', 3, SWEEP],
+      ['scSweep', 4, SWEEP],
       ['scEnqueue', 4, ENQUEUE],
     ];
     for (const [name, numberOfKeys, lua] of scripts) {
@@ -153,8 +157,7 @@ export class Leases {
 
   /** The keys of a target (exported for tests and tools that inspect Redis). */
   keys(target: string): TargetKeys {
-    const tag = `${this.prefix}{t:${target}}`;
-    return { ready: `${tag}:ready`, lease: `${tag}:lease`, expiry: `${tag}:expiry`, manifest: `${tag}:manifest` };
+    return targetKeys(this.prefix, target);
   }
 
   private remember(stream: string, target: string): void {
@@ -174,20 +177,27 @@ export class Leases {
 
   /**
    * Picks a stream by the two-level weighted choice among the candidates that have a ready
-   * stream and leases it: one ZCARD per candidate (pipelined, each to its slot), then one
-   * single-slot script per attempt, dropping a target that emptied meanwhile.
+   * stream and leases it: one ZCARD per candidate (pipelined, each to its slot; skipped for a
+   * single candidate, whose script finds its queue empty by itself), then one single-slot
+   * script per attempt, dropping a target that emptied meanwhile. With `active`, the script
+   * also writes the stream's live-view record (live.ts): owner = the candidate's manager,
+   * frames = the queue score, nothing buffered.
    * Returns undefined when no candidate has a ready stream.
    */
-  async assign(candidates: Candidate[], lease: Omit<LeaseValue, 'stream' | 'target' | 'member'>): Promise<Assigned | undefined> {
+  async assign(candidates: Candidate[], lease: Omit<LeaseValue, 'stream' | 'target' | 'member'>, active?: ActiveTemplate): Promise<Assigned | undefined> {
     if (candidates.length === 0) return undefined;
-    const sizes = await Promise.all(candidates.map((c) => this.r.zcard(this.keys(c.target).ready)));
-    let open = candidates.filter((_, i) => sizes[i]! > 0);
+    let open = candidates;
+    if (candidates.length > 1) {
+      const sizes = await Promise.all(candidates.map((c) => this.r.zcard(this.keys(c.target).ready)));
+      open = candidates.filter((_, i) => sizes[i]! > 0);
+    }
     const template = JSON.stringify(lease);
     for (;;) {
       const c = pickFairShare(open);
       if (!c) return undefined;
       const k = this.keys(c.target);
-      const res = (await this.r.scAssign(k.ready, k.lease, k.expiry, k.manifest, template, this.ttlMs, c.target)) as [string, string, string] | null;
+      const activeTemplate = active ? JSON.stringify({ ...active, owner: c.manager }) : '';
+      const res = (await this.r.scAssign(k.ready, k.lease, k.expiry, k.manifest, k.active, template, this.ttlMs, c.target, activeTemplate)) as [string, string, string] | null;
       if (res) {
         this.remember(res[0], c.target);
         const manifest = decodeManifest(res[2]);
@@ -273,12 +283,12 @@ export class Leases {
    * ({@link pruneTarget}); the caller returns the claimed streams to the pool.
    */
   async sweep(limit = 1000): Promise<string[]> {
-    const targets = await this.r.smembers(`${this.prefix}targets`);
+    const targets = await this.r.smembers(targetsKey(this.prefix));
     const out: string[] = [];
     for (let i = 0; i < targets.length; i += 100) {
       const res = await Promise.all(targets.slice(i, i + 100).map(async (t) => {
         const k = this.keys(t);
-        const [empty, ...claimed] = (await this.r.scSweep(k.lease, k.expiry, k.ready, limit)) as [number, ...string[]];
+        const [empty, ...claimed] = (await this.r.scSweep(k.lease, k.expiry, k.ready, k.active, limit)) as [number, ...string[]];
         // Only an emptied target costs more round trips. Streams just claimed go back
         // through enqueue, which re-adds the target if it was dropped meanwhile.
         if (empty === 1) await this.pruneTarget(t);

@@ -2,11 +2,12 @@
  * Shared live state in Redis, read by the admin API: which streams are active (filled by
  * the core sessions) and which coordinator processes are alive with their session counts.
  * Everything here can be rebuilt: a flushed Redis only empties these views until the next
- * heartbeat.
+ * heartbeat (nodes) or the next assignment (active streams).
  */
 import os from 'node:os';
 import { withTimeout } from './mongo';
 import type { RedisClient } from './redis';
+import { targetKeys, targetsKey } from './target-keys';
 
 /** One active stream, as core sessions record it. */
 export interface ActiveStream {
@@ -34,19 +35,6 @@ export interface NodeInfo {
   sessions_by_engine: Record<string, number>;
 }
 
-/**
- * Hashes the active view is split into. Every assignment and stop writes it, so on Redis
- * Cluster one hash would put that traffic on one master; 16 keys spread it over the slots.
- */
-const ACTIVE_BUCKETS = 16;
-
-/** FNV-1a of the stream id, modulo the bucket count. */
-function bucketOf(streamId: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < streamId.length; i++) h = Math.imul(h ^ streamId.charCodeAt(i), 0x01000193);
-  return (h >>> 0) % ACTIVE_BUCKETS;
-}
-
 function groupBy<T>(items: Iterable<T>, key: (t: T) => string): Map<string, T[]> {
   const out = new Map<string, T[]>();
   for (const it of items) {
@@ -58,12 +46,22 @@ function groupBy<T>(items: Iterable<T>, key: (t: T) => string): Map<string, T[]>
   return out;
 }
 
-/** Reader and writer of the live views. */
+/** Targets whose active hashes one `allActive` reads at a time. */
+const READ_BATCH = 100;
+
+/**
+ * Reader and writer of the live views.
+ *
+ * The active view is one hash per target, `<prefix>{t:<target>}:active` (stream → record
+ * JSON), in the target's Redis Cluster slot beside its queue and leases: the assign script
+ * writes the record in the same call that leases the stream (lease-scripts.ts ASSIGN), so an
+ * assignment costs one Redis round trip, and the sweep of an expired lease removes it.
+ */
 export class LiveState {
   private readonly nodesKey: string;
   private timer: NodeJS.Timeout | undefined;
   /** Records waiting for the next batched HSET, by stream. */
-  private pending = new Map<string, string>();
+  private pending = new Map<string, ActiveStream>();
   private flushing: Promise<void> | undefined;
 
   /** @param heartbeatS seconds between node heartbeats; a node missing three is gone (server.nodeHeartbeatS) */
@@ -71,72 +69,72 @@ export class LiveState {
     this.nodesKey = `${prefix}nodes`;
   }
 
-  /** The active-view hash holding a stream (`<prefix>active:<0-15>`). */
-  private activeKey(streamId: string): string {
-    return `${this.prefix}active:${bucketOf(streamId)}`;
+  /** The active-view hash of a target. */
+  private activeKey(targetId: string): string {
+    return targetKeys(this.prefix, targetId).active;
   }
 
-  /** One HSET per bucket. */
-  private async writeActive(entries: Array<[string, string]>): Promise<void> {
-    await Promise.all([...groupBy(entries, ([id]) => this.activeKey(id))].map(([key, list]) => this.redis.hset(key, Object.fromEntries(list))));
+  /** One HSET per target. */
+  private async writeActive(records: Iterable<ActiveStream>): Promise<void> {
+    await Promise.all(
+      [...groupBy(records, (a) => a.target_id)].map(([target, list]) => this.redis.hset(this.activeKey(target), Object.fromEntries(list.map((a) => [a.stream_id, JSON.stringify(a)])))),
+    );
   }
 
   /**
    * Records (or updates) an active stream. Records set in the same turn of the event loop
-   * (a burst of assignments) go out as one HSET per bucket; resolves once they are done.
+   * (a burst of commits) go out as one HSET per target; resolves once they are done.
    */
   setActive(a: ActiveStream): Promise<void> {
-    this.pending.set(a.stream_id, JSON.stringify(a));
+    this.pending.set(a.stream_id, a);
     this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
       const batch = this.pending;
       this.pending = new Map();
       this.flushing = undefined;
-      if (batch.size > 0) await this.writeActive([...batch]);
+      if (batch.size > 0) await this.writeActive(batch.values());
     });
     return this.flushing;
   }
 
-  /** Records many active streams, one command per bucket. */
+  /** Records many active streams, one command per target. */
   async setActiveMany(list: ActiveStream[]): Promise<void> {
     if (list.length === 0) return;
-    await this.writeActive(list.map((a) => [a.stream_id, JSON.stringify(a)]));
+    await this.writeActive(list);
   }
 
   /** Removes a stream from the active view (also from a batch not yet sent). */
-  async clearActive(streamId: string): Promise<void> {
+  async clearActive(streamId: string, targetId: string): Promise<void> {
     this.pending.delete(streamId);
-    await this.redis.hdel(this.activeKey(streamId), streamId);
+    await this.redis.hdel(this.activeKey(targetId), streamId);
   }
 
-  /** The active record of one stream, or null. */
-  async active(streamId: string): Promise<ActiveStream | null> {
-    const v = await this.redis.hget(this.activeKey(streamId), streamId);
+  /** The active record of one stream of a target, or null. */
+  async active(streamId: string, targetId: string): Promise<ActiveStream | null> {
+    const v = await this.redis.hget(this.activeKey(targetId), streamId);
     return v ? (JSON.parse(v) as ActiveStream) : null;
   }
 
-  /** The active records of several streams (null where inactive), in order. */
-  async activeMany(streamIds: string[]): Promise<Array<ActiveStream | null>> {
+  /** The active records of several streams of one target (null where inactive), in order. */
+  async activeMany(targetId: string, streamIds: string[]): Promise<Array<ActiveStream | null>> {
     if (streamIds.length === 0) return [];
-    const found = new Map<string, string>();
-    await Promise.all(
-      [...groupBy(new Set(streamIds), (id) => this.activeKey(id))].map(async ([key, ids]) => {
-        const values = await this.redis.hmget(key, ...ids);
-        ids.forEach((id, i) => {
-          const v = values[i];
-          if (v) found.set(id, v);
-        });
-      }),
-    );
-    return streamIds.map((id) => {
-      const v = found.get(id);
-      return v ? (JSON.parse(v) as ActiveStream) : null;
-    });
+    const values = await this.redis.hmget(this.activeKey(targetId), ...streamIds);
+    return values.map((v) => (v ? (JSON.parse(v) as ActiveStream) : null));
   }
 
-  /** Every active stream. */
+  /** The active streams of one target. */
+  async activeOfTarget(targetId: string): Promise<ActiveStream[]> {
+    const h = await this.redis.hgetall(this.activeKey(targetId));
+    return Object.values(h).map((v) => JSON.parse(v) as ActiveStream);
+  }
+
+  /** Every active stream: the active hashes of every target the pool has seen. */
   async allActive(): Promise<ActiveStream[]> {
-    const all = await Promise.all(Array.from({ length: ACTIVE_BUCKETS }, (_, b) => this.redis.hgetall(`${this.prefix}active:${b}`)));
-    return all.flatMap((h) => Object.values(h).map((v) => JSON.parse(v) as ActiveStream));
+    const targets = await this.redis.smembers(targetsKey(this.prefix));
+    const out: ActiveStream[] = [];
+    for (let i = 0; i < targets.length; i += READ_BATCH) {
+      for (const list of await Promise.all(targets.slice(i, i + READ_BATCH).map((t) => this.activeOfTarget(t)))) out.push(...list);
+    }
+    return out;
   }
 
   /** Processes that sent a heartbeat within three intervals. */

@@ -59,7 +59,7 @@ function viewWith(s: StreamDoc, a: ActiveStream | null) {
 }
 
 async function view(d: ApiDeps, s: StreamDoc) {
-  return viewWith(s, await d.live.active(s._id));
+  return viewWith(s, await d.live.active(s._id, s.targetId));
 }
 
 function download(body: StreamBody | undefined, what: string) {
@@ -132,7 +132,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
           d.streams.listByTarget(t._id, { field, order: desc ? -1 : 1, ...(query.after ? { after: query.after } : {}), offset: query.offset ?? 0, limit: query.limit ?? d.settings.limits.maxListItems }),
           d.streams.countByTarget(t._id),
         ]);
-        const active = await d.live.activeMany(list.map((s) => s._id));
+        const active = await d.live.activeMany(t._id, list.map((s) => s._id));
         return ok({ streams: list.map((s, i) => viewWith(s, active[i] ?? null)), total });
       },
     }),

@@ -170,9 +170,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
           await d.bus.publish('target.changed', { targetId: t._id });
           if (body.stage === 'disabled' && t.stage !== 'disabled') {
             d.log.info({ target: t._id }, 'target disabled');
-            for (const a of await d.live.allActive()) {
-              if (a.target_id === t._id) await d.bus.publish('stream.stop', { streamId: a.stream_id, reason: 'target_disabled' });
-            }
+            for (const a of await d.live.activeOfTarget(t._id)) await d.bus.publish('stream.stop', { streamId: a.stream_id, reason: 'target_disabled' });
           }
           return ok({ ...view(after), streams: await streamCounts(d, t._id) });
         }
