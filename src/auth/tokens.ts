@@ -12,9 +12,9 @@ export function newToken(): string {
   return crypto.randomBytes(TOKEN_BYTES).toString('base64url');
 }
 
-/** The at-rest form of a token: hex SHA-256. */
+/** The at-rest form of a token: hex SHA-256 (one-shot `crypto.hash`: no Hash object per call; every core upgrade hashes its key). */
 export function hashToken(token: string): string {
-  return crypto.createHash('sha256').update(token, 'utf8').digest('hex');
+  return crypto.hash('sha256', token, 'hex');
 }
 
 /** Constant-time comparison of two secrets of any length. */

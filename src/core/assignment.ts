@@ -9,7 +9,6 @@
  * same update), seed files by their deterministic ids, the checkpoint by its partition id,
  * and targets from the per-process cache.
  */
-import crypto from 'node:crypto';
 import type { Db } from 'mongodb';
 import { MessageError } from '../errors';
 import { hashToken } from '../auth/tokens';
@@ -23,6 +22,7 @@ import type { LiveState } from '../store/live';
 import type { CoreIdentity, StoredFile } from '../model';
 import { RESUME_SECRET_BYTES } from './protocol';
 import type { TargetCache } from './target-cache';
+import { randomBase64url } from './random-pool';
 
 export type { AssignedStream } from '../store/streams';
 
@@ -59,7 +59,7 @@ export interface AssignmentPayload {
 }
 
 function newSecret(): string {
-  return crypto.randomBytes(RESUME_SECRET_BYTES).toString('base64url');
+  return randomBase64url(RESUME_SECRET_BYTES);
 }
 
 function leaseFields(d: AssignmentDeps, who: CoreIdentity, session: string, resume: string): Omit<LeaseValue, 'stream' | 'target' | 'member'> {

@@ -48,6 +48,8 @@ export class Blocklist {
 
   /** The address-range block containing an address, if any. */
   matchAddress(address: string): BlockDoc | undefined {
+    // Checked at every upgrade and assignment: without ranges, skip parsing the address.
+    if (this.ranges.length === 0) return undefined;
     const family = net.isIPv6(address) ? 'ipv6' : net.isIPv4(address) ? 'ipv4' : undefined;
     if (!family) return undefined;
     return this.ranges.find((r) => r.list.check(address, family))?.block;

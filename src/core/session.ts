@@ -6,7 +6,6 @@
  * {@link CoreSocket}. Messages of one session are handled strictly in order (a promise
  * chain), so a checkpoint's commit finishes before the next message is looked at.
  */
-import crypto from 'node:crypto';
 import { MessageError, toAppError, type ErrorCode } from '../errors';
 import { commitCheckpoint, recordFragment, recordStreamError } from '../store/commit';
 import type { ReliabilityGuard } from './reliability-guard';
@@ -21,6 +20,10 @@ import { announcedLimits, binaryLimits } from './limits';
 import { MessageRate, type Limiter } from './limiter';
 import { parseBinary, parseText, type DataMessage, type TextRequest } from './messages';
 import { PROTOCOL_VERSION } from './protocol';
+import { randomBase64url } from './random-pool';
+
+/** Random bytes of a session id (16 base64url characters). */
+const SESSION_ID_BYTES = 12;
 
 /** What a session needs from its process (the hub provides it). */
 export interface SessionHost extends AssignmentDeps {
@@ -61,7 +64,6 @@ interface Assignment {
   buffer: FrameBuffer;
   startedAt: Date;
   framesThisActivation: number;
-  resumeHash: string;
   /** The buffered and committed counts last written to the live view (-1: never). */
   publishedBuffered: number;
   publishedCommitted: number;
@@ -74,7 +76,7 @@ interface Assignment {
 
 /** One core's session. */
 export class CoreSession {
-  readonly id = crypto.randomBytes(12).toString('base64url');
+  readonly id = randomBase64url(SESSION_ID_BYTES);
   /** The current assignment (read by the hub's idle sweep). */
   assignment: Assignment | undefined;
   private chain: Promise<void> = Promise.resolve();
@@ -246,7 +248,7 @@ export class CoreSession {
     void a.buffer.clear();
   }
 
-  private async activate(id: number, { stream, resumeToken, resumeHash, startedAt, recordedFrames }: Leased, resumed: boolean): Promise<void> {
+  private async activate(id: number, { stream, resumeToken, startedAt, recordedFrames }: Leased, resumed: boolean): Promise<void> {
     const { files, options } = await assignmentPayload(this.hub, stream);
     this.assignment = {
       streamId: stream._id,
@@ -257,7 +259,6 @@ export class CoreSession {
       buffer: new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${stream._id}`, this.hub.log, this.hub.memory),
       startedAt,
       framesThisActivation: 0,
-      resumeHash,
       // The lease script recorded the assignment with the queue's frame count (see below).
       publishedBuffered: recordedFrames === undefined ? -1 : 0,
       publishedCommitted: recordedFrames ?? -1,
