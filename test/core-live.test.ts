@@ -1,17 +1,24 @@
 /**
  * The live view of active streams (GET /v1/active-streams) follows a session: the record
  * appears at assignment, its buffered and committed counts are refreshed with the batched
- * lease renewal when they change, and it goes when the core stops.
+ * lease renewal when they change, and it goes when the core stops. The record is written
+ * by the assign script itself (one Redis round trip per assignment, in the target's slot),
+ * and the sweep of an expired lease (a node that died) removes it.
  */
 import t from 'tap';
+import type Redis from 'ioredis';
+import { Leases, readyMember } from '../src/store/leases';
+import { LiveState } from '../src/store/live';
+import { targetKeys } from '../src/store/target-keys';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
 import { eventually } from './helpers/server';
 import { stopStack } from './helpers/stack';
 
+const PREFIX = 'lv:';
 let f: CoreFixture;
 t.before(async () => {
-  f = await coreFixture({ 'core.leaseRenewS': 1 });
+  f = await coreFixture({ 'core.leaseRenewS': 1, 'redis.keyPrefix': PREFIX });
 });
 t.teardown(async () => {
   await f?.ts.close();
@@ -48,4 +55,64 @@ t.test('buffered and committed counts reach the live view with the next renewal'
 
   t.match(await core.request({ type: 'stop' }), { type: 'stopped' });
   t.ok(await eventually(async () => (await record(target, stream)) === undefined, 5000, 'record removed'), 'gone after stop');
+});
+
+t.test('an assignment writes its live record in the lease script: no separate Redis command', async (t) => {
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const redis = f.ts.server.storage.redis as Redis;
+  // MONITOR on a connection of its own sees every command the server sends to Redis.
+  const monitor = await redis.monitor();
+  // Commands a script runs are reported too, with source 'lua': those are not round trips.
+  const seen: string[][] = [];
+  const inScripts: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[], source: string) => (source === 'lua' ? inScripts : seen).push(args));
+  t.teardown(() => monitor.disconnect());
+  const core = await RawCore.connect(f.wsUrl, { engineKey: f.engineKey, donorToken: f.donor, ca: f.ts.ca });
+  t.teardown(() => core.close());
+  t.match(await core.request({ type: 'assign', target_id: target }), { type: 'assignment', stream_id: stream, frames: 0 });
+  // What MONITOR saw is known once a command issued after the assignment shows up.
+  await redis.ping('after-assign');
+  await eventually(async () => seen.some((a) => a[0]?.toLowerCase() === 'ping' && a[1] === 'after-assign'), 5000, 'the marker command');
+
+  const active = targetKeys(PREFIX, target).active;
+  const touching = seen.filter((a) => a.includes(active) || a.some((x) => x.startsWith(`${PREFIX}active`)));
+  t.equal(touching.length, 1, `one command touched the live view: ${JSON.stringify(touching.map((a) => a.slice(0, 3)))}`);
+  t.match(touching[0]?.[0]?.toLowerCase(), /^evalsha$|^eval$/, 'the assign script');
+  t.ok(inScripts.some((a) => a[0]?.toLowerCase() === 'hset' && a[1] === active && a[2] === stream), 'the script wrote the record');
+  t.notOk(seen.some((a) => a[0]?.toLowerCase() === 'zcard'), 'a single candidate is not counted first');
+  const raw = await redis.hget(active, stream);
+  t.ok(raw, 'the record is in the target hash');
+  t.match(JSON.parse(raw!), { stream_id: stream, target_id: target, engine: 'openmm', node: String, started_at: /Z$/, frames: 0, buffered_frames: 0, owner: String });
+  t.match(await record(target, stream), { stream_id: stream, frames: 0, buffered_frames: 0 }, 'served by /v1/active-streams');
+});
+
+t.test('lease script with several candidates, and the sweep of an expired lease removes its record', async (t) => {
+  const redis = f.ts.server.storage.redis;
+  // A pool of its own under another prefix: no server session renews or sweeps these leases.
+  const prefix = 'lvs:';
+  const leases = new Leases(redis, prefix, 30_000);
+  const live = new LiveState(redis, prefix, 5);
+  const [full, empty] = ['tfull', 'tempty'];
+  await leases.enqueue([{ target: full, frames: 7, member: readyMember(new Date(0), 'sx1') }]);
+  await leases.enqueue([{ target: empty, frames: 0, member: readyMember(new Date(0), 'sx0') }]);
+  await leases.dequeue(empty, readyMember(new Date(0), 'sx0'));
+  const got = await leases.assign(
+    [
+      { manager: 'm-empty', managerWeight: 1, target: empty, targetWeight: 1 },
+      { manager: 'm-full', managerWeight: 1, target: full, targetWeight: 1 },
+    ],
+    { node: 'n1', session: 's1', engine: 'openmm', resume: 'h' },
+    { engine: 'openmm', node: 'n1', started_at: '2026-01-01T00:00:00.000Z' },
+  );
+  t.match(got, { target: full, stream: 'sx1', frames: 7 });
+  t.same(await live.active('sx1', full), { engine: 'openmm', node: 'n1', started_at: '2026-01-01T00:00:00.000Z', owner: 'm-full', stream_id: 'sx1', target_id: full, frames: 7, buffered_frames: 0 });
+  t.same((await live.allActive()).map((a) => a.stream_id), ['sx1'], 'allActive walks the targets the pool has seen');
+  t.same(await live.activeMany(full, ['sx1', 'nope']), [await live.active('sx1', full), null]);
+
+  // The node holding it died: its lease expires and the sweep claims it with its record.
+  await redis.zadd(targetKeys(prefix, full).expiry, 1, 'sx1');
+  t.same(await leases.sweep(), ['sx1']);
+  t.equal(await live.active('sx1', full), null, 'record removed by the sweep');
+  t.same(await live.allActive(), []);
 });

@@ -36,8 +36,8 @@ t.test('targets spread over the masters; each target keeps its keys in one slot'
   for (const tg of targets) await f.stream(tg);
   const owners = new Set(await Promise.all(targets.map((tg) => ownerOf(readyKey(tg)))));
   t.ok(owners.size >= 2, `12 targets on ${owners.size} masters`);
-  const slots = await Promise.all(['ready', 'lease', 'expiry', 'manifest'].map((k) => redis().cluster('KEYSLOT', `${PREFIX}{t:${targets[0]}}:${k}`)));
-  t.equal(new Set(slots).size, 1, 'ready, lease, expiry and manifest of one target share a slot');
+  const slots = await Promise.all(['ready', 'lease', 'expiry', 'manifest', 'active'].map((k) => redis().cluster('KEYSLOT', `${PREFIX}{t:${targets[0]}}:${k}`)));
+  t.equal(new Set(slots).size, 1, 'ready, lease, expiry, manifest and active of one target share a slot');
   for (const tg of targets) t.equal(await redis().zcard(readyKey(tg)), 1, 'the stream is queued in its target slot');
 });
 
