@@ -23,9 +23,12 @@ interface Segment {
   length: number;
 }
 
+/** The segments of an empty buffer: shared, so an idle assignment's buffer holds no array of its own. */
+const NO_SEGMENTS: readonly Segment[] = Object.freeze([]);
+
 /** One assignment's buffer. Not safe for concurrent use: callers serialize per session. */
 export class FrameBuffer {
-  private segments: Segment[] = [];
+  private segments: readonly Segment[] = NO_SEGMENTS;
   private memory = 0;
   private spillFile: string | undefined;
   private spillFd: fsp.FileHandle | undefined;
@@ -70,14 +73,16 @@ export class FrameBuffer {
       this.budget.give('frames', kept);
       throw new SpillBudgetExceeded(`The node's spill budget cannot take ${spilled} more bytes`);
     }
+    const segments = this.segments === NO_SEGMENTS ? [] : (this.segments as Segment[]);
+    this.segments = segments;
     for (const [i, f] of files.entries()) {
       if (keep[i]) {
-        this.segments.push({ name: f.name, bytes: owned(f.bytes), length: f.bytes.length });
+        segments.push({ name: f.name, bytes: owned(f.bytes), length: f.bytes.length });
         this.memory += f.bytes.length;
       } else {
         await this.openSpill();
         await this.spillFd!.write(f.bytes, 0, f.bytes.length, this.spillSize);
-        this.segments.push({ name: f.name, offset: this.spillSize, length: f.bytes.length });
+        segments.push({ name: f.name, offset: this.spillSize, length: f.bytes.length });
         this.spillSize += f.bytes.length;
       }
       this.bytes += f.bytes.length;
@@ -114,7 +119,7 @@ export class FrameBuffer {
   async clear(): Promise<void> {
     this.budget?.give('frames', this.memory);
     this.budget?.giveDisk(this.spillSize);
-    this.segments = [];
+    this.segments = NO_SEGMENTS;
     this.memory = 0;
     this.bytes = 0;
     this.frames = 0;

@@ -81,14 +81,34 @@ export function encodeManifest(m: StreamManifest): string {
   return names ? `${base}|${names}` : base;
 }
 
-/** Decodes a manifest; undefined for an empty or malformed one. */
+/** Distinct seed-file name lists kept by {@link seedNames} before it starts over. */
+const SEED_NAMES_MAX = 1000;
+const seedNameLists = new Map<string, string[]>();
+// Frozen: shared by every manifest that names them (typed string[] for the callers, which only read them).
+const NO_SEED_FILES = Object.freeze([]) as unknown as string[];
+
+/**
+ * The names of `joined` (`name/name…`), one shared frozen array per distinct list: every
+ * held session keeps its stream's seed names, and streams of a target mostly share them.
+ */
+function seedNames(joined: string): string[] {
+  let list = seedNameLists.get(joined);
+  if (!list) {
+    if (seedNameLists.size >= SEED_NAMES_MAX) seedNameLists.clear();
+    list = Object.freeze(joined.split('/')) as string[];
+    seedNameLists.set(joined, list);
+  }
+  return list;
+}
+
+/** Decodes a manifest; undefined for an empty or malformed one. Its `seedFiles` must not be modified. */
 export function decodeManifest(raw: string): StreamManifest | undefined {
   const [frames, seed, last, names, fence, extra] = raw.split('|');
   const n = Number(frames);
   const f = fence === undefined ? 0 : Number(fence);
   if (!raw || last === undefined || extra !== undefined || !Number.isInteger(n) || n < 0 || (seed !== '0' && seed !== '1') || !Number.isInteger(f) || f < 0) return undefined;
   // A seedless manifest names no files; a seeded one names them, or predates names (undefined).
-  const seedFiles = seed === '0' ? [] : names ? names.split('/') : undefined;
+  const seedFiles = seed === '0' ? NO_SEED_FILES : names ? seedNames(names) : undefined;
   return { frames: n, seed: seed === '1', ...(seedFiles ? { seedFiles } : {}), ...(last ? { lastPartitionId: last } : {}), ...(f > 0 ? { fence: f } : {}) };
 }
 
