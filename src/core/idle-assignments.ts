@@ -43,7 +43,7 @@ export class IdleAssignments {
       if (!a) continue;
       const s = this.seen.get(a);
       if (!s || s.committed !== a.committed) {
-        this.seen.set(a, { committed: a.committed, since: s ? now : a.startedAt.getTime() });
+        this.seen.set(a, { committed: a.committed, since: s ? now : a.startedAt });
         continue;
       }
       if (now - s.since >= this.maxIdleMs) {
