@@ -62,6 +62,11 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
             if (ws.bufferedAmount > maxBackpressure) ws.terminate();
             else ws.send(JSON.stringify(m));
           },
+          sendEncoded: (json: Buffer) => {
+            if (ws.readyState !== WebSocket.OPEN) return;
+            if (ws.bufferedAmount > maxBackpressure) ws.terminate();
+            else ws.send(json, { binary: false });
+          },
           close: (code: number, reason: string) => ws.close(code, reason),
         };
         alive.set(ws, true);

@@ -23,8 +23,8 @@ interface SocketData {
   closed: boolean;
   /** The socket, set at open (uWS hands it to callbacks only). */
   socket?: uws.WebSocket<SocketData>;
-  /** Messages queued for the next flush, in order. */
-  out?: string[];
+  /** Messages queued for the next flush, in order (JSON text, as a string or UTF-8 bytes). */
+  out?: Array<string | Buffer>;
   /** A close queued behind `out`. */
   closeWith?: { code: number; reason: string };
 }
@@ -46,7 +46,7 @@ class Outbox {
   private scheduled = false;
 
   /** Queues a message for the socket. */
-  send(data: SocketData, message: string): void {
+  send(data: SocketData, message: string | Buffer): void {
     (data.out ??= []).push(message);
     this.mark(data);
   }
@@ -103,6 +103,10 @@ class UwsCoreSocket implements CoreSocket {
     if (this.data.closed) return;
     if (opening === this.data && this.data.socket) this.data.socket.send(JSON.stringify(message), false);
     else outbox.send(this.data, JSON.stringify(message));
+  }
+
+  sendEncoded(json: Buffer): void {
+    if (!this.data.closed) outbox.send(this.data, json);
   }
 
   close(code: number, reason: string): void {
