@@ -1,6 +1,6 @@
 /**
  * The store answers the coordinator's off-hot-path queries correctly and, on the provisioned
- * FerretDB build, through an index (src/provision/ferretdb.ts, patch 4): equality on a field
+ * FerretDB build, through an index (src/provision/ferretdb-patches.ts, patch 4): equality on a field
  * the coordinator stores as a string, and the janitor's `createdAt` window. The results are
  * checked against what MongoDB's semantics give, so the same test holds on `mongod`.
  */
