@@ -26,6 +26,9 @@ t.test('a stream of a few hundred partitions downloads byte-identical, reading O
     // Small inline limit: some frame and checkpoint files go through GridFS.
     'storage.inlineMaxBytes': 8 * KIB,
     'storage.janitorIntervalS': 3600,
+    // The block list and key revocations are re-read every auth.cacheTtlS in the background;
+    // kept out of the command counts below.
+    'auth.cacheTtlS': 3600,
     'mongodb.uri': `${stack.mongo.uri}&monitorCommands=true`,
   });
   t.teardown(() => srv.close());

@@ -74,8 +74,10 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     'tls.ca': '',
     'server.trustProxy': ['127.0.0.1'],
     'donors.registrationsPerHour': 100_000,
-    // Every test core comes from 127.0.0.1 (through nginx, X-Forwarded-For says so).
+    // Every test core comes from 127.0.0.1 (through nginx, X-Forwarded-For says so) with the
+    // fixture's one donor: a node may hold more than the default 256 of its streams.
     'core.maxSocketsPerAddress': 100_000,
+    'core.maxAssignmentsPerDonor': 100_000,
     'log.level': 'info',
     ...o.overrides,
   });
