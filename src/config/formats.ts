@@ -1,0 +1,68 @@
+/**
+ * The custom convict formats the schema uses (registered when this module is imported):
+ * worker counts, IP/CIDR lists, host:port lists, positive integers, write concerns.
+ */
+import net from 'node:net';
+import convict from 'convict';
+
+function isIpOrCidr(value: string): boolean {
+  const [addr, bits, extra] = value.split('/');
+  if (extra !== undefined || !addr || net.isIP(addr) === 0) return false;
+  if (bits === undefined) return true;
+  const max = net.isIPv4(addr) ? 32 : 128;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
+}
+
+function commaList(value: unknown): unknown {
+  return typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
+}
+
+convict.addFormat({
+  name: 'workers',
+  validate(value: unknown) {
+    if (value === 'auto') return;
+    if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 256) {
+      throw new Error('must be "auto" or an integer from 1 to 256');
+    }
+  },
+  coerce: (value: string) => (value === 'auto' ? value : Number(value)),
+});
+
+convict.addFormat({
+  name: 'ip-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of IP addresses or CIDR ranges');
+    for (const v of value) {
+      if (typeof v !== 'string' || !isIpOrCidr(v)) throw new Error(`"${String(v)}" is not an IP address or CIDR range`);
+    }
+  },
+  coerce: commaList,
+});
+
+convict.addFormat({
+  name: 'host-port-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of host:port');
+    for (const v of value) {
+      if (typeof v !== 'string' || !/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v)) {
+        throw new Error(`"${String(v)}" is not host:port`);
+      }
+    }
+  },
+  coerce: commaList,
+});
+
+convict.addFormat({
+  name: 'positive-int',
+  validate(value: unknown) {
+    if (!Number.isInteger(value) || (value as number) < 1) throw new Error('must be an integer ≥ 1');
+  },
+  coerce: Number,
+});
+
+convict.addFormat({
+  name: 'write-concern',
+  validate(value: unknown) {
+    if (value !== 'majority' && !(typeof value === 'string' && /^\d{1,2}$/.test(value))) throw new Error('must be "majority" or a number of members');
+  },
+});

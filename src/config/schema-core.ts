@@ -1,0 +1,181 @@
+/**
+ * The schema sections of the core protocol: the `core` limits and timeouts of sessions,
+ * leases and commits, and the process `memory` budget (schema.ts composes the whole schema).
+ */
+import { KIB, MIB } from './units';
+
+/** `core` and `memory`. */
+export const CORE_SCHEMA = {
+  core: {
+    heartbeatS: {
+      doc: 'Seconds between WebSocket pings to cores; a socket silent for twice this is closed (uWS rounds to 4 s steps).',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_CORE_HEARTBEAT_S',
+    },
+    targetCacheMs: {
+      doc: 'Milliseconds the hub trusts its cache of targets and managers\' weights without a change event before reloading it (a missed bus message heals within this).',
+      format: 'positive-int',
+      default: 30000,
+      env: 'SC_CORE_TARGET_CACHE_MS',
+    },
+    maxMessageBytes: {
+      doc: 'Largest WebSocket message from a core in bytes; a larger one closes the socket with 1009.',
+      format: 'positive-int',
+      default: 16 * MIB,
+      env: 'SC_CORE_MAX_MESSAGE_BYTES',
+    },
+    maxHeaderBytes: {
+      doc: 'Largest JSON header of a binary core message in bytes (announced as max_header_bytes); larger is bad_request. Headers carry only their defined fields, so this stops padding.',
+      format: 'positive-int',
+      default: 64 * KIB,
+      env: 'SC_CORE_MAX_HEADER_BYTES',
+    },
+    maxFilesPerMessage: {
+      doc: 'Most files one frame or checkpoint message may list (announced as max_files_per_message); more is too_large.',
+      format: 'positive-int',
+      default: 256,
+      env: 'SC_CORE_MAX_FILES_PER_MESSAGE',
+    },
+    maxFramesPerMessage: {
+      doc: 'Most frames one frame message may claim (announced as max_frames_per_message); more is too_large. Bounds donor credit per message.',
+      format: 'positive-int',
+      default: 100000,
+      env: 'SC_CORE_MAX_FRAMES_PER_MESSAGE',
+    },
+    maxFileNamesPerStream: {
+      doc: 'Most distinct frame and checkpoint file names one stream may use over its life (announced as max_file_names_per_stream); a checkpoint adding more is too_large. Keeps the stream document far from the 16 MiB limit.',
+      format: 'positive-int',
+      default: 1024,
+      env: 'SC_CORE_MAX_FILE_NAMES_PER_STREAM',
+    },
+    maxSocketsPerAddress: {
+      doc: 'Most open core sockets per client address (IPv4, or IPv6 /64) per process; further upgrades get 429 rate_limited. Large NATs may need more.',
+      format: 'positive-int',
+      default: 256,
+      env: 'SC_CORE_MAX_SOCKETS_PER_ADDRESS',
+    },
+    maxAssignmentsPerKey: {
+      doc: 'Most streams held at once by the cores of one engine key, per process; an assign past it gets rate_limited. Engine keys ship with volunteer software, so this is a ceiling against a leaked key, not a per-user quota.',
+      format: 'positive-int',
+      default: 100000,
+      env: 'SC_CORE_MAX_ASSIGNMENTS_PER_KEY',
+    },
+    maxAssignmentsPerDonor: {
+      doc: 'Most streams held at once by the cores of one donor, per process; an assign past it gets rate_limited.',
+      format: 'positive-int',
+      default: 256,
+      env: 'SC_CORE_MAX_ASSIGNMENTS_PER_DONOR',
+    },
+    maxIdleAssignmentS: {
+      doc: 'Seconds a core may hold a stream without committing; then the stream goes back to the pool and the core gets stop "idle_timeout" (the socket stays open).',
+      format: 'positive-int',
+      default: 3600,
+      env: 'SC_CORE_MAX_IDLE_ASSIGNMENT_S',
+    },
+    maxBufferBytes: {
+      doc: "Most uncommitted frame bytes buffered per stream; a frame that would exceed it gets buffer_full (checkpoint first).",
+      format: 'positive-int',
+      default: 256 * MIB,
+      env: 'SC_CORE_MAX_BUFFER_BYTES',
+    },
+    memoryBufferBytes: {
+      doc: "Bytes of a stream's buffer kept in memory; beyond this the buffer spills to a file under dataDir.",
+      format: 'positive-int',
+      default: 1 * MIB,
+      env: 'SC_CORE_MEMORY_BUFFER_BYTES',
+    },
+    messagesPerSecond: {
+      doc: 'Messages per second a core may send (burst of twice this); more get rate_limited, and a socket that keeps going is closed with 1008.',
+      format: 'positive-int',
+      default: 200,
+      env: 'SC_CORE_MESSAGES_PER_SECOND',
+    },
+    maxProtocolErrors: {
+      doc: 'Bad messages tolerated per socket before it is closed with 1008.',
+      format: 'positive-int',
+      default: 50,
+      env: 'SC_CORE_MAX_PROTOCOL_ERRORS',
+    },
+    maxStreamErrors: {
+      doc: 'Consecutive core-reported errors after which a stream becomes failed and is no longer assigned (max_stream_errors).',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_CORE_MAX_STREAM_ERRORS',
+    },
+    resumeGraceS: {
+      doc: 'Seconds a dropped core keeps its stream leased so it can resume (resume_grace_s).',
+      format: 'positive-int',
+      default: 60,
+      env: 'SC_CORE_RESUME_GRACE_S',
+    },
+    leaseTtlS: {
+      doc: 'Seconds a stream lease lives without renewal; a node that dies loses its streams to the pool after this.',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_CORE_LEASE_TTL_S',
+    },
+    leaseRenewS: {
+      doc: 'Seconds between batched lease renewals (one Redis script per 500 sessions); must be well under core.leaseTtlS.',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_CORE_LEASE_RENEW_S',
+    },
+    maxConcurrentCommits: {
+      doc: 'Checkpoint commits one process runs against MongoDB at once; more wait their turn (the store is the ceiling of the commit path).',
+      format: 'positive-int',
+      default: 64,
+      env: 'SC_CORE_MAX_CONCURRENT_COMMITS',
+    },
+    retryAfterS: {
+      doc: 'retry_after_s sent with no_streams_available.',
+      format: 'positive-int',
+      default: 30,
+      env: 'SC_CORE_RETRY_AFTER_S',
+    },
+    maxErrorTextBytes: {
+      doc: 'Longest error text a core may report with stop (longer text is cut).',
+      format: 'positive-int',
+      default: 4096,
+      env: 'SC_CORE_MAX_ERROR_TEXT_BYTES',
+    },
+    assignAttempts: {
+      doc: 'Streams one assign request may lease and find stopped or deleted before it answers no_streams_available.',
+      format: 'positive-int',
+      default: 5,
+      env: 'SC_CORE_ASSIGN_ATTEMPTS',
+    },
+    minBackpressureBytes: {
+      doc: 'Bytes of unsent replies a core socket may queue before it is dropped (a core that does not read); the limit used is the larger of this and twice core.maxMessageBytes.',
+      format: 'positive-int',
+      default: 64 * MIB,
+      env: 'SC_CORE_MIN_BACKPRESSURE_BYTES',
+    },
+  },
+  memory: {
+    budgetBytes: {
+      doc: "Process-wide memory budget in bytes for what clients make a node hold: buffered frames in memory, queued core messages, request bodies being read and checkpoints being committed. A core message that does not fit closes its socket with 1013 (try again later), a request body that does not fit gets 429 rate_limited; RSS stays within this plus a fixed overhead.",
+      format: 'positive-int',
+      default: 1024 * MIB,
+      env: 'SC_MEMORY_BUDGET_BYTES',
+    },
+    spillAtBytes: {
+      doc: 'Buffered frame bytes held in memory by all streams of a process together; beyond this every stream spills new frames to disk (each stream also spills past core.memoryBufferBytes).',
+      format: 'positive-int',
+      default: 256 * MIB,
+      env: 'SC_MEMORY_SPILL_AT_BYTES',
+    },
+    diskBudgetBytes: {
+      doc: 'Spilled frame bytes on disk for all streams of a process together; a frame that would exceed it gets buffer_full with retry_after_s.',
+      format: 'positive-int',
+      default: 32 * 1024 * MIB,
+      env: 'SC_MEMORY_DISK_BUDGET_BYTES',
+    },
+    sessionQueueBytes: {
+      doc: "Bytes of messages one core socket may have queued behind its session's current message (e.g. a slow commit); more closes the socket with 1013.",
+      format: 'positive-int',
+      default: 64 * MIB,
+      env: 'SC_MEMORY_SESSION_QUEUE_BYTES',
+    },
+  },
+};
