@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import t from 'tap';
 import { loadConfig, type Settings } from '../../src/config/settings';
 import type { Logger } from '../../src/telemetry/log';
 import { REDACT_PATHS } from '../../src/telemetry/log';
@@ -44,6 +45,8 @@ export async function stackOverrides(extra: Overrides = {}): Promise<Overrides> 
     'mongodb.serverSelectionTimeoutMs': 3000,
     'redis.url': stack.redis.url,
     ...redisCluster,
+    // Test files run side by side on one Redis: each file's servers get keys and a bus of their own.
+    'redis.keyPrefix': `t${process.pid}:`,
     'log.level': 'info',
     // Tests make many deliberate bad-token requests from one address; sec-http-auth.test.ts tests the budget.
     'auth.failuresPerMinute': 1_000_000,
@@ -88,6 +91,7 @@ export async function startTestServer(extra: Overrides = {}): Promise<TestServer
   const settings = loadConfig({ env: {}, overrides: await stackOverrides(extra) });
   const mem = memoryLogger();
   const server = await startServer(settings, mem.log);
+  keepLogOnFailure(mem.raw);
   return {
     server,
     settings,
@@ -97,6 +101,20 @@ export async function startTestServer(extra: Overrides = {}): Promise<TestServer
     rawLog: mem.raw,
     close: () => server.close(),
   };
+}
+
+/**
+ * When this test file fails, writes the in-process server's log to a temp file and names it
+ * on stderr with its last lines: a rare failure in CI is otherwise seen without the server's side of it.
+ */
+function keepLogOnFailure(raw: () => string): void {
+  process.once('exit', () => {
+    if (t.passing()) return;
+    const file = path.join(os.tmpdir(), `sc-test-server-${process.pid}-${Date.now()}.log`);
+    fs.writeFileSync(file, raw());
+    const tail = raw().trimEnd().split('\n').slice(-40).join('\n');
+    process.stderr.write(`# server log of the failed test file: ${file}; its last lines:\n${tail}\n`);
+  });
 }
 
 /** Writes flat overrides as a JSON config file for the CLI. */
