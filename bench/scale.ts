@@ -12,8 +12,10 @@
  * Per level: (1) `probe.count` assignments one after the other on fresh sockets from this
  * process: assign → assignment latency with nothing else running; (2) `rate.count` sessions
  * (TLS + upgrade + welcome + assign → assignment) from a forked load generator: sessions/s,
- * set-up latency and the server's CPU per session. Redis is flushed and the queues rebuilt
- * with Pool.rebuild before each phase, so both phases take new streams.
+ * set-up latency and the server's CPU per session; (3) a manager's requests on the level's
+ * one big target (stream list pages by id and by offset, the target view, a stream's
+ * partitions), each timed once. Redis is flushed and the queues rebuilt with Pool.rebuild
+ * before each phase, so both phases take new streams.
  *
  * Loading is slow (hours for 100k), so the populated store is kept in
  * ~/.cache/stream-coordinator/bench-scale/<recipe>-<store>/ and reused by the next run
@@ -26,6 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { findMongod } from '../src/provision/mongod';
+import { ApiClient } from '../test-support/admin-api';
 import { probeAssignments } from './lib/assign-probe';
 import { benchServer, freshDatabase, stopServer, type BenchContext } from './lib/context';
 import { createCoreFixture, RECIPE, resetQueues, type CoreFixture } from './lib/fixtures';
@@ -56,6 +59,8 @@ interface LevelFigures {
   storeFileMiB?: number;
   probe: { n: number; assignMs: ReturnType<typeof latency>; messageKiB: number; firstFiles: Record<string, number>; failures: Record<string, number> };
   rate: { established: number; failed: number; reasons: Record<string, number>; ratePerS: number; setupMs: ReturnType<typeof latency>; serverCpuMsPerSession: number };
+  /** Off-hot-path admin requests on this level's store, each timed once, in ms. */
+  queries: Record<string, number>;
 }
 
 const SERVER_OVERRIDES = {
@@ -95,7 +100,32 @@ function lockCache(dir: string): () => void {
   return () => fs.rmSync(lock, { force: true });
 }
 
-async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promise<Pick<LevelFigures, 'probe' | 'rate'>> {
+/**
+ * A manager's view of the level's one big target through the admin API, each request timed
+ * once on an idle server: the stream list's first page (with its total), the next page by
+ * id, a page at half the target by offset, the target view (counts by status, frames
+ * summed), and one stream's partitions.
+ */
+async function timeQueries(url: string, ca: string, fx: CoreFixture, level: number): Promise<Record<string, number>> {
+  const api = new ApiClient(url, ca, { timeoutMs: 600_000 });
+  const out: Record<string, number> = {};
+  const timed = async <T>(label: string, path: string): Promise<T> => {
+    const t0 = performance.now();
+    const body = await api.json<T>('GET', path, fx.manager, undefined, 200);
+    out[label] = round(performance.now() - t0, 1);
+    return body;
+  };
+  const list = `/v1/targets/${fx.targetId}/streams`;
+  const first = await timed<{ streams: Array<{ id: string; frames: number }> }>('stream list, first page of 100 with the total', `${list}?limit=100`);
+  await timed('stream list, next page (after the last id)', `${list}?limit=100&after=${first.streams.at(-1)!.id}`);
+  await timed(`stream list, page at offset ${level / 2}`, `${list}?limit=100&offset=${level / 2}`);
+  await timed('target view (counts by status, frames summed)', `/v1/targets/${fx.targetId}`);
+  const withHistory = first.streams.find((st) => st.frames > 0) ?? first.streams[0]!;
+  await timed("one stream's partitions", `/v1/streams/${withHistory.id}/partitions`);
+  return out;
+}
+
+async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promise<Pick<LevelFigures, 'probe' | 'rate' | 'queries'>> {
   const s = ctx.settings.scale;
   const db = ctx.stack.db(fx.database);
   const start = async (tag: string) => {
@@ -105,8 +135,10 @@ async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promi
   };
   let server = await start('probe');
   let probe;
+  let queries: Record<string, number>;
   try {
     probe = await probeAssignments(`wss://127.0.0.1:${server.port}/core/v1`, fx.engineKey, ctx.stack.caPem, s.probe.count);
+    queries = await timeQueries(server.url, ctx.stack.caPem, fx, level);
   } finally {
     await stopServer(ctx, server);
   }
@@ -145,6 +177,7 @@ async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promi
         setupMs: latency(results.flatMap((r) => r.latenciesMs)),
         serverCpuMsPerSession: round(serverMs / Math.max(1, established), 3),
       },
+      queries,
     };
   } finally {
     await closeLoadGens(gens);
@@ -218,6 +251,7 @@ function rowsOf(levels: LevelFigures[]): Row[] {
       row(B, `${at}: set-up latency p99 under load`, 'ms', l.rate.setupMs.p99, nan, 'lower'),
       row(B, `${at}: server CPU per assigned session`, 'ms', l.rate.serverCpuMsPerSession, nan, 'lower'),
       row(B, `${at}: failed set-ups`, 'count', l.rate.failed + Object.values(l.probe.failures).reduce((a, b) => a + b, 0), nan, 'lower'),
+      ...Object.entries(l.queries).map(([label, ms]) => row(B, `${at}: ${label}`, 'ms', ms, nan, 'lower')),
     ];
   });
 }

@@ -69,3 +69,44 @@ t.test("the janitor's createdAt window: the right documents, through the index",
     t.match(await plan('partitions', { streamId: 's3' }), /USING INDEX \S+_stream_n/, 'and the stream_n index by streamId');
   }
 });
+
+t.test("a target's pages in id order and its counts: exact, with the sort, limit and count left to the index", async (t) => {
+  const streams = db.collection<{ _id: string; targetId: string; status: string; frames: number }>('pages');
+  await streams.createIndexes([
+    { key: { targetId: 1, status: 1 }, name: 'target_status' },
+    { key: { targetId: 1, _id: 1 }, name: 'target_id' },
+  ]);
+  // Ids as the coordinator makes them (base64url), inserted out of order.
+  const docs = Array.from({ length: 300 }, (_, i) => ({ _id: Buffer.from(`id-${(i * 7919) % 300}`).toString('base64url'), targetId: `t${i % 3}`, status: ['ok', 'ok', 'stopped', 'failed'][i % 4]!, frames: i }));
+  await streams.insertMany(docs);
+  const byId = (a: { _id: string }, b: { _id: string }): number => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0);
+  const of = (target: string) => docs.filter((d) => d.targetId === target).sort(byId);
+  const page = async (filter: Record<string, unknown>, order: 1 | -1, skip: number, limit: number): Promise<string[]> =>
+    (await streams.find(filter, { sort: { _id: order }, skip, limit }).toArray()).map((d) => d._id);
+  const t1 = of('t1');
+
+  t.same(await page({ targetId: 't1' }, 1, 0, 10), t1.slice(0, 10).map((d) => d._id), 'first page');
+  t.same(await page({ targetId: 't1' }, 1, 30, 10), t1.slice(30, 40).map((d) => d._id), 'a page by offset');
+  t.same(await page({ targetId: 't1' }, -1, 0, 10), [...t1].reverse().slice(0, 10).map((d) => d._id), 'descending');
+  const after = t1[41]!._id;
+  t.same(await page({ targetId: 't1', _id: { $gt: after } }, 1, 0, 10), t1.slice(42, 52).map((d) => d._id), 'a page after an id');
+  t.same(await page({ targetId: 't1', _id: { $lt: after } }, -1, 0, 5), t1.slice(36, 41).reverse().map((d) => d._id), 'a page before an id, descending');
+  t.same(await page({ targetId: 't1', status: 'ok' }, 1, 0, 7), t1.filter((d) => d.status === 'ok').slice(0, 7).map((d) => d._id), 'with a status');
+  t.same(await page({ targetId: 't1', frames: { $gte: 150 } }, 1, 0, 5), t1.filter((d) => d.frames >= 150).slice(0, 5).map((d) => d._id), 'a condition SQL is not given (frames): still right');
+  t.same(await page({ targetId: 't1', _id: { $gt: 'a"b' } }, 1, 0, 5), t1.filter((d) => d._id > 'a"b').slice(0, 5).map((d) => d._id), 'a bound with a quote: left to FerretDB, still right');
+
+  const count = async (query: Record<string, unknown>, limit?: number): Promise<number> => (await db.command({ count: 'pages', query, ...(limit ? { limit } : {}) })).n as number;
+  t.equal(await count({ targetId: 't2' }), of('t2').length, 'count of a target');
+  t.equal(await count({ targetId: 't2', status: 'failed' }), of('t2').filter((d) => d.status === 'failed').length, 'count by status');
+  t.equal(await count({ targetId: 't2' }, 3), 3, 'count with a limit');
+  t.equal(await count({ targetId: 't2', frames: { $lt: 30 } }), of('t2').filter((d) => d.frames < 30).length, 'count with a condition SQL is not given');
+  t.equal(await count({ targetId: 'none' }), 0, 'count of nothing');
+
+  if (ferret) {
+    const explained = (await streams.find({ targetId: 't1' }, { sort: { _id: 1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
+    t.match(explained, { sortPushdown: true, limitPushdown: true }, 'FerretDB leaves the sort and the limit to SQLite');
+    const steps = (explained.queryPlanner?.Plan ?? []).join(' | ');
+    t.match(steps, /USING INDEX \S+_target_id/, 'which walks the target_id index');
+    t.notMatch(steps, /TEMP B-TREE/, 'without sorting');
+  }
+});

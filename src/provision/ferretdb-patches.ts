@@ -40,6 +40,15 @@ import path from 'node:path';
  *    is narrowed the same way: FerretDB stores a date as its milliseconds, which the index
  *    holds as text, and for dates between 2001 and 2286 (13 digits) text order is time
  *    order; bounds outside that range are left to FerretDB's own filter.
+ * 5. v1.24.2 sorts, skips, limits and counts in Go after reading every matching document, so
+ *    the first page of a target's streams, or their count, read and decoded every stream of
+ *    the target (48–50 s for a target of 100,000 streams). When every condition of a filter
+ *    can be written exactly in SQL (equality with a string or ObjectId on `_id` or on a
+ *    patch 4 field, and `$gt`/`$gte`/`$lt`/`$lte` on `_id` with an ObjectId or a plain id
+ *    string), the WHERE clause is that exact one, a sort by `_id` and the limit (plus skip)
+ *    of a `find` go to SQLite, and `count` counts the rows SQLite selects without reading
+ *    the documents. With the `{targetId, _id}` index `init` creates, a page of a target's
+ *    streams reads only that page. SQLite backend only (the PostgreSQL one is left as is).
  */
 export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
   {
@@ -57,7 +66,7 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
   {
     file: 'internal/backends/sqlite/collection.go',
     from: '\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n',
-    to: '\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n\t\tif whereClause == "" {\n\t\t\twhereClause, args = scNarrow(params.Filter)\n\t\t}\n',
+    to: '\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n\t\tif w, a, ok := scExactWhere(params.Filter); ok {\n\t\t\twhereClause, args = w, a\n\t\t} else if whereClause == "" {\n\t\t\twhereClause, args = scNarrow(params.Filter)\n\t\t}\n',
     count: 2,
   },
   {
@@ -76,6 +85,54 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
     file: 'internal/handler/msg_delete.go',
     from: '\t\td, err = h.execDelete(connCtx, c, &p)\n',
     to: '\t\td, err = func() (int32, error) {\n\t\t\tdefer scLockCollection(params.DB, params.Collection)()\n\t\t\treturn h.execDelete(connCtx, c, &p)\n\t\t}()\n',
+    count: 1,
+  },
+  {
+    file: 'internal/backends/collection.go',
+    from: '\t\tsortValue := params.Sort.Map()["$natural"].(int64)\n',
+    to: '\t\tsortValue, _ := params.Sort.Map()["$natural"].(int64)\n\t\tif v, ok := params.Sort.Map()["_id"].(int64); ok {\n\t\t\tsortValue = v\n\t\t}\n',
+    count: 2,
+  },
+  {
+    file: 'internal/backends/sqlite/query.go',
+    from: '\tv := must.NotFail(sort.Get("$natural"))\n',
+    to: '\tif o := scOrderByID(sort); o != "" {\n\t\treturn o\n\t}\n\n\tv := must.NotFail(sort.Get("$natural"))\n',
+    count: 1,
+  },
+  {
+    file: 'internal/backends/sqlite/query.go',
+    from: '\treturn fmt.Sprintf(`SELECT %s %s FROM %q`, comment, metadata.DefaultColumn, table)\n',
+    to: '\tif onlyRecordIDs {\n\t\treturn fmt.Sprintf(`SELECT %s 0 AS %s FROM %q`, comment, metadata.RecordIDColumn, table)\n\t}\n\n\treturn fmt.Sprintf(`SELECT %s %s FROM %q`, comment, metadata.DefaultColumn, table)\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_find.go',
+    from: '\t\tqp.Limit = params.Limit\n\t}\n',
+    to: '\t\tqp.Limit = params.Limit\n\t}\n\n\tif !h.DisablePushdown && !cInfo.Capped() {\n\t\tif sort, limit, ok := scSortLimitPushdown(params.Filter, params.Sort, params.Limit, params.Skip); ok {\n\t\t\tqp.Sort, qp.Limit = sort, limit\n\t\t}\n\t}\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_explain.go',
+    from: '\t\tqp.Limit = params.Limit\n\t}\n',
+    to: '\t\tqp.Limit = params.Limit\n\t}\n\n\tif !h.DisablePushdown && !cInfo.Capped() {\n\t\tif sort, limit, ok := scSortLimitPushdown(params.Filter, params.Sort, params.Limit, params.Skip); ok {\n\t\t\tqp.Sort, qp.Limit = sort, limit\n\t\t}\n\t}\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_count.go',
+    from: '\tif !h.DisablePushdown {\n\t\tqp.Filter = params.Filter\n\t}\n',
+    to: '\tif !h.DisablePushdown {\n\t\tqp.Filter = params.Filter\n\t}\n\n\tscCountOnly := !h.DisablePushdown && scExactPushdown(params.Filter)\n\tqp.OnlyRecordIDs = scCountOnly\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_count.go',
+    from: '\titer = common.FilterIterator(iter, closer, params.Filter)\n',
+    to: '\tif !scCountOnly {\n\t\titer = common.FilterIterator(iter, closer, params.Filter)\n\t}\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/registry/sqlite.go',
+    from: '\t\th, err := handler.New(handlerOpts)\n',
+    to: '\t\thandler.SCSQLite = true\n\t\th, err := handler.New(handlerOpts)\n',
     count: 1,
   },
 ];
@@ -153,6 +210,145 @@ func scDateRange(ops *types.Document) (string, []any) {
 \t\treturn "", nil
 \t}
 \treturn " WHERE " + strings.Join(terms, " AND "), args
+}
+
+// scRangeOps are the comparison operators scExactWhere writes in SQL.
+var scRangeOps = map[string]string{"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+// scOrderedText reports whether a bound compares in SQL as MongoDB compares it: an ObjectId
+// (hex of one length), or a non-empty string of [0-9A-Za-z_.:~-] (JSON writes those as
+// themselves and all sort after the closing quote, so comparing the JSON texts orders like
+// comparing the strings).
+func scOrderedText(v any) bool {
+\tswitch v := v.(type) {
+\tcase types.ObjectID:
+\t\treturn true
+\tcase string:
+\t\tif v == "" {
+\t\t\treturn false
+\t\t}
+\t\tfor _, c := range []byte(v) {
+\t\t\tok := c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c == '.' || c == ':' || c == '~' || c == '-'
+\t\t\tif !ok {
+\t\t\t\treturn false
+\t\t\t}
+\t\t}
+\t\treturn true
+\t}
+\treturn false
+}
+
+// scExactWhere returns a WHERE clause that selects exactly the documents the filter matches
+// (stream-coordinator patch 5), and ok = false when the filter has a condition SQL cannot
+// express exactly. Exact conditions: equality with a string or ObjectId on _id or on a field
+// of scScalarFields, and $gt/$gte/$lt/$lte bounds on _id (see scOrderedText), for
+// collections whose _id values are all of one type, as the coordinator's are. Only an exact
+// clause lets the handler push a sort by _id and a limit down to SQLite.
+func scExactWhere(filter *types.Document) (string, []any, bool) {
+\tif filter.Len() == 0 {
+\t\treturn "", nil, false
+\t}
+\tvar terms []string
+\tvar args []any
+\tfor _, k := range filter.Keys() {
+\t\tcol := fmt.Sprintf(\`%s->"%s"\`, metadata.DefaultColumn, k)
+\t\tif k == "_id" {
+\t\t\tcol = metadata.IDColumn
+\t\t} else if !scScalarFields[k] {
+\t\t\treturn "", nil, false
+\t\t}
+\t\tswitch v := must.NotFail(filter.Get(k)).(type) {
+\t\tcase string, types.ObjectID:
+\t\t\tterms = append(terms, col+" = ?")
+\t\t\targs = append(args, string(must.NotFail(sjson.MarshalSingleValue(v))))
+\t\tcase *types.Document:
+\t\t\tif k != "_id" || v.Len() == 0 {
+\t\t\t\treturn "", nil, false
+\t\t\t}
+\t\t\tfor _, op := range v.Keys() {
+\t\t\t\tsqlOp, known := scRangeOps[op]
+\t\t\t\tb := must.NotFail(v.Get(op))
+\t\t\t\tif !known || !scOrderedText(b) {
+\t\t\t\t\treturn "", nil, false
+\t\t\t\t}
+\t\t\t\tterms = append(terms, col+" "+sqlOp+" ?")
+\t\t\t\targs = append(args, string(must.NotFail(sjson.MarshalSingleValue(b))))
+\t\t\t}
+\t\tdefault:
+\t\t\treturn "", nil, false
+\t\t}
+\t}
+\treturn " WHERE " + strings.Join(terms, " AND "), args, true
+}
+
+// SCExact reports whether scExactWhere expresses the filter exactly in SQL.
+func SCExact(filter *types.Document) bool {
+\t_, _, ok := scExactWhere(filter)
+\treturn ok
+}
+
+// scOrderByID returns the ORDER BY clause of a sort by _id alone, in the form of the _id
+// index so SQLite walks it; "" for any other sort.
+func scOrderByID(sort *types.Document) string {
+\tv, _ := sort.Get("_id")
+\tvar dir int64
+\tswitch v := v.(type) {
+\tcase int64:
+\t\tdir = v
+\tcase int32:
+\t\tdir = int64(v)
+\tcase float64:
+\t\tdir = int64(v)
+\t}
+\tswitch dir {
+\tcase 1:
+\t\treturn " ORDER BY " + metadata.IDColumn
+\tcase -1:
+\t\treturn " ORDER BY " + metadata.IDColumn + " DESC"
+\t}
+\treturn ""
+}
+`,
+  'internal/handler/sc_pushdown.go': `package handler
+
+import (
+\t"github.com/FerretDB/FerretDB/internal/backends/sqlite"
+\t"github.com/FerretDB/FerretDB/internal/types"
+)
+
+// SCSQLite is set when the handler runs on the SQLite backend, the only one whose filter
+// pushdown the stream-coordinator patches make exact (patch 5, see
+// src/provision/ferretdb-patches.ts).
+var SCSQLite bool
+
+// scExactPushdown reports whether SQLite selects exactly the documents the filter matches,
+// so that a sort by _id, a limit and a count can be left to it.
+func scExactPushdown(filter *types.Document) bool {
+\treturn SCSQLite && sqlite.SCExact(filter)
+}
+
+// scSortLimitPushdown returns the sort (by _id alone, or none) and the limit (plus skip) a
+// find, or its explain, hands to SQLite; ok = false when the filter is not exact or the sort
+// is another. FerretDB still filters, sorts, skips and limits what comes back, which then
+// changes nothing.
+func scSortLimitPushdown(filter, sort *types.Document, limit, skip int64) (*types.Document, int64, bool) {
+\tif !scExactPushdown(filter) {
+\t\treturn nil, 0, false
+\t}
+\tswitch sort.Len() {
+\tcase 0:
+\t\tsort = nil
+\tcase 1:
+\t\tif _, err := sort.Get("_id"); err != nil {
+\t\t\treturn nil, 0, false
+\t\t}
+\tdefault:
+\t\treturn nil, 0, false
+\t}
+\tif limit > 0 {
+\t\tlimit += skip
+\t}
+\treturn sort, limit, true
 }
 `,
   'internal/handler/sc_collection_lock.go': `package handler

@@ -19,6 +19,8 @@ export const INDEXES: Record<string, IndexDescription[]> = {
   targets: [{ key: { owner: 1 }, name: 'owner' }, { key: { stage: 1 }, name: 'stage' }],
   streams: [
     { key: { targetId: 1, status: 1 }, name: 'target_status' },
+    // A page of a target's streams in id order reads only that page (the default list order).
+    { key: { targetId: 1, _id: 1 }, name: 'target_id' },
     { key: { status: 1 }, name: 'status' },
   ],
   files: [
