@@ -68,6 +68,18 @@ t.test("the janitor's createdAt window: the right documents, through the index",
     t.match(await plan('partitions', { createdAt: { $gte: at(10), $lt: at(20) } }), /USING INDEX \S+_createdAt/, 'FerretDB searches the createdAt index');
     t.match(await plan('partitions', { streamId: 's3' }), /USING INDEX \S+_stream_n/, 'and the stream_n index by streamId');
   }
+
+  // The janitor's page: a window bounded on both sides, in creation order, limited.
+  const page = async (from: number, to: number, limit: number): Promise<string[]> =>
+    (await parts.find({ createdAt: { $gte: at(from), $lt: at(to) } }, { sort: { createdAt: 1 }, limit, projection: { _id: 1 } }).toArray()).map((d) => d._id);
+  t.same(await page(5, 40, 7), range(5, 12), "the janitor's page: the oldest of the window, in order");
+  t.same(await page(0, 50, 50), range(0, 50), 'the whole window');
+  t.same((await parts.find({ createdAt: { $gte: new Date(0), $lt: at(50) } }, { sort: { createdAt: 1 }, limit: 3 }).toArray()).map((d) => d._id), range(0, 3), 'from the epoch: left to FerretDB, still right');
+  if (ferret) {
+    const explained = (await parts.find({ createdAt: { $gte: at(5), $lt: at(40) } }, { sort: { createdAt: 1 }, limit: 7 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
+    t.match(explained, { sortPushdown: true, limitPushdown: true }, "FerretDB leaves the janitor page's sort and limit to SQLite");
+    t.notMatch((explained.queryPlanner?.Plan ?? []).join(' | '), /TEMP B-TREE/, 'which reads the createdAt index in order');
+  }
 });
 
 t.test("a target's pages in id order and its counts: exact, with the sort, limit and count left to the index", async (t) => {

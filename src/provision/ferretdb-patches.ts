@@ -48,7 +48,10 @@ import path from 'node:path';
  *    string), the WHERE clause is that exact one, a sort by `_id` and the limit (plus skip)
  *    of a `find` go to SQLite, and `count` counts the rows SQLite selects without reading
  *    the documents. With the `{targetId, _id}` index `init` creates, a page of a target's
- *    streams reads only that page. SQLite backend only (the PostgreSQL one is left as is).
+ *    streams reads only that page. A `createdAt` window bounded on both sides by dates of
+ *    13-digit milliseconds is exact too, and may be sorted by `createdAt` in SQL: the
+ *    janitor's page then walks the `createdAt` index for its 5,000 rows instead of reading
+ *    the whole window. SQLite backend only (the PostgreSQL one is left as is).
  */
 export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
   {
@@ -90,13 +93,13 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
   {
     file: 'internal/backends/collection.go',
     from: '\t\tsortValue := params.Sort.Map()["$natural"].(int64)\n',
-    to: '\t\tsortValue, _ := params.Sort.Map()["$natural"].(int64)\n\t\tif v, ok := params.Sort.Map()["_id"].(int64); ok {\n\t\t\tsortValue = v\n\t\t}\n',
+    to: '\t\tsortValue, _ := params.Sort.Map()["$natural"].(int64)\n\t\tfor _, k := range []string{"_id", "createdAt"} {\n\t\t\tif v, ok := params.Sort.Map()[k].(int64); ok {\n\t\t\t\tsortValue = v\n\t\t\t}\n\t\t}\n',
     count: 2,
   },
   {
     file: 'internal/backends/sqlite/query.go',
     from: '\tv := must.NotFail(sort.Get("$natural"))\n',
-    to: '\tif o := scOrderByID(sort); o != "" {\n\t\treturn o\n\t}\n\n\tv := must.NotFail(sort.Get("$natural"))\n',
+    to: '\tif o := scOrderBy(sort); o != "" {\n\t\treturn o\n\t}\n\n\tv := must.NotFail(sort.Get("$natural"))\n',
     count: 1,
   },
   {
@@ -190,26 +193,30 @@ func scNarrow(filter *types.Document) (string, []any) {
 // scDateRange turns $gt/$gte/$lt/$lte bounds that are dates of 13-digit milliseconds into
 // text comparisons on the createdAt index expression; other bounds are left out.
 func scDateRange(ops *types.Document) (string, []any) {
-\tsqlOps := map[string]string{"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-\tvar terms []string
-\tvar args []any
-\tfor _, op := range ops.Keys() {
-\t\tsqlOp, known := sqlOps[op]
-\t\tt, isDate := must.NotFail(ops.Get(op)).(time.Time)
-\t\tif !known || !isDate {
-\t\t\tcontinue
-\t\t}
-\t\tms := t.UnixMilli()
-\t\tif ms < 1_000_000_000_000 || ms >= 10_000_000_000_000 {
-\t\t\tcontinue
-\t\t}
-\t\tterms = append(terms, fmt.Sprintf(\`%s->"createdAt" %s ?\`, metadata.DefaultColumn, sqlOp))
-\t\targs = append(args, strconv.FormatInt(ms, 10))
-\t}
+\tterms, args, _ := scDateTerms(ops)
 \tif len(terms) == 0 {
 \t\treturn "", nil
 \t}
 \treturn " WHERE " + strings.Join(terms, " AND "), args
+}
+
+// scDateTerms returns the SQL comparisons of scDateRange, and all = true when every
+// operator was one of those (then they select exactly what the operators match, because
+// the coordinator always stores createdAt as a date, and 13-digit milliseconds sort as text
+// as they do as numbers).
+func scDateTerms(ops *types.Document) (terms []string, args []any, all bool) {
+\tall = true
+\tfor _, op := range ops.Keys() {
+\t\tsqlOp, known := scRangeOps[op]
+\t\tt, isDate := must.NotFail(ops.Get(op)).(time.Time)
+\t\tif !known || !isDate || t.UnixMilli() < 1_000_000_000_000 || t.UnixMilli() >= 10_000_000_000_000 {
+\t\t\tall = false
+\t\t\tcontinue
+\t\t}
+\t\tterms = append(terms, fmt.Sprintf(\`%s->"createdAt" %s ?\`, metadata.DefaultColumn, sqlOp))
+\t\targs = append(args, strconv.FormatInt(t.UnixMilli(), 10))
+\t}
+\treturn terms, args, all
 }
 
 // scRangeOps are the comparison operators scExactWhere writes in SQL.
@@ -251,6 +258,19 @@ func scExactWhere(filter *types.Document) (string, []any, bool) {
 \tvar terms []string
 \tvar args []any
 \tfor _, k := range filter.Keys() {
+\t\tif k == "createdAt" {
+\t\t\tops, isDoc := must.NotFail(filter.Get(k)).(*types.Document)
+\t\t\tif !isDoc {
+\t\t\t\treturn "", nil, false
+\t\t\t}
+\t\t\tdt, da, all := scDateTerms(ops)
+\t\t\tif !all || len(dt) == 0 {
+\t\t\t\treturn "", nil, false
+\t\t\t}
+\t\t\tterms = append(terms, dt...)
+\t\t\targs = append(args, da...)
+\t\t\tcontinue
+\t\t}
 \t\tcol := fmt.Sprintf(\`%s->"%s"\`, metadata.DefaultColumn, k)
 \t\tif k == "_id" {
 \t\t\tcol = metadata.IDColumn
@@ -287,24 +307,39 @@ func SCExact(filter *types.Document) bool {
 \treturn ok
 }
 
-// scOrderByID returns the ORDER BY clause of a sort by _id alone, in the form of the _id
-// index so SQLite walks it; "" for any other sort.
-func scOrderByID(sort *types.Document) string {
-\tv, _ := sort.Get("_id")
-\tvar dir int64
-\tswitch v := v.(type) {
-\tcase int64:
-\t\tdir = v
-\tcase int32:
-\t\tdir = int64(v)
-\tcase float64:
-\t\tdir = int64(v)
+// SCOrderable reports whether SQLite can apply a sort of one key for this exact filter: by
+// _id always; by createdAt when the filter bounds it on both sides, so every row it selects
+// holds 13-digit milliseconds, which sort as text as they do as numbers (the janitor's window).
+func SCOrderable(filter, sort *types.Document) bool {
+\tif sort.Len() != 1 {
+\t\treturn false
 \t}
-\tswitch dir {
-\tcase 1:
-\t\treturn " ORDER BY " + metadata.IDColumn
-\tcase -1:
-\t\treturn " ORDER BY " + metadata.IDColumn + " DESC"
+\tswitch sort.Keys()[0] {
+\tcase "_id":
+\t\treturn true
+\tcase "createdAt":
+\t\tv, _ := filter.Get("createdAt")
+\t\tops, _ := v.(*types.Document)
+\t\treturn ops != nil && (ops.Has("$gt") || ops.Has("$gte")) && (ops.Has("$lt") || ops.Has("$lte"))
+\t}
+\treturn false
+}
+
+// scOrderBy returns the ORDER BY clause of a sort by _id or createdAt alone (the handler
+// checked SCOrderable), in the form of their indexes so SQLite walks one; "" for any other.
+func scOrderBy(sort *types.Document) string {
+\tif sort.Len() != 1 {
+\t\treturn ""
+\t}
+\tcol := map[string]string{"_id": metadata.IDColumn, "createdAt": metadata.DefaultColumn + \`->"createdAt"\`}[sort.Keys()[0]]
+\tv, _ := must.NotFail(sort.Get(sort.Keys()[0])).(int64)
+\tswitch {
+\tcase col == "":
+\t\treturn ""
+\tcase v == 1:
+\t\treturn " ORDER BY " + col
+\tcase v == -1:
+\t\treturn " ORDER BY " + col + " DESC"
 \t}
 \treturn ""
 }
@@ -327,7 +362,7 @@ func scExactPushdown(filter *types.Document) bool {
 \treturn SCSQLite && sqlite.SCExact(filter)
 }
 
-// scSortLimitPushdown returns the sort (by _id alone, or none) and the limit (plus skip) a
+// scSortLimitPushdown returns the sort (by _id or the janitor's createdAt, or none) and the limit (plus skip) a
 // find, or its explain, hands to SQLite; ok = false when the filter is not exact or the sort
 // is another. FerretDB still filters, sorts, skips and limits what comes back, which then
 // changes nothing.
@@ -335,14 +370,10 @@ func scSortLimitPushdown(filter, sort *types.Document, limit, skip int64) (*type
 \tif !scExactPushdown(filter) {
 \t\treturn nil, 0, false
 \t}
-\tswitch sort.Len() {
-\tcase 0:
+\tswitch {
+\tcase sort.Len() == 0:
 \t\tsort = nil
-\tcase 1:
-\t\tif _, err := sort.Get("_id"); err != nil {
-\t\t\treturn nil, 0, false
-\t\t}
-\tdefault:
+\tcase !sqlite.SCOrderable(filter, sort):
 \t\treturn nil, 0, false
 \t}
 \tif limit > 0 {

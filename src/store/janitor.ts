@@ -14,6 +14,14 @@ import type { PartitionDoc, StoredFile } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
 
 /** One janitor per process; passes are cheap and idempotent, so several processes may run them. */
+/**
+ * The window's lower bound when there is no watermark (a first pass, or Redis lost it): no
+ * document predates 2001-09-09 (server time stamps them), and a bound of 13-digit
+ * milliseconds lets the embedded store walk its createdAt index for the page instead of
+ * reading every partition (FerretDB patch 5, docs/performance.md).
+ */
+const EARLIEST_MS = 1_000_000_000_000;
+
 export class Janitor {
   private readonly watermarkKey: string;
 
@@ -40,7 +48,7 @@ export class Janitor {
    */
   async pass(limit = 5000, now?: number): Promise<{ partitions: number; files: number }> {
     now ??= await storeNow(this.db);
-    const from = new Date(Number((await this.redis.get(this.watermarkKey)) ?? 0));
+    const from = new Date(Math.max(Number((await this.redis.get(this.watermarkKey)) ?? 0), EARLIEST_MS));
     const to = new Date(now - this.lagMs);
     if (to <= from) return { partitions: 0, files: 0 };
     const window = { createdAt: { $gte: from, $lt: to } };
