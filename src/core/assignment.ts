@@ -107,10 +107,8 @@ async function assignedStream(d: AssignmentDeps, got: Assigned): Promise<Assigne
     }
   }
   d.metrics.manifestMisses.inc();
-  const stream = await d.streams.forAssignment(got.stream);
-  // Repair the manifest (this session holds the lease: nobody commits meanwhile).
-  if (stream && (stream.frames === 0 || stream.lastPartitionId)) d.streams.setManifest(stream).catch(() => undefined);
-  return stream;
+  // Repairing is safe here: this session holds the lease, so nobody commits meanwhile.
+  return d.streams.repairManifest(got.stream);
 }
 
 /**

@@ -358,7 +358,7 @@ export class CoreSession {
     if (!result.ok) {
       // A manifest with a stale fence (its write after a resume was lost) would make every
       // later assignment conflict like this one: rewrite it from MongoDB.
-      if (result.reason === 'conflict') this.repairManifest(a.streamId);
+      if (result.reason === 'conflict') this.hub.streams.repairManifest(a.streamId).catch(() => undefined);
       this.socket.send({ type: 'stop', reason: result.reason === 'stream_gone' ? 'stream_deleted' : 'lease_lost' });
       await this.endAssignment('lost');
       throw new MessageError(msg.id, 'not_assigned', result.reason === 'stream_gone' ? 'The stream was deleted' : 'The stream was committed by someone else; this assignment is over');
@@ -393,14 +393,6 @@ export class CoreSession {
     }
     await this.endAssignment(requeue ? 'requeue' : 'drop');
     this.socket.send({ type: 'stopped', id });
-  }
-
-  /** Rewrites a stream's manifest from its document (off the hot path: after a lost commit). */
-  private repairManifest(streamId: string): void {
-    void (async () => {
-      const s = await this.hub.streams.forAssignment(streamId);
-      if (s) await this.hub.streams.setManifest(s);
-    })().catch(() => undefined);
   }
 
   /**

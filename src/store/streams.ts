@@ -330,4 +330,16 @@ export class Streams {
     if (s.status !== 'ok') return;
     await this.leases.enqueue([queueEntry(s)]);
   }
+
+  /**
+   * Reads an `ok` stream by `_id` for an assignment and rewrites its manifest from it (after a
+   * manifest miss or a commit conflict, both off the hot path); undefined when gone or not
+   * `ok`. The write is not awaited and its failure is ignored: the next miss repairs again.
+   * Like {@link queueEntry}, a committed stream without `lastPartitionId` gets no manifest.
+   */
+  async repairManifest(id: string): Promise<AssignedStream | undefined> {
+    const s = await this.forAssignment(id);
+    if (s && (s.frames === 0 || s.lastPartitionId)) this.setManifest(s).catch(() => undefined);
+    return s;
+  }
 }
