@@ -8,13 +8,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Db } from 'mongodb';
-import { CoreClient, type CoreClientOptions } from '../../src/client';
 import { loadConfig } from '../../src/config/settings';
 import { freePort } from '../../src/provision/exec';
 import { startNginx, type RunningService } from '../../src/provision/nginx';
-import { initDatabase } from '../../src/store/init';
 import { createMongo, type Mongo } from '../../src/store/mongo';
-import { eventually, request, runCli, stackOverrides, writeConfig, type CliProcess, type Overrides } from './server';
+import { ApiClient } from '../../test-support/admin-api';
+import { remoteCoreFixture, type RemoteCoreFixture } from './core';
+import { eventually, runCli, stackOverrides, writeConfig, type CliProcess, type Overrides } from './server';
 import { getStack } from './stack';
 
 /** One node: a `serve` child process. */
@@ -30,8 +30,11 @@ export interface Node {
   alive(): boolean;
 }
 
-/** The nodes, nginx in front and a fixture made through nginx. */
-export interface Cluster {
+/**
+ * The nodes, nginx in front and a core fixture made through nginx (its `wsUrl` and
+ * `client()` reach /core/v1 through nginx; clients do not reconnect).
+ */
+export interface Cluster extends RemoteCoreFixture {
   nodes: Node[];
   nginx: RunningService;
   /** https://127.0.0.1:<nginx port> */
@@ -39,18 +42,8 @@ export interface Cluster {
   ca: string;
   mongo: Mongo;
   db: Db;
-  admin: string;
-  manager: string;
-  engineKey: string;
-  donor: string;
-  /** wss:// URL of /core/v1 through nginx. */
-  wsUrl: string;
   /** Admin API call to `base` (default: through nginx); throws on a status other than `expect`. */
   api<T = Record<string, unknown>>(method: string, path: string, token: string | undefined, body?: unknown, expect?: number, base?: string): Promise<T>;
-  target(body?: Record<string, unknown>): Promise<string>;
-  stream(targetId: string, seed?: Buffer): Promise<string>;
-  /** A core connected through nginx. */
-  client(extra?: Partial<CoreClientOptions>): Promise<CoreClient>;
   /** SIGKILLs whatever still runs and stops nginx. */
   stop(): Promise<void>;
 }
@@ -98,41 +91,20 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const url = nginx.url;
   const mongo = createMongo(loadConfig({ env: {}, overrides: shared }));
   const db = mongo.db;
-  const admin = (await initDatabase(db)).token;
-  const api = async <T>(method: string, p: string, token: string | undefined, body?: unknown, expect?: number, base = url): Promise<T> => {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    const r = await request(`${base}${p}`, { ca, method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (expect !== undefined && r.status !== expect) throw new Error(`${method} ${base}${p}: expected ${expect}, got ${r.status} ${r.body.toString()}`);
-    return (r.body.length ? JSON.parse(r.body.toString()) : {}) as T;
-  };
-  const manager = (await api<{ token: string }>('POST', '/v1/users', admin, { name: 'mgr', role: 'manager' }, 201)).token;
-  const engineKey = (await api<{ key: string }>('POST', '/v1/engine-keys', admin, { engine: 'openmm', description: 'nodes' }, 201)).key;
-  const donor = (await api<{ token: string }>('POST', '/v1/donors', undefined, { name: 'donor1' }, 201)).token;
-  const wsUrl = `${url.replace(/^https/, 'wss')}/core/v1`;
+  const f = await remoteCoreFixture(url, ca, db, {
+    clientDefaults: { reconnect: false, requestTimeoutMs: 60_000 },
+    // A killed node resets sockets; the close that follows is what matters.
+    beforeConnect: (c) => c.on('error', () => undefined),
+  });
   return {
+    ...f,
     nodes,
     nginx,
     url,
     ca,
     mongo,
     db,
-    admin,
-    manager,
-    engineKey,
-    donor,
-    wsUrl,
-    api,
-    target: async (body = {}) => (await api<{ target_id: string }>('POST', '/v1/targets', manager, { engines: ['openmm'], stage: 'public', ...body }, 201)).target_id,
-    stream: async (targetId, seed = Buffer.from('seed state')) =>
-      (await api<{ stream_id: string }>('POST', `/v1/targets/${targetId}/streams`, manager, { files: { 'state.xml': seed.toString('base64') } }, 201)).stream_id,
-    client: async (extra = {}) => {
-      const c = new CoreClient({ url: wsUrl, engineKey, donorToken: donor, ca, reconnect: false, requestTimeoutMs: 60_000, ...extra });
-      // A killed node resets sockets; the close that follows is what matters.
-      c.on('error', () => undefined);
-      await c.connect();
-      return c;
-    },
+    api: <T>(method: string, p: string, token: string | undefined, body?: unknown, expect?: number, base = url) => new ApiClient(base, ca).json<T>(method, p, token, body, expect),
     stop: async () => {
       for (const n of nodes) {
         if (n.alive()) {
