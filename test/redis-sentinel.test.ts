@@ -6,9 +6,8 @@
  */
 import t from 'tap';
 import { startRedisSentinel, type RedisSentinelSet } from '../src/provision/redis-sentinel';
-import { twoNodesOn, type CoreFixture } from './helpers/core';
-import { startCoreLoad } from './helpers/load';
-import { eventually, type TestServer } from './helpers/server';
+import { masterKillUnderLoad, twoNodesOn, type CoreFixture } from './helpers/core';
+import type { TestServer } from './helpers/server';
 
 let rs: RedisSentinelSet;
 let f: CoreFixture;
@@ -27,30 +26,10 @@ t.test('the master killed under load: the replica is promoted and the cores carr
   const first = await rs.currentMaster();
   t.equal(first, `${rs.master.host}:${rs.master.port}`, 'the sentinels start on the configured master');
 
-  const wsOther = `${other.url.replace(/^http/, 'ws')}/core/v1`;
-  const load = startCoreLoad(6, (i) => f.client({ requestTimeoutMs: 15000, ...(i % 2 ? {} : { url: wsOther, ca: other.ca }) }));
-  t.teardown(() => load.stop());
-  const r = load.report;
-  await eventually(async () => r.commits >= 30, 30000, 'load running');
-  const before = r.commits;
-  process.kill(rs.master.pid, 'SIGKILL');
-  const killedAt = Date.now();
-  await eventually(async () => (await rs.currentMaster()) === `${rs.replica.host}:${rs.replica.port}`, 30000, 'replica promoted');
-  const failoverMs = Date.now() - killedAt;
-  await eventually(async () => r.commits >= before + 60, 120000, 'load continues after the failover').catch((e: Error) => {
-    throw new Error(`${e.message}; ${load.summary()}`);
+  await masterKillUnderLoad(t, { f, other }, streams, {
+    kill: () => process.kill(rs.master.pid, 'SIGKILL'),
+    promoted: async () => (await rs.currentMaster()) === `${rs.replica.host}:${rs.replica.port}`,
   });
-  await load.stop();
-
-  t.comment(`failover ${failoverMs} ms; ${load.summary()}`);
-  const internal = [...f.ts.logLines(), ...other.logLines()].filter((l) => l.msg === 'core message failed').map((l) => JSON.stringify(l.err).slice(0, 300));
-  t.same(internal, [], 'no internal errors: a failover is `unavailable`');
-  t.equal(r.doubles, 0, 'no stream held by two cores at once');
-  t.ok(r.longestOutageMs < 20000, `cores recovered within ${r.longestOutageMs} ms`);
-  for (const s of streams) {
-    const committed = (await f.api<{ frames: number }>('GET', `/v1/streams/${s}`, f.manager)).frames;
-    t.ok(committed >= (r.acked.get(s) ?? 0), `stream ${s}: ${committed} frames stored ≥ ${r.acked.get(s) ?? 0} acknowledged`);
-  }
   const h = await f.api<Record<string, unknown>>('GET', '/readyz', undefined);
   t.match(h, { status: 'ready', checks: { redis: 'ok' } }, 'ready again on the new master');
 });

@@ -11,7 +11,8 @@ import type { Db } from 'mongodb';
 import { CoreClient, type CoreClientOptions } from '../../src/client';
 import { initDatabase } from '../../src/store/init';
 import { ApiClient, type Response } from '../../test-support/admin-api';
-import { startTestServer, type Overrides, type TestServer } from './server';
+import { startCoreLoad, type LoadReport } from './load';
+import { eventually, startTestServer, type Overrides, type TestServer } from './server';
 import { stopStack } from './stack';
 
 /** What {@link remoteCoreFixture} made. */
@@ -125,4 +126,52 @@ export async function twoNodesOn<R extends { stop(): Promise<void> }>(name: stri
     await stop();
     throw err;
   }
+}
+
+/** How {@link masterKillUnderLoad} kills a Redis master and sees its replica take over. */
+export interface MasterKill {
+  /** SIGKILLs the master. */
+  kill(): void;
+  /** Whether a replica has taken over (polled for up to 30 s after the kill). */
+  promoted(): Promise<boolean>;
+  /** Awaited after the promotion, before the load must go on (e.g. the cluster healthy again). */
+  settled?(): Promise<void>;
+}
+
+/**
+ * The master-kill check of the Redis Cluster and Sentinel suites: six cores, half on each
+ * node, assign, send, checkpoint and stop in a loop; after 30 commits `m.kill()`, a replica
+ * must take over within 30 s and the load commit 60 more within 120 s (margins for a loaded
+ * machine). Asserts on `t`: no internal error (a failover is `unavailable`), no stream held
+ * by two cores, every core back within 20 s, and each of `streams` stored at least the
+ * frames acknowledged. Returns the load's report.
+ */
+export async function masterKillUnderLoad(t: tap.Test, nodes: Pick<TwoNodes<unknown>, 'f' | 'other'>, streams: readonly string[], m: MasterKill): Promise<LoadReport> {
+  const { f, other } = nodes;
+  const wsOther = `${other.url.replace(/^http/, 'ws')}/core/v1`;
+  const load = startCoreLoad(6, (i) => f.client({ requestTimeoutMs: 15000, ...(i % 2 ? {} : { url: wsOther, ca: other.ca }) }));
+  t.teardown(() => load.stop());
+  const r = load.report;
+  await eventually(async () => r.commits >= 30, 30000, 'load running');
+  const before = r.commits;
+  m.kill();
+  const killedAt = Date.now();
+  await eventually(() => m.promoted(), 30000, 'replica promoted');
+  const failoverMs = Date.now() - killedAt;
+  await m.settled?.();
+  await eventually(async () => r.commits >= before + 60, 120000, 'load continues after the failover').catch((e: Error) => {
+    throw new Error(`${e.message}; ${load.summary()}`);
+  });
+  await load.stop();
+
+  t.comment(`failover ${failoverMs} ms; ${load.summary()}`);
+  const internal = [...f.ts.logLines(), ...other.logLines()].filter((l) => l.msg === 'core message failed').map((l) => JSON.stringify(l.err).slice(0, 300));
+  t.same(internal, [], 'no internal errors: a failover is `unavailable`');
+  t.equal(r.doubles, 0, 'no stream held by two cores at once');
+  t.ok(r.longestOutageMs < 20000, `cores recovered within ${r.longestOutageMs} ms`);
+  for (const s of streams) {
+    const committed = (await f.api<{ frames: number }>('GET', `/v1/streams/${s}`, f.manager)).frames;
+    t.ok(committed >= (r.acked.get(s) ?? 0), `stream ${s}: ${committed} frames stored ≥ ${r.acked.get(s) ?? 0} acknowledged`);
+  }
+  return r;
 }
