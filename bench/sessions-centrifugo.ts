@@ -7,10 +7,9 @@
  */
 import type { BenchContext } from './lib/context';
 import { peerSessions, startPeer, stopPeers, type PeerServer } from './lib/centrifugo-peer';
-import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
+import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { CpuWindow, sumRssKiB } from './lib/proc';
 import { latency, round, sleep } from './lib/stats';
-import type { SessionsResult } from './loadgen';
 
 /** What the Centrifugo run measured. */
 export interface PeerRunFigures {
@@ -47,25 +46,9 @@ export async function holdPeerSessions(ctx: BenchContext): Promise<PeerRunFigure
     const before = sumRssKiB(pids());
     const setupCpu = new CpuWindow(pids);
     setupCpu.start();
-    const per = Math.ceil(s.count / processes);
-    const results = await Promise.all(
-      gens.map((g, i) => {
-        g.send({
-          cmd: 'sessions',
-          ca: ctx.stack.caPem,
-          localAddress: sourceAddress(i),
-          count: Math.min(per, s.count - i * per),
-          concurrency: s.concurrency,
-          timeoutMs: s.timeoutMs,
-          deadlineMs: s.deadlineS * 1000,
-          ...peerSessions(peers[i]!, i),
-        });
-        return g.next<SessionsResult>(['sessions'], s.deadlineS * 1000 + s.timeoutMs + 30_000);
-      }),
-    );
+    const results = await runSessions(gens, ctx.stack.caPem, s, (i) => peerSessions(peers[i]!, i));
     const setupMs = setupCpu.stop();
-    const established = results.reduce((n, r) => n + r.ok, 0);
-    const establishS = (Math.max(...results.map((r) => r.lastDone)) - Math.min(...results.filter((r) => r.firstStart).map((r) => r.firstStart))) / 1000;
+    const { established, failed, notAttempted, reasons, spanS: establishS } = sessionsTotals(results);
     const idle = new CpuWindow(pids);
     idle.start();
     const holdStart = Date.now();
@@ -82,11 +65,8 @@ export async function holdPeerSessions(ctx: BenchContext): Promise<PeerRunFigure
       nodes: processes,
       requested: s.count,
       established,
-      failed: results.reduce((n, r) => n + r.failed + r.notAttempted, 0),
-      reasons: results.reduce<Record<string, number>>((m, r) => {
-        for (const [k, v] of Object.entries(r.reasons)) m[k] = (m[k] ?? 0) + v;
-        return m;
-      }, {}),
+      failed: failed + notAttempted,
+      reasons,
       droppedDuringHold: stats.reduce((n, x) => n + x.dropped, 0),
       establishS: round(establishS, 2),
       ratePerS: round(established / establishS, 1),

@@ -11,7 +11,7 @@ import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/co
 import { PEER } from './lib/centrifugo-peer';
 import { RECIPE, resetQueues } from './lib/fixtures';
 import { ApiClient } from '../test-support/admin-api';
-import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
+import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { CpuWindow, openFds, sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
@@ -71,7 +71,6 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
       peak = Math.max(peak, sumRssKiB(srv.pids()));
       for (const g of gens) g.sampleRss();
     }, 1000);
-    const per = Math.ceil(s.count / processes);
     let results: SessionsResult[];
     try {
       const progress = setInterval(() => {
@@ -80,30 +79,11 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
         ctx.log(`sessions ${transport}: ${ok} established, ${failed} failed`);
       }, 10_000);
       try {
-        results = await Promise.all(
-          gens.map((g, i) => {
-            const count = Math.min(per, s.count - i * per);
-            g.send({
-              cmd: 'sessions',
-              url: `wss://127.0.0.1:${srv.port}/core/v1`,
-              key: pop.fixture.engineKey,
-              protocol: 'coordinator.core.v1',
-              ca: ctx.stack.caPem,
-              localAddress: sourceAddress(i),
-              count,
-              concurrency: s.concurrency,
-              timeoutMs: s.timeoutMs,
-              deadlineMs: s.deadlineS * 1000,
-              expect: 'assignment',
-            });
-            return g.next<SessionsResult>(['sessions'], s.deadlineS * 1000 + s.timeoutMs + 30_000);
-          }),
-        );
+        results = await runSessions(gens, ctx.stack.caPem, s, () => ({ url: `wss://127.0.0.1:${srv.port}/core/v1`, key: pop.fixture.engineKey, protocol: 'coordinator.core.v1', expect: 'assignment' }));
       } finally {
         clearInterval(progress);
       }
-      const establishS = (Math.max(...results.map((r) => r.lastDone)) - Math.min(...results.filter((r) => r.firstStart).map((r) => r.firstStart))) / 1000;
-      const established = results.reduce((n, r) => n + r.ok, 0);
+      const { established, failed, notAttempted, reasons, spanS: establishS } = sessionsTotals(results);
       // Hold: the sessions sit idle (pings, lease renewals) while the server's CPU is read.
       const idle = new CpuWindow(() => srv.pids());
       idle.start();
@@ -137,12 +117,9 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
         loadgens: processes,
         requested: s.count,
         established,
-        failed: results.reduce((n, r) => n + r.failed, 0),
-        notAttempted: results.reduce((n, r) => n + r.notAttempted, 0),
-        reasons: results.reduce<Record<string, number>>((m, r) => {
-          for (const [k, v] of Object.entries(r.reasons)) m[k] = (m[k] ?? 0) + v;
-          return m;
-        }, {}),
+        failed,
+        notAttempted,
+        reasons,
         droppedDuringHold: dropped,
         serverView: Math.max(0, serverView),
         establishS: round(establishS, 2),

@@ -12,12 +12,12 @@ import os from 'node:os';
 import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
 import { PEER, PEER_PING_INTERVAL_S, peerSessions, startPeer, type PeerServer } from './lib/centrifugo-peer';
 import { resetQueues } from './lib/fixtures';
-import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
+import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { CpuWindow, sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import { startEcho, type BenchServer, type TransportName } from './lib/server';
 import { latency, ratio, round, sleep } from './lib/stats';
-import type { SessionsCommand, SessionsResult } from './loadgen';
+import type { SessionsCommand } from './loadgen';
 
 interface SetupFigures {
   target: string;
@@ -42,38 +42,21 @@ async function drive(ctx: BenchContext, target: string, server: BenchServer, pat
     const rssBefore = sumRssKiB(server.pids());
     const cpu = new CpuWindow(() => server.pids());
     cpu.start();
-    const per = Math.ceil(s.count / s.loadgens);
-    const results = await Promise.all(
-      gens.map((g, i) => {
-        g.send({
-          cmd: 'sessions',
-          url: `wss://127.0.0.1:${server.port}${path}`,
-          ...(key ? { key } : {}),
-          protocol: 'coordinator.core.v1',
-          ca: ctx.stack.caPem,
-          localAddress: sourceAddress(i),
-          count: Math.min(per, s.count - i * per),
-          concurrency: s.concurrency,
-          timeoutMs: s.timeoutMs,
-          deadlineMs: s.deadlineS * 1000,
-          expect,
-          ...peer?.(i),
-        });
-        return g.next<SessionsResult>(['sessions'], s.deadlineS * 1000 + s.timeoutMs + 30_000);
-      }),
-    );
+    const results = await runSessions(gens, ctx.stack.caPem, s, (i) => ({
+      url: `wss://127.0.0.1:${server.port}${path}`,
+      ...(key ? { key } : {}),
+      protocol: 'coordinator.core.v1',
+      expect,
+      ...peer?.(i),
+    }));
     const serverMs = cpu.stop();
-    const established = results.reduce((n, r) => n + r.ok, 0);
+    const { established, failed, notAttempted, reasons, spanS: wallS } = sessionsTotals(results);
     const rssAfter = sumRssKiB(server.pids());
-    const wallS = (Math.max(...results.map((r) => r.lastDone)) - Math.min(...results.filter((r) => r.firstStart).map((r) => r.firstStart))) / 1000;
     return {
       target,
       established,
-      failed: results.reduce((n, r) => n + r.failed + r.notAttempted, 0),
-      reasons: results.reduce<Record<string, number>>((m, r) => {
-        for (const [k, v] of Object.entries(r.reasons)) m[k] = (m[k] ?? 0) + v;
-        return m;
-      }, {}),
+      failed: failed + notAttempted,
+      reasons,
       wallS: round(wallS, 2),
       ratePerS: round(established / wallS, 1),
       latencyMs: latency(results.flatMap((r) => r.latenciesMs)),

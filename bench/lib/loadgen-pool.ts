@@ -1,6 +1,7 @@
 /** Parent side of bench/loadgen.ts: forks load generators and talks to them over IPC. */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import type { SessionsCommand, SessionsResult } from '../loadgen';
 import { rssKiB } from './proc';
 
 const SCRIPT = path.resolve(__dirname, '..', 'loadgen.js');
@@ -124,4 +125,69 @@ let sources = 0;
 export function sourceAddress(_loadgen: number): string {
   const n = 2 + sources++;
   return `127.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+/** The settings of one `sessions` phase (a section of the bench settings). */
+export interface SessionsPhase {
+  /** Sessions over all load generators. */
+  count: number;
+  /** Set-ups in flight per load generator. */
+  concurrency: number;
+  /** Per-session set-up timeout, ms. */
+  timeoutMs: number;
+  /** Deadline of the whole phase, s. */
+  deadlineS: number;
+}
+
+/** Where and how load generator `i` opens its sessions. */
+export type SessionsTarget = Pick<SessionsCommand, 'url' | 'expect'> & Partial<Pick<SessionsCommand, 'key' | 'protocol' | 'centrifugo'>>;
+
+/**
+ * Runs one `sessions` phase: each load generator opens its share of `phase.count` (an equal
+ * share rounded up, the last one the rest) from a source address of its own, against
+ * `target(i)`, trusting `ca`. Resolves with every generator's result, or rejects when one
+ * has not answered within the phase deadline plus the set-up timeout plus 30 s.
+ */
+export function runSessions(gens: LoadGen[], ca: string, phase: SessionsPhase, target: (i: number) => SessionsTarget): Promise<SessionsResult[]> {
+  const per = Math.ceil(phase.count / gens.length);
+  return Promise.all(
+    gens.map((g, i) => {
+      g.send({
+        cmd: 'sessions',
+        ...target(i),
+        ca,
+        localAddress: sourceAddress(i),
+        count: Math.min(per, phase.count - i * per),
+        concurrency: phase.concurrency,
+        timeoutMs: phase.timeoutMs,
+        deadlineMs: phase.deadlineS * 1000,
+      } satisfies SessionsCommand);
+      return g.next<SessionsResult>(['sessions'], phase.deadlineS * 1000 + phase.timeoutMs + 30_000);
+    }),
+  );
+}
+
+/** What the load generators of one `sessions` phase did, together. */
+export interface SessionsTotals {
+  established: number;
+  failed: number;
+  /** Sessions not started before the deadline. */
+  notAttempted: number;
+  /** Failures by reason. */
+  reasons: Record<string, number>;
+  /** From the first set-up started to the last one done, s. */
+  spanS: number;
+}
+
+/** Adds up the results of {@link runSessions}. */
+export function sessionsTotals(results: readonly SessionsResult[]): SessionsTotals {
+  const reasons: Record<string, number> = {};
+  for (const r of results) for (const [k, v] of Object.entries(r.reasons)) reasons[k] = (reasons[k] ?? 0) + v;
+  return {
+    established: results.reduce((n, r) => n + r.ok, 0),
+    failed: results.reduce((n, r) => n + r.failed, 0),
+    notAttempted: results.reduce((n, r) => n + r.notAttempted, 0),
+    reasons,
+    spanS: (Math.max(...results.map((r) => r.lastDone)) - Math.min(...results.filter((r) => r.firstStart).map((r) => r.firstStart))) / 1000,
+  };
 }
