@@ -114,6 +114,18 @@ t.test("a target's pages in id order and its counts: exact, with the sort, limit
   t.equal(await count({ targetId: 't2', frames: { $lt: 30 } }), of('t2').filter((d) => d.frames < 30).length, 'count with a condition SQL is not given');
   t.equal(await count({ targetId: 'none' }), 0, 'count of nothing');
 
+  // A target's committed frames: one $sum over the target (FerretDB: one SQL sum, patch 6).
+  const sum = async (match: Record<string, unknown>, field = '$frames'): Promise<unknown[]> =>
+    (await streams.aggregate([{ $match: match }, { $group: { _id: null, frames: { $sum: field } } }]).toArray()) as unknown[];
+  const total = (pick: (d: (typeof docs)[number]) => boolean): number => docs.filter(pick).reduce((n, d) => n + d.frames, 0);
+  t.same(await sum({ targetId: 't0' }), [{ _id: null, frames: total((d) => d.targetId === 't0') }], 'frames summed over a target');
+  t.same(await sum({ targetId: 't0', status: 'ok' }), [{ _id: null, frames: total((d) => d.targetId === 't0' && d.status === 'ok') }], 'and over its ok streams');
+  t.same(await sum({ targetId: 'none' }), [], 'nothing matches: no group, as MongoDB answers');
+  t.same(await sum({ targetId: 't0', frames: { $gt: 100 } }), [{ _id: null, frames: total((d) => d.targetId === 't0' && d.frames > 100) }], 'a condition SQL is not given: still right');
+  await streams.insertOne({ _id: 'no-frames', targetId: 't9', status: 'ok' } as never);
+  await streams.insertOne({ _id: 'big', targetId: 't9', status: 'ok', frames: 3_000_000_000 });
+  t.same(await sum({ targetId: 't9' }), [{ _id: null, frames: 3_000_000_000 }], 'a stream without frames adds nothing; a sum past 2^31 stays exact');
+
   if (ferret) {
     const explained = (await streams.find({ targetId: 't1' }, { sort: { _id: 1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
     t.match(explained, { sortPushdown: true, limitPushdown: true }, 'FerretDB leaves the sort and the limit to SQLite');
