@@ -99,6 +99,8 @@ t.test("a target's pages in id order and its counts: exact, with the sort, limit
 
   t.same(await page({ targetId: 't1' }, 1, 0, 10), t1.slice(0, 10).map((d) => d._id), 'first page');
   t.same(await page({ targetId: 't1' }, 1, 30, 10), t1.slice(30, 40).map((d) => d._id), 'a page by offset');
+  t.same((await streams.find({ targetId: 't1' }, { sort: { _id: 1 }, skip: 95 }).toArray()).map((d) => d._id), t1.slice(95).map((d) => d._id), 'an offset without a limit');
+  t.same(await page({ targetId: 't1' }, 1, 100, 10), [], 'an offset past the end');
   t.same(await page({ targetId: 't1' }, -1, 0, 10), [...t1].reverse().slice(0, 10).map((d) => d._id), 'descending');
   const after = t1[41]!._id;
   t.same(await page({ targetId: 't1', _id: { $gt: after } }, 1, 0, 10), t1.slice(42, 52).map((d) => d._id), 'a page after an id');

@@ -57,6 +57,9 @@ import path from 'node:path';
  *    That pipeline shape, with an exact `$match` and a `$sum` of a field the coordinator
  *    always stores as an integer (`frames`), is now one SQL `sum()`; the result document is
  *    the one `$group` gives (none when nothing matches).
+ * 7. With such a filter and sort, a find's skip is SQLite's OFFSET too, so a deep page of a
+ *    target's streams by offset (the dashboard's pages) steps over index entries instead of
+ *    decoding every stream before it (42.7 s for offset 50,000 of 100,000 with patch 5 alone).
  */
 export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
   {
@@ -116,13 +119,13 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
   {
     file: 'internal/handler/msg_find.go',
     from: '\t\tqp.Limit = params.Limit\n\t}\n',
-    to: '\t\tqp.Limit = params.Limit\n\t}\n\n\tif !h.DisablePushdown && !cInfo.Capped() {\n\t\tif sort, limit, ok := scSortLimitPushdown(params.Filter, params.Sort, params.Limit, params.Skip); ok {\n\t\t\tqp.Sort, qp.Limit = sort, limit\n\t\t}\n\t}\n',
+    to: '\t\tqp.Limit = params.Limit\n\t}\n\n\tif !h.DisablePushdown && !cInfo.Capped() {\n\t\tif sort, ok := scSortPushdown(params.Filter, params.Sort); ok {\n\t\t\tqp.Sort, qp.Limit, qp.SCOffset = sort, params.Limit, params.Skip\n\t\t\tparams.Skip = 0\n\t\t}\n\t}\n',
     count: 1,
   },
   {
     file: 'internal/handler/msg_explain.go',
     from: '\t\tqp.Limit = params.Limit\n\t}\n',
-    to: '\t\tqp.Limit = params.Limit\n\t}\n\n\tif !h.DisablePushdown && !cInfo.Capped() {\n\t\tif sort, limit, ok := scSortLimitPushdown(params.Filter, params.Sort, params.Limit, params.Skip); ok {\n\t\t\tqp.Sort, qp.Limit = sort, limit\n\t\t}\n\t}\n',
+    to: '\t\tqp.Limit = params.Limit\n\t}\n\n\tif !h.DisablePushdown && !cInfo.Capped() {\n\t\tif sort, ok := scSortPushdown(params.Filter, params.Sort); ok && (params.Limit > 0 || params.Skip == 0) {\n\t\t\tqp.Sort, qp.Limit = sort, params.Limit+params.Skip\n\t\t}\n\t}\n',
     count: 1,
   },
   {
@@ -140,13 +143,19 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
   {
     file: 'internal/backends/collection.go',
     from: '\tOnlyRecordIDs bool\n\tComment       string\n}\n',
-    to: '\tOnlyRecordIDs bool\n\tComment       string\n\n\t// SCSumField, when set, makes Query return one row whose record ID is the sum of this\n\t// integer field over the filter\'s rows, or no row when none match (patch 6).\n\tSCSumField string\n}\n',
+    to: '\tOnlyRecordIDs bool\n\tComment       string\n\n\t// SCSumField, when set, makes Query return one row whose record ID is the sum of this\n\t// integer field over the filter\'s rows, or no row when none match (patch 6).\n\tSCSumField string\n\n\t// SCOffset rows are skipped by SQLite (patch 7: only with an exact filter).\n\tSCOffset int64\n}\n',
     count: 1,
   },
   {
     file: 'internal/backends/sqlite/collection.go',
     from: '\tq += whereClause\n\tq += prepareOrderByClause(params.Sort)\n',
     to: '\tif params.SCSumField != "" {\n\t\tq = scSumSelect(meta.TableName, params.SCSumField)\n\t\twhereClause += " HAVING count(*) > 0"\n\t}\n\tq += whereClause\n\tq += prepareOrderByClause(params.Sort)\n',
+    count: 1,
+  },
+  {
+    file: 'internal/backends/sqlite/collection.go',
+    from: '\t\targs = append(args, params.Limit)\n\t}\n\n\trows, err := db.QueryContext(ctx, q, args...)\n',
+    to: '\t\targs = append(args, params.Limit)\n\t}\n\n\tif params.SCOffset != 0 {\n\t\tif params.Limit == 0 {\n\t\t\tq += ` LIMIT -1`\n\t\t}\n\t\tq += ` OFFSET ?`\n\t\targs = append(args, params.SCOffset)\n\t}\n\n\trows, err := db.QueryContext(ctx, q, args...)\n',
     count: 1,
   },
   {
@@ -469,24 +478,20 @@ func scSumQuery(ctx context.Context, c backends.Collection, s scSum) (iterator.I
 \treturn iterator.Values(iterator.ForSlice(docs)), nil
 }
 
-// scSortLimitPushdown returns the sort (by _id or the janitor's createdAt, or none) and the limit (plus skip) a
-// find, or its explain, hands to SQLite; ok = false when the filter is not exact or the sort
-// is another. FerretDB still filters, sorts, skips and limits what comes back, which then
-// changes nothing.
-func scSortLimitPushdown(filter, sort *types.Document, limit, skip int64) (*types.Document, int64, bool) {
-\tif !scExactPushdown(filter) {
-\t\treturn nil, 0, false
-\t}
+// scSortPushdown returns the sort (by _id or the janitor's createdAt, or none) that a find,
+// or its explain, hands to SQLite with its limit and skip; ok = false when the filter is not
+// exact or the sort is another. FerretDB still filters and sorts what comes back, which then
+// changes nothing (patches 5 and 7).
+func scSortPushdown(filter, sort *types.Document) (*types.Document, bool) {
 \tswitch {
+\tcase !scExactPushdown(filter):
+\t\treturn nil, false
 \tcase sort.Len() == 0:
-\t\tsort = nil
+\t\treturn nil, true
 \tcase !sqlite.SCOrderable(filter, sort):
-\t\treturn nil, 0, false
+\t\treturn nil, false
 \t}
-\tif limit > 0 {
-\t\tlimit += skip
-\t}
-\treturn sort, limit, true
+\treturn sort, true
 }
 `,
   'internal/handler/sc_collection_lock.go': `package handler
