@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
+	"github.com/FerretDB/FerretDB/internal/handler/sjson"
+	"github.com/FerretDB/FerretDB/internal/types"
+	"github.com/FerretDB/FerretDB/internal/util/must"
+)
+
+// scScalarFields are the fields stream-coordinator always stores as a string or ObjectId,
+// never as an array (on an array, MongoDB's equality also matches an element).
+var scScalarFields = map[string]bool{
+	"streamId": true, "targetId": true, "owner": true, "status": true, "role": true, "name": true,
+	"donor": true, "kind": true, "tokenHash": true, "keyHash": true, "files_id": true,
+}
+
+// scNarrow returns a WHERE clause narrowing a query by the filter's first field of
+// scScalarFields compared for equality with a string or ObjectId, else by its createdAt
+// range, written like the indexes FerretDB creates so SQLite can use one
+// (stream-coordinator patch 4, see src/provision/ferretdb-patches.ts). The caller still applies
+// the whole filter to the rows returned, so the clause may select more, never less.
+func scNarrow(filter *types.Document) (string, []any) {
+	if filter == nil {
+		return "", nil
+	}
+	for _, k := range filter.Keys() {
+		if !scScalarFields[k] {
+			continue
+		}
+		v := must.NotFail(filter.Get(k))
+		switch v.(type) {
+		case string, types.ObjectID:
+			return fmt.Sprintf(` WHERE %s->"%s" = ?`, metadata.DefaultColumn, k), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		}
+	}
+	if r, _ := filter.Get("createdAt"); r != nil {
+		if ops, ok := r.(*types.Document); ok {
+			return scDateRange(ops)
+		}
+	}
+	return "", nil
+}
+
+// scDateRange turns $gt/$gte/$lt/$lte bounds that are dates of 13-digit milliseconds into
+// text comparisons on the createdAt index expression; other bounds are left out.
+func scDateRange(ops *types.Document) (string, []any) {
+	terms, args, _ := scDateTerms(ops)
+	if len(terms) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(terms, " AND "), args
+}
+
+// scDateTerms returns the SQL comparisons of scDateRange, and all = true when every
+// operator was one of those (then they select exactly what the operators match, because
+// the coordinator always stores createdAt as a date, and 13-digit milliseconds sort as text
+// as they do as numbers).
+func scDateTerms(ops *types.Document) (terms []string, args []any, all bool) {
+	all = true
+	for _, op := range ops.Keys() {
+		sqlOp, known := scRangeOps[op]
+		t, isDate := must.NotFail(ops.Get(op)).(time.Time)
+		if !known || !isDate || t.UnixMilli() < 1_000_000_000_000 || t.UnixMilli() >= 10_000_000_000_000 {
+			all = false
+			continue
+		}
+		terms = append(terms, fmt.Sprintf(`%s->"createdAt" %s ?`, metadata.DefaultColumn, sqlOp))
+		args = append(args, strconv.FormatInt(t.UnixMilli(), 10))
+	}
+	return terms, args, all
+}
+
+// scRangeOps are the comparison operators scExactWhere writes in SQL.
+var scRangeOps = map[string]string{"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+// scOrderedText reports whether a bound compares in SQL as MongoDB compares it: an ObjectId
+// (hex of one length), or a non-empty string of [0-9A-Za-z_.:~-] (JSON writes those as
+// themselves and all sort after the closing quote, so comparing the JSON texts orders like
+// comparing the strings).
+func scOrderedText(v any) bool {
+	switch v := v.(type) {
+	case types.ObjectID:
+		return true
+	case string:
+		if v == "" {
+			return false
+		}
+		for _, c := range []byte(v) {
+			ok := c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c == '.' || c == ':' || c == '~' || c == '-'
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// scExactWhere returns a WHERE clause that selects exactly the documents the filter matches
+// (stream-coordinator patch 5), and ok = false when the filter has a condition SQL cannot
+// express exactly. Exact conditions: equality with a string or ObjectId on _id or on a field
+// of scScalarFields, and $gt/$gte/$lt/$lte bounds on _id (see scOrderedText), for
+// collections whose _id values are all of one type, as the coordinator's are. Only an exact
+// clause lets the handler push a sort by _id and a limit down to SQLite.
+func scExactWhere(filter *types.Document) (string, []any, bool) {
+	if filter.Len() == 0 {
+		return "", nil, false
+	}
+	var terms []string
+	var args []any
+	for _, k := range filter.Keys() {
+		if k == "createdAt" {
+			ops, isDoc := must.NotFail(filter.Get(k)).(*types.Document)
+			if !isDoc {
+				return "", nil, false
+			}
+			dt, da, all := scDateTerms(ops)
+			if !all || len(dt) == 0 {
+				return "", nil, false
+			}
+			terms = append(terms, dt...)
+			args = append(args, da...)
+			continue
+		}
+		col := fmt.Sprintf(`%s->"%s"`, metadata.DefaultColumn, k)
+		if k == "_id" {
+			col = metadata.IDColumn
+		} else if !scScalarFields[k] {
+			return "", nil, false
+		}
+		switch v := must.NotFail(filter.Get(k)).(type) {
+		case string, types.ObjectID:
+			terms = append(terms, col+" = ?")
+			args = append(args, string(must.NotFail(sjson.MarshalSingleValue(v))))
+		case *types.Document:
+			if k != "_id" || v.Len() == 0 {
+				return "", nil, false
+			}
+			for _, op := range v.Keys() {
+				sqlOp, known := scRangeOps[op]
+				b := must.NotFail(v.Get(op))
+				if !known || !scOrderedText(b) {
+					return "", nil, false
+				}
+				terms = append(terms, col+" "+sqlOp+" ?")
+				args = append(args, string(must.NotFail(sjson.MarshalSingleValue(b))))
+			}
+		default:
+			return "", nil, false
+		}
+	}
+	return " WHERE " + strings.Join(terms, " AND "), args, true
+}
+
+// scIntFields are the fields stream-coordinator always stores as an integer, which patch 6
+// may sum in SQL.
+var scIntFields = map[string]bool{"frames": true}
+
+// SCSummable reports whether scSumSelect may sum the field.
+func SCSummable(field string) bool {
+	return scIntFields[field]
+}
+
+// scSumSelect returns the SELECT of a sum of an integer field, in the record ID column.
+func scSumSelect(table, field string) string {
+	return fmt.Sprintf(`SELECT sum(%s->>'$.%s') AS %s FROM %q`, metadata.DefaultColumn, field, metadata.RecordIDColumn, table)
+}
+
+// SCExact reports whether scExactWhere expresses the filter exactly in SQL.
+func SCExact(filter *types.Document) bool {
+	_, _, ok := scExactWhere(filter)
+	return ok
+}
+
+// SCOrderable reports whether SQLite can apply a sort of one key for this exact filter: by
+// _id always; by createdAt when the filter bounds it on both sides, so every row it selects
+// holds 13-digit milliseconds, which sort as text as they do as numbers (the janitor's window).
+func SCOrderable(filter, sort *types.Document) bool {
+	if sort.Len() != 1 {
+		return false
+	}
+	switch sort.Keys()[0] {
+	case "_id":
+		return true
+	case "createdAt":
+		v, _ := filter.Get("createdAt")
+		ops, _ := v.(*types.Document)
+		return ops != nil && (ops.Has("$gt") || ops.Has("$gte")) && (ops.Has("$lt") || ops.Has("$lte"))
+	}
+	return false
+}
+
+// scOrderBy returns the ORDER BY clause of a sort by _id or createdAt alone (the handler
+// checked SCOrderable), in the form of their indexes so SQLite walks one; "" for any other.
+func scOrderBy(sort *types.Document) string {
+	if sort.Len() != 1 {
+		return ""
+	}
+	col := map[string]string{"_id": metadata.IDColumn, "createdAt": metadata.DefaultColumn + `->"createdAt"`}[sort.Keys()[0]]
+	v, _ := must.NotFail(sort.Get(sort.Keys()[0])).(int64)
+	switch {
+	case col == "":
+		return ""
+	case v == 1:
+		return " ORDER BY " + col
+	case v == -1:
+		return " ORDER BY " + col + " DESC"
+	}
+	return ""
+}
