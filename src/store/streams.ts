@@ -261,8 +261,9 @@ export class Streams {
 
   /**
    * A target's streams counted by status (one index count each) and their committed frames
-   * summed. The sum reads every stream of the target (off the hot path; the target view
-   * caches it for `http.targetCacheMs`).
+   * summed. The sum still reads each of the target's streams once (on the embedded store
+   * inside SQLite, patch 6: 4.5 s at 100,000); it is off the hot path, and the target view
+   * caches it for `http.targetCacheMs`.
    */
   async statsByTarget(targetId: string): Promise<{ byStatus: Record<StreamDoc['status'], number>; frames: number }> {
     const [ok, stopped, failed, sums] = await Promise.all([
