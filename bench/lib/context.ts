@@ -69,7 +69,8 @@ export async function buildPopulation(ctx: BenchContext, database: string, count
 
 /**
  * One server process on a fresh database with `streams` streams created through the API
- * (the recipe's seed files: fixtures.ts RECIPE); runs `work` with it and always stops the server.
+ * (the recipe's seed files: fixtures.ts RECIPE); runs `work` with it, always stops the
+ * server, then drops the database.
  */
 export async function withStreamsServer<T>(
   ctx: BenchContext,
@@ -87,5 +88,8 @@ export async function withStreamsServer<T>(
     return await work(server, fx);
   } finally {
     await stopServer(ctx, server);
+    // What the phase wrote is measured already: drop it, or a full run outgrows the disk
+    // (the commits phase alone filled 38 GB before this).
+    await ctx.stack.db(database).dropDatabase().catch(() => undefined);
   }
 }
