@@ -103,17 +103,24 @@ export async function startTestServer(extra: Overrides = {}): Promise<TestServer
   };
 }
 
+/** The logs of this file's servers, kept for {@link keepLogOnFailure}. */
+const serverLogs: Array<() => string> = [];
+
 /**
- * When this test file fails, writes the in-process server's log to a temp file and names it
- * on stderr with its last lines: a rare failure in CI is otherwise seen without the server's side of it.
+ * When this test file fails, writes each server's log (in-process, or a `serve` child's
+ * output) to a temp file and prints its name and last lines on stderr: a rare failure in
+ * CI is otherwise seen without the server's side of it.
  */
 function keepLogOnFailure(raw: () => string): void {
+  if (serverLogs.push(raw) > 1) return;
   process.once('exit', () => {
     if (t.passing()) return;
-    const file = path.join(os.tmpdir(), `sc-test-server-${process.pid}-${Date.now()}.log`);
-    fs.writeFileSync(file, raw());
-    const tail = raw().trimEnd().split('\n').slice(-40).join('\n');
-    process.stderr.write(`# server log of the failed test file: ${file}; its last lines:\n${tail}\n`);
+    serverLogs.forEach((log, i) => {
+      const file = path.join(os.tmpdir(), `sc-test-server-${process.pid}-${i}.log`);
+      fs.writeFileSync(file, log());
+      const tail = log().trimEnd().split('\n').slice(-40).join('\n');
+      process.stderr.write(`# server log ${i} of the failed test file: ${file}; its last lines:\n${tail}\n`);
+    });
   });
 }
 
@@ -146,6 +153,7 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; wrapper?
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   children.add(child);
   child.once('exit', () => children.delete(child));
+  if (args[0] === 'serve') keepLogOnFailure(() => out);
   return { child, output: () => out, exited };
 }
 
