@@ -32,14 +32,13 @@ import { ApiClient } from '../test-support/admin-api';
 import { probeAssignments } from './lib/assign-probe';
 import { benchServer, freshDatabase, stopServer, type BenchContext } from './lib/context';
 import { createCoreFixture, RECIPE, resetQueues, type CoreFixture } from './lib/fixtures';
-import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
+import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { MODES, type ScaleSettings } from './lib/modes';
 import { checkShapes, populate } from './lib/populate';
 import { CpuWindow } from './lib/proc';
 import { row, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
 import { latency, round } from './lib/stats';
-import type { SessionsResult } from './loadgen';
 
 /** What the cache remembers of one level's database. */
 interface LevelState {
@@ -149,18 +148,9 @@ async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promi
     const srv = server;
     const cpu = new CpuWindow(() => srv.pids());
     cpu.start();
-    const per = Math.ceil(s.rate.count / gens.length);
-    const results = await Promise.all(
-      gens.map((g, i) => {
-        g.send({ cmd: 'sessions', url: `wss://127.0.0.1:${srv.port}/core/v1`, key: fx.engineKey, protocol: 'coordinator.core.v1', ca: ctx.stack.caPem, localAddress: sourceAddress(i), count: Math.min(per, s.rate.count - i * per), concurrency: s.rate.concurrency, timeoutMs: s.rate.timeoutMs, deadlineMs: s.rate.deadlineS * 1000, expect: 'assignment' });
-        return g.next<SessionsResult>(['sessions'], s.rate.deadlineS * 1000 + s.rate.timeoutMs + 30_000);
-      }),
-    );
+    const results = await runSessions(gens, ctx.stack.caPem, s.rate, () => ({ url: `wss://127.0.0.1:${srv.port}/core/v1`, key: fx.engineKey, protocol: 'coordinator.core.v1', expect: 'assignment' }));
     const serverMs = cpu.stop();
-    const established = results.reduce((n, r) => n + r.ok, 0);
-    const wallS = (Math.max(...results.map((r) => r.lastDone)) - Math.min(...results.filter((r) => r.firstStart).map((r) => r.firstStart))) / 1000;
-    const reasons: Record<string, number> = {};
-    for (const r of results) for (const [k, v] of Object.entries(r.reasons)) reasons[k] = (reasons[k] ?? 0) + v;
+    const { established, failed, notAttempted, reasons, spanS } = sessionsTotals(results);
     return {
       probe: {
         n: probe.assignMs.length,
@@ -171,9 +161,9 @@ async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promi
       },
       rate: {
         established,
-        failed: results.reduce((n, r) => n + r.failed + r.notAttempted, 0),
+        failed: failed + notAttempted,
         reasons,
-        ratePerS: round(established / wallS, 1),
+        ratePerS: round(established / spanS, 1),
         setupMs: latency(results.flatMap((r) => r.latenciesMs)),
         serverCpuMsPerSession: round(serverMs / Math.max(1, established), 3),
       },
