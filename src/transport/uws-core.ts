@@ -87,11 +87,9 @@ class Outbox {
 const outbox = new Outbox();
 
 /**
- * A session's side of its uWS socket: every write goes through the outbox, the welcome too.
- * Writing the welcome at once from `open` (so it joined the 101 response) dropped a fresh
- * socket with 1006 in the same millisecond, rarely (seen in CI logs: "core connected" then
- * "core disconnected", code 1006, at once): `open` can run inside the data callback that
- * read the upgrade request, which is where the vendored uSockets loses TLS input.
+ * A session's side of its uWS socket: every write goes through the outbox, the welcome too:
+ * `open` can run inside the data callback that read the upgrade request, which is where the
+ * vendored uSockets loses TLS input (see {@link Outbox}).
  */
 class UwsCoreSocket implements CoreSocket {
   constructor(private readonly data: SocketData) {}
