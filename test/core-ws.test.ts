@@ -5,13 +5,20 @@
  * core with 1006 once ≈ 800 KB were in flight; replies now leave through the outbox after
  * the callback. Each case sends everything at once and expects every ack, in order, on an
  * open socket, and a checkpoint that commits all of it.
+ *
+ * Upgrades answered after an await (the key or donor not yet cached) are the other uWS hazard:
+ * upgraded inside `res.cork`, the vendored build could close the new socket right after
+ * `open`, at random, or always when the request said `Connection: close`
+ * (src/transport/uws-core.ts).
  */
 import crypto from 'node:crypto';
+import tls from 'node:tls';
 import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore, type Msg } from './helpers/core-raw';
 import { encodeBinary } from '../src/core/messages';
 import { stopStack } from './helpers/stack';
+import { eventually } from './helpers/server';
 
 let f: CoreFixture;
 t.before(async () => {
@@ -58,3 +65,59 @@ for (const c of cases) {
     t.equal(meta.frames, c.count, 'every frame committed');
   });
 }
+
+/** Sends an upgrade request by hand over TLS; resolves with what came back within `ms`, and whether the socket closed. */
+function rawUpgrade(url: string, ca: string, headers: Record<string, string>, ms = 1500): Promise<{ text: string; closed: boolean }> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    let text = '';
+    const s = tls.connect({ host: u.hostname, port: Number(u.port), ca, servername: 'localhost' }, () => {
+      const lines = Object.entries({ host: u.host, upgrade: 'websocket', 'sec-websocket-key': crypto.randomBytes(16).toString('base64'), 'sec-websocket-version': '13', 'sec-websocket-protocol': 'coordinator.core.v1', ...headers });
+      s.write(`GET /core/v1 HTTP/1.1\r\n${lines.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+    });
+    s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    s.on('error', () => undefined);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ text, closed: false });
+    }, ms);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, closed: true });
+    });
+  });
+}
+
+/** A fresh engine key: its first upgrade waits for a MongoDB lookup. */
+async function freshKey(): Promise<string> {
+  return (await f.api<{ key: string }>('POST', '/v1/engine-keys', f.admin, { engine: 'openmm', description: 'uncached' }, 201)).key;
+}
+
+t.test('an upgrade decided after a lookup keeps its socket; one without Connection: Upgrade is refused and opens no session', async (t) => {
+  for (let i = 0; i < 20; i++) {
+    const core = await RawCore.connect(f.wsUrl, { engineKey: await freshKey(), ca: f.ts.ca });
+    t.equal((await core.ping()).type, 'pong', `core ${i + 1} of 20 (uncached key) has a working socket`);
+    await core.close();
+  }
+
+  const spelled = await rawUpgrade(f.wsUrl, f.ts.ca, { connection: 'keep-alive, Upgrade', authorization: `Bearer ${await freshKey()}` });
+  t.match(spelled.text, /^HTTP\/1\.1 101 /, '"keep-alive, Upgrade" (as browsers send it) upgrades');
+  t.match(spelled.text, /"type":"welcome"/, 'and gets its welcome');
+  t.notOk(spelled.closed, 'and stays open');
+
+  const before = f.ts.logLines().filter((l) => l.msg === 'core connected').length;
+  for (const connection of ['close', 'keep-alive', undefined]) {
+    const got = await rawUpgrade(f.wsUrl, f.ts.ca, { ...(connection ? { connection } : {}), authorization: `Bearer ${await freshKey()}` });
+    t.match(got.text, /^HTTP\/1\.1 400 /, `Connection: ${connection ?? '(none)'} is refused with 400`);
+    t.match(got.text, /"code":"bad_request"/);
+  }
+  t.equal(f.ts.logLines().filter((l) => l.msg === 'core connected').length, before, 'no session was opened for them');
+
+  await eventually(async () => {
+    const lines = f.ts.logLines();
+    const open = new Set(lines.filter((l) => l.msg === 'core connected').map((l) => l.session));
+    for (const l of lines) if (l.msg === 'core disconnected') open.delete(l.session);
+    return open.size === 0;
+  }, 5000, 'every session that opened also closed');
+  t.pass('every session that opened also closed');
+});

@@ -29,6 +29,8 @@ export interface UpgradeHeaders {
   donor?: string;
   /** `X-Forwarded-For`, honoured only from trusted proxies. */
   forwarded?: string;
+  /** `Connection`; must list the `upgrade` token (RFC 6455 §4.1). */
+  connection?: string;
 }
 
 /** The HTTP answer to a refused upgrade. */
@@ -62,8 +64,21 @@ export function maxBackpressureBytes(settings: Settings): number {
  * token, and room under server.maxConnections. Throws the AppError to answer with.
  */
 export async function authorizeCore(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {
+  if (!connectionUpgrades(headers.connection)) {
+    throw new AppError('bad_request', 'A WebSocket upgrade must send "Connection: Upgrade"');
+  }
   const who = await admitCore(deps.hub, remote, () => deps.auth.failures.guard(remote, () => identifyCore(headers, deps, remote)));
   return deps.hub.guard.refuse(who);
+}
+
+/**
+ * Whether a `Connection` header lists `upgrade`. RFC 6455 requires it; uWS upgrades without
+ * it, and a request it reads as `Connection: close` (any 5-character value) is closed by uWS
+ * as soon as an upgrade answered after an await ends its 101, before the socket's close
+ * callback can ever run (a session that never ends). Refused before any lookup.
+ */
+function connectionUpgrades(value: string | undefined): boolean {
+  return (value ?? '').split(',').some((token) => token.trim().toLowerCase() === 'upgrade');
 }
 
 async function identifyCore(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {

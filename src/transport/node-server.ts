@@ -48,7 +48,7 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
       const v = req.headers[name];
       return Array.isArray(v) ? v[0] : v;
     };
-    void decideUpgrade(o.core, { authorization: header('authorization'), donor: header('x-donor-token'), forwarded: String(req.headers['x-forwarded-for'] ?? '') }, peer).then((decision) => {
+    void decideUpgrade(o.core, { authorization: header('authorization'), donor: header('x-donor-token'), forwarded: String(req.headers['x-forwarded-for'] ?? ''), connection: header('connection') }, peer).then((decision) => {
       if (!decision.ok) {
         refuse(socket, decision.refusal);
         return;
