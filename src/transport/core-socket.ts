@@ -72,10 +72,9 @@ export async function authorizeCore(headers: UpgradeHeaders, deps: Pick<CoreEndp
 }
 
 /**
- * Whether a `Connection` header lists `upgrade`. RFC 6455 requires it; uWS upgrades without
- * it, and a request it reads as `Connection: close` (any 5-character value) is closed by uWS
- * as soon as an upgrade answered after an await ends its 101, before the socket's close
- * callback can ever run (a session that never ends). Refused before any lookup.
+ * Whether a `Connection` header lists `upgrade`, as RFC 6455 requires of a handshake. Node's
+ * HTTP parser never offers anything else as an upgrade, while uWS would upgrade it; checking
+ * here makes both transports refuse it alike, before any lookup.
  */
 function connectionUpgrades(value: string | undefined): boolean {
   return (value ?? '').split(',').some((token) => token.trim().toLowerCase() === 'upgrade');

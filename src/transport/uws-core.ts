@@ -2,18 +2,9 @@
  * The `/core/v1` WebSocket endpoint on uWebSockets.js: the glue between uWS callbacks and
  * the transport-neutral endpoint (core-socket.ts: authorization, subprotocol, refusal,
  * session registration). uWS rules kept here: headers are copied before any await, the
- * socket closed by uWS is never touched again, and nothing is written to a socket from inside a
- * uWS callback (see {@link Outbox}).
- *
- * Upgrades are not wrapped in `res.cork`. In the vendored build (uWebSockets 8dd7fcbc),
- * `HttpResponse::cork` cannot tell that its handler upgraded the socket when the upgrade moved
- * it to the WebSocket context in place, and then reads the HTTP state of what is now WebSocket
- * memory: when those bytes look like "Connection: close, response done" it closes the new
- * WebSocket right after `open` (1006). That struck rarely and at random, on upgrades answered
- * after an await (an uncached key or donor lookup); upstream fixed it later in uWebSockets
- * fe7c01a. Without the cork, an upgrade decided synchronously still runs inside uWS's own
- * corked parser; one decided after an await writes its 101 unbuffered, and uWebSockets.js
- * prints its "writes must be made from within a corked callback" warning on stderr for it.
+ * upgrade is corked, a closed socket is never touched again, and nothing is written to a
+ * socket from inside a uWS callback (see {@link Outbox}). Corking an upgrade that follows an
+ * await needs the vendored build's cork fix (vendor/uWebSockets.js/BUILD.md, "The one patch").
  */
 import type uws from 'uWebSockets.js';
 import { normalizeAddress } from '../http/client-address';
@@ -152,12 +143,11 @@ export function coreBehavior(deps: CoreEndpoint): uws.WebSocketBehavior<SocketDa
       });
       void decideUpgrade(deps, headers, peer).then((decision) => {
         if (aborted) return;
-        if (decision.ok) {
-          // Not inside res.cork: see the note on upgrades at the top of this file.
-          res.upgrade<SocketData>({ identity: decision.identity, closed: false }, headers.key, chooseSubprotocol(headers.protocol.split(',')) ?? '', headers.extensions, context);
-          return;
-        }
         res.cork(() => {
+          if (decision.ok) {
+            res.upgrade<SocketData>({ identity: decision.identity, closed: false }, headers.key, chooseSubprotocol(headers.protocol.split(',')) ?? '', headers.extensions, context);
+            return;
+          }
           const r = decision.refusal;
           res.writeStatus(r.statusLine);
           for (const [k, v] of Object.entries(r.headers)) res.writeHeader(k, v);

@@ -1,0 +1,73 @@
+/**
+ * The vendored uWebSockets.js build itself (vendor/uWebSockets.js/BUILD.md): an upgrade made
+ * in `res.cork` after an await keeps its socket. Unpatched v20.66.0 could close such a socket
+ * right after `open`; a request whose `Connection` value has 5 characters (`close`) made it
+ * close every time, which is how this test tells the builds apart. Plain TCP: the bug is in
+ * the HTTP layer, not TLS.
+ */
+import crypto from 'node:crypto';
+import net from 'node:net';
+import t from 'tap';
+import uws from 'uWebSockets.js';
+
+interface Outcome {
+  upgraded: boolean;
+  greeted: boolean;
+  open: boolean;
+}
+
+/** Sends a handshake by hand and reports what happened within `ms`. */
+function handshake(port: number, connection: string, ms = 400): Promise<Outcome> {
+  return new Promise((resolve) => {
+    let got = '';
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: ${connection}\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    s.on('error', () => undefined);
+    const done = (open: boolean): void => resolve({ upgraded: got.startsWith('HTTP/1.1 101 '), greeted: got.includes('hello from open'), open });
+    const timer = setTimeout(() => {
+      s.end();
+      done(true);
+    }, ms);
+    s.on('close', () => {
+      clearTimeout(timer);
+      done(false);
+    });
+  });
+}
+
+t.test('an upgrade corked after an await keeps its socket, whatever the Connection header says', async (t) => {
+  let opened = 0;
+  let closed = 0;
+  const app = uws.App().ws('/ws', {
+    upgrade: (res, req, context) => {
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      setTimeout(() => {
+        if (!aborted) res.cork(() => res.upgrade({}, key, protocol, extensions, context));
+      }, 5);
+    },
+    open: (ws) => {
+      opened++;
+      setImmediate(() => {
+        if (opened > closed) ws.send('hello from open');
+      });
+    },
+    close: () => {
+      closed++;
+    },
+  });
+  const listen = await new Promise<uws.us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen failed')))));
+  t.teardown(() => uws.us_listen_socket_close(listen));
+  const port = uws.us_socket_local_port(listen);
+
+  for (const connection of ['Upgrade', 'close', 'keep-alive, Upgrade', 'close']) {
+    t.same(await handshake(port, connection), { upgraded: true, greeted: true, open: true }, `Connection: ${connection}`);
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(closed, opened, 'every socket that opened got its close callback once the client left');
+});
