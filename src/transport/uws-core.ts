@@ -88,15 +88,22 @@ class Outbox {
 const outbox = new Outbox();
 
 /**
- * A session's side of its uWS socket: every write goes through the outbox, the welcome too:
- * `open` can run inside the data callback that read the upgrade request, which is where the
- * vendored uSockets loses TLS input (see {@link Outbox}).
+ * The socket whose `open` callback is running. Its welcome is written at once: `open` runs
+ * inside `res.upgrade`, which `upgrade` calls corked, so the welcome joins the 101 response
+ * in one TLS record and one write instead of a flush of its own on the next turn (a write
+ * on loopback costs as much as the rest of the welcome). The burst problem the outbox avoids
+ * does not arise: the 101 response is written from the same place anyway.
  */
+let opening: SocketData | undefined;
+
+/** A session's side of its uWS socket: every write but the welcome goes through the outbox. */
 class UwsCoreSocket implements CoreSocket {
   constructor(private readonly data: SocketData) {}
 
   send(message: Record<string, unknown>): void {
-    if (!this.data.closed) outbox.send(this.data, JSON.stringify(message));
+    if (this.data.closed) return;
+    if (opening === this.data && this.data.socket) this.data.socket.send(JSON.stringify(message), false);
+    else outbox.send(this.data, JSON.stringify(message));
   }
 
   sendEncoded(json: Buffer): void {
@@ -159,7 +166,12 @@ export function coreBehavior(deps: CoreEndpoint): uws.WebSocketBehavior<SocketDa
     open: (ws) => {
       const data = ws.getUserData();
       data.socket = ws;
-      data.session = openSession(deps, new UwsCoreSocket(data), data.identity);
+      opening = data;
+      try {
+        data.session = openSession(deps, new UwsCoreSocket(data), data.identity);
+      } finally {
+        opening = undefined;
+      }
     },
 
     message: (ws, message, isBinary) => {
