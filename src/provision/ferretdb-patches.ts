@@ -56,8 +56,10 @@ import path from 'node:path';
  * 6. A target's committed frames, `[{$match: {targetId}}, {$group: {_id: null, frames:
  *    {$sum: '$frames'}}}]`, decoded every stream of the target in Go (143 s at 100,000).
  *    That pipeline shape, with an exact `$match` and a `$sum` of a field the coordinator
- *    always stores as an integer (`frames`), is now one SQL `sum()`; the result document is
- *    the one `$group` gives (none when nothing matches).
+ *    always stores as an integer in that collection (`streams.frames`; a partition's `frames`
+ *    is a list of files), is now one SQL `sum()`; the result document is the one `$group`
+ *    gives (none when nothing matches). `test/store-patch-fields.test.ts` checks the field
+ *    lists of patches 4–6 against what the coordinator writes.
  * 7. With such a filter and sort, a find's skip is SQLite's OFFSET too, so a deep page of a
  *    target's streams by offset (the dashboard's pages) steps over index entries instead of
  *    decoding every stream before it (42.7 s for offset 50,000 of 100,000 with patch 5 alone).
@@ -162,7 +164,7 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
   {
     file: 'internal/handler/msg_aggregate.go',
     from: '\t\titer, err = processStagesDocuments(ctx, closer, &stagesDocumentsParams{c, qp, stagesDocuments})\n',
-    to: '\t\tif sum, ok := scSumPipeline(aggregationStages); ok && !h.DisablePushdown && !cInfo.Capped() {\n\t\t\titer, err = scSumQuery(ctx, c, sum)\n\t\t} else {\n\t\t\titer, err = processStagesDocuments(ctx, closer, &stagesDocumentsParams{c, qp, stagesDocuments})\n\t\t}\n',
+    to: '\t\tif sum, ok := scSumPipeline(cName, aggregationStages); ok && !h.DisablePushdown && !cInfo.Capped() {\n\t\t\titer, err = scSumQuery(ctx, c, sum)\n\t\t} else {\n\t\t\titer, err = processStagesDocuments(ctx, closer, &stagesDocumentsParams{c, qp, stagesDocuments})\n\t\t}\n',
     count: 1,
   },
   {

@@ -18,7 +18,7 @@ export const FERRETDB_VERSION = 'v1.24.2';
  * Part of the cache key, so a binary built without the patches is never picked up; bump it
  * when the patches change.
  */
-export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc4`;
+export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc5`;
 const MODULE = 'github.com/FerretDB/FerretDB';
 
 /** A started MongoDB-compatible server: {@link RunningService} plus its connection string. */
@@ -29,7 +29,7 @@ export interface MongoService extends RunningService {
 
 /** Options of {@link ensureFerretDB}. */
 export interface EnsureFerretDBOptions {
-  /** Where the binary is cached (default `${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/ferretdb/v1.24.2-sc3`). */
+  /** Where the binary is cached (default `${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/ferretdb/<FERRETDB_BUILD>`). */
   cacheDir?: string;
   log?: LogFn;
 }

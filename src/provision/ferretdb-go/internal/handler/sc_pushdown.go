@@ -30,10 +30,10 @@ type scSum struct {
 	out, field string
 }
 
-// scSumPipeline recognises a pipeline that patch 6 answers with one SQL sum: an exact
-// $match, then a $group of everything with one $sum of an integer field (a target's
-// committed frames).
-func scSumPipeline(stages []any) (scSum, bool) {
+// scSumPipeline recognises a pipeline on the collection that patch 6 answers with one SQL
+// sum: an exact $match, then a $group of everything with one $sum of a field the collection
+// always holds as an integer (a target's committed frames).
+func scSumPipeline(collection string, stages []any) (scSum, bool) {
 	if !SCSQLite || len(stages) != 2 {
 		return scSum{}, false
 	}
@@ -61,7 +61,7 @@ func scSumPipeline(stages []any) (scSum, bool) {
 	e, _ := acc.Get("$sum")
 	expr, _ := e.(string)
 	field := strings.TrimPrefix(expr, "$")
-	if !strings.HasPrefix(expr, "$") || !sqlite.SCSummable(field) {
+	if !strings.HasPrefix(expr, "$") || !sqlite.SCSummable(collection, field) {
 		return scSum{}, false
 	}
 	return scSum{filter: filter, out: out, field: field}, true

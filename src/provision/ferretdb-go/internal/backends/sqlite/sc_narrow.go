@@ -157,13 +157,14 @@ func scExactWhere(filter *types.Document) (string, []any, bool) {
 	return " WHERE " + strings.Join(terms, " AND "), args, true
 }
 
-// scIntFields are the fields stream-coordinator always stores as an integer, which patch 6
-// may sum in SQL.
-var scIntFields = map[string]bool{"frames": true}
+// scIntFields are, per collection, the fields stream-coordinator always stores there as an
+// integer, which patch 6 may sum in SQL. Per collection because a name can mean different
+// things: a stream's frames is a count, a partition's is its list of frame files.
+var scIntFields = map[string]map[string]bool{"streams": {"frames": true}}
 
-// SCSummable reports whether scSumSelect may sum the field.
-func SCSummable(field string) bool {
-	return scIntFields[field]
+// SCSummable reports whether scSumSelect may sum the field of the collection.
+func SCSummable(collection, field string) bool {
+	return scIntFields[collection][field]
 }
 
 // scSumSelect returns the SELECT of a sum of an integer field, in the record ID column.
