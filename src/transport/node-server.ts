@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { normalizeAddress } from '../http/client-address';
 import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type Refusal } from './core-socket';
+import { NodeCoreSocket } from './node-core-socket';
 import { serveNodeHttp } from './node-http';
 import type { Transport, TransportOptions } from './types';
 import { DEFAULT_CIPHERS, MIN_TLS_VERSION } from './tls-policy';
@@ -55,22 +56,8 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
       }
       if (socket.destroyed) return;
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const socketApi = {
-          send: (m: Record<string, unknown>) => {
-            if (ws.readyState !== WebSocket.OPEN) return;
-            // Mirrors uWS closeOnBackpressureLimit: a core that does not read is dropped.
-            if (ws.bufferedAmount > maxBackpressure) ws.terminate();
-            else ws.send(JSON.stringify(m));
-          },
-          sendEncoded: (json: Buffer) => {
-            if (ws.readyState !== WebSocket.OPEN) return;
-            if (ws.bufferedAmount > maxBackpressure) ws.terminate();
-            else ws.send(json, { binary: false });
-          },
-          close: (code: number, reason: string) => ws.close(code, reason),
-        };
         alive.set(ws, true);
-        const session = openSession(o.core, socketApi, decision.identity);
+        const session = openSession(o.core, new NodeCoreSocket(ws, maxBackpressure), decision.identity);
         ws.on('pong', () => alive.set(ws, true));
         ws.on('message', (data: Buffer, isBinary) => session.onMessage(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), isBinary));
         ws.on('error', () => undefined);

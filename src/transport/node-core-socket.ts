@@ -1,0 +1,69 @@
+/**
+ * A session's side of its `ws` socket (the Node transport).
+ *
+ * Large messages leave in fragments. Node's TLS layer keeps, for the life of a connection,
+ * an output buffer as large as the most it ever had to encrypt at once: one 270 KiB
+ * assignment (a stream's seed files) left about 376 KiB held per idle core, against 12 KiB on
+ * uWS (docs/performance.md). So a message over {@link FRAGMENT_BYTES} is sent as WebSocket
+ * fragments, each written once the previous one has reached the kernel; messages sent
+ * meanwhile wait behind it, as a fragmented message must not be interleaved with others.
+ */
+import { WebSocket } from 'ws';
+import type { CoreSocket } from '../core/session';
+
+/** Largest piece of a message written at once (bytes); one TLS record holds 16 KiB. */
+export const FRAGMENT_BYTES = 16 * 1024;
+
+/** The Node transport's {@link CoreSocket}. */
+export class NodeCoreSocket implements CoreSocket {
+  /** Messages waiting while a large one is written in fragments; undefined when none is. */
+  private waiting: Buffer[] | undefined;
+
+  /**
+   * @param ws the open socket
+   * @param maxBackpressure bytes of unsent replies after which a core that does not read is dropped
+   */
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly maxBackpressure: number,
+  ) {}
+
+  send(message: Record<string, unknown>): void {
+    this.sendEncoded(Buffer.from(JSON.stringify(message)));
+  }
+
+  sendEncoded(json: Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.waiting) {
+      this.waiting.push(json);
+      return;
+    }
+    // Mirrors uWS closeOnBackpressureLimit: a core that does not read is dropped.
+    if (this.ws.bufferedAmount > this.maxBackpressure) this.ws.terminate();
+    else if (json.length > FRAGMENT_BYTES) this.writeFragments(json, 0);
+    else this.ws.send(json, { binary: false });
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  private writeFragments(json: Buffer, from: number): void {
+    this.waiting ??= [];
+    const to = Math.min(from + FRAGMENT_BYTES, json.length);
+    const fin = to === json.length;
+    this.ws.send(json.subarray(from, to), { binary: false, fin }, (err) => {
+      if (err || this.ws.readyState !== WebSocket.OPEN) {
+        this.waiting = undefined;
+        return;
+      }
+      if (!fin) {
+        this.writeFragments(json, to);
+        return;
+      }
+      const next = this.waiting ?? [];
+      this.waiting = undefined;
+      for (const m of next) this.sendEncoded(m);
+    });
+  }
+}
