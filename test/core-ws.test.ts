@@ -19,6 +19,7 @@ import { RawCore, type Msg } from './helpers/core-raw';
 import { encodeBinary } from '../src/core/messages';
 import { stopStack } from './helpers/stack';
 import { eventually } from './helpers/server';
+import { handshakeRequest } from './helpers/handshake';
 
 let f: CoreFixture;
 t.before(async () => {
@@ -67,13 +68,12 @@ for (const c of cases) {
 }
 
 /** Sends an upgrade request by hand over TLS; resolves with what came back within `ms`, and whether the socket closed. */
-function rawUpgrade(url: string, ca: string, headers: Record<string, string>, ms = 1500): Promise<{ text: string; closed: boolean }> {
+function rawUpgrade(url: string, ca: string, headers: Record<string, string | undefined>, ms = 1500): Promise<{ text: string; closed: boolean }> {
   const u = new URL(url);
   return new Promise((resolve) => {
     let text = '';
     const s = tls.connect({ host: u.hostname, port: Number(u.port), ca, servername: 'localhost' }, () => {
-      const lines = Object.entries({ host: u.host, upgrade: 'websocket', 'sec-websocket-key': crypto.randomBytes(16).toString('base64'), 'sec-websocket-version': '13', 'sec-websocket-protocol': 'coordinator.core.v1', ...headers });
-      s.write(`GET /core/v1 HTTP/1.1\r\n${lines.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+      s.write(handshakeRequest('/core/v1', { host: u.host, 'sec-websocket-protocol': 'coordinator.core.v1', ...headers }));
     });
     s.on('data', (d: Buffer) => (text += d.toString('latin1')));
     s.on('error', () => undefined);
@@ -107,7 +107,7 @@ t.test('an upgrade decided after a lookup keeps its socket; one without Connecti
 
   const before = f.ts.logLines().filter((l) => l.msg === 'core connected').length;
   for (const connection of ['close', 'keep-alive', undefined]) {
-    const got = await rawUpgrade(f.wsUrl, f.ts.ca, { ...(connection ? { connection } : {}), authorization: `Bearer ${await freshKey()}` });
+    const got = await rawUpgrade(f.wsUrl, f.ts.ca, { connection, authorization: `Bearer ${await freshKey()}` });
     t.match(got.text, /^HTTP\/1\.1 400 /, `Connection: ${connection ?? '(none)'} is refused with 400`);
     t.match(got.text, /"code":"bad_request"/);
   }

@@ -10,6 +10,7 @@ import net from 'node:net';
 import t from 'tap';
 import { WebSocketServer } from 'ws';
 import { FRAGMENT_BYTES, NodeCoreSocket } from '../src/transport/node-core-socket';
+import { handshakeRequest } from './helpers/handshake';
 
 interface Frame {
   fin: boolean;
@@ -58,7 +59,7 @@ t.test('a large message leaves in fragments, and what is sent meanwhile follows 
 
   const frames = await new Promise<Frame[]>((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1', () => {
-      s.write(`GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      s.write(handshakeRequest('/'));
     });
     let buf: Buffer = Buffer.alloc(0);
     let upgraded = false;

@@ -3,12 +3,12 @@
  * with the peer a trusted proxy, every X-Forwarded-For line counts (joined, as node:http
  * does), and the client is the rightmost untrusted hop — on both transports.
  */
-import crypto from 'node:crypto';
 import tls from 'node:tls';
 import t from 'tap';
 import { coreFixture } from './helpers/core';
 import { eventually } from './helpers/server';
 import { stopStack } from './helpers/stack';
+import { handshakeRequest } from './helpers/handshake';
 
 t.teardown(stopStack);
 
@@ -38,12 +38,7 @@ for (const transport of ['uws', 'node'] as const) {
     const xff = 'X-Forwarded-For: 203.0.113.9, 198.51.100.7\r\nX-Forwarded-For: 10.0.0.5\r\n';
     const httpStatus = await rawHead(port, f.ts.ca, `GET /v1/me HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${f.manager}\r\nX-Request-Id: xff-http-${transport}\r\n${xff}Connection: close\r\n\r\n`);
     t.equal(httpStatus, 200);
-    const key = crypto.randomBytes(16).toString('base64');
-    const upStatus = await rawHead(
-      port,
-      f.ts.ca,
-      `GET /core/v1 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${f.engineKey}\r\n${xff}\r\n`,
-    );
+    const upStatus = await rawHead(port, f.ts.ca, handshakeRequest('/core/v1', { authorization: `Bearer ${f.engineKey}` }, xff));
     t.equal(upStatus, 101, 'upgraded');
     const lines = await eventually(async () => {
       const l = f.ts.logLines();

@@ -5,10 +5,10 @@
  * close every time, which is how this test tells the builds apart. Plain TCP: the bug is in
  * the HTTP layer, not TLS.
  */
-import crypto from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
 import uws from 'uWebSockets.js';
+import { handshakeRequest } from './helpers/handshake';
 
 interface Outcome {
   upgraded: boolean;
@@ -21,7 +21,7 @@ function handshake(port: number, connection: string, ms = 400): Promise<Outcome>
   return new Promise((resolve) => {
     let got = '';
     const s = net.connect(port, '127.0.0.1', () => {
-      s.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: ${connection}\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      s.write(handshakeRequest('/ws', { connection }));
     });
     s.on('data', (d: Buffer) => (got += d.toString('latin1')));
     s.on('error', () => undefined);
