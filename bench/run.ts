@@ -1,5 +1,7 @@
 /**
- * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin,abuse] [--sessions=N] [--cpu-prof]`.
+ * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin,abuse] [--sessions=N] [--transports=uws,node] [--cpu-prof]`.
+ * `--transports` limits the sessions benchmark to some transports (a 100,000-session run of
+ * the node transport needs more memory than this machine has: docs/performance.md).
  *
  * Starts its own stack (certificates, Redis, MongoDB-compatible store over TLS) in a
  * temporary directory, runs each selected benchmark with the uws and the node transport in
@@ -15,10 +17,11 @@ import { abuseBench } from './abuse';
 import { adminBench } from './admin';
 import { commitsBench } from './commits';
 import { framesBench } from './frames';
-import { buildPopulation, type BenchContext, type Population } from './lib/context';
+import { buildPopulation, TRANSPORTS, type BenchContext, type Population } from './lib/context';
 import { MODES } from './lib/modes';
 import { summarizeProfiles } from './lib/profile';
 import { writeResults, type BenchResult, type RunResults } from './lib/report';
+import type { TransportName } from './lib/server';
 import { startBenchStack } from './lib/stack';
 import { setupRateBench } from './setup-rate';
 import { sessionsBench } from './sessions';
@@ -46,6 +49,7 @@ async function main(): Promise<void> {
       'cpu-prof': { type: 'boolean', default: false },
       'results-dir': { type: 'string' },
       sessions: { type: 'string' },
+      transports: { type: 'string' },
     },
   });
   const mode = values.quick ? 'quick' : 'full';
@@ -53,7 +57,9 @@ async function main(): Promise<void> {
   for (const o of only) if (!BENCHES[o]) throw new Error(`unknown benchmark "${o}"; known: ${Object.keys(BENCHES).join(', ')}`);
   const started = new Date();
   const t0 = Date.now();
-  const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}${values.sessions ? `-${values.sessions}` : ''}`;
+  const transports = values.transports ? values.transports.split(',').map((s) => s.trim()) : TRANSPORTS;
+  for (const t of transports) if (!TRANSPORTS.includes(t as TransportName)) throw new Error(`unknown transport "${t}"; known: ${TRANSPORTS.join(', ')}`);
+  const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}${values.sessions ? `-${values.sessions}` : ''}${values.transports ? `-${transports.join('+')}` : ''}`;
   const resultsDir = values['results-dir'] ? path.resolve(values['results-dir']) : RESULTS_DIR;
   const log = (line: string): void => {
     process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
@@ -101,6 +107,7 @@ async function main(): Promise<void> {
     mode,
     settings,
     workDir,
+    sessionTransports: transports as TransportName[],
     ...(cpuProfDir ? { cpuProfDir } : {}),
     log,
     population: () => (population ??= buildPopulation(ctx, 'bench_population', populationSize)),

@@ -54,12 +54,23 @@ async function runWorker(settings: Settings, log: Logger, index: number): Promis
   }
 }
 
+/**
+ * The glibc malloc setting a worker starts with (it is read once, at process start): a fixed
+ * mmap threshold, so the hundreds of KiB of each assignment are unmapped when freed instead of
+ * fragmenting the heap (server.mallocMmapThresholdBytes). An operator's own value wins.
+ */
+export function mallocEnv(settings: Settings, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const bytes = settings.server.mallocMmapThresholdBytes;
+  if (bytes === 0 || env.MALLOC_MMAP_THRESHOLD_ !== undefined) return {};
+  return { MALLOC_MMAP_THRESHOLD_: String(bytes) };
+}
+
 function runPrimary(settings: Settings, log: Logger, n: number): void {
   serveClusterMetrics();
   let stopping = false;
   const restarts: number[] = [];
   const fork = (index: number): Worker => {
-    const w = cluster.fork({ SC_WORKER_INDEX: String(index) });
+    const w = cluster.fork({ SC_WORKER_INDEX: String(index), ...mallocEnv(settings) });
     w.on('exit', (code, signal) => {
       if (stopping) return;
       const now = Date.now();

@@ -3,6 +3,7 @@ import t from 'tap';
 import { freePort } from '../src/provision/exec';
 import { eventually, request, runCli, stackOverrides, writeConfig } from './helpers/server';
 import { getStack, stopStack } from './helpers/stack';
+import type { Settings } from '../src/config/settings';
 
 t.teardown(stopStack);
 
@@ -24,6 +25,11 @@ t.test('two workers share the port, metrics are summed, SIGTERM stops the group'
   }
   t.same([...seen.keys()].sort(), [0, 1], `both workers served new connections: ${JSON.stringify([...seen])}`);
   t.equal(pids.size, 2, 'two processes');
+  // server.mallocMmapThresholdBytes reaches the workers (glibc reads it once, at start).
+  for (const node of pids) {
+    const environ = fs.readFileSync(`/proc/${String(node).split(':').pop()}/environ`, 'utf8').split('\0');
+    t.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=131072'), `worker ${String(node)} starts with the fixed mmap threshold`);
+  }
 
   const metrics = (await request(`https://127.0.0.1:${port}/metrics`, { ca })).body.toString();
   const m = /coordinator_http_requests_total\{method="GET",route="\/",status="200",node="[^"]+"\} (\d+)/.exec(metrics);
@@ -55,4 +61,12 @@ t.test('a worker that dies is restarted', async (t) => {
   t.pass('replacement serves');
   p.child.kill('SIGINT');
   t.equal((await p.exited).code, 0);
+});
+
+t.test('the mmap threshold given to workers: the key, an operator\'s own value, or none', async (t) => {
+  const { mallocEnv } = await import('../src/workers');
+  const withKey = (bytes: number): Settings => ({ server: { mallocMmapThresholdBytes: bytes } }) as unknown as Settings;
+  t.same(mallocEnv(withKey(131072), {}), { MALLOC_MMAP_THRESHOLD_: '131072' });
+  t.same(mallocEnv(withKey(131072), { MALLOC_MMAP_THRESHOLD_: '65536' }), {}, 'the environment wins');
+  t.same(mallocEnv(withKey(0), {}), {}, '0 keeps glibc\'s sliding threshold');
 });

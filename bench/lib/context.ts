@@ -11,6 +11,8 @@ export interface BenchContext {
   stack: BenchStack;
   mode: 'quick' | 'full';
   settings: ModeSettings;
+  /** The transports the sessions benchmark runs (default: both). */
+  sessionTransports?: TransportName[];
   /** Scratch directory (inside the stack's temporary directory). */
   workDir: string;
   /** When set, servers run with --cpu-prof writing here, and are stopped gracefully. */

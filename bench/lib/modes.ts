@@ -132,7 +132,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
     },
   },
   full: {
-    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 30, timeoutMs: 60_000, deadlineS: 3600 },
+    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 60, timeoutMs: 60_000, deadlineS: 3600 },
     setup: { count: 15_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 600 },
     frames: {
       cores: 8,

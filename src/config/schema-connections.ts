@@ -53,6 +53,12 @@ export const CONNECTION_SCHEMA = {
       default: 5,
       env: 'SC_SERVER_NODE_HEARTBEAT_S',
     },
+    mallocMmapThresholdBytes: {
+      doc: 'Bytes: the fixed glibc malloc mmap threshold (MALLOC_MMAP_THRESHOLD_) the primary gives the workers it forks, unless the environment sets one; 0 keeps glibc\'s sliding threshold. With it, each freed buffer at least this large (an assignment carries hundreds of KiB of seed files) goes back to the OS; with the sliding threshold they stay in the heap and fragment it, which costs about 4 KiB of RSS per idle session (docs/performance.md). A single process (server.workers 1) cannot set it for itself: put the variable in its environment (docs/deploy.md).',
+      format: 'nat',
+      default: 131072,
+      env: 'SC_MALLOC_MMAP_THRESHOLD_BYTES',
+    },
     shutdownTimeoutS: {
       doc: 'Seconds a graceful shutdown (SIGTERM/SIGINT) may take before remaining work is abandoned and the process exits.',
       format: 'positive-int',
