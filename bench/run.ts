@@ -1,7 +1,8 @@
 /**
- * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin,abuse] [--sessions=N] [--transports=uws,node] [--cpu-prof]`.
+ * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin,abuse] [--sessions=N] [--transports=uws,node] [--loadgen=go|node] [--cpu-prof]`.
  * `--transports` limits the sessions benchmark to some transports (a 100,000-session run of
- * the node transport needs more memory than this machine has: docs/performance.md).
+ * the node transport needs more memory than this machine has: docs/performance.md);
+ * `--loadgen=node` runs the sessions benchmark with bench/loadgen.ts instead of bench/loadgen-go.
  *
  * Starts its own stack (certificates, Redis, MongoDB-compatible store over TLS) in a
  * temporary directory, runs each selected benchmark with the uws and the node transport in
@@ -18,6 +19,7 @@ import { adminBench } from './admin';
 import { commitsBench } from './commits';
 import { framesBench } from './frames';
 import { buildPopulation, TRANSPORTS, type BenchContext, type Population } from './lib/context';
+import type { LoadGenKind } from './lib/loadgen-pool';
 import { MODES } from './lib/modes';
 import { summarizeProfiles } from './lib/profile';
 import { writeResults, type BenchResult, type RunResults } from './lib/report';
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
       'results-dir': { type: 'string' },
       sessions: { type: 'string' },
       transports: { type: 'string' },
+      loadgen: { type: 'string' },
     },
   });
   const mode = values.quick ? 'quick' : 'full';
@@ -59,7 +62,8 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const transports = values.transports ? values.transports.split(',').map((s) => s.trim()) : TRANSPORTS;
   for (const t of transports) if (!TRANSPORTS.includes(t as TransportName)) throw new Error(`unknown transport "${t}"; known: ${TRANSPORTS.join(', ')}`);
-  const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}${values.sessions ? `-${values.sessions}` : ''}${values.transports ? `-${transports.join('+')}` : ''}`;
+  if (values.loadgen && values.loadgen !== 'go' && values.loadgen !== 'node') throw new Error(`--loadgen wants go or node, got "${values.loadgen}"`);
+  const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}${values.sessions ? `-${values.sessions}` : ''}${values.transports ? `-${transports.join('+')}` : ''}${values.loadgen ? `-loadgen-${values.loadgen}` : ''}`;
   const resultsDir = values['results-dir'] ? path.resolve(values['results-dir']) : RESULTS_DIR;
   const log = (line: string): void => {
     process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
@@ -108,6 +112,7 @@ async function main(): Promise<void> {
     settings,
     workDir,
     sessionTransports: transports as TransportName[],
+    sessionsLoadGen: (values.loadgen ?? 'go') as LoadGenKind,
     ...(cpuProfDir ? { cpuProfDir } : {}),
     log,
     population: () => (population ??= buildPopulation(ctx, 'bench_population', populationSize)),

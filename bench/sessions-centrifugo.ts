@@ -41,7 +41,7 @@ export async function holdPeerSessions(ctx: BenchContext): Promise<PeerRunFigure
   const pids = (): number[] => peers.flatMap((p) => p.pids());
   try {
     for (let i = 0; i < processes; i++) peers.push(await startPeer(ctx, 'sessions-centrifugo'));
-    gens = await startLoadGens(processes);
+    gens = await startLoadGens(processes, ctx.sessionsLoadGen ?? 'go');
     await sleep(1000);
     const before = sumRssKiB(pids());
     const setupCpu = new CpuWindow(pids);

@@ -62,7 +62,7 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
       adminToken: pop.fixture.admin,
       overrides: { 'server.maxConnections': s.maxConnections },
     });
-    gens = await startLoadGens(processes);
+    gens = await startLoadGens(processes, ctx.sessionsLoadGen ?? 'go');
     await sleep(1000);
     const srv = server;
     const before = sumRssKiB(srv.pids());
@@ -190,7 +190,7 @@ export async function sessionsBench(ctx: BenchContext): Promise<BenchResult> {
   ];
   const each = (f: (r: RunFigures) => string): string => Object.values(runs).map((r) => `${r.transport} ${f(r)}`).join(', ');
   const notes = [
-    `${s.count} sessions per transport (${Object.keys(runs).join(' and ')}); ${u.workers} server worker process(es) with server.maxConnections ${s.maxConnections} each; ${u.loadgens} load generator process(es), ≤ ${s.perProcess} sockets each, from 127.0.0.2 upwards; ${s.concurrency} set-ups in flight per load generator; sessions held ${s.holdS} s before memory is read.`,
+    `${s.count} sessions per transport (${Object.keys(runs).join(' and ')}); ${u.workers} server worker process(es) with server.maxConnections ${s.maxConnections} each; ${u.loadgens} load generator process(es) (${ctx.sessionsLoadGen === 'node' ? 'bench/loadgen.ts' : 'bench/loadgen-go'}), ≤ ${s.perProcess} sockets each, from 127.0.0.2 upwards; ${s.concurrency} set-ups in flight per load generator; sessions held ${s.holdS} s before memory is read.`,
     `A session: TLS (ECDSA P-256 chain verified against the dev root) + upgrade with the engine key + welcome + assign → assignment. Streams: ${(await ctx.population()).streams} ready, each with the recipe's seed files (bench/lib/fixtures.ts RECIPE: ${RECIPE.seed.map((f) => `${f.name} ${f.bytes / 1024} KiB`).join(', ')}; the assignment carries them), inserted in bulk into MongoDB with the API's document shapes (bench/lib/populate.ts) and queued with Pool.rebuild before each run (Redis flushed between runs).`,
     `Failure reasons: ${each((r) => JSON.stringify(r.reasons))}. Set-up latency p50/p99: ${each((r) => `${r.latencyMs.p50}/${r.latencyMs.p99} ms`)} (at ${s.concurrency} in flight per load generator).`,
     `Server RSS peak during set-up: ${each((r) => `${r.serverRssPeakMiB} MiB`)}; open fds of the server group after: ${each((r) => String(r.serverFds))}. Load generators: ${each((r) => `${r.loadgenRssMiB} MiB in total, ${r.loadgenCpuMsPerSession} CPU ms per session`)}.`,

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { createCoreFixture, createStreamsViaApi, prepareDatabase, resetQueues, type CoreFixture } from './fixtures';
 import { insertStreams } from './populate';
+import type { LoadGenKind } from './loadgen-pool';
 import type { ModeSettings } from './modes';
 import { startServer, type BenchServer, type ServerOptions, type TransportName } from './server';
 import type { BenchStack } from './stack';
@@ -13,6 +14,8 @@ export interface BenchContext {
   settings: ModeSettings;
   /** The transports the sessions benchmark runs (default: both). */
   sessionTransports?: TransportName[];
+  /** The load generator of the sessions benchmark and its Centrifugo peer (default: go). */
+  sessionsLoadGen?: LoadGenKind;
   /** Scratch directory (inside the stack's temporary directory). */
   workDir: string;
   /** When set, servers run with --cpu-prof writing here, and are stopped gracefully. */

@@ -1,8 +1,15 @@
-/** Parent side of bench/loadgen.ts: forks load generators and talks to them over IPC. */
-import { fork, type ChildProcess } from 'node:child_process';
+/**
+ * Parent side of the load generators: forks bench/loadgen.ts (or starts the Go one of
+ * bench/loadgen-go, which speaks the same commands for `sessions`) and talks to them over IPC.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { SessionsCommand, SessionsResult } from '../loadgen';
+import { ensureGoLoadGen } from './loadgen-go';
 import { rssKiB } from './proc';
+
+/** Which load generator: bench/loadgen.ts, or bench/loadgen-go (sessions only, far less memory per session). */
+export type LoadGenKind = 'node' | 'go';
 
 const SCRIPT = path.resolve(__dirname, '..', 'loadgen.js');
 
@@ -38,9 +45,13 @@ export class LoadGen {
     return this.child.pid!;
   }
 
-  /** Forks a load generator and waits for its hello. */
-  static async start(): Promise<LoadGen> {
-    const child = fork(SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
+  /** Starts a load generator and waits for its hello. */
+  static async start(kind: LoadGenKind = 'node'): Promise<LoadGen> {
+    const child =
+      kind === 'go'
+        ? // A non-Node child reads and writes the channel as JSON lines (NODE_CHANNEL_FD).
+          spawn(await ensureGoLoadGen(), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' })
+        : fork(SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
     const lg = new LoadGen(child);
     await lg.next(['hello'], 30_000);
     return lg;
@@ -97,11 +108,11 @@ export class LoadGen {
   }
 }
 
-/** Starts `n` load generators. */
-export async function startLoadGens(n: number): Promise<LoadGen[]> {
+/** Starts `n` load generators of one kind. */
+export async function startLoadGens(n: number, kind: LoadGenKind = 'node'): Promise<LoadGen[]> {
   const out: LoadGen[] = [];
   try {
-    for (let i = 0; i < n; i++) out.push(await LoadGen.start());
+    for (let i = 0; i < n; i++) out.push(await LoadGen.start(kind));
   } catch (err) {
     for (const l of out) l.kill();
     throw err;
