@@ -3,7 +3,8 @@
  * Go module proxy (cached after the first build), serving TLS with the dev chain, refusing
  * clients without a valid connection token, and the load generator's Centrifugo mode does
  * the whole exchange (connect with a token, subscribe) and keeps held sessions alive by
- * answering pings, which a client that does not answer is disconnected for.
+ * answering pings, which a client that does not answer is disconnected for. Both load
+ * generators are checked: bench/loadgen.ts and the Go one of the sessions benchmark.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,7 +14,7 @@ import WebSocket from 'ws';
 import { CENTRIFUGO_VERSION, connectionToken, ensureCentrifugo, startCentrifugo, type CentrifugoService } from '../src/provision/centrifugo';
 import { generateCertificates } from '../src/provision/certs';
 import { killAllChildrenSync, run } from '../src/provision/exec';
-import { closeLoadGens, startLoadGens, type LoadGen } from '../bench/lib/loadgen-pool';
+import { closeLoadGens, startLoadGens, type LoadGen, type LoadGenKind } from '../bench/lib/loadgen-pool';
 import type { SessionsResult } from '../bench/loadgen';
 
 const PING_S = 4;
@@ -57,19 +58,31 @@ t.test('Centrifugo peer', async (t) => {
   t.equal(svc.host, '127.0.0.1', 'loopback only');
   t.equal(svc.config.tls, true);
 
-  const gens: LoadGen[] = await startLoadGens(1);
-  t.teardown(() => closeLoadGens(gens));
-  const lg = gens[0]!;
-  const sessions = async (tokenSecret: string, count: number): Promise<SessionsResult> => {
-    lg.send({ cmd: 'sessions', url: svc.wsUrl, ca, localAddress: '127.0.0.1', count, concurrency: 8, timeoutMs: 10_000, deadlineMs: 30_000, expect: 'any', centrifugo: { tokenSecret, prefix: 't' } });
-    return lg.next<SessionsResult>(['sessions'], 60_000);
+  /** A load generator of `kind` in Centrifugo mode: open sessions, read its counts. */
+  const loadGen = async (kind: LoadGenKind) => {
+    const gens: LoadGen[] = await startLoadGens(1, kind);
+    t.teardown(() => closeLoadGens(gens));
+    const lg = gens[0]!;
+    return {
+      sessions: (tokenSecret: string, count: number): Promise<SessionsResult> => {
+        lg.send({ cmd: 'sessions', url: svc.wsUrl, ca, localAddress: '127.0.0.1', count, concurrency: 8, timeoutMs: 10_000, deadlineMs: 30_000, expect: 'any', centrifugo: { tokenSecret, prefix: `t-${kind}` } });
+        return lg.next<SessionsResult>(['sessions'], 60_000);
+      },
+      stats: (): Promise<{ open: number; dropped: number }> => {
+        lg.send({ cmd: 'stats' });
+        return lg.next<{ open: number; dropped: number }>(['stats'], 10_000);
+      },
+    };
   };
+  const gens = { node: await loadGen('node'), go: await loadGen('go') };
 
-  t.test('a token signed with another secret is refused', async (t) => {
-    const r = await sessions('not-the-secret', 5);
-    t.equal(r.ok, 0);
-    t.same(Object.keys(r.reasons), ['closed 3500'], 'invalid token (3500)');
-  });
+  for (const kind of ['node', 'go'] as const) {
+    t.test(`${kind} load generator: a token signed with another secret is refused`, async (t) => {
+      const r = await gens[kind].sessions('not-the-secret', 5);
+      t.equal(r.ok, 0);
+      t.same(Object.keys(r.reasons), ['closed 3500'], 'invalid token (3500)');
+    });
+  }
 
   t.test('a client without a token cannot connect, nor subscribe before connecting', async (t) => {
     const anonymous = await rawClient(svc.wsUrl, ca, [{ id: 1, connect: {} }], 10_000);
@@ -80,19 +93,22 @@ t.test('Centrifugo peer', async (t) => {
     t.ok(early.closeCode !== undefined && early.closeCode >= 3000, `closed by the server (${early.closeCode})`);
   });
 
-  t.test('the load generator connects, subscribes and keeps its sessions through pings', async (t) => {
-    const r = await sessions(svc.tokenSecret, 40);
-    t.equal(r.ok, 40, `all established (${JSON.stringify(r.reasons)})`);
-    t.equal(r.latenciesMs.length, 40);
+  t.test('both load generators connect, subscribe and keep their sessions through pings', async (t) => {
+    for (const kind of ['node', 'go'] as const) {
+      const r = await gens[kind].sessions(svc.tokenSecret, 40);
+      t.equal(r.ok, 40, `${kind}: all established (${JSON.stringify(r.reasons)})`);
+      t.equal(r.latenciesMs.length, 40);
+    }
     // A client that subscribes but never answers pings is disconnected within ping + pong.
     const token = connectionToken(svc.tokenSecret, 'silent');
     const silent = await rawClient(svc.wsUrl, ca, [{ id: 1, connect: { token } }, { id: 2, subscribe: { channel: 'stream-silent' } }], (PING_S + PONG_S) * 1000 + 10_000);
     t.ok(silent.messages.some((m) => m.includes('"subscribe"')), 'the silent client was subscribed');
     t.equal(silent.closeCode, 3012, 'disconnected for not answering pings (3012 no pong)');
     // By now every held session has been pinged at least once and had to answer.
-    lg.send({ cmd: 'stats' });
-    const stats = await lg.next<{ open: number; dropped: number }>(['stats'], 10_000);
-    t.equal(stats.dropped, 0, 'no held session dropped');
-    t.equal(stats.open, 40, 'all held sessions open');
+    for (const kind of ['node', 'go'] as const) {
+      const stats = await gens[kind].stats();
+      t.equal(stats.dropped, 0, `${kind}: no held session dropped`);
+      t.equal(stats.open, 40, `${kind}: all held sessions open`);
+    }
   });
 });
