@@ -59,13 +59,14 @@ t.test('Centrifugo peer', async (t) => {
   t.equal(svc.config.tls, true);
 
   /** A load generator of `kind` in Centrifugo mode: open sessions, read its counts. */
-  const loadGen = async (kind: LoadGenKind) => {
+  // Each numbers its source ports from 10000, so each gets an address of its own.
+  const loadGen = async (kind: LoadGenKind, localAddress: string) => {
     const gens: LoadGen[] = await startLoadGens(1, kind);
     t.teardown(() => closeLoadGens(gens));
     const lg = gens[0]!;
     return {
       sessions: (tokenSecret: string, count: number): Promise<SessionsResult> => {
-        lg.send({ cmd: 'sessions', url: svc.wsUrl, ca, localAddress: '127.0.0.1', count, concurrency: 8, timeoutMs: 10_000, deadlineMs: 30_000, expect: 'any', centrifugo: { tokenSecret, prefix: `t-${kind}` } });
+        lg.send({ cmd: 'sessions', url: svc.wsUrl, ca, localAddress, count, concurrency: 8, timeoutMs: 10_000, deadlineMs: 30_000, expect: 'any', centrifugo: { tokenSecret, prefix: `t-${kind}` } });
         return lg.next<SessionsResult>(['sessions'], 60_000);
       },
       stats: (): Promise<{ open: number; dropped: number }> => {
@@ -74,7 +75,7 @@ t.test('Centrifugo peer', async (t) => {
       },
     };
   };
-  const gens = { node: await loadGen('node'), go: await loadGen('go') };
+  const gens = { node: await loadGen('node', '127.0.0.1'), go: await loadGen('go', '127.0.61.2') };
 
   for (const kind of ['node', 'go'] as const) {
     t.test(`${kind} load generator: a token signed with another secret is refused`, async (t) => {

@@ -262,7 +262,7 @@ func newDialer(c sessionsCommand) (*websocket.Dialer, error) {
 			if port > maxPort {
 				return nil, errors.New("out of source ports")
 			}
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: local, Port: int(port)}}
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: local, Port: int(port)}, Control: reuseAddr}
 			return d.DialContext(ctx, network, addr)
 		},
 		TLSClientConfig: tlsConf,
@@ -271,6 +271,18 @@ func newDialer(c sessionsCommand) (*websocket.Dialer, error) {
 		WriteBufferPool: &sync.Pool{},
 		WriteBufferSize: 1024,
 	}, nil
+}
+
+// reuseAddr sets SO_REUSEADDR before the bind, as libuv does for Node's sockets, so a port
+// whose earlier connection is in TIME_WAIT can be bound again.
+func reuseAddr(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 func classify(err error) string {
