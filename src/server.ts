@@ -140,10 +140,12 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());
   pool.start(settings.storage.poolSweepS);
   hub.start();
-  const janitor = new Janitor(db, files, storage.redis, prefix, log, settings.storage.janitorLagS * 1000);
+  const janitor = new Janitor(db, files, storage.redis, prefix, log, settings.storage.janitorLagS * 1000, settings.storage.janitorPageSize);
+  const janitorMs = settings.storage.janitorIntervalS * 1000;
   const janitorTimer = setInterval(() => {
-    janitor.pass().catch((err: Error) => log.warn({ err: err.message }, 'janitor pass failed; will retry'));
-  }, settings.storage.janitorIntervalS * 1000);
+    // The turn lasts a little less than the interval, so timer drift never skips one.
+    janitor.passInTurn(Math.max(1000, janitorMs - 1000)).catch((err: Error) => log.warn({ err: err.message }, 'janitor pass failed; will retry'));
+  }, janitorMs);
   janitorTimer.unref();
 
   let closing: Promise<void> | undefined;

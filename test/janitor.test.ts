@@ -66,3 +66,49 @@ t.test('a commit in flight: its partition survives passes by the store clock and
   t.same(left.map((p) => p.n).sort(), [2, 4], 'committed partitions kept');
   t.same((await db.collection('streams').findOne({ _id: stream as never }))?.partitions, [2, 4]);
 });
+
+t.test('pages: a run of documents with one createdAt longer than a page is walked through, each collection from its own watermark', async (t) => {
+  const f = fixture!;
+  const db = f.ts.server.storage.mongo.db;
+  const files = new FileStore(db, 1024);
+  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
+  const live = await f.stream(await f.target());
+  const base = Date.now() - 1000;
+  const at = (i: number): Date => new Date(base + i);
+  // Seven orphan files and two of a live stream, all written in the same millisecond (a bulk
+  // insert does that), read three at a time.
+  await db.collection('files').insertMany([
+    ...Array.from({ length: 7 }, (_, i) => ({ _id: `pg-ghost:seed:${i}` as never, streamId: 'pg-ghost', kind: 'seed', name: String(i), size: 1, createdAt: at(0) })),
+    ...[0, 1].map((i) => ({ _id: `${live}:seed:pg${i}` as never, streamId: live, kind: 'seed', name: `pg${i}`, size: 1, createdAt: at(0) })),
+  ]);
+  // Four partitions of a stream that is gone, older than the last orphan file below.
+  await db.collection('partitions').insertMany(Array.from({ length: 4 }, (_, i) => ({ _id: `pg-gone:${i}` as never, streamId: 'pg-gone', n: i + 1, frames: [], checkpoint: [], createdAt: at(1 + i) })));
+  await db.collection('files').insertOne({ _id: 'pg-ghost2:seed:a' as never, streamId: 'pg-ghost2', kind: 'seed', name: 'a', size: 1, createdAt: at(10) });
+
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-c:`, pino({ level: 'silent' }), lagMs, 3);
+  const later = Date.now() + lagMs + 1000;
+  const first = await janitor.pass(2, later);
+  t.equal(first.partitions, 2, 'a pass limited to two examines two partitions (both removable)');
+  t.ok(first.files <= 2, `and two files of the same millisecond, orphans or not (${first.files} removed)`);
+  // The old single watermark moved to the newest document of either list and skipped the
+  // partitions between: here the remaining two partitions must still be found.
+  const second = await janitor.pass(5000, later);
+  t.equal(second.partitions, 2, 'the partitions the first pass did not reach are found');
+  t.equal(await db.collection('files').countDocuments({ streamId: { $in: ['pg-ghost', 'pg-ghost2'] } }), 0, 'every orphan file removed, across pages of one millisecond');
+  t.equal(await db.collection('files').countDocuments({ _id: { $in: [`${live}:seed:pg0`, `${live}:seed:pg1`] } as never }), 2, "the live stream's files kept");
+  t.equal(await db.collection('partitions').countDocuments({ streamId: 'pg-gone' }), 0);
+  t.same(await janitor.pass(5000, later + 1000), { partitions: 0, files: 0 }, 'nothing left, nothing examined twice');
+});
+
+t.test('passes take turns across processes', async (t) => {
+  const f = fixture!;
+  const db = f.ts.server.storage.mongo.db;
+  const files = new FileStore(db, 1024);
+  const redis = f.ts.server.storage.redis;
+  const make = (): Janitor => new Janitor(db, files, redis, `jt${process.pid}-d:`, pino({ level: 'silent' }), 1000, 3);
+  const [a, b] = [make(), make()];
+  t.ok(await a.passInTurn(5000), 'the first takes the turn and passes');
+  t.equal(await b.passInTurn(5000), null, 'another process within the turn does not');
+  await redis.del(`jt${process.pid}-d:janitor:turn`);
+  t.ok(await b.passInTurn(5000), 'after the turn, the next one passes');
+});

@@ -70,9 +70,10 @@ t.test("the janitor's createdAt window: the right documents, through the index",
   }
 
   // The janitor's page: a window bounded on both sides, in creation order, limited.
-  const page = async (from: number, to: number, limit: number): Promise<string[]> =>
-    (await parts.find({ createdAt: { $gte: at(from), $lt: at(to) } }, { sort: { createdAt: 1 }, limit, projection: { _id: 1 } }).toArray()).map((d) => d._id);
+  const page = async (from: number, to: number, limit: number, skip = 0): Promise<string[]> =>
+    (await parts.find({ createdAt: { $gte: at(from), $lt: at(to) } }, { sort: { createdAt: 1 }, skip, limit, projection: { _id: 1 } }).toArray()).map((d) => d._id);
   t.same(await page(5, 40, 7), range(5, 12), "the janitor's page: the oldest of the window, in order");
+  t.same(await page(5, 40, 7, 3), range(8, 15), 'past the documents already seen at the watermark (skip)');
   t.same(await page(0, 50, 50), range(0, 50), 'the whole window');
   t.same((await parts.find({ createdAt: { $gte: new Date(0), $lt: at(50) } }, { sort: { createdAt: 1 }, limit: 3 }).toArray()).map((d) => d._id), range(0, 3), 'from the epoch: left to FerretDB, still right');
   if (ferret) {

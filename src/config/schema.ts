@@ -114,10 +114,16 @@ export const schema = {
       env: 'SC_STORAGE_INLINE_MAX_BYTES',
     },
     janitorIntervalS: {
-      doc: 'Seconds between janitor passes, which remove uncommitted partitions and orphaned files.',
+      doc: 'Seconds between janitor passes, which remove uncommitted partitions and orphaned files. The processes of a deployment take turns (a Redis key): one pass per interval in all.',
       format: 'positive-int',
       default: 60,
       env: 'SC_STORAGE_JANITOR_INTERVAL_S',
+    },
+    janitorPageSize: {
+      doc: 'Documents the janitor reads per query (a pass reads up to 5,000 of each collection, a page at a time). The embedded store (FerretDB) reads whole documents whatever the projection, seed files and inline frames included, so this bounds its memory per query: 100 pages of 1 MiB partitions are 100 MiB.',
+      format: 'positive-int',
+      default: 100,
+      env: 'SC_STORAGE_JANITOR_PAGE_SIZE',
     },
     janitorLagS: {
       doc: 'Seconds a partition or file must exist before the janitor may remove it: longer than any commit or stream creation takes.',

@@ -2,8 +2,9 @@
  * The janitor removes what a crash or a lost race leaves behind and no reader ever sees:
  * partitions above their stream's commit point (written, never committed), and seed/tag
  * files and GridFS blobs of streams that were never created or have been deleted. It looks
- * only at documents older than a safety lag, in creation order from a watermark kept in
- * Redis, so each pass costs work proportional to what was written since the last one.
+ * only at documents older than a safety lag, in creation order from a watermark per
+ * collection kept in Redis, so each pass costs work proportional to what was written since
+ * the last one, read a page at a time.
  */
 import type { Db, ObjectId } from 'mongodb';
 import type { FileStore } from './files';
@@ -13,21 +14,40 @@ import { commitPoints } from './streams';
 import type { PartitionDoc, StoredFile } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
 
-/** One janitor per process; passes are cheap and idempotent, so several processes may run them. */
 /**
- * The window's lower bound when there is no watermark (a first pass, or Redis lost it): no
+ * A walk's lower bound when there is no watermark (a first pass, or Redis lost it): no
  * document predates 2001-09-09 (server time stamps them), and a bound of 13-digit
  * milliseconds lets the embedded store walk its createdAt index for the page instead of
- * reading every partition (FerretDB patch 5, docs/performance.md).
+ * reading every document (FerretDB patch 5, docs/performance.md).
  */
 const EARLIEST_MS = 1_000_000_000_000;
 
+/** Where a walk over one collection stands: the createdAt it reached, and how many documents kept at exactly that time it has seen. */
+interface Watermark {
+  ms: number;
+  seen: number;
+}
+
+/** What a janitor's documents carry: an id, the stream they belong to, when they were written. */
+interface Dated {
+  _id: string;
+  streamId: string;
+  createdAt: Date;
+}
+
+/**
+ * One janitor per process. Passes are idempotent, but each costs the store a read of every
+ * document it examines, so the timer's passes take turns across the deployment
+ * ({@link Janitor.passInTurn}).
+ */
 export class Janitor {
-  private readonly watermarkKey: string;
+  private readonly prefix: string;
 
   /**
    * @param lagMs documents younger than this are never touched: their commit may still be
    *   under way (storage.janitorLagS)
+   * @param pageSize documents read per query (storage.janitorPageSize): the embedded store
+   *   reads whole documents, projection or not, so this bounds its memory per query
    */
   constructor(
     private readonly db: Db,
@@ -36,59 +56,109 @@ export class Janitor {
     prefix: string,
     private readonly log: Logger,
     private readonly lagMs: number,
+    private readonly pageSize = 100,
   ) {
-    this.watermarkKey = `${prefix}janitor:watermark`;
+    this.prefix = `${prefix}janitor:`;
   }
 
   /**
-   * One pass over documents created between the watermark and now − lag (at most `limit`).
-   * Ages are measured by the store's clock (`now` defaults to MongoDB's), never a writer's:
-   * see store/abandoned.ts for why a partition removed here cannot be committed any more.
-   * Returns what it removed.
+   * A pass, unless another process of the deployment took the turn within `turnMs` (a Redis
+   * key that expires; no release: the next turn is the next interval). Returns null when it
+   * was not this process's turn.
+   */
+  async passInTurn(turnMs: number): Promise<{ partitions: number; files: number } | null> {
+    const mine = await this.redis.set(`${this.prefix}turn`, '1', 'PX', turnMs, 'NX');
+    return mine === 'OK' ? this.pass() : null;
+  }
+
+  /**
+   * One pass over documents created between each collection's watermark and now − lag (at
+   * most `limit` of each, read `pageSize` at a time). Ages are measured by the store's clock
+   * (`now` defaults to MongoDB's), never a writer's: see store/abandoned.ts for why a
+   * partition removed here cannot be committed any more. Returns what it removed.
    */
   async pass(limit = 5000, now?: number): Promise<{ partitions: number; files: number }> {
     now ??= await storeNow(this.db);
-    const from = new Date(Math.max(Number((await this.redis.get(this.watermarkKey)) ?? 0), EARLIEST_MS));
-    const to = new Date(now - this.lagMs);
-    if (to <= from) return { partitions: 0, files: 0 };
-    const window = { createdAt: { $gte: from, $lt: to } };
+    const to = now - this.lagMs;
+    const partitions = await this.walk<Dated & { n: number }>('partitions', to, limit, { _id: 1, streamId: 1, n: 1, createdAt: 1 }, (page) => this.removePartitions(page, to));
+    const files = await this.walk<Dated>('files', to, limit, { _id: 1, streamId: 1, createdAt: 1 }, (page) => this.removeOrphanFiles(page));
+    if (partitions + files > 0) this.log.info({ partitions, files }, 'janitor removed uncommitted leftovers');
+    return { partitions, files };
+  }
 
-    const parts = await this.db
-      .collection<PartitionDoc>('partitions')
-      .find(window, { projection: { _id: 1, streamId: 1, n: 1, createdAt: 1 }, sort: { createdAt: 1 }, limit })
-      .toArray();
-    const files = await this.db
-      .collection<{ _id: string; streamId: string; createdAt: Date }>('files')
-      .find(window, { projection: { _id: 1, streamId: 1, createdAt: 1 }, sort: { createdAt: 1 }, limit })
-      .toArray();
-    const ids = [...new Set([...parts.map((p) => p.streamId), ...files.map((f) => f.streamId)])];
-    const streams = await commitPoints(this.db, ids);
+  /**
+   * Walks `collection` in createdAt order from its watermark up to `to` (ms), a page at a
+   * time, handing each page to `visit`, which returns the ids it removed. The watermark moves
+   * after each page. Documents sharing the page's last createdAt are counted (`seen`) and
+   * skipped next time, so a run of more than a page of them still moves on; removed ones
+   * are not counted, being gone. Returns how many documents were removed.
+   */
+  private async walk<D extends Dated>(collection: string, to: number, limit: number, projection: Record<string, 1>, visit: (page: D[]) => Promise<Set<string>>): Promise<number> {
+    const key = `${this.prefix}watermark:${collection}`;
+    let mark = await this.readWatermark(key);
+    let examined = 0;
+    let removed = 0;
+    while (examined < limit) {
+      const from = Math.max(mark.ms, EARLIEST_MS);
+      if (to <= from) break;
+      const want = Math.min(this.pageSize, limit - examined);
+      const page = await this.db
+        .collection<D>(collection)
+        .find({ createdAt: { $gte: new Date(from), $lt: new Date(to) } } as never, { projection, sort: { createdAt: 1 }, skip: from === mark.ms ? mark.seen : 0, limit: want })
+        .toArray();
+      const gone = await visit(page as D[]);
+      removed += gone.size;
+      examined += page.length;
+      if (page.length < want) {
+        mark = { ms: to, seen: 0 };
+      } else {
+        const last = page[page.length - 1]!.createdAt.getTime();
+        const kept = page.filter((d) => d.createdAt.getTime() === last && !gone.has(d._id)).length;
+        mark = { ms: last, seen: (last === from ? mark.seen : 0) + kept };
+      }
+      await this.redis.set(key, `${mark.ms}:${mark.seen}`);
+      if (page.length < want) break;
+    }
+    return removed;
+  }
 
-    let removedParts = 0;
-    for (const p of parts) {
+  private async readWatermark(key: string): Promise<Watermark> {
+    const raw = await this.redis.get(key);
+    const [ms, seen] = (raw ?? '0:0').split(':').map(Number);
+    return { ms: Number.isFinite(ms) ? ms! : 0, seen: Number.isFinite(seen) ? seen! : 0 };
+  }
+
+  /** Removes the partitions of a page that are not, and can no longer become, committed; returns their ids. */
+  private async removePartitions(page: Array<Dated & { n: number }>, to: number): Promise<Set<string>> {
+    const streams = await commitPoints(this.db, [...new Set(page.map((p) => p.streamId))]);
+    const gone = new Set<string>();
+    for (const p of page) {
       const stream = streams.get(p.streamId);
       if (stream?.ids.has(p._id)) continue;
       // Above the commit point only when older than the lag by the store's clock (this
       // window); at or below it (or with the stream gone) it can never be committed.
-      if (!beyondCommitPoint(p.n, stream) && p.createdAt.getTime() >= to.getTime()) continue;
+      if (!beyondCommitPoint(p.n, stream) && p.createdAt.getTime() >= to) continue;
       const full = await this.db.collection<PartitionDoc>('partitions').findOneAndDelete({ _id: p._id });
       if (full) {
         await this.files.removeBlobs([...full.frames, ...full.checkpoint] as StoredFile[]);
-        removedParts++;
+        gone.add(p._id);
       }
     }
-    const orphanFiles = files.filter((f) => !streams.has(f.streamId));
-    for (const f of orphanFiles) {
+    return gone;
+  }
+
+  /** Removes the files of a page whose stream does not exist; returns their ids. */
+  private async removeOrphanFiles(page: Dated[]): Promise<Set<string>> {
+    const streams = await commitPoints(this.db, [...new Set(page.map((f) => f.streamId))]);
+    const gone = new Set<string>();
+    for (const f of page) {
+      if (streams.has(f.streamId)) continue;
       // By `_id` (one shard of a sharded `files`, docs/scaling.md), and only while it names the stream judged gone above.
       const full = await this.db.collection<StoredFile & { _id: string; streamId: string }>('files').findOneAndDelete({ _id: f._id, streamId: f.streamId });
-      if (full?.gridfsId) await this.files.bucket.delete(full.gridfsId as ObjectId).catch(() => undefined);
+      if (!full) continue;
+      if (full.gridfsId) await this.files.bucket.delete(full.gridfsId as ObjectId).catch(() => undefined);
+      gone.add(f._id);
     }
-
-    // Advance to the newest document examined, or to the window's end when both lists were short.
-    const full = parts.length === limit || files.length === limit;
-    const newest = Math.max(...parts.map((p) => p.createdAt.getTime()), ...files.map((f) => f.createdAt.getTime()), 0);
-    await this.redis.set(this.watermarkKey, String(full ? newest : to.getTime()));
-    if (removedParts + orphanFiles.length > 0) this.log.info({ partitions: removedParts, files: orphanFiles.length }, 'janitor removed uncommitted leftovers');
-    return { partitions: removedParts, files: orphanFiles.length };
+    return gone;
   }
 }
