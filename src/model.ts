@@ -115,7 +115,19 @@ export interface FileDoc extends StoredFile {
   _id: string;
   streamId: string;
   kind: StreamFileKind;
-  /** When written; the janitor removes files whose stream never came to exist. */
+  /** When written. */
+  createdAt: Date;
+}
+
+/**
+ * A stream creation or deletion under way (collection `stream_changes`, `_id` = the stream's
+ * id): written before its first step and removed after its last, so a crash in between
+ * leaves this small document for the janitor, which finishes the job (store/janitor.ts).
+ */
+export interface StreamChangeDoc {
+  _id: string;
+  op: 'create' | 'delete';
+  /** When the change began, by this writer's clock; the janitor waits storage.janitorLagS past it. */
   createdAt: Date;
 }
 

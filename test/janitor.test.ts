@@ -24,21 +24,23 @@ t.test('the janitor removes uncommitted partitions and orphan files, never commi
   const r = await commitCheckpoint(db, files, stream, 0, 3, [{ name: 'frames.xtc', bytes: Buffer.alloc(100, 1) }], []);
   t.match(r, { ok: true, frames: 3, partitionId: String });
   await writePartition(db, files, stream, 5, [{ name: 'frames.xtc', bytes: Buffer.alloc(5000, 2) }], []);
-  // A seed file of a stream that never came to exist (crash during creation).
+  // A creation that crashed after its seed file: the change record and the file, no stream.
+  await db.collection('stream_changes').insertOne({ _id: 'ghost' as never, op: 'create', createdAt: new Date() });
   await db.collection('files').insertOne({ _id: 'ghost:seed:a' as never, streamId: 'ghost', kind: 'seed', name: 'a', size: 1, createdAt: new Date() });
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': stream }), 1, 'the leftover has a GridFS blob');
 
   const lagMs = f.ts.settings.storage.janitorLagS * 1000;
   const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}:`, pino({ level: 'silent' }), lagMs);
-  t.same(await janitor.pass(5000, Date.now()), { partitions: 0, files: 0 }, 'nothing younger than the lag is touched');
+  t.same(await janitor.pass(5000, Date.now()), { partitions: 0, streams: 0 }, 'nothing younger than the lag is touched');
   const later = Date.now() + lagMs + 1000;
-  t.same(await janitor.pass(5000, later), { partitions: 1, files: 1 });
+  t.same(await janitor.pass(5000, later), { partitions: 1, streams: 1 });
   const left = await db.collection('partitions').find({ streamId: stream }).toArray();
   t.same(left.map((p) => p.n), [3], 'committed partition kept, leftover removed');
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': stream }), 0, 'its GridFS blob too');
   t.equal(await db.collection('files').countDocuments({ streamId: 'ghost' }), 0, 'orphan file removed');
   t.equal(await db.collection('files').countDocuments({ streamId: stream }), 1, "the live stream's seed file kept");
-  t.same(await janitor.pass(5000, later + 1000), { partitions: 0, files: 0 }, 'watermark: nothing is examined twice');
+  t.equal(await db.collection('stream_changes').countDocuments({ _id: 'ghost' as never }), 0, 'its change record removed');
+  t.same(await janitor.pass(5000, later + 1000), { partitions: 0, streams: 0 }, 'watermark: nothing is examined twice');
 });
 
 t.test('a commit in flight: its partition survives passes by the store clock and lands; a late commit point is never sent', async (t) => {
@@ -52,7 +54,7 @@ t.test('a commit in flight: its partition survives passes by the store clock and
 
   // Step one of a commit (partition 4 above the commit point at 2) done, step two not yet.
   const doc = await writePartition(db, files, stream, 4, [{ name: 'frames.xtc', bytes: Buffer.alloc(5000, 3) }], []);
-  t.same(await janitor.pass(), { partitions: 0, files: 0 }, 'by the store clock it is younger than the lag: kept');
+  t.same(await janitor.pass(), { partitions: 0, streams: 0 }, 'by the store clock it is younger than the lag: kept');
   t.ok(await commitPartition(db, stream, 2, doc), 'the commit point lands');
 
   // A writer past its commit window gives up before sending the commit point.
@@ -61,13 +63,13 @@ t.test('a commit in flight: its partition survives passes by the store clock and
   t.equal((await db.collection('streams').findOne({ _id: stream as never }))?.frames, 4, 'nothing committed');
 
   // Once the lag has passed: the committed partitions stay, the late writer's leftover goes.
-  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, files: 0 });
+  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 0 });
   const left = await db.collection('partitions').find({ streamId: stream }).toArray();
   t.same(left.map((p) => p.n).sort(), [2, 4], 'committed partitions kept');
   t.same((await db.collection('streams').findOne({ _id: stream as never }))?.partitions, [2, 4]);
 });
 
-t.test('pages: a run of documents with one createdAt longer than a page is walked through, each collection from its own watermark', async (t) => {
+t.test('pages: a run of records with one createdAt longer than a page is walked through, each collection from its own watermark', async (t) => {
   const f = fixture!;
   const db = f.ts.server.storage.mongo.db;
   const files = new FileStore(db, 1024);
@@ -75,29 +77,54 @@ t.test('pages: a run of documents with one createdAt longer than a page is walke
   const live = await f.stream(await f.target());
   const base = Date.now() - 1000;
   const at = (i: number): Date => new Date(base + i);
-  // Seven orphan files and two of a live stream, all written in the same millisecond (a bulk
-  // insert does that), read three at a time.
-  await db.collection('files').insertMany([
-    ...Array.from({ length: 7 }, (_, i) => ({ _id: `pg-ghost:seed:${i}` as never, streamId: 'pg-ghost', kind: 'seed', name: String(i), size: 1, createdAt: at(0) })),
-    ...[0, 1].map((i) => ({ _id: `${live}:seed:pg${i}` as never, streamId: live, kind: 'seed', name: `pg${i}`, size: 1, createdAt: at(0) })),
-  ]);
-  // Four partitions of a stream that is gone, older than the last orphan file below.
+  const file = (streamId: string, name: string): Record<string, unknown> => ({ _id: `${streamId}:seed:${name}`, streamId, kind: 'seed', name, size: 1, createdAt: at(0) });
+  // Seven crashed creations (a record and a file each) and one finished but for its record,
+  // all in the same millisecond, read three at a time.
+  const ghosts = Array.from({ length: 7 }, (_, i) => `pg-ghost${i}`);
+  await db.collection('stream_changes').insertMany([...ghosts, live].map((id) => ({ _id: id as never, op: 'create', createdAt: at(0) })));
+  await db.collection('files').insertMany([...ghosts.map((g) => file(g, 'a')), file(live, 'pg')] as never[]);
+  // Four partitions of a stream that is gone, and one more crashed creation after them.
   await db.collection('partitions').insertMany(Array.from({ length: 4 }, (_, i) => ({ _id: `pg-gone:${i}` as never, streamId: 'pg-gone', n: i + 1, frames: [], checkpoint: [], createdAt: at(1 + i) })));
-  await db.collection('files').insertOne({ _id: 'pg-ghost2:seed:a' as never, streamId: 'pg-ghost2', kind: 'seed', name: 'a', size: 1, createdAt: at(10) });
+  await db.collection('stream_changes').insertOne({ _id: 'pg-late' as never, op: 'create', createdAt: at(10) });
+  await db.collection('files').insertOne(file('pg-late', 'a') as never);
 
   const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-c:`, pino({ level: 'silent' }), lagMs, 3);
   const later = Date.now() + lagMs + 1000;
   const first = await janitor.pass(2, later);
   t.equal(first.partitions, 2, 'a pass limited to two examines two partitions (both removable)');
-  t.ok(first.files <= 2, `and two files of the same millisecond, orphans or not (${first.files} removed)`);
-  // The old single watermark moved to the newest document of either list and skipped the
-  // partitions between: here the remaining two partitions must still be found.
+  t.ok(first.streams <= 2, `and two change records (${first.streams} creations cleared)`);
   const second = await janitor.pass(5000, later);
   t.equal(second.partitions, 2, 'the partitions the first pass did not reach are found');
-  t.equal(await db.collection('files').countDocuments({ streamId: { $in: ['pg-ghost', 'pg-ghost2'] } }), 0, 'every orphan file removed, across pages of one millisecond');
-  t.equal(await db.collection('files').countDocuments({ _id: { $in: [`${live}:seed:pg0`, `${live}:seed:pg1`] } as never }), 2, "the live stream's files kept");
+  t.equal(first.streams + second.streams, 8, 'every crashed creation cleared, across pages of one millisecond');
+  t.equal(await db.collection('files').countDocuments({ streamId: { $in: [...ghosts, 'pg-late'] } }), 0, 'their files removed');
+  t.equal(await db.collection('files').countDocuments({ _id: `${live}:seed:pg` as never }), 1, "the live stream's file kept");
+  t.equal(await db.collection('stream_changes').countDocuments({ _id: { $in: [...ghosts, live, 'pg-late'] } } as never), 0, 'every record examined is removed');
   t.equal(await db.collection('partitions').countDocuments({ streamId: 'pg-gone' }), 0);
-  t.same(await janitor.pass(5000, later + 1000), { partitions: 0, files: 0 }, 'nothing left, nothing examined twice');
+  t.same(await janitor.pass(5000, later + 1000), { partitions: 0, streams: 0 }, 'nothing left, nothing examined twice');
+});
+
+t.test('an interrupted deletion is finished; a deletion that never began leaves the stream alone', async (t) => {
+  const f = fixture!;
+  const db = f.ts.server.storage.mongo.db;
+  const files = new FileStore(db, 1024);
+  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
+  const target = await f.target();
+  const [doomed, kept] = [await f.stream(target), await f.stream(target)];
+  for (const id of [doomed, kept]) {
+    await commitCheckpoint(db, files, id, 0, 2, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 1) }], []);
+    await db.collection('files').insertOne({ _id: `${id}:seed:x` as never, streamId: id, kind: 'seed', name: 'x', size: 1, createdAt: new Date() });
+    await db.collection('stream_changes').insertOne({ _id: id as never, op: 'delete', createdAt: new Date() });
+  }
+  // The deletion of `doomed` crashed right after its document went; `kept`'s before anything.
+  await db.collection('streams').deleteOne({ _id: doomed as never });
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-e:`, pino({ level: 'silent' }), lagMs, 3);
+  // Its partition is found by the partition walk too (its stream is gone), the rest by its record.
+  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 1 });
+  t.equal(await db.collection('partitions').countDocuments({ streamId: doomed }), 0, "the deleted stream's partitions are gone");
+  t.equal(await db.collection('files').countDocuments({ streamId: doomed }), 0, 'and its files');
+  t.equal(await db.collection('partitions').countDocuments({ streamId: kept }), 1, 'the other stream keeps its partition');
+  t.equal(await db.collection('files').countDocuments({ _id: `${kept}:seed:x` as never }), 1, 'and its file');
+  t.equal(await db.collection('stream_changes').countDocuments({ _id: { $in: [doomed, kept] } } as never), 0, 'both records removed');
 });
 
 t.test('passes take turns across processes', async (t) => {

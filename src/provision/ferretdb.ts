@@ -229,7 +229,8 @@ export interface StartFerretDBOptions {
 
 /**
  * Starts FerretDB TLS-only (the plaintext listener is off, so a plaintext client is
- * refused), with telemetry off, the debug HTTP listener off and logs at error level.
+ * refused), with telemetry off, the debug HTTP listener off (unless SC_FERRETDB_DEBUG_ADDR
+ * names an address) and logs at error level.
  *
  * @returns a handle with `uri` = `mongodb://host:port/?tls=true`.
  */
@@ -255,8 +256,9 @@ export async function startFerretDB(opts: StartFerretDBOptions): Promise<MongoSe
     `--state-dir=${stateDir}`,
     '--log-level=error',
     // "-" disables the debug/metrics HTTP listener, whose fixed default 127.0.0.1:8088
-    // would make a second instance on the same host fail to start.
-    '--debug-addr=-',
+    // would make a second instance on the same host fail to start. SC_FERRETDB_DEBUG_ADDR
+    // turns it on at an address of one's choosing (Go's pprof: where the store's time goes).
+    `--debug-addr=${process.env.SC_FERRETDB_DEBUG_ADDR || '-'}`,
   ];
   // FerretDB reads FERRETDB_* variables as flag defaults; a developer's own settings must not leak in.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FERRETDB_')));

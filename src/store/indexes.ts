@@ -23,10 +23,9 @@ export const INDEXES: Record<string, IndexDescription[]> = {
     { key: { targetId: 1, _id: 1 }, name: 'target_id' },
     { key: { status: 1 }, name: 'status' },
   ],
-  files: [
-    { key: { streamId: 1 }, name: 'stream' },
-    { key: { createdAt: 1 }, name: 'createdAt' },
-  ],
+  files: [{ key: { streamId: 1 }, name: 'stream' }],
+  // The janitor's window over creations and deletions under way.
+  stream_changes: [{ key: { createdAt: 1 }, name: 'createdAt' }],
   partitions: [
     { key: { streamId: 1, n: 1 }, name: 'stream_n' },
     { key: { createdAt: 1 }, name: 'createdAt' },

@@ -1,17 +1,18 @@
 /**
  * The janitor removes what a crash or a lost race leaves behind and no reader ever sees:
- * partitions above their stream's commit point (written, never committed), and seed/tag
- * files and GridFS blobs of streams that were never created or have been deleted. It looks
- * only at documents older than a safety lag, in creation order from a watermark per
- * collection kept in Redis, so each pass costs work proportional to what was written since
- * the last one, read a page at a time.
+ * partitions above their stream's commit point (written, never committed), and the data of
+ * a stream whose creation or deletion was interrupted (found by the small change record
+ * those leave, model.ts StreamChangeDoc: seed files are never read back). It looks only at
+ * documents older than a safety lag, in creation order from a watermark per collection kept
+ * in Redis, so each pass costs work proportional to what was written since the last one,
+ * read a page at a time.
  */
-import type { Db, ObjectId } from 'mongodb';
+import type { Db } from 'mongodb';
 import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
-import { commitPoints } from './streams';
-import type { PartitionDoc, StoredFile } from '../model';
+import { commitPoints, purgeStreamData } from './streams';
+import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
 
 /**
@@ -28,12 +29,20 @@ interface Watermark {
   seen: number;
 }
 
-/** What a janitor's documents carry: an id, the stream they belong to, when they were written. */
+/** What the janitor walks: documents with an id, in createdAt order. */
 interface Dated {
   _id: string;
-  streamId: string;
   createdAt: Date;
 }
+
+/** What a visit to a page did: the documents now gone from the collection, and what it cleaned up. */
+interface Visited {
+  gone: Set<string>;
+  cleaned: number;
+}
+
+/** A partition as the janitor reads it. */
+type PartitionHead = Dated & Pick<PartitionDoc, 'streamId' | 'n'>;
 
 /**
  * One janitor per process. Passes are idempotent, but each costs the store a read of every
@@ -66,7 +75,7 @@ export class Janitor {
    * key that expires; no release: the next turn is the next interval). Returns null when it
    * was not this process's turn.
    */
-  async passInTurn(turnMs: number): Promise<{ partitions: number; files: number } | null> {
+  async passInTurn(turnMs: number): Promise<{ partitions: number; streams: number } | null> {
     const mine = await this.redis.set(`${this.prefix}turn`, '1', 'PX', turnMs, 'NX');
     return mine === 'OK' ? this.pass() : null;
   }
@@ -75,25 +84,27 @@ export class Janitor {
    * One pass over documents created between each collection's watermark and now − lag (at
    * most `limit` of each, read `pageSize` at a time). Ages are measured by the store's clock
    * (`now` defaults to MongoDB's), never a writer's: see store/abandoned.ts for why a
-   * partition removed here cannot be committed any more. Returns what it removed.
+   * partition removed here cannot be committed any more. Returns how many partitions it
+   * removed, and how many streams' interrupted creations or deletions it finished.
    */
-  async pass(limit = 5000, now?: number): Promise<{ partitions: number; files: number }> {
+  async pass(limit = 5000, now?: number): Promise<{ partitions: number; streams: number }> {
     now ??= await storeNow(this.db);
     const to = now - this.lagMs;
-    const partitions = await this.walk<Dated & { n: number }>('partitions', to, limit, { _id: 1, streamId: 1, n: 1, createdAt: 1 }, (page) => this.removePartitions(page, to));
-    const files = await this.walk<Dated>('files', to, limit, { _id: 1, streamId: 1, createdAt: 1 }, (page) => this.removeOrphanFiles(page));
-    if (partitions + files > 0) this.log.info({ partitions, files }, 'janitor removed uncommitted leftovers');
-    return { partitions, files };
+    const partitions = await this.walk<PartitionHead>('partitions', to, limit, { _id: 1, streamId: 1, n: 1, createdAt: 1 }, (page) => this.removePartitions(page, to));
+    const streams = await this.walk<StreamChangeDoc>('stream_changes', to, limit, { _id: 1, op: 1, createdAt: 1 }, (page) => this.finishChanges(page));
+    if (partitions + streams > 0) this.log.info({ partitions, streams }, 'janitor removed uncommitted leftovers');
+    return { partitions, streams };
   }
 
   /**
    * Walks `collection` in createdAt order from its watermark up to `to` (ms), a page at a
-   * time, handing each page to `visit`, which returns the ids it removed. The watermark moves
-   * after each page. Documents sharing the page's last createdAt are counted (`seen`) and
-   * skipped next time, so a run of more than a page of them still moves on; removed ones
-   * are not counted, being gone. Returns how many documents were removed.
+   * time, handing each page to `visit`, which says which of its documents are gone from the
+   * collection now and how many things it cleaned up. The watermark moves after each page.
+   * Documents sharing the page's last createdAt are counted (`seen`) and skipped next time,
+   * so a run of more than a page of them still moves on; gone ones are not counted, not
+   * being there to skip. Returns the sum of what the pages cleaned up.
    */
-  private async walk<D extends Dated>(collection: string, to: number, limit: number, projection: Record<string, 1>, visit: (page: D[]) => Promise<Set<string>>): Promise<number> {
+  private async walk<D extends Dated>(collection: string, to: number, limit: number, projection: Record<string, 1>, visit: (page: D[]) => Promise<Visited>): Promise<number> {
     const key = `${this.prefix}watermark:${collection}`;
     let mark = await this.readWatermark(key);
     let examined = 0;
@@ -106,8 +117,8 @@ export class Janitor {
         .collection<D>(collection)
         .find({ createdAt: { $gte: new Date(from), $lt: new Date(to) } } as never, { projection, sort: { createdAt: 1 }, skip: from === mark.ms ? mark.seen : 0, limit: want })
         .toArray();
-      const gone = await visit(page as D[]);
-      removed += gone.size;
+      const { gone, cleaned } = await visit(page as D[]);
+      removed += cleaned;
       examined += page.length;
       if (page.length < want) {
         mark = { ms: to, seen: 0 };
@@ -129,7 +140,7 @@ export class Janitor {
   }
 
   /** Removes the partitions of a page that are not, and can no longer become, committed; returns their ids. */
-  private async removePartitions(page: Array<Dated & { n: number }>, to: number): Promise<Set<string>> {
+  private async removePartitions(page: PartitionHead[], to: number): Promise<Visited> {
     const streams = await commitPoints(this.db, [...new Set(page.map((p) => p.streamId))]);
     const gone = new Set<string>();
     for (const p of page) {
@@ -144,21 +155,28 @@ export class Janitor {
         gone.add(p._id);
       }
     }
-    return gone;
+    return { gone, cleaned: gone.size };
   }
 
-  /** Removes the files of a page whose stream does not exist; returns their ids. */
-  private async removeOrphanFiles(page: Dated[]): Promise<Set<string>> {
-    const streams = await commitPoints(this.db, [...new Set(page.map((f) => f.streamId))]);
+  /**
+   * Finishes the changes of a page: a creation whose stream exists was done but for its
+   * record; one whose stream does not exist left files to clear. A deletion whose stream
+   * still exists had not begun (the document goes first); one whose stream is gone is
+   * completed. Returns the ids of the streams whose data it cleared.
+   */
+  private async finishChanges(page: StreamChangeDoc[]): Promise<Visited> {
+    const exists = await commitPoints(this.db, page.map((c) => c._id));
+    const changes = this.db.collection<StreamChangeDoc>('stream_changes');
     const gone = new Set<string>();
-    for (const f of page) {
-      if (streams.has(f.streamId)) continue;
-      // By `_id` (one shard of a sharded `files`, docs/scaling.md), and only while it names the stream judged gone above.
-      const full = await this.db.collection<StoredFile & { _id: string; streamId: string }>('files').findOneAndDelete({ _id: f._id, streamId: f.streamId });
-      if (!full) continue;
-      if (full.gridfsId) await this.files.bucket.delete(full.gridfsId as ObjectId).catch(() => undefined);
-      gone.add(f._id);
+    let cleaned = 0;
+    for (const c of page) {
+      if (!exists.has(c._id)) {
+        await purgeStreamData(this.db, this.files, c._id);
+        cleaned++;
+      }
+      // Only the record examined: a newer change of the same stream keeps its own.
+      if ((await changes.deleteOne({ _id: c._id, createdAt: c.createdAt })).deletedCount === 1) gone.add(c._id);
     }
-    return gone;
+    return { gone, cleaned };
   }
 }

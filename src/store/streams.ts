@@ -12,7 +12,7 @@ import type { Collection, Db, Filter } from 'mongodb';
 import type { Bus } from './bus';
 import type { Durability, FileStore } from './files';
 import { readyMember, type Leases, type StreamManifest } from './leases';
-import { newId, type FileDoc, type PartitionDoc, type StreamDoc, type StreamFileKind } from '../model';
+import { newId, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
 
 const STREAMS = 'streams';
 
@@ -133,6 +133,25 @@ export async function countStreamError(db: Db, streamId: string, maxErrors: numb
   return after.status;
 }
 
+/**
+ * Deletes everything a stream owns but its document: seed and tag files, partitions, GridFS
+ * blobs and error log. Used by a deletion, and by the janitor to finish one a crash
+ * interrupted (or to clear what a crashed creation wrote).
+ */
+export async function purgeStreamData(db: Db, store: FileStore, streamId: string): Promise<void> {
+  await Promise.all([
+    db.collection<FileDoc>('files').deleteMany({ streamId }),
+    db.collection('partitions').deleteMany({ streamId }),
+    db.collection('stream_errors').deleteMany({ streamId }),
+    store.removeStreamBlobs(streamId),
+  ]);
+}
+
+/** The creations and deletions under way (model.ts StreamChangeDoc). */
+export function streamChanges(db: Db): Collection<StreamChangeDoc> {
+  return db.collection<StreamChangeDoc>('stream_changes');
+}
+
 /** A file to store with a new stream. */
 export interface NewFile {
   name: string;
@@ -161,11 +180,13 @@ export class Streams {
 
   /**
    * Creates a stream of a target with its seed and tag files and puts it in the pool.
-   * Files first, the stream document last: a failure in between leaves only orphans the
-   * janitor removes.
+   * A change record first, then the files, the stream document, the queue entry, and the
+   * record's removal: a failure in between leaves the record, and the janitor removes the
+   * files of a stream that never came to exist without reading any file back.
    */
   async create(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
     const id = newId();
+    await streamChanges(this.db).insertOne({ _id: id, op: 'create', createdAt: new Date() });
     const put = async (kind: StreamFileKind, f: NewFile): Promise<FileDoc> => ({
       _id: streamFileId(id, kind, f.name),
       streamId: id,
@@ -196,6 +217,7 @@ export class Streams {
     };
     await this.streams.insertOne(doc);
     await this.enqueue(doc);
+    await streamChanges(this.db).deleteOne({ _id: id });
     await this.bus.publish('target.streams', { targetId: target._id });
     return doc;
   }
@@ -219,21 +241,19 @@ export class Streams {
   }
 
   /**
-   * Deletes a stream with all its data: the document first (commits stop landing), then its
-   * queue entry and manifest, a stop to the core holding it, and its files, partitions,
-   * GridFS blobs and error log.
+   * Deletes a stream with all its data: a change record, the document (commits stop
+   * landing), its queue entry and manifest, a stop to the core holding it, its files,
+   * partitions, GridFS blobs and error log, and the record's removal. A failure after the
+   * document is gone leaves the record, and the janitor finishes the deletion.
    */
   async remove(s: Pick<StreamDoc, '_id' | 'targetId' | 'createdAt'>): Promise<void> {
+    await streamChanges(this.db).updateOne({ _id: s._id }, { $set: { op: 'delete', createdAt: new Date() } }, { upsert: true });
     await this.streams.deleteOne({ _id: s._id });
     await this.leases.dequeue(s.targetId, readyMember(s.createdAt, s._id));
     await this.leases.forgetManifest(s._id);
     await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_deleted' });
-    await Promise.all([
-      this.files.deleteMany({ streamId: s._id }),
-      this.db.collection('partitions').deleteMany({ streamId: s._id }),
-      this.db.collection('stream_errors').deleteMany({ streamId: s._id }),
-      this.store.removeStreamBlobs(s._id),
-    ]);
+    await purgeStreamData(this.db, this.store, s._id);
+    await streamChanges(this.db).deleteOne({ _id: s._id });
     await this.bus.publish('target.streams', { targetId: s.targetId });
   }
 
