@@ -110,6 +110,7 @@ t.test('an interrupted deletion is finished; a deletion that never began leaves 
   const lagMs = f.ts.settings.storage.janitorLagS * 1000;
   const target = await f.target();
   const [doomed, kept] = [await f.stream(target), await f.stream(target)];
+  t.equal(await db.collection('stream_changes').countDocuments({ _id: { $in: [doomed, kept] } } as never), 0, 'a finished creation leaves no record');
   for (const id of [doomed, kept]) {
     await commitCheckpoint(db, files, id, 0, 2, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 1) }], []);
     await db.collection('files').insertOne({ _id: `${id}:seed:x` as never, streamId: id, kind: 'seed', name: 'x', size: 1, createdAt: new Date() });
