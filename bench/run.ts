@@ -106,6 +106,9 @@ async function main(): Promise<void> {
   const cpuProfDir = values['cpu-prof'] ? path.join(resultsDir, `${stamp}-cpuprof`) : undefined;
   const populationSize = Math.max(only.includes('sessions') ? settings.sessions.count : 0, only.includes('setup') ? settings.setup.count : 0);
   let population: Promise<Population> | undefined;
+  if (values.transports && transports.length < TRANSPORTS.length) {
+    results.intro = `Only ${transports.join(' and ')} ran in the sessions benchmark (--transports), beside its Centrifugo peer; the other transport's cells are "–" and, in the Centrifugo rows, the "node" column holds Centrifugo's figure.`;
+  }
   const ctx: BenchContext = {
     stack,
     mode,
