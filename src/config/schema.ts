@@ -114,19 +114,19 @@ export const schema = {
       env: 'SC_STORAGE_INLINE_MAX_BYTES',
     },
     janitorIntervalS: {
-      doc: 'Seconds between janitor passes, which remove uncommitted partitions and orphaned files. The processes of a deployment take turns (a Redis key): one pass per interval in all.',
+      doc: 'Seconds between janitor passes, which remove uncommitted partitions and finish interrupted stream creations and deletions. The processes of a deployment take turns (a Redis key): one pass per interval in all.',
       format: 'positive-int',
       default: 60,
       env: 'SC_STORAGE_JANITOR_INTERVAL_S',
     },
     janitorPageSize: {
-      doc: 'Documents the janitor reads per query (a pass reads up to 5,000 of each collection, a page at a time). The embedded store (FerretDB) reads whole documents whatever the projection, seed files and inline frames included, so this bounds its memory per query: 100 pages of 1 MiB partitions are 100 MiB.',
+      doc: 'Documents the janitor reads per query (a pass reads up to 5,000 partitions and 5,000 stream change records, a page at a time). The embedded store (FerretDB) reads whole documents whatever the projection, inline frames included, so this bounds its memory per query: a page of 100 partitions with 1 MiB of inline frames each is 100 MiB.',
       format: 'positive-int',
       default: 100,
       env: 'SC_STORAGE_JANITOR_PAGE_SIZE',
     },
     janitorLagS: {
-      doc: 'Seconds a partition or file must exist before the janitor may remove it: longer than any commit or stream creation takes.',
+      doc: 'Seconds a partition or a stream change record must exist before the janitor may act on it: longer than any commit or stream creation takes.',
       format: 'positive-int',
       default: 120,
       env: 'SC_STORAGE_JANITOR_LAG_S',
