@@ -140,3 +140,18 @@ t.test('passes take turns across processes', async (t) => {
   await redis.del(`jt${process.pid}-d:janitor:turn`);
   t.ok(await b.passInTurn(5000), 'after the turn, the next one passes');
 });
+
+t.test("an upgrade: the partition walk resumes from the single watermark of earlier releases", async (t) => {
+  const f = fixture!;
+  const db = f.ts.server.storage.mongo.db;
+  const redis = f.ts.server.storage.redis;
+  const prefix = `jt${process.pid}-f:`;
+  const base = Date.now() - 1000;
+  await db.collection('partitions').insertMany([0, 1].map((i) => ({ _id: `up-gone:${i}` as never, streamId: 'up-gone', n: i + 1, frames: [], checkpoint: [], createdAt: new Date(base + i * 10) })));
+  // The old watermark lies between the two: only the second is new to the janitor.
+  await redis.set(`${prefix}janitor:watermark`, String(base + 5));
+  const janitor = new Janitor(db, new FileStore(db, 1024), redis, prefix, pino({ level: 'silent' }), 1000, 3);
+  t.same(await janitor.pass(5000, Date.now() + 5000), { partitions: 1, streams: 0 }, 'the partition before the old watermark is not examined again');
+  t.equal(await db.collection('partitions').countDocuments({ _id: 'up-gone:0' as never }), 1);
+  await db.collection('partitions').deleteOne({ _id: 'up-gone:0' as never });
+});

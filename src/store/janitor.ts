@@ -106,7 +106,8 @@ export class Janitor {
    */
   private async walk<D extends Dated>(collection: string, to: number, limit: number, projection: Record<string, 1>, visit: (page: D[]) => Promise<Visited>): Promise<number> {
     const key = `${this.prefix}watermark:${collection}`;
-    let mark = await this.readWatermark(key);
+    // Before 2026-12-03 one watermark (plain ms) covered both walks; partitions resume from it.
+    let mark = await this.readWatermark(key, collection === 'partitions' ? `${this.prefix}watermark` : undefined);
     let examined = 0;
     let removed = 0;
     while (examined < limit) {
@@ -133,8 +134,8 @@ export class Janitor {
     return removed;
   }
 
-  private async readWatermark(key: string): Promise<Watermark> {
-    const raw = await this.redis.get(key);
+  private async readWatermark(key: string, legacyKey?: string): Promise<Watermark> {
+    const raw = (await this.redis.get(key)) ?? (legacyKey ? await this.redis.get(legacyKey) : null);
     const [ms, seen] = (raw ?? '0:0').split(':').map(Number);
     return { ms: Number.isFinite(ms) ? ms! : 0, seen: Number.isFinite(seen) ? seen! : 0 };
   }
