@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { cacheDir } from '../src/provision/exec';
 import { findMongod } from '../src/provision/mongod';
 import { ApiClient } from '../test-support/admin-api';
 import { probeAssignments } from './lib/assign-probe';
@@ -76,7 +77,7 @@ function cacheDirOf(s: ScaleSettings): string {
   const store = findMongod() ? 'mongod' : `ferretdb-${process.env.SC_STORE_BACKEND === 'postgresql' ? 'postgresql' : 'sqlite'}`;
   const h = s.history;
   const key = `${RECIPE.version}-${s.newStreams}new-${h.partitions}x${h.frameBytes}+${h.checkpointBytes}-${store}`;
-  return path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'stream-coordinator', 'bench-scale', key);
+  return cacheDir('bench-scale', key);
 }
 
 /** Refuses to share the cache with another running scale benchmark. */

@@ -6,9 +6,8 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { run, which } from '../../src/provision/exec';
+import { cacheDir, run, staticGoEnv, which } from '../../src/provision/exec';
 
 const SOURCE = path.resolve(__dirname, '..', '..', '..', 'bench', 'loadgen-go');
 
@@ -16,8 +15,7 @@ const SOURCE = path.resolve(__dirname, '..', '..', '..', 'bench', 'loadgen-go');
 export async function ensureGoLoadGen(log?: (line: string) => void): Promise<string> {
   const hash = crypto.createHash('sha256');
   for (const f of ['go.mod', 'go.sum', 'main.go']) hash.update(fs.readFileSync(path.join(SOURCE, f)));
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  const dir = path.join(base, 'stream-coordinator', 'loadgen-go', hash.digest('hex').slice(0, 16));
+  const dir = cacheDir('loadgen-go', hash.digest('hex').slice(0, 16));
   const bin = path.join(dir, 'loadgen-go');
   if (fs.existsSync(bin)) return bin;
   const go = which('go');
@@ -25,12 +23,7 @@ export async function ensureGoLoadGen(log?: (line: string) => void): Promise<str
   fs.mkdirSync(dir, { recursive: true });
   const tmp = `${bin}.tmp-${process.pid}`;
   log?.(`building the Go load generator (bench/loadgen-go) into ${dir}`);
-  const flags = (process.env.GOFLAGS ?? '').split(/\s+/).filter((f) => f && !f.startsWith('-mod='));
-  await run(go, ['build', '-trimpath', '-o', tmp, '.'], {
-    cwd: SOURCE,
-    env: { ...process.env, GOFLAGS: [...flags, '-mod=mod', '-buildvcs=false'].join(' '), GOWORK: 'off', CGO_ENABLED: '0' },
-    timeoutMs: 10 * 60_000,
-  });
+  await run(go, ['build', '-trimpath', '-o', tmp, '.'], { cwd: SOURCE, env: staticGoEnv(), timeoutMs: 10 * 60_000 });
   fs.renameSync(tmp, bin);
   return bin;
 }

@@ -7,9 +7,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { freePort, hostPort, run, spawnService, waitForPort, which, type LogFn, type RunningService } from './exec';
+import { cacheDir, freePort, hostPort, run, spawnService, staticGoEnv, waitForPort, which, type LogFn, type RunningService } from './exec';
 
 /** The Centrifugo release measured: the last v5 (protocol v2, JSON over WebSocket). */
 export const CENTRIFUGO_VERSION = 'v5.4.9';
@@ -17,8 +16,7 @@ const MODULE = 'github.com/centrifugal/centrifugo/v5';
 
 /** The default per-version cache directory (`${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/centrifugo/v5.4.9`). */
 export function defaultCentrifugoCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'stream-coordinator', 'centrifugo', CENTRIFUGO_VERSION);
+  return cacheDir('centrifugo', CENTRIFUGO_VERSION);
 }
 
 /** True when `bin` exists, runs, and reports the expected version. */
@@ -32,19 +30,10 @@ async function binaryWorks(bin: string): Promise<boolean> {
   }
 }
 
-/** Environment of the go tool: the user's own proxy and caches, a static binary, no VCS stamping. */
-function goEnv(): NodeJS.ProcessEnv {
-  const flags = (process.env.GOFLAGS ?? '').split(/\s+/).filter((f) => f && !f.startsWith('-mod=') && !f.startsWith('-buildvcs'));
-  // -mod=mod lets go record go.sum lines itself; the build dir is a throwaway module.
-  flags.push('-mod=mod', '-buildvcs=false');
-  // CGO off, as Centrifugo's own Makefile builds its releases.
-  return { ...process.env, GOFLAGS: flags.join(' '), GOWORK: 'off', CGO_ENABLED: '0' };
-}
-
 async function build(cacheDir: string, bin: string, go: string, log?: LogFn): Promise<void> {
   log?.(`Building Centrifugo ${CENTRIFUGO_VERSION} from the Go module proxy (first run only, about 3 minutes on 2 cores)…`);
   const started = Date.now();
-  const env = goEnv();
+  const env = staticGoEnv();
   // A work directory per process: two builders never share files, and the last rename wins.
   const work = path.join(cacheDir, `build-${process.pid}`);
   await fsp.rm(work, { recursive: true, force: true });

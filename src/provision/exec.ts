@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 
 /** Progress callback: receives one human-readable line at a time. */
@@ -402,4 +403,20 @@ export async function aptInstall(alternatives: string[], log?: LogFn): Promise<v
     await run('apt-get', ['update'], { env, timeoutMs: 10 * 60_000 });
     await attempt();
   }
+}
+
+/** A directory of this project's per-user cache: `${XDG_CACHE_HOME:-~/.cache}/stream-coordinator/<parts>`. */
+export function cacheDir(...parts: string[]): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'stream-coordinator', ...parts);
+}
+
+/**
+ * Environment of the go tool for a static build of pinned sources: the user's own proxy and
+ * caches, `-mod=mod` (go records go.sum lines itself), no VCS stamping, no workspace, no cgo.
+ */
+export function staticGoEnv(): NodeJS.ProcessEnv {
+  const flags = (process.env.GOFLAGS ?? '').split(/\s+/).filter((f) => f && !f.startsWith('-mod=') && !f.startsWith('-buildvcs'));
+  flags.push('-mod=mod', '-buildvcs=false');
+  return { ...process.env, GOFLAGS: flags.join(' '), GOWORK: 'off', CGO_ENABLED: '0' };
 }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { delay, freePort, hostPort, run, spawnService, waitForPort, which, type LogFn, type RunningService } from './exec';
+import { cacheDir, delay, freePort, hostPort, run, spawnService, waitForPort, which, type LogFn, type RunningService } from './exec';
 import { patchSource } from './ferretdb-patches';
 
 /** The FerretDB release used: the last v1 (SQLite backend), May 2025. */
@@ -36,8 +36,7 @@ export interface EnsureFerretDBOptions {
 
 /** The default per-version cache directory of the FerretDB binary. */
 export function defaultFerretDBCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'stream-coordinator', 'ferretdb', FERRETDB_BUILD);
+  return cacheDir('ferretdb', FERRETDB_BUILD);
 }
 
 /** True when `bin` exists, runs, and reports the expected version. */
