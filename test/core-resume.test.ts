@@ -167,3 +167,24 @@ t.test('after the grace period the token is dead and the stream goes to another 
   t.match(await late.request({ type: 'resume', resume_token: a.resumeToken }), { type: 'error', code: 'not_assigned' }, 'the old token cannot take it back');
   await other.stop();
 });
+
+t.test('a core that hangs up before its assignment is sent holds nothing: the stream goes straight to the next core', async (t) => {
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const abandoned = async (): Promise<number> => (await f.ts.server.metrics.assignAbandoned.get()).values[0]?.value ?? 0;
+  const before = await abandoned();
+  const quitter = await RawCore.connect(f.wsUrl, { engineKey: f.engineKey, ca: f.ts.ca });
+  // The assign and the close leave in one write, so the server reads the close before it
+  // starts on the assign: the core gave up before anything was prepared for it.
+  const socket = (quitter.ws as unknown as { _socket: import('node:net').Socket })._socket;
+  socket.cork();
+  quitter.send({ type: 'assign', id: 1, target_id: target });
+  quitter.ws.close(1000);
+  socket.uncork();
+  await quitter.closed;
+  await eventually(async () => (await abandoned()) === before + 1, 5000, 'the dropped assign counted');
+
+  const next = await f.client({ reconnect: false });
+  t.teardown(() => next.close());
+  t.equal((await next.assign(target)).streamId, stream, 'not held for a resume the core could never make');
+});

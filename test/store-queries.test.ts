@@ -137,3 +137,27 @@ t.test("a target's pages in id order and its counts: exact, with the sort, limit
     t.notMatch(steps, /TEMP B-TREE/, 'without sorting');
   }
 });
+
+t.test('an _id $in list (the pool, the janitor, revocations): the right documents, through the _id index', async (t) => {
+  const streams = db.collection<{ _id: string; targetId: string; status: string; frames: number }>('instreams');
+  const docs = Array.from({ length: 50 }, (_, i) => ({ _id: `s${String(i).padStart(2, '0')}`, targetId: `t${i % 2}`, status: i % 5 === 0 ? 'stopped' : 'ok', frames: i }));
+  await streams.insertMany(docs);
+  const ids = async (filter: Record<string, unknown>, limit = 0): Promise<string[]> => (await streams.find(filter, { sort: { _id: 1 }, limit }).toArray()).map((d) => d._id);
+  const wanted = ['s03', 's05', 's10', 's44', 'missing', "it's"];
+  const expect = (pick: (d: (typeof docs)[number]) => boolean): string[] => docs.filter(pick).map((d) => d._id);
+
+  t.same(await ids({ _id: { $in: wanted } }), expect((d) => wanted.includes(d._id)), 'ids that exist, none that do not');
+  t.same(await ids({ _id: { $in: wanted }, status: 'ok' }), expect((d) => wanted.includes(d._id) && d.status === 'ok'), 'with an equality (the pool re-reading ok streams)');
+  t.same(await ids({ _id: { $in: wanted } }, 2), ['s03', 's05'], 'sorted and limited');
+  t.same(await ids({ targetId: { $in: ['t1', 'tx'] }, _id: { $lt: 's10' } }), expect((d) => d.targetId === 't1' && d._id < 's10'), '$in on a string field, with an _id bound');
+  t.same(await ids({ _id: { $in: [] } }), [], 'an empty list matches nothing');
+  t.same(await ids({ _id: { $in: [/^s4/] } }), expect((d) => d._id.startsWith('s4')), 'a regular expression in the list still matches as one (left to FerretDB)');
+  t.same(await ids({ frames: { $in: [3, 4] } }), ['s03', 's04'], '$in on a number field (left to FerretDB)');
+  t.equal(await streams.countDocuments({ _id: { $in: wanted }, status: 'ok' }), expect((d) => wanted.includes(d._id) && d.status === 'ok').length, 'count');
+  const many = Array.from({ length: 2000 }, (_, i) => `s${i}`);
+  t.same(await ids({ _id: { $in: many } }), expect((d) => many.includes(d._id)), 'a list of 2,000');
+  if (ferret) {
+    t.match(await plan('instreams', { _id: { $in: wanted }, status: 'ok' }), /USING INDEX \S+_id_/, 'FerretDB looks the list up in the _id index');
+    t.match(await plan('instreams', { _id: { $in: many } }), /USING INDEX \S+_id_/, 'a long list too');
+  }
+});

@@ -209,6 +209,8 @@ export class CoreSession {
   private async assign(id: number, targetId?: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}; stop it first`);
     this.hub.admit(this.who, id);
+    // Hung up while this request waited its turn: no lease, no store read.
+    if (this.closed) return void this.hub.metrics.assignAbandoned.inc();
     const started = process.hrtime.bigint();
     const leased = await leaseNext(this.hub, this.who, this.id, id, targetId);
     try {
@@ -237,6 +239,19 @@ export class CoreSession {
     }
   }
 
+  /**
+   * A fresh assignment whose core hung up before it was sent (a core that gave up waiting on
+   * a busy store): the core never saw its resume token, so the stream goes straight back to
+   * the pool instead of being held for core.resumeGraceS, and its files are not read for
+   * nobody. Redis down: the lease expires on its own and the sweeper returns the stream.
+   */
+  private async giveBack({ stream, recordedFrames }: Leased): Promise<void> {
+    this.hub.release(stream._id, this);
+    this.hub.metrics.assignAbandoned.inc();
+    await this.hub.leases.release(stream._id, this.id, true, stream.frames).catch(() => undefined);
+    if (recordedFrames !== undefined) await this.hub.live.clearActive(stream._id, stream.targetId).catch(() => undefined);
+  }
+
   private async resume(id: number, token: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}`);
     const leased = await resumeLease(this.hub, this.who, this.id, id, token);
@@ -252,8 +267,11 @@ export class CoreSession {
     void a.buffer.clear();
   }
 
-  private async activate(id: number, { stream, resumeToken, startedAt, recordedFrames }: Leased, resumed: boolean): Promise<void> {
+  private async activate(id: number, leased: Leased, resumed: boolean): Promise<void> {
+    const { stream, resumeToken, startedAt, recordedFrames } = leased;
+    if (!resumed && this.closed) return this.giveBack(leased);
     const { files, options } = await assignmentPayload(this.hub, stream);
+    if (!resumed && this.closed) return this.giveBack(leased);
     this.assignment = {
       streamId: stream._id,
       targetId: stream.targetId,

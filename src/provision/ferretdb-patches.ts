@@ -63,6 +63,12 @@ import path from 'node:path';
  * 7. With such a filter and sort, a find's skip is SQLite's OFFSET too, so a deep page of a
  *    target's streams by offset (the dashboard's pages) steps over index entries instead of
  *    decoding every stream before it (42.7 s for offset 50,000 of 100,000 with patch 5 alone).
+ * 8. An `_id: {$in: [...]}` list (the pool returning expired leases' streams, the janitor's
+ *    check of which streams still exist, a revocation check) was narrowed by nothing, or by
+ *    `status`, so each such query read and decoded every stream: with 200,000 streams, the
+ *    pool's sweeps in every worker kept FerretDB busy enough that set-ups timed out. A `$in`
+ *    of strings and ObjectIds (at most 10,000) on `_id` or on a patch 4 field is now an SQL
+ *    `IN` list, exact (patch 5 rules) and answered from the index.
  */
 export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
   {
@@ -176,7 +182,7 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
 ];
 
 /**
- * The Go files our patches call (patches 3–7: scNarrow, scExactWhere, scLockCollection, the
+ * The Go files our patches call (patches 3–8: scNarrow, scExactWhere, scLockCollection, the
  * pushdown helpers), kept as real Go in `src/provision/ferretdb-go/` under the paths they
  * take in FerretDB's tree, and copied in before building. From the compiled `dist/` the
  * folder is found in the package's `src/`.

@@ -73,6 +73,12 @@ export class Metrics {
     help: 'Assignments that read the stream from MongoDB (no current manifest in Redis).',
     registers: [this.registry],
   });
+  /** Assign requests whose core hung up before the assignment was sent (a leased stream went straight back to the pool). */
+  readonly assignAbandoned = new client.Counter({
+    name: 'coordinator_assign_abandoned_total',
+    help: 'Assign requests dropped because the core closed its socket before the assignment was sent.',
+    registers: [this.registry],
+  });
   /** Time of a checkpoint commit. */
   readonly commitSeconds = new client.Histogram({
     name: 'coordinator_commit_duration_seconds',

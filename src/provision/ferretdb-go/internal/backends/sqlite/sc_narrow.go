@@ -19,14 +19,24 @@ var scScalarFields = map[string]bool{
 	"donor": true, "kind": true, "tokenHash": true, "keyHash": true, "files_id": true,
 }
 
-// scNarrow returns a WHERE clause narrowing a query by the filter's first field of
-// scScalarFields compared for equality with a string or ObjectId, else by its createdAt
+// scNarrow returns a WHERE clause narrowing a query by its _id $in list (patch 8), else by
+// the filter's first field of scScalarFields compared for equality with a string or
+// ObjectId, else by its createdAt
 // range, written like the indexes FerretDB creates so SQLite can use one
 // (stream-coordinator patch 4, see src/provision/ferretdb-patches.ts). The caller still applies
 // the whole filter to the rows returned, so the clause may select more, never less.
 func scNarrow(filter *types.Document) (string, []any) {
 	if filter == nil {
 		return "", nil
+	}
+	if id, _ := filter.Get("_id"); id != nil {
+		if ops, ok := id.(*types.Document); ok {
+			if list, _ := ops.Get("$in"); list != nil {
+				if in, args, ok := scInList(metadata.IDColumn, list); ok {
+					return " WHERE " + in, args
+				}
+			}
+		}
 	}
 	for _, k := range filter.Keys() {
 		if !scScalarFields[k] {
@@ -104,9 +114,9 @@ func scOrderedText(v any) bool {
 // scExactWhere returns a WHERE clause that selects exactly the documents the filter matches
 // (stream-coordinator patch 5), and ok = false when the filter has a condition SQL cannot
 // express exactly. Exact conditions: equality with a string or ObjectId on _id or on a field
-// of scScalarFields, and $gt/$gte/$lt/$lte bounds on _id (see scOrderedText), for
-// collections whose _id values are all of one type, as the coordinator's are. Only an exact
-// clause lets the handler push a sort by _id and a limit down to SQLite.
+// of scScalarFields, $in of such values on either (patch 8), and $gt/$gte/$lt/$lte bounds
+// on _id (see scOrderedText), for collections whose _id values are all of one type, as the
+// coordinator's are. Only an exact clause lets the handler push a sort by _id and a limit down to SQLite.
 func scExactWhere(filter *types.Document) (string, []any, bool) {
 	if filter.Len() == 0 {
 		return "", nil, false
@@ -138,13 +148,22 @@ func scExactWhere(filter *types.Document) (string, []any, bool) {
 			terms = append(terms, col+" = ?")
 			args = append(args, string(must.NotFail(sjson.MarshalSingleValue(v))))
 		case *types.Document:
-			if k != "_id" || v.Len() == 0 {
+			if v.Len() == 0 {
 				return "", nil, false
 			}
 			for _, op := range v.Keys() {
-				sqlOp, known := scRangeOps[op]
 				b := must.NotFail(v.Get(op))
-				if !known || !scOrderedText(b) {
+				if op == "$in" {
+					in, inArgs, ok := scInList(col, b)
+					if !ok {
+						return "", nil, false
+					}
+					terms = append(terms, in)
+					args = append(args, inArgs...)
+					continue
+				}
+				sqlOp, known := scRangeOps[op]
+				if k != "_id" || !known || !scOrderedText(b) {
 					return "", nil, false
 				}
 				terms = append(terms, col+" "+sqlOp+" ?")
@@ -155,6 +174,30 @@ func scExactWhere(filter *types.Document) (string, []any, bool) {
 		}
 	}
 	return " WHERE " + strings.Join(terms, " AND "), args, true
+}
+
+// scMaxInList is the longest $in list written in SQL (one bound parameter per element;
+// SQLite allows 32,766); a longer list is left to FerretDB's own filter.
+const scMaxInList = 10_000
+
+// scInList returns `col IN (?, ...)` for a $in list of strings and ObjectIds (patch 8), and
+// ok = false for an empty or over-long list or any other element type (a regular
+// expression, a number, a document), whose matching SQL on the JSON text would not express.
+func scInList(col string, v any) (string, []any, bool) {
+	list, isArray := v.(*types.Array)
+	if !isArray || list.Len() == 0 || list.Len() > scMaxInList {
+		return "", nil, false
+	}
+	args := make([]any, list.Len())
+	for i := range args {
+		switch e := must.NotFail(list.Get(i)).(type) {
+		case string, types.ObjectID:
+			args[i] = string(must.NotFail(sjson.MarshalSingleValue(e)))
+		default:
+			return "", nil, false
+		}
+	}
+	return col + " IN (" + strings.Repeat("?, ", len(args)-1) + "?)", args, true
 }
 
 // scIntFields are, per collection, the fields stream-coordinator always stores there as an
