@@ -127,6 +127,12 @@ export const CORE_SCHEMA = {
       default: 64,
       env: 'SC_CORE_MAX_CONCURRENT_COMMITS',
     },
+    maxConcurrentAssignments: {
+      doc: 'Assignments and resumes one process prepares at once (lease, stream and seed files read from MongoDB); more wait their turn in order, and one whose core hangs up while waiting costs nothing. Keep it below mongodb.maxPoolSize so commits still find connections.',
+      format: 'positive-int',
+      default: 16,
+      env: 'SC_CORE_MAX_CONCURRENT_ASSIGNMENTS',
+    },
     retryAfterS: {
       doc: 'retry_after_s sent with no_streams_available.',
       format: 'positive-int',

@@ -66,6 +66,8 @@ export class CoreHub implements SessionHost {
   readonly spillDir: string;
   /** Commits run through this, bounded by core.maxConcurrentCommits. */
   readonly commits: Limiter;
+  /** Assignments and resumes are prepared through this, bounded by core.maxConcurrentAssignments. */
+  readonly assignments: Limiter;
   /** The process's memory budget (memory.*), shared with the HTTP exchanges. */
   readonly memory: MemoryBudget;
   readonly byStream = new AssignmentRegistry();
@@ -94,6 +96,7 @@ export class CoreHub implements SessionHost {
     this.nodeId = d.nodeId;
     this.guard = d.guard;
     this.commits = new Limiter(d.settings.core.maxConcurrentCommits);
+    this.assignments = new Limiter(d.settings.core.maxConcurrentAssignments);
     this.memory = new MemoryBudget(budgetOptions(d.settings), d.metrics.registry);
     this.spillDir = path.join(d.settings.dataDir, 'spill', String(process.pid));
     removeStaleSpills(path.join(d.settings.dataDir, 'spill'));

@@ -1,4 +1,4 @@
-/** Rate and concurrency limits of the core path: the commit semaphore and the per-socket message rate. */
+/** Rate and concurrency limits of the core path: the commit and assignment semaphores and the per-socket message rate. */
 /** A counting semaphore: at most `limit` tasks run at once, the rest wait in order. */
 export class Limiter {
   private running = 0;

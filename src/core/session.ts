@@ -33,6 +33,8 @@ export interface SessionHost extends AssignmentDeps {
   readonly spillDir: string;
   /** Commits run through this, bounded by core.maxConcurrentCommits. */
   readonly commits: Limiter;
+  /** Assignments and resumes are prepared through this, bounded by core.maxConcurrentAssignments. */
+  readonly assignments: Limiter;
   /** The process's memory budget: queued messages, buffered frames and commits count against it. */
   readonly memory: MemoryBudget;
   /** Records that `session` holds `streamId`; a session of this process that held it before forgets it. */
@@ -209,18 +211,20 @@ export class CoreSession {
   private async assign(id: number, targetId?: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}; stop it first`);
     this.hub.admit(this.who, id);
-    // Hung up while this request waited its turn: no lease, no store read.
-    if (this.closed) return void this.hub.metrics.assignAbandoned.inc();
     const started = process.hrtime.bigint();
-    const leased = await leaseNext(this.hub, this.who, this.id, id, targetId);
-    try {
-      await this.holdWhileLoading(leased, () => this.activate(id, leased, false));
-    } catch (err) {
-      // Not activated: the lease expires on its own; the record the lease script wrote goes now.
-      if (leased.recordedFrames !== undefined && !this.assignment) this.hub.live.clearActive(leased.stream._id, leased.stream.targetId).catch(() => undefined);
-      throw err;
-    }
-    this.hub.metrics.assignSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    await this.hub.assignments.run(async () => {
+      // Hung up while this request waited its turn: no lease, no store read.
+      if (this.closed) return void this.hub.metrics.assignAbandoned.inc();
+      const leased = await leaseNext(this.hub, this.who, this.id, id, targetId);
+      try {
+        await this.holdWhileLoading(leased, () => this.activate(id, leased, false));
+      } catch (err) {
+        // Not activated: the lease expires on its own; the record the lease script wrote goes now.
+        if (leased.recordedFrames !== undefined && !this.assignment) this.hub.live.clearActive(leased.stream._id, leased.stream.targetId).catch(() => undefined);
+        throw err;
+      }
+      this.hub.metrics.assignSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    });
   }
 
   /**
@@ -254,8 +258,12 @@ export class CoreSession {
 
   private async resume(id: number, token: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}`);
-    const leased = await resumeLease(this.hub, this.who, this.id, id, token);
-    await this.holdWhileLoading(leased, () => this.activate(id, leased, true));
+    await this.hub.assignments.run(async () => {
+      // Hung up while waiting: the lease stays as it was, for a resume from the next socket.
+      if (this.closed) return;
+      const leased = await resumeLease(this.hub, this.who, this.id, id, token);
+      await this.holdWhileLoading(leased, () => this.activate(id, leased, true));
+    });
   }
 
   /** Drops the assignment without touching the lease (another session took it over). */

@@ -57,10 +57,22 @@ export class Pool {
     }
   }
 
-  /** Starts the periodic maintenance: a sweep and rebuild check every `sweepS` seconds (storage.poolSweepS). */
+  /**
+   * Starts the periodic maintenance: a sweep and rebuild check every `sweepS` seconds
+   * (storage.poolSweepS). A pass still running when the next is due (a slow store) is
+   * left to finish instead of being joined by another: overlapping passes would each
+   * claim expired leases and queue one more read of their streams behind the last.
+   */
   start(sweepS: number): void {
+    let running = false;
     const run = (): void => {
-      this.tick().catch((err: Error) => this.log.warn({ err: err.message }, 'pool maintenance failed; retrying'));
+      if (running) return;
+      running = true;
+      this.tick()
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'pool maintenance failed; retrying'))
+        .finally(() => {
+          running = false;
+        });
     };
     run();
     this.timer = setInterval(run, sweepS * 1000);
