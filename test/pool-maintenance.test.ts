@@ -1,0 +1,50 @@
+/**
+ * The pool's periodic maintenance (sweep expired leases, re-read their streams from MongoDB,
+ * put them back) never runs two passes at once: with a slow store, overlapping passes would
+ * each claim more leases and queue one more read behind the last. The store is made slow for
+ * real: this test file's own MongoDB server is stopped (SIGSTOP) while a pass reads it.
+ */
+import pino from 'pino';
+import t from 'tap';
+import { Leases, readyMember } from '../src/store/leases';
+import { Pool } from '../src/store/pool';
+import { coreFixture } from './helpers/core';
+import { eventually } from './helpers/server';
+import { getStack, stopStack } from './helpers/stack';
+
+t.teardown(stopStack);
+
+t.test('a pass waiting on a slow store is not joined by another; the stream comes back once it answers', async (t) => {
+  const f = await coreFixture();
+  t.teardown(() => f.ts.close());
+  const target = await f.target();
+  const stream = await f.stream(target);
+  // A pool of its own under another prefix: the server's sweeper never touches these keys.
+  const leases = new Leases(f.ts.server.storage.redis, `pm${process.pid}:`, 200);
+  await leases.enqueue([{ target, frames: 0, member: readyMember(new Date(), stream) }]);
+  await leases.markRebuilt();
+  const got = await leases.assign([{ manager: 'm', managerWeight: 1, target, targetWeight: 1 }], { node: 'n', session: 's', engine: 'openmm', resume: 'x' });
+  t.equal(got?.stream, stream, 'leased for 200 ms, then left to expire');
+  await new Promise((r) => setTimeout(r, 400));
+
+  let sweeps = 0;
+  const sweep = leases.sweep.bind(leases);
+  leases.sweep = (limit?: number) => {
+    sweeps++;
+    return sweep(limit);
+  };
+  const pool = new Pool(f.ts.server.storage.mongo.db, leases, pino({ level: 'silent' }));
+  const mongo = (await getStack()).mongo.pid;
+  process.kill(mongo, 'SIGSTOP');
+  try {
+    pool.start(0.1);
+    await new Promise((r) => setTimeout(r, 1500));
+    t.equal(sweeps, 1, 'one pass in 1.5 s of passes due every 0.1 s: it waits on the store, none starts beside it');
+    t.equal(await leases.readyCount(target), 0, 'the claimed stream is being re-read');
+  } finally {
+    process.kill(mongo, 'SIGCONT');
+  }
+  await eventually(async () => (await leases.readyCount(target)) === 1, 15000, 'the stream back in the pool');
+  await eventually(async () => sweeps > 1, 5000, 'passes resuming');
+  pool.stop();
+});
