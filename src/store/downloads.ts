@@ -6,8 +6,9 @@
  *   (names and sizes pushed with every commit), so no partition document is read before
  *   the first byte; only partitions committed before `frameIndex` existed are looked up.
  * - Partition documents are read one by one by `_id` (the only lookup every embedded store
- *   answers from an index; `$in` is a table scan on FerretDB), a few ahead of the one being
- *   written, so round trips overlap with sending while memory stays bounded.
+ *   answers from an index; `$in` is a table scan on FerretDB's PostgreSQL backend), a few
+ *   ahead of the one being written, so round trips overlap with sending while memory stays
+ *   bounded.
  */
 import type { Db } from 'mongodb';
 import type { StreamBody } from '../http/router';

@@ -309,8 +309,8 @@ export class Streams {
   }
 
   /**
-   * Seed files by name, each read by `_id` (one equality lookup per file: FerretDB's SQLite
-   * backend uses its `_id` index for an equality, not for `$in`).
+   * Seed files by name, each read by `_id` (one equality lookup per file: every store answers
+   * it from the `_id` index, where FerretDB's PostgreSQL backend scans for `$in`).
    */
   async seedFiles(streamId: string, names: string[]): Promise<FileDoc[]> {
     const docs = await Promise.all(names.map((n) => this.file(streamId, 'seed', n)));
