@@ -175,7 +175,8 @@ export async function sessionsBench(ctx: BenchContext): Promise<BenchResult> {
   const held = (r: RunFigures): number => r.established - r.droppedDuringHold;
   const B = 'sessions';
   const rows = [
-    row(B, `sessions held (of ${s.count})`, 'count', held(u), nv(held), 'higher', { text: '≥ 100,000', met: held(u) >= 100_000 }),
+    // The goal is every session asked for (issue 13: 200,000 with --sessions=200000), held with none dropped.
+    row(B, `sessions held (of ${s.count})`, 'count', held(u), nv(held), 'higher', { text: `all ${s.count.toLocaleString('en-US')}`, met: held(u) >= s.count }),
     row(B, 'sessions the server reports (/v1/active-cores)', 'count', u.serverView, nv((r) => r.serverView), 'higher'),
     row(B, 'failed set-ups', 'count', u.failed + u.notAttempted, nv((r) => r.failed + r.notAttempted), 'lower'),
     row(B, 'time to establish all', 's', u.establishS, nv((r) => r.establishS), 'lower'),
