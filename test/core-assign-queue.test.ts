@@ -15,7 +15,7 @@ import { targetKeys } from '../src/store/target-keys';
 const PREFIX = 'aq:';
 let f: CoreFixture;
 t.before(async () => {
-  f = await coreFixture({ 'core.maxConcurrentAssignments': 1, 'redis.keyPrefix': PREFIX });
+  f = await coreFixture({ 'core.maxConcurrentAssignments': 1, 'core.maxAssignmentsPerDonor': 1, 'redis.keyPrefix': PREFIX });
 });
 t.teardown(async () => {
   await f?.ts.close();
@@ -64,4 +64,31 @@ t.test('one assignment prepared at a time; a core that hangs up while waiting ho
   const third = await late.request({ type: 'assign', target_id: target }, 15000);
   t.match(third, { type: 'assignment' }, 'its stream is still free for the next core');
   t.same(new Set([replies[0].stream_id, replies[1].stream_id, third.stream_id]), new Set(streams));
+});
+
+t.test("a donor's cap counts the assignments made while its requests waited in line", async (t) => {
+  const target = await f.target();
+  for (let i = 0; i < 3; i++) await f.stream(target);
+  const connect = (donorToken?: string): Promise<RawCore> => RawCore.connect(f.wsUrl, { engineKey: f.engineKey, ca: f.ts.ca, ...(donorToken ? { donorToken } : {}) });
+  const [holder, a, b] = [await connect(), await connect(f.donor), await connect(f.donor)];
+  t.teardown(() => Promise.all([holder.close(), a.close(), b.close()]));
+  t.match(await holder.request({ type: 'assign', target_id: target }), { type: 'assignment' }, 'the target is cached');
+  t.match(await holder.request({ type: 'stop' }), { type: 'stopped' });
+
+  const mongo = (await getStack()).mongo.pid;
+  process.kill(mongo, 'SIGSTOP');
+  try {
+    // A core without a donor takes the one slot and waits on the store; the donor's two
+    // requests queue behind it, neither holding anything yet.
+    holder.send({ type: 'assign', id: 2, target_id: target });
+    await new Promise((r) => setTimeout(r, 300));
+    a.send({ type: 'assign', id: 1, target_id: target });
+    b.send({ type: 'assign', id: 1, target_id: target });
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    process.kill(mongo, 'SIGCONT');
+  }
+  t.match(await holder.reply(2, 15000), { type: 'assignment' });
+  t.match(await a.reply(1, 15000), { type: 'assignment' }, "the first of the donor's requests is served");
+  t.match(await b.reply(1, 15000), { type: 'error', code: 'rate_limited', message: /maxAssignmentsPerDonor/ }, 'the one queued with it meets the cap of 1');
 });

@@ -210,11 +210,13 @@ export class CoreSession {
 
   private async assign(id: number, targetId?: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}; stop it first`);
-    this.hub.admit(this.who, id);
     const started = process.hrtime.bigint();
     await this.hub.assignments.run(async () => {
       // Hung up while this request waited its turn: no lease, no store read.
       if (this.closed) return void this.hub.metrics.assignAbandoned.inc();
+      // The per-key and per-donor caps are checked after the wait, next to the claim they
+      // count: checked before it, every request queued meanwhile would pass the same count.
+      this.hub.admit(this.who, id);
       const leased = await leaseNext(this.hub, this.who, this.id, id, targetId);
       try {
         await this.holdWhileLoading(leased, () => this.activate(id, leased, false));
