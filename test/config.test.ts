@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { CONF_DIR, ConfigError, loadConfig, redactedSettings, schemaKeys, workerCount } from '../src/config/settings';
+import { CONF_DIR, ConfigError, loadConfig, redactedSettings, schemaKeys, workerCount, workerShare } from '../src/config/settings';
 import { configTable } from '../src/config/docs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-config-'));
@@ -52,6 +52,14 @@ t.test('precedence: file < env < args', async (t) => {
   t.equal(loadConfig({ env: { SC_WORKERS: 'auto' } }).server.workers, 'auto');
   t.equal(workerCount(loadConfig({ env: { SC_WORKERS: 'auto' } }), 6), 6);
   t.same(loadConfig({ env: { SC_TRUST_PROXY: '127.0.0.1, 10.0.0.0/8' } }).server.trustProxy, ['127.0.0.1', '10.0.0.0/8']);
+});
+
+t.test('a budget set for the server is shared by its workers', async (t) => {
+  const workers = (w: string): ReturnType<typeof loadConfig> => loadConfig({ env: { SC_WORKERS: w } });
+  t.equal(workerShare(16, workers('1'), 2), 16, 'one process has it all');
+  t.equal(workerShare(16, workers('14'), 2), 2, 'rounded up');
+  t.equal(workerShare(16, workers('32'), 2), 1, 'at least one each');
+  t.equal(workerShare(16, workers('auto'), 4), 4, '"auto" counts the CPUs');
 });
 
 t.test('secrets from *_FILE and redaction', async (t) => {

@@ -112,7 +112,7 @@ t.test('lease script with several candidates, and the sweep of an expired lease 
 
   // The node holding it died: its lease expires and the sweep claims it with its record.
   await redis.zadd(targetKeys(prefix, full).expiry, 1, 'sx1');
-  t.same(await leases.sweep(), ['sx1']);
+  t.same((await leases.sweep()).flatMap((c) => c.streams), ['sx1']);
   t.equal(await live.active('sx1', full), null, 'record removed by the sweep');
   t.same(await live.allActive(), []);
 });

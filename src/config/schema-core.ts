@@ -128,7 +128,7 @@ export const CORE_SCHEMA = {
       env: 'SC_CORE_MAX_CONCURRENT_COMMITS',
     },
     maxConcurrentAssignments: {
-      doc: 'Assignments and resumes one process prepares at once (lease, stream and seed files read from MongoDB); more wait their turn in order, and one whose core hangs up while waiting costs nothing. Keep it below mongodb.maxPoolSize so commits still find connections.',
+      doc: 'Assignments and resumes the server prepares at once (lease, stream and seed files read from MongoDB), shared evenly by its worker processes (rounded up, at least 1 each); more wait their turn in order, and one whose core hangs up while waiting costs nothing. A store given more reads than it runs at once serves them in no fair order, so a few set-ups wait many times longer than the rest. Keep each share below mongodb.maxPoolSize so commits still find connections.',
       format: 'positive-int',
       default: 16,
       env: 'SC_CORE_MAX_CONCURRENT_ASSIGNMENTS',

@@ -137,6 +137,12 @@ export const schema = {
       default: 5,
       env: 'SC_STORAGE_POOL_SWEEP_S',
     },
+    poolReturnS: {
+      doc: 'Seconds a sweep has to put the streams of expired leases it claimed back in the pool; a claim still open after that (its process died, or the store read outlasted it) is taken again by a later sweep of any process, so no stream is left neither leased nor ready.',
+      format: 'positive-int',
+      default: 60,
+      env: 'SC_STORAGE_POOL_RETURN_S',
+    },
     maxInlineBytesPerDocument: {
       doc: "Most inline file bytes in one partition document; further files of the checkpoint go to GridFS. Keeps partitions far below MongoDB's 16 MiB document limit.",
       format: 'positive-int',

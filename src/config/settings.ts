@@ -168,6 +168,14 @@ export function workerCount(settings: Settings, cpus: number): number {
   return settings.server.workers === 'auto' ? Math.max(1, cpus) : settings.server.workers;
 }
 
+/**
+ * One worker process's share of a budget set for the whole server (all `server.workers`
+ * processes on one machine share one store), rounded up and at least 1.
+ */
+export function workerShare(total: number, settings: Settings, cpus: number): number {
+  return Math.max(1, Math.ceil(total / workerCount(settings, cpus)));
+}
+
 /** A copy of the settings with every sensitive value replaced, safe to log or print. */
 export function redactedSettings(settings: Settings): Settings {
   const copy = JSON.parse(JSON.stringify(settings)) as Record<string, Record<string, unknown>>;

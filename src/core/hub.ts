@@ -6,11 +6,12 @@
  * the dependency runs one way: hub → session.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Db } from 'mongodb';
 import type { TargetCache } from './target-cache';
 import type { Bus } from '../store/bus';
-import type { Settings } from '../config/settings';
+import { workerShare, type Settings } from '../config/settings';
 import type { CoreSession, SessionHost } from './session';
 import { MemoryBudget, budgetOptions } from './memory-budget';
 import type { FileStore } from '../store/files';
@@ -66,7 +67,7 @@ export class CoreHub implements SessionHost {
   readonly spillDir: string;
   /** Commits run through this, bounded by core.maxConcurrentCommits. */
   readonly commits: Limiter;
-  /** Assignments and resumes are prepared through this, bounded by core.maxConcurrentAssignments. */
+  /** Assignments and resumes are prepared through this, bounded by this process's share of core.maxConcurrentAssignments. */
   readonly assignments: Limiter;
   /** The process's memory budget (memory.*), shared with the HTTP exchanges. */
   readonly memory: MemoryBudget;
@@ -96,7 +97,10 @@ export class CoreHub implements SessionHost {
     this.nodeId = d.nodeId;
     this.guard = d.guard;
     this.commits = new Limiter(d.settings.core.maxConcurrentCommits);
-    this.assignments = new Limiter(d.settings.core.maxConcurrentAssignments);
+    // The budget is the server's: its workers share one store, and a store given more
+    // queries than it runs at once (FerretDB on SQLite hands a freed connection to a waiter
+    // at random) serves some of them many times later than the rest.
+    this.assignments = new Limiter(workerShare(d.settings.core.maxConcurrentAssignments, d.settings, os.availableParallelism()));
     this.memory = new MemoryBudget(budgetOptions(d.settings), d.metrics.registry);
     this.spillDir = path.join(d.settings.dataDir, 'spill', String(process.pid));
     removeStaleSpills(path.join(d.settings.dataDir, 'spill'));

@@ -135,22 +135,47 @@ return live(KEYS[1], KEYS[2], ARGV[1])
 `;
 
 /**
- * Claims up to ARGV[1] expired leases of one target (each claimed by exactly one caller) and
- * drops their live-view records. KEYS: lease, expiry, ready, active. Returns {empty, stream
- * ids...}: empty is 1 when afterwards the target has no lease, expiry or ready key left (a
- * hint for Leases.pruneTarget, which checks again), else 0.
+ * Claims up to ARGV[1] streams of one target for the sweeper to return to the pool: first
+ * claims of earlier sweeps that were never settled (their sweeper died, or its store read
+ * outlasted the claim), then expired leases, whose lease and live-view records go. Each
+ * claimed stream is recorded in the returning ZSET until ARGV[2] ms from now, so a sweeper
+ * that dies before putting its streams back leaves them for a later sweep instead of
+ * stranding them neither leased nor ready. KEYS: lease, expiry, ready, active, returning.
+ * Returns {empty, deadline, stream ids...}: deadline is the claim's (for SETTLE); empty is 1
+ * when afterwards the target has no lease, expiry, ready or returning key left (a hint for
+ * Leases.pruneTarget, which checks again), else 0.
  */
 export const SWEEP = `${PRELUDE}
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-for _, s in ipairs(expired) do
-  redis.call('HDEL', KEYS[1], s)
-  redis.call('ZREM', KEYS[2], s)
-  redis.call('HDEL', KEYS[4], s)
+local limit = tonumber(ARGV[1])
+local deadline = now + tonumber(ARGV[2])
+local claimed = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, limit)
+if #claimed < limit then
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit - #claimed)
+  for _, s in ipairs(expired) do
+    redis.call('HDEL', KEYS[1], s)
+    redis.call('ZREM', KEYS[2], s)
+    redis.call('HDEL', KEYS[4], s)
+    table.insert(claimed, s)
+  end
 end
+for _, s in ipairs(claimed) do redis.call('ZADD', KEYS[5], deadline, s) end
 local empty = 0
-if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) == 0 then empty = 1 end
-table.insert(expired, 1, empty)
-return expired
+if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[5]) == 0 then empty = 1 end
+table.insert(claimed, 1, deadline)
+table.insert(claimed, 1, empty)
+return claimed
+`;
+
+/**
+ * Settles a sweep's claim once its streams are back in the pool (or found stopped or
+ * deleted): drops them from the returning ZSET unless a later sweep has claimed them again
+ * since (their deadline changed). KEYS: returning. ARGV: deadline, stream ids...
+ */
+export const SETTLE = `
+for i = 2, #ARGV do
+  if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i]) or -1) == tonumber(ARGV[1]) then redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return 0
 `;
 
 /**

@@ -14,6 +14,9 @@
  * - `<prefix>{t:<target>}:manifest` HASH stream → {@link StreamManifest}.
  * - `<prefix>{t:<target>}:active` HASH stream → active record (live.ts): written by the
  *   assign script with the lease, removed by the sweep of an expired lease.
+ * - `<prefix>{t:<target>}:returning` ZSET stream → claim deadline (ms, Redis clock): streams
+ *   a sweep took from expired leases and has not yet put back ({@link Leases.sweep}); a
+ *   claim not settled by its deadline is taken again by a later sweep.
  * - `<prefix>st:<stream>` STRING → the stream's target (immutable; lets by-stream calls
  *   find the slot; cached in process).
  * - `<prefix>targets` SET of targets whose queues or leases may hold something (what the
@@ -27,7 +30,7 @@
  */
 import type { RedisClient } from './redis';
 import type { ActiveStream } from './live';
-import { ASSIGN, DETACH, ENQUEUE, GET, RELEASE, RENEW, RESUME, SWEEP } from './lease-scripts';
+import { ASSIGN, DETACH, ENQUEUE, GET, RELEASE, RENEW, RESUME, SETTLE, SWEEP } from './lease-scripts';
 import { pickFairShare, type Candidate } from './fair-share';
 import { targetKeys, targetsKey, type TargetKeys } from './target-keys';
 
@@ -127,13 +130,21 @@ export interface Assigned {
   manifest?: StreamManifest;
 }
 
+/** Streams of one target a sweep claimed; settled with {@link Leases.settle} once back in the pool. */
+export interface SweepClaim {
+  target: string;
+  /** The claim's deadline (ms, Redis clock): a later sweep takes the streams again after it. */
+  deadline: number;
+  streams: string[];
+}
+
 /** The ready-set member of a stream: creation time (13-digit ms) then id. */
 export function readyMember(createdAt: Date, streamId: string): string {
   return `${String(createdAt.getTime()).padStart(13, '0')}|${streamId}`;
 }
 
 type Script = (...args: Array<string | number>) => Promise<unknown>;
-type Scripted = RedisClient & Record<'scAssign' | 'scRelease' | 'scRenew' | 'scDetach' | 'scResume' | 'scGet' | 'scSweep' | 'scEnqueue', Script>;
+type Scripted = RedisClient & Record<'scAssign' | 'scRelease' | 'scRenew' | 'scDetach' | 'scResume' | 'scGet' | 'scSweep' | 'scSettle' | 'scEnqueue', Script>;
 
 /** Entries of the in-process stream → target cache before it is cleared (bounds memory to a few MB). */
 const TARGET_CACHE_MAX = 200_000;
@@ -157,8 +168,10 @@ export class Leases {
   /**
    * @param prefix redis.keyPrefix (without braces, so the per-target hash tags take effect)
    * @param ttlMs lease lifetime without renewal
+   * @param returnMs how long a sweep's claim on expired leases lasts before a later sweep may
+   *   take it again (storage.poolReturnS)
    */
-  constructor(redis: RedisClient, private readonly prefix: string, readonly ttlMs: number) {
+  constructor(redis: RedisClient, private readonly prefix: string, readonly ttlMs: number, private readonly returnMs = 60_000) {
     const scripts: Array<[string, number, string]> = [
       ['scAssign', 5, ASSIGN],
       ['scRelease', 3, RELEASE],
@@ -166,7 +179,8 @@ export class Leases {
       ['scDetach', 2, DETACH],
       ['scResume', 2, RESUME],
       ['scGet', 2, GET],
-      ['scSweep', 4, SWEEP],
+      ['scSweep', 5, SWEEP],
+      ['scSettle', 1, SETTLE],
       ['scEnqueue', 4, ENQUEUE],
     ];
     for (const [name, numberOfKeys, lua] of scripts) {
@@ -298,31 +312,39 @@ export class Leases {
   }
 
   /**
-   * Claims expired leases, up to `limit` per target, over every target in the `targets` set
-   * (targets in parallel, each script in its own slot), and drops the targets it finds empty
-   * ({@link pruneTarget}); the caller returns the claimed streams to the pool.
+   * Claims streams to return to the pool, up to `limit` per target, over every target in the
+   * `targets` set (targets in parallel, each script in its own slot): expired leases, and
+   * earlier claims not settled in time (a sweeper that died before putting them back). The
+   * caller re-reads the streams, enqueues those still `ok`, then calls {@link settle}; until
+   * then each claim keeps its streams in the target's returning set. Drops the targets it
+   * finds empty ({@link pruneTarget}).
    */
-  async sweep(limit = 1000): Promise<string[]> {
+  async sweep(limit = 1000): Promise<SweepClaim[]> {
     const targets = await this.r.smembers(targetsKey(this.prefix));
-    const out: string[] = [];
+    const out: SweepClaim[] = [];
     for (let i = 0; i < targets.length; i += 100) {
-      const res = await Promise.all(targets.slice(i, i + 100).map(async (t) => {
-        const k = this.keys(t);
-        const [empty, ...claimed] = (await this.r.scSweep(k.lease, k.expiry, k.ready, k.active, limit)) as [number, ...string[]];
+      const res = await Promise.all(targets.slice(i, i + 100).map(async (target) => {
+        const k = this.keys(target);
+        const [empty, deadline, ...streams] = (await this.r.scSweep(k.lease, k.expiry, k.ready, k.active, k.returning, limit, this.returnMs)) as [number, number, ...string[]];
         // Only an emptied target costs more round trips. Streams just claimed go back
         // through enqueue, which re-adds the target if it was dropped meanwhile.
-        if (empty === 1) await this.pruneTarget(t);
-        return claimed;
+        if (empty === 1) await this.pruneTarget(target);
+        return { target, deadline, streams };
       }));
-      for (const r of res) out.push(...r);
+      for (const c of res) if (c.streams.length > 0) out.push(c);
     }
     return out;
   }
 
+  /** Ends sweep claims whose streams are back in the pool (or were found stopped or deleted). */
+  async settle(claims: SweepClaim[]): Promise<void> {
+    await Promise.all(claims.map((c) => this.r.scSettle(this.keys(c.target).returning, c.deadline, ...c.streams)));
+  }
+
   /**
    * Drops a target from the sweep's `targets` set once there is nothing the sweep could ever
-   * claim for it: its ready, lease and expiry keys are all gone (Redis deletes an emptied
-   * ZSET or HASH). Called on target delete and by every sweep; returns whether it was dropped.
+   * claim for it: its ready, lease, expiry and returning keys are all gone (Redis deletes an
+   * emptied ZSET or HASH). Called on target delete and by every sweep; returns whether it was dropped.
    *
    * Why this rule and not "the target no longer exists in MongoDB": a deleted target can
    * still have leases held by sessions of its deleted streams; dropping it early would leave
@@ -337,9 +359,9 @@ export class Leases {
   async pruneTarget(target: string): Promise<boolean> {
     const k = this.keys(target);
     const set = `${this.prefix}targets`;
-    if ((await this.r.exists(k.ready, k.lease, k.expiry)) > 0) return false;
+    if ((await this.r.exists(k.ready, k.lease, k.expiry, k.returning)) > 0) return false;
     await this.r.srem(set, target);
-    if ((await this.r.exists(k.ready, k.lease, k.expiry)) === 0) return true;
+    if ((await this.r.exists(k.ready, k.lease, k.expiry, k.returning)) === 0) return true;
     await this.r.sadd(set, target);
     return false;
   }

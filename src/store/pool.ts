@@ -2,7 +2,8 @@
  * The pool of ready streams: keeps Redis's ready sets in step with MongoDB. Streams enter
  * when created or started and when a lease ends; they leave when assigned, stopped, failed
  * or deleted (store/streams.ts and the lease scripts make those changes). A sweeper returns
- * streams whose lease expired (a dead node, a core that did not resume), and the whole pool
+ * streams whose lease expired (a dead node, a core that did not resume), taking over the
+ * claims of a sweeper that died before finishing (leases.ts, `returning`), and the whole pool
  * is rebuilt from MongoDB at start and whenever Redis comes back without it.
  */
 import type { Db } from 'mongodb';
@@ -49,11 +50,15 @@ export class Pool {
   async tick(): Promise<void> {
     if (!(await this.leases.rebuiltMarker())) await this.rebuild();
     for (;;) {
-      const expired = await this.leases.sweep(1000);
-      if (expired.length === 0) break;
-      await this.returnStreams(expired);
-      this.log.info({ streams: expired.length }, 'expired leases returned to the pool');
-      if (expired.length < 1000) break;
+      const claims = await this.leases.sweep(1000);
+      const ids = claims.flatMap((c) => c.streams);
+      if (ids.length === 0) break;
+      // Settled only once they are back: a process that dies in between leaves the claim to
+      // run out, and a later sweep (of any process) returns the streams instead.
+      await this.returnStreams(ids);
+      await this.leases.settle(claims);
+      this.log.info({ streams: ids.length }, 'expired leases returned to the pool');
+      if (!claims.some((c) => c.streams.length >= 1000)) break;
     }
   }
 

@@ -16,6 +16,8 @@ export interface TargetKeys {
   manifest: string;
   /** HASH stream → active record (the live view of `/v1/active-streams`). */
   active: string;
+  /** ZSET stream → deadline (ms) of a sweep's claim: streams of expired leases on their way back to the pool. */
+  returning: string;
 }
 
 /**
@@ -24,7 +26,7 @@ export interface TargetKeys {
  */
 export function targetKeys(prefix: string, target: string): TargetKeys {
   const tag = `${prefix}{t:${target}}`;
-  return { ready: `${tag}:ready`, lease: `${tag}:lease`, expiry: `${tag}:expiry`, manifest: `${tag}:manifest`, active: `${tag}:active` };
+  return { ready: `${tag}:ready`, lease: `${tag}:lease`, expiry: `${tag}:expiry`, manifest: `${tag}:manifest`, active: `${tag}:active`, returning: `${tag}:returning` };
 }
 
 /** The SET of targets the pool has seen (what the lease sweep and the live view walk). */
