@@ -1,8 +1,10 @@
 /**
- * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin,abuse] [--sessions=N] [--transports=uws,node] [--loadgen=go|node] [--cpu-prof]`.
+ * Benchmark orchestrator: `node dist/bench/run.js [--quick] [--only=sessions,setup,frames,commits,admin,abuse] [--sessions=N] [--per-process=N] [--transports=uws,node] [--loadgen=go|node] [--cpu-prof]`.
  * `--transports` limits the sessions benchmark to some transports (a 100,000-session run of
  * the node transport needs more memory than this machine has: docs/performance.md);
- * `--loadgen=node` runs the sessions benchmark with bench/loadgen.ts instead of bench/loadgen-go.
+ * `--loadgen=node` runs the sessions benchmark with bench/loadgen.ts instead of bench/loadgen-go;
+ * `--per-process=N` sets the sessions per server worker and load generator (so a quick run of
+ * a few thousand sessions can still use as many processes as the 200,000 run).
  *
  * Starts its own stack (certificates, Redis, MongoDB-compatible store over TLS) in a
  * temporary directory, runs each selected benchmark with the uws and the node transport in
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
       'cpu-prof': { type: 'boolean', default: false },
       'results-dir': { type: 'string' },
       sessions: { type: 'string' },
+      'per-process': { type: 'string' },
       transports: { type: 'string' },
       loadgen: { type: 'string' },
     },
@@ -63,7 +66,7 @@ async function main(): Promise<void> {
   const transports = values.transports ? values.transports.split(',').map((s) => s.trim()) : TRANSPORTS;
   for (const t of transports) if (!TRANSPORTS.includes(t as TransportName)) throw new Error(`unknown transport "${t}"; known: ${TRANSPORTS.join(', ')}`);
   if (values.loadgen && values.loadgen !== 'go' && values.loadgen !== 'node') throw new Error(`--loadgen wants go or node, got "${values.loadgen}"`);
-  const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}${values.sessions ? `-${values.sessions}` : ''}${values.transports ? `-${transports.join('+')}` : ''}${values.loadgen ? `-loadgen-${values.loadgen}` : ''}`;
+  const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}${values.sessions ? `-${values.sessions}` : ''}${values['per-process'] ? `-per-${values['per-process']}` : ''}${values.transports ? `-${transports.join('+')}` : ''}${values.loadgen ? `-loadgen-${values.loadgen}` : ''}`;
   const resultsDir = values['results-dir'] ? path.resolve(values['results-dir']) : RESULTS_DIR;
   const log = (line: string): void => {
     process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
@@ -102,6 +105,11 @@ async function main(): Promise<void> {
     const n = Number(values.sessions);
     if (!Number.isInteger(n) || n < 1) throw new Error(`--sessions wants a positive integer, got "${values.sessions}"`);
     settings.sessions.count = n;
+  }
+  if (values['per-process']) {
+    const n = Number(values['per-process']);
+    if (!Number.isInteger(n) || n < 1 || n > 18_000) throw new Error(`--per-process wants an integer from 1 to 18000, got "${values['per-process']}"`);
+    settings.sessions.perProcess = n;
   }
   const cpuProfDir = values['cpu-prof'] ? path.join(resultsDir, `${stamp}-cpuprof`) : undefined;
   const populationSize = Math.max(only.includes('sessions') ? settings.sessions.count : 0, only.includes('setup') ? settings.setup.count : 0);
