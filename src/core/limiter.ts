@@ -8,13 +8,17 @@ export class Limiter {
 
   /** Runs `task` when a slot is free. */
   async run<T>(task: () => Promise<T>): Promise<T> {
+    // A finishing task hands its slot straight to the first waiter (the count stays): freed
+    // and taken back later, the slot could go to a caller arriving in between, which would
+    // jump the queue and run beside the waiter, one over the limit.
     if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.running++;
+    else this.running++;
     try {
       return await task();
     } finally {
-      this.running--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
     }
   }
 
