@@ -11,6 +11,9 @@ import type { Leases } from './leases';
 import { allQueuedStreams, queueEntry, queuedStreams } from './streams';
 import type { Logger } from '../telemetry/log';
 
+/** Streams a sweep claims per target in one call; a pass repeats while some target gave this many. */
+const SWEEP_BATCH = 1000;
+
 /** The pool. */
 export class Pool {
   private timer: NodeJS.Timeout | undefined;
@@ -50,7 +53,7 @@ export class Pool {
   async tick(): Promise<void> {
     if (!(await this.leases.rebuiltMarker())) await this.rebuild();
     for (;;) {
-      const claims = await this.leases.sweep(1000);
+      const claims = await this.leases.sweep(SWEEP_BATCH);
       const ids = claims.flatMap((c) => c.streams);
       if (ids.length === 0) break;
       // Settled only once they are back: a process that dies in between leaves the claim to
@@ -58,7 +61,7 @@ export class Pool {
       await this.returnStreams(ids);
       await this.leases.settle(claims);
       this.log.info({ streams: ids.length }, 'expired leases returned to the pool');
-      if (!claims.some((c) => c.streams.length >= 1000)) break;
+      if (!claims.some((c) => c.streams.length >= SWEEP_BATCH)) break;
     }
   }
 
