@@ -26,6 +26,7 @@ import tls from 'node:tls';
 import WebSocket from 'ws';
 import { connectionToken } from '../src/provision/centrifugo';
 import { noise } from './lib/noise';
+import { sleep } from './lib/stats';
 
 /** Options of a `sessions` command. */
 export interface SessionsCommand {
@@ -44,6 +45,10 @@ export interface SessionsCommand {
   deadlineMs: number;
   /** 'assignment': the reply to assign must be an assignment; 'any': any reply (echo). */
   expect: 'assignment' | 'any';
+  /** A failed set-up is tried again this many times, as a real core reconnects (default 0). */
+  retries?: number;
+  /** Pause before a retry, ms, plus a random part up to as much again (default 1000). */
+  retryDelayMs?: number;
   /** Speak Centrifugo's JSON protocol v2 instead (`expect` is then not used). */
   centrifugo?: CentrifugoSession;
 }
@@ -96,6 +101,10 @@ export interface SessionsResult {
   failed: number;
   notAttempted: number;
   reasons: Record<string, number>;
+  /** Set-ups tried again, and why the attempt before failed. */
+  retried: number;
+  retryReasons: Record<string, number>;
+  /** Per session, from its first attempt to the assignment. */
   latenciesMs: number[];
   firstStart: number;
   lastDone: number;
@@ -277,6 +286,8 @@ async function runSessions(c: SessionsCommand): Promise<void> {
   const deadline = Date.now() + c.deadlineMs;
   const latencies: number[] = [];
   const reasons: Record<string, number> = {};
+  const retryReasons: Record<string, number> = {};
+  let retried = 0;
   let ok = 0;
   let failed = 0;
   let started = 0;
@@ -288,7 +299,14 @@ async function runSessions(c: SessionsCommand): Promise<void> {
       started++;
       const t0 = performance.now();
       if (!firstStart) firstStart = Date.now();
-      const r = await openSession({ ...c, timeoutMs: Math.min(c.timeoutMs, Math.max(1000, deadline - Date.now())) });
+      let r = await openSession({ ...c, timeoutMs: Math.min(c.timeoutMs, Math.max(1000, deadline - Date.now())) });
+      for (let attempt = 0; !r.ws && attempt < (c.retries ?? 0) && Date.now() < deadline; attempt++) {
+        retried++;
+        bump(retryReasons, r.reason!);
+        const delay = c.retryDelayMs ?? 1000;
+        await sleep(delay + Math.random() * delay);
+        r = await openSession({ ...c, timeoutMs: Math.min(c.timeoutMs, Math.max(1000, deadline - Date.now())) });
+      }
       lastDone = Date.now();
       if (r.ws) {
         latencies.push(performance.now() - t0);
@@ -304,7 +322,7 @@ async function runSessions(c: SessionsCommand): Promise<void> {
   };
   await Promise.all(Array.from({ length: Math.min(c.concurrency, c.count) }, worker));
   clearInterval(progress);
-  const result: SessionsResult = { type: 'sessions', ok, failed, notAttempted: c.count - started, reasons, latenciesMs: latencies, firstStart, lastDone, cpuMs: cpuNow() - cpu0 };
+  const result: SessionsResult = { type: 'sessions', ok, failed, notAttempted: c.count - started, reasons, retried, retryReasons, latenciesMs: latencies, firstStart, lastDone, cpuMs: cpuNow() - cpu0 };
   send(result);
 }
 

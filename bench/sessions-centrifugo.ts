@@ -18,6 +18,8 @@ export interface PeerRunFigures {
   established: number;
   failed: number;
   reasons: Record<string, number>;
+  retried: number;
+  retryReasons: Record<string, number>;
   droppedDuringHold: number;
   establishS: number;
   ratePerS: number;
@@ -48,7 +50,7 @@ export async function holdPeerSessions(ctx: BenchContext): Promise<PeerRunFigure
     setupCpu.start();
     const results = await runSessions(gens, ctx.stack.caPem, s, (i) => peerSessions(peers[i]!, i));
     const setupMs = setupCpu.stop();
-    const { established, failed, notAttempted, reasons, spanS: establishS } = sessionsTotals(results);
+    const { established, failed, notAttempted, reasons, retried, retryReasons, spanS: establishS } = sessionsTotals(results);
     const idle = new CpuWindow(pids);
     idle.start();
     const holdStart = Date.now();
@@ -67,6 +69,8 @@ export async function holdPeerSessions(ctx: BenchContext): Promise<PeerRunFigure
       established,
       failed: failed + notAttempted,
       reasons,
+      retried,
+      retryReasons,
       droppedDuringHold: stats.reduce((n, x) => n + x.dropped, 0),
       establishS: round(establishS, 2),
       ratePerS: round(established / establishS, 1),

@@ -65,8 +65,19 @@ export function mallocEnv(settings: Settings, env: NodeJS.ProcessEnv = process.e
   return { MALLOC_MMAP_THRESHOLD_: String(bytes) };
 }
 
+/**
+ * The V8 flags a worker starts with beyond the primary's own: the young generation's size
+ * (server.maxSemiSpaceMiB), unless node was already given one. An operator's own value wins.
+ */
+export function workerExecArgv(settings: Settings, execArgv: readonly string[] = process.execArgv, env: NodeJS.ProcessEnv = process.env): string[] {
+  const mib = settings.server.maxSemiSpaceMiB;
+  const given = [...execArgv, env.NODE_OPTIONS ?? ''].some((a) => /--max[-_]semi[-_]space[-_]size/.test(a));
+  return mib === 0 || given ? [] : [`--max-semi-space-size=${mib}`];
+}
+
 function runPrimary(settings: Settings, log: Logger, n: number): void {
   serveClusterMetrics();
+  cluster.setupPrimary({ execArgv: [...process.execArgv, ...workerExecArgv(settings)] });
   let stopping = false;
   const restarts: number[] = [];
   const fork = (index: number): Worker => {

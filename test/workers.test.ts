@@ -29,6 +29,9 @@ t.test('two workers share the port, metrics are summed, SIGTERM stops the group'
   for (const node of pids) {
     const environ = fs.readFileSync(`/proc/${String(node).split(':').pop()}/environ`, 'utf8').split('\0');
     t.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=131072'), `worker ${String(node)} starts with the fixed mmap threshold`);
+    // server.maxSemiSpaceMiB reaches them too (V8 sizes its heap once, at start).
+    const argv = fs.readFileSync(`/proc/${String(node).split(':').pop()}/cmdline`, 'utf8').split('\0');
+    t.ok(argv.includes('--max-semi-space-size=1'), `worker ${String(node)} starts with a small young generation: ${argv.join(' ')}`);
   }
 
   const metrics = (await request(`https://127.0.0.1:${port}/metrics`, { ca })).body.toString();
@@ -69,4 +72,13 @@ t.test('the mmap threshold given to workers: the key, an operator\'s own value, 
   t.same(mallocEnv(withKey(131072), {}), { MALLOC_MMAP_THRESHOLD_: '131072' });
   t.same(mallocEnv(withKey(131072), { MALLOC_MMAP_THRESHOLD_: '65536' }), {}, 'the environment wins');
   t.same(mallocEnv(withKey(0), {}), {}, '0 keeps glibc\'s sliding threshold');
+});
+
+t.test('the young generation given to workers: the key, an operator\'s own flag, or none', async (t) => {
+  const { workerExecArgv } = await import('../src/workers');
+  const withKey = (mib: number): Settings => ({ server: { maxSemiSpaceMiB: mib } }) as unknown as Settings;
+  t.same(workerExecArgv(withKey(1), [], {}), ['--max-semi-space-size=1']);
+  t.same(workerExecArgv(withKey(1), ['--max-semi-space-size=8'], {}), [], 'the command line wins');
+  t.same(workerExecArgv(withKey(1), [], { NODE_OPTIONS: '--max_semi_space_size=4' }), [], 'NODE_OPTIONS wins');
+  t.same(workerExecArgv(withKey(0), [], {}), [], '0 keeps Node\'s default');
 });

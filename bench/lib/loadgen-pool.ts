@@ -148,6 +148,8 @@ export interface SessionsPhase {
   timeoutMs: number;
   /** Deadline of the whole phase, s. */
   deadlineS: number;
+  /** Times a failed set-up is tried again, as a real core reconnects (default 0: never). */
+  retries?: number;
 }
 
 /** Where and how load generator `i` opens its sessions. */
@@ -172,6 +174,7 @@ export function runSessions(gens: LoadGen[], ca: string, phase: SessionsPhase, t
         concurrency: phase.concurrency,
         timeoutMs: phase.timeoutMs,
         deadlineMs: phase.deadlineS * 1000,
+        retries: phase.retries ?? 0,
       } satisfies SessionsCommand);
       return g.next<SessionsResult>(['sessions'], phase.deadlineS * 1000 + phase.timeoutMs + 30_000);
     }),
@@ -184,21 +187,29 @@ export interface SessionsTotals {
   failed: number;
   /** Sessions not started before the deadline. */
   notAttempted: number;
-  /** Failures by reason. */
+  /** Failures by reason (after the last retry). */
   reasons: Record<string, number>;
+  /** Set-ups tried again, and why the attempt before failed. */
+  retried: number;
+  retryReasons: Record<string, number>;
   /** From the first set-up started to the last one done, s. */
   spanS: number;
 }
 
 /** Adds up the results of {@link runSessions}. */
 export function sessionsTotals(results: readonly SessionsResult[]): SessionsTotals {
-  const reasons: Record<string, number> = {};
-  for (const r of results) for (const [k, v] of Object.entries(r.reasons)) reasons[k] = (reasons[k] ?? 0) + v;
+  const sum = (pick: (r: SessionsResult) => Record<string, number> | undefined): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const r of results) for (const [k, v] of Object.entries(pick(r) ?? {})) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
   return {
     established: results.reduce((n, r) => n + r.ok, 0),
     failed: results.reduce((n, r) => n + r.failed, 0),
     notAttempted: results.reduce((n, r) => n + r.notAttempted, 0),
-    reasons,
+    reasons: sum((r) => r.reasons),
+    retried: results.reduce((n, r) => n + (r.retried ?? 0), 0),
+    retryReasons: sum((r) => r.retryReasons),
     spanS: (Math.max(...results.map((r) => r.lastDone)) - Math.min(...results.filter((r) => r.firstStart).map((r) => r.firstStart))) / 1000,
   };
 }

@@ -73,6 +73,8 @@ export interface ModeSettings {
     holdS: number;
     timeoutMs: number;
     deadlineS: number;
+    /** Times a failed set-up is tried again after 1–2 s, as a real core reconnects; counted and reported. */
+    retries: number;
   };
   /** count: below server.maxConnections (18,000): each target is one server process, and sessions stay open until the end. */
   setup: { count: number; loadgens: number; concurrency: number; timeoutMs: number; deadlineS: number };
@@ -96,7 +98,7 @@ const HISTORY = { partitions: 10, framesPerPartition: 100, frameBytes: 2 * KIB, 
 
 export const MODES: Record<'quick' | 'full', ModeSettings> = {
   quick: {
-    sessions: { count: 3000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 5, timeoutMs: 30_000, deadlineS: 240 },
+    sessions: { count: 3000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 5, timeoutMs: 30_000, deadlineS: 240, retries: 2 },
     setup: { count: 1500, loadgens: 2, concurrency: 16, timeoutMs: 20_000, deadlineS: 120 },
     frames: {
       cores: 4,
@@ -132,7 +134,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
     },
   },
   full: {
-    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 60, timeoutMs: 60_000, deadlineS: 3600 },
+    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 60, timeoutMs: 60_000, deadlineS: 3600, retries: 2 },
     setup: { count: 15_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 600 },
     frames: {
       cores: 8,

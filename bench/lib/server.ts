@@ -6,8 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { loadConfig, workerCount } from '../../src/config/settings';
 import { freePort } from '../../src/provision/exec';
+import { mallocEnv, workerExecArgv } from '../../src/workers';
 import { ApiClient } from '../../test-support/admin-api';
 import { writeConfigFile } from '../../test-support/config-file';
 import { groups } from './groups';
@@ -93,10 +96,14 @@ export async function startServer(o: ServerOptions): Promise<BenchServer> {
   const conf = path.join(o.dir, `server-${o.transport}-${port}.json`);
   writeConfigFile(conf, { ...baseOverrides(o.stack, { transport: o.transport, workers: o.workers, database: o.database, port, dataDir: path.join(o.dir, 'data') }), ...o.overrides });
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--config', conf], {
+  // A single process is started as deploy/stream-coordinator.service starts one: it cannot
+  // give itself the malloc and V8 settings the primary gives forked workers.
+  const settings = loadConfig({ files: [conf], env: { ...process.env, NODE_ENV: 'test' } });
+  const alone = workerCount(settings, os.availableParallelism()) === 1;
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...(alone ? workerExecArgv(settings) : []), CLI, 'serve', '--config', conf], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
-    env: { ...process.env, NODE_ENV: 'test' },
+    env: { ...process.env, NODE_ENV: 'test', ...(alone ? mallocEnv(settings) : {}) },
   });
   const pid = child.pid!;
   groups.add(pid);

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -47,6 +48,8 @@ type sessionsCommand struct {
 	Concurrency  int         `json:"concurrency"`
 	TimeoutMs    int         `json:"timeoutMs"`
 	DeadlineMs   int         `json:"deadlineMs"`
+	Retries      int         `json:"retries"`
+	RetryDelayMs int         `json:"retryDelayMs"`
 	Expect       string      `json:"expect"`
 	Centrifugo   *centrifugo `json:"centrifugo"`
 }
@@ -63,6 +66,8 @@ type sessionsResult struct {
 	Failed       int            `json:"failed"`
 	NotAttempted int            `json:"notAttempted"`
 	Reasons      map[string]int `json:"reasons"`
+	Retried      int            `json:"retried"`
+	RetryReasons map[string]int `json:"retryReasons"`
 	LatenciesMs  []float64      `json:"latenciesMs"`
 	FirstStart   int64          `json:"firstStart"`
 	LastDone     int64          `json:"lastDone"`
@@ -165,7 +170,7 @@ func runSessions(c sessionsCommand) {
 		return
 	}
 	var mu sync.Mutex
-	res := sessionsResult{Type: "sessions", Reasons: map[string]int{}, LatenciesMs: make([]float64, 0, c.Count)}
+	res := sessionsResult{Type: "sessions", Reasons: map[string]int{}, RetryReasons: map[string]int{}, LatenciesMs: make([]float64, 0, c.Count)}
 	started := 0
 	stop := make(chan struct{})
 	go func() {
@@ -201,8 +206,22 @@ func runSessions(c sessionsCommand) {
 				}
 				mu.Unlock()
 				t0 := time.Now()
-				timeout := min(time.Duration(c.TimeoutMs)*time.Millisecond, max(time.Second, time.Until(deadline)))
-				conn, reason := openSession(dialer, c, timeout)
+				var conn *websocket.Conn
+				var reason string
+				// A failed set-up is tried again after a pause, as a real core reconnects, up
+				// to c.Retries times; the latency is the core's: from its first attempt.
+				for attempt := 0; ; attempt++ {
+					timeout := min(time.Duration(c.TimeoutMs)*time.Millisecond, max(time.Second, time.Until(deadline)))
+					conn, reason = openSession(dialer, c, timeout)
+					if conn != nil || attempt >= c.Retries || !time.Now().Before(deadline) {
+						break
+					}
+					mu.Lock()
+					res.Retried++
+					res.RetryReasons[reason]++
+					mu.Unlock()
+					time.Sleep(retryPause(c.RetryDelayMs))
+				}
 				mu.Lock()
 				res.LastDone = time.Now().UnixMilli()
 				if conn != nil {
@@ -230,6 +249,13 @@ func runSessions(c sessionsCommand) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	send(res)
+}
+
+// retryPause is the pause before a retry: the delay plus up to as much again, so the cores
+// that failed together do not all come back together.
+func retryPause(delayMs int) time.Duration {
+	d := time.Duration(delayMs) * time.Millisecond
+	return d + time.Duration(rand.Int63n(int64(d)+1))
 }
 
 // newDialer: one TLS configuration for every session (the dev root, verified, SNI localhost).
