@@ -47,7 +47,7 @@ export interface SessionsCommand {
   expect: 'assignment' | 'any';
   /** A failed set-up is tried again this many times, as a real core reconnects (default 0). */
   retries?: number;
-  /** Pause before a retry, ms, plus a random part up to as much again (default 1000). */
+  /** Pause before a retry, ms, plus a random part up to as much again. */
   retryDelayMs?: number;
   /** Speak Centrifugo's JSON protocol v2 instead (`expect` is then not used). */
   centrifugo?: CentrifugoSession;
@@ -303,7 +303,7 @@ async function runSessions(c: SessionsCommand): Promise<void> {
       for (let attempt = 0; !r.ws && attempt < (c.retries ?? 0) && Date.now() < deadline; attempt++) {
         retried++;
         bump(retryReasons, r.reason!);
-        const delay = c.retryDelayMs ?? 1000;
+        const delay = c.retryDelayMs ?? 0;
         await sleep(delay + Math.random() * delay);
         r = await openSession({ ...c, timeoutMs: Math.min(c.timeoutMs, Math.max(1000, deadline - Date.now())) });
       }

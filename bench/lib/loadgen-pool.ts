@@ -138,6 +138,9 @@ export function sourceAddress(_loadgen: number): string {
   return `127.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
 }
 
+/** Pause before a set-up is tried again, ms; the load generators add up to as much again. */
+const RETRY_DELAY_MS = 1000;
+
 /** The settings of one `sessions` phase (a section of the bench settings). */
 export interface SessionsPhase {
   /** Sessions over all load generators. */
@@ -175,6 +178,7 @@ export function runSessions(gens: LoadGen[], ca: string, phase: SessionsPhase, t
         timeoutMs: phase.timeoutMs,
         deadlineMs: phase.deadlineS * 1000,
         retries: phase.retries ?? 0,
+        retryDelayMs: RETRY_DELAY_MS,
       } satisfies SessionsCommand);
       return g.next<SessionsResult>(['sessions'], phase.deadlineS * 1000 + phase.timeoutMs + 30_000);
     }),
