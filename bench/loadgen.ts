@@ -299,13 +299,14 @@ async function runSessions(c: SessionsCommand): Promise<void> {
       started++;
       const t0 = performance.now();
       if (!firstStart) firstStart = Date.now();
-      let r = await openSession({ ...c, timeoutMs: Math.min(c.timeoutMs, Math.max(1000, deadline - Date.now())) });
-      for (let attempt = 0; !r.ws && attempt < (c.retries ?? 0) && Date.now() < deadline; attempt++) {
+      const attempt = (): ReturnType<typeof openSession> => openSession({ ...c, timeoutMs: Math.min(c.timeoutMs, Math.max(1000, deadline - Date.now())) });
+      let r = await attempt();
+      for (let n = 0; !r.ws && n < (c.retries ?? 0) && Date.now() < deadline; n++) {
         retried++;
         bump(retryReasons, r.reason!);
         const delay = c.retryDelayMs ?? 0;
         await sleep(delay + Math.random() * delay);
-        r = await openSession({ ...c, timeoutMs: Math.min(c.timeoutMs, Math.max(1000, deadline - Date.now())) });
+        r = await attempt();
       }
       lastDone = Date.now();
       if (r.ws) {
