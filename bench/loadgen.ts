@@ -47,7 +47,10 @@ export interface SessionsCommand {
   expect: 'assignment' | 'any';
   /** A failed set-up is tried again this many times, as a real core reconnects (default 0). */
   retries?: number;
-  /** Pause before a retry, ms, plus a random part up to as much again. */
+  /**
+   * Pause before a retry, ms, plus a random part up to as much again; a refusal that names
+   * its own delay (`retry_after_s`, `Retry-After`) is waited out instead, as a real core does.
+   */
   retryDelayMs?: number;
   /** Speak Centrifugo's JSON protocol v2 instead (`expect` is then not used). */
   centrifugo?: CentrifugoSession;
@@ -164,7 +167,14 @@ function bump(map: Record<string, number>, key: string): void {
 let nextPort = 10_000;
 const MAX_PORT = 65_000;
 
-function openSession(o: { url: string; key?: string; protocol?: string; ca: string; localAddress: string; timeoutMs: number; expect: 'assignment' | 'any'; centrifugo?: CentrifugoSession }): Promise<{ ws?: WebSocket; reason?: string }> {
+/** One set-up attempt: the socket, or why not and the delay the server asked for (seconds). */
+interface Attempt {
+  ws?: WebSocket;
+  reason?: string;
+  retryAfterS?: number;
+}
+
+function openSession(o: { url: string; key?: string; protocol?: string; ca: string; localAddress: string; timeoutMs: number; expect: 'assignment' | 'any'; centrifugo?: CentrifugoSession }): Promise<Attempt> {
   if (nextPort > MAX_PORT) return Promise.resolve({ reason: 'out of source ports' });
   if (o.centrifugo) return openCentrifugo({ ...o, centrifugo: o.centrifugo });
   return new Promise((resolve) => {
@@ -179,14 +189,14 @@ function openSession(o: { url: string; key?: string; protocol?: string; ca: stri
         return;
       }
       if (o.expect === 'any') return finish();
-      let msg: { type?: string; code?: string };
+      let msg: { type?: string; code?: string; retry_after_s?: number };
       try {
-        msg = JSON.parse(isBinary ? '' : data.toString()) as { type?: string; code?: string };
+        msg = JSON.parse(isBinary ? '' : data.toString()) as typeof msg;
       } catch {
         return finish('bad reply');
       }
       if (msg.type === 'assignment') return finish();
-      finish(msg.type === 'error' ? `error ${msg.code}` : `unexpected ${msg.type}`);
+      finish(msg.type === 'error' ? `error ${msg.code}` : `unexpected ${msg.type}`, msg.retry_after_s);
     });
   });
 }
@@ -195,9 +205,9 @@ function openSession(o: { url: string; key?: string; protocol?: string; ca: stri
  * How every session attempt ends, once: with the socket, or with a reason (the socket is then
  * terminated) — a timeout, an HTTP refusal of the upgrade, a socket error or a close.
  */
-function settleOnce(ws: WebSocket, timeoutMs: number, resolve: (r: { ws?: WebSocket; reason?: string }) => void): { finish: (reason?: string) => void; settled: () => boolean } {
+function settleOnce(ws: WebSocket, timeoutMs: number, resolve: (r: Attempt) => void): { finish: (reason?: string, retryAfterS?: number) => void; settled: () => boolean } {
   let done = false;
-  const finish = (reason?: string): void => {
+  const finish = (reason?: string, retryAfterS?: number): void => {
     if (done) return;
     done = true;
     clearTimeout(timer);
@@ -205,13 +215,13 @@ function settleOnce(ws: WebSocket, timeoutMs: number, resolve: (r: { ws?: WebSoc
       ws.removeAllListeners('message');
       ws.on('error', () => undefined);
       ws.terminate();
-      resolve({ reason });
+      resolve(typeof retryAfterS === 'number' && retryAfterS > 0 ? { reason, retryAfterS } : { reason });
     } else {
       resolve({ ws });
     }
   };
   const timer = setTimeout(() => finish('timeout'), timeoutMs);
-  ws.on('unexpected-response', (_req, res) => finish(`http ${res.statusCode}`));
+  ws.on('unexpected-response', (_req, res) => finish(`http ${res.statusCode}`, Number(res.headers['retry-after'])));
   ws.on('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message.slice(0, 60)));
   ws.on('close', (code) => finish(`closed ${code}`));
   return { finish, settled: () => done };
@@ -243,7 +253,7 @@ function socketOptions(o: { ca: string; localAddress: string; timeoutMs: number 
  * with an empty object for as long as the socket is open, or Centrifugo disconnects the
  * client after ping interval + pong timeout.
  */
-function openCentrifugo(o: { url: string; ca: string; localAddress: string; timeoutMs: number; centrifugo: CentrifugoSession }): Promise<{ ws?: WebSocket; reason?: string }> {
+function openCentrifugo(o: { url: string; ca: string; localAddress: string; timeoutMs: number; centrifugo: CentrifugoSession }): Promise<Attempt> {
   const n = ++centrifugoSessions;
   const user = `${o.centrifugo.prefix}-${n}`;
   return new Promise((resolve) => {
@@ -281,6 +291,11 @@ function openCentrifugo(o: { url: string; ca: string; localAddress: string; time
 
 let dropped = 0;
 
+/** The pause before a retry: the delay plus up to as much again, so cores refused together do not all return together. */
+function retryPause(delayMs: number): number {
+  return delayMs + Math.random() * delayMs;
+}
+
 async function runSessions(c: SessionsCommand): Promise<void> {
   const cpu0 = cpuNow();
   const deadline = Date.now() + c.deadlineMs;
@@ -301,11 +316,12 @@ async function runSessions(c: SessionsCommand): Promise<void> {
       if (!firstStart) firstStart = Date.now();
       const attempt = (): ReturnType<typeof openSession> => openSession({ ...c, timeoutMs: Math.min(c.timeoutMs, Math.max(1000, deadline - Date.now())) });
       let r = await attempt();
-      for (let n = 0; !r.ws && n < (c.retries ?? 0) && Date.now() < deadline; n++) {
+      for (let n = 0; !r.ws && n < (c.retries ?? 0); n++) {
+        const pause = retryPause(r.retryAfterS !== undefined ? r.retryAfterS * 1000 : (c.retryDelayMs ?? 0));
+        if (Date.now() + pause >= deadline) break;
         retried++;
         bump(retryReasons, r.reason!);
-        const delay = c.retryDelayMs ?? 0;
-        await sleep(delay + Math.random() * delay);
+        await sleep(pause);
         r = await attempt();
       }
       lastDone = Date.now();

@@ -104,6 +104,8 @@ async function main(): Promise<void> {
   if (values.sessions) {
     const n = Number(values.sessions);
     if (!Number.isInteger(n) || n < 1) throw new Error(`--sessions wants a positive integer, got "${values.sessions}"`);
+    // The deadline grows with the count, so a larger run is not cut short by the default one's.
+    settings.sessions.deadlineS = Math.max(settings.sessions.deadlineS, Math.ceil((settings.sessions.deadlineS * n) / settings.sessions.count));
     settings.sessions.count = n;
   }
   if (values['per-process']) {

@@ -72,8 +72,13 @@ export interface ModeSettings {
     /** Seconds the sessions are held idle before memory is read (full: a multiple of core.leaseRenewS, 10 s, so the idle CPU figure covers whole renewal periods). */
     holdS: number;
     timeoutMs: number;
+    /** Seconds to set up every session; `--sessions=N` above `count` scales it by N / count. */
     deadlineS: number;
-    /** Times a failed set-up is tried again after 1–2 s, as a real core reconnects; counted and reported. */
+    /**
+     * Times a failed set-up is tried again, as a real core reconnects: after the delay the
+     * refusal names (`retry_after_s`, `Retry-After`; no_streams_available says 30 s), else
+     * after 1 s, each plus up to as much again; counted and reported.
+     */
     retries: number;
   };
   /** count: below server.maxConnections (18,000): each target is one server process, and sessions stay open until the end. */
@@ -98,7 +103,7 @@ const HISTORY = { partitions: 10, framesPerPartition: 100, frameBytes: 2 * KIB, 
 
 export const MODES: Record<'quick' | 'full', ModeSettings> = {
   quick: {
-    sessions: { count: 3000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 5, timeoutMs: 30_000, deadlineS: 240, retries: 2 },
+    sessions: { count: 3000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 5, timeoutMs: 30_000, deadlineS: 240, retries: 3 },
     setup: { count: 1500, loadgens: 2, concurrency: 16, timeoutMs: 20_000, deadlineS: 120 },
     frames: {
       cores: 4,
@@ -134,7 +139,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
     },
   },
   full: {
-    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 60, timeoutMs: 60_000, deadlineS: 3600, retries: 2 },
+    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 60, timeoutMs: 60_000, deadlineS: 3600, retries: 3 },
     setup: { count: 15_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 600 },
     frames: {
       cores: 8,

@@ -209,18 +209,27 @@ func runSessions(c sessionsCommand) {
 				var conn *websocket.Conn
 				var reason string
 				// A failed set-up is tried again after a pause, as a real core reconnects, up
-				// to c.Retries times; the latency is the core's: from its first attempt.
+				// to c.Retries times: the delay the server asked for, else RetryDelayMs. The
+				// latency is the core's: from its first attempt.
 				for attempt := 0; ; attempt++ {
 					timeout := min(time.Duration(c.TimeoutMs)*time.Millisecond, max(time.Second, time.Until(deadline)))
-					conn, reason = openSession(dialer, c, timeout)
-					if conn != nil || attempt >= c.Retries || !time.Now().Before(deadline) {
+					var retryAfter time.Duration
+					conn, reason, retryAfter = openSession(dialer, c, timeout)
+					if conn != nil || attempt >= c.Retries {
+						break
+					}
+					if retryAfter == 0 {
+						retryAfter = time.Duration(c.RetryDelayMs) * time.Millisecond
+					}
+					pause := retryPause(retryAfter)
+					if !time.Now().Add(pause).Before(deadline) {
 						break
 					}
 					mu.Lock()
 					res.Retried++
 					res.RetryReasons[reason]++
 					mu.Unlock()
-					time.Sleep(retryPause(c.RetryDelayMs))
+					time.Sleep(pause)
 				}
 				mu.Lock()
 				res.LastDone = time.Now().UnixMilli()
@@ -253,8 +262,7 @@ func runSessions(c sessionsCommand) {
 
 // retryPause is the pause before a retry: the delay plus up to as much again, so the cores
 // that failed together do not all come back together.
-func retryPause(delayMs int) time.Duration {
-	d := time.Duration(delayMs) * time.Millisecond
+func retryPause(d time.Duration) time.Duration {
 	return d + time.Duration(rand.Int63n(int64(d)+1))
 }
 
@@ -331,8 +339,9 @@ func classify(err error) string {
 	return s
 }
 
-// openSession: TLS + upgrade, then the protocol's first exchange; nil and a reason on failure.
-func openSession(d *websocket.Dialer, c sessionsCommand, timeout time.Duration) (*websocket.Conn, string) {
+// openSession: TLS + upgrade, then the protocol's first exchange. On failure: nil, a reason,
+// and the delay the server asked for (Retry-After, retry_after_s), 0 when it named none.
+func openSession(d *websocket.Dialer, c sessionsCommand, timeout time.Duration) (*websocket.Conn, string, time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	header := http.Header{}
@@ -350,23 +359,25 @@ func openSession(d *websocket.Dialer, c sessionsCommand, timeout time.Duration) 
 	conn, resp, err := dd.DialContext(ctx, c.URL, header)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Sprintf("http %d", resp.StatusCode)
+			s, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			return nil, fmt.Sprintf("http %d", resp.StatusCode), time.Duration(max(s, 0)) * time.Second
 		}
-		return nil, classify(err)
+		return nil, classify(err), 0
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(time.Until(deadlineOf(ctx))))
 	var reason string
+	var retryAfter time.Duration
 	if c.Centrifugo != nil {
 		reason = centrifugoExchange(conn, c.Centrifugo)
 	} else {
-		reason = coreExchange(conn, c.Expect)
+		reason, retryAfter = coreExchange(conn, c.Expect)
 	}
 	if reason != "" {
 		_ = conn.NetConn().Close()
-		return nil, reason
+		return nil, reason, retryAfter
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	return conn, ""
+	return conn, "", 0
 }
 
 func deadlineOf(ctx context.Context) time.Time {
@@ -374,38 +385,40 @@ func deadlineOf(ctx context.Context) time.Time {
 	return d
 }
 
-// coreExchange: welcome → assign → assignment (PROTOCOL §2).
-func coreExchange(conn *websocket.Conn, expect string) string {
+// coreExchange: welcome → assign → assignment (the protocol's set-up); a refusal's reason and
+// the retry_after_s it carries.
+func coreExchange(conn *websocket.Conn, expect string) (string, time.Duration) {
 	if _, _, err := conn.ReadMessage(); err != nil {
-		return classify(err)
+		return classify(err), 0
 	}
 	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"assign","id":1}`)); err != nil {
-		return classify(err)
+		return classify(err), 0
 	}
 	kind, data, err := conn.ReadMessage()
 	if err != nil {
-		return classify(err)
+		return classify(err), 0
 	}
 	if expect == "any" {
-		return ""
+		return "", 0
 	}
 	if kind != websocket.TextMessage {
-		return "bad reply"
+		return "bad reply", 0
 	}
 	var m struct {
-		Type string `json:"type"`
-		Code string `json:"code"`
+		Type       string  `json:"type"`
+		Code       string  `json:"code"`
+		RetryAfter float64 `json:"retry_after_s"`
 	}
 	if json.Unmarshal(data, &m) != nil {
-		return "bad reply"
+		return "bad reply", 0
 	}
 	switch m.Type {
 	case "assignment":
-		return ""
+		return "", 0
 	case "error":
-		return "error " + m.Code
+		return "error " + m.Code, time.Duration(max(m.RetryAfter, 0) * float64(time.Second))
 	default:
-		return "unexpected " + m.Type
+		return "unexpected " + m.Type, 0
 	}
 }
 
