@@ -9,15 +9,22 @@ import { encodeAssignment } from '../src/core/assignment-message';
 
 t.test('parses back to the message JSON.stringify would have sent', async (t) => {
   const fields = { type: 'assignment', id: 7, stream_id: 's1', target_id: 't1', frames: 12, options: { temp: 300, label: 'é "q" \\ \u2028 ✓', nested: { a: [1, null, true] } }, resume_token: 's1.abc' };
-  const files = {
-    'state.xml': crypto.randomBytes(200 * 1024 + 1).toString('base64'),
-    'sys "x" é.bin': crypto.randomBytes(3).toString('base64'),
-    'empty': '',
+  // Sizes around the encoder's 48 KiB slices and every remainder mod 3; one file a view into a larger buffer.
+  const backing = crypto.randomBytes(100_000);
+  const files: Record<string, Uint8Array> = {
+    'state.xml': crypto.randomBytes(200 * 1024 + 1),
+    'sys "x" é.bin': crypto.randomBytes(3),
+    'empty': Buffer.alloc(0),
+    'slice.bin': crypto.randomBytes(48 * 1024),
+    'slice+1.bin': crypto.randomBytes(48 * 1024 + 1),
+    'slice+2.bin': new Uint8Array(crypto.randomBytes(96 * 1024 + 2)),
+    'view.bin': backing.subarray(1_001, 60_002),
   };
   const bytes = encodeAssignment(fields, files);
   t.ok(Buffer.isBuffer(bytes));
-  t.same(JSON.parse(bytes.toString('utf8')), { ...fields, files });
-  t.equal(bytes.toString('utf8').length > 200 * 1024, true);
+  const base64 = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+  t.same(JSON.parse(bytes.toString('utf8')), { ...fields, files: base64 });
+  t.equal(bytes.toString('utf8'), JSON.stringify({ ...fields, files: base64 }), 'byte for byte what JSON.stringify writes');
 });
 
 t.test('no files: an empty files object', async (t) => {

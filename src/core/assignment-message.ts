@@ -1,29 +1,36 @@
 /**
- * The `assignment` message (PROTOCOL §2) as UTF-8 JSON bytes. Its files are base64 strings of
- * hundreds of KiB (a stream's seed state); `JSON.stringify` would scan and copy each of them
- * and the transport convert the result to UTF-8 again, the largest items of the set-up
- * profile with seed files (docs/performance.md). Base64 never needs escaping in JSON, so the
- * files are written into the buffer as they are; every other value goes through
- * `JSON.stringify`.
+ * The `assignment` message (PROTOCOL §2) as UTF-8 JSON bytes. Its files are hundreds of KiB
+ * (a stream's seed state) sent as base64. Encoding a file to one base64 string costs more than
+ * the encoding itself: a string over V8's regular object size (128 KiB) is allocated in large-
+ * object space, copied into the message, and freed only by a full collection, once per file
+ * per set-up (docs/performance.md). So the files are base64-encoded straight into the message
+ * buffer, a slice at a time, each slice's string small enough to die young; base64 never needs
+ * escaping in JSON. Every other value goes through `JSON.stringify`.
  */
 
+/** Input bytes per base64 slice: a multiple of 3 (no padding mid-file), its 64 KiB string well below large-object size. */
+const SLICE_BYTES = 48 * 1024;
+
 /**
- * Encodes `fields` plus `files` (name → base64) as one JSON object, `files` last.
+ * Encodes `fields` plus `files` (name → raw bytes, sent as base64) as one JSON object, `files` last.
  * @param fields the message without `files`; must not contain a `files` key
  */
-export function encodeAssignment(fields: Record<string, unknown>, files: Record<string, string>): Buffer {
+export function encodeAssignment(fields: Record<string, unknown>, files: Record<string, Uint8Array>): Buffer {
   const head = JSON.stringify(fields);
-  const pieces: Array<[string, BufferEncoding]> = [[`${head.slice(0, -1)},"files":{`, 'utf8']];
+  const pieces: Array<string | Buffer> = [`${head.slice(0, -1)},"files":{`];
   let first = true;
-  for (const [name, b64] of Object.entries(files)) {
-    pieces.push([`${first ? '' : ','}${JSON.stringify(name)}:"`, 'utf8'], [b64, 'latin1'], ['"', 'utf8']);
+  for (const [name, bytes] of Object.entries(files)) {
+    pieces.push(`${first ? '' : ','}${JSON.stringify(name)}:"`, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), '"');
     first = false;
   }
-  pieces.push(['}}', 'utf8']);
+  pieces.push('}}');
   let size = 0;
-  for (const [s, enc] of pieces) size += enc === 'latin1' ? s.length : Buffer.byteLength(s, 'utf8');
+  for (const p of pieces) size += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : 4 * Math.ceil(p.length / 3);
   const out = Buffer.allocUnsafe(size);
   let at = 0;
-  for (const [s, enc] of pieces) at += out.write(s, at, enc);
+  for (const p of pieces) {
+    if (typeof p === 'string') at += out.write(p, at, 'utf8');
+    else for (let i = 0; i < p.length; i += SLICE_BYTES) at += out.write(p.toString('base64', i, Math.min(p.length, i + SLICE_BYTES)), at, 'latin1');
+  }
   return out;
 }

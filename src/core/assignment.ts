@@ -53,8 +53,8 @@ export interface Leased {
 
 /** What the `assignment` message carries besides the stream's ids and frames. */
 export interface AssignmentPayload {
-  /** File name → base64 bytes. */
-  files: Record<string, string>;
+  /** File name → its bytes (the message carries them as base64). */
+  files: Record<string, Uint8Array>;
   options: Record<string, unknown>;
 }
 
@@ -133,13 +133,14 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
   return { stream, resumeToken: `${stream._id}.${fresh}`, resumeHash: hashToken(fresh), startedAt: new Date() };
 }
 
-/** The files (seed files overlaid by the latest checkpoint's, base64) and options of an assignment. */
+/** The files (seed files overlaid by the latest checkpoint's) and options of an assignment. */
 export async function assignmentPayload(d: AssignmentDeps, stream: AssignedStream): Promise<AssignmentPayload> {
-  const files: Record<string, string> = {};
+  const files: Record<string, Uint8Array> = {};
   const add = async (f: StoredFile): Promise<void> => {
-    const chunks: Buffer[] = [];
-    for await (const c of d.files.chunks(f)) chunks.push(Buffer.from(c));
-    files[f.name] = Buffer.concat(chunks).toString('base64');
+    // An inline file is one chunk: the driver's bytes as they are, not copied.
+    const chunks: Uint8Array[] = [];
+    for await (const c of d.files.chunks(f)) chunks.push(c);
+    files[f.name] = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   };
   for (const f of await d.streams.seedFiles(stream._id, stream.seedFiles)) await add(f);
   const last = stream.lastPartitionId ?? (stream.frames === 0 ? undefined : await d.streams.legacyLastPartitionId(stream._id));
