@@ -9,13 +9,13 @@ import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore, type Msg } from './helpers/core-raw';
 import { eventually } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack, STORE_STOP_TOLERANT } from './helpers/stack';
 import { targetKeys } from '../src/store/target-keys';
 
 const PREFIX = 'aq:';
 let f: CoreFixture;
 t.before(async () => {
-  f = await coreFixture({ 'core.maxConcurrentAssignments': 1, 'core.maxAssignmentsPerDonor': 1, 'redis.keyPrefix': PREFIX });
+  f = await coreFixture({ ...STORE_STOP_TOLERANT, 'core.maxConcurrentAssignments': 1, 'core.maxAssignmentsPerDonor': 1, 'redis.keyPrefix': PREFIX });
 });
 t.teardown(async () => {
   await f?.ts.close();

@@ -12,12 +12,12 @@ import { Leases, readyMember } from '../src/store/leases';
 import { Pool } from '../src/store/pool';
 import { coreFixture } from './helpers/core';
 import { eventually } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack, STORE_STOP_TOLERANT } from './helpers/stack';
 
 t.teardown(stopStack);
 
 t.test('a pass waiting on a slow store is not joined by another; the stream comes back once it answers', async (t) => {
-  const f = await coreFixture();
+  const f = await coreFixture(STORE_STOP_TOLERANT);
   t.teardown(() => f.ts.close());
   const target = await f.target();
   const stream = await f.stream(target);

@@ -57,6 +57,15 @@ export async function getRedisCluster(): Promise<RedisCluster | undefined> {
   return cluster;
 }
 
+/**
+ * Settings of a server whose test stops the store process (SIGSTOP) to make it slow. The
+ * driver's monitor times out its hello after connectTimeoutMS (the server passes
+ * mongodb.serverSelectionTimeoutMs, 3 s in tests), then clears the pool and fails the reads
+ * in flight: a stop of 15–25 s, which a loaded machine can stretch a short one into, would
+ * end the very reads the test holds. With 60 s it cannot within a test's time limits.
+ */
+export const STORE_STOP_TOLERANT = { 'mongodb.serverSelectionTimeoutMs': 60_000 } as const;
+
 /** Stops the stack (if started) and removes its directory. */
 export async function stopStack(): Promise<void> {
   if (cluster) {
