@@ -69,6 +69,15 @@ import path from 'node:path';
  *    pool's sweeps in every worker kept FerretDB busy enough that set-ups timed out. A `$in`
  *    of strings and ObjectIds (at most 10,000) on `_id` or on a patch 4 field is now an SQL
  *    `IN` list, exact (patch 5 rules) and answered from the index.
+ * 9. v1.24.2 decodes a stored document level by level through encoding/json's Decoder, so a
+ *    value n levels deep went through its byte-at-a-time scanner about 2n times: reading a
+ *    partition (a 1 MiB frame file three levels down) cost about 60 ms of FerretDB's CPU,
+ *    which capped downloads near 32 MB/s and made deleting a long stream slow (a delete reads
+ *    what it removes). An object or array is now split into its raw values in one pass that
+ *    skips strings with `bytes.IndexByte`, and a binary's base64 is decoded directly
+ *    (`internal/handler/sjson/sc_fast_decode.go`); input it cannot split exactly (a key with
+ *    an escape, a repeated key, anything malformed) goes through encoding/json as before,
+ *    with the same errors.
  */
 export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
   {
@@ -179,11 +188,47 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
     to: '\t\thandler.SCSQLite = true\n\t\th, err := handler.New(handlerOpts)\n',
     count: 1,
   },
+  {
+    file: 'internal/handler/sjson/sjson.go',
+    from: '\tvar v map[string]json.RawMessage\n\tr := bytes.NewReader(data)\n\tdec := json.NewDecoder(r)\n\n\terr := dec.Decode(&v)\n\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n\n\tif err = checkConsumed(dec, r); err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n',
+    to: '\tv, err := scDecodeObject(data)\n\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/sjson/sjson.go',
+    from: '\tr = bytes.NewReader(jsch)\n\tdec = json.NewDecoder(r)\n',
+    to: '\tr := bytes.NewReader(jsch)\n\tdec := json.NewDecoder(r)\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/sjson/document.go',
+    from: '\tr := bytes.NewReader(data)\n\tdec := json.NewDecoder(r)\n\n\tvar rawMessages map[string]json.RawMessage\n\tif err := dec.Decode(&rawMessages); err != nil {\n\t\treturn lazyerrors.Error(err)\n\t}\n\n\tif err := checkConsumed(dec, r); err != nil {\n\t\treturn lazyerrors.Error(err)\n\t}\n',
+    to: '\trawMessages, err := scDecodeObject(data)\n\tif err != nil {\n\t\treturn lazyerrors.Error(err)\n\t}\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/sjson/array.go',
+    from: '\tr := bytes.NewReader(data)\n\tdec := json.NewDecoder(r)\n\n\tvar rawMessages []json.RawMessage\n\tif err := dec.Decode(&rawMessages); err != nil {\n\t\treturn lazyerrors.Error(err)\n\t}\n\n\tif err := checkConsumed(dec, r); err != nil {\n\t\treturn lazyerrors.Error(err)\n\t}\n',
+    to: '\trawMessages, err := scDecodeArray(data)\n\tif err != nil {\n\t\treturn lazyerrors.Error(err)\n\t}\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/sjson/array.go',
+    from: '\t"bytes"\n\t"encoding/json"\n',
+    to: '\t"bytes"\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/sjson/binary.go',
+    from: '\tr := bytes.NewReader(data)\n\tdec := json.NewDecoder(r)\n\tdec.DisallowUnknownFields()\n\n\tvar o []byte\n\n\terr := dec.Decode(&o)\n\tif err != nil {\n\t\treturn lazyerrors.Error(err)\n\t}\n\n\tif err = checkConsumed(dec, r); err != nil {\n\t\treturn lazyerrors.Error(err)\n\t}\n',
+    to: '\to, err := scDecodeBinary(data)\n\tif err != nil {\n\t\treturn lazyerrors.Error(err)\n\t}\n',
+    count: 1,
+  },
 ];
 
 /**
- * The Go files our patches call (patches 3–8: scNarrow, scExactWhere, scLockCollection, the
- * pushdown helpers), kept as real Go in `src/provision/ferretdb-go/` under the paths they
+ * The Go files our patches call (patches 3–9: scNarrow, scExactWhere, scLockCollection, the
+ * pushdown helpers, the sjson splitters), kept as real Go in `src/provision/ferretdb-go/` under the paths they
  * take in FerretDB's tree, and copied in before building. From the compiled `dist/` the
  * folder is found in the package's `src/`.
  */
