@@ -5,9 +5,10 @@
  * the default stack (startStack: FerretDB on SQLite unless mongod is installed). Through the
  * admin API over HTTPS it reports the frames download in MB/s, the time to fetch partition
  * 1 and partition 1,000 (median of 5), and the time to delete the stream. 100 other streams
- * of 10 small partitions share the store, so lookups are not on a near-empty table.
+ * of 10 small partitions share the store, so lookups are not on a near-empty table. The
+ * report goes to `bench/results/<stamp>-downloads-<partitions>.{json,md}` like the others.
  *
- * Usage: node dist/bench/downloads.js [--partitions=1000]
+ * Usage: node dist/bench/downloads.js [--partitions=1000] [--results-dir=DIR]
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -24,10 +25,12 @@ import { FileStore } from '../src/store/files';
 import { initDatabase } from '../src/store/init';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { checkpointFile, RECIPE, seedBody } from './lib/fixtures';
+import { row, stampOf, writeResults, type RunResults } from './lib/report';
 
 const KIB = 1024;
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const PARTITIONS = Number(args.partitions ?? 1000);
+const RESULTS_DIR = path.resolve(args['results-dir'] ?? path.join(__dirname, '..', '..', 'bench', 'results'));
 const log = (line: string): void => void process.stderr.write(`# ${new Date().toISOString().slice(11, 19)} ${line}\n`);
 
 interface Got {
@@ -64,6 +67,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 async function main(): Promise<void> {
   process.once('exit', killAllChildrenSync);
+  const started = new Date();
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sc-downloads-'));
   const stack = await startStack({ baseDir: dir, log });
   const settings = loadConfig({
@@ -141,12 +145,54 @@ async function main(): Promise<void> {
     const del = await call(base, ca, 'DELETE', `/v1/streams/${stream}`, admin);
     if (del.status !== 204) throw new Error(`delete: ${del.status}`);
     results.deleteS = del.ms / 1000;
+  } catch (err) {
+    results.error = (err as Error).stack ?? String(err);
+    throw err;
   } finally {
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    const files = writeResults(RESULTS_DIR, `${stampOf(started)}-downloads-${PARTITIONS}`, report(results, started, stack.mongoKind));
+    log(`results: ${files.json}, ${files.md}`);
     await server.close();
     await stack.stop();
     await fsp.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The figures as a report in the shape the other benchmarks write (one transport: uws). */
+function report(r: Record<string, unknown>, started: Date, storeKind: string): RunResults {
+  const num = (v: unknown): number => (typeof v === 'number' ? v : Number.NaN);
+  const dl = (r.framesDownload ?? {}) as { seconds?: number; mbPerS?: number };
+  const B = 'downloads';
+  const rows = [
+    row(B, `whole frames.xtc of ${PARTITIONS} partitions (${(num(r.frameBytes) / 1e6).toFixed(0)} MB)`, 'MB/s', num(dl.mbPerS), Number.NaN, 'higher'),
+    row(B, 'whole frames.xtc: time to the last byte', 's', num(dl.seconds), Number.NaN, 'lower'),
+    row(B, 'one partition\'s frame file, partition 1 (median of 5)', 'ms', num(r.partition1Ms), Number.NaN, 'lower'),
+    row(B, `one partition's frame file, partition ${PARTITIONS} (median of 5)`, 'ms', num(r[`partition${PARTITIONS}Ms`]), Number.NaN, 'lower'),
+    row(B, 'delete the stream (DELETE /v1/streams/:id)', 's', num(r.deleteS), Number.NaN, 'lower'),
+    row(B, 'loading the partitions through the commit path', 's', num(r.loadS), Number.NaN, 'info'),
+  ];
+  const elapsedS = (Date.now() - started.getTime()) / 1000;
+  return {
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    mode: PARTITIONS >= 1000 ? 'full' : 'quick',
+    elapsedS,
+    machine: { cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`, memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`, node: process.version, 'load average at start': (r.loadAverage as number[]).map((x) => x.toFixed(1)).join(' ') },
+    store: { kind: storeKind === 'ferretdb' ? 'FerretDB v1.24.2 (SQLite, patched build), TLS, as npm run dev starts it' : 'mongod, TLS', inlineMaxBytes: r.inlineMaxBytes },
+    intro: 'One server process with the uws transport (the default); the node column is empty.',
+    benches: [
+      {
+        name: B,
+        rows,
+        details: r,
+        notes: [
+          `One stream of ${PARTITIONS} committed partitions, each a frame file of 64 KiB–1 MiB (random size and bytes) and the recipe's ${RECIPE.checkpoint.bytes / 1024} KiB checkpoint state, written with the commit path's functions (writePartition, then the conditional stream update) beside 100 streams of 10 such partitions with 4 KiB frame files; downloaded over HTTPS by the stream's manager, one request at a time, bytes compared with what was written.`,
+        ],
+        elapsedS,
+        ...(r.error ? { error: String(r.error) } : {}),
+      },
+    ],
+  };
 }
 
 main().catch((e) => {

@@ -24,7 +24,7 @@ import { buildPopulation, TRANSPORTS, type BenchContext, type Population } from 
 import type { LoadGenKind } from './lib/loadgen-pool';
 import { MODES } from './lib/modes';
 import { summarizeProfiles } from './lib/profile';
-import { writeResults, type BenchResult, type RunResults } from './lib/report';
+import { stampOf, writeResults, type BenchResult, type RunResults } from './lib/report';
 import type { TransportName } from './lib/server';
 import { startBenchStack } from './lib/stack';
 import { setupRateBench } from './setup-rate';
@@ -40,10 +40,6 @@ const BENCHES: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = {
 };
 
 const RESULTS_DIR = path.resolve(__dirname, '..', '..', 'bench', 'results');
-
-function stampOf(d: Date): string {
-  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -37,7 +37,7 @@ import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen
 import { MODES, type ScaleSettings } from './lib/modes';
 import { checkShapes, populate } from './lib/populate';
 import { CpuWindow } from './lib/proc';
-import { row, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
+import { row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
 import { latency, round } from './lib/stats';
 
@@ -68,10 +68,6 @@ const SERVER_OVERRIDES = {
   // compete with it for the store while the bulk load's documents are young.
   'storage.janitorIntervalS': 86_400,
 };
-
-function stampOf(d: Date): string {
-  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-}
 
 function cacheDirOf(s: ScaleSettings): string {
   const store = findMongod() ? 'mongod' : `ferretdb-${process.env.SC_STORE_BACKEND === 'postgresql' ? 'postgresql' : 'sqlite'}`;

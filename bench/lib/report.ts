@@ -84,6 +84,11 @@ export function markdown(r: RunResults): string {
   return `${out.join('\n')}\n`;
 }
 
+/** A run's time as it names its result files: 2026-12-04T11-20-10Z. */
+export function stampOf(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+}
+
 /** Writes `<dir>/<stamp>.json` and `.md`; returns their paths. */
 export function writeResults(dir: string, stamp: string, r: RunResults): { json: string; md: string } {
   fs.mkdirSync(dir, { recursive: true });
