@@ -137,8 +137,8 @@ async function measure(db: Db, redis: Redis, size: number): Promise<Record<strin
   r["a target's streams, first page of 100"] = await timed(few * 2, () => streams.find({ targetId: tid(pick()) }, { sort: { _id: 1 }, limit: 100, projection: { partitions: 0, partitionIds: 0, frameIndex: 0 } }).toArray());
   r['leaderboard (top 100 donors by frames)'] = await timed(few, () => db.collection('donors').find({}, { sort: { frames: -1, name: 1 }, limit: 100, projection: { tokenHash: 0 } }).toArray());
   r['janitor pass (5,000 documents)'] = await timed(few, async () => {
-    // Every pass from the beginning: the janitor's watermarks (src/store/janitor.ts) removed.
-    await redis.del('bench:watermark:partitions', 'bench:watermark:stream_changes', 'bench:watermark');
+    // Every pass from the beginning: the janitor's watermarks (src/store/janitor.ts: one per collection, and the single one of earlier releases) removed.
+    await redis.del('bench:janitor:watermark:partitions', 'bench:janitor:watermark:stream_changes', 'bench:janitor:watermark');
     return new Janitor(db, files, redis, 'bench:', quiet as never, 0).pass(5000);
   });
   return r;

@@ -5,7 +5,9 @@
  * checked against what MongoDB's semantics give, so the same test holds on `mongod`.
  */
 import t from 'tap';
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, type Db, type Document } from 'mongodb';
+import { revokedEngineKeys } from '../src/store/engine-keys';
+import { commitPoints, queuedStreams } from '../src/store/streams';
 import { getStack, stopStack } from './helpers/stack';
 
 let client: MongoClient;
@@ -15,7 +17,7 @@ let ferret = false;
 t.before(async () => {
   const stack = await getStack();
   ferret = stack.mongoKind === 'ferretdb';
-  client = new MongoClient(stack.mongo.uri, { tlsCAFile: stack.mongoCAFile });
+  client = new MongoClient(stack.mongo.uri, { tlsCAFile: stack.mongoCAFile, monitorCommands: true });
   await client.connect();
   db = client.db(`queries${Date.now()}`);
 });
@@ -160,4 +162,19 @@ t.test('an _id $in list (the pool, the janitor, revocations): the right document
     t.match(await plan('instreams', { _id: { $in: wanted }, status: 'ok' }), /USING INDEX \S+_id_/, 'FerretDB looks the list up in the _id index');
     t.match(await plan('instreams', { _id: { $in: many } }), /USING INDEX \S+_id_/, 'a long list too');
   }
+});
+
+t.test('an empty id list is answered without a query: the embedded store reads every document for `_id: {$in: []}`', async (t) => {
+  const sent: Document[] = [];
+  const listen = (e: { command: Document }): void => void sent.push(e.command);
+  client.on('commandStarted', listen);
+  t.teardown(() => void client.off('commandStarted', listen));
+  // The janitor checks each page's streams, the pool re-queues expired leases, revocations re-check keys:
+  // each can come with nothing to look up (an empty page, no expired lease, no key in use).
+  t.same([...(await commitPoints(db, [])).keys()], [], 'commitPoints');
+  t.same(await queuedStreams(db, []), [], 'queuedStreams');
+  t.same(await revokedEngineKeys(db, []), [], 'revokedEngineKeys');
+  t.same(sent, [], 'no command sent');
+  await commitPoints(db, ['s1']);
+  t.equal(sent.length, 1, 'a list with an id is one query (the listener works)');
 });

@@ -71,8 +71,13 @@ export function queueEntry(s: QueuedFields): { target: string; frames: number; m
   return { ...item, manifest: manifestOf(s) };
 }
 
-/** The queue fields of these streams when they are `ok` (by `_id`). */
-export function queuedStreams(db: Db, ids: string[]): Promise<QueuedFields[]> {
+/**
+ * The queue fields of these streams when they are `ok` (by `_id`). An empty list sends no
+ * query: the embedded store answers `_id: {$in: []}` by reading every stream (here and in
+ * the other `$in` helpers; test/store-queries.test.ts).
+ */
+export async function queuedStreams(db: Db, ids: string[]): Promise<QueuedFields[]> {
+  if (ids.length === 0) return [];
   return collection(db).find({ _id: { $in: ids }, status: 'ok' }, { projection: QUEUED_PROJECTION }).toArray();
 }
 
@@ -81,14 +86,9 @@ export function allQueuedStreams(db: Db): AsyncIterable<QueuedFields> {
   return collection(db).find({ status: 'ok' }, { projection: QUEUED_PROJECTION, batchSize: 2000 });
 }
 
-/** The committed partition ids of these streams (the janitor's check; streams that do not exist are absent). */
-export async function committedPartitionIds(db: Db, ids: string[]): Promise<Map<string, Set<string>>> {
-  const docs = await collection(db).find({ _id: { $in: ids } }, { projection: { _id: 1, partitionIds: 1 } }).toArray();
-  return new Map(docs.map((s) => [s._id, new Set(s.partitionIds)]));
-}
-
 /** The commit point (frames) and committed partition ids of these streams (the janitor's check; streams that do not exist are absent). */
 export async function commitPoints(db: Db, ids: string[]): Promise<Map<string, { frames: number; ids: Set<string> }>> {
+  if (ids.length === 0) return new Map();
   const docs = await collection(db).find({ _id: { $in: ids } }, { projection: { _id: 1, frames: 1, partitionIds: 1 } }).toArray();
   return new Map(docs.map((s) => [s._id, { frames: s.frames, ids: new Set(s.partitionIds) }]));
 }
