@@ -25,7 +25,7 @@ import { FileStore } from '../src/store/files';
 import { initDatabase } from '../src/store/init';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { checkpointFile, RECIPE, seedBody } from './lib/fixtures';
-import { row, stampOf, writeResults, type RunResults } from './lib/report';
+import { machineOf, row, stampOf, writeResults, type RunResults } from './lib/report';
 
 const KIB = 1024;
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
@@ -177,7 +177,7 @@ function report(r: Record<string, unknown>, started: Date, storeKind: string): R
     finishedAt: new Date().toISOString(),
     mode: PARTITIONS >= 1000 ? 'full' : 'quick',
     elapsedS,
-    machine: { cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`, memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`, node: process.version, 'load average at start': (r.loadAverage as number[]).map((x) => x.toFixed(1)).join(' ') },
+    machine: { ...machineOf(), 'load average at start': (r.loadAverage as number[]).map((x) => x.toFixed(1)).join(' ') },
     store: { kind: storeKind === 'ferretdb' ? 'FerretDB v1.24.2 (SQLite, patched build), TLS, as npm run dev starts it' : 'mongod, TLS', inlineMaxBytes: r.inlineMaxBytes },
     intro: 'One server process with the uws transport (the default); the node column is empty.',
     benches: [

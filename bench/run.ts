@@ -13,7 +13,6 @@
  * started is stopped at the end, also on error or Ctrl-C.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { abuseBench } from './abuse';
@@ -24,7 +23,7 @@ import { buildPopulation, TRANSPORTS, type BenchContext, type Population } from 
 import type { LoadGenKind } from './lib/loadgen-pool';
 import { MODES } from './lib/modes';
 import { summarizeProfiles } from './lib/profile';
-import { stampOf, writeResults, type BenchResult, type RunResults } from './lib/report';
+import { machineOf, stampOf, writeResults, type BenchResult, type RunResults } from './lib/report';
 import type { TransportName } from './lib/server';
 import { startBenchStack } from './lib/stack';
 import { setupRateBench } from './setup-rate';
@@ -72,13 +71,7 @@ async function main(): Promise<void> {
   const results: RunResults = {
     startedAt: started.toISOString(),
     mode,
-    machine: {
-      cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`,
-      memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
-      node: process.version,
-      kernel: os.release(),
-      'open files': 'soft/hard limit per process as inherited',
-    },
+    machine: { ...machineOf(), 'open files': 'soft/hard limit per process as inherited' },
     store: {},
     benches: [],
   };

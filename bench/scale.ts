@@ -37,7 +37,7 @@ import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen
 import { MODES, type ScaleSettings } from './lib/modes';
 import { checkShapes, populate } from './lib/populate';
 import { CpuWindow } from './lib/proc';
-import { row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
+import { machineOf, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
 import { latency, round } from './lib/stats';
 
@@ -263,7 +263,7 @@ async function main(): Promise<void> {
   const results: RunResults = {
     startedAt: started.toISOString(),
     mode,
-    machine: { cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`, memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`, node: process.version, kernel: os.release(), 'load average at start': os.loadavg().map((x) => x.toFixed(1)).join(' ') },
+    machine: { ...machineOf(), 'load average at start': os.loadavg().map((x) => x.toFixed(1)).join(' ') },
     store: { kind: stack.stack.mongoKind === 'ferretdb' ? `FerretDB v1.24.2 (${process.env.SC_STORE_BACKEND === 'postgresql' ? 'PostgreSQL' : 'SQLite, patched build'}), TLS, as npm run dev starts it` : 'mongod, TLS', redis: 'redis-server (Debian)', cache: cacheDir },
     benches: [],
     intro: 'One transport (uws, the default) at every level; the node column is empty. Each level is a separate database of the given size on the same store.',

@@ -1,5 +1,6 @@
 /** Result rows, the results JSON and the markdown table. */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fmt, ratio } from './stats';
 
@@ -82,6 +83,11 @@ export function markdown(r: RunResults): string {
     out.push('');
   }
   return `${out.join('\n')}\n`;
+}
+
+/** The machine a run measured, as every report's header names it. */
+export function machineOf(): Record<string, unknown> {
+  return { cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`, memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`, node: process.version, kernel: os.release() };
 }
 
 /** A run's time as it names its result files: 2026-12-04T11-20-10Z. */

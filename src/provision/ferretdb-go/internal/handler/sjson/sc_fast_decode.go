@@ -257,7 +257,7 @@ func scSplit(data []byte, open byte, each func(key string, raw json.RawMessage) 
 func scDecodeObject(data []byte) (map[string]json.RawMessage, error) {
 	res := make(map[string]json.RawMessage)
 	// A repeated key is left to encoding/json: its first value would never be checked.
-	if scSplit(data, '{', func(key string, raw json.RawMessage) bool {
+	ok := scSplit(data, '{', func(key string, raw json.RawMessage) bool {
 		if _, dup := res[key]; dup {
 			return false
 		}
@@ -265,34 +265,36 @@ func scDecodeObject(data []byte) (map[string]json.RawMessage, error) {
 		res[key] = raw
 
 		return true
-	}) {
-		return res, nil
-	}
+	})
 
-	res = nil
-	if err := scDecodeSlow(data, &res); err != nil {
-		return nil, err
-	}
-
-	return res, nil
+	return scFastOrSlow(ok, res, data)
 }
 
 // scDecodeArray splits a JSON array into its elements' raw values.
 func scDecodeArray(data []byte) ([]json.RawMessage, error) {
 	res := []json.RawMessage{}
-	if scSplit(data, '[', func(_ string, raw json.RawMessage) bool {
+	ok := scSplit(data, '[', func(_ string, raw json.RawMessage) bool {
 		res = append(res, raw)
 		return true
-	}) {
-		return res, nil
+	})
+
+	return scFastOrSlow(ok, res, data)
+}
+
+// scFastOrSlow returns what the splitter made of data when it took it whole (ok), else what
+// encoding/json makes of it.
+func scFastOrSlow[T any](ok bool, fast T, data []byte) (T, error) {
+	if ok {
+		return fast, nil
 	}
 
-	res = nil
-	if err := scDecodeSlow(data, &res); err != nil {
-		return nil, err
+	var slow T
+	if err := scDecodeSlow(data, &slow); err != nil {
+		var zero T
+		return zero, err
 	}
 
-	return res, nil
+	return slow, nil
 }
 
 // scDecodeBinary decodes a JSON string of standard base64, as decoding it into a []byte does.
