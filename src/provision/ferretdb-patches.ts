@@ -68,7 +68,8 @@ import path from 'node:path';
  *    `status`, so each such query read and decoded every stream: with 200,000 streams, the
  *    pool's sweeps in every worker kept FerretDB busy enough that set-ups timed out. A `$in`
  *    of strings and ObjectIds (at most 10,000) on `_id` or on a patch 4 field is now an SQL
- *    `IN` list, exact (patch 5 rules) and answered from the index.
+ *    `IN` list, exact (patch 5 rules) and answered from the index. An empty list is the
+ *    constant false, answered without reading a row (it, too, read every document).
  * 9. v1.24.2 decodes a stored document level by level through encoding/json's Decoder, so a
  *    value n levels deep went through its byte-at-a-time scanner about 2n times: reading a
  *    partition (a 1 MiB frame file three levels down) cost about 60 ms of FerretDB's CPU,

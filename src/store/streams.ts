@@ -73,8 +73,8 @@ export function queueEntry(s: QueuedFields): { target: string; frames: number; m
 
 /**
  * The queue fields of these streams when they are `ok` (by `_id`). An empty list sends no
- * query: the embedded store answers `_id: {$in: []}` by reading every stream (here and in
- * the other `$in` helpers; test/store-queries.test.ts).
+ * query (here and in the other `$in` helpers; test/store-queries.test.ts): it saves a round
+ * trip on every store, and on a FerretDB without patch 8 a full read of the collection.
  */
 export async function queuedStreams(db: Db, ids: string[]): Promise<QueuedFields[]> {
   if (ids.length === 0) return [];

@@ -181,12 +181,17 @@ func scExactWhere(filter *types.Document) (string, []any, bool) {
 const scMaxInList = 10_000
 
 // scInList returns `col IN (?, ...)` for a $in list of strings and ObjectIds (patch 8), and
-// ok = false for an empty or over-long list or any other element type (a regular
-// expression, a number, a document), whose matching SQL on the JSON text would not express.
+// ok = false for an over-long list or any other element type (a regular expression, a
+// number, a document), whose matching SQL on the JSON text would not express. An empty list
+// matches nothing, as on MongoDB: it is the constant false, which SQLite answers without
+// reading a row (left to FerretDB's own filter, it read and decoded every document).
 func scInList(col string, v any) (string, []any, bool) {
 	list, isArray := v.(*types.Array)
-	if !isArray || list.Len() == 0 || list.Len() > scMaxInList {
+	if !isArray || list.Len() > scMaxInList {
 		return "", nil, false
+	}
+	if list.Len() == 0 {
+		return "0", nil, true
 	}
 	args := make([]any, list.Len())
 	for i := range args {
