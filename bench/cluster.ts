@@ -5,7 +5,8 @@
  * the test store, reported side by side.
  *
  * Not a timed test, and not meaningful on a busy machine: run it alone.
- *   npm run bench:cluster -- [--cores=200] [--cycles=5] [--nodes=3] [--redis=cluster|single|both]
+ *   npm run bench:cluster -- [--cores=200] [--cycles=5] [--nodes=3] [--redis=cluster|single|both] [--results-dir=DIR]
+ * Writes bench/results/<stamp>-cluster.{json,md} (the table, the settings, the machine).
  * --redis=cluster (default): 1 node + single Redis, N nodes + Redis Cluster.
  * --redis=single: both rows on the single Redis (the node count is the only difference).
  * --redis=both: 1 node + single Redis, N nodes + single Redis, N nodes + Redis Cluster.
@@ -22,6 +23,7 @@ import { inBatches, percentile, startCluster, type Cluster } from '../test/helpe
 import { stopStack } from '../test/helpers/stack';
 import { checkpointFile, frameSize, RECIPE, seedFiles } from './lib/fixtures';
 import { noise } from './lib/noise';
+import { machineOf, stampOf } from './lib/report';
 
 /** `--name=value` arguments. */
 function arg(name: string, def: number): number {
@@ -119,6 +121,8 @@ async function run(label: string, c: Cluster, cores: number, cycles: number): Pr
 }
 
 async function main(): Promise<void> {
+  const started = new Date();
+  const resultsDir = path.resolve(process.argv.find((x) => x.startsWith('--results-dir='))?.slice('--results-dir='.length) ?? path.join(__dirname, '..', '..', 'bench', 'results'));
   const cores = arg('cores', 200);
   const cycles = arg('cycles', 5);
   const many = arg('nodes', 3);
@@ -176,6 +180,12 @@ async function main(): Promise<void> {
     'and a proxy hop but no CPU, so they are not expected to beat one node here.',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+  const machine = { ...machineOf(), 'load average at the end': os.loadavg().map((x) => x.toFixed(1)).join(' ') };
+  const stamp = `${stampOf(started)}-cluster`;
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(path.join(resultsDir, `${stamp}.json`), `${JSON.stringify({ startedAt: started.toISOString(), finishedAt: new Date().toISOString(), machine, settings: { cores, cycles, nodes: many, redis: mode }, results }, null, 2)}\n`);
+  fs.writeFileSync(path.join(resultsDir, `${stamp}.md`), `${lines.join('\n')}\n\nMachine: ${Object.entries(machine).map(([k, v]) => `${k} ${String(v)}`).join(', ')}.\n`);
+  process.stderr.write(`results: ${path.join(resultsDir, stamp)}.{json,md}\n`);
 }
 
 main()
