@@ -14,7 +14,7 @@
  * (TLS + upgrade + welcome + assign → assignment) from a forked load generator: sessions/s,
  * set-up latency and the server's CPU per session; (3) a manager's requests on the level's
  * one big target (stream list pages by id and by offset, the target view, a stream's
- * partitions), each timed once. Redis is flushed and the queues rebuilt with Pool.rebuild
+ * partitions), each timed once after the server and the store have gone idle. Redis is flushed and the queues rebuilt with Pool.rebuild
  * before each phase, so both phases take new streams.
  *
  * Loading is slow (hours for 100k), so the populated store is kept in
@@ -36,7 +36,7 @@ import { createCoreFixture, RECIPE, resetQueues, type CoreFixture } from './lib/
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { MODES, type ScaleSettings } from './lib/modes';
 import { checkShapes, populate } from './lib/populate';
-import { CpuWindow } from './lib/proc';
+import { CpuWindow, settle } from './lib/proc';
 import { machineOf, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
 import { latency, round } from './lib/stats';
@@ -61,6 +61,8 @@ interface LevelFigures {
   rate: { established: number; failed: number; reasons: Record<string, number>; ratePerS: number; setupMs: ReturnType<typeof latency>; serverCpuMsPerSession: number };
   /** Off-hot-path admin requests on this level's store, each timed once, in ms. */
   queries: Record<string, number>;
+  /** How long the server and the store took to go idle after the probe, before the requests were timed. */
+  settled: { waitedMs: number; idle: boolean };
 }
 
 const SERVER_OVERRIDES = {
@@ -121,7 +123,7 @@ async function timeQueries(url: string, ca: string, fx: CoreFixture, level: numb
   return out;
 }
 
-async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promise<Pick<LevelFigures, 'probe' | 'rate' | 'queries'>> {
+async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promise<Pick<LevelFigures, 'probe' | 'rate' | 'queries' | 'settled'>> {
   const s = ctx.settings.scale;
   const db = ctx.stack.db(fx.database);
   const start = async (tag: string) => {
@@ -132,8 +134,13 @@ async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promi
   let server = await start('probe');
   let probe;
   let queries: Record<string, number>;
+  let settled: { waitedMs: number; idle: boolean };
   try {
     probe = await probeAssignments(`wss://127.0.0.1:${server.port}/core/v1`, fx.engineKey, ctx.stack.caPem, s.probe.count);
+    // The probe's sessions are still being closed and their leases returned: a request timed
+    // now measured that (about 0.4 s on the first one), not the query.
+    const srv = server;
+    settled = await settle(() => [...srv.pids(), ctx.stack.stack.mongo.pid]);
     queries = await timeQueries(server.url, ctx.stack.caPem, fx, level);
   } finally {
     await stopServer(ctx, server);
@@ -165,6 +172,7 @@ async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promi
         serverCpuMsPerSession: round(serverMs / Math.max(1, established), 3),
       },
       queries,
+      settled,
     };
   } finally {
     await closeLoadGens(gens);
@@ -307,7 +315,7 @@ async function main(): Promise<void> {
   bench.notes = [
     `Every stream has the recipe's seed files (${RECIPE.seed.map((f) => `${f.name} ${f.bytes / 1024} KiB`).join(', ')}; ${RECIPE.distinctSeeds} distinct contents of incompressible bytes, stored once per stream as the product stores them) and belongs to one public target with the recipe's options. Of each level's streams ${settings.scale.newStreams} are new (no partitions) and are the ones assigned (fewest frames first); the rest carry ${h.partitions} committed partitions each (${h.frameBytes / 1024} KiB frame file + ${h.checkpointBytes / 1024} KiB checkpoint file, ${h.framesPerPartition} frames per partition). Each level is its own database.`,
     `Assignment latency: ${settings.scale.probe.count} assignments one after the other, each on a fresh socket from the orchestrator, from sending assign to the assignment (a JSON message carrying the seed files in base64). Set-up rate: ${settings.scale.rate.count} sessions (TLS + upgrade + welcome + assign → assignment) from ${settings.scale.rate.loadgens} forked load generator(s), ${settings.scale.rate.concurrency} at a time; server CPU from /proc over that window. One server process (uws), storage.janitorIntervalS ${SERVER_OVERRIDES['storage.janitorIntervalS']}.`,
-    ...levels.map((l) => `${l.streams.toLocaleString('en-US')} streams, ${l.partitions.toLocaleString('en-US')} partitions: load ${l.loadS} s in total${l.loadedThisRun ? ' (this run)' : ' (earlier run, from the cache)'}, store file ${l.storeFileMiB ?? '?'} MiB; assignment message ${l.probe.messageKiB} KiB, files ${JSON.stringify(l.probe.firstFiles)}; probe failures ${JSON.stringify(l.probe.failures)}, set-up failures ${JSON.stringify(l.rate.reasons)}.`),
+    ...levels.map((l) => `${l.streams.toLocaleString('en-US')} streams, ${l.partitions.toLocaleString('en-US')} partitions: load ${l.loadS} s in total${l.loadedThisRun ? ' (this run)' : ' (earlier run, from the cache)'}, store file ${l.storeFileMiB ?? '?'} MiB; assignment message ${l.probe.messageKiB} KiB, files ${JSON.stringify(l.probe.firstFiles)}; probe failures ${JSON.stringify(l.probe.failures)}, set-up failures ${JSON.stringify(l.rate.reasons)}; admin requests timed after ${l.settled.waitedMs} ms of waiting for the server and the store to go idle${l.settled.idle ? '' : ' (they had not)'}.`),
     `Shared 2-CPU machine: the load generator, the server, FerretDB and Redis share both CPUs; load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}.`,
   ];
   bench.elapsedS = (Date.now() - t0) / 1000;

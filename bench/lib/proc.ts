@@ -100,3 +100,21 @@ export class CpuWindow {
     return total;
   }
 }
+
+/**
+ * Waits until the pids use less than `busyShare` of one CPU over a `windowMs` window (a
+ * server settling the sessions a phase just closed, say), at most `maxMs`. Returns how long
+ * it waited and whether they went idle.
+ */
+export async function settle(pids: () => number[], o: { windowMs?: number; busyShare?: number; maxMs?: number } = {}): Promise<{ waitedMs: number; idle: boolean }> {
+  const windowMs = o.windowMs ?? 500;
+  const busyShare = o.busyShare ?? 0.05;
+  const t0 = performance.now();
+  const deadline = t0 + (o.maxMs ?? 30_000);
+  while (performance.now() < deadline) {
+    const before = sumCpuMs(pids());
+    await new Promise((r) => setTimeout(r, windowMs));
+    if (sumCpuMs(pids()) - before < busyShare * windowMs) return { waitedMs: Math.round(performance.now() - t0), idle: true };
+  }
+  return { waitedMs: Math.round(performance.now() - t0), idle: false };
+}

@@ -58,8 +58,10 @@ import path from 'node:path';
  *    That pipeline shape, with an exact `$match` and a `$sum` of a field the coordinator
  *    always stores as an integer in that collection (`streams.frames`; a partition's `frames`
  *    is a list of files), is now one SQL `sum()`; the result document is the one `$group`
- *    gives (none when nothing matches). `test/store-patch-fields.test.ts` checks the field
- *    lists of patches 4–6 against what the coordinator writes.
+ *    gives (none when nothing matches). The sum reads the field in the index's form, so
+ *    with the `{targetId, frames}` index `init` creates SQLite sums the index alone (6.3 s
+ *    at 100,000 when it read every stream's document). `test/store-patch-fields.test.ts`
+ *    checks the field lists of patches 4–6 against what the coordinator writes.
  * 7. With such a filter and sort, a find's skip is SQLite's OFFSET too, so a deep page of a
  *    target's streams by offset (the dashboard's pages) steps over index entries instead of
  *    decoding every stream before it (42.7 s for offset 50,000 of 100,000 with patch 5 alone).

@@ -21,6 +21,9 @@ export const INDEXES: Record<string, IndexDescription[]> = {
     { key: { targetId: 1, status: 1 }, name: 'target_status' },
     // A page of a target's streams in id order reads only that page (the default list order).
     { key: { targetId: 1, _id: 1 }, name: 'target_id' },
+    // A target's committed frames (the target view) summed from the index, without reading
+    // the streams: a covered plan on MongoDB, the index alone on the embedded store (patch 6).
+    { key: { targetId: 1, frames: 1 }, name: 'target_frames' },
     { key: { status: 1 }, name: 'status' },
   ],
   files: [{ key: { streamId: 1 }, name: 'stream' }],

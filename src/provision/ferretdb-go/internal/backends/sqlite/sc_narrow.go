@@ -215,9 +215,13 @@ func SCSummable(collection, field string) bool {
 	return scIntFields[collection][field]
 }
 
-// scSumSelect returns the SELECT of a sum of an integer field, in the record ID column.
+// scSumSelect returns the SELECT of a sum of an integer field, in the record ID column. The
+// field is read in the form of the index expressions FerretDB creates (`->"field"`), so with
+// an index on the filter's field and this one (streams' target_frames) SQLite sums from the
+// index without reading a document; `->` gives the number's JSON text, which sum() reads back
+// as the integer it is.
 func scSumSelect(table, field string) string {
-	return fmt.Sprintf(`SELECT sum(%s->>'$.%s') AS %s FROM %q`, metadata.DefaultColumn, field, metadata.RecordIDColumn, table)
+	return fmt.Sprintf(`SELECT sum(%s->"%s") AS %s FROM %q`, metadata.DefaultColumn, field, metadata.RecordIDColumn, table)
 }
 
 // SCExact reports whether scExactWhere expresses the filter exactly in SQL.
