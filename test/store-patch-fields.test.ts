@@ -2,7 +2,7 @@
  * The provisioned FerretDB build answers some filters in SQL on the strength of facts about
  * the coordinator's documents (src/provision/ferretdb-patches.ts, patches 4–6): a field of
  * `scScalarFields` is a string or an ObjectId in every collection, never an array (MongoDB's
- * equality also matches an array element, the SQL one does not); a field of `scIntFields` is
+ * equality also matches an array element, the SQL one does not); a field of `SCIntFields` is
  * an integer in its collection (SQLite sums it). Those lists live in Go, apart from the code
  * that writes the documents, so this test reads them from the Go source and checks them
  * against every document a realistic session leaves in the store: a target with options,
@@ -19,6 +19,7 @@ import { RawCore } from './helpers/core-raw';
 import { stopStack } from './helpers/stack';
 
 const GO = path.resolve(__dirname, '..', '..', 'src', 'provision', 'ferretdb-go', 'internal', 'backends', 'sqlite', 'sc_narrow.go');
+const GO_INT = path.resolve(GO, '..', 'metadata', 'sc_index.go');
 
 /** The keys of a Go map literal `var <name> = map[...]...{...}` (string keys only). */
 function goMapLiteral(source: string, name: string): string {
@@ -32,10 +33,10 @@ function scalarFields(source: string): string[] {
   return [...goMapLiteral(source, 'scScalarFields').matchAll(/"([^"]+)":\s*true/g)].map((m) => m[1]!);
 }
 
-/** `scIntFields`: collection → field names. */
+/** `SCIntFields`: collection → field names. */
 function intFields(source: string): Record<string, string[]> {
-  const body = /var scIntFields = map\[string\]map\[string\]bool\{(.*)\}\n/.exec(source)?.[1];
-  if (body === undefined) throw new Error(`scIntFields (per collection) not found in ${GO}`);
+  const body = /var SCIntFields = map\[string\]map\[string\]bool\{(.*)\}\n/.exec(source)?.[1];
+  if (body === undefined) throw new Error(`SCIntFields (per collection) not found in ${GO_INT}`);
   const out: Record<string, string[]> = {};
   for (const m of body.matchAll(/"([^"]+)":\s*\{([^}]*)\}/g)) out[m[1]!] = [...m[2]!.matchAll(/"([^"]+)":\s*true/g)].map((x) => x[1]!);
   return out;
@@ -53,9 +54,9 @@ t.teardown(async () => {
 t.test('the field lists of the FerretDB patches hold for every document the coordinator writes', async (t) => {
   const source = fs.readFileSync(GO, 'utf8');
   const scalars = scalarFields(source);
-  const ints = intFields(source);
+  const ints = intFields(fs.readFileSync(GO_INT, 'utf8'));
   t.ok(scalars.length >= 10, `scScalarFields read from the Go source: ${scalars.join(', ')}`);
-  t.same(ints, { streams: ['frames'] }, 'scIntFields read from the Go source');
+  t.same(ints, { streams: ['frames'] }, 'SCIntFields read from the Go source');
 
   const target = await f.target({ options: { temperature: 300, name: 'a target', tags: ['x'] } });
   const streams = [await f.stream(target, crypto.randomBytes(200 * 1024)), await f.stream(target)];
@@ -93,7 +94,7 @@ t.test('the field lists of the FerretDB patches hold for every document the coor
   t.same(unseen, [], `every scalar field was met in the store (${[...seen].map(([k, v]) => `${k}: ${[...v].join('/')}`).join('; ')})`);
 
   const partitions = await db.collection('partitions').countDocuments({ streamId: { $in: streams } });
-  t.ok(partitions >= 4, `partitions written (${partitions}); their \`frames\` is a file list, outside scIntFields`);
+  t.ok(partitions >= 4, `partitions written (${partitions}); their \`frames\` is a file list, outside SCIntFields`);
   const [sum] = await db.collection('partitions').aggregate<{ frames: unknown }>([{ $match: { streamId: streams[0] } }, { $group: { _id: null, frames: { $sum: '$frames' } } }]).toArray();
   t.same(sum, { _id: null, frames: 0 }, "MongoDB's $sum of a file list is 0, and no SQL sum answers it");
 });

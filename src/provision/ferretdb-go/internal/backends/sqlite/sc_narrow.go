@@ -205,23 +205,17 @@ func scInList(col string, v any) (string, []any, bool) {
 	return col + " IN (" + strings.Repeat("?, ", len(args)-1) + "?)", args, true
 }
 
-// scIntFields are, per collection, the fields stream-coordinator always stores there as an
-// integer, which patch 6 may sum in SQL. Per collection because a name can mean different
-// things: a stream's frames is a count, a partition's is its list of frame files.
-var scIntFields = map[string]map[string]bool{"streams": {"frames": true}}
-
-// SCSummable reports whether scSumSelect may sum the field of the collection.
+// SCSummable reports whether scSumSelect may sum the field of the collection
+// (metadata.SCIntFields).
 func SCSummable(collection, field string) bool {
-	return scIntFields[collection][field]
+	return metadata.SCIntFields[collection][field]
 }
 
-// scSumSelect returns the SELECT of a sum of an integer field, in the record ID column. The
-// field is read in the form of the index expressions FerretDB creates (`->"field"`), so with
-// an index on the filter's field and this one (streams' target_frames) SQLite sums from the
-// index without reading a document; `->` gives the number's JSON text, which sum() reads back
-// as the integer it is.
+// scSumSelect returns the SELECT of a sum of an integer field, in the record ID column, in
+// the form its index column has (metadata.SCIntColumn): with the streams' target_frames index
+// SQLite sums the index alone.
 func scSumSelect(table, field string) string {
-	return fmt.Sprintf(`SELECT sum(%s->"%s") AS %s FROM %q`, metadata.DefaultColumn, field, metadata.RecordIDColumn, table)
+	return fmt.Sprintf(`SELECT sum(%s) AS %s FROM %q`, metadata.SCIntColumn(field), metadata.RecordIDColumn, table)
 }
 
 // SCExact reports whether scExactWhere expresses the filter exactly in SQL.
