@@ -17,6 +17,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import t from 'tap';
 import { CoreError, type CoreClient } from '../src/client';
 import { redisCli, startRedisCluster, type RedisCluster } from '../src/provision/redis-cluster';
 import { inBatches, percentile, startCluster, type Cluster } from '../test/helpers/nodes';
@@ -121,6 +122,9 @@ async function run(label: string, c: Cluster, cores: number, cycles: number): Pr
 }
 
 async function main(): Promise<void> {
+  // The cluster helpers are the tests' (test/helpers/nodes.ts), which load tap: its root
+  // test would end this run at tap's default 30 s timeout.
+  t.setTimeout(0);
   const started = new Date();
   const resultsDir = path.resolve(process.argv.find((x) => x.startsWith('--results-dir='))?.slice('--results-dir='.length) ?? path.join(__dirname, '..', '..', 'bench', 'results'));
   const cores = arg('cores', 200);

@@ -10,12 +10,13 @@
  * out a 200 KiB seed state and a 2 KiB system file, read from a store of that size.
  *
  * Per level: (1) `probe.count` assignments one after the other on fresh sockets from this
- * process: assign → assignment latency with nothing else running; (2) `rate.count` sessions
- * (TLS + upgrade + welcome + assign → assignment) from a forked load generator: sessions/s,
- * set-up latency and the server's CPU per session; (3) a manager's requests on the level's
- * one big target (stream list pages by id and by offset, the target view, a stream's
- * partitions), each timed once after the server and the store have gone idle. Redis is flushed and the queues rebuilt with Pool.rebuild
- * before each phase, so both phases take new streams.
+ * process: assign → assignment latency with nothing else running; (2) on the same server,
+ * once it and the store have gone idle, a manager's requests on the level's one big target
+ * (stream list pages by id and by offset, the target view, a stream's partitions), each
+ * timed once; (3) on a new server, `rate.count` sessions (TLS + upgrade + welcome + assign →
+ * assignment) from a forked load generator: sessions/s, set-up latency and the server's CPU
+ * per session. Redis is flushed and the queues rebuilt with Pool.rebuild before each server,
+ * so both take new streams.
  *
  * Loading is slow (hours for 100k), so the populated store is kept in
  * ~/.cache/stream-coordinator/bench-scale/<recipe>-<store>/ and reused by the next run
@@ -100,7 +101,7 @@ function lockCache(dir: string): () => void {
 
 /**
  * A manager's view of the level's one big target through the admin API, each request timed
- * once on an idle server: the stream list's first page (with its total), the next page by
+ * once: the stream list's first page (with its total), the next page by
  * id, a page at half the target by offset, the target view (counts by status, frames
  * summed), and one stream's partitions.
  */
