@@ -24,7 +24,7 @@ import { inBatches, percentile, startCluster, type Cluster } from '../test/helpe
 import { stopStack } from '../test/helpers/stack';
 import { checkpointFile, frameSize, RECIPE, seedFiles } from './lib/fixtures';
 import { noise } from './lib/noise';
-import { machineOf, stampOf } from './lib/report';
+import { machineOf, resultsDir, stampOf, writeResultFiles } from './lib/report';
 
 /** `--name=value` arguments. */
 function arg(name: string, def: number): number {
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
   // test would end this run at tap's default 30 s timeout.
   t.setTimeout(0);
   const started = new Date();
-  const resultsDir = path.resolve(process.argv.find((x) => x.startsWith('--results-dir='))?.slice('--results-dir='.length) ?? path.join(__dirname, '..', '..', 'bench', 'results'));
+  const dir = resultsDir(process.argv.find((x) => x.startsWith('--results-dir='))?.slice('--results-dir='.length));
   const cores = arg('cores', 200);
   const cycles = arg('cycles', 5);
   const many = arg('nodes', 3);
@@ -185,11 +185,13 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   const machine = { ...machineOf(), 'load average at the end': os.loadavg().map((x) => x.toFixed(1)).join(' ') };
-  const stamp = `${stampOf(started)}-cluster`;
-  fs.mkdirSync(resultsDir, { recursive: true });
-  fs.writeFileSync(path.join(resultsDir, `${stamp}.json`), `${JSON.stringify({ startedAt: started.toISOString(), finishedAt: new Date().toISOString(), machine, settings: { cores, cycles, nodes: many, redis: mode }, results }, null, 2)}\n`);
-  fs.writeFileSync(path.join(resultsDir, `${stamp}.md`), `${lines.join('\n')}\n\nMachine: ${Object.entries(machine).map(([k, v]) => `${k} ${String(v)}`).join(', ')}.\n`);
-  process.stderr.write(`results: ${path.join(resultsDir, stamp)}.{json,md}\n`);
+  const files = writeResultFiles(
+    dir,
+    `${stampOf(started)}-cluster`,
+    { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), machine, settings: { cores, cycles, nodes: many, redis: mode }, results },
+    `${lines.join('\n')}\n\nMachine: ${Object.entries(machine).map(([k, v]) => `${k} ${String(v)}`).join(', ')}.\n`,
+  );
+  process.stderr.write(`results: ${files.json}, ${files.md}\n`);
 }
 
 main()

@@ -25,12 +25,12 @@ import { FileStore } from '../src/store/files';
 import { initDatabase } from '../src/store/init';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { checkpointFile, RECIPE, seedBody } from './lib/fixtures';
-import { machineOf, row, stampOf, writeResults, type RunResults } from './lib/report';
+import { machineOf, resultsDir, row, stampOf, writeResults, type RunResults } from './lib/report';
 
 const KIB = 1024;
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const PARTITIONS = Number(args.partitions ?? 1000);
-const RESULTS_DIR = path.resolve(args['results-dir'] ?? path.join(__dirname, '..', '..', 'bench', 'results'));
+const RESULTS_DIR = resultsDir(args['results-dir']);
 const log = (line: string): void => void process.stderr.write(`# ${new Date().toISOString().slice(11, 19)} ${line}\n`);
 
 interface Got {

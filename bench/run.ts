@@ -23,7 +23,7 @@ import { buildPopulation, TRANSPORTS, type BenchContext, type Population } from 
 import type { LoadGenKind } from './lib/loadgen-pool';
 import { MODES } from './lib/modes';
 import { summarizeProfiles } from './lib/profile';
-import { machineOf, stampOf, writeResults, type BenchResult, type RunResults } from './lib/report';
+import { machineOf, resultsDir, stampOf, writeResults, type BenchResult, type RunResults } from './lib/report';
 import type { TransportName } from './lib/server';
 import { startBenchStack } from './lib/stack';
 import { setupRateBench } from './setup-rate';
@@ -38,7 +38,6 @@ const BENCHES: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = {
   abuse: abuseBench,
 };
 
-const RESULTS_DIR = path.resolve(__dirname, '..', '..', 'bench', 'results');
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -62,7 +61,7 @@ async function main(): Promise<void> {
   for (const t of transports) if (!TRANSPORTS.includes(t as TransportName)) throw new Error(`unknown transport "${t}"; known: ${TRANSPORTS.join(', ')}`);
   if (values.loadgen && values.loadgen !== 'go' && values.loadgen !== 'node') throw new Error(`--loadgen wants go or node, got "${values.loadgen}"`);
   const stamp = `${stampOf(started)}-${mode}${values.only ? `-${only.join('+')}` : ''}${values.sessions ? `-${values.sessions}` : ''}${values['per-process'] ? `-per-${values['per-process']}` : ''}${values.transports ? `-${transports.join('+')}` : ''}${values.loadgen ? `-loadgen-${values.loadgen}` : ''}`;
-  const resultsDir = values['results-dir'] ? path.resolve(values['results-dir']) : RESULTS_DIR;
+  const outDir = resultsDir(values['results-dir']);
   const log = (line: string): void => {
     process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
   };
@@ -102,7 +101,7 @@ async function main(): Promise<void> {
     if (!Number.isInteger(n) || n < 1 || n > 18_000) throw new Error(`--per-process wants an integer from 1 to 18000, got "${values['per-process']}"`);
     settings.sessions.perProcess = n;
   }
-  const cpuProfDir = values['cpu-prof'] ? path.join(resultsDir, `${stamp}-cpuprof`) : undefined;
+  const cpuProfDir = values['cpu-prof'] ? path.join(outDir, `${stamp}-cpuprof`) : undefined;
   const populationSize = Math.max(only.includes('sessions') ? settings.sessions.count : 0, only.includes('setup') ? settings.setup.count : 0);
   let population: Promise<Population> | undefined;
   if (values.transports && transports.length < TRANSPORTS.length) {
@@ -135,7 +134,7 @@ async function main(): Promise<void> {
       results.benches.push(r);
       log(`=== ${name} done in ${r.elapsedS.toFixed(1)} s`);
       results.elapsedS = (Date.now() - t0) / 1000;
-      writeResults(resultsDir, stamp, results);
+      writeResults(outDir, stamp, results);
     }
   } finally {
     log('stopping the stack');
@@ -148,7 +147,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(cpuProfDir, 'summary.txt'), summary);
     log(`CPU profiles in ${cpuProfDir} (summary.txt)`);
   }
-  const files = writeResults(resultsDir, stamp, results);
+  const files = writeResults(outDir, stamp, results);
   process.stdout.write(fs.readFileSync(files.md, 'utf8'));
   log(`results: ${files.json}, ${files.md} (${results.elapsedS.toFixed(1)} s)`);
   process.exitCode = exitCode;

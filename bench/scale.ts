@@ -38,7 +38,7 @@ import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen
 import { MODES, type ScaleSettings } from './lib/modes';
 import { checkShapes, populate } from './lib/populate';
 import { CpuWindow, settle } from './lib/proc';
-import { machineOf, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
+import { machineOf, resultsDir, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
 import { latency, round } from './lib/stats';
 
@@ -261,7 +261,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const t0 = Date.now();
   const stamp = `${stampOf(started)}-${mode}-scale`;
-  const resultsDir = values['results-dir'] ? path.resolve(values['results-dir']) : path.resolve(__dirname, '..', '..', 'bench', 'results');
+  const outDir = resultsDir(values['results-dir']);
   const log = (line: string): void => void process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(7)} s] ${line}\n`);
   const cacheDir = cacheDirOf(settings.scale);
   if (values.reload) fs.rmSync(cacheDir, { recursive: true, force: true });
@@ -297,7 +297,7 @@ async function main(): Promise<void> {
       levels.push(fig);
       bench.rows = rowsOf(levels);
       bench.elapsedS = (Date.now() - t0) / 1000;
-      writeResults(resultsDir, stamp, results);
+      writeResults(outDir, stamp, results);
     }
   } catch (err) {
     exitCode = 1;
@@ -322,7 +322,7 @@ async function main(): Promise<void> {
   bench.elapsedS = (Date.now() - t0) / 1000;
   results.finishedAt = new Date().toISOString();
   results.elapsedS = bench.elapsedS;
-  const files = writeResults(resultsDir, stamp, results);
+  const files = writeResults(outDir, stamp, results);
   process.stdout.write(fs.readFileSync(files.md, 'utf8'));
   log(`results: ${files.json}, ${files.md}; du of the cache: ${execFileSync('du', ['-sh', cacheDir]).toString().trim()}`);
   process.exitCode = exitCode;

@@ -30,6 +30,7 @@ import { ensureIndexes } from '../src/store/indexes';
 import { commitPartition } from '../src/store/partitions';
 import { FileStore } from '../src/store/files';
 import { Janitor } from '../src/store/janitor';
+import { resultsDir, stampOf } from './lib/report';
 import { latency, type Latency } from './lib/stats';
 import type { DonorDoc, FileDoc, PartitionDoc, StreamDoc } from '../src/model';
 
@@ -211,7 +212,9 @@ async function main(): Promise<void> {
       for (const s of services) await s.stop();
     }
   }
-  const out = path.join(__dirname, '..', '..', 'bench', 'results', `${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z-store-candidates.json`);
+  const outDir = resultsDir();
+  await fsp.mkdir(outDir, { recursive: true });
+  const out = path.join(outDir, `${stampOf(new Date())}-store-candidates.json`);
   await fsp.writeFile(out, JSON.stringify({ loadAverage: os.loadavg(), cpus: os.cpus().length, results }, null, 2));
   log(`wrote ${out}`);
   redis.disconnect();

@@ -95,12 +95,23 @@ export function stampOf(d: Date): string {
   return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
 }
 
-/** Writes `<dir>/<stamp>.json` and `.md`; returns their paths. */
-export function writeResults(dir: string, stamp: string, r: RunResults): { json: string; md: string } {
+/** Where a run writes its results: the `--results-dir` given, else the repository's bench/results. */
+export function resultsDir(given?: string): string {
+  // From dist/bench/lib to the repository.
+  return path.resolve(given ?? path.join(__dirname, '..', '..', '..', 'bench', 'results'));
+}
+
+/** Writes `<dir>/<stamp>.json` (the value) and `.md` (the text); returns their paths. */
+export function writeResultFiles(dir: string, stamp: string, value: unknown, markdownText: string): { json: string; md: string } {
   fs.mkdirSync(dir, { recursive: true });
   const json = path.join(dir, `${stamp}.json`);
   const md = path.join(dir, `${stamp}.md`);
-  fs.writeFileSync(json, `${JSON.stringify(r, null, 2)}\n`);
-  fs.writeFileSync(md, markdown(r));
+  fs.writeFileSync(json, `${JSON.stringify(value, null, 2)}\n`);
+  fs.writeFileSync(md, markdownText);
   return { json, md };
+}
+
+/** Writes `<dir>/<stamp>.json` and `.md` of a run; returns their paths. */
+export function writeResults(dir: string, stamp: string, r: RunResults): { json: string; md: string } {
+  return writeResultFiles(dir, stamp, r, markdown(r));
 }
