@@ -17,11 +17,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
 import { CoreError, type CoreClient } from '../src/client';
 import { redisCli, startRedisCluster, type RedisCluster } from '../src/provision/redis-cluster';
-import { inBatches, percentile, startCluster, type Cluster } from '../test/helpers/nodes';
-import { stopStack } from '../test/helpers/stack';
+import { inBatches, percentile, startCluster, type Cluster } from '../test-support/nodes';
+import { stopStack } from '../test-support/stack';
 import { checkpointFile, frameSize, RECIPE, seedFiles } from './lib/fixtures';
 import { noise } from './lib/noise';
 import { machineOf, resultsDir, stampOf, writeResultFiles } from './lib/report';
@@ -122,9 +121,6 @@ async function run(label: string, c: Cluster, cores: number, cycles: number): Pr
 }
 
 async function main(): Promise<void> {
-  // The cluster helpers are the tests' (test/helpers/nodes.ts), which load tap: its root
-  // test would end this run at tap's default 30 s timeout.
-  t.setTimeout(0);
   const started = new Date();
   const dir = resultsDir(process.argv.find((x) => x.startsWith('--results-dir='))?.slice('--results-dir='.length));
   const cores = arg('cores', 200);

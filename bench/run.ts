@@ -28,6 +28,7 @@ import type { TransportName } from './lib/server';
 import { startBenchStack } from './lib/stack';
 import { setupRateBench } from './setup-rate';
 import { sessionsBench } from './sessions';
+import { heapBench } from './heap';
 
 const BENCHES: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = {
   sessions: sessionsBench,
@@ -36,6 +37,7 @@ const BENCHES: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = {
   commits: commitsBench,
   admin: adminBench,
   abuse: abuseBench,
+  heap: heapBench,
 };
 
 
@@ -102,7 +104,7 @@ async function main(): Promise<void> {
     settings.sessions.perProcess = n;
   }
   const cpuProfDir = values['cpu-prof'] ? path.join(outDir, `${stamp}-cpuprof`) : undefined;
-  const populationSize = Math.max(only.includes('sessions') ? settings.sessions.count : 0, only.includes('setup') ? settings.setup.count : 0);
+  const populationSize = Math.max(only.includes('sessions') ? settings.sessions.count : 0, only.includes('setup') ? settings.setup.count : 0, only.includes('heap') ? settings.heap.high : 0);
   let population: Promise<Population> | undefined;
   if (values.transports && transports.length < TRANSPORTS.length) {
     results.intro = `Only ${transports.join(' and ')} ran in the sessions benchmark (--transports), beside its Centrifugo peer; the other transport's cells are "–" and, in the Centrifugo rows, the "node" column holds Centrifugo's figure.`;

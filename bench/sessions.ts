@@ -15,7 +15,8 @@ import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen
 import { CpuWindow, openFds, sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
-import { latency, round, sleep, until } from './lib/stats';
+import { eventually } from '../test-support/poll';
+import { latency, round, sleep } from './lib/stats';
 import type { SessionsResult } from './loadgen';
 import { holdPeerSessions, type PeerRunFigures } from './sessions-centrifugo';
 
@@ -97,13 +98,14 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
       for (const g of gens) g.sampleRss();
       const loadgenRss = gens.reduce((n, g) => n + g.sampleRss(), 0);
       // The server's own count (node heartbeats every 5 s; wait for one that covers the hold).
-      const serverView = await until(
+      const serverView = await eventually(
         async () => {
           const r = await new ApiClient(srv.url, ctx.stack.caPem, { timeoutMs: 30_000 }).json<{ total: number }>('GET', '/v1/active-cores', undefined, undefined, 200);
           return r.total >= established ? r.total : Date.now() - holdStart > (s.holdS + 12) * 1000 ? r.total || -1 : undefined;
         },
         20_000,
         'the server to report its sessions',
+        200,
       ).catch(() => -1);
       const fds = srv.pids().reduce((n, p) => n + openFds(p), 0);
       const stats = await Promise.all(

@@ -13,7 +13,7 @@
 import t from 'tap';
 import { openApiFor } from '../src/http/routes';
 import { startApiServer, uniqueName, unknownToken, type Account, type ApiServer, type Fixtures } from './helpers/api';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const CALLERS = ['none', 'unknown', 'donor', 'other', 'owner', 'admin'] as const;
 type Caller = (typeof CALLERS)[number];

@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { startApiServer, type ApiServer } from './helpers/api';
 import { request, type Response } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const DASH = 'https://dash.example.org';
 

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { BSON, type Db } from 'mongodb';
 import { ApiClient, b64, startApiServer, type ApiServer } from './helpers/api';
 import type { TestServer } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;

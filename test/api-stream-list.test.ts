@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 let f: CoreFixture;
 t.before(async () => {

@@ -14,7 +14,7 @@ import { commitPartition, writePartition, type NamedBytes } from '../src/store/p
 import { hashToken } from '../src/auth/tokens';
 import { ApiClient, startApiServer } from './helpers/api';
 import { eventually, startTestServer, type TestServer } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 import type { PartitionDoc } from '../src/model';
 
 const KIB = 1024;

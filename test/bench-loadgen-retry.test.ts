@@ -9,7 +9,7 @@
  */
 import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 import { closeLoadGens, startLoadGens, type LoadGen, type LoadGenKind } from '../bench/lib/loadgen-pool';
 import type { SessionsCommand, SessionsResult } from '../bench/loadgen';
 

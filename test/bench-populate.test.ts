@@ -12,7 +12,7 @@ import { Pool } from '../src/store/pool';
 import { RECIPE, seedFiles } from '../bench/lib/fixtures';
 import { checkShapes, populate, streamIdOf } from '../bench/lib/populate';
 import { coreFixture } from './helpers/core';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 t.teardown(stopStack);
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import t from 'tap';
 import { startApiServer, unknownToken, type ApiServer } from './helpers/api';
 import { CLI } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;

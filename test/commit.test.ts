@@ -3,7 +3,7 @@ import { commitCheckpoint, recordFragment } from '../src/store/commit';
 import { FileStore } from '../src/store/files';
 import { coreFixture } from './helpers/core';
 import { request } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 let fixture: ReturnType<typeof coreFixture> | undefined;
 const shared = (): ReturnType<typeof coreFixture> => (fixture ??= coreFixture());

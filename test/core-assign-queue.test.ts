@@ -9,7 +9,7 @@ import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore, type Msg } from './helpers/core-raw';
 import { eventually } from './helpers/server';
-import { getStack, stopStack, STORE_STOP_TOLERANT } from './helpers/stack';
+import { getStack, stopStack, STORE_STOP_TOLERANT } from '../test-support/stack';
 import { targetKeys } from '../src/store/target-keys';
 
 const PREFIX = 'aq:';

@@ -11,7 +11,7 @@ import { loadConfig } from '../src/config/settings';
 import { createMongo } from '../src/store/mongo';
 import { freePort } from '../src/provision/exec';
 import { eventually, request, runCli, stackOverrides, writeConfig } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 import { remoteCoreFixture } from './helpers/core';
 
 /** Runs `fn` over `items` with at most `n` at once. */

@@ -22,7 +22,7 @@ import { loadConfig } from '../src/config/settings';
 import { createMongo } from '../src/store/mongo';
 import { freePort } from '../src/provision/exec';
 import { eventually, request, runCli, stackOverrides, writeConfig, type CliProcess } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 import { remoteCoreFixture } from './helpers/core';
 import type { PartitionDoc, StreamDoc } from '../src/model';
 

@@ -10,7 +10,7 @@ import { encodeBinary } from '../src/core/messages';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore, tryUpgrade, type Msg } from './helpers/core-raw';
 import { eventually } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const KIB = 1024;
 const MAX_MESSAGE = 64 * KIB;

@@ -11,7 +11,7 @@ import type { CommandStartedEvent, Document } from 'mongodb';
 import t from 'tap';
 import type { Assignment } from '../src/client';
 import { coreFixture, type CoreFixture } from './helpers/core';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 /** Commands that carry no filter (writes of new documents, cursor and session housekeeping). */
 const NO_FILTER = new Set(['insert', 'getMore', 'killCursors', 'endSessions', 'hello', 'ismaster', 'isMaster', 'ping']);

@@ -13,7 +13,7 @@ import { targetKeys } from '../src/store/target-keys';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
 import { eventually } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const PREFIX = 'lv:';
 let f: CoreFixture;

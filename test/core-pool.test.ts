@@ -4,7 +4,7 @@
 import t from 'tap';
 import { coreFixture } from './helpers/core';
 import { eventually } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 t.test('a flushed Redis costs a rebuild, never data', async (t) => {
   const f = await coreFixture();

@@ -13,7 +13,7 @@ import { FileStore } from '../src/store/files';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { Leases, decodeManifest } from '../src/store/leases';
 import { eventually, request } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const GRACE_S = 2;
 

@@ -7,7 +7,7 @@ import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
 import { request } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 let f: CoreFixture;
 t.before(async () => {

@@ -10,7 +10,7 @@ import { freePort } from '../src/provision/exec';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { cliServer, PinnedClient } from './helpers/core-raw';
 import { startTestServer } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 let f: CoreFixture;
 t.before(async () => {

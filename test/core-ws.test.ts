@@ -17,7 +17,7 @@ import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore, type Msg } from './helpers/core-raw';
 import { encodeBinary } from '../src/core/messages';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 import { eventually } from './helpers/server';
 import { handshakeRequest } from './helpers/handshake';
 

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { request, startTestServer } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 import { startNginx } from '../src/provision/nginx';
 import { newId, type StreamDoc } from '../src/model';
 import { buildDashboardUi, launchBrowser, screenshotDir } from './helpers/browser';

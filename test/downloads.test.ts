@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import t from 'tap';
 import type { CommandStartedEvent, Document } from 'mongodb';
 import { startApiServer } from './helpers/api';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 const KIB = 1024;
 const PARTITIONS = 240;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import t from 'tap';
 import { parser } from '@prometheus-io/lezer-promql';
 import { startApiServer, type ApiServer } from './helpers/api';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const FILE = path.resolve(__dirname, '..', '..', 'deploy', 'grafana', 'stream-coordinator.json');
 

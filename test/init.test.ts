@@ -3,7 +3,7 @@ import { createMongo } from '../src/store/mongo';
 import { loadConfig } from '../src/config/settings';
 import { hashToken } from '../src/auth/tokens';
 import { runCli, stackOverrides, writeConfig } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 t.teardown(stopStack);
 

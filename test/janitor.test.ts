@@ -5,7 +5,7 @@ import { FileStore } from '../src/store/files';
 import { Janitor } from '../src/store/janitor';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { coreFixture } from './helpers/core';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 let fixture: Awaited<ReturnType<typeof coreFixture>> | undefined;
 t.teardown(async () => {

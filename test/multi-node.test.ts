@@ -19,7 +19,7 @@ import { CoreError, type Assignment, type CoreClient } from '../src/client';
 import type { StreamDoc } from '../src/model';
 import { eventually, request } from './helpers/server';
 import { inBatches, percentile, startCluster, type Cluster } from './helpers/nodes';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const LEASE_TTL_S = 30;
 const POOL_SWEEP_S = 5;

@@ -11,7 +11,7 @@ import { freePort } from '../src/provision/exec';
 import type { NodeInfo } from '../src/store/live';
 import { cliServer } from './helpers/core-raw';
 import { eventually, listeningPort, request, runCli, writeConfig } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 t.teardown(() => stopStack());
 

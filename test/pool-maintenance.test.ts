@@ -12,7 +12,7 @@ import { Leases, readyMember } from '../src/store/leases';
 import { Pool } from '../src/store/pool';
 import { coreFixture } from './helpers/core';
 import { eventually } from './helpers/server';
-import { getStack, stopStack, STORE_STOP_TOLERANT } from './helpers/stack';
+import { getStack, stopStack, STORE_STOP_TOLERANT } from '../test-support/stack';
 
 t.teardown(stopStack);
 

@@ -13,7 +13,7 @@ import { startRedisCluster, type RedisCluster } from '../src/provision/redis-clu
 import { Leases, readyMember } from '../src/store/leases';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { eventually } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 let dir: string | undefined;
 let rc: RedisCluster | undefined;

@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config/settings';
 import { checkOpenFiles, openFilesLimit } from '../src/config/preflight';
 import { freePort } from '../src/provision/exec';
 import { eventually, listeningPort, request, runCli, stackOverrides, writeConfig } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 t.teardown(stopStack);
 

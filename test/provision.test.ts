@@ -11,7 +11,7 @@ import t from 'tap';
 import { MongoClient } from 'mongodb';
 import Redis from 'ioredis';
 import { createLeaf, ensureDevCertificates, generateCertificates } from '../src/provision/certs';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 const cert = (file: string): X509Certificate => new X509Certificate(fs.readFileSync(file));
 

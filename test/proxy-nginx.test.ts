@@ -14,7 +14,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { freePort, isRoot, run } from '../src/provision/exec';
 import { PRODUCTION_NGINX, ensureNginx, nginxBuild, nginxConfig, startNginx, type RunningService } from '../src/provision/nginx';
 import { eventually, request, startTestServer, type TestServer } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 

@@ -9,7 +9,7 @@ import { ERRORS } from '../src/errors';
 import { coreFixture } from './helpers/core';
 import { RawCore, tryUpgrade } from './helpers/core-raw';
 import { request, startTestServer } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 t.teardown(stopStack);
 

@@ -12,7 +12,7 @@ import { toAppError } from '../src/errors';
 import { freePort } from '../src/provision/exec';
 import { cliServer, RawCore, type CliServer } from './helpers/core-raw';
 import { request } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const MIB = 1024 * 1024;
 let srv: CliServer;

@@ -15,7 +15,7 @@ import { FileStore } from '../src/store/files';
 import { plaintextWarning } from '../src/transport/tls-policy';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { startTestServer } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 t.teardown(stopStack);
 

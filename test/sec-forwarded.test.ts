@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import t from 'tap';
 import { coreFixture } from './helpers/core';
 import { eventually } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 import { handshakeRequest } from './helpers/handshake';
 
 t.teardown(stopStack);

@@ -9,7 +9,7 @@ import t from 'tap';
 import { addressKey } from '../src/auth/address-key';
 import { freePort } from '../src/provision/exec';
 import { cliServer, RawCore, tryUpgrade, type CliServer } from './helpers/core-raw';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const MIB = 1024 * 1024;
 t.teardown(stopStack);

@@ -12,7 +12,7 @@ import { freePort } from '../src/provision/exec';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { cliServer, PinnedClient, RawCore, tryUpgrade, type Msg } from './helpers/core-raw';
 import { eventually } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const COOLING_S = 4;
 let f: CoreFixture;

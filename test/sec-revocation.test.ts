@@ -12,7 +12,7 @@ import { EngineKeys } from '../src/auth/engine-keys';
 import { Bus } from '../src/store/bus';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { memoryLogger } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 let f: CoreFixture;
 t.before(async () => {

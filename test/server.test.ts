@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import t from 'tap';
 import { readCertificates } from '../src/transport/tls';
 import { eventually, request, startTestServer, type TestServer } from './helpers/server';
-import { stopStack, getStack } from './helpers/stack';
+import { stopStack, getStack } from '../test-support/stack';
 
 let ts: TestServer;
 t.before(async () => {

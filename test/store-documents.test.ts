@@ -9,7 +9,7 @@
 import crypto from 'node:crypto';
 import t from 'tap';
 import { Binary, BSON, Double, Int32, Long, MongoClient, ObjectId, type Db, type Document } from 'mongodb';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 let client: MongoClient;
 let db: Db;

@@ -16,7 +16,7 @@ import { ObjectId, type Document } from 'mongodb';
 import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 const GO = path.resolve(__dirname, '..', '..', 'src', 'provision', 'ferretdb-go', 'internal', 'backends', 'sqlite', 'sc_narrow.go');
 const GO_INT = path.resolve(GO, '..', 'metadata', 'sc_index.go');

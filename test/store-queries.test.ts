@@ -9,7 +9,7 @@ import { MongoClient, type Db, type Document } from 'mongodb';
 import { revokedEngineKeys } from '../src/store/engine-keys';
 import { INDEXES } from '../src/store/indexes';
 import { commitPoints, queuedStreams } from '../src/store/streams';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 
 let client: MongoClient;
 let db: Db;

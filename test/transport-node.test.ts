@@ -7,7 +7,7 @@ import t from 'tap';
 import { CoreClient } from '../src/client';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { request } from './helpers/server';
-import { stopStack } from './helpers/stack';
+import { stopStack } from '../test-support/stack';
 
 let f: CoreFixture;
 t.before(async () => {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import t from 'tap';
 import { freePort } from '../src/provision/exec';
 import { eventually, request, runCli, stackOverrides, writeConfig } from './helpers/server';
-import { getStack, stopStack } from './helpers/stack';
+import { getStack, stopStack } from '../test-support/stack';
 import type { Settings } from '../src/config/settings';
 
 t.teardown(stopStack);

@@ -89,6 +89,13 @@ export interface ModeSettings {
   commits: { levels: CommitLevel[]; frameBytes: number; checkpointBytes: number; deadlineS: number; framePath: FramePath };
   scale: ScaleSettings;
   admin: { connections: number; durationS: number; warmupS: number; streams: number };
+  /**
+   * The heap benchmark: heap snapshots of one server worker holding `low`, then `high`
+   * sessions, taken `settleS` after the last set-up of each: over a minute, so the process's
+   * periodic work (the idle-assignment sweep runs once a minute by default, lease renewals
+   * every 10 s) has touched every held session, as in the sessions benchmark's 60 s hold.
+   */
+  heap: { low: number; high: number; concurrency: number; timeoutMs: number; deadlineS: number; settleS: number };
 }
 
 const KIB = 1024;
@@ -104,6 +111,7 @@ const HISTORY = { partitions: 10, framesPerPartition: 100, frameBytes: 2 * KIB, 
 export const MODES: Record<'quick' | 'full', ModeSettings> = {
   quick: {
     sessions: { count: 3000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 5, timeoutMs: 30_000, deadlineS: 240, retries: 3 },
+    heap: { low: 1000, high: 3000, concurrency: 64, timeoutMs: 30_000, deadlineS: 240, settleS: 65 },
     setup: { count: 1500, loadgens: 2, concurrency: 16, timeoutMs: 20_000, deadlineS: 120 },
     frames: {
       cores: 4,
@@ -140,6 +148,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
   },
   full: {
     sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 60, timeoutMs: 60_000, deadlineS: 3600, retries: 3 },
+    heap: { low: 3000, high: 9000, concurrency: 64, timeoutMs: 60_000, deadlineS: 600, settleS: 65 },
     setup: { count: 15_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 600 },
     frames: {
       cores: 8,

@@ -12,14 +12,14 @@ import { loadConfig, workerCount } from '../../src/config/settings';
 import { freePort } from '../../src/provision/exec';
 import { mallocEnv, workerExecArgv } from '../../src/workers';
 import { ApiClient } from '../../test-support/admin-api';
+import { CLI } from '../../test-support/cli';
 import { writeConfigFile } from '../../test-support/config-file';
 import { groups } from './groups';
 import { processTree } from './proc';
 import type { BenchStack } from './stack';
-import { sleep, until } from './stats';
+import { eventually } from '../../test-support/poll';
+import { sleep } from './stats';
 
-/** Path of the compiled CLI. */
-export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 /** Transports compared by every benchmark. */
 export type TransportName = 'uws' | 'node';
@@ -38,6 +38,8 @@ export interface ServerOptions {
   overrides?: Record<string, unknown>;
   /** Write V8 CPU profiles (--cpu-prof) of every server process into this directory. */
   cpuProfDir?: string;
+  /** Let SIGUSR2 write a V8 heap snapshot of the server process into this directory (one worker only). */
+  heapSnapshotDir?: string;
 }
 
 /** A running server group. */
@@ -95,7 +97,10 @@ export async function startServer(o: ServerOptions): Promise<BenchServer> {
   const port = await freePort('127.0.0.1');
   const conf = path.join(o.dir, `server-${o.transport}-${port}.json`);
   writeConfigFile(conf, { ...baseOverrides(o.stack, { transport: o.transport, workers: o.workers, database: o.database, port, dataDir: path.join(o.dir, 'data') }), ...o.overrides });
-  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
+  const nodeArgs = [
+    ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []),
+    ...(o.heapSnapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.heapSnapshotDir}`] : []),
+  ];
   // A single process is started as deploy/stream-coordinator.service starts one: it cannot
   // give itself the malloc and V8 settings the primary gives forked workers.
   const settings = loadConfig({ files: [conf], env: { ...process.env, NODE_ENV: 'test' } });
@@ -135,12 +140,12 @@ export async function startServer(o: ServerOptions): Promise<BenchServer> {
       // the group is gone
     }
     // Workers outliving the primary would skew the next measurement: wait until all are gone.
-    await until(() => tree.every((p) => !fs.existsSync(`/proc/${p}`)) || undefined, 10_000, 'server processes to exit').catch(() => undefined);
+    await eventually(() => tree.every((p) => !fs.existsSync(`/proc/${p}`)) || undefined, 10_000, 'server processes to exit').catch(() => undefined);
     groups.delete(pid);
   };
 
   try {
-    await until(
+    await eventually(
       async () => {
         if (exited) throw Object.assign(new Error(`server exited during start-up:\n${out.slice(-4000)}`), { fatal: true });
         const pids = new Set(processTree(pid));
@@ -188,7 +193,7 @@ export async function startEcho(stack: BenchStack, kind: 'uws' | 'node', cpuProf
     groups.delete(pid);
   };
   try {
-    await until(
+    await eventually(
       () => {
         if (exited) throw Object.assign(new Error(`echo-${kind} exited: ${out}`), { fatal: true });
         return /listening \d+/.test(out) || undefined;

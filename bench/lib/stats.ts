@@ -51,22 +51,3 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/**
- * Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws, naming
- * `what`). Errors are retried, except those with `fatal: true`, which end the wait.
- */
-export async function until<T>(fn: () => Promise<T | undefined | false | null> | T | undefined | false | null, timeoutMs: number, what: string, intervalMs = 200): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      if ((err as { fatal?: boolean }).fatal) throw err;
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String((last as Error).message ?? last)}` : ''}`);
-    await sleep(intervalMs);
-  }
-}

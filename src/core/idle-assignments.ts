@@ -1,16 +1,11 @@
 /**
  * Streams held without progress go back to the pool (core.maxIdleAssignmentS): a core that
  * takes a stream and never commits would otherwise keep it from every honest core for as
- * long as it keeps its socket alive. Progress is a commit (the committed count moving); the
- * sweep needs no hook in the session: it remembers, per assignment, the count it last saw
- * and since when.
+ * long as it keeps its socket alive. Progress is a commit that moves the committed count;
+ * the session stamps the assignment's `progressAt` when one lands (a field, not a record kept
+ * here per assignment: every held session would pay ≈ 90 bytes for it).
  */
 import type { CoreSession } from './session';
-
-interface Seen {
-  committed: number;
-  since: number;
-}
 
 /** What the sweep needs from the hub. */
 export interface IdleSource {
@@ -19,7 +14,6 @@ export interface IdleSource {
 
 /** Releases idle assignments of one process. */
 export class IdleAssignments {
-  private readonly seen = new WeakMap<object, Seen>();
   private timer: NodeJS.Timeout | undefined;
 
   /** @param maxIdleMs time an assignment may go without a commit */
@@ -40,13 +34,7 @@ export class IdleAssignments {
     const released: string[] = [];
     for (const [stream, session] of this.hub.byStream) {
       const a = session.assignment;
-      if (!a) continue;
-      const s = this.seen.get(a);
-      if (!s || s.committed !== a.committed) {
-        this.seen.set(a, { committed: a.committed, since: s ? now : a.startedAt });
-        continue;
-      }
-      if (now - s.since >= this.maxIdleMs) {
+      if (a && now - a.progressAt >= this.maxIdleMs) {
         released.push(stream);
         void session.serverStop('idle_timeout');
       }

@@ -66,9 +66,15 @@ interface Assignment {
   owner: string;
   committed: number;
   lastSeq: number;
-  buffer: FrameBuffer;
+  /**
+   * Frames sent since the last checkpoint; created by the first frame and dropped at each
+   * checkpoint, so an idle session holds no buffer (≈ 150 bytes each).
+   */
+  buffer?: FrameBuffer;
   /** ms epoch (a number, not a Date: a Date costs ≈ 96 bytes per held session). */
   startedAt: number;
+  /** ms epoch of the last commit that moved the count, or startedAt (core.maxIdleAssignmentS). */
+  progressAt: number;
   framesThisActivation: number;
   /** The buffered and committed counts last written to the live view (-1: never). */
   publishedBuffered: number;
@@ -80,12 +86,20 @@ interface Assignment {
   fence: number;
 }
 
+/** The chain of a session with nothing queued: shared, so an idle session holds no promise of its own. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/** Frames buffered by an assignment and not yet committed. */
+function bufferedFrames(a: Assignment): number {
+  return a.buffer?.frames ?? 0;
+}
+
 /** One core's session. */
 export class CoreSession {
   readonly id = randomBase64url(SESSION_ID_BYTES);
   /** The current assignment (read by the hub's idle sweep). */
   assignment: Assignment | undefined;
-  private chain: Promise<void> = Promise.resolve();
+  private chain: Promise<void> = SETTLED;
   private closed = false;
   private readonly rate: MessageRate;
   private protocolErrors = 0;
@@ -119,7 +133,12 @@ export class CoreSession {
       this.close(1013, 'memory budget exhausted; try again later');
       return;
     }
-    this.chain = this.chain.then(() => this.handle(data, isBinary).finally(() => this.queue.done(data.length))).catch((err: unknown) => this.hub.log.error({ err, session: this.id }, 'session handler failed'));
+    const next = this.chain.then(() => this.handle(data, isBinary).finally(() => this.queue.done(data.length))).catch((err: unknown) => this.hub.log.error({ err, session: this.id }, 'session handler failed'));
+    this.chain = next;
+    // Nothing queued behind it: let the settled promise go.
+    void next.then(() => {
+      if (this.chain === next) this.chain = SETTLED;
+    });
   }
 
   /** The socket closed: drop the buffer, keep the lease for a resume, record the fragment. */
@@ -274,7 +293,7 @@ export class CoreSession {
     if (!a) return;
     this.assignment = undefined;
     this.hub.release(a.streamId, this);
-    void a.buffer.clear();
+    void a.buffer?.clear();
   }
 
   private async activate(id: number, leased: Leased, resumed: boolean): Promise<void> {
@@ -288,8 +307,8 @@ export class CoreSession {
       owner: stream.owner,
       committed: stream.frames,
       lastSeq: 0,
-      buffer: new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${stream._id}`, this.hub.log, this.hub.memory),
       startedAt: startedAt.getTime(),
+      progressAt: startedAt.getTime(),
       framesThisActivation: 0,
       // The lease script recorded the assignment with the queue's frame count (see below).
       publishedBuffered: recordedFrames === undefined ? -1 : 0,
@@ -316,8 +335,9 @@ export class CoreSession {
   activeRecord(onlyChanged = false): ActiveStream | undefined {
     const a = this.assignment;
     if (!a) return undefined;
-    if (onlyChanged && a.buffer.frames === a.publishedBuffered && a.committed === a.publishedCommitted) return undefined;
-    a.publishedBuffered = a.buffer.frames;
+    const buffered = bufferedFrames(a);
+    if (onlyChanged && buffered === a.publishedBuffered && a.committed === a.publishedCommitted) return undefined;
+    a.publishedBuffered = buffered;
     a.publishedCommitted = a.committed;
     return {
       stream_id: a.streamId,
@@ -327,7 +347,7 @@ export class CoreSession {
       ...(this.who.donor ? { donor: this.who.donor.name } : {}),
       node: this.hub.nodeId,
       started_at: new Date(a.startedAt).toISOString(),
-      buffered_frames: a.buffer.frames,
+      buffered_frames: buffered,
       frames: a.committed,
     };
   }
@@ -343,23 +363,24 @@ export class CoreSession {
     if (!a) throw new MessageError(msg.id, 'not_assigned', `No assignment: send "assign" before "${msg.type}"`);
     if (msg.seq <= a.lastSeq) {
       // Replay after a lost reply: acknowledge again, change nothing.
-      this.socket.send(msg.type === 'frame' ? { type: 'ack', id: msg.id, seq: msg.seq, buffered_frames: a.buffer.frames } : { type: 'committed', id: msg.id, seq: msg.seq, frames: a.committed, partition: a.committed });
+      this.socket.send(msg.type === 'frame' ? { type: 'ack', id: msg.id, seq: msg.seq, buffered_frames: bufferedFrames(a) } : { type: 'committed', id: msg.id, seq: msg.seq, frames: a.committed, partition: a.committed });
       return;
     }
     if (msg.seq !== a.lastSeq + 1) throw new MessageError(msg.id, 'out_of_order', `Expected seq ${a.lastSeq + 1}, got ${msg.seq}`);
     if (msg.type === 'frame') {
-      if (a.buffer.bytes + msg.payloadBytes > this.hub.settings.core.maxBufferBytes) {
+      const buffer = (a.buffer ??= new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${a.streamId}`, this.hub.log, this.hub.memory));
+      if (buffer.bytes + msg.payloadBytes > this.hub.settings.core.maxBufferBytes) {
         throw new MessageError(msg.id, 'buffer_full', `Buffering ${msg.payloadBytes} more bytes would exceed ${this.hub.settings.core.maxBufferBytes}; send a checkpoint first`);
       }
       try {
-        await a.buffer.append(msg.files, msg.frames);
+        await buffer.append(msg.files, msg.frames);
       } catch (err) {
         if (err instanceof SpillBudgetExceeded) throw new MessageError(msg.id, 'buffer_full', `${err.message}; checkpoint or retry later`, { retry_after_s: this.hub.settings.core.retryAfterS });
         throw err;
       }
       a.lastSeq = msg.seq;
       this.hub.metrics.framesReceived.inc(msg.frames);
-      this.socket.send({ type: 'ack', id: msg.id, seq: msg.seq, buffered_frames: a.buffer.frames });
+      this.socket.send({ type: 'ack', id: msg.id, seq: msg.seq, buffered_frames: buffer.frames });
       return;
     }
     await this.checkpoint(a, msg);
@@ -367,13 +388,14 @@ export class CoreSession {
 
   private async checkpoint(a: Assignment, msg: DataMessage): Promise<void> {
     const started = process.hrtime.bigint();
-    const buffered = a.buffer.frames;
+    const buffer = a.buffer;
+    const buffered = buffer?.frames ?? 0;
     // The buffer is read into memory only once this commit's turn has come and the memory
     // budget has room for it: waiting commits hold nothing but their (mostly spilled) buffers.
     const result = await this.hub.commits.run(async () => {
-      const release = await this.hub.memory.takeCommit(buffered > 0 ? a.buffer.bytes : 0);
+      const release = await this.hub.memory.takeCommit(buffer && buffered > 0 ? buffer.bytes : 0);
       try {
-        const frameFiles = buffered > 0 ? await a.buffer.drain() : [];
+        const frameFiles = buffer && buffered > 0 ? await buffer.drain() : [];
         return await commitCheckpoint(this.hub.db, this.hub.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
           maxFileNames: this.hub.settings.core.maxFileNamesPerStream,
           commitWindowMs: commitWindowMs(this.hub.settings),
@@ -392,6 +414,7 @@ export class CoreSession {
       throw new MessageError(msg.id, 'not_assigned', result.reason === 'stream_gone' ? 'The stream was deleted' : 'The stream was committed by someone else; this assignment is over');
     }
     a.framesThisActivation += result.frames - a.committed;
+    if (result.frames !== a.committed) a.progressAt = Date.now();
     a.committed = result.frames;
     a.lastSeq = msg.seq;
     if (result.partitionId) {
@@ -400,7 +423,8 @@ export class CoreSession {
       // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
       this.hub.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, lastPartitionId: a.lastPartitionId, fence: a.fence }).catch(() => undefined);
     }
-    await a.buffer.clear();
+    a.buffer = undefined;
+    await buffer?.clear();
     this.hub.metrics.framesCommitted.inc(buffered);
     this.hub.guard.record(this.who, 'commits');
     this.hub.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -433,7 +457,7 @@ export class CoreSession {
     if (!a) return;
     this.assignment = undefined;
     this.hub.release(a.streamId, this);
-    await a.buffer.clear();
+    await a.buffer?.clear();
     const leases = this.hub.leases;
     try {
       if (how === 'requeue' || how === 'drop') await leases.release(a.streamId, this.id, how === 'requeue', a.committed);

@@ -12,7 +12,7 @@ import { createMongo, type Mongo } from '../../src/store/mongo';
 import { ApiClient } from '../../test-support/admin-api';
 import { remoteCoreFixture, type RemoteCoreFixture } from './core';
 import { eventually, runCli, stackOverrides, writeConfig, type CliProcess, type Overrides } from './server';
-import { getStack } from './stack';
+import { getStack } from '../../test-support/stack';
 
 /** A JSON message from the server. */
 export type Msg = Record<string, unknown> & { type: string };

@@ -1,15 +1,16 @@
 /**
- * One real stack (certificates, Redis, MongoDB over TLS) per test file, in a fresh
- * temporary directory, torn down when the file's process exits — even if a test forgot
- * to, and independently of tap's teardown order.
+ * One real stack (certificates, Redis, MongoDB over TLS) per process — a test file, or a
+ * benchmark that starts nodes the way the tests do — in a fresh temporary directory, torn
+ * down when the process exits (even if a test forgot to, and independently of tap's
+ * teardown order), and the settings of a server on it.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { killAllChildrenSync } from '../../src/provision/exec';
-import { startRedisCluster, type RedisCluster } from '../../src/provision/redis-cluster';
-import { startStack, type Stack } from '../../src/provision/stack';
+import { killAllChildrenSync } from '../src/provision/exec';
+import { startRedisCluster, type RedisCluster } from '../src/provision/redis-cluster';
+import { startStack, type Stack } from '../src/provision/stack';
 
 let started: Promise<Stack> | undefined;
 let baseDir: string | undefined;
@@ -83,4 +84,39 @@ export async function stopStack(): Promise<void> {
     if (baseDir) await fsp.rm(baseDir, { recursive: true, force: true });
     baseDir = undefined;
   }
+}
+
+/** Flat config overrides (`'server.port': 0`). */
+export type Overrides = Record<string, unknown>;
+
+/** Settings for a server on this file's stack: TLS on, loopback, ephemeral port. */
+export async function stackOverrides(extra: Overrides = {}): Promise<Overrides> {
+  const stack = await getStack();
+  const cluster = await getRedisCluster();
+  const redisCluster = cluster ? { 'redis.cluster': cluster.seeds } : {};
+  return {
+    env: 'test',
+    dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-data-')),
+    'server.host': '127.0.0.1',
+    'server.port': 0,
+    'server.shutdownTimeoutS': 5,
+    'tls.cert': stack.certs.cert,
+    'tls.key': stack.certs.key,
+    'tls.ca': stack.certs.chain,
+    'mongodb.uri': stack.mongo.uri,
+    'mongodb.tlsCAFile': stack.mongoCAFile,
+    'mongodb.database': `test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`,
+    'mongodb.serverSelectionTimeoutMs': 3000,
+    'redis.url': stack.redis.url,
+    ...redisCluster,
+    // Test files run side by side on one Redis: each file's servers get keys and a bus of their own.
+    'redis.keyPrefix': `t${process.pid}:`,
+    'log.level': 'info',
+    // Tests make many deliberate bad-token requests from one address; sec-http-auth.test.ts tests the budget.
+    'auth.failuresPerMinute': 1_000_000,
+    // Tests provoke protocol and stream errors from one address on purpose; sec-reliability.test.ts
+    // tests the cooling-off with its own thresholds.
+    'reliability.minSample': 1_000_000_000,
+    ...extra,
+  };
 }
