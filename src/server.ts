@@ -134,7 +134,9 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const port = transport.port;
   const hostForUrl = settings.server.host === '0.0.0.0' || settings.server.host === '::' ? 'localhost' : settings.server.host;
   const url = `${mode.enabled ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
-  log.info({ url, tls: mode.enabled, transport: settings.server.transport, worker: opts.worker ?? 0, node: NODE_ID }, 'listening');
+  // The process's shares of the server's store budgets (core.maxConcurrentCommits, core.maxConcurrentAssignments).
+  const slots = { commits: hub.commits.limit, assignments: hub.assignments.limit };
+  log.info({ url, tls: mode.enabled, transport: settings.server.transport, worker: opts.worker ?? 0, node: NODE_ID, slots }, 'listening');
   const plain = plaintextWarning(mode.enabled, settings.server.host);
   if (plain) log.warn({ host: settings.server.host }, plain);
   live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());

@@ -9,9 +9,19 @@ t.teardown(stopStack);
 
 t.test('two workers share the port, metrics are summed, SIGTERM stops the group', async (t) => {
   const port = await freePort();
-  const conf = writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 2 }));
+  const conf = writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 2, 'core.maxConcurrentCommits': 5, 'core.maxConcurrentAssignments': 16 }));
   const p = runCli(['serve', '--config', conf]);
   await eventually(async () => /all workers listening/.test(p.output()), 30000, `all workers listening in:\n${p.output()}`);
+  // The store budgets are the server's: each worker takes its share (rounded up).
+  const listening = p
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"msg":"listening"'))
+    .map((l) => (JSON.parse(l) as { slots: unknown }).slots);
+  t.same(listening, [
+    { commits: 3, assignments: 8 },
+    { commits: 3, assignments: 8 },
+  ], 'each worker runs its share of core.maxConcurrentCommits and core.maxConcurrentAssignments');
   const ca = fs.readFileSync((await getStack()).certs.caCert, 'utf8');
 
   const seen = new Map<number, number>();

@@ -122,7 +122,7 @@ export const CORE_SCHEMA = {
       env: 'SC_CORE_LEASE_RENEW_S',
     },
     maxConcurrentCommits: {
-      doc: 'Checkpoint commits one process runs against MongoDB at once; more wait their turn (the store is the ceiling of the commit path).',
+      doc: 'Checkpoint commits the server runs against MongoDB at once, shared evenly by its worker processes (rounded up, at least 1 each); more wait their turn in order (the store is the ceiling of the commit path, and a store given more writes than it runs at once serves them in no fair order). Each node of a multi-node deployment has its own.',
       format: 'positive-int',
       default: 64,
       env: 'SC_CORE_MAX_CONCURRENT_COMMITS',

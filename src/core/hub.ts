@@ -65,7 +65,7 @@ export class CoreHub implements SessionHost {
   readonly nodeId: string;
   /** Directory of this process's spill files. */
   readonly spillDir: string;
-  /** Commits run through this, bounded by core.maxConcurrentCommits. */
+  /** Commits run through this, bounded by this process's share of core.maxConcurrentCommits. */
   readonly commits: Limiter;
   /** Assignments and resumes are prepared through this, bounded by this process's share of core.maxConcurrentAssignments. */
   readonly assignments: Limiter;
@@ -96,11 +96,12 @@ export class CoreHub implements SessionHost {
     this.metrics = d.metrics;
     this.nodeId = d.nodeId;
     this.guard = d.guard;
-    this.commits = new Limiter(d.settings.core.maxConcurrentCommits);
-    // The budget is the server's: its workers share one store, and a store given more
+    // Both budgets are the server's: its workers share one store, and a store given more
     // queries than it runs at once (FerretDB on SQLite hands a freed connection to a waiter
     // at random) serves some of them many times later than the rest.
-    this.assignments = new Limiter(workerShare(d.settings.core.maxConcurrentAssignments, d.settings, os.availableParallelism()));
+    const cpus = os.availableParallelism();
+    this.commits = new Limiter(workerShare(d.settings.core.maxConcurrentCommits, d.settings, cpus));
+    this.assignments = new Limiter(workerShare(d.settings.core.maxConcurrentAssignments, d.settings, cpus));
     this.memory = new MemoryBudget(budgetOptions(d.settings), d.metrics.registry);
     this.spillDir = path.join(d.settings.dataDir, 'spill', String(process.pid));
     removeStaleSpills(path.join(d.settings.dataDir, 'spill'));

@@ -4,7 +4,8 @@ export class Limiter {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(private readonly limit: number) {}
+  /** @param limit tasks that run at once */
+  constructor(readonly limit: number) {}
 
   /** Runs `task` when a slot is free. */
   async run<T>(task: () => Promise<T>): Promise<T> {

@@ -31,7 +31,7 @@ export interface SessionHost extends AssignmentDeps {
   readonly log: Logger;
   /** Directory of this process's spill files. */
   readonly spillDir: string;
-  /** Commits run through this, bounded by core.maxConcurrentCommits. */
+  /** Commits run through this, bounded by this process's share of core.maxConcurrentCommits. */
   readonly commits: Limiter;
   /** Assignments and resumes are prepared through this, bounded by core.maxConcurrentAssignments. */
   readonly assignments: Limiter;
