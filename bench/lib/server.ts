@@ -61,6 +61,14 @@ export interface BenchServer {
   stop(how?: 'graceful' | 'kill'): Promise<void>;
 }
 
+/** Node flags for V8 CPU profiles and signal-triggered heap snapshots of a benchmark process. */
+function diagnosticArgs(o: { cpuProfDir?: string; heapSnapshotDir?: string }): string[] {
+  return [
+    ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []),
+    ...(o.heapSnapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.heapSnapshotDir}`] : []),
+  ];
+}
+
 /** The settings every benchmark server shares; benchmarks add their own on top. */
 export function baseOverrides(stack: BenchStack, o: { transport: TransportName; workers: number; database: string; port: number; dataDir: string }): Record<string, unknown> {
   const c = stack.stack.certs;
@@ -97,10 +105,7 @@ export async function startServer(o: ServerOptions): Promise<BenchServer> {
   const port = await freePort('127.0.0.1');
   const conf = path.join(o.dir, `server-${o.transport}-${port}.json`);
   writeConfigFile(conf, { ...baseOverrides(o.stack, { transport: o.transport, workers: o.workers, database: o.database, port, dataDir: path.join(o.dir, 'data') }), ...o.overrides });
-  const nodeArgs = [
-    ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []),
-    ...(o.heapSnapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.heapSnapshotDir}`] : []),
-  ];
+  const nodeArgs = diagnosticArgs(o);
   // A single process is started as deploy/stream-coordinator.service starts one: it cannot
   // give itself the malloc and V8 settings the primary gives forked workers.
   const settings = loadConfig({ files: [conf], env: { ...process.env, NODE_ENV: 'test' } });
@@ -168,8 +173,7 @@ export async function startEcho(stack: BenchStack, kind: 'uws' | 'node', cpuProf
   const port = await freePort('127.0.0.1');
   const script = path.resolve(__dirname, '..', `echo-${kind}.js`);
   const c = stack.stack.certs;
-  const nodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, script, '--port', String(port), '--cert', c.fullChain, '--key', c.key], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [...diagnosticArgs({ cpuProfDir }), script, '--port', String(port), '--cert', c.fullChain, '--key', c.key], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const pid = child.pid!;
   groups.add(pid);
   let out = '';
