@@ -12,6 +12,8 @@ import { cliServer, RawCore, tryUpgrade, type CliServer } from './helpers/core-r
 import { stopStack } from '../test-support/stack';
 
 const MIB = 1024 * 1024;
+/** How long after a complete answer the server has to close the connection. */
+const CLOSE_WAIT_MS = 5000;
 t.teardown(stopStack);
 
 t.test('IPv6 addresses count by /64', async (t) => {
@@ -28,7 +30,8 @@ t.test('IPv6 addresses count by /64', async (t) => {
  * fast as the socket takes it (blind), until the server answers or closes. A blind client
  * may never see the answer: the server closes with unread data, so the kernel resets the
  * connection; what matters then is that it stopped taking the body. Resolves with the answer's status, its Connection
- * header, how long it took and how much body was pushed before it.
+ * header, how long the answer took, how much body was pushed before it, and whether the server
+ * closed the connection within {@link CLOSE_WAIT_MS} of answering.
  */
 function anonymousPost(srv: CliServer, path: string, total: number, headers: Record<string, string> = {}, blind = false): Promise<{ status: number; connection?: string; ms: number; sent: number; body: string; closed: boolean }> {
   const started = Date.now();
@@ -37,19 +40,27 @@ function anonymousPost(srv: CliServer, path: string, total: number, headers: Rec
     let sent = 0;
     let text = '';
     let done = false;
+    let answeredAt: number | undefined;
+    let closeWait: NodeJS.Timeout | undefined;
     const finish = (closed: boolean): void => {
       if (done) return;
       done = true;
+      clearTimeout(closeWait);
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
       const connection = /\r\nconnection: *([^\r]+)\r\n/i.exec(text)?.[1]?.toLowerCase();
-      resolve({ status, connection, ms: Date.now() - started, sent, body: text.slice(text.indexOf('\r\n\r\n') + 4), closed });
+      resolve({ status, connection, ms: (answeredAt ?? Date.now()) - started, sent, body: text.slice(text.indexOf('\r\n\r\n') + 4), closed });
       sock.destroy();
     };
     sock.on('data', (d: Buffer) => {
       text += d.toString();
       const head = text.indexOf('\r\n\r\n');
       const len = Number(/\r\ncontent-length: *(\d+)/i.exec(text)?.[1] ?? -1);
-      if (head >= 0 && len >= 0 && text.length >= head + 4 + len) setTimeout(() => finish(sock.readableEnded), 50);
+      if (answeredAt === undefined && head >= 0 && len >= 0 && text.length >= head + 4 + len) {
+        answeredAt = Date.now();
+        // The server's close follows its answer; on a loaded machine (CI runs files side by
+        // side, 40 clients pushing at once) that can take more than a few ms to arrive.
+        closeWait = setTimeout(() => finish(false), CLOSE_WAIT_MS);
+      }
     });
     sock.on('end', () => finish(true));
     sock.on('close', () => finish(true));
@@ -102,7 +113,7 @@ for (const transport of ['uws', 'node'] as const) {
       peak = Math.max(peak, srv.rss());
       const slowest = Math.max(...results.map((r) => r.ms));
       const sent = results.reduce((n, r) => n + r.sent, 0);
-      t.ok(results.every((r) => r.closed), 'every connection was closed by the server');
+      t.equal(results.filter((r) => !r.closed).length, 0, `every connection was closed by the server within ${CLOSE_WAIT_MS} ms of its answer`);
       t.ok(slowest < 15_000, `all cut off within ${slowest} ms`);
       t.ok(sent < 40 * 64 * MIB * 0.5, `clients got only ${(sent / MIB).toFixed(0)} MiB of ${40 * 64} MiB in`);
       const growth = peak - before;
