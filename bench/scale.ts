@@ -1,7 +1,7 @@
 /**
  * The scale benchmark: assignment latency and set-up rate as the store grows, on the stack
  * `npm run dev` starts (startStack: certificates, Redis, FerretDB on SQLite unless mongod is
- * installed). `node dist/bench/scale.js [--quick] [--levels=1000,10000,100000]`.
+ * installed). `node dist/bench/scale.js [--quick] [--levels=1000,10000,100000] [--skip-long]`.
  *
  * Each level is its own database holding that many streams of one public target, every one
  * with the recipe's seed files (bench/lib/fixtures.ts RECIPE); all but `newStreams` of them
@@ -13,10 +13,16 @@
  * process: assign → assignment latency with nothing else running; (2) on the same server,
  * once it and the store have gone idle, a manager's requests on the level's one big target
  * (stream list pages by id and by offset, the target view, a stream's partitions), each
- * timed once; (3) on a new server, `rate.count` sessions (TLS + upgrade + welcome + assign →
- * assignment) from a forked load generator: sessions/s, set-up latency and the server's CPU
- * per session. Redis is flushed and the queues rebuilt with Pool.rebuild before each server,
- * so both take new streams.
+ * timed six times in a row (the first, then the median of the other five); (3) on a new
+ * server, `rate.count` sessions (TLS + upgrade + welcome + assign → assignment) from a
+ * forked load generator: sessions/s, set-up latency and the server's CPU per session. Redis
+ * is flushed and the queues rebuilt with Pool.rebuild before each server, so both take new
+ * streams.
+ *
+ * Then (unless `--skip-long`) a target of long streams in a database of its own
+ * (`long.streams` streams of `long.partitions` partitions each): the same manager's
+ * requests, whose cost follows a stream's length (its document carries three list entries
+ * per committed partition) rather than the store's size.
  *
  * Loading is slow (hours for 100k), so the populated store is kept in
  * ~/.cache/stream-coordinator/bench-scale/<recipe>-<store>/ and reused by the next run
@@ -36,7 +42,7 @@ import { benchServer, freshDatabase, stopServer, type BenchContext } from './lib
 import { createCoreFixture, RECIPE, resetQueues, type CoreFixture } from './lib/fixtures';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { MODES, type ScaleSettings } from './lib/modes';
-import { checkShapes, populate } from './lib/populate';
+import { checkShapes, populate, type History } from './lib/populate';
 import { CpuWindow, settle } from './lib/proc';
 import { machineOf, resultsDir, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
@@ -60,9 +66,20 @@ interface LevelFigures {
   storeFileMiB?: number;
   probe: { n: number; assignMs: ReturnType<typeof latency>; messageKiB: number; firstFiles: Record<string, number>; failures: Record<string, number> };
   rate: { established: number; failed: number; reasons: Record<string, number>; ratePerS: number; setupMs: ReturnType<typeof latency>; serverCpuMsPerSession: number };
-  /** Off-hot-path admin requests on this level's store, each timed once, in ms. */
-  queries: Record<string, number>;
+  /** Off-hot-path admin requests on this level's store. */
+  queries: Timings;
   /** How long the server and the store took to go idle after the probe, before the requests were timed. */
+  settled: { waitedMs: number; idle: boolean };
+}
+
+/** The long streams' target: its size, load and the manager's views of it. */
+interface LongFigures {
+  streams: number;
+  partitionsPerStream: number;
+  loadS: number;
+  loadedThisRun: boolean;
+  storeFileMiB?: number;
+  queries: Timings;
   settled: { waitedMs: number; idle: boolean };
 }
 
@@ -99,29 +116,62 @@ function lockCache(dir: string): () => void {
   return () => fs.rmSync(lock, { force: true });
 }
 
+/** How many times each admin request is timed: the first (cold caches, a new connection) is reported apart from the median of the rest. */
+const QUERY_REPEATS = 6;
+
+/** Admin request timings, in ms: the first of each, and the median of the repeats after it. */
+type Timings = Record<string, { first: number; median: number }>;
+
 /**
- * A manager's view of the level's one big target through the admin API, each request timed
- * once: the stream list's first page (with its total), the next page by
- * id, a page at half the target by offset, the target view (counts by status, frames
- * summed), and one stream's partitions.
+ * Times each request {@link QUERY_REPEATS} times in a row on one connection, as the fixture's
+ * manager; the first is reported on its own, since it also pays for the connection and cold
+ * caches. `requests` may read what an earlier request returned.
  */
-async function timeQueries(url: string, ca: string, fx: CoreFixture, level: number): Promise<Record<string, number>> {
+async function timeRequests(url: string, ca: string, fx: CoreFixture, requests: (get: <T>(label: string, path: string) => Promise<T>) => Promise<void>): Promise<Timings> {
   const api = new ApiClient(url, ca, { timeoutMs: 600_000 });
-  const out: Record<string, number> = {};
-  const timed = async <T>(label: string, path: string): Promise<T> => {
-    const t0 = performance.now();
-    const body = await api.json<T>('GET', path, fx.manager, undefined, 200);
-    out[label] = round(performance.now() - t0, 1);
-    return body;
-  };
-  const list = `/v1/targets/${fx.targetId}/streams`;
-  const first = await timed<{ streams: Array<{ id: string; frames: number }> }>('stream list, first page of 100 with the total', `${list}?limit=100`);
-  await timed('stream list, next page (after the last id)', `${list}?limit=100&after=${first.streams.at(-1)!.id}`);
-  await timed(`stream list, page at offset ${level / 2}`, `${list}?limit=100&offset=${level / 2}`);
-  await timed('target view (counts by status, frames summed)', `/v1/targets/${fx.targetId}`);
-  const withHistory = first.streams.find((st) => st.frames > 0) ?? first.streams[0]!;
-  await timed("one stream's partitions", `/v1/streams/${withHistory.id}/partitions`);
+  const out: Timings = {};
+  await requests(async <T>(label: string, path: string): Promise<T> => {
+    const ms: number[] = [];
+    let body: T | undefined;
+    for (let i = 0; i < QUERY_REPEATS; i++) {
+      const t0 = performance.now();
+      body = await api.json<T>('GET', path, fx.manager, undefined, 200);
+      ms.push(performance.now() - t0);
+    }
+    const rest = ms.slice(1).sort((a, b) => a - b);
+    out[label] = { first: round(ms[0]!, 1), median: round(rest[Math.floor(rest.length / 2)]!, 1) };
+    return body!;
+  });
   return out;
+}
+
+/**
+ * A manager's view of a level's one big target: the stream list's first page (with its
+ * total), the next page by id, a page at half the target by offset, the target view (counts
+ * by status, frames summed), and one stream's partitions.
+ */
+function levelRequests(fx: CoreFixture, level: number) {
+  return async (get: <T>(label: string, path: string) => Promise<T>): Promise<void> => {
+    const list = `/v1/targets/${fx.targetId}/streams`;
+    const first = await get<{ streams: Array<{ id: string; frames: number }> }>('stream list, first page of 100 with the total', `${list}?limit=100`);
+    await get('stream list, next page (after the last id)', `${list}?limit=100&after=${first.streams.at(-1)!.id}`);
+    await get(`stream list, page at offset ${level / 2}`, `${list}?limit=100&offset=${level / 2}`);
+    await get('target view (counts by status, frames summed)', `/v1/targets/${fx.targetId}`);
+    const withHistory = first.streams.find((st) => st.frames > 0) ?? first.streams[0]!;
+    await get("one stream's partitions", `/v1/streams/${withHistory.id}/partitions`);
+  };
+}
+
+/** The views of a target of long streams: the list in id order and by frames, the target view, one stream, its partitions. */
+function longRequests(fx: CoreFixture) {
+  return async (get: <T>(label: string, path: string) => Promise<T>): Promise<void> => {
+    const list = `/v1/targets/${fx.targetId}/streams`;
+    const first = await get<{ streams: Array<{ id: string }> }>('stream list, first page of 100 with the total', `${list}?limit=100`);
+    await get('stream list sorted by frames, descending', `${list}?limit=100&sort=-frames`);
+    await get('target view (counts by status, frames summed)', `/v1/targets/${fx.targetId}`);
+    await get('one stream', `/v1/streams/${first.streams[0]!.id}`);
+    await get("one stream's partitions", `/v1/streams/${first.streams[0]!.id}/partitions`);
+  };
 }
 
 async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promise<Pick<LevelFigures, 'probe' | 'rate' | 'queries' | 'settled'>> {
@@ -134,7 +184,7 @@ async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promi
   };
   let server = await start('probe');
   let probe;
-  let queries: Record<string, number>;
+  let queries: Timings;
   let settled: { waitedMs: number; idle: boolean };
   try {
     probe = await probeAssignments(`wss://127.0.0.1:${server.port}/core/v1`, fx.engineKey, ctx.stack.caPem, s.probe.count);
@@ -142,7 +192,7 @@ async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promi
     // now measured that (about 0.4 s on the first one), not the query.
     const srv = server;
     settled = await settle(() => [...srv.pids(), ctx.stack.stack.mongo.pid]);
-    queries = await timeQueries(server.url, ctx.stack.caPem, fx, level);
+    queries = await timeRequests(server.url, ctx.stack.caPem, fx, levelRequests(fx, level));
   } finally {
     await stopServer(ctx, server);
   }
@@ -181,16 +231,47 @@ async function measure(ctx: BenchContext, level: number, fx: CoreFixture): Promi
   }
 }
 
-/** Brings one level's database to `level` streams (resuming a cached load) and returns its fixture and load figures. */
-async function prepareLevel(ctx: BenchContext, cacheDir: string, level: number): Promise<{ fx: CoreFixture; loadS: number; loadedThisRun: boolean }> {
-  const s = ctx.settings.scale;
-  const database = `bench_scale_${level}`;
+/** The manager's views of the long streams' target, on a server of its own once it and the store have gone idle. */
+async function measureLong(ctx: BenchContext, fx: CoreFixture): Promise<Pick<LongFigures, 'queries' | 'settled'>> {
+  await resetQueues(ctx.stack, ctx.stack.db(fx.database));
+  const server = await benchServer(ctx, { tag: 'scale-long', transport: 'uws', workers: 1, database: fx.database, adminToken: fx.admin, overrides: SERVER_OVERRIDES });
+  try {
+    const settled = await settle(() => [...server.pids(), ctx.stack.stack.mongo.pid]);
+    return { settled, queries: await timeRequests(server.url, ctx.stack.caPem, fx, longRequests(fx)) };
+  } finally {
+    await stopServer(ctx, server);
+  }
+}
+
+/** One database the benchmark loads and caches: `streams` streams of one target, the first `newStreams` of them without history. */
+interface LoadPlan {
+  database: string;
+  streams: number;
+  newStreams: number;
+  history: History;
+  /** Streams per insert round trip (fewer for long streams: each carries its partitions). */
+  batch?: number;
+}
+
+/** The plan of one level: `level` streams, the settings' new streams and history. */
+function levelPlan(s: ScaleSettings, level: number): LoadPlan {
+  return { database: `bench_scale_${level}`, streams: level, newStreams: s.newStreams, history: s.history };
+}
+
+/** The plan of the long streams' target: every stream with `long.partitions` partitions of the history's sizes. */
+function longPlan(s: ScaleSettings): LoadPlan {
+  return { database: `bench_scale_long_${s.long.streams}x${s.long.partitions}`, streams: s.long.streams, newStreams: 0, history: { ...s.history, partitions: s.long.partitions }, batch: 2 };
+}
+
+/** Brings a database to its plan's streams (resuming a cached load) and returns its fixture and load figures. */
+async function prepareDatabase(ctx: BenchContext, cacheDir: string, plan: LoadPlan): Promise<{ fx: CoreFixture; loadS: number; loadedThisRun: boolean }> {
+  const { database, streams: level } = plan;
   const stateFile = path.join(cacheDir, `${database}.json`);
   const state: LevelState = fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as LevelState) : { loaded: 0, loadS: 0 };
   const save = (): void => fs.writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   if (!state.fixture) {
     const { admin } = await freshDatabase(ctx, database);
-    const setup = await benchServer(ctx, { tag: `scale-${level}-setup`, transport: 'uws', workers: 1, database, adminToken: admin });
+    const setup = await benchServer(ctx, { tag: `${database}-setup`, transport: 'uws', workers: 1, database, adminToken: admin });
     try {
       state.fixture = await createCoreFixture(setup.url, ctx.stack.caPem, database, admin);
     } finally {
@@ -208,9 +289,10 @@ async function prepareLevel(ctx: BenchContext, cacheDir: string, level: number):
   const counts = await populate(
     ctx.stack.db(database),
     { targetId: fx.targetId, owner: 'bench-manager' },
-    { space: `${database}:${fx.targetId}`, from: state.loaded, to: level, newStreams: s.newStreams },
-    s.history,
+    { space: `${database}:${fx.targetId}`, from: state.loaded, to: level, newStreams: plan.newStreams },
+    plan.history,
     {
+      ...(plan.batch ? { batch: plan.batch } : {}),
       log: ctx.log,
       progress: (done) => {
         state.loaded = done;
@@ -247,13 +329,24 @@ function rowsOf(levels: LevelFigures[]): Row[] {
       row(B, `${at}: set-up latency p99 under load`, 'ms', l.rate.setupMs.p99, nan, 'lower'),
       row(B, `${at}: server CPU per assigned session`, 'ms', l.rate.serverCpuMsPerSession, nan, 'lower'),
       row(B, `${at}: failed set-ups`, 'count', l.rate.failed + Object.values(l.probe.failures).reduce((a, b) => a + b, 0), nan, 'lower'),
-      ...Object.entries(l.queries).map(([label, ms]) => row(B, `${at}: ${label}`, 'ms', ms, nan, 'lower')),
+      ...Object.entries(l.queries).flatMap(([label, ms]) => [
+        row(B, `${at}: ${label}, median of ${QUERY_REPEATS - 1} repeats`, 'ms', ms.median, nan, 'lower'),
+        row(B, `${at}: ${label}, first request`, 'ms', ms.first, nan, 'lower'),
+      ]),
     ];
   });
 }
 
+function longRows(l: LongFigures): Row[] {
+  const at = `${l.streams} streams of ${l.partitionsPerStream.toLocaleString('en-US')} partitions`;
+  return Object.entries(l.queries).flatMap(([label, ms]) => [
+    row('scale', `${at}: ${label}, median of ${QUERY_REPEATS - 1} repeats`, 'ms', ms.median, NaN, 'lower'),
+    row('scale', `${at}: ${label}, first request`, 'ms', ms.first, NaN, 'lower'),
+  ]);
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, levels: { type: 'string' }, reload: { type: 'boolean', default: false }, 'load-only': { type: 'boolean', default: false }, 'results-dir': { type: 'string' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, levels: { type: 'string' }, 'skip-long': { type: 'boolean', default: false }, reload: { type: 'boolean', default: false }, 'load-only': { type: 'boolean', default: false }, 'results-dir': { type: 'string' } } });
   const mode = values.quick ? 'quick' : 'full';
   const settings = structuredClone(MODES[mode]);
   if (values.levels) settings.scale.levels = values.levels.split(',').map(Number);
@@ -279,6 +372,7 @@ async function main(): Promise<void> {
   };
   const ctx: BenchContext = { stack, mode, settings, workDir: fs.mkdtempSync(path.join(stack.baseDir, 'work-')), log, population: () => Promise.reject(new Error('the scale benchmark has no shared population')) };
   const levels: LevelFigures[] = [];
+  let long: LongFigures | undefined;
   const bench: BenchResult = { name: 'scale', rows: [], details: { settings: settings.scale, recipe: RECIPE, levels }, notes: [], elapsedS: 0 };
   results.benches.push(bench);
   let exitCode = 0;
@@ -287,7 +381,7 @@ async function main(): Promise<void> {
     await stack.db('bench_scale_shapes').dropDatabase();
     log('scale: the bulk documents have the product\'s shapes (checkShapes)');
     for (const level of settings.scale.levels) {
-      const { fx, loadS, loadedThisRun } = await prepareLevel(ctx, cacheDir, level);
+      const { fx, loadS, loadedThisRun } = await prepareDatabase(ctx, cacheDir, levelPlan(settings.scale, level));
       // --load-only fills the cache (e.g. under `nice` on a shared machine) and measures nothing.
       if (values['load-only']) continue;
       log(`scale: measuring at ${level} streams`);
@@ -298,6 +392,18 @@ async function main(): Promise<void> {
       bench.rows = rowsOf(levels);
       bench.elapsedS = (Date.now() - t0) / 1000;
       writeResults(outDir, stamp, results);
+    }
+    if (!values['skip-long']) {
+      const plan = longPlan(settings.scale);
+      const { fx, loadS, loadedThisRun } = await prepareDatabase(ctx, cacheDir, plan);
+      if (!values['load-only']) {
+        log(`scale: measuring ${plan.streams} streams of ${settings.scale.long.partitions} partitions`);
+        long = { streams: plan.streams, partitionsPerStream: settings.scale.long.partitions, loadS: round(loadS, 0), loadedThisRun, storeFileMiB: fileMiB(cacheDir, fx.database), ...(await measureLong(ctx, fx)) };
+        log(`scale long: ${JSON.stringify(long)}`);
+        bench.details.long = long;
+        bench.rows = [...rowsOf(levels), ...longRows(long)];
+        writeResults(outDir, stamp, results);
+      }
     }
   } catch (err) {
     exitCode = 1;
@@ -317,6 +423,7 @@ async function main(): Promise<void> {
     `Every stream has the recipe's seed files (${RECIPE.seed.map((f) => `${f.name} ${f.bytes / 1024} KiB`).join(', ')}; ${RECIPE.distinctSeeds} distinct contents of incompressible bytes, stored once per stream as the product stores them) and belongs to one public target with the recipe's options. Of each level's streams ${settings.scale.newStreams} are new (no partitions) and are the ones assigned (fewest frames first); the rest carry ${h.partitions} committed partitions each (${h.frameBytes / 1024} KiB frame file + ${h.checkpointBytes / 1024} KiB checkpoint file, ${h.framesPerPartition} frames per partition). Each level is its own database.`,
     `Assignment latency: ${settings.scale.probe.count} assignments one after the other, each on a fresh socket from the orchestrator, from sending assign to the assignment (a JSON message carrying the seed files in base64). Set-up rate: ${settings.scale.rate.count} sessions (TLS + upgrade + welcome + assign → assignment) from ${settings.scale.rate.loadgens} forked load generator(s), ${settings.scale.rate.concurrency} at a time; server CPU from /proc over that window. One server process (uws), storage.janitorIntervalS ${SERVER_OVERRIDES['storage.janitorIntervalS']}.`,
     ...levels.map((l) => `${l.streams.toLocaleString('en-US')} streams, ${l.partitions.toLocaleString('en-US')} partitions: load ${l.loadS} s in total${l.loadedThisRun ? ' (this run)' : ' (earlier run, from the cache)'}, store file ${l.storeFileMiB ?? '?'} MiB; assignment message ${l.probe.messageKiB} KiB, files ${JSON.stringify(l.probe.firstFiles)}; probe failures ${JSON.stringify(l.probe.failures)}, set-up failures ${JSON.stringify(l.rate.reasons)}; admin requests timed after ${l.settled.waitedMs} ms of waiting for the server and the store to go idle${l.settled.idle ? '' : ' (they had not)'}.`),
+    ...(long ? [`Long streams: ${long.streams} streams of ${long.partitionsPerStream.toLocaleString('en-US')} committed partitions each (the history's file sizes and frames per partition) in one target, in a database of their own (load ${long.loadS} s in total${long.loadedThisRun ? ', this run' : ', earlier run, from the cache'}; store file ${long.storeFileMiB ?? '?'} MiB): the manager's views of a target whose streams have run for a long time, timed like the levels' on a server of its own after ${long.settled.waitedMs} ms of waiting for it and the store to go idle${long.settled.idle ? '' : ' (they had not)'}.`] : []),
     `Shared 2-CPU machine: the load generator, the server, FerretDB and Redis share both CPUs; load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}.`,
   ];
   bench.elapsedS = (Date.now() - t0) / 1000;

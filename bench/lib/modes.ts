@@ -53,6 +53,12 @@ export interface ScaleSettings {
   probe: { count: number };
   /** Set-up rate: `count` sessions from `loadgens` forked load generators, `concurrency` each. */
   rate: { count: number; loadgens: number; concurrency: number; timeoutMs: number; deadlineS: number };
+  /**
+   * A target of long streams, in a database of its own: `streams` streams of `partitions`
+   * committed partitions each (the history's file sizes), for the manager's views whose
+   * cost follows a stream's length rather than the store's size.
+   */
+  long: { streams: number; partitions: number };
 }
 
 /**
@@ -144,6 +150,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
       history: HISTORY,
       probe: { count: 200 },
       rate: { count: 500, loadgens: 1, concurrency: 16, timeoutMs: 30_000, deadlineS: 60 },
+      long: { streams: 100, partitions: 1000 },
     },
   },
   full: {
@@ -181,6 +188,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
       history: HISTORY,
       probe: { count: 500 },
       rate: { count: 500, loadgens: 1, concurrency: 16, timeoutMs: 60_000, deadlineS: 120 },
+      long: { streams: 100, partitions: 1000 },
     },
   },
 };

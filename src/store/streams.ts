@@ -48,6 +48,15 @@ const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0, frameIndex: 0 } as c
 /** The fields of a stream its queue entry and manifest are made of. */
 export type QueuedFields = Pick<StreamDoc, '_id' | 'targetId' | 'frames' | 'createdAt' | 'seedFiles' | 'lastPartitionId' | 'fence'>;
 
+/**
+ * What a page of a target's streams reads of each: a stream's document grows by three list
+ * entries per committed partition, and a list page needs none of them (on the embedded
+ * store the projection also spares decoding them, patch 10).
+ */
+const LISTED_PROJECTION = { _id: 1, targetId: 1, status: 1, frames: 1, errorCount: 1, createdAt: 1 } as const;
+/** The fields of a stream a list page reads ({@link LISTED_PROJECTION}). */
+export type ListedStream = Pick<StreamDoc, keyof typeof LISTED_PROJECTION>;
+
 const QUEUED_PROJECTION = { _id: 1, targetId: 1, frames: 1, createdAt: 1, seedFiles: 1, lastPartitionId: 1, fence: 1 } as const;
 
 /** The manifest of an assigned stream (what {@link Leases.setManifest} records). */
@@ -259,13 +268,14 @@ export class Streams {
 
   /**
    * A page of a target's streams sorted by `field` (a document field; ties by `_id`), after
-   * an id (id order only) or from an offset. Off the hot path: a scan by `targetId`.
+   * an id (id order only) or from an offset, with the fields of {@link ListedStream}. Off the
+   * hot path: a scan by `targetId`.
    */
-  listByTarget(targetId: string, page: { field: string; order: 1 | -1; after?: string; offset: number; limit: number }): Promise<StreamDoc[]> {
+  listByTarget(targetId: string, page: { field: string; order: 1 | -1; after?: string; offset: number; limit: number }): Promise<ListedStream[]> {
     const { field, order, after } = page;
     const filter = { targetId, ...(after ? { _id: order < 0 ? { $lt: after } : { $gt: after } } : {}) };
     const sort = field === '_id' ? { _id: order } : { [field]: order, _id: order };
-    return this.streams.find(filter, { sort, skip: page.offset, limit: page.limit }).toArray();
+    return this.streams.find(filter, { sort, skip: page.offset, limit: page.limit, projection: LISTED_PROJECTION }).toArray();
   }
 
   /**

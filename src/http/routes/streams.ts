@@ -10,6 +10,7 @@ import type { Principal } from '../../auth/users';
 import { AppError } from '../../errors';
 import type { StreamBody } from '../router';
 import type { ActiveStream } from '../../store/live';
+import type { ListedStream } from '../../store/streams';
 import { committedPartitionId, partitionFile } from '../../store/partitions';
 import { frameFileBody, framePartsOf } from '../../store/downloads';
 import { FILE_NAME, ID, ID_PARAMS, iso, requireOwner, route, type ApiDeps } from './common';
@@ -45,7 +46,7 @@ async function owned(d: ApiDeps, id: string, principal: Principal | undefined): 
   return s;
 }
 
-function viewWith(s: StreamDoc, a: ActiveStream | null) {
+function viewWith(s: ListedStream, a: ActiveStream | null) {
   return {
     id: s._id,
     target_id: s.targetId,

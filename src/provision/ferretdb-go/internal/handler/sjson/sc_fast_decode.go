@@ -255,18 +255,7 @@ func scSplit(data []byte, open byte, each func(key string, raw json.RawMessage) 
 // scDecodeObject splits a JSON object into its members' raw values, as decoding it into a
 // map[string]json.RawMessage does.
 func scDecodeObject(data []byte) (map[string]json.RawMessage, error) {
-	res := make(map[string]json.RawMessage)
-	// A repeated key is left to encoding/json: its first value would never be checked.
-	ok := scSplit(data, '{', func(key string, raw json.RawMessage) bool {
-		if _, dup := res[key]; dup {
-			return false
-		}
-
-		res[key] = raw
-
-		return true
-	})
-
+	res, ok := scSplitObject(data)
 	return scFastOrSlow(ok, res, data)
 }
 
