@@ -187,6 +187,11 @@ export class Streams {
     return this.streams.findOne({ _id: id });
   }
 
+  /** A stream by `_id` with the fields of a list page and its owner: what its view needs, whatever its length. */
+  getListed(id: string): Promise<(ListedStream & Pick<StreamDoc, 'owner'>) | null> {
+    return this.streams.findOne({ _id: id }, { projection: { ...LISTED_PROJECTION, owner: 1 } });
+  }
+
   /**
    * Creates a stream of a target with its seed and tag files and puts it in the pool.
    * A change record first, then the files, the stream document, the queue entry, and the

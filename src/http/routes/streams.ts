@@ -39,8 +39,18 @@ function decodeFiles(map: Record<string, string> | undefined, where: string): Ar
   });
 }
 
+/** The whole stream, when the principal may see it (not_found when there is none, forbidden when it is another manager's). */
 async function owned(d: ApiDeps, id: string, principal: Principal | undefined): Promise<StreamDoc> {
-  const s = await d.streams.get(id);
+  return ownedBy(principal, id, await d.streams.get(id));
+}
+
+/** {@link owned} with only what the stream's view needs: a stream's document grows with every committed partition. */
+async function ownedListed(d: ApiDeps, id: string, principal: Principal | undefined): Promise<ListedStream> {
+  return ownedBy(principal, id, await d.streams.getListed(id));
+}
+
+/** `s`, when it exists and the principal may see it. */
+function ownedBy<S extends { owner: string }>(principal: Principal | undefined, id: string, s: S | null): S {
   if (!s) throw new AppError('not_found', `No stream ${id}`);
   requireOwner(principal, s.owner, 'stream');
   return s;
@@ -59,7 +69,7 @@ function viewWith(s: ListedStream, a: ActiveStream | null) {
   };
 }
 
-async function view(d: ApiDeps, s: StreamDoc) {
+async function view(d: ApiDeps, s: ListedStream) {
   return viewWith(s, await d.live.active(s._id, s.targetId));
 }
 
@@ -145,7 +155,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       access: ['manager', 'admin'],
       params: ID_PARAMS,
       responses: { 200: { description: 'The stream', schema: STREAM } },
-      handler: async ({ params, principal }, d) => ok(await view(d, await owned(d, params.id, principal))),
+      handler: async ({ params, principal }, d) => ok(await view(d, await ownedListed(d, params.id, principal))),
     }),
     route({
       method: 'POST',
@@ -271,7 +281,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         },
       },
       handler: async ({ params, principal }, d) => {
-        const s = await owned(d, params.id, principal);
+        const s = await ownedListed(d, params.id, principal);
         const errs = await d.streams.errors(s._id, d.settings.limits.maxListItems);
         return ok({ errors: errs.map((e) => ({ at: iso(e.at as Date), message: e.message as string, ...(e.engine ? { engine: e.engine as string } : {}), ...(e.donor ? { donor: e.donor as string } : {}) })) });
       },
