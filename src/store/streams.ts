@@ -49,13 +49,18 @@ const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0, frameIndex: 0 } as c
 export type QueuedFields = Pick<StreamDoc, '_id' | 'targetId' | 'frames' | 'createdAt' | 'seedFiles' | 'lastPartitionId' | 'fence'>;
 
 /**
- * What a page of a target's streams reads of each: a stream's document grows by three list
- * entries per committed partition, and a list page needs none of them (on the embedded
- * store the projection also spares decoding them, patch 10).
+ * What a page of a target's streams and a stream's view read of each stream (with `_id`): a
+ * stream's document grows by three list entries per committed partition, and a view needs
+ * none of them (on the embedded store the projection also spares decoding them, patch 10).
  */
-const LISTED_PROJECTION = { _id: 1, targetId: 1, status: 1, frames: 1, errorCount: 1, createdAt: 1 } as const;
-/** The fields of a stream a list page reads ({@link LISTED_PROJECTION}). */
-export type ListedStream = Pick<StreamDoc, keyof typeof LISTED_PROJECTION>;
+export const LISTED_FIELDS = ['targetId', 'status', 'frames', 'errorCount', 'createdAt'] as const;
+/** The fields of a stream a list page reads ({@link LISTED_FIELDS}). */
+export type ListedStream = Pick<StreamDoc, '_id' | (typeof LISTED_FIELDS)[number]>;
+
+/** An inclusion projection of `fields` (`_id` comes too). */
+function only(fields: readonly string[]): Record<string, 1> {
+  return Object.fromEntries(fields.map((f) => [f, 1 as const]));
+}
 
 const QUEUED_PROJECTION = { _id: 1, targetId: 1, frames: 1, createdAt: 1, seedFiles: 1, lastPartitionId: 1, fence: 1 } as const;
 
@@ -187,9 +192,12 @@ export class Streams {
     return this.streams.findOne({ _id: id });
   }
 
-  /** A stream by `_id` with the fields of a list page and its owner: what its view needs, whatever its length. */
-  getListed(id: string): Promise<(ListedStream & Pick<StreamDoc, 'owner'>) | null> {
-    return this.streams.findOne({ _id: id }, { projection: { ...LISTED_PROJECTION, owner: 1 } });
+  /**
+   * A stream by `_id` with only `fields` (and `_id`): its lists grow with every committed
+   * partition, and most readers need one of them or none.
+   */
+  getFields<K extends keyof StreamDoc>(id: string, fields: readonly K[]): Promise<Pick<StreamDoc, '_id' | K> | null> {
+    return this.streams.findOne({ _id: id }, { projection: only(fields) });
   }
 
   /**
@@ -237,7 +245,7 @@ export class Streams {
   }
 
   /** Makes a stream assignable again (resets its error count). Undefined when it is gone. */
-  async start(s: StreamDoc): Promise<StreamDoc | undefined> {
+  async start(s: Pick<StreamDoc, '_id' | 'targetId'>): Promise<StreamDoc | undefined> {
     const after = await this.streams.findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
     if (!after) return undefined;
     await this.enqueue(after);
@@ -246,7 +254,7 @@ export class Streams {
   }
 
   /** Stops a stream; a core working on it is told to stop. Returns the stream after. */
-  async stop(s: StreamDoc): Promise<StreamDoc> {
+  async stop(s: ListedStream): Promise<ListedStream> {
     const after = await this.streams.findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
     await this.leases.dequeue(s.targetId, readyMember(s.createdAt, s._id));
     if (after) await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
@@ -280,7 +288,7 @@ export class Streams {
     const { field, order, after } = page;
     const filter = { targetId, ...(after ? { _id: order < 0 ? { $lt: after } : { $gt: after } } : {}) };
     const sort = field === '_id' ? { _id: order } : { [field]: order, _id: order };
-    return this.streams.find(filter, { sort, skip: page.offset, limit: page.limit, projection: LISTED_PROJECTION }).toArray();
+    return this.streams.find(filter, { sort, skip: page.offset, limit: page.limit, projection: only(LISTED_FIELDS) }).toArray();
   }
 
   /**

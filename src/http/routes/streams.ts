@@ -10,7 +10,7 @@ import type { Principal } from '../../auth/users';
 import { AppError } from '../../errors';
 import type { StreamBody } from '../router';
 import type { ActiveStream } from '../../store/live';
-import type { ListedStream } from '../../store/streams';
+import { LISTED_FIELDS, type ListedStream } from '../../store/streams';
 import { committedPartitionId, partitionFile } from '../../store/partitions';
 import { frameFileBody, framePartsOf } from '../../store/downloads';
 import { FILE_NAME, ID, ID_PARAMS, iso, requireOwner, route, type ApiDeps } from './common';
@@ -39,18 +39,13 @@ function decodeFiles(map: Record<string, string> | undefined, where: string): Ar
   });
 }
 
-/** The whole stream, when the principal may see it (not_found when there is none, forbidden when it is another manager's). */
-async function owned(d: ApiDeps, id: string, principal: Principal | undefined): Promise<StreamDoc> {
-  return ownedBy(principal, id, await d.streams.get(id));
-}
-
-/** {@link owned} with only what the stream's view needs: a stream's document grows with every committed partition. */
-async function ownedListed(d: ApiDeps, id: string, principal: Principal | undefined): Promise<ListedStream> {
-  return ownedBy(principal, id, await d.streams.getListed(id));
-}
-
-/** `s`, when it exists and the principal may see it. */
-function ownedBy<S extends { owner: string }>(principal: Principal | undefined, id: string, s: S | null): S {
+/**
+ * The stream with `fields` (and `_id`, `owner`), when the principal may see it: not_found
+ * when there is none, forbidden when it is another manager's. Each route names what it
+ * reads, since a stream's lists grow with every committed partition.
+ */
+async function owned<K extends keyof StreamDoc>(d: ApiDeps, id: string, principal: Principal | undefined, fields: readonly K[]): Promise<Pick<StreamDoc, '_id' | 'owner' | K>> {
+  const s = await d.streams.getFields(id, [...fields, 'owner']);
   if (!s) throw new AppError('not_found', `No stream ${id}`);
   requireOwner(principal, s.owner, 'stream');
   return s;
@@ -79,7 +74,7 @@ function download(body: StreamBody | undefined, what: string) {
 }
 
 async function partitionDownload(d: ApiDeps, params: { id: string; n: string; name: string }, principal: Principal | undefined, kind: PartitionFileKind) {
-  const s = await owned(d, params.id, principal);
+  const s = await owned(d, params.id, principal, ['partitions', 'partitionIds']);
   const n = Number(params.n);
   const docId = committedPartitionId(s, n);
   if (!docId) throw new AppError('not_found', `Stream ${s._id} has no committed partition ${n}`);
@@ -155,7 +150,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       access: ['manager', 'admin'],
       params: ID_PARAMS,
       responses: { 200: { description: 'The stream', schema: STREAM } },
-      handler: async ({ params, principal }, d) => ok(await view(d, await ownedListed(d, params.id, principal))),
+      handler: async ({ params, principal }, d) => ok(await view(d, await owned(d, params.id, principal, LISTED_FIELDS))),
     }),
     route({
       method: 'POST',
@@ -166,7 +161,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: ID_PARAMS,
       responses: { 200: { description: 'The stream after the change', schema: STREAM } },
       handler: async ({ params, principal }, d) => {
-        const s = await owned(d, params.id, principal);
+        const s = await owned(d, params.id, principal, ['targetId']);
         const after = await d.streams.start(s);
         if (!after) throw new AppError('not_found', `No stream ${s._id}`);
         return ok(await view(d, after));
@@ -181,7 +176,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: ID_PARAMS,
       responses: { 200: { description: 'The stream after the change', schema: STREAM } },
       handler: async ({ params, principal }, d) => {
-        return ok(await view(d, await d.streams.stop(await owned(d, params.id, principal))));
+        return ok(await view(d, await d.streams.stop(await owned(d, params.id, principal, LISTED_FIELDS))));
       },
     }),
     route({
@@ -193,7 +188,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: ID_PARAMS,
       responses: { 204: { description: 'Deleted' } },
       handler: async ({ params, principal }, d) => {
-        await d.streams.remove(await owned(d, params.id, principal));
+        await d.streams.remove(await owned(d, params.id, principal, ['targetId', 'createdAt']));
         return { status: 204 };
       },
     }),
@@ -211,7 +206,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         },
       },
       handler: async ({ params, principal }, d) => {
-        const s = await owned(d, params.id, principal);
+        const s = await owned(d, params.id, principal, ['partitions', 'seedFiles', 'tagFiles', 'frameFiles', 'checkpointFiles']);
         return ok({ partitions: s.partitions, seed_files: s.seedFiles, tag_files: s.tagFiles, frame_files: s.frameFiles, checkpoint_files: s.checkpointFiles });
       },
     }),
@@ -224,7 +219,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: FILE_PARAMS,
       responses: { 200: { description: 'The bytes', binary: true } },
       handler: async ({ params, principal }, d) => {
-        const s = await owned(d, params.id, principal);
+        const s = await owned(d, params.id, principal, ['seedFiles', 'tagFiles']);
         const kind: StreamFileKind | undefined = s.seedFiles.includes(params.name) ? 'seed' : s.tagFiles.includes(params.name) ? 'tag' : undefined;
         const f = kind && (await d.streams.file(s._id, kind, params.name));
         return download(f ? d.files.body([f]) : undefined, `seed or tag file "${params.name}"`);
@@ -259,7 +254,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: FILE_PARAMS,
       responses: { 200: { description: 'The bytes', binary: true } },
       handler: async ({ params, principal }, d) => {
-        const s = await owned(d, params.id, principal);
+        const s = await owned(d, params.id, principal, ['frameFiles', 'partitions', 'partitionIds', 'frameIndex']);
         if (!s.frameFiles.includes(params.name)) throw new AppError('not_found', `No frame file "${params.name}" in stream ${s._id}`);
         return download(
           frameFileBody(d.db, d.files, await framePartsOf(d.db, s, params.name), params.name),
@@ -281,7 +276,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         },
       },
       handler: async ({ params, principal }, d) => {
-        const s = await ownedListed(d, params.id, principal);
+        const s = await owned(d, params.id, principal, []);
         const errs = await d.streams.errors(s._id, d.settings.limits.maxListItems);
         return ok({ errors: errs.map((e) => ({ at: iso(e.at as Date), message: e.message as string, ...(e.engine ? { engine: e.engine as string } : {}), ...(e.donor ? { donor: e.donor as string } : {}) })) });
       },
