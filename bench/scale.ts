@@ -12,8 +12,9 @@
  * Per level: (1) `probe.count` assignments one after the other on fresh sockets from this
  * process: assign → assignment latency with nothing else running; (2) on the same server,
  * once it and the store have gone idle, a manager's requests on the level's one big target
- * (stream list pages by id and by offset, the target view, a stream's partitions), each
- * timed six times in a row (the first, then the median of the other five); (3) on a new
+ * (stream list pages by id, by offset, by frames and by errors, the target view, a stream's
+ * partitions), each timed six times in a row (the first, then the median of the other
+ * five); (3) on a new
  * server, `rate.count` sessions (TLS + upgrade + welcome + assign → assignment) from a
  * forked load generator: sessions/s, set-up latency and the server's CPU per session. Redis
  * is flushed and the queues rebuilt with Pool.rebuild before each server, so both take new
@@ -147,8 +148,9 @@ async function timeRequests(url: string, ca: string, fx: CoreFixture, requests: 
 
 /**
  * A manager's view of a level's one big target: the stream list's first page (with its
- * total), the next page by id, a page at half the target by offset, the target view (counts
- * by status, frames summed), and one stream's partitions.
+ * total), the next page by id, a page at half the target by offset, the first page by frames
+ * and by error count, the target view (counts by status, frames summed), and one stream's
+ * partitions.
  */
 function levelRequests(fx: CoreFixture, level: number) {
   return async (get: <T>(label: string, path: string) => Promise<T>): Promise<void> => {
@@ -156,6 +158,8 @@ function levelRequests(fx: CoreFixture, level: number) {
     const first = await get<{ streams: Array<{ id: string; frames: number }> }>('stream list, first page of 100 with the total', `${list}?limit=100`);
     await get('stream list, next page (after the last id)', `${list}?limit=100&after=${first.streams.at(-1)!.id}`);
     await get(`stream list, page at offset ${level / 2}`, `${list}?limit=100&offset=${level / 2}`);
+    await get('stream list sorted by frames, descending', `${list}?limit=100&sort=-frames`);
+    await get('stream list sorted by error count, descending', `${list}?limit=100&sort=-error_count`);
     await get('target view (counts by status, frames summed)', `/v1/targets/${fx.targetId}`);
     const withHistory = first.streams.find((st) => st.frames > 0) ?? first.streams[0]!;
     await get("one stream's partitions", `/v1/streams/${withHistory.id}/partitions`);

@@ -68,7 +68,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   await storage.connect();
   // Awaited so requests never race index builds (FerretDB drops connections on concurrent DDL).
   await ensureIndexes(storage.mongo.db).then(
-    (created) => created.length > 0 && log.info({ created }, 'created missing MongoDB indexes'),
+    ({ created, dropped }) => (created.length > 0 || dropped.length > 0) && log.info({ created, dropped }, 'created missing MongoDB indexes, dropped retired ones'),
     (err: Error) => log.warn({ err: err.message }, 'could not check MongoDB indexes; will work without until MongoDB is back'),
   );
 

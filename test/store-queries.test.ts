@@ -7,7 +7,7 @@
 import t from 'tap';
 import { MongoClient, type Db, type Document } from 'mongodb';
 import { revokedEngineKeys } from '../src/store/engine-keys';
-import { INDEXES } from '../src/store/indexes';
+import { ensureIndexes, INDEXES } from '../src/store/indexes';
 import { commitPoints, queuedStreams } from '../src/store/streams';
 import { getStack, stopStack } from '../test-support/stack';
 
@@ -129,7 +129,7 @@ t.test("a target's pages in id order and its counts: exact, with the sort, limit
   }
 });
 
-t.test("a target's committed frames: one $sum, exact (FerretDB: one SQL sum over the target_frames index, patch 6)", async (t) => {
+t.test("a target's committed frames: one $sum, exact (FerretDB: one SQL sum over the target_frames_id index, patch 6)", async (t) => {
   // The collection's real name (shared with the first test: other ids) and indexes: patch 6
   // sums only fields listed for their collection.
   const streams = db.collection<{ _id: string; targetId: string; status: string; frames?: number }>('streams');
@@ -149,6 +149,44 @@ t.test("a target's committed frames: one $sum, exact (FerretDB: one SQL sum over
   await streams.insertOne({ _id: 'big', targetId: 'ft9', status: 'ok', frames: 3_000_000_000 });
   await streams.insertOne({ _id: 'big2', targetId: 'ft9', status: 'ok', frames: 2 ** 40 + 1 });
   t.same(await sum({ targetId: 'ft9' }), [{ _id: null, frames: 3_000_000_000 + 2 ** 40 + 1 }], 'a stream without frames adds nothing; sums past 2^31 and 2^32 stay exact');
+});
+
+t.test("a target's streams by frames or errors, then id: exact, ties and pages included (FerretDB: sorted by SQLite, patch 11)", async (t) => {
+  // The collection's real name: patch 11 sorts only by the integer fields listed for it. Its
+  // indexes as init makes them, only the missing ones: a createIndexes naming only existing
+  // indexes drops the connection on FerretDB v1.24.2.
+  const streams = db.collection<{ _id: string; targetId: string; status: string; frames?: number; errorCount?: number }>('streams');
+  await ensureIndexes(db);
+  const docs = Array.from({ length: 240 }, (_, i) => ({
+    _id: Buffer.from(`sorted-${(i * 7919) % 240}`).toString('base64url'),
+    targetId: `st${i % 2}`,
+    status: i % 5 ? 'ok' : 'stopped',
+    // Many ties, and counts past 2^31 that must sort as numbers, not as text.
+    frames: [0, 1024, 2048, 9 * 1024, 3_000_000_000][i % 5]! + (i % 7 === 0 ? 1 : 0),
+    ...(i % 11 === 0 ? {} : { errorCount: i % 4 }),
+  }));
+  await streams.insertMany(docs);
+  const cmp = (a: number | undefined, b: number | undefined): number => (a ?? -Infinity) - (b ?? -Infinity);
+  const byId = (a: { _id: string }, b: { _id: string }): number => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0);
+  const expected = (field: 'frames' | 'errorCount', order: 1 | -1, filter: (d: (typeof docs)[number]) => boolean): string[] =>
+    docs.filter(filter).sort((a, b) => order * (cmp(a[field], b[field]) || byId(a, b))).map((d) => d._id);
+  const page = async (filter: Record<string, unknown>, field: 'frames' | 'errorCount', order: 1 | -1, skip: number, limit: number): Promise<string[]> =>
+    (await streams.find(filter, { sort: { [field]: order, _id: order }, skip, limit, projection: { _id: 1 } }).toArray()).map((d) => d._id);
+
+  const st0 = (d: (typeof docs)[number]): boolean => d.targetId === 'st0';
+  t.same(await page({ targetId: 'st0' }, 'frames', -1, 0, 25), expected('frames', -1, st0).slice(0, 25), 'first page by frames, descending');
+  t.same(await page({ targetId: 'st0' }, 'frames', -1, 40, 25), expected('frames', -1, st0).slice(40, 65), 'a page by offset');
+  t.same(await page({ targetId: 'st0' }, 'frames', 1, 0, 200), expected('frames', 1, st0), 'the whole target ascending');
+  t.same(await page({ targetId: 'st1' }, 'errorCount', -1, 0, 30), expected('errorCount', -1, (d) => d.targetId === 'st1').slice(0, 30), 'by errors, descending');
+  t.same(await page({ targetId: 'st1' }, 'errorCount', 1, 0, 30), expected('errorCount', 1, (d) => d.targetId === 'st1').slice(0, 30), 'by errors, ascending: streams without a count first');
+  t.same(await page({ targetId: 'st0', status: 'ok' }, 'frames', -1, 5, 10), expected('frames', -1, (d) => st0(d) && d.status === 'ok').slice(5, 15), 'with a status');
+  t.same(await page({ targetId: 'st0', frames: { $gt: 2048 } }, 'frames', -1, 0, 10), expected('frames', -1, (d) => st0(d) && d.frames! > 2048).slice(0, 10), 'a condition SQL is not given: sorted by FerretDB, still right');
+
+  if (ferret) {
+    const explained = (await streams.find({ targetId: 'st0' }, { sort: { frames: -1, _id: -1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
+    t.match(explained, { sortPushdown: true, limitPushdown: true }, 'FerretDB leaves the sort by frames and the limit to SQLite');
+    t.match((explained.queryPlanner?.Plan ?? []).join(' | '), /USING INDEX \S+_target_frames_id/, 'which walks the target_frames_id index');
+  }
 });
 
 t.test('an _id $in list (the pool, the janitor, revocations): the right documents, through the _id index', async (t) => {

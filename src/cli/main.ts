@@ -188,7 +188,7 @@ async function runInit(settings: Settings, opts: { force: boolean; name?: string
     }
     const r = await initDatabase(mongo.db, { force: opts.force, adminName: opts.name });
     if (r.existingUsers > 0) process.stderr.write(`WARNING: database "${settings.mongodb.database}" already had ${r.existingUsers} user(s); another admin was added.\n`);
-    out(`Indexes: ${r.indexesCreated.length > 0 ? `created ${r.indexesCreated.join(', ')}` : 'all present'}`);
+    out(`Indexes: ${r.indexesCreated.length > 0 ? `created ${r.indexesCreated.join(', ')}` : 'all present'}${r.indexesDropped.length > 0 ? `; dropped ${r.indexesDropped.join(', ')} (replaced)` : ''}`);
     out(`Created admin "${r.name}". Its token is shown once and stored only as a hash; keep it now:\n\n  ${r.token}\n`);
   } catch (err) {
     if (err instanceof InitRefused) fail(`init refused: ${err.message}`, 1);

@@ -23,7 +23,9 @@ export const INDEXES: Record<string, IndexDescription[]> = {
     { key: { targetId: 1, _id: 1 }, name: 'target_id' },
     // A target's committed frames (the target view) summed from the index, without reading
     // the streams: a covered plan on MongoDB, the index alone on the embedded store (patch 6).
-    { key: { targetId: 1, frames: 1 }, name: 'target_frames' },
+    // With `_id`, a page of a target's streams by frames (ties by id) is read in index order
+    // (patch 11), however many streams share a count.
+    { key: { targetId: 1, frames: 1, _id: 1 }, name: 'target_frames_id' },
     { key: { status: 1 }, name: 'status' },
   ],
   files: [{ key: { streamId: 1 }, name: 'stream' }],
@@ -39,15 +41,35 @@ export const INDEXES: Record<string, IndexDescription[]> = {
   'blobs.files': [{ key: { 'metadata.streamId': 1 }, name: 'metadata_stream' }],
 };
 
-/** Creates every missing index; returns the names it created. */
-export async function ensureIndexes(db: Db): Promise<string[]> {
+/** Indexes an earlier version made that one of {@link INDEXES} replaces, by collection: dropped where found. */
+export const RETIRED_INDEXES: Record<string, string[]> = {
+  streams: ['target_frames'],
+};
+
+/**
+ * Creates every missing index, then drops the retired ones it finds; returns both as
+ * `collection.name`. Only missing indexes are named: FerretDB v1.24.2 drops the connection
+ * when `createIndexes` names only existing ones.
+ */
+export async function ensureIndexes(db: Db): Promise<{ created: string[]; dropped: string[] }> {
   const created: string[] = [];
+  const dropped: string[] = [];
   for (const [collection, specs] of Object.entries(INDEXES)) {
     const existing = new Set((await db.collection(collection).listIndexes().toArray().catch(() => [])).map((i) => i.name as string));
     const missing = specs.filter((s) => !existing.has(s.name!));
-    if (missing.length === 0) continue;
-    await db.collection(collection).createIndexes(missing);
-    created.push(...missing.map((s) => `${collection}.${s.name}`));
+    if (missing.length > 0) {
+      await db.collection(collection).createIndexes(missing);
+      created.push(...missing.map((s) => `${collection}.${s.name}`));
+    }
+    for (const name of RETIRED_INDEXES[collection] ?? []) {
+      if (!existing.has(name)) continue;
+      // Another process starting at the same time may have dropped it first.
+      const gone = await db.collection(collection).dropIndex(name).then(
+        () => true,
+        () => false,
+      );
+      if (gone) dropped.push(`${collection}.${name}`);
+    }
   }
-  return created;
+  return { created, dropped };
 }

@@ -27,6 +27,8 @@ export interface InitResult {
   name: string;
   token: string;
   indexesCreated: string[];
+  /** Indexes of an earlier version dropped (RETIRED_INDEXES), as `collection.name`. */
+  indexesDropped: string[];
   existingUsers: number;
 }
 
@@ -41,11 +43,11 @@ export async function initDatabase(db: Db, opts: InitOptions = {}): Promise<Init
         'Nothing was changed. Re-run with --force if that is really what you want.',
     );
   }
-  const indexesCreated = await ensureIndexes(db);
+  const { created: indexesCreated, dropped: indexesDropped } = await ensureIndexes(db);
   if (await users.findOne({ name }, { projection: { _id: 1 } })) {
     throw new InitRefused(`a user named "${name}" already exists; choose another with --name`);
   }
   const token = newToken();
   await users.insertOne({ name, role: 'admin', weight: 1, tokenHash: hashToken(token), createdAt: new Date() });
-  return { name, token, indexesCreated, existingUsers };
+  return { name, token, indexesCreated, indexesDropped, existingUsers };
 }

@@ -86,17 +86,17 @@ func scSumQuery(ctx context.Context, c backends.Collection, s scSum) (iterator.I
 	return iterator.Values(iterator.ForSlice(docs)), nil
 }
 
-// scSortPushdown returns the sort (by _id or the janitor's createdAt, or none) that a find,
-// or its explain, hands to SQLite with its limit and skip; ok = false when the filter is not
-// exact or the sort is another. FerretDB still filters and sorts what comes back, which then
-// changes nothing (patches 5 and 7).
-func scSortPushdown(filter, sort *types.Document) (*types.Document, bool) {
+// scSortPushdown returns the sort (by _id, the janitor's createdAt, or an integer field of the
+// collection then _id, or none) that a find, or its explain, hands to SQLite with its limit
+// and skip; ok = false when the filter is not exact or the sort is another. FerretDB still
+// filters and sorts what comes back, which then changes nothing (patches 5, 7 and 11).
+func scSortPushdown(collection string, filter, sort *types.Document) (*types.Document, bool) {
 	switch {
 	case !scExactPushdown(filter):
 		return nil, false
 	case sort.Len() == 0:
 		return nil, true
-	case !sqlite.SCOrderable(filter, sort):
+	case !sqlite.SCOrderable(collection, filter, sort):
 		return nil, false
 	}
 	return sort, true

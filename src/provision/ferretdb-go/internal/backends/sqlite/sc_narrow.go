@@ -224,14 +224,21 @@ func SCExact(filter *types.Document) bool {
 	return ok
 }
 
-// SCOrderable reports whether SQLite can apply a sort of one key for this exact filter: by
-// _id always; by createdAt when the filter bounds it on both sides, so every row it selects
-// holds 13-digit milliseconds, which sort as text as they do as numbers (the janitor's window).
-func SCOrderable(filter, sort *types.Document) bool {
-	if sort.Len() != 1 {
+// SCOrderable reports whether SQLite can apply this sort for this exact filter on the
+// collection: by _id always; by createdAt when the filter bounds it on both sides, so every
+// row it selects holds 13-digit milliseconds, which sort as text as they do as numbers (the
+// janitor's window); by an integer field of the collection (metadata.SCIntFields) and then
+// _id (patch 11: a target's streams by frames or errors), in the SQL form of the field's
+// index, where integers sort as numbers and a missing field (NULL) first, as in MongoDB.
+func SCOrderable(collection string, filter, sort *types.Document) bool {
+	keys := sort.Keys()
+	switch {
+	case len(keys) == 2:
+		return keys[1] == "_id" && metadata.SCIntFields[collection][keys[0]]
+	case len(keys) != 1:
 		return false
 	}
-	switch sort.Keys()[0] {
+	switch keys[0] {
 	case "_id":
 		return true
 	case "createdAt":
@@ -242,21 +249,43 @@ func SCOrderable(filter, sort *types.Document) bool {
 	return false
 }
 
-// scOrderBy returns the ORDER BY clause of a sort by _id or createdAt alone (the handler
-// checked SCOrderable), in the form of their indexes so SQLite walks one; "" for any other.
+// scOrderBy returns the ORDER BY clause of a sort the handler found SCOrderable, in the form
+// of the indexes so SQLite walks one; "" for any other.
 func scOrderBy(sort *types.Document) string {
-	if sort.Len() != 1 {
+	keys := sort.Keys()
+	if len(keys) == 0 || len(keys) > 2 {
 		return ""
 	}
-	col := map[string]string{"_id": metadata.IDColumn, "createdAt": metadata.DefaultColumn + `->"createdAt"`}[sort.Keys()[0]]
-	v, _ := must.NotFail(sort.Get(sort.Keys()[0])).(int64)
-	switch {
-	case col == "":
-		return ""
-	case v == 1:
-		return " ORDER BY " + col
-	case v == -1:
-		return " ORDER BY " + col + " DESC"
+	cols := make([]string, len(keys))
+	for i, k := range keys {
+		switch {
+		case k == "_id":
+			cols[i] = metadata.IDColumn
+		case k == "createdAt" && len(keys) == 1:
+			cols[i] = metadata.DefaultColumn + `->"createdAt"`
+		case len(keys) == 2 && i == 0 && scIntField(k):
+			cols[i] = metadata.SCIntColumn(k)
+		default:
+			return ""
+		}
+		switch v, _ := must.NotFail(sort.Get(k)).(int64); v {
+		case 1:
+		case -1:
+			cols[i] += " DESC"
+		default:
+			return ""
+		}
 	}
-	return ""
+	return " ORDER BY " + strings.Join(cols, ", ")
+}
+
+// scIntField reports whether the field is an integer field of some collection (SCOrderable,
+// which knows the collection, has already checked it is one of this query's).
+func scIntField(field string) bool {
+	for _, fields := range metadata.SCIntFields {
+		if fields[field] {
+			return true
+		}
+	}
+	return false
 }

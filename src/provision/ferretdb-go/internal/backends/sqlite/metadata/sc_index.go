@@ -9,9 +9,9 @@ import (
 )
 
 // SCIntFields are, per collection, the fields stream-coordinator always stores there as an
-// integer, which patch 6 may sum in SQL. Per collection because a name can mean different
+// integer, which patch 6 may sum in SQL and patch 11 sort by in SQL. Per collection because a name can mean different
 // things: a stream's frames is a count, a partition's is its list of frame files.
-var SCIntFields = map[string]map[string]bool{"streams": {"frames": true}}
+var SCIntFields = map[string]map[string]bool{"streams": {"frames": true, "errorCount": true}}
 
 // SCIntColumn is the SQL expression of an integer field: its value as an SQL integer. An
 // index column in this form can stand in for the expression wherever a query names it
