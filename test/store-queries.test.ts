@@ -186,6 +186,9 @@ t.test("a target's streams by frames or errors, then id: exact, ties and pages i
     const explained = (await streams.find({ targetId: 'st0' }, { sort: { frames: -1, _id: -1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
     t.match(explained, { sortPushdown: true, limitPushdown: true }, 'FerretDB leaves the sort by frames and the limit to SQLite');
     t.match((explained.queryPlanner?.Plan ?? []).join(' | '), /USING INDEX \S+_target_frames_id/, 'which walks the target_frames_id index');
+    const byErrors = (await streams.find({ targetId: 'st0' }, { sort: { errorCount: -1, _id: -1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean };
+    t.match(byErrors, { sortPushdown: true }, 'and the sort by errors');
+    t.match((byErrors.queryPlanner?.Plan ?? []).join(' | '), /USING INDEX \S+_target_errors_id/, 'along the target_errors_id index');
   }
 });
 

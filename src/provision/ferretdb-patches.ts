@@ -98,8 +98,8 @@ import path from 'node:path';
  *    sorts) were sorted in Go after decoding every stream of the target: 8.9 s for the
  *    first page at 100,000 streams, even with patch 10. With an exact filter, a sort by an
  *    integer field of the collection (`SCIntFields`, in the SQL form of patch 6) and then
- *    `_id` goes to SQLite with its limit and skip; by `frames` SQLite walks the
- *    `target_frames` index. `test/store-queries.test.ts` checks the order, ties and pages
+ *    `_id` goes to SQLite with its limit and skip, which walks the `target_frames_id` or
+ *    `target_errors_id` index `init` creates. `test/store-queries.test.ts` checks the order, ties and pages
  *    against MongoDB's.
  */
 export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [

@@ -26,6 +26,9 @@ export const INDEXES: Record<string, IndexDescription[]> = {
     // With `_id`, a page of a target's streams by frames (ties by id) is read in index order
     // (patch 11), however many streams share a count.
     { key: { targetId: 1, frames: 1, _id: 1 }, name: 'target_frames_id' },
+    // The streams with the most errors (the dashboard's overview asks every target for its
+    // worst three), read in index order as by frames (patch 11).
+    { key: { targetId: 1, errorCount: 1, _id: 1 }, name: 'target_errors_id' },
     { key: { status: 1 }, name: 'status' },
   ],
   files: [{ key: { streamId: 1 }, name: 'stream' }],
