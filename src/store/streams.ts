@@ -187,11 +187,6 @@ export class Streams {
     this.files = db.collection<FileDoc>('files');
   }
 
-  /** One stream, whole. */
-  get(id: string): Promise<StreamDoc | null> {
-    return this.streams.findOne({ _id: id });
-  }
-
   /**
    * A stream by `_id` with only `fields` (and `_id`): its lists grow with every committed
    * partition, and most readers need one of them or none.
