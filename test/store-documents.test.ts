@@ -127,4 +127,5 @@ t.test('finds with a projection: what MongoDB gives, when the filter and sort re
   t.equal(canonical(await find({ $or: [{ errorCount: 3 }, { _id: 's00' }] }, { projection: { frames: 1 }, sort: { _id: 1 } })), expect(streams.filter((d) => d.errorCount.valueOf() === 3 || d._id === 's00'), ['frames']), 'a top-level operator in the filter');
   t.equal(canonical(await find({ _id: 's04' }, { projection: { deep: true, status: 1.0 } })), canonical([included(streams[4]!, ['deep', 'status'])]), 'true and 1.0 include too');
   t.equal(canonical(await find({ targetId: 'even' }, { projection: { nothere: 1 }, sort: { _id: 1 }, limit: 2 })), canonical([{ _id: 's00' }, { _id: 's02' }]), 'a projected field no document has');
+  t.equal(canonical(await find({ _id: 's06' }, { projection: { _id: 0 } })), canonical([Object.fromEntries(Object.entries(streams[6]!).filter(([k]) => k !== '_id'))]), 'leaving out only _id keeps every other field');
 });

@@ -87,8 +87,9 @@ import path from 'node:path';
  * 10. A find with an inclusion projection still decoded each whole document before
  *    projecting it. A stream's document grows by three list entries per committed
  *    partition, so a page of a target's streams (which asks for six fields) took 3.6 s for
- *    100 streams of 1,000 partitions. When a find's projection only includes fields (and
- *    perhaps excludes `_id`) and its filter and sort have no top-level operator, the SQLite
+ *    100 streams of 1,000 partitions. When a find's projection includes at least one field
+ *    and excludes none but perhaps `_id`, and its filter and sort have no top-level
+ *    operator, the SQLite
  *    backend now cuts each stored document down to the top-level fields the projection,
  *    the filter and the sort name (FerretDB still filters, sorts and projects what it gets,
  *    so the result is unchanged) before decoding it (`internal/handler/sc_projection.go`,

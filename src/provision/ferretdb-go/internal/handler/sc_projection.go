@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/FerretDB/FerretDB/internal/types"
@@ -10,41 +11,40 @@ import (
 // scKeepKeys returns the top-level fields a find needs of each stored document when its
 // projection includes only some fields (patch 10, see src/provision/ferretdb-patches.ts):
 // those the projection includes and those its filter and sort read, since FerretDB filters
-// and sorts the documents after the backend returns them. Nil (read whole documents) for
-// any other projection, or when the filter or sort has an operator at the top level.
+// and sorts the documents after the backend returns them (sjson.SCKeep adds _id). Nil (read
+// whole documents) when the projection includes no field (none, or only `_id: 0`), excludes
+// another field or uses an operator, or when the filter or sort has one at the top level.
 func scKeepKeys(filter, sort, projection *types.Document) []string {
-	if !SCSQLite || projection.Len() == 0 {
+	if !SCSQLite {
 		return nil
 	}
 
-	keep := []string{"_id"}
+	var keep []string
 
 	add := func(path string) bool {
 		if path == "" || strings.HasPrefix(path, "$") {
 			return false
 		}
 
-		top, _, _ := strings.Cut(path, ".")
-		for _, k := range keep {
-			if k == top {
-				return true
-			}
+		if top, _, _ := strings.Cut(path, "."); !slices.Contains(keep, top) {
+			keep = append(keep, top)
 		}
-
-		keep = append(keep, top)
 
 		return true
 	}
 
 	for _, k := range projection.Keys() {
-		v := must.NotFail(projection.Get(k))
-		if !scIncluded(v) && !(k == "_id" && scExcluded(v)) {
+		include, ok := scProjectionValue(must.NotFail(projection.Get(k)))
+		switch {
+		case !ok, !include && k != "_id":
+			return nil
+		case include && !add(k):
 			return nil
 		}
+	}
 
-		if !add(k) {
-			return nil
-		}
+	if len(keep) == 0 {
+		return nil
 	}
 
 	for _, d := range []*types.Document{filter, sort} {
@@ -58,34 +58,20 @@ func scKeepKeys(filter, sort, projection *types.Document) []string {
 	return keep
 }
 
-// scIncluded reports whether a projection value includes its field (true, or a non-zero number).
-func scIncluded(v any) bool {
+// scProjectionValue reports whether a projection value includes its field (true, or a
+// non-zero number) or excludes it (false, or zero); ok is false for anything else (an
+// operator or an expression).
+func scProjectionValue(v any) (include, ok bool) {
 	switch v := v.(type) {
 	case bool:
-		return v
+		return v, true
 	case int32:
-		return v != 0
+		return v != 0, true
 	case int64:
-		return v != 0
+		return v != 0, true
 	case float64:
-		return v != 0
+		return v != 0, true
 	}
 
-	return false
-}
-
-// scExcluded reports whether a projection value excludes its field (false or zero).
-func scExcluded(v any) bool {
-	switch v := v.(type) {
-	case bool:
-		return !v
-	case int32:
-		return v == 0
-	case int64:
-		return v == 0
-	case float64:
-		return v == 0
-	}
-
-	return false
+	return false, false
 }

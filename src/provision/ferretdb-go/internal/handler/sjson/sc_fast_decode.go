@@ -252,6 +252,24 @@ func scSplit(data []byte, open byte, each func(key string, raw json.RawMessage) 
 	}
 }
 
+// scSplitObject splits an object into its members; false when it cannot exactly (a key
+// with an escape, malformed input, or a repeated key, which is left to encoding/json: its
+// first value would never be checked).
+func scSplitObject(data []byte) (map[string]json.RawMessage, bool) {
+	res := map[string]json.RawMessage{}
+	ok := scSplit(data, '{', func(key string, raw json.RawMessage) bool {
+		if _, dup := res[key]; dup {
+			return false
+		}
+
+		res[key] = raw
+
+		return true
+	})
+
+	return res, ok
+}
+
 // scDecodeObject splits a JSON object into its members' raw values, as decoding it into a
 // map[string]json.RawMessage does.
 func scDecodeObject(data []byte) (map[string]json.RawMessage, error) {

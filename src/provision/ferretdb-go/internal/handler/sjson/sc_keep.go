@@ -3,6 +3,7 @@ package sjson
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 )
 
 // Stream-coordinator patch 10 (see src/provision/ferretdb-patches.ts).
@@ -46,7 +47,7 @@ func SCKeep(data []byte, keep []string) []byte {
 	kept := make([]string, 0, len(keep)+1)
 
 	for _, k := range order {
-		if k == "_id" || scContains(keep, k) {
+		if k == "_id" || slices.Contains(keep, k) {
 			kept = append(kept, k)
 		}
 	}
@@ -82,39 +83,10 @@ func SCKeep(data []byte, keep []string) []byte {
 	return buf.Bytes()
 }
 
-// scSplitObject splits an object into its members; false when it cannot exactly (a key
-// with an escape, malformed input, or a repeated key, which is left to encoding/json: its
-// first value would never be checked).
-func scSplitObject(data []byte) (map[string]json.RawMessage, bool) {
-	res := map[string]json.RawMessage{}
-	ok := scSplit(data, '{', func(key string, raw json.RawMessage) bool {
-		if _, dup := res[key]; dup {
-			return false
-		}
-
-		res[key] = raw
-
-		return true
-	})
-
-	return res, ok
-}
-
 // scWriteMember writes "key":raw (keys reach here only when scSplit found no escape in them).
 func scWriteMember(buf *bytes.Buffer, key string, raw json.RawMessage) {
 	buf.WriteByte('"')
 	buf.WriteString(key)
 	buf.WriteString(`":`)
 	buf.Write(raw)
-}
-
-// scContains reports whether list holds s.
-func scContains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-
-	return false
 }
