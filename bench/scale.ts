@@ -47,7 +47,7 @@ import { checkShapes, populate, type History } from './lib/populate';
 import { CpuWindow, settle } from './lib/proc';
 import { machineOf, resultsDir, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
-import { latency, round } from './lib/stats';
+import { latency, percentile, round } from './lib/stats';
 
 /** What the cache remembers of one level's database. */
 interface LevelState {
@@ -123,12 +123,17 @@ const QUERY_REPEATS = 6;
 /** Admin request timings, in ms: the first of each, and the median of the repeats after it. */
 type Timings = Record<string, { first: number; median: number }>;
 
+/** Times a manager's GET of `path` (expecting 200) under `label` and returns its body. */
+type TimedGet = <T>(label: string, path: string) => Promise<T>;
+/** A list of timed requests, which may read what an earlier one returned. */
+type Requests = (get: TimedGet) => Promise<void>;
+
 /**
  * Times each request {@link QUERY_REPEATS} times in a row on one connection, as the fixture's
  * manager; the first is reported on its own, since it also pays for the connection and cold
  * caches. `requests` may read what an earlier request returned.
  */
-async function timeRequests(url: string, ca: string, fx: CoreFixture, requests: (get: <T>(label: string, path: string) => Promise<T>) => Promise<void>): Promise<Timings> {
+async function timeRequests(url: string, ca: string, fx: CoreFixture, requests: Requests): Promise<Timings> {
   const api = new ApiClient(url, ca, { timeoutMs: 600_000 });
   const out: Timings = {};
   await requests(async <T>(label: string, path: string): Promise<T> => {
@@ -139,8 +144,7 @@ async function timeRequests(url: string, ca: string, fx: CoreFixture, requests: 
       body = await api.json<T>('GET', path, fx.manager, undefined, 200);
       ms.push(performance.now() - t0);
     }
-    const rest = ms.slice(1).sort((a, b) => a - b);
-    out[label] = { first: round(ms[0]!, 1), median: round(rest[Math.floor(rest.length / 2)]!, 1) };
+    out[label] = { first: round(ms[0]!, 1), median: round(percentile(ms.slice(1), 50), 1) };
     return body!;
   });
   return out;
@@ -152,8 +156,8 @@ async function timeRequests(url: string, ca: string, fx: CoreFixture, requests: 
  * and by error count, the target view (counts by status, frames summed), and one stream's
  * partitions.
  */
-function levelRequests(fx: CoreFixture, level: number) {
-  return async (get: <T>(label: string, path: string) => Promise<T>): Promise<void> => {
+function levelRequests(fx: CoreFixture, level: number): Requests {
+  return async (get) => {
     const list = `/v1/targets/${fx.targetId}/streams`;
     const first = await get<{ streams: Array<{ id: string; frames: number }> }>('stream list, first page of 100 with the total', `${list}?limit=100`);
     await get('stream list, next page (after the last id)', `${list}?limit=100&after=${first.streams.at(-1)!.id}`);
@@ -167,8 +171,8 @@ function levelRequests(fx: CoreFixture, level: number) {
 }
 
 /** The views of a target of long streams: the list in id order and by frames, the target view, one stream, its partitions. */
-function longRequests(fx: CoreFixture) {
-  return async (get: <T>(label: string, path: string) => Promise<T>): Promise<void> => {
+function longRequests(fx: CoreFixture): Requests {
+  return async (get) => {
     const list = `/v1/targets/${fx.targetId}/streams`;
     const first = await get<{ streams: Array<{ id: string }> }>('stream list, first page of 100 with the total', `${list}?limit=100`);
     await get('stream list sorted by frames, descending', `${list}?limit=100&sort=-frames`);

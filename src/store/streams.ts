@@ -45,8 +45,10 @@ export interface AssignedStream {
  */
 const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0, frameIndex: 0 } as const;
 
-/** The fields of a stream its queue entry and manifest are made of. */
-export type QueuedFields = Pick<StreamDoc, '_id' | 'targetId' | 'frames' | 'createdAt' | 'seedFiles' | 'lastPartitionId' | 'fence'>;
+/** The fields of a stream its queue entry and manifest are made of (with `_id`). */
+const QUEUED_FIELDS = ['targetId', 'frames', 'createdAt', 'seedFiles', 'lastPartitionId', 'fence'] as const;
+/** The fields of a stream its queue entry and manifest are made of ({@link QUEUED_FIELDS}). */
+export type QueuedFields = Pick<StreamDoc, '_id' | (typeof QUEUED_FIELDS)[number]>;
 
 /**
  * What a page of a target's streams and a stream's view read of each stream (with `_id`): a
@@ -62,7 +64,7 @@ function only(fields: readonly string[]): Record<string, 1> {
   return Object.fromEntries(fields.map((f) => [f, 1 as const]));
 }
 
-const QUEUED_PROJECTION = { _id: 1, targetId: 1, frames: 1, createdAt: 1, seedFiles: 1, lastPartitionId: 1, fence: 1 } as const;
+const QUEUED_PROJECTION = only(QUEUED_FIELDS);
 
 /** The manifest of an assigned stream (what {@link Leases.setManifest} records). */
 export function manifestOf(s: Pick<AssignedStream, 'frames' | 'seedFiles' | 'lastPartitionId'> & { fence?: number }): StreamManifest {
