@@ -43,7 +43,7 @@ import { benchServer, freshDatabase, stopServer, type BenchContext } from './lib
 import { createCoreFixture, RECIPE, resetQueues, type CoreFixture } from './lib/fixtures';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { MODES, type ScaleSettings } from './lib/modes';
-import { checkShapes, populate, type History } from './lib/populate';
+import { checkShapes, insertDonors, populate, type History } from './lib/populate';
 import { CpuWindow, settle } from './lib/proc';
 import { machineOf, resultsDir, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
@@ -56,6 +56,8 @@ interface LevelState {
   loaded: number;
   /** Seconds spent loading, over all runs. */
   loadS: number;
+  /** Donors registered (every donor below this index is written). */
+  donors?: number;
 }
 
 interface LevelFigures {
@@ -152,9 +154,10 @@ async function timeRequests(url: string, ca: string, fx: CoreFixture, requests: 
 
 /**
  * A manager's view of a level's one big target: the stream list's first page (with its
- * total), the next page by id, a page at half the target by offset, the first page by frames
- * and by error count, the target view (counts by status, frames summed), and one stream's
- * partitions.
+ * total), the next page by id, a page at half the target by offset, the first page by each
+ * other sort (frames, error count, status, creation time), the target view (counts by status,
+ * frames summed), the donors' leaderboard (as many donors as streams; top 100 and 1,000), and
+ * one stream's partitions.
  */
 function levelRequests(fx: CoreFixture, level: number): Requests {
   return async (get) => {
@@ -164,18 +167,23 @@ function levelRequests(fx: CoreFixture, level: number): Requests {
     await get(`stream list, page at offset ${level / 2}`, `${list}?limit=100&offset=${level / 2}`);
     await get('stream list sorted by frames, descending', `${list}?limit=100&sort=-frames`);
     await get('stream list sorted by error count, descending', `${list}?limit=100&sort=-error_count`);
+    await get('stream list sorted by status', `${list}?limit=100&sort=status`);
+    await get('stream list sorted by creation time, newest first', `${list}?limit=100&sort=-created_at`);
     await get('target view (counts by status, frames summed)', `/v1/targets/${fx.targetId}`);
+    await get(`leaderboard, top 100 of ${level} donors`, '/v1/donors?top=100');
+    await get(`leaderboard, top 1,000 of ${level} donors`, '/v1/donors?top=1000');
     const withHistory = first.streams.find((st) => st.frames > 0) ?? first.streams[0]!;
     await get("one stream's partitions", `/v1/streams/${withHistory.id}/partitions`);
   };
 }
 
-/** The views of a target of long streams: the list in id order and by frames, the target view, one stream, its partitions. */
+/** The views of a target of long streams: the list in id order, by frames and by creation time, the target view, one stream, its partitions. */
 function longRequests(fx: CoreFixture): Requests {
   return async (get) => {
     const list = `/v1/targets/${fx.targetId}/streams`;
     const first = await get<{ streams: Array<{ id: string }> }>('stream list, first page of 100 with the total', `${list}?limit=100`);
     await get('stream list sorted by frames, descending', `${list}?limit=100&sort=-frames`);
+    await get('stream list sorted by creation time, newest first', `${list}?limit=100&sort=-created_at`);
     await get('target view (counts by status, frames summed)', `/v1/targets/${fx.targetId}`);
     await get('one stream', `/v1/streams/${first.streams[0]!.id}`);
     await get("one stream's partitions", `/v1/streams/${first.streams[0]!.id}/partitions`);
@@ -259,16 +267,18 @@ interface LoadPlan {
   history: History;
   /** Streams per insert round trip (fewer for long streams: each carries its partitions). */
   batch?: number;
+  /** Donors registered beside the streams (the leaderboard's). */
+  donors: number;
 }
 
 /** The plan of one level: `level` streams, the settings' new streams and history. */
 function levelPlan(s: ScaleSettings, level: number): LoadPlan {
-  return { database: `bench_scale_${level}`, streams: level, newStreams: s.newStreams, history: s.history };
+  return { database: `bench_scale_${level}`, streams: level, newStreams: s.newStreams, history: s.history, donors: level };
 }
 
 /** The plan of the long streams' target: every stream with `long.partitions` partitions of the history's sizes. */
 function longPlan(s: ScaleSettings): LoadPlan {
-  return { database: `bench_scale_long_${s.long.streams}x${s.long.partitions}`, streams: s.long.streams, newStreams: 0, history: { ...s.history, partitions: s.long.partitions }, batch: 2 };
+  return { database: `bench_scale_long_${s.long.streams}x${s.long.partitions}`, streams: s.long.streams, newStreams: 0, history: { ...s.history, partitions: s.long.partitions }, batch: 2, donors: 0 };
 }
 
 /** Brings a database to its plan's streams (resuming a cached load) and returns its fixture and load figures. */
@@ -289,6 +299,13 @@ async function prepareDatabase(ctx: BenchContext, cacheDir: string, plan: LoadPl
     save();
   }
   const fx = state.fixture;
+  if ((state.donors ?? 0) < plan.donors) {
+    const t0 = Date.now();
+    await insertDonors(ctx.stack.db(database), state.donors ?? 0, plan.donors);
+    ctx.log(`scale: ${database}: donors ${state.donors ?? 0} to ${plan.donors} registered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    state.donors = plan.donors;
+    save();
+  }
   if (state.loaded >= level) return { fx, loadS: state.loadS, loadedThisRun: false };
   ctx.log(`scale: loading ${database} from ${state.loaded} to ${level} streams`);
   const started = state.loaded;

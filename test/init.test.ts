@@ -42,17 +42,18 @@ t.test('init creates indexes and the first admin, then refuses without --force',
   t.match(dup.output(), /a user named "admin2" already exists/);
 });
 
-t.test('init replaces an index of an earlier version (RETIRED_INDEXES): streams.target_frames by target_frames_id', async (t) => {
+t.test('init replaces the indexes of an earlier version (RETIRED_INDEXES): streams.target_frames and target_status by target_frames_id and target_status_id', async (t) => {
   const overrides = await stackOverrides();
   const settings = loadConfig({ env: {}, overrides });
   const mongo = createMongo(settings);
   t.teardown(() => mongo.client.close());
   await mongo.db.collection('streams').createIndex({ targetId: 1, frames: 1 }, { name: 'target_frames' });
+  await mongo.db.collection('streams').createIndex({ targetId: 1, status: 1 }, { name: 'target_status' });
 
   const init = runCli(['init', '--config', writeConfig(overrides)]);
   t.equal((await init.exited).code, 0, init.output());
-  t.match(init.output(), /created [^\n]*streams\.target_frames_id[^\n]*; dropped streams\.target_frames \(replaced\)/);
+  t.match(init.output(), /created [^\n]*streams\.target_frames_id[^\n]*; dropped streams\.target_frames, streams\.target_status \(replaced\)/);
   const names = (await mongo.db.collection('streams').listIndexes().toArray()).map((i) => i.name as string);
-  t.ok(names.includes('target_frames_id'), `the new index is there: ${names.join(', ')}`);
-  t.notOk(names.includes('target_frames'), 'the retired one is gone');
+  t.ok(names.includes('target_frames_id') && names.includes('target_status_id'), `the new indexes are there: ${names.join(', ')}`);
+  t.notOk(names.includes('target_frames') || names.includes('target_status'), 'the retired ones are gone');
 });

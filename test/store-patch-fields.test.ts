@@ -1,9 +1,11 @@
 /**
  * The provisioned FerretDB build answers some filters in SQL on the strength of facts about
- * the coordinator's documents (src/provision/ferretdb-patches.ts, patches 4–6): a field of
- * `scScalarFields` is a string or an ObjectId in every collection, never an array (MongoDB's
- * equality also matches an array element, the SQL one does not); a field of `SCIntFields` is
- * an integer in its collection (SQLite sums it). Those lists live in Go, apart from the code
+ * the coordinator's documents (src/provision/ferretdb-patches.ts, patches 4–6, 11 and 12): a
+ * field of `scScalarFields` is a string or an ObjectId in every collection, never an array
+ * (MongoDB's equality also matches an array element, the SQL one does not); a field of
+ * `SCIntFields` is an integer in its collection (SQLite sums it and sorts by it), one of
+ * `SCDateFields` a date (sorted as its milliseconds), one of `SCWordFields` a word of
+ * [0-9A-Za-z_.:~-] (sorted as its JSON text). Those lists live in Go, apart from the code
  * that writes the documents, so this test reads them from the Go source and checks them
  * against every document a realistic session leaves in the store: a target with options,
  * streams with seed files, a core's frames and commits (one file large enough for GridFS),
@@ -33,10 +35,10 @@ function scalarFields(source: string): string[] {
   return [...goMapLiteral(source, 'scScalarFields').matchAll(/"([^"]+)":\s*true/g)].map((m) => m[1]!);
 }
 
-/** `SCIntFields`: collection → field names. */
-function intFields(source: string): Record<string, string[]> {
-  const body = /var SCIntFields = map\[string\]map\[string\]bool\{(.*)\}\n/.exec(source)?.[1];
-  if (body === undefined) throw new Error(`SCIntFields (per collection) not found in ${GO_INT}`);
+/** `SCIntFields`, `SCDateFields` or `SCWordFields`: collection → field names. */
+function perCollection(source: string, name: string): Record<string, string[]> {
+  const body = new RegExp(`var ${name} = map\\[string\\]map\\[string\\]bool\\{(.*)\\}\\n`).exec(source)?.[1];
+  if (body === undefined) throw new Error(`${name} (per collection) not found in ${GO_INT}`);
   const out: Record<string, string[]> = {};
   for (const m of body.matchAll(/"([^"]+)":\s*\{([^}]*)\}/g)) out[m[1]!] = [...m[2]!.matchAll(/"([^"]+)":\s*true/g)].map((x) => x[1]!);
   return out;
@@ -54,9 +56,14 @@ t.teardown(async () => {
 t.test('the field lists of the FerretDB patches hold for every document the coordinator writes', async (t) => {
   const source = fs.readFileSync(GO, 'utf8');
   const scalars = scalarFields(source);
-  const ints = intFields(fs.readFileSync(GO_INT, 'utf8'));
+  const perColl = fs.readFileSync(GO_INT, 'utf8');
+  const ints = perCollection(perColl, 'SCIntFields');
+  const dates = perCollection(perColl, 'SCDateFields');
+  const words = perCollection(perColl, 'SCWordFields');
   t.ok(scalars.length >= 10, `scScalarFields read from the Go source: ${scalars.join(', ')}`);
-  t.same(ints, { streams: ['frames', 'errorCount'] }, 'SCIntFields read from the Go source');
+  t.same(ints, { streams: ['frames', 'errorCount'], donors: ['frames'] }, 'SCIntFields read from the Go source');
+  t.same(dates, { streams: ['createdAt'] }, 'SCDateFields read from the Go source');
+  t.same(words, { streams: ['status'], donors: ['name'] }, 'SCWordFields read from the Go source');
 
   const target = await f.target({ options: { temperature: 300, name: 'a target', tags: ['x'] } });
   const streams = [await f.stream(target, crypto.randomBytes(200 * 1024)), await f.stream(target)];
@@ -78,6 +85,7 @@ t.test('the field lists of the FerretDB patches hold for every document the coor
   const db = f.ts.server.storage.mongo.db;
   const seen = new Map<string, Set<string>>();
   const wrong: string[] = [];
+  const met = new Set<string>();
   for (const { name: coll } of await db.listCollections({}, { nameOnly: true }).toArray()) {
     for (const doc of await db.collection<Document>(coll).find({}).toArray()) {
       for (const [field, value] of Object.entries(doc)) {
@@ -85,11 +93,16 @@ t.test('the field lists of the FerretDB patches hold for every document the coor
           (seen.get(field) ?? seen.set(field, new Set()).get(field)!).add(coll);
           if (typeof value !== 'string' && !(value instanceof ObjectId)) wrong.push(`${coll}.${field} = ${JSON.stringify(value)}`);
         }
+        if (ints[coll]?.includes(field) || dates[coll]?.includes(field) || words[coll]?.includes(field)) met.add(`${coll}.${field}`);
         if (ints[coll]?.includes(field) && !Number.isInteger(value)) wrong.push(`${coll}.${field} = ${JSON.stringify(value)} (not an integer)`);
+        if (dates[coll]?.includes(field) && !(value instanceof Date)) wrong.push(`${coll}.${field} = ${JSON.stringify(value)} (not a date)`);
+        if (words[coll]?.includes(field) && !(typeof value === 'string' && /^[0-9A-Za-z_.:~-]+$/.test(value))) wrong.push(`${coll}.${field} = ${JSON.stringify(value)} (not a word)`);
       }
     }
   }
   t.same(wrong, [], 'every listed field holds what its patch assumes');
+  const listed = [ints, dates, words].flatMap((m) => Object.entries(m).flatMap(([coll, fields]) => fields.map((field) => `${coll}.${field}`)));
+  t.same(listed.filter((f) => !met.has(f)), [], `every integer, date and word field was met in the store (${[...met].join(', ')})`);
   const unseen = scalars.filter((s) => !seen.has(s));
   t.same(unseen, [], `every scalar field was met in the store (${[...seen].map(([k, v]) => `${k}: ${[...v].join('/')}`).join('; ')})`);
 

@@ -35,7 +35,7 @@ async function plan(collection: string, filter: Record<string, unknown>): Promis
 
 t.test('equality on a string field: the right documents, through the index', async (t) => {
   const streams = db.collection<{ _id: string; targetId: string; status: string; partitionIds: string[] }>('streams');
-  await streams.createIndexes([{ key: { targetId: 1, status: 1 }, name: 'target_status' }]);
+  await streams.createIndexes([{ key: { targetId: 1, status: 1, _id: 1 }, name: 'target_status_id' }]);
   const docs = Array.from({ length: 60 }, (_, i) => ({ _id: `s${i}`, targetId: `t${i % 3}`, status: i % 4 === 0 ? 'stopped' : 'ok', partitionIds: [`s${i}:1:x`, `s${i}:2:y`] }));
   await streams.insertMany(docs);
   const ids = async (filter: Record<string, unknown>): Promise<string[]> => (await streams.find(filter, { sort: { _id: 1 } }).toArray()).map((d) => d._id).sort();
@@ -48,7 +48,7 @@ t.test('equality on a string field: the right documents, through the index', asy
   t.same(await ids({ partitionIds: 's7:2:y' }), ['s7'], 'equality on an array field still matches an element (not narrowed)');
   t.equal(await streams.countDocuments({ targetId: 't0', status: 'ok' }), expect((d) => d.targetId === 't0' && d.status === 'ok').length, 'count');
   t.same(await ids({ targetId: 'nope' }), [], 'no match');
-  if (ferret) t.match(await plan('streams', { targetId: 't1', status: 'ok' }), /USING INDEX \S+_target_status/, 'FerretDB searches the target_status index');
+  if (ferret) t.match(await plan('streams', { targetId: 't1', status: 'ok' }), /USING INDEX \S+_target_status_id/, 'FerretDB searches the target_status_id index');
 });
 
 t.test("the janitor's createdAt window: the right documents, through the index", async (t) => {
@@ -89,7 +89,7 @@ t.test("the janitor's createdAt window: the right documents, through the index",
 t.test("a target's pages in id order and its counts: exact, with the sort, limit and count left to the index", async (t) => {
   const streams = db.collection<{ _id: string; targetId: string; status: string; frames: number }>('pages');
   await streams.createIndexes([
-    { key: { targetId: 1, status: 1 }, name: 'target_status' },
+    { key: { targetId: 1, status: 1, _id: 1 }, name: 'target_status_id' },
     { key: { targetId: 1, _id: 1 }, name: 'target_id' },
   ]);
   // Ids as the coordinator makes them (base64url), inserted out of order.
@@ -189,6 +189,87 @@ t.test("a target's streams by frames or errors, then id: exact, ties and pages i
     const byErrors = (await streams.find({ targetId: 'st0' }, { sort: { errorCount: -1, _id: -1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean };
     t.match(byErrors, { sortPushdown: true }, 'and the sort by errors');
     t.match((byErrors.queryPlanner?.Plan ?? []).join(' | '), /USING INDEX \S+_target_errors_id/, 'along the target_errors_id index');
+  }
+});
+
+t.test("a target's streams by status or creation time, then id: exact, ties and pages included (FerretDB: sorted by SQLite, patch 12)", async (t) => {
+  // The collection's real name: patch 12 sorts only by the date and word fields listed for it.
+  const streams = db.collection<{ _id: string; targetId: string; status?: string; createdAt?: Date }>('streams');
+  await ensureIndexes(db);
+  // Dates of 13 digits of milliseconds and others (1970, before 1970, past 2286), which
+  // must sort as times, not as text; many ties; a few streams without the field.
+  const at = [Date.UTC(2026, 11, 4), Date.UTC(2026, 11, 4), Date.UTC(2025, 0, 1, 12), 5, -86_400_000, Date.UTC(2300, 0, 1), Date.UTC(2026, 11, 5)];
+  const docs = Array.from({ length: 210 }, (_, i) => ({
+    _id: Buffer.from(`by-${(i * 7919) % 210}`).toString('base64url'),
+    targetId: `ct${i % 2}`,
+    ...(i % 13 === 0 ? {} : { status: ['ok', 'ok', 'stopped', 'failed'][i % 4]! }),
+    ...(i % 17 === 0 ? {} : { createdAt: new Date(at[i % at.length]!) }),
+  }));
+  await streams.insertMany(docs);
+  type Doc = (typeof docs)[number];
+  // MongoDB's order: a missing field first, then the values (one type each here).
+  const rank = (d: Doc, field: 'status' | 'createdAt'): [number, number | string] => {
+    const v = d[field];
+    return v === undefined ? [0, 0] : [1, v instanceof Date ? v.getTime() : v];
+  };
+  const cmp = (a: Doc, b: Doc, field: 'status' | 'createdAt'): number => {
+    const [ra, va] = rank(a, field);
+    const [rb, vb] = rank(b, field);
+    return ra - rb || (va < vb ? -1 : va > vb ? 1 : 0) || (a._id < b._id ? -1 : a._id > b._id ? 1 : 0);
+  };
+  const expected = (field: 'status' | 'createdAt', order: 1 | -1, filter: (d: Doc) => boolean): string[] =>
+    docs.filter(filter).sort((a, b) => order * cmp(a, b, field)).map((d) => d._id);
+  const page = async (filter: Record<string, unknown>, field: 'status' | 'createdAt', order: 1 | -1, skip: number, limit: number): Promise<string[]> =>
+    (await streams.find(filter, { sort: { [field]: order, _id: order }, skip, limit, projection: { _id: 1 } }).toArray()).map((d) => d._id);
+  const ct0 = (d: Doc): boolean => d.targetId === 'ct0';
+
+  for (const field of ['status', 'createdAt'] as const) {
+    t.same(await page({ targetId: 'ct0' }, field, 1, 0, 25), expected(field, 1, ct0).slice(0, 25), `by ${field}: first page, ascending (streams without it first)`);
+    t.same(await page({ targetId: 'ct0' }, field, -1, 0, 25), expected(field, -1, ct0).slice(0, 25), `by ${field}: first page, descending`);
+    t.same(await page({ targetId: 'ct0' }, field, -1, 40, 25), expected(field, -1, ct0).slice(40, 65), `by ${field}: a page by offset`);
+    t.same(await page({ targetId: 'ct1' }, field, 1, 0, 200), expected(field, 1, (d) => d.targetId === 'ct1'), `by ${field}: the whole target`);
+    t.same(await page({ targetId: 'ct1', status: 'ok' }, field, -1, 3, 10), expected(field, -1, (d) => d.targetId === 'ct1' && d.status === 'ok').slice(3, 13), `by ${field}: with a status`);
+  }
+
+  if (ferret) {
+    for (const [field, index] of [['status', 'target_status_id'], ['createdAt', 'target_created_id']] as const) {
+      const explained = (await streams.find({ targetId: 'ct0' }, { sort: { [field]: -1, _id: -1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
+      t.match(explained, { sortPushdown: true, limitPushdown: true }, `FerretDB leaves the sort by ${field} and the limit to SQLite`);
+      const steps = (explained.queryPlanner?.Plan ?? []).join(' | ');
+      t.match(steps, new RegExp(`USING INDEX \\S+_${index}`), `which walks the ${index} index`);
+      t.notMatch(steps, /TEMP B-TREE/, 'without sorting');
+    }
+  }
+});
+
+t.test('the leaderboard, every donor by frames then name: exact, with the page left to the index (FerretDB: patch 13)', async (t) => {
+  // The collection's real name: patch 13 sorts only by the fields listed for it.
+  const donors = db.collection<{ _id: string; name: string; frames?: number }>('donors');
+  await ensureIndexes(db);
+  const docs = Array.from({ length: 150 }, (_, i) => ({
+    _id: `d${i}`,
+    name: `donor-${(i * 7919) % 150}`,
+    // Ties, counts past 2^31 that must sort as numbers, and donors never credited.
+    ...(i % 9 === 0 ? {} : { frames: [0, 1024, 5, 3_000_000_000, 70][i % 5]! + (i % 4 === 0 ? 1 : 0) }),
+  }));
+  await donors.insertMany(docs);
+  const expected = docs
+    .slice()
+    .sort((a, b) => (b.frames ?? -Infinity) - (a.frames ?? -Infinity) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((d) => d.name);
+  const page = async (skip: number, limit: number): Promise<string[]> =>
+    (await donors.find({}, { sort: { frames: -1, name: 1 }, skip, limit, projection: { tokenHash: 0 } }).toArray()).map((d) => d.name);
+  t.same(await page(0, 20), expected.slice(0, 20), 'the top 20');
+  t.same(await page(30, 20), expected.slice(30, 50), 'a page by offset');
+  t.same(await page(0, 1000), expected, 'every donor, the never credited last');
+  t.equal(await donors.countDocuments({}), docs.length, 'a count of the whole collection');
+  t.equal((await db.command({ count: 'donors', query: {} })).n, docs.length, 'the count command of the whole collection');
+  if (ferret) {
+    const explained = (await donors.find({}, { sort: { frames: -1, name: 1 }, limit: 100 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
+    t.match(explained, { sortPushdown: true, limitPushdown: true }, 'FerretDB leaves the sort and the limit to SQLite');
+    const steps = (explained.queryPlanner?.Plan ?? []).join(' | ');
+    t.match(steps, /USING INDEX \S+_frames_name/, 'which walks the frames_name index');
+    t.notMatch(steps, /TEMP B-TREE/, 'without sorting');
   }
 });
 

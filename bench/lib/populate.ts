@@ -13,14 +13,15 @@
  */
 import crypto from 'node:crypto';
 import Redis from 'ioredis';
-import type { Db } from 'mongodb';
+import { ObjectId, type Db } from 'mongodb';
 import pino from 'pino';
+import { hashToken } from '../../src/auth/tokens';
 import { Bus } from '../../src/store/bus';
 import { FileStore } from '../../src/store/files';
 import { Leases } from '../../src/store/leases';
 import { commitPartition, writePartition } from '../../src/store/partitions';
 import { streamFileId, Streams } from '../../src/store/streams';
-import type { FileDoc, PartitionDoc, StreamDoc } from '../../src/model';
+import type { DonorDoc, FileDoc, PartitionDoc, StreamDoc } from '../../src/model';
 import { checkpointFile, PREFIX, RECIPE, seedFiles, type RecipeFile } from './fixtures';
 import { noise } from './noise';
 
@@ -119,7 +120,7 @@ const isDuplicateOnly = (err: unknown): boolean => {
   return list.length > 0 && list.every((w) => w.code === 11000);
 };
 
-async function insertAll<T extends { _id: string }>(db: Db, coll: string, docs: T[]): Promise<void> {
+async function insertAll<T extends { _id: string | ObjectId }>(db: Db, coll: string, docs: T[]): Promise<void> {
   if (docs.length === 0) return;
   try {
     await db.collection<T>(coll).insertMany(docs as never[], { ordered: false });
@@ -190,6 +191,25 @@ export async function insertStreams(db: Db, target: { targetId: string }, owner:
   const space = `${db.databaseName}:${target.targetId}`;
   await populate(db, { targetId: target.targetId, owner }, { space, from: 0, to: count, newStreams: count }, NEW_STREAM);
   return Array.from({ length: count }, (_, i) => streamIdOf(space, i));
+}
+
+/**
+ * Registers donors [from, to) as `POST /v1/donors` does (name, token hash, zero counts,
+ * creation time), with the frames and core-seconds of a credited history: donor i has
+ * (i × 7919 mod 100,000) × 1,000 frames, so counts repeat (ties broken by name) and span five
+ * orders of magnitude. Ids are ObjectIds, as the route's, and deterministic, so a load cut
+ * short can be run again.
+ */
+export async function insertDonors(db: Db, from: number, to: number): Promise<void> {
+  const batch = 1000;
+  for (let i = from; i < to; i += batch) {
+    const docs: Array<DonorDoc & { _id: ObjectId }> = [];
+    for (let k = i; k < Math.min(to, i + batch); k++) {
+      const frames = ((k * 7919) % 100_000) * 1000;
+      docs.push({ _id: new ObjectId(k.toString(16).padStart(24, '0')), name: `donor-${k}`, beta: k % 50 === 0, tokenHash: hashToken(`bench-donor-token-${k}`), frames, coreSeconds: frames * 0.6, createdAt: new Date(Date.UTC(2026, 0, 1) + k * 1000) });
+    }
+    await insertAll(db, 'donors', docs);
+  }
 }
 
 /** Field names and value kinds of a document, recursively ("a.b: number"), for {@link checkShapes}. */

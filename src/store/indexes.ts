@@ -13,12 +13,15 @@ export const INDEXES: Record<string, IndexDescription[]> = {
   donors: [
     { key: { name: 1 }, name: 'name_unique', unique: true },
     { key: { tokenHash: 1 }, name: 'tokenHash_unique', unique: true },
-    { key: { frames: -1 }, name: 'frames' },
+    // The leaderboard's page read in index order (patch 13).
+    { key: { frames: -1, name: 1 }, name: 'frames_name' },
   ],
   engine_keys: [{ key: { keyHash: 1 }, name: 'keyHash_unique', unique: true }],
   targets: [{ key: { owner: 1 }, name: 'owner' }, { key: { stage: 1 }, name: 'stage' }],
   streams: [
-    { key: { targetId: 1, status: 1 }, name: 'target_status' },
+    // A target's streams of one status counted from the index alone (patch 5), and, with
+    // `_id`, a page of its streams by status read in index order (patch 12).
+    { key: { targetId: 1, status: 1, _id: 1 }, name: 'target_status_id' },
     // A page of a target's streams in id order reads only that page (the default list order).
     { key: { targetId: 1, _id: 1 }, name: 'target_id' },
     // A target's committed frames (the target view) summed from the index, without reading
@@ -29,6 +32,8 @@ export const INDEXES: Record<string, IndexDescription[]> = {
     // The streams with the most errors (the dashboard's overview asks every target for its
     // worst three), read in index order as by frames (patch 11).
     { key: { targetId: 1, errorCount: 1, _id: 1 }, name: 'target_errors_id' },
+    // A page of a target's streams by creation time, read in index order (patch 12).
+    { key: { targetId: 1, createdAt: 1, _id: 1 }, name: 'target_created_id' },
     { key: { status: 1 }, name: 'status' },
   ],
   files: [{ key: { streamId: 1 }, name: 'stream' }],
@@ -46,7 +51,8 @@ export const INDEXES: Record<string, IndexDescription[]> = {
 
 /** Indexes an earlier version made that one of {@link INDEXES} replaces, by collection: dropped where found. */
 export const RETIRED_INDEXES: Record<string, string[]> = {
-  streams: ['target_frames'],
+  donors: ['frames'],
+  streams: ['target_frames', 'target_status'],
 };
 
 /**

@@ -119,7 +119,8 @@ func scOrderedText(v any) bool {
 // coordinator's are. Only an exact clause lets the handler push a sort by _id and a limit down to SQLite.
 func scExactWhere(filter *types.Document) (string, []any, bool) {
 	if filter.Len() == 0 {
-		return "", nil, false
+		// Every document: no WHERE clause is exact (patch 13, the leaderboard).
+		return "", nil, true
 	}
 	var terms []string
 	var args []any
@@ -227,14 +228,16 @@ func SCExact(filter *types.Document) bool {
 // SCOrderable reports whether SQLite can apply this sort for this exact filter on the
 // collection: by _id always; by createdAt when the filter bounds it on both sides, so every
 // row it selects holds 13-digit milliseconds, which sort as text as they do as numbers (the
-// janitor's window); by an integer field of the collection (metadata.SCIntFields) and then
-// _id (patch 11: a target's streams by frames or errors), in the SQL form of the field's
-// index, where integers sort as numbers and a missing field (NULL) first, as in MongoDB.
+// janitor's window); by a field whose SQL order is MongoDB's (metadata.SCSortColumn: an
+// integer, a date or a word of the collection) and then _id or another such field (patches
+// 11–13: a target's streams by frames, errors, creation time or status, donors by frames and
+// name), in the form of the fields' index, where a missing field (NULL) comes first, as in
+// MongoDB.
 func SCOrderable(collection string, filter, sort *types.Document) bool {
 	keys := sort.Keys()
 	switch {
 	case len(keys) == 2:
-		return keys[1] == "_id" && metadata.SCIntFields[collection][keys[0]]
+		return metadata.SCSortColumn(collection, keys[0]) != "" && (keys[1] == "_id" || metadata.SCSortColumn(collection, keys[1]) != "")
 	case len(keys) != 1:
 		return false
 	}
@@ -263,8 +266,8 @@ func scOrderBy(sort *types.Document) string {
 			cols[i] = metadata.IDColumn
 		case k == "createdAt" && len(keys) == 1:
 			cols[i] = metadata.DefaultColumn + `->"createdAt"`
-		case len(keys) == 2 && i == 0 && scIntField(k):
-			cols[i] = metadata.SCIntColumn(k)
+		case len(keys) == 2 && scSortColumn(k) != "":
+			cols[i] = scSortColumn(k)
 		default:
 			return ""
 		}
@@ -279,13 +282,16 @@ func scOrderBy(sort *types.Document) string {
 	return " ORDER BY " + strings.Join(cols, ", ")
 }
 
-// scIntField reports whether the field is an integer field of some collection (SCOrderable,
-// which knows the collection, has already checked it is one of this query's).
-func scIntField(field string) bool {
-	for _, fields := range metadata.SCIntFields {
-		if fields[field] {
-			return true
+// scSortColumn returns metadata.SCSortColumn of the field in whichever collection lists it
+// (SCOrderable, which knows the collection, has already checked it is one of this query's;
+// a name listed in several collections is listed as the same kind in each).
+func scSortColumn(field string) string {
+	for _, fields := range []map[string]map[string]bool{metadata.SCIntFields, metadata.SCDateFields, metadata.SCWordFields} {
+		for collection, listed := range fields {
+			if listed[field] {
+				return metadata.SCSortColumn(collection, field)
+			}
 		}
 	}
-	return false
+	return ""
 }
