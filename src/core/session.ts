@@ -14,6 +14,7 @@ import type { Logger } from '../telemetry/log';
 import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
 import { FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
+import { bufferedFrames, liveRecord, type HeldAssignment } from './held-assignment';
 import { MessageQueueBytes, type MemoryBudget } from './memory-budget';
 import { commitWindowMs } from '../store/abandoned';
 import { announcedLimits, binaryLimits } from './limits';
@@ -60,45 +61,14 @@ export interface CoreSocket {
 /** Reasons the server stops a core's assignment (PROTOCOL §2 "Server-initiated"). */
 export type StopReason = 'stream_stopped' | 'stream_deleted' | 'target_disabled' | 'lease_lost' | 'server_shutdown' | 'idle_timeout';
 
-interface Assignment {
-  streamId: string;
-  targetId: string;
-  owner: string;
-  committed: number;
-  lastSeq: number;
-  /**
-   * Frames sent since the last checkpoint; created by the first frame and dropped at each
-   * checkpoint, so an idle session holds no buffer (≈ 150 bytes each).
-   */
-  buffer?: FrameBuffer;
-  /** ms epoch (a number, not a Date: a Date costs ≈ 96 bytes per held session). */
-  startedAt: number;
-  /** ms epoch of the last commit that moved the count, or startedAt (core.maxIdleAssignmentS). */
-  progressAt: number;
-  framesThisActivation: number;
-  /** The buffered and committed counts last written to the live view (-1: never). */
-  publishedBuffered: number;
-  publishedCommitted: number;
-  /** For the stream's manifest after each commit. */
-  seedFiles: string[];
-  lastPartitionId?: string;
-  /** The stream's fencing token when this session got it; every commit carries it. */
-  fence: number;
-}
-
 /** The chain of a session with nothing queued: shared, so an idle session holds no promise of its own. */
 const SETTLED: Promise<void> = Promise.resolve();
-
-/** Frames buffered by an assignment and not yet committed. */
-function bufferedFrames(a: Assignment): number {
-  return a.buffer?.frames ?? 0;
-}
 
 /** One core's session. */
 export class CoreSession {
   readonly id = randomBase64url(SESSION_ID_BYTES);
   /** The current assignment (read by the hub's idle sweep). */
-  assignment: Assignment | undefined;
+  assignment: HeldAssignment | undefined;
   private chain: Promise<void> = SETTLED;
   private closed = false;
   private readonly rate: MessageRate;
@@ -329,27 +299,10 @@ export class CoreSession {
 
   /**
    * The live-view record of this session's assignment, or undefined when there is none or
-   * (with `onlyChanged`) its counts are already published. Its counts count as published
-   * from here on.
+   * (with `onlyChanged`) its counts are already published (see {@link liveRecord}).
    */
   activeRecord(onlyChanged = false): ActiveStream | undefined {
-    const a = this.assignment;
-    if (!a) return undefined;
-    const buffered = bufferedFrames(a);
-    if (onlyChanged && buffered === a.publishedBuffered && a.committed === a.publishedCommitted) return undefined;
-    a.publishedBuffered = buffered;
-    a.publishedCommitted = a.committed;
-    return {
-      stream_id: a.streamId,
-      target_id: a.targetId,
-      owner: a.owner,
-      engine: this.who.engine,
-      ...(this.who.donor ? { donor: this.who.donor.name } : {}),
-      node: this.hub.nodeId,
-      started_at: new Date(a.startedAt).toISOString(),
-      buffered_frames: buffered,
-      frames: a.committed,
-    };
+    return this.assignment && liveRecord(this.assignment, this.who, this.hub.nodeId, onlyChanged);
   }
 
   /** Writes this session's assignment to the live view. */
@@ -386,7 +339,7 @@ export class CoreSession {
     await this.checkpoint(a, msg);
   }
 
-  private async checkpoint(a: Assignment, msg: DataMessage): Promise<void> {
+  private async checkpoint(a: HeldAssignment, msg: DataMessage): Promise<void> {
     const started = process.hrtime.bigint();
     const buffer = a.buffer;
     const buffered = buffer?.frames ?? 0;

@@ -1,0 +1,63 @@
+/**
+ * What a session keeps while it holds a stream: the assignment's state (kept small: a
+ * process holds one per held session, and idle ones are most of them), and the live-view
+ * record the active-streams view shows of it (PROTOCOL §3, `GET /v1/active-streams`).
+ */
+import type { ActiveStream } from '../store/live';
+import type { CoreIdentity } from '../model';
+import type { FrameBuffer } from './frame-buffer';
+
+/** A session's current assignment. */
+export interface HeldAssignment {
+  streamId: string;
+  targetId: string;
+  owner: string;
+  committed: number;
+  lastSeq: number;
+  /**
+   * Frames sent since the last checkpoint; created by the first frame and dropped at each
+   * checkpoint, so an idle session holds no buffer (≈ 150 bytes each).
+   */
+  buffer?: FrameBuffer;
+  /** ms epoch (a number, not a Date: a Date costs ≈ 96 bytes per held session). */
+  startedAt: number;
+  /** ms epoch of the last commit that moved the count, or startedAt (core.maxIdleAssignmentS). */
+  progressAt: number;
+  framesThisActivation: number;
+  /** The buffered and committed counts last written to the live view (-1: never). */
+  publishedBuffered: number;
+  publishedCommitted: number;
+  /** For the stream's manifest after each commit. */
+  seedFiles: string[];
+  lastPartitionId?: string;
+  /** The stream's fencing token when this session got it; every commit carries it. */
+  fence: number;
+}
+
+/** Frames buffered by an assignment and not yet committed. */
+export function bufferedFrames(a: HeldAssignment): number {
+  return a.buffer?.frames ?? 0;
+}
+
+/**
+ * The live-view record of an assignment held by `who` on node `nodeId`, or undefined when
+ * `onlyChanged` and its counts are already published. Its counts count as published from
+ * here on.
+ */
+export function liveRecord(a: HeldAssignment, who: CoreIdentity, nodeId: string, onlyChanged: boolean): ActiveStream | undefined {
+  const buffered = bufferedFrames(a);
+  if (onlyChanged && buffered === a.publishedBuffered && a.committed === a.publishedCommitted) return undefined;
+  a.publishedBuffered = buffered;
+  a.publishedCommitted = a.committed;
+  return {
+    stream_id: a.streamId,
+    target_id: a.targetId,
+    owner: a.owner,
+    engine: who.engine,
+    ...(who.donor ? { donor: who.donor.name } : {}),
+    node: nodeId,
+    started_at: new Date(a.startedAt).toISOString(),
+    buffered_frames: buffered,
+    frames: a.committed,
+  };
+}
