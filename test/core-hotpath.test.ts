@@ -135,6 +135,8 @@ t.test('assignment, checkpoint commit and resume query MongoDB only by _id', asy
     await new Promise((resolve) => setTimeout(resolve, 500));
   });
   t.same(violations(resume), [], 'resume (with the detach and fragment of the dropped socket)');
+  const seedReads = resume.filter((e) => e.commandName === 'find' && e.command.find === 'files').map((e) => String((e.command.filter as Document)._id));
+  t.same(seedReads, [`${stream.stream_id}:seed:system.xml`], 'only the seed file the checkpoint does not overwrite was read');
   t.ok(resume.some((e) => e.commandName === 'find' && e.command.find === 'streams'), 'the stream was read (by _id)');
 
   const stop = await recording(async () => {

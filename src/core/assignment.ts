@@ -133,7 +133,12 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
   return { stream, resumeToken: `${stream._id}.${fresh}`, resumeHash: hashToken(fresh), startedAt: new Date() };
 }
 
-/** The files (seed files overlaid by the latest checkpoint's) and options of an assignment. */
+/**
+ * The files (seed files overlaid by the latest checkpoint's) and options of an assignment.
+ * The checkpoint is read first, so a seed file it overwrites (typically the 200 KiB state)
+ * is never read: a stream that has committed reads only the seed files its checkpoints do
+ * not carry.
+ */
 export async function assignmentPayload(d: AssignmentDeps, stream: AssignedStream): Promise<AssignmentPayload> {
   const files: Record<string, Uint8Array> = {};
   const add = async (f: StoredFile): Promise<void> => {
@@ -142,8 +147,11 @@ export async function assignmentPayload(d: AssignmentDeps, stream: AssignedStrea
     for await (const c of d.files.chunks(f)) chunks.push(c);
     files[f.name] = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   };
-  for (const f of await d.streams.seedFiles(stream._id, stream.seedFiles)) await add(f);
   const last = stream.lastPartitionId ?? (stream.frames === 0 ? undefined : await d.streams.legacyLastPartitionId(stream._id));
-  if (last !== undefined) for (const f of await checkpointFiles(d.db, last)) await add(f);
+  const checkpoint = last === undefined ? [] : await checkpointFiles(d.db, last);
+  const overwritten = new Set(checkpoint.map((f) => f.name));
+  const seeds = stream.seedFiles.filter((name) => !overwritten.has(name));
+  for (const f of await d.streams.seedFiles(stream._id, seeds)) await add(f);
+  for (const f of checkpoint) await add(f);
   return { files, options: await d.targets.options(stream.targetId) };
 }
