@@ -44,8 +44,14 @@ export const schema = {
       default: 64 * MIB,
       env: 'SC_HTTP_MAX_STREAM_BODY_BYTES',
     },
+    streamTotalCacheMs: {
+      doc: "Milliseconds the stream list's `total` (GET /v1/targets/:id/streams) may come from a per-process cache. Creating or deleting a stream drops it at once through the bus, so it lags only when a bus message is missed or a deletion fails half-way (the janitor finishes it).",
+      format: 'positive-int',
+      default: 30000,
+      env: 'SC_HTTP_STREAM_TOTAL_CACHE_MS',
+    },
     targetCacheMaxEntries: {
-      doc: 'Most targets the GET /v1/targets/:id cache (http.targetCacheMs) holds per process; past it the oldest entry is dropped.',
+      doc: 'Most targets the GET /v1/targets/:id cache (http.targetCacheMs) and the stream-total cache (http.streamTotalCacheMs) each hold per process; past it the oldest entry is dropped.',
       format: 'positive-int',
       default: 10000,
       env: 'SC_HTTP_TARGET_CACHE_MAX_ENTRIES',

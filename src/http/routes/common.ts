@@ -15,6 +15,14 @@ import { ID, NAME } from '../api-schemas';
 import type { LiveState } from '../../store/live';
 import type { Streams } from '../../store/streams';
 import type { Leases } from '../../store/leases';
+import type { TargetAnswers } from '../target-answers';
+import type { TargetDoc } from '../../model';
+
+/** A GET /v1/targets/:id answer: the target (to check who may see it) and the body. */
+export interface TargetView {
+  target: TargetDoc;
+  body: Record<string, unknown>;
+}
 
 /**
  * What the admin route handlers use at run time, handed to each call. Declarations need
@@ -32,6 +40,10 @@ export interface ApiDeps {
   /** Ready queues and leases (target delete prunes the pool's target set). */
   leases: Leases;
   log: Logger;
+  /** GET /v1/targets/:id answers, kept for http.targetCacheMs. */
+  targetViews: TargetAnswers<TargetView>;
+  /** The stream list's `total` (all of a target's streams), kept for http.streamTotalCacheMs. */
+  streamTotals: TargetAnswers<number>;
 }
 
 /** Declares an admin route; the handler's context is typed from its schemas and access. */

@@ -51,6 +51,20 @@ async function owned<K extends keyof StreamDoc>(d: ApiDeps, id: string, principa
   return s;
 }
 
+/**
+ * How many streams the target has: the stream list's `total`, kept per process for
+ * http.streamTotalCacheMs (creations and deletions drop it at once through the bus), since
+ * counting reads every index entry of the target and a manager pages through the list.
+ */
+async function streamTotal(d: ApiDeps, targetId: string): Promise<number> {
+  const hit = d.streamTotals.get(targetId);
+  if (hit !== undefined) return hit;
+  const mark = d.streamTotals.since();
+  const total = await d.streams.countByTarget(targetId);
+  d.streamTotals.set(targetId, total, mark);
+  return total;
+}
+
 function viewWith(s: ListedStream, a: ActiveStream | null) {
   return {
     id: s._id,
@@ -124,7 +138,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       responses: {
         200: {
           description:
-            "Streams, by id unless `sort` names a field (`-` for descending; ties by id); pages by `after` (the last id, id order only) or by `offset`. `total` counts all the target's streams",
+            "Streams, by id unless `sort` names a field (`-` for descending; ties by id); pages by `after` (the last id, id order only) or by `offset`. `total` counts all the target's streams (kept per process until a stream of the target is created or deleted, at most http.streamTotalCacheMs)",
           schema: STREAM_LIST,
         },
       },
@@ -136,7 +150,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         if (query.after && field !== '_id') throw new AppError('bad_request', 'query.after: only with the id sort; use offset with other sorts');
         const [list, total] = await Promise.all([
           d.streams.listByTarget(t._id, { field, order: desc ? -1 : 1, ...(query.after ? { after: query.after } : {}), offset: query.offset ?? 0, limit: query.limit ?? d.settings.limits.maxListItems }),
-          d.streams.countByTarget(t._id),
+          streamTotal(d, t._id),
         ]);
         const active = await d.live.activeMany(t._id, list.map((s) => s._id));
         return ok({ streams: list.map((s, i) => viewWith(s, active[i] ?? null)), total });

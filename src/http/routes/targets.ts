@@ -61,25 +61,6 @@ function checkKeys(value: unknown, at: string): void {
 
 const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
 
-/** One process's GET /v1/targets/:id answers, by target id. */
-type ViewCache = Map<string, { target: TargetDoc; body: Record<string, unknown>; expires: number }>;
-const viewCaches = new WeakMap<ApiDeps, ViewCache>();
-
-/** The view cache of the server owning `d`, made (and subscribed to target changes) on first use. */
-function viewCacheOf(d: ApiDeps): ViewCache {
-  const existing = viewCaches.get(d);
-  if (existing) return existing;
-  const cache: ViewCache = new Map();
-  const drop = ({ targetId }: { targetId: string }): void => {
-    if (targetId === '*') cache.clear();
-    else cache.delete(targetId);
-  };
-  d.bus.on('target.changed', drop);
-  d.bus.on('target.streams', drop);
-  viewCaches.set(d, cache);
-  return cache;
-}
-
 async function streamCounts(d: ApiDeps, targetId: string) {
   const { byStatus, frames } = await d.streams.statsByTarget(targetId);
   return { ok: byStatus.ok ?? 0, stopped: byStatus.stopped ?? 0, failed: byStatus.failed ?? 0, frames };
@@ -131,16 +112,15 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       handler: async ({ params, principal }, d) => {
         // Dashboards poll this: the target and its counts come from a short per-process cache
         // (http.targetCacheMs), dropped on every change to the target.
-        const viewCache = viewCacheOf(d);
-        const hit = viewCache.get(params.id);
-        if (hit && hit.expires > Date.now()) {
+        const hit = d.targetViews.get(params.id);
+        if (hit) {
           visibleTo(hit.target, principal);
           return ok(hit.body);
         }
+        const mark = d.targetViews.since();
         const t = await visibleTarget(d, params.id, principal);
         const body = { ...view(t), streams: await streamCounts(d, t._id) };
-        if (viewCache.size >= d.settings.http.targetCacheMaxEntries) viewCache.delete(viewCache.keys().next().value!);
-        viewCache.set(t._id, { target: t, body, expires: Date.now() + d.settings.http.targetCacheMs });
+        d.targetViews.set(t._id, { target: t, body }, mark);
         return ok(body);
       },
     }),

@@ -1,0 +1,56 @@
+/**
+ * The stream list's `total` (http.streamTotalCacheMs): counted once per target and process,
+ * then kept, since counting reads every index entry of the target; creating or deleting a
+ * stream drops it at once (through the bus), so the total a manager sees is never behind
+ * their own change. The server's MongoDB commands are watched with driver command monitoring.
+ */
+import type { CommandStartedEvent } from 'mongodb';
+import t from 'tap';
+import { coreFixture, type CoreFixture } from './helpers/core';
+import { getStack, stopStack } from '../test-support/stack';
+
+let f: CoreFixture;
+t.before(async () => {
+  const uri = new URL((await getStack()).mongo.uri);
+  uri.searchParams.set('monitorCommands', 'true');
+  f = await coreFixture({ 'mongodb.uri': uri.toString() });
+});
+t.teardown(async () => {
+  await f?.ts.close();
+  await stopStack();
+});
+
+/** The stream list's total, and how many `count` commands of streams the server sent for it. */
+async function totalOf(target: string, query = 'limit=2'): Promise<{ total: number; counts: number }> {
+  const client = f.ts.server.storage.mongo.client;
+  const events: CommandStartedEvent[] = [];
+  const listen = (e: CommandStartedEvent): void => {
+    if (e.commandName === 'count' && e.command.count === 'streams') events.push(e);
+  };
+  client.on('commandStarted', listen);
+  try {
+    const body = await f.api<{ total: number }>('GET', `/v1/targets/${target}/streams?${query}`, f.manager, undefined, 200);
+    return { total: body.total, counts: events.length };
+  } finally {
+    client.off('commandStarted', listen);
+  }
+}
+
+t.test("the total is counted once, then kept until a stream of the target is created or deleted", async (t) => {
+  const target = await f.target();
+  const other = await f.target();
+  const ids = [await f.stream(target), await f.stream(target), await f.stream(target)];
+  t.same(await totalOf(target), { total: 3, counts: 1 }, 'first page: counted');
+  t.same(await totalOf(target, 'limit=2&offset=2'), { total: 3, counts: 0 }, 'next page: kept');
+  t.same(await totalOf(target, 'sort=-frames'), { total: 3, counts: 0 }, 'another order: kept');
+
+  ids.push(await f.stream(target));
+  t.same(await totalOf(target), { total: 4, counts: 1 }, 'a stream created: counted again at once');
+  await f.api('DELETE', `/v1/streams/${ids[0]}`, f.manager, undefined, 204);
+  t.same(await totalOf(target), { total: 3, counts: 1 }, 'a stream deleted: counted again at once');
+
+  t.same(await totalOf(other), { total: 0, counts: 1 }, "another target's total is its own");
+  await f.stream(other);
+  t.same(await totalOf(target), { total: 3, counts: 0 }, "a change to another target leaves this one's total kept");
+  t.same(await totalOf(other), { total: 1, counts: 1 }, 'and drops only its own');
+});
