@@ -5,23 +5,41 @@
  */
 import type { Bus } from '../store/bus';
 
+/** Buckets of {@link TargetAnswers}' change counts (a power of two). */
+const CHANGE_BUCKETS = 256;
+
+/** The change bucket of a target id (FNV-1a over its UTF-16 code units). */
+function bucketOf(targetId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < targetId.length; i++) h = Math.imul(h ^ targetId.charCodeAt(i), 0x01000193);
+  return h & (CHANGE_BUCKETS - 1);
+}
+
 /**
  * A per-process cache by target id. An entry lives `ttlMs`, and is dropped at once when the
  * bus says the target changed or a stream was created, deleted, stopped or started in it
  * (`target.changed`, `target.streams`), so it lags only by a missed bus message or a change
  * that publishes none; at most `maxEntries`, the oldest dropped first. An answer is kept
- * only if no change arrived while it was computed (see {@link TargetAnswers.since}).
+ * only if no change to its target arrived while it was computed (see {@link TargetAnswers.since}).
  */
 export class TargetAnswers<V> {
   private readonly entries = new Map<string, { value: V; expires: number }>();
-  /** Changes seen so far (any target). */
-  private changes = 0;
+  /**
+   * Changes seen so far, counted in buckets by target id: a bounded stand-in for a count per
+   * target, so a burst of changes to other targets (a bulk import) seldom keeps this one's
+   * answers from being kept.
+   */
+  private readonly changes = new Uint32Array(CHANGE_BUCKETS);
 
   constructor(bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number) {
     const drop = ({ targetId }: { targetId: string }): void => {
-      this.changes++;
-      if (targetId === '*') this.entries.clear();
-      else this.entries.delete(targetId);
+      if (targetId === '*') {
+        for (let i = 0; i < CHANGE_BUCKETS; i++) this.changes[i]!++;
+        this.entries.clear();
+      } else {
+        this.changes[bucketOf(targetId)]!++;
+        this.entries.delete(targetId);
+      }
     };
     bus.on('target.changed', drop);
     bus.on('target.streams', drop);
@@ -36,17 +54,18 @@ export class TargetAnswers<V> {
     return undefined;
   }
 
-  /** A mark to take before computing an answer, and to hand to {@link TargetAnswers.set}. */
-  since(): number {
-    return this.changes;
+  /** A mark to take before computing the target's answer, and to hand to {@link TargetAnswers.set}. */
+  since(targetId: string): number {
+    return this.changes[bucketOf(targetId)]!;
   }
 
   /**
-   * Keeps an answer computed after `since()` returned `mark`, unless a change arrived
-   * meanwhile: it may have been read before that change, and would then be kept stale.
+   * Keeps an answer computed after `since(targetId)` returned `mark`, unless a change to the
+   * target arrived meanwhile: the answer may have been read before that change, and would
+   * then be kept stale.
    */
   set(targetId: string, value: V, mark: number): void {
-    if (mark !== this.changes) return;
+    if (mark !== this.changes[bucketOf(targetId)]) return;
     this.entries.delete(targetId);
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
     this.entries.set(targetId, { value, expires: Date.now() + this.ttlMs });

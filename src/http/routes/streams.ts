@@ -59,7 +59,7 @@ async function owned<K extends keyof StreamDoc>(d: ApiDeps, id: string, principa
 async function streamTotal(d: ApiDeps, targetId: string): Promise<number> {
   const hit = d.streamTotals.get(targetId);
   if (hit !== undefined) return hit;
-  const mark = d.streamTotals.since();
+  const mark = d.streamTotals.since(targetId);
   const total = await d.streams.countByTarget(targetId);
   d.streamTotals.set(targetId, total, mark);
   return total;

@@ -117,7 +117,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
           visibleTo(hit.target, principal);
           return ok(hit.body);
         }
-        const mark = d.targetViews.since();
+        const mark = d.targetViews.since(params.id);
         const t = await visibleTarget(d, params.id, principal);
         const body = { ...view(t), streams: await streamCounts(d, t._id) };
         d.targetViews.set(t._id, { target: t, body }, mark);
