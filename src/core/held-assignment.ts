@@ -6,6 +6,7 @@
 import type { ActiveStream } from '../store/live';
 import type { CoreIdentity } from '../model';
 import type { FrameBuffer } from './frame-buffer';
+import { epochOf } from './session-clock';
 
 /** A session's current assignment. */
 export interface HeldAssignment {
@@ -19,9 +20,9 @@ export interface HeldAssignment {
    * checkpoint, so an idle session holds no buffer (≈ 150 bytes each).
    */
   buffer?: FrameBuffer;
-  /** ms epoch (a number, not a Date: a Date costs ≈ 96 bytes per held session). */
+  /** When the assignment started, on the {@link sessionClock} (not a Date: a Date costs ≈ 96 bytes per held session). */
   startedAt: number;
-  /** ms epoch of the last commit that moved the count, or startedAt (core.maxIdleAssignmentS). */
+  /** The last commit that moved the count, or startedAt, on the {@link sessionClock} (core.maxIdleAssignmentS). */
   progressAt: number;
   framesThisActivation: number;
   /** The buffered and committed counts last written to the live view (-1: never). */
@@ -56,7 +57,7 @@ export function liveRecord(a: HeldAssignment, who: CoreIdentity, nodeId: string,
     engine: who.engine,
     ...(who.donor ? { donor: who.donor.name } : {}),
     node: nodeId,
-    started_at: new Date(a.startedAt).toISOString(),
+    started_at: new Date(epochOf(a.startedAt)).toISOString(),
     buffered_frames: buffered,
     frames: a.committed,
   };

@@ -96,6 +96,7 @@ export class CoreHub implements SessionHost {
     this.metrics = d.metrics;
     this.nodeId = d.nodeId;
     this.guard = d.guard;
+    this.guard.watch(this.sessions);
     // Both budgets are the server's: its workers share one store, and a store given more
     // queries than it runs at once (FerretDB on SQLite hands a freed connection to a waiter
     // at random) serves some of them many times later than the rest.
@@ -124,7 +125,7 @@ export class CoreHub implements SessionHost {
     this.byEngine.set(session.who.engine, (this.byEngine.get(session.who.engine) ?? 0) + 1);
     this.metrics.openSockets.inc({ engine: session.who.engine });
     this.perAddress.add(session.who.remote);
-    this.guard.track(session, socket);
+    this.guard.opened(session, socket);
     // Its key was revoked while the upgrade was in flight (after the lookup, before the open).
     if (this.revocations.isRevoked(session.who.keyId)) socket.close(REVOKED_CLOSE.code, REVOKED_CLOSE.reason);
   }
@@ -149,7 +150,6 @@ export class CoreHub implements SessionHost {
   remove(session: CoreSession): void {
     if (!this.sessions.delete(session)) return;
     this.perAddress.remove(session.who.remote);
-    this.guard.untrack(session);
     const n = (this.byEngine.get(session.who.engine) ?? 1) - 1;
     if (n > 0) this.byEngine.set(session.who.engine, n);
     else this.byEngine.delete(session.who.engine);

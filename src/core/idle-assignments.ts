@@ -6,6 +6,7 @@
  * here per assignment: every held session would pay ≈ 90 bytes for it).
  */
 import type { CoreSession } from './session';
+import { sessionClock } from './session-clock';
 
 /** What the sweep needs from the hub. */
 export interface IdleSource {
@@ -34,7 +35,7 @@ export class IdleAssignments {
     const released: string[] = [];
     for (const [stream, session] of this.hub.byStream) {
       const a = session.assignment;
-      if (a && now - a.progressAt >= this.maxIdleMs) {
+      if (a && sessionClock(now) - a.progressAt >= this.maxIdleMs) {
         released.push(stream);
         void session.serverStop('idle_timeout');
       }

@@ -1,4 +1,6 @@
 /** Rate and concurrency limits of the core path: the commit and assignment semaphores and the per-socket message rate. */
+import { sessionClock } from './session-clock';
+
 /** A counting semaphore: at most `limit` tasks run at once, the rest wait in order. */
 export class Limiter {
   private running = 0;
@@ -39,15 +41,16 @@ export type RateVerdict = 'ok' | 'limited' | 'exceeded';
  */
 export class MessageRate {
   private tokens: number;
-  private lastRefill = Date.now();
+  /** On the {@link sessionClock}: a held session keeps one of these. */
+  private lastRefill = sessionClock();
   private strikes = 0;
 
   constructor(private readonly perSecond: number) {
     this.tokens = perSecond * 2;
   }
 
-  /** Takes a token for one message. */
-  take(now = Date.now()): RateVerdict {
+  /** Takes a token for one message (`now` on the {@link sessionClock}). */
+  take(now = sessionClock()): RateVerdict {
     const burst = this.perSecond * 2;
     this.tokens = Math.min(burst, this.tokens + ((now - this.lastRefill) / 1000) * this.perSecond);
     this.lastRefill = now;

@@ -35,7 +35,8 @@ const FULL_EVERY = 10;
 /** The per-process guard. */
 export class ReliabilityGuard {
   readonly blocklist: Blocklist;
-  private readonly sessions = new Map<Tracked, Closer>();
+  /** The process's open sessions, owned by the hub ({@link ReliabilityGuard.watch}): one map, not a copy per session. */
+  private sessions: ReadonlyMap<Tracked, Closer> = new Map();
   private tally = new Map<string, { kind: RecordKind; id: string; counts: Counts }>();
   /** Record key (`donor:<name>` / `address:<key>`) → end of its cooling-off (ms epoch). */
   private cooling = new Map<string, number>();
@@ -72,15 +73,14 @@ export class ReliabilityGuard {
     await this.flush().catch(() => undefined);
   }
 
-  /** Registers an open session; closes it at once if a block applies (it raced the block). */
-  track(session: Tracked, socket: Closer): void {
-    this.sessions.set(session, socket);
-    if (this.blocklist.match(session.who)) socket.close(BLOCKED_CLOSE.code, BLOCKED_CLOSE.reason);
+  /** The open sessions the guard closes when a block applies and whose records it re-reads (the hub's own map). */
+  watch(sessions: ReadonlyMap<Tracked, Closer>): void {
+    this.sessions = sessions;
   }
 
-  /** Unregisters a closed session. */
-  untrack(session: Tracked): void {
-    this.sessions.delete(session);
+  /** Closes a session that just opened if a block applies to it (it raced the block). */
+  opened(session: Tracked, socket: Closer): void {
+    if (this.blocklist.match(session.who)) socket.close(BLOCKED_CLOSE.code, BLOCKED_CLOSE.reason);
   }
 
   /** Throws 403 `blocked` when a block applies to an upgrading core. */
@@ -121,8 +121,8 @@ export class ReliabilityGuard {
     let n = 0;
     for (const [s, socket] of this.sessions) {
       if (!this.blocklist.match(s.who)) continue;
+      // The hub forgets the session when its socket reports the close.
       socket.close(BLOCKED_CLOSE.code, BLOCKED_CLOSE.reason);
-      this.sessions.delete(s);
       n++;
     }
     if (n > 0) this.log.info({ sockets: n }, 'closed the sockets of blocked cores');

@@ -15,6 +15,7 @@ import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
 import { FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
 import { bufferedFrames, liveRecord, type HeldAssignment } from './held-assignment';
+import { epochOf, sessionClock } from './session-clock';
 import { MessageQueueBytes, type MemoryBudget } from './memory-budget';
 import { commitWindowMs } from '../store/abandoned';
 import { announcedLimits, binaryLimits } from './limits';
@@ -277,8 +278,8 @@ export class CoreSession {
       owner: stream.owner,
       committed: stream.frames,
       lastSeq: 0,
-      startedAt: startedAt.getTime(),
-      progressAt: startedAt.getTime(),
+      startedAt: sessionClock(startedAt.getTime()),
+      progressAt: sessionClock(startedAt.getTime()),
       framesThisActivation: 0,
       // The lease script recorded the assignment with the queue's frame count (see below).
       publishedBuffered: recordedFrames === undefined ? -1 : 0,
@@ -367,7 +368,7 @@ export class CoreSession {
       throw new MessageError(msg.id, 'not_assigned', result.reason === 'stream_gone' ? 'The stream was deleted' : 'The stream was committed by someone else; this assignment is over');
     }
     a.framesThisActivation += result.frames - a.committed;
-    if (result.frames !== a.committed) a.progressAt = Date.now();
+    if (result.frames !== a.committed) a.progressAt = sessionClock();
     a.committed = result.frames;
     a.lastSeq = msg.seq;
     if (result.partitionId) {
@@ -426,7 +427,7 @@ export class CoreSession {
         targetId: a.targetId,
         engine: this.who.engine,
         ...(this.who.donor ? { donor: this.who.donor.name, ...(this.who.donor.id ? { donorId: this.who.donor.id } : {}) } : {}),
-        start: new Date(a.startedAt),
+        start: new Date(epochOf(a.startedAt)),
         end: new Date(),
         frames: a.framesThisActivation,
       });
