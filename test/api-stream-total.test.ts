@@ -54,3 +54,31 @@ t.test("the total is counted once, then kept until a stream of the target is cre
   t.same(await totalOf(target), { total: 3, counts: 0 }, "a change to another target leaves this one's total kept");
   t.same(await totalOf(other), { total: 1, counts: 1 }, 'and drops only its own');
 });
+
+t.test("the target view's ok count is the kept total less the stopped and failed streams, which it counts", async (t) => {
+  const target = await f.target();
+  const ids = [await f.stream(target), await f.stream(target), await f.stream(target), await f.stream(target)];
+  t.same(await totalOf(target), { total: 4, counts: 1 }, 'the list counted the total');
+  await f.api('POST', `/v1/streams/${ids[0]}/stop`, f.manager, undefined, 200);
+
+  const client = f.ts.server.storage.mongo.client;
+  const counted: string[] = [];
+  const listen = (e: CommandStartedEvent): void => {
+    if (e.commandName === 'count' && e.command.count === 'streams') counted.push(String((e.command.query as { status?: string }).status ?? 'all'));
+  };
+  const view = async (): Promise<unknown> => {
+    client.on('commandStarted', listen);
+    try {
+      return (await f.api<{ streams: unknown }>('GET', `/v1/targets/${target}`, f.manager, undefined, 200)).streams;
+    } finally {
+      client.off('commandStarted', listen);
+    }
+  };
+  t.same(await view(), { ok: 3, stopped: 1, failed: 0, frames: 0 }, 'one stopped: three ok');
+  t.same(counted.sort(), ['all', 'failed', 'stopped'], 'the stop dropped the kept total: counted again, with the stopped and failed ones');
+  counted.length = 0;
+  await f.api('POST', `/v1/streams/${ids[1]}/stop`, f.manager, undefined, 200);
+  t.same(await totalOf(target), { total: 4, counts: 1 }, 'the list counts the total again after the second stop');
+  t.same(await view(), { ok: 2, stopped: 2, failed: 0, frames: 0 }, 'two stopped: two ok');
+  t.same(counted.sort(), ['failed', 'stopped'], 'the view used the kept total: only the stopped and failed ones counted');
+});

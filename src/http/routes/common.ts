@@ -81,3 +81,18 @@ export function requireOwner(principal: Principal | undefined, owner: string, wh
 export function iso(d: Date | undefined | null): string | undefined {
   return d ? new Date(d).toISOString() : undefined;
 }
+
+/**
+ * How many streams the target has (the stream list's `total`, the target view's base for
+ * its `ok` count), kept per process for http.streamTotalCacheMs (creations and deletions
+ * drop it at once through the bus), since counting reads every index entry of the target
+ * and a manager pages through the list.
+ */
+export async function streamTotal(d: ApiDeps, targetId: string): Promise<number> {
+  const hit = d.streamTotals.get(targetId);
+  if (hit !== undefined) return hit;
+  const mark = d.streamTotals.since(targetId);
+  const total = await d.streams.countByTarget(targetId);
+  d.streamTotals.set(targetId, total, mark);
+  return total;
+}

@@ -13,7 +13,7 @@ import type { ActiveStream } from '../../store/live';
 import { LISTED_FIELDS, type ListedStream } from '../../store/streams';
 import { committedPartitionId, partitionFile } from '../../store/partitions';
 import { frameFileBody, framePartsOf } from '../../store/downloads';
-import { FILE_NAME, ID, ID_PARAMS, iso, requireOwner, route, type ApiDeps } from './common';
+import { FILE_NAME, ID, ID_PARAMS, iso, requireOwner, route, streamTotal, type ApiDeps } from './common';
 import { PARTITIONS, STREAM, STREAM_CREATED, STREAM_ERRORS, STREAM_LIST } from '../api-schemas';
 import { ownedTarget } from './targets';
 import type { PartitionFileKind, StreamDoc, StreamFileKind } from '../../model';
@@ -49,20 +49,6 @@ async function owned<K extends keyof StreamDoc>(d: ApiDeps, id: string, principa
   if (!s) throw new AppError('not_found', `No stream ${id}`);
   requireOwner(principal, s.owner, 'stream');
   return s;
-}
-
-/**
- * How many streams the target has: the stream list's `total`, kept per process for
- * http.streamTotalCacheMs (creations and deletions drop it at once through the bus), since
- * counting reads every index entry of the target and a manager pages through the list.
- */
-async function streamTotal(d: ApiDeps, targetId: string): Promise<number> {
-  const hit = d.streamTotals.get(targetId);
-  if (hit !== undefined) return hit;
-  const mark = d.streamTotals.since(targetId);
-  const total = await d.streams.countByTarget(targetId);
-  d.streamTotals.set(targetId, total, mark);
-  return total;
 }
 
 function viewWith(s: ListedStream, a: ActiveStream | null) {

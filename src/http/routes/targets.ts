@@ -6,7 +6,7 @@ import { Type } from '@sinclair/typebox';
 import { object, ok, type ApiRoute } from '../declared-routes';
 import type { Principal } from '../../auth/users';
 import { AppError } from '../../errors';
-import { ID_PARAMS, WEIGHT, iso, mayOwn, requireOwner, route, type ApiDeps } from './common';
+import { ID_PARAMS, WEIGHT, iso, mayOwn, requireOwner, route, streamTotal, type ApiDeps } from './common';
 import { newId, type TargetDoc } from '../../model';
 import { STAGE, TARGET_CREATED, targetSchemas } from '../api-schemas';
 import type { Settings } from '../../config/settings';
@@ -62,7 +62,7 @@ function checkKeys(value: unknown, at: string): void {
 const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
 
 async function streamCounts(d: ApiDeps, targetId: string) {
-  const { byStatus, frames } = await d.streams.statsByTarget(targetId);
+  const { byStatus, frames } = await d.streams.statsByTarget(targetId, streamTotal(d, targetId));
   return { ok: byStatus.ok ?? 0, stopped: byStatus.stopped ?? 0, failed: byStatus.failed ?? 0, frames };
 }
 
