@@ -54,6 +54,19 @@ export class TargetAnswers<V> {
     return undefined;
   }
 
+  /**
+   * The target's live answer, else `compute()`'s, kept (see {@link TargetAnswers.set}). A
+   * failed computation keeps nothing.
+   */
+  async answer(targetId: string, compute: () => Promise<V>): Promise<V> {
+    const hit = this.get(targetId);
+    if (hit !== undefined) return hit;
+    const mark = this.since(targetId);
+    const value = await compute();
+    this.set(targetId, value, mark);
+    return value;
+  }
+
   /** A mark to take before computing the target's answer, and to hand to {@link TargetAnswers.set}. */
   since(targetId: string): number {
     return this.changes[bucketOf(targetId)]!;

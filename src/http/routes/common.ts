@@ -88,11 +88,6 @@ export function iso(d: Date | undefined | null): string | undefined {
  * drop it at once through the bus), since counting reads every index entry of the target
  * and a manager pages through the list.
  */
-export async function streamTotal(d: ApiDeps, targetId: string): Promise<number> {
-  const hit = d.streamTotals.get(targetId);
-  if (hit !== undefined) return hit;
-  const mark = d.streamTotals.since(targetId);
-  const total = await d.streams.countByTarget(targetId);
-  d.streamTotals.set(targetId, total, mark);
-  return total;
+export function streamTotal(d: ApiDeps, targetId: string): Promise<number> {
+  return d.streamTotals.answer(targetId, () => d.streams.countByTarget(targetId));
 }

@@ -63,7 +63,7 @@ const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
 
 async function streamCounts(d: ApiDeps, targetId: string) {
   const { byStatus, frames } = await d.streams.statsByTarget(targetId, streamTotal(d, targetId));
-  return { ok: byStatus.ok ?? 0, stopped: byStatus.stopped ?? 0, failed: byStatus.failed ?? 0, frames };
+  return { ...byStatus, frames };
 }
 
 /** The target routes. */
@@ -112,16 +112,13 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       handler: async ({ params, principal }, d) => {
         // Dashboards poll this: the target and its counts come from a short per-process cache
         // (http.targetCacheMs), dropped on every change to the target.
-        const hit = d.targetViews.get(params.id);
-        if (hit) {
-          visibleTo(hit.target, principal);
-          return ok(hit.body);
-        }
-        const mark = d.targetViews.since(params.id);
-        const t = await visibleTarget(d, params.id, principal);
-        const body = { ...view(t), streams: await streamCounts(d, t._id) };
-        d.targetViews.set(t._id, { target: t, body }, mark);
-        return ok(body);
+        const answer = await d.targetViews.answer(params.id, async () => {
+          const t = await visibleTarget(d, params.id, principal);
+          return { target: t, body: { ...view(t), streams: await streamCounts(d, t._id) } };
+        });
+        // A kept answer may have been computed for someone else.
+        visibleTo(answer.target, principal);
+        return ok(answer.body);
       },
     }),
     route({
