@@ -16,6 +16,7 @@ import { CpuWindow, openFds, sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
 import { eventually } from '../test-support/poll';
+import { sampleSum } from './lib/metrics-text';
 import { latency, round, sleep } from './lib/stats';
 import type { SessionsResult } from './loadgen';
 import { holdPeerSessions, type PeerRunFigures } from './sessions-centrifugo';
@@ -40,11 +41,17 @@ interface RunFigures {
   serverRssAfterMiB: number;
   serverRssPeakMiB: number;
   serverKiBPerSession: number;
+  /** The same from the mean of the RSS read once a second during the hold. */
+  serverKiBPerSessionHoldMean: number;
   serverFds: number;
   idleCpuPct: number;
   loadgenRssMiB: number;
   loadgenKiBPerSession: number;
   loadgenCpuMsPerSession: number;
+  /** malloc_trim calls of the server group during the run (server.mallocTrimIntervalS), their mean time and what they returned. */
+  mallocTrims: number;
+  mallocTrimMeanMs: number;
+  mallocTrimReleasedMiB: number;
 }
 
 async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunFigures> {
@@ -70,8 +77,12 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
     const srv = server;
     const before = sumRssKiB(srv.pids());
     let peak = before;
+    // RSS once a second while the sessions are held: its mean is steadier than the one reading at the end.
+    let holdSamples: number[] | undefined;
     const sampler = setInterval(() => {
-      peak = Math.max(peak, sumRssKiB(srv.pids()));
+      const rss = sumRssKiB(srv.pids());
+      peak = Math.max(peak, rss);
+      holdSamples?.push(rss);
       for (const g of gens) g.sampleRss();
     }, 1000);
     let results: SessionsResult[];
@@ -91,7 +102,10 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
       const idle = new CpuWindow(() => srv.pids());
       idle.start();
       const holdStart = Date.now();
+      holdSamples = [];
       await sleep(s.holdS * 1000);
+      const holdMean = holdSamples.reduce((a, b) => a + b, 0) / Math.max(1, holdSamples.length);
+      holdSamples = undefined;
       const idleCpuPct = (idle.stop() / (Date.now() - holdStart)) * 100;
       const after = sumRssKiB(srv.pids());
       peak = Math.max(peak, after);
@@ -108,6 +122,8 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
         200,
       ).catch(() => -1);
       const fds = srv.pids().reduce((n, p) => n + openFds(p), 0);
+      const metrics = (await new ApiClient(srv.url, ctx.stack.caPem, { timeoutMs: 30_000 }).call('GET', '/metrics')).body.toString();
+      const trims = sampleSum(metrics, 'coordinator_malloc_trim_seconds_count');
       const stats = await Promise.all(
         gens.map((g) => {
           g.send({ cmd: 'stats' });
@@ -135,11 +151,15 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
         serverRssAfterMiB: round(after / 1024, 1),
         serverRssPeakMiB: round(peak / 1024, 1),
         serverKiBPerSession: round((after - before) / Math.max(1, established), 2),
+        serverKiBPerSessionHoldMean: round((holdMean - before) / Math.max(1, established), 2),
         serverFds: fds,
         idleCpuPct: round(idleCpuPct, 1),
         loadgenRssMiB: round(loadgenRss / 1024, 1),
         loadgenKiBPerSession: round(loadgenRss / Math.max(1, established), 2),
         loadgenCpuMsPerSession: round(results.reduce((n, r) => n + r.cpuMs, 0) / Math.max(1, established), 3),
+        mallocTrims: trims,
+        mallocTrimMeanMs: round((sampleSum(metrics, 'coordinator_malloc_trim_seconds_sum') * 1000) / Math.max(1, trims), 2),
+        mallocTrimReleasedMiB: round(sampleSum(metrics, 'coordinator_malloc_trim_released_bytes_total') / 2 ** 20, 1),
       };
     } finally {
       clearInterval(sampler);
@@ -194,6 +214,7 @@ export async function sessionsBench(ctx: BenchContext): Promise<BenchResult> {
       text: 'uws ≤ 6 KiB; uws/node ≤ 0.2',
       met: u.serverKiBPerSession <= 6 && (!n || u.serverKiBPerSession * 5 <= n.serverKiBPerSession),
     }),
+    row(B, 'server RSS per session, mean of the hold (read once a second)', 'KiB', u.serverKiBPerSessionHoldMean, nv((r) => r.serverKiBPerSessionHoldMean), 'info'),
     row(B, 'server CPU while holding idle sessions', '% of a core', u.idleCpuPct, nv((r) => r.idleCpuPct), 'lower'),
     row(B, 'load generators RSS per session', 'KiB', u.loadgenKiBPerSession, nv((r) => r.loadgenKiBPerSession), 'info'),
   ];
@@ -202,7 +223,7 @@ export async function sessionsBench(ctx: BenchContext): Promise<BenchResult> {
     `${s.count} sessions per transport (${Object.keys(runs).join(' and ')}); ${u.workers} server worker process(es) with server.maxConnections ${s.maxConnections} each; ${u.loadgens} load generator process(es) (${ctx.sessionsLoadGen === 'node' ? 'bench/loadgen.ts' : 'bench/loadgen-go'}), ≤ ${s.perProcess} sockets each, from 127.0.0.2 upwards; ${s.concurrency} set-ups in flight per load generator; sessions held ${s.holdS} s before memory is read.`,
     `A session: TLS (ECDSA P-256 chain verified against the dev root) + upgrade with the engine key + welcome + assign → assignment. Streams: ${(await ctx.population()).streams} ready, each with the recipe's seed files (bench/lib/fixtures.ts RECIPE: ${RECIPE.seed.map((f) => `${f.name} ${f.bytes / 1024} KiB`).join(', ')}; the assignment carries them), inserted in bulk into MongoDB with the API's document shapes (bench/lib/populate.ts) and queued with Pool.rebuild before each run (Redis flushed between runs).`,
     `Failure reasons: ${each((r) => JSON.stringify(r.reasons))}. A failed set-up is tried again after the delay its refusal names (retry_after_s or Retry-After), else after 1 s, plus up to as much again of jitter, at most ${s.retries} times, as a real core reconnects; retried: ${each((r) => `${r.retried} ${JSON.stringify(r.retryReasons)}`)}. Set-up latency p50/p99, from a session's first attempt: ${each((r) => `${r.latencyMs.p50}/${r.latencyMs.p99} ms`)} (at ${s.concurrency} in flight per load generator).`,
-    `Server RSS peak during set-up: ${each((r) => `${r.serverRssPeakMiB} MiB`)}; open fds of the server group after: ${each((r) => String(r.serverFds))}. Load generators: ${each((r) => `${r.loadgenRssMiB} MiB in total, ${r.loadgenCpuMsPerSession} CPU ms per session`)}.`,
+    `Server RSS peak during set-up: ${each((r) => `${r.serverRssPeakMiB} MiB`)}; open fds of the server group after: ${each((r) => String(r.serverFds))}. Load generators: ${each((r) => `${r.loadgenRssMiB} MiB in total, ${r.loadgenCpuMsPerSession} CPU ms per session`)}. malloc_trim (server.mallocTrimIntervalS): ${each((r) => `${r.mallocTrims} calls, ${r.mallocTrimMeanMs} ms each on average, ${r.mallocTrimReleasedMiB} MiB returned`)}.`,
   ];
   if (c) {
     rows.push(

@@ -39,6 +39,7 @@ import { NODE_ID, VERSION } from './version';
 import { ReliabilityGuard } from './core/reliability-guard';
 import { ReliabilityStore } from './store/reliability';
 import { BlockStore } from './store/blocks';
+import { startMallocTrim } from './malloc-trim';
 
 /** A listening server process. */
 export interface RunningServer {
@@ -153,6 +154,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
     janitor.passInTurn(Math.max(1000, janitorMs - 1000)).catch((err: Error) => log.warn({ err: err.message }, 'janitor pass failed; will retry'));
   }, janitorMs);
   janitorTimer.unref();
+  const trimmer = startMallocTrim(settings.server.mallocTrimIntervalS, log, metrics);
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -161,6 +163,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
       const deadline = settings.server.shutdownTimeoutS * 1000;
       pool.stop();
       clearInterval(janitorTimer);
+      trimmer?.stop();
       await hub.shutdown(deadline);
       if (inflight.count > 0) {
         log.info({ inflight: inflight.count }, 'waiting for in-flight requests');

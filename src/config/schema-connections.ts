@@ -59,6 +59,12 @@ export const CONNECTION_SCHEMA = {
       default: 131072,
       env: 'SC_MALLOC_MMAP_THRESHOLD_BYTES',
     },
+    mallocTrimIntervalS: {
+      doc: 'Seconds between two malloc_trim(0) calls in each server process; 0 turns them off. glibc returns memory freed inside its heaps to the system only at their top, so the pages that set-ups allocate and free (TLS handshakes, upgrade requests, assignment copies) stay resident between the held sessions\' small allocations; malloc_trim hands every whole free page back. A call blocked the process 0.55 ms on average with 15,000 held sessions (docs/performance.md). Needs glibc on linux x64 (vendor/malloc-trim); elsewhere it is off and the start-up log says so.',
+      format: 'nat',
+      default: 10,
+      env: 'SC_MALLOC_TRIM_INTERVAL_S',
+    },
     maxSemiSpaceMiB: {
       doc: 'MiB: the V8 young-generation semi-space (--max-semi-space-size) of the workers the primary forks, unless node is started with that flag (command line or NODE_OPTIONS); 0 keeps Node\'s default (up to 16 MiB per semi-space). An idle session is a few hundred bytes of JavaScript, but setting one up makes hundreds of KiB of short-lived garbage; a large young generation then holds tens of MiB per process that the held sessions never need, and lets the buffers it points to live longer (about 0.6 KiB of RSS per idle session at 15,000 per process, and a little less CPU per set-up; it costs about a sixth of the admin API peak request rate: docs/performance.md). A single process (server.workers 1) cannot set it for itself: put the flag in NODE_OPTIONS (docs/deploy.md).',
       format: 'nat',

@@ -87,6 +87,19 @@ export class Metrics {
     registers: [this.registry],
   });
   /** Promise rejections nobody handled (each is a bug; the process carries on). */
+  readonly mallocTrimSeconds = new client.Histogram({
+    name: 'coordinator_malloc_trim_seconds',
+    help: 'Time each malloc_trim call blocked the process (server.mallocTrimIntervalS).',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [this.registry],
+  });
+
+  readonly mallocTrimReleased = new client.Counter({
+    name: 'coordinator_malloc_trim_released_bytes_total',
+    help: 'Resident memory that malloc_trim calls handed back to the system (RSS before less after).',
+    registers: [this.registry],
+  });
+
   readonly unhandledRejections = new client.Counter({
     name: 'coordinator_unhandled_rejections_total',
     help: 'Promise rejections that nothing handled; logged and survived (each one is a bug).',
