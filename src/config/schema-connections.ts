@@ -60,7 +60,7 @@ export const CONNECTION_SCHEMA = {
       env: 'SC_MALLOC_MMAP_THRESHOLD_BYTES',
     },
     mallocTrimIntervalS: {
-      doc: 'Seconds between two malloc_trim(0) calls in each server process; 0 turns them off. glibc returns memory freed inside its heaps to the system only at their top, so the pages that set-ups allocate and free (TLS handshakes, upgrade requests, assignment copies) stay resident between the held sessions\' small allocations; malloc_trim hands every whole free page back. A call blocked the process 0.55 ms on average with 15,000 held sessions (docs/performance.md). Needs glibc on linux x64 (vendor/malloc-trim); elsewhere it is off and the start-up log says so.',
+      doc: 'Seconds between two malloc_trim(0) calls in each server process; 0 turns them off. glibc returns memory freed inside its heaps to the system only at their top, so the pages that set-ups allocate and free (TLS handshakes, upgrade requests, assignment copies) stay resident between the held sessions\' small allocations; malloc_trim hands every whole free page back. A call blocked the process 0.55 ms on average with 15,000 idle sessions, 5.2 ms while 14 workers set up 200,000 (docs/performance.md). Needs glibc on linux x64 (vendor/malloc-trim); elsewhere it is off and the start-up log says so.',
       format: 'nat',
       default: 10,
       env: 'SC_MALLOC_TRIM_INTERVAL_S',
