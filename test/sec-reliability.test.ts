@@ -145,7 +145,7 @@ t.test('address-range blocks: held sockets closed with 1008, upgrades refused wi
   await f.api('DELETE', `/v1/blocks/${b4.id}`, f.admin, undefined, 204);
   await f.api('DELETE', `/v1/blocks/${b6.id}`, f.admin, undefined, 204);
   await f.api('DELETE', `/v1/blocks/${b4.id}`, f.admin, undefined, 404);
-  t.equal((await upgrade(f, '203.0.113.200')).opened, true, 'unblocked: the upgrade opens');
+  t.ok(await eventually(async () => (await upgrade(f, '203.0.113.200')).opened, 3000, 'the upgrade to open once the unblock is announced'), 'unblocked: the upgrade opens');
   const back = await core(f, '2001:db8:1:2::99');
   t.equal((await back.ping()).type, 'pong');
   await back.close();
@@ -162,7 +162,8 @@ t.test('an engine-key block closes its cores and refuses its upgrades until remo
   const up = (): ReturnType<typeof tryUpgrade> => tryUpgrade(f.wsUrl, { authorization: `Bearer ${k.key}` }, f.ts.ca);
   t.equal((await up()).status, 403);
   await f.api('DELETE', `/v1/blocks/${b.id}`, f.admin, undefined, 204);
-  t.equal((await up()).opened, true, 'unblocked');
+  // The unblock reaches every process through the bus (within a second, docs/security.md), not with the 204.
+  t.ok(await eventually(async () => (await up()).opened, 3000, 'the upgrade to open once the unblock is announced'), 'unblocked');
 });
 
 t.test('only admins see or change records and blocks', async (t) => {
