@@ -8,7 +8,7 @@
 import type { BenchContext } from './lib/context';
 import { peerSessions, startPeer, stopPeers, type PeerServer } from './lib/centrifugo-peer';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
-import { CpuWindow, sumRssKiB } from './lib/proc';
+import { CpuWindow, holdIdle, sumRssKiB } from './lib/proc';
 import { latency, round, sleep } from './lib/stats';
 
 /** What the Centrifugo run measured. */
@@ -28,6 +28,8 @@ export interface PeerRunFigures {
   serverRssAfterMiB: number;
   /** Server RSS growth per held idle session, KiB. */
   serverKiBPerSession: number;
+  /** The same from the mean of the RSS read once a second during the hold. */
+  serverKiBPerSessionHoldMean: number;
   idleCpuPct: number;
   /** Server CPU while the sessions were set up, per session, ms. */
   serverCpuMsPerSession: number;
@@ -51,12 +53,7 @@ export async function holdPeerSessions(ctx: BenchContext): Promise<PeerRunFigure
     const results = await runSessions(gens, ctx.stack.caPem, s, (i) => peerSessions(peers[i]!, i));
     const setupMs = setupCpu.stop();
     const { established, failed, notAttempted, reasons, retried, retryReasons, spanS: establishS } = sessionsTotals(results);
-    const idle = new CpuWindow(pids);
-    idle.start();
-    const holdStart = Date.now();
-    await sleep(s.holdS * 1000);
-    const idleCpuPct = (idle.stop() / (Date.now() - holdStart)) * 100;
-    const after = sumRssKiB(pids());
+    const { idleCpuPct, rssAfterKiB: after, rssMeanKiB: holdMean } = await holdIdle(pids, s.holdS);
     const stats = await Promise.all(
       gens.map((g) => {
         g.send({ cmd: 'stats' });
@@ -78,6 +75,7 @@ export async function holdPeerSessions(ctx: BenchContext): Promise<PeerRunFigure
       serverRssBeforeMiB: round(before / 1024, 1),
       serverRssAfterMiB: round(after / 1024, 1),
       serverKiBPerSession: round((after - before) / Math.max(1, established), 2),
+      serverKiBPerSessionHoldMean: round((holdMean - before) / Math.max(1, established), 2),
       idleCpuPct: round(idleCpuPct, 1),
       serverCpuMsPerSession: round(setupMs / Math.max(1, established), 3),
       loadgenCpuMsPerSession: round(results.reduce((n, r) => n + r.cpuMs, 0) / Math.max(1, established), 3),

@@ -12,7 +12,7 @@ import { PEER } from './lib/centrifugo-peer';
 import { RECIPE, resetQueues } from './lib/fixtures';
 import { ApiClient } from '../test-support/admin-api';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
-import { CpuWindow, openFds, sumRssKiB } from './lib/proc';
+import { holdIdle, openFds, sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
 import { eventually } from '../test-support/poll';
@@ -77,12 +77,8 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
     const srv = server;
     const before = sumRssKiB(srv.pids());
     let peak = before;
-    // RSS once a second while the sessions are held: its mean is steadier than the one reading at the end.
-    let holdSamples: number[] | undefined;
     const sampler = setInterval(() => {
-      const rss = sumRssKiB(srv.pids());
-      peak = Math.max(peak, rss);
-      holdSamples?.push(rss);
+      peak = Math.max(peak, sumRssKiB(srv.pids()));
       for (const g of gens) g.sampleRss();
     }, 1000);
     let results: SessionsResult[];
@@ -98,16 +94,9 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
         clearInterval(progress);
       }
       const { established, failed, notAttempted, reasons, retried, retryReasons, spanS: establishS } = sessionsTotals(results);
-      // Hold: the sessions sit idle (pings, lease renewals) while the server's CPU is read.
-      const idle = new CpuWindow(() => srv.pids());
-      idle.start();
+      // Hold: the sessions sit idle (pings, lease renewals) while the server's CPU and RSS are read.
       const holdStart = Date.now();
-      holdSamples = [];
-      await sleep(s.holdS * 1000);
-      const holdMean = holdSamples.reduce((a, b) => a + b, 0) / Math.max(1, holdSamples.length);
-      holdSamples = undefined;
-      const idleCpuPct = (idle.stop() / (Date.now() - holdStart)) * 100;
-      const after = sumRssKiB(srv.pids());
+      const { idleCpuPct, rssAfterKiB: after, rssMeanKiB: holdMean } = await holdIdle(() => srv.pids(), s.holdS);
       peak = Math.max(peak, after);
       for (const g of gens) g.sampleRss();
       const loadgenRss = gens.reduce((n, g) => n + g.sampleRss(), 0);
@@ -233,6 +222,7 @@ export async function sessionsBench(ctx: BenchContext): Promise<BenchResult> {
         text: 'uws/centrifugo ≤ 0.125 (≥ 8 × less)',
         met: u.serverKiBPerSession * 8 <= c.serverKiBPerSession,
       }),
+      row(B, `${PEER} peer: server RSS per idle session, mean of the hold (uws; centrifugo)`, 'KiB', u.serverKiBPerSessionHoldMean, c.serverKiBPerSessionHoldMean, 'info'),
       row(B, `${PEER} peer: server CPU while holding idle sessions (uws; centrifugo)`, '% of a core', u.idleCpuPct, c.idleCpuPct, 'lower'),
       row(B, `${PEER} peer: time to establish all (uws; centrifugo)`, 's', u.establishS, c.establishS, 'lower'),
     );

@@ -118,3 +118,32 @@ export async function settle(pids: () => number[], o: { windowMs?: number; busyS
   }
   return { waitedMs: Math.round(performance.now() - t0), idle: false };
 }
+
+/** What {@link holdIdle} measured over the hold. */
+export interface HoldFigures {
+  /** CPU of the pids over the hold, in % of one core. */
+  idleCpuPct: number;
+  /** Their summed RSS at the end of the hold, KiB. */
+  rssAfterKiB: number;
+  /** The mean of their summed RSS read once a second through the hold, KiB. */
+  rssMeanKiB: number;
+}
+
+/**
+ * Waits `holdS` seconds while the sessions sit idle, reading the pids' CPU over the whole
+ * hold and their RSS once a second: one reading at the end moves with the process's own
+ * cycles (a GC, a malloc trim), the mean much less.
+ */
+export async function holdIdle(pids: () => number[], holdS: number): Promise<HoldFigures> {
+  const cpu = new CpuWindow(pids);
+  cpu.start();
+  const t0 = Date.now();
+  const samples: number[] = [];
+  while (Date.now() - t0 < holdS * 1000) {
+    await new Promise((r) => setTimeout(r, Math.min(1000, holdS * 1000 - (Date.now() - t0))));
+    samples.push(sumRssKiB(pids()));
+  }
+  const idleCpuPct = (cpu.stop() / Math.max(1, Date.now() - t0)) * 100;
+  const rssAfterKiB = sumRssKiB(pids());
+  return { idleCpuPct, rssAfterKiB, rssMeanKiB: samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length) };
+}
