@@ -18,8 +18,8 @@ const BINARY = path.join('vendor', 'malloc-trim', `malloc_trim_${process.platfor
 export type TrimFunction = () => boolean;
 
 /**
- * Loads the module. Undefined where it cannot work (not linux x64, or not glibc: musl has no
- * malloc_trim), with the reason.
+ * Loads the module, or says why it cannot work here (not linux x64, or not glibc: musl has
+ * no malloc_trim).
  */
 export function loadMallocTrim(root = path.resolve(__dirname, '..', '..')): { trim: TrimFunction } | { reason: string } {
   if (process.platform !== 'linux' || process.arch !== 'x64') return { reason: `no build for ${process.platform} ${process.arch}` };
@@ -35,8 +35,6 @@ export function loadMallocTrim(root = path.resolve(__dirname, '..', '..')): { tr
 
 /** A running trim timer. */
 export interface MallocTrimmer {
-  /** Trims once now: what it released and how long it blocked. */
-  trimNow(): { releasedBytes: number; ms: number };
   stop(): void;
 }
 
@@ -51,17 +49,13 @@ export function startMallocTrim(intervalS: number, log: Logger, metrics: Metrics
     log.warn({ reason: loaded.reason }, 'malloc_trim is not available; memory freed inside the malloc heap stays resident (server.mallocTrimIntervalS)');
     return undefined;
   }
-  const trimNow = (): { releasedBytes: number; ms: number } => {
+  const timer = setInterval(() => {
     const before = process.memoryUsage.rss();
-    const t0 = process.hrtime.bigint();
+    const stopClock = metrics.mallocTrimSeconds.startTimer();
     loaded.trim();
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    const releasedBytes = Math.max(0, before - process.memoryUsage.rss());
-    metrics.mallocTrimSeconds.observe(ms / 1000);
-    metrics.mallocTrimReleased.inc(releasedBytes);
-    return { releasedBytes, ms };
-  };
-  const timer = setInterval(trimNow, intervalS * 1000);
+    stopClock();
+    metrics.mallocTrimReleased.inc(Math.max(0, before - process.memoryUsage.rss()));
+  }, intervalS * 1000);
   timer.unref();
-  return { trimNow, stop: () => clearInterval(timer) };
+  return { stop: () => clearInterval(timer) };
 }

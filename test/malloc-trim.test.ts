@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { loadMallocTrim } from '../src/malloc-trim';
+import type { RunningServer } from '../src/server';
 import { eventually, startTestServer } from './helpers/server';
 import { stopStack } from '../test-support/stack';
 
@@ -66,7 +67,7 @@ t.test('a trim hands back the pages freed between live allocations', async (t) =
   t.ok(r.freed - r.trimmed > 128, `the trim returned more than 128 of the 256 MiB (${(r.freed - r.trimmed).toFixed(0)} MiB)`);
 });
 
-async function trims(server: { metrics: { mallocTrimSeconds: { get(): Promise<{ values: Array<{ metricName?: string; value: number }> }> } } }): Promise<number> {
+async function trims(server: RunningServer): Promise<number> {
   const { values } = await server.metrics.mallocTrimSeconds.get();
   return values.find((v) => v.metricName === 'coordinator_malloc_trim_seconds_count')?.value ?? 0;
 }

@@ -86,7 +86,7 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [this.registry],
   });
-  /** Promise rejections nobody handled (each is a bug; the process carries on). */
+  /** How long each malloc_trim call blocked the process (src/malloc-trim.ts), seconds. */
   readonly mallocTrimSeconds = new client.Histogram({
     name: 'coordinator_malloc_trim_seconds',
     help: 'Time each malloc_trim call blocked the process (server.mallocTrimIntervalS).',
@@ -94,12 +94,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Bytes of RSS the malloc_trim calls handed back (RSS before a call less after it). */
   readonly mallocTrimReleased = new client.Counter({
     name: 'coordinator_malloc_trim_released_bytes_total',
     help: 'Resident memory that malloc_trim calls handed back to the system (RSS before less after).',
     registers: [this.registry],
   });
 
+  /** Promise rejections nobody handled (each is a bug; the process carries on). */
   readonly unhandledRejections = new client.Counter({
     name: 'coordinator_unhandled_rejections_total',
     help: 'Promise rejections that nothing handled; logged and survived (each one is a bug).',
