@@ -10,22 +10,10 @@
  */
 import crypto from 'node:crypto';
 import t from 'tap';
-import { Binary, BSON, Double, Int32, Long, MongoClient, ObjectId, type Db, type Document } from 'mongodb';
-import { getStack, stopStack } from '../test-support/stack';
+import { Binary, BSON, Double, Int32, Long, ObjectId, type Document } from 'mongodb';
+import { useStoreDb } from './helpers/store';
 
-let client: MongoClient;
-let db: Db;
-
-t.before(async () => {
-  const stack = await getStack();
-  client = new MongoClient(stack.mongo.uri, { tlsCAFile: stack.mongoCAFile });
-  await client.connect();
-  db = client.db(`documents${Date.now()}`);
-});
-t.teardown(async () => {
-  await client?.close();
-  await stopStack();
-});
+const store = useStoreDb('documents');
 
 /** A document with a string `_id`, as the coordinator writes them. */
 type Stored = Document & { _id: string };
@@ -51,7 +39,7 @@ function partition(id: string, frameBytes: number): Stored {
 }
 
 t.test('partitions with inline files of every size around base64 padding', async (t) => {
-  const parts = db.collection<Stored>('partitions');
+  const parts = store.db.collection<Stored>('partitions');
   const docs = [0, 1, 2, 3, 4, 5, 64 * 1024 + 1, 1024 * 1024].map((bytes, i) => partition(`p${i}`, bytes));
   await parts.insertMany(docs);
   for (const doc of docs) t.equal(canonical(await parts.findOne({ _id: doc._id }, typed)), canonical(doc), `${doc._id} by _id`);
@@ -60,7 +48,7 @@ t.test('partitions with inline files of every size around base64 padding', async
 });
 
 t.test('every value type, nesting, and keys the splitter must leave to encoding/json', async (t) => {
-  const c = db.collection<Stored>('shapes');
+  const c = store.db.collection<Stored>('shapes');
   const doc: Stored = {
     _id: 'shapes',
     int: new Int32(-7),
@@ -95,7 +83,7 @@ function included(doc: Document, fields: string[], noId = false): Document {
 }
 
 t.test('finds with a projection: what MongoDB gives, when the filter and sort read fields the projection leaves out', async (t) => {
-  const c = db.collection<Stored>('projected');
+  const c = store.db.collection<Stored>('projected');
   const streams: Stored[] = Array.from({ length: 12 }, (_, i) => ({
     _id: `s${String(i).padStart(2, '0')}`,
     targetId: i % 2 ? 'odd' : 'even',

@@ -5,36 +5,24 @@
  * checked against what MongoDB's semantics give, so the same test holds on `mongod`.
  */
 import t from 'tap';
-import { MongoClient, type Db, type Document } from 'mongodb';
+import type { Document } from 'mongodb';
 import { revokedEngineKeys } from '../src/store/engine-keys';
 import { ensureIndexes, INDEXES } from '../src/store/indexes';
 import { commitPoints, queuedStreams } from '../src/store/streams';
-import { getStack, stopStack } from '../test-support/stack';
+import { useStoreDb } from './helpers/store';
 
-let client: MongoClient;
-let db: Db;
-let ferret = false;
-
-t.before(async () => {
-  const stack = await getStack();
-  ferret = stack.mongoKind === 'ferretdb';
-  client = new MongoClient(stack.mongo.uri, { tlsCAFile: stack.mongoCAFile, monitorCommands: true });
-  await client.connect();
-  db = client.db(`queries${Date.now()}`);
-});
-t.teardown(async () => {
-  await client?.close();
-  await stopStack();
-});
+const store = useStoreDb('queries', { monitorCommands: true });
+/** True on the provisioned FerretDB build, whose plans the tests read; mongod plans differently. */
+const ferret = (): boolean => store.stack.mongoKind === 'ferretdb';
 
 /** SQLite's plan lines of a find, as FerretDB's explain reports them. */
 async function plan(collection: string, filter: Record<string, unknown>): Promise<string> {
-  const explained = (await db.collection(collection).find(filter).explain()) as { queryPlanner?: { Plan?: string[] } };
+  const explained = (await store.db.collection(collection).find(filter).explain()) as { queryPlanner?: { Plan?: string[] } };
   return (explained.queryPlanner?.Plan ?? []).join(' | ');
 }
 
 t.test('equality on a string field: the right documents, through the index', async (t) => {
-  const streams = db.collection<{ _id: string; targetId: string; status: string; partitionIds: string[] }>('streams');
+  const streams = store.db.collection<{ _id: string; targetId: string; status: string; partitionIds: string[] }>('streams');
   await streams.createIndexes([{ key: { targetId: 1, status: 1, _id: 1 }, name: 'target_status_id' }]);
   const docs = Array.from({ length: 60 }, (_, i) => ({ _id: `s${i}`, targetId: `t${i % 3}`, status: i % 4 === 0 ? 'stopped' : 'ok', partitionIds: [`s${i}:1:x`, `s${i}:2:y`] }));
   await streams.insertMany(docs);
@@ -48,11 +36,11 @@ t.test('equality on a string field: the right documents, through the index', asy
   t.same(await ids({ partitionIds: 's7:2:y' }), ['s7'], 'equality on an array field still matches an element (not narrowed)');
   t.equal(await streams.countDocuments({ targetId: 't0', status: 'ok' }), expect((d) => d.targetId === 't0' && d.status === 'ok').length, 'count');
   t.same(await ids({ targetId: 'nope' }), [], 'no match');
-  if (ferret) t.match(await plan('streams', { targetId: 't1', status: 'ok' }), /USING INDEX \S+_target_status_id/, 'FerretDB searches the target_status_id index');
+  if (ferret()) t.match(await plan('streams', { targetId: 't1', status: 'ok' }), /USING INDEX \S+_target_status_id/, 'FerretDB searches the target_status_id index');
 });
 
 t.test("the janitor's createdAt window: the right documents, through the index", async (t) => {
-  const parts = db.collection<{ _id: string; streamId: string; createdAt: Date }>('partitions');
+  const parts = store.db.collection<{ _id: string; streamId: string; createdAt: Date }>('partitions');
   await parts.createIndexes([{ key: { createdAt: 1 }, name: 'createdAt' }, { key: { streamId: 1, n: 1 }, name: 'stream_n' }]);
   const base = Date.UTC(2026, 10, 29, 12, 0, 0);
   const docs = Array.from({ length: 50 }, (_, i) => ({ _id: `p${String(i).padStart(2, '0')}`, streamId: `s${i % 5}`, createdAt: new Date(base + i * 1000) }));
@@ -67,7 +55,7 @@ t.test("the janitor's createdAt window: the right documents, through the index",
   t.same(await window({ $gte: at(45) }), range(45, 50), 'open-ended');
   t.same(await window({ $lt: new Date(0) }), [], 'before the epoch: nothing');
   t.same((await parts.find({ streamId: 's3' }).toArray()).map((d) => d._id).sort(), docs.filter((d) => d.streamId === 's3').map((d) => d._id).sort(), "a stream's partitions by streamId");
-  if (ferret) {
+  if (ferret()) {
     t.match(await plan('partitions', { createdAt: { $gte: at(10), $lt: at(20) } }), /USING INDEX \S+_createdAt/, 'FerretDB searches the createdAt index');
     t.match(await plan('partitions', { streamId: 's3' }), /USING INDEX \S+_stream_n/, 'and the stream_n index by streamId');
   }
@@ -79,7 +67,7 @@ t.test("the janitor's createdAt window: the right documents, through the index",
   t.same(await page(5, 40, 7, 3), range(8, 15), 'past the documents already seen at the watermark (skip)');
   t.same(await page(0, 50, 50), range(0, 50), 'the whole window');
   t.same((await parts.find({ createdAt: { $gte: new Date(0), $lt: at(50) } }, { sort: { createdAt: 1 }, limit: 3 }).toArray()).map((d) => d._id), range(0, 3), 'from the epoch: left to FerretDB, still right');
-  if (ferret) {
+  if (ferret()) {
     const explained = (await parts.find({ createdAt: { $gte: at(5), $lt: at(40) } }, { sort: { createdAt: 1 }, limit: 7 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
     t.match(explained, { sortPushdown: true, limitPushdown: true }, "FerretDB leaves the janitor page's sort and limit to SQLite");
     t.notMatch((explained.queryPlanner?.Plan ?? []).join(' | '), /TEMP B-TREE/, 'which reads the createdAt index in order');
@@ -87,7 +75,7 @@ t.test("the janitor's createdAt window: the right documents, through the index",
 });
 
 t.test("a target's pages in id order and its counts: exact, with the sort, limit and count left to the index", async (t) => {
-  const streams = db.collection<{ _id: string; targetId: string; status: string; frames: number }>('pages');
+  const streams = store.db.collection<{ _id: string; targetId: string; status: string; frames: number }>('pages');
   await streams.createIndexes([
     { key: { targetId: 1, status: 1, _id: 1 }, name: 'target_status_id' },
     { key: { targetId: 1, _id: 1 }, name: 'target_id' },
@@ -113,14 +101,14 @@ t.test("a target's pages in id order and its counts: exact, with the sort, limit
   t.same(await page({ targetId: 't1', frames: { $gte: 150 } }, 1, 0, 5), t1.filter((d) => d.frames >= 150).slice(0, 5).map((d) => d._id), 'a condition SQL is not given (frames): still right');
   t.same(await page({ targetId: 't1', _id: { $gt: 'a"b' } }, 1, 0, 5), t1.filter((d) => d._id > 'a"b').slice(0, 5).map((d) => d._id), 'a bound with a quote: left to FerretDB, still right');
 
-  const count = async (query: Record<string, unknown>, limit?: number): Promise<number> => (await db.command({ count: 'pages', query, ...(limit ? { limit } : {}) })).n as number;
+  const count = async (query: Record<string, unknown>, limit?: number): Promise<number> => (await store.db.command({ count: 'pages', query, ...(limit ? { limit } : {}) })).n as number;
   t.equal(await count({ targetId: 't2' }), of('t2').length, 'count of a target');
   t.equal(await count({ targetId: 't2', status: 'failed' }), of('t2').filter((d) => d.status === 'failed').length, 'count by status');
   t.equal(await count({ targetId: 't2' }, 3), 3, 'count with a limit');
   t.equal(await count({ targetId: 't2', frames: { $lt: 30 } }), of('t2').filter((d) => d.frames < 30).length, 'count with a condition SQL is not given');
   t.equal(await count({ targetId: 'none' }), 0, 'count of nothing');
 
-  if (ferret) {
+  if (ferret()) {
     const explained = (await streams.find({ targetId: 't1' }, { sort: { _id: 1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
     t.match(explained, { sortPushdown: true, limitPushdown: true }, 'FerretDB leaves the sort and the limit to SQLite');
     const steps = (explained.queryPlanner?.Plan ?? []).join(' | ');
@@ -132,7 +120,7 @@ t.test("a target's pages in id order and its counts: exact, with the sort, limit
 t.test("a target's committed frames: one $sum, exact (FerretDB: one SQL sum over the target_frames_id index, patch 6)", async (t) => {
   // The collection's real name (shared with the first test: other ids) and indexes: patch 6
   // sums only fields listed for their collection.
-  const streams = db.collection<{ _id: string; targetId: string; status: string; frames?: number }>('streams');
+  const streams = store.db.collection<{ _id: string; targetId: string; status: string; frames?: number }>('streams');
   await streams.createIndexes(INDEXES.streams!);
   const docs = Array.from({ length: 300 }, (_, i) => ({ _id: `fs${i}`, targetId: `ft${i % 3}`, status: ['ok', 'ok', 'stopped', 'failed'][i % 4]!, frames: i * 1024 }));
   await streams.insertMany(docs);
@@ -155,8 +143,8 @@ t.test("a target's streams by frames or errors, then id: exact, ties and pages i
   // The collection's real name: patch 11 sorts only by the integer fields listed for it. Its
   // indexes as init makes them, only the missing ones: a createIndexes naming only existing
   // indexes drops the connection on FerretDB v1.24.2.
-  const streams = db.collection<{ _id: string; targetId: string; status: string; frames?: number; errorCount?: number }>('streams');
-  await ensureIndexes(db);
+  const streams = store.db.collection<{ _id: string; targetId: string; status: string; frames?: number; errorCount?: number }>('streams');
+  await ensureIndexes(store.db);
   const docs = Array.from({ length: 240 }, (_, i) => ({
     _id: Buffer.from(`sorted-${(i * 7919) % 240}`).toString('base64url'),
     targetId: `st${i % 2}`,
@@ -182,7 +170,7 @@ t.test("a target's streams by frames or errors, then id: exact, ties and pages i
   t.same(await page({ targetId: 'st0', status: 'ok' }, 'frames', -1, 5, 10), expected('frames', -1, (d) => st0(d) && d.status === 'ok').slice(5, 15), 'with a status');
   t.same(await page({ targetId: 'st0', frames: { $gt: 2048 } }, 'frames', -1, 0, 10), expected('frames', -1, (d) => st0(d) && d.frames! > 2048).slice(0, 10), 'a condition SQL is not given: sorted by FerretDB, still right');
 
-  if (ferret) {
+  if (ferret()) {
     const explained = (await streams.find({ targetId: 'st0' }, { sort: { frames: -1, _id: -1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
     t.match(explained, { sortPushdown: true, limitPushdown: true }, 'FerretDB leaves the sort by frames and the limit to SQLite');
     t.match((explained.queryPlanner?.Plan ?? []).join(' | '), /USING INDEX \S+_target_frames_id/, 'which walks the target_frames_id index');
@@ -194,8 +182,8 @@ t.test("a target's streams by frames or errors, then id: exact, ties and pages i
 
 t.test("a target's streams by status or creation time, then id: exact, ties and pages included (FerretDB: sorted by SQLite, patch 12)", async (t) => {
   // The collection's real name: patch 12 sorts only by the date and word fields listed for it.
-  const streams = db.collection<{ _id: string; targetId: string; status?: string; createdAt?: Date }>('streams');
-  await ensureIndexes(db);
+  const streams = store.db.collection<{ _id: string; targetId: string; status?: string; createdAt?: Date }>('streams');
+  await ensureIndexes(store.db);
   // Dates of 13 digits of milliseconds and others (1970, before 1970, past 2286), which
   // must sort as times, not as text; many ties; a few streams without the field.
   const at = [Date.UTC(2026, 11, 4), Date.UTC(2026, 11, 4), Date.UTC(2025, 0, 1, 12), 5, -86_400_000, Date.UTC(2300, 0, 1), Date.UTC(2026, 11, 5)];
@@ -231,7 +219,7 @@ t.test("a target's streams by status or creation time, then id: exact, ties and 
     t.same(await page({ targetId: 'ct1', status: 'ok' }, field, -1, 3, 10), expected(field, -1, (d) => d.targetId === 'ct1' && d.status === 'ok').slice(3, 13), `by ${field}: with a status`);
   }
 
-  if (ferret) {
+  if (ferret()) {
     for (const [field, index] of [['status', 'target_status_id'], ['createdAt', 'target_created_id']] as const) {
       const explained = (await streams.find({ targetId: 'ct0' }, { sort: { [field]: -1, _id: -1 }, limit: 10 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
       t.match(explained, { sortPushdown: true, limitPushdown: true }, `FerretDB leaves the sort by ${field} and the limit to SQLite`);
@@ -244,8 +232,8 @@ t.test("a target's streams by status or creation time, then id: exact, ties and 
 
 t.test('the leaderboard, every donor by frames then name: exact, with the page left to the index (FerretDB: patch 13)', async (t) => {
   // The collection's real name: patch 13 sorts only by the fields listed for it.
-  const donors = db.collection<{ _id: string; name: string; frames?: number }>('donors');
-  await ensureIndexes(db);
+  const donors = store.db.collection<{ _id: string; name: string; frames?: number }>('donors');
+  await ensureIndexes(store.db);
   const docs = Array.from({ length: 150 }, (_, i) => ({
     _id: `d${i}`,
     name: `donor-${(i * 7919) % 150}`,
@@ -263,8 +251,8 @@ t.test('the leaderboard, every donor by frames then name: exact, with the page l
   t.same(await page(30, 20), expected.slice(30, 50), 'a page by offset');
   t.same(await page(0, 1000), expected, 'every donor, the never credited last');
   t.equal(await donors.countDocuments({}), docs.length, 'a count of the whole collection');
-  t.equal((await db.command({ count: 'donors', query: {} })).n, docs.length, 'the count command of the whole collection');
-  if (ferret) {
+  t.equal((await store.db.command({ count: 'donors', query: {} })).n, docs.length, 'the count command of the whole collection');
+  if (ferret()) {
     const explained = (await donors.find({}, { sort: { frames: -1, name: 1 }, limit: 100 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
     t.match(explained, { sortPushdown: true, limitPushdown: true }, 'FerretDB leaves the sort and the limit to SQLite');
     const steps = (explained.queryPlanner?.Plan ?? []).join(' | ');
@@ -274,7 +262,7 @@ t.test('the leaderboard, every donor by frames then name: exact, with the page l
 });
 
 t.test('an _id $in list (the pool, the janitor, revocations): the right documents, through the _id index', async (t) => {
-  const streams = db.collection<{ _id: string; targetId: string; status: string; frames: number }>('instreams');
+  const streams = store.db.collection<{ _id: string; targetId: string; status: string; frames: number }>('instreams');
   const docs = Array.from({ length: 50 }, (_, i) => ({ _id: `s${String(i).padStart(2, '0')}`, targetId: `t${i % 2}`, status: i % 5 === 0 ? 'stopped' : 'ok', frames: i }));
   await streams.insertMany(docs);
   const ids = async (filter: Record<string, unknown>, limit = 0): Promise<string[]> => (await streams.find(filter, { sort: { _id: 1 }, limit }).toArray()).map((d) => d._id);
@@ -294,7 +282,7 @@ t.test('an _id $in list (the pool, the janitor, revocations): the right document
   t.equal(await streams.countDocuments({ _id: { $in: wanted }, status: 'ok' }), expect((d) => wanted.includes(d._id) && d.status === 'ok').length, 'count');
   const many = Array.from({ length: 2000 }, (_, i) => `s${i}`);
   t.same(await ids({ _id: { $in: many } }), expect((d) => many.includes(d._id)), 'a list of 2,000');
-  if (ferret) {
+  if (ferret()) {
     t.match(await plan('instreams', { _id: { $in: wanted }, status: 'ok' }), /USING INDEX \S+_id_/, 'FerretDB looks the list up in the _id index');
     t.match(await plan('instreams', { _id: { $in: many } }), /USING INDEX \S+_id_/, 'a long list too');
     // Only a filter written exactly in SQL gets its sort and limit pushed down: before patch 8
@@ -309,14 +297,14 @@ t.test('an _id $in list (the pool, the janitor, revocations): the right document
 t.test('an empty id list is answered without a query (a round trip saved; FerretDB v1.24.2 without patch 8 reads every document for `_id: {$in: []}`)', async (t) => {
   const sent: Document[] = [];
   const listen = (e: { command: Document }): void => void sent.push(e.command);
-  client.on('commandStarted', listen);
-  t.teardown(() => void client.off('commandStarted', listen));
+  store.client.on('commandStarted', listen);
+  t.teardown(() => void store.client.off('commandStarted', listen));
   // The janitor checks each page's streams, the pool re-queues expired leases, revocations re-check keys:
   // each can come with nothing to look up (an empty page, no expired lease, no key in use).
-  t.same([...(await commitPoints(db, [])).keys()], [], 'commitPoints');
-  t.same(await queuedStreams(db, []), [], 'queuedStreams');
-  t.same(await revokedEngineKeys(db, []), [], 'revokedEngineKeys');
+  t.same([...(await commitPoints(store.db, [])).keys()], [], 'commitPoints');
+  t.same(await queuedStreams(store.db, []), [], 'queuedStreams');
+  t.same(await revokedEngineKeys(store.db, []), [], 'revokedEngineKeys');
   t.same(sent, [], 'no command sent');
-  await commitPoints(db, ['s1']);
+  await commitPoints(store.db, ['s1']);
   t.equal(sent.length, 1, 'a list with an id is one query (the listener works)');
 });

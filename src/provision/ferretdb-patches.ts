@@ -8,6 +8,14 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
+/** A source edit: every `from` in `file` becomes `to`, and `from` must occur exactly `count` times. */
+export interface SourcePatch {
+  file: string;
+  from: string;
+  to: string;
+  count: number;
+}
+
 /**
  * Source edits applied before building. Patches 1 and 2 make lookups by `_id` use an index
  * on every table of every database, including tables created later (see
@@ -27,7 +35,8 @@ import path from 'node:path';
  *    (`{_id, frames: committed}`, the commit point) could both match and both be
  *    acknowledged, the second overwriting the first — an acknowledged commit lost. Each of
  *    these commands now holds a per-collection lock from its read to its write
- *    (`internal/handler/sc_collection_lock.go` in {@link ferretdbGoDir}), so they apply one after another as on MongoDB. Inserts and
+ *    (`internal/handler/sc_collection_lock.go` in the `ferretdb-go` overlay, {@link goOverlayDir}), so they apply one
+ *    after another as on MongoDB. Inserts and
  *    reads do not take it.
  * 4. v1.24.2 narrows nothing but `_id` in SQL, so every query by another field scanned and
  *    decoded the whole table (a target's streams, a stream's partitions, files and errors,
@@ -116,8 +125,11 @@ import path from 'node:path';
  *    `donors.frames` is an integer and `donors.name` a word, so SQLite walks the
  *    `frames_name` index `init` creates for the page alone. A count of a whole collection
  *    also counts rows without decoding them.
+ *
+ * Patches 14 and 15 are in the modules SQLite runs on rather than in FerretDB:
+ * {@link DEPENDENCY_PATCHES}.
  */
-export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; count: number }> = [
+export const FERRETDB_PATCHES: SourcePatch[] = [
   {
     file: 'internal/backends/sqlite/metadata/metadata.go',
     from: `IDColumn = DefaultColumn + "->'$._id'"`,
@@ -294,15 +306,70 @@ export const FERRETDB_PATCHES: Array<{ file: string; from: string; to: string; c
   },
 ];
 
+/** A module FerretDB builds with, patched in a copy that FerretDB's go.mod then points at. */
+export interface DependencyPatch {
+  /** The module path, as in FerretDB's go.mod (which fixes its version). */
+  module: string;
+  /** The folder of Go files added to the copy ({@link goOverlayDir}). */
+  overlay: 'libc-go' | 'sqlite-go';
+  patches: SourcePatch[];
+}
+
 /**
- * The Go files our patches call (patches 3–11: scNarrow, scExactWhere, scLockCollection, the
- * pushdown helpers, the sjson splitters, the projection's field list), kept as real Go in `src/provision/ferretdb-go/` under the paths they
- * take in FerretDB's tree, and copied in before building. From the compiled `dist/` the
- * folder is found in the package's `src/`.
+ * Patches 14 and 15, in the modules FerretDB v1.24.2 runs SQLite on (SQLite is C translated
+ * to Go): while the commits benchmark ran, copying and comparing inserted documents took a
+ * third of FerretDB's CPU.
+ *
+ * 14. `modernc.org/libc` v1.55.3: memcpy, memmove, memset, memcmp and strlen on linux/amd64
+ *     were musl's C translated to Go, stepping four or eight bytes at a time (memcmp one).
+ *     The musl versions are renamed, and `libc-go/sc_mem.go` gives the names to the Go
+ *     runtime's vectorised copy, compare and byte search, as libc.go already does for
+ *     memcpy, memmove and memcmp where no musl translation exists. Other platforms build
+ *     the module as it is.
+ * 15. `modernc.org/sqlite` v1.32.0 binds a Go string as text of its length: its C copy ends
+ *     with a NUL, but SQLite is not told, so every SQL function reading the value copies it
+ *     whole to add one. A stored document is such a value, and every index of its collection
+ *     reads it through a JSON function (`_ferretdb_sjson->"field"`): an inserted partition
+ *     was copied once per index. A string without a NUL byte is now bound as NUL-terminated
+ *     (length -1; SQLite finds the length with strlen), so SQLite reads it in place; a string
+ *     with a NUL is bound as before (`sqlite-go/sc_bind.go`).
  */
-export function ferretdbGoDir(): string {
-  const beside = path.join(__dirname, 'ferretdb-go');
-  return fs.existsSync(beside) ? beside : path.resolve(__dirname, '..', '..', '..', 'src', 'provision', 'ferretdb-go');
+export const DEPENDENCY_PATCHES: DependencyPatch[] = [
+  {
+    module: 'modernc.org/libc',
+    overlay: 'libc-go',
+    patches: ['memcmp', 'memcpy', 'memmove', 'memset', 'strlen'].map((name) => ({
+      file: 'ccgo_linux_amd64.go',
+      from: `\nfunc X${name}(tls *TLS, `,
+      to: `\nfunc scMusl${name[0].toUpperCase()}${name.slice(1)}(tls *TLS, `,
+      count: 1,
+    })),
+  },
+  {
+    module: 'modernc.org/sqlite',
+    overlay: 'sqlite-go',
+    patches: [
+      {
+        file: 'sqlite.go',
+        from: 'sqlite3.Xsqlite3_bind_text(c.tls, pstmt, int32(idx1), p, int32(len(value)), 0)',
+        to: 'sqlite3.Xsqlite3_bind_text(c.tls, pstmt, int32(idx1), p, scTextLen(value), 0)',
+        count: 1,
+      },
+    ],
+  },
+];
+
+/**
+ * A folder of Go files that patches call, kept as real Go under `src/provision/` at the
+ * paths they take in the patched module's tree, and copied in before building:
+ * `ferretdb-go` (patches 3–12: scNarrow, scExactWhere, scLockCollection, the pushdown
+ * helpers, the sjson splitters, the projection's field list), `libc-go` (patch 14) and
+ * `sqlite-go` (patch 15).
+ * From the compiled `dist/` the folder is found in the package's `src/`.
+ */
+export function goOverlayDir(name: 'ferretdb-go' | DependencyPatch['overlay']): string {
+  const beside = path.join(__dirname, name);
+  return fs.existsSync(beside) ? beside : path.resolve(__dirname, '..', '..', '..', 'src', 'provision', name);
 }
 
 /** The files under `dir`, as paths relative to it. */
@@ -316,15 +383,24 @@ async function filesUnder(dir: string, prefix = ''): Promise<string[]> {
   return out;
 }
 
-/** Applies {@link FERRETDB_PATCHES} and adds the files of {@link ferretdbGoDir} to a writable source tree; throws when a patch no longer fits. */
-export async function patchSource(src: string): Promise<void> {
-  const goDir = ferretdbGoDir();
-  for (const file of await filesUnder(goDir)) await fsp.copyFile(path.join(goDir, file), path.join(src, file));
-  for (const p of FERRETDB_PATCHES) {
+/** Adds the files of an overlay folder to a writable module tree and applies `patches`; throws when a patch no longer fits. */
+async function patchTree(src: string, overlay: string, patches: SourcePatch[]): Promise<void> {
+  for (const file of await filesUnder(overlay)) await fsp.copyFile(path.join(overlay, file), path.join(src, file));
+  for (const p of patches) {
     const file = path.join(src, p.file);
     const text = await fsp.readFile(file, 'utf8');
     const found = text.split(p.from).length - 1;
-    if (found !== p.count) throw new Error(`FerretDB patch does not fit ${p.file}: expected ${p.count} × ${JSON.stringify(p.from)}, found ${found}`);
+    if (found !== p.count) throw new Error(`Source patch does not fit ${p.file}: expected ${p.count} × ${JSON.stringify(p.from)}, found ${found}`);
     await fsp.writeFile(file, text.split(p.from).join(p.to));
   }
+}
+
+/** Applies {@link FERRETDB_PATCHES} and the `ferretdb-go` overlay to a writable copy of FerretDB's module. */
+export async function patchSource(src: string): Promise<void> {
+  await patchTree(src, goOverlayDir('ferretdb-go'), FERRETDB_PATCHES);
+}
+
+/** Applies one of {@link DEPENDENCY_PATCHES} to a writable copy of its module. */
+export async function patchDependency(src: string, dep: DependencyPatch): Promise<void> {
+  await patchTree(src, goOverlayDir(dep.overlay), dep.patches);
 }

@@ -9,7 +9,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { cacheDir, delay, freePort, hostPort, run, spawnService, waitForPort, which, type LogFn, type RunningService } from './exec';
-import { patchSource } from './ferretdb-patches';
+import { DEPENDENCY_PATCHES, patchDependency, patchSource } from './ferretdb-patches';
 
 /** The FerretDB release used: the last v1 (SQLite backend), May 2025. */
 export const FERRETDB_VERSION = 'v1.24.2';
@@ -18,7 +18,7 @@ export const FERRETDB_VERSION = 'v1.24.2';
  * Part of the cache key, so a binary built without the patches is never picked up; bump it
  * when the patches change.
  */
-export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc16`;
+export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc18`;
 const MODULE = 'github.com/FerretDB/FerretDB';
 
 /** A started MongoDB-compatible server: {@link RunningService} plus its connection string. */
@@ -156,6 +156,18 @@ async function build(cacheDir: string, bin: string, go: string, log?: LogFn): Pr
   await patchSource(src);
   // As the recipe does: the throwaway module now resolves FerretDB to the patched copy.
   await run(go, ['mod', 'edit', `-replace=${MODULE}=${src}`], { cwd: mod, env });
+
+  // The modules SQLite runs on (patches 14 and 15), also from patched copies; FerretDB is
+  // the main module of the build below, so its go.mod carries the replacements.
+  for (const dep of DEPENDENCY_PATCHES) {
+    const depDir = (await run(go, ['list', '-m', '-f', '{{.Dir}}', dep.module], { cwd: mod, env })).stdout.trim();
+    if (!depDir || !fs.existsSync(depDir)) throw new Error(`go list did not report a source directory for ${dep.module}`);
+    const copy = path.join(work, dep.overlay);
+    await fsp.cp(depDir, copy, { recursive: true });
+    await makeWritable(copy);
+    await patchDependency(copy, dep);
+    await run(go, ['mod', 'edit', `-replace=${dep.module}=${copy}`], { cwd: src, env });
+  }
 
   // Built inside the copy (FerretDB is then the main module, whose build info the
   // version package checks before embedding version.txt); the copy carries its own
