@@ -19,13 +19,13 @@ import path from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../src/config/settings';
 import { killAllChildrenSync } from '../src/provision/exec';
-import { startStack } from '../src/provision/stack';
+import { startStack, type Stack } from '../src/provision/stack';
 import { startServer } from '../src/server';
 import { FileStore } from '../src/store/files';
 import { initDatabase } from '../src/store/init';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { checkpointFile, RECIPE, seedBody } from './lib/fixtures';
-import { machineOf, resultsDir, row, stampOf, writeResults, type RunResults } from './lib/report';
+import { describeStore, machineOf, resultsDir, row, stampOf, writeResults, type RunResults } from './lib/report';
 
 const KIB = 1024;
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
 }
 
 /** The figures as a report in the shape the other benchmarks write (one transport: uws). */
-function report(r: Record<string, unknown>, started: Date, storeKind: string): RunResults {
+function report(r: Record<string, unknown>, started: Date, storeKind: Stack['mongoKind']): RunResults {
   const num = (v: unknown): number => (typeof v === 'number' ? v : Number.NaN);
   const dl = (r.framesDownload ?? {}) as { seconds?: number; mbPerS?: number };
   const B = 'downloads';
@@ -178,7 +178,7 @@ function report(r: Record<string, unknown>, started: Date, storeKind: string): R
     mode: PARTITIONS >= 1000 ? 'full' : 'quick',
     elapsedS,
     machine: { ...machineOf(), 'load average at start': (r.loadAverage as number[]).map((x) => x.toFixed(1)).join(' ') },
-    store: { kind: storeKind === 'ferretdb' ? 'FerretDB v1.24.2 (SQLite, patched build), TLS, as npm run dev starts it' : 'mongod, TLS', inlineMaxBytes: r.inlineMaxBytes },
+    store: { kind: describeStore(storeKind), inlineMaxBytes: r.inlineMaxBytes },
     intro: 'One server process with the uws transport (the default); the node column is empty.',
     benches: [
       {

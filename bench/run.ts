@@ -23,7 +23,7 @@ import { buildPopulation, TRANSPORTS, type BenchContext, type Population } from 
 import type { LoadGenKind } from './lib/loadgen-pool';
 import { MODES } from './lib/modes';
 import { summarizeProfiles } from './lib/profile';
-import { machineOf, resultsDir, stampOf, writeResults, type BenchResult, type RunResults } from './lib/report';
+import { describeStore, machineOf, resultsDir, stampOf, writeResults, type BenchResult, type RunResults } from './lib/report';
 import type { TransportName } from './lib/server';
 import { startBenchStack } from './lib/stack';
 import { setupRateBench } from './setup-rate';
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
 
   const stack = await startBenchStack((l) => log(`stack: ${l}`));
   results.store = {
-    kind: stack.stack.mongoKind === 'ferretdb' ? 'FerretDB v1.24.2 (SQLite, patched build), TLS' : 'mongod, TLS',
+    kind: describeStore(stack.stack.mongoKind),
     '_id index': stack.stack.mongoKind === 'ferretdb' ? 'used by every _id lookup (patched build, src/provision/ferretdb.ts)' : 'native',
     redis: 'redis-server (Debian)',
   };

@@ -45,7 +45,7 @@ import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen
 import { MODES, type ScaleSettings } from './lib/modes';
 import { checkShapes, insertDonors, populate, type History } from './lib/populate';
 import { CpuWindow, settle } from './lib/proc';
-import { machineOf, resultsDir, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
+import { describeStore, machineOf, resultsDir, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
 import { latency, percentile, round } from './lib/stats';
 
@@ -391,7 +391,7 @@ async function main(): Promise<void> {
     startedAt: started.toISOString(),
     mode,
     machine: { ...machineOf(), 'load average at start': os.loadavg().map((x) => x.toFixed(1)).join(' ') },
-    store: { kind: stack.stack.mongoKind === 'ferretdb' ? `FerretDB v1.24.2 (${process.env.SC_STORE_BACKEND === 'postgresql' ? 'PostgreSQL' : 'SQLite, patched build'}), TLS, as npm run dev starts it` : 'mongod, TLS', redis: 'redis-server (Debian)', cache: cacheDir },
+    store: { kind: describeStore(stack.stack.mongoKind), redis: 'redis-server (Debian)', cache: cacheDir },
     benches: [],
     intro: 'One transport (uws, the default) at every level; the node column is empty. Each level is a separate database of the given size on the same store.',
   };

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fmt, ratio } from './stats';
+import { FERRETDB_BUILD } from '../../src/provision/ferretdb';
+import type { Stack } from '../../src/provision/stack';
 
 /** One figure measured for both transports in the same run. */
 export interface Row {
@@ -114,4 +116,15 @@ export function writeResultFiles(dir: string, stamp: string, value: unknown, mar
 /** Writes `<dir>/<stamp>.json` and `.md` of a run; returns their paths. */
 export function writeResults(dir: string, stamp: string, r: RunResults): { json: string; md: string } {
   return writeResultFiles(dir, stamp, r, markdown(r));
+}
+
+/**
+ * The store a report names: the kind of server and, for FerretDB, its backend and the cache
+ * key of the build (which changes with every patch), so two reports say whether they ran on
+ * the same store.
+ */
+export function describeStore(mongoKind: Stack['mongoKind']): string {
+  if (mongoKind !== 'ferretdb') return 'mongod, TLS';
+  const backend = process.env.SC_STORE_BACKEND === 'postgresql' ? 'PostgreSQL' : 'SQLite';
+  return `FerretDB ${FERRETDB_BUILD} (${backend}, patched build), TLS, as npm run dev starts it`;
 }

@@ -266,8 +266,10 @@ func scOrderBy(sort *types.Document) string {
 			cols[i] = metadata.IDColumn
 		case k == "createdAt" && len(keys) == 1:
 			cols[i] = metadata.DefaultColumn + `->"createdAt"`
-		case len(keys) == 2 && scSortColumn(k) != "":
-			cols[i] = scSortColumn(k)
+		case len(keys) == 2:
+			if cols[i] = scSortColumn(k); cols[i] == "" {
+				return ""
+			}
 		default:
 			return ""
 		}
