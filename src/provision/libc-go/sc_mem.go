@@ -39,7 +39,7 @@ func Xmemmove(tls *TLS, dest uintptr, src uintptr, n Tsize_t) (r uintptr) {
 	return dest
 }
 
-// Xmemset is memset(3): the byte is written once, then doubled by copying.
+// Xmemset is memset(3): zero by the runtime's memclr, any other byte by doubling copies.
 func Xmemset(tls *TLS, dest uintptr, c int32, n Tsize_t) (r uintptr) {
 	if n == 0 {
 		return dest
