@@ -23,6 +23,7 @@ import { startStack, type Stack } from '../src/provision/stack';
 import { startServer } from '../src/server';
 import { FileStore } from '../src/store/files';
 import { initDatabase } from '../src/store/init';
+import { pagePartitions } from '../src/store/commit';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { checkpointFile, RECIPE, seedBody } from './lib/fixtures';
 import { describeStore, machineOf, resultsDir, row, stampOf, writeResults, type RunResults } from './lib/report';
@@ -114,6 +115,9 @@ async function main(): Promise<void> {
         frames.push(f);
         const doc = await writePartition(db, store, streamId, n, [{ name: 'frames.xtc', bytes: f }], [checkpointFile(n)]);
         if (!(await commitPartition(db, streamId, n - 1, doc))) throw new Error(`partition ${n} did not commit`);
+        // As the committing session does: every storage.partitionsPerPage commits, the oldest move to a page.
+        const perPage = settings.storage.partitionsPerPage;
+        if (n % perPage === 0 && (await pagePartitions(db, streamId, perPage)) !== 0) throw new Error(`partitions up to ${n} were not paged`);
       }
       return frames;
     };

@@ -85,6 +85,8 @@ async function load(db: Db, from: number, to: number): Promise<void> {
         partitionIds,
         frameIndex,
         lastPartitionId: partitionIds.at(-1),
+        // Fewer than storage.partitionsPerPage: all listed by the stream itself, none in a page.
+        unpaged: PARTS_PER_STREAM,
         errorCount: 0,
         seedFiles: ['state.xml', 'system.xml'],
         tagFiles: [],

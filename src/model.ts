@@ -71,18 +71,32 @@ export interface StreamDoc {
   status: StreamStatus;
   /** Committed frames: the commit point of every checkpoint. */
   frames: number;
-  /** Committed partition numbers, ascending. */
+  /**
+   * The newest committed partition numbers, ascending: those not yet moved to a page
+   * ({@link PartitionPageDoc}; older ones are listed there, so this list stays short and the
+   * commit point's update costs the same however long the stream).
+   */
   partitions: number[];
-  /** The document id of each committed partition, in the same order. */
+  /** The document id of each partition in `partitions`, in the same order. */
   partitionIds: string[];
   /**
-   * Names and sizes of each committed partition's frame files, pushed with `partitions` (so
+   * Names and sizes of each listed partition's frame files, pushed with `partitions` (so
    * it lines up with their newest entries; streams older than this field lack the first
    * ones): whole-file downloads know their Content-Length without reading partitions.
    * (Each entry is a document, not a bare array: FerretDB rejects nested arrays.)
    */
   frameIndex?: Array<{ files: Array<{ name: string; size: number }> }>;
-  /** The last entry of `partitionIds` (set with it), so readers need not load the list. */
+  /**
+   * The last partition number of each page of this stream's committed partitions, ascending:
+   * page `i` lists the partitions after `pageEnds[i - 1]` (0 for the first) up to
+   * `pageEnds[i]` ({@link PartitionPageDoc}). Absent: no page yet.
+   */
+  pageEnds?: number[];
+  /** The last entry of `pageEnds` (set with it): the condition of the update that adds a page. Absent = 0. */
+  pagedUpTo?: number;
+  /** How many entries `partitions` has (raised by each commit, set when a page is made): when to make the next page. Absent = 0. */
+  unpaged?: number;
+  /** The last committed partition's document id (set with each commit), so readers need not load the lists. */
   lastPartitionId?: string;
   /**
    * Fencing token of the stream's holder: raised by every resume, and part of the commit
@@ -144,6 +158,30 @@ export interface PartitionDoc {
   checkpoint: StoredFile[];
   /** Names and sizes without bytes, so listings and Content-Length need no file data. */
   index: Array<{ kind: PartitionFileKind; name: string; size: number }>;
+  createdAt: Date;
+}
+
+/** One committed partition as a stream's lists name it. */
+export interface CommittedPartition {
+  /** The partition number: the stream's frame count once it was committed. */
+  n: number;
+  /** Its {@link PartitionDoc} `_id`. */
+  id: string;
+  /** Names and sizes of its frame files; absent for partitions committed before streams recorded them. */
+  files?: Array<{ name: string; size: number }>;
+}
+
+/**
+ * A page of a stream's committed partitions (`partition_pages`, `_id`
+ * `<stream>:p<start>-<end>`: the partitions after `start` up to `end`), written before the
+ * stream update that names it. Committed partitions never change, so the id fixes the
+ * entries: a page written again (a retried or raced move) is the same page.
+ */
+export interface PartitionPageDoc {
+  _id: string;
+  streamId: string;
+  /** Committed partitions in ascending order. */
+  entries: CommittedPartition[];
   createdAt: Date;
 }
 

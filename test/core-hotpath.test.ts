@@ -11,6 +11,7 @@ import type { CommandStartedEvent, Document } from 'mongodb';
 import t from 'tap';
 import type { Assignment } from '../src/client';
 import { coreFixture, type CoreFixture } from './helpers/core';
+import { eventually } from '../test-support/poll';
 import { getStack, stopStack } from '../test-support/stack';
 
 /** Commands that carry no filter (writes of new documents, cursor and session housekeeping). */
@@ -63,7 +64,8 @@ t.before(async () => {
   uri.searchParams.set('monitorCommands', 'true');
   // Token and key lookups are cached (their misses query by hash at connection set-up, off
   // the hot path); a long TTL keeps the reconnect of the resume on the cache.
-  f = await coreFixture({ 'mongodb.uri': uri.toString(), 'auth.cacheTtlS': 3600 });
+  // Two partitions per page: the second checkpoint also moves them to a page.
+  f = await coreFixture({ 'mongodb.uri': uri.toString(), 'auth.cacheTtlS': 3600, 'storage.partitionsPerPage': 2 });
 });
 t.teardown(async () => {
   await f?.ts.close();
@@ -118,11 +120,16 @@ t.test('assignment, checkpoint commit and resume query MongoDB only by _id', asy
   t.ok(assignment.some((e) => e.commandName === 'find' && e.command.find === 'files'), 'seed files were read (by _id)');
 
   const commit = await recording(async () => {
-    await c.sendFrames([{ name: 'frames.xtc', data: Buffer.alloc(4096, 1) }], 4);
+    await c.sendFrames([{ name: 'frames.xtc', data: Buffer.alloc(4096, 1) }], 2);
+    t.match(await c.checkpoint([{ name: 'state.xml', data: Buffer.from('state at 2') }]), { frames: 2 });
+    await c.sendFrames([{ name: 'frames.xtc', data: Buffer.alloc(4096, 1) }], 2);
     t.match(await c.checkpoint([{ name: 'state.xml', data: Buffer.from('state at 4') }]), { frames: 4 });
+    // The move to a page follows the reply.
+    await eventually(() => f.ts.server.storage.mongo.db.collection('streams').findOne({ _id: stream.stream_id as never, pagedUpTo: 4 }));
   });
-  t.same(violations(commit), [], 'checkpoint commit');
+  t.same(violations(commit), [], 'checkpoint commits, and the move of their partitions to a page');
   t.ok(commit.some((e) => e.commandName === 'update' && e.command.update === 'streams'), 'the commit point was written (by _id)');
+  t.ok(commit.some((e) => e.commandName === 'update' && e.command.update === 'partition_pages'), 'the page was written (by _id)');
 
   const resume = await recording(async () => {
     const resumed = once(c, 'resumed') as Promise<[Assignment]>;

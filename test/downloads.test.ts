@@ -1,8 +1,9 @@
 /**
- * Downloads of a long stream: the whole frame file is byte-identical with the right
- * Content-Length (also for partitions committed before streams recorded `frameIndex`), a
- * partition fetch reads the same few documents by `_id` whether it is the first partition
- * or the last, and deletion removes the committed partitions. Commands are counted with
+ * Downloads of a long stream, most of whose partitions are listed in pages: the whole frame
+ * file is byte-identical with the right Content-Length (also for partitions committed before
+ * streams recorded `frameIndex`), a partition fetch reads a few documents by `_id` whether
+ * it is the first partition or the last, and deletion removes the committed partitions and
+ * the pages. Commands are counted with
  * the driver's command monitoring on the server's own MongoDB client.
  */
 import crypto from 'node:crypto';
@@ -15,6 +16,8 @@ const KIB = 1024;
 const PARTITIONS = 240;
 /** Partitions committed before `frameIndex` is taken away, as on a stream written by an older version. */
 const OLD = 40;
+/** Partitions per page (storage.partitionsPerPage's default). */
+const PAGE = 64;
 
 const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 
@@ -49,11 +52,15 @@ t.test('a stream of a few hundred partitions downloads byte-identical, reading O
     const size = n % 50 === 0 ? 20 * KIB : 1 + crypto.randomInt(4 * KIB);
     traj.push(crypto.randomBytes(size));
     ckpt.push(crypto.randomBytes(n % 60 === 0 ? 10 * KIB : 512));
-    await fx.commitPartition(stream, n, { 'traj.dcd': traj[n - 1] }, { 'state.xml': ckpt[n - 1] });
+    await fx.commitPartition(stream, n, { 'traj.dcd': traj[n - 1] }, { 'state.xml': ckpt[n - 1] }, PAGE);
     if (n === OLD) await db.collection('streams').updateOne({ _id: stream as never }, { $unset: { frameIndex: '' } });
   }
   const doc = await db.collection('streams').findOne({ _id: stream as never });
-  t.equal(doc?.frameIndex.length, PARTITIONS - OLD, 'frameIndex covers the partitions committed since it was (re)started');
+  const paged = Math.floor(PARTITIONS / PAGE) * PAGE;
+  t.same(doc?.pageEnds, [64, 128, 192], 'the oldest partitions moved to pages');
+  t.same(doc?.partitions, Array.from({ length: PARTITIONS - paged }, (_, i) => paged + i + 1), 'the stream lists the newest itself');
+  t.equal(doc?.frameIndex.length, PARTITIONS - paged, 'with their frame files');
+  t.equal(await db.collection('partition_pages').countDocuments({ streamId: stream }), 3, 'three pages');
 
   const whole = Buffer.concat(traj);
   commands.length = 0;
@@ -64,6 +71,7 @@ t.test('a stream of a few hundred partitions downloads byte-identical, reading O
   t.equal(sha256(fr.body), sha256(whole), 'every partition, in order, byte-identical');
   const partitionReads = commands.filter((c) => c.commandName === 'find' && c.command.find === 'partitions');
   t.equal(partitionReads.length, PARTITIONS + OLD, 'one read per partition, plus one for each partition older than frameIndex');
+  t.equal(commands.filter((c) => c.commandName === 'find' && c.command.find === 'partition_pages').length, 1, 'the pages in one read (by _id)');
   t.ok(
     partitionReads.every((c) => Object.keys(c.command.filter as Document).join() === '_id' && typeof c.command.filter._id === 'string'),
     'every partition read is by a single _id',
@@ -78,7 +86,7 @@ t.test('a stream of a few hundred partitions downloads byte-identical, reading O
   const rangeReads = commands.filter((c) => c.commandName === 'find' && c.command.find === 'partitions').length;
   t.ok(rangeReads <= PARTITIONS - 200 + OLD, `partitions before the range are not read (${rangeReads} partition reads)`);
 
-  // A single partition: the same commands for the first and the last.
+  // A single partition: the first is in a page, the last in the stream's own list.
   const fetch = async (n: number, kind: 'frame' | 'checkpoint'): Promise<{ body: Buffer; finds: Document[] }> => {
     commands.length = 0;
     const path = kind === 'frame' ? `/v1/streams/${stream}/partitions/${n}/traj.dcd` : `/v1/streams/${stream}/partitions/${n}/checkpoint/state.xml`;
@@ -90,17 +98,16 @@ t.test('a stream of a few hundred partitions downloads byte-identical, reading O
   const last = await fetch(PARTITIONS, 'frame');
   t.equal(sha256(first.body), sha256(traj[0]), 'partition 1 byte-identical');
   t.equal(sha256(last.body), sha256(traj[PARTITIONS - 1]), `partition ${PARTITIONS} byte-identical`);
-  t.same(
-    last.finds.map((f) => f.coll),
-    first.finds.map((f) => f.coll),
-    'the same reads for the last partition as for the first',
-  );
+  t.same(last.finds.map((f) => f.coll), ['streams', 'partitions'], 'the last partition: the stream, then the partition');
+  t.same(first.finds.map((f) => f.coll), ['streams', 'partition_pages', 'partitions'], 'the first: the stream, its page, then the partition');
   t.same(
     last.finds.filter((f) => f.coll === 'partitions'),
-    [{ coll: 'partitions', filter: { _id: doc?.partitionIds[PARTITIONS - 1] }, limit: 1 }],
+    [{ coll: 'partitions', filter: { _id: doc?.lastPartitionId }, limit: 1 }],
     'one partition document, read by its _id',
   );
-  t.ok(last.finds.length <= 2, `at most the stream and the partition are read (${last.finds.length} finds)`);
+  t.same(first.finds.find((f) => f.coll === 'partition_pages')?.filter, { _id: { $in: [`${stream}:p0-64`] } }, 'one page, read by its _id');
+  const listing = await api.json<{ partitions: number[] }>('GET', `/v1/streams/${stream}/partitions`, owner.token, undefined, 200);
+  t.same(listing.partitions, Array.from({ length: PARTITIONS }, (_, i) => i + 1), 'the listing names every partition, pages first');
   const grid = await fetch(60, 'checkpoint');
   t.equal(sha256(grid.body), sha256(ckpt[59]), 'a checkpoint file kept in GridFS, byte-identical');
 
@@ -109,6 +116,7 @@ t.test('a stream of a few hundred partitions downloads byte-identical, reading O
   const del = await api.call('DELETE', `/v1/streams/${stream}`, { token: owner.token });
   t.equal(del.status, 204, 'deleted', { log: del.status === 204 ? undefined : srv.ts.logLines().filter((l) => Number(l.level) >= 50) });
   t.equal(await db.collection('partitions').countDocuments({ streamId: stream }), 0, 'no partition left');
+  t.equal(await db.collection('partition_pages').countDocuments({ streamId: stream }), 0, 'no page left');
   t.equal(await db.collection('files').countDocuments({ streamId: stream }), 0, 'no seed file left');
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': stream }), 0, 'no GridFS blob left');
   t.equal((await api.call('GET', `/v1/streams/${stream}/frames/traj.dcd`, { token: owner.token })).status, 404, 'the deleted stream is gone');

@@ -4,8 +4,10 @@
  * from `streamFileId`, bytes placed inline or in GridFS by the product's FileStore), then,
  * per committed partition, a `partitions` document as writePartition builds it and the
  * stream fields advanceCommitPoint sets (`frames`, `lastPartitionId`, `partitions`,
- * `partitionIds`, `frameIndex`, `frameFiles`, `checkpointFiles`). {@link checkShapes}
- * proves the equality against the product's own functions before a load.
+ * `partitionIds`, `frameIndex`, `frameFiles`, `checkpointFiles`, `unpaged`), with the
+ * oldest partitions moved to `partition_pages` as the committing session moves them every
+ * storage.partitionsPerPage commits (`pageEnds`, `pagedUpTo`). {@link checkShapes} proves the
+ * equality against the product's own functions before a load.
  *
  * Loads are resumable: stream ids and partition ids are derived from (`space`, index), the
  * stream documents of a batch are written last, and duplicates of a repeated batch are
@@ -17,17 +19,21 @@ import { ObjectId, type Db } from 'mongodb';
 import pino from 'pino';
 import { hashToken } from '../../src/auth/tokens';
 import { Bus } from '../../src/store/bus';
+import { pagePartitions } from '../../src/store/commit';
 import { FileStore } from '../../src/store/files';
 import { Leases } from '../../src/store/leases';
+import { listedPartitions, listsOf, pageId } from '../../src/store/partition-pages';
 import { commitPartition, writePartition } from '../../src/store/partitions';
 import { streamFileId, Streams } from '../../src/store/streams';
-import type { DonorDoc, FileDoc, PartitionDoc, StreamDoc } from '../../src/model';
+import type { DonorDoc, FileDoc, PartitionDoc, PartitionPageDoc, StreamDoc } from '../../src/model';
 import { checkpointFile, PREFIX, RECIPE, seedFiles, type RecipeFile } from './fixtures';
 import { noise } from './noise';
 
 /** storage.inlineMaxBytes and storage.maxInlineBytesPerDocument (the defaults): the product's inline/GridFS rule. */
 export const INLINE_MAX = 1024 * 1024;
 const DOC_INLINE_MAX = 8 * 1024 * 1024;
+/** storage.partitionsPerPage (the default): committed partitions per page. */
+export const PARTITIONS_PER_PAGE = 64;
 /** Creation time of stream 0; stream i is i ms later, so the assignment order is fixed. */
 const BASE_TIME = Date.UTC(2024, 0, 1);
 
@@ -67,8 +73,8 @@ function slice(k: number, n: number): Buffer {
   return BLOCK.subarray(at, at + n);
 }
 
-/** The documents of stream number `i`: its seed files, its partitions and the stream itself. */
-async function streamDocs(store: FileStore, target: { targetId: string; owner: string }, id: string, i: number, seeds: RecipeFile[], h: History, nonce: (n: number) => string) {
+/** The documents of stream number `i`: its seed files, its partitions, their pages and the stream itself. */
+async function streamDocs(store: FileStore, target: { targetId: string; owner: string }, id: string, i: number, seeds: RecipeFile[], h: History, nonce: (n: number) => string, pageSize = PARTITIONS_PER_PAGE) {
   const at = new Date(BASE_TIME + i);
   const files: FileDoc[] = [];
   for (const f of seeds) files.push({ _id: streamFileId(id, 'seed', f.name), streamId: id, kind: 'seed', createdAt: at, ...(await store.put(f.name, f.bytes, { streamId: id, kind: 'seed', partition: 0 })) });
@@ -93,14 +99,23 @@ async function streamDocs(store: FileStore, target: { targetId: string; owner: s
     });
   }
   const committed = parts.length > 0;
+  const all = parts.map((d) => ({ n: d.n, id: d._id, files: d.index.filter((e) => e.kind === 'frame').map(({ name, size }) => ({ name, size })) }));
+  // Moved to pages as the committing session moves them: a full page at each multiple of pageSize.
+  const paged = Math.floor(all.length / pageSize) * pageSize;
+  const pages: PartitionPageDoc[] = [];
+  for (let p = 0; p < paged; p += pageSize) {
+    const entries = all.slice(p, p + pageSize);
+    pages.push({ _id: pageId(id, p === 0 ? 0 : all[p - 1]!.n, entries.at(-1)!.n), streamId: id, entries, createdAt: at });
+  }
+  const listed = listsOf(all.slice(paged));
   const stream: StreamDoc = {
     _id: id,
     targetId: target.targetId,
     owner: target.owner,
     status: 'ok',
     frames: parts.at(-1)?.n ?? 0,
-    partitions: parts.map((d) => d.n),
-    partitionIds: parts.map((d) => d._id),
+    partitions: listed.partitions,
+    partitionIds: listed.partitionIds,
     errorCount: 0,
     seedFiles: seeds.map((f) => f.name),
     tagFiles: [],
@@ -108,9 +123,10 @@ async function streamDocs(store: FileStore, target: { targetId: string; owner: s
     checkpointFiles: committed ? [RECIPE.checkpoint.name] : [],
     createdAt: at,
     updatedAt: at,
-    ...(committed ? { lastPartitionId: parts.at(-1)!._id, frameIndex: parts.map((d) => ({ files: d.index.filter((e) => e.kind === 'frame').map(({ name, size }) => ({ name, size })) })) } : {}),
+    ...(committed ? { lastPartitionId: parts.at(-1)!._id, frameIndex: listed.frameIndex, unpaged: listed.partitions.length } : {}),
+    ...(pages.length > 0 ? { pageEnds: pages.map((p) => p.entries.at(-1)!.n), pagedUpTo: all[paged - 1]!.n } : {}),
   };
-  return { files, parts, stream };
+  return { files, parts, pages, stream };
 }
 
 const isDuplicateOnly = (err: unknown): boolean => {
@@ -158,6 +174,7 @@ export async function populate(
       inFlight.add(a);
       const files: FileDoc[] = [];
       const parts: PartitionDoc[] = [];
+      const pages: PartitionPageDoc[] = [];
       const streams: StreamDoc[] = [];
       for (let i = a; i < b; i++) {
         const id = streamIdOf(range.space, i);
@@ -165,11 +182,12 @@ export async function populate(
         const d = await streamDocs(store, target, id, i, seedFiles(i), i < range.newStreams ? NEW_STREAM : history, nonce);
         files.push(...d.files);
         parts.push(...d.parts);
+        pages.push(...d.pages);
         streams.push(d.stream);
         counts.bytes += d.files.reduce((n, f) => n + f.size, 0) + d.parts.reduce((n, p) => n + p.index.reduce((m, e) => m + e.size, 0), 0);
       }
       // Files and partitions first, the stream documents last, as the API and the commit path do.
-      await Promise.all([insertAll(db, 'files', files), insertAll(db, 'partitions', parts)]);
+      await Promise.all([insertAll(db, 'files', files), insertAll(db, 'partitions', parts), insertAll(db, 'partition_pages', pages)]);
       await insertAll(db, 'streams', streams);
       counts.streams += streams.length;
       counts.partitions += parts.length;
@@ -221,9 +239,10 @@ function shape(v: unknown, at = ''): string[] {
 
 /**
  * Proves the loader writes what the product writes: creates a stream with Streams.create and
- * commits two partitions with writePartition + commitPartition, loads the same stream with
- * {@link populate}'s builder, and compares the documents' fields and value kinds. Throws on
- * any difference; removes both streams again.
+ * commits three partitions with writePartition + commitPartition, moving two of them to a
+ * page with pagePartitions, loads the same stream with {@link populate}'s builder, and
+ * compares the documents' fields and value kinds. Throws on any difference; removes both
+ * streams again.
  */
 export async function checkShapes(db: Db, redisUrl: string): Promise<void> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
@@ -232,7 +251,8 @@ export async function checkShapes(db: Db, redisUrl: string): Promise<void> {
   const store = new FileStore(db, INLINE_MAX, DOC_INLINE_MAX);
   const streams = new Streams(db, store, new Leases(redis as never, `${PREFIX}shape-check:`, 30_000), bus);
   const target = { _id: 'shape-check-target-000', owner: 'bench-manager' };
-  const h: History = { partitions: 2, framesPerPartition: 10, frameBytes: 4096, checkpointBytes: 2048 };
+  const h: History = { partitions: 3, framesPerPartition: 10, frameBytes: 4096, checkpointBytes: 2048 };
+  const pageSize = 2;
   try {
     const seeds = seedFiles(0);
     const made = await streams.create(target, seeds, []);
@@ -241,23 +261,28 @@ export async function checkShapes(db: Db, redisUrl: string): Promise<void> {
       const doc = await writePartition(db, store, made._id, frames + h.framesPerPartition, [{ name: RECIPE.frame.name, bytes: noise(p, h.frameBytes) }], [checkpointFile(p, h.checkpointBytes)]);
       if (!(await commitPartition(db, made._id, frames, doc))) throw new Error('shape check: the commit did not land');
       frames = doc.n;
+      if ((await pagePartitions(db, made._id, pageSize)) === undefined) throw new Error('shape check: the move to a page did not land');
     }
     const id = streamIdOf('shape-check', 0);
-    const built = await streamDocs(store, { targetId: target._id, owner: target.owner }, id, 0, seeds, h, () => 'nonce000');
+    const built = await streamDocs(store, { targetId: target._id, owner: target.owner }, id, 0, seeds, h, () => 'nonce000', pageSize);
     const product = {
       stream: await db.collection<StreamDoc>('streams').findOne({ _id: made._id }),
       file: await db.collection<FileDoc>('files').findOne({ _id: streamFileId(made._id, 'seed', seeds[0]!.name) }),
       part: await db.collection<PartitionDoc>('partitions').findOne({ streamId: made._id }),
+      page: await db.collection<PartitionPageDoc>('partition_pages').findOne({ streamId: made._id }),
     };
     await db.collection('streams').insertOne(built.stream as never);
     await db.collection('files').insertMany(built.files as never[]);
     await db.collection('partitions').insertMany(built.parts as never[]);
+    await db.collection('partition_pages').insertMany(built.pages as never[]);
     const bulk = {
       stream: await db.collection<StreamDoc>('streams').findOne({ _id: id }),
       file: await db.collection<FileDoc>('files').findOne({ _id: built.files[0]!._id }),
       part: await db.collection<PartitionDoc>('partitions').findOne({ _id: built.parts[0]!._id }),
+      page: await db.collection<PartitionPageDoc>('partition_pages').findOne({ _id: built.pages[0]!._id }),
     };
-    for (const k of ['stream', 'file', 'part'] as const) {
+    if (!product.page || !bulk.page || listedPartitions(product.stream!).length !== listedPartitions(bulk.stream!).length) throw new Error('shape check: the bulk stream is paged unlike the product\'s');
+    for (const k of ['stream', 'file', 'part', 'page'] as const) {
       const a = shape(product[k]).sort().join('\n');
       const b = shape(bulk[k]).sort().join('\n');
       if (a !== b) throw new Error(`shape check: the bulk ${k} document differs from the product's:\nproduct:\n${a}\nbulk:\n${b}`);

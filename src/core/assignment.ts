@@ -103,7 +103,16 @@ async function assignedStream(d: AssignmentDeps, got: Assigned): Promise<Assigne
   if (m && m.frames === got.frames && m.seedFiles !== undefined) {
     const owner = await d.targets.owner(got.target);
     if (owner !== undefined) {
-      return { _id: got.stream, targetId: got.target, owner, frames: m.frames, seedFiles: m.seedFiles, fence: m.fence ?? 0, ...(m.lastPartitionId ? { lastPartitionId: m.lastPartitionId } : {}) };
+      return {
+        _id: got.stream,
+        targetId: got.target,
+        owner,
+        frames: m.frames,
+        seedFiles: m.seedFiles,
+        fence: m.fence ?? 0,
+        unpaged: m.unpaged ?? 0,
+        ...(m.lastPartitionId ? { lastPartitionId: m.lastPartitionId } : {}),
+      };
     }
   }
   d.metrics.manifestMisses.inc();

@@ -33,6 +33,8 @@ export interface HeldAssignment {
   lastPartitionId?: string;
   /** The stream's fencing token when this session got it; every commit carries it. */
   fence: number;
+  /** Partitions the stream document lists itself: at storage.partitionsPerPage they move to a page. */
+  unpaged: number;
 }
 
 /** Frames buffered by an assignment and not yet committed. */

@@ -7,7 +7,7 @@
  * chain), so a checkpoint's commit finishes before the next message is looked at.
  */
 import { MessageError, toAppError, type ErrorCode } from '../errors';
-import { commitCheckpoint, recordFragment, recordStreamError } from '../store/commit';
+import { commitCheckpoint, pagePartitions, recordFragment, recordStreamError } from '../store/commit';
 import type { ReliabilityGuard } from './reliability-guard';
 import type { ActiveStream } from '../store/live';
 import type { Logger } from '../telemetry/log';
@@ -286,6 +286,7 @@ export class CoreSession {
       publishedCommitted: recordedFrames ?? -1,
       seedFiles: stream.seedFiles,
       fence: stream.fence,
+      unpaged: stream.unpaged,
       ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}),
     };
     this.hub.claim(stream._id, this);
@@ -373,9 +374,10 @@ export class CoreSession {
     a.lastSeq = msg.seq;
     if (result.partitionId) {
       a.lastPartitionId = result.partitionId;
+      a.unpaged++;
       // Issued before any release that requeues the stream (same connection, in order). If it
       // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
-      this.hub.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, lastPartitionId: a.lastPartitionId, fence: a.fence }).catch(() => undefined);
+      this.hub.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
     }
     a.buffer = undefined;
     await buffer?.clear();
@@ -384,6 +386,22 @@ export class CoreSession {
     this.hub.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.socket.send({ type: 'committed', id: msg.id, seq: msg.seq, frames: result.frames, partition: result.frames });
     this.publishActive().catch(() => undefined);
+    if (a.unpaged >= this.hub.settings.storage.partitionsPerPage) await this.pagePartitions(a);
+  }
+
+  /**
+   * Moves the stream's oldest listed partitions to a page (store/commit.ts), after the
+   * `committed` reply, so no commit waits for it; before this session's next message, so its
+   * next commit cannot make it miss. A miss or a failure changes nothing, and the next commit
+   * tries again.
+   */
+  private async pagePartitions(a: HeldAssignment): Promise<void> {
+    try {
+      const listed = await pagePartitions(this.hub.db, a.streamId, this.hub.settings.storage.partitionsPerPage, this.hub.files.durable);
+      if (listed !== undefined) a.unpaged = listed;
+    } catch (err) {
+      this.hub.log.warn({ err, stream: a.streamId }, 'moving committed partitions to a page failed; the next commit tries again');
+    }
   }
 
   private async stop(id: number, error?: string): Promise<void> {

@@ -7,13 +7,18 @@
  * is the commit point: until it lands, partition P is an invisible leftover, and if it
  * does not match (the stream was deleted, or someone else committed) nothing is visible.
  *
+ * Every `storage.partitionsPerPage` commits, the oldest partitions the stream document lists
+ * move to a page of their own ({@link pagePartitions}, store/partition-pages.ts), so the commit
+ * point's update stays small however long the stream.
+ *
  * Fragments record one activation each; the donor's totals are `$inc`ed by the same
  * amounts, so they equal the sum of the donor's fragments.
  */
 import type { Db, ObjectId } from 'mongodb';
-import type { FileStore } from './files';
+import type { Durability, FileStore } from './files';
+import { listedPartitions, writePage } from './partition-pages';
 import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
-import { countStreamError, streamExists } from './streams';
+import { commitPoint, countStreamError, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
 import type { StreamDoc } from '../model';
 import { checkFileNames } from './name-budget';
@@ -49,6 +54,30 @@ export async function commitCheckpoint(
   }
   if (await commitPartition(db, streamId, committed, doc, files.durable, limits.fence ?? 0)) return { ok: true, frames: doc.n, partitionId: doc._id };
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
+}
+
+/**
+ * Moves the oldest partitions a stream lists into pages of `pageSize` when it lists at least
+ * that many: the pages first, then one conditional stream update that names them and drops
+ * them from the lists (streams.ts `movePages`). A commit in between makes the update miss and
+ * change nothing, and a later call tries again; the pages already written are the same pages
+ * then. Returns how many partitions the stream lists after, or undefined when the move missed
+ * or the stream is gone. By `_id` only: the committing session calls it after a commit.
+ */
+export async function pagePartitions(db: Db, streamId: string, pageSize: number, durable: Durability = {}): Promise<number | undefined> {
+  const s = await commitPoint(db, streamId);
+  if (!s) return undefined;
+  const listed = listedPartitions(s);
+  const pages = Math.floor(listed.length / pageSize);
+  if (pages === 0) return listed.length;
+  const ends: number[] = [];
+  let start = s.pagedUpTo ?? 0;
+  for (let i = 0; i < pages; i++) {
+    start = await writePage(db, streamId, start, listed.slice(i * pageSize, (i + 1) * pageSize), durable);
+    ends.push(start);
+  }
+  const rest = listed.slice(pages * pageSize);
+  return (await movePages(db, streamId, s, ends, rest, durable)) ? rest.length : undefined;
 }
 
 /** One activation of a stream by one core. */

@@ -2,9 +2,10 @@
  * Reads for downloads of long streams, at a cost that does not grow with the
  * stream's length per byte served:
  *
- * - Content-Length of a whole frame file comes from the stream document's `frameIndex`
- *   (names and sizes pushed with every commit), so no partition document is read before
- *   the first byte; only partitions committed before `frameIndex` existed are looked up.
+ * - Content-Length of a whole frame file comes from the names and sizes each commit records
+ *   in the stream's lists and pages (store/partition-pages.ts), so no partition document is
+ *   read before the first byte; only partitions committed before streams recorded them are
+ *   looked up.
  * - Partition documents are read one by one by `_id` (the only lookup every embedded store
  *   answers from an index; `$in` is a table scan on FerretDB's PostgreSQL backend), a few
  *   ahead of the one being written, so round trips overlap with sending while memory stays
@@ -14,11 +15,11 @@ import type { Db } from 'mongodb';
 import type { StreamBody } from '../http/router';
 import type { FileStore } from './files';
 import { partitionFile } from './partitions';
-import type { PartitionDoc, StoredFile, StreamDoc } from '../model';
+import type { CommittedPartition, PartitionDoc, StoredFile } from '../model';
 
 /** Partition documents read ahead of the one being sent (each holds ≤ storage.inlineMaxBytes inline). */
 export const READ_AHEAD = 4;
-/** Concurrent single-document reads when looking up partitions older than `frameIndex`. */
+/** Concurrent single-document reads when looking up partitions committed before their frame files were recorded. */
 export const PARALLEL_OPS = 8;
 
 /** A committed partition holding a given frame file. */
@@ -42,27 +43,18 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   return out;
 }
 
-type Committed = Pick<StreamDoc, '_id' | 'partitions' | 'partitionIds' | 'frameIndex'>;
-
 /**
- * The committed partitions that hold frame file `name`, in order, with sizes. Reads only
- * partitions older than the stream's `frameIndex` (by `_id`, projected to their index).
+ * The partitions of `committed` (a stream's, in order) that hold frame file `name`, with
+ * sizes. Reads only the partitions whose frame files were not recorded (by `_id`, projected
+ * to their index).
  */
-export async function framePartsOf(db: Db, stream: Committed, name: string): Promise<FramePart[]> {
-  const count = stream.partitions.length;
-  const known = stream.frameIndex ?? [];
-  // frameIndex is pushed with partitions and partitionIds, so it covers the newest entries.
-  const firstKnown = Math.max(0, count - known.length);
-  const older = await mapLimit(stream.partitionIds.slice(0, firstKnown), PARALLEL_OPS, async (id) => {
-    const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: id }, { projection: { index: 1 } });
-    return doc?.index.find((e) => e.kind === 'frame' && e.name === name)?.size;
+export async function framePartsOf(db: Db, committed: CommittedPartition[], name: string): Promise<FramePart[]> {
+  const sizes = await mapLimit(committed, PARALLEL_OPS, async (e) => {
+    if (e.files) return e.files.find((f) => f.name === name)?.size;
+    const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: e.id }, { projection: { index: 1 } });
+    return doc?.index.find((f) => f.kind === 'frame' && f.name === name)?.size;
   });
-  const parts: FramePart[] = [];
-  for (let i = 0; i < count; i++) {
-    const size = i < firstKnown ? older[i] : known[i - (count - known.length)]?.files.find((e) => e.name === name)?.size;
-    if (size !== undefined) parts.push({ docId: stream.partitionIds[i], n: stream.partitions[i], size });
-  }
-  return parts;
+  return committed.flatMap((e, i) => (sizes[i] === undefined ? [] : [{ docId: e.id, n: e.n, size: sizes[i]! }]));
 }
 
 /**

@@ -43,6 +43,8 @@ export const INDEXES: Record<string, IndexDescription[]> = {
     { key: { streamId: 1, n: 1 }, name: 'stream_n' },
     { key: { createdAt: 1 }, name: 'createdAt' },
   ],
+  // A stream's pages, removed with it (they are read by `_id`).
+  partition_pages: [{ key: { streamId: 1 }, name: 'stream' }],
   stream_errors: [{ key: { streamId: 1, at: -1 }, name: 'stream_at' }],
   donor_targets: [{ key: { donor: 1, frames: -1 }, name: 'donor_frames' }],
   blocks: [{ key: { kind: 1, value: 1 }, name: 'kind_value_unique', unique: true }],

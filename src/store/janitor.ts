@@ -11,6 +11,7 @@ import type { Db } from 'mongodb';
 import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
+import { committedPartitionId, type PageCache } from './partition-pages';
 import { commitPoints, purgeStreamData } from './streams';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
@@ -143,10 +144,14 @@ export class Janitor {
   /** Removes the partitions of a page that are not, and can no longer become, committed; returns their ids. */
   private async removePartitions(page: PartitionHead[], to: number): Promise<Visited> {
     const streams = await commitPoints(this.db, [...new Set(page.map((p) => p.streamId))]);
+    const pages: PageCache = new Map();
     const gone = new Set<string>();
     for (const p of page) {
       const stream = streams.get(p.streamId);
-      if (stream?.ids.has(p._id)) continue;
+      // At or below the commit point, committed only if the stream's lists name this very
+      // document; left alone when its page is gone (null: the stream is being deleted).
+      const committed = stream && p.n <= stream.frames ? await committedPartitionId(this.db, stream, p.n, pages) : undefined;
+      if (committed === p._id || committed === null) continue;
       // Above the commit point only when older than the lag by the store's clock (this
       // window); at or below it (or with the stream gone) it can never be committed.
       if (!beyondCommitPoint(p.n, stream) && p.createdAt.getTime() >= to) continue;

@@ -70,16 +70,19 @@ export interface StreamManifest {
   lastPartitionId?: string;
   /** The stream's fencing token ({@link StreamDoc.fence}); absent = 0. */
   fence?: number;
+  /** Partitions the stream document lists itself ({@link StreamDoc.unpaged}); absent = 0. */
+  unpaged?: number;
 }
 
 /**
  * Encodes a manifest: `frames|seed|lastPartitionId`, then `|name/name…` when seed names are
- * known and there are any, then `|fence` when the fence is above 0 (file names never contain
- * `|` or `/`).
+ * known and there are any, then `|fence` when the fence is above 0, then `|unpaged` when
+ * that is above 0 (file names never contain `|` or `/`). Trailing empty fields are left out.
  */
 export function encodeManifest(m: StreamManifest): string {
   const base = `${m.frames}|${m.seed ? 1 : 0}|${m.lastPartitionId ?? ''}`;
   const names = m.seed && m.seedFiles && m.seedFiles.length > 0 ? m.seedFiles.join('/') : '';
+  if (m.unpaged) return `${base}|${names}|${m.fence ?? 0}|${m.unpaged}`;
   if (m.fence) return `${base}|${names}|${m.fence}`;
   return names ? `${base}|${names}` : base;
 }
@@ -106,13 +109,15 @@ function seedNames(joined: string): string[] {
 
 /** Decodes a manifest; undefined for an empty or malformed one. Its `seedFiles` must not be modified. */
 export function decodeManifest(raw: string): StreamManifest | undefined {
-  const [frames, seed, last, names, fence, extra] = raw.split('|');
+  const [frames, seed, last, names, fence, unpaged, extra] = raw.split('|');
   const n = Number(frames);
   const f = fence === undefined ? 0 : Number(fence);
-  if (!raw || last === undefined || extra !== undefined || !Number.isInteger(n) || n < 0 || (seed !== '0' && seed !== '1') || !Number.isInteger(f) || f < 0) return undefined;
+  const u = unpaged === undefined ? 0 : Number(unpaged);
+  const counts = [n, f, u].every((x) => Number.isInteger(x) && x >= 0);
+  if (!raw || last === undefined || extra !== undefined || !counts || (seed !== '0' && seed !== '1')) return undefined;
   // A seedless manifest names no files; a seeded one names them, or predates names (undefined).
   const seedFiles = seed === '0' ? NO_SEED_FILES : names ? seedNames(names) : undefined;
-  return { frames: n, seed: seed === '1', ...(seedFiles ? { seedFiles } : {}), ...(last ? { lastPartitionId: last } : {}), ...(f > 0 ? { fence: f } : {}) };
+  return { frames: n, seed: seed === '1', ...(seedFiles ? { seedFiles } : {}), ...(last ? { lastPartitionId: last } : {}), ...(f > 0 ? { fence: f } : {}), ...(u > 0 ? { unpaged: u } : {}) };
 }
 
 /**

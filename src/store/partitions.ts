@@ -2,7 +2,7 @@
  * Partitions: one MongoDB document per checkpoint attempt, `_id` `<stream>:<n>:<nonce>`,
  * holding the frame files buffered since the previous checkpoint and the checkpoint files,
  * inline when small (see files.ts). A partition is visible only once the stream's
- * `partitionIds` list names that very document — the conditional stream update is the
+ * committed lists name that very document (store/partition-pages.ts) — the conditional stream update is the
  * commit point. Every attempt writes a new document, so a writer that loses the race (a
  * stale session, a late write from a dead node) can never overwrite committed bytes; its
  * document is a leftover that readers ignore and the janitor removes.
@@ -25,19 +25,6 @@ export function stampedAt(doc: PartitionDoc): number | undefined {
 export interface NamedBytes {
   name: string;
   bytes: Buffer;
-}
-
-/** What readers need of a stream to find its committed partitions. */
-export interface CommittedList {
-  _id: string;
-  partitions: number[];
-  partitionIds: string[];
-}
-
-/** The document id of committed partition `n`, or undefined when `n` is not committed. */
-export function committedPartitionId(stream: CommittedList, n: number): string | undefined {
-  const i = stream.partitions.indexOf(n);
-  return i < 0 ? undefined : stream.partitionIds[i];
 }
 
 /**

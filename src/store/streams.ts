@@ -12,7 +12,8 @@ import type { Collection, Db, Filter } from 'mongodb';
 import type { Bus } from './bus';
 import type { Durability, FileStore } from './files';
 import { readyMember, type Leases, type StreamManifest } from './leases';
-import { newId, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
+import { deletePages, listsOf, type CommittedLists } from './partition-pages';
+import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
 
 const STREAMS = 'streams';
 
@@ -36,6 +37,8 @@ export interface AssignedStream {
   lastPartitionId?: string;
   /** The fencing token its commits must carry ({@link StreamDoc.fence}; 0 when absent). */
   fence: number;
+  /** Partitions its document lists itself ({@link StreamDoc.unpaged}; 0 when absent). */
+  unpaged: number;
 }
 
 /**
@@ -43,10 +46,10 @@ export interface AssignedStream {
  * per checkpoint (a long stream's would be decoded on every assignment); `lastPartitionId`
  * names the checkpoint to hand out.
  */
-const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0, frameIndex: 0 } as const;
+const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0, frameIndex: 0, pageEnds: 0 } as const;
 
 /** The fields of a stream its queue entry and manifest are made of (with `_id`). */
-const QUEUED_FIELDS = ['targetId', 'frames', 'createdAt', 'seedFiles', 'lastPartitionId', 'fence'] as const;
+const QUEUED_FIELDS = ['targetId', 'frames', 'createdAt', 'seedFiles', 'lastPartitionId', 'fence', 'unpaged'] as const;
 /** The fields of a stream its queue entry and manifest are made of ({@link QUEUED_FIELDS}). */
 export type QueuedFields = Pick<StreamDoc, '_id' | (typeof QUEUED_FIELDS)[number]>;
 
@@ -67,14 +70,21 @@ function only(fields: readonly string[]): Record<string, 1> {
 const QUEUED_PROJECTION = only(QUEUED_FIELDS);
 
 /** The manifest of an assigned stream (what {@link Leases.setManifest} records). */
-export function manifestOf(s: Pick<AssignedStream, 'frames' | 'seedFiles' | 'lastPartitionId'> & { fence?: number }): StreamManifest {
-  return { frames: s.frames, seed: s.seedFiles.length > 0, seedFiles: s.seedFiles, ...(s.lastPartitionId ? { lastPartitionId: s.lastPartitionId } : {}), ...(s.fence ? { fence: s.fence } : {}) };
+export function manifestOf(s: Pick<AssignedStream, 'frames' | 'seedFiles' | 'lastPartitionId'> & { fence?: number; unpaged?: number }): StreamManifest {
+  return {
+    frames: s.frames,
+    seed: s.seedFiles.length > 0,
+    seedFiles: s.seedFiles,
+    ...(s.lastPartitionId ? { lastPartitionId: s.lastPartitionId } : {}),
+    ...(s.fence ? { fence: s.fence } : {}),
+    ...(s.unpaged ? { unpaged: s.unpaged } : {}),
+  };
 }
 
-/** The commit point's condition on the fence: a stream never resumed has none (0). */
-function fenceFilter(fence: number): Filter<StreamDoc> {
-  // `null` matches a missing field (the driver's types do not allow it for a number field).
-  return fence === 0 ? ({ fence: { $in: [null, 0] } } as unknown as Filter<StreamDoc>) : { fence };
+/** A condition on a counter that is absent until it first moves (`null` matches a missing field). */
+function counterIs(field: 'fence' | 'pagedUpTo', value: number): Filter<StreamDoc> {
+  // The driver's types do not allow `null` for a number field.
+  return (value === 0 ? { [field]: { $in: [null, 0] } } : { [field]: value }) as unknown as Filter<StreamDoc>;
 }
 
 /**
@@ -102,15 +112,33 @@ export function allQueuedStreams(db: Db): AsyncIterable<QueuedFields> {
   return collection(db).find({ status: 'ok' }, { projection: QUEUED_PROJECTION, batchSize: 2000 });
 }
 
-/** The commit point (frames) and committed partition ids of these streams (the janitor's check; streams that do not exist are absent). */
-export async function commitPoints(db: Db, ids: string[]): Promise<Map<string, { frames: number; ids: Set<string> }>> {
+/** The commit point (frames) and committed lists of these streams (the janitor's check; streams that do not exist are absent). */
+export async function commitPoints(db: Db, ids: string[]): Promise<Map<string, CommitPoint>> {
   if (ids.length === 0) return new Map();
-  const docs = await collection(db).find({ _id: { $in: ids } }, { projection: { _id: 1, frames: 1, partitionIds: 1 } }).toArray();
-  return new Map(docs.map((s) => [s._id, { frames: s.frames, ids: new Set(s.partitionIds) }]));
+  const docs = await collection(db).find({ _id: { $in: ids } }, { projection: COMMIT_POINT_PROJECTION }).toArray();
+  return new Map(docs.map((s) => [s._id, s]));
+}
+
+/** A stream's commit point and the lists that name its committed partitions. */
+export type CommitPoint = CommittedLists & Pick<StreamDoc, 'frames' | 'pagedUpTo'>;
+const COMMIT_POINT_PROJECTION = { frames: 1, pagedUpTo: 1, partitions: 1, partitionIds: 1, frameIndex: 1, pageEnds: 1 } as const;
+
+/** A stream's commit point and committed lists, by `_id` (null when gone). */
+export function commitPoint(db: Db, id: string): Promise<CommitPoint | null> {
+  return collection(db).findOne({ _id: id }, { projection: COMMIT_POINT_PROJECTION });
 }
 
 function assignedFields(d: StreamDoc): AssignedStream {
-  return { _id: d._id, targetId: d.targetId, owner: d.owner, frames: d.frames, seedFiles: d.seedFiles, fence: d.fence ?? 0, ...(d.lastPartitionId ? { lastPartitionId: d.lastPartitionId } : {}) };
+  return {
+    _id: d._id,
+    targetId: d.targetId,
+    owner: d.owner,
+    frames: d.frames,
+    seedFiles: d.seedFiles,
+    fence: d.fence ?? 0,
+    unpaged: d.unpaged ?? 0,
+    ...(d.lastPartitionId ? { lastPartitionId: d.lastPartitionId } : {}),
+  };
 }
 
 /** Whether a stream exists. */
@@ -125,13 +153,29 @@ export async function streamExists(db: Db, id: string, maxTimeMS?: number): Prom
  */
 export async function advanceCommitPoint(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}, fence = 0): Promise<boolean> {
   const res = await collection(db).updateOne(
-    { _id: streamId, frames: committed, ...fenceFilter(fence) },
+    { _id: streamId, frames: committed, ...counterIs('fence', fence) },
     {
       $set: { frames: doc.n, lastPartitionId: doc._id, errorCount: 0, updatedAt: new Date() },
+      $inc: { unpaged: 1 },
       // frameIndex: names and sizes of this partition's frame files, for whole-file downloads (downloads.ts).
       $push: { partitions: doc.n, partitionIds: doc._id, frameIndex: { files: doc.index.filter((e) => e.kind === 'frame').map(({ name, size }) => ({ name, size })) } },
       $addToSet: { frameFiles: { $each: doc.frames.map((f) => f.name) }, checkpointFiles: { $each: doc.checkpoint.map((f) => f.name) } },
     } as never,
+    durable,
+  );
+  return res.matchedCount === 1;
+}
+
+/**
+ * Moves the oldest partitions a stream lists into pages that end at `ends` (already written,
+ * store/partition-pages.ts), leaving `rest` listed. Only if nothing committed and no other
+ * move landed since the stream was read at `at`: each would change the lists this replaces.
+ * Returns whether it landed.
+ */
+export async function movePages(db: Db, streamId: string, at: Pick<CommitPoint, 'frames' | 'pagedUpTo'>, ends: number[], rest: CommittedPartition[], durable: Durability = {}): Promise<boolean> {
+  const res = await collection(db).updateOne(
+    { _id: streamId, frames: at.frames, ...counterIs('pagedUpTo', at.pagedUpTo ?? 0) },
+    { $set: { ...listsOf(rest), unpaged: rest.length, pagedUpTo: ends.at(-1)! }, $push: { pageEnds: { $each: ends } } },
     durable,
   );
   return res.matchedCount === 1;
@@ -158,6 +202,7 @@ export async function purgeStreamData(db: Db, store: FileStore, streamId: string
   await Promise.all([
     db.collection<FileDoc>('files').deleteMany({ streamId }),
     db.collection('partitions').deleteMany({ streamId }),
+    deletePages(db, streamId),
     db.collection('stream_errors').deleteMany({ streamId }),
     store.removeStreamBlobs(streamId),
   ]);
@@ -366,7 +411,7 @@ export class Streams {
   }
 
   /** Records an assigned stream's manifest (after a commit or a resume, or to repair a stale one). */
-  setManifest(s: Pick<AssignedStream, '_id' | 'frames' | 'seedFiles' | 'lastPartitionId' | 'fence'>): Promise<void> {
+  setManifest(s: Pick<AssignedStream, '_id' | 'frames' | 'seedFiles' | 'lastPartitionId' | 'fence' | 'unpaged'>): Promise<void> {
     return this.leases.setManifest(s._id, manifestOf(s));
   }
 

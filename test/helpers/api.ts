@@ -8,6 +8,7 @@ import type { Db } from 'mongodb';
 import { FileStore } from '../../src/store/files';
 import { INDEXES } from '../../src/store/indexes';
 import { initDatabase } from '../../src/store/init';
+import { pagePartitions } from '../../src/store/commit';
 import { commitPartition, writePartition } from '../../src/store/partitions';
 import { newToken } from '../../src/auth/tokens';
 import { ApiClient } from '../../test-support/admin-api';
@@ -82,15 +83,18 @@ export class Fixtures {
 
   /**
    * Commits partition `n` of a stream directly in MongoDB, as a core's checkpoint would
-   * (write the partition, then the conditional stream update that is the commit point).
-   * `n` must be above the stream's committed frames.
+   * (write the partition, then the conditional stream update that is the commit point),
+   * then, with `pageSize`, moves the stream's oldest listed partitions to a page when it
+   * lists that many, as the committing session does. `n` must be above the stream's
+   * committed frames.
    */
-  async commitPartition(streamId: string, n: number, frames: Record<string, string | Buffer>, checkpoint: Record<string, string | Buffer> = {}): Promise<void> {
+  async commitPartition(streamId: string, n: number, frames: Record<string, string | Buffer>, checkpoint: Record<string, string | Buffer> = {}, pageSize?: number): Promise<void> {
     const named = (m: Record<string, string | Buffer>) => Object.entries(m).map(([name, v]) => ({ name, bytes: Buffer.from(v) }));
     const doc = await writePartition(this.db, new FileStore(this.db, this.inlineMaxBytes), streamId, n, named(frames), named(checkpoint));
     const stream = await this.db.collection<{ _id: string; frames: number }>('streams').findOne({ _id: streamId });
     const landed = stream !== null && stream.frames < n && (await commitPartition(this.db, streamId, stream.frames, doc));
     if (!landed) throw new Error(`could not commit partition ${n} of stream ${streamId}`);
+    if (pageSize !== undefined && (await pagePartitions(this.db, streamId, pageSize)) === undefined) throw new Error(`could not page stream ${streamId} at ${n}`);
   }
 }
 

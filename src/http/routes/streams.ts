@@ -11,7 +11,8 @@ import { AppError } from '../../errors';
 import type { StreamBody } from '../router';
 import type { ActiveStream } from '../../store/live';
 import { LISTED_FIELDS, type ListedStream } from '../../store/streams';
-import { committedPartitionId, partitionFile } from '../../store/partitions';
+import { partitionFile } from '../../store/partitions';
+import { COMMITTED_FIELDS, committedPartitionId, committedPartitions, type CommittedLists } from '../../store/partition-pages';
 import { frameFileBody, framePartsOf } from '../../store/downloads';
 import { FILE_NAME, ID, ID_PARAMS, iso, requireOwner, route, streamTotal, type ApiDeps } from './common';
 import { PARTITIONS, STREAM, STREAM_CREATED, STREAM_ERRORS, STREAM_LIST } from '../api-schemas';
@@ -74,12 +75,19 @@ function download(body: StreamBody | undefined, what: string) {
 }
 
 async function partitionDownload(d: ApiDeps, params: { id: string; n: string; name: string }, principal: Principal | undefined, kind: PartitionFileKind) {
-  const s = await owned(d, params.id, principal, ['partitions', 'partitionIds']);
+  const s = await owned(d, params.id, principal, COMMITTED_FIELDS);
   const n = Number(params.n);
-  const docId = committedPartitionId(s, n);
+  const docId = await committedPartitionId(d.db, s, n);
   if (!docId) throw new AppError('not_found', `Stream ${s._id} has no committed partition ${n}`);
   const f = await partitionFile(d.db, docId, kind, params.name);
   return download(f && d.files.body([f]), `${kind} file "${params.name}" in partition ${n}`);
+}
+
+/** Every committed partition of a stream; `not_found` when it was deleted while being read. */
+async function committedOf(d: ApiDeps, s: CommittedLists) {
+  const all = await committedPartitions(d.db, s);
+  if (!all) throw new AppError('not_found', `No stream ${s._id}`);
+  return all;
 }
 
 /** The stream routes. */
@@ -206,8 +214,9 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         },
       },
       handler: async ({ params, principal }, d) => {
-        const s = await owned(d, params.id, principal, ['partitions', 'seedFiles', 'tagFiles', 'frameFiles', 'checkpointFiles']);
-        return ok({ partitions: s.partitions, seed_files: s.seedFiles, tag_files: s.tagFiles, frame_files: s.frameFiles, checkpoint_files: s.checkpointFiles });
+        const s = await owned(d, params.id, principal, [...COMMITTED_FIELDS, 'seedFiles', 'tagFiles', 'frameFiles', 'checkpointFiles']);
+        const partitions = await committedOf(d, s);
+        return ok({ partitions: partitions.map((p) => p.n), seed_files: s.seedFiles, tag_files: s.tagFiles, frame_files: s.frameFiles, checkpoint_files: s.checkpointFiles });
       },
     }),
     route({
@@ -254,10 +263,10 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: FILE_PARAMS,
       responses: { 200: { description: 'The bytes', binary: true } },
       handler: async ({ params, principal }, d) => {
-        const s = await owned(d, params.id, principal, ['frameFiles', 'partitions', 'partitionIds', 'frameIndex']);
+        const s = await owned(d, params.id, principal, [...COMMITTED_FIELDS, 'frameFiles']);
         if (!s.frameFiles.includes(params.name)) throw new AppError('not_found', `No frame file "${params.name}" in stream ${s._id}`);
         return download(
-          frameFileBody(d.db, d.files, await framePartsOf(d.db, s, params.name), params.name),
+          frameFileBody(d.db, d.files, await framePartsOf(d.db, await committedOf(d, s), params.name), params.name),
           `frame file "${params.name}"`,
         );
       },
