@@ -6,11 +6,12 @@
  * frames (64 MiB partitions, through the product's spill-to-disk buffer and GridFS).
  * Beside both, the store's own ceiling measured in the same run: the same partition write
  * and commit-point update through the mongodb driver alone — the product's own
- * commitCheckpoint — with the same bytes, at the same concurrency and with the same
+ * commitCheckpoint, and its pagePartitions every storage.partitionsPerPage commits as a
+ * session does — with the same bytes, at the same concurrency and with the same
  * connection pool size as a server process, on streams with the same seed files.
  */
 import { MongoClient } from 'mongodb';
-import { commitCheckpoint } from '../src/store/commit';
+import { commitCheckpoint, pagePartitions } from '../src/store/commit';
 import { FileStore } from '../src/store/files';
 import { THROUGHPUT_OVERRIDES } from './frames';
 import { freshDatabase, TRANSPORTS, withStreamsServer, type BenchContext } from './lib/context';
@@ -18,7 +19,7 @@ import { RECIPE } from './lib/fixtures';
 import { closeLoadGens, sourceAddress, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import type { CommitLevel, FramePath } from './lib/modes';
 import { noise } from './lib/noise';
-import { INLINE_MAX, insertStreams } from './lib/populate';
+import { INLINE_MAX, insertStreams, PARTITIONS_PER_PAGE } from './lib/populate';
 import { CpuWindow } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
@@ -157,6 +158,7 @@ async function storeCeiling(ctx: BenchContext, tag: string): Promise<LevelFigure
       await Promise.all(
         streams.map(async (id) => {
           let committed = 0;
+          let listed = 0;
           for (let k = 0; k < per; k++) {
             if (Date.now() > deadline) {
               timedOut = true;
@@ -171,6 +173,8 @@ async function storeCeiling(ctx: BenchContext, tag: string): Promise<LevelFigure
             lat.push(performance.now() - t);
             committed = r.frames;
             commits++;
+            // As the committing session does, after the reply (outside the latency).
+            if (++listed >= PARTITIONS_PER_PAGE) listed = (await pagePartitions(db, id, PARTITIONS_PER_PAGE)) ?? listed;
           }
         }),
       );
@@ -232,7 +236,7 @@ export async function commitsBench(ctx: BenchContext): Promise<BenchResult> {
   const notes = [
     `Levels: ${c.levels.map((l) => `${l.streams} stream(s), ${l.commits} commits`).join('; ')}; time limit ${c.deadlineS} s per level. Each commit: one ${c.frameBytes / 1024} KiB frame + a checkpoint with one ${c.checkpointBytes / 1024} KiB state file (incompressible bytes; one partition document, inline) and the conditional stream update; 1 server process (mongodb.maxPoolSize ${POOL}, core.maxConcurrentCommits 64). Streams created through the API with the recipe's seed files (${RECIPE.seed.map((f) => `${f.name} ${f.bytes / 1024} KiB`).join(', ')}).`,
     `Frame path: ${p.cores} cores × ${pathLoad(p).framesPerCore} frames of ${p.frameBytes / 1024} KiB, window ${p.window}, a checkpoint (${c.checkpointBytes / 1024} KiB state) every ${p.framesPerCheckpoint} frames: each partition's frame file is ${(p.frameBytes * p.framesPerCheckpoint) / 2 ** 20} MiB (over storage.inlineMaxBytes, so GridFS), buffered with the server's default core.memoryBufferBytes (spills to disk). Its ceiling: the same partitions (frame file + state) written by commitCheckpoint through the driver, ${p.cores} at once: ${ps.commits} commits, ${ps.mbPerS} MB/s, p50/p99 ${ps.latencyMs.p50}/${ps.latencyMs.p99} ms.`,
-    `Store ceiling (driver alone, same process type of client, maxPoolSize ${POOL}, the product's commitCheckpoint on streams inserted like the API's, same bytes; the better of a run before and a run after the servers' runs, both in the JSON): ${runs.store.slice(0, k).map((x) => `×${x.streams}: ${x.commitsPerS}/s, p50/p99 ${x.latencyMs.p50}/${x.latencyMs.p99} ms`).join('; ')}.`,
+    `Store ceiling (driver alone, same process type of client, maxPoolSize ${POOL}, the product's commitCheckpoint on streams inserted like the API's, and its pagePartitions every ${PARTITIONS_PER_PAGE} commits of a stream as a session does, same bytes; the better of a run before and a run after the servers' runs, both in the JSON): ${runs.store.slice(0, k).map((x) => `×${x.streams}: ${x.commitsPerS}/s, p50/p99 ${x.latencyMs.p50}/${x.latencyMs.p99} ms`).join('; ')}.`,
     `Server CPU per commit (ms, incl. receiving the frame): uws ${runs.uws!.map((x) => x.serverCpuMsPerCommit).join(' / ')}, node ${runs.node!.map((x) => x.serverCpuMsPerCommit).join(' / ')} (levels in order, then the frame path).`,
     `Latency: coordinator figures are from sending the checkpoint to "committed" at the core; store figures are one commitCheckpoint call.`,
     ...(['uws', 'node', 'store'] as const).flatMap((t) => runs[t]!.filter((x) => x.timedOut || Object.keys(x.errors).length).map((x) => `${t} ×${x.streams}: ${x.timedOut ? 'hit the time limit; ' : ''}errors ${JSON.stringify(x.errors)}`)),

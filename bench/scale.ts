@@ -43,7 +43,7 @@ import { benchServer, freshDatabase, stopServer, type BenchContext } from './lib
 import { createCoreFixture, RECIPE, resetQueues, type CoreFixture } from './lib/fixtures';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { MODES, type ScaleSettings } from './lib/modes';
-import { checkShapes, insertDonors, populate, type History } from './lib/populate';
+import { checkShapes, insertDonors, populate, SHAPES_VERSION, type History } from './lib/populate';
 import { CpuWindow, settle } from './lib/proc';
 import { describeStore, machineOf, resultsDir, row, stampOf, writeResults, type BenchResult, type Row, type RunResults } from './lib/report';
 import { startBenchStack } from './lib/stack';
@@ -95,7 +95,7 @@ const SERVER_OVERRIDES = {
 function cacheDirOf(s: ScaleSettings): string {
   const store = findMongod() ? 'mongod' : `ferretdb-${process.env.SC_STORE_BACKEND === 'postgresql' ? 'postgresql' : 'sqlite'}`;
   const h = s.history;
-  const key = `${RECIPE.version}-${s.newStreams}new-${h.partitions}x${h.frameBytes}+${h.checkpointBytes}-${store}`;
+  const key = `${RECIPE.version}${SHAPES_VERSION}-${s.newStreams}new-${h.partitions}x${h.frameBytes}+${h.checkpointBytes}-${store}`;
   return cacheDir('bench-scale', key);
 }
 

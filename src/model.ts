@@ -180,8 +180,16 @@ export interface CommittedPartition {
 export interface PartitionPageDoc {
   _id: string;
   streamId: string;
-  /** Committed partitions in ascending order. */
-  entries: CommittedPartition[];
+  /** The partition numbers, ascending. */
+  partitions: number[];
+  /** The document id of each, in the same order. */
+  partitionIds: string[];
+  /**
+   * The frame files of each, in the same order: JSON text of `[{name, size}]`, or '' when not
+   * recorded (see {@link CommittedPartition}). Text, because the embedded store decodes an
+   * array of 64 nested documents at about 3 ms and 64 strings at under 1 ms.
+   */
+  frameFiles: string[];
   createdAt: Date;
 }
 

@@ -22,7 +22,7 @@ import { Bus } from '../../src/store/bus';
 import { pagePartitions } from '../../src/store/commit';
 import { FileStore } from '../../src/store/files';
 import { Leases } from '../../src/store/leases';
-import { listedPartitions, listsOf, pageId } from '../../src/store/partition-pages';
+import { listedPartitions, listsOf, pageOf } from '../../src/store/partition-pages';
 import { commitPartition, writePartition } from '../../src/store/partitions';
 import { streamFileId, Streams } from '../../src/store/streams';
 import type { DonorDoc, FileDoc, PartitionDoc, PartitionPageDoc, StreamDoc } from '../../src/model';
@@ -32,6 +32,13 @@ import { noise } from './noise';
 /** storage.inlineMaxBytes and storage.maxInlineBytesPerDocument (the defaults): the product's inline/GridFS rule. */
 export const INLINE_MAX = 1024 * 1024;
 const DOC_INLINE_MAX = 8 * 1024 * 1024;
+/**
+ * The shapes of the documents the loader writes: part of the key of the scale benchmark's
+ * cached store, so a store loaded with older shapes is not measured as today's. Bump it
+ * whenever {@link checkShapes} needed a change to pass. (s2 and s3: partitions moved to pages.)
+ */
+export const SHAPES_VERSION = 's3';
+
 /** storage.partitionsPerPage (the default): committed partitions per page. */
 export const PARTITIONS_PER_PAGE = 64;
 /** Creation time of stream 0; stream i is i ms later, so the assignment order is fixed. */
@@ -104,8 +111,7 @@ async function streamDocs(store: FileStore, target: { targetId: string; owner: s
   const paged = Math.floor(all.length / pageSize) * pageSize;
   const pages: PartitionPageDoc[] = [];
   for (let p = 0; p < paged; p += pageSize) {
-    const entries = all.slice(p, p + pageSize);
-    pages.push({ _id: pageId(id, p === 0 ? 0 : all[p - 1]!.n, entries.at(-1)!.n), streamId: id, entries, createdAt: at });
+    pages.push({ ...pageOf(id, p === 0 ? 0 : all[p - 1]!.n, all.slice(p, p + pageSize)), createdAt: at });
   }
   const listed = listsOf(all.slice(paged));
   const stream: StreamDoc = {
@@ -124,7 +130,7 @@ async function streamDocs(store: FileStore, target: { targetId: string; owner: s
     createdAt: at,
     updatedAt: at,
     ...(committed ? { lastPartitionId: parts.at(-1)!._id, frameIndex: listed.frameIndex, unpaged: listed.partitions.length } : {}),
-    ...(pages.length > 0 ? { pageEnds: pages.map((p) => p.entries.at(-1)!.n), pagedUpTo: all[paged - 1]!.n } : {}),
+    ...(pages.length > 0 ? { pageEnds: pages.map((p) => p.partitions.at(-1)!), pagedUpTo: all[paged - 1]!.n } : {}),
   };
   return { files, parts, pages, stream };
 }

@@ -54,6 +54,26 @@ export function listsOf(entries: CommittedPartition[]): Listed {
   };
 }
 
+/** The page of `entries` (committed partitions after `start`), as {@link writePage} writes it. */
+export function pageOf(streamId: string, start: number, entries: CommittedPartition[]): PartitionPageDoc {
+  return {
+    _id: pageId(streamId, start, entries.at(-1)!.n),
+    streamId,
+    partitions: entries.map((e) => e.n),
+    partitionIds: entries.map((e) => e.id),
+    frameFiles: entries.map((e) => (e.files ? JSON.stringify(e.files.map(({ name, size }) => ({ name, size }))) : '')),
+    createdAt: new Date(),
+  };
+}
+
+/** The entries of a page (the inverse of {@link pageOf}). */
+function entriesOf(page: Pick<PartitionPageDoc, 'partitions' | 'partitionIds' | 'frameFiles'>): CommittedPartition[] {
+  return page.partitions.map((n, i) => {
+    const files = page.frameFiles[i];
+    return { n, id: page.partitionIds[i]!, ...(files ? { files: JSON.parse(files) as CommittedPartition['files'] } : {}) };
+  });
+}
+
 /** The ids of a stream's pages, oldest first. */
 function pageIds(s: Pick<CommittedLists, '_id' | 'pageEnds'>): string[] {
   const ends = s.pageEnds ?? [];
@@ -67,8 +87,8 @@ function pageIds(s: Pick<CommittedLists, '_id' | 'pageEnds'>): string[] {
  */
 async function readPages(db: Db, ids: string[]): Promise<CommittedPartition[][] | undefined> {
   if (ids.length === 0) return [];
-  const docs = await db.collection<PartitionPageDoc>(PAGES).find({ _id: { $in: ids } }, { projection: { entries: 1 } }).toArray();
-  const byId = new Map(docs.map((d) => [d._id, d.entries]));
+  const docs = await db.collection<PartitionPageDoc>(PAGES).find({ _id: { $in: ids } }, { projection: { partitions: 1, partitionIds: 1, frameFiles: 1 } }).toArray();
+  const byId = new Map(docs.map((d) => [d._id, entriesOf(d)]));
   const pages = ids.map((id) => byId.get(id));
   return pages.every((p) => p !== undefined) ? (pages as CommittedPartition[][]) : undefined;
 }
@@ -111,10 +131,9 @@ export async function committedPartitionId(db: Db, s: CommittedLists, n: number,
  * page written before (a move that missed, or raced) is replaced by the same entries.
  */
 export async function writePage(db: Db, streamId: string, start: number, entries: CommittedPartition[], durable: Durability = {}): Promise<number> {
-  const end = entries.at(-1)!.n;
-  const doc: PartitionPageDoc = { _id: pageId(streamId, start, end), streamId, entries, createdAt: new Date() };
+  const doc = pageOf(streamId, start, entries);
   await db.collection<PartitionPageDoc>(PAGES).replaceOne({ _id: doc._id }, doc, { upsert: true, ...durable });
-  return end;
+  return entries.at(-1)!.n;
 }
 
 /** Deletes a stream's pages (with its other data; off the hot path, by `streamId`). */

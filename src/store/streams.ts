@@ -55,8 +55,9 @@ export type QueuedFields = Pick<StreamDoc, '_id' | (typeof QUEUED_FIELDS)[number
 
 /**
  * What a page of a target's streams and a stream's view read of each stream (with `_id`): a
- * stream's document grows by three list entries per committed partition, and a view needs
- * none of them (on the embedded store the projection also spares decoding them, patch 10).
+ * stream's document carries three list entries per partition it lists (up to
+ * storage.partitionsPerPage), and a view needs none of them (on the embedded store the
+ * projection also spares decoding them, patch 10).
  */
 export const LISTED_FIELDS = ['targetId', 'status', 'frames', 'errorCount', 'createdAt'] as const;
 /** The fields of a stream a list page reads ({@link LISTED_FIELDS}). */
