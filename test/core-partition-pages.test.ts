@@ -136,3 +136,35 @@ t.test('a move overtaken by a commit changes nothing, and a page written twice i
   t.same(await db.collection('partition_pages').find({ streamId: stream }).map((p) => p._id).toArray(), [`${stream}:p0-3`], 'the same page');
   t.equal(await pagePartitions(db, stream, PAGE), 2, 'fewer than a page listed: nothing to move');
 });
+
+t.test('a stream deleted while its partitions move to a page keeps no page', async (t) => {
+  const db = f.ts.server.storage.mongo.db;
+  const files = new FileStore(db, f.ts.settings.storage.inlineMaxBytes);
+  const stream = await f.stream(await f.target());
+  for (let n = 1; n <= 3; n++) {
+    const doc = await writePartition(db, files, stream, n, [{ name: 'frames.xtc', bytes: Buffer.from(`frames to ${n}`) }], []);
+    t.ok(await commitPartition(db, stream, n - 1, doc));
+  }
+  // The deletion lands between the page's write and the stream update naming it.
+  const pages = db.collection('partition_pages');
+  const racing = new Proxy(db, {
+    get: (target, prop) => {
+      if (prop !== 'collection') return Reflect.get(target, prop, target) as unknown;
+      return (name: string) => {
+        if (name !== 'partition_pages') return target.collection(name);
+        return new Proxy(pages, {
+          get: (c, p) => {
+            if (p !== 'replaceOne') return Reflect.get(c, p, c) as unknown;
+            return async (...args: Parameters<typeof pages.replaceOne>) => {
+              const written = await c.replaceOne(...args);
+              await target.collection('streams').deleteOne({ _id: stream as never });
+              return written;
+            };
+          },
+        });
+      };
+    },
+  });
+  t.equal(await pagePartitions(racing, stream, PAGE), undefined, 'the move misses');
+  t.equal(await pages.countDocuments({ streamId: stream }), 0, 'and removes the page it wrote');
+});

@@ -16,7 +16,7 @@
  */
 import type { Db, ObjectId } from 'mongodb';
 import type { Durability, FileStore } from './files';
-import { listedPartitions, writePage } from './partition-pages';
+import { deletePagesById, listedPartitions, pageId, writePage } from './partition-pages';
 import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
 import { commitPoint, countStreamError, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
@@ -61,8 +61,10 @@ export async function commitCheckpoint(
  * that many: the pages first, then one conditional stream update that names them and drops
  * them from the lists (streams.ts `movePages`). A commit in between makes the update miss and
  * change nothing, and a later call tries again; the pages already written are the same pages
- * then. Returns how many partitions the stream lists after, or undefined when the move missed
- * or the stream is gone. By `_id` only: the committing session calls it after a commit.
+ * then. A stream deleted meanwhile gets its pages removed again (its deletion may have run
+ * before they were written). Returns how many partitions the stream lists after, or undefined
+ * when the move missed or the stream is gone. By `_id` only: the committing session calls it
+ * after a commit.
  */
 export async function pagePartitions(db: Db, streamId: string, pageSize: number, durable: Durability = {}): Promise<number | undefined> {
   const s = await commitPoint(db, streamId);
@@ -71,13 +73,17 @@ export async function pagePartitions(db: Db, streamId: string, pageSize: number,
   const pages = Math.floor(listed.length / pageSize);
   if (pages === 0) return listed.length;
   const ends: number[] = [];
+  const written: string[] = [];
   let start = s.pagedUpTo ?? 0;
   for (let i = 0; i < pages; i++) {
-    start = await writePage(db, streamId, start, listed.slice(i * pageSize, (i + 1) * pageSize), durable);
-    ends.push(start);
+    const end = await writePage(db, streamId, start, listed.slice(i * pageSize, (i + 1) * pageSize), durable);
+    written.push(pageId(streamId, start, end));
+    ends.push((start = end));
   }
   const rest = listed.slice(pages * pageSize);
-  return (await movePages(db, streamId, s, ends, rest, durable)) ? rest.length : undefined;
+  if (await movePages(db, streamId, s, ends, rest, durable)) return rest.length;
+  if (!(await streamExists(db, streamId, durable.maxTimeMS))) await deletePagesById(db, written);
+  return undefined;
 }
 
 /** One activation of a stream by one core. */

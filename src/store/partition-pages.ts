@@ -136,6 +136,11 @@ export async function writePage(db: Db, streamId: string, start: number, entries
   return entries.at(-1)!.n;
 }
 
+/** Deletes pages by `_id` (those a move wrote for a stream deleted meanwhile). */
+export async function deletePagesById(db: Db, ids: string[]): Promise<void> {
+  if (ids.length > 0) await db.collection<PartitionPageDoc>(PAGES).deleteMany({ _id: { $in: ids } });
+}
+
 /** Deletes a stream's pages (with its other data; off the hot path, by `streamId`). */
 export async function deletePages(db: Db, streamId: string): Promise<void> {
   await db.collection<PartitionPageDoc>(PAGES).deleteMany({ streamId });
