@@ -67,7 +67,7 @@ export async function commitCheckpoint(
  * after a commit.
  */
 export async function pagePartitions(db: Db, streamId: string, pageSize: number, durable: Durability = {}): Promise<number | undefined> {
-  const s = await commitPoint(db, streamId);
+  const s = await commitPoint(db, streamId, durable.maxTimeMS);
   if (!s) return undefined;
   const listed = listedPartitions(s);
   const pages = Math.floor(listed.length / pageSize);

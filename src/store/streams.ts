@@ -124,9 +124,9 @@ export async function commitPoints(db: Db, ids: string[]): Promise<Map<string, C
 export type CommitPoint = CommittedLists & Pick<StreamDoc, 'frames' | 'pagedUpTo'>;
 const COMMIT_POINT_PROJECTION = { frames: 1, pagedUpTo: 1, partitions: 1, partitionIds: 1, frameIndex: 1, pageEnds: 1 } as const;
 
-/** A stream's commit point and committed lists, by `_id` (null when gone). */
-export function commitPoint(db: Db, id: string): Promise<CommitPoint | null> {
-  return collection(db).findOne({ _id: id }, { projection: COMMIT_POINT_PROJECTION });
+/** A stream's commit point and committed lists, by `_id` (null when gone), within `maxTimeMS` when given. */
+export function commitPoint(db: Db, id: string, maxTimeMS?: number): Promise<CommitPoint | null> {
+  return collection(db).findOne({ _id: id }, { projection: COMMIT_POINT_PROJECTION, ...(maxTimeMS ? { maxTimeMS } : {}) });
 }
 
 function assignedFields(d: StreamDoc): AssignedStream {
