@@ -161,6 +161,15 @@ export interface PartitionDoc {
   createdAt: Date;
 }
 
+/**
+ * The version of the stored documents' shapes this release reads and writes: 2 since a
+ * stream's committed partitions may be listed in pages ({@link PartitionPageDoc}), which
+ * releases before (1) do not read: their janitor would take a paged partition for a leftover.
+ * So a process moves partitions to pages only while every live process reports this version
+ * or a later one in the node registry (store/live.ts).
+ */
+export const STORE_SCHEMA = 2;
+
 /** One committed partition as a stream's lists name it. */
 export interface CommittedPartition {
   /** The partition number: the stream's frame count once it was committed. */

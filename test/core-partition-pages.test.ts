@@ -22,7 +22,7 @@ const PAGE = 3;
 
 let f: CoreFixture;
 t.before(async () => {
-  f = await coreFixture({ 'storage.partitionsPerPage': PAGE, 'storage.janitorIntervalS': 3600 });
+  f = await coreFixture({ 'storage.partitionsPerPage': PAGE, 'storage.janitorIntervalS': 3600, 'server.nodeHeartbeatS': 1 });
 });
 t.teardown(async () => {
   await f?.ts.close();
@@ -167,4 +167,47 @@ t.test('a stream deleted while its partitions move to a page keeps no page', asy
   });
   t.equal(await pagePartitions(racing, stream, PAGE), undefined, 'the move misses');
   t.equal(await pages.countDocuments({ streamId: stream }), 0, 'and removes the page it wrote');
+});
+
+t.test('no page while a release that cannot read pages runs beside this one', async (t) => {
+  const redis = f.ts.server.storage.redis;
+  const prefix = f.ts.settings.redis.keyPrefix;
+  const nodes = async () => (await f.api<{ nodes: Array<{ node: string; version?: string; store_schema?: number }> }>('GET', '/v1/nodes', f.admin, undefined, 200)).nodes;
+  t.ok((await nodes()).every((n) => n.store_schema === 2 && typeof n.version === 'string'), 'this release reports its version and store shapes');
+  // A process of an earlier release: its heartbeat has neither (scored ahead, so it stays listed).
+  const now = new Date().toISOString();
+  const old = { node: 'earlier-release', host: 'elsewhere', pid: 1, worker: 0, url: 'https://elsewhere', started_at: now, seen_at: now, sessions: 0, sessions_by_engine: {} };
+  await redis.set(`${prefix}node:earlier-release`, JSON.stringify(old), 'EX', 60);
+  await redis.zadd(`${prefix}nodes`, String(Date.now() + 60_000), 'earlier-release');
+  t.teardown(async () => {
+    await redis.del(`${prefix}node:earlier-release`);
+    await redis.zrem(`${prefix}nodes`, 'earlier-release');
+  });
+  await new Promise((resolve) => setTimeout(resolve, 2500)); // two heartbeats of this server see it
+
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const c = await f.client();
+  t.teardown(() => c.close());
+  await c.assign(target);
+  const commit = async (): Promise<void> => {
+    await c.sendFrames([{ name: 'frames.xtc', data: crypto.randomBytes(64) }], 1);
+    await c.checkpoint([{ name: 'state.xml', data: crypto.randomBytes(16) }]);
+  };
+  for (let i = 0; i < PAGE + 1; i++) await commit();
+  await c.ping(); // the session's queue is drained: a move would have run before this reply
+  const held = (await streamDoc(stream))!;
+  t.same(held.partitions, [1, 2, 3, 4], 'the stream still lists every partition itself');
+  t.equal(held.pageEnds, undefined, 'no page');
+
+  await redis.del(`${prefix}node:earlier-release`);
+  await redis.zrem(`${prefix}nodes`, 'earlier-release');
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  await commit();
+  const paged = await eventually(async () => {
+    const d = await streamDoc(stream);
+    return d?.pageEnds ? d : undefined;
+  });
+  t.same(paged.pageEnds, [3], 'once it is gone, the next commit moves a page');
+  t.same(paged.partitions, [4, 5]);
 });

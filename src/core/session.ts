@@ -386,7 +386,8 @@ export class CoreSession {
     this.hub.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.socket.send({ type: 'committed', id: msg.id, seq: msg.seq, frames: result.frames, partition: result.frames });
     this.publishActive().catch(() => undefined);
-    if (a.unpaged >= this.hub.settings.storage.partitionsPerPage) await this.pagePartitions(a);
+    // Not while a release that cannot read pages runs beside this one (model.ts STORE_SCHEMA).
+    if (a.unpaged >= this.hub.settings.storage.partitionsPerPage && this.hub.live.storeSchemaAgreed) await this.pagePartitions(a);
   }
 
   /**

@@ -142,6 +142,9 @@ export const NODE = object({
   seen_at: TIME,
   sessions: Type.Integer(),
   sessions_by_engine: NAMED_COUNTS,
+  // Absent for processes of releases before they were reported.
+  version: Type.Optional(Type.String()),
+  store_schema: Type.Optional(Type.Integer()),
 });
 export const NODES = object({ nodes: Type.Array(NODE) });
 

@@ -5,6 +5,8 @@
  * heartbeat (nodes) or the next assignment (active streams).
  */
 import os from 'node:os';
+import { STORE_SCHEMA } from '../model';
+import { VERSION } from '../version';
 import { withTimeout } from './mongo';
 import type { RedisClient } from './redis';
 import { targetKeys, targetsKey } from './target-keys';
@@ -33,6 +35,10 @@ export interface NodeInfo {
   seen_at: string;
   sessions: number;
   sessions_by_engine: Record<string, number>;
+  /** The process's release (absent: a release before it was reported). */
+  version?: string;
+  /** The store shapes it reads and writes ({@link STORE_SCHEMA}; absent: 1). */
+  store_schema?: number;
 }
 
 function groupBy<T>(items: Iterable<T>, key: (t: T) => string): Map<string, T[]> {
@@ -60,6 +66,11 @@ const READ_BATCH = 100;
 export class LiveState {
   private readonly nodesKey: string;
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * Whether every live process reported {@link STORE_SCHEMA} or later at this process's last
+   * heartbeat: false until the first one, and while an older release runs beside this one.
+   */
+  storeSchemaAgreed = false;
   /** Records waiting for the next batched HSET, by stream. */
   private pending = new Map<string, ActiveStream>();
   private flushing: Promise<void> | undefined;
@@ -171,9 +182,12 @@ export class LiveState {
         seen_at: new Date().toISOString(),
         sessions: Object.values(byEngine).reduce((a, b) => a + b, 0),
         sessions_by_engine: byEngine,
+        version: VERSION,
+        store_schema: STORE_SCHEMA,
       };
       await this.redis.set(`${this.prefix}node:${self.node}`, JSON.stringify(info), 'EX', 3 * this.heartbeatS);
       await this.redis.zadd(this.nodesKey, String(Date.now()), self.node);
+      this.storeSchemaAgreed = (await this.nodes()).every((n) => (n.store_schema ?? 1) >= STORE_SCHEMA);
     };
     const tick = (): void => {
       beat().catch(() => undefined); // Redis down: the node reappears with the next beat
