@@ -281,6 +281,7 @@ t.test('an admin: users, engine keys (shown once, revoked), blocks, nodes', asyn
   t.same((await f.api<{ blocks: unknown[] }>('GET', '/v1/blocks', f.admin, undefined, 200)).blocks, [], 'unblocked from the UI');
   await page.goto(`${f.ts.url}/dashboard/#/nodes`);
   await page.waitForSelector('#node-table tbody tr');
+  t.match(await page.textContent('#node-table tbody tr'), /\d+\.\d+\.\d+ \(store 2\)/, 'each node shows its release and the store shapes it knows');
   await shot(t, page, 'nodes');
   await page.goto(`${f.ts.url}/dashboard/#/overview`);
   await page.waitForSelector('#by-node table');

@@ -104,8 +104,20 @@ export function nodesView(): View {
       fill(
         box,
         table(
-          ['Node', 'Host', 'PID', 'Worker', 'URL', 'Started', 'Seen', 'Sessions', 'By engine'],
-          nodes.map((n) => [n.node, n.host, n.pid, n.worker, n.url ?? '', when(n.started_at), when(n.seen_at), n.sessions, Object.entries(n.sessions_by_engine).map(([e, c]) => `${e}: ${c}`).join(', ')]),
+          ['Node', 'Host', 'PID', 'Worker', 'Release', 'URL', 'Started', 'Seen', 'Sessions', 'By engine'],
+          nodes.map((n) => [
+            n.node,
+            n.host,
+            n.pid,
+            n.worker,
+            // During a rolling upgrade: which release each process runs, and the stored shapes it knows.
+            n.version ? `${n.version} (store ${n.store_schema ?? 1})` : 'earlier',
+            n.url ?? '',
+            when(n.started_at),
+            when(n.seen_at),
+            n.sessions,
+            Object.entries(n.sessions_by_engine).map(([e, c]) => `${e}: ${c}`).join(', '),
+          ]),
           { id: 'node-table' },
         ),
       );
