@@ -150,7 +150,7 @@ export const schema = {
       env: 'SC_STORAGE_POOL_RETURN_S',
     },
     partitionsPerPage: {
-      doc: "Committed partitions a stream's document lists itself before they move to a page of their own (collection partition_pages). Keeps the commit point's update small: the embedded store rewrites the whole stream document on each commit (measured: 24 ms at 1,000 listed partitions, against under 2 ms at 64).",
+      doc: "Committed partitions a stream's document lists itself before they move to a page of their own (collection partition_pages). Keeps the commit point's update small: the embedded store rewrites the whole stream document on each commit (measured: 24 ms per commit at 1,000 listed partitions, against 2.1–2.5 ms at up to 64).",
       format: 'positive-int',
       default: 64,
       env: 'SC_STORAGE_PARTITIONS_PER_PAGE',
