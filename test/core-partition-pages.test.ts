@@ -11,7 +11,7 @@ import t from 'tap';
 import { pagePartitions } from '../src/store/commit';
 import { FileStore } from '../src/store/files';
 import { Janitor } from '../src/store/janitor';
-import { writePage } from '../src/store/partition-pages';
+import { pageOf, writePage } from '../src/store/partition-pages';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { commitPoint, movePages } from '../src/store/streams';
 import { coreFixture, type CoreFixture } from './helpers/core';
@@ -119,8 +119,8 @@ t.test('a move overtaken by a commit changes nothing, and a page written twice i
   // The move reads the stream, writes its page; then a commit lands before its update.
   const read = (await commitPoint(db, stream))!;
   const entries = [1, 2, 3].map((n, i) => ({ n, id: read.partitionIds[i]! }));
-  t.equal(await writePage(db, stream, 0, entries), 3);
-  t.equal(await writePage(db, stream, 0, entries), 3, 'written again');
+  t.equal(await writePage(db, pageOf(stream, 0, entries)), 3);
+  t.equal(await writePage(db, pageOf(stream, 0, entries)), 3, 'written again');
   t.equal(await db.collection('partition_pages').countDocuments({ streamId: stream }), 1, 'one page');
   await commitN(4, 5);
   t.notOk(await movePages(db, stream, read, [3], [{ n: 4, id: read.partitionIds[3]! }]), 'the overtaken move misses');

@@ -22,7 +22,7 @@ import { Bus } from '../../src/store/bus';
 import { pagePartitions } from '../../src/store/commit';
 import { FileStore } from '../../src/store/files';
 import { Leases } from '../../src/store/leases';
-import { listedPartitions, listsOf, pageOf } from '../../src/store/partition-pages';
+import { listedPartitions, listsOf, pageEnd, pagesOf } from '../../src/store/partition-pages';
 import { commitPartition, writePartition } from '../../src/store/partitions';
 import { streamFileId, Streams } from '../../src/store/streams';
 import type { DonorDoc, FileDoc, PartitionDoc, PartitionPageDoc, StreamDoc } from '../../src/model';
@@ -107,13 +107,10 @@ async function streamDocs(store: FileStore, target: { targetId: string; owner: s
   }
   const committed = parts.length > 0;
   const all = parts.map((d) => ({ n: d.n, id: d._id, files: d.index.filter((e) => e.kind === 'frame').map(({ name, size }) => ({ name, size })) }));
-  // Moved to pages as the committing session moves them: a full page at each multiple of pageSize.
-  const paged = Math.floor(all.length / pageSize) * pageSize;
-  const pages: PartitionPageDoc[] = [];
-  for (let p = 0; p < paged; p += pageSize) {
-    pages.push({ ...pageOf(id, p === 0 ? 0 : all[p - 1]!.n, all.slice(p, p + pageSize)), createdAt: at });
-  }
-  const listed = listsOf(all.slice(paged));
+  // Moved to pages by the product's own rule, as the committing session moves them.
+  const split = pagesOf(id, 0, all, pageSize);
+  const pages: PartitionPageDoc[] = split.pages.map((p) => ({ ...p, createdAt: at }));
+  const listed = listsOf(split.rest);
   const stream: StreamDoc = {
     _id: id,
     targetId: target.targetId,
@@ -130,7 +127,7 @@ async function streamDocs(store: FileStore, target: { targetId: string; owner: s
     createdAt: at,
     updatedAt: at,
     ...(committed ? { lastPartitionId: parts.at(-1)!._id, frameIndex: listed.frameIndex, unpaged: listed.partitions.length } : {}),
-    ...(pages.length > 0 ? { pageEnds: pages.map((p) => p.partitions.at(-1)!), pagedUpTo: all[paged - 1]!.n } : {}),
+    ...(pages.length > 0 ? { pageEnds: pages.map(pageEnd), pagedUpTo: pageEnd(pages.at(-1)!) } : {}),
   };
   return { files, parts, pages, stream };
 }

@@ -387,7 +387,7 @@ export class CoreSession {
     this.socket.send({ type: 'committed', id: msg.id, seq: msg.seq, frames: result.frames, partition: result.frames });
     this.publishActive().catch(() => undefined);
     // Not while a release that cannot read pages runs beside this one (model.ts STORE_SCHEMA).
-    if (a.unpaged >= this.hub.settings.storage.partitionsPerPage && this.hub.live.storeSchemaAgreed) await this.pagePartitions(a);
+    if (a.unpaged >= this.hub.settings.storage.partitionsPerPage && this.hub.live.storeSchemaAgreed) await this.movePartitionsToPage(a);
   }
 
   /**
@@ -396,7 +396,7 @@ export class CoreSession {
    * next commit cannot make it miss. A miss or a failure changes nothing, and the next commit
    * tries again.
    */
-  private async pagePartitions(a: HeldAssignment): Promise<void> {
+  private async movePartitionsToPage(a: HeldAssignment): Promise<void> {
     try {
       const listed = await pagePartitions(this.hub.db, a.streamId, this.hub.settings.storage.partitionsPerPage, this.hub.files.durable);
       if (listed !== undefined) a.unpaged = listed;

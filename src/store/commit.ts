@@ -16,7 +16,7 @@
  */
 import type { Db, ObjectId } from 'mongodb';
 import type { Durability, FileStore } from './files';
-import { deletePagesById, listedPartitions, pageId, writePage } from './partition-pages';
+import { deletePagesById, listedPartitions, pagesOf, writePage } from './partition-pages';
 import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
 import { commitPoint, countStreamError, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
@@ -69,20 +69,12 @@ export async function commitCheckpoint(
 export async function pagePartitions(db: Db, streamId: string, pageSize: number, durable: Durability = {}): Promise<number | undefined> {
   const s = await commitPoint(db, streamId, durable.maxTimeMS);
   if (!s) return undefined;
-  const listed = listedPartitions(s);
-  const pages = Math.floor(listed.length / pageSize);
-  if (pages === 0) return listed.length;
+  const { pages, rest } = pagesOf(streamId, s.pagedUpTo ?? 0, listedPartitions(s), pageSize);
+  if (pages.length === 0) return rest.length;
   const ends: number[] = [];
-  const written: string[] = [];
-  let start = s.pagedUpTo ?? 0;
-  for (let i = 0; i < pages; i++) {
-    const end = await writePage(db, streamId, start, listed.slice(i * pageSize, (i + 1) * pageSize), durable);
-    written.push(pageId(streamId, start, end));
-    ends.push((start = end));
-  }
-  const rest = listed.slice(pages * pageSize);
+  for (const page of pages) ends.push(await writePage(db, page, durable));
   if (await movePages(db, streamId, s, ends, rest, durable)) return rest.length;
-  if (!(await streamExists(db, streamId, durable.maxTimeMS))) await deletePagesById(db, written);
+  if (!(await streamExists(db, streamId, durable.maxTimeMS))) await deletePagesById(db, pages.map((p) => p._id));
   return undefined;
 }
 

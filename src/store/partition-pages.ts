@@ -66,6 +66,27 @@ export function pageOf(streamId: string, start: number, entries: CommittedPartit
   };
 }
 
+/** The last partition number of a page (its end, an entry of the stream's `pageEnds`). */
+export function pageEnd(page: Pick<PartitionPageDoc, 'partitions'>): number {
+  return page.partitions.at(-1)!;
+}
+
+/**
+ * The full pages of `pageSize` that `listed` (a stream's listed partitions, oldest first, the
+ * first after `start`) fills, and the partitions left listed: the one rule of a move to pages,
+ * shared with the benchmarks' bulk loader.
+ */
+export function pagesOf(streamId: string, start: number, listed: CommittedPartition[], pageSize: number): { pages: PartitionPageDoc[]; rest: CommittedPartition[] } {
+  const pages: PartitionPageDoc[] = [];
+  let at = 0;
+  for (; at + pageSize <= listed.length; at += pageSize) {
+    const page = pageOf(streamId, start, listed.slice(at, at + pageSize));
+    pages.push(page);
+    start = pageEnd(page);
+  }
+  return { pages, rest: listed.slice(at) };
+}
+
 /** The entries of a page (the inverse of {@link pageOf}). */
 function entriesOf(page: Pick<PartitionPageDoc, 'partitions' | 'partitionIds' | 'frameFiles'>): CommittedPartition[] {
   return page.partitions.map((n, i) => {
@@ -126,14 +147,13 @@ export async function committedPartitionId(db: Db, s: CommittedLists, n: number,
 }
 
 /**
- * Writes the page of `entries` (committed partitions after `start`, the last being its end).
- * Step one of moving them out of the stream document; it changes nothing a reader sees. A
- * page written before (a move that missed, or raced) is replaced by the same entries.
+ * Writes a page ({@link pageOf}) and returns its end. Step one of moving partitions out of
+ * the stream document; it changes nothing a reader sees. A page written before (a move that
+ * missed, or raced) is replaced by the same entries.
  */
-export async function writePage(db: Db, streamId: string, start: number, entries: CommittedPartition[], durable: Durability = {}): Promise<number> {
-  const doc = pageOf(streamId, start, entries);
-  await db.collection<PartitionPageDoc>(PAGES).replaceOne({ _id: doc._id }, doc, { upsert: true, ...durable });
-  return entries.at(-1)!.n;
+export async function writePage(db: Db, page: PartitionPageDoc, durable: Durability = {}): Promise<number> {
+  await db.collection<PartitionPageDoc>(PAGES).replaceOne({ _id: page._id }, page, { upsert: true, ...durable });
+  return pageEnd(page);
 }
 
 /** Deletes pages by `_id` (those a move wrote for a stream deleted meanwhile). */

@@ -12,7 +12,7 @@ import type { Collection, Db, Filter } from 'mongodb';
 import type { Bus } from './bus';
 import type { Durability, FileStore } from './files';
 import { readyMember, type Leases, type StreamManifest } from './leases';
-import { deletePages, listsOf, type CommittedLists } from './partition-pages';
+import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
 import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
 
 const STREAMS = 'streams';
@@ -121,8 +121,9 @@ export async function commitPoints(db: Db, ids: string[]): Promise<Map<string, C
 }
 
 /** A stream's commit point and the lists that name its committed partitions. */
-export type CommitPoint = CommittedLists & Pick<StreamDoc, 'frames' | 'pagedUpTo'>;
-const COMMIT_POINT_PROJECTION = { frames: 1, pagedUpTo: 1, partitions: 1, partitionIds: 1, frameIndex: 1, pageEnds: 1 } as const;
+export type CommitPoint = Pick<StreamDoc, '_id' | (typeof COMMIT_POINT_FIELDS)[number]>;
+const COMMIT_POINT_FIELDS = [...COMMITTED_FIELDS, 'frames', 'pagedUpTo'] as const;
+const COMMIT_POINT_PROJECTION = only(COMMIT_POINT_FIELDS);
 
 /** A stream's commit point and committed lists, by `_id` (null when gone), within `maxTimeMS` when given. */
 export function commitPoint(db: Db, id: string, maxTimeMS?: number): Promise<CommitPoint | null> {
