@@ -24,7 +24,7 @@
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import WebSocket from 'ws';
-import { connectionToken } from '../src/provision/centrifugo';
+import { connectionToken, STATE_NAMESPACE } from '../src/provision/centrifugo';
 import { noise } from './lib/noise';
 import { sleep } from './lib/stats';
 
@@ -62,6 +62,12 @@ export interface CentrifugoSession {
   tokenSecret: string;
   /** Prefix of user ids (`sub`) and channel names, unique per load generator and run. */
   prefix: string;
+  /**
+   * Subscribe instead to channel `state:<n mod stateChannels>` (`STATE_NAMESPACE`) with recovery, and count the
+   * session only when the reply carries that channel's publication (the peer then sends as
+   * many bytes per session as an assignment; bench/lib/centrifugo-peer.ts fills them).
+   */
+  stateChannels?: number;
 }
 
 /** Options of a `work` command. */
@@ -248,7 +254,8 @@ function socketOptions(o: { ca: string; localAddress: string; timeoutMs: number 
 
 /**
  * One Centrifugo session (protocol v2, JSON): connect with a connection token, then
- * subscribe to a channel of its own, as a client SDK does. Replies may come several to a
+ * subscribe to a channel of its own, as a client SDK does, or to a state channel whose
+ * publication must come with the reply. Replies may come several to a
  * frame, one JSON object per line. An empty object is the server's ping: it is answered
  * with an empty object for as long as the socket is open, or Centrifugo disconnects the
  * client after ping interval + pong timeout.
@@ -256,6 +263,7 @@ function socketOptions(o: { ca: string; localAddress: string; timeoutMs: number 
 function openCentrifugo(o: { url: string; ca: string; localAddress: string; timeoutMs: number; centrifugo: CentrifugoSession }): Promise<Attempt> {
   const n = ++centrifugoSessions;
   const user = `${o.centrifugo.prefix}-${n}`;
+  const state = o.centrifugo.stateChannels;
   return new Promise((resolve) => {
     const ws = new WebSocket(o.url, [], socketOptions(o));
     const { finish, settled } = settleOnce(ws, o.timeoutMs, resolve);
@@ -270,7 +278,7 @@ function openCentrifugo(o: { url: string; ca: string; localAddress: string; time
           continue;
         }
         if (settled()) continue;
-        let m: { id?: number; connect?: unknown; subscribe?: unknown; error?: { code?: number } };
+        let m: { id?: number; connect?: unknown; subscribe?: { recovered?: boolean; publications?: unknown[] }; error?: { code?: number } };
         try {
           m = JSON.parse(line) as typeof m;
         } catch {
@@ -278,8 +286,9 @@ function openCentrifugo(o: { url: string; ca: string; localAddress: string; time
         }
         if (m.error) return finish(`error ${m.error.code}`);
         if (m.id === 1 && m.connect) {
-          ws.send(JSON.stringify({ id: 2, subscribe: { channel: `stream-${user}` } }));
+          ws.send(JSON.stringify({ id: 2, subscribe: state ? { channel: `${STATE_NAMESPACE}:${n % state}`, recover: true } : { channel: `stream-${user}` } }));
         } else if (m.id === 2 && m.subscribe) {
+          if (state && !(m.subscribe.recovered === true && m.subscribe.publications?.length === 1)) return finish('no state');
           finish();
         } else {
           return finish(`unexpected ${line.slice(0, 40)}`);

@@ -6,12 +6,13 @@
  * same figure for bare TLS WebSocket echo servers (bench/echo-uws.ts: the floor, and
  * bench/echo-node.ts), driven by the same load generator doing the same exchange, and for
  * the Centrifugo v5.4.9 peer (bench/lib/centrifugo-peer.ts: connect with a token, subscribe
- * to one channel).
+ * to one channel), twice: with an empty subscribe reply, and with a reply that carries as
+ * many bytes as the coordinator's assignment (a state channel's publication).
  */
 import os from 'node:os';
 import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
-import { PEER, PEER_PING_INTERVAL_S, peerSessions, startPeer, type PeerServer } from './lib/centrifugo-peer';
-import { resetQueues } from './lib/fixtures';
+import { PEER, PEER_PING_INTERVAL_S, peerSessions, publishStates, startPeer, type PeerServer } from './lib/centrifugo-peer';
+import { RECIPE, resetQueues } from './lib/fixtures';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { CpuWindow, sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
@@ -97,12 +98,17 @@ async function echo(ctx: BenchContext, kind: 'uws' | 'node'): Promise<SetupFigur
   }
 }
 
-async function centrifugo(ctx: BenchContext): Promise<SetupFigures> {
+/**
+ * The peer's sessions; with `withState`, each subscribe reply carries one of the recipe's
+ * seed bodies (published before the measured window, which starts on a fresh process).
+ */
+async function centrifugo(ctx: BenchContext, withState: boolean): Promise<SetupFigures> {
   let peer: PeerServer | undefined;
   try {
-    peer = await startPeer(ctx, 'setup-centrifugo');
+    peer = await startPeer(ctx, withState ? 'setup-centrifugo-state' : 'setup-centrifugo');
     const p = peer;
-    return await drive(ctx, 'centrifugo', p, '/connection/websocket', undefined, 'any', (i) => peerSessions(p, i));
+    const channels = withState ? await publishStates(p.service, ctx.stack.caPem) : undefined;
+    return await drive(ctx, withState ? 'centrifugo-state' : 'centrifugo', p, '/connection/websocket', undefined, 'any', (i) => peerSessions(p, i, channels));
   } finally {
     await peer?.stop();
   }
@@ -127,8 +133,11 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
   // A peer that cannot be built or started must not cost the coordinator's figures.
   let peerError: string | undefined;
   try {
-    fig.centrifugo = await centrifugo(ctx);
+    fig.centrifugo = await centrifugo(ctx, false);
     ctx.log(`setup: centrifugo: ${JSON.stringify(fig.centrifugo)}`);
+    ctx.log(`setup: ${PEER}, subscribe replies carrying the seed files`);
+    fig['centrifugo-state'] = await centrifugo(ctx, true);
+    ctx.log(`setup: centrifugo-state: ${JSON.stringify(fig['centrifugo-state'])}`);
   } catch (err) {
     peerError = `${PEER} peer: ${(err as Error).message}`;
     ctx.log(`setup: ${peerError}`);
@@ -136,6 +145,7 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
   const u = fig.uws!;
   const n = fig.node!;
   const c = fig.centrifugo;
+  const cs = fig['centrifugo-state'];
   const eu = fig['echo-uws']!;
   const en = fig['echo-node']!;
   const B = 'setup';
@@ -175,6 +185,26 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
       notes.length - 1,
       0,
       `${PEER} peer (one process, Go on all ${os.cpus().length} CPUs by default; memory engine, TLS, HMAC connection tokens, ping every ${PEER_PING_INTERVAL_S} s; config in bench/README.md): each session is TLS + upgrade + connect with its own HS256 token + subscribe to a channel of its own, ${c.ratePerS}/s, p50/p99 ${c.latencyMs.p50}/${c.latencyMs.p99} ms, ${c.serverCpuMsPerSession} CPU ms/session, ${c.serverKiBPerSession} KiB/session; uws/centrifugo CPU per session ${ratio(u.serverCpuMsPerSession, c.serverCpuMsPerSession)}. Load generator CPU per session: ${c.loadgenCpuMsPerSession} ms.`,
+    );
+  }
+  if (cs) {
+    // The same bytes per session: the subscribe reply carries a seed body, as an assignment does.
+    const P = `${PEER} peer, replies of an assignment's size`;
+    rows.push(
+      row(B, `${P}: sessions set up per second (uws; centrifugo)`, '/s', u.ratePerS, cs.ratePerS, 'higher'),
+      row(B, `${P}: set-up latency p50 (uws; centrifugo)`, 'ms', u.latencyMs.p50, cs.latencyMs.p50, 'lower'),
+      row(B, `${P}: set-up latency p99 (uws; centrifugo)`, 'ms', u.latencyMs.p99, cs.latencyMs.p99, 'lower'),
+      row(B, `${P}: server CPU per new session (uws; centrifugo)`, 'ms', u.serverCpuMsPerSession, cs.serverCpuMsPerSession, 'lower', {
+        text: 'uws/centrifugo ≤ 0.4 (≥ 2.5 × less)',
+        met: u.serverCpuMsPerSession * 2.5 <= cs.serverCpuMsPerSession,
+      }),
+      row(B, `${P}: server RSS per open session, just set up (uws; centrifugo)`, 'KiB', u.serverKiBPerSession, cs.serverKiBPerSession, 'lower'),
+      row(B, `${P}: failed set-ups (uws; centrifugo)`, 'count', u.failed, cs.failed, 'lower'),
+    );
+    notes.splice(
+      notes.length - 1,
+      0,
+      `${P}: the same exchange, but each session subscribes with recovery to one of ${RECIPE.distinctSeeds} channels of the state namespace, published before the window with the recipe's seed files as JSON ({files: {name: base64}}, the bytes of an assignment's files), and its subscribe reply carries that publication (the load generator counts a session only then). Centrifugo keeps them in memory; the coordinator reads each stream's from the store. ${cs.ratePerS}/s, p50/p99 ${cs.latencyMs.p50}/${cs.latencyMs.p99} ms, ${cs.serverCpuMsPerSession} CPU ms/session, ${cs.serverKiBPerSession} KiB/session; uws/centrifugo CPU per session ${ratio(u.serverCpuMsPerSession, cs.serverCpuMsPerSession)}. Load generator CPU per session: ${cs.loadgenCpuMsPerSession} ms.`,
     );
   }
   return { name: B, rows, details: { settings: s, figures: fig }, notes, elapsedS: (Date.now() - t0) / 1000, ...(peerError ? { error: peerError } : {}) };

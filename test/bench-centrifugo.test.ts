@@ -11,7 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import WebSocket from 'ws';
-import { CENTRIFUGO_VERSION, connectionToken, ensureCentrifugo, startCentrifugo, type CentrifugoService } from '../src/provision/centrifugo';
+import { CENTRIFUGO_VERSION, connectionToken, ensureCentrifugo, STATE_NAMESPACE, startCentrifugo, type CentrifugoService } from '../src/provision/centrifugo';
+import { publishStates } from '../bench/lib/centrifugo-peer';
+import { RECIPE, seedBody } from '../bench/lib/fixtures';
 import { generateCertificates } from '../src/provision/certs';
 import { killAllChildrenSync, run } from '../src/provision/exec';
 import { closeLoadGens, startLoadGens, type LoadGen, type LoadGenKind } from '../bench/lib/loadgen-pool';
@@ -65,8 +67,8 @@ t.test('Centrifugo peer', async (t) => {
     t.teardown(() => closeLoadGens(gens));
     const lg = gens[0]!;
     return {
-      sessions: (tokenSecret: string, count: number): Promise<SessionsResult> => {
-        lg.send({ cmd: 'sessions', url: svc.wsUrl, ca, localAddress, count, concurrency: 8, timeoutMs: 10_000, deadlineMs: 30_000, expect: 'any', centrifugo: { tokenSecret, prefix: `t-${kind}` } });
+      sessions: (tokenSecret: string, count: number, stateChannels?: number): Promise<SessionsResult> => {
+        lg.send({ cmd: 'sessions', url: svc.wsUrl, ca, localAddress, count, concurrency: 8, timeoutMs: 10_000, deadlineMs: 30_000, expect: 'any', centrifugo: { tokenSecret, prefix: `t-${kind}`, ...(stateChannels ? { stateChannels } : {}) } });
         return lg.next<SessionsResult>(['sessions'], 60_000);
       },
       stats: (): Promise<{ open: number; dropped: number }> => {
@@ -111,5 +113,28 @@ t.test('Centrifugo peer', async (t) => {
       t.equal(stats.dropped, 0, `${kind}: no held session dropped`);
       t.equal(stats.open, 40, `${kind}: all held sessions open`);
     }
+  });
+
+  t.test('state channels: a session counts only when its subscribe reply carries the published seed body', async (t) => {
+    for (const kind of ['node', 'go'] as const) {
+      const r = await gens[kind].sessions(svc.tokenSecret, 4, RECIPE.distinctSeeds);
+      t.equal(r.ok, 0, `${kind}: nothing published yet, no session counted`);
+      t.same(r.reasons, { 'no state': 4 }, `${kind}: refused as 'no state'`);
+    }
+    t.equal(await publishStates(svc, ca), RECIPE.distinctSeeds, 'one channel per distinct seed');
+    for (const kind of ['node', 'go'] as const) {
+      const r = await gens[kind].sessions(svc.tokenSecret, 40, RECIPE.distinctSeeds);
+      t.equal(r.ok, 40, `${kind}: all established (${JSON.stringify(r.reasons)})`);
+    }
+    const token = connectionToken(svc.tokenSecret, 'reader');
+    const reader = await rawClient(svc.wsUrl, ca, [{ id: 1, connect: { token } }, { id: 2, subscribe: { channel: `${STATE_NAMESPACE}:3`, recover: true } }], 3_000);
+    const reply = reader.messages
+      .flatMap((m) => m.split('\n'))
+      .filter((l) => l.includes('"id":2'))
+      .map((l) => JSON.parse(l) as { subscribe?: { recovered?: boolean; publications?: { data?: unknown }[] } })[0];
+    t.equal(reply?.subscribe?.recovered, true, 'recovered');
+    t.same(reply?.subscribe?.publications?.map((p) => p.data), [seedBody(3)], 'the reply carries seed body 3, byte for byte');
+    const bytes = reader.messages.reduce((n, m) => n + Buffer.byteLength(m), 0);
+    t.ok(bytes > 270_000, `as many bytes as an assignment's files (${bytes} B)`);
   });
 });

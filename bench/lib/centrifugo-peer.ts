@@ -5,9 +5,11 @@
  * the same load generator in its Centrifugo mode (bench/loadgen.ts).
  */
 import path from 'node:path';
-import { CENTRIFUGO_VERSION, startCentrifugo, type CentrifugoService } from '../../src/provision/centrifugo';
+import { CENTRIFUGO_VERSION, STATE_NAMESPACE, startCentrifugo, type CentrifugoService } from '../../src/provision/centrifugo';
+import { request } from '../../test-support/admin-api';
 import type { SessionsCommand } from '../loadgen';
 import type { BenchContext } from './context';
+import { RECIPE, seedBody } from './fixtures';
 import { processTree } from './proc';
 import type { BenchServer } from './server';
 
@@ -49,13 +51,39 @@ export async function startPeer(ctx: BenchContext, tag: string): Promise<PeerSer
   };
 }
 
-/** The fields of a `sessions` command that make a load generator open Centrifugo sessions. */
-export function peerSessions(peer: PeerServer, loadgen: number): Pick<SessionsCommand, 'url' | 'centrifugo' | 'expect'> {
+/**
+ * Publishes what an assignment of stream `k` carries (the recipe's seed files as
+ * `{files: {name: base64}}`, about 270 KiB of JSON) to channel `state:<k>`, for each of the
+ * recipe's distinct seed contents. A session that subscribes to one of them with recovery
+ * receives it in the subscribe reply. Returns the number of channels.
+ */
+export async function publishStates(service: CentrifugoService, ca: string): Promise<number> {
+  for (let k = 0; k < RECIPE.distinctSeeds; k++) {
+    const res = await request(`${service.url}/api/publish`, {
+      method: 'POST',
+      ca,
+      headers: { 'content-type': 'application/json', 'x-api-key': service.apiKey },
+      body: JSON.stringify({ channel: `${STATE_NAMESPACE}:${k}`, data: seedBody(k) }),
+      timeoutMs: 30_000,
+    });
+    const r = res.status === 200 ? res.json<{ result?: { offset?: number }; error?: unknown }>() : undefined;
+    // With history on, a publication that was kept has an offset.
+    if (!r?.result?.offset) throw new Error(`publish to ${STATE_NAMESPACE}:${k}: ${res.status} ${res.body.toString().slice(0, 200)}`);
+  }
+  return RECIPE.distinctSeeds;
+}
+
+/**
+ * The fields of a `sessions` command that make a load generator open Centrifugo sessions;
+ * with `stateChannels`, each session subscribes to one of the channels {@link publishStates}
+ * filled and must receive its publication.
+ */
+export function peerSessions(peer: PeerServer, loadgen: number, stateChannels?: number): Pick<SessionsCommand, 'url' | 'centrifugo' | 'expect'> {
   return {
     url: peer.service.wsUrl,
     expect: 'any',
     // One prefix per load generator and node: user ids and channel names stay unique.
-    centrifugo: { tokenSecret: peer.service.tokenSecret, prefix: `lg${loadgen}-${peer.port}` },
+    centrifugo: { tokenSecret: peer.service.tokenSecret, prefix: `lg${loadgen}-${peer.port}`, ...(stateChannels ? { stateChannels } : {}) },
   };
 }
 

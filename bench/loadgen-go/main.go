@@ -58,6 +58,9 @@ type sessionsCommand struct {
 type centrifugo struct {
 	TokenSecret string `json:"tokenSecret"`
 	Prefix      string `json:"prefix"`
+	// StateChannels > 0: subscribe to state:<n mod StateChannels> with recovery instead, and
+	// count the session only when the reply carries the channel's publication.
+	StateChannels int `json:"stateChannels"`
 }
 
 // sessionsResult mirrors SessionsResult of bench/loadgen.ts.
@@ -487,9 +490,15 @@ func connectionToken(secret, sub string) string {
 }
 
 // centrifugoExchange: connect with a token, then subscribe to a channel of its own, as a
-// client SDK does; replies may share a frame, one JSON object per line; `{}` is a ping.
+// client SDK does (or to a state channel whose publication must come with the reply);
+// replies may share a frame, one JSON object per line; `{}` is a ping.
 func centrifugoExchange(conn *websocket.Conn, c *centrifugo) string {
-	user := fmt.Sprintf("%s-%d", c.Prefix, centrifugoSessions.Add(1))
+	n := centrifugoSessions.Add(1)
+	user := fmt.Sprintf("%s-%d", c.Prefix, n)
+	subscribe := map[string]any{"channel": "stream-" + user}
+	if c.StateChannels > 0 {
+		subscribe = map[string]any{"channel": fmt.Sprintf("state:%d", n%int64(c.StateChannels)), "recover": true}
+	}
 	connect, _ := json.Marshal(map[string]any{"id": 1, "connect": map[string]string{"token": connectionToken(c.TokenSecret, user)}})
 	if err := conn.WriteMessage(websocket.TextMessage, connect); err != nil {
 		return classify(err)
@@ -512,8 +521,11 @@ func centrifugoExchange(conn *websocket.Conn, c *centrifugo) string {
 			var m struct {
 				ID        int              `json:"id"`
 				Connect   *json.RawMessage `json:"connect"`
-				Subscribe *json.RawMessage `json:"subscribe"`
-				Error     *struct {
+				Subscribe *struct {
+					Recovered    bool              `json:"recovered"`
+					Publications []json.RawMessage `json:"publications"`
+				} `json:"subscribe"`
+				Error *struct {
 					Code int `json:"code"`
 				} `json:"error"`
 			}
@@ -524,11 +536,14 @@ func centrifugoExchange(conn *websocket.Conn, c *centrifugo) string {
 			case m.Error != nil:
 				return fmt.Sprintf("error %d", m.Error.Code)
 			case m.ID == 1 && m.Connect != nil:
-				sub, _ := json.Marshal(map[string]any{"id": 2, "subscribe": map[string]string{"channel": "stream-" + user}})
+				sub, _ := json.Marshal(map[string]any{"id": 2, "subscribe": subscribe})
 				if err := conn.WriteMessage(websocket.TextMessage, sub); err != nil {
 					return classify(err)
 				}
 			case m.ID == 2 && m.Subscribe != nil:
+				if c.StateChannels > 0 && !(m.Subscribe.Recovered && len(m.Subscribe.Publications) == 1) {
+					return "no state"
+				}
 				return ""
 			default:
 				if len(line) > 40 {

@@ -114,18 +114,28 @@ export interface CentrifugoService extends RunningService {
   wsUrl: string;
   /** The HMAC secret of connection tokens. */
   tokenSecret: string;
+  /** Key of the server API (`POST /api/…` with `X-API-Key`), random per start. */
+  apiKey: string;
   /** The configuration it runs with (what bench/README.md describes). */
   config: Record<string, unknown>;
 }
+
+/**
+ * Namespace of channels that keep their latest publication and hand it to each new
+ * subscriber in the subscribe reply (Centrifugo's cache recovery): how the peer delivers
+ * as many bytes per session as a coordinator's assignment carries.
+ */
+export const STATE_NAMESPACE = 'state';
 
 /**
  * The configuration of a production single node serving mostly idle clients: TLS, HMAC
  * connection tokens, clients with a valid token may subscribe to channels (the stand-in for
  * being assigned), memory engine, no debug, no admin UI, no metrics or health listeners,
  * logs at error level, and the write buffer pool Centrifugo's docs recommend for many idle
- * connections.
+ * connections. Channels of {@link STATE_NAMESPACE} keep one publication for a day and
+ * send it with the subscribe reply to a client that asks to recover.
  */
-export function centrifugoConfig(o: { host: string; port: number; cert: string; key: string; tokenSecret: string; pingIntervalS: number; pongTimeoutS: number }): Record<string, unknown> {
+export function centrifugoConfig(o: { host: string; port: number; cert: string; key: string; tokenSecret: string; apiKey: string; pingIntervalS: number; pongTimeoutS: number }): Record<string, unknown> {
   return {
     address: o.host,
     port: String(o.port),
@@ -146,8 +156,18 @@ export function centrifugoConfig(o: { host: string; port: number; cert: string; 
     // Centrifugo reports anonymous usage statistics to its authors by default; the bench
     // talks to loopback only.
     usage_stats_disable: true,
-    // A random key: the server API is not used, and must not be open.
-    api_key: crypto.randomBytes(24).toString('hex'),
+    namespaces: [
+      {
+        name: STATE_NAMESPACE,
+        allow_subscribe_for_client: true,
+        history_size: 1,
+        history_ttl: '24h',
+        force_recovery: true,
+        force_recovery_mode: 'cache',
+      },
+    ],
+    // Random per start: only the benchmark that publishes the state channels knows it.
+    api_key: o.apiKey,
   };
 }
 
@@ -159,7 +179,8 @@ export async function startCentrifugo(opts: StartCentrifugoOptions): Promise<Cen
   const tokenSecret = opts.tokenSecret ?? crypto.randomBytes(32).toString('hex');
   const dir = path.resolve(opts.dir);
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  const config = centrifugoConfig({ host, port, cert: opts.cert, key: opts.key, tokenSecret, pingIntervalS: opts.pingIntervalS ?? 30, pongTimeoutS: opts.pongTimeoutS ?? 8 });
+  const apiKey = crypto.randomBytes(24).toString('hex');
+  const config = centrifugoConfig({ host, port, cert: opts.cert, key: opts.key, tokenSecret, apiKey, pingIntervalS: opts.pingIntervalS ?? 30, pongTimeoutS: opts.pongTimeoutS ?? 8 });
   const file = path.join(dir, 'centrifugo.json');
   await fsp.writeFile(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   // Centrifugo reads CENTRIFUGO_* variables as settings; a developer's own must not leak in.
@@ -176,7 +197,7 @@ export async function startCentrifugo(opts: StartCentrifugoOptions): Promise<Cen
     ready: (signal) => waitForPort(host, port, 30_000, { signal }),
     log: opts.log,
   });
-  return { ...svc, wsUrl: `wss://${hostPort(host, port)}/connection/websocket`, tokenSecret, config };
+  return { ...svc, wsUrl: `wss://${hostPort(host, port)}/connection/websocket`, tokenSecret, apiKey, config };
 }
 
 /** An HS256 connection token (JWT) for user `sub`, valid `ttlS` seconds (default one hour). */
