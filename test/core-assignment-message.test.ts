@@ -30,3 +30,20 @@ t.test('parses back to the message JSON.stringify would have sent', async (t) =>
 t.test('no files: an empty files object', async (t) => {
   t.same(JSON.parse(encodeAssignment({ type: 'assignment', id: 1 }, {}).toString('utf8')), { type: 'assignment', id: 1, files: {} });
 });
+
+t.test('written into a buffer the caller gives, and reused: each message whole, the rest of the buffer not sent', async (t) => {
+  const shared = Buffer.alloc(1024 * 1024, 0x7b);
+  const asked: number[] = [];
+  const into = (bytes: number): Buffer => {
+    asked.push(bytes);
+    return shared;
+  };
+  for (const size of [300_000, 1_000, 120_001]) {
+    const files = { 'state.xml': crypto.randomBytes(size) };
+    const fields = { type: 'assignment', id: size };
+    const bytes = encodeAssignment(fields, files, into);
+    t.equal(bytes.buffer, shared.buffer, 'written into the given buffer');
+    t.equal(bytes.length, asked.at(-1), 'exactly the size it asked for');
+    t.equal(bytes.toString('utf8'), JSON.stringify({ ...fields, files: { 'state.xml': files['state.xml'].toString('base64') } }));
+  }
+});

@@ -118,3 +118,20 @@ t.test('no streams: no_streams_available with retry_after_s', async (t) => {
   await c.ping();
   t.pass('socket still usable');
 });
+
+t.test('cores assigned at once each receive their own stream\'s seed files, large ones too', async (t) => {
+  // The uWS transport encodes assignments into one buffer it reuses (src/transport/uws-core.ts);
+  // messages written in the same flush must not share bytes. One seed is over that buffer's 1 MiB.
+  const target = await f.target({ stage: 'private' });
+  const seeds = new Map<string, Buffer>();
+  for (const bytes of [150_000, 200_000, 210_000, 260_000, 300_000, 1_300_000, 5, 180_000]) {
+    const seed = crypto.randomBytes(bytes);
+    seeds.set(await f.stream(target, seed), seed);
+  }
+  const cores = await Promise.all([...seeds.keys()].map(() => f.client()));
+  t.teardown(() => Promise.all(cores.map((c) => c.close())));
+  const got = await Promise.all(cores.map((c) => c.assign(target)));
+  t.same(new Set(got.map((a) => a.streamId)), new Set(seeds.keys()), 'every stream assigned once');
+  for (const a of got) t.ok(Buffer.from(a.files['state.xml']!).equals(seeds.get(a.streamId)!), `${a.streamId}: its own ${seeds.get(a.streamId)!.length} bytes`);
+  await Promise.all(cores.map((c) => c.stop()));
+});

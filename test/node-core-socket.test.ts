@@ -48,9 +48,9 @@ t.test('a large message leaves in fragments, and what is sent meanwhile follows 
   const big = Buffer.from(JSON.stringify({ type: 'assignment', files: { 'state.xml': crypto.randomBytes(150 * 1024).toString('base64') } }));
   wss.on('connection', (ws) => {
     const socket = new NodeCoreSocket(ws, 64 * 1024 * 1024);
-    socket.sendEncoded(big);
+    socket.sendEncoded(() => big);
     socket.send({ type: 'after', n: 1 });
-    socket.sendEncoded(big);
+    socket.sendEncoded(() => big);
     socket.send({ type: 'after', n: 2 });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -12,10 +12,21 @@
 const SLICE_BYTES = 48 * 1024;
 
 /**
+ * Where an encoder writes a message: a buffer of at least `bytes` bytes, which the caller may
+ * reuse once the message is sent (the encoder returns the part it wrote).
+ */
+export type MessageBuffer = (bytes: number) => Buffer;
+
+/** A {@link MessageBuffer} that allocates a buffer of its own for every message. */
+export const newBuffer: MessageBuffer = (bytes) => Buffer.allocUnsafe(bytes);
+
+/**
  * Encodes `fields` plus `files` (name → raw bytes, sent as base64) as one JSON object, `files` last.
  * @param fields the message without `files`; must not contain a `files` key
+ * @param into where to write it (default: a new buffer)
+ * @returns the message: the written part of the buffer `into` gave
  */
-export function encodeAssignment(fields: Record<string, unknown>, files: Record<string, Uint8Array>): Buffer {
+export function encodeAssignment(fields: Record<string, unknown>, files: Record<string, Uint8Array>, into: MessageBuffer = newBuffer): Buffer {
   const head = JSON.stringify(fields);
   const pieces: Array<string | Buffer> = [`${head.slice(0, -1)},"files":{`];
   let first = true;
@@ -26,11 +37,11 @@ export function encodeAssignment(fields: Record<string, unknown>, files: Record<
   pieces.push('}}');
   let size = 0;
   for (const p of pieces) size += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : 4 * Math.ceil(p.length / 3);
-  const out = Buffer.allocUnsafe(size);
+  const out = into(size);
   let at = 0;
   for (const p of pieces) {
     if (typeof p === 'string') at += out.write(p, at, 'utf8');
     else for (let i = 0; i < p.length; i += SLICE_BYTES) at += out.write(p.toString('base64', i, Math.min(p.length, i + SLICE_BYTES)), at, 'latin1');
   }
-  return out;
+  return out.length === at ? out : out.subarray(0, at);
 }

@@ -9,6 +9,7 @@
  * meanwhile wait behind it, as a fragmented message must not be interleaved with others.
  */
 import { WebSocket } from 'ws';
+import { newBuffer, type MessageBuffer } from '../core/assignment-message';
 import type { CoreSocket } from '../core/session';
 
 /** Largest piece of a message written at once (bytes); one TLS record holds 16 KiB. */
@@ -29,10 +30,16 @@ export class NodeCoreSocket implements CoreSocket {
   ) {}
 
   send(message: Record<string, unknown>): void {
-    this.sendEncoded(Buffer.from(JSON.stringify(message)));
+    this.write(Buffer.from(JSON.stringify(message)));
   }
 
-  sendEncoded(json: Buffer): void {
+  sendEncoded(encode: (into: MessageBuffer) => Buffer): void {
+    // ws holds on to what it has not written yet: every message gets a buffer of its own.
+    this.write(encode(newBuffer));
+  }
+
+  /** Sends UTF-8 JSON, in fragments when large, behind any message still being fragmented. */
+  write(json: Buffer): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (this.waiting) {
       this.waiting.push(json);
@@ -63,7 +70,7 @@ export class NodeCoreSocket implements CoreSocket {
       }
       const next = this.waiting ?? [];
       this.waiting = undefined;
-      for (const m of next) this.sendEncoded(m);
+      for (const m of next) this.write(m);
     });
   }
 }

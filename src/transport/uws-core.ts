@@ -8,6 +8,7 @@
  */
 import type uws from 'uWebSockets.js';
 import { normalizeAddress } from '../http/client-address';
+import type { MessageBuffer } from '../core/assignment-message';
 import type { CoreSession, CoreSocket } from '../core/session';
 import { headerList } from './uws-headers';
 import type { CoreIdentity } from '../model';
@@ -24,8 +25,8 @@ interface SocketData {
   closed: boolean;
   /** The socket, set at open (uWS hands it to callbacks only). */
   socket?: uws.WebSocket<SocketData>;
-  /** Messages queued for the next flush, in order (JSON text, as a string or UTF-8 bytes). */
-  out?: Array<string | Buffer>;
+  /** Messages queued for the next flush, in order: JSON text, or what encodes it (written then). */
+  out?: Array<string | Encoder>;
   /** A close queued behind `out`. */
   closeWith?: { code: number; reason: string };
 }
@@ -47,7 +48,7 @@ class Outbox {
   private scheduled = false;
 
   /** Queues a message for the socket. */
-  send(data: SocketData, message: string | Buffer): void {
+  send(data: SocketData, message: string | Encoder): void {
     (data.out ??= []).push(message);
     this.mark(data);
   }
@@ -77,7 +78,7 @@ class Outbox {
       // uWS's close callback ran meanwhile: the socket object must not be touched.
       if (!ws || (data.closed && !end)) continue;
       ws.cork(() => {
-        if (out) for (const m of out) ws.send(m, false);
+        if (out) for (const m of out) ws.send(typeof m === 'string' ? m : m(sendBuffer), false);
         if (end) ws.end(end.code, end.reason);
       });
     }
@@ -86,6 +87,22 @@ class Outbox {
 }
 
 const outbox = new Outbox();
+
+/** What writes one message into the buffer it is given (CoreSocket.sendEncoded). */
+type Encoder = (into: MessageBuffer) => Buffer;
+
+/** Largest message written into the shared buffer (bytes); larger ones get a buffer of their own. */
+const SHARED_SEND_BYTES = 1024 * 1024;
+let shared: Buffer | undefined;
+
+/**
+ * The buffer the flush encodes queued messages into, one at a time. uWS copies a message
+ * (into its frame, cork or backpressure buffer) before `send` returns, so the buffer is free
+ * again at once; reusing it spares every assignment a fresh buffer of hundreds of KiB, which
+ * with the workers' fixed mmap threshold (server.mallocMmapThresholdBytes) is a new mapping,
+ * a page fault per 4 KiB written and an unmapping (docs/performance.md).
+ */
+const sendBuffer: MessageBuffer = (bytes) => (bytes > SHARED_SEND_BYTES ? Buffer.allocUnsafe(bytes) : (shared ??= Buffer.allocUnsafe(SHARED_SEND_BYTES)));
 
 /**
  * The socket whose `open` callback is running. Its welcome is written at once: `open` runs
@@ -106,8 +123,8 @@ class UwsCoreSocket implements CoreSocket {
     else outbox.send(this.data, JSON.stringify(message));
   }
 
-  sendEncoded(json: Buffer): void {
-    if (!this.data.closed) outbox.send(this.data, json);
+  sendEncoded(encode: Encoder): void {
+    if (!this.data.closed) outbox.send(this.data, encode);
   }
 
   close(code: number, reason: string): void {
