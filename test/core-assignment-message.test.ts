@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto';
 import t from 'tap';
-import { encodeAssignment } from '../src/core/assignment-message';
+import { assignmentEncoder, encodeAssignment, newBuffer } from '../src/core/assignment-message';
 
 t.test('parses back to the message JSON.stringify would have sent', async (t) => {
   const fields = { type: 'assignment', id: 7, stream_id: 's1', target_id: 't1', frames: 12, options: { temp: 300, label: 'é "q" \\ \u2028 ✓', nested: { a: [1, null, true] } }, resume_token: 's1.abc' };
@@ -46,4 +46,10 @@ t.test('written into a buffer the caller gives, and reused: each message whole, 
     t.equal(bytes.length, asked.at(-1), 'exactly the size it asked for');
     t.equal(bytes.toString('utf8'), JSON.stringify({ ...fields, files: { 'state.xml': files['state.xml'].toString('base64') } }));
   }
+});
+
+t.test('what can fail fails when the encoder is made, not when a transport runs it', async (t) => {
+  t.throws(() => assignmentEncoder({ type: 'assignment', id: 1, options: { n: 1n } }, { 'a.bin': Buffer.from('x') }), TypeError, 'a BigInt option');
+  const encode = assignmentEncoder({ type: 'assignment', id: 2 }, { 'a.bin': Buffer.from('xyz') });
+  t.equal(encode(newBuffer).toString('utf8'), '{"type":"assignment","id":2,"files":{"a.bin":"eHl6"}}');
 });

@@ -20,13 +20,16 @@ export type MessageBuffer = (bytes: number) => Buffer;
 /** A {@link MessageBuffer} that allocates a buffer of its own for every message. */
 export const newBuffer: MessageBuffer = (bytes) => Buffer.allocUnsafe(bytes);
 
+/** Writes a message into the buffer it is given; returns the part it wrote. */
+export type MessageEncoder = (into: MessageBuffer) => Buffer;
+
 /**
- * Encodes `fields` plus `files` (name → raw bytes, sent as base64) as one JSON object, `files` last.
+ * Prepares the JSON of `fields` plus `files` (name → raw bytes, sent as base64) as one object,
+ * `files` last: whatever can fail (`JSON.stringify` of the fields) happens now, and the
+ * returned encoder only writes bytes, so a transport may run it later, when it sends.
  * @param fields the message without `files`; must not contain a `files` key
- * @param into where to write it (default: a new buffer)
- * @returns the message: the written part of the buffer `into` gave
  */
-export function encodeAssignment(fields: Record<string, unknown>, files: Record<string, Uint8Array>, into: MessageBuffer = newBuffer): Buffer {
+export function assignmentEncoder(fields: Record<string, unknown>, files: Record<string, Uint8Array>): MessageEncoder {
   const head = JSON.stringify(fields);
   const pieces: Array<string | Buffer> = [`${head.slice(0, -1)},"files":{`];
   let first = true;
@@ -37,11 +40,22 @@ export function encodeAssignment(fields: Record<string, unknown>, files: Record<
   pieces.push('}}');
   let size = 0;
   for (const p of pieces) size += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : 4 * Math.ceil(p.length / 3);
-  const out = into(size);
-  let at = 0;
-  for (const p of pieces) {
-    if (typeof p === 'string') at += out.write(p, at, 'utf8');
-    else for (let i = 0; i < p.length; i += SLICE_BYTES) at += out.write(p.toString('base64', i, Math.min(p.length, i + SLICE_BYTES)), at, 'latin1');
-  }
-  return out.length === at ? out : out.subarray(0, at);
+  return (into) => {
+    const out = into(size);
+    let at = 0;
+    for (const p of pieces) {
+      if (typeof p === 'string') at += out.write(p, at, 'utf8');
+      else for (let i = 0; i < p.length; i += SLICE_BYTES) at += out.write(p.toString('base64', i, Math.min(p.length, i + SLICE_BYTES)), at, 'latin1');
+    }
+    return out.length === at ? out : out.subarray(0, at);
+  };
+}
+
+/**
+ * Encodes `fields` plus `files` at once ({@link assignmentEncoder}).
+ * @param into where to write it (default: a new buffer)
+ * @returns the message: the written part of the buffer `into` gave
+ */
+export function encodeAssignment(fields: Record<string, unknown>, files: Record<string, Uint8Array>, into: MessageBuffer = newBuffer): Buffer {
+  return assignmentEncoder(fields, files)(into);
 }

@@ -23,7 +23,7 @@ import { MessageRate, type Limiter } from './limiter';
 import { parseBinary, parseText, type DataMessage, type TextRequest } from './messages';
 import { PROTOCOL_VERSION } from './protocol';
 import { randomBase64url } from './random-pool';
-import { encodeAssignment, type MessageBuffer } from './assignment-message';
+import { assignmentEncoder, type MessageEncoder } from './assignment-message';
 
 /** Random bytes of a session id (16 base64url characters). */
 const SESSION_ID_BYTES = 12;
@@ -57,7 +57,7 @@ export interface CoreSocket {
    * Sends a text message that `encode` writes as UTF-8 JSON into the buffer it is given. The
    * transport calls it once, when it writes the message, and may reuse the buffer afterwards.
    */
-  sendEncoded(encode: (into: MessageBuffer) => Buffer): void;
+  sendEncoded(encode: MessageEncoder): void;
   /** Closes with a WebSocket close code. */
   close(code: number, reason: string): void;
 }
@@ -299,8 +299,7 @@ export class CoreSession {
     // Resumed (no record yet), or the queue's count was stale (the stream was read from MongoDB).
     if (recordedFrames !== stream.frames) await this.publishActive().catch(() => undefined);
     this.hub.log.info({ session: this.id, stream: stream._id, target: stream.targetId, engine: this.who.engine, donor: this.who.donor?.name }, 'stream assigned');
-    const fields = { type: 'assignment', id, stream_id: stream._id, target_id: stream.targetId, frames: stream.frames, options, resume_token: resumeToken };
-    this.socket.sendEncoded((into) => encodeAssignment(fields, files, into));
+    this.socket.sendEncoded(assignmentEncoder({ type: 'assignment', id, stream_id: stream._id, target_id: stream.targetId, frames: stream.frames, options, resume_token: resumeToken }, files));
   }
 
   /**

@@ -9,7 +9,7 @@
  * meanwhile wait behind it, as a fragmented message must not be interleaved with others.
  */
 import { WebSocket } from 'ws';
-import { newBuffer, type MessageBuffer } from '../core/assignment-message';
+import { newBuffer, type MessageEncoder } from '../core/assignment-message';
 import type { CoreSocket } from '../core/session';
 
 /** Largest piece of a message written at once (bytes); one TLS record holds 16 KiB. */
@@ -33,7 +33,7 @@ export class NodeCoreSocket implements CoreSocket {
     this.write(Buffer.from(JSON.stringify(message)));
   }
 
-  sendEncoded(encode: (into: MessageBuffer) => Buffer): void {
+  sendEncoded(encode: MessageEncoder): void {
     // ws holds on to what it has not written yet: every message gets a buffer of its own.
     this.write(encode(newBuffer));
   }

@@ -8,7 +8,7 @@
  */
 import type uws from 'uWebSockets.js';
 import { normalizeAddress } from '../http/client-address';
-import type { MessageBuffer } from '../core/assignment-message';
+import type { MessageBuffer, MessageEncoder } from '../core/assignment-message';
 import type { CoreSession, CoreSocket } from '../core/session';
 import { headerList } from './uws-headers';
 import type { CoreIdentity } from '../model';
@@ -26,7 +26,7 @@ interface SocketData {
   /** The socket, set at open (uWS hands it to callbacks only). */
   socket?: uws.WebSocket<SocketData>;
   /** Messages queued for the next flush, in order: JSON text, or what encodes it (written then). */
-  out?: Array<string | Encoder>;
+  out?: Array<string | MessageEncoder>;
   /** A close queued behind `out`. */
   closeWith?: { code: number; reason: string };
 }
@@ -48,7 +48,7 @@ class Outbox {
   private scheduled = false;
 
   /** Queues a message for the socket. */
-  send(data: SocketData, message: string | Encoder): void {
+  send(data: SocketData, message: string | MessageEncoder): void {
     (data.out ??= []).push(message);
     this.mark(data);
   }
@@ -88,9 +88,6 @@ class Outbox {
 
 const outbox = new Outbox();
 
-/** What writes one message into the buffer it is given (CoreSocket.sendEncoded). */
-type Encoder = (into: MessageBuffer) => Buffer;
-
 /** Largest message written into the shared buffer (bytes); larger ones get a buffer of their own. */
 const SHARED_SEND_BYTES = 1024 * 1024;
 let shared: Buffer | undefined;
@@ -123,7 +120,7 @@ class UwsCoreSocket implements CoreSocket {
     else outbox.send(this.data, JSON.stringify(message));
   }
 
-  sendEncoded(encode: Encoder): void {
+  sendEncoded(encode: MessageEncoder): void {
     if (!this.data.closed) outbox.send(this.data, encode);
   }
 
