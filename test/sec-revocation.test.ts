@@ -11,7 +11,7 @@ import t from 'tap';
 import { EngineKeys } from '../src/auth/engine-keys';
 import { Bus } from '../src/store/bus';
 import { coreFixture, type CoreFixture } from './helpers/core';
-import { memoryLogger } from './helpers/server';
+import { eventually, memoryLogger } from './helpers/server';
 import { getStack, stopStack } from '../test-support/stack';
 
 let f: CoreFixture;
@@ -30,14 +30,44 @@ t.test('a lookup that raced a revocation is not cached', async (t) => {
   const storage = f.ts.server.storage;
   const bus = new Bus(storage.redis, 'race:', memoryLogger().log);
   t.teardown(() => bus.close());
-  const keys = new EngineKeys(storage.mongo.db, bus, 60_000, 100);
+  // The lookup's read of MongoDB (the real one) answers before the revocation, and its answer is
+  // held back until the revocation has reached this process: the race, every time.
+  let readDone!: () => void;
+  const read = new Promise<void>((r) => (readDone = r));
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const db = storage.mongo.db;
+  const heldDb = new Proxy(db, {
+    get: (target, prop) =>
+      prop === 'collection'
+        ? (name: string) => {
+            const c = target.collection(name);
+            return new Proxy(c, {
+              get: (ct, p) =>
+                p === 'findOne'
+                  ? async (...args: Parameters<typeof c.findOne>) => {
+                      const doc = await ct.findOne(...args);
+                      readDone();
+                      await gate;
+                      return doc;
+                    }
+                  : (Reflect.get(ct, p) as unknown),
+            });
+          }
+        : (Reflect.get(target, prop) as unknown),
+  });
+  const keys = new EngineKeys(heldDb, bus, 60_000, 100);
+  const revocations = (): number => (keys as unknown as { generation: number }).generation;
   const k = await newKey('race');
-  // The lookup reads MongoDB while the key is still valid; the revocation lands before it returns.
   const pending = keys.lookup(k.key);
-  await storage.mongo.db.collection('engine_keys').updateOne({ _id: k.id as never }, { $set: { revokedAt: new Date() } });
+  await read;
+  await db.collection('engine_keys').updateOne({ _id: k.id as never }, { $set: { revokedAt: new Date() } });
+  const before = revocations();
   await bus.publish('engine-key.revoked', { keyId: k.id });
+  await eventually(async () => revocations() > before, 5000, 'the revocation reached the key cache');
+  release();
   t.match(await pending, { keyId: k.id }, 'the racing lookup itself saw the key as valid');
-  t.equal(await keys.lookup(k.key), null, 'but the next lookup reads MongoDB again and finds it revoked');
+  t.equal(await keys.lookup(k.key), null, 'but its answer was not cached: the next lookup reads MongoDB again and finds it revoked');
 });
 
 t.test('a revocation that cannot be announced answers 503 unavailable; the retry closes the sockets', async (t) => {
