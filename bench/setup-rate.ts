@@ -168,43 +168,38 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     `Load generator CPU per session (client TLS handshake with chain verification, ws upgrade, two messages): ${u.loadgenCpuMsPerSession} ms (uws run), ${n.loadgenCpuMsPerSession} ms (node run), ${eu.loadgenCpuMsPerSession} ms (echo-uws). All processes share ${os.cpus().length} CPUs with the store and Redis, so the rate is bounded by the whole machine, not the server alone; CPU per session is read per process and is not.`,
     `Failure reasons: ${JSON.stringify(Object.fromEntries(Object.entries(fig).map(([k, v]) => [k, v.reasons])))}.`,
   ];
+  /** The rows comparing uws with one Centrifugo run; the "node" column holds Centrifugo's figure, the ratio is uws/centrifugo. */
+  const peerRows = (label: string, p: SetupFigures): ReturnType<typeof row>[] => [
+    row(B, `${label}: sessions set up per second (uws; centrifugo)`, '/s', u.ratePerS, p.ratePerS, 'higher'),
+    row(B, `${label}: set-up latency p50 (uws; centrifugo)`, 'ms', u.latencyMs.p50, p.latencyMs.p50, 'lower'),
+    row(B, `${label}: set-up latency p99 (uws; centrifugo)`, 'ms', u.latencyMs.p99, p.latencyMs.p99, 'lower'),
+    row(B, `${label}: server CPU per new session (uws; centrifugo)`, 'ms', u.serverCpuMsPerSession, p.serverCpuMsPerSession, 'lower', {
+      text: 'uws/centrifugo ≤ 0.4 (≥ 2.5 × less)',
+      met: u.serverCpuMsPerSession * 2.5 <= p.serverCpuMsPerSession,
+    }),
+    row(B, `${label}: server RSS per open session, just set up (uws; centrifugo)`, 'KiB', u.serverKiBPerSession, p.serverKiBPerSession, 'lower'),
+    row(B, `${label}: failed set-ups (uws; centrifugo)`, 'count', u.failed, p.failed, 'lower'),
+  ];
+  /** One Centrifugo run's figures in a note. */
+  const peerFigures = (p: SetupFigures): string =>
+    `${p.ratePerS}/s, p50/p99 ${p.latencyMs.p50}/${p.latencyMs.p99} ms, ${p.serverCpuMsPerSession} CPU ms/session, ${p.serverKiBPerSession} KiB/session; uws/centrifugo CPU per session ${ratio(u.serverCpuMsPerSession, p.serverCpuMsPerSession)}. Load generator CPU per session: ${p.loadgenCpuMsPerSession} ms.`;
+  // Peer notes go before the last note (failure reasons).
   if (c) {
-    rows.push(
-      // The Centrifugo peer: the "node" column holds Centrifugo's figure, the ratio is uws/centrifugo.
-      row(B, `${PEER} peer: sessions set up per second (uws; centrifugo)`, '/s', u.ratePerS, c.ratePerS, 'higher'),
-      row(B, `${PEER} peer: set-up latency p50 (uws; centrifugo)`, 'ms', u.latencyMs.p50, c.latencyMs.p50, 'lower'),
-      row(B, `${PEER} peer: set-up latency p99 (uws; centrifugo)`, 'ms', u.latencyMs.p99, c.latencyMs.p99, 'lower'),
-      row(B, `${PEER} peer: server CPU per new session (uws; centrifugo)`, 'ms', u.serverCpuMsPerSession, c.serverCpuMsPerSession, 'lower', {
-        text: 'uws/centrifugo ≤ 0.4 (≥ 2.5 × less)',
-        met: u.serverCpuMsPerSession * 2.5 <= c.serverCpuMsPerSession,
-      }),
-      row(B, `${PEER} peer: server RSS per open session, just set up (uws; centrifugo)`, 'KiB', u.serverKiBPerSession, c.serverKiBPerSession, 'lower'),
-      row(B, `${PEER} peer: failed set-ups (uws; centrifugo)`, 'count', u.failed, c.failed, 'lower'),
-    );
+    rows.push(...peerRows(`${PEER} peer`, c));
     notes.splice(
       notes.length - 1,
       0,
-      `${PEER} peer (one process, Go on all ${os.cpus().length} CPUs by default; memory engine, TLS, HMAC connection tokens, ping every ${PEER_PING_INTERVAL_S} s; config in bench/README.md): each session is TLS + upgrade + connect with its own HS256 token + subscribe to a channel of its own, ${c.ratePerS}/s, p50/p99 ${c.latencyMs.p50}/${c.latencyMs.p99} ms, ${c.serverCpuMsPerSession} CPU ms/session, ${c.serverKiBPerSession} KiB/session; uws/centrifugo CPU per session ${ratio(u.serverCpuMsPerSession, c.serverCpuMsPerSession)}. Load generator CPU per session: ${c.loadgenCpuMsPerSession} ms.`,
+      `${PEER} peer (one process, Go on all ${os.cpus().length} CPUs by default; memory engine, TLS, HMAC connection tokens, ping every ${PEER_PING_INTERVAL_S} s; config in bench/README.md): each session is TLS + upgrade + connect with its own HS256 token + subscribe to a channel of its own, ${peerFigures(c)}`,
     );
   }
   if (cs) {
     // The same bytes per session: the subscribe reply carries a seed body, as an assignment does.
-    const P = `${PEER} peer, replies of an assignment's size`;
-    rows.push(
-      row(B, `${P}: sessions set up per second (uws; centrifugo)`, '/s', u.ratePerS, cs.ratePerS, 'higher'),
-      row(B, `${P}: set-up latency p50 (uws; centrifugo)`, 'ms', u.latencyMs.p50, cs.latencyMs.p50, 'lower'),
-      row(B, `${P}: set-up latency p99 (uws; centrifugo)`, 'ms', u.latencyMs.p99, cs.latencyMs.p99, 'lower'),
-      row(B, `${P}: server CPU per new session (uws; centrifugo)`, 'ms', u.serverCpuMsPerSession, cs.serverCpuMsPerSession, 'lower', {
-        text: 'uws/centrifugo ≤ 0.4 (≥ 2.5 × less)',
-        met: u.serverCpuMsPerSession * 2.5 <= cs.serverCpuMsPerSession,
-      }),
-      row(B, `${P}: server RSS per open session, just set up (uws; centrifugo)`, 'KiB', u.serverKiBPerSession, cs.serverKiBPerSession, 'lower'),
-      row(B, `${P}: failed set-ups (uws; centrifugo)`, 'count', u.failed, cs.failed, 'lower'),
-    );
+    const label = `${PEER} peer, replies of an assignment's size`;
+    rows.push(...peerRows(label, cs));
     notes.splice(
       notes.length - 1,
       0,
-      `${P}: the same exchange, but each session subscribes with recovery to one of ${RECIPE.distinctSeeds} channels of the state namespace, published before the window with the recipe's seed files as JSON ({files: {name: base64}}, the bytes of an assignment's files), and its subscribe reply carries that publication (the load generator counts a session only then). Centrifugo keeps them in memory; the coordinator reads each stream's from the store. ${cs.ratePerS}/s, p50/p99 ${cs.latencyMs.p50}/${cs.latencyMs.p99} ms, ${cs.serverCpuMsPerSession} CPU ms/session, ${cs.serverKiBPerSession} KiB/session; uws/centrifugo CPU per session ${ratio(u.serverCpuMsPerSession, cs.serverCpuMsPerSession)}. Load generator CPU per session: ${cs.loadgenCpuMsPerSession} ms.`,
+      `${label}: the same exchange, but each session subscribes with recovery to one of ${RECIPE.distinctSeeds} channels of the state namespace, published before the window with the recipe's seed files as JSON ({files: {name: base64}}, the bytes of an assignment's files), and its subscribe reply carries that publication (the load generator counts a session only then). Centrifugo keeps them in memory; the coordinator reads each stream's from the store. ${peerFigures(cs)}`,
     );
   }
   return { name: B, rows, details: { settings: s, figures: fig }, notes, elapsedS: (Date.now() - t0) / 1000, ...(peerError ? { error: peerError } : {}) };

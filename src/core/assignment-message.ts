@@ -50,12 +50,3 @@ export function assignmentEncoder(fields: Record<string, unknown>, files: Record
     return out.length === at ? out : out.subarray(0, at);
   };
 }
-
-/**
- * Encodes `fields` plus `files` at once ({@link assignmentEncoder}).
- * @param into where to write it (default: a new buffer)
- * @returns the message: the written part of the buffer `into` gave
- */
-export function encodeAssignment(fields: Record<string, unknown>, files: Record<string, Uint8Array>, into: MessageBuffer = newBuffer): Buffer {
-  return assignmentEncoder(fields, files)(into);
-}
