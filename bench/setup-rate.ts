@@ -20,6 +20,9 @@ import { startEcho, type BenchServer, type TransportName } from './lib/server';
 import { latency, ratio, round, sleep } from './lib/stats';
 import type { SessionsCommand } from './loadgen';
 
+/** The uws run with the seed cache off. */
+const UNCACHED = 'uws-seed-cache-off';
+
 interface SetupFigures {
   target: string;
   established: number;
@@ -70,20 +73,21 @@ async function drive(ctx: BenchContext, target: string, server: BenchServer, pat
   }
 }
 
-async function coordinator(ctx: BenchContext, transport: TransportName): Promise<SetupFigures> {
+/** One coordinator run; `overrides` are config keys on top of the benchmark's (the seed cache off, for one). */
+async function coordinator(ctx: BenchContext, transport: TransportName, tag: string = transport, overrides: Record<string, unknown> = {}): Promise<SetupFigures> {
   const pop = await ctx.population();
   await resetQueues(ctx.stack, ctx.stack.db(pop.fixture.database));
   let server: BenchServer | undefined;
   try {
     server = await benchServer(ctx, {
-      tag: `setup-${transport}`,
+      tag: `setup-${tag}`,
       transport,
       workers: 1,
       database: pop.fixture.database,
       adminToken: pop.fixture.admin,
-      overrides: { 'server.maxConnections': ctx.settings.sessions.maxConnections },
+      overrides: { 'server.maxConnections': ctx.settings.sessions.maxConnections, ...overrides },
     });
-    return await drive(ctx, transport, server, '/core/v1', pop.fixture.engineKey, 'assignment');
+    return await drive(ctx, tag, server, '/core/v1', pop.fixture.engineKey, 'assignment');
   } finally {
     await stopServer(ctx, server);
   }
@@ -124,6 +128,10 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     fig[t] = await coordinator(ctx, t);
     ctx.log(`setup: ${t}: ${JSON.stringify(fig[t])}`);
   }
+  // Every assignment reading its seed files from the store, as when no two streams share seed content.
+  ctx.log(`setup: uws, seed cache off, ${s.count} sessions`);
+  fig[UNCACHED] = await coordinator(ctx, 'uws', UNCACHED, { 'core.seedCacheBytes': 0 });
+  ctx.log(`setup: ${UNCACHED}: ${JSON.stringify(fig[UNCACHED])}`);
   for (const k of ['uws', 'node'] as const) {
     ctx.log(`setup: echo-${k}`);
     fig[`echo-${k}`] = await echo(ctx, k);
@@ -146,6 +154,7 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
   const n = fig.node!;
   const c = fig.centrifugo;
   const cs = fig['centrifugo-state'];
+  const uc = fig[UNCACHED]!;
   const eu = fig['echo-uws']!;
   const en = fig['echo-node']!;
   const B = 'setup';
@@ -161,8 +170,16 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     row(B, 'bare echo server RSS per open session (echo-uws; echo-node)', 'KiB', eu.serverKiBPerSession, en.serverKiBPerSession, 'lower'),
     row(B, 'load generator CPU per session', 'ms', u.loadgenCpuMsPerSession, n.loadgenCpuMsPerSession, 'info'),
     row(B, 'failed set-ups', 'count', u.failed, n.failed, 'lower'),
+    // The seed cache's part: uws with it (the "uws" column) and without it (the "node" column).
+    row(B, 'seed cache on; off: sessions set up per second (uws; uws)', '/s', u.ratePerS, uc.ratePerS, 'higher'),
+    row(B, 'seed cache on; off: set-up latency p50 (uws; uws)', 'ms', u.latencyMs.p50, uc.latencyMs.p50, 'lower'),
+    row(B, 'seed cache on; off: set-up latency p99 (uws; uws)', 'ms', u.latencyMs.p99, uc.latencyMs.p99, 'lower'),
+    row(B, 'seed cache on; off: server CPU per session (uws; uws)', 'ms', u.serverCpuMsPerSession, uc.serverCpuMsPerSession, 'lower'),
+    row(B, 'seed cache on; off: server RSS per open session, just set up (uws; uws)', 'KiB', u.serverKiBPerSession, uc.serverKiBPerSession, 'lower'),
+    row(B, 'seed cache on; off: failed set-ups (uws; uws)', 'count', u.failed, uc.failed, 'lower'),
   ];
   const notes = [
+    `Streams: the recipe's (bench/lib/fixtures.ts), whose ${RECIPE.distinctSeeds} distinct seed contents repeat round-robin, as the clones of a run share their starting structure; each server process keeps seed content it has read twice in its seed cache (core.seedCacheBytes). "Seed cache off" is uws with core.seedCacheBytes 0: every assignment reads its seed files from the store, as when no two streams share seed content (a miss then costs the same plus one Set lookup). Centrifugo is compared with the cache on${cs ? `; with it off, uws/centrifugo CPU per session is ${ratio(uc.serverCpuMsPerSession, cs.serverCpuMsPerSession)} against the replies of an assignment's size` : ''}.`,
     `${s.count} sessions per server, ${s.loadgens} load generators × ${s.concurrency} set-ups in flight; coordinator with 1 process (server.workers 1); sessions stay open until the end of each run.`,
     `Echo servers (same load generator, same exchange: TLS + upgrade + first message + one request/reply): echo-uws ${eu.ratePerS}/s, p50/p99 ${eu.latencyMs.p50}/${eu.latencyMs.p99} ms, ${eu.serverCpuMsPerSession} CPU ms/session; echo-node ${en.ratePerS}/s, p50/p99 ${en.latencyMs.p50}/${en.latencyMs.p99} ms, ${en.serverCpuMsPerSession} CPU ms/session.`,
     `Load generator CPU per session (client TLS handshake with chain verification, ws upgrade, two messages): ${u.loadgenCpuMsPerSession} ms (uws run), ${n.loadgenCpuMsPerSession} ms (node run), ${eu.loadgenCpuMsPerSession} ms (echo-uws). All processes share ${os.cpus().length} CPUs with the store and Redis, so the rate is bounded by the whole machine, not the server alone; CPU per session is read per process and is not.`,
@@ -199,7 +216,7 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     notes.splice(
       notes.length - 1,
       0,
-      `${label}: the same exchange, but each session subscribes with recovery to one of ${RECIPE.distinctSeeds} channels of the state namespace, published before the window with the recipe's seed files as JSON ({files: {name: base64}}, the bytes of an assignment's files), and its subscribe reply carries that publication (the load generator counts a session only then). Centrifugo keeps them in memory; the coordinator reads each stream's from the store. ${peerFigures(cs)}`,
+      `${label}: the same exchange, but each session subscribes with recovery to one of ${RECIPE.distinctSeeds} channels of the state namespace, published before the window with the recipe's seed files as JSON ({files: {name: base64}}, the bytes of an assignment's files), and its subscribe reply carries that publication (the load generator counts a session only then). Centrifugo keeps them in memory; the coordinator reads each new stream's seed files from the store or, for content it has read before, its seed cache. ${peerFigures(cs)}`,
     );
   }
   return { name: B, rows, details: { settings: s, figures: fig }, notes, elapsedS: (Date.now() - t0) / 1000, ...(peerError ? { error: peerError } : {}) };

@@ -106,6 +106,12 @@ export interface StreamDoc {
   fence?: number;
   errorCount: number;
   seedFiles: string[];
+  /**
+   * SHA-256 (base64url) of each seed file, in `seedFiles` order, computed when the stream was
+   * created: assignments take shared seed content from the process's seed cache
+   * (core/seed-cache.ts). Absent on streams created before it existed.
+   */
+  seedDigests?: string[];
   tagFiles: string[];
   frameFiles: string[];
   checkpointFiles: string[];

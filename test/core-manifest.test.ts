@@ -4,6 +4,7 @@
  * when the manifest is missing, stale or written before it named the seed files. Either way the core gets the same assignment.
  */
 import t from 'tap';
+import { seedDigest } from '../src/store/streams';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { stopStack } from '../test-support/stack';
 
@@ -27,7 +28,8 @@ t.test('the manifest follows commits and serves assignments; a stale or missing 
   manifestKey = `${PREFIX}{t:${target}}:manifest`;
   const seed = Buffer.from('seed state');
   const stream = await f.stream(target, seed);
-  t.equal(await manifest(stream), '0|1||state.xml', 'written at creation: no frames, has seed files, their names');
+  const digest = seedDigest(seed);
+  t.equal(await manifest(stream), `0|1||state.xml|0|0|${digest}`, 'written at creation: no frames, has seed files, their names, no fence or listed partition, their digests');
 
   const c = await f.client();
   t.teardown(() => c.close());
@@ -39,7 +41,7 @@ t.test('the manifest follows commits and serves assignments; a stale or missing 
 
   await c.sendFrames([{ name: 'frames.xtc', data: Buffer.from('abc') }], 3);
   t.match(await c.checkpoint([{ name: 'state.xml', data: Buffer.from('at 3') }]), { frames: 3 });
-  t.match(await manifest(stream), /^3\|1\|[^|]+\|state\.xml\|0\|1$/, 'rewritten after the commit, naming the partition, no fence, one partition listed');
+  t.match(await manifest(stream), new RegExp(`^3\\|1\\|[^|]+\\|state\\.xml\\|0\\|1\\|${digest}$`), 'rewritten after the commit, naming the partition, no fence, one partition listed, the digests kept');
   await c.stop();
 
   const manifestAfterCommit = await manifest(stream);

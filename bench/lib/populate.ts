@@ -24,7 +24,7 @@ import { FileStore } from '../../src/store/files';
 import { Leases } from '../../src/store/leases';
 import { listedPartitions, listsOf, pageEnd, pagesOf } from '../../src/store/partition-pages';
 import { commitPartition, writePartition } from '../../src/store/partitions';
-import { streamFileId, Streams } from '../../src/store/streams';
+import { seedDigest, streamFileId, Streams } from '../../src/store/streams';
 import type { DonorDoc, FileDoc, PartitionDoc, PartitionPageDoc, StreamDoc } from '../../src/model';
 import { checkpointFile, PREFIX, RECIPE, seedFiles, type RecipeFile } from './fixtures';
 import { noise } from './noise';
@@ -35,9 +35,17 @@ const DOC_INLINE_MAX = 8 * 1024 * 1024;
 /**
  * The shapes of the documents the loader writes: part of the key of the scale benchmark's
  * cached store, so a store loaded with older shapes is not measured as today's. Bump it
- * whenever {@link checkShapes} needed a change to pass. (s2 and s3: partitions moved to pages.)
+ * whenever {@link checkShapes} needed a change to pass. (s2 and s3: partitions moved to pages; s4: seed digests.)
  */
-export const SHAPES_VERSION = 's3';
+export const SHAPES_VERSION = 's4';
+
+const digests = new WeakMap<Buffer, string>();
+/** The product's digest of a seed file, computed once per distinct content (the recipe reuses them). */
+function digestOf(bytes: Buffer): string {
+  let d = digests.get(bytes);
+  if (d === undefined) digests.set(bytes, (d = seedDigest(bytes)));
+  return d;
+}
 
 /** storage.partitionsPerPage (the default): committed partitions per page. */
 export const PARTITIONS_PER_PAGE = 64;
@@ -121,6 +129,7 @@ async function streamDocs(store: FileStore, target: { targetId: string; owner: s
     partitionIds: listed.partitionIds,
     errorCount: 0,
     seedFiles: seeds.map((f) => f.name),
+    seedDigests: seeds.map((f) => digestOf(f.bytes)),
     tagFiles: [],
     frameFiles: committed ? [RECIPE.frame.name] : [],
     checkpointFiles: committed ? [RECIPE.checkpoint.name] : [],

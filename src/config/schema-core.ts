@@ -133,6 +133,12 @@ export const CORE_SCHEMA = {
       default: 16,
       env: 'SC_CORE_MAX_CONCURRENT_ASSIGNMENTS',
     },
+    seedCacheBytes: {
+      doc: "Bytes of seed files each server process keeps by content (SHA-256), so assignments of streams that share seed files (many simulations of one starting structure) take them from memory instead of reading them from MongoDB. Only content asked for twice among the last 4,096 misses is kept, so streams whose seeds all differ cost nothing here; the least recently used content goes first; a file over a quarter of this is never kept. 0 turns the cache off.",
+      format: 'nat',
+      default: 32 * MIB,
+      env: 'SC_CORE_SEED_CACHE_BYTES',
+    },
     retryAfterS: {
       doc: 'retry_after_s sent with no_streams_available.',
       format: 'positive-int',

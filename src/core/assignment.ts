@@ -21,6 +21,7 @@ import type { Metrics } from '../telemetry/metrics';
 import type { LiveState } from '../store/live';
 import type { CoreIdentity, StoredFile } from '../model';
 import { RESUME_SECRET_BYTES } from './protocol';
+import type { SeedCache } from './seed-cache';
 import type { TargetCache } from './target-cache';
 import { randomBase64url } from './random-pool';
 
@@ -37,6 +38,8 @@ export interface AssignmentDeps {
   readonly targets: TargetCache;
   readonly metrics: Metrics;
   readonly live: LiveState;
+  /** Seed files by content, shared by this process's assignments. */
+  readonly seeds: SeedCache;
 }
 
 /** A stream leased for a session, with the resume token the core gets for it. */
@@ -109,6 +112,7 @@ async function assignedStream(d: AssignmentDeps, got: Assigned): Promise<Assigne
         owner,
         frames: m.frames,
         seedFiles: m.seedFiles,
+        ...(m.seedDigests ? { seedDigests: m.seedDigests } : {}),
         fence: m.fence ?? 0,
         unpaged: m.unpaged ?? 0,
         ...(m.lastPartitionId ? { lastPartitionId: m.lastPartitionId } : {}),
@@ -146,21 +150,37 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
  * The files (seed files overlaid by the latest checkpoint's) and options of an assignment.
  * The checkpoint is read first, so a seed file it overwrites (typically the 200 KiB state)
  * is never read: a stream that has committed reads only the seed files its checkpoints do
- * not carry.
+ * not carry. A seed file whose content another assignment of this process read recently
+ * comes from the seed cache ({@link SeedCache}), by the digest the stream records.
  */
 export async function assignmentPayload(d: AssignmentDeps, stream: AssignedStream): Promise<AssignmentPayload> {
   const files: Record<string, Uint8Array> = {};
-  const add = async (f: StoredFile): Promise<void> => {
+  const add = async (f: StoredFile): Promise<Uint8Array> => {
     // An inline file is one chunk: the driver's bytes as they are, not copied.
     const chunks: Uint8Array[] = [];
     for await (const c of d.files.chunks(f)) chunks.push(c);
-    files[f.name] = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    return (files[f.name] = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
   };
   const last = stream.lastPartitionId ?? (stream.frames === 0 ? undefined : await d.streams.legacyLastPartitionId(stream._id));
   const checkpoint = last === undefined ? [] : await checkpointFiles(d.db, last);
   const overwritten = new Set(checkpoint.map((f) => f.name));
-  const seeds = stream.seedFiles.filter((name) => !overwritten.has(name));
-  for (const f of await d.streams.seedFiles(stream._id, seeds)) await add(f);
+  const digests = new Map<string, string>();
+  const toRead: string[] = [];
+  stream.seedFiles.forEach((name, i) => {
+    if (overwritten.has(name)) return;
+    const digest = stream.seedDigests?.[i];
+    const cached = digest === undefined ? undefined : d.seeds.get(digest);
+    if (cached) files[name] = cached;
+    else {
+      toRead.push(name);
+      if (digest !== undefined) digests.set(name, digest);
+    }
+  });
+  for (const f of await d.streams.seedFiles(stream._id, toRead)) {
+    const bytes = await add(f);
+    const digest = digests.get(f.name);
+    if (digest !== undefined) d.seeds.offer(digest, bytes);
+  }
   for (const f of checkpoint) await add(f);
   return { files, options: await d.targets.options(stream.targetId) };
 }

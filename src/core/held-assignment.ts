@@ -30,6 +30,7 @@ export interface HeldAssignment {
   publishedCommitted: number;
   /** For the stream's manifest after each commit. */
   seedFiles: string[];
+  seedDigests?: string[];
   lastPartitionId?: string;
   /** The stream's fencing token when this session got it; every commit carries it. */
   fence: number;

@@ -27,6 +27,7 @@ import { IdleAssignments } from './idle-assignments';
 import type { Streams } from '../store/streams';
 import type { CoreIdentity } from '../model';
 import { assignmentCaps } from './limits';
+import { SeedCache } from './seed-cache';
 import type { ReliabilityGuard } from './reliability-guard';
 
 /** Everything sessions share. */
@@ -71,6 +72,8 @@ export class CoreHub implements SessionHost {
   readonly assignments: Limiter;
   /** The process's memory budget (memory.*), shared with the HTTP exchanges. */
   readonly memory: MemoryBudget;
+  /** Seed files by content (core.seedCacheBytes). */
+  readonly seeds: SeedCache;
   readonly byStream = new AssignmentRegistry();
   /** Returns streams held without a commit for core.maxIdleAssignmentS to the pool. */
   readonly idle: IdleAssignments;
@@ -104,6 +107,11 @@ export class CoreHub implements SessionHost {
     this.commits = new Limiter(workerShare(d.settings.core.maxConcurrentCommits, d.settings, cpus));
     this.assignments = new Limiter(workerShare(d.settings.core.maxConcurrentAssignments, d.settings, cpus));
     this.memory = new MemoryBudget(budgetOptions(d.settings), d.metrics.registry);
+    this.seeds = new SeedCache(d.settings.core.seedCacheBytes, {
+      hit: () => d.metrics.seedCacheLookups.inc({ result: 'hit' }),
+      miss: () => d.metrics.seedCacheLookups.inc({ result: 'miss' }),
+      bytes: (held) => d.metrics.seedCacheBytes.set(held),
+    });
     this.spillDir = path.join(d.settings.dataDir, 'spill', String(process.pid));
     removeStaleSpills(path.join(d.settings.dataDir, 'spill'));
 

@@ -288,6 +288,7 @@ export class CoreSession {
       publishedBuffered: recordedFrames === undefined ? -1 : 0,
       publishedCommitted: recordedFrames ?? -1,
       seedFiles: stream.seedFiles,
+      ...(stream.seedDigests ? { seedDigests: stream.seedDigests } : {}),
       fence: stream.fence,
       unpaged: stream.unpaged,
       ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}),
@@ -380,7 +381,7 @@ export class CoreSession {
       a.unpaged++;
       // Issued before any release that requeues the stream (same connection, in order). If it
       // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
-      this.hub.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
+      this.hub.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, seedDigests: a.seedDigests, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
     }
     a.buffer = undefined;
     await buffer?.clear();

@@ -67,6 +67,8 @@ export interface StreamManifest {
    * names were recorded: such an assignment reads the names from the stream document.
    */
   seedFiles?: string[];
+  /** SHA-256 digests of the seed files, in `seedFiles` order, when the stream records them. */
+  seedDigests?: string[];
   lastPartitionId?: string;
   /** The stream's fencing token ({@link StreamDoc.fence}); absent = 0. */
   fence?: number;
@@ -77,47 +79,62 @@ export interface StreamManifest {
 /**
  * Encodes a manifest: `frames|seed|lastPartitionId`, then `|name/name…` when seed names are
  * known and there are any, then `|fence` when the fence is above 0, then `|unpaged` when
- * that is above 0 (file names never contain `|` or `/`). Trailing empty fields are left out.
+ * that is above 0, then `|digest/digest…` when the seed files' digests are known (file names
+ * never contain `|` or `/`, base64url digests neither). Trailing empty fields are left out.
+ * The digests come last so that a node older than them decodes such a manifest as malformed
+ * and reads the stream from MongoDB, rather than misreading it.
  */
 export function encodeManifest(m: StreamManifest): string {
   const base = `${m.frames}|${m.seed ? 1 : 0}|${m.lastPartitionId ?? ''}`;
   const names = m.seed && m.seedFiles && m.seedFiles.length > 0 ? m.seedFiles.join('/') : '';
+  const digests = names && m.seedDigests?.length === m.seedFiles!.length ? m.seedDigests.join('/') : '';
+  if (digests) return `${base}|${names}|${m.fence ?? 0}|${m.unpaged ?? 0}|${digests}`;
   if (m.unpaged) return `${base}|${names}|${m.fence ?? 0}|${m.unpaged}`;
   if (m.fence) return `${base}|${names}|${m.fence}`;
   return names ? `${base}|${names}` : base;
 }
 
-/** Distinct seed-file name lists kept by {@link seedNames} before it starts over. */
-const SEED_NAMES_MAX = 1000;
-const seedNameLists = new Map<string, string[]>();
+/** Distinct `/`-joined lists (seed names, seed digests) kept by {@link sharedList} before it starts over. */
+const SHARED_LISTS_MAX = 1000;
+const sharedLists = new Map<string, string[]>();
 // Frozen: shared by every manifest that names them (typed string[] for the callers, which only read them).
 const NO_SEED_FILES = Object.freeze([]) as unknown as string[];
 
 /**
- * The names of `joined` (`name/name…`), one shared frozen array per distinct list: every
- * held session keeps its stream's seed names, and streams of a target mostly share them.
+ * The items of `joined` (`a/b…`), one shared frozen array per distinct list: every held
+ * session keeps its stream's seed names and digests, and streams of a target mostly share them.
  */
-function seedNames(joined: string): string[] {
-  let list = seedNameLists.get(joined);
+function sharedList(joined: string): string[] {
+  let list = sharedLists.get(joined);
   if (!list) {
-    if (seedNameLists.size >= SEED_NAMES_MAX) seedNameLists.clear();
+    if (sharedLists.size >= SHARED_LISTS_MAX) sharedLists.clear();
     list = Object.freeze(joined.split('/')) as string[];
-    seedNameLists.set(joined, list);
+    sharedLists.set(joined, list);
   }
   return list;
 }
 
-/** Decodes a manifest; undefined for an empty or malformed one. Its `seedFiles` must not be modified. */
+/** Decodes a manifest; undefined for an empty or malformed one. Its `seedFiles` and `seedDigests` must not be modified. */
 export function decodeManifest(raw: string): StreamManifest | undefined {
-  const [frames, seed, last, names, fence, unpaged, extra] = raw.split('|');
+  const [frames, seed, last, names, fence, unpaged, digests, extra] = raw.split('|');
   const n = Number(frames);
   const f = fence === undefined ? 0 : Number(fence);
   const u = unpaged === undefined ? 0 : Number(unpaged);
   const counts = [n, f, u].every((x) => Number.isInteger(x) && x >= 0);
   if (!raw || last === undefined || extra !== undefined || !counts || (seed !== '0' && seed !== '1')) return undefined;
   // A seedless manifest names no files; a seeded one names them, or predates names (undefined).
-  const seedFiles = seed === '0' ? NO_SEED_FILES : names ? seedNames(names) : undefined;
-  return { frames: n, seed: seed === '1', ...(seedFiles ? { seedFiles } : {}), ...(last ? { lastPartitionId: last } : {}), ...(f > 0 ? { fence: f } : {}), ...(u > 0 ? { unpaged: u } : {}) };
+  const seedFiles = seed === '0' ? NO_SEED_FILES : names ? sharedList(names) : undefined;
+  const seedDigests = seedFiles && digests ? sharedList(digests) : undefined;
+  if (seedDigests && seedDigests.length !== seedFiles!.length) return undefined;
+  return {
+    frames: n,
+    seed: seed === '1',
+    ...(seedFiles ? { seedFiles } : {}),
+    ...(seedDigests ? { seedDigests } : {}),
+    ...(last ? { lastPartitionId: last } : {}),
+    ...(f > 0 ? { fence: f } : {}),
+    ...(u > 0 ? { unpaged: u } : {}),
+  };
 }
 
 /**

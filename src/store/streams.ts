@@ -8,6 +8,7 @@
  * documents only by `_id`. A stream's seed and tag files have deterministic ids
  * ({@link streamFileId}) built from names the stream document and its manifest carry.
  */
+import { createHash } from 'node:crypto';
 import type { Collection, Db, Filter } from 'mongodb';
 import type { Bus } from './bus';
 import type { Durability, FileStore } from './files';
@@ -22,6 +23,11 @@ export function streamFileId(streamId: string, kind: StreamFileKind, name: strin
   return `${streamId}:${kind}:${name}`;
 }
 
+/** SHA-256 of a seed file, base64url (43 characters): {@link StreamDoc.seedDigests}. */
+export function seedDigest(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('base64url');
+}
+
 function collection(db: Db): Collection<StreamDoc> {
   return db.collection<StreamDoc>(STREAMS);
 }
@@ -34,6 +40,8 @@ export interface AssignedStream {
   frames: number;
   /** Names of its seed files (files `<stream>:seed:<name>`). */
   seedFiles: string[];
+  /** Their SHA-256 digests, in the same order, when recorded ({@link StreamDoc.seedDigests}). */
+  seedDigests?: string[];
   lastPartitionId?: string;
   /** The fencing token its commits must carry ({@link StreamDoc.fence}; 0 when absent). */
   fence: number;
@@ -49,7 +57,7 @@ export interface AssignedStream {
 const ASSIGN_PROJECTION = { partitions: 0, partitionIds: 0, frameIndex: 0, pageEnds: 0 } as const;
 
 /** The fields of a stream its queue entry and manifest are made of (with `_id`). */
-const QUEUED_FIELDS = ['targetId', 'frames', 'createdAt', 'seedFiles', 'lastPartitionId', 'fence', 'unpaged'] as const;
+const QUEUED_FIELDS = ['targetId', 'frames', 'createdAt', 'seedFiles', 'seedDigests', 'lastPartitionId', 'fence', 'unpaged'] as const;
 /** The fields of a stream its queue entry and manifest are made of ({@link QUEUED_FIELDS}). */
 export type QueuedFields = Pick<StreamDoc, '_id' | (typeof QUEUED_FIELDS)[number]>;
 
@@ -71,11 +79,12 @@ function only(fields: readonly string[]): Record<string, 1> {
 const QUEUED_PROJECTION = only(QUEUED_FIELDS);
 
 /** The manifest of an assigned stream (what {@link Leases.setManifest} records). */
-export function manifestOf(s: Pick<AssignedStream, 'frames' | 'seedFiles' | 'lastPartitionId'> & { fence?: number; unpaged?: number }): StreamManifest {
+export function manifestOf(s: Pick<AssignedStream, 'frames' | 'seedFiles' | 'seedDigests' | 'lastPartitionId'> & { fence?: number; unpaged?: number }): StreamManifest {
   return {
     frames: s.frames,
     seed: s.seedFiles.length > 0,
     seedFiles: s.seedFiles,
+    ...(s.seedFiles.length > 0 && s.seedDigests?.length === s.seedFiles.length ? { seedDigests: s.seedDigests } : {}),
     ...(s.lastPartitionId ? { lastPartitionId: s.lastPartitionId } : {}),
     ...(s.fence ? { fence: s.fence } : {}),
     ...(s.unpaged ? { unpaged: s.unpaged } : {}),
@@ -137,6 +146,7 @@ function assignedFields(d: StreamDoc): AssignedStream {
     owner: d.owner,
     frames: d.frames,
     seedFiles: d.seedFiles,
+    ...(d.seedDigests?.length === d.seedFiles.length ? { seedDigests: d.seedDigests } : {}),
     fence: d.fence ?? 0,
     unpaged: d.unpaged ?? 0,
     ...(d.lastPartitionId ? { lastPartitionId: d.lastPartitionId } : {}),
@@ -275,6 +285,7 @@ export class Streams {
       partitionIds: [],
       errorCount: 0,
       seedFiles: seeds.map((f) => f.name),
+      seedDigests: seeds.map((f) => seedDigest(f.bytes)),
       tagFiles: tags.map((f) => f.name),
       frameFiles: [],
       checkpointFiles: [],
@@ -413,7 +424,7 @@ export class Streams {
   }
 
   /** Records an assigned stream's manifest (after a commit or a resume, or to repair a stale one). */
-  setManifest(s: Pick<AssignedStream, '_id' | 'frames' | 'seedFiles' | 'lastPartitionId' | 'fence' | 'unpaged'>): Promise<void> {
+  setManifest(s: Pick<AssignedStream, '_id' | 'frames' | 'seedFiles' | 'seedDigests' | 'lastPartitionId' | 'fence' | 'unpaged'>): Promise<void> {
     return this.leases.setManifest(s._id, manifestOf(s));
   }
 

@@ -73,6 +73,19 @@ export class Metrics {
     help: 'Assignments that read the stream from MongoDB (no current manifest in Redis).',
     registers: [this.registry],
   });
+  /** Seed files of assignments by where their bytes came from: the process's seed cache (`hit`) or the store (`miss`). */
+  readonly seedCacheLookups = new client.Counter({
+    name: 'coordinator_seed_cache_lookups_total',
+    help: 'Seed files of assignments with a recorded digest, by result: hit (bytes from the seed cache) or miss (read from MongoDB).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  /** Bytes the process's seed cache holds (core.seedCacheBytes). */
+  readonly seedCacheBytes = new client.Gauge({
+    name: 'coordinator_seed_cache_bytes',
+    help: 'Bytes of seed files held by the seed cache (core.seedCacheBytes).',
+    registers: [this.registry],
+  });
   /** Assign requests whose core hung up before the assignment was sent (a leased stream went straight back to the pool). */
   readonly assignAbandoned = new client.Counter({
     name: 'coordinator_assign_abandoned_total',
