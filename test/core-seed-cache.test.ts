@@ -8,7 +8,7 @@
 import type { CommandStartedEvent } from 'mongodb';
 import t from 'tap';
 import { DOORKEEPER_SIZE, SeedCache } from '../src/core/seed-cache';
-import { decodeManifest } from '../src/store/leases';
+import { decodeManifest, encodeManifest } from '../src/store/leases';
 import { seedDigest } from '../src/store/streams';
 import type { CoreClient } from '../src/client';
 import { coreFixture, type CoreFixture } from './helpers/core';
@@ -63,6 +63,18 @@ t.test('the doorkeeper forgets, and a budget of 0 turns the cache off', async (t
   off.offer('y', Buffer.from('y'));
   t.equal(off.get('y'), undefined);
   t.equal(off.size, 0);
+});
+
+t.test('manifests carry the digests last, so older readers take them for malformed', async (t) => {
+  const digests = [seedDigest(Buffer.from('a')), seedDigest(Buffer.from('b'))];
+  const m = { frames: 0, seed: true, seedFiles: ['state.xml', 'system.xml'], seedDigests: digests };
+  const raw = encodeManifest(m);
+  t.equal(raw, `0|1||state.xml/system.xml|0|0|${digests.join('/')}`);
+  t.same(decodeManifest(raw), m, 'decoded as written');
+  t.equal(raw.split('|').length, 7, 'seven fields: a reader of six finds one too many');
+  t.same(decodeManifest('0|1||state.xml/system.xml'), { frames: 0, seed: true, seedFiles: ['state.xml', 'system.xml'] }, 'a manifest without digests still decodes');
+  t.equal(decodeManifest(`0|1||state.xml/system.xml|0|0|${digests[0]}`), undefined, 'one digest for two files is malformed');
+  t.equal(encodeManifest({ ...m, seedDigests: [digests[0]!] }), '0|1||state.xml/system.xml', 'digests that do not match the names are left out');
 });
 
 t.test('on a server', async (t) => {
