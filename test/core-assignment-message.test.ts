@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto';
 import t from 'tap';
-import { assignmentEncoder, newBuffer } from '../src/core/assignment-message';
+import { assignmentEncoder, newBuffer, toBase64File, type AssignmentFile } from '../src/core/assignment-message';
 
 t.test('parses back to the message JSON.stringify would have sent', async (t) => {
   const fields = { type: 'assignment', id: 7, stream_id: 's1', target_id: 't1', frames: 12, options: { temp: 300, label: 'é "q" \\ \u2028 ✓', nested: { a: [1, null, true] } }, resume_token: 's1.abc' };
@@ -25,6 +25,17 @@ t.test('parses back to the message JSON.stringify would have sent', async (t) =>
   const base64 = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
   t.same(JSON.parse(bytes.toString('utf8')), { ...fields, files: base64 });
   t.equal(bytes.toString('utf8'), JSON.stringify({ ...fields, files: base64 }), 'byte for byte what JSON.stringify writes');
+});
+
+t.test('files already in base64 (the seed cache) go in as they are, beside raw ones', async (t) => {
+  const state = crypto.randomBytes(200 * 1024 + 2);
+  const system = crypto.randomBytes(2048);
+  const encoded = toBase64File(state);
+  t.equal(encoded.ascii.toString('latin1'), state.toString('base64'), 'toBase64File writes the base64');
+  const files: Record<string, AssignmentFile> = { 'state.xml': encoded, 'system.xml': system };
+  const fields = { type: 'assignment', id: 3 };
+  const bytes = assignmentEncoder(fields, files)(newBuffer);
+  t.equal(bytes.toString('utf8'), JSON.stringify({ ...fields, files: { 'state.xml': state.toString('base64'), 'system.xml': system.toString('base64') } }));
 });
 
 t.test('no files: an empty files object', async (t) => {

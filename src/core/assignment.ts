@@ -21,6 +21,7 @@ import type { Metrics } from '../telemetry/metrics';
 import type { LiveState } from '../store/live';
 import type { CoreIdentity, StoredFile } from '../model';
 import { RESUME_SECRET_BYTES } from './protocol';
+import type { AssignmentFile } from './assignment-message';
 import type { SeedCache } from './seed-cache';
 import type { TargetCache } from './target-cache';
 import { randomBase64url } from './random-pool';
@@ -56,8 +57,8 @@ export interface Leased {
 
 /** What the `assignment` message carries besides the stream's ids and frames. */
 export interface AssignmentPayload {
-  /** File name → its bytes (the message carries them as base64). */
-  files: Record<string, Uint8Array>;
+  /** File name → its bytes, or its base64 when it came from the seed cache (the message carries base64). */
+  files: Record<string, AssignmentFile>;
   options: Record<string, unknown>;
 }
 
@@ -154,7 +155,7 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
  * comes from the seed cache ({@link SeedCache}), by the digest the stream records.
  */
 export async function assignmentPayload(d: AssignmentDeps, stream: AssignedStream): Promise<AssignmentPayload> {
-  const files: Record<string, Uint8Array> = {};
+  const files: Record<string, AssignmentFile> = {};
   const add = async (f: StoredFile): Promise<Uint8Array> => {
     // An inline file is one chunk: the driver's bytes as they are, not copied.
     const chunks: Uint8Array[] = [];

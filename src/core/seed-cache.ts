@@ -8,11 +8,16 @@
  * server when the stream is created), so an assignment whose seed file another assignment of this process
  * has just read takes the bytes from here instead of reading 200 KiB from the store.
  *
+ * Content is kept as the base64 an assignment carries ({@link Base64File}), 4/3 of its size:
+ * an assignment then copies it into the message whole, where raw bytes would be encoded again
+ * for every set-up, through hundreds of KiB of short-lived strings.
+ *
  * Entries are immutable (a digest names one content), so nothing needs invalidating. The
  * cache admits a digest only the second time it is asked for within the last
  * {@link DOORKEEPER_SIZE} misses: when every stream's seeds differ, nothing is copied in and
  * nothing is held. Least recently used entries go first once `core.seedCacheBytes` is full.
  */
+import { base64Length, toBase64File, type Base64File } from './assignment-message';
 
 /** Digests of recent misses remembered to decide admission (a Set cleared when full). */
 export const DOORKEEPER_SIZE = 4096;
@@ -27,56 +32,58 @@ export interface SeedCacheCounters {
 /** One process's seed files by digest (core.seedCacheBytes). */
 export class SeedCache {
   /** Map order is use order: the first entry is the least recently used. */
-  private readonly entries = new Map<string, Uint8Array>();
+  private readonly entries = new Map<string, Base64File>();
   private readonly seen = new Set<string>();
   private held = 0;
 
   /**
-   * @param budgetBytes most bytes held (core.seedCacheBytes); 0 turns the cache off. A file
-   *   larger than a quarter of it is never held, so one file cannot empty the cache.
+   * @param budgetBytes most bytes held, counted in base64 (core.seedCacheBytes); 0 turns the
+   *   cache off. A file whose base64 is over a quarter of it is never held, so one file cannot
+   *   empty the cache.
    */
   constructor(
     private readonly budgetBytes: number,
     private readonly counters?: SeedCacheCounters,
   ) {}
 
-  /** Bytes held now. */
+  /** Bytes held now (base64). */
   get size(): number {
     return this.held;
   }
 
-  /** The bytes of this content, or undefined (then read the file and {@link offer} them). */
-  get(digest: string): Uint8Array | undefined {
+  /** This content in base64, or undefined (then read the file and {@link offer} its bytes). */
+  get(digest: string): Base64File | undefined {
     if (this.budgetBytes === 0) return undefined;
-    const bytes = this.entries.get(digest);
-    if (bytes === undefined) {
+    const file = this.entries.get(digest);
+    if (file === undefined) {
       this.counters?.miss();
       return undefined;
     }
     this.entries.delete(digest);
-    this.entries.set(digest, bytes);
+    this.entries.set(digest, file);
     this.counters?.hit();
-    return bytes;
+    return file;
   }
 
   /**
-   * Bytes just read for `digest` after a miss. Kept (as a copy of their own, so the store
-   * reply they may be a view of is not held) from the second miss on.
+   * Bytes just read for `digest` after a miss. Kept from the second miss on, in base64 (a
+   * buffer of its own, so the store reply they may be a view of is not held).
    */
   offer(digest: string, bytes: Uint8Array): void {
-    if (this.budgetBytes === 0 || bytes.byteLength * 4 > this.budgetBytes || this.entries.has(digest)) return;
+    const size = base64Length(bytes.byteLength);
+    if (this.budgetBytes === 0 || size * 4 > this.budgetBytes || this.entries.has(digest)) return;
     if (!this.seen.has(digest)) {
       if (this.seen.size >= DOORKEEPER_SIZE) this.seen.clear();
       this.seen.add(digest);
       return;
     }
     this.seen.delete(digest);
-    this.entries.set(digest, Buffer.from(bytes));
-    this.held += bytes.byteLength;
-    for (const [d, b] of this.entries) {
+    this.entries.set(digest, toBase64File(bytes));
+    this.held += size;
+    for (const [d, f] of this.entries) {
       if (this.held <= this.budgetBytes) break;
       this.entries.delete(d);
-      this.held -= b.byteLength;
+      this.held -= f.ascii.length;
     }
     this.counters?.bytes(this.held);
   }
