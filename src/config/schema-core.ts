@@ -134,7 +134,7 @@ export const CORE_SCHEMA = {
       env: 'SC_CORE_MAX_CONCURRENT_ASSIGNMENTS',
     },
     seedCacheBytes: {
-      doc: "Bytes of seed files each server process keeps by content (SHA-256), so assignments of streams that share seed files (many simulations of one starting structure) take them from memory instead of reading them from MongoDB. Only content asked for twice among the last 4,096 misses is kept, so streams whose seeds all differ cost nothing here; the least recently used content goes first; a file over a quarter of this is never kept. 0 turns the cache off.",
+      doc: "Bytes of seed files each server process keeps by content (SHA-256), so assignments of streams that share seed files (many simulations of one starting structure) take them from memory instead of reading them from MongoDB. Content is kept as the base64 the assignment carries (4/3 of the file's size, which is what this counts). Only content asked for twice among the last 4,096 misses is kept, so streams whose seeds all differ cost nothing here; the least recently used content goes first; a file whose base64 is over a quarter of this is never kept. 0 turns the cache off.",
       format: 'nat',
       default: 32 * MIB,
       env: 'SC_CORE_SEED_CACHE_BYTES',
