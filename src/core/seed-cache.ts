@@ -5,8 +5,9 @@
  * structure (Folding@home's clones of a run) differ only in what the core randomises. Every
  * stream still stores its own copy (its files are its own to download and delete), but the
  * stream records each seed file's SHA-256 (`seedDigest` in store/streams.ts, computed by the
- * server when the stream is created), so an assignment whose seed file another assignment of this process
- * has just read takes the bytes from here instead of reading 200 KiB from the store.
+ * server when the stream is created), so an assignment whose seed file another assignment of
+ * this process has just read takes the bytes from here instead of reading 200 KiB from the
+ * store.
  *
  * Content is kept as the base64 an assignment carries ({@link Base64File}), 4/3 of its size:
  * an assignment then copies it into the message whole, where raw bytes would be encoded again
