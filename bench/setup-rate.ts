@@ -170,14 +170,21 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     row(B, 'bare echo server RSS per open session (echo-uws; echo-node)', 'KiB', eu.serverKiBPerSession, en.serverKiBPerSession, 'lower'),
     row(B, 'load generator CPU per session', 'ms', u.loadgenCpuMsPerSession, n.loadgenCpuMsPerSession, 'info'),
     row(B, 'failed set-ups', 'count', u.failed, n.failed, 'lower'),
-    // The seed cache's part: uws with it (the "uws" column) and without it (the "node" column).
-    row(B, 'seed cache on; off: sessions set up per second (uws; uws)', '/s', u.ratePerS, uc.ratePerS, 'higher'),
-    row(B, 'seed cache on; off: set-up latency p50 (uws; uws)', 'ms', u.latencyMs.p50, uc.latencyMs.p50, 'lower'),
-    row(B, 'seed cache on; off: set-up latency p99 (uws; uws)', 'ms', u.latencyMs.p99, uc.latencyMs.p99, 'lower'),
-    row(B, 'seed cache on; off: server CPU per session (uws; uws)', 'ms', u.serverCpuMsPerSession, uc.serverCpuMsPerSession, 'lower'),
-    row(B, 'seed cache on; off: server RSS per open session, just set up (uws; uws)', 'KiB', u.serverKiBPerSession, uc.serverKiBPerSession, 'lower'),
-    row(B, 'seed cache on; off: failed set-ups (uws; uws)', 'count', u.failed, uc.failed, 'lower'),
   ];
+  /**
+   * Rows comparing the uws run with another run `o` of the same exchange: the "node" column
+   * holds `o`'s figure and the ratio is uws/o; `columns` names the two in each label.
+   */
+  const besideRows = (label: string, columns: string, o: SetupFigures, cpu: string, cpuGoal?: { text: string; met: boolean }): ReturnType<typeof row>[] => [
+    row(B, `${label}: sessions set up per second (${columns})`, '/s', u.ratePerS, o.ratePerS, 'higher'),
+    row(B, `${label}: set-up latency p50 (${columns})`, 'ms', u.latencyMs.p50, o.latencyMs.p50, 'lower'),
+    row(B, `${label}: set-up latency p99 (${columns})`, 'ms', u.latencyMs.p99, o.latencyMs.p99, 'lower'),
+    row(B, `${label}: ${cpu} (${columns})`, 'ms', u.serverCpuMsPerSession, o.serverCpuMsPerSession, 'lower', cpuGoal),
+    row(B, `${label}: server RSS per open session, just set up (${columns})`, 'KiB', u.serverKiBPerSession, o.serverKiBPerSession, 'lower'),
+    row(B, `${label}: failed set-ups (${columns})`, 'count', u.failed, o.failed, 'lower'),
+  ];
+  // The seed cache's part: uws with it (the "uws" column) and without it (the "node" column).
+  rows.push(...besideRows('seed cache on; off', 'uws; uws', uc, 'server CPU per session'));
   const notes = [
     `Streams: the recipe's (bench/lib/fixtures.ts), whose ${RECIPE.distinctSeeds} distinct seed contents repeat round-robin, as the clones of a run share their starting structure; each server process keeps seed content it has read twice in its seed cache (core.seedCacheBytes). "Seed cache off" is uws with core.seedCacheBytes 0: every assignment reads its seed files from the store, as when no two streams share seed content (a miss then costs the same plus one Set lookup). Centrifugo is compared with the cache on${cs ? `; with it off, uws/centrifugo CPU per session is ${ratio(uc.serverCpuMsPerSession, cs.serverCpuMsPerSession)} against the replies of an assignment's size` : ''}.`,
     `${s.count} sessions per server, ${s.loadgens} load generators × ${s.concurrency} set-ups in flight; coordinator with 1 process (server.workers 1); sessions stay open until the end of each run.`,
@@ -186,17 +193,11 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     `Failure reasons: ${JSON.stringify(Object.fromEntries(Object.entries(fig).map(([k, v]) => [k, v.reasons])))}.`,
   ];
   /** The rows comparing uws with one Centrifugo run; the "node" column holds Centrifugo's figure, the ratio is uws/centrifugo. */
-  const peerRows = (label: string, p: SetupFigures): ReturnType<typeof row>[] => [
-    row(B, `${label}: sessions set up per second (uws; centrifugo)`, '/s', u.ratePerS, p.ratePerS, 'higher'),
-    row(B, `${label}: set-up latency p50 (uws; centrifugo)`, 'ms', u.latencyMs.p50, p.latencyMs.p50, 'lower'),
-    row(B, `${label}: set-up latency p99 (uws; centrifugo)`, 'ms', u.latencyMs.p99, p.latencyMs.p99, 'lower'),
-    row(B, `${label}: server CPU per new session (uws; centrifugo)`, 'ms', u.serverCpuMsPerSession, p.serverCpuMsPerSession, 'lower', {
+  const peerRows = (label: string, p: SetupFigures): ReturnType<typeof row>[] =>
+    besideRows(label, 'uws; centrifugo', p, 'server CPU per new session', {
       text: 'uws/centrifugo ≤ 0.4 (≥ 2.5 × less)',
       met: u.serverCpuMsPerSession * 2.5 <= p.serverCpuMsPerSession,
-    }),
-    row(B, `${label}: server RSS per open session, just set up (uws; centrifugo)`, 'KiB', u.serverKiBPerSession, p.serverKiBPerSession, 'lower'),
-    row(B, `${label}: failed set-ups (uws; centrifugo)`, 'count', u.failed, p.failed, 'lower'),
-  ];
+    });
   /** One Centrifugo run's figures in a note. */
   const peerFigures = (p: SetupFigures): string =>
     `${p.ratePerS}/s, p50/p99 ${p.latencyMs.p50}/${p.latencyMs.p99} ms, ${p.serverCpuMsPerSession} CPU ms/session, ${p.serverKiBPerSession} KiB/session; uws/centrifugo CPU per session ${ratio(u.serverCpuMsPerSession, p.serverCpuMsPerSession)}. Load generator CPU per session: ${p.loadgenCpuMsPerSession} ms.`;

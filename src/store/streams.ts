@@ -84,7 +84,8 @@ export function manifestOf(s: Pick<AssignedStream, 'frames' | 'seedFiles' | 'see
     frames: s.frames,
     seed: s.seedFiles.length > 0,
     seedFiles: s.seedFiles,
-    ...(s.seedFiles.length > 0 && s.seedDigests?.length === s.seedFiles.length ? { seedDigests: s.seedDigests } : {}),
+    // encodeManifest keeps them only when there is one per name.
+    ...(s.seedDigests ? { seedDigests: s.seedDigests } : {}),
     ...(s.lastPartitionId ? { lastPartitionId: s.lastPartitionId } : {}),
     ...(s.fence ? { fence: s.fence } : {}),
     ...(s.unpaged ? { unpaged: s.unpaged } : {}),
