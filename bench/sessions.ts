@@ -12,12 +12,12 @@ import { PEER } from './lib/centrifugo-peer';
 import { RECIPE, resetQueues } from './lib/fixtures';
 import { ApiClient } from '../test-support/admin-api';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
-import { holdIdle, openFds, sumRssKiB } from './lib/proc';
+import { holdIdle, openFds, settledRssKiB, sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
 import { eventually } from '../test-support/poll';
 import { sampleSum } from './lib/metrics-text';
-import { latency, round, sleep } from './lib/stats';
+import { latency, round } from './lib/stats';
 import type { SessionsResult } from './loadgen';
 import { holdPeerSessions, type PeerRunFigures } from './sessions-centrifugo';
 
@@ -73,9 +73,8 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
       overrides: { 'server.maxConnections': s.maxConnections },
     });
     gens = await startLoadGens(processes, ctx.sessionsLoadGen ?? 'go');
-    await sleep(1000);
     const srv = server;
-    const before = sumRssKiB(srv.pids());
+    const before = await settledRssKiB(() => srv.pids(), s.settleS);
     let peak = before;
     const sampler = setInterval(() => {
       peak = Math.max(peak, sumRssKiB(srv.pids()));

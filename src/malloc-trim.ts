@@ -10,6 +10,7 @@
 import path from 'node:path';
 import type { Logger } from './telemetry/log';
 import type { Metrics } from './telemetry/metrics';
+import { preloadedMalloc } from './malloc-library';
 
 /** The vendored module's binary for this platform, relative to the package root. */
 const BINARY = path.join('vendor', 'malloc-trim', `malloc_trim_${process.platform}_${process.arch}.node`);
@@ -40,9 +41,15 @@ export interface MallocTrimmer {
 
 /**
  * Starts trimming every `intervalS` seconds (0: never, and undefined is returned). The timer
- * does not keep the process alive.
+ * does not keep the process alive. A process running on a preloaded malloc (jemalloc: see
+ * src/malloc-library.ts) does not trim: glibc's heaps are then nearly empty, and the library
+ * returns its own pages.
  */
-export function startMallocTrim(intervalS: number, log: Logger, metrics: Metrics): MallocTrimmer | undefined {
+export function startMallocTrim(intervalS: number, log: Logger, metrics: Metrics, preloaded = preloadedMalloc()): MallocTrimmer | undefined {
+  if (preloaded !== undefined) {
+    log.info({ malloc: preloaded }, 'running on a preloaded malloc; malloc_trim is not needed (server.mallocLibrary)');
+    return undefined;
+  }
   if (intervalS === 0) return undefined;
   const loaded = loadMallocTrim();
   if ('reason' in loaded) {

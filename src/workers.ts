@@ -10,6 +10,7 @@ import { workerCount, type Settings } from './config/settings';
 import type { Logger } from './telemetry/log';
 import { serveClusterMetrics } from './telemetry/metrics';
 import { startServer, type RunningServer } from './server';
+import { preloadEnv, resolveMallocLibrary } from './malloc-library';
 
 const SHUTDOWN = 'sc:shutdown';
 
@@ -55,11 +56,15 @@ async function runWorker(settings: Settings, log: Logger, index: number): Promis
 }
 
 /**
- * The glibc malloc setting a worker starts with (it is read once, at process start): a fixed
- * mmap threshold, so the hundreds of KiB of each assignment are unmapped when freed instead of
- * fragmenting the heap (server.mallocMmapThresholdBytes). An operator's own value wins.
+ * The malloc settings a worker starts with (read once, at process start): the library
+ * server.mallocLibrary names, preloaded (src/malloc-library.ts), or else glibc with a fixed mmap
+ * threshold, so the hundreds of KiB of each assignment are unmapped when freed instead of
+ * fragmenting the heap (server.mallocMmapThresholdBytes). An operator's own values win.
+ * @throws Error when server.mallocLibrary names a file that is not there
  */
-export function mallocEnv(settings: Settings, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function mallocEnv(settings: Settings, env: NodeJS.ProcessEnv = process.env, exists?: (file: string) => boolean): Record<string, string> {
+  const preload = preloadEnv(resolveMallocLibrary(settings.server.mallocLibrary, exists), env);
+  if (preload.LD_PRELOAD !== undefined) return preload;
   const bytes = settings.server.mallocMmapThresholdBytes;
   if (bytes === 0 || env.MALLOC_MMAP_THRESHOLD_ !== undefined) return {};
   return { MALLOC_MMAP_THRESHOLD_: String(bytes) };
@@ -81,7 +86,7 @@ function runPrimary(settings: Settings, log: Logger, n: number): void {
   let stopping = false;
   const restarts: number[] = [];
   const fork = (index: number): Worker => {
-    const w = cluster.fork({ SC_WORKER_INDEX: String(index), ...mallocEnv(settings) });
+    const w = cluster.fork({ SC_WORKER_INDEX: String(index), ...malloc });
     w.on('exit', (code, signal) => {
       if (stopping) return;
       const now = Date.now();
@@ -97,7 +102,8 @@ function runPrimary(settings: Settings, log: Logger, n: number): void {
     });
     return w;
   };
-  log.info({ workers: n }, 'starting workers');
+  const malloc = mallocEnv(settings);
+  log.info({ workers: n, malloc: malloc.LD_PRELOAD ?? 'glibc' }, 'starting workers');
   let listening = 0;
   cluster.on('message', (_w, m: { type?: string; port?: number }) => {
     if (m?.type === 'sc:listening' && ++listening === n) log.info({ workers: n, port: m.port }, 'all workers listening');

@@ -4,6 +4,7 @@ import { freePort } from '../src/provision/exec';
 import { eventually, request, runCli, stackOverrides, writeConfig } from './helpers/server';
 import { getStack, stopStack } from '../test-support/stack';
 import type { Settings } from '../src/config/settings';
+import { JEMALLOC_CONF, JEMALLOC_PATHS } from '../src/malloc-library';
 
 t.teardown(stopStack);
 
@@ -35,14 +36,25 @@ t.test('two workers share the port, metrics are summed, SIGTERM stops the group'
   }
   t.same([...seen.keys()].sort(), [0, 1], `both workers served new connections: ${JSON.stringify([...seen])}`);
   t.equal(pids.size, 2, 'two processes');
-  // server.mallocMmapThresholdBytes reaches the workers (glibc reads it once, at start).
+  // server.mallocLibrary "auto" reaches the workers: jemalloc preloaded when it is installed,
+  // else glibc with server.mallocMmapThresholdBytes (either is read once, at start).
+  const jemalloc = JEMALLOC_PATHS.find((f) => fs.existsSync(f));
   for (const node of pids) {
-    const environ = fs.readFileSync(`/proc/${String(node).split(':').pop()}/environ`, 'utf8').split('\0');
-    t.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=131072'), `worker ${String(node)} starts with the fixed mmap threshold`);
+    const pid = String(node).split(':').pop();
+    const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+    if (jemalloc) {
+      t.ok(environ.includes(`LD_PRELOAD=${jemalloc}`) && environ.includes(`MALLOC_CONF=${JEMALLOC_CONF}`), `worker ${String(node)} starts with jemalloc and its options`);
+      t.ok(maps.includes(jemalloc), `worker ${String(node)} runs on ${jemalloc}`);
+    } else {
+      t.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=131072'), `worker ${String(node)} starts with the fixed mmap threshold`);
+      t.notMatch(maps, /libjemalloc/, `worker ${String(node)} runs on glibc`);
+    }
     // server.maxSemiSpaceMiB reaches them too (V8 sizes its heap once, at start).
     const argv = fs.readFileSync(`/proc/${String(node).split(':').pop()}/cmdline`, 'utf8').split('\0');
     t.ok(argv.includes('--max-semi-space-size=1'), `worker ${String(node)} starts with a small young generation: ${argv.join(' ')}`);
   }
+  if (jemalloc) t.equal(p.output().split('running on a preloaded malloc; malloc_trim is not needed').length - 1, 2, 'neither worker trims glibc\'s heaps');
 
   const metrics = (await request(`https://127.0.0.1:${port}/metrics`, { ca })).body.toString();
   const m = /coordinator_http_requests_total\{method="GET",route="\/",status="200",node="[^"]+"\} (\d+)/.exec(metrics);
@@ -76,9 +88,9 @@ t.test('a worker that dies is restarted', async (t) => {
   t.equal((await p.exited).code, 0);
 });
 
-t.test('the mmap threshold given to workers: the key, an operator\'s own value, or none', async (t) => {
+t.test('the mmap threshold given to workers on glibc: the key, an operator\'s own value, or none', async (t) => {
   const { mallocEnv } = await import('../src/workers');
-  const withKey = (bytes: number): Settings => ({ server: { mallocMmapThresholdBytes: bytes } }) as unknown as Settings;
+  const withKey = (bytes: number): Settings => ({ server: { mallocLibrary: 'glibc', mallocMmapThresholdBytes: bytes } }) as unknown as Settings;
   t.same(mallocEnv(withKey(131072), {}), { MALLOC_MMAP_THRESHOLD_: '131072' });
   t.same(mallocEnv(withKey(131072), { MALLOC_MMAP_THRESHOLD_: '65536' }), {}, 'the environment wins');
   t.same(mallocEnv(withKey(0), {}), {}, '0 keeps glibc\'s sliding threshold');

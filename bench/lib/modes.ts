@@ -75,6 +75,8 @@ export interface ModeSettings {
     maxConnections: number;
     /** Sessions being set up at once, per load generator. */
     concurrency: number;
+    /** Seconds the servers run with no session before their RSS is read as the baseline (bench/lib/proc.ts settledRssKiB). */
+    settleS: number;
     /** Seconds the sessions are held idle before memory is read (full: a multiple of core.leaseRenewS, 10 s, so the idle CPU figure covers whole renewal periods). */
     holdS: number;
     timeoutMs: number;
@@ -116,7 +118,7 @@ const HISTORY = { partitions: 10, framesPerPartition: 100, frameBytes: 2 * KIB, 
 
 export const MODES: Record<'quick' | 'full', ModeSettings> = {
   quick: {
-    sessions: { count: 3000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 5, timeoutMs: 30_000, deadlineS: 240, retries: 3 },
+    sessions: { count: 3000, perProcess: 15000, maxConnections: 18000, concurrency: 64, settleS: 30, holdS: 5, timeoutMs: 30_000, deadlineS: 240, retries: 3 },
     heap: { low: 1000, high: 3000, concurrency: 64, timeoutMs: 30_000, deadlineS: 240, settleS: 65 },
     setup: { count: 1500, loadgens: 2, concurrency: 16, timeoutMs: 20_000, deadlineS: 120 },
     frames: {
@@ -154,7 +156,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
     },
   },
   full: {
-    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, holdS: 60, timeoutMs: 60_000, deadlineS: 3600, retries: 3 },
+    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, settleS: 30, holdS: 60, timeoutMs: 60_000, deadlineS: 3600, retries: 3 },
     heap: { low: 3000, high: 9000, concurrency: 64, timeoutMs: 60_000, deadlineS: 600, settleS: 65 },
     setup: { count: 15_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 600 },
     frames: {

@@ -69,6 +69,23 @@ export function sumRssKiB(pids: number[]): number {
   return pids.reduce((n, p) => n + rssKiB(p), 0);
 }
 
+/**
+ * The servers' RSS once they have settled with no session: read after `settleS` seconds, the
+ * minimum of the readings of the last 5 (one a second). A process just started still holds
+ * what start-up freed: glibc until its first malloc_trim (server.mallocTrimIntervalS, 10 s),
+ * jemalloc until its decay (10 s), the Go runtime until its scavenger; 5–15 MiB per process
+ * that the end-of-hold reading no longer has, which would make held sessions look cheaper.
+ */
+export async function settledRssKiB(pids: () => number[], settleS: number): Promise<number> {
+  const last: number[] = [];
+  for (let i = 0; i < settleS; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    last.push(sumRssKiB(pids()));
+    if (last.length > 5) last.shift();
+  }
+  return last.length === 0 ? sumRssKiB(pids()) : Math.min(...last);
+}
+
 /** Sum of CPU milliseconds over the pids. */
 export function sumCpuMs(pids: number[]): number {
   return pids.reduce((n, p) => n + cpuMs(p), 0);

@@ -1,6 +1,7 @@
 /**
  * The custom convict formats the schema uses (registered when this module is imported):
- * worker counts, IP/CIDR lists, host:port lists, positive integers, write concerns.
+ * worker counts, IP/CIDR lists, host:port lists, positive integers, write concerns, malloc
+ * libraries.
  */
 import net from 'node:net';
 import convict from 'convict';
@@ -64,5 +65,14 @@ convict.addFormat({
   name: 'write-concern',
   validate(value: unknown) {
     if (value !== 'majority' && !(typeof value === 'string' && /^\d{1,2}$/.test(value))) throw new Error('must be "majority" or a number of members');
+  },
+});
+
+convict.addFormat({
+  name: 'malloc-library',
+  validate(value: unknown) {
+    if (value !== 'auto' && value !== 'glibc' && !(typeof value === 'string' && value.startsWith('/'))) {
+      throw new Error('must be "auto", "glibc" or the absolute path of a malloc library');
+    }
   },
 });

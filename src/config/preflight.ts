@@ -10,6 +10,7 @@ import { assertTlsUri, createMongo, pingMongo } from '../store/mongo';
 import { createRedis, pingRedis } from '../store/redis';
 import { checkTlsFiles, tlsMode, type CheckResult } from '../transport/tls';
 import os from 'node:os';
+import { preloadedMalloc, resolveMallocLibrary } from '../malloc-library';
 
 export type { CheckResult } from '../transport/tls';
 
@@ -117,6 +118,25 @@ export interface PreflightOptions {
   skipPort?: boolean;
 }
 
+/**
+ * Which malloc the server will run on (server.mallocLibrary): fails when the key names a file
+ * that is not there; says so when a single process was started without the library that the
+ * key resolves to (it can only come from the process's own environment).
+ */
+export function checkMalloc(settings: Settings, workers: number, own = preloadedMalloc(), exists?: (file: string) => boolean): CheckResult {
+  const name = 'malloc';
+  let choice;
+  try {
+    choice = resolveMallocLibrary(settings.server.mallocLibrary, exists);
+  } catch (err) {
+    return { name, ok: false, detail: (err as Error).message, fix: 'install the library there, or set server.mallocLibrary to "auto" or "glibc"' };
+  }
+  if (workers > 1) return { name, ok: true, detail: choice.kind === 'glibc' ? `workers use glibc malloc: ${choice.why}` : `workers preload ${choice.library}` };
+  if (own) return { name, ok: true, detail: `this process runs on ${own}` };
+  if (choice.kind === 'glibc') return { name, ok: true, detail: `glibc malloc: ${choice.why}` };
+  return { name, ok: true, detail: `glibc malloc: a single process cannot preload ${choice.library} itself; start it with LD_PRELOAD=${choice.library} (docs/deploy.md)` };
+}
+
 /** Runs every check. Never throws; each problem is one failed result. */
 export async function runPreflight(settings: Settings, opts: PreflightOptions = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [checkOpenFiles(settings)];
@@ -136,6 +156,7 @@ export async function runPreflight(settings: Settings, opts: PreflightOptions = 
   results.push(mongo, redis);
   if (port) results.push(port);
   if (workers > 1) results.push({ name: 'workers', ok: true, detail: `${workers} processes will share the port` });
+  results.push(checkMalloc(settings, workers));
   return results;
 }
 

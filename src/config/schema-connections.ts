@@ -54,16 +54,22 @@ export const CONNECTION_SCHEMA = {
       env: 'SC_SERVER_NODE_HEARTBEAT_S',
     },
     mallocMmapThresholdBytes: {
-      doc: 'Bytes: the fixed glibc malloc mmap threshold (MALLOC_MMAP_THRESHOLD_) the primary gives the workers it forks, unless the environment sets one; 0 keeps glibc\'s sliding threshold. With it, each freed buffer at least this large (an assignment carries hundreds of KiB of seed files) goes back to the OS; with the sliding threshold they stay in the heap and fragment it, which costs about 4 KiB of RSS per idle session (docs/performance.md). A single process (server.workers 1) cannot set it for itself: put the variable in its environment (docs/deploy.md).',
+      doc: 'Bytes: the fixed glibc malloc mmap threshold (MALLOC_MMAP_THRESHOLD_) the primary gives the workers it forks when they run on glibc (server.mallocLibrary), unless the environment sets one; 0 keeps glibc\'s sliding threshold. With it, each freed buffer at least this large (an assignment carries hundreds of KiB of seed files) goes back to the OS; with the sliding threshold they stay in the heap and fragment it, which costs about 4 KiB of RSS per idle session (docs/performance.md). A single process (server.workers 1) cannot set it for itself: put the variable in its environment (docs/deploy.md).',
       format: 'nat',
       default: 131072,
       env: 'SC_MALLOC_MMAP_THRESHOLD_BYTES',
     },
     mallocTrimIntervalS: {
-      doc: 'Seconds between two malloc_trim(0) calls in each server process; 0 turns them off. glibc returns memory freed inside its heaps to the system only at their top, so the pages that set-ups allocate and free (TLS handshakes, upgrade requests, assignment copies) stay resident between the held sessions\' small allocations; malloc_trim hands every whole free page back. A call blocked the process 0.55 ms on average with 15,000 idle sessions, 5.2 ms while 14 workers set up 200,000 (docs/performance.md). Needs glibc on linux x64 (vendor/malloc-trim); elsewhere it is off and the start-up log says so.',
+      doc: 'Seconds between two malloc_trim(0) calls in each server process; 0 turns them off. glibc returns memory freed inside its heaps to the system only at their top, so the pages that set-ups allocate and free (TLS handshakes, upgrade requests, assignment copies) stay resident between the held sessions\' small allocations; malloc_trim hands every whole free page back. A call blocked the process 0.55 ms on average with 15,000 idle sessions, 5.2 ms while 14 workers set up 200,000 (docs/performance.md). Needs glibc on linux x64 (vendor/malloc-trim); elsewhere it is off and the start-up log says so. A process on a preloaded malloc (server.mallocLibrary: jemalloc where installed) does not trim: that library returns its own pages.',
       format: 'nat',
       default: 10,
       env: 'SC_MALLOC_TRIM_INTERVAL_S',
+    },
+    mallocLibrary: {
+      doc: 'The malloc the server runs on: "auto" (jemalloc when installed at a usual path, else glibc), "glibc", or the absolute path of a malloc library to preload. The primary preloads it into the workers it forks (LD_PRELOAD; for jemalloc also MALLOC_CONF background_thread:true,narenas:2 unless the environment sets MALLOC_CONF); an operator\'s own LD_PRELOAD wins. A single process (server.workers 1) cannot load it into itself: set LD_PRELOAD in its environment (deploy/stream-coordinator.service; preflight says what it found). With jemalloc, server.mallocMmapThresholdBytes and server.mallocTrimIntervalS do nothing. jemalloc keeps what set-ups free apart from what held sessions keep: less server CPU per set-up and less memory per held session than glibc (docs/performance.md).',
+      format: 'malloc-library',
+      default: 'auto',
+      env: 'SC_MALLOC_LIBRARY',
     },
     maxSemiSpaceMiB: {
       doc: 'MiB: the V8 young-generation semi-space (--max-semi-space-size) of the workers the primary forks, unless node is started with that flag (command line or NODE_OPTIONS); 0 keeps Node\'s default (up to 16 MiB per semi-space). An idle session is a few hundred bytes of JavaScript, but setting one up makes hundreds of KiB of short-lived garbage; a large young generation then holds tens of MiB per process that the held sessions never need, and lets the buffers it points to live longer (about 0.6 KiB of RSS per idle session at 15,000 per process, and a little less CPU per set-up; it costs about a sixth of the admin API peak request rate: docs/performance.md). A single process (server.workers 1) cannot set it for itself: put the flag in NODE_OPTIONS (docs/deploy.md).',

@@ -159,6 +159,7 @@ export function formatName(format: unknown): string {
     case 'positive-int': return 'an integer ≥ 1';
     case 'ip-list': return 'a list of IP addresses or CIDR ranges (comma-separated in env)';
     case 'host-port-list': return 'a list of host:port (comma-separated in env)';
+    case 'malloc-library': return '"auto", "glibc" or an absolute path';
     default: return String(format);
   }
 }
