@@ -57,8 +57,9 @@ t.test('which malloc a process runs on, read from its memory map', async (t) => 
 
 t.test('preflight says which malloc the server will run on', async (t) => {
   const settings = (library: string): Settings => loadConfig({ env: { SC_MALLOC_LIBRARY: library } });
-  t.match(checkMalloc(settings('auto'), 4, undefined, only(debian)), { ok: true, detail: `workers preload ${debian}` });
-  t.match(checkMalloc(settings('auto'), 4, undefined, only()), { ok: true, detail: /workers use glibc malloc: jemalloc is not installed/ });
+  t.match(checkMalloc(settings('auto'), 4, undefined, only(debian), {}), { ok: true, detail: `workers preload ${debian}` });
+  t.match(checkMalloc(settings('auto'), 4, undefined, only(debian), { LD_PRELOAD: '/opt/libtcmalloc.so' }), { ok: true, detail: /keep this environment's LD_PRELOAD \(\/opt\/libtcmalloc\.so\)/ }, 'an operator\'s own preload is what workers get');
+  t.match(checkMalloc(settings('auto'), 4, undefined, only(), {}), { ok: true, detail: /workers use glibc malloc: jemalloc is not installed/ });
   t.match(checkMalloc(settings('auto'), 1, debian, only(debian)), { ok: true, detail: `this process runs on ${debian}` });
   t.match(checkMalloc(settings('auto'), 1, undefined, only(debian)), { ok: true, detail: new RegExp(`start it with LD_PRELOAD=${debian}`) }, 'a single process started without it is told how');
   t.match(checkMalloc(settings('/opt/none.so'), 1, undefined, only()), { ok: false, detail: /no file at \/opt\/none\.so/, fix: /server\.mallocLibrary/ });

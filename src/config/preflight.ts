@@ -123,7 +123,7 @@ export interface PreflightOptions {
  * that is not there; says so when a single process was started without the library that the
  * key resolves to (it can only come from the process's own environment).
  */
-export function checkMalloc(settings: Settings, workers: number, own = preloadedMalloc(), exists?: (file: string) => boolean): CheckResult {
+export function checkMalloc(settings: Settings, workers: number, own = preloadedMalloc(), exists?: (file: string) => boolean, env: NodeJS.ProcessEnv = process.env): CheckResult {
   const name = 'malloc';
   let choice;
   try {
@@ -131,6 +131,7 @@ export function checkMalloc(settings: Settings, workers: number, own = preloaded
   } catch (err) {
     return { name, ok: false, detail: (err as Error).message, fix: 'install the library there, or set server.mallocLibrary to "auto" or "glibc"' };
   }
+  if (workers > 1 && env.LD_PRELOAD) return { name, ok: true, detail: `workers keep this environment's LD_PRELOAD (${env.LD_PRELOAD})` };
   if (workers > 1) return { name, ok: true, detail: choice.kind === 'glibc' ? `workers use glibc malloc: ${choice.why}` : `workers preload ${choice.library}` };
   if (own) return { name, ok: true, detail: `this process runs on ${own}` };
   if (choice.kind === 'glibc') return { name, ok: true, detail: `glibc malloc: ${choice.why}` };
