@@ -66,7 +66,7 @@ export const CONNECTION_SCHEMA = {
       env: 'SC_MALLOC_TRIM_INTERVAL_S',
     },
     mallocLibrary: {
-      doc: 'The malloc the server runs on: "auto" (jemalloc when installed at a usual path, else glibc), "glibc", or the absolute path of a malloc library to preload. The primary preloads it into the workers it forks (LD_PRELOAD; for jemalloc also MALLOC_CONF background_thread:true,narenas:2 unless the environment sets MALLOC_CONF); an operator\'s own LD_PRELOAD wins. A single process (server.workers 1) cannot load it into itself: set LD_PRELOAD in its environment (deploy/stream-coordinator.service; preflight says what it found). With jemalloc, server.mallocMmapThresholdBytes and server.mallocTrimIntervalS do nothing. jemalloc keeps what set-ups free apart from what held sessions keep: less server CPU per set-up and less memory per held session than glibc (docs/performance.md).',
+      doc: 'The malloc the server runs on: "auto" (jemalloc when installed at a usual path, else glibc), "glibc", or the absolute path of a malloc library to preload. The primary preloads it into the workers it forks (LD_PRELOAD; for jemalloc also MALLOC_CONF background_thread:true,narenas:2 unless the environment sets MALLOC_CONF); an operator\'s own LD_PRELOAD wins. A single process (server.workers 1) cannot load it into itself: set LD_PRELOAD in its environment (deploy/stream-coordinator.service; preflight says what it found). With jemalloc, server.mallocMmapThresholdBytes and server.mallocTrimIntervalS do nothing. Measured: about a fifth less server CPU per set-up than glibc, and about the same memory per held session (docs/performance.md).',
       format: 'malloc-library',
       default: 'auto',
       env: 'SC_MALLOC_LIBRARY',
