@@ -85,6 +85,8 @@ function runPrimary(settings: Settings, log: Logger, n: number): void {
   cluster.setupPrimary({ execArgv: [...process.execArgv, ...workerExecArgv(settings)] });
   let stopping = false;
   const restarts: number[] = [];
+  // Read once: every worker, and every restarted one, starts on the same malloc.
+  const malloc = mallocEnv(settings);
   const fork = (index: number): Worker => {
     const w = cluster.fork({ SC_WORKER_INDEX: String(index), ...malloc });
     w.on('exit', (code, signal) => {
@@ -102,7 +104,6 @@ function runPrimary(settings: Settings, log: Logger, n: number): void {
     });
     return w;
   };
-  const malloc = mallocEnv(settings);
   log.info({ workers: n, malloc: malloc.LD_PRELOAD ?? 'glibc' }, 'starting workers');
   let listening = 0;
   cluster.on('message', (_w, m: { type?: string; port?: number }) => {

@@ -3,6 +3,7 @@
  * (utime + stime), so a benchmark can measure a group of server processes from outside.
  */
 import fs from 'node:fs';
+import { sleep } from './stats';
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux x86). */
 export const CLK_TCK = 100;
@@ -79,7 +80,7 @@ export function sumRssKiB(pids: number[]): number {
 export async function settledRssKiB(pids: () => number[], settleS: number): Promise<number> {
   const last: number[] = [];
   for (let i = 0; i < settleS; i++) {
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     last.push(sumRssKiB(pids()));
     if (last.length > 5) last.shift();
   }
