@@ -70,6 +70,34 @@ export function mallocEnv(settings: Settings, env: NodeJS.ProcessEnv = process.e
   return { MALLOC_MMAP_THRESHOLD_: String(bytes) };
 }
 
+/** The malloc a primary starts its workers on: see {@link workersMalloc}. */
+export interface WorkersMalloc {
+  /** Added to each worker's environment ({@link mallocEnv}). */
+  env: Record<string, string>;
+  /** What the workers preload (the key's library, or the operator's own LD_PRELOAD), or "glibc"; for the log. */
+  library: string;
+  /** Set when server.mallocLibrary names a file that is not there, so the workers start on glibc instead. */
+  warning?: string;
+}
+
+/**
+ * {@link mallocEnv} for the primary. A missing server.mallocLibrary file fails preflight, which
+ * refuses to start in "enforce" mode; in "warn" mode the group starts anyway, so the workers
+ * start on glibc and the primary says why, rather than the primary failing after preflight
+ * let it through.
+ */
+export function workersMalloc(settings: Settings, env: NodeJS.ProcessEnv = process.env, exists?: (file: string) => boolean): WorkersMalloc {
+  let malloc: Record<string, string>;
+  let warning: string | undefined;
+  try {
+    malloc = mallocEnv(settings, env, exists);
+  } catch (err) {
+    warning = `${(err as Error).message}; the workers start on glibc malloc`;
+    malloc = mallocEnv({ ...settings, server: { ...settings.server, mallocLibrary: 'glibc' } }, env, exists);
+  }
+  return { env: malloc, library: malloc.LD_PRELOAD ?? env.LD_PRELOAD ?? 'glibc', ...(warning === undefined ? {} : { warning }) };
+}
+
 /**
  * The V8 flags a worker starts with beyond the primary's own: the young generation's size
  * (server.maxSemiSpaceMiB), unless node was already given one. An operator's own value wins.
@@ -86,9 +114,10 @@ function runPrimary(settings: Settings, log: Logger, n: number): void {
   let stopping = false;
   const restarts: number[] = [];
   // Read once: every worker, and every restarted one, starts on the same malloc.
-  const malloc = mallocEnv(settings);
+  const malloc = workersMalloc(settings);
+  if (malloc.warning) log.warn(malloc.warning);
   const fork = (index: number): Worker => {
-    const w = cluster.fork({ SC_WORKER_INDEX: String(index), ...malloc });
+    const w = cluster.fork({ SC_WORKER_INDEX: String(index), ...malloc.env });
     w.on('exit', (code, signal) => {
       if (stopping) return;
       const now = Date.now();
@@ -104,7 +133,7 @@ function runPrimary(settings: Settings, log: Logger, n: number): void {
     });
     return w;
   };
-  log.info({ workers: n, malloc: malloc.LD_PRELOAD ?? 'glibc' }, 'starting workers');
+  log.info({ workers: n, malloc: malloc.library }, 'starting workers');
   let listening = 0;
   cluster.on('message', (_w, m: { type?: string; port?: number }) => {
     if (m?.type === 'sc:listening' && ++listening === n) log.info({ workers: n, port: m.port }, 'all workers listening');

@@ -4,7 +4,7 @@ import path from 'node:path';
 import t from 'tap';
 import { JEMALLOC_CONF, JEMALLOC_PATHS, preloadEnv, preloadedMalloc, resolveMallocLibrary } from '../src/malloc-library';
 import { checkMalloc } from '../src/config/preflight';
-import { mallocEnv } from '../src/workers';
+import { mallocEnv, workersMalloc } from '../src/workers';
 import { loadConfig, type Settings } from '../src/config/settings';
 
 const only = (...files: string[]) => (file: string): boolean => files.includes(file);
@@ -33,6 +33,22 @@ t.test('the environment a worker gets: the library, jemalloc options, and the op
   t.same(mallocEnv(settings('auto'), {}, only(debian)), { LD_PRELOAD: debian, MALLOC_CONF: JEMALLOC_CONF }, 'no glibc threshold with jemalloc');
   t.same(mallocEnv(settings('auto'), {}, only()), { MALLOC_MMAP_THRESHOLD_: '131072' }, 'glibc gets its threshold');
   t.throws(() => mallocEnv(settings('/nope.so'), {}, only()), /no file at/);
+});
+
+t.test('what a primary gives its workers and logs, including a missing library in preflight "warn" mode', async (t) => {
+  const settings = (library: string): Settings => ({ server: { mallocLibrary: library, mallocMmapThresholdBytes: 131072 } }) as unknown as Settings;
+  t.same(workersMalloc(settings('auto'), {}, only(debian)), { env: { LD_PRELOAD: debian, MALLOC_CONF: JEMALLOC_CONF }, library: debian });
+  t.same(workersMalloc(settings('auto'), {}, only()), { env: { MALLOC_MMAP_THRESHOLD_: '131072' }, library: 'glibc' });
+  t.same(
+    workersMalloc(settings('auto'), { LD_PRELOAD: '/x/libtcmalloc.so' }, only(debian)),
+    { env: { MALLOC_MMAP_THRESHOLD_: '131072' }, library: '/x/libtcmalloc.so' },
+    'an operator\'s own LD_PRELOAD is what the workers run on, and what the log names',
+  );
+  t.same(
+    workersMalloc(settings('/opt/missing.so'), {}, only(debian)),
+    { env: { MALLOC_MMAP_THRESHOLD_: '131072' }, library: 'glibc', warning: 'server.mallocLibrary: no file at /opt/missing.so; the workers start on glibc malloc' },
+    'a missing library does not stop the group (preflight already reported it): glibc, and a warning',
+  );
 });
 
 t.test('which malloc a process runs on, read from its memory map', async (t) => {
