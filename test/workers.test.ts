@@ -12,7 +12,9 @@ t.test('two workers share the port, metrics are summed, SIGTERM stops the group'
   const port = await freePort();
   const conf = writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 2, 'core.maxConcurrentCommits': 5, 'core.maxConcurrentAssignments': 16 }));
   const p = runCli(['serve', '--config', conf]);
-  await eventually(async () => /all workers listening/.test(p.output()), 30000, `all workers listening in:\n${p.output()}`);
+  // Each worker's own "listening" line can reach the output after the primary's summary line.
+  const listeningLines = (): number => p.output().split('"msg":"listening"').length - 1;
+  await eventually(async () => /all workers listening/.test(p.output()) && listeningLines() === 2, 30000, `all workers listening in:\n${p.output()}`);
   // The store budgets are the server's: each worker takes its share (rounded up).
   const listening = p
     .output()
