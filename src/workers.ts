@@ -10,7 +10,7 @@ import { workerCount, type Settings } from './config/settings';
 import type { Logger } from './telemetry/log';
 import { serveClusterMetrics } from './telemetry/metrics';
 import { startServer, type RunningServer } from './server';
-import { preloadEnv, resolveMallocLibrary } from './malloc-library';
+import { preloadEnv, resolveMallocLibrary, type MallocChoice } from './malloc-library';
 
 const SHUTDOWN = 'sc:shutdown';
 
@@ -63,7 +63,12 @@ async function runWorker(settings: Settings, log: Logger, index: number): Promis
  * @throws Error when server.mallocLibrary names a file that is not there
  */
 export function mallocEnv(settings: Settings, env: NodeJS.ProcessEnv = process.env, exists?: (file: string) => boolean): Record<string, string> {
-  const preload = preloadEnv(resolveMallocLibrary(settings.server.mallocLibrary, exists), env);
+  return mallocEnvFor(resolveMallocLibrary(settings.server.mallocLibrary, exists), settings, env);
+}
+
+/** {@link mallocEnv} once server.mallocLibrary is resolved to `choice`. */
+function mallocEnvFor(choice: MallocChoice, settings: Settings, env: NodeJS.ProcessEnv): Record<string, string> {
+  const preload = preloadEnv(choice, env);
   if (preload.LD_PRELOAD !== undefined) return preload;
   const bytes = settings.server.mallocMmapThresholdBytes;
   if (bytes === 0 || env.MALLOC_MMAP_THRESHOLD_ !== undefined) return {};
@@ -87,14 +92,15 @@ export interface WorkersMalloc {
  * let it through.
  */
 export function workersMalloc(settings: Settings, env: NodeJS.ProcessEnv = process.env, exists?: (file: string) => boolean): WorkersMalloc {
-  let malloc: Record<string, string>;
+  let choice: MallocChoice;
   let warning: string | undefined;
   try {
-    malloc = mallocEnv(settings, env, exists);
+    choice = resolveMallocLibrary(settings.server.mallocLibrary, exists);
   } catch (err) {
     warning = `${(err as Error).message}; the workers start on glibc malloc`;
-    malloc = mallocEnv({ ...settings, server: { ...settings.server, mallocLibrary: 'glibc' } }, env, exists);
+    choice = { kind: 'glibc', why: warning };
   }
+  const malloc = mallocEnvFor(choice, settings, env);
   return { env: malloc, library: malloc.LD_PRELOAD ?? env.LD_PRELOAD ?? 'glibc', ...(warning === undefined ? {} : { warning }) };
 }
 

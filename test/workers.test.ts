@@ -53,7 +53,7 @@ t.test('two workers share the port, metrics are summed, SIGTERM stops the group'
       t.notMatch(maps, /libjemalloc/, `worker ${String(node)} runs on glibc`);
     }
     // server.maxSemiSpaceMiB reaches them too (V8 sizes its heap once, at start).
-    const argv = fs.readFileSync(`/proc/${String(node).split(':').pop()}/cmdline`, 'utf8').split('\0');
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     t.ok(argv.includes('--max-semi-space-size=1'), `worker ${String(node)} starts with a small young generation: ${argv.join(' ')}`);
   }
   if (jemalloc) t.equal(p.output().split('running on a preloaded malloc; malloc_trim is not needed').length - 1, 2, 'neither worker trims glibc\'s heaps');
