@@ -14,7 +14,6 @@ import { benchServer, freshDatabase, stopServer, TRANSPORTS, type BenchContext }
 import { checkpointFile, createCoreFixture, enqueueAll, frameSize, RECIPE, type CoreFixture } from './lib/fixtures';
 import { noise } from './lib/noise';
 import { insertStreams } from './lib/populate';
-import { sumRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
 import { round, sleep } from './lib/stats';
@@ -84,7 +83,7 @@ async function honestAndMaybeHostile(ctx: BenchContext, server: BenchServer, f: 
   let stop = false;
   let commits = 0;
   let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, sumRssKiB(server.pids()))), 100);
+  const sampler = setInterval(() => (peak = Math.max(peak, server.memoryKiB())), 100);
   // The recipe's data (fixtures.ts): frames of 64 KiB–1 MiB, a 200 KiB checkpoint state, made once.
   const frames = Array.from({ length: 8 }, (_, k) => noise(k, frameSize(k)));
   const state = checkpointFile(0);

@@ -8,7 +8,7 @@
 import type { BenchContext } from './lib/context';
 import { peerSessions, startPeer, stopPeers, type PeerServer } from './lib/centrifugo-peer';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
-import { CpuWindow, holdIdle, settledRssKiB } from './lib/proc';
+import { CpuWindow, holdIdle, settledRssKiB, sumRssKiB } from './lib/proc';
 import { latency, round } from './lib/stats';
 
 /** What the Centrifugo run measured. */
@@ -46,7 +46,7 @@ export async function holdPeerSessions(ctx: BenchContext): Promise<PeerRunFigure
   try {
     for (let i = 0; i < processes; i++) peers.push(await startPeer(ctx, 'sessions-centrifugo'));
     gens = await startLoadGens(processes, ctx.sessionsLoadGen ?? 'go');
-    const before = await settledRssKiB(pids, s.settleS);
+    const before = await settledRssKiB(() => sumRssKiB(pids()), s.settleS);
     const setupCpu = new CpuWindow(pids);
     setupCpu.start();
     const results = await runSessions(gens, ctx.stack.caPem, s, (i) => peerSessions(peers[i]!, i));

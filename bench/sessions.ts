@@ -5,14 +5,15 @@
  * open-files limit), each from its own source address (127.0.0.2, 127.0.0.3, …) so no
  * address runs out of ephemeral ports. The server runs ceil(N / perProcess) worker processes
  * for the same reason. Server memory is the sum of VmRSS over the server's processes, read
- * from /proc before the load and after the sessions have been held idle for a while.
+ * from /proc, plus what their shared seed directory holds (tmpfs, in no process's RSS), read
+ * before the load and after the sessions have been held idle for a while.
  */
 import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
 import { PEER } from './lib/centrifugo-peer';
 import { RECIPE, resetQueues } from './lib/fixtures';
 import { ApiClient } from '../test-support/admin-api';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
-import { holdIdle, openFds, settledRssKiB, sumRssKiB } from './lib/proc';
+import { holdIdle, openFds, settledRssKiB } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import type { BenchServer, TransportName } from './lib/server';
 import { eventually } from '../test-support/poll';
@@ -74,10 +75,10 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
     });
     gens = await startLoadGens(processes, ctx.sessionsLoadGen ?? 'go');
     const srv = server;
-    const before = await settledRssKiB(() => srv.pids(), s.settleS);
+    const before = await settledRssKiB(() => srv.memoryKiB(), s.settleS);
     let peak = before;
     const sampler = setInterval(() => {
-      peak = Math.max(peak, sumRssKiB(srv.pids()));
+      peak = Math.max(peak, srv.memoryKiB());
       for (const g of gens) g.sampleRss();
     }, 1000);
     let results: SessionsResult[];
@@ -95,7 +96,7 @@ async function runOne(ctx: BenchContext, transport: TransportName): Promise<RunF
       const { established, failed, notAttempted, reasons, retried, retryReasons, spanS: establishS } = sessionsTotals(results);
       // Hold: the sessions sit idle (pings, lease renewals) while the server's CPU and RSS are read.
       const holdStart = Date.now();
-      const { idleCpuPct, rssAfterKiB: after, rssMeanKiB: holdMean } = await holdIdle(() => srv.pids(), s.holdS);
+      const { idleCpuPct, rssAfterKiB: after, rssMeanKiB: holdMean } = await holdIdle(() => srv.pids(), s.holdS, () => srv.memoryKiB());
       peak = Math.max(peak, after);
       for (const g of gens) g.sampleRss();
       const loadgenRss = gens.reduce((n, g) => n + g.sampleRss(), 0);

@@ -14,7 +14,7 @@ import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/co
 import { PEER, PEER_PING_INTERVAL_S, peerSessions, publishStates, startPeer, type PeerServer } from './lib/centrifugo-peer';
 import { RECIPE, resetQueues } from './lib/fixtures';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
-import { CpuWindow, sumRssKiB } from './lib/proc';
+import { CpuWindow } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
 import { startEcho, type BenchServer, type TransportName } from './lib/server';
 import { latency, ratio, round, sleep } from './lib/stats';
@@ -43,7 +43,7 @@ async function drive(ctx: BenchContext, target: string, server: BenchServer, pat
   try {
     gens = await startLoadGens(s.loadgens);
     await sleep(500);
-    const rssBefore = sumRssKiB(server.pids());
+    const rssBefore = server.memoryKiB();
     const cpu = new CpuWindow(() => server.pids());
     cpu.start();
     const results = await runSessions(gens, ctx.stack.caPem, s, (i) => ({
@@ -55,7 +55,7 @@ async function drive(ctx: BenchContext, target: string, server: BenchServer, pat
     }));
     const serverMs = cpu.stop();
     const { established, failed, notAttempted, reasons, spanS: wallS } = sessionsTotals(results);
-    const rssAfter = sumRssKiB(server.pids());
+    const rssAfter = server.memoryKiB();
     return {
       target,
       established,

@@ -40,6 +40,7 @@ import { ReliabilityGuard } from './core/reliability-guard';
 import { ReliabilityStore } from './store/reliability';
 import { BlockStore } from './store/blocks';
 import { startMallocTrim } from './malloc-trim';
+import { createSeedCacheDir, removeSeedCacheDir, seedCacheParent } from './core/seed-cache';
 
 /** A listening server process. */
 export interface RunningServer {
@@ -60,6 +61,11 @@ export interface RunningServer {
 export interface StartOptions {
   /** Worker index in a worker group (0 when single-process). */
   worker?: number;
+  /**
+   * The seed directory the group's primary made for its workers (core/seed-cache.ts); without
+   * it the server makes its own and removes it when it stops.
+   */
+  seedCacheDir?: string;
 }
 
 /** Starts a server process. Rejects when the port cannot be bound or TLS files are unusable. */
@@ -95,7 +101,9 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const streams = new Streams(db, files, leases, bus);
   const targets = new TargetCache(db, bus, settings.core.targetCacheMs);
   const guard = new ReliabilityGuard(new ReliabilityStore(storage.redis, prefix, settings.reliability), new BlockStore(db), bus, log, settings.reliability.refreshMs);
-  const hub = new CoreHub({ settings, db, files, leases, streams, targets, live, bus, log, metrics, nodeId: NODE_ID, guard });
+  const ownSeeds = opts.seedCacheDir === undefined && settings.core.seedCacheBytes > 0 ? createSeedCacheDir(seedCacheParent(settings.core.seedCacheDir)) : undefined;
+  const seedCacheDir = opts.seedCacheDir ?? ownSeeds;
+  const hub = new CoreHub({ settings, db, files, leases, streams, targets, live, bus, log, metrics, nodeId: NODE_ID, guard, seedCacheDir });
   const engineKeys = new EngineKeys(db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
   const targetViews = new TargetAnswers<TargetView>(bus, settings.http.targetCacheMs, settings.http.targetCacheMaxEntries);
   const streamTotals = new TargetAnswers<number>(bus, settings.http.streamTotalCacheMs, settings.http.targetCacheMaxEntries);
@@ -132,6 +140,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
     transport = settings.server.transport === 'node' ? await startNodeTransport(transportOptions) : await startUwsTransport(transportOptions);
   } catch (err) {
     chain?.remove();
+    if (ownSeeds) removeSeedCacheDir(ownSeeds);
     bus.close();
     await storage.close();
     throw err;
@@ -180,6 +189,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
       bus.close();
       await storage.close();
       chain?.remove();
+      if (ownSeeds) removeSeedCacheDir(ownSeeds);
       log.info('stopped');
       unguard();
     })());

@@ -11,8 +11,11 @@ import type { Logger } from './telemetry/log';
 import { serveClusterMetrics } from './telemetry/metrics';
 import { startServer, type RunningServer } from './server';
 import { preloadEnv, resolveMallocLibrary, type MallocChoice } from './malloc-library';
+import { createSeedCacheDir, removeSeedCacheDir, seedCacheParent } from './core/seed-cache';
 
 const SHUTDOWN = 'sc:shutdown';
+/** How the primary tells its workers the seed directory they share (not a setting: made per group). */
+const SEED_DIR_ENV = 'SC_WORKER_SEED_DIR';
 
 /** Runs `serve` in this process: as a worker, as the primary of a group, or alone. Resolves when the server is up. */
 export async function serve(settings: Settings, log: Logger): Promise<void> {
@@ -24,7 +27,8 @@ export async function serve(settings: Settings, log: Logger): Promise<void> {
 
 async function runWorker(settings: Settings, log: Logger, index: number): Promise<void> {
   const wlog = cluster.isWorker ? log.child({ worker: index }) : log;
-  const server: RunningServer = await startServer(settings, wlog, { worker: index });
+  const seedCacheDir = cluster.isWorker ? process.env[SEED_DIR_ENV] || undefined : undefined;
+  const server: RunningServer = await startServer(settings, wlog, { worker: index, ...(seedCacheDir ? { seedCacheDir } : {}) });
   let stopping = false;
   const stop = (why: string): void => {
     if (stopping) return;
@@ -122,8 +126,14 @@ function runPrimary(settings: Settings, log: Logger, n: number): void {
   // Read once: every worker, and every restarted one, starts on the same malloc.
   const malloc = workersMalloc(settings);
   if (malloc.warning) log.warn(malloc.warning);
+  // One directory for the whole group, so a machine holds each seed content once.
+  const seeds = settings.core.seedCacheBytes > 0 ? createSeedCacheDir(seedCacheParent(settings.core.seedCacheDir)) : undefined;
+  const exit = (code: number): never => {
+    if (seeds) removeSeedCacheDir(seeds);
+    process.exit(code);
+  };
   const fork = (index: number): Worker => {
-    const w = cluster.fork({ SC_WORKER_INDEX: String(index), ...malloc.env });
+    const w = cluster.fork({ SC_WORKER_INDEX: String(index), ...(seeds ? { [SEED_DIR_ENV]: seeds } : {}), ...malloc.env });
     w.on('exit', (code, signal) => {
       if (stopping) return;
       const now = Date.now();
@@ -154,16 +164,16 @@ function runPrimary(settings: Settings, log: Logger, n: number): void {
     const timer = setTimeout(() => {
       log.warn('workers did not stop in time; killing them');
       for (const w of alive) if (!w.isDead()) w.process.kill('SIGKILL');
-      process.exit(exitCode);
+      exit(exitCode);
     }, (settings.server.shutdownTimeoutS + 2) * 1000);
     let left = alive.length;
-    if (left === 0) process.exit(exitCode);
+    if (left === 0) exit(exitCode);
     for (const w of alive) {
       w.once('exit', () => {
         if (--left === 0) {
           clearTimeout(timer);
           log.info('all workers stopped');
-          process.exit(exitCode);
+          exit(exitCode);
         }
       });
       if (w.isConnected()) w.send({ type: SHUTDOWN });

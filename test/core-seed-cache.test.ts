@@ -1,13 +1,18 @@
 /**
  * The seed cache (src/core/seed-cache.ts): streams record their seed files' SHA-256 at
- * creation, and an assignment takes content another assignment of the process read recently
- * from memory instead of the store. Admission on the second miss, the byte budget, least
- * recently used first out; on a real server, which assignments read the `files` collection
- * (driver command monitoring), which bytes each core gets, and streams without digests.
+ * creation, and an assignment takes content another assignment read recently from the
+ * directory the server's processes share instead of the store. Admission on the second miss,
+ * the byte budget, least recently used first out, two processes on one directory, files that
+ * are not what was written, the directory's life; on a real server, which assignments read the
+ * `files` collection (driver command monitoring), which bytes each core gets, and streams
+ * without digests.
  */
 import type { CommandStartedEvent } from 'mongodb';
-import t from 'tap';
-import { DOORKEEPER_SIZE, SeedCache } from '../src/core/seed-cache';
+import t, { type Test } from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createSeedCacheDir, DOORKEEPER_SIZE, removeSeedCacheDir, SeedCache, seedCacheParent } from '../src/core/seed-cache';
 import { decodeManifest, encodeManifest } from '../src/store/leases';
 import { seedDigest } from '../src/store/streams';
 import type { CoreClient } from '../src/client';
@@ -20,53 +25,146 @@ const PREFIX = 'sd:';
 
 const b64 = (b: Buffer): string => b.toString('base64');
 
+const tempDir = (t: Test): string => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-seed-test-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+};
+/** A digest as streams record them, for a name. */
+const d = (name: string): string => seedDigest(Buffer.from(name));
+
 t.test('content is kept from its second miss, in base64, within the budget, least recently used out first', async (t) => {
+  const dir = tempDir(t);
   const counts = { hit: 0, miss: 0, held: 0 };
-  const cache = new SeedCache(100 * KIB, { hit: () => counts.hit++, miss: () => counts.miss++, bytes: (n) => (counts.held = n) });
+  const cache = new SeedCache(dir, 100 * KIB, { hit: () => counts.hit++, miss: () => counts.miss++, bytes: (n) => (counts.held = n) });
   // 15 KiB of bytes are 20 KiB of base64, what the budget counts.
   const a = Buffer.alloc(15 * KIB, 1);
-  t.equal(cache.get('a'), undefined, 'empty');
-  cache.offer('a', a);
-  t.equal(cache.get('a'), undefined, 'not kept after one miss');
-  cache.offer('a', a);
-  const kept = cache.get('a');
-  t.equal(kept?.ascii.toString('latin1'), b64(a), 'kept after the second, as its base64');
+  t.equal(cache.get(d('a')), undefined, 'empty');
+  cache.offer(d('a'), a);
+  t.equal(cache.get(d('a')), undefined, 'not kept after one miss');
+  t.same(fs.readdirSync(dir), [], 'nothing written after one miss');
+  cache.offer(d('a'), a);
+  t.same(fs.readdirSync(dir), [d('a')], 'written after the second, named by its digest');
+  const kept = cache.get(d('a'));
+  t.equal(kept?.ascii.toString('latin1'), b64(a), 'read back as its base64');
+  t.equal(fs.readFileSync(path.join(dir, d('a')), 'latin1'), b64(a), 'the file holds the base64');
   a.fill(9);
-  t.equal(kept?.ascii.toString('latin1'), b64(Buffer.alloc(15 * KIB, 1)), 'its own copy: the buffer it came from can change');
-  t.same(counts, { hit: 1, miss: 2, held: 20 * KIB });
+  t.equal(cache.get(d('a'))?.ascii.toString('latin1'), b64(Buffer.alloc(15 * KIB, 1)), 'a copy: the buffer it came from can change');
+  t.same(counts, { hit: 2, miss: 2, held: 20 * KIB });
 
-  for (const d of ['b', 'c', 'd', 'e']) {
-    cache.offer(d, Buffer.alloc(15 * KIB, d.charCodeAt(0)));
-    cache.offer(d, Buffer.alloc(15 * KIB, d.charCodeAt(0)));
+  for (const n of ['b', 'c', 'd', 'e']) {
+    cache.offer(d(n), Buffer.alloc(15 * KIB, n.charCodeAt(0)));
+    cache.offer(d(n), Buffer.alloc(15 * KIB, n.charCodeAt(0)));
   }
   t.equal(cache.size, 100 * KIB, 'five files fill the budget');
-  cache.get('a');
-  cache.offer('f', Buffer.alloc(15 * KIB));
-  cache.offer('f', Buffer.alloc(15 * KIB));
+  cache.get(d('a'));
+  cache.offer(d('f'), Buffer.alloc(15 * KIB));
+  cache.offer(d('f'), Buffer.alloc(15 * KIB));
   t.equal(cache.size, 100 * KIB, 'a sixth evicts one');
-  t.ok(cache.get('a'), 'not the one used last');
-  t.equal(cache.get('b'), undefined, 'the least recently used');
+  t.ok(cache.get(d('a')), 'not the one used last');
+  t.equal(cache.get(d('b')), undefined, 'the least recently used');
+  t.notOk(fs.existsSync(path.join(dir, d('b'))), 'its file is deleted');
+  t.equal(fs.readdirSync(dir).length, 5, 'the directory holds what the index holds');
 
   // 19 KiB of bytes: 25.3 KiB of base64, over a quarter of 100 KiB.
-  cache.offer('big', Buffer.alloc(19 * KIB));
-  cache.offer('big', Buffer.alloc(19 * KIB));
-  t.equal(cache.get('big'), undefined, 'a file over a quarter of the budget is never kept');
+  cache.offer(d('big'), Buffer.alloc(19 * KIB));
+  cache.offer(d('big'), Buffer.alloc(19 * KIB));
+  t.equal(cache.get(d('big')), undefined, 'a file over a quarter of the budget is never kept');
 });
 
-t.test('the doorkeeper forgets, and a budget of 0 turns the cache off', async (t) => {
-  const cache = new SeedCache(MIB);
-  cache.offer('x', Buffer.from('x'));
-  for (let i = 0; i < DOORKEEPER_SIZE; i++) cache.offer(`other-${i}`, Buffer.from('o'));
-  cache.offer('x', Buffer.from('x'));
-  t.equal(cache.get('x'), undefined, `a miss more than ${DOORKEEPER_SIZE} misses ago is forgotten`);
-  cache.offer('x', Buffer.from('x'));
-  t.equal(cache.get('x')?.ascii.toString('latin1'), b64(Buffer.from('x')));
+t.test('processes share the directory: one copy, and what one evicts the others miss', async (t) => {
+  const dir = tempDir(t);
+  const one = new SeedCache(dir, 100 * KIB);
+  const two = new SeedCache(dir, 100 * KIB);
+  const body = Buffer.alloc(15 * KIB, 3);
+  for (const c of [one, two]) {
+    c.offer(d('s'), body);
+    c.offer(d('s'), body);
+  }
+  t.same(fs.readdirSync(dir), [d('s')], 'one file for both');
+  t.equal(two.get(d('s'))?.ascii.toString('latin1'), b64(body), 'the second reads it');
+  for (const n of ['1', '2', '3', '4', '5']) {
+    one.offer(d(n), Buffer.alloc(15 * KIB));
+    one.offer(d(n), Buffer.alloc(15 * KIB));
+  }
+  t.notOk(fs.existsSync(path.join(dir, d('s'))), 'the first evicted it');
+  t.equal(two.get(d('s')), undefined, 'the second misses');
+  t.equal(two.size, 0, 'and forgets it');
+  two.offer(d('s'), body);
+  t.equal(two.get(d('s')), undefined, 'admitted again only on its second miss');
+  two.offer(d('s'), body);
+  t.equal(two.get(d('s'))?.ascii.toString('latin1'), b64(body), 'then written again');
+});
 
-  const off = new SeedCache(0);
-  off.offer('y', Buffer.from('y'));
-  off.offer('y', Buffer.from('y'));
-  t.equal(off.get('y'), undefined);
-  t.equal(off.size, 0);
+t.test('a file that is not what was written is a miss; what cannot name a file is never written', async (t) => {
+  const dir = tempDir(t);
+  const cache = new SeedCache(dir, MIB);
+  const body = Buffer.alloc(3 * KIB, 5);
+  cache.offer(d('x'), body);
+  cache.offer(d('x'), body);
+  fs.appendFileSync(path.join(dir, d('x')), 'A');
+  t.equal(cache.get(d('x')), undefined, 'a longer file');
+  cache.offer(d('x'), body);
+  cache.offer(d('x'), body);
+  fs.truncateSync(path.join(dir, d('x')), 10);
+  t.equal(cache.get(d('x')), undefined, 'a shorter one');
+
+  for (const bad of ['../escape', 'a/b', '', d('y').slice(1), `${d('y')}.tmp`]) {
+    cache.offer(bad, body);
+    cache.offer(bad, body);
+    t.equal(cache.get(bad), undefined, `"${bad}" is not a digest`);
+  }
+  t.same(fs.readdirSync(dir), [], 'no file written for any of them');
+  t.notOk(fs.existsSync(path.join(dir, '..', 'escape')), 'nothing outside');
+
+  const gone = new SeedCache(path.join(dir, 'missing'), MIB);
+  gone.offer(d('z'), body);
+  gone.offer(d('z'), body);
+  t.equal(gone.size, 0, 'a file that cannot be written (a full tmpfs) is not admitted');
+  t.equal(gone.get(d('z')), undefined);
+});
+
+t.test('the doorkeeper forgets, and a budget of 0 or no directory turns the cache off', async (t) => {
+  const dir = tempDir(t);
+  const cache = new SeedCache(dir, MIB);
+  cache.offer(d('x'), Buffer.from('x'));
+  for (let i = 0; i < DOORKEEPER_SIZE; i++) cache.offer(d(`other-${i}`), Buffer.from('o'));
+  cache.offer(d('x'), Buffer.from('x'));
+  t.equal(cache.get(d('x')), undefined, `a miss more than ${DOORKEEPER_SIZE} misses ago is forgotten`);
+  cache.offer(d('x'), Buffer.from('x'));
+  t.equal(cache.get(d('x'))?.ascii.toString('latin1'), b64(Buffer.from('x')));
+
+  for (const off of [new SeedCache(dir, 0), new SeedCache(undefined, MIB)]) {
+    off.offer(d('y'), Buffer.from('y'));
+    off.offer(d('y'), Buffer.from('y'));
+    t.equal(off.get(d('y')), undefined);
+    t.equal(off.size, 0);
+  }
+  t.notOk(fs.existsSync(path.join(dir, d('y'))), 'nothing written');
+});
+
+t.test('a server makes a private directory, and the next start removes those of servers that died', async (t) => {
+  const parent = tempDir(t);
+  const dir = createSeedCacheDir(parent);
+  t.match(path.basename(dir), new RegExp(`^stream-coordinator-seeds-${process.pid}-`), 'named after the process that made it');
+  t.equal(fs.statSync(dir).mode & 0o777, 0o700, 'only its user may read it');
+  // A pid that cannot be running (above the kernel's pid_max), a running one, someone else's file.
+  const dead = path.join(parent, 'stream-coordinator-seeds-99999999-abcdef');
+  const running = path.join(parent, `stream-coordinator-seeds-${process.ppid}-abcdef`);
+  const other = path.join(parent, 'stream-coordinator-seeds-notapid');
+  for (const p of [dead, running, other]) fs.mkdirSync(p);
+  fs.writeFileSync(path.join(dead, d('a')), 'x');
+  const link = path.join(parent, 'stream-coordinator-seeds-99999998-link');
+  fs.symlinkSync(running, link);
+  const next = createSeedCacheDir(parent);
+  t.notOk(fs.existsSync(dead), "a dead process's directory is removed");
+  t.ok(fs.existsSync(running) && fs.existsSync(other) && fs.existsSync(dir), 'those of running processes, and other names, stay');
+  t.ok(fs.existsSync(link) && fs.existsSync(running), 'a link is not followed');
+  t.not(next, dir, 'two servers in one process get two directories');
+  removeSeedCacheDir(dir);
+  t.notOk(fs.existsSync(dir), 'removed at stop');
+  t.equal(seedCacheParent('/some/where'), '/some/where', 'the configured parent');
+  t.equal(seedCacheParent(''), fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'by default tmpfs where there is one');
 });
 
 t.test('manifests carry the digests last, so older readers take them for malformed', async (t) => {

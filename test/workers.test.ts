@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
 import { freePort } from '../src/provision/exec';
 import { eventually, request, runCli, stackOverrides, writeConfig } from './helpers/server';
@@ -10,7 +12,9 @@ t.teardown(stopStack);
 
 t.test('two workers share the port, metrics are summed, SIGTERM stops the group', async (t) => {
   const port = await freePort();
-  const conf = writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 2, 'core.maxConcurrentCommits': 5, 'core.maxConcurrentAssignments': 16 }));
+  const seedParent = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-workers-seeds-'));
+  t.teardown(() => fs.rmSync(seedParent, { recursive: true, force: true }));
+  const conf = writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 2, 'core.maxConcurrentCommits': 5, 'core.maxConcurrentAssignments': 16, 'core.seedCacheDir': seedParent }));
   const p = runCli(['serve', '--config', conf]);
   // Each worker's own "listening" line can reach the output after the primary's summary line.
   const listeningLines = (): number => p.output().split('"msg":"listening"').length - 1;
@@ -41,6 +45,9 @@ t.test('two workers share the port, metrics are summed, SIGTERM stops the group'
   // server.mallocLibrary "auto" reaches the workers: jemalloc preloaded when it is installed,
   // else glibc with server.mallocMmapThresholdBytes (either is read once, at start).
   const jemalloc = JEMALLOC_PATHS.find((f) => fs.existsSync(f));
+  const seedDirs = fs.readdirSync(seedParent);
+  t.equal(seedDirs.length, 1, 'one seed directory for the group');
+  t.match(seedDirs[0], new RegExp(`^stream-coordinator-seeds-${p.child.pid}-`), 'made by the primary');
   for (const node of pids) {
     const pid = String(node).split(':').pop();
     const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
@@ -52,6 +59,8 @@ t.test('two workers share the port, metrics are summed, SIGTERM stops the group'
       t.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=131072'), `worker ${String(node)} starts with the fixed mmap threshold`);
       t.notMatch(maps, /libjemalloc/, `worker ${String(node)} runs on glibc`);
     }
+    // Both index one seed directory, the primary's (core/seed-cache.ts).
+    t.same(environ.filter((e) => e.startsWith('SC_WORKER_SEED_DIR=')), [`SC_WORKER_SEED_DIR=${path.join(seedParent, seedDirs[0]!)}`], `worker ${String(node)} shares the group's seed directory`);
     // server.maxSemiSpaceMiB reaches them too (V8 sizes its heap once, at start).
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     t.ok(argv.includes('--max-semi-space-size=1'), `worker ${String(node)} starts with a small young generation: ${argv.join(' ')}`);
@@ -68,6 +77,7 @@ t.test('two workers share the port, metrics are summed, SIGTERM stops the group'
   t.equal(code, 0, 'exit 0');
   t.ok(Date.now() - started < 10000, 'within the shutdown timeout');
   t.match(p.output(), /all workers stopped/);
+  t.same(fs.readdirSync(seedParent), [], 'the primary removed the seed directory');
   await t.rejects(request(`https://127.0.0.1:${port}/healthz`, { ca }), 'nothing listens any more');
 });
 

@@ -10,7 +10,7 @@ import { request } from '../../test-support/admin-api';
 import type { SessionsCommand } from '../loadgen';
 import type { BenchContext } from './context';
 import { RECIPE, seedBody } from './fixtures';
-import { processTree } from './proc';
+import { processTree, sumRssKiB } from './proc';
 import type { BenchServer } from './server';
 
 /** Label of the peer in rows and notes. */
@@ -45,6 +45,7 @@ export async function startPeer(ctx: BenchContext, tag: string): Promise<PeerSer
     url: service.url,
     pid: service.pid,
     pids: () => processTree(service.pid),
+    memoryKiB: () => sumRssKiB(processTree(service.pid)),
     output: () => '',
     // Centrifugo is one process; SIGTERM makes it close its sockets, which nothing measures.
     stop: () => service.stop(),

@@ -77,14 +77,14 @@ export function sumRssKiB(pids: number[]): number {
  * jemalloc until its decay (10 s), the Go runtime until its scavenger; 5–15 MiB per process
  * that the end-of-hold reading no longer has, which would make held sessions look cheaper.
  */
-export async function settledRssKiB(pids: () => number[], settleS: number): Promise<number> {
+export async function settledRssKiB(memoryKiB: () => number, settleS: number): Promise<number> {
   const last: number[] = [];
   for (let i = 0; i < settleS; i++) {
     await sleep(1000);
-    last.push(sumRssKiB(pids()));
+    last.push(memoryKiB());
     if (last.length > 5) last.shift();
   }
-  return last.length === 0 ? sumRssKiB(pids()) : Math.min(...last);
+  return last.length === 0 ? memoryKiB() : Math.min(...last);
 }
 
 /** Sum of CPU milliseconds over the pids. */
@@ -152,16 +152,16 @@ export interface HoldFigures {
  * hold and their RSS once a second: one reading at the end moves with the process's own
  * cycles (a GC, a malloc trim), the mean much less.
  */
-export async function holdIdle(pids: () => number[], holdS: number): Promise<HoldFigures> {
+export async function holdIdle(pids: () => number[], holdS: number, memoryKiB = (): number => sumRssKiB(pids())): Promise<HoldFigures> {
   const cpu = new CpuWindow(pids);
   cpu.start();
   const t0 = Date.now();
   const samples: number[] = [];
   while (Date.now() - t0 < holdS * 1000) {
     await new Promise((r) => setTimeout(r, Math.min(1000, holdS * 1000 - (Date.now() - t0))));
-    samples.push(sumRssKiB(pids()));
+    samples.push(memoryKiB());
   }
   const idleCpuPct = (cpu.stop() / Math.max(1, Date.now() - t0)) * 100;
-  const rssAfterKiB = sumRssKiB(pids());
+  const rssAfterKiB = memoryKiB();
   return { idleCpuPct, rssAfterKiB, rssMeanKiB: samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length) };
 }

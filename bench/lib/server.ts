@@ -15,7 +15,8 @@ import { ApiClient } from '../../test-support/admin-api';
 import { CLI } from '../../test-support/cli';
 import { writeConfigFile } from '../../test-support/config-file';
 import { groups } from './groups';
-import { processTree } from './proc';
+import { processTree, sumRssKiB } from './proc';
+import { seedCacheParent } from '../../src/core/seed-cache';
 import type { BenchStack } from './stack';
 import { eventually } from '../../test-support/poll';
 import { sleep } from './stats';
@@ -51,6 +52,12 @@ export interface BenchServer {
   pid: number;
   /** Pids of the whole group now (primary and workers). */
   pids(): number[];
+  /**
+   * The group's memory now, KiB: VmRSS summed over {@link pids}, plus what the group's seed
+   * directory holds (core.seedCacheDir, tmpfs by default: its pages are the server's memory
+   * but in no process's RSS, since the processes read the files rather than map them).
+   */
+  memoryKiB(): number;
   /** Tail of the group's output. */
   output(): string;
   /**
@@ -165,7 +172,25 @@ export async function startServer(o: ServerOptions): Promise<BenchServer> {
     await stop();
     throw err;
   }
-  return { port, url, pid, pids: () => processTree(pid), output: () => out, stop };
+  const seedParent = seedCacheParent(settings.core.seedCacheDir);
+  const memoryKiB = (): number => sumRssKiB(processTree(pid)) + seedDirKiB(seedParent, pid);
+  return { port, url, pid, pids: () => processTree(pid), memoryKiB, output: () => out, stop };
+}
+
+/** KiB the seed directory a server process made (named after its pid) holds on its file system. */
+function seedDirKiB(parent: string, pid: number): number {
+  let kib = 0;
+  for (const name of fs.readdirSync(parent).filter((n) => n.startsWith(`stream-coordinator-seeds-${pid}-`))) {
+    const dir = path.join(parent, name);
+    for (const f of fs.readdirSync(dir)) {
+      try {
+        kib += (fs.statSync(path.join(dir, f)).blocks * 512) / 1024;
+      } catch {
+        // Evicted meanwhile.
+      }
+    }
+  }
+  return kib;
 }
 
 /** Starts bench/echo-uws.js or bench/echo-node.js on a free port with the stack's certificates. */
@@ -210,5 +235,5 @@ export async function startEcho(stack: BenchStack, kind: 'uws' | 'node', cpuProf
     await stop('kill');
     throw err;
   }
-  return { port, url: `https://127.0.0.1:${port}`, pid, pids: () => processTree(pid), output: () => out, stop };
+  return { port, url: `https://127.0.0.1:${port}`, pid, pids: () => processTree(pid), memoryKiB: () => sumRssKiB(processTree(pid)), output: () => out, stop };
 }

@@ -134,10 +134,16 @@ export const CORE_SCHEMA = {
       env: 'SC_CORE_MAX_CONCURRENT_ASSIGNMENTS',
     },
     seedCacheBytes: {
-      doc: "Bytes of seed files each server process keeps by content (SHA-256), so assignments of streams that share seed files (many simulations of one starting structure) take them from memory instead of reading them from MongoDB. Content is kept as the base64 the assignment carries (4/3 of the file's size, which is what this counts). Only content asked for twice among the last 4,096 misses is kept, so streams whose seeds all differ cost nothing here; the least recently used content goes first; a file whose base64 is over a quarter of this is never kept. 0 turns the cache off.",
+      doc: "Bytes of seed files each server process indexes by content (SHA-256), so assignments of streams that share seed files (many simulations of one starting structure) read them from core.seedCacheDir instead of MongoDB. The content is held once per server in that directory, shared by its worker processes: 14 workers whose sessions use the same seeds hold one copy, not 14; when each worker's seeds differ, the directory holds up to workers x this. Content is kept as the base64 the assignment carries (4/3 of the file's size, which is what this counts). Only content asked for twice among the last 4,096 misses is kept, so streams whose seeds all differ cost nothing here; the least recently used content goes first; a file whose base64 is over a quarter of this is never kept. 0 turns the cache off.",
       format: 'nat',
       default: 32 * MIB,
       env: 'SC_CORE_SEED_CACHE_BYTES',
+    },
+    seedCacheDir: {
+      doc: "Directory in which a server makes the private directory (mode 0700) its processes share for the seed cache (core.seedCacheBytes), and removes it when it stops; one left by a server that was killed is removed at the next start. Empty: /dev/shm where it exists (tmpfs), else the OS temporary directory. A cache hit reads its file synchronously, so keep it in memory (tmpfs) or on a local disk whose page cache holds it; the bytes there count as the server's memory (docs/performance.md).",
+      format: String,
+      default: '',
+      env: 'SC_CORE_SEED_CACHE_DIR',
     },
     retryAfterS: {
       doc: 'retry_after_s sent with no_streams_available.',

@@ -45,6 +45,8 @@ export interface CoreHubDeps {
   nodeId: string;
   /** Reliability records and admin blocks (core/reliability-guard.ts). */
   guard: ReliabilityGuard;
+  /** The seed directory the server's processes share (core/seed-cache.ts); undefined when the cache is off. */
+  seedCacheDir: string | undefined;
 }
 
 /** How the hub closes a session's socket. */
@@ -107,7 +109,7 @@ export class CoreHub implements SessionHost {
     this.commits = new Limiter(workerShare(d.settings.core.maxConcurrentCommits, d.settings, cpus));
     this.assignments = new Limiter(workerShare(d.settings.core.maxConcurrentAssignments, d.settings, cpus));
     this.memory = new MemoryBudget(budgetOptions(d.settings), d.metrics.registry);
-    this.seeds = new SeedCache(d.settings.core.seedCacheBytes, {
+    this.seeds = new SeedCache(d.seedCacheDir, d.settings.core.seedCacheBytes, {
       hit: () => d.metrics.seedCacheLookups.inc({ result: 'hit' }),
       miss: () => d.metrics.seedCacheLookups.inc({ result: 'miss' }),
       bytes: (held) => d.metrics.seedCacheBytes.set(held),
