@@ -12,7 +12,9 @@ import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createSeedCacheDir, DOORKEEPER_SIZE, removeSeedCacheDir, SeedCache, seedCacheParent } from '../src/core/seed-cache';
+import { createSeedCacheDir, DOORKEEPER_SIZE, onTmpfs, removeSeedCacheDir, SeedCache, seedCacheParent } from '../src/core/seed-cache';
+import { checkSeedCache } from '../src/config/preflight';
+import type { Settings } from '../src/config/settings';
 import { decodeManifest, encodeManifest } from '../src/store/leases';
 import { seedDigest } from '../src/store/streams';
 import type { CoreClient } from '../src/client';
@@ -165,6 +167,23 @@ t.test('a server makes a private directory, and the next start removes those of 
   t.notOk(fs.existsSync(dir), 'removed at stop');
   t.equal(seedCacheParent('/some/where'), '/some/where', 'the configured parent');
   t.equal(seedCacheParent(''), fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'by default tmpfs where there is one');
+  const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  for (const dir of ['/dev/shm', '/proc']) {
+    const type = mounts.filter((m) => m[1] === dir).pop()?.[2];
+    if (type !== undefined) t.equal(onTmpfs(dir), type === 'tmpfs', `${dir} is ${type}, as statfs tells`);
+  }
+});
+
+t.test('preflight says where the files go, and fails where the server could not make its directory', async (t) => {
+  const parent = tempDir(t);
+  const withDir = (dir: string, bytes = 32 * MIB): Settings => ({ core: { seedCacheDir: dir, seedCacheBytes: bytes } }) as unknown as Settings;
+  t.match(checkSeedCache(withDir(parent)), { name: 'seed cache', ok: true, detail: new RegExp(`^${parent} \\(not tmpfs: a hit may wait for the disk\\)`) }, 'a disk directory works, with a note');
+  t.same(fs.readdirSync(parent), [], 'and is left as it was');
+  if (onTmpfs('/dev/shm')) t.match(checkSeedCache(withDir('')), { ok: true, detail: /^\/dev\/shm \(tmpfs\)/ }, 'the default is tmpfs');
+  const file = path.join(parent, 'a-file');
+  fs.writeFileSync(file, '');
+  t.match(checkSeedCache(withDir(file)), { ok: false, detail: /cannot make a directory in/, fix: /core\.seedCacheDir/ }, 'a file is not a directory');
+  t.match(checkSeedCache(withDir(file, 0)), { ok: true, detail: 'off (core.seedCacheBytes 0)' }, 'nothing is checked when the cache is off');
 });
 
 t.test('manifests carry the digests last, so older readers take them for malformed', async (t) => {

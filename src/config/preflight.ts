@@ -10,7 +10,9 @@ import { assertTlsUri, createMongo, pingMongo } from '../store/mongo';
 import { createRedis, pingRedis } from '../store/redis';
 import { checkTlsFiles, tlsMode, type CheckResult } from '../transport/tls';
 import os from 'node:os';
+import path from 'node:path';
 import { preloadedMalloc, resolveMallocLibrary } from '../malloc-library';
+import { onTmpfs, seedCacheParent } from '../core/seed-cache';
 
 export type { CheckResult } from '../transport/tls';
 
@@ -138,6 +140,23 @@ export function checkMalloc(settings: Settings, workers: number, own = preloaded
   return { name, ok: true, detail: `glibc malloc: a single process cannot preload ${choice.library} itself; start it with LD_PRELOAD=${choice.library} (docs/deploy.md)` };
 }
 
+/**
+ * Where the seed cache will keep its files (core.seedCacheDir): fails when the server could
+ * not make its directory there; says when it is not tmpfs, where a hit may wait for a disk.
+ */
+export function checkSeedCache(settings: Settings): CheckResult {
+  const name = 'seed cache';
+  if (settings.core.seedCacheBytes === 0) return { name, ok: true, detail: 'off (core.seedCacheBytes 0)' };
+  const parent = seedCacheParent(settings.core.seedCacheDir);
+  try {
+    fs.rmdirSync(fs.mkdtempSync(path.join(parent, 'stream-coordinator-preflight-')));
+  } catch (err) {
+    return { name, ok: false, detail: `cannot make a directory in ${parent}: ${(err as Error).message}`, fix: 'set core.seedCacheDir to a directory this user may write, or core.seedCacheBytes to 0' };
+  }
+  const where = onTmpfs(parent) ? 'tmpfs' : 'not tmpfs: a hit may wait for the disk';
+  return { name, ok: true, detail: `${parent} (${where}), up to ${settings.core.seedCacheBytes} bytes per process` };
+}
+
 /** Runs every check. Never throws; each problem is one failed result. */
 export async function runPreflight(settings: Settings, opts: PreflightOptions = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [checkOpenFiles(settings)];
@@ -158,6 +177,7 @@ export async function runPreflight(settings: Settings, opts: PreflightOptions = 
   if (port) results.push(port);
   if (workers > 1) results.push({ name: 'workers', ok: true, detail: `${workers} processes will share the port` });
   results.push(checkMalloc(settings, workers));
+  results.push(checkSeedCache(settings));
   return results;
 }
 

@@ -160,17 +160,30 @@ function readExactly(file: string, size: number): Buffer | undefined {
 const PREFIX = 'stream-coordinator-seeds-';
 
 /**
- * The parent core.seedCacheDir names, or by default /dev/shm where it is a directory (tmpfs:
- * a hit is a synchronous read, never a disk read), else the OS temporary directory.
+ * The parent core.seedCacheDir names, or by default /dev/shm where this user may write in it
+ * (tmpfs: a hit is a synchronous read, never a disk read), else the OS temporary directory.
  */
 export function seedCacheParent(configured: string): string {
   if (configured !== '') return configured;
   try {
+    fs.accessSync('/dev/shm', fs.constants.W_OK);
     if (fs.statSync('/dev/shm').isDirectory()) return '/dev/shm';
   } catch {
-    // No tmpfs there.
+    // No tmpfs there, or not ours to write.
   }
   return os.tmpdir();
+}
+
+/** statfs magic of tmpfs (linux/magic.h). */
+const TMPFS_MAGIC = 0x01021994;
+
+/** Whether `dir` is on tmpfs (memory), where a cache hit never waits for a disk. */
+export function onTmpfs(dir: string): boolean {
+  try {
+    return fs.statfsSync(dir).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -80,10 +80,14 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
-  /** Bytes the process's seed cache holds (core.seedCacheBytes). */
+  /**
+   * Bytes of seed content the process's index names (core.seedCacheBytes). The files are the
+   * server's, shared by its processes, so a worker group reports the largest index, not the sum.
+   */
   readonly seedCacheBytes = new client.Gauge({
     name: 'coordinator_seed_cache_bytes',
-    help: 'Bytes of seed files held by the seed cache (core.seedCacheBytes).',
+    help: "Bytes of seed files the seed cache indexes (core.seedCacheBytes); a worker group reports its largest worker's, since the workers share the files.",
+    aggregator: 'max',
     registers: [this.registry],
   });
   /** Assign requests whose core hung up before the assignment was sent (a leased stream went straight back to the pool). */
