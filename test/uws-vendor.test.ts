@@ -3,7 +3,8 @@
  * in `res.cork` after an await keeps its socket. Unpatched v20.66.0 could close such a socket
  * right after `open`; a request whose `Connection` value has 5 characters (`close`) made it
  * close every time, which is how this test tells the builds apart. Plain TCP: the bug is in
- * the HTTP layer, not TLS.
+ * the HTTP layer, not TLS. Also what the transport relies on of the binding: an upgrade's user
+ * data becomes the socket's own properties.
  */
 import net from 'node:net';
 import t from 'tap';
@@ -70,4 +71,28 @@ t.test('an upgrade corked after an await keeps its socket, whatever the Connecti
   }
   await new Promise((r) => setTimeout(r, 100));
   t.equal(closed, opened, 'every socket that opened got its close callback once the client left');
+});
+
+t.test('the user data an upgrade passes is copied onto the socket, which getUserData returns', async (t) => {
+  // src/transport/uws-core.ts keeps each socket's state on the socket object itself and reads it
+  // from there after uWS has closed the socket (when getUserData would throw).
+  const seen: Array<{ same: boolean; keys: string[]; value: unknown }> = [];
+  let afterClose: unknown;
+  const app = uws.App().ws<{ state: string }>('/ws', {
+    upgrade: (res, req, context) => res.upgrade({ state: 'open' }, req.getHeader('sec-websocket-key'), '', '', context),
+    open: (ws) => {
+      const data = ws.getUserData();
+      seen.push({ same: (data as unknown) === ws, keys: Object.keys(ws), value: (ws as unknown as { state: string }).state });
+      ws.end(1000, 'bye');
+    },
+    close: (ws) => {
+      ws.getUserData().state = 'gone';
+      setImmediate(() => (afterClose = (ws as unknown as { state: string }).state));
+    },
+  });
+  const listen = await new Promise<uws.us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen failed')))));
+  t.teardown(() => uws.us_listen_socket_close(listen));
+  await handshake(uws.us_socket_local_port(listen), 'Upgrade', 200);
+  t.same(seen, [{ same: true, keys: ['state'], value: 'open' }], 'one socket, its data its own properties');
+  t.equal(afterClose, 'gone', 'still readable after the close callback');
 });

@@ -15,18 +15,33 @@ import type { CoreIdentity } from '../model';
 import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type CoreEndpoint } from './core-socket';
 
 /**
- * Per-socket state. uWS.js copies these properties onto its WebSocket object, so no name may
- * shadow a WebSocket method (`send`, `end`, `close`, `cork`, …).
+ * Per-socket state. uWS.js copies these properties onto its WebSocket object (`getUserData()`
+ * returns the socket itself, test/uws-vendor.test.ts), so no name may shadow a WebSocket method
+ * (`send`, `end`, `close`, `cork`, …). They live in a property array of the socket that every
+ * held session keeps, and V8 sizes that array in steps of three: three fields cost 24 bytes
+ * per session less than the five this once had.
  */
 interface SocketData {
   identity: CoreIdentity;
-  session?: CoreSession;
-  /** uWS closed the socket, or a close is queued: nothing more is sent. */
-  closed: boolean;
-  /** The socket, set at open (uWS hands it to callbacks only). */
-  socket?: uws.WebSocket<SocketData>;
-  /** Messages queued for the next flush, in order: JSON text, or what encodes it (written then). */
-  out?: Array<string | MessageEncoder>;
+  session: CoreSession | undefined;
+  /**
+   * `closing`: a close is queued, nothing more is sent; `gone`: uWS closed the socket, whose
+   * object must not be touched again (its methods throw).
+   */
+  state: 'open' | 'closing' | 'gone';
+}
+
+type CoreWs = uws.WebSocket<SocketData>;
+
+/** The socket's own fields: the socket object itself, typed as its data. */
+function dataOf(ws: CoreWs): SocketData {
+  return ws as unknown as SocketData;
+}
+
+/** What the outbox holds for a socket until its next flush. */
+interface Queued {
+  /** Messages in order: JSON text, or what encodes it (written then). */
+  out: Array<string | MessageEncoder>;
   /** A close queued behind `out`. */
   closeWith?: { code: number; reason: string };
 }
@@ -44,45 +59,52 @@ interface SocketData {
  * `bench/uws-tls-burst.ts` reproduces the drop without the coordinator.
  */
 class Outbox {
-  private readonly dirty = new Set<SocketData>();
+  /**
+   * What each socket has queued. Kept here rather than on the socket's data, which every held
+   * session keeps for its whole life while this is empty between flushes.
+   */
+  private queued = new Map<CoreWs, Queued>();
   private scheduled = false;
 
   /** Queues a message for the socket. */
-  send(data: SocketData, message: string | MessageEncoder): void {
-    (data.out ??= []).push(message);
-    this.mark(data);
+  send(ws: CoreWs, message: string | MessageEncoder): void {
+    this.entry(ws).out.push(message);
   }
 
   /** Queues a close behind the socket's queued messages; later sends are dropped. */
-  end(data: SocketData, code: number, reason: string): void {
-    data.closeWith = { code, reason };
-    this.mark(data);
+  end(ws: CoreWs, code: number, reason: string): void {
+    this.entry(ws).closeWith = { code, reason };
   }
 
-  private mark(data: SocketData): void {
-    this.dirty.add(data);
+  /** Drops what the socket has queued (uWS closed it). */
+  forget(ws: CoreWs): void {
+    this.queued.delete(ws);
+  }
+
+  private entry(ws: CoreWs): Queued {
+    let q = this.queued.get(ws);
+    if (q === undefined) this.queued.set(ws, (q = { out: [] }));
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
     }
+    return q;
   }
 
   private readonly flush = (): void => {
     this.scheduled = false;
-    for (const data of this.dirty) {
-      const ws = data.socket;
-      const out = data.out;
-      const end = data.closeWith;
-      data.out = undefined;
-      data.closeWith = undefined;
+    // Whatever is queued while this batch is written (a close callback's reply) waits for the next flush.
+    const batch = this.queued;
+    this.queued = new Map();
+    for (const [ws, { out, closeWith: end }] of batch) {
+      const state = dataOf(ws).state;
       // uWS's close callback ran meanwhile: the socket object must not be touched.
-      if (!ws || (data.closed && !end)) continue;
+      if (state === 'gone' || (state === 'closing' && !end)) continue;
       ws.cork(() => {
-        if (out) for (const m of out) ws.send(typeof m === 'string' ? m : m(sendBuffer), false);
+        for (const m of out) ws.send(typeof m === 'string' ? m : m(sendBuffer), false);
         if (end) ws.end(end.code, end.reason);
       });
     }
-    this.dirty.clear();
   };
 }
 
@@ -108,26 +130,27 @@ const sendBuffer: MessageBuffer = (bytes) => (bytes > SHARED_SEND_BYTES ? Buffer
  * on loopback costs as much as the rest of the welcome). The burst problem the outbox avoids
  * does not arise: the 101 response is written from the same place anyway.
  */
-let opening: SocketData | undefined;
+let opening: CoreWs | undefined;
 
 /** A session's side of its uWS socket: every write but the welcome goes through the outbox. */
 class UwsCoreSocket implements CoreSocket {
-  constructor(private readonly data: SocketData) {}
+  constructor(private readonly ws: CoreWs) {}
 
   send(message: Record<string, unknown>): void {
-    if (this.data.closed) return;
-    if (opening === this.data && this.data.socket) this.data.socket.send(JSON.stringify(message), false);
-    else outbox.send(this.data, JSON.stringify(message));
+    if (dataOf(this.ws).state !== 'open') return;
+    if (opening === this.ws) this.ws.send(JSON.stringify(message), false);
+    else outbox.send(this.ws, JSON.stringify(message));
   }
 
   sendEncoded(encode: MessageEncoder): void {
-    if (!this.data.closed) outbox.send(this.data, encode);
+    if (dataOf(this.ws).state === 'open') outbox.send(this.ws, encode);
   }
 
   close(code: number, reason: string): void {
-    if (this.data.closed) return;
-    this.data.closed = true;
-    outbox.end(this.data, code, reason);
+    const data = dataOf(this.ws);
+    if (data.state !== 'open') return;
+    data.state = 'closing';
+    outbox.end(this.ws, code, reason);
   }
 }
 
@@ -166,7 +189,8 @@ export function coreBehavior(deps: CoreEndpoint): uws.WebSocketBehavior<SocketDa
         if (aborted) return;
         res.cork(() => {
           if (decision.ok) {
-            res.upgrade<SocketData>({ identity: decision.identity, closed: false }, headers.key, chooseSubprotocol(headers.protocol.split(',')) ?? '', headers.extensions, context);
+            // Every field the socket's data ever has, in the order they are read.
+            res.upgrade<SocketData>({ identity: decision.identity, session: undefined, state: 'open' }, headers.key, chooseSubprotocol(headers.protocol.split(',')) ?? '', headers.extensions, context);
             return;
           }
           const r = decision.refusal;
@@ -179,10 +203,9 @@ export function coreBehavior(deps: CoreEndpoint): uws.WebSocketBehavior<SocketDa
 
     open: (ws) => {
       const data = ws.getUserData();
-      data.socket = ws;
-      opening = data;
+      opening = ws;
       try {
-        data.session = openSession(deps, new UwsCoreSocket(data), data.identity);
+        data.session = openSession(deps, new UwsCoreSocket(ws), data.identity);
       } finally {
         opening = undefined;
       }
@@ -190,11 +213,11 @@ export function coreBehavior(deps: CoreEndpoint): uws.WebSocketBehavior<SocketDa
 
     message: (ws, message, isBinary) => {
       const data = ws.getUserData();
-      if (data.closed) return;
+      if (data.state !== 'open') return;
       if (message.byteLength > c.maxMessageBytes) {
         hub.log.warn({ session: data.session?.id, bytes: message.byteLength }, 'message over core.maxMessageBytes; closing');
-        data.closed = true;
-        outbox.end(data, 1009, 'message too large');
+        data.state = 'closing';
+        outbox.end(ws, 1009, 'message too large');
         return;
       }
       // uWS reuses `message` after this callback: copy it before anything asynchronous.
@@ -203,10 +226,9 @@ export function coreBehavior(deps: CoreEndpoint): uws.WebSocketBehavior<SocketDa
 
     close: (ws, code) => {
       const data = ws.getUserData();
-      data.closed = true;
+      data.state = 'gone';
       // Queued messages and close die with the socket.
-      data.socket = undefined;
-      data.closeWith = undefined;
+      outbox.forget(ws);
       const s = data.session;
       if (s) closeSession(deps, s, code);
     },
