@@ -114,6 +114,17 @@ export class MemoryBudget {
   }
 
   /**
+   * Counts in a core message of `bytes` that waits behind the one its socket is handling (a
+   * slow commit holds the whole chain), `queued` bytes of that socket's already waiting: bounded
+   * per socket by memory.sessionQueueBytes and in all by the budget. False when it does not fit
+   * (the caller closes with 1013). The socket keeps its own count, a number rather than an
+   * object per held session.
+   */
+  admitQueued(queued: number, bytes: number): boolean {
+    return queued + bytes <= this.options.sessionQueueBytes && this.tryTake('queues', bytes);
+  }
+
+  /**
    * Waits until `bytes` more fit, then takes them as `commits`; resolves with the function
    * that gives them back. Waiters are served in order. A commit is let through when no other
    * commit holds bytes even if it does not fit, so a commit larger than what frames, queues
@@ -143,29 +154,5 @@ export class MemoryBudget {
       this.held.commits += w.bytes;
       w.resolve();
     }
-  }
-}
-
-/**
- * The bytes of one core socket's messages waiting behind the one being handled (a slow
- * commit holds the whole chain): bounded per socket by memory.sessionQueueBytes and in all
- * by the process budget.
- */
-export class MessageQueueBytes {
-  private queued = 0;
-
-  constructor(private readonly budget: MemoryBudget) {}
-
-  /** Counts a message in; false when it does not fit (the caller closes with 1013). */
-  admit(bytes: number): boolean {
-    if (this.queued + bytes > this.budget.options.sessionQueueBytes || !this.budget.tryTake('queues', bytes)) return false;
-    this.queued += bytes;
-    return true;
-  }
-
-  /** Counts a handled message out. */
-  done(bytes: number): void {
-    this.queued -= bytes;
-    this.budget.give('queues', bytes);
   }
 }

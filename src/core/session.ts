@@ -16,7 +16,7 @@ import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Le
 import { FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
 import { bufferedFrames, liveRecord, type HeldAssignment } from './held-assignment';
 import { epochOf, sessionClock } from './session-clock';
-import { MessageQueueBytes, type MemoryBudget } from './memory-budget';
+import type { MemoryBudget } from './memory-budget';
 import { commitWindowMs } from '../store/abandoned';
 import { announcedLimits, binaryLimits } from './limits';
 import { MessageRate, type Limiter } from './limiter';
@@ -77,11 +77,11 @@ export class CoreSession {
   private closed = false;
   private readonly rate: MessageRate;
   private protocolErrors = 0;
-  private readonly queue: MessageQueueBytes;
+  /** Bytes of this socket's messages waiting behind the one being handled (MemoryBudget.admitQueued). */
+  private queuedBytes = 0;
 
   constructor(private readonly hub: SessionHost, private readonly socket: CoreSocket, readonly who: CoreIdentity) {
     this.rate = new MessageRate(hub.settings.core.messagesPerSecond);
-    this.queue = new MessageQueueBytes(hub.memory);
   }
 
   /** Sends the welcome (call once the socket is open). */
@@ -103,11 +103,16 @@ export class CoreSession {
     if (!this.takeToken()) return;
     // A message waiting behind a slow one is held in memory: past the budgets, close with
     // 1013 (PROTOCOL "try again later"; the core resumes) rather than queue without bound.
-    if (!this.queue.admit(data.length)) {
+    if (!this.hub.memory.admitQueued(this.queuedBytes, data.length)) {
       this.close(1013, 'memory budget exhausted; try again later');
       return;
     }
-    const next = this.chain.then(() => this.handle(data, isBinary).finally(() => this.queue.done(data.length))).catch((err: unknown) => this.hub.log.error({ err, session: this.id }, 'session handler failed'));
+    this.queuedBytes += data.length;
+    const done = (): void => {
+      this.queuedBytes -= data.length;
+      this.hub.memory.give('queues', data.length);
+    };
+    const next = this.chain.then(() => this.handle(data, isBinary).finally(done)).catch((err: unknown) => this.hub.log.error({ err, session: this.id }, 'session handler failed'));
     this.chain = next;
     // Nothing queued behind it: let the settled promise go.
     void next.then(() => {
