@@ -40,7 +40,7 @@ import { ReliabilityGuard } from './core/reliability-guard';
 import { ReliabilityStore } from './store/reliability';
 import { BlockStore } from './store/blocks';
 import { startMallocTrim } from './malloc-trim';
-import { createSeedCacheDir, removeSeedCacheDir, seedCacheParent } from './core/seed-cache';
+import { openSeedCacheDir, removeSeedCacheDir } from './core/seed-cache';
 
 /** A listening server process. */
 export interface RunningServer {
@@ -101,7 +101,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const streams = new Streams(db, files, leases, bus);
   const targets = new TargetCache(db, bus, settings.core.targetCacheMs);
   const guard = new ReliabilityGuard(new ReliabilityStore(storage.redis, prefix, settings.reliability), new BlockStore(db), bus, log, settings.reliability.refreshMs);
-  const ownSeeds = opts.seedCacheDir === undefined && settings.core.seedCacheBytes > 0 ? createSeedCacheDir(seedCacheParent(settings.core.seedCacheDir)) : undefined;
+  const ownSeeds = opts.seedCacheDir === undefined ? openSeedCacheDir(settings.core) : undefined;
   const seedCacheDir = opts.seedCacheDir ?? ownSeeds;
   const hub = new CoreHub({ settings, db, files, leases, streams, targets, live, bus, log, metrics, nodeId: NODE_ID, guard, seedCacheDir });
   const engineKeys = new EngineKeys(db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);

@@ -11,7 +11,7 @@ import type { Logger } from './telemetry/log';
 import { serveClusterMetrics } from './telemetry/metrics';
 import { startServer, type RunningServer } from './server';
 import { preloadEnv, resolveMallocLibrary, type MallocChoice } from './malloc-library';
-import { createSeedCacheDir, removeSeedCacheDir, seedCacheParent } from './core/seed-cache';
+import { openSeedCacheDir, removeSeedCacheDir } from './core/seed-cache';
 
 const SHUTDOWN = 'sc:shutdown';
 /** How the primary tells its workers the seed directory they share (not a setting: made per group). */
@@ -127,7 +127,7 @@ function runPrimary(settings: Settings, log: Logger, n: number): void {
   const malloc = workersMalloc(settings);
   if (malloc.warning) log.warn(malloc.warning);
   // One directory for the whole group, so a machine holds each seed content once.
-  const seeds = settings.core.seedCacheBytes > 0 ? createSeedCacheDir(seedCacheParent(settings.core.seedCacheDir)) : undefined;
+  const seeds = openSeedCacheDir(settings.core);
   const exit = (code: number): never => {
     if (seeds) removeSeedCacheDir(seeds);
     process.exit(code);

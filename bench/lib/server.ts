@@ -16,7 +16,7 @@ import { CLI } from '../../test-support/cli';
 import { writeConfigFile } from '../../test-support/config-file';
 import { groups } from './groups';
 import { processTree, sumRssKiB } from './proc';
-import { seedCacheParent } from '../../src/core/seed-cache';
+import { seedCacheDirsIn, seedCacheParent } from '../../src/core/seed-cache';
 import type { BenchStack } from './stack';
 import { eventually } from '../../test-support/poll';
 import { sleep } from './stats';
@@ -177,11 +177,10 @@ export async function startServer(o: ServerOptions): Promise<BenchServer> {
   return { port, url, pid, pids: () => processTree(pid), memoryKiB, output: () => out, stop };
 }
 
-/** KiB the seed directory a server process made (named after its pid) holds on its file system. */
+/** KiB the seed directory a server process made holds on its file system. */
 function seedDirKiB(parent: string, pid: number): number {
   let kib = 0;
-  for (const name of fs.readdirSync(parent).filter((n) => n.startsWith(`stream-coordinator-seeds-${pid}-`))) {
-    const dir = path.join(parent, name);
+  for (const { dir } of seedCacheDirsIn(parent).filter((d) => d.pid === pid)) {
     for (const f of fs.readdirSync(dir)) {
       try {
         kib += (fs.statSync(path.join(dir, f)).blocks * 512) / 1024;

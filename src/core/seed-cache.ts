@@ -158,6 +158,7 @@ function readExactly(file: string, size: number): Buffer | undefined {
 
 /** Name prefix of a server's seed directory; the rest is the creating process's pid and a random tail. */
 const PREFIX = 'stream-coordinator-seeds-';
+const DIR_NAME = new RegExp(`^${PREFIX}(\\d+)-`);
 
 /**
  * The parent core.seedCacheDir names, or by default /dev/shm where this user may write in it
@@ -187,6 +188,14 @@ export function onTmpfs(dir: string): boolean {
 }
 
 /**
+ * The seed directory a server starts with: made in the parent core.seedCacheDir names
+ * ({@link createSeedCacheDir}), or undefined when core.seedCacheBytes turns the cache off.
+ */
+export function openSeedCacheDir(core: { seedCacheBytes: number; seedCacheDir: string }): string | undefined {
+  return core.seedCacheBytes > 0 ? createSeedCacheDir(seedCacheParent(core.seedCacheDir)) : undefined;
+}
+
+/**
  * Makes the directory the processes of one server share for seed content (mode 0700, a name
  * no other process can have taken), after removing the directories of servers that no longer
  * run (killed before they could remove their own).
@@ -202,13 +211,21 @@ export function removeSeedCacheDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+/** The seed directories in `parent`, each with the pid of the process that made it. */
+export function seedCacheDirsIn(parent: string): Array<{ dir: string; pid: number }> {
+  const out: Array<{ dir: string; pid: number }> = [];
+  for (const name of fs.readdirSync(parent)) {
+    const pid = DIR_NAME.exec(name)?.[1];
+    if (pid !== undefined) out.push({ dir: path.join(parent, name), pid: Number(pid) });
+  }
+  return out;
+}
+
 /** Removes this user's seed directories whose creating process is gone; never follows a link. */
 function removeStaleSeedDirs(parent: string): void {
   const uid = process.getuid?.();
-  for (const name of fs.readdirSync(parent)) {
-    const pid = Number(/^stream-coordinator-seeds-(\d+)-/.exec(name)?.[1]);
-    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
-    const dir = path.join(parent, name);
+  for (const { dir, pid } of seedCacheDirsIn(parent)) {
+    if (pid === process.pid || alive(pid)) continue;
     try {
       const st = fs.lstatSync(dir);
       if (st.isDirectory() && (uid === undefined || st.uid === uid)) removeSeedCacheDir(dir);
