@@ -4,11 +4,18 @@
  * right after `open`; a request whose `Connection` value has 5 characters (`close`) made it
  * close every time, which is how this test tells the builds apart. Plain TCP: the bug is in
  * the HTTP layer, not TLS. Also what the transport relies on of the binding: an upgrade's user
- * data becomes the socket's own properties.
+ * data becomes the socket's own properties. And what the build's memory patches must not break:
+ * a TLS 1.3 server connection that has shed its handshake configuration and its own session
+ * still follows a client's KeyUpdate and still issues tickets that resume.
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
 import uws from 'uWebSockets.js';
+import { generateCertificates } from '../src/provision/certs';
 import { handshakeRequest } from './helpers/handshake';
 
 interface Outcome {
@@ -95,4 +102,71 @@ t.test('the user data an upgrade passes is copied onto the socket, which getUser
   await handshake(uws.us_socket_local_port(listen), 'Upgrade', 200);
   t.same(seen, [{ same: true, keys: ['state'], value: 'open' }], 'one socket, its data its own properties');
   t.equal(afterClose, 'gone', 'still readable after the close callback');
+});
+
+/**
+ * Runs `openssl s_client` against `port`: each step waits until the client's output matches
+ * `until`, then writes `send` to its stdin (s_client takes a line `K` as "send a KeyUpdate and
+ * ask the server for one"). Resolves with everything it printed.
+ */
+function sClient(port: number, args: string[], steps: Array<{ send: string; until: RegExp }>, ms = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_3', '-crlf', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let step = 0;
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`s_client stalled at step ${step}: ${out.slice(-400)}`));
+    }, ms);
+    const next = (): void => {
+      while (step < steps.length && (step === 0 || steps[step - 1].until.test(out))) {
+        child.stdin.write(steps[step++].send);
+        return;
+      }
+      if (step === steps.length && steps[step - 1].until.test(out)) {
+        clearTimeout(timer);
+        child.stdin.end();
+      }
+    };
+    // s_client reports some things (KEYUPDATE among them) on stderr.
+    const read = (d: Buffer): void => {
+      out += d.toString('latin1');
+      next();
+    };
+    child.stdout.on('data', read);
+    child.stderr.on('data', read);
+    child.on('error', reject);
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+  });
+}
+
+t.test('a TLS 1.3 server connection without its own session follows a KeyUpdate and its tickets resume', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uws-tls13-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const certs = await generateCertificates(dir);
+  let served = 0;
+  const app = uws.SSLApp({ key_file_name: certs.key, cert_file_name: certs.fullChain }).get('/*', (res) => {
+    served++;
+    res.end(`served ${served}`);
+  });
+  const listen = await new Promise<uws.us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen failed')))));
+  t.teardown(() => uws.us_listen_socket_close(listen));
+  const port = uws.us_socket_local_port(listen);
+  const request = 'GET / HTTP/1.1\nHost: localhost\n\n';
+  const ticket = path.join(dir, 'session.pem');
+
+  const first = await sClient(port, ['-sess_out', ticket], [
+    { send: request, until: /served 1/ },
+    { send: 'K\n', until: /KEYUPDATE/ },
+    { send: request, until: /served 2/ },
+  ]);
+  t.match(first, /New, TLSv1\.3/, 'a full TLS 1.3 handshake');
+  t.match(first, /served 2/, 'the server answered under the keys both ends updated');
+
+  const second = await sClient(port, ['-sess_in', ticket], [{ send: request, until: /served 3/ }]);
+  t.match(second, /Reused, TLSv1\.3/, 'the ticket from the first connection resumed the second');
+  t.match(second, /served 3/, 'and the resumed connection was served');
 });
