@@ -30,7 +30,7 @@ Commands:
                --url wss://localhost:8443/core/v1 --engine-key KEY [--donor-token T]
                [--ca certs/dev/ca.pem] [--cores 10] [--frame-bytes 4096]
                [--checkpoint-every 10] [--checkpoints 5] [--error-rate 0]
-               [--duration 0 (until Ctrl-C)] [--target ID]
+               [--duration 0 (until Ctrl-C)] [--rate 100 (messages/s per core; 0 unpaced)] [--target ID]
 
 Options:
   --config FILE   a JSON config file applied over conf/default.json (repeatable)
@@ -72,6 +72,7 @@ async function main(argv: string[]): Promise<void> {
       'checkpoint-every': { type: 'string' },
       checkpoints: { type: 'string' },
       'error-rate': { type: 'string' },
+      rate: { type: 'string' },
       duration: { type: 'string' },
       target: { type: 'string' },
     },
@@ -142,6 +143,7 @@ async function runSimulate(values: Record<string, string | undefined>): Promise<
     checkpointsPerAssignment: num(values, 'checkpoints', 5, 1, 1e6),
     errorRate: num(values, 'error-rate', 0, 0, 1),
     durationS: num(values, 'duration', 0, 0, 1e7),
+    ratePerS: num(values, 'rate', 100, 0, 1e6),
     targetId: values.target,
     out: process.stderr,
   });

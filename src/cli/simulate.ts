@@ -25,6 +25,12 @@ export interface SimulateOptions {
   checkpointsPerAssignment: number;
   /** Seconds to run; 0 runs until Ctrl-C. */
   durationS: number;
+  /**
+   * Most messages per second each core sends; 0 sends as fast as replies come. Default 100, half
+   * the server's default `core.messagesPerSecond`. A message the server refuses as
+   * `rate_limited` is sent again after the delay it names.
+   */
+  ratePerS: number;
   targetId?: string;
   /** Where the progress line and summary go. */
   out: NodeJS.WriteStream;
@@ -38,13 +44,15 @@ interface Counters {
   errors: number;
   bytes: number;
   waits: number;
+  /** Messages the server refused as rate_limited (each sent again). */
+  refused: number;
   commitMs: number[];
 }
 
 /** Runs the simulation until the duration ends or SIGINT; resolves with the counters. */
 export async function simulate(o: SimulateOptions): Promise<Counters> {
   const ca = o.caFile ? fs.readFileSync(o.caFile) : undefined;
-  const c: Counters = { sessions: 0, assignments: 0, frames: 0, commits: 0, errors: 0, bytes: 0, waits: 0, commitMs: [] };
+  const c: Counters = { sessions: 0, assignments: 0, frames: 0, commits: 0, errors: 0, bytes: 0, waits: 0, refused: 0, commitMs: [] };
   let running = true;
   const stopAll = (): void => {
     running = false;
@@ -74,10 +82,28 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
       return;
     }
     c.sessions++;
+    // Paces this core's messages at o.ratePerS, and sends a refused one again after the delay.
+    let next = Date.now();
+    const paced = async <T>(send: () => Promise<T>): Promise<T> => {
+      for (;;) {
+        if (o.ratePerS > 0) {
+          const wait = next - Date.now();
+          next = Math.max(next, Date.now()) + 1000 / o.ratePerS;
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        try {
+          return await send();
+        } catch (err) {
+          if (!(err instanceof CoreError && err.code === 'rate_limited') || !running) throw err;
+          c.refused++;
+          await sleep((err.retryAfterS ?? 1) * 1000, () => running);
+        }
+      }
+    };
     try {
       while (running) {
         try {
-          await client.assign(o.targetId);
+          await paced(() => client.assign(o.targetId));
         } catch (err) {
           if (err instanceof CoreError && err.code === 'no_streams_available') {
             c.waits++;
@@ -90,22 +116,22 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         c.assignments++;
         for (let cp = 0; running && cp < o.checkpointsPerAssignment && client.assignment; cp++) {
           for (let k = 0; running && k < o.checkpointEvery && client.assignment; k++) {
-            await client.sendFrames([{ name: 'frames.xtc', data: payload }], 1);
+            await paced(() => client.sendFrames([{ name: 'frames.xtc', data: payload }], 1));
             c.frames++;
             c.bytes += payload.length;
           }
           if (!client.assignment) break;
           const t0 = Date.now();
-          await client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]);
+          await paced(() => client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]));
           c.commitMs.push(Date.now() - t0);
           c.commits++;
         }
         if (client.assignment) {
           if (Math.random() < o.errorRate) {
             c.errors++;
-            await client.stop('simulated error');
+            await paced(() => client.stop('simulated error'));
           } else {
-            await client.stop();
+            await paced(() => client.stop());
           }
         }
       }
@@ -127,7 +153,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
   const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
   o.out.write(
     `${tty ? '\n' : ''}summary: ${o.cores} cores for ${secs.toFixed(1)} s: ${c.assignments} assignments, ${c.frames} frames (${(c.frames / secs).toFixed(0)}/s, ${(c.bytes / secs / 1e6).toFixed(2)} MB/s), ` +
-      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors\n`,
+      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors, ${c.refused} messages refused as rate_limited and sent again\n`,
   );
   return c;
 }

@@ -202,7 +202,16 @@ export class CoreClient extends EventEmitter {
       return;
     }
     if (typeof id !== 'number') {
-      if (msg.type === 'error') this.emit('error', new CoreError(msg.code as string, msg.message as string));
+      if (msg.type !== 'error') return;
+      const err = new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined);
+      // The server refuses a message over core.messagesPerSecond before reading its id. With one
+      // request in flight that message is known, and its caller may wait and send it again.
+      const only = this.pending.size === 1 ? [...this.pending][0] : undefined;
+      if (err.code === 'rate_limited' && only) {
+        this.pending.delete(only[0]);
+        clearTimeout(only[1].timer);
+        only[1].reject(err);
+      } else this.emit('error', err);
       return;
     }
     const p = this.pending.get(id);
@@ -211,6 +220,16 @@ export class CoreClient extends EventEmitter {
     clearTimeout(p.timer);
     if (msg.type === 'error') p.reject(new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined));
     else p.resolve(msg);
+  }
+
+  /** A request that took sequence number `seq`: refused unread (rate_limited), it gives the number back. */
+  private async sequenced(seq: number, message: (id: number) => Buffer): Promise<Record<string, unknown>> {
+    try {
+      return await this.request(message);
+    } catch (err) {
+      if (err instanceof CoreError && err.code === 'rate_limited' && this.seq === seq) this.seq--;
+      throw err;
+    }
   }
 
   private async request(message: Record<string, unknown> | ((id: number) => Buffer)): Promise<Record<string, unknown>> {
@@ -255,14 +274,14 @@ export class CoreClient extends EventEmitter {
   /** Sends frames; resolves when the server has buffered them. */
   async sendFrames(files: OutFile[], frames = 1): Promise<Ack> {
     const seq = ++this.seq;
-    const m = await this.request((id) => encodeBinary({ type: 'frame', id, seq, frames }, files.map((f) => ({ name: f.name, bytes: f.data }))));
+    const m = await this.sequenced(seq, (id) => encodeBinary({ type: 'frame', id, seq, frames }, files.map((f) => ({ name: f.name, bytes: f.data }))));
     return { seq: m.seq as number, bufferedFrames: m.buffered_frames as number };
   }
 
   /** Commits the buffered frames with these checkpoint files; resolves once durable. */
   async checkpoint(files: OutFile[]): Promise<Committed> {
     const seq = ++this.seq;
-    const m = await this.request((id) => encodeBinary({ type: 'checkpoint', id, seq }, files.map((f) => ({ name: f.name, bytes: f.data }))));
+    const m = await this.sequenced(seq, (id) => encodeBinary({ type: 'checkpoint', id, seq }, files.map((f) => ({ name: f.name, bytes: f.data }))));
     if (this.current) this.current.frames = m.frames as number;
     return { seq: m.seq as number, frames: m.frames as number, partition: m.partition as number };
   }
