@@ -89,7 +89,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         if (o.ratePerS > 0) {
           const wait = next - Date.now();
           next = Math.max(next, Date.now()) + 1000 / o.ratePerS;
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          if (wait > 0) await sleep(wait, () => running);
         }
         try {
           return await send();
