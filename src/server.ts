@@ -139,11 +139,14 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   try {
     transport = settings.server.transport === 'node' ? await startNodeTransport(transportOptions) : await startUwsTransport(transportOptions);
   } catch (err) {
-    chain?.remove();
     if (ownSeeds) removeSeedCacheDir(ownSeeds);
     bus.close();
     await storage.close();
     throw err;
+  } finally {
+    // Both transports read the file once, as they start: it goes now, so a process that is
+    // killed or crashes leaves no directory behind.
+    chain?.remove();
   }
   const port = transport.port;
   const hostForUrl = settings.server.host === '0.0.0.0' || settings.server.host === '::' ? 'localhost' : settings.server.host;
@@ -188,7 +191,6 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
       await live.stopHeartbeat(NODE_ID);
       bus.close();
       await storage.close();
-      chain?.remove();
       if (ownSeeds) removeSeedCacheDir(ownSeeds);
       log.info('stopped');
       unguard();

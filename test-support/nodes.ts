@@ -6,8 +6,6 @@
  * framework here).
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Db } from 'mongodb';
 import { loadConfig } from '../src/config/settings';
 import { freePort } from '../src/provision/exec';
@@ -17,6 +15,7 @@ import { ApiClient } from './admin-api';
 import { runCli, type CliProcess } from './cli';
 import { eventually } from './poll';
 import { writeConfig } from './config-file';
+import { tempDir } from './temp';
 import { remoteCoreFixture, type RemoteCoreFixture } from './core-fixture';
 import { getStack, stackOverrides, type Overrides } from './stack';
 
@@ -83,7 +82,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   for (let i = 0; i < o.nodes; i++) {
     const port = await freePort();
     // Own data directory per node (spill files), as on separate machines.
-    const overrides = { ...shared, 'server.port': port, dataDir: fs.mkdtempSync(path.join(os.tmpdir(), `sc-node${i}-`)) };
+    const overrides = { ...shared, 'server.port': port, dataDir: tempDir(`sc-node${i}-`) };
     const p = runCli(['serve', '--config', writeConfig(overrides)], { onServe: o.onServe });
     nodes.push({ index: i, port, url: `http://127.0.0.1:${port}`, p, id: '', alive: () => p.child.exitCode === null && p.child.signalCode === null });
   }
@@ -91,7 +90,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     const line = await eventually(async () => n.p.output().split('\n').find((l) => l.includes('"msg":"listening"')), 60_000, `node ${n.index} listening:\n${n.p.output()}`);
     n.id = /"node":"([^"]+)"/.exec(line)?.[1] ?? '';
   }
-  const nginxDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-nginx-nodes-'));
+  const nginxDir = tempDir('sc-nginx-nodes-');
   const nginx = await startNginx({ dir: nginxDir, upstreamPorts: nodes.map((n) => n.port), cert: stack.certs.fullChain, key: stack.certs.key, workerConnections: o.workerConnections });
   const url = nginx.url;
   const mongo = createMongo(loadConfig({ env: {}, overrides: shared }));

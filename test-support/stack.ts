@@ -11,6 +11,7 @@ import path from 'node:path';
 import { killAllChildrenSync } from '../src/provision/exec';
 import { startRedisCluster, type RedisCluster } from '../src/provision/redis-cluster';
 import { startStack, type Stack } from '../src/provision/stack';
+import { tempDir } from './temp';
 
 let started: Promise<Stack> | undefined;
 let baseDir: string | undefined;
@@ -96,7 +97,7 @@ export async function stackOverrides(extra: Overrides = {}): Promise<Overrides> 
   const redisCluster = cluster ? { 'redis.cluster': cluster.seeds } : {};
   return {
     env: 'test',
-    dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-data-')),
+    dataDir: tempDir('sc-data-'),
     'server.host': '127.0.0.1',
     'server.port': 0,
     'server.shutdownTimeoutS': 5,

@@ -9,8 +9,8 @@ import type { CoreClient } from '../src/client';
 import { freePort } from '../src/provision/exec';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { cliServer, PinnedClient } from './helpers/core-raw';
-import { startTestServer } from './helpers/server';
-import { stopStack } from '../test-support/stack';
+import { eventually, startTestServer } from './helpers/server';
+import { getStack, stopStack, STORE_STOP_TOLERANT } from '../test-support/stack';
 
 let f: CoreFixture;
 t.before(async () => {
@@ -271,4 +271,39 @@ t.test('graceful shutdown: cores get stop server_shutdown with reconnect, then 1
   t.equal(r.files['state.xml']?.toString(), 'at 2');
   await back.stop();
   await t.rejects(back.stop(), { code: 'not_assigned' }, 'nothing left to stop');
+});
+
+t.test('graceful shutdown waits for the credit of cores that hung up just before it', async (t) => {
+  const g = await coreFixture({ ...STORE_STOP_TOLERANT, 'redis.keyPrefix': 'sdc:' });
+  let closing: Promise<void> | undefined;
+  t.teardown(() => closing ?? g.ts.close());
+  const target = await g.target();
+  const n = 6;
+  for (let i = 0; i < n; i++) await g.stream(target);
+  const donor = (await g.api<{ name: string }>('GET', '/v1/me', g.donor)).name;
+  const cores = await Promise.all(Array.from({ length: n }, () => g.client({ reconnect: false })));
+  for (const c of cores) {
+    await c.assign(target);
+    await c.sendFrames(data('x'), 1);
+    t.match(await c.checkpoint([{ name: 'state.xml', data: Buffer.from('at 1') }]), { frames: 1 });
+  }
+  const open = async (): Promise<number> => (await g.ts.server.metrics.openSockets.get()).values.reduce((sum, v) => sum + v.value, 0);
+  const mongo = (await getStack()).mongo.pid;
+  process.kill(mongo, 'SIGSTOP');
+  try {
+    await Promise.all(cores.map((c) => c.close()));
+    await eventually(async () => (await open()) === 0, 5000, 'the server to see every core hang up');
+    // Each session has let its lease go and now waits on the stopped store to record its fragment.
+    await new Promise((r) => setTimeout(r, 300));
+    closing = g.ts.close();
+    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    process.kill(mongo, 'SIGCONT');
+  }
+  await closing;
+  const db = f.ts.server.storage.mongo.client.db(g.ts.settings.mongodb.database);
+  const fragments = await db.collection('fragments').find({ targetId: target }).toArray();
+  t.equal(fragments.length, n, 'a fragment for each core, recorded before storage closed');
+  const credited = await db.collection('donors').findOne({ name: donor });
+  t.equal(credited?.frames, n, "the donor is credited with every core's committed frame");
 });

@@ -5,13 +5,13 @@
  * CSP and caching headers. Screenshots of each view go to a temporary folder (paths printed).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { request, startTestServer } from './helpers/server';
 import { getStack, stopStack } from '../test-support/stack';
+import { tempDir } from '../test-support/temp';
 import { startNginx } from '../src/provision/nginx';
 import { newId, type StreamDoc } from '../src/model';
 import { buildDashboardUi, launchBrowser, screenshotDir } from './helpers/browser';
@@ -294,7 +294,7 @@ t.test('behind the TLS-terminating proxy (nginx with the production config)', as
   // A second node with TLS off on the same database, reached only through nginx.
   const plain = await startTestServer({ 'tls.cert': '', 'tls.key': '', 'tls.ca': '', 'server.trustProxy': ['127.0.0.1'], 'mongodb.database': f.ts.settings.mongodb.database });
   t.teardown(() => plain.close());
-  const nginx = await startNginx({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-nginx-')), upstreamPort: plain.server.port, cert: stack.certs.fullChain, key: stack.certs.key });
+  const nginx = await startNginx({ dir: tempDir('sc-nginx-'), upstreamPort: plain.server.port, cert: stack.certs.fullChain, key: stack.certs.key });
   t.teardown(() => nginx.stop());
   const target = await f.target({ stage: 'private' });
   const stream = await f.stream(target, Buffer.from('seed through the proxy'));

@@ -6,7 +6,6 @@ import crypto from 'node:crypto';
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { hashToken } from '../src/auth/tokens';
@@ -15,6 +14,7 @@ import { freePort, isRoot, run } from '../src/provision/exec';
 import { PRODUCTION_NGINX, ensureNginx, nginxBuild, nginxConfig, startNginx, type RunningService } from '../src/provision/nginx';
 import { eventually, request, startTestServer, type TestServer } from './helpers/server';
 import { getStack, stopStack } from '../test-support/stack';
+import { tempDir } from '../test-support/temp';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -144,13 +144,6 @@ let viaTrusted: RunningService;
 let viaUntrusted: RunningService;
 let viaEcho: RunningService;
 let ca: string;
-const dirs: string[] = [];
-
-function tempDir(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
 
 t.before(async () => {
   const stack = await getStack();
@@ -173,7 +166,6 @@ t.teardown(async () => {
   await Promise.allSettled([viaTrusted?.stop(), viaUntrusted?.stop(), viaEcho?.stop()]);
   await Promise.allSettled([trusted?.close(), untrusted?.close(), echo?.close()]);
   await stopStack();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 /** The server's log line of the request whose response carried `res`'s request id. */

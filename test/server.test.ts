@@ -1,9 +1,13 @@
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
+import { freePort } from '../src/provision/exec';
 import { readCertificates } from '../src/transport/tls';
-import { eventually, request, startTestServer, type TestServer } from './helpers/server';
-import { stopStack, getStack } from '../test-support/stack';
+import { eventually, request, runCli, startTestServer, writeConfig, type TestServer } from './helpers/server';
+import { stopStack, getStack, stackOverrides } from '../test-support/stack';
 
 let ts: TestServer;
 t.before(async () => {
@@ -34,6 +38,21 @@ t.test('clients trusting only the root CA see the full chain', async (t) => {
   t.equal(peer.issuerCertificate.fingerprint256, readCertificates(stack.certs.intermediateCert)[0]!.fingerprint256, 'intermediate sent');
   t.match(sock.getProtocol(), /^TLSv1\.[23]$/);
   sock.destroy();
+});
+
+t.test('a running server keeps no copy of its certificate chain on disk, so a killed one leaves none', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-tmpdir-'));
+  t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const port = await freePort();
+  const p = runCli(['serve', '--config', writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 1 }))], { env: { TMPDIR: tmp } });
+  t.teardown(() => p.child.kill('SIGKILL'));
+  await eventually(async () => /"msg":"listening"/.test(p.output()), 30_000, `listening in:\n${p.output()}`);
+  t.equal((await request(`https://127.0.0.1:${port}/healthz`, { ca: ts.ca })).status, 200, 'a client trusting only the root CA connects: the chain was read');
+  const copies = (): string[] => fs.readdirSync(tmp).filter((name) => name.startsWith('stream-coordinator-tls-'));
+  t.same(copies(), [], 'no chain file while it runs');
+  p.child.kill('SIGKILL');
+  await p.exited;
+  t.same(copies(), [], 'none after a kill');
 });
 
 t.test('TLS below 1.2 is refused', async (t) => {

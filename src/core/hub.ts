@@ -80,6 +80,8 @@ export class CoreHub implements SessionHost {
   /** Returns streams held without a commit for core.maxIdleAssignmentS to the pool. */
   readonly idle: IdleAssignments;
   private readonly sessions = new Map<CoreSession, Closer>();
+  /** End-of-assignment work (lease, live view, fragment) of sessions whose socket has closed: {@link shutdown} waits for it. */
+  private readonly ending = new Set<Promise<void>>();
   private readonly byEngine = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   /** Open sockets per client address (core.maxSocketsPerAddress). */
@@ -156,14 +158,21 @@ export class CoreHub implements SessionHost {
     for (const session of this.sessions.keys()) yield session.who.keyId;
   }
 
-  /** Unregisters a closed session. */
-  remove(session: CoreSession): void {
+  /**
+   * A session's socket closed: unregisters it and lets it end its assignment (the lease waits
+   * for a resume, the fragment credits the donor). Storage stays open until that is done
+   * ({@link shutdown}), or a shutdown just after many cores hung up would lose their credit.
+   */
+  closed(session: CoreSession): void {
     if (!this.sessions.delete(session)) return;
     this.perAddress.remove(session.who.remote);
     const n = (this.byEngine.get(session.who.engine) ?? 1) - 1;
     if (n > 0) this.byEngine.set(session.who.engine, n);
     else this.byEngine.delete(session.who.engine);
     this.metrics.openSockets.dec({ engine: session.who.engine });
+    const done = session.onClose();
+    this.ending.add(done);
+    void done.then(() => this.ending.delete(done));
   }
 
   /** Open sessions by engine (for the node registry). */
@@ -232,13 +241,24 @@ export class CoreHub implements SessionHost {
     this.revocations.stop();
     this.idle.stop();
     await this.guard.stop();
+    const deadline = Date.now() + timeoutMs;
     const all = [...this.sessions];
-    const done = Promise.all(all.map(([session]) => session.serverStop('server_shutdown')));
-    await Promise.race([done, new Promise((r) => setTimeout(r, timeoutMs))]);
+    await settledBy(Promise.all(all.map(([session]) => session.serverStop('server_shutdown'))), deadline);
     for (const [, socket] of all) socket.close(1001, 'server shutdown');
     // The uWS transport writes queued replies and closes on the next turn of the event loop.
     await new Promise((resolve) => setImmediate(resolve));
+    // Sessions whose socket closed, before the shutdown or just now, may still be recording
+    // their fragments; the caller closes storage next.
+    await settledBy(Promise.all(this.ending), deadline);
   }
+}
+
+/** Waits for `work`, but not past `deadline` (epoch ms). */
+async function settledBy(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+  await Promise.race([work, late]);
+  clearTimeout(timer);
 }
 
 /** Removes spill directories of processes that no longer run (their frames were never committed). */

@@ -132,7 +132,6 @@ export function openSession(deps: CoreEndpoint, socket: CoreSocket, identity: Co
 
 /** A socket closed: unregisters its session, logs it, and lets the session end its assignment (the lease waits for a resume). */
 export function closeSession(deps: CoreEndpoint, session: CoreSession, code: number): void {
-  deps.hub.remove(session);
   deps.hub.log.info({ session: session.id, code }, 'core disconnected');
-  void session.onClose();
+  deps.hub.closed(session);
 }

@@ -49,7 +49,8 @@ export function readCertificates(file: string): crypto.X509Certificate[] {
 
 /**
  * Writes certificate + chain into one PEM in a fresh private directory (0700, file 0600),
- * for uWS's `cert_file_name`. The caller removes it with the returned `remove()`.
+ * for uWS's `cert_file_name`. The caller removes it with the returned `remove()` once the
+ * transport has read it (at start).
  */
 export function buildChainFile(mode: Extract<TlsMode, { enabled: true }>): { file: string; remove(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stream-coordinator-tls-'));
