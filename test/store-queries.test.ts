@@ -308,3 +308,23 @@ t.test('an empty id list is answered without a query (a round trip saved; Ferret
   await commitPoints(store.db, ['s1']);
   t.equal(sent.length, 1, 'a list with an id is one query (the listener works)');
 });
+
+t.test('an update command of 250 statements (a bulkWrite) answers, and the collection serves the next one (FerretDB: patch 16)', async (t) => {
+  const donors = store.db.collection<{ _id: string; frames: number }>('bulk_donors');
+  await donors.insertMany(Array.from({ length: 200 }, (_, i) => ({ _id: `d${i}`, frames: i })));
+  const updates = Array.from({ length: 250 }, (_, i) => ({ updateOne: { filter: { _id: `d${i}` }, update: { $inc: { frames: 1000 } }, upsert: true } }));
+  // Without the patch the command never answers: fail in seconds instead of at the file's timeout.
+  const inTime = <T>(work: Promise<T>, what: string): Promise<T> =>
+    Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer in 20 s`)), 20_000).unref())]);
+  const first = await inTime(donors.bulkWrite(updates, { ordered: false }), 'the first bulkWrite');
+  t.match(first, { matchedCount: 200, modifiedCount: 200, upsertedCount: 50 }, '200 updated, 50 inserted');
+  const second = await inTime(donors.bulkWrite(updates, { ordered: false }), 'the second bulkWrite');
+  t.match(second, { matchedCount: 250, modifiedCount: 250, upsertedCount: 0 }, 'the next one too');
+  const all = await donors.find({}, { sort: { _id: 1 } }).toArray();
+  t.equal(all.length, 250);
+  t.same(
+    all.filter((d) => d.frames !== (Number(d._id.slice(1)) < 200 ? Number(d._id.slice(1)) + 2000 : 2000)),
+    [],
+    'every document has both increments',
+  );
+});

@@ -125,6 +125,14 @@ export interface SourcePatch {
  *    `donors.frames` is an integer and `donors.name` a word, so SQLite walks the
  *    `frames_name` index `init` creates for the page alone. A count of a whole collection
  *    also counts rows without decoding them.
+ * 16. An `update` command with 100 or more statements (a driver's `bulkWrite` of updates)
+ *    never answered, and held the collection (patch 3's lock) and the database's SQLite
+ *    connections while it waited. v1.24.2 keeps each statement's query open until the
+ *    command ends, and its SQLite pool opens at most 100 connections per database, so the
+ *    hundredth statement waited for a connection only the command itself could free. Each
+ *    statement's query is now closed as soon as that statement is done. The coordinator sends
+ *    one statement per command, but an operator's script may not; `test/store-queries.test.ts`
+ *    sends 250.
  *
  * Patches 14 and 15 are in the modules SQLite runs on rather than in FerretDB:
  * {@link DEPENDENCY_PATCHES}.
@@ -302,6 +310,13 @@ export const FERRETDB_PATCHES: SourcePatch[] = [
     file: 'internal/backends/sqlite/collection.go',
     from: '\t\tIter: newQueryIterator(ctx, rows, params.OnlyRecordIDs),\n',
     to: '\t\tIter: scWithKeep(newQueryIterator(ctx, rows, params.OnlyRecordIDs), params.SCKeep),\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_update.go',
+    from: '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n',
+    // The deferred Close stays: closing twice is harmless, and it still covers the returns above.
+    to: '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n\t\tcloser.Close()\n',
     count: 1,
   },
 ];

@@ -16,9 +16,9 @@ export const FERRETDB_VERSION = 'v1.24.2';
 /**
  * Our build of it: the release plus the source patches of ferretdb-patches.ts.
  * Part of the cache key, so a binary built without the patches is never picked up; bump it
- * when the patches change.
+ * when the patches change (`sc20` named a benchmark experiment, never a release).
  */
-export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc19`;
+export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc21`;
 const MODULE = 'github.com/FerretDB/FerretDB';
 
 /** A started MongoDB-compatible server: {@link RunningService} plus its connection string. */
