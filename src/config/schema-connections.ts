@@ -72,7 +72,7 @@ export const CONNECTION_SCHEMA = {
       env: 'SC_MALLOC_LIBRARY',
     },
     maxSemiSpaceMiB: {
-      doc: 'MiB: the V8 young-generation semi-space (--max-semi-space-size) of the workers the primary forks, unless node is started with that flag (command line or NODE_OPTIONS); 0 keeps Node\'s default (up to 16 MiB per semi-space). An idle session is a few hundred bytes of JavaScript, but setting one up makes hundreds of KiB of short-lived garbage; a large young generation then holds tens of MiB per process that the held sessions never need, and lets the buffers it points to live longer (about 0.6 KiB of RSS per idle session at 15,000 per process, and a little less CPU per set-up; it costs about a sixth of the admin API peak request rate: docs/performance.md). A single process (server.workers 1) cannot set it for itself: put the flag in NODE_OPTIONS (docs/deploy.md).',
+      doc: 'MiB: the V8 young-generation semi-space (--max-semi-space-size) of the workers the primary forks, unless node is started with that flag (command line or NODE_OPTIONS); 0 keeps Node\'s default (up to 16 MiB per semi-space). An idle session is a few hundred bytes of JavaScript, but setting one up makes hundreds of KiB of short-lived garbage; a large young generation then holds tens of MiB per process that the held sessions never need, and lets the buffers it points to live longer (about 0.6 KiB of RSS per idle session at 15,000 per process, and about a third less CPU per set-up with 270 KiB assignments; it costs about a sixth of the admin API peak request rate: docs/performance.md). A single process (server.workers 1) cannot set it for itself: put the flag in NODE_OPTIONS (docs/deploy.md).',
       format: 'nat',
       default: 1,
       env: 'SC_MAX_SEMI_SPACE_MIB',
