@@ -27,6 +27,7 @@ import { IdleAssignments } from './idle-assignments';
 import type { Streams } from '../store/streams';
 import type { CoreIdentity } from '../model';
 import { assignmentCaps } from './limits';
+import { processRunning } from './process-alive';
 import { SeedCache } from './seed-cache';
 import type { ReliabilityGuard } from './reliability-guard';
 
@@ -265,13 +266,8 @@ async function settledBy(work: Promise<unknown>, deadline: number): Promise<void
 function removeStaleSpills(root: string): void {
   if (!fs.existsSync(root)) return;
   for (const dir of fs.readdirSync(root)) {
+    // A directory of this pid was left by an earlier process that had it.
     const pid = Number(dir);
-    let alive = false;
-    try {
-      alive = Number.isInteger(pid) && pid !== process.pid && process.kill(pid, 0);
-    } catch {
-      alive = false;
-    }
-    if (!alive) fs.rmSync(path.join(root, dir), { recursive: true, force: true });
+    if (pid === process.pid || !processRunning(pid)) fs.rmSync(path.join(root, dir), { recursive: true, force: true });
   }
 }

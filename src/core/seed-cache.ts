@@ -28,6 +28,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { base64Length, toBase64File, Base64File } from './assignment-message';
+import { processRunning } from './process-alive';
 
 /** Digests of recent misses remembered to decide admission (a Set cleared when full). */
 export const DOORKEEPER_SIZE = 4096;
@@ -225,21 +226,12 @@ export function seedCacheDirsIn(parent: string): Array<{ dir: string; pid: numbe
 function removeStaleSeedDirs(parent: string): void {
   const uid = process.getuid?.();
   for (const { dir, pid } of seedCacheDirsIn(parent)) {
-    if (pid === process.pid || alive(pid)) continue;
+    if (pid === process.pid || processRunning(pid)) continue;
     try {
       const st = fs.lstatSync(dir);
       if (st.isDirectory() && (uid === undefined || st.uid === uid)) removeSeedCacheDir(dir);
     } catch {
       // Removed meanwhile by another server starting.
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    return process.kill(pid, 0);
-  } catch (err) {
-    // EPERM: running, as another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
