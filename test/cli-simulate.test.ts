@@ -5,13 +5,13 @@
  * under the limit, nothing is refused.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { simulate, type SimulateOptions } from '../src/cli/simulate';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { stopStack } from '../test-support/stack';
+import { tempDir } from '../test-support/temp';
 
 let f: CoreFixture;
 let caFile: string;
@@ -20,12 +20,10 @@ t.before(async () => {
   f = await coreFixture({ 'core.messagesPerSecond': 20 });
   target = await f.target();
   for (let i = 0; i < 3; i++) await f.stream(target);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simulate-'));
-  caFile = path.join(dir, 'ca.pem');
+  caFile = path.join(tempDir('simulate-'), 'ca.pem');
   fs.writeFileSync(caFile, f.ts.ca);
 });
 t.teardown(async () => {
-  fs.rmSync(path.dirname(caFile), { recursive: true, force: true });
   await f?.ts.close();
   await stopStack();
 });

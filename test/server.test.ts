@@ -1,13 +1,12 @@
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { freePort } from '../src/provision/exec';
 import { readCertificates } from '../src/transport/tls';
 import { eventually, request, runCli, startTestServer, writeConfig, type TestServer } from './helpers/server';
 import { stopStack, getStack, stackOverrides } from '../test-support/stack';
+import { tempDir } from '../test-support/temp';
 
 let ts: TestServer;
 t.before(async () => {
@@ -41,8 +40,7 @@ t.test('clients trusting only the root CA see the full chain', async (t) => {
 });
 
 t.test('a running server keeps no copy of its certificate chain on disk, so a killed one leaves none', async (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-tmpdir-'));
-  t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const tmp = tempDir('sc-tmpdir-');
   const port = await freePort();
   const p = runCli(['serve', '--config', writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 1 }))], { env: { TMPDIR: tmp } });
   t.teardown(() => p.child.kill('SIGKILL'));
