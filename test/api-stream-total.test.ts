@@ -6,14 +6,12 @@
  */
 import type { CommandStartedEvent } from 'mongodb';
 import t from 'tap';
-import { coreFixture, type CoreFixture } from './helpers/core';
-import { getStack, stopStack } from '../test-support/stack';
+import { commandsDuring, monitoredCoreFixture, type CoreFixture } from './helpers/core';
+import { stopStack } from '../test-support/stack';
 
 let f: CoreFixture;
 t.before(async () => {
-  const uri = new URL((await getStack()).mongo.uri);
-  uri.searchParams.set('monitorCommands', 'true');
-  f = await coreFixture({ 'mongodb.uri': uri.toString() });
+  f = await monitoredCoreFixture();
 });
 t.teardown(async () => {
   await f?.ts.close();
@@ -22,18 +20,16 @@ t.teardown(async () => {
 
 /** The stream list's total, and how many `count` commands of streams the server sent for it. */
 async function totalOf(target: string, query = 'limit=2'): Promise<{ total: number; counts: number }> {
-  const client = f.ts.server.storage.mongo.client;
-  const events: CommandStartedEvent[] = [];
-  const listen = (e: CommandStartedEvent): void => {
-    if (e.commandName === 'count' && e.command.count === 'streams') events.push(e);
-  };
-  client.on('commandStarted', listen);
-  try {
-    const body = await f.api<{ total: number }>('GET', `/v1/targets/${target}/streams?${query}`, f.manager, undefined, 200);
-    return { total: body.total, counts: events.length };
-  } finally {
-    client.off('commandStarted', listen);
-  }
+  let total = -1;
+  const events = await commandsDuring(f.ts.server.storage.mongo.client, async () => {
+    total = (await f.api<{ total: number }>('GET', `/v1/targets/${target}/streams?${query}`, f.manager, undefined, 200)).total;
+  });
+  return { total, counts: events.filter(countsStreams).length };
+}
+
+/** Whether `e` counts streams. */
+function countsStreams(e: CommandStartedEvent): boolean {
+  return e.commandName === 'count' && e.command.count === 'streams';
 }
 
 t.test("the total is counted once, then kept until a stream of the target is created or deleted", async (t) => {
@@ -61,18 +57,14 @@ t.test("the target view's ok count is the kept total less the stopped and failed
   t.same(await totalOf(target), { total: 4, counts: 1 }, 'the list counted the total');
   await f.api('POST', `/v1/streams/${ids[0]}/stop`, f.manager, undefined, 200);
 
-  const client = f.ts.server.storage.mongo.client;
   const counted: string[] = [];
-  const listen = (e: CommandStartedEvent): void => {
-    if (e.commandName === 'count' && e.command.count === 'streams') counted.push(String((e.command.query as { status?: string }).status ?? 'all'));
-  };
   const view = async (): Promise<unknown> => {
-    client.on('commandStarted', listen);
-    try {
-      return (await f.api<{ streams: unknown }>('GET', `/v1/targets/${target}`, f.manager, undefined, 200)).streams;
-    } finally {
-      client.off('commandStarted', listen);
-    }
+    let streams: unknown;
+    const events = await commandsDuring(f.ts.server.storage.mongo.client, async () => {
+      streams = (await f.api<{ streams: unknown }>('GET', `/v1/targets/${target}`, f.manager, undefined, 200)).streams;
+    });
+    for (const e of events.filter(countsStreams)) counted.push(String((e.command.query as { status?: string }).status ?? 'all'));
+    return streams;
   };
   t.same(await view(), { ok: 3, stopped: 1, failed: 0, frames: 0 }, 'one stopped: three ok');
   t.same(counted.sort(), ['all', 'failed', 'stopped'], 'the stop dropped the kept total: counted again, with the stopped and failed ones');

@@ -10,9 +10,9 @@ import { once } from 'node:events';
 import type { CommandStartedEvent, Document } from 'mongodb';
 import t from 'tap';
 import type { Assignment } from '../src/client';
-import { coreFixture, type CoreFixture } from './helpers/core';
+import { commandsDuring, monitoredCoreFixture, type CoreFixture } from './helpers/core';
 import { eventually } from '../test-support/poll';
-import { getStack, stopStack } from '../test-support/stack';
+import { stopStack } from '../test-support/stack';
 
 /** Commands that carry no filter (writes of new documents, cursor and session housekeeping). */
 const NO_FILTER = new Set(['insert', 'getMore', 'killCursors', 'endSessions', 'hello', 'ismaster', 'isMaster', 'ping']);
@@ -60,12 +60,10 @@ function violations(events: CommandStartedEvent[]): string[] {
 
 let f: CoreFixture;
 t.before(async () => {
-  const uri = new URL((await getStack()).mongo.uri);
-  uri.searchParams.set('monitorCommands', 'true');
   // Token and key lookups are cached (their misses query by hash at connection set-up, off
   // the hot path); a long TTL keeps the reconnect of the resume on the cache.
   // Two partitions per page: the second checkpoint also moves them to a page.
-  f = await coreFixture({ 'mongodb.uri': uri.toString(), 'auth.cacheTtlS': 3600, 'storage.partitionsPerPage': 2 });
+  f = await monitoredCoreFixture({ 'auth.cacheTtlS': 3600, 'storage.partitionsPerPage': 2 });
 });
 t.teardown(async () => {
   await f?.ts.close();
@@ -73,19 +71,8 @@ t.teardown(async () => {
 });
 
 /** Records the server's MongoDB commands while `fn` runs. */
-async function recording(fn: () => Promise<void>): Promise<CommandStartedEvent[]> {
-  const client = f.ts.server.storage.mongo.client;
-  const events: CommandStartedEvent[] = [];
-  const listen = (e: CommandStartedEvent): void => {
-    events.push(e);
-  };
-  client.on('commandStarted', listen);
-  try {
-    await fn();
-  } finally {
-    client.off('commandStarted', listen);
-  }
-  return events;
+function recording(fn: () => Promise<void>): Promise<CommandStartedEvent[]> {
+  return commandsDuring(f.ts.server.storage.mongo.client, fn);
 }
 
 t.test('the check sees the server client and flags a secondary-field query', async (t) => {

@@ -7,7 +7,6 @@
  * `files` collection (driver command monitoring), which bytes each core gets, and streams
  * without digests.
  */
-import type { CommandStartedEvent } from 'mongodb';
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,8 +17,8 @@ import type { Settings } from '../src/config/settings';
 import { decodeManifest, encodeManifest } from '../src/store/leases';
 import { seedDigest } from '../src/store/streams';
 import type { CoreClient } from '../src/client';
-import { coreFixture, type CoreFixture } from './helpers/core';
-import { getStack, stopStack } from '../test-support/stack';
+import { commandsDuring, monitoredCoreFixture, type CoreFixture } from './helpers/core';
+import { stopStack } from '../test-support/stack';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -199,23 +198,14 @@ t.test('manifests carry the digests last, so older readers take them for malform
 });
 
 t.test('on a server', async (t) => {
-  const uri = new URL((await getStack()).mongo.uri);
-  uri.searchParams.set('monitorCommands', 'true');
-  const f: CoreFixture = await coreFixture({ 'mongodb.uri': uri.toString(), 'redis.keyPrefix': PREFIX });
+  const f: CoreFixture = await monitoredCoreFixture({ 'redis.keyPrefix': PREFIX });
   t.teardown(async () => {
     await f.ts.close();
     await stopStack();
   });
   const server = f.ts.server;
   const fileReads = async (fn: () => Promise<void>): Promise<string[]> => {
-    const events: CommandStartedEvent[] = [];
-    const listen = (e: CommandStartedEvent): void => void events.push(e);
-    server.storage.mongo.client.on('commandStarted', listen);
-    try {
-      await fn();
-    } finally {
-      server.storage.mongo.client.off('commandStarted', listen);
-    }
+    const events = await commandsDuring(server.storage.mongo.client, fn);
     return events.filter((e) => e.commandName === 'find' && e.command.find === 'files').map((e) => String(e.command.filter._id));
   };
   const hits = async (): Promise<number> => (await server.metrics.seedCacheLookups.get()).values.find((v) => v.labels.result === 'hit')?.value ?? 0;

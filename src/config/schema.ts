@@ -111,6 +111,18 @@ export const schema = {
       default: 1000,
       env: 'SC_DONORS_LEADERBOARD_MAX',
     },
+    creditBatchMax: {
+      doc: 'Most fragments (ended activations) a process writes to the store in one batch, with their donors\' credit. Fragments that end while a batch is being written wait for the next one.',
+      format: 'positive-int',
+      default: 256,
+      env: 'SC_DONORS_CREDIT_BATCH_MAX',
+    },
+    creditMaxQueued: {
+      doc: 'Most fragments a process holds waiting for the store (about 300 bytes each); past it an ended activation is logged and its credit not recorded. Committed frames are not affected.',
+      format: 'positive-int',
+      default: 100000,
+      env: 'SC_DONORS_CREDIT_MAX_QUEUED',
+    },
   },
   storage: {
     inlineMaxBytes: {

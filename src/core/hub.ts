@@ -29,6 +29,7 @@ import type { CoreIdentity } from '../model';
 import { assignmentCaps } from './limits';
 import { processRunning } from './process-alive';
 import { SeedCache } from './seed-cache';
+import { CreditWriter } from '../store/credit';
 import type { ReliabilityGuard } from './reliability-guard';
 
 /** Everything sessions share. */
@@ -77,6 +78,8 @@ export class CoreHub implements SessionHost {
   readonly memory: MemoryBudget;
   /** Seed files by content (core.seedCacheBytes). */
   readonly seeds: SeedCache;
+  /** Fragments and donor credit of ended activations, by group commit (donors.credit*). */
+  readonly credit: CreditWriter;
   readonly byStream = new AssignmentRegistry();
   /** Returns streams held without a commit for core.maxIdleAssignmentS to the pool. */
   readonly idle: IdleAssignments;
@@ -116,6 +119,11 @@ export class CoreHub implements SessionHost {
       hit: () => d.metrics.seedCacheLookups.inc({ result: 'hit' }),
       miss: () => d.metrics.seedCacheLookups.inc({ result: 'miss' }),
       bytes: (held) => d.metrics.seedCacheBytes.set(held),
+    });
+    this.credit = new CreditWriter(d.db, {
+      batchMax: d.settings.donors.creditBatchMax,
+      maxQueued: d.settings.donors.creditMaxQueued,
+      onQueued: (n) => d.metrics.creditQueued.set(n),
     });
     this.spillDir = path.join(d.settings.dataDir, 'spill', String(process.pid));
     removeStaleSpills(path.join(d.settings.dataDir, 'spill'));

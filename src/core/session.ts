@@ -7,7 +7,8 @@
  * chain), so a checkpoint's commit finishes before the next message is looked at.
  */
 import { MessageError, toAppError, type ErrorCode } from '../errors';
-import { commitCheckpoint, pagePartitions, recordFragment, recordStreamError } from '../store/commit';
+import { commitCheckpoint, pagePartitions, recordStreamError } from '../store/commit';
+import type { CreditWriter } from '../store/credit';
 import type { ReliabilityGuard } from './reliability-guard';
 import type { ActiveStream } from '../store/live';
 import type { Logger } from '../telemetry/log';
@@ -39,6 +40,8 @@ export interface SessionHost extends AssignmentDeps {
   readonly assignments: Limiter;
   /** The process's memory budget: queued messages, buffered frames and commits count against it. */
   readonly memory: MemoryBudget;
+  /** Writes each ended activation's fragment and credits its donor (group commit). */
+  readonly credit: Pick<CreditWriter, 'record'>;
   /** Records that `session` holds `streamId`; a session of this process that held it before forgets it. */
   claim(streamId: string, session: CoreSession): void;
   /** Records that `session` no longer holds `streamId` (no-op when another session claimed it since). */
@@ -450,7 +453,7 @@ export class CoreSession {
       this.hub.log.warn({ err: (err as Error).message, stream: a.streamId }, 'could not release lease; it will expire');
     }
     try {
-      await recordFragment(this.hub.db, {
+      await this.hub.credit.record({
         streamId: a.streamId,
         targetId: a.targetId,
         engine: this.who.engine,

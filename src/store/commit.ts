@@ -11,10 +11,9 @@
  * move to a page of their own ({@link pagePartitions}, store/partition-pages.ts), so the commit
  * point's update stays small however long the stream.
  *
- * Fragments record one activation each; the donor's totals are `$inc`ed by the same
- * amounts, so they equal the sum of the donor's fragments.
+ * The end of an activation (its fragment and the donor's credit) is store/credit.ts.
  */
-import type { Db, ObjectId } from 'mongodb';
+import type { Db } from 'mongodb';
 import type { Durability, FileStore } from './files';
 import { deletePagesById, listedPartitions, pagesOf, writePage } from './partition-pages';
 import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
@@ -76,54 +75,6 @@ export async function pagePartitions(db: Db, streamId: string, pageSize: number,
   if (await movePages(db, streamId, s, ends, rest, durable)) return rest.length;
   if (!(await streamExists(db, streamId, durable.maxTimeMS))) await deletePagesById(db, pages.map((p) => p._id));
   return undefined;
-}
-
-/** One activation of a stream by one core. */
-export interface Fragment {
-  streamId: string;
-  targetId: string;
-  engine: string;
-  donor?: string;
-  /** The donor document's `_id` (credited by primary key); without it the donor is found by name. */
-  donorId?: ObjectId;
-  start: Date;
-  end: Date;
-  /** Frames committed during the activation. */
-  frames: number;
-}
-
-/** Records a fragment and credits its donor (frames and core-seconds, in total and per target). */
-export async function recordFragment(db: Db, f: Fragment): Promise<void> {
-  const coreSeconds = Math.max(0, (f.end.getTime() - f.start.getTime()) / 1000);
-  const { donorId, ...fragment } = f;
-  await db.collection('fragments').insertOne({ ...fragment, coreSeconds });
-  if (!f.donor) return;
-  const donor = f.donor;
-  await Promise.all([
-    db.collection('donors').updateOne(donorId ? { _id: donorId } : { name: donor }, { $inc: { frames: f.frames, coreSeconds } }),
-    retryDuplicateKey(() =>
-      db.collection('donor_targets').updateOne(
-        { _id: `${donor}:${f.targetId}` as never },
-        { $inc: { frames: f.frames, coreSeconds }, $setOnInsert: { donor, targetId: f.targetId } },
-        { upsert: true },
-      ),
-    ),
-  ]);
-}
-
-/**
- * Runs an upsert again when it lost an insert race: two upserts of the same new `_id` both
- * find nothing and both insert; the loser gets E11000 (FerretDB always, MongoDB in some
- * cases), and on the retry it finds the winner's document and updates it.
- */
-async function retryDuplicateKey<T>(op: () => Promise<T>, attempts = 3): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await op();
-    } catch (err) {
-      if ((err as { code?: number }).code !== 11000 || i >= attempts) throw err;
-    }
-  }
 }
 
 /**

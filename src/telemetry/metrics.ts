@@ -54,6 +54,8 @@ export class Metrics {
     labelNames: ['type'] as const,
     registers: [this.registry],
   });
+  /** Fragments waiting for the store (donors.creditMaxQueued). */
+  readonly creditQueued = new client.Gauge({ name: 'coordinator_credit_queued', help: 'Fragments of ended activations waiting to be written with their donors\' credit.', registers: [this.registry] });
   /** Frames received from cores (buffered). */
   readonly framesReceived = new client.Counter({ name: 'coordinator_frames_received_total', help: 'Frames received from cores.', registers: [this.registry] });
   /** Frames committed by checkpoints. */

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { remoteCoreFixture, type RemoteCoreFixture } from '../../test-support/core-fixture';
 import { startCoreLoad, type LoadReport } from './load';
 import { eventually, startTestServer, type Overrides, type TestServer } from './server';
-import { stopStack } from '../../test-support/stack';
+import { getStack, stopStack } from '../../test-support/stack';
+import type { CommandStartedEvent, MongoClient } from 'mongodb';
 
 export { remoteCoreFixture, type RemoteCoreFixture, type RemoteFixtureOptions } from '../../test-support/core-fixture';
 
@@ -23,6 +24,26 @@ export interface CoreFixture extends RemoteCoreFixture {
 export async function coreFixture(overrides: Overrides = {}, existing?: TestServer): Promise<CoreFixture> {
   const ts = existing ?? (await startTestServer({ 'donors.registrationsPerHour': 1000, ...overrides }));
   return { ts, ...(await remoteCoreFixture(ts.url, ts.ca, ts.server.storage.mongo.db)) };
+}
+
+/** {@link coreFixture} on a server whose MongoDB client reports each command it sends (driver command monitoring; see {@link commandsDuring}). */
+export async function monitoredCoreFixture(overrides: Overrides = {}): Promise<CoreFixture> {
+  const uri = new URL((await getStack()).mongo.uri);
+  uri.searchParams.set('monitorCommands', 'true');
+  return coreFixture({ 'mongodb.uri': uri.toString(), ...overrides });
+}
+
+/** The commands `client` (made with `monitorCommands`) sends while `fn` runs. */
+export async function commandsDuring(client: MongoClient, fn: () => Promise<unknown>): Promise<CommandStartedEvent[]> {
+  const events: CommandStartedEvent[] = [];
+  const listen = (e: CommandStartedEvent): void => void events.push(e);
+  client.on('commandStarted', listen);
+  try {
+    await fn();
+  } finally {
+    client.off('commandStarted', listen);
+  }
+  return events;
 }
 
 /** Two nodes on one Redis deployment: a core fixture and a second server sharing its database and Redis. */
