@@ -327,3 +327,59 @@ t.test('an update command of 250 statements (a bulkWrite) answers, and the colle
     'every document has both increments',
   );
 });
+
+t.test("the statements of one update command see each other's writes, as on MongoDB (FerretDB: patch 17)", async (t) => {
+  type Doc = { _id: string; n: number; tag?: string; kind?: string; s?: string };
+  const docs = store.db.collection<Doc>('bulk_seen');
+  await docs.insertMany([
+    { _id: 'a', n: 0, kind: 'k' },
+    { _id: 'b', n: 0 },
+    { _id: 'd', n: 0, kind: 'k' },
+  ]);
+  const res = await docs.bulkWrite([
+    { updateOne: { filter: { _id: 'a' }, update: { $inc: { n: 1 } } } },
+    { updateOne: { filter: { _id: 'a' }, update: { $inc: { n: 1 } } } }, // the same document again: 2
+    { updateOne: { filter: { _id: 'b' }, update: { $set: { tag: 'x' } } } },
+    { updateOne: { filter: { tag: 'x' }, update: { $inc: { n: 10 } } } }, // found by what the last one wrote
+    { updateOne: { filter: { _id: 'c' }, update: { $inc: { n: 5 } }, upsert: true } },
+    { updateOne: { filter: { _id: 'c' }, update: { $inc: { n: 1 } } } }, // the upserted document
+    { updateMany: { filter: { kind: 'k' }, update: { $inc: { n: 100 } } } },
+    { updateOne: { filter: { _id: 'a' }, update: { $inc: { n: 1 } } } },
+  ]);
+  t.match(res, { matchedCount: 8, modifiedCount: 8, upsertedCount: 1 });
+  t.same(
+    (await docs.find({}, { sort: { _id: 1 } }).toArray()).map((d) => [d._id, d.n]),
+    [
+      ['a', 103],
+      ['b', 10],
+      ['c', 6],
+      ['d', 100],
+    ],
+    'each statement read what the ones before it wrote',
+  );
+
+  // Ordered: a failing statement stops the rest, and those before it stay written.
+  await docs.insertMany([
+    { _id: 'e', n: 0 },
+    { _id: 'f', n: 0, s: 'text' },
+    { _id: 'g', n: 0 },
+  ]);
+  await t.rejects(
+    // Untyped: the collection's type would not let `s`, a string, be incremented.
+    store.db.collection('bulk_seen').bulkWrite([
+      { updateOne: { filter: { _id: 'e' as never }, update: { $inc: { n: 1 } } } },
+      { updateOne: { filter: { _id: 'f' as never }, update: { $inc: { s: 1 } } } },
+      { updateOne: { filter: { _id: 'g' as never }, update: { $inc: { n: 1 } } } },
+    ]),
+    'incrementing a string fails',
+  );
+  t.same(
+    (await docs.find({ _id: { $in: ['e', 'f', 'g'] } }, { sort: { _id: 1 } }).toArray()).map((d) => [d._id, d.n]),
+    [
+      ['e', 1],
+      ['f', 0],
+      ['g', 0],
+    ],
+    'the statement before the failure is written, the one after it not run',
+  );
+});

@@ -133,6 +133,17 @@ export interface SourcePatch {
  *    statement's query is now closed as soon as that statement is done. The coordinator sends
  *    one statement per command, but an operator's script may not; `test/store-queries.test.ts`
  *    sends 250.
+ * 17. v1.24.2 wrote each document an update changed in a SQLite transaction of its own, and
+ *    each commit waits for the disk, so a bulk write of updates (the donors' credit of a batch
+ *    of ended activations, store/credit.ts) cost about 0.5 ms a document however it was sent
+ *    (0.46 ms even as one `updateMany`). The documents the statements of one `update` command
+ *    change are now written together in one transaction when the command ends
+ *    (`internal/handler/sc_deferred_update.go`), within patch 3's collection lock. A statement
+ *    that could match a document still waiting (its filter has no `_id` that is a string or
+ *    ObjectId none of them has) writes them first, so it reads what the earlier statements
+ *    wrote, as on MongoDB. When a statement fails, those before it are still written and the
+ *    command fails as before; when the write itself fails, none of them is. Upserts insert
+ *    at once, as before.
  *
  * Patches 14 and 15 are in the modules SQLite runs on rather than in FerretDB:
  * {@link DEPENDENCY_PATCHES}.
@@ -315,8 +326,28 @@ export const FERRETDB_PATCHES: SourcePatch[] = [
   {
     file: 'internal/handler/msg_update.go',
     from: '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n',
-    // The deferred Close stays: closing twice is harmless, and it still covers the returns above.
-    to: '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n\t\tcloser.Close()\n',
+    // Patches 16 and 17. The deferred Close stays: closing twice is harmless, and it still covers the returns above.
+    to: '\t\tresult, err := common.UpdateDocument(ctx, deferred.wrap(c), "update", iter, &u)\n\t\tcloser.Close()\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_update.go',
+    from: 'func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParams) (int32, int32, *types.Array, error) {\n',
+    to: 'func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParams, deferred *scDeferredUpdates) (int32, int32, *types.Array, error) {\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_update.go',
+    from: '\t\tres, err := c.Query(ctx, &qp)\n',
+    to: '\t\tif deferred.mustFlushBefore(u.Filter) {\n\t\t\tif err = deferred.flush(ctx); err != nil {\n\t\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t\t}\n\t\t}\n\n\t\tres, err := c.Query(ctx, &qp)\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_update.go',
+    // Patch 3's call, inside the collection lock: the statements' documents are written
+    // before the lock is let go, also when a statement failed (those before it stay applied).
+    from: '\t\treturn h.updateDocument(connCtx, params)\n',
+    to: '\t\tdeferred := new(scDeferredUpdates)\n\t\tm, n, up, err := h.updateDocument(connCtx, params, deferred)\n\t\tif ferr := deferred.flush(connCtx); ferr != nil && err == nil {\n\t\t\terr = ferr\n\t\t}\n\t\treturn m, n, up, err\n',
     count: 1,
   },
 ];
