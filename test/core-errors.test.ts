@@ -279,11 +279,30 @@ t.test('rate_limited, then a sustained flood closes with 1008; too many bad mess
   t.ok(pongs.length >= 10 && pongs.length <= 11, `the burst of 10 is served (${pongs.length} pongs)`);
   t.equal(pongs.length + limited.length, 15, 'every message answered');
   t.ok(limited.length >= 4, `the rest are rate_limited (${limited.length})`);
-  isError(t, limited[0]!, null, 'rate_limited', ['retry_after_s']);
+  isError(t, limited[0]!, limited[0]!.id as number, 'rate_limited', ['retry_after_s']);
   t.equal(limited[0]!.retry_after_s, 1);
+  t.same(
+    [...pongs, ...limited].map((m) => m.id).sort((a, b) => (a as number) - (b as number)),
+    ids,
+    'each refusal names the request it refuses: every id answered once',
+  );
   t.ok(c.isOpen, 'a short excess does not close the socket');
   await new Promise((r) => setTimeout(r, 1200));
   t.equal((await c.ping()).type, 'pong', 'usable again after a second');
+
+  // A refused binary message is named by its header's id; a text message too large to peek at is not.
+  for (let i = 0; i < 10; i++) c.send({ type: 'ping', id: c.id() });
+  c.send(encodeBinary({ type: 'frame', id: 4242, seq: 1 }, [{ name: 'a.xtc', bytes: Buffer.alloc(64 * 1024) }]));
+  c.send({ type: 'ping', id: 4243, pad: 'x'.repeat(2000) });
+  await new Promise((r) => setTimeout(r, 300));
+  const refused = c.drain().filter((m) => m.type === 'error');
+  t.same(
+    refused.slice(-2).map((m) => m.id),
+    [4242, null],
+    'the frame by its id; the 2 KiB ping with null',
+  );
+  t.ok(refused.slice(0, -2).every((m) => typeof m.id === 'number'), 'the small pings before them by theirs');
+  await new Promise((r) => setTimeout(r, 2200));
 
   // Keep going: more than 2 × messagesPerSecond refusals in a row close the socket.
   for (let i = 0; i < 60; i++) c.send({ type: 'ping', id: c.id() });

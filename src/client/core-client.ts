@@ -204,8 +204,9 @@ export class CoreClient extends EventEmitter {
     if (typeof id !== 'number') {
       if (msg.type !== 'error') return;
       const err = new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined);
-      // The server refuses a message over core.messagesPerSecond before reading its id. With one
-      // request in flight that message is known, and its caller may wait and send it again.
+      // The server names the id of a message it refuses over core.messagesPerSecond only when
+      // the message (or its binary header) is small. Without it, with one request in flight
+      // that message is known, and its caller may wait and send it again.
       const only = this.pending.size === 1 ? [...this.pending][0] : undefined;
       if (err.code === 'rate_limited' && only) {
         this.pending.delete(only[0]);

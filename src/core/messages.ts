@@ -58,6 +58,32 @@ function requestId(obj: Record<string, unknown>): number | null {
   return Number.isSafeInteger(obj.id) ? (obj.id as number) : null;
 }
 
+/** Most bytes of JSON {@link peekRequestId} parses: a request's fields fit in far fewer. */
+export const PEEK_MAX_BYTES = 1024;
+
+/**
+ * The request id of a message that is refused unread (over `core.messagesPerSecond`), so a
+ * core with several requests in flight learns which one to send again. Only a text message,
+ * or a binary message's header, of at most {@link PEEK_MAX_BYTES} is parsed, and nothing in
+ * it is validated: null when there is no integer `id` there, or it would cost more to find.
+ */
+export function peekRequestId(data: Buffer, isBinary: boolean): number | null {
+  let json = data;
+  if (isBinary) {
+    if (data.length < 4) return null;
+    const h = data.readUInt32BE(0);
+    if (h > data.length - 4) return null;
+    json = data.subarray(4, 4 + h);
+  }
+  if (json.length > PEEK_MAX_BYTES) return null;
+  try {
+    const obj: unknown = JSON.parse(json.toString('utf8'));
+    return obj && typeof obj === 'object' && !Array.isArray(obj) ? requestId(obj as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
 function needId(obj: Record<string, unknown>): number {
   const id = requestId(obj);
   if (id === null) throw new MessageError(null, 'bad_request', 'Requests need an integer "id"');

@@ -21,7 +21,7 @@ import type { MemoryBudget } from './memory-budget';
 import { commitWindowMs } from '../store/abandoned';
 import { announcedLimits, binaryLimits } from './limits';
 import { MessageRate, type Limiter } from './limiter';
-import { parseBinary, parseText, type DataMessage, type TextRequest } from './messages';
+import { parseBinary, parseText, peekRequestId, type DataMessage, type TextRequest } from './messages';
 import { PROTOCOL_VERSION } from './protocol';
 import { randomBase64url } from './random-pool';
 import { assignmentEncoder, type MessageEncoder } from './assignment-message';
@@ -103,7 +103,7 @@ export class CoreSession {
   /** Handles one message; `data` must be a private copy. Never throws. */
   onMessage(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
-    if (!this.takeToken()) return;
+    if (!this.takeToken(data, isBinary)) return;
     // A message waiting behind a slow one is held in memory: past the budgets, close with
     // 1013 (PROTOCOL "try again later"; the core resumes) rather than queue without bound.
     if (!this.hub.memory.admitQueued(this.queuedBytes, data.length)) {
@@ -146,12 +146,13 @@ export class CoreSession {
     return this.chain;
   }
 
-  private takeToken(): boolean {
+  /** Takes a token for `data`; refuses it unread (only its id is looked for) when there is none. */
+  private takeToken(data: Buffer, isBinary: boolean): boolean {
     const verdict = this.rate.take();
     if (verdict === 'ok') return true;
     this.hub.metrics.messages.inc({ type: 'rate_limited' });
     if (verdict === 'exceeded') this.close(1008, 'rate limit exceeded');
-    else this.error(null, 'rate_limited', `At most ${this.hub.settings.core.messagesPerSecond} messages per second`, { retry_after_s: 1 });
+    else this.error(peekRequestId(data, isBinary), 'rate_limited', `At most ${this.hub.settings.core.messagesPerSecond} messages per second`, { retry_after_s: 1 });
     return false;
   }
 
