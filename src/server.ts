@@ -93,7 +93,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const prefix = settings.redis.keyPrefix;
   const bus = new Bus(storage.redis, prefix, log);
   const auth = new Auth(storage.mongo.db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries, settings.auth.failuresPerMinute);
-  const live = new LiveState(storage.redis, prefix, settings.server.nodeHeartbeatS);
+  const live = new LiveState(storage.redis, prefix, settings.server.nodeHeartbeatS, settings.http.activeCoresCacheMs);
   const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes, settings.storage.maxInlineBytesPerDocument, commitDurability(settings));
   const db = storage.mongo.db;
   const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000, settings.storage.poolReturnS * 1000);

@@ -116,3 +116,34 @@ t.test('lease script with several candidates, and the sweep of an expired lease 
   t.equal(await live.active('sx1', full), null, 'record removed by the sweep');
   t.same(await live.allActive(), []);
 });
+
+t.test('a flood of anonymous GET /v1/active-cores is answered from one read of the node registry (http.activeCoresCacheMs)', async (t) => {
+  const prefix = 'lvc:';
+  const g = await coreFixture({ 'redis.keyPrefix': prefix, 'http.activeCoresCacheMs': 60_000, 'server.nodeHeartbeatS': 1 });
+  t.teardown(() => g.ts.close());
+  const core = await g.client({ reconnect: false });
+  t.teardown(() => core.close());
+  // The heartbeat reports the core; /v1/nodes (admin) reads the registry afresh.
+  await eventually(async () => (await g.api<{ nodes: Array<{ sessions: number }> }>('GET', '/v1/nodes', g.admin)).nodes.some((n) => n.sessions === 1), 10_000, 'the heartbeat with the core');
+  const cores = (): Promise<{ engines: Record<string, number>; total: number }> => g.api('GET', '/v1/active-cores', undefined);
+  t.same(await cores(), { engines: { openmm: 1 }, total: 1 }, 'the first request reads the registry');
+
+  const redis = g.ts.server.storage.redis as Redis;
+  const monitor = await redis.monitor();
+  const reads: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args.some((a) => a.startsWith(`${prefix}node`))) reads.push(args);
+  });
+  t.teardown(() => monitor.disconnect());
+  const answers = await Promise.all(Array.from({ length: 100 }, cores));
+  t.ok(answers.every((a) => a.total === 1), 'every answer counts the core');
+  await redis.ping('after-flood');
+  await new Promise((r) => setTimeout(r, 200));
+  // The heartbeat writes its own entry meanwhile (SET, ZADD) and prunes (ZREMRANGEBYSCORE);
+  // reads of entries (GET) would be the flood's.
+  t.same(
+    reads.filter((a) => a[0]?.toLowerCase() === 'get'),
+    [],
+    'no registry entry read for 100 requests',
+  );
+});

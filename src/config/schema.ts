@@ -56,6 +56,12 @@ export const schema = {
       default: 10000,
       env: 'SC_HTTP_TARGET_CACHE_MAX_ENTRIES',
     },
+    activeCoresCacheMs: {
+      doc: 'Milliseconds GET /v1/active-cores, which anyone may ask, serves one answer from a per-process cache. Computing it reads the registry entry of every live process from Redis (the counts themselves move only at each heartbeat, server.nodeHeartbeatS), so without the cache each anonymous request would cost Redis one command per process.',
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_HTTP_ACTIVE_CORES_CACHE_MS',
+    },
     targetUpdateAttempts: {
       doc: 'Times PATCH /v1/targets/:id re-reads and retries when the target changed under it (optimistic concurrency) before answering 409 conflict.',
       format: 'positive-int',

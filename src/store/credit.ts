@@ -77,17 +77,26 @@ export class CreditWriter {
   }
 
   private async run(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.opts.batchMax);
-      this.opts.onQueued?.(this.queue.length);
-      const errors = await writeFragments(this.db, batch.map((p) => p.fragment));
-      batch.forEach((p, i) => {
-        const err = errors[i];
-        if (err) p.reject(err);
-        else p.resolve();
-      });
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.opts.batchMax);
+        this.opts.onQueued?.(this.queue.length);
+        let errors: Array<Error | undefined>;
+        try {
+          errors = await writeFragments(this.db, batch.map((p) => p.fragment));
+        } catch (err) {
+          errors = batch.map(() => err as Error);
+        }
+        batch.forEach((p, i) => {
+          const err = errors[i];
+          if (err) p.reject(err);
+          else p.resolve();
+        });
+      }
+    } finally {
+      // Synchronously after the loop saw an empty queue: the next record starts a new run.
+      this.running = undefined;
     }
-    this.running = undefined;
   }
 }
 

@@ -71,12 +71,25 @@ export class LiveState {
    * heartbeat: false until the first one, and while an older release runs beside this one.
    */
   storeSchemaAgreed = false;
+  /** The store schema of each live process seen so far: fixed for a process's life, so each registry entry is read once. */
+  private readonly schemas = new Map<string, number>();
   /** Records waiting for the next batched HSET, by stream. */
   private pending = new Map<string, ActiveStream>();
   private flushing: Promise<void> | undefined;
 
-  /** @param heartbeatS seconds between node heartbeats; a node missing three is gone (server.nodeHeartbeatS) */
-  constructor(private readonly redis: RedisClient, private readonly prefix: string, private readonly heartbeatS: number) {
+  /** The last {@link coresByEngine} answer, reused until `coresCacheMs` after it was asked for. */
+  private cores: { at: number; answer: Promise<Record<string, number>> } | undefined;
+
+  /**
+   * @param heartbeatS seconds between node heartbeats; a node missing three is gone (server.nodeHeartbeatS)
+   * @param coresCacheMs milliseconds {@link coresByEngine} reuses its answer (http.activeCoresCacheMs)
+   */
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+    private readonly heartbeatS: number,
+    private readonly coresCacheMs = 1000,
+  ) {
     this.nodesKey = `${prefix}nodes`;
   }
 
@@ -150,15 +163,57 @@ export class LiveState {
 
   /** Processes that sent a heartbeat within three intervals. */
   async nodes(): Promise<NodeInfo[]> {
-    const now = Date.now();
-    await this.redis.zremrangebyscore(this.nodesKey, '-inf', now - 3 * this.heartbeatS * 1000);
-    const ids = await this.redis.zrange(this.nodesKey, '0', '-1');
+    const ids = await this.liveIds();
     const values = await Promise.all(ids.map((id) => this.redis.get(`${this.prefix}node:${id}`)));
     return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as NodeInfo);
   }
 
-  /** Open core sessions per engine, summed over live processes. */
-  async coresByEngine(): Promise<Record<string, number>> {
+  /** Ids of the processes that sent a heartbeat within three intervals (the others are dropped from the set). */
+  private async liveIds(): Promise<string[]> {
+    await this.redis.zremrangebyscore(this.nodesKey, '-inf', Date.now() - 3 * this.heartbeatS * 1000);
+    return this.redis.zrange(this.nodesKey, '0', '-1');
+  }
+
+  /**
+   * Whether every live process reads and writes {@link STORE_SCHEMA} or later. Reads the
+   * registry entry of a process only the first time it is seen, so a heartbeat costs two
+   * commands however many processes there are, not one per process.
+   */
+  private async schemasAgree(): Promise<boolean> {
+    const ids = await this.liveIds();
+    const live = new Set(ids);
+    for (const id of this.schemas.keys()) if (!live.has(id)) this.schemas.delete(id);
+    const unseen = ids.filter((id) => !this.schemas.has(id));
+    const values = await Promise.all(unseen.map((id) => this.redis.get(`${this.prefix}node:${id}`)));
+    // An entry not there yet (or expired) is read again at the next heartbeat.
+    unseen.forEach((id, i) => {
+      const v = values[i];
+      if (v) this.schemas.set(id, (JSON.parse(v) as NodeInfo).store_schema ?? 1);
+    });
+    for (const schema of this.schemas.values()) if (schema < STORE_SCHEMA) return false;
+    return true;
+  }
+
+  /**
+   * Open core sessions per engine, summed over live processes. Anyone may ask (GET
+   * /v1/active-cores), and the sum reads every process's registry entry, so one answer (or
+   * the read in flight) serves every request for `coresCacheMs`: a flood of anonymous
+   * requests costs Redis a few commands per interval, not one per process per request.
+   */
+  coresByEngine(): Promise<Record<string, number>> {
+    const now = Date.now();
+    if (this.cores && now - this.cores.at < this.coresCacheMs) return this.cores.answer;
+    const answer = this.sumCores();
+    const entry = { at: now, answer };
+    this.cores = entry;
+    // A failed read is not reused.
+    answer.catch(() => {
+      if (this.cores === entry) this.cores = undefined;
+    });
+    return answer;
+  }
+
+  private async sumCores(): Promise<Record<string, number>> {
     const total: Record<string, number> = {};
     for (const n of await this.nodes()) for (const [e, c] of Object.entries(n.sessions_by_engine)) total[e] = (total[e] ?? 0) + c;
     return total;
@@ -187,7 +242,7 @@ export class LiveState {
       };
       await this.redis.set(`${this.prefix}node:${self.node}`, JSON.stringify(info), 'EX', 3 * this.heartbeatS);
       await this.redis.zadd(this.nodesKey, String(Date.now()), self.node);
-      this.storeSchemaAgreed = (await this.nodes()).every((n) => (n.store_schema ?? 1) >= STORE_SCHEMA);
+      this.storeSchemaAgreed = await this.schemasAgree();
     };
     const tick = (): void => {
       beat().catch(() => undefined); // Redis down: the node reappears with the next beat
