@@ -126,7 +126,8 @@ function writeErrorsOf(err: unknown): WriteError[] | undefined {
  */
 export async function writeFragments(db: Db, fragments: Fragment[]): Promise<Array<Error | undefined>> {
   const errors: Array<Error | undefined> = fragments.map(() => undefined);
-  const docs = fragments.map(({ donorId: _id, ...f }) => ({ ...f, coreSeconds: coreSecondsOf(f) }));
+  // The donor is stored by name; its `_id` only finds it for the credit.
+  const docs = fragments.map(({ donorId: _donorId, ...f }) => ({ ...f, coreSeconds: coreSecondsOf(f) }));
   try {
     await db.collection('fragments').insertMany(docs, { ordered: false });
   } catch (err) {
