@@ -3,7 +3,7 @@
  * in a small text message or binary header, never trusted past being an integer.
  */
 import t from 'tap';
-import { encodeBinary, peekRequestId, PEEK_MAX_BYTES } from '../src/core/messages';
+import { DEFAULT_BINARY_LIMITS, encodeBinary, parseBinary, parseText, peekRequestId, PEEK_MAX_BYTES } from '../src/core/messages';
 
 const text = (o: unknown): Buffer => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o));
 
@@ -33,4 +33,13 @@ t.test('binary messages', async (t) => {
   t.equal(peekRequestId(Buffer.from([0, 0]), true), null, 'shorter than the length field');
   const zero = Buffer.alloc(4);
   t.equal(peekRequestId(zero, true), null, 'an empty header');
+});
+
+t.test('a value nested too deep to print is bad_request, not internal', async (t) => {
+  const deep = '['.repeat(200_000) + ']'.repeat(200_000);
+  t.throws(() => parseText(`{"id":1,"type":${deep}}`), { code: 'bad_request', message: /Unknown message type an array/ });
+  const header = Buffer.from(`{"type":"frame","id":2,"seq":1,"files":[{"name":${deep},"size":0}]}`);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(header.length, 0);
+  t.throws(() => parseBinary(Buffer.concat([len, header]), { ...DEFAULT_BINARY_LIMITS, maxHeaderBytes: header.length }), { code: 'bad_request', message: /Bad file name an array/ });
 });

@@ -133,6 +133,17 @@ t.test('distinct file names per stream are bounded; committed data stays intact'
   t.equal(p.frame_files.length + p.checkpoint_files.length, 9, 'the stream document holds only the committed names');
 });
 
+t.test('distinct names are bounded as frames arrive, not only at the checkpoint: empty files cannot pile up', async (t) => {
+  const core = await srv.connect();
+  t.teardown(() => core.close());
+  await assigned(core);
+  const empty = (round: number) => Array.from({ length: 8 }, (_, i) => ({ name: `e${round}-${i}.xtc`, bytes: Buffer.alloc(0) }));
+  t.equal((await core.frame(1, { files: empty(0) })).type, 'ack', 'eight empty files');
+  t.match(await core.frame(2, { files: empty(1) }), { type: 'error', code: 'too_large', message: /max_file_names_per_stream/ }, 'eight more names would make 16 buffered names > 12');
+  t.equal((await core.frame(2, { files: empty(0) })).type, 'ack', 'the same names again are buffered');
+  t.equal((await core.checkpoint(3)).type, 'committed', 'and commit');
+});
+
 t.test('many inline-sized files in one checkpoint: the partition document stays small', async (t) => {
   const core = await srv.connect();
   t.teardown(() => core.close());

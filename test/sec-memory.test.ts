@@ -29,7 +29,8 @@ t.before(async () => {
       'server.workers': 1,
       'core.messagesPerSecond': 1000,
       'core.maxMessageBytes': 8 * MIB,
-      'core.maxBufferBytes': PER_CORE,
+      // Room for each buffered file's record (FILE_OVERHEAD_BYTES) beside its bytes.
+      'core.maxBufferBytes': PER_CORE + 64 * 1024,
       'core.memoryBufferBytes': 2 * MIB,
       'core.maxConcurrentCommits': 1,
       'memory.budgetBytes': BUDGET,

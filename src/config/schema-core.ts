@@ -44,7 +44,7 @@ export const CORE_SCHEMA = {
       env: 'SC_CORE_MAX_FRAMES_PER_MESSAGE',
     },
     maxFileNamesPerStream: {
-      doc: 'Most distinct frame and checkpoint file names one stream may use over its life (announced as max_file_names_per_stream); a checkpoint adding more is too_large. Keeps the stream document far from the 16 MiB limit.',
+      doc: 'Most distinct frame and checkpoint file names one stream may use over its life (announced as max_file_names_per_stream); a checkpoint adding more is too_large, and so is a frame message that would make more distinct names buffered. Keeps the stream document far from the 16 MiB limit.',
       format: 'positive-int',
       default: 1024,
       env: 'SC_CORE_MAX_FILE_NAMES_PER_STREAM',
@@ -74,7 +74,7 @@ export const CORE_SCHEMA = {
       env: 'SC_CORE_MAX_IDLE_ASSIGNMENT_S',
     },
     maxBufferBytes: {
-      doc: "Most uncommitted frame bytes buffered per stream; a frame that would exceed it gets buffer_full (checkpoint first).",
+      doc: "Most uncommitted frame bytes buffered per stream, each file of a frame message counting 384 bytes more than its size (its record in the heap); a frame that would exceed it gets buffer_full (checkpoint first).",
       format: 'positive-int',
       default: 256 * MIB,
       env: 'SC_CORE_MAX_BUFFER_BYTES',

@@ -23,6 +23,14 @@ interface Segment {
   length: number;
 }
 
+/**
+ * What one buffered file costs beyond its bytes: its record, name and buffer view in the heap
+ * (1,024,000 empty files with 120-character names held 370 MiB). Counted against `core.maxBufferBytes` and the
+ * memory budget, so frame messages of many small or empty files cannot hold more heap than
+ * their byte counts say.
+ */
+export const FILE_OVERHEAD_BYTES = 384;
+
 /** The segments of an empty buffer: shared, so an idle assignment's buffer holds no array of its own. */
 const NO_SEGMENTS: readonly Segment[] = Object.freeze([]);
 
@@ -35,6 +43,10 @@ export class FrameBuffer {
   private spillSize = 0;
   /** Total buffered bytes. */
   bytes = 0;
+  /** {@link FILE_OVERHEAD_BYTES} per buffered file, counted against the memory budget. */
+  private overhead = 0;
+  /** Distinct file names buffered (at most core.maxFileNamesPerStream: the session checks {@link newNames} first). */
+  private readonly names = new Set<string>();
   /** Total buffered frames. */
   frames = 0;
 
@@ -58,7 +70,10 @@ export class FrameBuffer {
    * must spill do not fit the disk budget.
    */
   async append(files: NamedBytes[], frames: number): Promise<void> {
-    // Decide every file's place first, so a refusal leaves the buffer as it was.
+    // Decide every file's place first, so a refusal leaves the buffer as it was. A file's
+    // record stays in the heap wherever its bytes go.
+    const overhead = files.length * FILE_OVERHEAD_BYTES;
+    if (this.budget && !this.budget.tryKeepFrames(overhead)) throw new SpillBudgetExceeded(`The node's memory budget cannot take ${files.length} more buffered files`);
     const keep: boolean[] = [];
     let kept = 0;
     let spilled = 0;
@@ -70,7 +85,7 @@ export class FrameBuffer {
       else spilled += n;
     }
     if (spilled > 0 && this.budget && !this.budget.tryTakeDisk(spilled)) {
-      this.budget.give('frames', kept);
+      this.budget.give('frames', kept + overhead);
       throw new SpillBudgetExceeded(`The node's spill budget cannot take ${spilled} more bytes`);
     }
     const segments = this.segments === NO_SEGMENTS ? [] : (this.segments as Segment[]);
@@ -86,8 +101,27 @@ export class FrameBuffer {
         this.spillSize += f.bytes.length;
       }
       this.bytes += f.bytes.length;
+      this.names.add(f.name);
     }
+    this.overhead += overhead;
     this.frames += frames;
+  }
+
+  /** What the buffer holds as counted against core.maxBufferBytes: its bytes and {@link FILE_OVERHEAD_BYTES} per file. */
+  get held(): number {
+    return this.bytes + this.overhead;
+  }
+
+  /** Distinct file names buffered. */
+  get nameCount(): number {
+    return this.names.size;
+  }
+
+  /** How many of `files`' names the buffer does not hold yet. */
+  newNames(files: NamedBytes[]): number {
+    let n = 0;
+    for (const f of files) if (!this.names.has(f.name)) n++;
+    return n;
   }
 
   /** Bytes held on disk (read into memory by {@link drain}). */
@@ -117,10 +151,12 @@ export class FrameBuffer {
    * sweep of the spill directory.
    */
   async clear(): Promise<void> {
-    this.budget?.give('frames', this.memory);
+    this.budget?.give('frames', this.memory + this.overhead);
     this.budget?.giveDisk(this.spillSize);
     this.segments = NO_SEGMENTS;
     this.memory = 0;
+    this.overhead = 0;
+    this.names.clear();
     this.bytes = 0;
     this.frames = 0;
     this.spillSize = 0;

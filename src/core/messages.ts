@@ -58,6 +58,15 @@ function requestId(obj: Record<string, unknown>): number | null {
   return Number.isSafeInteger(obj.id) ? (obj.id as number) : null;
 }
 
+/**
+ * A client's value in an error message: the start of a string, else only its type. Never
+ * serialised whole: a value nested a million levels deep would overflow the stack.
+ */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value === 'undefined' ? 'none' : `a ${typeof value}`;
+}
+
 /** Most bytes of JSON {@link peekRequestId} parses: a request's fields fit in far fewer. */
 export const PEEK_MAX_BYTES = 1024;
 
@@ -117,7 +126,7 @@ export function parseText(text: string): TextRequest {
     case 'checkpoint':
       throw new MessageError(id, 'bad_request', `"${o.type}" messages are binary: 4-byte header length, JSON header, payload`);
     default:
-      throw new MessageError(id, 'bad_request', `Unknown message type ${JSON.stringify(o.type ?? null).slice(0, 40)}`);
+      throw new MessageError(id, 'bad_request', `Unknown message type ${shown(o.type)}`);
   }
 }
 
@@ -160,7 +169,7 @@ export function parseBinary(data: Buffer, limits: BinaryLimits = DEFAULT_BINARY_
     if (!f || typeof f !== 'object' || Array.isArray(f)) throw new MessageError(id, 'bad_request', '"files" entries must be {name, size}');
     const stray = unknownField(f, FILE_FIELDS);
     if (stray !== undefined) throw new MessageError(id, 'bad_request', `Unknown field ${JSON.stringify(stray.slice(0, 40))} in a "files" entry`);
-    if (typeof f.name !== 'string' || !FILE_NAME.test(f.name)) throw new MessageError(id, 'bad_request', `Bad file name ${JSON.stringify(f.name ?? null).slice(0, 60)}; names match ${FILE_NAME.source}`);
+    if (typeof f.name !== 'string' || !FILE_NAME.test(f.name)) throw new MessageError(id, 'bad_request', `Bad file name ${shown(f.name)}; names match ${FILE_NAME.source}`);
     if (seen.has(f.name)) throw new MessageError(id, 'bad_request', `File "${f.name}" listed twice`);
     seen.add(f.name);
     if (!Number.isSafeInteger(f.size) || (f.size as number) < 0) throw new MessageError(id, 'bad_request', `File "${f.name}": "size" must be an integer ≥ 0`);

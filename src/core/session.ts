@@ -14,7 +14,7 @@ import type { ActiveStream } from '../store/live';
 import type { Logger } from '../telemetry/log';
 import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
-import { FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
+import { FILE_OVERHEAD_BYTES, FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
 import { bufferedFrames, liveRecord, type HeldAssignment } from './held-assignment';
 import { epochOf, sessionClock } from './session-clock';
 import type { MemoryBudget } from './memory-budget';
@@ -337,8 +337,13 @@ export class CoreSession {
     if (msg.seq !== a.lastSeq + 1) throw new MessageError(msg.id, 'out_of_order', `Expected seq ${a.lastSeq + 1}, got ${msg.seq}`);
     if (msg.type === 'frame') {
       const buffer = (a.buffer ??= new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${a.streamId}`, this.hub.log, this.hub.memory));
-      if (buffer.bytes + msg.payloadBytes > this.hub.settings.core.maxBufferBytes) {
-        throw new MessageError(msg.id, 'buffer_full', `Buffering ${msg.payloadBytes} more bytes would exceed ${this.hub.settings.core.maxBufferBytes}; send a checkpoint first`);
+      const c = this.hub.settings.core;
+      if (buffer.held + msg.payloadBytes + msg.files.length * FILE_OVERHEAD_BYTES > c.maxBufferBytes) {
+        throw new MessageError(msg.id, 'buffer_full', `Buffering ${msg.payloadBytes} more bytes in ${msg.files.length} files would exceed ${c.maxBufferBytes} (each file counts ${FILE_OVERHEAD_BYTES} bytes more); send a checkpoint first`);
+      }
+      // Checked again, with the stream's committed names, at the checkpoint.
+      if (buffer.nameCount + buffer.newNames(msg.files) > c.maxFileNamesPerStream) {
+        throw new MessageError(msg.id, 'too_large', `Buffering these files would make more than max_file_names_per_stream (${c.maxFileNamesPerStream}) distinct file names`);
       }
       try {
         await buffer.append(msg.files, msg.frames);
