@@ -57,7 +57,11 @@ export interface RouteDecl<D, P extends TSchema, Q extends TSchema, B extends TS
   body?: B;
   /** Largest body in bytes; the router default (http.maxBodyBytes) otherwise. */
   bodyLimit?: number;
-  /** Further error statuses this route can answer (beyond those implied by access and body), for the document. */
+  /**
+   * Further error statuses this route can answer, for the document. Every route is documented
+   * with 400, 401, 429 and 503, and 403 (role routes) or 413 and 415 (routes with a body); a
+   * status given here replaces that generic description, so it should cover its meaning too.
+   */
   errors?: Record<number, string>;
   /** Response schemas by status, for the OpenAPI document. */
   responses: Record<number, { description: string; schema?: TSchema; binary?: boolean }>;
@@ -217,8 +221,14 @@ export function openApiDocument(routes: Array<ApiRoute<never>>, extraPaths: Reco
       errors['413'] = 'Body over its limit';
       errors['415'] = 'Body not sent as application/json';
     }
-    for (const [status, description] of Object.entries(r.errors ?? {})) errors[status] = description;
+    // Every route's auth gate spends the address's failed-authentication budget, and a body
+    // is read only within the node's memory budget (http/exchange.ts): both answer 429.
+    errors['429'] = r.body
+      ? "Too many failed authentications from this address (auth.failuresPerMinute), or the node's memory budget for request bodies is exhausted; see Retry-After"
+      : 'Too many failed authentications from this address (auth.failuresPerMinute); see Retry-After';
     errors['503'] = 'Storage unavailable; retry later';
+    // A route's own descriptions win over the generic ones above.
+    for (const [status, description] of Object.entries(r.errors ?? {})) errors[status] = description;
     for (const [status, description] of Object.entries(errors)) {
       responses[status] ??= { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
     }

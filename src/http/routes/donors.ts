@@ -43,7 +43,7 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Register a donor; the token is returned once (rate-limited per address; admins only when registration is closed)',
       access: 'public',
       body: object({ name: NAME, beta: Type.Optional(Type.Boolean()) }),
-      errors: { 403: 'Registration is closed (donors.openRegistration) and the caller is not an admin', 409: 'The name is taken', 429: 'Too many registrations from this address (donors.registrationsPerHour); see Retry-After' },
+      errors: { 403: 'Registration is closed (donors.openRegistration) and the caller is not an admin', 409: 'The name is taken', 429: "Too many registrations from this address (donors.registrationsPerHour) or failed authentications (auth.failuresPerMinute), or the node's memory budget for request bodies is exhausted; see Retry-After" },
       responses: { 201: { description: 'Registered', schema: object({ name: NAME, token: Type.String() }) } },
       handler: async ({ req, principal, body }, d) => {
         const isAdmin = principal?.role === 'admin';
@@ -77,6 +77,7 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: "One donor's frames and core-seconds, in total and per target",
       access: 'public',
       params: NAME_PARAMS,
+      errors: { 404: 'No such donor' },
       responses: {
         200: {
           description: 'The donor',

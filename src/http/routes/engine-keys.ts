@@ -52,7 +52,7 @@ export function engineKeyRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       access: ['admin'],
       params: ID_PARAMS,
       responses: { 204: { description: 'Revoked' } },
-      errors: { 503: 'Revoked in MongoDB, but Redis did not take the announcement; retry' },
+      errors: { 404: 'No such engine key', 503: 'Storage unavailable, or revoked in MongoDB but Redis did not take the announcement; retry' },
       handler: async ({ params }, d) => {
         // A key already revoked is announced again: a retry after a failed announcement must
         // still close its sockets.

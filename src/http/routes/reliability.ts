@@ -52,6 +52,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'The reliability record of a donor or a client address over reliability.windowS, with its cooling-off and any block',
       access: ['admin'],
       query: object({ donor: Type.Optional(str(64)), address: Type.Optional(str(64)) }),
+      errors: { 400: 'Bad input (see the message), or not exactly one of donor= and address=' },
       responses: { 200: { description: 'The record (zeros when nothing was counted)', schema: RECORD } },
       handler: async ({ query }, d) => {
         if ((query.donor === undefined) === (query.address === undefined)) throw new AppError('bad_request', 'Give exactly one of donor= or address=');
@@ -75,7 +76,10 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       access: ['admin'],
       body: object({ kind: KIND, value: str(64, { minLength: 1 }), reason: Type.Optional(Type.String({ maxLength: s.limits.maxDescriptionLength })) }),
       responses: { 201: { description: 'Blocked', schema: BLOCK }, 200: { description: 'Already blocked (the existing block)', schema: BLOCK } },
-      errors: { 503: 'Stored, but Redis did not take the announcement; retry' },
+      errors: {
+        400: 'Bad input (see the message), or an address value that is not an IP address or CIDR range',
+        503: 'Storage unavailable, or stored but Redis did not take the announcement; retry',
+      },
       handler: async ({ body, principal }, d) => {
         const { block, created } = await new BlockStore(d.db).add(body.kind, body.value, body.reason ?? '', principal.name);
         await announce(d);
@@ -100,7 +104,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       access: ['admin'],
       params: ID_PARAMS,
       responses: { 204: { description: 'Removed' } },
-      errors: { 503: 'Removed, but Redis did not take the announcement; retry' },
+      errors: { 404: 'No such block', 503: 'Storage unavailable, or removed but Redis did not take the announcement; retry' },
       handler: async ({ params }, d) => {
         if (!(await new BlockStore(d.db).remove(params.id))) throw new AppError('not_found', `No block ${params.id}`);
         await announce(d);

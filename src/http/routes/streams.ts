@@ -28,6 +28,10 @@ function fileMap(s: Settings) {
   return Type.Unsafe<Record<string, string>>({ type: 'object', propertyNames: FILE_NAME, additionalProperties: Type.String(), maxProperties: s.limits.maxFilesPerStream });
 }
 const OCTETS = { 'content-type': 'application/octet-stream' };
+/** What a download answers besides 200 (the range support of http/range.ts). */
+const PARTIAL = { description: 'The single byte range asked for with `Range: bytes=…` (Content-Range says which)', binary: true };
+const NO_STREAM = 'No such stream';
+const RANGE_416 = 'The Range starts at or past the end of the file; Content-Range gives its length';
 /** Sortable fields of the stream list (query `sort`) and their document fields. */
 const SORTS: Record<string, string> = { id: '_id', created_at: 'createdAt', status: 'status', frames: 'frames', error_count: 'errorCount' };
 const SORT_KEYS = ['id', '-id', 'created_at', '-created_at', 'status', '-status', 'frames', '-frames', 'error_count', '-error_count'] as const;
@@ -104,6 +108,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       params: ID_PARAMS,
       body: object({ files: Type.Unsafe<Record<string, string>>({ ...FILE_MAP, minProperties: 1 }), tags: Type.Optional(FILE_MAP) }),
       bodyLimit: settings.http.maxStreamBodyBytes,
+      errors: { 400: 'Bad input (see the message), or a file that is not canonical base64, or a tag file named like a seed file', 404: 'No such target' },
       responses: { 201: { description: 'Created', schema: STREAM_CREATED } },
       handler: async ({ params, principal, body }, d) => {
         const t = await ownedTarget(d, params.id, principal);
@@ -129,6 +134,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         offset: Type.Optional(Type.Integer({ minimum: 0 })),
         sort: Type.Optional(oneOf(SORT_KEYS)),
       }),
+      errors: { 400: 'Bad input (see the message), or `after` with a sort other than id', 404: 'No such target' },
       responses: {
         200: {
           description:
@@ -157,6 +163,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'One stream',
       access: ['manager', 'admin'],
       params: ID_PARAMS,
+      errors: { 404: NO_STREAM },
       responses: { 200: { description: 'The stream', schema: STREAM } },
       handler: async ({ params, principal }, d) => ok(await view(d, await owned(d, params.id, principal, LISTED_FIELDS))),
     }),
@@ -167,6 +174,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Make a stopped or failed stream assignable again (resets its error count)',
       access: ['manager', 'admin'],
       params: ID_PARAMS,
+      errors: { 404: NO_STREAM },
       responses: { 200: { description: 'The stream after the change', schema: STREAM } },
       handler: async ({ params, principal }, d) => {
         const s = await owned(d, params.id, principal, ['targetId']);
@@ -182,6 +190,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Stop a stream; a core working on it is told to stop',
       access: ['manager', 'admin'],
       params: ID_PARAMS,
+      errors: { 404: NO_STREAM },
       responses: { 200: { description: 'The stream after the change', schema: STREAM } },
       handler: async ({ params, principal }, d) => {
         return ok(await view(d, await d.streams.stop(await owned(d, params.id, principal, LISTED_FIELDS))));
@@ -194,6 +203,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Delete a stream with its files and partitions; a core working on it is told to stop',
       access: ['manager', 'admin'],
       params: ID_PARAMS,
+      errors: { 404: NO_STREAM },
       responses: { 204: { description: 'Deleted' } },
       handler: async ({ params, principal }, d) => {
         await d.streams.remove(await owned(d, params.id, principal, ['targetId', 'createdAt']));
@@ -207,6 +217,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Committed partitions and the names of seed, tag, frame and checkpoint files',
       access: ['manager', 'admin'],
       params: ID_PARAMS,
+      errors: { 404: NO_STREAM },
       responses: {
         200: {
           description: 'Partitions [5, 12, 38] mean frames (0,5] (5,12] (12,38]',
@@ -226,7 +237,8 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Download a seed or tag file',
       access: ['manager', 'admin'],
       params: FILE_PARAMS,
-      responses: { 200: { description: 'The bytes', binary: true } },
+      errors: { 404: 'No such stream, or it has no seed or tag file of this name', 416: RANGE_416 },
+      responses: { 200: { description: 'The bytes', binary: true }, 206: PARTIAL },
       handler: async ({ params, principal }, d) => {
         const s = await owned(d, params.id, principal, ['seedFiles', 'tagFiles']);
         const kind: StreamFileKind | undefined = s.seedFiles.includes(params.name) ? 'seed' : s.tagFiles.includes(params.name) ? 'tag' : undefined;
@@ -241,7 +253,8 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Download one frame file of committed partition n',
       access: ['manager', 'admin'],
       params: PARTITION_PARAMS,
-      responses: { 200: { description: 'The bytes', binary: true } },
+      errors: { 404: 'No such stream, no committed partition n, or no frame file of this name in it', 416: RANGE_416 },
+      responses: { 200: { description: 'The bytes', binary: true }, 206: PARTIAL },
       handler: ({ params, principal }, d) => partitionDownload(d, params, principal, 'frame'),
     }),
     route({
@@ -251,7 +264,8 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Download one checkpoint file of committed partition n',
       access: ['manager', 'admin'],
       params: PARTITION_PARAMS,
-      responses: { 200: { description: 'The bytes', binary: true } },
+      errors: { 404: 'No such stream, no committed partition n, or no checkpoint file of this name in it', 416: RANGE_416 },
+      responses: { 200: { description: 'The bytes', binary: true }, 206: PARTIAL },
       handler: ({ params, principal }, d) => partitionDownload(d, params, principal, 'checkpoint'),
     }),
     route({
@@ -261,7 +275,8 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'A frame file across all committed partitions, concatenated in order, streamed with Content-Length',
       access: ['manager', 'admin'],
       params: FILE_PARAMS,
-      responses: { 200: { description: 'The bytes', binary: true } },
+      errors: { 404: 'No such stream, or it has no frame file of this name', 416: RANGE_416 },
+      responses: { 200: { description: 'The bytes', binary: true }, 206: PARTIAL },
       handler: async ({ params, principal }, d) => {
         const s = await owned(d, params.id, principal, [...COMMITTED_FIELDS, 'frameFiles']);
         if (!s.frameFiles.includes(params.name)) throw new AppError('not_found', `No frame file "${params.name}" in stream ${s._id}`);
@@ -278,6 +293,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
       summary: "The stream's error log, newest first",
       access: ['manager', 'admin'],
       params: ID_PARAMS,
+      errors: { 404: NO_STREAM },
       responses: {
         200: {
           description: 'Errors reported by cores',

@@ -61,6 +61,9 @@ function checkKeys(value: unknown, at: string): void {
 
 const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
 
+/** The 400 of routes that set options: what the schema cannot say (see checkOptions). */
+const OPTIONS_400 = 'Bad input (see the message), or options over limits.maxOptionsBytes as JSON, or an option key (at any depth) starting with $, containing . or NUL, being __proto__ or over 128 characters';
+
 async function streamCounts(d: ApiDeps, targetId: string) {
   const { byStatus, frames } = await d.streams.statsByTarget(targetId, streamTotal(d, targetId));
   return { ...byStatus, frames };
@@ -77,6 +80,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Create a target',
       access: ['manager'],
       body: object({ engines: ENGINES, stage: Type.Optional(STAGE), weight: Type.Optional(WEIGHT), options: Type.Optional(OPTIONS) }),
+      errors: { 400: OPTIONS_400 },
       responses: { 201: { description: 'Created', schema: TARGET_CREATED } },
       handler: async ({ principal, body }, d) => {
         checkOptions(d, body.options ?? {});
@@ -129,6 +133,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       access: ['manager', 'admin'],
       params: ID_PARAMS,
       body: object({ engines: Type.Optional(ENGINES), stage: Type.Optional(STAGE), weight: Type.Optional(WEIGHT), options: Type.Optional(OPTIONS) }, { minProperties: 1 }),
+      errors: { 400: OPTIONS_400, 404: 'No such target', 409: 'The target kept changing under this request (http.targetUpdateAttempts); retry' },
       responses: { 200: { description: 'The target after the change', schema: TARGET } },
       handler: async ({ params, principal, body }, d) => {
         for (let attempt = 0; attempt < d.settings.http.targetUpdateAttempts; attempt++) {
@@ -161,6 +166,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Delete a target (409 while it has streams)',
       access: ['manager', 'admin'],
       params: ID_PARAMS,
+      errors: { 404: 'No such target', 409: 'The target still has streams' },
       responses: { 204: { description: 'Deleted' } },
       handler: async ({ params, principal }, d) => {
         const t = await ownedTarget(d, params.id, principal);

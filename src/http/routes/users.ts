@@ -47,6 +47,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       summary: 'Create a manager or admin; the token is returned once',
       access: ['admin'],
       body: object({ name: NAME, role: ROLE, weight: Type.Optional(WEIGHT) }),
+      errors: { 409: 'The name is taken' },
       responses: { 201: { description: 'Created', schema: USER_CREATED } },
       handler: async ({ body }, d) => {
         const token = newToken();
@@ -74,6 +75,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       access: ['admin'],
       params: NAME_PARAMS,
       body: object({ weight: Type.Optional(WEIGHT), role: Type.Optional(ROLE) }, { minProperties: 1 }),
+      errors: { 404: 'No such user', 409: 'Demoting the last admin, or making a manager that owns targets an admin' },
       responses: { 200: { description: 'The user after the change', schema: USER } },
       handler: async ({ params, body }, d) => {
         const before = await existing(d, params.name);
@@ -95,6 +97,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       summary: 'Remove a user (409 while it owns targets, or if it is the last admin)',
       access: ['admin'],
       params: NAME_PARAMS,
+      errors: { 404: 'No such user', 409: 'The user owns targets, or is the last admin' },
       responses: { 204: { description: 'Removed' } },
       handler: async ({ params }, d) => {
         const u = await existing(d, params.name);
@@ -115,6 +118,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       summary: "Rotate a user's token (admin, or the user itself); the old token stops working at once",
       access: ['admin', 'manager'],
       params: NAME_PARAMS,
+      errors: { 404: 'No such user' },
       responses: { 200: { description: 'The new token, shown once', schema: TOKEN } },
       handler: async ({ params, principal }, d) => {
         if (principal.role !== 'admin' && principal.name !== params.name) throw new AppError('forbidden', 'Only an admin or the user itself may rotate this token');
