@@ -21,8 +21,13 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const PURPOSE = process.argv[2] === 'dev' ? 'dev' : 'test';
-/** Must match FERRETDB_VERSION in src/provision/ferretdb.ts (the cached binary's folder). */
+/** FERRETDB_VERSION in src/provision/ferretdb.ts. */
 const FERRETDB_VERSION = 'v1.24.2';
+/**
+ * FERRETDB_BUILD there: the folder of the cached binary, which changes with every change to
+ * the patches (test/setup-script.test.ts checks that the two agree).
+ */
+const FERRETDB_BUILD = 'v1.24.2-sc22';
 
 function say(line) {
   process.stderr.write(`setup: ${line}\n`);
@@ -101,9 +106,9 @@ function installSystemPackages() {
 function checkDatabaseServer() {
   if (which('mongod')) return;
   const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  if (isExecutable(path.join(cache, 'stream-coordinator', 'ferretdb', FERRETDB_VERSION, 'ferretdb'))) return;
+  if (isExecutable(path.join(cache, 'stream-coordinator', 'ferretdb', FERRETDB_BUILD, 'ferretdb'))) return;
   if (which('go')) {
-    say(`FerretDB ${FERRETDB_VERSION} will be built with Go on first use (about 1–2 minutes, once)`);
+    say(`FerretDB ${FERRETDB_VERSION} (build ${FERRETDB_BUILD}) will be built with Go on first use (about 1–2 minutes, once)`);
     return;
   }
   fail([

@@ -94,7 +94,8 @@ t.test('serve starts anyway with preflight.mode=warn, and stops on SIGTERM with 
 t.test('serve refuses bad input with a clear message', async (t) => {
   const stack = await getStack();
   const cases: Array<[Record<string, unknown>, RegExp, number]> = [
-    [{ 'tls.ca': '' }, /TLS is partly configured: tls\.cert and tls\.key are set but tls\.ca \(env SC_TLS_CA\) is empty/, 1],
+    [{ 'tls.ca': '' }, /TLS is partly configured: tls\.cert and tls\.key are set but tls\.ca \(env SC_TLS_CA\) is empty/, 2],
+    [{ 'tls.ca': '', 'preflight.mode': 'warn' }, /TLS is partly configured/, 2],
     [{ 'tls.cert': '/nonexistent/cert.pem' }, /✗ TLS certificate files: .*ENOENT/, 1],
     [{ 'mongodb.uri': 'mongodb://127.0.0.1:1/' }, /not encrypted.*tls=true/, 1],
     [{ 'server.port': 'eighty' }, /server\.port .*Expected: a TCP port/, 2],

@@ -154,6 +154,16 @@ async function runServe(settings: Settings, log: Logger): Promise<void> {
   const { formatResults, runPreflight } = await import('../config/preflight');
   const { serve } = await import('../workers');
   const cluster = await import('node:cluster');
+  const { ConfigError } = await import('../config/settings');
+  const { tlsMode } = await import('../transport/tls');
+  try {
+    // Settings that are wrong together (TLS partly configured) are bad configuration, like a
+    // bad value: exit 2 before any check runs, whatever preflight.mode says.
+    tlsMode(settings);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
   if (!cluster.default.isWorker) {
     const results = await runPreflight(settings);
     const failed = results.filter((r) => !r.ok);
@@ -169,6 +179,9 @@ async function runServe(settings: Settings, log: Logger): Promise<void> {
   try {
     await serve(settings, log);
   } catch (err) {
+    // A setting found wrong only as the server starts (TLS partly configured) is bad
+    // configuration like any other: exit 2 with the message, no stack.
+    if (err instanceof ConfigError) fail(err.message, 2);
     log.fatal({ err }, 'cannot start');
     fail((err as Error).message, 1);
   }

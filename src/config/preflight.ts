@@ -95,6 +95,19 @@ async function checkMongo(settings: Settings): Promise<CheckResult> {
   }
 }
 
+/** Where the Redis check looked, without credentials (the driver's error does not say). */
+function redisTarget(settings: Settings): string {
+  const r = settings.redis;
+  if (r.cluster.length > 0) return `cluster ${r.cluster.join(', ')}`;
+  if (r.sentinels.length > 0) return `sentinels ${r.sentinels.join(', ')}`;
+  try {
+    const u = new URL(r.url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return 'redis.url';
+  }
+}
+
 async function checkRedis(settings: Settings): Promise<CheckResult> {
   const name = 'Redis';
   let redis;
@@ -108,7 +121,7 @@ async function checkRedis(settings: Settings): Promise<CheckResult> {
     await pingRedis(redis, settings.health.timeoutMs + settings.redis.connectTimeoutMs);
     return { name, ok: true, detail: 'answered PING' };
   } catch (err) {
-    return { name, ok: false, detail: (err as Error).message, fix: 'start Redis and check redis.url (or redis.sentinels / redis.cluster)' };
+    return { name, ok: false, detail: `${redisTarget(settings)}: ${(err as Error).message}`, fix: 'start Redis and check redis.url (or redis.sentinels / redis.cluster)' };
   } finally {
     redis.disconnect();
   }

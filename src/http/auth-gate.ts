@@ -13,11 +13,17 @@ import type { Gate } from './router';
 /** Who may call a route (the same as declared routes' `access`). */
 export type GateAccess = 'public' | 'token' | Role[];
 
-function allowed(access: GateAccess, principal: Principal | undefined): void {
+/** "a manager", "an admin". */
+export function withArticle(word: string): string {
+  return `${/^[aeiou]/i.test(word) ? 'an' : 'a'} ${word}`;
+}
+
+/** Throws 401 or 403 unless `principal` may call a route with this access. */
+export function allowed(access: GateAccess, principal: Principal | undefined): void {
   if (access === 'public') return;
   if (!principal) throw new AppError('unauthorized', 'This route needs Authorization: Bearer <token>', { 'www-authenticate': 'Bearer' });
   if (access !== 'token' && !access.includes(principal.role)) {
-    throw new AppError('forbidden', `This route is for ${access.join(' or ')} tokens; this token is a ${principal.role}'s`);
+    throw new AppError('forbidden', `This route is for ${access.join(' or ')} tokens; this token is ${withArticle(principal.role)}'s`);
   }
 }
 

@@ -10,7 +10,7 @@ import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020'
 import type { Static, TObject, TSchema, TUndefined } from '@sinclair/typebox';
 import { ERROR_BODY, object } from './api-schemas';
 import type { Auth, Principal, Role } from '../auth/users';
-import { authGate } from './auth-gate';
+import { allowed, authGate, withArticle } from './auth-gate';
 import { AppError } from '../errors';
 import { json, type Reply, type Request, type Router } from './router';
 import { VERSION } from '../version';
@@ -118,15 +118,6 @@ function check(validate: ValidateFunction | undefined, value: unknown, where: st
   if (validate && !validate(value)) throw new AppError('bad_request', describeError(where, validate.errors![0]!));
 }
 
-function allowed(access: Access, principal: Principal | undefined): void {
-  if (access === 'public') return;
-  if (!principal) throw new AppError('unauthorized', 'This route needs Authorization: Bearer <token>', { 'www-authenticate': 'Bearer' });
-  if (access === 'token') return;
-  if (!access.includes(principal.role)) {
-    throw new AppError('forbidden', `This route is for ${access.join(' or ')} tokens; this token is a ${principal.role}'s`);
-  }
-}
-
 /** Parses a JSON body: needs `Content-Type: application/json` and well-formed JSON. */
 export function parseJsonBody(req: Request, raw: Buffer): unknown {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -216,7 +207,7 @@ export function openApiDocument(routes: Array<ApiRoute<never>>, extraPaths: Reco
     const errors: Record<string, string> = { '400': 'Bad input (see the message)' };
     if (r.access !== 'public') errors['401'] = 'No, unknown or revoked token';
     else errors['401'] = 'A token was sent but is unknown or revoked';
-    if (Array.isArray(r.access)) errors['403'] = `Not a ${r.access.join(' or ')} token, or not the owner`;
+    if (Array.isArray(r.access)) errors['403'] = `Not ${withArticle(r.access.join(' or '))} token, or not the owner`;
     if (r.body) {
       errors['413'] = 'Body over its limit';
       errors['415'] = 'Body not sent as application/json';

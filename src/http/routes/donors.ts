@@ -15,6 +15,11 @@ import { addressKey } from '../../auth/address-key';
 
 const STATS = DONOR_STATS;
 
+/** Core-seconds to the millisecond: totals are sums of many fractions, which leave float noise (48.508999999999986). */
+function seconds(total: number): number {
+  return Math.round(total * 1000) / 1000;
+}
+
 /**
  * Counts a registration from `address` (IPv4, or its IPv6 /64) in the current hour window;
  * throws `rate_limited` past the limit. The key is created with its expiry in one command
@@ -67,7 +72,7 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       responses: { 200: { description: 'Top donors', schema: DONORS } },
       handler: async ({ query }, d) => {
         const top = await donors(d).find({}, { sort: { frames: -1, name: 1 }, limit: query.top, projection: { tokenHash: 0 } }).toArray();
-        return ok({ donors: top.map((x) => ({ name: x.name, frames: x.frames, core_seconds: x.coreSeconds, created_at: iso(x.createdAt) })) });
+        return ok({ donors: top.map((x) => ({ name: x.name, frames: x.frames, core_seconds: seconds(x.coreSeconds), created_at: iso(x.createdAt) })) });
       },
     }),
     route({
@@ -91,9 +96,9 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
         return ok({
           name: x.name,
           frames: x.frames,
-          core_seconds: x.coreSeconds,
+          core_seconds: seconds(x.coreSeconds),
           created_at: iso(x.createdAt),
-          targets: per.map((p) => ({ target_id: p.targetId as string, frames: p.frames as number, core_seconds: p.coreSeconds as number })),
+          targets: per.map((p) => ({ target_id: p.targetId as string, frames: p.frames as number, core_seconds: seconds(p.coreSeconds as number) })),
         });
       },
     }),
