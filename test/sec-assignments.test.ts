@@ -64,3 +64,32 @@ t.test('a stream held without commits goes back to the pool; a committing core k
   await working;
   t.notOk(busy.received.some((m) => m.type === 'stop'), 'the committing core was never stopped');
 });
+
+t.test('a resume counts against the caps, and keeps the idle clock of the assignment it resumes', async (t) => {
+  const target = await f.target();
+  for (let i = 0; i < 4; i++) await f.stream(target);
+  // The donor holds two streams, then hangs up on both: their leases wait for a resume.
+  const first = [await connect(), await connect()];
+  const tokens: string[] = [];
+  for (const c of first) tokens.push((await c.request({ type: 'assign', target_id: target })).resume_token as string);
+  const started = Date.now();
+  await Promise.all(first.map((c) => c.close()));
+  // Two more on new sockets: the donor is at its cap again.
+  const second = [await connect(), await connect()];
+  t.teardown(() => Promise.all(second.map((c) => c.close())));
+  for (const c of second) t.equal((await c.request({ type: 'assign', target_id: target })).type, 'assignment');
+  const back = await connect();
+  t.teardown(() => back.close());
+  t.match(await back.request({ type: 'resume', resume_token: tokens[0] }), { type: 'error', code: 'rate_limited', message: /maxAssignmentsPerDonor/ }, 'resuming a third stream is refused like assigning one');
+  t.equal((await second[0]!.request({ type: 'stop' })).type, 'stopped');
+  // Resume once the assignment has gone core.maxIdleAssignmentS (2 s) without a commit.
+  await new Promise((r) => setTimeout(r, Math.max(0, started + 2200 - Date.now())));
+  const resumedAt = Date.now();
+  t.equal((await back.request({ type: 'resume', resume_token: tokens[0] })).type, 'assignment', 'with a place free it resumes');
+  // The idle clock runs from the assignment's last progress, not from the resume: the next
+  // sweep (every 0.5 s here) stops it, where a fresh clock would wait 2 s more.
+  const stop = await back.next((m) => m.type === 'stop', 10_000);
+  const ms = Date.now() - resumedAt;
+  t.same(stop, { type: 'stop', reason: 'idle_timeout' });
+  t.ok(ms < 1500, `stopped ${ms} ms after the resume`);
+});

@@ -51,6 +51,8 @@ export interface Leased {
   resumeHash: string;
   /** When the assignment started (the live-view record's `started_at`). */
   startedAt: Date;
+  /** Epoch ms of its last progress before a resume (core.maxIdleAssignmentS counts from it); the start otherwise. */
+  progressAt?: number;
   /** Set when the lease script already wrote the live-view record: the committed frames it recorded. */
   recordedFrames?: number;
 }
@@ -144,7 +146,7 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
     await d.leases.release(streamId, session, false, 0);
     throw new MessageError(requestId, 'not_assigned', 'The stream is no longer available; assign again');
   }
-  return { stream, resumeToken: `${stream._id}.${fresh}`, resumeHash: hashToken(fresh), startedAt: new Date() };
+  return { stream, resumeToken: `${stream._id}.${fresh}`, resumeHash: hashToken(fresh), startedAt: new Date(), ...(lease.progress !== undefined ? { progressAt: lease.progress } : {}) };
 }
 
 /**

@@ -265,6 +265,9 @@ export class CoreSession {
     await this.hub.assignments.run(async () => {
       // Hung up while waiting: the lease stays as it was, for a resume from the next socket.
       if (this.closed) return;
+      // A resumed stream counts against the key's and donor's caps like an assigned one:
+      // otherwise a core could hold more by hanging up and resuming.
+      this.hub.admit(this.who, id);
       const leased = await resumeLease(this.hub, this.who, this.id, id, token);
       await this.holdWhileLoading(leased, () => this.activate(id, leased, true));
     });
@@ -280,7 +283,7 @@ export class CoreSession {
   }
 
   private async activate(id: number, leased: Leased, resumed: boolean): Promise<void> {
-    const { stream, resumeToken, startedAt, recordedFrames } = leased;
+    const { stream, resumeToken, startedAt, recordedFrames, progressAt } = leased;
     if (!resumed && this.closed) return this.giveBack(leased);
     const { files, options } = await assignmentPayload(this.hub, stream);
     if (!resumed && this.closed) return this.giveBack(leased);
@@ -291,7 +294,7 @@ export class CoreSession {
       committed: stream.frames,
       lastSeq: 0,
       startedAt: sessionClock(startedAt.getTime()),
-      progressAt: sessionClock(startedAt.getTime()),
+      progressAt: sessionClock(progressAt ?? startedAt.getTime()),
       framesThisActivation: 0,
       // The lease script recorded the assignment with the queue's frame count (see below).
       publishedBuffered: recordedFrames === undefined ? -1 : 0,
@@ -452,7 +455,7 @@ export class CoreSession {
     const leases = this.hub.leases;
     try {
       if (how === 'requeue' || how === 'drop') await leases.release(a.streamId, this.id, how === 'requeue', a.committed);
-      else if (how === 'detach') await leases.detach(a.streamId, this.id, this.hub.settings.core.resumeGraceS * 1000);
+      else if (how === 'detach') await leases.detach(a.streamId, this.id, this.hub.settings.core.resumeGraceS * 1000, epochOf(a.progressAt));
       await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {
       // Redis down: the lease expires on its own and the sweeper returns the stream.

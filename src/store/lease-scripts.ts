@@ -93,7 +93,9 @@ return lost
 
 /**
  * Detaches a lease from its closed socket and keeps it for the resume grace period.
- * KEYS: lease, expiry. ARGV: stream, session, grace ms. Returns 1 or 0.
+ * KEYS: lease, expiry. ARGV: stream, session, grace ms, and optionally the epoch ms of the
+ * assignment's last progress (kept for the resume, so a reconnect does not restart the
+ * core.maxIdleAssignmentS clock). Returns 1 or 0.
  */
 export const DETACH = `${PRELUDE}
 local raw = live(KEYS[1], KEYS[2], ARGV[1])
@@ -101,6 +103,7 @@ if not raw then return 0 end
 local lease = cjson.decode(raw)
 if lease.session ~= ARGV[2] then return 0 end
 lease.detached = true
+if ARGV[4] then lease.progress = tonumber(ARGV[4]) end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(lease))
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
 return 1

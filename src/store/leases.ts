@@ -51,6 +51,8 @@ export interface LeaseValue {
   resume: string;
   /** Set while the socket is gone and the lease waits for a resume. */
   detached?: boolean;
+  /** Epoch ms of the assignment's last progress (its start or last commit), kept while detached. */
+  progress?: number;
 }
 
 /**
@@ -308,11 +310,14 @@ export class Leases {
   }
 
   /** Keeps a closed socket's lease for `graceMs` so the core can resume. */
-  async detach(stream: string, session: string, graceMs: number): Promise<boolean> {
+  /** @param progressMs epoch ms of the assignment's last progress, handed to the session that resumes it */
+  async detach(stream: string, session: string, graceMs: number, progressMs?: number): Promise<boolean> {
     const target = await this.targetOfStream(stream);
     if (target === undefined) return false;
     const k = this.keys(target);
-    return (await this.r.scDetach(k.lease, k.expiry, stream, session, graceMs)) === 1;
+    const args: Array<string | number> = [k.lease, k.expiry, stream, session, graceMs];
+    if (progressMs !== undefined) args.push(Math.round(progressMs));
+    return (await this.r.scDetach(...args)) === 1;
   }
 
   /** Takes over a lease with its resume secret hash; returns the lease, or undefined when gone or wrong. */
