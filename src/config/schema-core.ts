@@ -195,5 +195,11 @@ export const CORE_SCHEMA = {
       default: 64 * MIB,
       env: 'SC_MEMORY_SESSION_QUEUE_BYTES',
     },
+    bodiesBytes: {
+      doc: "Bytes of HTTP request bodies being read, all requests of a process together, within memory.budgetBytes. Counted as the bytes arrive; a body that would pass it gets 429 rate_limited and its connection is closed. Anyone may send a body to a public route (donor registration), so this keeps slow or stalled uploads from taking the budget the cores' messages and frames need.",
+      format: 'positive-int',
+      default: 256 * MIB,
+      env: 'SC_MEMORY_BODIES_BYTES',
+    },
   },
 };

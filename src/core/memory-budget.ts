@@ -24,12 +24,14 @@ export interface BudgetOptions {
   diskBytes: number;
   /** Queued message bytes per core socket (memory.sessionQueueBytes). */
   sessionQueueBytes: number;
+  /** Request body bytes for all requests together (memory.bodiesBytes); the whole budget when unset. */
+  bodiesBytes?: number;
 }
 
 /** The budget options from config. */
 export function budgetOptions(s: Settings): BudgetOptions {
   const m = s.memory;
-  return { limitBytes: m.budgetBytes, spillAtBytes: Math.min(m.spillAtBytes, m.budgetBytes), diskBytes: m.diskBudgetBytes, sessionQueueBytes: m.sessionQueueBytes };
+  return { limitBytes: m.budgetBytes, spillAtBytes: Math.min(m.spillAtBytes, m.budgetBytes), diskBytes: m.diskBudgetBytes, sessionQueueBytes: m.sessionQueueBytes, bodiesBytes: Math.min(m.bodiesBytes, m.budgetBytes) };
 }
 
 const KINDS: BudgetKind[] = ['frames', 'queues', 'bodies', 'commits'];
@@ -73,7 +75,8 @@ export class MemoryBudget {
 
   /** Takes `bytes` of `kind` if they fit; false (and counted as a refusal) otherwise. */
   tryTake(kind: Exclude<BudgetKind, 'commits'>, bytes: number): boolean {
-    if (this.used() + bytes > this.options.limitBytes) {
+    const bodiesFull = kind === 'bodies' && this.options.bodiesBytes !== undefined && this.held.bodies + bytes > this.options.bodiesBytes;
+    if (bodiesFull || this.used() + bytes > this.options.limitBytes) {
       this.refusals?.inc({ kind });
       return false;
     }

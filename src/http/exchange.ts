@@ -46,10 +46,11 @@ export interface ExchangeIO {
   headers: Record<string, string>;
   peer: string;
   /**
-   * Starts reading a body of at most `limit` bytes (called synchronously, before any await).
-   * With `gate`, nothing is buffered until it resolves; when it rejects the body is never read.
+   * Starts reading a body into `sink` (called synchronously, before any await), rejecting
+   * with the sink's refusal. With `gate`, nothing is buffered until it resolves; when it
+   * rejects the body is never read.
    */
-  readBody(limit: number, state: ExchangeState, gate?: Promise<void>): Promise<Buffer>;
+  readBody(sink: BodySink, state: ExchangeState, gate?: Promise<void>): Promise<Buffer>;
   /** Writes the reply; resolves when written (or abandoned after an abort). */
   write(reply: Reply, headers: Record<string, string>, state: ExchangeState, head: boolean, closeConnection: boolean): Promise<void>;
 }
@@ -89,6 +90,52 @@ function errorAnswer(err: AppError): Reply {
 /** The error for a body that grew past its limit while being read. */
 export function bodyTooLarge(limit: number): AppError {
   return new AppError('too_large', `Body is over the limit of ${limit} bytes for this route`);
+}
+
+/**
+ * A request body as it arrives, for both transports: bounded by the route's limit, and each
+ * chunk counted against the node's memory budget before it is kept (`take`), so a client holds
+ * only what it has sent, never what it declared.
+ */
+export class BodySink {
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  /** @param take counts `bytes` against the budget; false when they do not fit */
+  constructor(
+    readonly limit: number,
+    private readonly take: (bytes: number) => boolean,
+  ) {}
+
+  /**
+   * Keeps a chunk: a Buffer as it is, an ArrayBuffer (a transport's reused memory) copied.
+   * Returns the refusal when it would pass the limit or the budget, and then keeps nothing.
+   */
+  add(chunk: Buffer | ArrayBuffer): AppError | undefined {
+    const n = chunk.byteLength;
+    const refused = this.size + n > this.limit ? bodyTooLarge(this.limit) : this.take(n) ? undefined : bodiesFull();
+    if (refused) {
+      this.chunks = [];
+      return refused;
+    }
+    this.size += n;
+    this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(new Uint8Array(chunk).slice()));
+    return undefined;
+  }
+
+  /** The body so far, in one buffer. */
+  bytes(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+  }
+
+  /** Forgets what was kept (the budget is given back when the exchange settles). */
+  drop(): void {
+    this.chunks = [];
+  }
+}
+
+function bodiesFull(): AppError {
+  return new AppError('rate_limited', "The node's memory budget for request bodies is exhausted; retry later", {}, 1);
 }
 
 /**
@@ -139,12 +186,6 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
     decision = bodyDecision(method, headers, bodyLimit);
     if (decision instanceof AppError) early = decision;
   }
-  if (!early && !pre && decision === 'read' && ctx.memory) {
-    // Reserved before a byte is read: what the body may grow to (its declared length, else the route's limit).
-    const want = headers['content-length'] !== undefined ? Number(headers['content-length']) : bodyLimit;
-    if (ctx.memory.tryTake('bodies', want)) bodyBytes = want;
-    else early = new AppError('rate_limited', "The node's memory budget for request bodies is exhausted; retry later", {}, 1);
-  }
   if (!early && !pre && gateFn) {
     try {
       const r = gateFn({ headers, clientAddress: client });
@@ -157,7 +198,14 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
     }
   }
   if (!early && !pre && decision === 'read') {
-    body = io.readBody(bodyLimit, state, gate);
+    // Counted as it arrives: a declared length that never comes holds nothing.
+    const memory = ctx.memory;
+    const sink = new BodySink(bodyLimit, (n) => {
+      if (memory && !memory.tryTake('bodies', n)) return false;
+      if (memory) bodyBytes += n;
+      return true;
+    });
+    body = io.readBody(sink, state, gate);
     // Unobserved rejections (a handler that never reads its body) must not crash the process.
     body.catch(() => undefined);
   }

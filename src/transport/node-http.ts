@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { normalizeAddress } from '../http/client-address';
 import { AppError } from '../errors';
-import { bodyTooLarge, serveExchange, type ExchangeState, type HttpContext } from '../http/exchange';
+import { serveExchange, type BodySink, type ExchangeState, type HttpContext } from '../http/exchange';
 import type { Reply, StreamBody } from '../http/router';
 
 /** Serves one request. */
@@ -27,27 +27,22 @@ export function serveNodeHttp(ctx: HttpContext, req: IncomingMessage, res: Serve
     query: q < 0 ? '' : url.slice(q + 1),
     headers,
     peer: normalizeAddress(req.socket.remoteAddress ?? ''),
-    readBody: (limit, state, gate) => (gate ? gate.then(() => readBody(req, limit, state)) : readBody(req, limit, state)),
+    readBody: (sink, state, gate) => (gate ? gate.then(() => readBody(req, sink, state)) : readBody(req, sink, state)),
     write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection),
   });
 }
 
-function readBody(req: IncomingMessage, limit: number, state: ExchangeState): Promise<Buffer> {
+function readBody(req: IncomingMessage, sink: BodySink, state: ExchangeState): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
     req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        chunks.length = 0;
+      const refused = sink.add(chunk);
+      if (refused) {
         req.removeAllListeners('data');
         req.pause();
-        reject(bodyTooLarge(limit));
-        return;
+        reject(refused);
       }
-      chunks.push(chunk);
     });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.on('end', () => resolve(sink.bytes()));
     state.onAbort.push(() => reject(new AppError('bad_request', 'Client aborted the request body')));
   });
 }

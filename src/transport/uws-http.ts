@@ -11,7 +11,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { AppError } from '../errors';
-import { bodyTooLarge, serveExchange, type ExchangeState, type HttpContext } from '../http/exchange';
+import { serveExchange, type BodySink, type ExchangeState, type HttpContext } from '../http/exchange';
 import type { Reply, StreamBody } from '../http/router';
 import { normalizeAddress } from '../http/client-address';
 
@@ -40,15 +40,13 @@ export function serveHttp(ctx: HttpContext, res: HttpResponse, uReq: HttpRequest
     query: uReq.getQuery() ?? '',
     headers,
     peer: normalizeAddress(decoder.decode(res.getRemoteAddressAsText())),
-    readBody: (limit, state, gate) => readBody(res, limit, state, gate),
+    readBody: (sink, state, gate) => readBody(res, sink, state, gate),
     write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection),
   });
 }
 
-function readBody(res: HttpResponse, limit: number, state: ExchangeState, gate?: Promise<void>): Promise<Buffer> {
+function readBody(res: HttpResponse, sink: BodySink, state: ExchangeState, gate?: Promise<void>): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
     let over = false;
     if (gate) {
       // Held back until the gate opens; what uWS already read (one socket read at most) is buffered meanwhile.
@@ -59,23 +57,21 @@ function readBody(res: HttpResponse, limit: number, state: ExchangeState, gate?:
         },
         (err: unknown) => {
           over = true;
-          chunks.length = 0;
+          sink.drop();
           reject(err);
         },
       );
     }
     res.onData((chunk, isLast) => {
       if (over || state.aborted) return;
-      size += chunk.byteLength;
-      if (size > limit) {
+      // uWS reuses the chunk's memory after this callback returns: the sink copies it.
+      const refused = sink.add(chunk);
+      if (refused) {
         over = true;
-        chunks.length = 0;
-        reject(bodyTooLarge(limit));
+        reject(refused);
         return;
       }
-      // uWS reuses the chunk's memory after this callback returns: copy it.
-      chunks.push(Buffer.from(new Uint8Array(chunk).slice()));
-      if (isLast) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      if (isLast) resolve(sink.bytes());
     });
     state.onAbort.push(() => reject(new AppError('bad_request', 'Client aborted the request body')));
   });
