@@ -169,6 +169,12 @@ export const CORE_SCHEMA = {
       default: 64 * MIB,
       env: 'SC_CORE_MIN_BACKPRESSURE_BYTES',
     },
+    maxUnsentBeforeAssignBytes: {
+      doc: 'An assign or resume is refused (rate_limited, retry_after_s 1) while the socket holds more than this many bytes of earlier replies not yet taken by the core: a core that does not read cannot make the node hold assignment after assignment (each carries its seed files) up to core.minBackpressureBytes.',
+      format: 'positive-int',
+      default: 4 * MIB,
+      env: 'SC_CORE_MAX_UNSENT_BEFORE_ASSIGN_BYTES',
+    },
   },
   memory: {
     budgetBytes: {

@@ -63,6 +63,8 @@ export interface CoreSocket {
   sendEncoded(encode: MessageEncoder): void;
   /** Closes with a WebSocket close code. */
   close(code: number, reason: string): void;
+  /** Bytes of replies written but not yet taken by the core (0 once it has read them). */
+  unsentBytes(): number;
 }
 
 /** Reasons the server stops a core's assignment (PROTOCOL §2 "Server-initiated"). */
@@ -212,6 +214,7 @@ export class CoreSession {
 
   private async assign(id: number, targetId?: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}; stop it first`);
+    this.admitReplies(id);
     const started = process.hrtime.bigint();
     await this.hub.assignments.run(async () => {
       // Hung up while this request waited its turn: no lease, no store read.
@@ -260,8 +263,16 @@ export class CoreSession {
     if (recordedFrames !== undefined) await this.hub.live.clearActive(stream._id, stream.targetId).catch(() => undefined);
   }
 
+  /** Refuses a new assignment while earlier replies wait unread (core.maxUnsentBeforeAssignBytes). */
+  private admitReplies(id: number): void {
+    const unsent = this.socket.unsentBytes();
+    const max = this.hub.settings.core.maxUnsentBeforeAssignBytes;
+    if (unsent > max) throw new MessageError(id, 'rate_limited', `${unsent} bytes of earlier replies are not read yet (at most ${max} before an assignment); read them, then ask again`, { retry_after_s: 1 });
+  }
+
   private async resume(id: number, token: string): Promise<void> {
     if (this.assignment) throw new MessageError(id, 'already_assigned', `Already working on stream ${this.assignment.streamId}`);
+    this.admitReplies(id);
     await this.hub.assignments.run(async () => {
       // Hung up while waiting: the lease stays as it was, for a resume from the next socket.
       if (this.closed) return;

@@ -55,6 +55,13 @@ export class NodeCoreSocket implements CoreSocket {
     this.ws.close(code, reason);
   }
 
+  unsentBytes(): number {
+    // What ws holds, and the messages behind a large one still being written in fragments.
+    let n = this.ws.bufferedAmount;
+    for (const m of this.waiting ?? []) n += m.length;
+    return n;
+  }
+
   private writeFragments(json: Buffer, from: number): void {
     this.waiting ??= [];
     const to = Math.min(from + FRAGMENT_BYTES, json.length);

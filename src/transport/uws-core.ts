@@ -152,6 +152,10 @@ class UwsCoreSocket implements CoreSocket {
     data.state = 'closing';
     outbox.end(this.ws, code, reason);
   }
+
+  unsentBytes(): number {
+    return dataOf(this.ws).state === 'open' ? this.ws.getBufferedAmount() : 0;
+  }
 }
 
 const decoder = new TextDecoder();
