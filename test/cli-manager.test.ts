@@ -107,6 +107,9 @@ t.test('the manager workflow from the command line', async (t) => {
   const cfg = path.join(home, '.config', 'stream-coordinator', 'cli.json');
 
   t.equal((await run(['targets', 'list'])).code, 2, 'not logged in: exit 2 (usage)');
+  const unknownFlag = await run(['targets', 'list', '--bogus']);
+  t.equal(unknownFlag.code, 2, 'an unknown flag: exit 2');
+  t.match(unknownFlag.stderr, /unknown option --bogus \(a value starting with "-" goes after "--"\)/);
   // A token starting with '-' (one in 32 do) is still a token.
   const bad = await cli(['login', '--url', url, '--ca', caFile, '--token', `-${unknownToken().slice(1)}`], { home });
   t.equal(bad.code, 3, 'login with an unknown token: exit 3');

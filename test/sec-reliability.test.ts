@@ -141,6 +141,7 @@ t.test('address-range blocks: held sockets closed with 1008, upgrades refused wi
   const rec = await f.api<RecordView>('GET', '/v1/reliability?address=203.0.113.9', f.admin, undefined, 200);
   t.equal(rec.blocked_by?.id, b4.id, 'the record shows the block');
   await f.api('POST', '/v1/blocks', f.admin, { kind: 'address', value: '300.1.2.3/8' }, 400);
+  await f.api('GET', '/v1/reliability?address=zzz', f.admin, undefined, 400);
 
   await f.api('DELETE', `/v1/blocks/${b4.id}`, f.admin, undefined, 204);
   await f.api('DELETE', `/v1/blocks/${b6.id}`, f.admin, undefined, 204);

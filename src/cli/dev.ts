@@ -41,12 +41,21 @@ interface Demo {
  */
 async function ensureDemo(baseUrl: string, ca: Buffer, adminToken: string, dataDir: string): Promise<Demo> {
   const file = path.join(dataDir, 'demo.json');
-  if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as Demo;
   const call = async <T>(method: string, p: string, token: string, body: unknown): Promise<T> => {
     const res = await httpsJson(`${baseUrl}${p}`, ca, method, token, body);
     if (res.status >= 300) throw new Error(`${method} ${p}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
     return res.body as T;
   };
+  if (fs.existsSync(file)) {
+    const kept = JSON.parse(fs.readFileSync(file, 'utf8')) as Demo;
+    // Rotated since (POST /v1/users/demo/token): rotate again with the admin token, so the
+    // token printed is one that works.
+    if ((await httpsJson(`${baseUrl}/v1/me`, ca, 'GET', kept.managerToken, undefined)).status === 401) {
+      kept.managerToken = (await call<{ token: string }>('POST', '/v1/users/demo/token', adminToken, {})).token;
+      fs.writeFileSync(file, JSON.stringify(kept), { mode: 0o600 });
+    }
+    return kept;
+  }
   const managerToken = (await call<{ token: string }>('POST', '/v1/users', adminToken, { name: 'demo', role: 'manager' })).token;
   const engineKey = (await call<{ key: string }>('POST', '/v1/engine-keys', adminToken, { engine: 'openmm', description: 'dev demo' })).key;
   const targetId = (await call<{ target_id: string }>('POST', '/v1/targets', managerToken, { engines: ['openmm'], stage: 'public', options: { title: 'dev demo' } })).target_id;
@@ -67,7 +76,7 @@ function httpsJson(url: string, ca: Buffer, method: string, token: string, body:
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as unknown) : {} }));
     });
     req.on('error', reject);
-    req.end(JSON.stringify(body));
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
 

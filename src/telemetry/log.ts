@@ -46,7 +46,7 @@ export function createLogger(opts: LoggerOptions): Logger {
   if (opts.pretty && !opts.destination) {
     try {
       require.resolve('pino-pretty');
-      return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
+      return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY === true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
     } catch {
       const logger = pino(base);
       logger.warn('log.pretty is set but pino-pretty is not installed; logging JSON');

@@ -54,7 +54,10 @@ export function parse(args: string[], options: Options = {}): Parsed {
   try {
     parsed = parseArgs({ args: masked, allowPositionals: true, strict: true, options: { ...options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }) as Parsed;
   } catch (err) {
-    throw usage((err as Error).message.replace(/id\u0000\d+/g, unmask));
+    const message = (err as Error).message.replace(/id\u0000\d+/g, unmask);
+    // Node's own text for an unknown flag ends in broken quoting; say it plainly.
+    const unknown = /^Unknown option '([^']+)'/.exec(message);
+    throw usage(unknown ? `unknown option ${unknown[1]} (a value starting with "-" goes after "--")` : message);
   }
   const values = Object.fromEntries(
     Object.entries(parsed.values).map(([k, v]) => [k, typeof v === 'string' ? unmask(v) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? unmask(x) : x)) : v]),

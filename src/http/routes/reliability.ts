@@ -12,6 +12,7 @@ import { BLOCK, BLOCKS, BLOCK_KIND, RELIABILITY_RECORD } from '../api-schemas';
 import type { Settings } from '../../config/settings';
 import { BlockStore, type BlockDoc } from '../../store/blocks';
 import { ReliabilityStore, type ReliabilityRecord } from '../../store/reliability';
+import net from 'node:net';
 import { addressKey } from '../../auth/address-key';
 import { normalizeAddress } from '../client-address';
 import { Blocklist } from '../../core/blocklist';
@@ -52,7 +53,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'The reliability record of a donor or a client address over reliability.windowS, with its cooling-off and any block',
       access: ['admin'],
       query: object({ donor: Type.Optional(str(64)), address: Type.Optional(str(64)) }),
-      errors: { 400: 'Bad input (see the message), or not exactly one of donor= and address=' },
+      errors: { 400: 'Bad input (see the message), not exactly one of donor= and address=, or an address that is not an IP address' },
       responses: { 200: { description: 'The record (zeros when nothing was counted)', schema: RECORD } },
       handler: async ({ query }, d) => {
         if ((query.donor === undefined) === (query.address === undefined)) throw new AppError('bad_request', 'Give exactly one of donor= or address=');
@@ -64,6 +65,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
           return ok(recordView(r, s.reliability.windowS, blocks.match({ engine: '', keyId: '', donor: { name: query.donor, beta: false }, remote: '' })));
         }
         const address = normalizeAddress(query.address!);
+        if (net.isIP(address) === 0) throw new AppError('bad_request', `"${query.address}" is not an IP address`);
         const r = await store.read('address', addressKey(address));
         return ok(recordView(r, s.reliability.windowS, blocks.matchAddress(address)));
       },
