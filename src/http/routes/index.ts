@@ -17,11 +17,48 @@ export function apiRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
   return [...userRoutes(), ...donorRoutes(settings), ...engineKeyRoutes(settings), ...targetRoutes(settings), ...streamRoutes(settings), ...liveRoutes(), ...reliabilityRoutes(settings)];
 }
 
+/** A JSON response of this schema (the system routes are plain router routes, documented by hand). */
+const jsonOf = (schema: Record<string, unknown>) => ({ content: { 'application/json': { schema } } });
+const STR = { type: 'string' };
+const READINESS = {
+  type: 'object',
+  required: ['status', 'checks'],
+  additionalProperties: false,
+  properties: {
+    status: { enum: ['ready', 'unavailable'] },
+    checks: { type: 'object', required: ['mongodb', 'redis'], additionalProperties: false, properties: { mongodb: STR, redis: STR }, description: '"ok", or why the backend is unreachable' },
+  },
+};
+
 const SYSTEM_PATHS = {
-  '/': { get: { summary: 'Service banner', tags: ['system'], security: [{}], responses: { 200: { description: 'Alive' } } } },
-  '/healthz': { get: { summary: 'Process is up', tags: ['system'], security: [{}], responses: { 200: { description: 'Up' } } } },
+  '/': {
+    get: {
+      summary: 'Service banner',
+      tags: ['system'],
+      security: [{}],
+      responses: {
+        200: {
+          description: 'Alive',
+          ...jsonOf({
+            type: 'object',
+            required: ['service', 'version', 'status', 'node', 'worker'],
+            additionalProperties: false,
+            properties: { service: { const: 'stream-coordinator' }, version: STR, status: { const: 'ok' }, node: STR, worker: { type: 'integer', minimum: 0 } },
+          }),
+        },
+      },
+    },
+  },
+  '/healthz': {
+    get: { summary: 'Process is up', tags: ['system'], security: [{}], responses: { 200: { description: 'Up', ...jsonOf({ type: 'object', required: ['status'], additionalProperties: false, properties: { status: { const: 'ok' } } }) } } },
+  },
   '/readyz': {
-    get: { summary: 'MongoDB and Redis reachable', tags: ['system'], security: [{}], responses: { 200: { description: 'Ready' }, 503: { description: 'Not ready; the body names the unreachable backend' } } },
+    get: {
+      summary: 'MongoDB and Redis reachable',
+      tags: ['system'],
+      security: [{}],
+      responses: { 200: { description: 'Ready', ...jsonOf(READINESS) }, 503: { description: 'Not ready; the body names the unreachable backend (Retry-After)', ...jsonOf(READINESS) } },
+    },
   },
   '/metrics': {
     get: {
