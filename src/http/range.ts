@@ -31,7 +31,8 @@ export function parseRange(header: string | undefined, length: number): ByteRang
   if (m[1] === '') {
     // Suffix range: the last N bytes.
     const n = Number(m[2]);
-    if (n === 0) return 'unsatisfiable';
+    // RFC 9110 §14.1.1: no byte of an empty representation can be selected.
+    if (n === 0 || length === 0) return 'unsatisfiable';
     return { start: Math.max(0, length - n), end: length - 1 };
   }
   const start = Number(m[1]);

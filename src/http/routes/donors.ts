@@ -9,6 +9,7 @@ import { AppError } from '../../errors';
 import { hashToken, newToken } from '../../auth/tokens';
 import { ID, NAME, NAME_PARAMS, TIME, iso, route, unique, type ApiDeps } from './common';
 import { DONORS, DONOR_STATS } from '../api-schemas';
+import { visibleIds } from './targets';
 import type { DonorDoc } from '../../model';
 import type { Settings } from '../../config/settings';
 import { addressKey } from '../../auth/address-key';
@@ -79,7 +80,7 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       method: 'GET',
       path: '/v1/donors/:name',
       tag: 'donors',
-      summary: "One donor's frames and core-seconds, in total and per target",
+      summary: "One donor's frames and core-seconds, in total and per target the caller may see (public targets; a manager's own; all for an admin)",
       access: 'public',
       params: NAME_PARAMS,
       errors: { 404: 'No such donor' },
@@ -89,10 +90,14 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
           schema: object({ name: NAME, ...STATS, created_at: Type.Optional(TIME), targets: Type.Array(object({ target_id: ID, ...STATS })) }),
         },
       },
-      handler: async ({ params }, d) => {
+      handler: async ({ params, principal }, d) => {
         const x = await donors(d).findOne({ name: params.name }, { projection: { tokenHash: 0 } });
         if (!x) throw new AppError('not_found', `No donor named "${params.name}"`);
-        const per = await d.db.collection('donor_targets').find({ donor: params.name }, { sort: { frames: -1 }, limit: d.settings.limits.maxListItems }).toArray();
+        const all = await d.db.collection('donor_targets').find({ donor: params.name }, { sort: { frames: -1 }, limit: d.settings.limits.maxListItems }).toArray();
+        // A private target's id is what lets a core ask for it: list only the targets the
+        // caller may see (public ones; a manager's own; all for an admin).
+        const visible = await visibleIds(d, [...new Set(all.map((p) => p.targetId as string))], principal);
+        const per = all.filter((p) => visible.has(p.targetId as string));
         return ok({
           name: x.name,
           frames: x.frames,

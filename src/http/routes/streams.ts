@@ -131,7 +131,7 @@ export function streamRoutes(settings: Settings): Array<ApiRoute<ApiDeps>> {
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: settings.limits.maxListItems })),
         after: Type.Optional(ID),
         // Unbounded: skipping costs at most a scan of this target's streams, which `total` already pays.
-        offset: Type.Optional(Type.Integer({ minimum: 0 })),
+        offset: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
         sort: Type.Optional(oneOf(SORT_KEYS)),
       }),
       errors: { 400: 'Bad input (see the message), or `after` with a sort other than id', 404: 'No such target' },

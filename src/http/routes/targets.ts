@@ -23,9 +23,24 @@ export async function visibleTarget(d: ApiDeps, id: string, principal: Principal
   return t;
 }
 
+/** Whether the principal may see the target: anyone a public one, its owner and admins any. */
+export function maySee(t: Pick<TargetDoc, 'stage' | 'owner'>, principal: Principal | undefined): boolean {
+  return t.stage === 'public' || mayOwn(principal, t.owner);
+}
+
+/**
+ * The ids among `ids` of targets the principal may see ({@link maySee}): one query by `_id`.
+ * Targets that no longer exist are not among them.
+ */
+export async function visibleIds(d: ApiDeps, ids: string[], principal: Principal | undefined): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const found = await d.db.collection<TargetDoc>('targets').find({ _id: { $in: ids } }, { projection: { stage: 1, owner: 1 } }).toArray();
+  return new Set(found.filter((t) => maySee(t, principal)).map((t) => t._id));
+}
+
 /** Throws unless the principal may see the target. */
 function visibleTo(t: TargetDoc, principal: Principal | undefined): void {
-  if (t.stage === 'public' || mayOwn(principal, t.owner)) return;
+  if (maySee(t, principal)) return;
   if (!principal) throw new AppError('unauthorized', 'This target is not public; send the owner\'s token', { 'www-authenticate': 'Bearer' });
   throw new AppError('forbidden', 'This target is not public and belongs to another manager');
 }

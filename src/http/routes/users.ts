@@ -28,6 +28,48 @@ async function keepOneAdmin(d: ApiDeps, name: string): Promise<void> {
   }
 }
 
+/** How long one role change or user removal may hold the lock (ms); it expires on its own after. */
+const ROLE_LOCK_MS = 10_000;
+/** Compare-and-delete: a holder whose lock expired does not remove the next holder's. */
+const UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/**
+ * Runs a role change or a user removal holding one lock for all nodes (Redis, SET NX PX), so
+ * two requests cannot both pass {@link keepOneAdmin} and together leave no admin: its check
+ * and the write are separate store commands. Waits up to about 2 s for the lock, then 409.
+ */
+async function rolesLocked<T>(d: ApiDeps, fn: () => Promise<T>): Promise<T> {
+  const key = `${d.settings.redis.keyPrefix}lock:roles`;
+  const holder = newToken();
+  for (let attempt = 0; !(await d.redis.set(key, holder, 'PX', ROLE_LOCK_MS, 'NX')); attempt++) {
+    if (attempt >= 100) throw new AppError('conflict', 'Another change of roles or users is in progress; retry');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  try {
+    return await fn();
+  } finally {
+    await d.redis.eval(UNLOCK, 1, key, holder).catch(() => undefined);
+  }
+}
+
+/** PATCH /v1/users/:name: a weight or role change (a role change runs under {@link rolesLocked}). */
+async function changeUser(d: ApiDeps, name: string, body: { weight?: number; role?: 'admin' | 'manager' }) {
+  const before = await existing(d, name);
+  if (body.role === 'manager' && before.role === 'admin') await keepOneAdmin(d, name);
+  if (body.role === 'admin' && before.role === 'manager' && (await d.db.collection('targets').countDocuments({ owner: name }, { limit: 1 })) > 0) {
+    throw new AppError('conflict', `"${name}" owns targets; an admin cannot own targets`);
+  }
+  const after = await users(d).findOneAndUpdate({ name }, { $set: body }, { returnDocument: 'after' });
+  if (!after) throw new AppError('not_found', `No user named "${name}"`);
+  if (body.role && body.role !== before.role) {
+    // The token may have been rotated between the read and the write: drop both from the caches.
+    await d.auth.invalidate(before.tokenHash);
+    if (after.tokenHash !== before.tokenHash) await d.auth.invalidate(after.tokenHash);
+  }
+  if (body.weight !== undefined) await d.bus.publish('target.changed', { targetId: '*' });
+  return ok(view(after));
+}
+
 /** The user routes. */
 export function userRoutes(): Array<ApiRoute<ApiDeps>> {
   return [
@@ -77,18 +119,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       body: object({ weight: Type.Optional(WEIGHT), role: Type.Optional(ROLE) }, { minProperties: 1 }),
       errors: { 404: 'No such user', 409: 'Demoting the last admin, or making a manager that owns targets an admin' },
       responses: { 200: { description: 'The user after the change', schema: USER } },
-      handler: async ({ params, body }, d) => {
-        const before = await existing(d, params.name);
-        if (body.role === 'manager' && before.role === 'admin') await keepOneAdmin(d, params.name);
-        if (body.role === 'admin' && before.role === 'manager' && (await d.db.collection('targets').countDocuments({ owner: params.name }, { limit: 1 })) > 0) {
-          throw new AppError('conflict', `"${params.name}" owns targets; an admin cannot own targets`);
-        }
-        const after = await users(d).findOneAndUpdate({ name: params.name }, { $set: body }, { returnDocument: 'after' });
-        if (!after) throw new AppError('not_found', `No user named "${params.name}"`);
-        if (body.role && body.role !== before.role) await d.auth.invalidate(before.tokenHash);
-        if (body.weight !== undefined) await d.bus.publish('target.changed', { targetId: '*' });
-        return ok(view(after));
-      },
+      handler: ({ params, body }, d) => (body.role === undefined ? changeUser(d, params.name, body) : rolesLocked(d, () => changeUser(d, params.name, body))),
     }),
     route({
       method: 'DELETE',
@@ -99,7 +130,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       params: NAME_PARAMS,
       errors: { 404: 'No such user', 409: 'The user owns targets, or is the last admin' },
       responses: { 204: { description: 'Removed' } },
-      handler: async ({ params }, d) => {
+      handler: ({ params }, d) => rolesLocked(d, async () => {
         const u = await existing(d, params.name);
         if (u.role === 'admin') await keepOneAdmin(d, u.name);
         if ((await d.db.collection('targets').countDocuments({ owner: u.name }, { limit: 1 })) > 0) {
@@ -109,7 +140,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
         await d.auth.invalidate(u.tokenHash);
         d.log.info({ user: u.name }, 'user removed');
         return { status: 204 };
-      },
+      }),
     }),
     route({
       method: 'POST',

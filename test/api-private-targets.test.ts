@@ -1,0 +1,86 @@
+/**
+ * What the admin API must not give away or let race: a private target's id (it is what lets
+ * a core ask for the target) through a donor's public figures; the last admin through two
+ * demotions at once; a suffix range of an empty file; an offset past what a number holds.
+ */
+import t from 'tap';
+import { parseRange } from '../src/http/range';
+import { coreFixture, type CoreFixture } from './helpers/core';
+import { request } from './helpers/server';
+import { stopStack } from '../test-support/stack';
+
+let f: CoreFixture;
+t.before(async () => {
+  f = await coreFixture();
+});
+t.teardown(async () => {
+  await f?.ts.close();
+  await stopStack();
+});
+
+type DonorView = { name: string; frames: number; targets: Array<{ target_id: string; frames: number }> };
+
+t.test("a donor's figures list only the targets the caller may see", async (t) => {
+  const donorName = (await f.api<{ name: string }>('GET', '/v1/me', f.donor)).name;
+  const open = await f.target({ stage: 'public' });
+  const hidden = await f.target({ stage: 'private' });
+  for (const target of [open, hidden]) {
+    await f.stream(target);
+    const c = await f.client({ reconnect: false });
+    await c.assign(target);
+    await c.sendFrames([{ name: 'frames.xtc', data: Buffer.from('x') }], 1);
+    await c.checkpoint([{ name: 'state.xml', data: Buffer.from('s') }]);
+    await c.stop();
+    await c.close();
+  }
+  const ids = async (token?: string) => (await f.api<DonorView>('GET', `/v1/donors/${donorName}`, token)).targets.map((x) => x.target_id).sort();
+  t.same(await ids(), [open], 'anonymous: the public target only');
+  t.same(await ids(f.donor), [open], 'the donor itself: the same');
+  const other = (await f.api<{ token: string }>('POST', '/v1/users', f.admin, { name: `other${process.pid}`, role: 'manager' }, 201)).token;
+  t.same(await ids(other), [open], 'another manager: the same');
+  t.same(await ids(f.manager), [open, hidden].sort(), 'the owner: both');
+  t.same(await ids(f.admin), [open, hidden].sort(), 'an admin: both');
+  t.equal((await f.api<DonorView>('GET', `/v1/donors/${donorName}`, undefined)).frames >= 2, true, 'the totals still count all the work');
+});
+
+t.test('two admins demoted or removed at once leave one admin', async (t) => {
+  for (const [a, b] of [
+    ['PATCH', 'PATCH'],
+    ['PATCH', 'DELETE'],
+    ['DELETE', 'DELETE'],
+  ] as const) {
+    const users = await f.api<{ users: Array<{ name: string; role: string }> }>('GET', '/v1/users', f.admin);
+    // Only two admins: the fixture's and one made now; the rest demoted by earlier rounds.
+    const extra = `adm${a[0]}${b[0]}${process.pid}`;
+    await f.api('POST', '/v1/users', f.admin, { name: extra, role: 'admin' }, 201);
+    const admins = [...users.users.filter((u) => u.role === 'admin').map((u) => u.name), extra];
+    t.equal(admins.length, 2, 'two admins');
+    const extraToken = (await f.api<{ token: string }>('POST', `/v1/users/${extra}/token`, f.admin, {}, 200)).token;
+    const act = async (method: 'PATCH' | 'DELETE', name: string, token: string): Promise<number> => {
+      const res = await request(`${f.ts.url}/v1/users/${name}`, {
+        method,
+        ca: f.ts.ca,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(method === 'PATCH' ? { body: JSON.stringify({ role: 'manager' }) } : {}),
+      });
+      return res.status;
+    };
+    // Each admin acts on the other one, at the same time.
+    const codes = await Promise.all([act(a, extra, f.admin), act(b, admins[0]!, extraToken)]);
+    const left = await f.ts.server.storage.mongo.db.collection<{ name: string; role: string }>('users').find({ role: 'admin' }).toArray();
+    t.equal(left.length, 1, `${a} + ${b}: one admin left (answers ${codes.join(', ')})`);
+    t.ok(codes.includes(409) || codes.includes(403), `the second change is refused: last admin, or no longer an admin (${codes.join(', ')})`);
+    if (left[0]!.name !== admins[0]) {
+      t.fail('the fixture admin was demoted; later rounds need it');
+      return;
+    }
+  }
+});
+
+t.test('a suffix range of an empty file is unsatisfiable; an offset past 2^53 is bad input', async (t) => {
+  t.equal(parseRange('bytes=-5', 0), 'unsatisfiable');
+  t.same(parseRange('bytes=-5', 3), { start: 0, end: 2 });
+  const target = await f.target();
+  const res = await f.get(`/v1/targets/${target}/streams?offset=9223372036854775808`);
+  t.equal(res.status, 400, 'not 500');
+});
