@@ -1,7 +1,8 @@
 /**
  * What the admin API must not give away or let race: a private target's id (it is what lets
  * a core ask for the target) through a donor's public figures; the last admin through two
- * demotions at once; a suffix range of an empty file; an offset past what a number holds.
+ * demotions at once; a suffix range of an empty file; an offset past what a number holds;
+ * more option keys than limits.maxOptionsKeys by PATCHes that each stay within it.
  */
 import t from 'tap';
 import { parseRange } from '../src/http/range';
@@ -83,4 +84,19 @@ t.test('a suffix range of an empty file is unsatisfiable; an offset past 2^53 is
   const target = await f.target();
   const res = await f.get(`/v1/targets/${target}/streams?offset=9223372036854775808`);
   t.equal(res.status, 400, 'not 500');
+});
+
+t.test('PATCHes that each stay within limits.maxOptionsKeys cannot merge past it', async (t) => {
+  const target = await f.target();
+  const keys = (from: number) => Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`m${from + i}`, 1]));
+  await f.api('PATCH', `/v1/targets/${target}`, f.manager, { options: keys(0) }, 200);
+  const res = await request(`${f.ts.url}/v1/targets/${target}`, {
+    method: 'PATCH',
+    ca: f.ts.ca,
+    headers: { authorization: `Bearer ${f.manager}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ options: keys(200) }),
+  });
+  t.equal(res.status, 400);
+  t.match(res.body.toString(), /the target would have 400 option keys, over the limit of 256/);
+  t.equal(Object.keys((await f.api<{ options: object }>('GET', `/v1/targets/${target}`, f.manager)).options).length, 200, 'the target keeps its 200');
 });

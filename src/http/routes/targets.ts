@@ -56,6 +56,9 @@ export async function ownedTarget(d: ApiDeps, id: string, principal: Principal |
 function checkOptions(d: ApiDeps, options: Record<string, unknown>): void {
   const size = Buffer.byteLength(JSON.stringify(options));
   if (size > d.settings.limits.maxOptionsBytes) throw new AppError('bad_request', `body.options: ${size} bytes as JSON, over the limit of ${d.settings.limits.maxOptionsBytes}`);
+  // The body's own count is checked by its schema; merged into a target's options (PATCH) it must hold too.
+  const keys = Object.keys(options).length;
+  if (keys > d.settings.limits.maxOptionsKeys) throw new AppError('bad_request', `body.options: the target would have ${keys} option keys, over the limit of ${d.settings.limits.maxOptionsKeys}`);
   checkKeys(options, 'body.options');
 }
 
