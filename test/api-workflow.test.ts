@@ -348,6 +348,8 @@ t.test('donors: register, leaderboard, one donor', async (t) => {
   await db.collection('donors').updateOne({ name: 'erin' }, { $inc: { frames: 40, coreSeconds: 120.5 } });
   await db.collection('donors').updateOne({ name: 'dana' }, { $inc: { frames: 7, coreSeconds: 30 } });
   await db.collection('donor_targets').insertOne({ _id: 'dana:tgt' as never, donor: 'dana', targetId: 'AAAAAAAAAAAAAAAAAAAAAA', frames: 7, coreSeconds: 30 });
+  // Per-target figures are listed for targets the caller may see: this one is public.
+  await db.collection('targets').insertOne({ _id: 'AAAAAAAAAAAAAAAAAAAAAA' as never, owner: 'someone', stage: 'public', engines: ['openmm'], weight: 1, options: {}, version: 0, createdAt: new Date(), updatedAt: new Date() });
 
   const board = await call(ts, 'GET', '/v1/donors');
   t.equal(board.status, 200);
