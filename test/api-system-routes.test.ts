@@ -4,26 +4,18 @@
  */
 import Ajv2020 from 'ajv/dist/2020';
 import t from 'tap';
-import { coreFixture, type CoreFixture } from './helpers/core';
+import { useCoreFixture } from './helpers/core';
 import { request } from './helpers/server';
-import { stopStack } from '../test-support/stack';
 
-let f: CoreFixture;
-t.before(async () => {
-  f = await coreFixture();
-});
-t.teardown(async () => {
-  await f?.ts.close();
-  await stopStack();
-});
+const fx = useCoreFixture();
 
 t.test('/, /healthz and /readyz answer what /openapi.json says', async (t) => {
-  const doc = JSON.parse((await request(`${f.ts.url}/openapi.json`, { ca: f.ts.ca })).body.toString()) as {
+  const doc = JSON.parse((await request(`${fx().ts.url}/openapi.json`, { ca: fx().ts.ca })).body.toString()) as {
     paths: Record<string, { get: { responses: Record<string, { content?: { 'application/json': { schema: object } } }> } }>;
   };
   const ajv = new Ajv2020({ strict: true });
   for (const path of ['/', '/healthz', '/readyz']) {
-    const res = await request(`${f.ts.url}${path}`, { ca: f.ts.ca });
+    const res = await request(`${fx().ts.url}${path}`, { ca: fx().ts.ca });
     t.equal(res.status, 200, path);
     const schema = doc.paths[path]?.get.responses['200']?.content?.['application/json'].schema;
     t.ok(schema, `${path} documents its JSON`);

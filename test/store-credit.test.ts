@@ -1,19 +1,11 @@
 import { ObjectId } from 'mongodb';
 import t from 'tap';
 import { CreditWriter, writeFragments, type Fragment } from '../src/store/credit';
-import { commandsDuring, monitoredCoreFixture, type CoreFixture } from './helpers/core';
-import { stopStack } from '../test-support/stack';
+import { commandsDuring, useCoreFixture } from './helpers/core';
 
-let f: CoreFixture;
-t.before(async () => {
-  f = await monitoredCoreFixture();
-});
-t.teardown(async () => {
-  await f?.ts.close();
-  await stopStack();
-});
+const fx = useCoreFixture({}, { monitored: true });
 
-const db = () => f.ts.server.storage.mongo.db;
+const db = () => fx().ts.server.storage.mongo.db;
 let donors = 0;
 
 /** A donor registered as the API does (zero totals); returns its name and `_id`. */
@@ -33,12 +25,12 @@ function fragment(targetId: string, frames: number, seconds: number, donor?: { n
 /** The store commands `fn` sends, by name (the server's own client). */
 async function commandsByName(fn: () => Promise<unknown>): Promise<Record<string, number>> {
   const seen: Record<string, number> = {};
-  for (const e of await commandsDuring(f.ts.server.storage.mongo.client, fn)) seen[e.commandName] = (seen[e.commandName] ?? 0) + 1;
+  for (const e of await commandsDuring(fx().ts.server.storage.mongo.client, fn)) seen[e.commandName] = (seen[e.commandName] ?? 0) + 1;
   return seen;
 }
 
 t.test('a crowd of ended activations is written in a few commands, and every donor credited exactly', async (t) => {
-  const targets = [await f.target(), await f.target()];
+  const targets = [await fx().target(), await fx().target()];
   const people = [await newDonor(), await newDonor(), await newDonor()];
   const byName = { ...people[2]!, id: undefined }; // credited by name, as before donors had ids in sessions
   const writer = new CreditWriter(db(), { batchMax: 256, maxQueued: 10_000 });
@@ -70,7 +62,7 @@ t.test('a crowd of ended activations is written in a few commands, and every don
 });
 
 t.test('writers racing to credit a new donor and target all count (upsert races retried)', async (t) => {
-  const targetId = await f.target();
+  const targetId = await fx().target();
   const donor = await newDonor();
   // Separate writers stand for separate processes: their batches race on the same new _id.
   const writers = Array.from({ length: 4 }, () => new CreditWriter(db(), { batchMax: 256, maxQueued: 100 }));
@@ -88,7 +80,7 @@ t.test('writers racing to credit a new donor and target all count (upsert races 
 });
 
 t.test('fragments past donors.creditMaxQueued are refused, and the rest written', async (t) => {
-  const targetId = await f.target();
+  const targetId = await fx().target();
   const donor = await newDonor();
   const writer = new CreditWriter(db(), { batchMax: 256, maxQueued: 3 });
   // The first goes to the store at once; three wait for it; the fifth finds the queue full.
@@ -105,7 +97,7 @@ t.test('fragments past donors.creditMaxQueued are refused, and the rest written'
 
 t.test('a fragment the store refuses is not credited; the others of its batch are', async (t) => {
   // A database of its own, where fragments of one stream must be unique, makes one fail.
-  const other = f.ts.server.storage.mongo.client.db(`${f.ts.settings.mongodb.database}_credit`);
+  const other = fx().ts.server.storage.mongo.client.db(`${fx().ts.settings.mongodb.database}_credit`);
   t.teardown(() => other.dropDatabase());
   await other.collection('fragments').createIndex({ streamId: 1 }, { unique: true });
   const id = new ObjectId();

@@ -5,6 +5,7 @@
  * ({@link remoteCoreFixture}).
  */
 import fsp from 'node:fs/promises';
+import t from 'tap';
 import os from 'node:os';
 import path from 'node:path';
 import { remoteCoreFixture, type RemoteCoreFixture } from '../../test-support/core-fixture';
@@ -44,6 +45,25 @@ export async function commandsDuring(client: MongoClient, fn: () => Promise<unkn
     client.off('commandStarted', listen);
   }
   return events;
+}
+
+/**
+ * One core fixture for a test file: started before its tests (monitored: see
+ * {@link monitoredCoreFixture}), closed with the stack after them. Returns the getter.
+ */
+export function useCoreFixture(overrides: Overrides = {}, opts: { monitored?: boolean } = {}): () => CoreFixture {
+  let f: CoreFixture | undefined;
+  t.before(async () => {
+    f = await (opts.monitored ? monitoredCoreFixture(overrides) : coreFixture(overrides));
+  });
+  t.teardown(async () => {
+    await f?.ts.close();
+    await stopStack();
+  });
+  return () => {
+    if (!f) throw new Error('useCoreFixture: use the fixture inside a test, after t.before');
+    return f;
+  };
 }
 
 /** Two nodes on one Redis deployment: a core fixture and a second server sharing its database and Redis. */
