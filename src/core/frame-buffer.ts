@@ -43,8 +43,6 @@ export class FrameBuffer {
   private spillSize = 0;
   /** Total buffered bytes. */
   bytes = 0;
-  /** {@link FILE_OVERHEAD_BYTES} per buffered file, counted against the memory budget. */
-  private overhead = 0;
   /** Distinct file names buffered (at most core.maxFileNamesPerStream: the session checks {@link newNames} first). */
   private readonly names = new Set<string>();
   /** Total buffered frames. */
@@ -103,13 +101,12 @@ export class FrameBuffer {
       this.bytes += f.bytes.length;
       this.names.add(f.name);
     }
-    this.overhead += overhead;
     this.frames += frames;
   }
 
   /** What the buffer holds as counted against core.maxBufferBytes: its bytes and {@link FILE_OVERHEAD_BYTES} per file. */
   get held(): number {
-    return this.bytes + this.overhead;
+    return this.bytes + this.segments.length * FILE_OVERHEAD_BYTES;
   }
 
   /** Distinct file names buffered. */
@@ -151,11 +148,11 @@ export class FrameBuffer {
    * sweep of the spill directory.
    */
   async clear(): Promise<void> {
-    this.budget?.give('frames', this.memory + this.overhead);
+    // One segment per buffered file: its record was counted with its bytes.
+    this.budget?.give('frames', this.memory + this.segments.length * FILE_OVERHEAD_BYTES);
     this.budget?.giveDisk(this.spillSize);
     this.segments = NO_SEGMENTS;
     this.memory = 0;
-    this.overhead = 0;
     this.names.clear();
     this.bytes = 0;
     this.frames = 0;

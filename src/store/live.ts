@@ -163,9 +163,17 @@ export class LiveState {
 
   /** Processes that sent a heartbeat within three intervals. */
   async nodes(): Promise<NodeInfo[]> {
-    const ids = await this.liveIds();
-    const values = await Promise.all(ids.map((id) => this.redis.get(`${this.prefix}node:${id}`)));
-    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as NodeInfo);
+    return (await this.entries(await this.liveIds())).filter((n): n is NodeInfo => n !== undefined);
+  }
+
+  /** The registry entry of each of `ids`, in order; undefined where it has expired. */
+  private async entries(ids: string[]): Promise<Array<NodeInfo | undefined>> {
+    const values = await Promise.all(ids.map((id) => this.redis.get(this.nodeKey(id))));
+    return values.map((v) => (v === null ? undefined : (JSON.parse(v) as NodeInfo)));
+  }
+
+  private nodeKey(id: string): string {
+    return `${this.prefix}node:${id}`;
   }
 
   /** Ids of the processes that sent a heartbeat within three intervals (the others are dropped from the set). */
@@ -184,11 +192,11 @@ export class LiveState {
     const live = new Set(ids);
     for (const id of this.schemas.keys()) if (!live.has(id)) this.schemas.delete(id);
     const unseen = ids.filter((id) => !this.schemas.has(id));
-    const values = await Promise.all(unseen.map((id) => this.redis.get(`${this.prefix}node:${id}`)));
+    const found = await this.entries(unseen);
     // An entry not there yet (or expired) is read again at the next heartbeat.
     unseen.forEach((id, i) => {
-      const v = values[i];
-      if (v) this.schemas.set(id, (JSON.parse(v) as NodeInfo).store_schema ?? 1);
+      const n = found[i];
+      if (n) this.schemas.set(id, n.store_schema ?? 1);
     });
     for (const schema of this.schemas.values()) if (schema < STORE_SCHEMA) return false;
     return true;
@@ -240,7 +248,7 @@ export class LiveState {
         version: VERSION,
         store_schema: STORE_SCHEMA,
       };
-      await this.redis.set(`${this.prefix}node:${self.node}`, JSON.stringify(info), 'EX', 3 * this.heartbeatS);
+      await this.redis.set(this.nodeKey(self.node), JSON.stringify(info), 'EX', 3 * this.heartbeatS);
       await this.redis.zadd(this.nodesKey, String(Date.now()), self.node);
       this.storeSchemaAgreed = await this.schemasAgree();
     };
@@ -258,7 +266,7 @@ export class LiveState {
     this.timer = undefined;
     await Promise.allSettled([
       withTimeout(this.redis.zrem(this.nodesKey, node), 1000, 'Redis'),
-      withTimeout(this.redis.del(`${this.prefix}node:${node}`), 1000, 'Redis'),
+      withTimeout(this.redis.del(this.nodeKey(node)), 1000, 'Redis'),
     ]);
   }
 }

@@ -5,6 +5,7 @@ import { Type } from '@sinclair/typebox';
 import { object, ok, type ApiRoute } from '../declared-routes';
 import { AppError } from '../../errors';
 import { hashToken, newToken } from '../../auth/tokens';
+import { withLock, type LockOptions } from '../../store/lock';
 import { NAME, NAME_PARAMS, WEIGHT, iso, route, unique, type ApiDeps } from './common';
 import { ME, TOKEN, USER, USERS, USER_CREATED, USER_ROLE as ROLE } from '../api-schemas';
 import type { UserDoc } from '../../model';
@@ -28,28 +29,16 @@ async function keepOneAdmin(d: ApiDeps, name: string): Promise<void> {
   }
 }
 
-/** How long one role change or user removal may hold the lock (ms); it expires on its own after. */
-const ROLE_LOCK_MS = 10_000;
-/** Compare-and-delete: a holder whose lock expired does not remove the next holder's. */
-const UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+/** Role changes and user removals hold it 10 s at most; others wait up to about 2 s, then 409. */
+const ROLES_LOCK: LockOptions = { ttlMs: 10_000, attempts: 100, retryMs: 20, busy: () => new AppError('conflict', 'Another change of roles or users is in progress; retry') };
 
 /**
- * Runs a role change or a user removal holding one lock for all nodes (Redis, SET NX PX), so
- * two requests cannot both pass {@link keepOneAdmin} and together leave no admin: its check
- * and the write are separate store commands. Waits up to about 2 s for the lock, then 409.
+ * Runs a role change or a user removal holding one lock for all nodes, so two requests
+ * cannot both pass {@link keepOneAdmin} and together leave no admin: its check and the write
+ * are separate store commands.
  */
-async function rolesLocked<T>(d: ApiDeps, fn: () => Promise<T>): Promise<T> {
-  const key = `${d.settings.redis.keyPrefix}lock:roles`;
-  const holder = newToken();
-  for (let attempt = 0; !(await d.redis.set(key, holder, 'PX', ROLE_LOCK_MS, 'NX')); attempt++) {
-    if (attempt >= 100) throw new AppError('conflict', 'Another change of roles or users is in progress; retry');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  try {
-    return await fn();
-  } finally {
-    await d.redis.eval(UNLOCK, 1, key, holder).catch(() => undefined);
-  }
+function rolesLocked<T>(d: ApiDeps, fn: () => Promise<T>): Promise<T> {
+  return withLock(d.redis, `${d.settings.redis.keyPrefix}lock:roles`, ROLES_LOCK, fn);
 }
 
 /** PATCH /v1/users/:name: a weight or role change (a role change runs under {@link rolesLocked}). */
