@@ -15,9 +15,11 @@ import { Auth } from './auth/users';
 import { Bus } from './store/bus';
 import { Cors } from './http/cors';
 import { FileStore } from './store/files';
-import { Router } from './http/router';
+import { Router, bufferBody } from './http/router';
 import { LiveState } from './store/live';
+import { SharedAnswer } from './store/shared-answer';
 import { apiRoutes, openApiFor } from './http/routes';
+import { publicTargetsJson } from './http/routes/targets';
 import type { TargetView } from './http/routes/common';
 import { TargetAnswers } from './http/target-answers';
 import { ensureIndexes } from './store/indexes';
@@ -93,7 +95,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const prefix = settings.redis.keyPrefix;
   const bus = new Bus(storage.redis, prefix, log);
   const auth = new Auth(storage.mongo.db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries, settings.auth.failuresPerMinute);
-  const live = new LiveState(storage.redis, prefix, settings.server.nodeHeartbeatS, settings.http.activeCoresCacheMs);
+  const live = new LiveState(storage.redis, prefix, settings.server.nodeHeartbeatS, settings.http.activeCoresCacheMs, settings.http.activeStreamsCacheMs);
   const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes, settings.storage.maxInlineBytesPerDocument, commitDurability(settings));
   const db = storage.mongo.db;
   const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000, settings.storage.poolReturnS * 1000);
@@ -107,9 +109,11 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const engineKeys = new EngineKeys(db, bus, settings.auth.cacheTtlS * 1000, settings.auth.cacheMaxEntries);
   const targetViews = new TargetAnswers<TargetView>(bus, settings.http.targetCacheMs, settings.http.targetCacheMaxEntries);
   const streamTotals = new TargetAnswers<number>(bus, settings.http.streamTotalCacheMs, settings.http.targetCacheMaxEntries);
-  registerApi(router, auth, apiRoutes(settings), { settings, db, redis: storage.redis, bus, auth, files, live, streams, leases, log, targetViews, streamTotals });
-  const openapi = JSON.stringify(openApiFor(settings));
-  router.add('GET', '/openapi.json', () => ({ status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: openapi }));
+  const publicTargets = new SharedAnswer(settings.http.publicTargetsCacheMs, () => publicTargetsJson(db, settings.limits.maxListItems));
+  bus.on('target.changed', () => publicTargets.invalidate());
+  registerApi(router, auth, apiRoutes(settings), { settings, db, redis: storage.redis, bus, auth, files, live, streams, leases, log, targetViews, streamTotals, publicTargets });
+  const openapi = Buffer.from(JSON.stringify(openApiFor(settings)));
+  router.add('GET', '/openapi.json', () => ({ status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: bufferBody(openapi) }));
   dashboardRoutes(router, log);
 
   const cors = new Cors(settings.cors.allowedOrigins);

@@ -7,7 +7,7 @@ import { stopStack } from '../test-support/stack';
 
 let f: CoreFixture;
 t.before(async () => {
-  f = await coreFixture();
+  f = await coreFixture({ 'http.activeStreamsCacheMs': 1 });
 });
 t.teardown(async () => {
   await f?.ts.close();

@@ -18,7 +18,8 @@ import { stopStack } from '../test-support/stack';
 const PREFIX = 'lv:';
 let f: CoreFixture;
 t.before(async () => {
-  f = await coreFixture({ 'core.leaseRenewS': 1, 'redis.keyPrefix': PREFIX });
+  // Each check reads the live view afresh (the shared read is tested on its own below).
+  f = await coreFixture({ 'core.leaseRenewS': 1, 'redis.keyPrefix': PREFIX, 'http.activeStreamsCacheMs': 1 });
 });
 t.teardown(async () => {
   await f?.ts.close();
@@ -146,4 +147,31 @@ t.test('a flood of anonymous GET /v1/active-cores is answered from one read of t
     [],
     'no registry entry read for 100 requests',
   );
+});
+
+t.test('polls of GET /v1/active-streams share one read of the active hashes (http.activeStreamsCacheMs), each caller seeing its own', async (t) => {
+  const prefix = 'lvs:';
+  const g = await coreFixture({ 'redis.keyPrefix': prefix, 'http.activeStreamsCacheMs': 60_000 });
+  t.teardown(() => g.ts.close());
+  const target = await g.target();
+  const stream = await g.stream(target);
+  const core = await g.client({ reconnect: false });
+  t.teardown(() => core.close());
+  await core.assign(target);
+  const view = (token: string): Promise<{ targets: Record<string, Array<{ stream_id: string }>> }> => g.api('GET', '/v1/active-streams', token);
+  t.same((await view(g.manager)).targets[target]?.map((a) => a.stream_id), [stream], 'the first poll reads Redis');
+
+  const redis = g.ts.server.storage.redis as Redis;
+  const monitor = await redis.monitor();
+  const reads: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (['smembers', 'hgetall'].includes(args[0]?.toLowerCase() ?? '')) reads.push(args);
+  });
+  t.teardown(() => monitor.disconnect());
+  const other = await g.api<{ token: string }>('POST', '/v1/users', g.admin, { name: `other-${Date.now()}`, role: 'manager' }, 201);
+  const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => view(i % 2 ? g.manager : other.token)));
+  t.ok(answers.every((a, i) => (i % 2 ? a.targets[target]?.length === 1 : Object.keys(a.targets).length === 0)), "the owner sees its stream, another manager nothing");
+  await redis.ping('after-polls');
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(reads, [], 'no active hash read for 50 polls');
 });

@@ -7,6 +7,11 @@
  * Counted per process, in memory: the point is to protect this process's lookups, and
  * counting in Redis would cost a Redis round trip per failure, which is exactly what an
  * attacker produces. With N processes an address gets at most N budgets (docs/security.md).
+ *
+ * A failure is known only when its lookup ends, so an address runs at most as many
+ * authentications at once as it has failures left; the others wait their turn rather than be
+ * refused (honest clients behind one NAT connecting at once only queue for a few lookups).
+ * Without that, bad credentials sent at once would all pass the check while their lookups ran.
  */
 import { AppError } from '../errors';
 import { addressKey } from './address-key';
@@ -16,9 +21,17 @@ interface Bucket {
   at: number;
 }
 
+/** Authentications of one address running now, and those waiting for a turn. */
+interface Running {
+  count: number;
+  waiting: Array<() => void>;
+}
+
 /** The per-address failure budget of one process. */
 export class FailedAuth {
   private readonly buckets = new Map<string, Bucket>();
+  /** Addresses with authentications running or waiting; an entry goes when both are none. */
+  private readonly running = new Map<string, Running>();
   private readonly perMs: number;
 
   /**
@@ -31,7 +44,11 @@ export class FailedAuth {
 
   /** Throws `rate_limited` when the address has no failures left. */
   check(address: string): void {
-    const b = this.bucket(addressKey(address), false);
+    this.checkKey(addressKey(address));
+  }
+
+  private checkKey(key: string): void {
+    const b = this.bucket(key, false);
     if (!b || b.tokens >= 1) return;
     const retry = Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000));
     throw new AppError('rate_limited', `Too many failed authentications from this address; retry in ${retry} s`, { 'retry-after': String(retry) });
@@ -43,15 +60,48 @@ export class FailedAuth {
     b.tokens -= 1;
   }
 
-  /** Runs an authentication: refused at once when over budget; an `unauthorized` outcome counts as a failure. */
+  /**
+   * Runs an authentication: refused at once when over budget, else run when fewer of the
+   * address's are running than it has failures left (see the module comment); an
+   * `unauthorized` outcome counts as a failure.
+   */
   async guard<T>(address: string, fn: () => Promise<T>): Promise<T> {
-    this.check(address);
+    const key = addressKey(address);
+    this.checkKey(key);
+    let r = this.running.get(key);
+    if (!r) this.running.set(key, (r = { count: 0, waiting: [] }));
+    const waits = r.count >= this.left(key);
+    // A waiter is woken holding its turn (release hands it on).
+    if (waits) await new Promise<void>((resolve) => r!.waiting.push(resolve));
+    else r.count++;
     try {
+      // The failures that ended while it waited may have spent the budget.
+      if (waits) this.checkKey(key);
       return await fn();
     } catch (err) {
       if (err instanceof AppError && err.code === 'unauthorized') this.fail(address);
       throw err;
+    } finally {
+      this.release(key, r);
     }
+  }
+
+  /** Failures the address has left now, at least 1 (below 1 it is refused before it runs). */
+  private left(key: string): number {
+    return Math.max(1, Math.floor(this.bucket(key, false)?.tokens ?? this.perMinute));
+  }
+
+  /**
+   * Ends a turn and hands turns on to waiters while the budget allows; a waiter the budget
+   * then refuses ends its turn here too, so a spent budget refuses the whole queue.
+   */
+  private release(key: string, r: Running): void {
+    r.count--;
+    while (r.waiting.length > 0 && r.count < this.left(key)) {
+      r.count++;
+      r.waiting.shift()!();
+    }
+    if (r.count === 0) this.running.delete(key);
   }
 
   private bucket(key: string, create: boolean): Bucket | undefined {

@@ -178,7 +178,7 @@ export const CORE_SCHEMA = {
   },
   memory: {
     budgetBytes: {
-      doc: "Process-wide memory budget in bytes for what clients make a node hold: buffered frames in memory, queued core messages, request bodies being read and checkpoints being committed. A core message that does not fit closes its socket with 1013 (try again later), a request body that does not fit gets 429 rate_limited; RSS stays within this plus a fixed overhead.",
+      doc: "Process-wide memory budget in bytes for what clients make a node hold: buffered frames in memory, queued core messages, request bodies being read, replies not yet sent and checkpoints being committed. A core message that does not fit closes its socket with 1013 (try again later), a request body that does not fit gets 429 rate_limited; RSS stays within this plus a fixed overhead.",
       format: 'positive-int',
       default: 1024 * MIB,
       env: 'SC_MEMORY_BUDGET_BYTES',
@@ -206,6 +206,12 @@ export const CORE_SCHEMA = {
       format: 'positive-int',
       default: 256 * MIB,
       env: 'SC_MEMORY_BODIES_BYTES',
+    },
+    repliesBytes: {
+      doc: "Bytes of HTTP replies written but not yet taken by the kernel, all replies of a process together, within memory.budgetBytes. A client that does not read its replies holds what is left of them; a reply that would pass this gets 429 rate_limited instead. Replies served from a shared cache (the anonymous target list) and streamed downloads hold one chunk at a time and are not counted.",
+      format: 'positive-int',
+      default: 256 * MIB,
+      env: 'SC_MEMORY_REPLIES_BYTES',
     },
   },
 };

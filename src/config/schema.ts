@@ -62,6 +62,18 @@ export const schema = {
       default: 1000,
       env: 'SC_HTTP_ACTIVE_CORES_CACHE_MS',
     },
+    activeStreamsCacheMs: {
+      doc: "Milliseconds GET /v1/active-streams serves its records from one per-process read (each caller still sees only its own targets' streams). The read is one Redis HGETALL per target in the pool, every record of every open session, so without it each poll of a dashboard would cost Redis and the process that much; buffered and committed counts may lag by this much.",
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_HTTP_ACTIVE_STREAMS_CACHE_MS',
+    },
+    publicTargetsCacheMs: {
+      doc: 'Milliseconds the anonymous GET /v1/targets (the public targets, with their options) is served from one per-process answer, kept as bytes and sent a chunk at a time. Any change to a target drops it at once through the bus. Without it each anonymous request would read and serialize every public target (up to limits.maxListItems, each with up to limits.maxOptionsBytes of options).',
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_HTTP_PUBLIC_TARGETS_CACHE_MS',
+    },
     targetUpdateAttempts: {
       doc: 'Times PATCH /v1/targets/:id re-reads and retries when the target changed under it (optimistic concurrency) before answering 409 conflict.',
       format: 'positive-int',

@@ -1,7 +1,7 @@
 /**
  * The process-wide memory budget (issue 12 item 2): every byte a client can make this
  * process hold — buffered frames in memory, core messages queued behind a slow one, request
- * bodies being read, checkpoints being committed — is counted here against one limit, so
+ * bodies being read, replies not yet sent, checkpoints being committed — is counted here against one limit, so
  * RSS stays within `memory.budgetBytes` plus a fixed overhead whatever clients do.
  *
  * Refusals are cheap and local: a reservation that does not fit fails at once (the caller
@@ -12,7 +12,7 @@ import client from 'prom-client';
 import type { Settings } from '../config/settings';
 
 /** What the bytes are held for. */
-export type BudgetKind = 'frames' | 'queues' | 'bodies' | 'commits';
+export type BudgetKind = 'frames' | 'queues' | 'bodies' | 'replies' | 'commits';
 
 /** The limits of a budget (from config: see {@link budgetOptions}). */
 export interface BudgetOptions {
@@ -26,19 +26,21 @@ export interface BudgetOptions {
   sessionQueueBytes: number;
   /** Request body bytes for all requests together (memory.bodiesBytes); the whole budget when unset. */
   bodiesBytes?: number;
+  /** HTTP reply bytes not yet handed to the kernel, all replies together (memory.repliesBytes); the whole budget when unset. */
+  repliesBytes?: number;
 }
 
 /** The budget options from config. */
 export function budgetOptions(s: Settings): BudgetOptions {
   const m = s.memory;
-  return { limitBytes: m.budgetBytes, spillAtBytes: Math.min(m.spillAtBytes, m.budgetBytes), diskBytes: m.diskBudgetBytes, sessionQueueBytes: m.sessionQueueBytes, bodiesBytes: Math.min(m.bodiesBytes, m.budgetBytes) };
+  return { limitBytes: m.budgetBytes, spillAtBytes: Math.min(m.spillAtBytes, m.budgetBytes), diskBytes: m.diskBudgetBytes, sessionQueueBytes: m.sessionQueueBytes, bodiesBytes: Math.min(m.bodiesBytes, m.budgetBytes), repliesBytes: Math.min(m.repliesBytes, m.budgetBytes) };
 }
 
-const KINDS: BudgetKind[] = ['frames', 'queues', 'bodies', 'commits'];
+const KINDS: BudgetKind[] = ['frames', 'queues', 'bodies', 'replies', 'commits'];
 
 /** One per process; shared by the core hub and the HTTP exchanges. */
 export class MemoryBudget {
-  private readonly held: Record<BudgetKind, number> = { frames: 0, queues: 0, bodies: 0, commits: 0 };
+  private readonly held: Record<BudgetKind, number> = { frames: 0, queues: 0, bodies: 0, replies: 0, commits: 0 };
   private disk = 0;
   private readonly waiting: Array<{ bytes: number; resolve: () => void }> = [];
   private readonly refusals: client.Counter<'kind'> | undefined;
@@ -49,7 +51,7 @@ export class MemoryBudget {
     const held = this.held;
     new client.Gauge({
       name: 'coordinator_memory_budget_used_bytes',
-      help: 'Bytes counted against the memory budget, by kind (frames, queues, bodies, commits).',
+      help: 'Bytes counted against the memory budget, by kind (frames, queues, bodies, replies, commits).',
       labelNames: ['kind'] as const,
       registers: [registry],
       collect() {
@@ -60,12 +62,12 @@ export class MemoryBudget {
     new client.Gauge({ name: 'coordinator_memory_budget_limit_bytes', help: 'The memory budget (memory.budgetBytes).', registers: [registry], collect() { this.set(opts.limitBytes); } });
     const disk = (): number => this.disk;
     new client.Gauge({ name: 'coordinator_spill_budget_used_bytes', help: 'Spilled frame bytes on disk, against memory.diskBudgetBytes.', registers: [registry], collect() { this.set(disk()); } });
-    this.refusals = new client.Counter({ name: 'coordinator_memory_budget_refusals_total', help: 'Reservations refused by the memory or disk budget, by kind (frames, disk, queues, bodies).', labelNames: ['kind'] as const, registers: [registry] });
+    this.refusals = new client.Counter({ name: 'coordinator_memory_budget_refusals_total', help: 'Reservations refused by the memory or disk budget, by kind (frames, disk, queues, bodies, replies).', labelNames: ['kind'] as const, registers: [registry] });
   }
 
   /** Bytes held now, in all or of one kind. */
   used(kind?: BudgetKind): number {
-    return kind ? this.held[kind] : this.held.frames + this.held.queues + this.held.bodies + this.held.commits;
+    return kind ? this.held[kind] : this.held.frames + this.held.queues + this.held.bodies + this.held.replies + this.held.commits;
   }
 
   /** Spilled bytes on disk now. */
@@ -75,13 +77,18 @@ export class MemoryBudget {
 
   /** Takes `bytes` of `kind` if they fit; false (and counted as a refusal) otherwise. */
   tryTake(kind: Exclude<BudgetKind, 'commits'>, bytes: number): boolean {
-    const bodiesFull = kind === 'bodies' && this.options.bodiesBytes !== undefined && this.held.bodies + bytes > this.options.bodiesBytes;
-    if (bodiesFull || this.used() + bytes > this.options.limitBytes) {
+    if (this.shareFull(kind, bytes) || this.used() + bytes > this.options.limitBytes) {
       this.refusals?.inc({ kind });
       return false;
     }
     this.held[kind] += bytes;
     return true;
+  }
+
+  /** Whether `bytes` more of a kind with its own share (bodies, replies) would pass that share. */
+  private shareFull(kind: BudgetKind, bytes: number): boolean {
+    const share = kind === 'bodies' ? this.options.bodiesBytes : kind === 'replies' ? this.options.repliesBytes : undefined;
+    return share !== undefined && this.held[kind] + bytes > share;
   }
 
   /**

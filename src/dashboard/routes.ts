@@ -4,7 +4,7 @@
  * dashboard response carries a strict Content-Security-Policy: scripts and styles only from
  * this origin, no inline script or style, API calls only to this origin.
  */
-import type { Reply, Request, Router } from '../http/router';
+import { bufferBody, type Reply, type Request, type Router } from '../http/router';
 import { AppError } from '../errors';
 import type { Logger } from '../telemetry/log';
 import { loadDashboardAssets, type Asset, type DashboardAssets } from './assets';
@@ -37,7 +37,8 @@ function send(req: Request, a: Asset, cacheControl: string): Reply {
   const headers = { ...SECURITY, 'cache-control': cacheControl, etag: a.etag, 'content-type': a.type };
   const inm = req.headers['if-none-match'];
   if (inm && inm.split(',').some((t) => t.trim() === a.etag)) return { status: 304, headers };
-  return { status: 200, headers, body: a.body };
+  // Shared by every reply: sent a chunk at a time, so a client that does not read holds no copy.
+  return { status: 200, headers, body: bufferBody(a.body) };
 }
 
 /** Registers the dashboard routes. The assets are read on first use, and again while the UI is missing. */

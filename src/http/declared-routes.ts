@@ -212,11 +212,9 @@ export function openApiDocument(routes: Array<ApiRoute<never>>, extraPaths: Reco
       errors['413'] = 'Body over its limit';
       errors['415'] = 'Body not sent as application/json';
     }
-    // Every route's auth gate spends the address's failed-authentication budget, and a body
-    // is read only within the node's memory budget (http/exchange.ts): both answer 429.
-    errors['429'] = r.body
-      ? "Too many failed authentications from this address (auth.failuresPerMinute), or the node's memory budget for request bodies is exhausted; see Retry-After"
-      : 'Too many failed authentications from this address (auth.failuresPerMinute); see Retry-After';
+    // Every route's auth gate spends the address's failed-authentication budget, and bodies
+    // and replies are held only within the node's memory budget (http/exchange.ts): all answer 429.
+    errors['429'] = `Too many failed authentications from this address (auth.failuresPerMinute), or the node's memory budget for ${r.body ? 'request bodies or ' : ''}replies being sent is exhausted; see Retry-After`;
     errors['503'] = 'Storage unavailable; retry later';
     // A route's own descriptions win over the generic ones above.
     for (const [status, description] of Object.entries(r.errors ?? {})) errors[status] = description;

@@ -25,8 +25,11 @@ export interface HttpContext {
   extraHeaders?: (req: Request) => Record<string, string>;
   /** Answers a request before routing when it returns a reply (CORS preflight). */
   preflight?: (method: string, path: string, headers: Record<string, string>) => Reply | undefined;
-  /** The process's memory budget (core/memory-budget.ts): bodies being read count against it. */
-  memory?: { tryTake(kind: 'bodies', bytes: number): boolean; give(kind: 'bodies', bytes: number): void };
+  /**
+   * The process's memory budget (core/memory-budget.ts): bodies being read and replies not yet
+   * taken by the kernel count against it.
+   */
+  memory?: { tryTake(kind: 'bodies' | 'replies', bytes: number): boolean; give(kind: 'bodies' | 'replies', bytes: number): void };
 }
 
 /** Per-exchange state shared with the transport. */
@@ -51,7 +54,10 @@ export interface ExchangeIO {
    * rejects the body is never read.
    */
   readBody(sink: BodySink, state: ExchangeState, gate?: Promise<void>): Promise<Buffer>;
-  /** Writes the reply; resolves when written (or abandoned after an abort). */
+  /**
+   * Writes the reply; resolves once the kernel has taken all of it (a client that does not
+   * read keeps it pending), or when it is abandoned after an abort.
+   */
   write(reply: Reply, headers: Record<string, string>, state: ExchangeState, head: boolean, closeConnection: boolean): Promise<void>;
 }
 
@@ -138,6 +144,17 @@ function bodiesFull(): AppError {
   return new AppError('rate_limited', "The node's memory budget for request bodies is exhausted; retry later", {}, 1);
 }
 
+function repliesFull(): AppError {
+  return new AppError('rate_limited', "The node's memory budget for replies being sent is exhausted; retry later", {}, 1);
+}
+
+/** Bytes of a reply body held in memory until sent: a streamed body (one chunk at a time) counts 0. */
+function heldLength(body: Reply['body']): number {
+  if (body === undefined) return 0;
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  return body instanceof Uint8Array ? body.byteLength : 0;
+}
+
 /**
  * Serves one exchange. Must be called synchronously from the transport's request callback
  * (after it has registered its abort hook that calls the returned `abort`).
@@ -153,10 +170,12 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   if (inflight) inflight.count++;
   let settled = false;
   let bodyBytes = 0;
+  let replyBytes = 0;
   const settle = (): void => {
     if (settled) return;
     settled = true;
     if (bodyBytes > 0) ctx.memory?.give('bodies', bodyBytes);
+    if (replyBytes > 0) ctx.memory?.give('replies', replyBytes);
     if (!inflight) return;
     if (--inflight.count === 0) for (const f of inflight.idle.splice(0)) f();
   };
@@ -229,6 +248,13 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   const finish = (reply: Reply, closeConnection = false): void => {
     if (state.aborted || state.done) return;
     state.done = true;
+    // Held until the kernel takes it, so a client that does not read holds it: counted. The
+    // refusal's own few hundred bytes are not.
+    const held = method === 'HEAD' ? 0 : heldLength(reply.body);
+    if (held > 0 && ctx.memory) {
+      if (ctx.memory.tryTake('replies', held)) replyBytes = held;
+      else reply = errorAnswer(repliesFull());
+    }
     // One merged header set (the reply's own values win): a preflight already carries its CORS headers.
     const headers = { 'x-request-id': id, ...(reply === pre ? {} : ctx.extraHeaders?.(request)), ...reply.headers };
     io.write({ status: reply.status, body: reply.body }, headers, state, method === 'HEAD', closeConnection)

@@ -44,6 +44,21 @@ export interface StreamBody {
   readonly from?: (offset: number) => AsyncIterable<Uint8Array>;
 }
 
+/** Bytes per chunk of {@link bufferBody}. */
+export const BUFFER_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Bytes already in memory as a streamed body, in chunks of {@link BUFFER_CHUNK_BYTES} that
+ * share its memory: a transport then sends it one chunk at a time, so a slow client holds no
+ * copy of it (e.g. a cached answer shared by many replies).
+ */
+export function bufferBody(bytes: Uint8Array): StreamBody {
+  async function* from(offset: number): AsyncIterable<Uint8Array> {
+    for (let at = offset; at < bytes.byteLength; at += BUFFER_CHUNK_BYTES) yield bytes.subarray(at, Math.min(at + BUFFER_CHUNK_BYTES, bytes.byteLength));
+  }
+  return { length: bytes.byteLength, chunks: from(0), from };
+}
+
 /** What a handler returns; the transport writes it. */
 export interface Reply {
   status: number;

@@ -10,6 +10,7 @@ import { VERSION } from '../version';
 import { withTimeout } from './mongo';
 import type { RedisClient } from './redis';
 import { targetKeys, targetsKey } from './target-keys';
+import { SharedAnswer } from './shared-answer';
 
 /** One active stream, as core sessions record it. */
 export interface ActiveStream {
@@ -77,20 +78,24 @@ export class LiveState {
   private pending = new Map<string, ActiveStream>();
   private flushing: Promise<void> | undefined;
 
-  /** The last {@link coresByEngine} answer, reused until `coresCacheMs` after it was asked for. */
-  private cores: { at: number; answer: Promise<Record<string, number>> } | undefined;
+  private readonly cores: SharedAnswer<Record<string, number>>;
+  private readonly allActiveShared: SharedAnswer<ActiveStream[]>;
 
   /**
    * @param heartbeatS seconds between node heartbeats; a node missing three is gone (server.nodeHeartbeatS)
    * @param coresCacheMs milliseconds {@link coresByEngine} reuses its answer (http.activeCoresCacheMs)
+   * @param activeCacheMs milliseconds {@link sharedActive} reuses its answer (http.activeStreamsCacheMs)
    */
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly heartbeatS: number,
-    private readonly coresCacheMs = 1000,
+    coresCacheMs = 1000,
+    activeCacheMs = 1000,
   ) {
     this.nodesKey = `${prefix}nodes`;
+    this.cores = new SharedAnswer(coresCacheMs, () => this.sumCores());
+    this.allActiveShared = new SharedAnswer(activeCacheMs, () => this.allActive());
   }
 
   /** The active-view hash of a target. */
@@ -209,16 +214,16 @@ export class LiveState {
    * requests costs Redis a few commands per interval, not one per process per request.
    */
   coresByEngine(): Promise<Record<string, number>> {
-    const now = Date.now();
-    if (this.cores && now - this.cores.at < this.coresCacheMs) return this.cores.answer;
-    const answer = this.sumCores();
-    const entry = { at: now, answer };
-    this.cores = entry;
-    // A failed read is not reused.
-    answer.catch(() => {
-      if (this.cores === entry) this.cores = undefined;
-    });
-    return answer;
+    return this.cores.get();
+  }
+
+  /**
+   * Every active stream ({@link allActive}), one read shared by all callers for
+   * `activeCacheMs`: the read is one HGETALL per target in the pool, every record of every
+   * open session, whoever asks and however few of them the caller may see.
+   */
+  sharedActive(): Promise<ActiveStream[]> {
+    return this.allActiveShared.get();
   }
 
   private async sumCores(): Promise<Record<string, number>> {

@@ -6,10 +6,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import { normalizeAddress } from '../http/client-address';
 import { AppError } from '../errors';
 import { serveExchange, type BodySink, type ExchangeState, type HttpContext } from '../http/exchange';
-import type { Reply, StreamBody } from '../http/router';
+import { BUFFER_CHUNK_BYTES, bufferBody, type Reply, type StreamBody } from '../http/router';
 
 /** Serves one request. */
 export function serveNodeHttp(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
@@ -52,11 +53,16 @@ async function writeReply(res: ServerResponse, reply: Reply, base: Record<string
   const isStream = b !== undefined && typeof b === 'object' && !(b instanceof Uint8Array);
   const length = b === undefined ? 0 : isStream ? (b as StreamBody).length : Buffer.byteLength(b as string | Uint8Array);
   res.writeHead(reply.status, { ...base, ...reply.headers, 'content-length': String(length), ...(closeConnection ? { connection: 'close' } : {}) });
-  if (head || !isStream) {
+  if (head || (!isStream && length <= BUFFER_CHUNK_BYTES)) {
     res.end(head ? undefined : (b as string | Uint8Array | undefined));
+    // Resolved once the kernel has it: until then the exchange counts it as held.
+    await finished(res).catch(() => undefined);
     return;
   }
-  const iterator = (b as StreamBody).chunks[Symbol.asyncIterator]();
+  // A large body in memory goes out a chunk at a time too: written at once, the TLS layer
+  // would keep an encrypted copy of all of it for a client that does not read.
+  const stream = isStream ? (b as StreamBody) : bufferBody(typeof b === 'string' ? Buffer.from(b) : (b as Uint8Array));
+  const iterator = stream.chunks[Symbol.asyncIterator]();
   try {
     for (;;) {
       const next = await iterator.next();

@@ -5,8 +5,9 @@
  * - `onAborted` is registered before any asynchronous work, and nothing is written after an abort;
  * - bodies are read with `onData` against the route's limit: a larger Content-Length is refused
  *   at once and a body that grows past the limit is cut off, never buffered;
- * - writes after an await are `cork`ed; streamed bodies use `tryEnd`/`onWritable` so a slow
- *   client never makes the server hold more than one chunk.
+ * - writes after an await are `cork`ed; bodies are sent with `tryEnd`/`onWritable`, so what a
+ *   slow client has not taken stays with the reply (counted by the exchange, one chunk of a
+ *   streamed body) and is never copied into uWS's own buffer.
  */
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
@@ -87,60 +88,99 @@ async function writeReply(
 ): Promise<void> {
   const b = reply.body;
   const isStream = b !== undefined && typeof b === 'object' && !(b instanceof Uint8Array);
+  const inMemory = isStream ? undefined : (b as string | Uint8Array | undefined);
+  const writer = new BodyWriter(res, state, isStream ? (b as StreamBody).length : inMemory === undefined ? 0 : Buffer.byteLength(inMemory));
+  let sent = true;
   res.cork(() => {
     res.writeStatus(statusLine(reply.status));
     for (const [k, v] of Object.entries(base)) res.writeHeader(k, v);
     if (reply.headers) for (const [k, v] of Object.entries(reply.headers)) res.writeHeader(k, v);
     if (closeConnection) res.writeHeader('connection', 'close');
-    if (head) {
-      const len = b === undefined ? 0 : isStream ? (b as StreamBody).length : Buffer.byteLength(b as string | Uint8Array);
-      res.endWithoutBody(len, closeConnection);
-    } else if (!isStream) {
-      res.end(b as string | Uint8Array | undefined, closeConnection);
-    }
+    if (head) res.endWithoutBody(writer.total, closeConnection);
+    // tryEnd cannot close the connection; the replies that do are short refusals.
+    else if (!isStream && (closeConnection || writer.total === 0)) res.end(inMemory, closeConnection);
+    else if (!isStream) sent = writer.tryWrite(inMemory!);
   });
-  if (isStream && !head) {
-    try {
-      await streamBody(res, b as StreamBody, state);
-    } catch (err) {
-      // The status line and part of the body are out: the only honest signal left is a cut
-      // connection (the client sees fewer bytes than Content-Length), never a hang.
-      if (!state.aborted) res.close();
-      throw err;
-    }
+  if (head) return;
+  if (!isStream) {
+    // The part the socket did not take stays with this reply (counted by the exchange), not in uWS.
+    if (!sent) await writer.rest(typeof inMemory === 'string' ? Buffer.from(inMemory) : (inMemory as Uint8Array));
+    return;
+  }
+  try {
+    await streamBody(writer, b as StreamBody, state);
+  } catch (err) {
+    // The status line and part of the body are out: the only honest signal left is a cut
+    // connection (the client sees fewer bytes than Content-Length), never a hang.
+    if (!state.aborted) res.close();
+    throw err;
   }
 }
 
 /**
- * Streams a body of known length with tryEnd/onWritable; stops when the client aborts.
- * uWS keeps the first onWritable handler it is given, so one handler is registered per
- * response and retries whichever chunk is pending.
+ * Sends a body of known length with tryEnd, so uWS never copies what the socket does not
+ * take: that stays with the caller until onWritable asks for it. uWS keeps the first
+ * onWritable handler it is given, so one is registered per response, the first time a chunk
+ * is left over, and retries whichever chunk is pending.
  */
-async function streamBody(res: HttpResponse, body: StreamBody, state: ExchangeState): Promise<void> {
-  const total = body.length;
-  let finished = false;
-  let pending: { chunk: Buffer; startOffset: number; resolve: () => void } | undefined;
-  const wake = (): void => {
-    const p = pending;
-    pending = undefined;
-    p?.resolve();
-  };
-  state.onAbort.push(wake);
-  res.onWritable((offset) => {
-    if (state.aborted || !pending) return true;
-    const [ok, done] = res.tryEnd(pending.chunk.subarray(offset - pending.startOffset), total);
-    finished ||= done;
-    if (ok || done) wake();
-    return ok;
-  });
+class BodyWriter {
+  /** Whether the whole body has been taken by the socket. */
+  finished = false;
+  private startOffset = 0;
+  private pending: { chunk: Uint8Array; resolve: () => void } | undefined;
+  private listening = false;
 
+  constructor(
+    readonly res: HttpResponse,
+    private readonly state: ExchangeState,
+    readonly total: number,
+  ) {}
+
+  /** Writes a chunk (call it corked); false when the socket did not take all of it (then {@link rest} it). */
+  tryWrite(chunk: string | Uint8Array): boolean {
+    this.startOffset = this.res.getWriteOffset();
+    const [ok, done] = this.res.tryEnd(chunk, this.total);
+    this.finished ||= done;
+    return ok || done;
+  }
+
+  /** Resolves once the socket has taken the rest of `chunk`, the one the last {@link tryWrite} left, or the client aborted. */
+  rest(chunk: Uint8Array): Promise<void> {
+    if (this.state.aborted) return Promise.resolve();
+    this.listen();
+    return new Promise<void>((resolve) => (this.pending = { chunk, resolve }));
+  }
+
+  private listen(): void {
+    if (this.listening) return;
+    this.listening = true;
+    this.state.onAbort.push(() => this.wake());
+    this.res.onWritable((offset) => {
+      if (this.state.aborted || !this.pending) return true;
+      const [ok, done] = this.res.tryEnd(this.pending.chunk.subarray(offset - this.startOffset), this.total);
+      this.finished ||= done;
+      if (ok || done) this.wake();
+      return ok;
+    });
+  }
+
+  private wake(): void {
+    const p = this.pending;
+    this.pending = undefined;
+    p?.resolve();
+  }
+}
+
+/** Streams a body of known length through `writer`; stops when the client aborts. */
+async function streamBody(writer: BodyWriter, body: StreamBody, state: ExchangeState): Promise<void> {
+  const res = writer.res;
   const iterator = body.chunks[Symbol.asyncIterator]();
   try {
-    if (total === 0) {
+    if (writer.total === 0) {
       res.cork(() => res.end());
       return;
     }
-    while (!finished) {
+    while (!writer.finished) {
       const next = await iterator.next();
       if (state.aborted) return;
       if (next.done) {
@@ -148,20 +188,13 @@ async function streamBody(res: HttpResponse, body: StreamBody, state: ExchangeSt
         res.close();
         return;
       }
-      const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
-      let ok = false;
-      let startOffset = 0;
-      res.cork(() => {
-        startOffset = res.getWriteOffset();
-        let done: boolean;
-        [ok, done] = res.tryEnd(chunk, total);
-        finished ||= done;
-      });
-      if (!ok && !finished) await new Promise<void>((resolve) => (pending = { chunk, startOffset, resolve }));
+      const chunk = next.value;
+      let sent = false;
+      res.cork(() => (sent = writer.tryWrite(chunk)));
+      if (!sent) await writer.rest(chunk);
       if (state.aborted) return;
     }
   } finally {
     await iterator.return?.();
   }
 }
-

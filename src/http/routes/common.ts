@@ -2,6 +2,7 @@
  * What the admin routes share: their dependencies, the common schemas, ownership checks
  * and the mapping of duplicate-key errors to 409.
  */
+import type { SharedAnswer } from '../../store/shared-answer';
 import type { Db } from 'mongodb';
 import type { Auth, Principal } from '../../auth/users';
 import type { Bus } from '../../store/bus';
@@ -44,6 +45,8 @@ export interface ApiDeps {
   targetViews: TargetAnswers<TargetView>;
   /** The stream list's `total` (all of a target's streams), kept for http.streamTotalCacheMs. */
   streamTotals: TargetAnswers<number>;
+  /** The anonymous GET /v1/targets answer as JSON bytes, kept for http.publicTargetsCacheMs and dropped on any target change. */
+  publicTargets: SharedAnswer<Buffer>;
 }
 
 /** Declares an admin route; the handler's context is typed from its schemas and access. */

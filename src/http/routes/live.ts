@@ -23,7 +23,8 @@ export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
       },
       handler: async ({ principal }, d) => {
         const targets: Record<string, unknown[]> = {};
-        for (const a of await d.live.allActive()) {
+        // One read per process per http.activeStreamsCacheMs, filtered per caller.
+        for (const a of await d.live.sharedActive()) {
           if (principal.role !== 'admin' && a.owner !== principal.name) continue;
           const { target_id, owner: _owner, ...rest } = a;
           (targets[target_id] ??= []).push(rest);

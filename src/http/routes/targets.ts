@@ -4,6 +4,8 @@
  */
 import { Type } from '@sinclair/typebox';
 import { object, ok, type ApiRoute } from '../declared-routes';
+import { bufferBody } from '../router';
+import type { Db } from 'mongodb';
 import type { Principal } from '../../auth/users';
 import { AppError } from '../../errors';
 import { ID_PARAMS, WEIGHT, iso, mayOwn, requireOwner, route, streamTotal, type ApiDeps } from './common';
@@ -79,6 +81,15 @@ function checkKeys(value: unknown, at: string): void {
 
 const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
 
+/**
+ * The anonymous GET /v1/targets answer, as bytes: every public target (up to `maxItems`,
+ * oldest first) with its options. Built once per http.publicTargetsCacheMs (ApiDeps.publicTargets).
+ */
+export async function publicTargetsJson(db: Db, maxItems: number): Promise<Buffer> {
+  const list = await db.collection<TargetDoc>('targets').find({ stage: 'public' }, { sort: { createdAt: 1 }, limit: maxItems }).toArray();
+  return Buffer.from(JSON.stringify({ targets: list.map(view) }));
+}
+
 /** The 400 of routes that set options: what the schema cannot say (see checkOptions). */
 const OPTIONS_400 = 'Bad input (see the message), or options over limits.maxOptionsBytes as JSON, or an option key (at any depth) starting with $, containing . or NUL, being __proto__ or over 128 characters';
 
@@ -117,7 +128,11 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       access: 'public',
       responses: { 200: { description: 'Targets', schema: TARGETS } },
       handler: async ({ principal }, d) => {
-        const filter = principal?.role === 'admin' ? {} : principal?.role === 'manager' ? { owner: principal.name } : { stage: 'public' as const };
+        if (principal?.role !== 'admin' && principal?.role !== 'manager') {
+          // Anyone may ask, as often as they like: one shared answer, sent a chunk at a time.
+          return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: bufferBody(await d.publicTargets.get()) };
+        }
+        const filter = principal.role === 'admin' ? {} : { owner: principal.name };
         const list = await targets(d).find(filter, { sort: { createdAt: 1 }, limit: d.settings.limits.maxListItems }).toArray();
         return ok({ targets: list.map(view) });
       },
