@@ -23,10 +23,30 @@ function refuse(socket: Duplex, r: Refusal): void {
 export async function startNodeTransport(o: TransportOptions): Promise<Transport> {
   const { hub } = o.core;
   const c = hub.settings.core;
+  // Node's own defaults let a connection that sends nothing, or headers a byte at a time,
+  // hold its socket for minutes (120 s for a handshake; 60 s for headers, checked every 30 s).
+  const headersMs = hub.settings.http.headersTimeoutS * 1000;
+  const timeouts: http.ServerOptions = { headersTimeout: headersMs, connectionsCheckingInterval: Math.min(1000, headersMs) };
   const server = o.tls.enabled
-    ? https.createServer({ cert: fs.readFileSync(o.chainFile!), key: fs.readFileSync(o.tls.key), passphrase: o.tls.passphrase || undefined, minVersion: MIN_TLS_VERSION, ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS, honorCipherOrder: true })
-    : http.createServer();
-  server.on('request', (req, res) => serveNodeHttp(o.http, req, res));
+    ? https.createServer({ ...timeouts, handshakeTimeout: headersMs, cert: fs.readFileSync(o.chainFile!), key: fs.readFileSync(o.tls.key), passphrase: o.tls.passphrase || undefined, minVersion: MIN_TLS_VERSION, ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS, honorCipherOrder: true })
+    : http.createServer(timeouts);
+  // Node times out headers only once their first byte came: a connection that sends nothing
+  // after its handshake gets the same time for its first request head.
+  const waitingHead = new WeakMap<Duplex, NodeJS.Timeout>();
+  const headFor = (socket: Duplex): void => {
+    const timer = waitingHead.get(socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    waitingHead.delete(socket);
+  };
+  server.on('request', (req, res) => {
+    headFor(req.socket);
+    serveNodeHttp(o.http, req, res);
+  });
+  server.on(o.tls.enabled ? 'secureConnection' : 'connection', (socket: Duplex) => {
+    waitingHead.set(socket, setTimeout(() => socket.destroy(), headersMs).unref());
+    socket.once('close', () => headFor(socket));
+  });
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -38,6 +58,7 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
   const maxBackpressure = maxBackpressureBytes(hub.settings);
 
   server.on('upgrade', (req, socket, head) => {
+    headFor(req.socket);
     const path = (req.url ?? '').split('?')[0];
     socket.on('error', () => undefined);
     if (path !== '/core/v1') {
