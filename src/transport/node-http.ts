@@ -6,7 +6,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { finished } from 'node:stream/promises';
 import { normalizeAddress } from '../http/client-address';
 import { AppError } from '../errors';
 import { serveExchange, type BodySink, type ExchangeState, type HttpContext } from '../http/exchange';
@@ -55,8 +54,8 @@ async function writeReply(res: ServerResponse, reply: Reply, base: Record<string
   res.writeHead(reply.status, { ...base, ...reply.headers, 'content-length': String(length), ...(closeConnection ? { connection: 'close' } : {}) });
   if (head || (!isStream && length <= BUFFER_CHUNK_BYTES)) {
     res.end(head ? undefined : (b as string | Uint8Array | undefined));
-    // Resolved once the kernel has it: until then the exchange counts it as held.
-    await finished(res).catch(() => undefined);
+    // Resolved once the kernel has it (mostly at once): until then the exchange counts it as held.
+    if (!res.writableFinished && !res.closed) await Promise.race([once(res, 'finish'), once(res, 'close')]).catch(() => undefined);
     return;
   }
   // A large body in memory goes out a chunk at a time too: written at once, the TLS layer
