@@ -90,7 +90,7 @@ t.test('uWS: a failing source closes the connection', async (t) => {
 });
 
 t.test('node:http: a failing source closes the connection', async (t) => {
-  const server = http.createServer((req, res) => serveNodeHttp(ctx, req, res));
+  const server = http.createServer((req, res) => serveNodeHttp(ctx, req, res, 10_000));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => server.close());
   const r = await fetchBlob((server.address() as { port: number }).port);

@@ -1,7 +1,7 @@
 /**
  * Connections that never send a complete request head do not hold their socket for long,
  * on both transports: TCP without a TLS hello, TLS with nothing after the handshake, and
- * headers sent a byte at a time. The node transport closes them after http.headersTimeoutS
+ * headers sent a byte at a time. The node transport closes them after http.idleTimeoutS
  * (Node's own defaults held all three for over 75 s); uWS after its fixed 10 s. A core
  * session, once upgraded, is not touched by it.
  */
@@ -30,13 +30,13 @@ function closedAfter(socket: net.Socket, limitS: number): Promise<number> {
 }
 
 const cases = [
-  { transport: 'node', headersTimeoutS: 2, boundS: 5 },
-  { transport: 'uws', headersTimeoutS: 10, boundS: 15 },
+  { transport: 'node', idleTimeoutS: 2, boundS: 5 },
+  { transport: 'uws', idleTimeoutS: 10, boundS: 15 },
 ] as const;
 
-for (const { transport, headersTimeoutS, boundS } of cases) {
+for (const { transport, idleTimeoutS, boundS } of cases) {
   t.test(`${transport}: silent and slow connections are closed within ${boundS} s; a core session stays`, async (t) => {
-    const f = await coreFixture({ 'server.transport': transport, 'http.headersTimeoutS': headersTimeoutS });
+    const f = await coreFixture({ 'server.transport': transport, 'http.idleTimeoutS': idleTimeoutS });
     t.teardown(() => f.ts.close());
     const port = f.ts.server.port;
     const secure = (): tls.TLSSocket => tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: f.ts.ca });

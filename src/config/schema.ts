@@ -32,11 +32,11 @@ export const schema = {
       default: 1 * MIB,
       env: 'SC_HTTP_MAX_BODY_BYTES',
     },
-    headersTimeoutS: {
-      doc: 'Seconds a connection on the node transport may take from its TCP connect to a complete TLS handshake, and to a complete request head (a request line and headers, on a new or a kept-alive connection); past it the connection is closed, so clients that connect and send nothing, or send headers a byte at a time, hold no socket for long. The uws transport closes such connections after a fixed 10 s (uWebSockets.js).',
+    idleTimeoutS: {
+      doc: "Seconds a connection on the node transport may take to complete its TLS handshake, and then its request head (request line and headers), and may go without taking any of a reply it has asked for (each 64 KiB chunk, and the end); past it the connection is closed, so clients that connect and send nothing, send headers a byte at a time or read no reply hold no socket, and no reply's memory (memory.repliesBytes), for long. The uws transport closes such connections after a fixed 10 s (uWebSockets.js).",
       format: 'positive-int',
       default: 10,
-      env: 'SC_HTTP_HEADERS_TIMEOUT_S',
+      env: 'SC_HTTP_IDLE_TIMEOUT_S',
     },
     targetCacheMs: {
       doc: 'Milliseconds GET /v1/targets/:id may serve a target and its stream counts from a per-process cache (changes to the target drop it at once; stream counts may lag by this much).',

@@ -92,6 +92,14 @@ export class MemoryBudget {
   }
 
   /**
+   * Takes `bytes` of `kind` whether or not they fit: for bytes already produced that must be
+   * held anyway (the reply to a request that has had its effect), so later reservations see them.
+   */
+  take(kind: Exclude<BudgetKind, 'commits'>, bytes: number): void {
+    this.held[kind] += bytes;
+  }
+
+  /**
    * Takes `bytes` of frames to keep in memory when the global spill threshold allows it
    * (false: spill them instead; no refusal is counted, spilling is the normal path).
    */

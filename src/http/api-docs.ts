@@ -36,6 +36,8 @@ export function apiMarkdown(doc: Record<string, unknown>): string {
     'errors are `{"error":{"code","message"}}` (codes in [errors.md](errors.md)); timestamps are ISO-8601 UTC;',
     'POST that creates answers 201, DELETE answers 204; file downloads are `application/octet-stream` with `Content-Length`.',
     'Owners may act on their targets and streams; admins may act on any (an operator override).',
+    'Connections: HTTP/1.1 with keep-alive. Do not pipeline: on the uws transport a request sent before the answer to the one before it is complete closes the connection (a uWebSockets.js rule), unless that answer was ready at once.',
+    'A connection whose client reads none of an answer within `http.idleTimeoutS` (uws: 10 s) is closed.',
     '',
     '| method | path | who | what |',
     '|---|---|---|---|',

@@ -29,7 +29,11 @@ export interface HttpContext {
    * The process's memory budget (core/memory-budget.ts): bodies being read and replies not yet
    * taken by the kernel count against it.
    */
-  memory?: { tryTake(kind: 'bodies' | 'replies', bytes: number): boolean; give(kind: 'bodies' | 'replies', bytes: number): void };
+  memory?: {
+    tryTake(kind: 'bodies' | 'replies', bytes: number): boolean;
+    take(kind: 'replies', bytes: number): void;
+    give(kind: 'bodies' | 'replies', bytes: number): void;
+  };
 }
 
 /** Per-exchange state shared with the transport. */
@@ -248,15 +252,21 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   const finish = (reply: Reply, closeConnection = false): void => {
     if (state.aborted || state.done) return;
     state.done = true;
-    // Held until the kernel takes it, so a client that does not read holds it: counted. The
-    // refusal's own few hundred bytes are not.
+    // One merged header set (the reply's own values win): a preflight already carries its CORS headers.
+    const extra = reply === pre ? {} : ctx.extraHeaders?.(request);
+    // Held until the kernel takes it, so a client that does not read holds it: counted. Only
+    // a GET or HEAD is refused for it (retrying one changes nothing); the reply to a request
+    // that has had its effect is sent anyway. The refusal's own few hundred bytes are not counted.
     const held = method === 'HEAD' ? 0 : heldLength(reply.body);
     if (held > 0 && ctx.memory) {
       if (ctx.memory.tryTake('replies', held)) replyBytes = held;
-      else reply = errorAnswer(repliesFull());
+      else if (method === 'GET') reply = errorAnswer(repliesFull());
+      else {
+        ctx.memory.take('replies', held);
+        replyBytes = held;
+      }
     }
-    // One merged header set (the reply's own values win): a preflight already carries its CORS headers.
-    const headers = { 'x-request-id': id, ...(reply === pre ? {} : ctx.extraHeaders?.(request)), ...reply.headers };
+    const headers = { 'x-request-id': id, ...extra, ...reply.headers };
     io.write({ status: reply.status, body: reply.body }, headers, state, method === 'HEAD', closeConnection)
       .then(
         () => logRequest(ctx, request, reply.status, started, state.aborted),

@@ -1,9 +1,8 @@
 /**
  * Single byte ranges (RFC 9110 §14) on streamed downloads, so an interrupted download of a
  * frame or seed file can resume where it stopped. Only replies with a {@link StreamBody}
- * take part: they are the file downloads, and their bytes never change once committed
- * (partitions are append-only), so a prefix the client already holds stays valid and no
- * validator (ETag/If-Range) is needed. Multi-range requests are answered with the whole
+ * whose bytes never change take part: the file downloads (partitions are append-only), so a
+ * prefix the client already holds stays valid and no validator (ETag/If-Range) is needed. Multi-range requests are answered with the whole
  * body, which RFC 9110 allows.
  */
 import { AppError } from '../errors';
@@ -65,11 +64,12 @@ function isStream(body: Reply['body']): body is StreamBody {
 
 /**
  * Applies the request's Range header to a 200 streamed reply of a GET or HEAD: 206 with
- * Content-Range, or throws 416 `range_not_satisfiable`. Every streamed 200 advertises
- * `Accept-Ranges: bytes`; other replies pass through untouched.
+ * Content-Range, or throws 416 `range_not_satisfiable`. Every such 200 advertises
+ * `Accept-Ranges: bytes`; other replies (and bodies that {@link StreamBody.changes}) pass
+ * through untouched.
  */
 export function withRange(req: Pick<Request, 'method' | 'headers'>, reply: Reply): Reply {
-  if (reply.status !== 200 || !isStream(reply.body) || (req.method !== 'GET' && req.method !== 'HEAD')) return reply;
+  if (reply.status !== 200 || !isStream(reply.body) || reply.body.changes || (req.method !== 'GET' && req.method !== 'HEAD')) return reply;
   const body = reply.body;
   const headers = { ...reply.headers, 'accept-ranges': 'bytes' };
   const range = parseRange(req.headers.range, body.length);

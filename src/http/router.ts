@@ -42,6 +42,12 @@ export interface StreamBody {
    * out of `chunks`.
    */
   readonly from?: (offset: number) => AsyncIterable<Uint8Array>;
+  /**
+   * The bytes may differ from one request to the next (an answer rebuilt now and then): a
+   * Range is then not served from them, since a resumed download could splice two versions.
+   * Unset: they never change (file downloads).
+   */
+  readonly changes?: boolean;
 }
 
 /** Bytes per chunk of {@link bufferBody}. */
@@ -50,13 +56,14 @@ export const BUFFER_CHUNK_BYTES = 64 * 1024;
 /**
  * Bytes already in memory as a streamed body, in chunks of {@link BUFFER_CHUNK_BYTES} that
  * share its memory: a transport then sends it one chunk at a time, so a slow client holds no
- * copy of it (e.g. a cached answer shared by many replies).
+ * copy of it (e.g. a cached answer shared by many replies). No Range is served from it
+ * ({@link StreamBody.changes}).
  */
 export function bufferBody(bytes: Uint8Array): StreamBody {
-  async function* from(offset: number): AsyncIterable<Uint8Array> {
-    for (let at = offset; at < bytes.byteLength; at += BUFFER_CHUNK_BYTES) yield bytes.subarray(at, Math.min(at + BUFFER_CHUNK_BYTES, bytes.byteLength));
+  async function* chunks(): AsyncIterable<Uint8Array> {
+    for (let at = 0; at < bytes.byteLength; at += BUFFER_CHUNK_BYTES) yield bytes.subarray(at, Math.min(at + BUFFER_CHUNK_BYTES, bytes.byteLength));
   }
-  return { length: bytes.byteLength, chunks: from(0), from };
+  return { length: bytes.byteLength, chunks: chunks(), changes: true };
 }
 
 /** What a handler returns; the transport writes it. */

@@ -1,25 +1,36 @@
 /**
  * The Node transport's HTTP side: node:http(s) requests served through the same exchange
  * logic as uWS. Bodies are read against the route limit (the excess is never buffered);
- * streamed replies wait for 'drain' so a slow client never makes the server buffer more
- * than one chunk.
+ * replies past one chunk wait for 'drain' so a slow client never makes the server buffer more
+ * than one chunk, and a client that reads nothing for `idleMs` loses its connection, as uWS
+ * does after its fixed 10 s.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import { normalizeAddress } from '../http/client-address';
 import { AppError } from '../errors';
 import { serveExchange, type BodySink, type ExchangeState, type HttpContext } from '../http/exchange';
 import { BUFFER_CHUNK_BYTES, bufferBody, type Reply, type StreamBody } from '../http/router';
 
-/** Serves one request. */
-export function serveNodeHttp(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
+/**
+ * Serves one request.
+ * @param idleMs how long a reply may wait for a client that reads none of it (http.idleTimeoutS)
+ */
+export function serveNodeHttp(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, idleMs: number): void {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
   let abort: (() => void) | undefined;
-  res.on('close', () => {
+  const gone = (): void => {
     if (!res.writableFinished) abort?.();
+  };
+  // A response queued behind a pipelined one emits no 'close' when its socket goes: the
+  // socket's own 'close' ends it too.
+  const socket = req.socket;
+  socket.once('close', gone);
+  res.once('close', () => {
+    socket.off('close', gone);
+    gone();
   });
   abort = serveExchange(ctx, {
     method: (req.method ?? 'GET').toUpperCase(),
@@ -28,7 +39,7 @@ export function serveNodeHttp(ctx: HttpContext, req: IncomingMessage, res: Serve
     headers,
     peer: normalizeAddress(req.socket.remoteAddress ?? ''),
     readBody: (sink, state, gate) => (gate ? gate.then(() => readBody(req, sink, state)) : readBody(req, sink, state)),
-    write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection),
+    write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection, new Waits(res, state, idleMs)),
   });
 }
 
@@ -47,15 +58,15 @@ function readBody(req: IncomingMessage, sink: BodySink, state: ExchangeState): P
   });
 }
 
-async function writeReply(res: ServerResponse, reply: Reply, base: Record<string, string>, state: ExchangeState, head: boolean, closeConnection: boolean): Promise<void> {
+async function writeReply(res: ServerResponse, reply: Reply, base: Record<string, string>, state: ExchangeState, head: boolean, closeConnection: boolean, waits: Waits): Promise<void> {
   const b = reply.body;
   const isStream = b !== undefined && typeof b === 'object' && !(b instanceof Uint8Array);
   const length = b === undefined ? 0 : isStream ? (b as StreamBody).length : Buffer.byteLength(b as string | Uint8Array);
   res.writeHead(reply.status, { ...base, ...reply.headers, 'content-length': String(length), ...(closeConnection ? { connection: 'close' } : {}) });
   if (head || (!isStream && length <= BUFFER_CHUNK_BYTES)) {
     res.end(head ? undefined : (b as string | Uint8Array | undefined));
-    // Resolved once the kernel has it (mostly at once): until then the exchange counts it as held.
-    if (!res.writableFinished && !res.closed) await Promise.race([once(res, 'finish'), once(res, 'close')]).catch(() => undefined);
+    // Until the kernel has it (mostly at once) the exchange counts it as held.
+    await waits.finished();
     return;
   }
   // A large body in memory goes out a chunk at a time too: written at once, the TLS layer
@@ -67,10 +78,11 @@ async function writeReply(res: ServerResponse, reply: Reply, base: Record<string
       const next = await iterator.next();
       if (state.aborted) return;
       if (next.done) break;
-      if (!res.write(next.value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(next.value)) await waits.drained();
       if (state.aborted) return;
     }
     res.end();
+    await waits.finished();
   } catch (err) {
     // Headers and part of the body are out: cut the connection so the client sees a short
     // body at once instead of waiting for bytes that never come.
@@ -78,5 +90,46 @@ async function writeReply(res: ServerResponse, reply: Reply, base: Record<string
     throw err;
   } finally {
     await iterator.return?.();
+  }
+}
+
+/**
+ * The waits of one reply for its client: for room in the socket ('drain') and for the end
+ * ('finish', when the kernel has the last byte). Each ends when the client aborts, and a
+ * wait longer than `idleMs` (a client that reads nothing) destroys the connection, which
+ * aborts it. One abort hook per reply, however many chunks wait.
+ */
+class Waits {
+  private current: (() => void) | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly state: ExchangeState,
+    private readonly idleMs: number,
+  ) {
+    state.onAbort.push(() => this.current?.());
+  }
+
+  drained(): Promise<void> {
+    return this.until('drain');
+  }
+
+  finished(): Promise<void> {
+    return this.res.writableFinished ? Promise.resolve() : this.until('finish');
+  }
+
+  private until(event: 'drain' | 'finish'): Promise<void> {
+    if (this.state.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.res.destroy(), this.idleMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.res.off(event, done);
+        this.current = undefined;
+        resolve();
+      };
+      this.res.on(event, done);
+      this.current = done;
+    });
   }
 }

@@ -25,10 +25,11 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
   const c = hub.settings.core;
   // Node's own defaults let a connection that sends nothing, or headers a byte at a time,
   // hold its socket for minutes (120 s for a handshake; 60 s for headers, checked every 30 s).
-  const headersMs = hub.settings.http.headersTimeoutS * 1000;
-  const timeouts: http.ServerOptions = { headersTimeout: headersMs, connectionsCheckingInterval: Math.min(1000, headersMs) };
+  const idleMs = hub.settings.http.idleTimeoutS * 1000;
+  // Node refuses a headers timeout over the request timeout (300 s unless set).
+  const timeouts: http.ServerOptions = { headersTimeout: idleMs, requestTimeout: Math.max(300_000, idleMs), connectionsCheckingInterval: Math.min(1000, idleMs) };
   const server = o.tls.enabled
-    ? https.createServer({ ...timeouts, handshakeTimeout: headersMs, cert: fs.readFileSync(o.chainFile!), key: fs.readFileSync(o.tls.key), passphrase: o.tls.passphrase || undefined, minVersion: MIN_TLS_VERSION, ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS, honorCipherOrder: true })
+    ? https.createServer({ ...timeouts, handshakeTimeout: idleMs, cert: fs.readFileSync(o.chainFile!), key: fs.readFileSync(o.tls.key), passphrase: o.tls.passphrase || undefined, minVersion: MIN_TLS_VERSION, ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS, honorCipherOrder: true })
     : http.createServer(timeouts);
   // Node times out headers only once their first byte came: a connection that sends nothing
   // after its handshake gets the same time for its first request head.
@@ -41,10 +42,10 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
   };
   server.on('request', (req, res) => {
     headFor(req.socket);
-    serveNodeHttp(o.http, req, res);
+    serveNodeHttp(o.http, req, res, idleMs);
   });
   server.on(o.tls.enabled ? 'secureConnection' : 'connection', (socket: Duplex) => {
-    waitingHead.set(socket, setTimeout(() => socket.destroy(), headersMs).unref());
+    waitingHead.set(socket, setTimeout(() => socket.destroy(), idleMs).unref());
     socket.once('close', () => headFor(socket));
   });
 
