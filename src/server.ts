@@ -20,6 +20,7 @@ import { LiveState } from './store/live';
 import { SharedAnswer } from './store/shared-answer';
 import { apiRoutes, openApiFor } from './http/routes';
 import { publicTargetsJson } from './http/routes/targets';
+import { leaderboardRows } from './http/routes/donors';
 import type { TargetView } from './http/routes/common';
 import { TargetAnswers } from './http/target-answers';
 import { ensureIndexes } from './store/indexes';
@@ -111,7 +112,8 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const streamTotals = new TargetAnswers<number>(bus, settings.http.streamTotalCacheMs, settings.http.targetCacheMaxEntries);
   const publicTargets = new SharedAnswer(settings.http.publicTargetsCacheMs, () => publicTargetsJson(db, settings.limits.maxListItems));
   bus.on('target.changed', () => publicTargets.invalidate());
-  registerApi(router, auth, apiRoutes(settings), { settings, db, redis: storage.redis, bus, auth, files, live, streams, leases, log, targetViews, streamTotals, publicTargets });
+  const leaderboard = new SharedAnswer(settings.http.leaderboardCacheMs, () => leaderboardRows(db, settings.donors.leaderboardMax));
+  registerApi(router, auth, apiRoutes(settings), { settings, db, redis: storage.redis, bus, auth, files, live, streams, leases, log, targetViews, streamTotals, publicTargets, leaderboard });
   const openapi = Buffer.from(JSON.stringify(openApiFor(settings)));
   router.add('GET', '/openapi.json', () => ({ status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: bufferBody(openapi) }));
   dashboardRoutes(router, log);

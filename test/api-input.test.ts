@@ -315,6 +315,18 @@ t.test('option keys below the top level, and NUL in keys', async (t) => {
   await rejects(t, 'PATCH: NUL in a key', patch({ 'q\u0000': 1 }), 400, 'bad_request', /body\.options/);
 });
 
+t.test('option values the store or a walk cannot take are 400, not 500', async (t) => {
+  const raw = (text: string) => () => call(ts, 'POST', '/v1/targets', { token: mgr, raw: `{"engines":["openmm_80_cuda"],"options":${text}}`, headers: { 'content-type': 'application/json' } });
+  const deep = `{"a":${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}}`;
+  await rejects(t, 'nested 20,000 deep', raw(deep), 400, 'bad_request', /nested deeper than limits\.maxOptionsDepth \(32\)/);
+  await rejects(t, 'arrays nested 20,000 deep', raw(`{"a":${'[{"b":'.repeat(20_000)}1${'}]'.repeat(20_000)}}`), 400, 'bad_request', /limits\.maxOptionsDepth/);
+  await rejects(t, 'Infinity', raw('{"x":1e400}'), 400, 'bad_request', /body\.options\.x: numbers must be finite/);
+  await rejects(t, 'an array in an array', raw('{"m":[[1,2],[3,4]]}'), 400, 'bad_request', /body\.options\.m\[0\]: arrays directly inside arrays/);
+  // options (1), a (2), 28 more objects (3–30), the array (31), its object (32).
+  const ok = `{"a":${'{"a":'.repeat(28)}[{"b":1}]${'}'.repeat(28)}}`;
+  t.equal((await raw(ok)()).status, 201, 'depth 32, arrays of objects included, is fine');
+});
+
 t.test('options over limits.maxOptionsBytes', async (t) => {
   const big = { blob: 'x'.repeat(MAX_OPTIONS) };
   await rejects(t, 'create with big options', () => call(ts, 'POST', '/v1/targets', { token: mgr, json: { engines: ['openmm_80_cuda'], options: big } }), 400, 'bad_request', new RegExp(`body\\.options: \\d+ bytes as JSON, over the limit of ${MAX_OPTIONS}`));

@@ -90,3 +90,51 @@ t.test('at most maxEntries answers, the oldest dropped first', async (t) => {
   for (let i = 0; i < 5; i++) answers.set(`target-${i}`, i, answers.since(`target-${i}`));
   t.same([0, 1, 2, 3, 4].map((i) => answers.get(`target-${i}`)), [undefined, undefined, 2, 3, 4]);
 });
+
+t.test('callers that miss together share one computation; a change meanwhile makes later callers compute afresh', async (t) => {
+  const bus = await busOf('ta-share:');
+  const answers = new TargetAnswers<number>(bus, 60_000, 10);
+  let computed = 0;
+  let release: () => void = () => undefined;
+  const slow = (): Promise<number> => {
+    computed++;
+    const n = computed;
+    return new Promise((resolve) => (release = () => resolve(n)));
+  };
+  const first = Array.from({ length: 50 }, () => answers.answer('target-a', slow));
+  t.equal(computed, 1, '50 callers, one computation');
+  // A change arrives while it runs: callers after it must not get an answer read before it.
+  await bus.publish('target.changed', { targetId: 'target-a' });
+  const releaseFirst = release;
+  const later = answers.answer('target-a', slow);
+  t.equal(computed, 2, 'a caller after the change computes again');
+  releaseFirst();
+  release();
+  t.same(new Set(await Promise.all(first)), new Set([1]));
+  t.equal(await later, 2);
+  t.equal(await answers.answer('target-a', slow), 2, 'the answer computed after the change is kept');
+  t.equal(computed, 2);
+});
+
+t.test('a failed computation fails its callers and is not kept', async (t) => {
+  const bus = await busOf('ta-fail:');
+  const answers = new TargetAnswers<number>(bus, 60_000, 10);
+  let calls = 0;
+  const failing = (): Promise<number> => {
+    calls++;
+    return Promise.reject(new Error('store down'));
+  };
+  const results = await Promise.allSettled([answers.answer('target-a', failing), answers.answer('target-a', failing)]);
+  t.same(results.map((r) => r.status), ['rejected', 'rejected']);
+  t.equal(calls, 1);
+  t.equal(await answers.answer('target-a', () => Promise.resolve(7)), 7, 'the next caller computes again');
+});
+
+t.test('expired answers are dropped as new ones are kept, not only when their target is asked for', async (t) => {
+  const bus = await busOf('ta-sweep:');
+  const answers = new TargetAnswers<number>(bus, 50, 1000);
+  for (let i = 0; i < 100; i++) answers.set(`old-${i}`, i, answers.since(`old-${i}`));
+  await new Promise((r) => setTimeout(r, 80));
+  answers.set('new', 1, answers.since('new'));
+  t.equal(answers.size, 1, 'only the live answer is held');
+});

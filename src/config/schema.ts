@@ -74,6 +74,12 @@ export const schema = {
       default: 1000,
       env: 'SC_HTTP_ACTIVE_STREAMS_CACHE_MS',
     },
+    leaderboardCacheMs: {
+      doc: 'Milliseconds GET /v1/donors (the leaderboard, which anyone may ask) is served from one per-process read of the top donors.leaderboardMax donors; each answer is a prefix of it. The read sorts every donor (71–114 ms at 100,000 donors on the embedded store), so without it each anonymous request would cost that; credit shows on the leaderboard this much later.',
+      format: 'positive-int',
+      default: 5000,
+      env: 'SC_HTTP_LEADERBOARD_CACHE_MS',
+    },
     publicTargetsCacheMs: {
       doc: 'Milliseconds the anonymous GET /v1/targets (the public targets, with their options) is served from one per-process answer, kept as bytes and sent a chunk at a time. Any change to a target drops it at once through the bus. Without it each anonymous request would read and serialize every public target (up to limits.maxListItems, each with up to limits.maxOptionsBytes of options).',
       format: 'positive-int',
@@ -216,6 +222,12 @@ export const schema = {
       format: 'positive-int',
       default: 256,
       env: 'SC_LIMITS_MAX_OPTIONS_KEYS',
+    },
+    maxOptionsDepth: {
+      doc: "Deepest nesting of objects and arrays in a target's options (the options object itself is depth 1). Deeper values get 400: a value nested thousands deep would overflow the stack of whatever walks it.",
+      format: 'positive-int',
+      default: 32,
+      env: 'SC_LIMITS_MAX_OPTIONS_DEPTH',
     },
     maxTargetEngines: {
       doc: 'Most engines one target may accept.',

@@ -65,6 +65,13 @@ export interface ExchangeIO {
   write(reply: Reply, headers: Record<string, string>, state: ExchangeState, head: boolean, closeConnection: boolean): Promise<void>;
 }
 
+/**
+ * The methods served. Any other is refused before routing and logged and counted as
+ * `OTHER`: uWS accepts any token as a method, and a client choosing label values would
+ * grow the metrics without bound.
+ */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 let counter = 0;
 const idPrefix = `${process.pid.toString(36)}-`;
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -166,7 +173,8 @@ function heldLength(body: Reply['body']): number {
  */
 export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   const started = process.hrtime.bigint();
-  const { method, path, headers, peer } = io;
+  const { path, headers, peer } = io;
+  const method = METHODS.has(io.method) ? io.method : 'OTHER';
   const incomingId = headers['x-request-id'];
   const id = incomingId && REQUEST_ID.test(incomingId) ? incomingId : idPrefix + (counter++).toString(36);
 
@@ -195,6 +203,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   let early: AppError | undefined;
   let pre: Reply | undefined;
   try {
+    if (method === 'OTHER') throw new AppError('method_not_allowed', 'Unknown HTTP method');
     pre = ctx.preflight?.(method, path, headers);
     if (!pre) ({ route, params, handler, bodyLimit, gate: gateFn } = ctx.router.match(method, path));
   } catch (err) {
@@ -291,7 +300,8 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
 
   if (pre) finish(pre);
   else if (early) {
-    finish(errorAnswer(early), early.code === 'too_large' || bodyPending);
+    // An unknown method's body, if any, is not read: the connection closes with the refusal.
+    finish(errorAnswer(early), early.code === 'too_large' || bodyPending || method === 'OTHER');
   } else {
     let refusedByGate = false;
     const run = gate

@@ -3,6 +3,7 @@
  * and the mapping of duplicate-key errors to 409.
  */
 import type { SharedAnswer } from '../../store/shared-answer';
+import type { Donor } from '../api-schemas';
 import type { Db } from 'mongodb';
 import type { Auth, Principal } from '../../auth/users';
 import type { Bus } from '../../store/bus';
@@ -47,6 +48,8 @@ export interface ApiDeps {
   streamTotals: TargetAnswers<number>;
   /** The anonymous GET /v1/targets answer as JSON bytes, kept for http.publicTargetsCacheMs and dropped on any target change. */
   publicTargets: SharedAnswer<Buffer>;
+  /** The top donors.leaderboardMax donors, kept for http.leaderboardCacheMs; each leaderboard answer is a prefix. */
+  leaderboard: SharedAnswer<Donor[]>;
 }
 
 /** Declares an admin route; the handler's context is typed from its schemas and access. */

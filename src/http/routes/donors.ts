@@ -8,9 +8,10 @@ import { object, ok, type ApiRoute } from '../declared-routes';
 import { AppError } from '../../errors';
 import { hashToken, newToken } from '../../auth/tokens';
 import { ID, NAME, NAME_PARAMS, TIME, iso, route, unique, type ApiDeps } from './common';
-import { DONORS, DONOR_STATS } from '../api-schemas';
+import { DONORS, DONOR_STATS, type Donor } from '../api-schemas';
 import { visibleIds } from './targets';
 import type { DonorDoc } from '../../model';
+import type { Db } from 'mongodb';
 import type { Settings } from '../../config/settings';
 import { addressKey } from '../../auth/address-key';
 
@@ -36,6 +37,15 @@ async function rateLimit(d: ApiDeps, address: string): Promise<void> {
     const retry = 3600 - Math.floor((Date.now() / 1000) % 3600);
     throw new AppError('rate_limited', `At most ${d.settings.donors.registrationsPerHour} donor registrations per hour from one address`, {}, retry);
   }
+}
+
+/**
+ * The top `max` donors by committed frames (ties by name): what every leaderboard request is
+ * a prefix of, read once per http.leaderboardCacheMs (ApiDeps.leaderboard).
+ */
+export async function leaderboardRows(db: Db, max: number): Promise<Donor[]> {
+  const top = await db.collection<DonorDoc>('donors').find({}, { sort: { frames: -1, name: 1 }, limit: max, projection: { tokenHash: 0 } }).toArray();
+  return top.map((x) => ({ name: x.name, frames: x.frames, core_seconds: seconds(x.coreSeconds), created_at: iso(x.createdAt) }));
 }
 
 /** The donor routes. */
@@ -66,15 +76,13 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       method: 'GET',
       path: '/v1/donors',
       tag: 'donors',
-      summary: 'Leaderboard: donors by committed frames',
+      summary: 'Leaderboard: donors by committed frames (read at most once per http.leaderboardCacheMs per process)',
       access: 'public',
       // `default` fills `top` in before the handler runs (the query validator applies defaults).
       query: object({ top: Type.Optional(Type.Integer({ minimum: 1, maximum: s.donors.leaderboardMax, default: 100 })) }),
       responses: { 200: { description: 'Top donors', schema: DONORS } },
-      handler: async ({ query }, d) => {
-        const top = await donors(d).find({}, { sort: { frames: -1, name: 1 }, limit: query.top, projection: { tokenHash: 0 } }).toArray();
-        return ok({ donors: top.map((x) => ({ name: x.name, frames: x.frames, core_seconds: seconds(x.coreSeconds), created_at: iso(x.createdAt) })) });
-      },
+      // Anyone may ask, as often as they like: every answer is a prefix of one shared read.
+      handler: async ({ query }, d) => ok({ donors: (await d.leaderboard.get()).slice(0, query.top) }),
     }),
     route({
       method: 'GET',

@@ -17,14 +17,6 @@ function view(t: TargetDoc) {
   return { id: t._id, owner: t.owner, engines: t.engines, stage: t.stage, weight: t.weight, options: t.options, created_at: iso(t.createdAt), updated_at: iso(t.updatedAt) };
 }
 
-/** Loads a target the principal may see; public ones are visible to anyone. */
-export async function visibleTarget(d: ApiDeps, id: string, principal: Principal | undefined): Promise<TargetDoc> {
-  const t = await d.db.collection<TargetDoc>('targets').findOne({ _id: id });
-  if (!t) throw new AppError('not_found', `No target ${id}`);
-  visibleTo(t, principal);
-  return t;
-}
-
 /** Whether the principal may see the target: anyone a public one, its owner and admins any. */
 export function maySee(t: Pick<TargetDoc, 'stage' | 'owner'>, principal: Principal | undefined): boolean {
   return t.stage === 'public' || mayOwn(principal, t.owner);
@@ -56,26 +48,37 @@ export async function ownedTarget(d: ApiDeps, id: string, principal: Principal |
 }
 
 function checkOptions(d: ApiDeps, options: Record<string, unknown>): void {
+  // The walk first: it bounds the depth that serializing below would recurse into.
+  checkValue(options, 'body.options', 1, d.settings.limits.maxOptionsDepth);
   const size = Buffer.byteLength(JSON.stringify(options));
   if (size > d.settings.limits.maxOptionsBytes) throw new AppError('bad_request', `body.options: ${size} bytes as JSON, over the limit of ${d.settings.limits.maxOptionsBytes}`);
   // The body's own count is checked by its schema; merged into a target's options (PATCH) it must hold too.
   const keys = Object.keys(options).length;
   if (keys > d.settings.limits.maxOptionsKeys) throw new AppError('bad_request', `body.options: the target would have ${keys} option keys, over the limit of ${d.settings.limits.maxOptionsKeys}`);
-  checkKeys(options, 'body.options');
 }
 
-/** Keys MongoDB or JavaScript would treat specially are refused at every depth. */
-function checkKeys(value: unknown, at: string): void {
+/**
+ * Refuses, at every depth, what MongoDB or JavaScript would treat specially or the store
+ * cannot hold: keys starting with $, holding '.' or NUL, `__proto__` or over 128 characters;
+ * nesting deeper than `maxDepth`; numbers that are not finite (JSON's 1e400 parses to
+ * Infinity); arrays directly inside arrays (FerretDB refuses them).
+ */
+function checkValue(value: unknown, at: string, depth: number, maxDepth: number): void {
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new AppError('bad_request', `${at}: numbers must be finite`);
+  if (!value || typeof value !== 'object') return;
+  if (depth > maxDepth) throw new AppError('bad_request', `${at}: nested deeper than limits.maxOptionsDepth (${maxDepth})`);
   if (Array.isArray(value)) {
-    value.forEach((v, i) => checkKeys(v, `${at}[${i}]`));
+    value.forEach((v, i) => {
+      if (Array.isArray(v)) throw new AppError('bad_request', `${at}[${i}]: arrays directly inside arrays are not supported; wrap the inner one in an object`);
+      checkValue(v, `${at}[${i}]`, depth + 1, maxDepth);
+    });
     return;
   }
-  if (!value || typeof value !== 'object') return;
   for (const [k, v] of Object.entries(value)) {
     if (k.startsWith('$') || k.includes('.') || k.includes('\0') || k === '__proto__' || k.length > 128) {
       throw new AppError('bad_request', `${at}: key "${k.replace(/\0/g, '\\0').slice(0, 40)}" must not start with $, contain '.' or NUL, be __proto__, or exceed 128 characters`);
     }
-    checkKeys(v, `${at}.${k}`);
+    checkValue(v, `${at}.${k}`, depth + 1, maxDepth);
   }
 }
 
@@ -91,7 +94,7 @@ export async function publicTargetsJson(db: Db, maxItems: number): Promise<Buffe
 }
 
 /** The 400 of routes that set options: what the schema cannot say (see checkOptions). */
-const OPTIONS_400 = 'Bad input (see the message), or options over limits.maxOptionsBytes as JSON, or an option key (at any depth) starting with $, containing . or NUL, being __proto__ or over 128 characters';
+const OPTIONS_400 = 'Bad input (see the message), or options over limits.maxOptionsBytes as JSON or nested deeper than limits.maxOptionsDepth, an option key (at any depth) starting with $, containing . or NUL, being __proto__ or over 128 characters, a number that is not finite, or an array directly inside an array';
 
 async function streamCounts(d: ApiDeps, targetId: string) {
   const { byStatus, frames } = await d.streams.statsByTarget(targetId, streamTotal(d, targetId));
@@ -148,12 +151,13 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       responses: { 200: { description: 'The target', schema: TARGET } },
       handler: async ({ params, principal }, d) => {
         // Dashboards poll this: the target and its counts come from a short per-process cache
-        // (http.targetCacheMs), dropped on every change to the target.
+        // (http.targetCacheMs), dropped on every change to the target, and computed once for
+        // all who ask at the same time, whoever they are.
         const answer = await d.targetViews.answer(params.id, async () => {
-          const t = await visibleTarget(d, params.id, principal);
+          const t = await targets(d).findOne({ _id: params.id });
+          if (!t) throw new AppError('not_found', `No target ${params.id}`);
           return { target: t, body: { ...view(t), streams: await streamCounts(d, t._id) } };
         });
-        // A kept answer may have been computed for someone else.
         visibleTo(answer.target, principal);
         return ok(answer.body);
       },
@@ -171,7 +175,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       handler: async ({ params, principal, body }, d) => {
         for (let attempt = 0; attempt < d.settings.http.targetUpdateAttempts; attempt++) {
           const t = await ownedTarget(d, params.id, principal);
-          checkKeys(body.options ?? {}, 'body.options');
+          checkValue(body.options ?? {}, 'body.options', 1, d.settings.limits.maxOptionsDepth);
           const options: Record<string, unknown> = { ...t.options };
           for (const [k, v] of Object.entries(body.options ?? {})) {
             if (v === null) delete options[k];
