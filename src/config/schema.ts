@@ -223,6 +223,12 @@ export const schema = {
       default: 256,
       env: 'SC_LIMITS_MAX_OPTIONS_KEYS',
     },
+    maxTargetsPerManager: {
+      doc: "Most targets one manager may have; POST /v1/targets past it gets 409 conflict. Every process keeps every target that is not disabled in memory, with its options (up to limits.maxOptionsBytes each), for assignments.",
+      format: 'positive-int',
+      default: 1000,
+      env: 'SC_LIMITS_MAX_TARGETS_PER_MANAGER',
+    },
     maxOptionsDepth: {
       doc: "Deepest nesting of objects and arrays in a target's options (the options object itself is depth 1). Deeper values get 400: a value nested thousands deep would overflow the stack of whatever walks it.",
       format: 'positive-int',

@@ -112,10 +112,15 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Create a target',
       access: ['manager'],
       body: object({ engines: ENGINES, stage: Type.Optional(STAGE), weight: Type.Optional(WEIGHT), options: Type.Optional(OPTIONS) }),
-      errors: { 400: OPTIONS_400 },
+      errors: { 400: OPTIONS_400, 409: 'The manager already has limits.maxTargetsPerManager targets' },
       responses: { 201: { description: 'Created', schema: TARGET_CREATED } },
       handler: async ({ principal, body }, d) => {
         checkOptions(d, body.options ?? {});
+        // Managers creating at the same moment may pass it by a few: it bounds, it does not count exactly.
+        const max = d.settings.limits.maxTargetsPerManager;
+        if ((await targets(d).countDocuments({ owner: principal.name }, { limit: max })) >= max) {
+          throw new AppError('conflict', `You have ${max} targets, the most a manager may have (limits.maxTargetsPerManager); delete one first`);
+        }
         const now = new Date();
         const t: TargetDoc = { _id: newId(), owner: principal.name, engines: body.engines, stage: body.stage ?? 'private', weight: body.weight ?? 1, options: body.options ?? {}, createdAt: now, updatedAt: now, version: 1 };
         await targets(d).insertOne(t);

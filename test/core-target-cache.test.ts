@@ -1,0 +1,58 @@
+/**
+ * The hub's target cache (src/core/target-cache.ts): a change to one target re-reads that
+ * target by `_id` before the next assignment, instead of reloading every target with its
+ * options (1,500 targets of 60 KiB options made each assignment after a PATCH take 2 s);
+ * a change of managers' weights still reloads everything.
+ */
+import Redis from 'ioredis';
+import t from 'tap';
+import type { CommandStartedEvent } from 'mongodb';
+import { Bus } from '../src/store/bus';
+import { TargetCache } from '../src/core/target-cache';
+import type { CoreIdentity } from '../src/model';
+import { commandsDuring, useCoreFixture } from './helpers/core';
+import { eventually, memoryLogger } from './helpers/server';
+import { getStack } from '../test-support/stack';
+
+const fixture = useCoreFixture({}, { monitored: true });
+const core: CoreIdentity = { engine: 'openmm', keyId: 'k', remote: '127.0.0.1' };
+
+const targetReads = (events: CommandStartedEvent[]): unknown[] =>
+  events.filter((e) => e.commandName === 'find' && (e.command as { find?: string }).find === 'targets').map((e) => (e.command as { filter?: unknown }).filter);
+
+t.test('a changed target is re-read alone, by _id; a weight change reloads all', async (t) => {
+  const f = fixture();
+  const redis = new Redis((await getStack()).redis.url);
+  const bus = new Bus(redis as never, f.ts.settings.redis.keyPrefix, memoryLogger().log);
+  t.teardown(() => {
+    bus.close();
+    redis.disconnect();
+  });
+  const cache = new TargetCache(f.ts.server.storage.mongo.db, bus, 60_000);
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++) ids.push(await f.target({ engines: ['openmm'], stage: 'public', options: { i } }));
+  const has = async (id: string): Promise<boolean> => (await cache.candidates(core)).some((c) => c.target === id);
+  t.ok(await has(ids[0]!), 'the first use loads every target');
+
+  const client = f.ts.server.storage.mongo.client;
+  const events = await commandsDuring(client, async () => {
+    await f.api('PATCH', `/v1/targets/${ids[0]}`, f.manager, { engines: ['gromacs'] });
+    await eventually(async () => !(await has(ids[0]!)), 5000, 'the engine change seen');
+    await f.api('PATCH', `/v1/targets/${ids[1]}`, f.manager, { options: { i: 'changed' } });
+    await eventually(async () => (await cache.options(ids[1]!)).i === 'changed', 5000, 'the options change seen');
+    await f.api('PATCH', `/v1/targets/${ids[2]}`, f.manager, { stage: 'disabled' });
+    await eventually(async () => !(await has(ids[2]!)), 5000, 'the disabled target gone');
+  });
+  // The routes read their target by _id too; none of the reads may be a scan.
+  const reads = targetReads(events);
+  t.ok(reads.length > 0, 'the cache read the changed targets');
+  t.ok(reads.every((filter) => JSON.stringify(filter).startsWith('{"_id":')), `every read is by _id: ${JSON.stringify(reads)}`);
+  t.ok(await has(ids[3]!), 'the others are still there');
+
+  const me = await f.api<{ name: string }>('GET', '/v1/me', f.manager);
+  const all = await commandsDuring(client, async () => {
+    await f.api('PATCH', `/v1/users/${encodeURIComponent(me.name)}`, f.admin, { weight: 3 });
+    await eventually(async () => (await cache.candidates(core)).find((c) => c.target === ids[3])?.managerWeight === 3, 5000, 'the weight seen');
+  });
+  t.ok(targetReads(all).some((filter) => JSON.stringify(filter).includes('$ne')), 'a weight change reloads every target');
+});
