@@ -56,3 +56,30 @@ t.test('a changed target is re-read alone, by _id; a weight change reloads all',
   });
   t.ok(targetReads(all).some((filter) => JSON.stringify(filter).includes('$ne')), 'a weight change reloads every target');
 });
+
+t.test('after the first load, no use waits for a full reload: a due one runs behind what is installed', async (t) => {
+  const f = fixture();
+  const redis = new Redis((await getStack()).redis.url);
+  const bus = new Bus(redis as never, `${f.ts.settings.redis.keyPrefix}bg:`, memoryLogger().log);
+  t.teardown(() => {
+    bus.close();
+    redis.disconnect();
+  });
+  const cache = new TargetCache(f.ts.server.storage.mongo.db, bus, 1);
+  const id = await f.target({ engines: ['openmm'], stage: 'public' });
+  const client = f.ts.server.storage.mongo.client;
+  const first = targetReads(await commandsDuring(client, () => cache.candidates(core)));
+  t.equal(first.length, 1, 'the first use waits for one full load');
+  await new Promise((r) => setTimeout(r, 5));
+  // core.targetCacheMs (1 ms here) has passed: the next use starts a reload and does not wait for it.
+  let reloaded = false;
+  const onDone = (e: { commandName: string; reply?: unknown }): void => {
+    if (e.commandName === 'find' && JSON.stringify(e.reply ?? '').includes('"ns":"')) reloaded = true;
+  };
+  client.on('commandSucceeded', onDone);
+  t.teardown(() => client.off('commandSucceeded', onDone));
+  const next = await cache.candidates(core);
+  t.ok(next.some((c) => c.target === id), 'answered from what is installed');
+  t.notOk(reloaded, 'before the reload read anything');
+  await eventually(async () => reloaded, 5000, 'the reload in the background');
+});

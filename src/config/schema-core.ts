@@ -14,7 +14,7 @@ export const CORE_SCHEMA = {
       env: 'SC_CORE_HEARTBEAT_S',
     },
     targetCacheMs: {
-      doc: 'Milliseconds the hub trusts its cache of targets and managers\' weights without a change event before reloading it (a missed bus message heals within this).',
+      doc: 'Milliseconds the hub trusts its cache of targets and managers\' weights without a change event before reading them all again, in the background while assignments go on with what it has (a missed bus message heals within this). A change to one target re-reads just that target, by _id, before the next assignment.',
       format: 'positive-int',
       default: 30000,
       env: 'SC_CORE_TARGET_CACHE_MS',

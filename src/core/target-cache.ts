@@ -30,13 +30,20 @@ function cached(t: TargetDoc): CachedTarget {
 export class TargetCache {
   private targets = new Map<string, CachedTarget>();
   private managerWeights = new Map<string, number>();
-  private loaded: Promise<void> | undefined;
-  private loadedAt = 0;
+  /** Whether a load has installed its result: until then, uses wait for one. */
+  private installed = false;
+  private loading: Promise<void> | undefined;
+  /** When the installed load is due to be replaced (0: now, after `*`). */
+  private reloadAt = 0;
+  /** `*` events so far: a load during which one came is due again at once. */
+  private invalidations = 0;
   /**
    * Targets changed since they were read, with a count of the changes: a re-read installs its
    * result only if no change came while it ran, so the last change is never lost.
    */
   private readonly changed = new Map<string, number>();
+  /** Targets changed while a full load ran: its read may predate the change. */
+  private readonly changedWhileLoading = new Set<string>();
   private refreshing: Promise<void> | undefined;
 
   /** @param maxAgeMs reload at least this often even without bus events, so a missed message heals itself (core.targetCacheMs) */
@@ -44,40 +51,42 @@ export class TargetCache {
     bus.on('target.changed', ({ targetId }) => (targetId === '*' ? this.invalidate() : this.targetChanged(targetId)));
   }
 
-  /** Bumped by every invalidation; a load that started before one does not install its result. */
-  private generation = 0;
-
-  /** Drops the cache; the next use reloads it. */
+  /** Everything is due to be read again (managers' weights changed). */
   invalidate(): void {
-    this.generation++;
-    this.loaded = undefined;
-    this.changed.clear();
+    this.invalidations++;
+    this.reloadAt = 0;
   }
 
   /** One target changed: the next use re-reads it (by `_id`) first. */
   targetChanged(targetId: string): void {
     this.changed.set(targetId, (this.changed.get(targetId) ?? 0) + 1);
+    if (this.loading) this.changedWhileLoading.add(targetId);
   }
 
+  /**
+   * Makes the cache usable: the first use waits for a full load; later ones use what is
+   * installed while a due reload (age, or `*`) runs in the background, so an assignment never
+   * waits for a read of all targets after the first, and changed targets are re-read by `_id`
+   * before it goes on.
+   */
   private async ensure(): Promise<void> {
-    if (this.loaded && Date.now() - this.loadedAt > this.maxAgeMs) this.invalidate();
-    this.loaded ??= this.load().catch((err: unknown) => {
-      this.loaded = undefined;
-      throw err;
-    });
-    await this.loaded;
+    while (!this.installed) await this.reload();
+    if (Date.now() >= this.reloadAt) this.reload().catch(() => undefined); // retried at the next use
     while (this.changed.size > 0) {
       this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
       await this.refreshing;
     }
   }
 
+  private reload(): Promise<void> {
+    this.loading ??= this.load().finally(() => (this.loading = undefined));
+    return this.loading;
+  }
+
   /** Re-reads the changed targets in one query by `_id`; one changed again meanwhile stays marked. */
   private async refresh(): Promise<void> {
-    const generation = this.generation;
     const seen = new Map(this.changed);
     const found = await this.db.collection<TargetDoc>('targets').find({ _id: { $in: [...seen.keys()] } }).toArray();
-    if (generation !== this.generation) return; // a full load replaced everything meanwhile
     const byId = new Map(found.map((t) => [t._id, t]));
     for (const [id, count] of seen) {
       if (this.changed.get(id) !== count) continue;
@@ -89,15 +98,20 @@ export class TargetCache {
   }
 
   private async load(): Promise<void> {
-    const generation = this.generation;
+    this.changedWhileLoading.clear();
+    const invalidations = this.invalidations;
     const [targets, managers] = await Promise.all([
       this.db.collection<TargetDoc>('targets').find({ stage: { $ne: 'disabled' } }).toArray(),
       this.db.collection('users').find({ role: 'manager' }, { projection: { name: 1, weight: 1 } }).toArray(),
     ]);
-    if (generation !== this.generation) return; // stale: the newer load installs its own result
     this.targets = new Map(targets.map((t) => [t._id, cached(t)]));
     this.managerWeights = new Map(managers.map((m) => [m.name as string, (m.weight as number) ?? 1]));
-    this.loadedAt = Date.now();
+    this.installed = true;
+    // A `*` that came while it ran leaves the next load due at once.
+    if (this.invalidations === invalidations) this.reloadAt = Date.now() + this.maxAgeMs;
+    // What changed while it ran may be older in its read than in the store: re-read by `_id`.
+    for (const id of this.changedWhileLoading) this.targetChanged(id);
+    this.changedWhileLoading.clear();
   }
 
   /** A target's owner, from the cache (undefined: unknown or disabled target). */
