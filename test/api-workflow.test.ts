@@ -378,13 +378,13 @@ t.test('closed donor registration: 403 for anonymous, 201 for an admin', async (
   t.equal(await closed.server.storage.mongo.db.collection('donors').countDocuments({}), 1, 'only the admin-made donor exists');
 });
 
-t.test('donor registration is rate-limited per client address', async (t) => {
+t.test('donor registration is rate-limited per client address, and in all', async (t) => {
   // Stay clear of the hour boundary, where the window resets.
   const toBoundary = 3600 - ((Date.now() / 1000) % 3600);
   if (toBoundary < 10) await new Promise((r) => setTimeout(r, (toBoundary + 1) * 1000));
 
   const { ts: direct, admin: directAdmin } = await serverWithAdmin({ 'donors.registrationsPerHour': 2, 'redis.keyPrefix': 'rl1:' });
-  const proxied = await startTestServer({ 'donors.registrationsPerHour': 2, 'redis.keyPrefix': 'rl2:', 'server.trustProxy': ['127.0.0.1'] });
+  const proxied = await startTestServer({ 'donors.registrationsPerHour': 2, 'donors.registrationsPerHourTotal': 4, 'redis.keyPrefix': 'rl2:', 'server.trustProxy': ['127.0.0.1'] });
   t.teardown(async () => {
     await direct.close();
     await proxied.close();
@@ -409,6 +409,12 @@ t.test('donor registration is rate-limited per client address', async (t) => {
   t.equal(p3.status, 429, 'third from 203.0.113.7: 429');
   t.ok(p3.headers['retry-after'], 'with Retry-After');
   t.equal((await call(proxied, 'POST', '/v1/donors', { json: { name: 'p3' }, headers: fwd('203.0.113.8') })).status, 201, 'another client address is counted apart');
+
+  // An IPv6 /48 holds 65,536 /64s: the total bounds them all.
+  t.equal((await call(proxied, 'POST', '/v1/donors', { json: { name: 'p4' }, headers: fwd('2001:db8:1:1::1') })).status, 201, 'the fourth in all');
+  const fifth = await call(proxied, 'POST', '/v1/donors', { json: { name: 'p5' }, headers: fwd('2001:db8:1:2::1') });
+  t.equal(fifth.status, 429, 'the fifth in all, from a /64 of its own: 429');
+  t.match(fifth.json(), { error: { code: 'rate_limited', message: /4 donor registrations per hour in all/ } });
 });
 
 t.test('token rotation: the old token fails at once, the new one works', async (t) => {

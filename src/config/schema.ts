@@ -135,6 +135,12 @@ export const schema = {
       default: 10,
       env: 'SC_DONORS_REGISTRATIONS_PER_HOUR',
     },
+    registrationsPerHourTotal: {
+      doc: 'Donor registrations allowed per hour from all addresses together (shared by all processes through Redis): the per-address limit counts an IPv6 /64, and one /48 holds 65,536 of them, so this is what bounds the donors collection. Admins register past it.',
+      format: 'positive-int',
+      default: 10000,
+      env: 'SC_DONORS_REGISTRATIONS_PER_HOUR_TOTAL',
+    },
     leaderboardMax: {
       doc: 'Largest `top` of GET /v1/donors.',
       format: 'positive-int',

@@ -23,19 +23,27 @@ function seconds(total: number): number {
 }
 
 /**
- * Counts a registration from `address` (IPv4, or its IPv6 /64) in the current hour window;
- * throws `rate_limited` past the limit. The key is created with its expiry in one command
- * (SET NX EX) before the increment, so a crash between the two can never leave a counter
- * without a TTL (which would lock the address out for good).
+ * Counts a registration from `address` (IPv4, or its IPv6 /64) and one in all, in the current
+ * hour window; throws `rate_limited` past donors.registrationsPerHour or
+ * donors.registrationsPerHourTotal (an IPv6 /48 alone holds 65,536 /64s, so the per-address
+ * limit alone does not bound the donors collection). Each key is created with its expiry in
+ * one command (SET NX EX) before the increment, so a crash between the two can never leave a
+ * counter without a TTL (which would lock registration out for good).
  */
 async function rateLimit(d: ApiDeps, address: string): Promise<void> {
+  const { registrationsPerHour, registrationsPerHourTotal } = d.settings.donors;
   const hour = Math.floor(Date.now() / 3_600_000);
-  const key = `${d.settings.redis.keyPrefix}rl:donors:${addressKey(address)}:${hour}`;
-  await d.redis.set(key, '0', 'EX', 3600, 'NX');
-  const count = await d.redis.incr(key);
-  if (count > d.settings.donors.registrationsPerHour) {
-    const retry = 3600 - Math.floor((Date.now() / 1000) % 3600);
-    throw new AppError('rate_limited', `At most ${d.settings.donors.registrationsPerHour} donor registrations per hour from one address`, {}, retry);
+  const retry = 3600 - Math.floor((Date.now() / 1000) % 3600);
+  const count = async (who: string): Promise<number> => {
+    const key = `${d.settings.redis.keyPrefix}rl:donors:${who}:${hour}`;
+    await d.redis.set(key, '0', 'EX', 3600, 'NX');
+    return d.redis.incr(key);
+  };
+  if ((await count(addressKey(address))) > registrationsPerHour) {
+    throw new AppError('rate_limited', `At most ${registrationsPerHour} donor registrations per hour from one address`, {}, retry);
+  }
+  if ((await count('*')) > registrationsPerHourTotal) {
+    throw new AppError('rate_limited', `At most ${registrationsPerHourTotal} donor registrations per hour in all; try again later`, {}, retry);
   }
 }
 
@@ -59,7 +67,7 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Register a donor; the token is returned once (rate-limited per address; admins only when registration is closed)',
       access: 'public',
       body: object({ name: NAME, beta: Type.Optional(Type.Boolean()) }),
-      errors: { 403: 'Registration is closed (donors.openRegistration) and the caller is not an admin', 409: 'The name is taken', 429: "Too many registrations from this address (donors.registrationsPerHour) or failed authentications (auth.failuresPerMinute), or the node's memory budget for request bodies is exhausted; see Retry-After" },
+      errors: { 403: 'Registration is closed (donors.openRegistration) and the caller is not an admin', 409: 'The name is taken', 429: "Too many registrations from this address (donors.registrationsPerHour) or in all (donors.registrationsPerHourTotal), or failed authentications (auth.failuresPerMinute), or the node's memory budget for request bodies is exhausted; see Retry-After" },
       responses: { 201: { description: 'Registered', schema: object({ name: NAME, token: Type.String() }) } },
       handler: async ({ req, principal, body }, d) => {
         const isAdmin = principal?.role === 'admin';
