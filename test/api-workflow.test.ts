@@ -415,6 +415,9 @@ t.test('donor registration is rate-limited per client address, and in all', asyn
   const fifth = await call(proxied, 'POST', '/v1/donors', { json: { name: 'p5' }, headers: fwd('2001:db8:1:2::1') });
   t.equal(fifth.status, 429, 'the fifth in all, from a /64 of its own: 429');
   t.match(fifth.json(), { error: { code: 'rate_limited', message: /4 donor registrations per hour in all/ } });
+  const hour = Math.floor(Date.now() / 3_600_000);
+  const counted = await proxied.server.storage.redis.get(`rl2:rl:donors:2001:db8:1:2::/64:${hour}`);
+  t.equal(counted, '0', "a refusal by the total does not spend the address's own budget");
 });
 
 t.test('token rotation: the old token fails at once, the new one works', async (t) => {

@@ -5,7 +5,7 @@
  * a change of managers' weights still reloads everything.
  */
 import Redis from 'ioredis';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { CommandStartedEvent } from 'mongodb';
 import { Bus } from '../src/store/bus';
 import { TargetCache } from '../src/core/target-cache';
@@ -17,18 +17,23 @@ import { getStack } from '../test-support/stack';
 const fixture = useCoreFixture({}, { monitored: true });
 const core: CoreIdentity = { engine: 'openmm', keyId: 'k', remote: '127.0.0.1' };
 
+/** A target cache of its own on the fixture's store, hearing the bus of `prefix` (the server's by default). */
+async function cacheOn(t: Test, f: ReturnType<typeof fixture>, maxAgeMs: number, prefix = f.ts.settings.redis.keyPrefix): Promise<TargetCache> {
+  const redis = new Redis((await getStack()).redis.url);
+  const bus = new Bus(redis as never, prefix, memoryLogger().log);
+  t.teardown(() => {
+    bus.close();
+    redis.disconnect();
+  });
+  return new TargetCache(f.ts.server.storage.mongo.db, bus, maxAgeMs);
+}
+
 const targetReads = (events: CommandStartedEvent[]): unknown[] =>
   events.filter((e) => e.commandName === 'find' && (e.command as { find?: string }).find === 'targets').map((e) => (e.command as { filter?: unknown }).filter);
 
 t.test('a changed target is re-read alone, by _id; a weight change reloads all', async (t) => {
   const f = fixture();
-  const redis = new Redis((await getStack()).redis.url);
-  const bus = new Bus(redis as never, f.ts.settings.redis.keyPrefix, memoryLogger().log);
-  t.teardown(() => {
-    bus.close();
-    redis.disconnect();
-  });
-  const cache = new TargetCache(f.ts.server.storage.mongo.db, bus, 60_000);
+  const cache = await cacheOn(t, f, 60_000);
   const ids: string[] = [];
   for (let i = 0; i < 20; i++) ids.push(await f.target({ engines: ['openmm'], stage: 'public', options: { i } }));
   const has = async (id: string): Promise<boolean> => (await cache.candidates(core)).some((c) => c.target === id);
@@ -59,13 +64,7 @@ t.test('a changed target is re-read alone, by _id; a weight change reloads all',
 
 t.test('after the first load, no use waits for a full reload: a due one runs behind what is installed', async (t) => {
   const f = fixture();
-  const redis = new Redis((await getStack()).redis.url);
-  const bus = new Bus(redis as never, `${f.ts.settings.redis.keyPrefix}bg:`, memoryLogger().log);
-  t.teardown(() => {
-    bus.close();
-    redis.disconnect();
-  });
-  const cache = new TargetCache(f.ts.server.storage.mongo.db, bus, 1);
+  const cache = await cacheOn(t, f, 1, `${f.ts.settings.redis.keyPrefix}bg:`);
   const id = await f.target({ engines: ['openmm'], stage: 'public' });
   const client = f.ts.server.storage.mongo.client;
   const first = targetReads(await commandsDuring(client, () => cache.candidates(core)));
@@ -82,4 +81,31 @@ t.test('after the first load, no use waits for a full reload: a due one runs beh
   t.ok(next.some((c) => c.target === id), 'answered from what is installed');
   t.notOk(reloaded, 'before the reload read anything');
   await eventually(async () => reloaded, 5000, 'the reload in the background');
+});
+
+t.test('a use waits only for the changes known when it began, and a new manager weighs what it was created with', async (t) => {
+  const f = fixture();
+  const cache = await cacheOn(t, f, 60_000);
+  await cache.candidates(core);
+
+  // Changes to other targets keep coming (a manager's PATCH loop): a use is not held up by them.
+  let flooding = true;
+  const flood = (): void => {
+    if (!flooding) return;
+    cache.targetChanged(`gone-${Math.random()}`);
+    setImmediate(flood);
+  };
+  flood();
+  t.teardown(() => (flooding = false));
+  const started = Date.now();
+  await cache.candidates(core);
+  const took = Date.now() - started;
+  flooding = false;
+  t.ok(took < 1000, `answered in ${took} ms while changes kept coming`);
+
+  const name = `weighty-${Date.now()}`;
+  const token = (await f.api<{ token: string }>('POST', '/v1/users', f.admin, { name, role: 'manager', weight: 5 }, 201)).token;
+  const id = await f.target({ engines: ['openmm'], stage: 'public' }, token);
+  await eventually(async () => (await cache.candidates(core)).find((c) => c.target === id)?.managerWeight === 5, 5000, "the new manager's weight");
+  t.pass('a new manager with a weight is weighed by it');
 });

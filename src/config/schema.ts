@@ -230,7 +230,7 @@ export const schema = {
       env: 'SC_LIMITS_MAX_OPTIONS_KEYS',
     },
     maxTargetsPerManager: {
-      doc: "Most targets one manager may have; POST /v1/targets past it gets 409 conflict. Every process keeps every target that is not disabled in memory, with its options (up to limits.maxOptionsBytes each), for assignments.",
+      doc: "Most targets one manager may have, disabled ones included; POST /v1/targets past it gets 409 conflict. Every process keeps every target that is not disabled in memory, with its options (up to limits.maxOptionsBytes each), for assignments.",
       format: 'positive-int',
       default: 1000,
       env: 'SC_LIMITS_MAX_TARGETS_PER_MANAGER',

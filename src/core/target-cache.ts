@@ -57,10 +57,15 @@ export class TargetCache {
     this.reloadAt = 0;
   }
 
-  /** One target changed: the next use re-reads it (by `_id`) first. */
+  /**
+   * One target changed: it is re-read (by `_id`) at once in the background, and a use that
+   * comes before that is done waits for it.
+   */
   targetChanged(targetId: string): void {
     this.changed.set(targetId, (this.changed.get(targetId) ?? 0) + 1);
     if (this.loading) this.changedWhileLoading.add(targetId);
+    // Before the first load there is nothing to correct: that load reads it.
+    if (this.installed) this.refreshNow().catch(() => undefined); // a failure is retried at the next change or use
   }
 
   /**
@@ -72,10 +77,26 @@ export class TargetCache {
   private async ensure(): Promise<void> {
     while (!this.installed) await this.reload();
     if (Date.now() >= this.reloadAt) this.reload().catch(() => undefined); // retried at the next use
-    while (this.changed.size > 0) {
-      this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
-      await this.refreshing;
-    }
+    if (this.changed.size === 0) return;
+    // The re-read in flight may have started before some of the changes this use must see;
+    // the next one starts after them. Changes that come later do not hold this use up.
+    await this.refreshNow();
+    if (this.changed.size > 0) await this.refreshNow();
+  }
+
+  /** The re-read in flight, or a new one; after a successful one, the changes that came meanwhile get theirs. */
+  private refreshNow(): Promise<void> {
+    this.refreshing ??= this.refresh().then(
+      () => {
+        this.refreshing = undefined;
+        if (this.changed.size > 0) this.refreshNow().catch(() => undefined);
+      },
+      (err: unknown) => {
+        this.refreshing = undefined;
+        throw err;
+      },
+    );
+    return this.refreshing;
   }
 
   private reload(): Promise<void> {

@@ -203,7 +203,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   let early: AppError | undefined;
   let pre: Reply | undefined;
   try {
-    if (method === 'OTHER') throw new AppError('method_not_allowed', 'Unknown HTTP method');
+    if (method === 'OTHER') throw new AppError('method_not_allowed', 'Unknown HTTP method', { allow: [...METHODS].join(', ') });
     pre = ctx.preflight?.(method, path, headers);
     if (!pre) ({ route, params, handler, bodyLimit, gate: gateFn } = ctx.router.match(method, path));
   } catch (err) {

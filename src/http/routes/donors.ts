@@ -34,15 +34,17 @@ async function rateLimit(d: ApiDeps, address: string): Promise<void> {
   const { registrationsPerHour, registrationsPerHourTotal } = d.settings.donors;
   const hour = Math.floor(Date.now() / 3_600_000);
   const retry = 3600 - Math.floor((Date.now() / 1000) % 3600);
+  const key = (who: string): string => `${d.settings.redis.keyPrefix}rl:donors:${who}:${hour}`;
   const count = async (who: string): Promise<number> => {
-    const key = `${d.settings.redis.keyPrefix}rl:donors:${who}:${hour}`;
-    await d.redis.set(key, '0', 'EX', 3600, 'NX');
-    return d.redis.incr(key);
+    await d.redis.set(key(who), '0', 'EX', 3600, 'NX');
+    return d.redis.incr(key(who));
   };
   if ((await count(addressKey(address))) > registrationsPerHour) {
     throw new AppError('rate_limited', `At most ${registrationsPerHour} donor registrations per hour from one address`, {}, retry);
   }
   if ((await count('*')) > registrationsPerHourTotal) {
+    // Not this address's doing: give its attempt back.
+    await d.redis.decr(key(addressKey(address)));
     throw new AppError('rate_limited', `At most ${registrationsPerHourTotal} donor registrations per hour in all; try again later`, {}, retry);
   }
 }

@@ -86,6 +86,8 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
           users(d).insertOne({ name: body.name, role: body.role, weight: body.weight ?? 1, tokenHash: hashToken(token), createdAt: new Date() }),
         );
         d.log.info({ user: body.name, role: body.role }, 'user created');
+        // The hubs' target caches hold managers' weights (a manager they do not know counts 1).
+        if (body.weight !== undefined && body.weight !== 1) await d.bus.publish('target.changed', { targetId: '*' });
         return ok({ name: body.name, role: body.role, token }, 201);
       },
     }),
