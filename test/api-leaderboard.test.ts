@@ -23,6 +23,7 @@ t.test('a flood of leaderboard requests, of any size, costs one read', async (t)
   t.equal(reads.length, 1, '60 requests, one read of the donors');
   t.same(answers[4]!.donors.map((d) => d.name), [...names].reverse(), 'top 5, by frames');
   t.same(answers[1]!.donors.map((d) => d.name), [names[4], names[3]], 'top 2 is its prefix');
+  t.ok((await f.api<{ donors: unknown[] }>('GET', '/v1/donors', undefined)).donors.length >= 5, 'no `top`: the default, held to donors.leaderboardMax (50 here)');
 
   // Within the interval the board does not move: credit shows at the next read.
   await donors.updateOne({ name: names[0] }, { $set: { frames: 9_000_000 } });

@@ -89,7 +89,7 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'Leaderboard: donors by committed frames (read at most once per http.leaderboardCacheMs per process)',
       access: 'public',
       // `default` fills `top` in before the handler runs (the query validator applies defaults).
-      query: object({ top: Type.Optional(Type.Integer({ minimum: 1, maximum: s.donors.leaderboardMax, default: 100 })) }),
+      query: object({ top: Type.Optional(Type.Integer({ minimum: 1, maximum: s.donors.leaderboardMax, default: Math.min(100, s.donors.leaderboardMax) })) }),
       responses: { 200: { description: 'Top donors', schema: DONORS } },
       // Anyone may ask, as often as they like: every answer is a prefix of one shared read.
       handler: async ({ query }, d) => ok({ donors: (await d.leaderboard.get()).slice(0, query.top) }),
