@@ -102,7 +102,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000, settings.storage.poolReturnS * 1000);
   const pool = new Pool(db, leases, log);
   const streams = new Streams(db, files, leases, bus);
-  const targets = new TargetCache(db, bus, settings.core.targetCacheMs);
+  const targets = new TargetCache(db, bus, settings.core.targetCacheMs, log);
   const guard = new ReliabilityGuard(new ReliabilityStore(storage.redis, prefix, settings.reliability), new BlockStore(db), bus, log, settings.reliability.refreshMs);
   const ownSeeds = opts.seedCacheDir === undefined ? openSeedCacheDir(settings.core) : undefined;
   const seedCacheDir = opts.seedCacheDir ?? ownSeeds;

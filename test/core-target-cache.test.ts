@@ -109,3 +109,19 @@ t.test('a use waits only for the changes known when it began, and a new manager 
   await eventually(async () => (await cache.candidates(core)).find((c) => c.target === id)?.managerWeight === 5, 5000, "the new manager's weight");
   t.pass('a new manager with a weight is weighed by it');
 });
+
+t.test('a read in the background that fails is logged, and what is installed stays', async (t) => {
+  let down = false;
+  const rows: Record<string, unknown[]> = { targets: [{ _id: 'tg', owner: 'm', engines: ['openmm'], stage: 'public', weight: 1, options: {} }], users: [] };
+  const db = { collection: (name: string) => ({ find: () => ({ toArray: () => (down ? Promise.reject(new Error('store down')) : Promise.resolve(rows[name])) }) }) };
+  const bus = { on: () => undefined };
+  const mem = memoryLogger();
+  const cache = new TargetCache(db as never, bus as never, 60_000, mem.log);
+  t.same((await cache.candidates(core)).map((c) => c.target), ['tg']);
+  down = true;
+  cache.targetChanged('other');
+  await eventually(async () => mem.lines().some((l) => /reading targets failed/.test(String(l.msg))), 2000, 'the warning');
+  await t.rejects(cache.candidates(core), /store down/, 'a use that must see the change fails with the store');
+  down = false;
+  t.same((await cache.candidates(core)).map((c) => c.target), ['tg'], 'and the next one, with the store back, goes on');
+});

@@ -12,6 +12,7 @@ import type { Bus } from '../store/bus';
 import { AppError } from '../errors';
 import type { Candidate } from '../store/leases';
 import type { CoreIdentity, TargetDoc } from '../model';
+import type { Logger } from '../telemetry/log';
 
 interface CachedTarget {
   id: string;
@@ -46,10 +47,23 @@ export class TargetCache {
   private readonly changedWhileLoading = new Set<string>();
   private refreshing: Promise<void> | undefined;
 
-  /** @param maxAgeMs reload at least this often even without bus events, so a missed message heals itself (core.targetCacheMs) */
-  constructor(private readonly db: Db, bus: Bus, private readonly maxAgeMs: number) {
+  /**
+   * @param maxAgeMs reload at least this often even without bus events, so a missed message heals itself (core.targetCacheMs)
+   * @param log where a read in the background that failed is reported (the next change or use retries it)
+   */
+  constructor(
+    private readonly db: Db,
+    bus: Bus,
+    private readonly maxAgeMs: number,
+    private readonly log?: Logger,
+  ) {
     bus.on('target.changed', ({ targetId }) => (targetId === '*' ? this.invalidate() : this.targetChanged(targetId)));
   }
+
+  /** A read in the background failed: what is installed stays, and the next change or use tries again. */
+  private readonly failed = (err: unknown): void => {
+    this.log?.warn({ err: (err as Error).message }, 'target cache: reading targets failed; retried at the next change or assignment');
+  };
 
   /** Everything is due to be read again (managers' weights changed). */
   invalidate(): void {
@@ -65,7 +79,7 @@ export class TargetCache {
     this.changed.set(targetId, (this.changed.get(targetId) ?? 0) + 1);
     if (this.loading) this.changedWhileLoading.add(targetId);
     // Before the first load there is nothing to correct: that load reads it.
-    if (this.installed) this.refreshNow().catch(() => undefined); // a failure is retried at the next change or use
+    if (this.installed) this.refreshNow().catch(this.failed);
   }
 
   /**
@@ -76,7 +90,7 @@ export class TargetCache {
    */
   private async ensure(): Promise<void> {
     while (!this.installed) await this.reload();
-    if (Date.now() >= this.reloadAt) this.reload().catch(() => undefined); // retried at the next use
+    if (Date.now() >= this.reloadAt) this.reload().catch(this.failed);
     if (this.changed.size === 0) return;
     // The re-read in flight may have started before some of the changes this use must see;
     // the next one starts after them. Changes that come later do not hold this use up.
@@ -89,7 +103,7 @@ export class TargetCache {
     this.refreshing ??= this.refresh().then(
       () => {
         this.refreshing = undefined;
-        if (this.changed.size > 0) this.refreshNow().catch(() => undefined);
+        if (this.changed.size > 0) this.refreshNow().catch(this.failed);
       },
       (err: unknown) => {
         this.refreshing = undefined;
