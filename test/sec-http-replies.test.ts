@@ -87,7 +87,7 @@ for (const transport of ['uws', 'node'] as const) {
     t.ok(held > 4 * MIB && held <= 8 * MIB, `replies held ${held} bytes, within memory.repliesBytes`);
     // A client that reads none of its reply loses its connection, and the reply its memory:
     // after http.idleTimeoutS on node, uWS's fixed 10 s on uws.
-    const idleBound = transport === 'node' ? 6_000 : 16_000;
+    const idleBound = transport === 'node' ? 6_000 : 18_000;
     const waited = Date.now();
     await eventually(async () => (await repliesHeld(srv)) === 0, idleBound, 'the unread reply given back');
     t.pass(`the unread reply was given back after ${((Date.now() - waited) / 1000).toFixed(1)} s more`);

@@ -159,10 +159,16 @@ function repliesFull(): AppError {
   return new AppError('rate_limited', "The node's memory budget for replies being sent is exhausted; retry later", {}, 1);
 }
 
+/**
+ * The reply with a text body encoded once, here: its length is then known without another
+ * pass over it, and the transport would encode it anyway.
+ */
+function encoded(reply: Reply): Reply {
+  return typeof reply.body === 'string' ? { ...reply, body: Buffer.from(reply.body) } : reply;
+}
+
 /** Bytes of a reply body held in memory until sent: a streamed body (one chunk at a time) counts 0. */
 function heldLength(body: Reply['body']): number {
-  if (body === undefined) return 0;
-  if (typeof body === 'string') return Buffer.byteLength(body);
   return body instanceof Uint8Array ? body.byteLength : 0;
 }
 
@@ -263,13 +269,14 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
     state.done = true;
     // One merged header set (the reply's own values win): a preflight already carries its CORS headers.
     const extra = reply === pre ? {} : ctx.extraHeaders?.(request);
+    reply = encoded(reply);
     // Held until the kernel takes it, so a client that does not read holds it: counted. Only
-    // a GET or HEAD is refused for it (retrying one changes nothing); the reply to a request
-    // that has had its effect is sent anyway. The refusal's own few hundred bytes are not counted.
+    // a GET is refused for it (retrying one changes nothing); the reply to a request that has
+    // had its effect is sent anyway. The refusal's own few hundred bytes are not counted.
     const held = method === 'HEAD' ? 0 : heldLength(reply.body);
     if (held > 0 && ctx.memory) {
       if (ctx.memory.tryTake('replies', held)) replyBytes = held;
-      else if (method === 'GET') reply = errorAnswer(repliesFull());
+      else if (method === 'GET') reply = encoded(errorAnswer(repliesFull()));
       else {
         ctx.memory.take('replies', held);
         replyBytes = held;

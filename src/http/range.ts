@@ -6,7 +6,7 @@
  * body, which RFC 9110 allows.
  */
 import { AppError } from '../errors';
-import type { Reply, Request, StreamBody } from './router';
+import { isStreamBody, type Reply, type Request } from './router';
 
 /** An inclusive byte range within a body. */
 export interface ByteRange {
@@ -58,10 +58,6 @@ export async function* sliceChunks(chunks: AsyncIterable<Uint8Array>, skip: numb
   }
 }
 
-function isStream(body: Reply['body']): body is StreamBody {
-  return typeof body === 'object' && body !== null && !(body instanceof Uint8Array) && 'chunks' in body;
-}
-
 /**
  * Applies the request's Range header to a 200 streamed reply of a GET or HEAD: 206 with
  * Content-Range, or throws 416 `range_not_satisfiable`. Every such 200 advertises
@@ -69,7 +65,7 @@ function isStream(body: Reply['body']): body is StreamBody {
  * through untouched.
  */
 export function withRange(req: Pick<Request, 'method' | 'headers'>, reply: Reply): Reply {
-  if (reply.status !== 200 || !isStream(reply.body) || reply.body.changes || (req.method !== 'GET' && req.method !== 'HEAD')) return reply;
+  if (reply.status !== 200 || !isStreamBody(reply.body) || reply.body.changes || (req.method !== 'GET' && req.method !== 'HEAD')) return reply;
   const body = reply.body;
   const headers = { ...reply.headers, 'accept-ranges': 'bytes' };
   const range = parseRange(req.headers.range, body.length);

@@ -50,6 +50,11 @@ export interface StreamBody {
   readonly changes?: boolean;
 }
 
+/** Whether a reply body is streamed ({@link StreamBody}) rather than held whole in memory. */
+export function isStreamBody(body: Reply['body']): body is StreamBody {
+  return typeof body === 'object' && body !== null && !(body instanceof Uint8Array) && 'chunks' in body;
+}
+
 /** Bytes per chunk of {@link bufferBody}. */
 export const BUFFER_CHUNK_BYTES = 64 * 1024;
 

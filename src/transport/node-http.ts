@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { normalizeAddress } from '../http/client-address';
 import { AppError } from '../errors';
 import { serveExchange, type BodySink, type ExchangeState, type HttpContext } from '../http/exchange';
-import { BUFFER_CHUNK_BYTES, bufferBody, type Reply, type StreamBody } from '../http/router';
+import { BUFFER_CHUNK_BYTES, bufferBody, isStreamBody, type Reply, type StreamBody } from '../http/router';
 
 /**
  * Serves one request.
@@ -60,7 +60,7 @@ function readBody(req: IncomingMessage, sink: BodySink, state: ExchangeState): P
 
 async function writeReply(res: ServerResponse, reply: Reply, base: Record<string, string>, state: ExchangeState, head: boolean, closeConnection: boolean, waits: Waits): Promise<void> {
   const b = reply.body;
-  const isStream = b !== undefined && typeof b === 'object' && !(b instanceof Uint8Array);
+  const isStream = isStreamBody(b);
   const length = b === undefined ? 0 : isStream ? (b as StreamBody).length : Buffer.byteLength(b as string | Uint8Array);
   res.writeHead(reply.status, { ...base, ...reply.headers, 'content-length': String(length), ...(closeConnection ? { connection: 'close' } : {}) });
   if (head || (!isStream && length <= BUFFER_CHUNK_BYTES)) {

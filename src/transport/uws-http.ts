@@ -13,7 +13,7 @@ import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { AppError } from '../errors';
 import { serveExchange, type BodySink, type ExchangeState, type HttpContext } from '../http/exchange';
-import type { Reply, StreamBody } from '../http/router';
+import { isStreamBody, type Reply, type StreamBody } from '../http/router';
 import { normalizeAddress } from '../http/client-address';
 
 export type { HttpContext } from '../http/exchange';
@@ -87,7 +87,7 @@ async function writeReply(
   closeConnection: boolean,
 ): Promise<void> {
   const b = reply.body;
-  const isStream = b !== undefined && typeof b === 'object' && !(b instanceof Uint8Array);
+  const isStream = isStreamBody(b);
   const inMemory = isStream ? undefined : (b as string | Uint8Array | undefined);
   const writer = new BodyWriter(res, state, isStream ? (b as StreamBody).length : inMemory === undefined ? 0 : Buffer.byteLength(inMemory));
   let sent = true;
