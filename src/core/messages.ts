@@ -67,6 +67,14 @@ function shown(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value === 'undefined' ? 'none' : `a ${typeof value}`;
 }
 
+/** The JSON header of a binary message (4-byte big-endian length, then the header), or why it has none. */
+function headerOf(data: Buffer): Buffer | string {
+  if (data.length < 4) return 'Binary message shorter than its 4-byte header length';
+  const h = data.readUInt32BE(0);
+  if (h === 0 || 4 + h > data.length) return `Header length ${h} does not fit a ${data.length}-byte message`;
+  return data.subarray(4, 4 + h);
+}
+
 /** Most bytes of JSON {@link peekRequestId} parses: a request's fields fit in far fewer. */
 export const PEEK_MAX_BYTES = 1024;
 
@@ -77,14 +85,8 @@ export const PEEK_MAX_BYTES = 1024;
  * it is validated: null when there is no integer `id` there, or it would cost more to find.
  */
 export function peekRequestId(data: Buffer, isBinary: boolean): number | null {
-  let json = data;
-  if (isBinary) {
-    if (data.length < 4) return null;
-    const h = data.readUInt32BE(0);
-    if (h > data.length - 4) return null;
-    json = data.subarray(4, 4 + h);
-  }
-  if (json.length > PEEK_MAX_BYTES) return null;
+  const json = isBinary ? headerOf(data) : data;
+  if (typeof json === 'string' || json.length > PEEK_MAX_BYTES) return null;
   try {
     const obj: unknown = JSON.parse(json.toString('utf8'));
     return obj && typeof obj === 'object' && !Array.isArray(obj) ? requestId(obj as Record<string, unknown>) : null;
@@ -135,14 +137,14 @@ export function parseText(text: string): TextRequest {
  * whoever keeps them beyond the message's handling copies them, see FrameBuffer.append).
  */
 export function parseBinary(data: Buffer, limits: BinaryLimits = DEFAULT_BINARY_LIMITS): DataMessage {
-  if (data.length < 4) throw new MessageError(null, 'bad_request', 'Binary message shorter than its 4-byte header length');
-  const h = data.readUInt32BE(0);
-  if (h === 0 || 4 + h > data.length) throw new MessageError(null, 'bad_request', `Header length ${h} does not fit a ${data.length}-byte message`);
+  const raw = headerOf(data);
+  if (typeof raw === 'string') throw new MessageError(null, 'bad_request', raw);
+  const h = raw.length;
   // Checked before parsing: a padded header costs neither a JSON parse nor memory past this message.
   if (h > limits.maxHeaderBytes) throw new MessageError(null, 'bad_request', `Header of ${h} bytes is over max_header_bytes (${limits.maxHeaderBytes})`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(data.subarray(4, 4 + h).toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
   } catch {
     throw new MessageError(null, 'bad_request', 'Binary message header is not JSON');
   }
