@@ -29,6 +29,11 @@ async function keepOneAdmin(d: ApiDeps, name: string): Promise<void> {
   }
 }
 
+/** Whether the user owns a target (an admin may not; a user who does may not be removed). */
+async function ownsTargets(d: ApiDeps, name: string): Promise<boolean> {
+  return (await d.db.collection('targets').countDocuments({ owner: name }, { limit: 1 })) > 0;
+}
+
 /** Role changes and user removals hold it 10 s at most; others wait up to about 2 s, then 409. */
 const ROLES_LOCK: LockOptions = { ttlMs: 10_000, attempts: 100, retryMs: 20, busy: () => new AppError('conflict', 'Another change of roles or users is in progress; retry') };
 
@@ -45,7 +50,7 @@ function rolesLocked<T>(d: ApiDeps, fn: () => Promise<T>): Promise<T> {
 async function changeUser(d: ApiDeps, name: string, body: { weight?: number; role?: 'admin' | 'manager' }) {
   const before = await existing(d, name);
   if (body.role === 'manager' && before.role === 'admin') await keepOneAdmin(d, name);
-  if (body.role === 'admin' && before.role === 'manager' && (await d.db.collection('targets').countDocuments({ owner: name }, { limit: 1 })) > 0) {
+  if (body.role === 'admin' && before.role === 'manager' && (await ownsTargets(d, name))) {
     throw new AppError('conflict', `"${name}" owns targets; an admin cannot own targets`);
   }
   const after = await users(d).findOneAndUpdate({ name }, { $set: body }, { returnDocument: 'after' });
@@ -124,7 +129,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       handler: ({ params }, d) => rolesLocked(d, async () => {
         const u = await existing(d, params.name);
         if (u.role === 'admin') await keepOneAdmin(d, u.name);
-        if ((await d.db.collection('targets').countDocuments({ owner: u.name }, { limit: 1 })) > 0) {
+        if (await ownsTargets(d, u.name)) {
           throw new AppError('conflict', `"${u.name}" owns targets; delete or hand them over first`);
         }
         await users(d).deleteOne({ name: u.name });
