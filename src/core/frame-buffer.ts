@@ -106,7 +106,12 @@ export class FrameBuffer {
 
   /** What the buffer holds as counted against core.maxBufferBytes: its bytes and {@link FILE_OVERHEAD_BYTES} per file. */
   get held(): number {
-    return this.bytes + this.segments.length * FILE_OVERHEAD_BYTES;
+    return this.bytes + this.overhead;
+  }
+
+  /** The records of the buffered files, one segment each, as counted ({@link FILE_OVERHEAD_BYTES}). */
+  private get overhead(): number {
+    return this.segments.length * FILE_OVERHEAD_BYTES;
   }
 
   /** Distinct file names buffered. */
@@ -149,7 +154,7 @@ export class FrameBuffer {
    */
   async clear(): Promise<void> {
     // One segment per buffered file: its record was counted with its bytes.
-    this.budget?.give('frames', this.memory + this.segments.length * FILE_OVERHEAD_BYTES);
+    this.budget?.give('frames', this.memory + this.overhead);
     this.budget?.giveDisk(this.spillSize);
     this.segments = NO_SEGMENTS;
     this.memory = 0;
