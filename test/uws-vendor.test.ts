@@ -6,17 +6,19 @@
  * the HTTP layer, not TLS. Also what the transport relies on of the binding: an upgrade's user
  * data becomes the socket's own properties. And what the build's memory patches must not break:
  * a TLS 1.3 server connection that has shed its handshake configuration and its own session
- * still follows a client's KeyUpdate and still issues tickets that resume.
+ * still follows a client's KeyUpdate and still issues tickets that resume; and a message
+ * received in parts is counted while it is held, within the process's limit, and freed once
+ * delivered.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import uws from 'uWebSockets.js';
 import { generateCertificates } from '../src/provision/certs';
-import { handshakeRequest } from './helpers/handshake';
+import { clientFrameHeader, handshakeRequest } from './helpers/handshake';
 
 interface Outcome {
   upgraded: boolean;
@@ -169,4 +171,88 @@ t.test('a TLS 1.3 server connection without its own session follows a KeyUpdate 
   const second = await sClient(port, ['-sess_in', ticket], [{ send: request, until: /served 3/ }]);
   t.match(second, /Reused, TLSv1\.3/, 'the ticket from the first connection resumed the second');
   t.match(second, /served 3/, 'and the resumed connection was served');
+});
+
+const MIB = 1024 * 1024;
+
+/** A plain uWS WebSocket server on a free port; `message` is called with each message's length. */
+async function messageServer(t: Test, message: (bytes: number) => void = () => undefined): Promise<{ port: number; closes: number[] }> {
+  const closes: number[] = [];
+  const app = uws.App().ws('/ws', {
+    maxPayloadLength: 64 * MIB,
+    idleTimeout: 60,
+    message: (ws, m) => {
+      message(m.byteLength);
+      ws.send('got');
+    },
+    close: (_ws, code) => closes.push(code),
+  });
+  const listen = await new Promise<uws.us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen failed')))));
+  t.teardown(() => uws.us_listen_socket_close(listen));
+  return { port: uws.us_socket_local_port(listen), closes };
+}
+
+/** Opens a WebSocket by hand; resolves once upgraded, with a promise of its next bytes. */
+function rawSocket(t: Test, port: number): Promise<{ s: net.Socket; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(handshakeRequest('/ws')));
+    const closed = new Promise<void>((r) => s.on('close', () => r()));
+    t.teardown(() => s.destroy());
+    s.on('error', () => undefined);
+    s.once('data', (d: Buffer) => (d.toString('latin1').startsWith('HTTP/1.1 101 ') ? resolve({ s, closed }) : reject(new Error(d.toString('latin1')))));
+  });
+}
+
+const settle = (ms = 150): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+t.test('a message received in parts is counted while held and freed once delivered', async (t) => {
+  uws.partialMessages(0);
+  const during: number[] = [];
+  const { port } = await messageServer(t, () => during.push(uws.partialMessages()));
+  const rssMiB = (): number => (Number(fs.readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096) / MIB;
+  const payload = Buffer.alloc(4 * MIB, 7);
+  const before = rssMiB();
+  const sockets = [];
+  for (let i = 0; i < 40; i++) {
+    const { s } = await rawSocket(t, port);
+    sockets.push(s);
+    // The header and half the payload, then the rest: uWS keeps the first half until the rest comes.
+    s.write(clientFrameHeader(payload.length));
+    s.write(payload.subarray(0, 2 * MIB));
+  }
+  await settle();
+  t.equal(uws.partialMessages(), 40 * 2 * MIB, "each socket's half message is counted");
+  for (const s of sockets) s.write(payload.subarray(2 * MIB));
+  await settle(500);
+  t.equal(during.length, 40, 'every message was delivered');
+  t.ok(during.every((b) => b >= 4 * MIB), 'the message being delivered is still counted');
+  t.equal(uws.partialMessages(), 0, 'nothing is counted once they are delivered');
+  // Unpatched, each socket kept its largest message's buffer allocated as long as it was open:
+  // 160 MiB here.
+  t.ok(rssMiB() - before < 64, `the sockets, still open, do not keep their messages (RSS grew ${Math.round(rssMiB() - before)} MiB)`);
+});
+
+t.test('partial messages past the process limit close the socket that would add them with 1013', async (t) => {
+  t.teardown(() => uws.partialMessages(0));
+  const { port, closes } = await messageServer(t);
+  uws.partialMessages(MIB + (3 * MIB) / 4);
+  const sockets = [];
+  for (let i = 0; i < 4; i++) {
+    const raw = await rawSocket(t, port);
+    sockets.push(raw);
+    raw.s.write(Buffer.concat([clientFrameHeader(MIB), Buffer.alloc(MIB / 2, 1)]));
+    await settle(50);
+  }
+  await settle();
+  t.same(closes, [1013], 'the fourth half message did not fit and its socket was closed with 1013');
+  t.equal(uws.partialMessages(), 3 * (MIB / 2), 'the three that fit are counted');
+  sockets[0]!.s.destroy();
+  await sockets[0]!.closed;
+  await settle();
+  t.equal(uws.partialMessages(), 2 * (MIB / 2), 'a socket that closes gives its bytes back');
+  const late = await rawSocket(t, port);
+  late.s.write(Buffer.concat([clientFrameHeader(MIB / 4), Buffer.alloc(MIB / 4, 1)]));
+  await settle();
+  t.same(closes, [1013, 1006], 'only the closed socket left since');
+  t.equal(uws.partialMessages(), 2 * (MIB / 2), 'a whole message within the limit was delivered and freed');
 });

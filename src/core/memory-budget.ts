@@ -1,7 +1,8 @@
 /**
  * The process-wide memory budget (issue 12 item 2): every byte a client can make this
- * process hold — buffered frames in memory, core messages queued behind a slow one, request
- * bodies being read, replies not yet sent, checkpoints being committed — is counted here against one limit, so
+ * process hold — buffered frames in memory, core messages queued behind a slow one or still
+ * arriving, request bodies being read, replies not yet sent, checkpoints being committed — is
+ * counted here against one limit, so
  * RSS stays within `memory.budgetBytes` plus a fixed overhead whatever clients do.
  *
  * Refusals are cheap and local: a reservation that does not fit fails at once (the caller
@@ -13,6 +14,12 @@ import type { Settings } from '../config/settings';
 
 /** What the bytes are held for. */
 export type BudgetKind = 'frames' | 'queues' | 'bodies' | 'replies' | 'commits';
+
+/**
+ * Core messages received in part: held by the transport (uws: natively) until whole, which
+ * enforces their share (memory.partialMessagesBytes) itself and reports them here.
+ */
+export type CountedKind = BudgetKind | 'partial';
 
 /** The limits of a budget (from config: see {@link budgetOptions}). */
 export interface BudgetOptions {
@@ -36,26 +43,26 @@ export function budgetOptions(s: Settings): BudgetOptions {
   return { limitBytes: m.budgetBytes, spillAtBytes: Math.min(m.spillAtBytes, m.budgetBytes), diskBytes: m.diskBudgetBytes, sessionQueueBytes: m.sessionQueueBytes, bodiesBytes: Math.min(m.bodiesBytes, m.budgetBytes), repliesBytes: Math.min(m.repliesBytes, m.budgetBytes) };
 }
 
-const KINDS: BudgetKind[] = ['frames', 'queues', 'bodies', 'replies', 'commits'];
+const KINDS: CountedKind[] = ['frames', 'queues', 'bodies', 'replies', 'commits', 'partial'];
 
 /** One per process; shared by the core hub and the HTTP exchanges. */
 export class MemoryBudget {
   private readonly held: Record<BudgetKind, number> = { frames: 0, queues: 0, bodies: 0, replies: 0, commits: 0 };
   private disk = 0;
+  private partial: () => number = () => 0;
   private readonly waiting: Array<{ bytes: number; resolve: () => void }> = [];
   private readonly refusals: client.Counter<'kind'> | undefined;
 
   /** @param registry where the budget's gauges and refusal counter go (the process's metrics registry) */
   constructor(readonly options: BudgetOptions, registry?: client.Registry) {
     if (!registry) return;
-    const held = this.held;
-    new client.Gauge({
+    const gauge: client.Gauge<'kind'> = new client.Gauge({
       name: 'coordinator_memory_budget_used_bytes',
-      help: 'Bytes counted against the memory budget, by kind (frames, queues, bodies, replies, commits).',
+      help: 'Bytes counted against the memory budget, by kind (frames, queues, bodies, replies, commits, partial: core messages received in part).',
       labelNames: ['kind'] as const,
       registers: [registry],
-      collect() {
-        for (const k of KINDS) this.set({ kind: k }, held[k]);
+      collect: () => {
+        for (const k of KINDS) gauge.set({ kind: k }, this.used(k));
       },
     });
     const opts = this.options;
@@ -66,8 +73,17 @@ export class MemoryBudget {
   }
 
   /** Bytes held now, in all or of one kind. */
-  used(kind?: BudgetKind): number {
-    return kind ? this.held[kind] : this.held.frames + this.held.queues + this.held.bodies + this.held.replies + this.held.commits;
+  used(kind?: CountedKind): number {
+    if (kind === 'partial') return this.partial();
+    return kind ? this.held[kind] : this.held.frames + this.held.queues + this.held.bodies + this.held.replies + this.held.commits + this.partial();
+  }
+
+  /**
+   * Counts the bytes of core messages received in part, which the transport holds and bounds
+   * itself: `read` returns them now (called on every reservation, so cheap).
+   */
+  countPartialMessages(read: () => number): void {
+    this.partial = read;
   }
 
   /** Spilled bytes on disk now. */

@@ -19,6 +19,7 @@ export async function startUwsTransport(o: TransportOptions): Promise<Transport>
   } else {
     app = uws.App();
   }
+  boundPartialMessages(uws, o);
   app.ws('/core/v1', coreBehavior(o.core));
   app.any('/*', (res, req) => serveHttp(o.http, res, req));
   const listenSocket = await new Promise<import('uWebSockets.js').us_listen_socket | false>((resolve) => {
@@ -30,4 +31,19 @@ export async function startUwsTransport(o: TransportOptions): Promise<Transport>
     stopAccepting: () => uws.us_listen_socket_close(listenSocket),
     closeAll: () => app.close(),
   };
+}
+
+/**
+ * Counts core messages received in part in the memory budget and bounds them by
+ * memory.partialMessagesBytes (process-wide in the binding: one transport per process). Only
+ * the vendored build can (its patch 4); the official package leaves them uncounted, said once.
+ */
+function boundPartialMessages(uws: typeof import('uWebSockets.js'), o: TransportOptions): void {
+  const { memory, settings, log } = o.core.hub;
+  if (typeof uws.partialMessages !== 'function') {
+    log.warn('this uWebSockets.js build cannot count messages received in part: memory.partialMessagesBytes is not enforced (use the vendored build)');
+    return;
+  }
+  uws.partialMessages(Math.min(settings.memory.partialMessagesBytes, memory.options.limitBytes));
+  memory.countPartialMessages(() => uws.partialMessages());
 }

@@ -14,3 +14,15 @@ export function handshakeRequest(path: string, headers: Record<string, string | 
   const lines = Object.entries(all).flatMap(([k, v]) => (v === undefined ? [] : [`${k}: ${v}\r\n`]));
   return `GET ${path} HTTP/1.1\r\n${lines.join('')}${extraLines}\r\n`;
 }
+
+/**
+ * The header of a final binary frame from a client announcing `payloadBytes`, masked with a
+ * zero key so the payload that follows is sent as it is.
+ */
+export function clientFrameHeader(payloadBytes: number): Buffer {
+  const header = Buffer.alloc(14);
+  header[0] = 0x82;
+  header[1] = 0x80 | 127;
+  header.writeBigUInt64BE(BigInt(payloadBytes), 2);
+  return header;
+}

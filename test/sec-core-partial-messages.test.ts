@@ -1,0 +1,79 @@
+/**
+ * Core messages received in part (the uws transport): cores that send most of a large message
+ * and stall hold at most `memory.partialMessagesBytes` of the process's memory together; a
+ * socket whose bytes would pass it is closed with 1013, the bytes held show in /metrics as the
+ * budget's `partial` kind, and a socket that leaves gives them back, after which an honest core
+ * sends its large frame as before.
+ */
+import type tls from 'node:tls';
+import t from 'tap';
+import { encodeBinary } from '../src/core/messages';
+import { freePort } from '../src/provision/exec';
+import { cliServer, type CliServer, type RawCore } from './helpers/core-raw';
+import { clientFrameHeader } from './helpers/handshake';
+import { request } from './helpers/server';
+import { eventually } from '../test-support/poll';
+import { stopStack } from '../test-support/stack';
+
+const MIB = 1024 * 1024;
+const SHARE = 9 * MIB;
+let srv: CliServer;
+t.before(async () => {
+  srv = await cliServer(await freePort(), { 'server.workers': 1, 'core.maxMessageBytes': 4 * MIB, 'memory.partialMessagesBytes': SHARE }, /"msg":"listening"/);
+});
+t.teardown(async () => {
+  await srv?.stop();
+  await stopStack();
+});
+
+/** The budget's `partial` gauge from /metrics. */
+async function partialBytes(): Promise<number> {
+  const m = await request(`https://127.0.0.1:${srv.port}/metrics`, { ca: srv.ca });
+  const v = /coordinator_memory_budget_used_bytes\{kind="partial"[^}]*\} (\d+)/.exec(m.body.toString());
+  if (!v) throw new Error('no partial gauge in /metrics');
+  return Number(v[1]);
+}
+
+/** Writes bytes on the core's TLS socket under its WebSocket client: a message it never finishes. */
+function writeRaw(core: RawCore, bytes: Buffer): void {
+  (core.ws as unknown as { _socket: tls.TLSSocket })._socket.write(bytes);
+}
+
+t.test('stalled halves of large messages stop at the share; the socket that would pass it gets 1013', async (t) => {
+  const attackers: RawCore[] = [];
+  t.teardown(() => Promise.all(attackers.map((a) => a.close())));
+  const codes: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const a = await srv.connect();
+    attackers.push(a);
+    void a.closed.then((c) => codes.push(c.code));
+    writeRaw(a, clientFrameHeader(4 * MIB));
+    writeRaw(a, Buffer.alloc(2 * MIB, i));
+    // Until this half is held whole, or its socket is closed for it.
+    const open = attackers.filter((x) => x.isOpen).length;
+    await eventually(async () => !a.isOpen || (await partialBytes()) === open * 2 * MIB, 15000, `attacker ${i}'s half message`);
+  }
+  await eventually(() => codes.length === 2, 5000, 'two closes');
+  t.same(codes, [1013, 1013], 'the fifth and sixth did not fit the 9 MiB share: closed with 1013 (try again later)');
+  t.same(
+    attackers.map((a) => a.isOpen),
+    [true, true, true, true, false, false],
+    'the first four are still open',
+  );
+  t.equal(await partialBytes(), 8 * MIB, 'the four held halves are counted in the budget');
+  const closes = await Promise.all(attackers.slice(4).map((a) => a.closed));
+  t.match(closes[0]!.reason, /try again later/);
+
+  for (const a of attackers.slice(0, 4)) a.ws.terminate();
+  await eventually(async () => (await partialBytes()) === 0, 10000, 'the budget given back');
+  t.pass('sockets that leave give their bytes back');
+
+  const honest = await srv.connect();
+  t.teardown(() => honest.close());
+  const target = await srv.f.target();
+  await srv.f.stream(target);
+  t.equal((await honest.request({ type: 'assign', target_id: target }, 15000)).type, 'assignment');
+  const id = honest.id();
+  honest.send(encodeBinary({ type: 'frame', id, seq: 1 }, [{ name: 'frames.xtc', bytes: Buffer.alloc(3 * MIB, 9) }]));
+  t.match(await honest.reply(id, 30000), { type: 'ack' }, 'an honest 3 MiB frame goes through once the share is free');
+});
