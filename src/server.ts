@@ -36,6 +36,7 @@ import { buildChainFile, tlsMode } from './transport/tls';
 import { TrustList } from './http/client-address';
 import type { HttpContext } from './http/exchange';
 import type { Transport, TransportOptions } from './transport/types';
+import { ConnectionLimit } from './transport/connection-limit';
 import { startNodeTransport } from './transport/node-server';
 import { startUwsTransport } from './transport/uws-server';
 import { NODE_ID, VERSION } from './version';
@@ -140,6 +141,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
     ...(chain ? { chainFile: chain.file } : {}),
     http: ctx,
     core: { hub, engineKeys, auth, trust },
+    connections: new ConnectionLimit(settings.http.maxConnectionsPerAddress, trust, metrics.registry),
   };
   let transport: Transport;
   try {

@@ -99,6 +99,7 @@ export function baseOverrides(stack: BenchStack, o: { transport: TransportName; 
     // Each load generator stands for thousands of volunteers' machines but connects from one
     // loopback address: the per-address caps (docs/security.md) are sized for that network.
     'core.maxSocketsPerAddress': 20_000,
+    'http.maxConnectionsPerAddress': 20_000,
     'core.maxAssignmentsPerDonor': 20_000,
   };
 }

@@ -32,6 +32,12 @@ export const schema = {
       default: 1 * MIB,
       env: 'SC_HTTP_MAX_BODY_BYTES',
     },
+    maxConnectionsPerAddress: {
+      doc: "Most open connections per client address (IPv4, or IPv6 /64; the TCP peer) per process that are not core sockets: HTTP connections, and upgrades not yet done. A connection past it is closed as it is accepted, before its TLS handshake, so one host cannot take a process's file descriptors. Core sockets count against core.maxSocketsPerAddress instead. Peers in server.trustProxy are not counted: cap connections per client on the proxy.",
+      format: 'positive-int',
+      default: 256,
+      env: 'SC_HTTP_MAX_CONNECTIONS_PER_ADDRESS',
+    },
     idleTimeoutS: {
       doc: "Seconds a connection on the node transport may take to complete its TLS handshake, and then its request head (request line and headers), and may go without taking any of a reply it has asked for (each 64 KiB chunk, and the end); past it the connection is closed, so clients that connect and send nothing, send headers a byte at a time or read no reply hold no socket, and no reply's memory (memory.repliesBytes), for long. The uws transport closes such connections after a fixed 10 s (uWebSockets.js; 12–16 s in practice, as its timers tick every 4 s).",
       format: 'positive-int',

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { normalizeAddress } from '../http/client-address';
@@ -44,6 +45,32 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     headFor(req.socket);
     serveNodeHttp(o.http, req, res, idleMs);
   });
+  // Connections per address (connection-limit.ts), from the raw TCP socket, before TLS. A core
+  // upgrade finds its raw socket by the peer's address and port (unique while both are open).
+  const counted = new Map<string, net.Socket>();
+  const rawKey = (socket: { remoteAddress?: string; remotePort?: number }): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
+  server.on('connection', (raw: net.Socket) => {
+    const peer = raw.remoteAddress ?? '';
+    if (!o.connections.admit(peer)) {
+      raw.destroy();
+      return;
+    }
+    const key = rawKey(raw);
+    counted.set(key, raw);
+    raw.once('close', () => {
+      if (counted.get(key) !== raw) return;
+      counted.delete(key);
+      o.connections.release(peer);
+    });
+  });
+  /** The connection of `req` is now a core socket: core.maxSocketsPerAddress counts it. */
+  const becameCore = (req: http.IncomingMessage): void => {
+    const key = rawKey(req.socket);
+    const raw = counted.get(key);
+    if (!raw) return;
+    counted.delete(key);
+    o.connections.release(raw.remoteAddress ?? '');
+  };
   server.on(o.tls.enabled ? 'secureConnection' : 'connection', (socket: Duplex) => {
     waitingHead.set(socket, setTimeout(() => socket.destroy(), idleMs).unref());
     socket.once('close', () => headFor(socket));
@@ -78,6 +105,7 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
       }
       if (socket.destroyed) return;
       wss.handleUpgrade(req, socket, head, (ws) => {
+        becameCore(req);
         alive.set(ws, true);
         const session = openSession(o.core, new NodeCoreSocket(ws, maxBackpressure), decision.identity);
         ws.on('pong', () => alive.set(ws, true));

@@ -6,6 +6,7 @@
  */
 import type { Auth } from '../auth/users';
 import type { TrustList } from '../http/client-address';
+import type { ConnectionLimit } from './connection-limit';
 import type { CoreHub } from '../core/hub';
 import type { EngineKeys } from '../auth/engine-keys';
 import type { HttpContext } from '../http/exchange';
@@ -20,6 +21,8 @@ export interface TransportOptions {
   chainFile?: string;
   http: HttpContext;
   core: { hub: CoreHub; engineKeys: EngineKeys; auth: Auth; trust: TrustList };
+  /** Connections per address that are not core sockets (http.maxConnectionsPerAddress). */
+  connections: ConnectionLimit;
 }
 
 /** A listening transport. */

@@ -13,6 +13,7 @@ import type { CoreSession, CoreSocket } from '../core/session';
 import { headerList } from './uws-headers';
 import type { CoreIdentity } from '../model';
 import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type CoreEndpoint } from './core-socket';
+import type { ConnectionLimit } from './connection-limit';
 
 /**
  * Per-socket state. uWS.js copies these properties onto its WebSocket object (`getUserData()`
@@ -161,7 +162,7 @@ class UwsCoreSocket implements CoreSocket {
 const decoder = new TextDecoder();
 
 /** The uWS behaviour of `/core/v1`. */
-export function coreBehavior(deps: CoreEndpoint): uws.WebSocketBehavior<SocketData> {
+export function coreBehavior(deps: CoreEndpoint, connections: ConnectionLimit): uws.WebSocketBehavior<SocketData> {
   const { hub } = deps;
   const c = hub.settings.core;
   return {
@@ -195,6 +196,8 @@ export function coreBehavior(deps: CoreEndpoint): uws.WebSocketBehavior<SocketDa
           if (decision.ok) {
             // Every field the socket's data ever has, in the order they are read.
             res.upgrade<SocketData>({ identity: decision.identity, session: undefined, state: 'open' }, headers.key, chooseSubprotocol(headers.protocol.split(',')) ?? '', headers.extensions, context);
+            // No longer an HTTP connection: core.maxSocketsPerAddress counts it from here.
+            connections.release(peer);
             return;
           }
           const r = decision.refusal;

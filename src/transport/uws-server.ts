@@ -4,6 +4,7 @@ import type { Transport, TransportOptions } from './types';
 import { loadUws } from './types';
 import { serveHttp } from './uws-http';
 import { DEFAULT_CIPHERS } from './tls-policy';
+import type { ConnectionLimit } from './connection-limit';
 
 /** Starts listening with uWebSockets.js. */
 export async function startUwsTransport(o: TransportOptions): Promise<Transport> {
@@ -20,7 +21,8 @@ export async function startUwsTransport(o: TransportOptions): Promise<Transport>
     app = uws.App();
   }
   boundPartialMessages(uws, o);
-  app.ws('/core/v1', coreBehavior(o.core));
+  limitConnections(app, o.connections);
+  app.ws('/core/v1', coreBehavior(o.core, o.connections));
   app.any('/*', (res, req) => serveHttp(o.http, res, req));
   const listenSocket = await new Promise<import('uWebSockets.js').us_listen_socket | false>((resolve) => {
     app.listen(o.host, o.port, resolve);
@@ -46,4 +48,31 @@ function boundPartialMessages(uws: typeof import('uWebSockets.js'), o: Transport
   }
   uws.partialMessages(Math.min(settings.memory.partialMessagesBytes, memory.options.limitBytes));
   memory.countPartialMessages(() => uws.partialMessages());
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * Counts connections per address (connection-limit.ts) through uWS's filter, which it calls
+ * with 1 as it accepts a connection (before the TLS handshake) and with -1 as an HTTP
+ * connection closes; not when one becomes a WebSocket, which the upgrade releases itself.
+ */
+function limitConnections(app: import('uWebSockets.js').TemplatedApp, connections: ConnectionLimit): void {
+  // Closing a refused connection calls the filter again, with -1, before close() returns.
+  let refusing = false;
+  app.filter((res, count) => {
+    if (refusing) return;
+    const peer = decoder.decode(res.getRemoteAddressAsText());
+    if (Number(count) < 0) {
+      connections.release(peer);
+      return;
+    }
+    if (connections.admit(peer)) return;
+    refusing = true;
+    try {
+      res.close();
+    } finally {
+      refusing = false;
+    }
+  });
 }

@@ -1,0 +1,79 @@
+/**
+ * Connections per client address that are not core sockets (http.maxConnectionsPerAddress),
+ * on both transports: past the limit a connection is closed as it is accepted, before its TLS
+ * handshake, so one host cannot hold a process's file descriptors with connections that each
+ * stay short of the idle timeout; other addresses are served meanwhile; a core socket stops
+ * counting once upgraded; a trusted proxy's connections are not counted; refusals show in
+ * /metrics.
+ */
+import net from 'node:net';
+import t, { type Test } from 'tap';
+import { coreFixture } from './helpers/core';
+import { request } from './helpers/server';
+import { stopStack } from '../test-support/stack';
+
+t.teardown(stopStack);
+
+const MAX = 4;
+
+/** A TCP connection from `from`; resolves once connected, with whether the server closes it within `ms`. */
+async function connection(t: Test, port: number, from = '127.0.0.1'): Promise<{ socket: net.Socket; closedWithin: (ms: number) => Promise<boolean> }> {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress: from });
+  socket.on('error', () => undefined);
+  t.teardown(() => socket.destroy());
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  await new Promise<void>((resolve) => {
+    socket.once('connect', () => resolve());
+    socket.once('close', () => resolve());
+  });
+  const closedWithin = (ms: number): Promise<boolean> => Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+  return { socket, closedWithin };
+}
+
+for (const transport of ['uws', 'node'] as const) {
+  t.test(`${transport}: connections past http.maxConnectionsPerAddress are closed as they come`, async (t) => {
+    const f = await coreFixture({ 'server.transport': transport, 'http.maxConnectionsPerAddress': MAX, 'server.trustProxy': ['127.0.0.3'] });
+    t.teardown(() => f.ts.close());
+    const port = f.ts.server.port;
+    const health = (): Promise<number> => request(`${f.ts.url}/healthz`, { ca: f.ts.ca }).then((r) => r.status, () => 0);
+
+    const held = [];
+    for (let i = 0; i < MAX; i++) held.push(await connection(t, port));
+    const stays = await Promise.all(held.map((c) => c.closedWithin(500)));
+    t.same(stays, Array(MAX).fill(false), `${MAX} silent connections from one address stay open`);
+    const extra = await connection(t, port);
+    t.equal(await extra.closedWithin(2000), true, 'one more from that address is closed at once');
+    t.equal(await health(), 0, 'so is a request from it');
+
+    const other = await connection(t, port, '127.0.0.2');
+    t.equal(await other.closedWithin(500), false, 'another address is not affected');
+    const proxy = [];
+    for (let i = 0; i < MAX + 2; i++) proxy.push(await connection(t, port, '127.0.0.3'));
+    t.same(await Promise.all(proxy.map((c) => c.closedWithin(500))), Array(MAX + 2).fill(false), "a trusted proxy's connections are not counted");
+
+    held.pop()!.socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    t.equal(await health(), 200, 'a connection that closes makes room');
+
+    for (const c of held) c.socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    const cores = [];
+    for (let i = 0; i < MAX + 2; i++) {
+      const core = await f.client({ reconnect: false });
+      t.teardown(() => core.close());
+      cores.push(core);
+    }
+    t.pass(`${MAX + 2} core sockets from the address, one after another: each stops counting once upgraded`);
+    const after = [];
+    for (let i = 0; i < MAX; i++) after.push(await connection(t, port));
+    t.same(await Promise.all(after.map((c) => c.closedWithin(500))), Array(MAX).fill(false), `and ${MAX} more connections fit beside them`);
+    await Promise.all(cores.map((c) => c.ping()));
+    for (const c of after) c.socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+
+    const metrics = (await request(`${f.ts.url}/metrics`, { ca: f.ts.ca })).body.toString();
+    t.match(metrics, /coordinator_http_connections_refused_total(\{[^}]*\})? [2-9]/, 'refusals are counted');
+    const open = Number(/coordinator_http_connections(?:\{[^}]*\})? (\d+)/.exec(metrics)?.[1]);
+    t.equal(open, 2, "open connections counted: the other address's and the /metrics request's own, not the cores' nor the proxy's");
+  });
+}
