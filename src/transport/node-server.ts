@@ -11,6 +11,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { normalizeAddress } from '../http/client-address';
 import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type Refusal } from './core-socket';
 import { NodeCoreSocket } from './node-core-socket';
+import { PartialMessages } from './node-partial-messages';
 import { serveNodeHttp } from './node-http';
 import type { Transport, TransportOptions } from './types';
 import { DEFAULT_CIPHERS, MIN_TLS_VERSION } from './tls-policy';
@@ -82,6 +83,8 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     perMessageDeflate: false,
     handleProtocols: (protocols) => chooseSubprotocol(protocols) ?? false,
   });
+  const partial = new PartialMessages(Math.min(hub.settings.memory.partialMessagesBytes, hub.memory.options.limitBytes));
+  hub.memory.countPartialMessages(() => partial.total);
   const alive = new WeakMap<WebSocket, boolean>();
   const maxBackpressure = maxBackpressureBytes(hub.settings);
 
@@ -106,10 +109,14 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
       if (socket.destroyed) return;
       wss.handleUpgrade(req, socket, head, (ws) => {
         becameCore(req);
+        const delivered = partial.track(ws, socket);
         alive.set(ws, true);
         const session = openSession(o.core, new NodeCoreSocket(ws, maxBackpressure), decision.identity);
         ws.on('pong', () => alive.set(ws, true));
-        ws.on('message', (data: Buffer, isBinary) => session.onMessage(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), isBinary));
+        ws.on('message', (data: Buffer, isBinary) => {
+          delivered();
+          session.onMessage(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), isBinary);
+        });
         ws.on('error', () => undefined);
         ws.on('close', (code) => closeSession(o.core, session, code));
       });

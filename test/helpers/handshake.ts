@@ -16,12 +16,22 @@ export function handshakeRequest(path: string, headers: Record<string, string | 
 }
 
 /**
- * The header of a final binary frame from a client announcing `payloadBytes`, masked with a
- * zero key so the payload that follows is sent as it is.
+ * The header of a frame from a client announcing `payloadBytes` (length in its shortest form),
+ * masked with a zero key so the payload that follows is sent as it is. By default a final
+ * binary frame; `opcode` 0 continues a fragmented message, 9 is a ping.
  */
-export function clientFrameHeader(payloadBytes: number): Buffer {
+export function clientFrameHeader(payloadBytes: number, opts: { opcode?: number; fin?: boolean } = {}): Buffer {
+  const first = ((opts.fin ?? true) ? 0x80 : 0) | (opts.opcode ?? 2);
+  if (payloadBytes < 126) return Buffer.from([first, 0x80 | payloadBytes, 0, 0, 0, 0]);
+  if (payloadBytes < 65536) {
+    const header = Buffer.alloc(8);
+    header[0] = first;
+    header[1] = 0x80 | 126;
+    header.writeUInt16BE(payloadBytes, 2);
+    return header;
+  }
   const header = Buffer.alloc(14);
-  header[0] = 0x82;
+  header[0] = first;
   header[1] = 0x80 | 127;
   header.writeBigUInt64BE(BigInt(payloadBytes), 2);
   return header;
