@@ -1,12 +1,13 @@
 /**
  * A core that does not read its replies cannot make a node hold assignment after
  * assignment: past core.maxUnsentBeforeAssignBytes of unread replies, assign is refused
- * (rate_limited) until the core reads. On both transports.
+ * (rate_limited) until the core reads; and all cores together past memory.unsentBytes make
+ * every assign wait (rate_limited) until they read or leave. On both transports.
  */
 import t from 'tap';
 import { coreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
-import { eventually } from './helpers/server';
+import { eventually, request } from './helpers/server';
 import { stopStack } from '../test-support/stack';
 
 const MIB = 1024 * 1024;
@@ -41,5 +42,44 @@ for (const transport of ['uws', 'node'] as const) {
     t.ok(core.isOpen, 'the socket stays open');
     // Read up: assignments are served again.
     t.equal((await core.request({ type: 'assign', target_id: target })).type, 'assignment', 'once read, the next assign is served');
+  });
+}
+
+for (const transport of ['uws', 'node'] as const) {
+  t.test(`${transport}: unread replies of all cores together stop at memory.unsentBytes`, async (t) => {
+    const f = await coreFixture({ 'server.transport': transport, 'memory.unsentBytes': 3 * MIB, 'core.maxUnsentBeforeAssignBytes': 64 * MIB, 'core.messagesPerSecond': 1000, 'redis.keyPrefix': `unsent-${transport}:` });
+    t.teardown(() => f.ts.close());
+    const unsent = async (): Promise<number> => {
+      const m = (await request(`${f.ts.url}/metrics`, { ca: f.ts.ca })).body.toString();
+      return Number(/coordinator_memory_budget_used_bytes\{kind="unsent"[^}]*\} (\d+)/.exec(m)?.[1]);
+    };
+    const target = await f.target();
+    const seed = Buffer.alloc(MIB, 7);
+    for (let i = 0; i < 3; i++) await f.stream(target, seed);
+
+    // Four cores that stop reading and keep asking: each holds a little, together past the share.
+    const quiet = await Promise.all(Array.from({ length: 4 }, () => RawCore.connect(f.wsUrl, { engineKey: f.engineKey, ca: f.ts.ca })));
+    t.teardown(() => Promise.all(quiet.map((c) => c.close())));
+    for (const core of quiet) {
+      (core.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      for (let i = 0; i < 10; i++) {
+        core.send({ type: 'assign', id: 1000 + 2 * i, target_id: target });
+        core.send({ type: 'stop', id: 1001 + 2 * i });
+      }
+    }
+    const held = await eventually(async () => {
+      const n = await unsent();
+      return n > 3 * MIB ? n : undefined;
+    }, 20_000, 'the unread replies counted past the share');
+    t.pass(`${(held / MIB).toFixed(1)} MiB of unread replies counted (kind "unsent")`);
+
+    const honest = await RawCore.connect(f.wsUrl, { engineKey: f.engineKey, ca: f.ts.ca });
+    t.teardown(() => honest.close());
+    const refused = await honest.request({ type: 'assign', target_id: target }, 15_000);
+    t.match(refused, { type: 'error', code: 'rate_limited', retry_after_s: 1, message: /this node holds \d+ bytes of replies cores have not read/ }, "a reading core's assign waits while the node holds them");
+
+    for (const core of quiet) core.ws.terminate();
+    await eventually(async () => (await unsent()) < 64 * 1024, 20_000, 'the count back down once they are gone');
+    t.equal((await honest.request({ type: 'assign', target_id: target }, 15_000)).type, 'assignment', 'then it is assigned');
   });
 }

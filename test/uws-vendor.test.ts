@@ -6,9 +6,9 @@
  * the HTTP layer, not TLS. Also what the transport relies on of the binding: an upgrade's user
  * data becomes the socket's own properties. And what the build's memory patches must not break:
  * a TLS 1.3 server connection that has shed its handshake configuration and its own session
- * still follows a client's KeyUpdate and still issues tickets that resume; and a message
+ * still follows a client's KeyUpdate and still issues tickets that resume; a message
  * received in parts is counted while it is held, within the process's limit, and freed once
- * delivered.
+ * delivered; and bytes not yet taken by the kernel are counted.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -255,4 +255,20 @@ t.test('partial messages past the process limit close the socket that would add 
   await settle();
   t.same(closes, [1013, 1006], 'only the closed socket left since');
   t.equal(uws.partialMessages(), 2 * (MIB / 2), 'a whole message within the limit was delivered and freed');
+});
+
+t.test('bytes written and not yet taken by the kernel are counted, and given back when the socket goes', async (t) => {
+  const app = uws.App().ws('/ws', { maxBackpressure: 64 * MIB, idleTimeout: 60, open: (ws) => void ws.send(Buffer.alloc(8 * MIB, 1), true) });
+  const listen = await new Promise<uws.us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen failed')))));
+  t.teardown(() => uws.us_listen_socket_close(listen));
+  const before = uws.backpressureBytes();
+  const { s, closed } = await rawSocket(t, uws.us_socket_local_port(listen));
+  s.pause();
+  await settle(300);
+  const held = uws.backpressureBytes() - before;
+  t.ok(held > MIB && held <= 8 * MIB, `a client that does not read: ${(held / MIB).toFixed(2)} MiB of its 8 MiB message held and counted`);
+  s.destroy();
+  await closed;
+  await settle();
+  t.equal(uws.backpressureBytes(), before, 'counted no more once its socket closed');
 });

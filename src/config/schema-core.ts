@@ -219,5 +219,11 @@ export const CORE_SCHEMA = {
       default: 256 * MIB,
       env: 'SC_MEMORY_PARTIAL_MESSAGES_BYTES',
     },
+    unsentBytes: {
+      doc: "Bytes of messages to cores written but not yet taken by the kernel, all sockets of a process together, within memory.budgetBytes (on uws also what uWS holds of HTTP replies, which are written with backpressure and so seldom held). While more are held, assign and resume get rate_limited (retry_after_s 1): they are what sends a core hundreds of KiB (seed files) or more (checkpoint files). Each socket is also bounded on its own (core.maxUnsentBeforeAssignBytes).",
+      format: 'positive-int',
+      default: 256 * MIB,
+      env: 'SC_MEMORY_UNSENT_BYTES',
+    },
   },
 };

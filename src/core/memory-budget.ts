@@ -16,10 +16,15 @@ import type { Settings } from '../config/settings';
 export type BudgetKind = 'frames' | 'queues' | 'bodies' | 'replies' | 'commits';
 
 /**
- * Core messages received in part: held by the transport (uws: natively) until whole, which
- * enforces their share (memory.partialMessagesBytes) itself and reports them here.
+ * What the transport holds and reports here (uws: natively): `partial`, core messages received
+ * in part, until whole (it enforces memory.partialMessagesBytes itself); `unsent`, messages to
+ * cores written but not yet taken by the kernel (memory.unsentBytes, which assign and resume
+ * check).
  */
-export type CountedKind = BudgetKind | 'partial';
+export type TransportKind = 'partial' | 'unsent';
+
+/** Every kind the budget counts. */
+export type CountedKind = BudgetKind | TransportKind;
 
 /** The limits of a budget (from config: see {@link budgetOptions}). */
 export interface BudgetOptions {
@@ -43,13 +48,13 @@ export function budgetOptions(s: Settings): BudgetOptions {
   return { limitBytes: m.budgetBytes, spillAtBytes: Math.min(m.spillAtBytes, m.budgetBytes), diskBytes: m.diskBudgetBytes, sessionQueueBytes: m.sessionQueueBytes, bodiesBytes: Math.min(m.bodiesBytes, m.budgetBytes), repliesBytes: Math.min(m.repliesBytes, m.budgetBytes) };
 }
 
-const KINDS: CountedKind[] = ['frames', 'queues', 'bodies', 'replies', 'commits', 'partial'];
+const KINDS: CountedKind[] = ['frames', 'queues', 'bodies', 'replies', 'commits', 'partial', 'unsent'];
 
 /** One per process; shared by the core hub and the HTTP exchanges. */
 export class MemoryBudget {
   private readonly held: Record<BudgetKind, number> = { frames: 0, queues: 0, bodies: 0, replies: 0, commits: 0 };
   private disk = 0;
-  private partial: () => number = () => 0;
+  private readonly transport: Record<TransportKind, () => number> = { partial: () => 0, unsent: () => 0 };
   private readonly waiting: Array<{ bytes: number; resolve: () => void }> = [];
   private readonly refusals: client.Counter<'kind'> | undefined;
 
@@ -58,7 +63,7 @@ export class MemoryBudget {
     if (!registry) return;
     const gauge: client.Gauge<'kind'> = new client.Gauge({
       name: 'coordinator_memory_budget_used_bytes',
-      help: 'Bytes counted against the memory budget, by kind (frames, queues, bodies, replies, commits, partial: core messages received in part).',
+      help: 'Bytes counted against the memory budget, by kind (frames, queues, bodies, replies, commits; partial: core messages received in part; unsent: messages to cores not yet taken by the kernel).',
       labelNames: ['kind'] as const,
       registers: [registry],
       collect: () => {
@@ -74,16 +79,17 @@ export class MemoryBudget {
 
   /** Bytes held now, in all or of one kind. */
   used(kind?: CountedKind): number {
-    if (kind === 'partial') return this.partial();
-    return kind ? this.held[kind] : this.held.frames + this.held.queues + this.held.bodies + this.held.replies + this.held.commits + this.partial();
+    if (kind === 'partial' || kind === 'unsent') return this.transport[kind]();
+    if (kind) return this.held[kind];
+    return this.held.frames + this.held.queues + this.held.bodies + this.held.replies + this.held.commits + this.transport.partial() + this.transport.unsent();
   }
 
   /**
-   * Counts the bytes of core messages received in part, which the transport holds and bounds
-   * itself: `read` returns them now (called on every reservation, so cheap).
+   * Counts bytes of a kind the transport holds and bounds or reports itself: `read` returns
+   * them now (called on every reservation, so cheap).
    */
-  countPartialMessages(read: () => number): void {
-    this.partial = read;
+  countTransport(kind: TransportKind, read: () => number): void {
+    this.transport[kind] = read;
   }
 
   /** Spilled bytes on disk now. */

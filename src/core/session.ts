@@ -263,11 +263,18 @@ export class CoreSession {
     if (recordedFrames !== undefined) await this.hub.live.clearActive(stream._id, stream.targetId).catch(() => undefined);
   }
 
-  /** Refuses a new assignment while earlier replies wait unread (core.maxUnsentBeforeAssignBytes). */
+  /**
+   * Refuses a new assignment while earlier replies wait unread: this socket's
+   * (core.maxUnsentBeforeAssignBytes), or all sockets' of the process together
+   * (memory.unsentBytes), since an assignment or a resume sends hundreds of KiB or more.
+   */
   private admitReplies(id: number): void {
     const unsent = this.socket.unsentBytes();
     const max = this.hub.settings.core.maxUnsentBeforeAssignBytes;
     if (unsent > max) throw new MessageError(id, 'rate_limited', `${unsent} bytes of earlier replies are not read yet (at most ${max} before an assignment); read them, then ask again`, { retry_after_s: 1 });
+    const all = this.hub.memory.used('unsent');
+    const share = this.hub.settings.memory.unsentBytes;
+    if (all > share) throw new MessageError(id, 'rate_limited', `this node holds ${all} bytes of replies cores have not read yet (at most ${share}); try again later`, { retry_after_s: 1 });
   }
 
   private async resume(id: number, token: string): Promise<void> {

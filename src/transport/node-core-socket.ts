@@ -15,19 +15,52 @@ import type { CoreSocket } from '../core/session';
 /** Largest piece of a message written at once (bytes); one TLS record holds 16 KiB. */
 export const FRAGMENT_BYTES = 16 * 1024;
 
+/** Unsent bytes of all core sockets of a node transport together (memory.unsentBytes). */
+export class UnsentBytes {
+  /** Bytes; each socket adds what it held when last counted. */
+  total = 0;
+}
+
 /** The Node transport's {@link CoreSocket}. */
 export class NodeCoreSocket implements CoreSocket {
   /** Messages waiting while a large one is written in fragments; undefined when none is. */
   private waiting: Buffer[] | undefined;
+  /** What of {@link unsentBytes} is in the transport's total; -1 once the socket is gone. */
+  private counted = 0;
+  /** Bytes of the message being written in fragments that are not written yet. */
+  private fragmentsLeft = 0;
 
   /**
    * @param ws the open socket
    * @param maxBackpressure bytes of unsent replies after which a core that does not read is dropped
+   * @param unsent the transport's total, which this socket's unsent bytes are part of
    */
   constructor(
     private readonly ws: WebSocket,
     private readonly maxBackpressure: number,
+    private readonly unsent: UnsentBytes,
   ) {}
+
+  /**
+   * Brings this socket's part of the total up to date: after each write, and when its socket
+   * drains (between the two it can only be too high, as the kernel takes bytes).
+   */
+  recount(): void {
+    if (this.counted < 0) return;
+    const now = this.unsentBytes();
+    this.unsent.total += now - this.counted;
+    this.counted = now;
+  }
+
+  /** The socket closed: its bytes leave the total. */
+  forget(): void {
+    if (this.counted < 0) return;
+    this.unsent.total -= this.counted;
+    // Never counted again: a late drain or send callback must not add it back.
+    this.counted = -1;
+    this.waiting = undefined;
+    this.fragmentsLeft = 0;
+  }
 
   send(message: Record<string, unknown>): void {
     this.write(Buffer.from(JSON.stringify(message)));
@@ -41,14 +74,12 @@ export class NodeCoreSocket implements CoreSocket {
   /** Sends UTF-8 JSON, in fragments when large, behind any message still being fragmented. */
   write(json: Buffer): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.waiting) {
-      this.waiting.push(json);
-      return;
-    }
+    if (this.waiting) this.waiting.push(json);
     // Mirrors uWS closeOnBackpressureLimit: a core that does not read is dropped.
-    if (this.ws.bufferedAmount > this.maxBackpressure) this.ws.terminate();
+    else if (this.ws.bufferedAmount > this.maxBackpressure) this.ws.terminate();
     else if (json.length > FRAGMENT_BYTES) this.writeFragments(json, 0);
     else this.ws.send(json, { binary: false });
+    this.recount();
   }
 
   close(code: number, reason: string): void {
@@ -56,8 +87,9 @@ export class NodeCoreSocket implements CoreSocket {
   }
 
   unsentBytes(): number {
-    // What ws holds, and the messages behind a large one still being written in fragments.
-    let n = this.ws.bufferedAmount;
+    // What ws holds, the rest of a large message being written in fragments, and the messages
+    // behind it.
+    let n = this.ws.bufferedAmount + this.fragmentsLeft;
     for (const m of this.waiting ?? []) n += m.length;
     return n;
   }
@@ -66,17 +98,21 @@ export class NodeCoreSocket implements CoreSocket {
     this.waiting ??= [];
     const to = Math.min(from + FRAGMENT_BYTES, json.length);
     const fin = to === json.length;
+    this.fragmentsLeft = json.length - to;
     this.ws.send(json.subarray(from, to), { binary: false, fin }, (err) => {
       if (err || this.ws.readyState !== WebSocket.OPEN) {
         this.waiting = undefined;
+        this.fragmentsLeft = 0;
         return;
       }
       if (!fin) {
         this.writeFragments(json, to);
+        this.recount();
         return;
       }
       const next = this.waiting ?? [];
       this.waiting = undefined;
+      if (next.length === 0) this.recount();
       for (const m of next) this.write(m);
     });
   }

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { normalizeAddress } from '../http/client-address';
 import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type Refusal } from './core-socket';
-import { NodeCoreSocket } from './node-core-socket';
+import { NodeCoreSocket, UnsentBytes } from './node-core-socket';
 import { PartialMessages } from './node-partial-messages';
 import { serveNodeHttp } from './node-http';
 import type { Transport, TransportOptions } from './types';
@@ -84,7 +84,9 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     handleProtocols: (protocols) => chooseSubprotocol(protocols) ?? false,
   });
   const partial = new PartialMessages(Math.min(hub.settings.memory.partialMessagesBytes, hub.memory.options.limitBytes));
-  hub.memory.countPartialMessages(() => partial.total);
+  hub.memory.countTransport('partial', () => partial.total);
+  const unsent = new UnsentBytes();
+  hub.memory.countTransport('unsent', () => unsent.total);
   const alive = new WeakMap<WebSocket, boolean>();
   const maxBackpressure = maxBackpressureBytes(hub.settings);
 
@@ -111,14 +113,20 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
         becameCore(req);
         const delivered = partial.track(ws, socket);
         alive.set(ws, true);
-        const session = openSession(o.core, new NodeCoreSocket(ws, maxBackpressure), decision.identity);
+        const coreSocket = new NodeCoreSocket(ws, maxBackpressure, unsent);
+        // Node empties a socket's queue without telling ws: its count is brought down then.
+        socket.on('drain', () => coreSocket.recount());
+        const session = openSession(o.core, coreSocket, decision.identity);
         ws.on('pong', () => alive.set(ws, true));
         ws.on('message', (data: Buffer, isBinary) => {
           delivered();
           session.onMessage(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), isBinary);
         });
         ws.on('error', () => undefined);
-        ws.on('close', (code) => closeSession(o.core, session, code));
+        ws.on('close', (code) => {
+          coreSocket.forget();
+          closeSession(o.core, session, code);
+        });
       });
     });
   });

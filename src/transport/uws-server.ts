@@ -20,7 +20,7 @@ export async function startUwsTransport(o: TransportOptions): Promise<Transport>
   } else {
     app = uws.App();
   }
-  boundPartialMessages(uws, o);
+  countNativeMemory(uws, o);
   limitConnections(app, o.connections);
   app.ws('/core/v1', coreBehavior(o.core, o.connections));
   app.any('/*', (res, req) => serveHttp(o.http, res, req));
@@ -36,18 +36,21 @@ export async function startUwsTransport(o: TransportOptions): Promise<Transport>
 }
 
 /**
- * Counts core messages received in part in the memory budget and bounds them by
- * memory.partialMessagesBytes (process-wide in the binding: one transport per process). Only
- * the vendored build can (its patch 4); the official package leaves them uncounted, said once.
+ * Counts what uWS holds for clients in the memory budget: core messages received in part,
+ * bounded by memory.partialMessagesBytes (process-wide in the binding: one transport per
+ * process), and bytes written but not yet taken by the kernel (memory.unsentBytes, which
+ * assign and resume check). Only the vendored build can (its patches 4 and 5); the official
+ * package leaves them uncounted, said once.
  */
-function boundPartialMessages(uws: typeof import('uWebSockets.js'), o: TransportOptions): void {
+function countNativeMemory(uws: typeof import('uWebSockets.js'), o: TransportOptions): void {
   const { memory, settings, log } = o.core.hub;
-  if (typeof uws.partialMessages !== 'function') {
-    log.warn('this uWebSockets.js build cannot count messages received in part: memory.partialMessagesBytes is not enforced (use the vendored build)');
+  if (typeof uws.partialMessages !== 'function' || typeof uws.backpressureBytes !== 'function') {
+    log.warn('this uWebSockets.js build cannot count messages received in part or unsent: memory.partialMessagesBytes and memory.unsentBytes are not enforced (use the vendored build)');
     return;
   }
   uws.partialMessages(Math.min(settings.memory.partialMessagesBytes, memory.options.limitBytes));
-  memory.countPartialMessages(() => uws.partialMessages());
+  memory.countTransport('partial', () => uws.partialMessages());
+  memory.countTransport('unsent', () => uws.backpressureBytes());
 }
 
 const decoder = new TextDecoder();
