@@ -272,3 +272,41 @@ t.test('bytes written and not yet taken by the kernel are counted, and given bac
   await settle();
   t.equal(uws.backpressureBytes(), before, 'counted no more once its socket closed');
 });
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+t.test('at the open-files limit waiting connections are closed, not left to spin the loop', async (t) => {
+  // A server of this build in a process allowed 64 descriptors.
+  const script = `const uws = require(${JSON.stringify(require.resolve('uWebSockets.js'))});
+uws.App().get('/*', (res) => res.end('ok')).listen('127.0.0.1', 0, (s) => console.log(uws.us_socket_local_port(s)));`;
+  const child = spawn('bash', ['-c', `ulimit -n 64 && exec "${process.execPath}" -e "$0"`, script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill());
+  const port = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const held: net.Socket[] = [];
+  t.teardown(() => held.forEach((s) => s.destroy()));
+  for (let i = 0; i < 120; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    held.push(s);
+  }
+  await settle(500);
+  const before = cpuSeconds(child.pid!);
+  await settle(2000);
+  const spent = cpuSeconds(child.pid!) - before;
+  // Unpatched, the loop retried the accept that failed with EMFILE: a whole CPU (1.6–2 s here).
+  t.ok(spent < 0.5, `${spent.toFixed(2)} s of CPU in 2 s past its limit with connections waiting`);
+  for (const s of held) s.destroy();
+  await settle(300);
+  const body = await new Promise<string>((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    s.on('close', () => resolve(got));
+    s.on('error', reject);
+  });
+  t.match(body, /^HTTP\/1\.1 200 OK[\s\S]*ok$/, 'and it serves again once descriptors are free');
+});
