@@ -83,6 +83,7 @@ t.test('bad values name the key, the problem and the expected format', async (t)
     t.throws(() => loadConfig({ env }), ConfigError);
   }
   t.throws(() => loadConfig({ env: {}, files: [file('typo.json', '{"server":{"prot":1}}')] }), /unknown key "server\.prot"/);
+  t.throws(() => loadConfig({ env: { SC_MEMORY_PARTIAL_MESSAGES_BYTES: '1048576', SC_CORE_MAX_MESSAGE_BYTES: '2097152' } }), /memory\.partialMessagesBytes \(1048576\) must be at least core\.maxMessageBytes \(2097152\)/);
   t.throws(() => loadConfig({ env: {}, files: [file('broken.json', '{"server":')] }), /not valid JSON/);
   t.throws(() => loadConfig({ env: {}, files: [path.join(tmp, 'nope.json')] }), /cannot read config file/);
   t.throws(() => loadConfig({ env: { SC_METRICS_KEY: 'x' }, files: [file('sec.json', '{"server":{"port":"abc"}}')] }), /server\.port/);

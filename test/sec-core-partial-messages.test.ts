@@ -11,6 +11,7 @@ import { encodeBinary } from '../src/core/messages';
 import { freePort } from '../src/provision/exec';
 import { cliServer, type CliServer, type RawCore } from './helpers/core-raw';
 import { clientFrameHeader } from './helpers/handshake';
+import { PER_READ_BYTES } from '../src/transport/node-partial-messages';
 import { request } from './helpers/server';
 import { eventually } from '../test-support/poll';
 import { stopStack } from '../test-support/stack';
@@ -32,8 +33,12 @@ function writeRaw(core: RawCore, bytes: Buffer): void {
   (core.ws as unknown as { _socket: tls.TLSSocket })._socket.write(bytes);
 }
 
-/** Within a read's worth: the node transport counts frame headers, and a read that ends a message may start the next. */
-const near = (bytes: number, want: number): boolean => bytes >= want && bytes <= want + 64 * 1024;
+/**
+ * Within what a transport adds per socket: uws counts what it reserves (a message's whole
+ * declared length at its first part); node counts what it read, each read with ws's own cost
+ * (PER_READ_BYTES), frame headers included.
+ */
+const near = (bytes: number, want: number, sockets = 1): boolean => bytes >= want && bytes <= want + sockets * 128 * 1024;
 
 for (const transport of ['uws', 'node'] as const) {
 t.test(`${transport}: stalled halves of large messages stop at the share; the socket that would pass it gets 1013`, async (t) => {
@@ -42,6 +47,9 @@ t.test(`${transport}: stalled halves of large messages stop at the share; the so
   const attackers: RawCore[] = [];
   t.teardown(() => Promise.all(attackers.map((a) => a.close())));
   const codes: number[] = [];
+  // What each stalled half costs: uws reserves the whole 4 MiB message at its first part.
+  const perHalf = transport === 'uws' ? 4 * MIB : 2 * MIB;
+  const fit = Math.floor(SHARE / perHalf);
   for (let i = 0; i < 6; i++) {
     const a = await srv.connect();
     attackers.push(a);
@@ -50,21 +58,21 @@ t.test(`${transport}: stalled halves of large messages stop at the share; the so
     writeRaw(a, Buffer.alloc(2 * MIB, i));
     // Until this half is held whole, or its socket is closed for it.
     const open = attackers.filter((x) => x.isOpen).length;
-    await eventually(async () => !a.isOpen || near(await partialBytes(srv), open * 2 * MIB), 15000, `attacker ${i}'s half message`);
+    await eventually(async () => !a.isOpen || near(await partialBytes(srv), open * perHalf, open), 15000, `attacker ${i}'s half message`);
   }
-  await eventually(() => codes.length === 2, 5000, 'two closes');
-  t.same(codes, [1013, 1013], 'the fifth and sixth did not fit the 9 MiB share: closed with 1013 (try again later)');
+  await eventually(() => codes.length === 6 - fit, 5000, 'the closes');
+  t.same(codes, Array(6 - fit).fill(1013), `the ${6 - fit} after the first ${fit} did not fit the 9 MiB share: closed with 1013 (try again later)`);
   t.same(
     attackers.map((a) => a.isOpen),
-    [true, true, true, true, false, false],
-    'the first four are still open',
+    attackers.map((_, i) => i < fit),
+    `the first ${fit} are still open`,
   );
   const held = await partialBytes(srv);
-  t.ok(near(held, 8 * MIB), `the four held halves are counted in the budget: ${held} bytes`);
-  const closes = await Promise.all(attackers.slice(4).map((a) => a.closed));
+  t.ok(near(held, fit * perHalf, fit), `the ${fit} held halves are counted in the budget: ${held} bytes`);
+  const closes = await Promise.all(attackers.slice(fit).map((a) => a.closed));
   t.match(closes[0]!.reason, /try again later/);
 
-  for (const a of attackers.slice(0, 4)) a.ws.terminate();
+  for (const a of attackers.slice(0, fit)) a.ws.terminate();
   await eventually(async () => (await partialBytes(srv)) === 0, 10000, 'the budget given back');
   t.pass('sockets that leave give their bytes back');
 
@@ -95,3 +103,25 @@ t.test(`${transport}: stalled halves of large messages stop at the share; the so
   t.equal(await partialBytes(srv), 0, 'twenty pings from an idle core count nothing');
 });
 }
+
+t.test('node: a message sent a byte per TLS record is counted with what ws keeps per read', async (t) => {
+  const srv = await cliServer(await freePort(), { 'server.workers': 1, 'server.transport': 'node' }, /"msg":"listening"/);
+  t.teardown(() => srv.stop());
+  const core = await srv.connect();
+  // Mid-message, a close frame would be read as the message's bytes: end the socket instead.
+  t.teardown(() => core.ws.terminate());
+  const socket = (core.ws as unknown as { _socket: tls.TLSSocket })._socket;
+  await new Promise((r) => socket.write(clientFrameHeader(MIB), r));
+  const READS = 1000;
+  // One write at a time, each its own TLS record (writes queued together go out as one).
+  for (let i = 0; i < READS; i++) {
+    socket.write(Buffer.alloc(1, i));
+    await new Promise((r) => setImmediate(r));
+  }
+  // Before, 1,000 bytes were counted for what cost the process about 400 bytes a read.
+  const counted = await eventually(async () => {
+    const n = await partialBytes(srv);
+    return n >= READS * PER_READ_BYTES ? n : undefined;
+  }, 10_000, 'the reads counted');
+  t.pass(`${READS} one-byte reads counted as ${counted} bytes`);
+});

@@ -214,7 +214,7 @@ export const CORE_SCHEMA = {
       env: 'SC_MEMORY_REPLIES_BYTES',
     },
     partialMessagesBytes: {
-      doc: "Bytes of core messages received in part (a message's bytes arrive before the message is whole), all sockets of a process together, within memory.budgetBytes. A socket whose next bytes would pass this is closed with 1013 (try again later; the core resumes), so cores that send most of a large message and stall hold at most this much (the node transport counts what each socket read since its last whole message, which may be short by part of one read).",
+      doc: "Bytes of core messages received in part (a message's bytes arrive before the message is whole), all sockets of a process together, within memory.budgetBytes. A socket whose next bytes would pass this is closed with 1013 (try again later; the core resumes), so cores that send most of a large message and stall hold at most this much. The uws transport counts what uWS reserves: a message's whole declared length from its first part. The node transport counts what each socket read since its last whole message, each read with the 512 bytes ws keeps for it (short by at most part of one read). At least core.maxMessageBytes.",
       format: 'positive-int',
       default: 256 * MIB,
       env: 'SC_MEMORY_PARTIAL_MESSAGES_BYTES',

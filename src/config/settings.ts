@@ -117,7 +117,17 @@ export function loadConfig(opts: LoadOptions = {}): Settings {
   }
   const settings = config.getProperties() as Settings;
   settings.dataDir = path.resolve(settings.dataDir);
+  checkTogether(settings);
   return settings;
+}
+
+/** Keys whose values only make sense together. */
+function checkTogether(s: Settings): void {
+  // A message is held whole (in part) before it is delivered: a share below the largest
+  // message would refuse every core that sends one, and the core retrying on 1013 forever.
+  if (s.memory.partialMessagesBytes < s.core.maxMessageBytes) {
+    throw new ConfigError(`memory.partialMessagesBytes (${s.memory.partialMessagesBytes}) must be at least core.maxMessageBytes (${s.core.maxMessageBytes}): a core message is held whole before it is delivered`);
+  }
 }
 
 /** Nests flat `a.b.c` keys (`{'server.port': 0}`) as a config file holds them (`{server: {port: 0}}`). */

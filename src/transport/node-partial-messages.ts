@@ -1,8 +1,9 @@
 /**
  * Core messages received in part on the node transport (memory.partialMessagesBytes). `ws`
  * holds a message's bytes until it is whole and does not say how many, so this counts what
- * each socket has read since its last whole message: short, per socket, by at most the part
- * of one read that followed the end of a message. A socket whose read would take the count of
+ * each socket has read since its last whole message, each read with what ws keeps for it
+ * ({@link PER_READ_BYTES}): short, per socket, by at most the part of one read that followed
+ * the end of a message. A socket whose read would take the count of
  * all sockets past the share is closed with 1013 and read no further (uws: patch 4 of the
  * vendored build does the same natively).
  */
@@ -11,6 +12,13 @@ import type { WebSocket } from 'ws';
 
 /** A client's control frame header: 2 bytes, then the 4-byte mask (payloads are at most 125 bytes). */
 const CLIENT_CONTROL_HEADER_BYTES = 6;
+
+/**
+ * What ws holds per read beside its bytes until the message is whole: each read is a Buffer of
+ * its own (about 400 bytes each, measured with one-byte TLS records), so a client sending a
+ * message a byte at a time costs far more than its bytes.
+ */
+export const PER_READ_BYTES = 512;
 
 /** One per node transport. */
 export class PartialMessages {
@@ -49,7 +57,9 @@ export class PartialMessages {
         deliveredDuringRead = false;
         return;
       }
-      const n = Math.max(0, chunk.length - notMessage);
+      const bytes = chunk.length - notMessage;
+      if (bytes <= 0) return;
+      const n = bytes + PER_READ_BYTES;
       mine += n;
       this.held += n;
       if (this.held > this.limit) {

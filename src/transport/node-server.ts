@@ -51,8 +51,9 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
   const counted = new Map<string, net.Socket>();
   const rawKey = (socket: { remoteAddress?: string; remotePort?: number }): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
   server.on('connection', (raw: net.Socket) => {
-    const peer = raw.remoteAddress ?? '';
-    if (!o.connections.admit(peer)) {
+    // Reset before Node asked for its address: nothing to count it against.
+    const peer = raw.remoteAddress;
+    if (peer === undefined || !o.connections.admit(peer)) {
       raw.destroy();
       return;
     }
@@ -80,6 +81,10 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: c.maxMessageBytes,
+    // ws keeps each read of a message in part as a Buffer of its own (PER_READ_BYTES): its
+    // default of 262,144 let one socket sending a byte at a time hold about 100 MiB. This
+    // allows reads of 1 KiB on average for the largest message.
+    maxBufferedChunks: Math.max(16_384, Math.ceil(c.maxMessageBytes / 1024)),
     perMessageDeflate: false,
     handleProtocols: (protocols) => chooseSubprotocol(protocols) ?? false,
   });
