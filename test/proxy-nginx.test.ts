@@ -265,6 +265,31 @@ t.test('WebSocket upgrades pass through nginx (generic upstream)', async (t) => 
   t.ok(bin.data.equals(payload), '2 MiB binary message intact both ways');
 });
 
+t.test('nginx caps connections per client address (limit_conn), WebSocket sessions included', async (t) => {
+  const stack = await getStack();
+  const capped = await startNginx({ dir: tempDir('sc-nginx-'), upstreamPort: echo.port, cert: stack.certs.fullChain, key: stack.certs.key, connectionsPerAddress: 2 });
+  t.teardown(() => capped.stop());
+  const wss = `${capped.url.replace(/^https:/, 'wss:')}/core/v1`;
+  const headers = { authorization: 'Bearer test-engine-key', 'x-donor-token': 'donor-token' };
+  const held: WebSocket[] = [];
+  for (let i = 0; i < 2; i++) {
+    const ok = await wsConnect(wss, { ca, protocols: ['coordinator.core.v1'], headers });
+    t.equal(ok.status, 101, `session ${i + 1} of 2`);
+    held.push(ok.socket!);
+  }
+  t.teardown(() => held.forEach((ws) => ws.terminate()));
+  const third = await wsConnect(wss, { ca, protocols: ['coordinator.core.v1'], headers });
+  t.equal(third.status, 429, 'a third from the same address is refused with 429');
+  held.pop()!.terminate();
+  const again = await eventually(async () => {
+    const r = await wsConnect(wss, { ca, protocols: ['coordinator.core.v1'], headers });
+    if (r.status !== 101) return undefined;
+    return r;
+  }, 5000, 'room again');
+  again.socket!.terminate();
+  t.pass('one that closes makes room');
+});
+
 t.test('WebSocket upgrade to /core/v1 passes through nginx; the client address comes from X-Forwarded-For', async (t) => {
   const db = trusted.server.storage.mongo.db;
   const engineKey = crypto.randomBytes(32).toString('base64url');

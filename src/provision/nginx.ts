@@ -45,6 +45,13 @@ export interface NginxConfigOptions {
   workerConnections?: number;
   /** `worker_rlimit_nofile`; omitted when unset. */
   workerRlimitNofile?: number;
+  /**
+   * `limit_conn` per client address: the coordinator does not count a trusted proxy's
+   * connections, so the proxy caps them. Default 512, the coordinator's own
+   * core.maxSocketsPerAddress and http.maxConnectionsPerAddress together. nginx takes at most
+   * 65,535.
+   */
+  connectionsPerAddress?: number;
 }
 
 /** Modules whose temp paths nginx creates at start-up when they are compiled in. */
@@ -111,6 +118,16 @@ export function nginxConfig(opts: NginxConfigOptions): string {
   add('        default upgrade;');
   add("        ''      '';");
   add('    }');
+  add('');
+  add('    # The coordinator does not count this proxy\'s connections per address');
+  add('    # (http.maxConnectionsPerAddress): cap them per client here, and close idle ones as');
+  add('    # soon as it would (http.idleTimeoutS). limit_conn counts connections with a request');
+  add('    # in progress, WebSocket sessions included.');
+  add('    limit_conn_zone $binary_remote_addr zone=per_address:10m;');
+  add(`    limit_conn per_address ${opts.connectionsPerAddress ?? 512};`);
+  add('    limit_conn_status 429;');
+  add('    client_header_timeout 10s;');
+  add('    keepalive_timeout 10s;');
   add('');
   add('    upstream stream_coordinator {');
   add('        # Cores hold long-lived sockets: balance by open connections.');
@@ -218,6 +235,8 @@ export interface StartNginxOptions {
   upstreamPorts?: readonly number[];
   /** `worker_connections` (default 1024); a proxied WebSocket costs two. */
   workerConnections?: number;
+  /** `limit_conn` per client address (default 512, see {@link NginxConfigOptions}). */
+  connectionsPerAddress?: number;
   /** Certificate file: leaf followed by intermediates. */
   cert: string;
   /** Its private key. */
@@ -255,6 +274,7 @@ export async function startNginx(opts: StartNginxOptions): Promise<RunningServic
     listen: hostPort(host, port),
     upstreams: ports.map((p) => hostPort(host, p)),
     workerConnections: opts.workerConnections,
+    connectionsPerAddress: opts.connectionsPerAddress,
     cert: path.resolve(opts.cert),
     key: path.resolve(opts.key),
     pidFile: path.join(dir, 'nginx.pid'),
