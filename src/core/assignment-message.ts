@@ -23,6 +23,9 @@ export const newBuffer: MessageBuffer = (bytes) => Buffer.allocUnsafe(bytes);
 /** Writes a message into the buffer it is given; returns the part it wrote. */
 export type MessageEncoder = (into: MessageBuffer) => Buffer;
 
+/** A {@link MessageEncoder} that knows the size of what it writes (bytes). */
+export type SizedEncoder = MessageEncoder & { readonly bytes: number };
+
 /**
  * A file already in base64 (ASCII bytes), as the seed cache keeps shared content: it goes into
  * a message by one copy, making no strings for the collector to sweep.
@@ -61,7 +64,7 @@ export function toBase64File(bytes: Uint8Array): Base64File {
  * returned encoder only writes bytes, so a transport may run it later, when it sends.
  * @param fields the message without `files`; must not contain a `files` key
  */
-export function assignmentEncoder(fields: Record<string, unknown>, files: Record<string, AssignmentFile>): MessageEncoder {
+export function assignmentEncoder(fields: Record<string, unknown>, files: Record<string, AssignmentFile>): SizedEncoder {
   const head = JSON.stringify(fields);
   const pieces: Array<string | Buffer | Base64File> = [`${head.slice(0, -1)},"files":{`];
   let first = true;
@@ -73,7 +76,7 @@ export function assignmentEncoder(fields: Record<string, unknown>, files: Record
   pieces.push('}}');
   let size = 0;
   for (const p of pieces) size += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p instanceof Base64File ? p.ascii.length : base64Length(p.length);
-  return (into) => {
+  const encode = (into: MessageBuffer): Buffer => {
     const out = into(size);
     let at = 0;
     for (const p of pieces) {
@@ -83,4 +86,5 @@ export function assignmentEncoder(fields: Record<string, unknown>, files: Record
     }
     return out.length === at ? out : out.subarray(0, at);
   };
+  return Object.assign(encode, { bytes: size });
 }

@@ -55,6 +55,8 @@ export class MemoryBudget {
   private readonly held: Record<BudgetKind, number> = { frames: 0, queues: 0, bodies: 0, replies: 0, commits: 0 };
   private disk = 0;
   private readonly transport: Record<TransportKind, () => number> = { partial: () => 0, unsent: () => 0 };
+  /** Bytes of messages to cores admitted but not yet handed to the transport (see {@link holdSend}). */
+  private sending = 0;
   private readonly waiting: Array<{ bytes: number; resolve: () => void }> = [];
   private readonly refusals: client.Counter<'kind'> | undefined;
 
@@ -79,9 +81,33 @@ export class MemoryBudget {
 
   /** Bytes held now, in all or of one kind. */
   used(kind?: CountedKind): number {
-    if (kind === 'partial' || kind === 'unsent') return this.transport[kind]();
+    if (kind === 'partial') return this.transport.partial();
+    if (kind === 'unsent') return this.transport.unsent() + this.sending;
     if (kind) return this.held[kind];
-    return this.held.frames + this.held.queues + this.held.bodies + this.held.replies + this.held.commits + this.transport.partial() + this.transport.unsent();
+    return this.held.frames + this.held.queues + this.held.bodies + this.held.replies + this.held.commits + this.transport.partial() + this.transport.unsent() + this.sending;
+  }
+
+  /**
+   * Counts a large message to a core (an assignment) as unsent from before it is handed to the
+   * transport, if all unsent bytes stay within `share` (memory.unsentBytes) or none are held;
+   * false otherwise.
+   * Admitted together, such messages would each see the count from before any was sent.
+   * {@link sendDone} takes it out once the transport counts it itself.
+   */
+  holdSend(bytes: number, share: number): boolean {
+    // One message larger than the share still goes when nothing else is held, as commits do.
+    const held = this.used('unsent');
+    if (held > 0 && held + bytes > share) {
+      this.refusals?.inc({ kind: 'unsent' });
+      return false;
+    }
+    this.sending += bytes;
+    return true;
+  }
+
+  /** The transport has the message of {@link holdSend} (and counts it while it holds it). */
+  sendDone(bytes: number): void {
+    this.sending = Math.max(0, this.sending - bytes);
   }
 
   /**

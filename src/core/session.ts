@@ -28,6 +28,12 @@ import { assignmentEncoder, type MessageEncoder } from './assignment-message';
 
 /** Random bytes of a session id (16 base64url characters). */
 const SESSION_ID_BYTES = 12;
+/**
+ * Unread replies past which a core that keeps sending is taken for one that does not read, once
+ * the process holds more than memory.unsentBytes (bytes): more than any honest core has
+ * waiting but an assignment being written.
+ */
+const NON_READER_BYTES = 64 * 1024;
 
 /** What a session needs from its process (the hub provides it). */
 export interface SessionHost extends AssignmentDeps {
@@ -106,6 +112,12 @@ export class CoreSession {
   onMessage(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
     if (!this.takeToken(data, isBinary)) return;
+    // A core that sends but does not read, while the process holds more unread replies than
+    // memory.unsentBytes: whatever it asks, its answer would only add to them.
+    if (this.hub.memory.used('unsent') > this.hub.settings.memory.unsentBytes && this.socket.unsentBytes() > NON_READER_BYTES) {
+      this.close(1013, 'replies not read while this node holds too many; try again later');
+      return;
+    }
     // A message waiting behind a slow one is held in memory: past the budgets, close with
     // 1013 (PROTOCOL "try again later"; the core resumes) rather than queue without bound.
     if (!this.hub.memory.admitQueued(this.queuedBytes, data.length)) {
@@ -305,6 +317,13 @@ export class CoreSession {
     if (!resumed && this.closed) return this.giveBack(leased);
     const { files, options } = await assignmentPayload(this.hub, stream);
     if (!resumed && this.closed) return this.giveBack(leased);
+    const encode = assignmentEncoder({ type: 'assignment', id, stream_id: stream._id, target_id: stream.targetId, frames: stream.frames, options, resume_token: resumeToken }, files);
+    // Checked again here, with this message counted: assigns admitted together all saw the
+    // count from before any was answered. A resumed stream keeps its lease for the retry.
+    if (!this.hub.memory.holdSend(encode.bytes, this.hub.settings.memory.unsentBytes)) {
+      if (!resumed) await this.giveBack(leased);
+      throw new MessageError(id, 'rate_limited', `this node holds ${this.hub.memory.used('unsent')} bytes of replies cores have not read yet (at most ${this.hub.settings.memory.unsentBytes}); try again later`, { retry_after_s: 1 });
+    }
     this.assignment = {
       streamId: stream._id,
       targetId: stream.targetId,
@@ -330,7 +349,10 @@ export class CoreSession {
     // Resumed (no record yet), or the queue's count was stale (the stream was read from MongoDB).
     if (recordedFrames !== stream.frames) await this.publishActive().catch(() => undefined);
     this.hub.log.info({ session: this.id, stream: stream._id, target: stream.targetId, engine: this.who.engine, donor: this.who.donor?.name }, 'stream assigned');
-    this.socket.sendEncoded(assignmentEncoder({ type: 'assignment', id, stream_id: stream._id, target_id: stream.targetId, frames: stream.frames, options, resume_token: resumeToken }, files));
+    this.socket.sendEncoded(encode);
+    // The transport counts it from its next write: uws writes queued messages on an immediate
+    // scheduled before this one, node at once.
+    setImmediate(() => this.hub.memory.sendDone(encode.bytes));
   }
 
   /**

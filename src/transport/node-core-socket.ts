@@ -15,6 +15,15 @@ import type { CoreSocket } from '../core/session';
 /** Largest piece of a message written at once (bytes); one TLS record holds 16 KiB. */
 export const FRAGMENT_BYTES = 16 * 1024;
 
+/**
+ * What ws and Node keep per message queued beside its bytes until it is written (measured:
+ * about 450 bytes), counted so that many small replies a core does not read count what they cost.
+ */
+const PER_WRITE_BYTES = 512;
+
+/** Unsent bytes past which a socket being closed is ended at once rather than by handshake. */
+const UNREAD_CLOSE_BYTES = 64 * 1024;
+
 /** Unsent bytes of all core sockets of a node transport together (memory.unsentBytes). */
 export class UnsentBytes {
   /** Bytes; each socket adds what it held when last counted. */
@@ -27,8 +36,10 @@ export class NodeCoreSocket implements CoreSocket {
   private waiting: Buffer[] | undefined;
   /** What of {@link unsentBytes} is in the transport's total; -1 once the socket is gone. */
   private counted = 0;
-  /** Bytes of the message being written in fragments that are not written yet. */
-  private fragmentsLeft = 0;
+  /** The message being written in fragments, held whole until its last fragment is written (bytes). */
+  private fragmenting = 0;
+  /** Messages and fragments handed to ws whose write has not completed. */
+  private writing = 0;
 
   /**
    * @param ws the open socket
@@ -59,7 +70,7 @@ export class NodeCoreSocket implements CoreSocket {
     // Never counted again: a late drain or send callback must not add it back.
     this.counted = -1;
     this.waiting = undefined;
-    this.fragmentsLeft = 0;
+    this.fragmenting = 0;
   }
 
   send(message: Record<string, unknown>): void {
@@ -74,22 +85,35 @@ export class NodeCoreSocket implements CoreSocket {
   /** Sends UTF-8 JSON, in fragments when large, behind any message still being fragmented. */
   write(json: Buffer): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.waiting) this.waiting.push(json);
     // Mirrors uWS closeOnBackpressureLimit: a core that does not read is dropped.
-    else if (this.ws.bufferedAmount > this.maxBackpressure) this.ws.terminate();
+    if (this.unsentBytes() > this.maxBackpressure) this.ws.terminate();
+    else if (this.waiting) this.waiting.push(json);
     else if (json.length > FRAGMENT_BYTES) this.writeFragments(json, 0);
-    else this.ws.send(json, { binary: false });
+    else this.sendPiece(json, true, () => undefined);
     this.recount();
+  }
+
+  /** Hands ws one message or fragment, counted until written. */
+  private sendPiece(piece: Buffer, fin: boolean, written: (err?: Error) => void): void {
+    this.writing++;
+    this.ws.send(piece, { binary: false, fin }, (err) => {
+      this.writing--;
+      written(err);
+      this.recount();
+    });
   }
 
   close(code: number, reason: string): void {
     this.ws.close(code, reason);
+    // Behind unread replies the close frame would never be read, and ws would hold the
+    // socket and its bytes for its 30 s close timeout.
+    if (this.unsentBytes() > UNREAD_CLOSE_BYTES) this.ws.terminate();
   }
 
   unsentBytes(): number {
     // What ws holds, the rest of a large message being written in fragments, and the messages
     // behind it.
-    let n = this.ws.bufferedAmount + this.fragmentsLeft;
+    let n = this.ws.bufferedAmount + this.fragmenting + this.writing * PER_WRITE_BYTES;
     for (const m of this.waiting ?? []) n += m.length;
     return n;
   }
@@ -98,21 +122,20 @@ export class NodeCoreSocket implements CoreSocket {
     this.waiting ??= [];
     const to = Math.min(from + FRAGMENT_BYTES, json.length);
     const fin = to === json.length;
-    this.fragmentsLeft = json.length - to;
-    this.ws.send(json.subarray(from, to), { binary: false, fin }, (err) => {
+    this.fragmenting = json.length;
+    this.sendPiece(json.subarray(from, to), fin, (err) => {
       if (err || this.ws.readyState !== WebSocket.OPEN) {
         this.waiting = undefined;
-        this.fragmentsLeft = 0;
+        this.fragmenting = 0;
         return;
       }
       if (!fin) {
         this.writeFragments(json, to);
-        this.recount();
         return;
       }
+      this.fragmenting = 0;
       const next = this.waiting ?? [];
       this.waiting = undefined;
-      if (next.length === 0) this.recount();
       for (const m of next) this.write(m);
     });
   }

@@ -43,8 +43,8 @@ function dataOf(ws: CoreWs): SocketData {
 interface Queued {
   /** Messages in order: JSON text, or what encodes it (written then). */
   out: Array<string | MessageEncoder>;
-  /** A close queued behind `out`. */
-  closeWith?: { code: number; reason: string };
+  /** A close queued behind `out`; `now`: without the close handshake (see {@link UNREAD_CLOSE_BYTES}). */
+  closeWith?: { code: number; reason: string; now?: boolean };
 }
 
 /**
@@ -73,8 +73,8 @@ class Outbox {
   }
 
   /** Queues a close behind the socket's queued messages; later sends are dropped. */
-  end(ws: CoreWs, code: number, reason: string): void {
-    this.entry(ws).closeWith = { code, reason };
+  end(ws: CoreWs, code: number, reason: string, now = false): void {
+    this.entry(ws).closeWith = { code, reason, now };
   }
 
   /** Drops what the socket has queued (uWS closed it). */
@@ -103,13 +103,17 @@ class Outbox {
       if (state === 'gone' || (state === 'closing' && !end)) continue;
       ws.cork(() => {
         for (const m of out) ws.send(typeof m === 'string' ? m : m(sendBuffer), false);
-        if (end) ws.end(end.code, end.reason);
+        if (end?.now) ws.close();
+        else if (end) ws.end(end.code, end.reason);
       });
     }
   };
 }
 
 const outbox = new Outbox();
+
+/** Unsent bytes past which a socket being closed is closed at once rather than by handshake. */
+const UNREAD_CLOSE_BYTES = 64 * 1024;
 
 /** Largest message written into the shared buffer (bytes); larger ones get a buffer of their own. */
 const SHARED_SEND_BYTES = 1024 * 1024;
@@ -151,7 +155,9 @@ class UwsCoreSocket implements CoreSocket {
     const data = dataOf(this.ws);
     if (data.state !== 'open') return;
     data.state = 'closing';
-    outbox.end(this.ws, code, reason);
+    // Behind unread replies the close frame would never be read, and uWS would hold the socket
+    // and its bytes until its close timed out.
+    outbox.end(this.ws, code, reason, this.ws.getBufferedAmount() > UNREAD_CLOSE_BYTES);
   }
 
   unsentBytes(): number {
