@@ -29,11 +29,12 @@ import { assignmentEncoder, type MessageEncoder } from './assignment-message';
 /** Random bytes of a session id (16 base64url characters). */
 const SESSION_ID_BYTES = 12;
 /**
- * Unread replies past which a core that keeps sending is taken for one that does not read, once
- * the process holds more than memory.unsentBytes (bytes): more than any honest core has
- * waiting but an assignment being written.
+ * Unread replies past which a core is taken for one that does not read (bytes): more than any
+ * honest core has waiting but an assignment being written. Such a core that keeps sending while
+ * the process holds more than memory.unsentBytes is closed, and the transports close such a
+ * socket without the close handshake it would not read.
  */
-const NON_READER_BYTES = 64 * 1024;
+export const UNREAD_REPLIES_BYTES = 64 * 1024;
 
 /** What a session needs from its process (the hub provides it). */
 export interface SessionHost extends AssignmentDeps {
@@ -114,7 +115,8 @@ export class CoreSession {
     if (!this.takeToken(data, isBinary)) return;
     // A core that sends but does not read, while the process holds more unread replies than
     // memory.unsentBytes: whatever it asks, its answer would only add to them.
-    if (this.hub.memory.used('unsent') > this.hub.settings.memory.unsentBytes && this.socket.unsentBytes() > NON_READER_BYTES) {
+    // This socket's count first: it is seldom past the bound, and the process's is a sum.
+    if (this.socket.unsentBytes() > UNREAD_REPLIES_BYTES && this.hub.memory.used('unsent') > this.hub.settings.memory.unsentBytes) {
       this.close(1013, 'replies not read while this node holds too many; try again later');
       return;
     }
@@ -284,9 +286,13 @@ export class CoreSession {
     const unsent = this.socket.unsentBytes();
     const max = this.hub.settings.core.maxUnsentBeforeAssignBytes;
     if (unsent > max) throw new MessageError(id, 'rate_limited', `${unsent} bytes of earlier replies are not read yet (at most ${max} before an assignment); read them, then ask again`, { retry_after_s: 1 });
-    const all = this.hub.memory.used('unsent');
+    if (this.hub.memory.used('unsent') > this.hub.settings.memory.unsentBytes) throw this.unsentRefusal(id);
+  }
+
+  /** The refusal of an assign or resume while the process holds more than memory.unsentBytes. */
+  private unsentRefusal(id: number): MessageError {
     const share = this.hub.settings.memory.unsentBytes;
-    if (all > share) throw new MessageError(id, 'rate_limited', `this node holds ${all} bytes of replies cores have not read yet (at most ${share}); try again later`, { retry_after_s: 1 });
+    return new MessageError(id, 'rate_limited', `this node holds ${this.hub.memory.used('unsent')} bytes of replies cores have not read yet (at most ${share}); try again later`, { retry_after_s: 1 });
   }
 
   private async resume(id: number, token: string): Promise<void> {
@@ -322,7 +328,7 @@ export class CoreSession {
     // count from before any was answered. A resumed stream keeps its lease for the retry.
     if (!this.hub.memory.holdSend(encode.bytes, this.hub.settings.memory.unsentBytes)) {
       if (!resumed) await this.giveBack(leased);
-      throw new MessageError(id, 'rate_limited', `this node holds ${this.hub.memory.used('unsent')} bytes of replies cores have not read yet (at most ${this.hub.settings.memory.unsentBytes}); try again later`, { retry_after_s: 1 });
+      throw this.unsentRefusal(id);
     }
     this.assignment = {
       streamId: stream._id,

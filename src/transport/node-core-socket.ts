@@ -10,7 +10,7 @@
  */
 import { WebSocket } from 'ws';
 import { newBuffer, type MessageEncoder } from '../core/assignment-message';
-import type { CoreSocket } from '../core/session';
+import { UNREAD_REPLIES_BYTES, type CoreSocket } from '../core/session';
 
 /** Largest piece of a message written at once (bytes); one TLS record holds 16 KiB. */
 export const FRAGMENT_BYTES = 16 * 1024;
@@ -21,8 +21,6 @@ export const FRAGMENT_BYTES = 16 * 1024;
  */
 const PER_WRITE_BYTES = 512;
 
-/** Unsent bytes past which a socket being closed is ended at once rather than by handshake. */
-const UNREAD_CLOSE_BYTES = 64 * 1024;
 
 /** Unsent bytes of all core sockets of a node transport together (memory.unsentBytes). */
 export class UnsentBytes {
@@ -107,7 +105,7 @@ export class NodeCoreSocket implements CoreSocket {
     this.ws.close(code, reason);
     // Behind unread replies the close frame would never be read, and ws would hold the
     // socket and its bytes for its 30 s close timeout.
-    if (this.unsentBytes() > UNREAD_CLOSE_BYTES) this.ws.terminate();
+    if (this.unsentBytes() > UNREAD_REPLIES_BYTES) this.ws.terminate();
   }
 
   unsentBytes(): number {

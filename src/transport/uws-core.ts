@@ -9,7 +9,7 @@
 import type uws from 'uWebSockets.js';
 import { normalizeAddress } from '../http/client-address';
 import type { MessageBuffer, MessageEncoder } from '../core/assignment-message';
-import type { CoreSession, CoreSocket } from '../core/session';
+import { UNREAD_REPLIES_BYTES, type CoreSession, type CoreSocket } from '../core/session';
 import { headerList } from './uws-headers';
 import type { CoreIdentity } from '../model';
 import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type CoreEndpoint } from './core-socket';
@@ -43,7 +43,7 @@ function dataOf(ws: CoreWs): SocketData {
 interface Queued {
   /** Messages in order: JSON text, or what encodes it (written then). */
   out: Array<string | MessageEncoder>;
-  /** A close queued behind `out`; `now`: without the close handshake (see {@link UNREAD_CLOSE_BYTES}). */
+  /** A close queued behind `out`; `now`: without the close handshake (see {@link UNREAD_REPLIES_BYTES}). */
   closeWith?: { code: number; reason: string; now?: boolean };
 }
 
@@ -112,8 +112,6 @@ class Outbox {
 
 const outbox = new Outbox();
 
-/** Unsent bytes past which a socket being closed is closed at once rather than by handshake. */
-const UNREAD_CLOSE_BYTES = 64 * 1024;
 
 /** Largest message written into the shared buffer (bytes); larger ones get a buffer of their own. */
 const SHARED_SEND_BYTES = 1024 * 1024;
@@ -157,7 +155,7 @@ class UwsCoreSocket implements CoreSocket {
     data.state = 'closing';
     // Behind unread replies the close frame would never be read, and uWS would hold the socket
     // and its bytes until its close timed out.
-    outbox.end(this.ws, code, reason, this.ws.getBufferedAmount() > UNREAD_CLOSE_BYTES);
+    outbox.end(this.ws, code, reason, this.ws.getBufferedAmount() > UNREAD_REPLIES_BYTES);
   }
 
   unsentBytes(): number {
