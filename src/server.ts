@@ -126,6 +126,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
     router,
     trust,
     log,
+    clientLog: hub.clientLog,
     metrics,
     inflight,
     memory: hub.memory,
@@ -200,6 +201,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
       bus.close();
       await storage.close();
       if (ownSeeds) removeSeedCacheDir(ownSeeds);
+      hub.clientLog.close();
       log.info('stopped');
       unguard();
     })());

@@ -10,12 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import uws from 'uWebSockets.js';
-import { TrustList } from '../src/http/client-address';
 import { Router, type StreamBody } from '../src/http/router';
-import { Metrics } from '../src/telemetry/metrics';
 import { serveHttp, type HttpContext } from '../src/transport/uws-http';
 import { serveNodeHttp } from '../src/transport/node-http';
-import { memoryLogger } from './helpers/server';
+import { bareHttpContext, memoryLogger } from './helpers/server';
 
 const CHUNK = 64 * 1024;
 const TOTAL = 16 * CHUNK;
@@ -47,7 +45,7 @@ function failingRead(): StreamBody {
 
 const router = new Router(1000).add('GET', '/blob', () => ({ status: 200, headers: { 'content-type': 'application/octet-stream' }, body: failingRead() }));
 const mem = memoryLogger();
-const ctx: HttpContext = { router, trust: new TrustList([]), log: mem.log, metrics: new Metrics(), inflight: { count: 0, idle: [] } };
+const ctx: HttpContext = bareHttpContext(router, mem.log, { inflight: { count: 0, idle: [] } });
 
 /** GETs /blob; resolves with what arrived and how the exchange ended (or 'hang' after 15 s). */
 function fetchBlob(port: number): Promise<{ status: number; bytes: number; ended: string }> {

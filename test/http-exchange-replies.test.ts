@@ -8,10 +8,8 @@
 import t from 'tap';
 import { MemoryBudget } from '../src/core/memory-budget';
 import { serveExchange, type ExchangeIO, type ExchangeState, type HttpContext } from '../src/http/exchange';
-import { TrustList } from '../src/http/client-address';
 import { Router, bufferBody, type Reply } from '../src/http/router';
-import { Metrics } from '../src/telemetry/metrics';
-import { memoryLogger } from './helpers/server';
+import { bareHttpContext, memoryLogger } from './helpers/server';
 
 const KIB = 1024;
 
@@ -26,7 +24,7 @@ function harness(repliesBytes: number) {
     return { status: 201, body: JSON.stringify({ id: created, pad: 'y'.repeat(40 * KIB) }) };
   });
   router.add('GET', '/shared', () => ({ status: 200, body: bufferBody(shared) }));
-  const ctx: HttpContext = { router, trust: new TrustList([]), log: memoryLogger().log, metrics: new Metrics(), memory };
+  const ctx: HttpContext = bareHttpContext(router, memoryLogger().log, { memory });
   /** Serves a request; the reply stays "on the wire" until `sent()` or `abort()`. */
   const serve = (method: string, path: string) => {
     let release: () => void = () => undefined;

@@ -10,13 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import uws from 'uWebSockets.js';
-import { TrustList } from '../src/http/client-address';
 import { Router, json, type StreamBody } from '../src/http/router';
-import { Metrics } from '../src/telemetry/metrics';
 import { generateCertificates } from '../src/provision/certs';
 import { buildChainFile } from '../src/transport/tls';
 import { serveHttp, type HttpContext } from '../src/transport/uws-http';
-import { memoryLogger, request } from './helpers/server';
+import { bareHttpContext, memoryLogger, request } from './helpers/server';
 
 const MIB = 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -62,7 +60,7 @@ const router = new Router(1000)
   .add('GET', '/slow', () => new Promise((r) => setTimeout(() => r(json(200, { ok: true })), 300)));
 
 const mem = memoryLogger();
-const ctx: HttpContext = { router, trust: new TrustList([]), log: mem.log, metrics: new Metrics(), inflight: { count: 0, idle: [] } };
+const ctx: HttpContext = bareHttpContext(router, mem.log, { inflight: { count: 0, idle: [] } });
 
 async function listen(app: uws.TemplatedApp): Promise<{ port: number; close: () => void }> {
   app.any('/*', (res, req) => serveHttp(ctx, res, req));

@@ -19,6 +19,7 @@ import type { Leases } from '../store/leases';
 import { Limiter } from './limiter';
 import type { ActiveStream, LiveState } from '../store/live';
 import type { Logger } from '../telemetry/log';
+import { ClientLog } from '../telemetry/client-log';
 import type { Metrics } from '../telemetry/metrics';
 import { REVOKED_CLOSE, Revocations } from './revocations';
 import { AddressSockets } from './address-sockets';
@@ -66,6 +67,8 @@ export class CoreHub implements SessionHost {
   readonly targets: TargetCache;
   readonly live: LiveState;
   readonly log: Logger;
+  /** Lines clients cause, HTTP requests included, within log.clientLinesPerSecond (one budget per process). */
+  readonly clientLog: ClientLog;
   readonly metrics: Metrics;
   readonly nodeId: string;
   /** Directory of this process's spill files. */
@@ -104,6 +107,7 @@ export class CoreHub implements SessionHost {
     this.targets = d.targets;
     this.live = d.live;
     this.log = d.log;
+    this.clientLog = new ClientLog(d.log, d.settings.log.clientLinesPerSecond, d.metrics.logLinesSkipped);
     this.metrics = d.metrics;
     this.nodeId = d.nodeId;
     this.guard = d.guard;

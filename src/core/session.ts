@@ -12,6 +12,7 @@ import type { CreditWriter } from '../store/credit';
 import type { ReliabilityGuard } from './reliability-guard';
 import type { ActiveStream } from '../store/live';
 import type { Logger } from '../telemetry/log';
+import type { ClientLog } from '../telemetry/client-log';
 import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
 import { FILE_OVERHEAD_BYTES, FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
@@ -39,6 +40,8 @@ export const UNREAD_REPLIES_BYTES = 64 * 1024;
 /** What a session needs from its process (the hub provides it). */
 export interface SessionHost extends AssignmentDeps {
   readonly log: Logger;
+  /** Lines a core causes (connections, assignments, refusals), within log.clientLinesPerSecond. */
+  readonly clientLog: ClientLog;
   /** Directory of this process's spill files. */
   readonly spillDir: string;
   /** Commits run through this, bounded by this process's share of core.maxConcurrentCommits. */
@@ -175,7 +178,7 @@ export class CoreSession {
   private close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.hub.log.warn({ session: this.id, code, reason, remote: this.who.remote }, 'closing core socket');
+    this.hub.clientLog.warn({ session: this.id, code, reason, remote: this.who.remote }, 'closing core socket');
     this.socket.close(code, reason);
   }
 
@@ -354,7 +357,7 @@ export class CoreSession {
     this.hub.guard.record(this.who, 'assignments');
     // Resumed (no record yet), or the queue's count was stale (the stream was read from MongoDB).
     if (recordedFrames !== stream.frames) await this.publishActive().catch(() => undefined);
-    this.hub.log.info({ session: this.id, stream: stream._id, target: stream.targetId, engine: this.who.engine, donor: this.who.donor?.name }, 'stream assigned');
+    this.hub.clientLog.info({ session: this.id, stream: stream._id, target: stream.targetId, engine: this.who.engine, donor: this.who.donor?.name }, 'stream assigned');
     this.socket.sendEncoded(encode);
     // The transport counts it from its next write: uws writes queued messages on an immediate
     // scheduled before this one, node at once.
@@ -520,6 +523,6 @@ export class CoreSession {
     } catch (err) {
       this.hub.log.error({ err: (err as Error).message, stream: a.streamId }, 'could not record fragment');
     }
-    this.hub.log.info({ session: this.id, stream: a.streamId, how, frames: a.framesThisActivation }, 'assignment ended');
+    this.hub.clientLog.info({ session: this.id, stream: a.streamId, how, frames: a.framesThisActivation }, 'assignment ended');
   }
 }

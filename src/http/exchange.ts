@@ -11,6 +11,7 @@ import { errorReply } from './router';
 import { clientAddress, type TrustList } from './client-address';
 import { withRange } from './range';
 import type { Logger } from '../telemetry/log';
+import type { ClientLog } from '../telemetry/client-log';
 import type { Metrics } from '../telemetry/metrics';
 
 /** What serving needs from the server. */
@@ -18,6 +19,8 @@ export interface HttpContext {
   router: Router;
   trust: TrustList;
   log: Logger;
+  /** Request lines and other lines clients cause, within log.clientLinesPerSecond. */
+  clientLog: ClientLog;
   metrics: Metrics;
   /** Requests being served; `idle` callbacks run (once) when the count drops to zero. Used by graceful shutdown. */
   inflight?: { count: number; idle: Array<() => void> };
@@ -327,7 +330,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
         if (appErr.code === 'internal') ctx.log.error({ err: (appErr as { cause?: unknown }).cause ?? err, reqId: id, route }, 'handler failed');
         if (appErr.code === 'unavailable') {
           ctx.metrics.storageErrors.inc({ backend: outageBackend(err) ?? 'mongodb' });
-          ctx.log.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
+          ctx.clientLog.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
         }
         finish(errorAnswer(appErr), appErr.code === 'too_large' || (refusedByGate && bodyPending));
       },
@@ -340,7 +343,7 @@ function logRequest(ctx: HttpContext, req: Request, status: number, started: big
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   ctx.metrics.httpRequests.inc({ method: req.method, route: req.route, status: aborted ? 'aborted' : String(status) });
   ctx.metrics.httpDuration.observe({ method: req.method, route: req.route }, seconds);
-  ctx.log.info(
+  ctx.clientLog.info(
     {
       reqId: req.id,
       method: req.method,

@@ -120,6 +120,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Client-caused log lines not written, past log.clientLinesPerSecond (telemetry/client-log.ts). */
+  readonly logLinesSkipped = new client.Counter({
+    name: 'coordinator_log_lines_skipped_total',
+    help: 'Client-caused log lines not written, the process being past log.clientLinesPerSecond, by message.',
+    labelNames: ['msg'] as const,
+    registers: [this.registry],
+  });
+
   /** Promise rejections nobody handled (each is a bug; the process carries on). */
   readonly unhandledRejections = new client.Counter({
     name: 'coordinator_unhandled_rejections_total',

@@ -104,9 +104,8 @@ export async function decideUpgrade(deps: CoreEndpoint, headers: UpgradeHeaders,
     return { ok: true, identity: await authorizeCore(headers, deps, remote) };
   } catch (err) {
     const e = toAppError(err);
-    const log = deps.hub.log;
-    if (e.code === 'internal') log.error({ err, remote }, 'core upgrade failed');
-    log.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
+    if (e.code === 'internal') deps.hub.log.error({ err, remote }, 'core upgrade failed');
+    deps.hub.clientLog.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
     return {
       ok: false,
       remote,
@@ -125,13 +124,13 @@ export function openSession(deps: CoreEndpoint, socket: CoreSocket, identity: Co
   const { hub } = deps;
   const session = new CoreSession(hub, socket, identity);
   hub.add(session, socket);
-  hub.log.info({ session: session.id, engine: identity.engine, donor: identity.donor?.name, remote: identity.remote }, 'core connected');
+  hub.clientLog.info({ session: session.id, engine: identity.engine, donor: identity.donor?.name, remote: identity.remote }, 'core connected');
   session.welcome();
   return session;
 }
 
 /** A socket closed: unregisters its session, logs it, and lets the session end its assignment (the lease waits for a resume). */
 export function closeSession(deps: CoreEndpoint, session: CoreSession, code: number): void {
-  deps.hub.log.info({ session: session.id, code }, 'core disconnected');
+  deps.hub.clientLog.info({ session: session.id, code }, 'core disconnected');
   deps.hub.closed(session);
 }

@@ -226,7 +226,7 @@ export function coreBehavior(deps: CoreEndpoint, connections: ConnectionLimit): 
       const data = ws.getUserData();
       if (data.state !== 'open') return;
       if (message.byteLength > c.maxMessageBytes) {
-        hub.log.warn({ session: data.session?.id, bytes: message.byteLength }, 'message over core.maxMessageBytes; closing');
+        hub.clientLog.warn({ session: data.session?.id, bytes: message.byteLength }, 'message over core.maxMessageBytes; closing');
         data.state = 'closing';
         outbox.end(ws, 1009, 'message too large');
         return;

@@ -12,6 +12,11 @@ import t from 'tap';
 import { loadConfig, type Settings } from '../../src/config/settings';
 import type { Logger } from '../../src/telemetry/log';
 import { REDACT_PATHS } from '../../src/telemetry/log';
+import { ClientLog } from '../../src/telemetry/client-log';
+import { Metrics } from '../../src/telemetry/metrics';
+import { TrustList } from '../../src/http/client-address';
+import type { Router } from '../../src/http/router';
+import type { HttpContext } from '../../src/http/exchange';
 import { startServer, type RunningServer } from '../../src/server';
 import { runCli as runCliChild, type CliProcess, type RunCliOptions } from '../../test-support/cli';
 import { getStack, stackOverrides, type Overrides } from '../../test-support/stack';
@@ -37,6 +42,15 @@ export function memoryLogger(): { log: Logger; lines: () => Array<Record<string,
     raw: () => text,
     lines: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
   };
+}
+
+/**
+ * The HTTP context of a transport served without a server around it (fresh metrics, no
+ * trusted proxies, client lines within the default budget), plus `extra`.
+ */
+export function bareHttpContext(router: Router, log: Logger, extra: Partial<HttpContext> = {}): HttpContext {
+  const metrics = new Metrics();
+  return { router, trust: new TrustList([]), log, clientLog: new ClientLog(log, 1000, metrics.logLinesSkipped), metrics, ...extra };
 }
 
 /** An in-process server on the stack, with its captured log. */
