@@ -142,7 +142,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
     ...(chain ? { chainFile: chain.file } : {}),
     http: ctx,
     core: { hub, engineKeys, auth, trust },
-    connections: new ConnectionLimit(settings.http.maxConnectionsPerAddress, trust, metrics.registry),
+    connections: new ConnectionLimit(settings.http.maxConnectionsPerAddress, settings.http.maxConnections, trust, metrics.registry),
   };
   let transport: Transport;
   try {

@@ -12,11 +12,12 @@ import { getStack, stopStack } from '../test-support/stack';
 t.teardown(stopStack);
 
 t.test('open-files check: limit parsing and the fix it names', async (t) => {
-  const s = loadConfig({ env: {}, overrides: { 'server.maxConnections': 5000, 'preflight.fdReserve': 100 } });
-  t.match(checkOpenFiles(s, { soft: 20000, hard: 20000 }), { ok: true, detail: /20000 ≥ 5100/ });
+  const s = loadConfig({ env: {}, overrides: { 'server.maxConnections': 5000, 'http.maxConnections': 400, 'preflight.fdReserve': 100 } });
+  t.match(checkOpenFiles(s, { soft: 20000, hard: 20000 }), { ok: true, detail: /20000 ≥ 5500 \(server\.maxConnections 5000 \+ http\.maxConnections 400 \+ preflight\.fdReserve 100\)/ });
+  t.equal(checkOpenFiles(s, { soft: 5499, hard: 20000 }).ok, false, 'other connections count too');
   const bad = checkOpenFiles(s, { soft: 1024, hard: 4096 });
   t.equal(bad.ok, false);
-  t.match(bad.detail, /soft limit 1024 < 5100/);
+  t.match(bad.detail, /soft limit 1024 < 5500/);
   t.match(bad.fix, /limits\.conf/);
   t.match(bad.fix, /LimitNOFILE=/);
   t.match(bad.detail, /hard limit 4096/);

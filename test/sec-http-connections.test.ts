@@ -1,6 +1,6 @@
 /**
- * Connections per client address that are not core sockets (http.maxConnectionsPerAddress),
- * on both transports: past the limit a connection is closed as it is accepted, before its TLS
+ * Connections that are not core sockets, per client address (http.maxConnectionsPerAddress)
+ * and per process (http.maxConnections), on both transports: past the limit a connection is closed as it is accepted, before its TLS
  * handshake, so one host cannot hold a process's file descriptors with connections that each
  * stay short of the idle timeout; other addresses are served meanwhile; a core socket stops
  * counting once upgraded; a trusted proxy's connections are not counted; refusals show in
@@ -72,8 +72,39 @@ for (const transport of ['uws', 'node'] as const) {
     await new Promise((r) => setTimeout(r, 200));
 
     const metrics = (await request(`${f.ts.url}/metrics`, { ca: f.ts.ca })).body.toString();
-    t.match(metrics, /coordinator_http_connections_refused_total(\{[^}]*\})? [2-9]/, 'refusals are counted');
+    t.match(metrics, /coordinator_http_connections_refused_total\{limit="address"[^}]*\} [2-9]/, 'refusals are counted');
     const open = Number(/coordinator_http_connections(?:\{[^}]*\})? (\d+)/.exec(metrics)?.[1]);
-    t.equal(open, 2, "open connections counted: the other address's and the /metrics request's own, not the cores' nor the proxy's");
+    t.equal(open, MAX + 4, "open connections counted: the proxy's, the other address's and the /metrics request's own, not the cores'");
+  });
+
+  t.test(`${transport}: connections past http.maxConnections, from any address, are closed as they come`, async (t) => {
+    const TOTAL = 6;
+    const f = await coreFixture({ 'server.transport': transport, 'http.maxConnections': TOTAL, 'http.maxConnectionsPerAddress': 2, 'server.trustProxy': ['127.0.0.3'] });
+    t.teardown(() => f.ts.close());
+    const port = f.ts.server.port;
+    const held = [await connection(t, port, '127.0.0.3'), await connection(t, port, '127.0.0.3'), await connection(t, port, '127.0.0.3')];
+    for (const from of ['127.0.0.4', '127.0.0.5', '127.0.0.6']) held.push(await connection(t, port, from));
+    t.same(await Promise.all(held.map((c) => c.closedWithin(500))), Array(TOTAL).fill(false), `${TOTAL} silent connections from four addresses, a trusted proxy's among them, stay open`);
+    for (const from of ['127.0.0.7', '127.0.0.3']) {
+      const extra = await connection(t, port, from);
+      t.equal(await extra.closedWithin(2000), true, `one more from ${from} is closed at once`);
+    }
+
+    held.pop()!.socket.destroy();
+    held.pop()!.socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    const core = await f.client({ reconnect: false });
+    t.teardown(() => core.close());
+    t.pass('connections that close make room: a core connects');
+    const more = [await connection(t, port, '127.0.0.8'), await connection(t, port, '127.0.0.8')];
+    t.same(await Promise.all(more.map((c) => c.closedWithin(500))), [false, false], 'and, once upgraded, stops counting: two more fit');
+    const last = await connection(t, port, '127.0.0.9');
+    t.equal(await last.closedWithin(2000), true, 'the process is full again');
+
+    for (const c of [...held, ...more]) c.socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    const metrics = (await request(`${f.ts.url}/metrics`, { ca: f.ts.ca })).body.toString();
+    t.match(metrics, /coordinator_http_connections_refused_total\{limit="process"[^}]*\} 3/, 'the three refusals are counted as the process limit');
+    await core.ping();
   });
 }

@@ -29,11 +29,11 @@ export function openFilesLimit(procLimits = '/proc/self/limits'): { soft: number
   }
 }
 
-/** Checks the soft open-files limit against server.maxConnections plus the reserve. */
+/** Checks the soft open-files limit against core sockets plus other connections plus the reserve. */
 export function checkOpenFiles(settings: Settings, limits = openFilesLimit()): CheckResult {
   const name = 'open files (RLIMIT_NOFILE)';
-  const need = settings.server.maxConnections + settings.preflight.fdReserve;
-  const why = `server.maxConnections ${settings.server.maxConnections} + preflight.fdReserve ${settings.preflight.fdReserve}`;
+  const need = settings.server.maxConnections + settings.http.maxConnections + settings.preflight.fdReserve;
+  const why = `server.maxConnections ${settings.server.maxConnections} + http.maxConnections ${settings.http.maxConnections} + preflight.fdReserve ${settings.preflight.fdReserve}`;
   if (!limits) return { name, ok: true, detail: `limit unknown on this platform; need ${need} (${why})` };
   if (limits.soft >= need) return { name, ok: true, detail: `soft limit ${limits.soft} ≥ ${need} (${why})` };
   const target = Math.max(need, 65536);

@@ -32,6 +32,12 @@ export const schema = {
       default: 1 * MIB,
       env: 'SC_HTTP_MAX_BODY_BYTES',
     },
+    maxConnections: {
+      doc: 'Most open connections per process that are not core sockets (HTTP connections, and upgrades not yet done), from all addresses and trusted proxies together. A connection past it is closed as it is accepted, before its TLS handshake, so clients holding many addresses cannot take the file descriptors the process needs for its store, Redis and files. Preflight counts it in the open-files limit.',
+      format: 'positive-int',
+      default: 1024,
+      env: 'SC_HTTP_MAX_CONNECTIONS',
+    },
     maxConnectionsPerAddress: {
       doc: "Most open connections per client address (IPv4, or IPv6 /64; the TCP peer) per process that are not core sockets: HTTP connections, and upgrades not yet done. A connection past it is closed as it is accepted, before its TLS handshake, so one host cannot take a process's file descriptors. Core sockets count against core.maxSocketsPerAddress instead. Peers in server.trustProxy are not counted: cap connections per client on the proxy.",
       format: 'positive-int',
@@ -345,7 +351,7 @@ export const schema = {
       arg: 'preflight-mode',
     },
     fdReserve: {
-      doc: 'File descriptors needed beyond server.maxConnections (storage connections, files, HTTP clients).',
+      doc: 'File descriptors needed beyond server.maxConnections and http.maxConnections: storage and Redis connections, spill and seed files.',
       format: 'positive-int',
       default: 1024,
       env: 'SC_PREFLIGHT_FD_RESERVE',

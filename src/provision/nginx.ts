@@ -47,7 +47,7 @@ export interface NginxConfigOptions {
   workerRlimitNofile?: number;
   /**
    * `limit_conn` per client address: the coordinator does not count a trusted proxy's
-   * connections, so the proxy caps them. Default 512, the coordinator's own
+   * connections per address, so the proxy caps them. Default 512, the coordinator's own
    * core.maxSocketsPerAddress and http.maxConnectionsPerAddress together. nginx takes at most
    * 65,535.
    */
