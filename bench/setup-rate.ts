@@ -4,7 +4,8 @@
  * server's CPU time per established session (utime + stime of every server process from
  * /proc, over the set-up window, divided by the sessions). Beside it, in the same run, the
  * same figure for bare TLS WebSocket echo servers (bench/echo-uws.ts: the floor, and
- * bench/echo-node.ts), driven by the same load generator doing the same exchange, and for
+ * bench/echo-node.ts), driven by the same load generator doing the same exchange (echo-uws
+ * a second time answering with as many bytes as an assignment: the floor of sending them), and for
  * the Centrifugo v5.4.9 peer (bench/lib/centrifugo-peer.ts: connect with a token, subscribe
  * to one channel), twice: with an empty subscribe reply, and with a reply that carries as
  * many bytes as the coordinator's assignment (a state channel's publication).
@@ -12,7 +13,7 @@
 import os from 'node:os';
 import { benchServer, stopServer, TRANSPORTS, type BenchContext } from './lib/context';
 import { PEER, PEER_PING_INTERVAL_S, peerSessions, publishStates, startPeer, type PeerServer } from './lib/centrifugo-peer';
-import { RECIPE, resetQueues } from './lib/fixtures';
+import { RECIPE, resetQueues, seedBody } from './lib/fixtures';
 import { closeLoadGens, runSessions, sessionsTotals, startLoadGens, type LoadGen } from './lib/loadgen-pool';
 import { CpuWindow } from './lib/proc';
 import { row, type BenchResult } from './lib/report';
@@ -22,6 +23,13 @@ import type { SessionsCommand } from './loadgen';
 
 /** The uws run with the seed cache off. */
 const UNCACHED = 'uws-seed-cache-off';
+/** The echo-uws run whose replies are as large as an assignment. */
+const SIZED_ECHO = 'echo-uws-assignment-bytes';
+
+/** About the bytes of a recipe assignment: its seed files in base64 in JSON, the target's options, the other fields. */
+function assignmentBytes(): number {
+  return Buffer.byteLength(JSON.stringify({ type: 'assignment', id: 1, stream_id: 'x'.repeat(24), target_id: 'x'.repeat(24), options: RECIPE.targetOptions, frames: 0, ...seedBody(0) }));
+}
 
 interface SetupFigures {
   target: string;
@@ -93,10 +101,11 @@ async function coordinator(ctx: BenchContext, transport: TransportName, tag: str
   }
 }
 
-async function echo(ctx: BenchContext, kind: 'uws' | 'node'): Promise<SetupFigures> {
-  const server = await startEcho(ctx.stack, kind, ctx.cpuProfDir ? `${ctx.cpuProfDir}/setup-echo-${kind}` : undefined);
+async function echo(ctx: BenchContext, kind: 'uws' | 'node', replyBytes?: number): Promise<SetupFigures> {
+  const tag = replyBytes ? SIZED_ECHO : `echo-${kind}`;
+  const server = await startEcho(ctx.stack, kind, ctx.cpuProfDir ? `${ctx.cpuProfDir}/setup-${tag}` : undefined, replyBytes);
   try {
-    return await drive(ctx, `echo-${kind}`, server, '/echo', undefined, 'any');
+    return await drive(ctx, tag, server, '/echo', undefined, 'any');
   } finally {
     await server.stop(ctx.cpuProfDir ? 'graceful' : 'kill');
   }
@@ -137,6 +146,10 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
     fig[`echo-${k}`] = await echo(ctx, k);
     ctx.log(`setup: echo-${k}: ${JSON.stringify(fig[`echo-${k}`])}`);
   }
+  const sized = assignmentBytes();
+  ctx.log(`setup: echo-uws, replies of ${sized} bytes`);
+  fig[SIZED_ECHO] = await echo(ctx, 'uws', sized);
+  ctx.log(`setup: ${SIZED_ECHO}: ${JSON.stringify(fig[SIZED_ECHO])}`);
   ctx.log(`setup: ${PEER}`);
   // A peer that cannot be built or started must not cost the coordinator's figures.
   let peerError: string | undefined;
@@ -157,8 +170,10 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
   const uc = fig[UNCACHED]!;
   const eu = fig['echo-uws']!;
   const en = fig['echo-node']!;
+  const es = fig[SIZED_ECHO]!;
   const B = 'setup';
   const overFloor = ratio(u.serverCpuMsPerSession, eu.serverCpuMsPerSession);
+  const overSizedFloor = ratio(u.serverCpuMsPerSession, es.serverCpuMsPerSession);
   const rows = [
     row(B, 'sessions set up per second', '/s', u.ratePerS, n.ratePerS, 'higher'),
     row(B, 'set-up latency p50', 'ms', u.latencyMs.p50, n.latencyMs.p50, 'lower'),
@@ -185,10 +200,13 @@ export async function setupRateBench(ctx: BenchContext): Promise<BenchResult> {
   ];
   // The seed cache's part: uws with it (the "uws" column) and without it (the "node" column).
   rows.push(...besideRows('seed cache on; off', 'uws; uws', uc, 'server CPU per session'));
+  // The floor of sending what the coordinator sends: uws (its column) beside echo-uws sending as many bytes.
+  rows.push(...besideRows('bare echo sending an assignment\'s bytes', 'uws; echo-uws', es, 'server CPU per session'));
   const notes = [
     `Streams: the recipe's (bench/lib/fixtures.ts), whose ${RECIPE.distinctSeeds} distinct seed contents repeat round-robin, as the clones of a run share their starting structure; each server process keeps seed content it has read twice in its seed cache (core.seedCacheBytes). "Seed cache off" is uws with core.seedCacheBytes 0: every assignment reads its seed files from the store, as when no two streams share seed content (a miss then costs the same plus one Set lookup). Centrifugo is compared with the cache on${cs ? `; with it off, uws/centrifugo CPU per session is ${ratio(uc.serverCpuMsPerSession, cs.serverCpuMsPerSession)} against the replies of an assignment's size` : ''}.`,
     `${s.count} sessions per server, ${s.loadgens} load generators × ${s.concurrency} set-ups in flight; coordinator with 1 process (server.workers 1); sessions stay open until the end of each run.`,
     `Echo servers (same load generator, same exchange: TLS + upgrade + first message + one request/reply): echo-uws ${eu.ratePerS}/s, p50/p99 ${eu.latencyMs.p50}/${eu.latencyMs.p99} ms, ${eu.serverCpuMsPerSession} CPU ms/session; echo-node ${en.ratePerS}/s, p50/p99 ${en.latencyMs.p50}/${en.latencyMs.p99} ms, ${en.serverCpuMsPerSession} CPU ms/session.`,
+    `${SIZED_ECHO}: echo-uws answering each request with one ${sized}-byte text message made once at start (an assignment's bytes, sent the cheapest way): ${es.ratePerS}/s, p50/p99 ${es.latencyMs.p50}/${es.latencyMs.p99} ms, ${es.serverCpuMsPerSession} CPU ms/session; uws ÷ it ${overSizedFloor}.`,
     `Load generator CPU per session (client TLS handshake with chain verification, ws upgrade, two messages): ${u.loadgenCpuMsPerSession} ms (uws run), ${n.loadgenCpuMsPerSession} ms (node run), ${eu.loadgenCpuMsPerSession} ms (echo-uws). All processes share ${os.cpus().length} CPUs with the store and Redis, so the rate is bounded by the whole machine, not the server alone; CPU per session is read per process and is not.`,
     `Failure reasons: ${JSON.stringify(Object.fromEntries(Object.entries(fig).map(([k, v]) => [k, v.reasons])))}.`,
   ];

@@ -193,12 +193,15 @@ function seedDirKiB(parent: string, pid: number): number {
   return kib;
 }
 
-/** Starts bench/echo-uws.js or bench/echo-node.js on a free port with the stack's certificates. */
-export async function startEcho(stack: BenchStack, kind: 'uws' | 'node', cpuProfDir?: string): Promise<BenchServer> {
+/**
+ * Starts bench/echo-uws.js or bench/echo-node.js on a free port with the stack's certificates;
+ * with `replyBytes` (echo-uws only) each request is answered with a message of that size.
+ */
+export async function startEcho(stack: BenchStack, kind: 'uws' | 'node', cpuProfDir?: string, replyBytes?: number): Promise<BenchServer> {
   const port = await freePort('127.0.0.1');
   const script = path.resolve(__dirname, '..', `echo-${kind}.js`);
   const c = stack.stack.certs;
-  const child = spawn(process.execPath, [...diagnosticArgs({ cpuProfDir }), script, '--port', String(port), '--cert', c.fullChain, '--key', c.key], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [...diagnosticArgs({ cpuProfDir }), script, '--port', String(port), '--cert', c.fullChain, '--key', c.key, ...(replyBytes ? ['--reply-bytes', String(replyBytes)] : [])], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const pid = child.pid!;
   groups.add(pid);
   let out = '';
