@@ -1,6 +1,7 @@
 /**
  * The floor of the set-up benchmark: a bare uWebSockets.js TLS WebSocket echo server (the
- * vendored build, `SSLApp`) on the same certificate chain as the coordinator. On open it
+ * vendored build, `SSLApp`) on the same certificate chain and TLS settings as the coordinator
+ * (src/transport/uws-server.ts). On open it
  * sends one text message (standing in for the welcome); every message is echoed. No
  * authentication, no storage: what is left is TLS, the upgrade and two small messages.
  * With `--reply-bytes N` every message is answered instead with one text message of N bytes
@@ -11,6 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import uws from 'uWebSockets.js';
+import { DEFAULT_CIPHERS } from '../src/transport/tls-policy';
 
 const { values } = parseArgs({ options: { port: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, host: { type: 'string' }, 'reply-bytes': { type: 'string' } } });
 if (!values.port || !values.cert || !values.key) {
@@ -22,7 +24,7 @@ if (!values.port || !values.cert || !values.key) {
 const replyBytes = Number(values['reply-bytes'] ?? 0);
 const reply = replyBytes > 0 ? Buffer.from(`{"type":"assignment","files":"${'QUJD'.repeat(Math.ceil(replyBytes / 4)).slice(0, Math.max(0, replyBytes - 35))}"}`) : undefined;
 
-const app = uws.SSLApp({ cert_file_name: values.cert, key_file_name: values.key });
+const app = uws.SSLApp({ cert_file_name: values.cert, key_file_name: values.key, ssl_prefer_low_memory_usage: true, ssl_ciphers: DEFAULT_CIPHERS });
 app.ws('/*', {
   maxPayloadLength: 16 * 1024 * 1024,
   idleTimeout: 120,

@@ -89,7 +89,7 @@ export interface ModeSettings {
      */
     retries: number;
   };
-  /** count: below server.maxConnections (18,000): each target is one server process, and sessions stay open until the end. */
+  /** count: below server.maxConnections (17,500): each target is one server process, and sessions stay open until the end. */
   setup: { count: number; loadgens: number; concurrency: number; timeoutMs: number; deadlineS: number };
   /** memoryBufferBytes: server core.memoryBufferBytes (the frame-path variant buffers everything in memory). */
   frames: { cores: number; sizes: FrameSize[]; checkpointBytes: number; deadlineS: number; memoryBufferBytes: number };
@@ -118,7 +118,7 @@ const HISTORY = { partitions: 10, framesPerPartition: 100, frameBytes: 2 * KIB, 
 
 export const MODES: Record<'quick' | 'full', ModeSettings> = {
   quick: {
-    sessions: { count: 3000, perProcess: 15000, maxConnections: 18000, concurrency: 64, settleS: 30, holdS: 5, timeoutMs: 30_000, deadlineS: 240, retries: 3 },
+    sessions: { count: 3000, perProcess: 15000, maxConnections: 17500, concurrency: 64, settleS: 30, holdS: 5, timeoutMs: 30_000, deadlineS: 240, retries: 3 },
     heap: { low: 1000, high: 3000, concurrency: 64, timeoutMs: 30_000, deadlineS: 240, settleS: 65 },
     setup: { count: 1500, loadgens: 2, concurrency: 16, timeoutMs: 20_000, deadlineS: 120 },
     frames: {
@@ -156,7 +156,7 @@ export const MODES: Record<'quick' | 'full', ModeSettings> = {
     },
   },
   full: {
-    sessions: { count: 100_000, perProcess: 15000, maxConnections: 18000, concurrency: 64, settleS: 30, holdS: 60, timeoutMs: 60_000, deadlineS: 3600, retries: 3 },
+    sessions: { count: 100_000, perProcess: 15000, maxConnections: 17500, concurrency: 64, settleS: 30, holdS: 60, timeoutMs: 60_000, deadlineS: 3600, retries: 3 },
     heap: { low: 3000, high: 9000, concurrency: 64, timeoutMs: 60_000, deadlineS: 600, settleS: 65 },
     setup: { count: 15_000, loadgens: 2, concurrency: 16, timeoutMs: 30_000, deadlineS: 600 },
     frames: {
