@@ -53,6 +53,16 @@ t.test('a running server keeps no copy of its certificate chain on disk, so a ki
   t.same(copies(), [], 'none after a kill');
 });
 
+for (const transport of ['uws', 'node'] as const) {
+  t.test(`${transport}: a lone server refuses a port another server listens on`, async (t) => {
+    // uWS binds with SO_REUSEPORT by default, which would let both listen and split clients.
+    const port = ts.server.port;
+    await t.rejects(startTestServer({ 'server.transport': transport, 'server.port': port }), /cannot listen|EADDRINUSE/, 'the second server does not start');
+    const answers = await Promise.all(Array.from({ length: 10 }, () => request(`${ts.url}/readyz`, { ca: ts.ca }).then((r) => r.status)));
+    t.same(answers, Array(10).fill(200), 'every request still reaches the first');
+  });
+}
+
 t.test('TLS below 1.2 is refused', async (t) => {
   const err = await new Promise<Error | undefined>((resolve) => {
     const sock = tls.connect({

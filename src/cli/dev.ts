@@ -139,6 +139,11 @@ export async function runDev(opts: DevOptions): Promise<void> {
 
   const results = await runPreflight(settings);
   if (results.some((r) => !r.ok)) say(`preflight:\n${formatResults(results)}`);
+  // The other checks only warn in development; a port another server holds would not work at all.
+  if (results.some((r) => !r.ok && r.name.startsWith('port '))) {
+    say(`port ${settings.server.port} is taken (another dev stack?): stop it, or choose another port: npm run dev -- --port ${settings.server.port + 1000}`);
+    return stopAll(1);
+  }
 
   let server;
   try {

@@ -1,4 +1,5 @@
 /** The uWebSockets.js transport: one SSLApp (or App) serving HTTP and `/core/v1`. */
+import cluster from 'node:cluster';
 import { coreBehavior } from './uws-core';
 import type { Transport, TransportOptions } from './types';
 import { loadUws } from './types';
@@ -24,8 +25,13 @@ export async function startUwsTransport(o: TransportOptions): Promise<Transport>
   limitConnections(app, o.connections);
   app.ws('/core/v1', coreBehavior(o.core, o.connections));
   app.any('/*', (res, req) => serveHttp(o.http, res, req));
+  // uWS sets SO_REUSEPORT by default, which the workers of a group need to share the port, but
+  // which lets a lone server bind a port another server already listens on and split its
+  // clients with it: a lone process asks for the port to itself.
+  // ListenOptions is a declared enum with no runtime object: 0 LIBUS_LISTEN_DEFAULT, 1 LIBUS_LISTEN_EXCLUSIVE_PORT.
+  const options = (cluster.isWorker ? 0 : 1) as import('uWebSockets.js').ListenOptions;
   const listenSocket = await new Promise<import('uWebSockets.js').us_listen_socket | false>((resolve) => {
-    app.listen(o.host, o.port, resolve);
+    app.listen(o.host, o.port, options, resolve);
   });
   if (!listenSocket) throw new Error(`cannot listen on ${o.host}:${o.port} (address in use or not permitted)`);
   return {
