@@ -2,7 +2,8 @@
  * `stream-coordinator simulate` against a real server whose message rate is low: unpaced, its
  * cores are refused as rate_limited (before the server reads the message's id) and must send
  * the same message again and carry on, instead of waiting for a reply that never comes; paced
- * under the limit, nothing is refused.
+ * under the limit, nothing is refused. A stream its manager stops under a core ends that
+ * assignment only: the core asks for another.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { simulate, type SimulateOptions } from '../src/cli/simulate';
 import { coreFixture, type CoreFixture } from './helpers/core';
+import { eventually } from './helpers/server';
 import { stopStack } from '../test-support/stack';
 import { tempDir } from '../test-support/temp';
 
@@ -28,10 +30,10 @@ t.teardown(async () => {
   await stopStack();
 });
 
-const run = (ratePerS: number): ReturnType<typeof simulate> => {
+const run = (ratePerS: number, extra: Partial<SimulateOptions> = {}): ReturnType<typeof simulate> => {
   const out = Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream;
   out.resume();
-  const o: SimulateOptions = { url: f.wsUrl, engineKey: f.engineKey, donorToken: f.donor, caFile, cores: 1, frameBytes: 1024, checkpointEvery: 5, checkpointsPerAssignment: 2, errorRate: 0, durationS: 3, ratePerS, targetId: target, out };
+  const o: SimulateOptions = { url: f.wsUrl, engineKey: f.engineKey, donorToken: f.donor, caFile, cores: 1, frameBytes: 1024, checkpointEvery: 5, checkpointsPerAssignment: 2, errorRate: 0, durationS: 3, ratePerS, targetId: target, out, ...extra };
   return simulate(o);
 };
 
@@ -49,4 +51,25 @@ t.test('paced under the limit: nothing refused', async (t) => {
   t.equal(c.refused, 0);
   t.equal(c.errors, 0);
   t.ok(c.frames > 0, `${c.frames} frames`);
+});
+
+t.test('a stream stopped by its manager under a core: the core goes on with another stream', async (t) => {
+  const own = await f.target();
+  for (let i = 0; i < 3; i++) await f.stream(own);
+  const running = run(20, { targetId: own, durationS: 5, checkpointsPerAssignment: 1000 });
+  const stopped: string[] = [];
+  // Stop whichever stream the core holds, twice, while it sends frames.
+  for (let round = 0; round < 2; round++) {
+    const active = await eventually(async () => {
+      const live = await f.api<{ targets: Record<string, Array<{ stream_id: string }>> }>('GET', '/v1/active-streams', f.manager);
+      return (live.targets[own] ?? []).find((i) => !stopped.includes(i.stream_id))?.stream_id;
+    }, 5000, 'a stream in progress');
+    await f.api('POST', `/v1/streams/${active}/stop`, f.manager, undefined, 200);
+    stopped.push(active);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const c = await running;
+  t.equal(c.errors, 0, 'no core ended on it');
+  t.equal(c.takenBack, 2, 'both assignments taken back are counted');
+  t.ok(c.assignments >= 3, `the core asked for another stream each time (${c.assignments} assignments)`);
 });

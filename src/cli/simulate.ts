@@ -46,13 +46,15 @@ interface Counters {
   waits: number;
   /** Messages the server refused as rate_limited (each sent again). */
   refused: number;
+  /** Assignments the server took back (a manager stopped or deleted the stream); the core asks for another. */
+  takenBack: number;
   commitMs: number[];
 }
 
 /** Runs the simulation until the duration ends or SIGINT; resolves with the counters. */
 export async function simulate(o: SimulateOptions): Promise<Counters> {
   const ca = o.caFile ? fs.readFileSync(o.caFile) : undefined;
-  const c: Counters = { sessions: 0, assignments: 0, frames: 0, commits: 0, errors: 0, bytes: 0, waits: 0, refused: 0, commitMs: [] };
+  const c: Counters = { sessions: 0, assignments: 0, frames: 0, commits: 0, errors: 0, bytes: 0, waits: 0, refused: 0, takenBack: 0, commitMs: [] };
   let running = true;
   const stopAll = (): void => {
     running = false;
@@ -65,7 +67,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
   const progress = setInterval(() => {
     const now = Date.now();
     const dt = (now - last.t) / 1000;
-    const line = `sessions ${c.sessions}/${o.cores}  frames/s ${((c.frames - last.frames) / dt).toFixed(0)}  commits/s ${((c.commits - last.commits) / dt).toFixed(1)}  frames ${c.frames}  commits ${c.commits}  errors ${c.errors}  waiting ${c.waits}`;
+    const line = `sessions ${c.sessions}/${o.cores}  frames/s ${((c.frames - last.frames) / dt).toFixed(0)}  commits/s ${((c.commits - last.commits) / dt).toFixed(1)}  frames ${c.frames}  commits ${c.commits}  errors ${c.errors}  taken back ${c.takenBack}  waiting ${c.waits}`;
     last = { t: now, frames: c.frames, commits: c.commits };
     o.out.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
   }, tty ? 1000 : 5000);
@@ -74,6 +76,9 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
   const oneCore = async (i: number): Promise<void> => {
     const client = new CoreClient({ url: o.url, engineKey: o.engineKey, ...(o.donorToken ? { donorToken: o.donorToken } : {}), ...(ca ? { ca } : {}) });
     client.on('error', () => undefined);
+    client.on('stop', (e: { reconnect: boolean }) => {
+      if (!e.reconnect) c.takenBack++;
+    });
     try {
       await client.connect();
     } catch (err) {
@@ -100,6 +105,28 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         }
       }
     };
+    /** One assignment's frames, checkpoints and stop, until done or the server takes it back. */
+    const work = async (): Promise<void> => {
+      for (let cp = 0; running && cp < o.checkpointsPerAssignment && client.assignment; cp++) {
+        for (let k = 0; running && k < o.checkpointEvery && client.assignment; k++) {
+          await paced(() => client.sendFrames([{ name: 'frames.xtc', data: payload }], 1));
+          c.frames++;
+          c.bytes += payload.length;
+        }
+        if (!client.assignment) return;
+        const t0 = Date.now();
+        await paced(() => client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]));
+        c.commitMs.push(Date.now() - t0);
+        c.commits++;
+      }
+      if (!client.assignment) return;
+      if (Math.random() < o.errorRate) {
+        c.errors++;
+        await paced(() => client.stop('simulated error'));
+      } else {
+        await paced(() => client.stop());
+      }
+    };
     try {
       while (running) {
         try {
@@ -114,25 +141,12 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
           throw err;
         }
         c.assignments++;
-        for (let cp = 0; running && cp < o.checkpointsPerAssignment && client.assignment; cp++) {
-          for (let k = 0; running && k < o.checkpointEvery && client.assignment; k++) {
-            await paced(() => client.sendFrames([{ name: 'frames.xtc', data: payload }], 1));
-            c.frames++;
-            c.bytes += payload.length;
-          }
-          if (!client.assignment) break;
-          const t0 = Date.now();
-          await paced(() => client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]));
-          c.commitMs.push(Date.now() - t0);
-          c.commits++;
-        }
-        if (client.assignment) {
-          if (Math.random() < o.errorRate) {
-            c.errors++;
-            await paced(() => client.stop('simulated error'));
-          } else {
-            await paced(() => client.stop());
-          }
+        try {
+          await work();
+        } catch (err) {
+          // The server's `stop` (its manager stopped or deleted the stream) can cross a message
+          // already sent, which then gets not_assigned: the work is over, ask for another stream.
+          if (!(err instanceof CoreError && err.code === 'not_assigned')) throw err;
         }
       }
     } catch (err) {
@@ -153,7 +167,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
   const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
   o.out.write(
     `${tty ? '\n' : ''}summary: ${o.cores} cores for ${secs.toFixed(1)} s: ${c.assignments} assignments, ${c.frames} frames (${(c.frames / secs).toFixed(0)}/s, ${(c.bytes / secs / 1e6).toFixed(2)} MB/s), ` +
-      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors, ${c.refused} messages refused as rate_limited and sent again\n`,
+      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors, ${c.takenBack} assignments taken back by the server, ${c.refused} messages refused as rate_limited and sent again\n`,
   );
   return c;
 }
