@@ -172,6 +172,15 @@ t.test('the manager workflow from the command line', async (t) => {
   t.same((await api.call('GET', `/v1/streams/${s2}/files/system.xml`, { token: manager.token })).body, seeds['b/system.xml'], 'seed bytes arrive intact');
   t.same((await api.expect<{ tag_files: string[] }>(200, 'GET', `/v1/streams/${s3}/partitions`, { token: manager.token })).tag_files, ['tag.json']);
   t.equal((await run(['streams', 'add', target])).code, 2, 'add without files: exit 2');
+  const nested = path.join(tmp, 'nested');
+  fs.mkdirSync(path.join(nested, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(nested, 'state.xml'), 'top');
+  fs.writeFileSync(path.join(nested, 'sub', 'deep.xml'), 'deep');
+  const withSub = await run(['streams', 'add', target, nested, '--json']);
+  t.equal(withSub.code, 0, withSub.stderr);
+  t.match(withSub.stderr, /folders inside are not seed files, left out: sub\//, 'a folder inside is named as left out');
+  await run(['streams', 'delete', withSub.json<Array<{ stream_id: string }>>()[0]!.stream_id]);
+  t.match((await run(['targets', 'create', '--engine', 'openmm', '--weight', '0'])).stderr, /--weight must be a number above 0 and at most/, 'a weight of 0 is refused in words');
   t.equal((await run(['streams', 'add', target, dirs[0]!, path.join(dirs[1]!, 'state.xml')])).code, 2, 'files and directories mixed: exit 2');
 
   const sl = await run(['streams', 'list', target, '--json']);
@@ -203,6 +212,15 @@ t.test('the manager workflow from the command line', async (t) => {
   t.same(fs.readdirSync(out).sort(), ['log.txt', 'state.xml', 'system.xml', 'traj.dcd'], 'no .part left behind');
   t.match(dl.json(), [{ name: 'traj.dcd', bytes: 500 * KIB + 10, resumed_from: 0 }]);
   t.equal((await run(['streams', 'download', s1, 'nope.dcd', '--out', out])).code, 4, 'unknown file name: exit 4');
+  const started2 = Date.now();
+  const proc = await run(['streams', 'download', s1, '--out', '/proc/stream-coordinator-test']);
+  t.equal(proc.code, 1, `a folder that cannot be made: exit 1 after ${Date.now() - started2} ms (Node's recursive mkdir spins on /proc)`);
+  t.notMatch(proc.stderr, /\n\s+at /, `one line, no stack (${proc.stderr.trim()})`);
+  const underFile = await run(['streams', 'download', s1, '--out', path.join(out, 'traj.dcd', 'x')]);
+  t.equal(underFile.code, 2, 'an --out under a file: exit 2');
+  t.match(underFile.stderr, /traj\.dcd is not a folder/);
+  for (let n = 9; n <= 20; n++) await fx.commitPartition(s3, n, { 'x.dcd': 'x' });
+  t.match((await run(['streams', 'show', s3])).stdout, /partitions\s+12 \(the last 10: 11 12 13 14 15 16 17 18 19 20; all with --json\)/, 'show: a long list of partitions is its count and last ends');
 
   // An interrupted download: a proxy cuts the connection partway, the same command resumes.
   const big = [crypto.randomBytes(MIB), crypto.randomBytes(MIB), crypto.randomBytes(MIB)];

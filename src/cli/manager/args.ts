@@ -85,12 +85,14 @@ export function list(p: Parsed, name: string): string[] {
 }
 
 /** A number flag within bounds. */
-export function num(p: Parsed, name: string, min: number, max: number, integer = false): number | undefined {
+export function num(p: Parsed, name: string, min: number, max: number, integer = false, label = `--${name}`): number | undefined {
   const raw = str(p, name);
   if (raw === undefined) return undefined;
   const v = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-    throw usage(`--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+    // Number.MIN_VALUE as the least means "above zero", which is how a reader says it.
+    const range = min === Number.MIN_VALUE ? `above 0 and at most ${max}` : `from ${min} to ${max}`;
+    throw usage(`${label} must be ${integer ? 'an integer' : 'a number'} ${range}`);
   }
   return v;
 }

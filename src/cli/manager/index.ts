@@ -77,10 +77,12 @@ export async function runManager(argv: string[], opts: RunOptions = {}): Promise
   } catch (err) {
     if (err instanceof CliError) {
       o.err.write(`stream-coordinator: ${err.message}\n`);
-      if (err.exitCode === EXIT.usage && !/^(no server|no token|cannot read|no CA)/.test(err.message)) o.err.write(`\n${resource.usage}\n`);
+      if (err.exitCode === EXIT.usage && !/^(no server|no token|cannot read|cannot write|no CA)/.test(err.message)) o.err.write(`\n${resource.usage}\n`);
       return err.exitCode;
     }
-    o.err.write(`stream-coordinator: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // A local file or folder that cannot be read or written: its one line says which and why.
+    const local = err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+    o.err.write(`stream-coordinator: ${err instanceof Error ? (local ? err.message : (err.stack ?? err.message)) : String(err)}\n`);
     return EXIT.failed;
   } finally {
     client?.close();

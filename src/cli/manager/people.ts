@@ -17,7 +17,7 @@ export const donors: Resource = {
     const p = parse(args);
     const [n] = positionals(p, [], { rest: true });
     if (p.positionals.length > 1) throw usage(`unexpected argument "${p.positionals[1]}"`);
-    const top = num({ values: { n }, positionals: [] }, 'n', 1, 1e6, true) ?? 20;
+    const top = num({ values: { n }, positionals: [] }, 'n', 1, 1e6, true, 'N') ?? 20;
     const r = await ctx.client().call<Donors>('GET', `/v1/donors?top=${top}`);
     return print(ctx.o, r.donors, () =>
       table(

@@ -40,13 +40,18 @@ function readFiles(paths: string[], what: string): Record<string, string> {
   return out;
 }
 
-/** The regular files directly in a directory (hidden ones skipped), sorted. */
-function filesIn(dir: string): string[] {
-  const names = fs
-    .readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isFile() && !e.name.startsWith('.'))
+/**
+ * The regular files directly in a directory (hidden ones skipped), sorted. A stream's seed
+ * files have plain names, so folders inside are not taken: `note` says which were left out.
+ */
+function filesIn(dir: string, note: (line: string) => void): string[] {
+  const entries = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => !e.name.startsWith('.'));
+  const names = entries
+    .filter((e) => e.isFile())
     .map((e) => path.join(dir, e.name))
     .sort();
+  const folders = entries.filter((e) => e.isDirectory()).map((e) => `${e.name}/`);
+  if (folders.length > 0) note(`${dir}: folders inside are not seed files, left out: ${folders.sort().join(' ')}`);
   if (names.length === 0) throw usage(`${dir}: no files to use as seed files`);
   return names;
 }
@@ -95,11 +100,38 @@ async function each<T>(ctx: Ctx, ids: string[], fn: (id: string) => Promise<T>):
   return done;
 }
 
+/** Partitions shown by `show` beside their count; `--json` lists them all. */
+const SHOWN_PARTITIONS = 10;
+
+/** The partitions' count and the last few ends (a long stream has thousands). */
+function partitionsLine(ends: number[]): string {
+  if (ends.length === 0) return '-';
+  if (ends.length <= SHOWN_PARTITIONS) return ends.join(' ');
+  return `${ends.length} (the last ${SHOWN_PARTITIONS}: ${ends.slice(-SHOWN_PARTITIONS).join(' ')}; all with --json)`;
+}
+
+/**
+ * Creates `dir` and its missing parents. Not `mkdirSync(…, { recursive: true })`: on a folder
+ * that refuses new entries with ENOENT (/proc) Node retries for ever at full CPU.
+ */
+function makeDir(dir: string): void {
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  while (!fs.existsSync(at)) {
+    missing.unshift(at);
+    const up = path.dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  if (!fs.statSync(at).isDirectory()) throw new CliError(`cannot write into --out ${dir}: ${at} is not a folder`, EXIT.usage);
+  for (const d of missing) fs.mkdirSync(d);
+}
+
 async function download(ctx: Ctx, args: string[]): Promise<void> {
   const p = parse(args, { out: { type: 'string', short: 'o' }, seeds: { type: 'boolean' }, 'no-resume': { type: 'boolean' } });
   const [id, ...wanted] = positionals(p, ['stream'], { rest: true });
   const dir = str(p, 'out') ?? '.';
-  fs.mkdirSync(dir, { recursive: true });
+  makeDir(dir);
   const client = ctx.client();
   const parts = await client.call<Partitions>('GET', `/v1/streams/${seg(id!)}/partitions`);
   const frameSet = new Set(parts.frame_files);
@@ -183,7 +215,7 @@ export const streams: Resource = {
             [
               ...COLUMNS.map((c) => [c.header.toLowerCase(), c.get(s)] as const),
               ['target', s.target_id] as const,
-              ['partitions', parts.partitions.join(' ') || '-'] as const,
+              ['partitions', partitionsLine(parts.partitions)] as const,
               ['seed files', parts.seed_files.join(' ') || '-'] as const,
               ['tag files', parts.tag_files.join(' ') || '-'] as const,
               ['frame files', parts.frame_files.join(' ') || '-'] as const,
@@ -202,7 +234,7 @@ export const streams: Resource = {
         const dirs = paths.filter(isDir);
         if (dirs.length > 0 && dirs.length < paths.length) throw usage('give either files (one stream) or directories (one stream each), not both');
         const tags = readFiles(list(p, 'tag'), 'tag files');
-        const groups = dirs.length > 0 ? dirs.map((d) => ({ source: d, files: filesIn(d) })) : [{ source: paths.join(' '), files: paths }];
+        const groups = dirs.length > 0 ? dirs.map((d) => ({ source: d, files: filesIn(d, (line) => ctx.o.err.write(`stream-coordinator: ${line}\n`)) })) : [{ source: paths.join(' '), files: paths }];
         const bodies = groups.map((g) => ({ source: g.source, body: { files: readFiles(g.files, 'seed files'), ...(Object.keys(tags).length > 0 ? { tags } : {}) } }));
         const created: Array<{ source: string; stream_id: string }> = [];
         for (const b of bodies) {
