@@ -176,6 +176,8 @@ t.test('unknown fields, top level and nested', async (t) => {
   await rejects(t, 'unknown user PATCH field', () => call(ts, 'PATCH', '/v1/users/mgr', { token: admin, json: { weight: 2, name: 'boss' } }), 400, 'bad_request', /unknown field "name"/);
   await rejects(t, 'unknown donor field', () => call(ts, 'POST', '/v1/donors', { json: { name: 'd9', frames: 1e9 } }), 400, 'bad_request', /unknown field "frames"/);
   await rejects(t, 'unknown engine-key field', () => call(ts, 'POST', '/v1/engine-keys', { token: admin, json: { engine: 'openmm_80_cuda', key: 'mine' } }), 400, 'bad_request', /unknown field "key"/);
+  await rejects(t, 'a misspelt required field', () => call(ts, 'POST', '/v1/targets', { token: mgr, json: { engine: ['openmm_80_cuda'] } }), 400, 'bad_request', /body: missing required field "engines" \(unknown: "engine"\)/);
+  await rejects(t, 'a value outside an enum', () => call(ts, 'POST', '/v1/targets', { token: mgr, json: { engines: ['openmm_80_cuda'], stage: 'Public' } }), 400, 'bad_request', /body\.stage: must be one of "public", "beta", "private", "disabled"/);
   await rejects(t, 'unknown stream field', () => call(ts, 'POST', `/v1/targets/${targetId}/streams`, { token: mgr, json: { files: { 'a.txt': b64('x') }, status: 'ok' } }), 400, 'bad_request', /unknown field "status"/);
   // Nested: file maps hold only file names mapped to base64 strings.
   await rejects(t, 'object in a file map', () => call(ts, 'POST', `/v1/targets/${targetId}/streams`, { token: mgr, json: { files: { 'a.txt': { data: b64('x') } } } }), 400, 'bad_request', /body\.files\.a\.txt: must be string/);
@@ -187,7 +189,7 @@ t.test('unknown fields, top level and nested', async (t) => {
 t.test('wrong types and values', async (t) => {
   const cases: Array<[string, string, string, unknown, string, RegExp]> = [
     ['name as number', 'POST', '/v1/users', { name: 123, role: 'manager' }, admin, /body\.name: must be string/],
-    ['unknown role', 'POST', '/v1/users', { name: 'u2', role: 'root' }, admin, /body\.role: must be equal to one of the allowed values/],
+    ['unknown role', 'POST', '/v1/users', { name: 'u2', role: 'root' }, admin, /body\.role: must be one of "manager", "admin"/],
     ['missing role', 'POST', '/v1/users', { name: 'u2' }, admin, /missing required field "role"/],
     ['weight as string', 'POST', '/v1/users', { name: 'u2', role: 'manager', weight: '2' }, admin, /body\.weight: must be number/],
     ['weight zero', 'PATCH', '/v1/users/mgr', { weight: 0 }, admin, /body\.weight: must be > 0/],
@@ -195,7 +197,7 @@ t.test('wrong types and values', async (t) => {
     ['no engines', 'POST', '/v1/targets', { engines: [] }, mgr, /body\.engines: must NOT have fewer than 1 items/],
     ['duplicate engines', 'POST', '/v1/targets', { engines: ['a', 'a'] }, mgr, /body\.engines: must NOT have duplicate items/],
     ['bad engine name', 'POST', '/v1/targets', { engines: ['OpenMM CUDA'] }, mgr, /body\.engines\.0: must match pattern/],
-    ['unknown stage', 'PATCH', `/v1/targets/${targetId}`, { stage: 'secret' }, mgr, /body\.stage: must be equal to one of the allowed values/],
+    ['unknown stage', 'PATCH', `/v1/targets/${targetId}`, { stage: 'secret' }, mgr, /body\.stage: must be one of "public", "beta", "private", "disabled"/],
     ['negative weight', 'PATCH', `/v1/targets/${targetId}`, { weight: -1 }, mgr, /body\.weight: must be > 0/],
     ['huge weight', 'PATCH', `/v1/targets/${targetId}`, { weight: 1e9 }, mgr, /body\.weight: must be <= 1000000/],
     ['options as array', 'PATCH', `/v1/targets/${targetId}`, { options: [1] }, mgr, /body\.options: must be object/],

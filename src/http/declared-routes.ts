@@ -91,8 +91,25 @@ export function routeFor<D>() {
 // The schema helpers live with the shared schemas (api-schemas.ts, importable by the UI).
 export { object, oneOf, str } from './api-schemas';
 
-const ajv = new Ajv2020({ strict: true, allErrors: false });
-const ajvQuery = new Ajv2020({ strict: true, allErrors: false, coerceTypes: true, useDefaults: true });
+// verbose: an error carries its schema and data, so the message can list what is allowed.
+const ajv = new Ajv2020({ strict: true, allErrors: false, verbose: true });
+const ajvQuery = new Ajv2020({ strict: true, allErrors: false, verbose: true, coerceTypes: true, useDefaults: true });
+
+/** At most this many allowed values or unknown fields are named in one message. */
+const NAMED_AT_MOST = 10;
+
+/** Quoted names, the first {@link NAMED_AT_MOST} of them. */
+function named(values: readonly unknown[]): string {
+  const shown = values.slice(0, NAMED_AT_MOST).map((v) => JSON.stringify(typeof v === 'string' ? v.slice(0, 140) : v));
+  return `${shown.join(', ')}${values.length > NAMED_AT_MOST ? ', …' : ''}`;
+}
+
+/** Fields of `data` its object schema does not declare (a missing field is often one of them misspelt). */
+function unknownFields(e: ErrorObject): string[] {
+  const props = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+  if (!props || typeof e.data !== 'object' || e.data === null || Array.isArray(e.data)) return [];
+  return Object.keys(e.data).filter((k) => !Object.hasOwn(props, k));
+}
 
 function describeError(where: string, e: ErrorObject): string {
   const at = `${where}${e.instancePath.replace(/\//g, '.')}`;
@@ -101,8 +118,12 @@ function describeError(where: string, e: ErrorObject): string {
   switch (e.keyword) {
     case 'additionalProperties':
       return `${at}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-    case 'required':
-      return `${at}: missing required field "${(e.params as { missingProperty: string }).missingProperty}"`;
+    case 'required': {
+      const unknown = unknownFields(e);
+      return `${at}: missing required field "${(e.params as { missingProperty: string }).missingProperty}"${unknown.length > 0 ? ` (unknown: ${named(unknown)})` : ''}`;
+    }
+    case 'enum':
+      return `${at}: must be one of ${named((e.params as { allowedValues: unknown[] }).allowedValues)}`;
     case 'pattern':
       return `${at}: ${e.message?.replace(/"/g, "'")}`;
     default:
