@@ -107,6 +107,11 @@ t.test('the manager workflow from the command line', async (t) => {
   const cfg = path.join(home, '.config', 'stream-coordinator', 'cli.json');
 
   t.equal((await run(['targets', 'list'])).code, 2, 'not logged in: exit 2 (usage)');
+  const help = await run(['streams', 'download', '--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /^stream-coordinator streams download\n\n {2}download <stream> .*--no-resume[^]*--json/, "a command's --help: its own flags, and --json");
+  t.notMatch(help.stdout, /list <target>/, 'not the other commands of the group');
+  t.match((await run(['streams', '--help'])).stdout, /list <target>[^]*download <stream>/, "the group's --help lists them all");
   const unknownFlag = await run(['targets', 'list', '--bogus']);
   t.equal(unknownFlag.code, 2, 'an unknown flag: exit 2');
   t.match(unknownFlag.stderr, /unknown option --bogus \(a value starting with "-" goes after "--"\)/);

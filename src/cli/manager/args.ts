@@ -23,6 +23,29 @@ export interface Resource {
   run(sub: string | undefined, args: string[], ctx: Ctx): Promise<void>;
 }
 
+/**
+ * The `--help` of one command of a group (`streams download --help`): its own entries of the
+ * group's usage (a command may have several), the group's notes, and `--json`. The whole
+ * usage when the group has no such entry (`login`, `donors top`).
+ */
+export function commandUsage(group: Resource['usage'], command: string | undefined): string {
+  if (command === undefined || command.startsWith('-')) return group;
+  const [head = '', ...lines] = group.split('\n');
+  const firstBlank = lines.findIndex((l, i) => i > 0 && l.trim() === '');
+  const list = firstBlank < 0 ? lines : lines.slice(0, firstBlank);
+  const notes = firstBlank < 0 ? [] : lines.slice(firstBlank + 1);
+  const own: string[] = [];
+  let inOwn = false;
+  for (const line of list) {
+    // An entry starts two spaces in; its continuation lines are indented further.
+    if (/^ {2}\S/.test(line)) inOwn = line.trim() === command || line.trim().startsWith(`${command} `);
+    if (inOwn && line.trim() !== '') own.push(line);
+  }
+  if (own.length === 0) return group;
+  const name = head.split(' <command>')[0]!.trim();
+  return [`${name} ${command}`, '', ...own, ...(notes.length > 0 ? ['', ...notes] : []), '', '  --json                                 JSON on stdout instead of a table'].join('\n');
+}
+
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Parsed flags and positionals. */

@@ -4,7 +4,7 @@
  * same bin as `serve` so there is one command to install and one `--help`; they load no
  * server code beyond what main.ts already imports and use only Node built-ins.
  */
-import type { Ctx, Resource } from './args';
+import { commandUsage, type Ctx, type Resource } from './args';
 import { ApiClient } from './client';
 import { resolveConnection } from './config';
 import { CliError, EXIT, type ExitCode } from './exit';
@@ -53,7 +53,7 @@ export async function runManager(argv: string[], opts: RunOptions = {}): Promise
     return EXIT.usage;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    o.out.write(`${resource.usage}\n`);
+    o.out.write(`${commandUsage(resource.usage, rest[0])}\n`);
     return EXIT.ok;
   }
   const sub = rest[0] !== undefined && !rest[0].startsWith('-') ? rest[0] : undefined;
