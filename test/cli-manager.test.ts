@@ -217,6 +217,14 @@ t.test('the manager workflow from the command line', async (t) => {
   t.same(fs.readdirSync(out).sort(), ['log.txt', 'state.xml', 'system.xml', 'traj.dcd'], 'no .part left behind');
   t.match(dl.json(), [{ name: 'traj.dcd', bytes: 500 * KIB + 10, resumed_from: 0 }]);
   t.equal((await run(['streams', 'download', s1, 'nope.dcd', '--out', out])).code, 4, 'unknown file name: exit 4');
+  const cpOut = path.join(tmp, 'cp');
+  const cp = await run(['streams', 'download', s1, '--checkpoint', '--out', cpOut, '--json']);
+  t.equal(cp.code, 0, cp.stderr);
+  t.equal(fs.readFileSync(path.join(cpOut, 'state.xml'), 'utf8'), 'cp3', '--checkpoint: the last committed partition\'s checkpoint');
+  t.equal((await run(['streams', 'download', s1, '--checkpoint', '--partition', '7', '--out', path.join(tmp, 'cp7')])).code, 0);
+  t.equal(fs.readFileSync(path.join(tmp, 'cp7', 'state.xml'), 'utf8'), 'cp2', '--partition N: that partition\'s');
+  t.equal((await run(['streams', 'download', s1, '--checkpoint', '--partition', '5', '--out', cpOut])).code, 4, 'no such partition: exit 4');
+  t.equal((await run(['streams', 'download', s1, '--partition', '7', '--out', cpOut])).code, 2, '--partition without --checkpoint: exit 2');
   const started2 = Date.now();
   const proc = await run(['streams', 'download', s1, '--out', '/proc/stream-coordinator-test']);
   t.equal(proc.code, 1, `a folder that cannot be made: exit 1 after ${Date.now() - started2} ms (Node's recursive mkdir spins on /proc)`);

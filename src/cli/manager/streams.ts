@@ -128,8 +128,11 @@ function makeDir(dir: string): void {
 }
 
 async function download(ctx: Ctx, args: string[]): Promise<void> {
-  const p = parse(args, { out: { type: 'string', short: 'o' }, seeds: { type: 'boolean' }, 'no-resume': { type: 'boolean' } });
+  const p = parse(args, { out: { type: 'string', short: 'o' }, seeds: { type: 'boolean' }, checkpoint: { type: 'boolean' }, partition: { type: 'string' }, 'no-resume': { type: 'boolean' } });
   const [id, ...wanted] = positionals(p, ['stream'], { rest: true });
+  const partition = num(p, 'partition', 1, Number.MAX_SAFE_INTEGER, true);
+  if (partition !== undefined && !p.values.checkpoint) throw usage('--partition goes with --checkpoint');
+  if (p.values.checkpoint && p.values.seeds) throw usage('--checkpoint and --seeds download different files: use one');
   const dir = str(p, 'out') ?? '.';
   makeDir(dir);
   const client = ctx.client();
@@ -137,11 +140,20 @@ async function download(ctx: Ctx, args: string[]): Promise<void> {
   const frameSet = new Set(parts.frame_files);
   const fileSet = new Set([...parts.seed_files, ...parts.tag_files]);
   let names: Array<{ name: string; url: string }>;
-  if (wanted.length > 0) {
+  if (p.values.checkpoint) {
+    // The checkpoint a resume would start from: the last committed partition's, or the one asked for.
+    const n = partition ?? parts.partitions.at(-1);
+    if (n === undefined) throw new CliError(`stream ${id} has no committed checkpoint yet`, EXIT.notFound);
+    if (!parts.partitions.includes(n)) throw new CliError(`stream ${id} has no committed partition ${n} (${partitionsLine(parts.partitions)})`, EXIT.notFound);
+    const all = parts.checkpoint_files;
+    for (const name of wanted) if (!all.includes(name)) throw new CliError(`stream ${id} has no checkpoint file "${name}" (checkpoint files: ${all.join(', ') || 'none'})`, EXIT.notFound);
+    names = (wanted.length > 0 ? wanted : all).map((name) => ({ name, url: `/v1/streams/${seg(id!)}/partitions/${n}/checkpoint/${seg(name)}` }));
+  } else if (wanted.length > 0) {
     names = wanted.map((name) => {
       if (frameSet.has(name)) return { name, url: `/v1/streams/${seg(id!)}/frames/${seg(name)}` };
       if (fileSet.has(name)) return { name, url: `/v1/streams/${seg(id!)}/files/${seg(name)}` };
-      throw new CliError(`stream ${id} has no frame, seed or tag file "${name}" (frame files: ${parts.frame_files.join(', ') || 'none yet'})`, EXIT.notFound);
+      const hint = parts.checkpoint_files.includes(name) ? '; it is a checkpoint file: add --checkpoint' : '';
+      throw new CliError(`stream ${id} has no frame, seed or tag file "${name}" (frame files: ${parts.frame_files.join(', ') || 'none yet'}${hint})`, EXIT.notFound);
     });
   } else {
     names = parts.frame_files.map((name) => ({ name, url: `/v1/streams/${seg(id!)}/frames/${seg(name)}` }));
@@ -191,7 +203,10 @@ export const streams: Resource = {
                                   frame files (all committed partitions, concatenated)
                                   into DIR (default .); named seed or tag files too, or
                                   all of them with --seeds. An interrupted download
-                                  leaves <name>.part; the same command resumes it.`,
+                                  leaves <name>.part; the same command resumes it.
+  download <stream> --checkpoint [<name>...] [--partition N] [--out DIR]
+                                  the checkpoint files of the last committed partition
+                                  (what a resume starts from), or of partition N`,
 
   async run(sub: string | undefined, args: string[], ctx: Ctx): Promise<void> {
     const { o } = ctx;
