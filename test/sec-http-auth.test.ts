@@ -135,6 +135,11 @@ for (const transport of ['uws', 'node'] as const) {
       t.equal(again.opened, true, 'a closed socket frees its place');
     });
     await t.test('bad tokens: 401 until the per-address budget is spent, then 429 with Retry-After', async (t) => {
+      // A donor registered now, whose token this server has never looked up.
+      const fresh = (await srv.f.api<{ token: string }>('POST', '/v1/donors', undefined, { name: `fresh-${transport}` }, 201)).token;
+      // The manager's token and the engine key, used just before: this server holds them as valid.
+      await srv.f.api('GET', `/v1/targets/${target}`, srv.f.manager, undefined, 200);
+      t.equal((await tryUpgrade(srv.f.wsUrl, { authorization: `Bearer ${srv.f.engineKey}` }, srv.ca)).opened, true);
       const statuses: number[] = [];
       let retryAfter: string | undefined;
       for (let i = 0; i < 8; i++) {
@@ -150,9 +155,14 @@ for (const transport of ['uws', 'node'] as const) {
       const up = await tryUpgrade(srv.f.wsUrl, { authorization: 'Bearer not-an-engine-key' }, srv.ca);
       t.equal(up.status, 429, 'a bad engine key from the same address is refused before any lookup');
       t.ok(up.headers?.['retry-after'], 'with Retry-After');
-      // Over its budget, the address is refused whatever it presents, until the budget refills.
-      const good = await tryUpgrade(srv.f.wsUrl, { authorization: `Bearer ${srv.f.engineKey}` }, srv.ca);
-      t.equal(good.status, 429, 'even a valid key, until Retry-After');
+      // Over its budget, the address is refused anything that needs a lookup, until the budget
+      // refills; credentials this server holds as valid need none, and are served.
+      const withFresh = await tryUpgrade(srv.f.wsUrl, { authorization: `Bearer ${srv.f.engineKey}`, 'x-donor-token': fresh }, srv.ca);
+      t.equal(withFresh.status, 429, 'a valid donor token never looked up: refused until Retry-After');
+      const known = await tryUpgrade(srv.f.wsUrl, { authorization: `Bearer ${srv.f.engineKey}` }, srv.ca);
+      t.equal(known.opened, true, 'an engine key the server holds as valid is served');
+      await srv.f.api('GET', `/v1/targets/${target}`, srv.f.manager, undefined, 200);
+      t.pass("so is the manager's token");
     });
 
   });

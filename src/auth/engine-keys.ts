@@ -34,6 +34,12 @@ export class EngineKeys {
     });
   }
 
+  /** The key, when this process has it cached as valid (no lookup); undefined otherwise. */
+  known(key: string): EngineKey | undefined {
+    const hit = this.cache.get(hashToken(key));
+    return hit && hit.expires > Date.now() && hit.key ? hit.key : undefined;
+  }
+
   /** The key's id and engine, or null when unknown or revoked. */
   async lookup(key: string): Promise<EngineKey | null> {
     const h = hashToken(key);

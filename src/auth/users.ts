@@ -63,6 +63,21 @@ export class Auth {
     return principal;
   }
 
+  /**
+   * The principal of a token this process has cached as valid (no lookup); undefined
+   * otherwise, a malformed header included.
+   */
+  known(header: string): Principal | undefined {
+    const token = bearer(header);
+    return token ? this.knownHash(hashToken(token)) : undefined;
+  }
+
+  /** {@link known} for a token hash. */
+  knownHash(tokenHash: string): Principal | undefined {
+    const hit = this.cache.get(tokenHash);
+    return hit && hit.expires > Date.now() && hit.principal ? hit.principal : undefined;
+  }
+
   /** Finds the principal of a token hash, through the cache. */
   async lookup(tokenHash: string): Promise<Principal | null> {
     const now = Date.now();

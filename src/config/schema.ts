@@ -128,7 +128,7 @@ export const schema = {
       env: 'SC_AUTH_CACHE_MAX_ENTRIES',
     },
     failuresPerMinute: {
-      doc: 'Failed authentications (unknown tokens or engine keys) allowed per client address (IPv4, or IPv6 /64) per minute, per process; past it HTTP requests and core upgrades get 429 rate_limited before any lookup.',
+      doc: 'Failed authentications (unknown tokens or engine keys) allowed per client address (IPv4, or IPv6 /64) per minute, per process; past it HTTP requests and core upgrades get 429 rate_limited before any lookup, except with credentials the process already holds as valid (no lookup needed).',
       format: 'positive-int',
       default: 30,
       env: 'SC_AUTH_FAILURES_PER_MINUTE',

@@ -4,7 +4,8 @@
  * non-public route is refused synchronously; a token is looked up (through the cache) while
  * the transport holds the body back; any refusal (401, 403, 429) is answered at once and
  * the connection closed, so an anonymous client can never make the server hold its body.
- * Failed lookups count against the address's failure budget (auth/failed-auth.ts).
+ * Failed lookups count against the address's failure budget (auth/failed-auth.ts); a token
+ * the cache holds as valid is answered without it.
  */
 import type { Auth, Principal, Role } from '../auth/users';
 import { AppError } from '../errors';
@@ -32,6 +33,11 @@ export function authGate(auth: Auth, access: GateAccess): Gate {
   return ({ headers, clientAddress }) => {
     const header = headers.authorization;
     if (header === undefined || header === '') return allowed(access, undefined);
+    // A token this process holds as valid costs no lookup, so the address's failure budget
+    // does not apply: its own failures do not lock out a good token (a developer's typo, a
+    // NAT shared with a bad client).
+    const known = auth.known(header);
+    if (known) return allowed(access, known);
     auth.failures.check(clientAddress);
     return auth.failures.guard(clientAddress, () => auth.fromHeader(header)).then((p) => allowed(access, p));
   };

@@ -67,7 +67,10 @@ export async function authorizeCore(headers: UpgradeHeaders, deps: Pick<CoreEndp
   if (!connectionUpgrades(headers.connection)) {
     throw new AppError('bad_request', 'A WebSocket upgrade must send "Connection: Upgrade"');
   }
-  const who = await admitCore(deps.hub, remote, () => deps.auth.failures.guard(remote, () => identifyCore(headers, deps, remote)));
+  const identify = (): Promise<CoreIdentity> => identifyCore(headers, deps, remote);
+  // Credentials this process holds as valid cost no lookup: the address's failure budget does not apply.
+  const known = knownCredentials(headers, deps);
+  const who = await admitCore(deps.hub, remote, known ? identify : () => deps.auth.failures.guard(remote, identify));
   return deps.hub.guard.refuse(who);
 }
 
@@ -78,6 +81,13 @@ export async function authorizeCore(headers: UpgradeHeaders, deps: Pick<CoreEndp
  */
 function connectionUpgrades(value: string | undefined): boolean {
   return (value ?? '').split(',').some((token) => token.trim().toLowerCase() === 'upgrade');
+}
+
+/** Whether the engine key, and the donor token if any, are both cached as valid. */
+function knownCredentials(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth'>): boolean {
+  const key = bearer(headers.authorization);
+  if (!key || !deps.engineKeys.known(key)) return false;
+  return !headers.donor || deps.auth.knownHash(hashToken(headers.donor.trim()))?.role === 'donor';
 }
 
 async function identifyCore(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {
