@@ -149,6 +149,34 @@ t.test('a flood of anonymous GET /v1/active-cores is answered from one read of t
   );
 });
 
+t.test('progress counts every commit of a target, streams that ended included, for its owner and admins only', async (t) => {
+  const target = await f.target();
+  const streams = [await f.stream(target), await f.stream(target)];
+  type View = { progress: Record<string, { frames: number; commits: number }> };
+  for (const [i, stream] of streams.entries()) {
+    const core = await RawCore.connect(f.wsUrl, { engineKey: f.engineKey, donorToken: f.donor, ca: f.ts.ca });
+    t.teardown(() => core.close());
+    t.match(await core.request({ type: 'assign', target_id: target }), { type: 'assignment', stream_id: stream });
+    t.match(await core.frame(1, { frames: 3 + i }), { type: 'ack' });
+    t.match(await core.checkpoint(2), { type: 'committed' });
+    t.match(await core.frame(3, { frames: 2 }), { type: 'ack' });
+    t.match(await core.checkpoint(4), { type: 'committed' });
+    t.match(await core.request({ type: 'stop' }), { type: 'stopped' });
+  }
+  // 3 + 2 frames, then 4 + 2, in four commits; neither stream is active any more.
+  const seen = await eventually(async () => {
+    const p = (await f.api<View>('GET', '/v1/active-streams', f.manager)).progress[target];
+    return p?.commits === 4 ? p : undefined;
+  }, 5000, 'four commits counted');
+  t.same(seen, { frames: 11, commits: 4 }, 'frames and commits of streams no longer active');
+  t.same((await f.api<View>('GET', '/v1/active-streams', f.admin)).progress[target], { frames: 11, commits: 4 }, 'an admin sees it');
+  const other = await f.api<{ token: string }>('POST', '/v1/users', f.admin, { name: `p-other-${Date.now()}`, role: 'manager' }, 201);
+  t.equal((await f.api<View>('GET', '/v1/active-streams', other.token)).progress[target], undefined, 'another manager does not');
+  for (const stream of streams) await f.api('DELETE', `/v1/streams/${stream}`, f.manager, undefined, 204);
+  await f.api('DELETE', `/v1/targets/${target}`, f.manager, undefined, 204);
+  t.equal((await f.ts.server.storage.redis.exists(targetKeys(PREFIX, target).progress)), 0, 'deleting the target drops its counts');
+});
+
 t.test('polls of GET /v1/active-streams share one read of the active hashes (http.activeStreamsCacheMs), each caller seeing its own', async (t) => {
   const prefix = 'lvs:';
   const g = await coreFixture({ 'redis.keyPrefix': prefix, 'http.activeStreamsCacheMs': 60_000 });

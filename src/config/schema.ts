@@ -81,7 +81,7 @@ export const schema = {
       env: 'SC_HTTP_ACTIVE_CORES_CACHE_MS',
     },
     activeStreamsCacheMs: {
-      doc: "Milliseconds GET /v1/active-streams serves its records from one per-process read (each caller still sees only its own targets' streams). The read is one Redis HGETALL per target in the pool, every record of every open session, so without it each poll of a dashboard would cost Redis and the process that much; buffered and committed counts may lag by this much.",
+      doc: "Milliseconds GET /v1/active-streams serves its records and per-target progress counts from one per-process read (each caller still sees only its own targets' streams). The read is one Redis HGETALL per target in the pool, every record of every open session, so without it each poll of a dashboard would cost Redis and the process that much; buffered and committed counts may lag by this much.",
       format: 'positive-int',
       default: 1000,
       env: 'SC_HTTP_ACTIVE_STREAMS_CACHE_MS',

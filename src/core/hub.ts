@@ -18,6 +18,7 @@ import type { FileStore } from '../store/files';
 import type { Leases } from '../store/leases';
 import { Limiter } from './limiter';
 import type { ActiveStream, LiveState } from '../store/live';
+import type { ProgressCounters } from '../store/progress';
 import type { Logger } from '../telemetry/log';
 import { ClientLog } from '../telemetry/client-log';
 import type { Metrics } from '../telemetry/metrics';
@@ -42,6 +43,7 @@ export interface CoreHubDeps {
   streams: Streams;
   targets: TargetCache;
   live: LiveState;
+  progress: ProgressCounters;
   bus: Bus;
   log: Logger;
   metrics: Metrics;
@@ -66,6 +68,8 @@ export class CoreHub implements SessionHost {
   readonly streams: Streams;
   readonly targets: TargetCache;
   readonly live: LiveState;
+  /** Committed frames and commits per target. */
+  readonly progress: ProgressCounters;
   readonly log: Logger;
   /** Lines clients cause, HTTP requests included, within log.clientLinesPerSecond (one budget per process). */
   readonly clientLog: ClientLog;
@@ -106,6 +110,7 @@ export class CoreHub implements SessionHost {
     this.streams = d.streams;
     this.targets = d.targets;
     this.live = d.live;
+    this.progress = d.progress;
     this.log = d.log;
     this.clientLog = new ClientLog(d.log, d.settings.log.clientLinesPerSecond, d.metrics.logLinesSkipped);
     this.metrics = d.metrics;

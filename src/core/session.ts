@@ -13,6 +13,7 @@ import type { ReliabilityGuard } from './reliability-guard';
 import type { ActiveStream } from '../store/live';
 import type { Logger } from '../telemetry/log';
 import type { ClientLog } from '../telemetry/client-log';
+import type { ProgressCounters } from '../store/progress';
 import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
 import { FILE_OVERHEAD_BYTES, FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
@@ -48,6 +49,8 @@ export interface SessionHost extends AssignmentDeps {
   readonly commits: Limiter;
   /** Assignments and resumes are prepared through this, bounded by core.maxConcurrentAssignments. */
   readonly assignments: Limiter;
+  /** Counts each commit's frames per target (the dashboard's rates). */
+  readonly progress: Pick<ProgressCounters, 'count'>;
   /** The process's memory budget: queued messages, buffered frames and commits count against it. */
   readonly memory: MemoryBudget;
   /** Writes each ended activation's fragment and credits its donor (group commit). */
@@ -438,7 +441,9 @@ export class CoreSession {
       await this.endAssignment('lost');
       throw new MessageError(msg.id, 'not_assigned', result.reason === 'stream_gone' ? 'The stream was deleted' : 'The stream was committed by someone else; this assignment is over');
     }
-    a.framesThisActivation += result.frames - a.committed;
+    const newFrames = result.frames - a.committed;
+    a.framesThisActivation += newFrames;
+    if (newFrames > 0) this.hub.progress.count(a.targetId, a.owner, newFrames).catch(() => undefined);
     if (result.frames !== a.committed) a.progressAt = sessionClock();
     a.committed = result.frames;
     a.lastSeq = msg.seq;

@@ -130,7 +130,12 @@ export const ACTIVE_STREAM = object(
 );
 /** `{name: integer}` maps. */
 export const NAMED_COUNTS = Type.Unsafe<Record<string, number>>({ type: 'object', additionalProperties: Type.Integer() });
-export const ACTIVE_STREAMS = object({ targets: Type.Unsafe<Record<string, Array<Static<typeof ACTIVE_STREAM>>>>({ type: 'object', additionalProperties: Type.Array(ACTIVE_STREAM) }) });
+/** A target's committed frames and commits so far; rates are differences between two reads. */
+export const TARGET_PROGRESS = object({ frames: Type.Integer(), commits: Type.Integer() });
+export const ACTIVE_STREAMS = object({
+  targets: Type.Unsafe<Record<string, Array<Static<typeof ACTIVE_STREAM>>>>({ type: 'object', additionalProperties: Type.Array(ACTIVE_STREAM) }),
+  progress: Type.Unsafe<Record<string, Static<typeof TARGET_PROGRESS>>>({ type: 'object', additionalProperties: TARGET_PROGRESS }),
+});
 export const ACTIVE_CORES = object({ engines: NAMED_COUNTS, total: Type.Integer() });
 export const NODE = object({
   node: Type.String(),

@@ -18,6 +18,8 @@ export interface TargetKeys {
   active: string;
   /** ZSET stream → deadline (ms) of a sweep's claim: streams of expired leases on their way back to the pool. */
   returning: string;
+  /** HASH of the target's committed frames and commits so far (progress.ts). */
+  progress: string;
 }
 
 /**
@@ -26,7 +28,7 @@ export interface TargetKeys {
  */
 export function targetKeys(prefix: string, target: string): TargetKeys {
   const tag = `${prefix}{t:${target}}`;
-  return { ready: `${tag}:ready`, lease: `${tag}:lease`, expiry: `${tag}:expiry`, manifest: `${tag}:manifest`, active: `${tag}:active`, returning: `${tag}:returning` };
+  return { ready: `${tag}:ready`, lease: `${tag}:lease`, expiry: `${tag}:expiry`, manifest: `${tag}:manifest`, active: `${tag}:active`, returning: `${tag}:returning`, progress: `${tag}:progress` };
 }
 
 /** The SET of targets the pool has seen (what the lease sweep and the live view walk). */

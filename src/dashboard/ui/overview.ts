@@ -3,14 +3,15 @@
  * commits/s charts, and recent stream errors.
  *
  * No API keeps rates over time, so the charts come from a client-side ring buffer: every poll
- * reads /v1/active-streams, and the committed-frame counts of streams seen in two successive
- * polls give frames committed (and commits, counted as streams whose count moved) per second.
- * The history starts when the page opens and holds the last hour.
+ * reads /v1/active-streams, whose `progress` counts each target's committed frames and commits
+ * so far; the difference between two polls over the time between them is the rate. (The
+ * active streams alone would miss every stream assigned and ended between two polls.) The
+ * history starts when the page opens and holds the last hour.
  */
 import uPlot from './uPlot.esm.js';
 import { get } from './api.js';
 import { fill, h, link, table, when } from './dom.js';
-import type { ActiveCores, ActiveStream, ActiveStreams, Nodes, StreamError, StreamErrors, StreamList, Targets } from './types.js';
+import type { ActiveCores, ActiveStreams, Nodes, StreamError, StreamErrors, StreamList, Targets } from './types.js';
 import type { View, ViewContext } from './view.js';
 
 const HOUR_S = 3600;
@@ -25,26 +26,26 @@ interface Sample {
 
 /** Kept across view switches so the charts keep their history while the tab stays open. */
 const history: Sample[] = [];
-let last: { t: number; frames: Map<string, number> } | undefined;
+let last: { t: number; progress: ActiveStreams['progress'] } | undefined;
 
-function record(active: ActiveStream[]): void {
+function record(progress: ActiveStreams['progress']): void {
   const t = Date.now() / 1000;
-  const frames = new Map(active.map((a) => [a.stream_id, a.frames]));
   if (last && t > last.t) {
-    let df = 0;
+    let frames = 0;
     let commits = 0;
-    for (const [id, n] of frames) {
-      const before = last.frames.get(id);
-      if (before !== undefined && n > before) {
-        df += n - before;
-        commits += 1;
-      }
+    for (const [target, now] of Object.entries(progress)) {
+      // A target missing from the last poll has no baseline (it may be back with its old
+      // counts): it counts from the next poll. Counts that went down (Redis lost them) too.
+      const before = last.progress[target];
+      if (!before) continue;
+      if (now.frames >= before.frames) frames += now.frames - before.frames;
+      if (now.commits >= before.commits) commits += now.commits - before.commits;
     }
     const dt = t - last.t;
-    history.push({ t, framesPerS: df / dt, commitsPerS: commits / dt });
+    history.push({ t, framesPerS: frames / dt, commitsPerS: commits / dt });
     while (history.length > 0 && history[0]!.t < t - HOUR_S) history.shift();
   }
-  last = { t, frames };
+  last = { t, progress };
 }
 
 function chart(el: HTMLElement, title: string, label: string, pick: (s: Sample) => number): uPlot {
@@ -112,7 +113,7 @@ export function overviewView(ctx: ViewContext): View {
       }
       const active = await get<ActiveStreams>('/v1/active-streams');
       const rows = Object.entries(active.targets).flatMap(([target, list]) => list.map((a) => ({ target, ...a })));
-      record(rows);
+      record(active.progress);
       if (ctx.me.role === 'admin') {
         const list = (await get<Nodes>('/v1/nodes')).nodes;
         fill(nodes, table(['Node', 'Worker', 'Sessions', 'By engine'], list.map((n) => [n.node, n.worker, n.sessions, Object.entries(n.sessions_by_engine).map(([e, c]) => `${e}: ${c}`).join(', ')])));

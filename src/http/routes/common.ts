@@ -15,6 +15,7 @@ import type { RedisClient } from '../../store/redis';
 import { object, routeFor } from '../declared-routes';
 import { ID, NAME } from '../api-schemas';
 import type { LiveState } from '../../store/live';
+import type { ProgressCounters } from '../../store/progress';
 import type { Streams } from '../../store/streams';
 import type { Leases } from '../../store/leases';
 import type { TargetAnswers } from '../target-answers';
@@ -38,6 +39,8 @@ export interface ApiDeps {
   auth: Auth;
   files: FileStore;
   live: LiveState;
+  /** Committed frames and commits per target (the dashboard's rates). */
+  progress: ProgressCounters;
   streams: Streams;
   /** Ready queues and leases (target delete prunes the pool's target set). */
   leases: Leases;

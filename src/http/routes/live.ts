@@ -13,23 +13,27 @@ export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
       method: 'GET',
       path: '/v1/active-streams',
       tag: 'live',
-      summary: 'Active streams by target: engine, donor, start time, buffered and committed frames (a manager sees its own targets, an admin all)',
+      summary: 'Active streams by target: engine, donor, start time, buffered and committed frames; and each target\'s committed frames and commits so far, for rates (a manager sees its own targets, an admin all)',
       access: ['manager', 'admin'],
       responses: {
         200: {
-          description: 'Active streams keyed by target id',
+          description: 'Active streams keyed by target id; `progress`: committed frames and commits of each target so far, keyed by target id (counters that only grow while Redis keeps them: a rate is the difference between two reads)',
           schema: ACTIVE_STREAMS,
         },
       },
       handler: async ({ principal }, d) => {
         const targets: Record<string, unknown[]> = {};
-        // One read per process per http.activeStreamsCacheMs, filtered per caller.
-        for (const a of await d.live.sharedActive()) {
-          if (principal.role !== 'admin' && a.owner !== principal.name) continue;
+        const progress: Record<string, { frames: number; commits: number }> = {};
+        const mine = (owner: string): boolean => principal.role === 'admin' || owner === principal.name;
+        // One read of each per process per http.activeStreamsCacheMs, filtered per caller.
+        const [active, counted] = await Promise.all([d.live.sharedActive(), d.progress.sharedAll()]);
+        for (const a of active) {
+          if (!mine(a.owner)) continue;
           const { target_id, owner: _owner, ...rest } = a;
           (targets[target_id] ??= []).push(rest);
         }
-        return ok({ targets });
+        for (const p of counted) if (mine(p.owner)) progress[p.target_id] = { frames: p.frames, commits: p.commits };
+        return ok({ targets, progress });
       },
     }),
     route({

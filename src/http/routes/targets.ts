@@ -219,6 +219,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
         // Its streams are gone, so its queues normally are too; leases still held by their
         // sessions keep it in the sweep's set until they end (Leases.pruneTarget).
         await d.leases.pruneTarget(t._id);
+        await d.progress.forget(t._id);
         await d.bus.publish('target.changed', { targetId: t._id });
         return { status: 204 };
       },

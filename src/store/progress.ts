@@ -1,0 +1,99 @@
+/**
+ * Committed frames and commits per target, counted as they happen, for rates over time (the
+ * dashboard's frames/s and commits/s). The live view (live.ts) holds only the streams active
+ * now, so progress made by a stream that was assigned and ended between two polls of it was
+ * invisible there: with short assignments most of it. These counters only grow; a reader
+ * takes the difference between two reads.
+ *
+ * One hash per target, `<prefix>{t:<target>}:progress` (`frames`, `commits`, `owner`), in the
+ * target's Redis Cluster slot. Commits of one turn of the event loop go out as one MULTI per
+ * target. Like the live view it can be lost with Redis: a reader then sees the counts drop
+ * and starts again from there.
+ */
+import type { RedisClient } from './redis';
+import { SharedAnswer } from './shared-answer';
+import { targetKeys, targetsKey } from './target-keys';
+
+/** A target's counts since its first commit (or since Redis last lost them). */
+export interface TargetProgress {
+  target_id: string;
+  owner: string;
+  /** Frames committed. */
+  frames: number;
+  /** Commits (checkpoints that committed frames). */
+  commits: number;
+}
+
+/** Targets whose counts one read takes at a time. */
+const READ_BATCH = 100;
+
+/** Writer and reader of the per-target counters. */
+export class ProgressCounters {
+  /** Counts waiting for the next batched write, by target. */
+  private pending = new Map<string, TargetProgress>();
+  private flushing: Promise<void> | undefined;
+  private readonly shared: SharedAnswer<TargetProgress[]>;
+
+  /**
+   * @param cacheMs milliseconds {@link sharedAll} reuses its answer (http.activeStreamsCacheMs)
+   */
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+    cacheMs = 1000,
+  ) {
+    this.shared = new SharedAnswer(cacheMs, () => this.all());
+  }
+
+  /**
+   * Counts one commit of `frames` frames to `targetId`. Commits of the same turn of the event
+   * loop go out together; resolves once they are written.
+   */
+  count(targetId: string, owner: string, frames: number): Promise<void> {
+    const p = this.pending.get(targetId);
+    if (p) {
+      p.frames += frames;
+      p.commits += 1;
+    } else this.pending.set(targetId, { target_id: targetId, owner, frames, commits: 1 });
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const batch = this.pending;
+      this.pending = new Map();
+      this.flushing = undefined;
+      await Promise.all([...batch.values()].map((p) => this.write(p)));
+    });
+    return this.flushing;
+  }
+
+  /** Every target's counts, one read per process per `cacheMs` however many callers ask. */
+  sharedAll(): Promise<TargetProgress[]> {
+    return this.shared.get();
+  }
+
+  /** Every target's counts: those of every target the pool has seen that has any. */
+  async all(): Promise<TargetProgress[]> {
+    const targets = await this.redis.smembers(targetsKey(this.prefix));
+    const out: TargetProgress[] = [];
+    for (let i = 0; i < targets.length; i += READ_BATCH) {
+      const read = await Promise.all(targets.slice(i, i + READ_BATCH).map((t) => this.redis.hgetall(this.key(t)).then((h) => ({ t, h }))));
+      for (const { t, h } of read) {
+        if (h.owner === undefined) continue;
+        out.push({ target_id: t, owner: h.owner, frames: Number(h.frames ?? 0), commits: Number(h.commits ?? 0) });
+      }
+    }
+    return out;
+  }
+
+  /** Drops a target's counts (the target is deleted). */
+  async forget(targetId: string): Promise<void> {
+    await this.redis.del(this.key(targetId));
+  }
+
+  private key(targetId: string): string {
+    return targetKeys(this.prefix, targetId).progress;
+  }
+
+  private async write(p: TargetProgress): Promise<void> {
+    const k = this.key(p.target_id);
+    await this.redis.multi().hincrby(k, 'frames', p.frames).hincrby(k, 'commits', p.commits).hset(k, 'owner', p.owner).exec();
+  }
+}
