@@ -73,7 +73,7 @@ t.test('serve refuses to start below the open-files limit, naming the fix', asyn
   const p = runCli(['serve', '--config', conf], { wrapper: ['prlimit', '--nofile=1024:1024', '--'] });
   const { code } = await p.exited;
   t.equal(code, 1);
-  t.match(p.output(), /✗ open files \(RLIMIT_NOFILE\): soft limit 1024 < 5120/);
+  t.match(p.output(), /✗ open files \(RLIMIT_NOFILE\): soft limit 1024 < 6144/);
   t.match(p.output(), /limits\.conf/);
   t.match(p.output(), /preflight failed \(open files/);
 });

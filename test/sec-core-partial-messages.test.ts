@@ -94,10 +94,12 @@ t.test(`${transport}: stalled halves of large messages stop at the share; the so
   writeRaw(fragmenter, Buffer.concat([clientFrameHeader(MIB, { opcode: 0, fin: false }), Buffer.alloc(MIB, 2), ping]));
   // uws counts its buffer's capacity, which may double again when a ping split across reads
   // lands in it between the fragments: what matters is that both fragments stay counted.
+  let closedWith = '';
+  void fragmenter.closed.then((c) => (closedWith = ` (the socket closed: ${c.code} ${c.reason})`));
   const twoFragments = async (): Promise<boolean> => {
     const n = await partialBytes(srv);
     if (transport === 'uws' ? n >= 2 * MIB && n <= 8 * MIB : near(n, 2 * MIB)) return true;
-    throw new Error(`${n} bytes counted`);
+    throw new Error(`${n} bytes counted${closedWith}`);
   };
   await eventually(twoFragments, 10000, 'two fragments held with pings between');
   t.pass('two fragments with pings after each are counted as held');
