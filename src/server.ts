@@ -27,6 +27,7 @@ import { TargetAnswers } from './http/target-answers';
 import { ensureIndexes } from './store/indexes';
 import type { Logger } from './telemetry/log';
 import { Metrics } from './telemetry/metrics';
+import { ClientLog } from './telemetry/client-log';
 import { guardProcess } from './telemetry/process-guards';
 import { commitDurability } from './store/durability';
 import { plaintextWarning } from './transport/tls-policy';
@@ -122,13 +123,15 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   dashboardRoutes(router, log);
 
   const cors = new Cors(settings.cors.allowedOrigins);
+  // Request lines have a budget of their own: a flood of requests does not silence the cores' lines.
+  const httpLog = new ClientLog(log, settings.log.clientLinesPerSecond, metrics.logLinesSkipped, 'http');
   const inflight = { count: 0, idle: [] as Array<() => void> };
   const trust = new TrustList(settings.server.trustProxy);
   const ctx: HttpContext = {
     router,
     trust,
     log,
-    clientLog: hub.clientLog,
+    clientLog: httpLog,
     metrics,
     inflight,
     memory: hub.memory,
@@ -204,6 +207,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
       await storage.close();
       if (ownSeeds) removeSeedCacheDir(ownSeeds);
       hub.clientLog.close();
+      httpLog.close();
       log.info('stopped');
       unguard();
     })());

@@ -7,9 +7,10 @@
  * /metrics.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { coreFixture } from './helpers/core';
-import { request } from './helpers/server';
+import { eventually, request } from './helpers/server';
 import { stopStack } from '../test-support/stack';
 
 t.teardown(stopStack);
@@ -106,5 +107,33 @@ for (const transport of ['uws', 'node'] as const) {
     const metrics = (await request(`${f.ts.url}/metrics`, { ca: f.ts.ca })).body.toString();
     t.match(metrics, /coordinator_http_connections_refused_total\{limit="process"[^}]*\} 3/, 'the three refusals are counted as the process limit');
     await core.ping();
+  });
+}
+
+for (const transport of ['uws', 'node'] as const) {
+  t.test(`${transport}: a refused upgrade is closed even when its client keeps the connection open`, async (t) => {
+    const f = await coreFixture({ 'server.transport': transport });
+    t.teardown(() => f.ts.close());
+    const port = f.ts.server.port;
+    const open = async (): Promise<number> => Number(/coordinator_http_connections(?:\{[^}]*\})? (\d+)/.exec((await request(`${f.ts.url}/metrics`, { ca: f.ts.ca })).body.toString())?.[1]);
+    const cases: Array<[string, string, string]> = [
+      ['a path that is not the core endpoint', '/core/v2', f.engineKey],
+      ['an unknown engine key', '/core/v1', 'not-a-key'],
+    ];
+    for (const [what, path, key] of cases) {
+      // allowHalfOpen: the client never closes its side, as a hostile one would not.
+      const s = tls.connect({ port, host: '127.0.0.1', ca: f.ts.ca, servername: 'localhost', allowHalfOpen: true } as tls.ConnectionOptions);
+      s.on('error', () => undefined);
+      t.teardown(() => s.destroy());
+      await new Promise<void>((r) => s.once('secureConnect', () => r()));
+      let answer = '';
+      s.on('data', (d: Buffer) => (answer += d.toString()));
+      const ended = new Promise<void>((r) => s.once('end', () => r()));
+      s.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: coordinator.core.v1\r\nAuthorization: Bearer ${key}\r\n\r\n`);
+      await ended;
+      t.match(answer, /^HTTP\/1\.1 (401|404)/, `${what}: refused`);
+      await eventually(async () => (await open()) === 1, 5000, `${what}: the connection no longer counted`);
+      t.pass(`${what}: the server closed it and stopped counting it`);
+    }
   });
 }

@@ -36,7 +36,7 @@ function mostInOneSecond(lines: Line[], msgs: ReadonlySet<string>): number {
 t.test('a second writes at most the budget, then one summary of what it did not', async (t) => {
   const mem = memoryLogger();
   const metrics = new Metrics();
-  const clientLog = new ClientLog(mem.log, 3, metrics.logLinesSkipped);
+  const clientLog = new ClientLog(mem.log, 3, metrics.logLinesSkipped, 'http');
   for (let i = 0; i < 10; i++) clientLog.info({ i }, 'request');
   clientLog.warn({}, 'closing core socket');
   mem.log.info('server line');
@@ -53,11 +53,20 @@ t.test('a second writes at most the budget, then one summary of what it did not'
   t.equal(mem.lines().filter((l) => l.skipped !== undefined).length, 1, 'closing with nothing skipped writes no summary');
 });
 
+t.test('long request paths are cut in the log line', async (t) => {
+  const f = await coreFixture({});
+  t.teardown(() => f.ts.close());
+  const long = `/v1/streams/${'x'.repeat(3000)}`;
+  await request(`${f.ts.url}${long}`, { ca: f.ts.ca });
+  const line = await eventually(async () => f.ts.logLines().find((l) => l.msg === 'request' && String(l.path).startsWith('/v1/streams/xxx')), 5000, 'the request line');
+  t.equal(String(line.path).length, 257, 'the path is cut to 256 characters and an ellipsis');
+});
+
 t.test('lines the level filters out use none of the budget', async (t) => {
   const mem = memoryLogger();
   mem.log.level = 'warn';
   const metrics = new Metrics();
-  const clientLog = new ClientLog(mem.log, 2, metrics.logLinesSkipped);
+  const clientLog = new ClientLog(mem.log, 2, metrics.logLinesSkipped, 'core');
   for (let i = 0; i < 10; i++) clientLog.info({}, 'request');
   clientLog.warn({}, 'closing core socket');
   clientLog.warn({}, 'closing core socket');
@@ -91,8 +100,10 @@ for (const transport of ['uws', 'node'] as const) {
     await eventually(async () => (await count()) === expected, 5000, `every client line written or counted (${expected})`);
     const notWritten = await skipped(metrics);
     t.ok((notWritten.request ?? 0) > 0, `lines past the budget were not written (${JSON.stringify(notWritten)})`);
-    const most = mostInOneSecond(f.ts.logLines(), client);
-    t.ok(most <= 2 * budget, `at most two windows' budgets in any second (${most})`);
+    const requestsMost = mostInOneSecond(f.ts.logLines(), new Set(['request']));
+    const coresMost = mostInOneSecond(f.ts.logLines(), new Set(['core connected', 'core disconnected', 'core upgrade refused']));
+    t.ok(requestsMost <= 2 * budget, `request lines: at most two windows' budgets in any second (${requestsMost})`);
+    t.ok(coresMost <= 2 * budget && coresMost > 0, `core lines have a budget of their own, not spent by the requests (${coresMost} in a second)`);
 
     await eventually(async () => {
       const summaries = f.ts.logLines().filter((l) => l.msg === 'client-caused log lines over log.clientLinesPerSecond not written');

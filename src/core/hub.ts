@@ -71,7 +71,7 @@ export class CoreHub implements SessionHost {
   /** Committed frames and commits per target. */
   readonly progress: ProgressCounters;
   readonly log: Logger;
-  /** Lines clients cause, HTTP requests included, within log.clientLinesPerSecond (one budget per process). */
+  /** Lines cores cause (connections, assignments, refusals), within log.clientLinesPerSecond. */
   readonly clientLog: ClientLog;
   readonly metrics: Metrics;
   readonly nodeId: string;
@@ -112,7 +112,7 @@ export class CoreHub implements SessionHost {
     this.live = d.live;
     this.progress = d.progress;
     this.log = d.log;
-    this.clientLog = new ClientLog(d.log, d.settings.log.clientLinesPerSecond, d.metrics.logLinesSkipped);
+    this.clientLog = new ClientLog(d.log, d.settings.log.clientLinesPerSecond, d.metrics.logLinesSkipped, 'core');
     this.metrics = d.metrics;
     this.nodeId = d.nodeId;
     this.guard = d.guard;

@@ -339,6 +339,12 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   return onAbort;
 }
 
+/**
+ * Characters of a request's path a log line keeps: the client chooses the path, and the line
+ * budget (log.clientLinesPerSecond) bounds lines, not their length.
+ */
+const LOGGED_PATH_CHARS = 256;
+
 function logRequest(ctx: HttpContext, req: Request, status: number, started: bigint, aborted: boolean): void {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   ctx.metrics.httpRequests.inc({ method: req.method, route: req.route, status: aborted ? 'aborted' : String(status) });
@@ -348,7 +354,7 @@ function logRequest(ctx: HttpContext, req: Request, status: number, started: big
       reqId: req.id,
       method: req.method,
       route: req.route,
-      path: req.path,
+      path: req.path.length > LOGGED_PATH_CHARS ? `${req.path.slice(0, LOGGED_PATH_CHARS)}…` : req.path,
       status,
       aborted: aborted || undefined,
       ms: Math.round(seconds * 1e6) / 1e3,

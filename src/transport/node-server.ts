@@ -16,9 +16,22 @@ import { serveNodeHttp } from './node-http';
 import type { Transport, TransportOptions } from './types';
 import { DEFAULT_CIPHERS, MIN_TLS_VERSION } from './tls-policy';
 
-function refuse(socket: Duplex, r: Refusal): void {
+/** The HTTP answer to an upgrade that will not happen. */
+function refusal(r: Refusal): string {
   const headers = Object.entries(r.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  socket.end(`HTTP/1.1 ${r.statusLine}\r\n${headers}content-length: ${Buffer.byteLength(r.body)}\r\nconnection: close\r\n\r\n${r.body}`);
+  return `HTTP/1.1 ${r.statusLine}\r\n${headers}content-length: ${Buffer.byteLength(r.body)}\r\nconnection: close\r\n\r\n${r.body}`;
+}
+
+/**
+ * Answers an upgrade that will not happen and closes its socket once the answer is written.
+ * `end` alone is not enough: Node hands an upgrade's socket over half-open, so a client that
+ * never closes its side kept it (and its place under http.maxConnections) for good; one that
+ * reset it while the decision ran could leave it so too. The socket's upgrade timer
+ * (`startNodeTransport`) destroys it if the client does not take the answer.
+ */
+function abortUpgrade(socket: Duplex, response: string): void {
+  socket.once('finish', () => socket.destroy());
+  socket.end(response);
 }
 
 /** Starts listening with node:http(s) and ws. */
@@ -99,8 +112,11 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     headFor(req.socket);
     const path = (req.url ?? '').split('?')[0];
     socket.on('error', () => undefined);
+    // Until ws takes it, an upgrade's socket is closed after http.idleTimeoutS whatever happens.
+    const pending = setTimeout(() => socket.destroy(), idleMs).unref();
+    socket.once('close', () => clearTimeout(pending));
     if (path !== '/core/v1') {
-      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      abortUpgrade(socket, 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }
     const peer = normalizeAddress(req.socket.remoteAddress ?? '');
@@ -110,11 +126,12 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     };
     void decideUpgrade(o.core, { authorization: header('authorization'), donor: header('x-donor-token'), forwarded: String(req.headers['x-forwarded-for'] ?? ''), connection: header('connection') }, peer).then((decision) => {
       if (!decision.ok) {
-        refuse(socket, decision.refusal);
+        abortUpgrade(socket, refusal(decision.refusal));
         return;
       }
       if (socket.destroyed) return;
       wss.handleUpgrade(req, socket, head, (ws) => {
+        clearTimeout(pending);
         becameCore(req);
         const delivered = partial.track(ws, socket);
         alive.set(ws, true);
@@ -161,6 +178,8 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
       clearInterval(pinger);
       for (const ws of wss.clients) ws.terminate();
       server.closeAllConnections();
+      // Upgrades still being decided are no longer the HTTP server's to close.
+      for (const raw of counted.values()) raw.destroy();
     },
   };
 }

@@ -50,7 +50,7 @@ export function memoryLogger(): { log: Logger; lines: () => Array<Record<string,
  */
 export function bareHttpContext(router: Router, log: Logger, extra: Partial<HttpContext> = {}): HttpContext {
   const metrics = new Metrics();
-  return { router, trust: new TrustList([]), log, clientLog: new ClientLog(log, 1000, metrics.logLinesSkipped), metrics, ...extra };
+  return { router, trust: new TrustList([]), log, clientLog: new ClientLog(log, 1000, metrics.logLinesSkipped, 'http'), metrics, ...extra };
 }
 
 /** An in-process server on the stack, with its captured log. */
