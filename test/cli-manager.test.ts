@@ -221,6 +221,9 @@ t.test('the manager workflow from the command line', async (t) => {
   const cp = await run(['streams', 'download', s1, '--checkpoint', '--out', cpOut, '--json']);
   t.equal(cp.code, 0, cp.stderr);
   t.equal(fs.readFileSync(path.join(cpOut, 'state.xml'), 'utf8'), 'cp3', '--checkpoint: the last committed partition\'s checkpoint');
+  fs.writeFileSync(path.join(cpOut, 'state.xml.part'), 'Z');
+  t.equal((await run(['streams', 'download', s1, '--checkpoint', '--out', cpOut])).code, 0);
+  t.equal(fs.readFileSync(path.join(cpOut, 'state.xml'), 'utf8'), 'cp3', 'a partial checkpoint file (maybe of another partition) is not resumed');
   t.equal((await run(['streams', 'download', s1, '--checkpoint', '--partition', '7', '--out', path.join(tmp, 'cp7')])).code, 0);
   t.equal(fs.readFileSync(path.join(tmp, 'cp7', 'state.xml'), 'utf8'), 'cp2', '--partition N: that partition\'s');
   t.equal((await run(['streams', 'download', s1, '--checkpoint', '--partition', '5', '--out', cpOut])).code, 4, 'no such partition: exit 4');

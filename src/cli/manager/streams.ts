@@ -160,6 +160,9 @@ async function download(ctx: Ctx, args: string[]): Promise<void> {
     if (p.values.seeds) names.push(...[...fileSet].map((name) => ({ name, url: `/v1/streams/${seg(id!)}/files/${seg(name)}` })));
   }
   const results: Array<{ name: string; path: string; bytes: number; resumed_from: number }> = [];
+  // Frame files only grow, so a partial one is a prefix of the file now; a checkpoint file of
+  // another partition (the last one moves while the stream runs) is not: fetched whole.
+  const resume = !p.values['no-resume'] && !p.values.checkpoint;
   for (const { name, url } of names) {
     // The server only ever sends names matching FILE_NAME; check anyway before using one as a path.
     if (!FILE_NAME.test(name)) throw new CliError(`refusing the file name "${name}" from the server`, EXIT.server);
@@ -168,7 +171,15 @@ async function download(ctx: Ctx, args: string[]): Promise<void> {
     const bar = progressBar(ctx.o, name);
     let r;
     try {
-      r = await client.download(url, partial, { resume: !p.values['no-resume'], progress: bar.update });
+      r = await client.download(url, partial, { resume, progress: bar.update });
+    } catch (err) {
+      // Without names, every checkpoint file the stream ever had is asked for; this partition may lack some.
+      if (p.values.checkpoint && wanted.length === 0 && err instanceof CliError && err.exitCode === EXIT.notFound) {
+        ctx.o.err.write(`stream-coordinator: ${name}: not in this partition's checkpoint, skipped\n`);
+        fs.rmSync(partial, { force: true });
+        continue;
+      }
+      throw err;
     } finally {
       bar.end();
     }
