@@ -9,7 +9,7 @@ import t from 'tap';
 import type Redis from 'ioredis';
 import { Leases, readyMember } from '../src/store/leases';
 import { LiveState } from '../src/store/live';
-import { targetKeys } from '../src/store/target-keys';
+import { targetKeys, targetsKey } from '../src/store/target-keys';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
 import { eventually } from './helpers/server';
@@ -169,6 +169,12 @@ t.test('progress counts every commit of a target, streams that ended included, f
     return p?.commits === 4 ? p : undefined;
   }, 5000, 'four commits counted');
   t.same(seen, { frames: 11, commits: 4 }, 'frames and commits of streams no longer active');
+  // The pool's sweep drops a target from its set while nothing of it is queued: the counts stay.
+  await f.ts.server.storage.redis.srem(targetsKey(PREFIX), target);
+  await new Promise((r) => setTimeout(r, 10));
+  const after = await f.api<View & { progress_at: string }>('GET', '/v1/active-streams', f.manager);
+  t.same(after.progress[target], { frames: 11, commits: 4 }, 'still read once the pool has forgotten the target');
+  t.ok(Math.abs(Date.parse(after.progress_at) - Date.now()) < 5000, 'with the time of the read');
   t.same((await f.api<View>('GET', '/v1/active-streams', f.admin)).progress[target], { frames: 11, commits: 4 }, 'an admin sees it');
   const other = await f.api<{ token: string }>('POST', '/v1/users', f.admin, { name: `p-other-${Date.now()}`, role: 'manager' }, 201);
   t.equal((await f.api<View>('GET', '/v1/active-streams', other.token)).progress[target], undefined, 'another manager does not');

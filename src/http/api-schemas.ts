@@ -135,6 +135,7 @@ export const TARGET_PROGRESS = object({ frames: Type.Integer(), commits: Type.In
 export const ACTIVE_STREAMS = object({
   targets: Type.Unsafe<Record<string, Array<Static<typeof ACTIVE_STREAM>>>>({ type: 'object', additionalProperties: Type.Array(ACTIVE_STREAM) }),
   progress: Type.Unsafe<Record<string, Static<typeof TARGET_PROGRESS>>>({ type: 'object', additionalProperties: TARGET_PROGRESS }),
+  progress_at: TIME,
 });
 export const ACTIVE_CORES = object({ engines: NAMED_COUNTS, total: Type.Integer() });
 export const NODE = object({

@@ -6,13 +6,14 @@
  * takes the difference between two reads.
  *
  * One hash per target, `<prefix>{t:<target>}:progress` (`frames`, `commits`, `owner`), in the
- * target's Redis Cluster slot. Commits of one turn of the event loop go out as one MULTI per
- * target. Like the live view it can be lost with Redis: a reader then sees the counts drop
- * and starts again from there.
+ * target's Redis Cluster slot, and the set of targets that have one, `<prefix>progress`
+ * (not the pool's target set, which a target leaves while it has nothing queued). Commits of
+ * one turn of the event loop go out as one MULTI per target. Like the live view it can be
+ * lost with Redis: a reader then sees the counts drop and starts again from there.
  */
 import type { RedisClient } from './redis';
 import { SharedAnswer } from './shared-answer';
-import { targetKeys, targetsKey } from './target-keys';
+import { targetKeys } from './target-keys';
 
 /** A target's counts since its first commit (or since Redis last lost them). */
 export interface TargetProgress {
@@ -27,12 +28,19 @@ export interface TargetProgress {
 /** Targets whose counts one read takes at a time. */
 const READ_BATCH = 100;
 
+/** Every target's counts, and when they were read. */
+export interface ProgressRead {
+  /** When the counts were read (ms since the epoch): rates divide by the time between reads, not between polls of a cached answer. */
+  at: number;
+  targets: TargetProgress[];
+}
+
 /** Writer and reader of the per-target counters. */
 export class ProgressCounters {
   /** Counts waiting for the next batched write, by target. */
   private pending = new Map<string, TargetProgress>();
   private flushing: Promise<void> | undefined;
-  private readonly shared: SharedAnswer<TargetProgress[]>;
+  private readonly shared: SharedAnswer<ProgressRead>;
 
   /**
    * @param cacheMs milliseconds {@link sharedAll} reuses its answer (http.activeStreamsCacheMs)
@@ -42,7 +50,10 @@ export class ProgressCounters {
     private readonly prefix: string,
     cacheMs = 1000,
   ) {
-    this.shared = new SharedAnswer(cacheMs, () => this.all());
+    this.shared = new SharedAnswer(cacheMs, async () => {
+      const at = Date.now();
+      return { at, targets: await this.all() };
+    });
   }
 
   /**
@@ -65,13 +76,13 @@ export class ProgressCounters {
   }
 
   /** Every target's counts, one read per process per `cacheMs` however many callers ask. */
-  sharedAll(): Promise<TargetProgress[]> {
+  sharedAll(): Promise<ProgressRead> {
     return this.shared.get();
   }
 
-  /** Every target's counts: those of every target the pool has seen that has any. */
+  /** Every target's counts. */
   async all(): Promise<TargetProgress[]> {
-    const targets = await this.redis.smembers(targetsKey(this.prefix));
+    const targets = await this.redis.smembers(this.setKey);
     const out: TargetProgress[] = [];
     for (let i = 0; i < targets.length; i += READ_BATCH) {
       const read = await Promise.all(targets.slice(i, i + READ_BATCH).map((t) => this.redis.hgetall(this.key(t)).then((h) => ({ t, h }))));
@@ -86,6 +97,12 @@ export class ProgressCounters {
   /** Drops a target's counts (the target is deleted). */
   async forget(targetId: string): Promise<void> {
     await this.redis.del(this.key(targetId));
+    await this.redis.srem(this.setKey, targetId);
+  }
+
+  /** The set of targets with counts: a key of its own, outside any target's slot. */
+  private get setKey(): string {
+    return `${this.prefix}progress`;
   }
 
   private key(targetId: string): string {
@@ -94,6 +111,6 @@ export class ProgressCounters {
 
   private async write(p: TargetProgress): Promise<void> {
     const k = this.key(p.target_id);
-    await this.redis.multi().hincrby(k, 'frames', p.frames).hincrby(k, 'commits', p.commits).hset(k, 'owner', p.owner).exec();
+    await Promise.all([this.redis.multi().hincrby(k, 'frames', p.frames).hincrby(k, 'commits', p.commits).hset(k, 'owner', p.owner).exec(), this.redis.sadd(this.setKey, p.target_id)]);
   }
 }

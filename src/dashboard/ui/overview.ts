@@ -26,26 +26,44 @@ interface Sample {
 
 /** Kept across view switches so the charts keep their history while the tab stays open. */
 const history: Sample[] = [];
-let last: { t: number; progress: ActiveStreams['progress'] } | undefined;
+type Counts = ActiveStreams['progress'];
+let last: { t: number; progress: Counts } | undefined;
 
-function record(progress: ActiveStreams['progress']): void {
-  const t = Date.now() / 1000;
-  if (last && t > last.t) {
+/**
+ * One sample from a poll: the counts' increase since the last read over the time between the
+ * two reads (`progress_at`: the server answers from a cache up to a second old, and each
+ * process from its own).
+ */
+function record(active: ActiveStreams): void {
+  // A server older than the counts sends none: no sample.
+  if (!active.progress || !active.progress_at) return;
+  const t = Date.parse(active.progress_at) / 1000;
+  if (last && t <= last.t) return; // the same read again, or an older one from another process
+  const baseline: Counts = {};
+  if (last) {
     let frames = 0;
     let commits = 0;
-    for (const [target, now] of Object.entries(progress)) {
-      // A target missing from the last poll has no baseline (it may be back with its old
-      // counts): it counts from the next poll. Counts that went down (Redis lost them) too.
+    for (const [target, now] of Object.entries(active.progress)) {
+      // A target missing from the last read has no baseline (it may be back with its old
+      // counts): it counts from the next read.
       const before = last.progress[target];
       if (!before) continue;
-      if (now.frames >= before.frames) frames += now.frames - before.frames;
-      if (now.commits >= before.commits) commits += now.commits - before.commits;
+      frames += Math.max(0, now.frames - before.frames);
+      commits += Math.max(0, now.commits - before.commits);
     }
     const dt = t - last.t;
     history.push({ t, framesPerS: frames / dt, commitsPerS: commits / dt });
     while (history.length > 0 && history[0]!.t < t - HOUR_S) history.shift();
+    // A process whose read lagged another's may show lower counts: keep the higher baseline.
+    for (const [target, before] of Object.entries(last.progress)) baseline[target] = before;
   }
-  last = { t, progress };
+  for (const [target, now] of Object.entries(active.progress)) {
+    const before = baseline[target];
+    // Counts far below the baseline are Redis starting again, not a lagging read.
+    const restarted = before !== undefined && now.commits < before.commits / 2;
+    baseline[target] = before && !restarted ? { frames: Math.max(before.frames, now.frames), commits: Math.max(before.commits, now.commits) } : now;
+  }
+  last = { t, progress: baseline };
 }
 
 function chart(el: HTMLElement, title: string, label: string, pick: (s: Sample) => number): uPlot {
@@ -113,7 +131,7 @@ export function overviewView(ctx: ViewContext): View {
       }
       const active = await get<ActiveStreams>('/v1/active-streams');
       const rows = Object.entries(active.targets).flatMap(([target, list]) => list.map((a) => ({ target, ...a })));
-      record(active.progress);
+      record(active);
       if (ctx.me.role === 'admin') {
         const list = (await get<Nodes>('/v1/nodes')).nodes;
         fill(nodes, table(['Node', 'Worker', 'Sessions', 'By engine'], list.map((n) => [n.node, n.worker, n.sessions, Object.entries(n.sessions_by_engine).map(([e, c]) => `${e}: ${c}`).join(', ')])));

@@ -17,7 +17,7 @@ export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
       access: ['manager', 'admin'],
       responses: {
         200: {
-          description: 'Active streams keyed by target id; `progress`: committed frames and commits of each target so far, keyed by target id (counters that only grow while Redis keeps them: a rate is the difference between two reads)',
+          description: 'Active streams keyed by target id; `progress`: committed frames and commits of each target so far, keyed by target id (counters that only grow while Redis keeps them: a rate is the difference between two reads, over the difference of their `progress_at`, when the counts were read)',
           schema: ACTIVE_STREAMS,
         },
       },
@@ -32,8 +32,8 @@ export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
           const { target_id, owner: _owner, ...rest } = a;
           (targets[target_id] ??= []).push(rest);
         }
-        for (const p of counted) if (mine(p.owner)) progress[p.target_id] = { frames: p.frames, commits: p.commits };
-        return ok({ targets, progress });
+        for (const p of counted.targets) if (mine(p.owner)) progress[p.target_id] = { frames: p.frames, commits: p.commits };
+        return ok({ targets, progress, progress_at: new Date(counted.at).toISOString() });
       },
     }),
     route({
