@@ -207,6 +207,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
       await storage.close();
       if (ownSeeds) removeSeedCacheDir(ownSeeds);
       hub.clientLog.close();
+      hub.upgradeLog.close();
       httpLog.close();
       log.info('stopped');
       unguard();

@@ -10,6 +10,8 @@ import { addressKey } from '../src/auth/address-key';
 import { freePort } from '../src/provision/exec';
 import { cliServer, RawCore, tryUpgrade, type CliServer } from './helpers/core-raw';
 import { stopStack } from '../test-support/stack';
+import { coreFixture } from './helpers/core';
+import { request } from './helpers/server';
 
 const MIB = 1024 * 1024;
 /** How long after a complete answer the server has to close the connection. */
@@ -167,3 +169,18 @@ for (const transport of ['uws', 'node'] as const) {
 
   });
 }
+
+t.test('past its failure budget, an address keeps the tokens found valid in the last minutes, not others', async (t) => {
+  const f = await coreFixture({ 'auth.failuresPerMinute': 3, 'auth.cacheTtlS': 1 });
+  t.teardown(() => f.ts.close());
+  const status = (token: string): Promise<number> => request(`${f.ts.url}/v1/me`, { ca: f.ts.ca, headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+  const other = await f.api<{ token: string }>('POST', '/v1/users', f.admin, { name: `never-used-${Date.now()}`, role: 'manager' }, 201);
+  t.equal(await status(f.manager), 200);
+  const bad = [];
+  for (let i = 0; i < 5; i++) bad.push(await status(`bogus-${i}-${'x'.repeat(30)}`));
+  t.same(bad, [401, 401, 401, 429, 429], 'the budget is spent');
+  t.equal(await status(f.manager), 200, 'a token in the cache: served');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(await status(f.manager), 200, 'once its cache entry has expired, a token found valid minutes ago is looked up and served');
+  t.equal(await status(other.token), 429, 'a valid token this server has never seen is refused until Retry-After');
+});

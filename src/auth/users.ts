@@ -27,9 +27,17 @@ interface Entry {
   expires: number;
 }
 
+/**
+ * How long a token found valid is remembered as such (ms): past an address's failure budget it
+ * may still be looked up, once its cache entry has expired (see {@link Auth.wasValid}).
+ */
+const RECENTLY_VALID_MS = 10 * 60_000;
+
 /** Token authentication with a short-lived, bus-invalidated cache. */
 export class Auth {
   private readonly cache = new Map<string, Entry>();
+  /** Hashes of tokens found valid in the last {@link RECENTLY_VALID_MS}, with when that ends; rotation and removal drop them. */
+  private readonly recentlyValid = new Map<string, number>();
   /** Failed authentications per client address (HTTP tokens and core upgrades share it). */
   readonly failures: FailedAuth;
 
@@ -42,9 +50,25 @@ export class Auth {
     this.failures = new FailedAuth(failuresPerMinute);
     bus.on('auth.invalidate', ({ tokenHash }) => {
       this.generation++;
-      if (tokenHash === '*') this.cache.clear();
-      else this.cache.delete(tokenHash);
+      if (tokenHash === '*') {
+        this.cache.clear();
+        this.recentlyValid.clear();
+      } else {
+        this.cache.delete(tokenHash);
+        this.recentlyValid.delete(tokenHash);
+      }
     });
+  }
+
+  /**
+   * Whether the header's token was found valid in the last ten minutes and not rotated or
+   * removed since: its lookup is expected to succeed, so an address past its failure budget
+   * may still make it (only a token someone already had can pass this).
+   */
+  wasValid(header: string): boolean {
+    const token = bearer(header);
+    const until = token ? this.recentlyValid.get(hashToken(token)) : undefined;
+    return until !== undefined && until > Date.now();
   }
 
   /** Bumped by every invalidation, so a lookup that raced one is not cached. */
@@ -86,6 +110,11 @@ export class Auth {
     const generation = this.generation;
     const principal = await this.load(tokenHash);
     if (generation !== this.generation) return principal;
+    if (principal) {
+      this.recentlyValid.delete(tokenHash);
+      if (this.recentlyValid.size >= this.maxEntries) this.recentlyValid.delete(this.recentlyValid.keys().next().value!);
+      this.recentlyValid.set(tokenHash, now + RECENTLY_VALID_MS);
+    } else this.recentlyValid.delete(tokenHash);
     this.cache.delete(tokenHash);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(tokenHash, { principal, expires: now + this.ttlMs });

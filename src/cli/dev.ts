@@ -140,8 +140,10 @@ export async function runDev(opts: DevOptions): Promise<void> {
   const results = await runPreflight(settings);
   if (results.some((r) => !r.ok)) say(`preflight:\n${formatResults(results)}`);
   // The other checks only warn in development; a port another server holds would not work at all.
-  if (results.some((r) => !r.ok && r.name.startsWith('port '))) {
-    say(`port ${settings.server.port} is taken (another dev stack?): stop it, or choose another port: npm run dev -- --port ${settings.server.port + 1000}`);
+  const port = results.find((r) => !r.ok && r.name.startsWith('port '));
+  if (port) {
+    const other = settings.server.port + 1000 <= 65535 ? settings.server.port + 1000 : 9443;
+    say(`cannot use port ${settings.server.port} (${port.detail}; another dev stack?): stop what holds it, or choose another port: npm run dev -- --port ${other}`);
     return stopAll(1);
   }
 

@@ -327,7 +327,7 @@ export const schema = {
       env: 'SC_LOG_PRETTY',
     },
     clientLinesPerSecond: {
-      doc: 'Log lines clients cause (one per request, per core connection, assignment and refusal) a process writes per second at most, HTTP requests and cores each; the rest are counted by message in coordinator_log_lines_skipped_total and in one warn line at the end of the second. Lines about the server itself and errors are not limited.',
+      doc: 'Log lines clients cause (one per request, per core connection, assignment and refusal) a process writes per second at most, for HTTP requests, refused upgrades and cores each; the rest are counted by message in coordinator_log_lines_skipped_total and in one warn line at the end of the second. Lines about the server itself and errors are not limited.',
       format: 'positive-int',
       default: 1000,
       env: 'SC_LOG_CLIENT_LINES_PER_SECOND',

@@ -71,8 +71,10 @@ export class CoreHub implements SessionHost {
   /** Committed frames and commits per target. */
   readonly progress: ProgressCounters;
   readonly log: Logger;
-  /** Lines cores cause (connections, assignments, refusals), within log.clientLinesPerSecond. */
+  /** Lines cores cause (connections, assignments, closes), within log.clientLinesPerSecond. */
   readonly clientLog: ClientLog;
+  /** Lines of refused upgrades, which need no key: a budget of their own (log.clientLinesPerSecond). */
+  readonly upgradeLog: ClientLog;
   readonly metrics: Metrics;
   readonly nodeId: string;
   /** Directory of this process's spill files. */
@@ -113,6 +115,7 @@ export class CoreHub implements SessionHost {
     this.progress = d.progress;
     this.log = d.log;
     this.clientLog = new ClientLog(d.log, d.settings.log.clientLinesPerSecond, d.metrics.logLinesSkipped, 'core');
+    this.upgradeLog = new ClientLog(d.log, d.settings.log.clientLinesPerSecond, d.metrics.logLinesSkipped, 'upgrade');
     this.metrics = d.metrics;
     this.nodeId = d.nodeId;
     this.guard = d.guard;

@@ -38,6 +38,17 @@ export function authGate(auth: Auth, access: GateAccess): Gate {
     // NAT shared with a bad client).
     const known = auth.known(header);
     if (known) return allowed(access, known);
+    // Nor does one found valid a few minutes ago, whose cache entry has expired: it is looked
+    // up, and counts as a failure only if it has been revoked since.
+    if (auth.wasValid(header)) {
+      return auth.fromHeader(header).then(
+        (p) => allowed(access, p),
+        (err: unknown) => {
+          if (err instanceof AppError && err.code === 'unauthorized') auth.failures.fail(clientAddress);
+          throw err;
+        },
+      );
+    }
     auth.failures.check(clientAddress);
     return auth.failures.guard(clientAddress, () => auth.fromHeader(header)).then((p) => allowed(access, p));
   };

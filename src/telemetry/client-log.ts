@@ -20,8 +20,11 @@ type ClientLevel = 'info' | 'warn';
 /** A window of one second: lines past the budget are not written. */
 const WINDOW_MS = 1000;
 
-/** Which clients' lines a budget is for: HTTP requests, or cores (a flood of one does not silence the other). */
-export type ClientKind = 'http' | 'core';
+/**
+ * Which clients' lines a budget is for: HTTP requests; upgrades refused before a core is known
+ * (anyone can cause them, without a key); or cores. A flood of one does not silence another.
+ */
+export type ClientKind = 'http' | 'upgrade' | 'core';
 
 /** Writes client-caused lines within a per-second budget; see the module comment. */
 export class ClientLog {

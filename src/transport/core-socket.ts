@@ -115,7 +115,7 @@ export async function decideUpgrade(deps: CoreEndpoint, headers: UpgradeHeaders,
   } catch (err) {
     const e = toAppError(err);
     if (e.code === 'internal') deps.hub.log.error({ err, remote }, 'core upgrade failed');
-    deps.hub.clientLog.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
+    deps.hub.upgradeLog.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
     return {
       ok: false,
       remote,

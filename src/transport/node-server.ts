@@ -23,13 +23,15 @@ function refusal(r: Refusal): string {
 }
 
 /**
- * Answers an upgrade that will not happen and closes its socket once the answer is written.
- * `end` alone is not enough: Node hands an upgrade's socket over half-open, so a client that
- * never closes its side kept it (and its place under http.maxConnections) for good; one that
- * reset it while the decision ran could leave it so too. The socket's upgrade timer
- * (`startNodeTransport`) destroys it if the client does not take the answer.
+ * Answers an upgrade that will not happen and closes its socket once the answer is written,
+ * or after `idleMs` if the client does not take it. `end` alone is not enough: Node hands an
+ * upgrade's socket over half-open, so a client that never closes its side kept it (and its
+ * place under http.maxConnections) for good; one that reset it while the decision ran could
+ * leave it so too.
  */
-function abortUpgrade(socket: Duplex, response: string): void {
+function abortUpgrade(socket: Duplex, response: string, idleMs: number): void {
+  const timer = setTimeout(() => socket.destroy(), idleMs).unref();
+  socket.once('close', () => clearTimeout(timer));
   socket.once('finish', () => socket.destroy());
   socket.end(response);
 }
@@ -112,11 +114,8 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     headFor(req.socket);
     const path = (req.url ?? '').split('?')[0];
     socket.on('error', () => undefined);
-    // Until ws takes it, an upgrade's socket is closed after http.idleTimeoutS whatever happens.
-    const pending = setTimeout(() => socket.destroy(), idleMs).unref();
-    socket.once('close', () => clearTimeout(pending));
     if (path !== '/core/v1') {
-      abortUpgrade(socket, 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      abortUpgrade(socket, 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n', idleMs);
       return;
     }
     const peer = normalizeAddress(req.socket.remoteAddress ?? '');
@@ -126,12 +125,11 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     };
     void decideUpgrade(o.core, { authorization: header('authorization'), donor: header('x-donor-token'), forwarded: String(req.headers['x-forwarded-for'] ?? ''), connection: header('connection') }, peer).then((decision) => {
       if (!decision.ok) {
-        abortUpgrade(socket, refusal(decision.refusal));
+        abortUpgrade(socket, refusal(decision.refusal), idleMs);
         return;
       }
       if (socket.destroyed) return;
       wss.handleUpgrade(req, socket, head, (ws) => {
-        clearTimeout(pending);
         becameCore(req);
         const delivered = partial.track(ws, socket);
         alive.set(ws, true);
