@@ -112,12 +112,14 @@ function unknownFields(e: ErrorObject): string[] {
 }
 
 function describeError(where: string, e: ErrorObject): string {
-  const at = `${where}${e.instancePath.replace(/\//g, '.')}`;
+  // Keys in the path are the client's: a message names at most the first 300 characters of it.
+  const path = `${where}${e.instancePath.replace(/\//g, '.')}`;
+  const at = path.length > 300 ? `${path.slice(0, 300)}…` : path;
   const name = (e as ErrorObject & { propertyName?: string }).propertyName;
   if (name !== undefined) return `${at}: name "${name.slice(0, 140)}" ${e.message ?? 'is invalid'}`;
   switch (e.keyword) {
     case 'additionalProperties':
-      return `${at}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+      return `${at}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty.slice(0, 140)}"`;
     case 'required': {
       const unknown = unknownFields(e);
       return `${at}: missing required field "${(e.params as { missingProperty: string }).missingProperty}"${unknown.length > 0 ? ` (unknown: ${named(unknown)})` : ''}`;
