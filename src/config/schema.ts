@@ -45,7 +45,7 @@ export const schema = {
       env: 'SC_HTTP_MAX_CONNECTIONS_PER_ADDRESS',
     },
     idleTimeoutS: {
-      doc: "Seconds a connection on the node transport may take to complete its TLS handshake, and then its request head (request line and headers), and may go without taking any of a reply it has asked for (each 64 KiB chunk, and the end); past it the connection is closed, so clients that connect and send nothing, send headers a byte at a time or read no reply hold no socket, and no reply's memory (memory.repliesBytes), for long. The uws transport closes such connections after a fixed 10 s (uWebSockets.js; 12–16 s in practice, as its timers tick every 4 s).",
+      doc: "Seconds a connection on the node transport may take to complete its TLS handshake, and then its request head (request line and headers), and may go without taking any of a reply it has asked for (each 64 KiB chunk, and the end); past it the connection is closed, so clients that connect and send nothing, send headers a byte at a time or read no reply hold no socket, and no reply's memory (memory.repliesBytes), for long. A refused core upgrade is closed once its answer is written, or after this long if the client does not take it; one whose decision (the store's key lookups) takes over three times this long is closed. The uws transport closes such connections after a fixed 10 s (uWebSockets.js; 12–16 s in practice, as its timers tick every 4 s).",
       format: 'positive-int',
       default: 10,
       env: 'SC_HTTP_IDLE_TIMEOUT_S',

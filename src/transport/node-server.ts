@@ -114,6 +114,11 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     headFor(req.socket);
     const path = (req.url ?? '').split('?')[0];
     socket.on('error', () => undefined);
+    // A decision waits on store lookups with no deadline of their own: past three idle
+    // timeouts (a stalled store) the socket goes, rather than hold a place under
+    // http.maxConnections for as long as the stall lasts; a slow but working store has time.
+    const deciding = setTimeout(() => socket.destroy(), 3 * idleMs).unref();
+    socket.once('close', () => clearTimeout(deciding));
     if (path !== '/core/v1') {
       abortUpgrade(socket, 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n', idleMs);
       return;
@@ -130,6 +135,7 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
       }
       if (socket.destroyed) return;
       wss.handleUpgrade(req, socket, head, (ws) => {
+        clearTimeout(deciding);
         becameCore(req);
         const delivered = partial.track(ws, socket);
         alive.set(ws, true);

@@ -175,7 +175,8 @@ async function download(ctx: Ctx, args: string[]): Promise<void> {
     } catch (err) {
       // Without names, every checkpoint file the stream ever had is asked for; this partition may lack some.
       if (p.values.checkpoint && wanted.length === 0 && err instanceof CliError && err.exitCode === EXIT.notFound) {
-        ctx.o.err.write(`stream-coordinator: ${name}: not in this partition's checkpoint, skipped\n`);
+        const older = fs.existsSync(final) ? ` (the ${name} already in ${dir} is not of this partition)` : '';
+        ctx.o.err.write(`stream-coordinator: ${name}: not in this partition's checkpoint, skipped${older}\n`);
         fs.rmSync(partial, { force: true });
         continue;
       }
@@ -186,6 +187,8 @@ async function download(ctx: Ctx, args: string[]): Promise<void> {
     fs.renameSync(partial, final);
     results.push({ name, path: final, bytes: r.bytes, resumed_from: r.resumedFrom });
   }
+  // Every file skipped: not a partition that lacks some, but a stream or partition gone meanwhile.
+  if (p.values.checkpoint && names.length > 0 && results.length === 0) throw new CliError(`stream ${id}: none of its checkpoint files could be fetched (deleted meanwhile?)`, EXIT.notFound);
   print(ctx.o, results, () =>
     results.length === 0
       ? `stream ${id} has no committed frames yet`

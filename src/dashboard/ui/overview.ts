@@ -60,7 +60,7 @@ function record(active: ActiveStreams): void {
   for (const [target, now] of Object.entries(active.progress)) {
     const before = baseline[target];
     // Counts far below the baseline are Redis starting again, not a lagging read.
-    const restarted = before !== undefined && now.commits < before.commits / 2;
+    const restarted = before !== undefined && (now.commits < before.commits / 2 || now.frames < before.frames / 2);
     baseline[target] = before && !restarted ? { frames: Math.max(before.frames, now.frames), commits: Math.max(before.commits, now.commits) } : now;
   }
   last = { t, progress: baseline };
