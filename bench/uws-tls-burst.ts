@@ -4,8 +4,8 @@
  * server sends a message from inside the message handler while the client still has about
  * 800 KB or more of data on its way (a core pipelining frames). Plain App is not affected,
  * and neither is a reply sent later (setImmediate), which is what src/transport/uws-core.ts does.
- * Prints one line per case; the "inline" and "corked" cases are expected to show DROPPED
- * for as long as the vendored uSockets has the problem.
+ * Prints one line per case; the "inline" and "corked" cases showed DROPPED until patch 7 of
+ * the vendored build (BUILD.md) fixed uSockets' TLS write.
  *
  *   node dist/bench/uws-tls-burst.js     (makes its own dev certificates in a temp dir)
  */

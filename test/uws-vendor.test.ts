@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import uws from 'uWebSockets.js';
+import WebSocket from 'ws';
 import { generateCertificates } from '../src/provision/certs';
 import { clientFrameHeader, handshakeRequest } from './helpers/handshake';
 
@@ -316,4 +317,38 @@ uws.App().get('/*', (res) => res.end('ok')).listen('127.0.0.1', 0, (s) => consol
     s.on('error', reject);
   });
   t.match(body, /^HTTP\/1\.1 200 OK[\s\S]*ok$/, 'and it serves again once descriptors are free');
+});
+
+t.test('a reply written inside the message handler while a large TLS read is delivered keeps the rest of that read (patch 7)', async (t) => {
+  // Before patch 7 uSockets' TLS write threw away the still-encrypted rest of the read being
+  // delivered: 4 × 1 MiB answered inline dropped the socket after the first (bench/uws-tls-burst.ts).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uws-inline-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const certs = await generateCertificates(dir);
+  let received = 0;
+  const app = uws.SSLApp({ key_file_name: certs.key, cert_file_name: certs.fullChain }).ws('/*', {
+    maxPayloadLength: 16 * 1024 * 1024,
+    message: (ws) => {
+      received++;
+      ws.send('{"type":"ack"}');
+    },
+  });
+  const listen = await new Promise<uws.us_listen_socket | false>((r) => app.listen('127.0.0.1', 0, r));
+  if (!listen) throw new Error('listen failed');
+  t.teardown(() => uws.us_listen_socket_close(listen));
+  const client = new WebSocket(`wss://127.0.0.1:${uws.us_socket_local_port(listen)}/`, { rejectUnauthorized: false });
+  t.teardown(() => client.terminate());
+  const outcome = await new Promise<string>((resolve) => {
+    let acks = 0;
+    client.on('open', () => {
+      for (let i = 0; i < 4; i++) client.send(Buffer.alloc(1024 * 1024, i));
+    });
+    client.on('message', () => {
+      if (++acks === 4) resolve('all answered');
+    });
+    client.on('error', () => undefined);
+    client.on('close', (code) => resolve(`closed ${code} after ${acks} acks, ${received} received`));
+    setTimeout(() => resolve(`timed out after ${acks} acks, ${received} received`), 10_000).unref();
+  });
+  t.equal(outcome, 'all answered', 'four 1 MiB messages each answered from inside the handler');
 });
