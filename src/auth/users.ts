@@ -60,16 +60,6 @@ export class Auth {
     });
   }
 
-  /**
-   * Whether the header's token was found valid in the last ten minutes and not rotated or
-   * removed since: its lookup is expected to succeed, so an address past its failure budget
-   * may still make it (only a token someone already had can pass this).
-   */
-  wasValid(header: string): boolean {
-    const token = bearer(header);
-    const until = token ? this.recentlyValid.get(hashToken(token)) : undefined;
-    return until !== undefined && until > Date.now();
-  }
 
   /** Bumped by every invalidation, so a lookup that raced one is not cached. */
   private generation = 0;
@@ -88,12 +78,20 @@ export class Auth {
   }
 
   /**
-   * The principal of a token this process has cached as valid (no lookup); undefined
-   * otherwise, a malformed header included.
+   * What this process already knows of the header's token, without a lookup (one hash): its
+   * principal when cached as valid; `'recently-valid'` when it was found valid in the last ten
+   * minutes and not rotated or removed since, so its lookup is expected to succeed (an address
+   * past its failure budget may still make it: only a token someone already had passes this);
+   * undefined otherwise, a malformed header included.
    */
-  known(header: string): Principal | undefined {
+  recall(header: string): Principal | 'recently-valid' | undefined {
     const token = bearer(header);
-    return token ? this.knownHash(hashToken(token)) : undefined;
+    if (!token) return undefined;
+    const tokenHash = hashToken(token);
+    const known = this.knownHash(tokenHash);
+    if (known) return known;
+    const until = this.recentlyValid.get(tokenHash);
+    return until !== undefined && until > Date.now() ? 'recently-valid' : undefined;
   }
 
   /** {@link known} for a token hash. */

@@ -36,11 +36,11 @@ export function authGate(auth: Auth, access: GateAccess): Gate {
     // A token this process holds as valid costs no lookup, so the address's failure budget
     // does not apply: its own failures do not lock out a good token (a developer's typo, a
     // NAT shared with a bad client).
-    const known = auth.known(header);
-    if (known) return allowed(access, known);
+    const known = auth.recall(header);
+    if (known !== undefined && known !== 'recently-valid') return allowed(access, known);
     // Nor does one found valid a few minutes ago, whose cache entry has expired: it is looked
     // up, and counts as a failure only if it has been revoked since.
-    if (auth.wasValid(header)) {
+    if (known === 'recently-valid') {
       return auth.fromHeader(header).then(
         (p) => allowed(access, p),
         (err: unknown) => {

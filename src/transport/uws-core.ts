@@ -50,14 +50,14 @@ interface Queued {
 /**
  * Replies are written after the uWS callback that caused them, all at once on `setImmediate`.
  *
- * Why: the vendored uSockets' TLS layer discards the still-encrypted rest of a read when the
- * application writes from inside its data callback (`us_internal_ssl_socket_write` resets the
- * loop's read input). That happens as soon as one read decrypts more than its 512 KiB buffer,
- * i.e. when a core pipelines frames (≈ 800 KB in flight), and the socket then dies with 1006.
- * Promise continuations run inside the callback (uWS drains microtasks before returning), so
- * an ack sent after `await` of settled work is still "inside"; `setImmediate` is not. The flush
- * also corks every socket once per turn of the event loop, however many replies it has.
- * `bench/uws-tls-burst.ts` reproduces the drop without the coordinator.
+ * Why: the flush corks every socket once per turn of the event loop, however many replies it
+ * has. It began as the way around a uSockets bug: a write from inside the data callback threw
+ * away the still-encrypted rest of a read over 512 KiB (a core pipelining frames), dropping the
+ * socket with 1006; promise continuations run inside the callback (uWS drains microtasks
+ * before returning), `setImmediate` does not. Patch 7 of the vendored build fixed that at its
+ * cause (uWS's own pongs are written inside the callback), so this queue no longer carries
+ * correctness, but it is kept for the corking and for builds without the patch (the official
+ * package). `bench/uws-tls-burst.ts` checks the transport alone.
  */
 class Outbox {
   /**

@@ -39,7 +39,8 @@ function record(active: ActiveStreams): void {
   if (!active.progress || !active.progress_at) return;
   const t = Date.parse(active.progress_at) / 1000;
   if (last && t <= last.t) return; // the same read again, or an older one from another process
-  const baseline: Counts = {};
+  // A process whose read lagged another's may show lower counts: keep the higher baseline.
+  const baseline: Counts = { ...last?.progress };
   if (last) {
     let frames = 0;
     let commits = 0;
@@ -54,8 +55,6 @@ function record(active: ActiveStreams): void {
     const dt = t - last.t;
     history.push({ t, framesPerS: frames / dt, commitsPerS: commits / dt });
     while (history.length > 0 && history[0]!.t < t - HOUR_S) history.shift();
-    // A process whose read lagged another's may show lower counts: keep the higher baseline.
-    for (const [target, before] of Object.entries(last.progress)) baseline[target] = before;
   }
   for (const [target, now] of Object.entries(active.progress)) {
     const before = baseline[target];
