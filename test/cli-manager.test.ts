@@ -258,6 +258,17 @@ t.test('the manager workflow from the command line', async (t) => {
   t.equal(ranged.length, 1, 'the resume was one 206 reply');
   const again = await run(['streams', 'download', s2, '--out', out2, '--no-resume', '--json']);
   t.match(again.json(), [{ bytes: 3 * MIB, resumed_from: 0 }], '--no-resume downloads it whole');
+  // A partial file of another stream's file of the same name is not a prefix of this one.
+  const outOther = path.join(tmp, 'outOther');
+  fs.mkdirSync(outOther);
+  fs.writeFileSync(path.join(outOther, 'big.dcd.part'), crypto.randomBytes(1000));
+  fs.writeFileSync(path.join(outOther, 'big.dcd.part.source'), `/v1/streams/${s1}/frames/big.dcd\n`);
+  const other = await run(['streams', 'download', s2, '--out', outOther, '--json']);
+  t.match(other.json(), [{ bytes: 3 * MIB, resumed_from: 0 }], "another stream's partial file is not resumed");
+  t.same(fs.readFileSync(path.join(outOther, 'big.dcd')), Buffer.concat(big));
+  t.same(fs.readdirSync(outOther), ['big.dcd'], 'no .part or .part.source left behind');
+  fs.writeFileSync(path.join(outOther, 'big.dcd.part'), crypto.randomBytes(1000));
+  t.match((await run(['streams', 'download', s2, '--out', outOther, '--json'])).json(), [{ resumed_from: 0 }], 'a partial file with no source is not resumed');
 
   // On a terminal (a pseudo-terminal from util-linux `script`) a progress bar runs on stderr.
   const out3 = path.join(tmp, 'out3');

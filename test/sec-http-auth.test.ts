@@ -175,6 +175,11 @@ t.test('past its failure budget, an address keeps the tokens found valid in the 
   t.teardown(() => f.ts.close());
   const status = (token: string): Promise<number> => request(`${f.ts.url}/v1/me`, { ca: f.ts.ca, headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
   const other = await f.api<{ token: string }>('POST', '/v1/users', f.admin, { name: `never-used-${Date.now()}`, role: 'manager' }, 201);
+  const keys = await Promise.all(['kept', 'revoked', 'unused'].map((d) => f.api<{ id: string; key: string }>('POST', '/v1/engine-keys', f.admin, { engine: 'openmm', description: d }, 201)));
+  const [kept, revoked, unused] = keys as [{ id: string; key: string }, { id: string; key: string }, { id: string; key: string }];
+  const upgrade = (key: string, donor?: string) => tryUpgrade(f.wsUrl, { authorization: `Bearer ${key}`, ...(donor ? { 'x-donor-token': donor } : {}) }, f.ts.ca);
+  t.equal((await upgrade(kept.key, f.donor)).opened, true);
+  t.equal((await upgrade(revoked.key)).opened, true);
   t.equal(await status(f.manager), 200);
   const bad = [];
   for (let i = 0; i < 5; i++) bad.push(await status(`bogus-${i}-${'x'.repeat(30)}`));
@@ -183,4 +188,9 @@ t.test('past its failure budget, an address keeps the tokens found valid in the 
   await new Promise((r) => setTimeout(r, 1500));
   t.equal(await status(f.manager), 200, 'once its cache entry has expired, a token found valid minutes ago is looked up and served');
   t.equal(await status(other.token), 429, 'a valid token this server has never seen is refused until Retry-After');
+  // Core upgrades alike: an engine key and donor token found valid minutes ago are looked up past the budget.
+  t.equal((await upgrade(kept.key, f.donor)).opened, true, 'an engine key and donor token found valid minutes ago: served');
+  t.equal((await upgrade(unused.key)).status, 429, 'a valid engine key this server has never seen: refused until Retry-After');
+  await f.api('DELETE', `/v1/engine-keys/${revoked.id}`, f.admin, undefined, 204);
+  t.equal((await upgrade(revoked.key)).status, 429, 'a key revoked since is no longer recently valid: refused before any lookup');
 });

@@ -6,6 +6,7 @@ import type { Db } from 'mongodb';
 import type { Bus } from '../store/bus';
 import { hashToken } from './tokens';
 import { findLiveEngineKey } from '../store/engine-keys';
+import { RecentlyValid } from './recently-valid';
 
 /** A valid engine key. */
 export interface EngineKey {
@@ -16,6 +17,8 @@ export interface EngineKey {
 /** Cached engine-key lookups. */
 export class EngineKeys {
   private readonly cache = new Map<string, { key: EngineKey | null; expires: number }>();
+  /** Hashes of keys found valid in the last minutes, with their key id. */
+  private readonly recentlyValid: RecentlyValid<string>;
   /**
    * Bumped by every invalidation and revocation: a lookup that started before one may have
    * read the key as valid, so its result is returned but not cached.
@@ -23,21 +26,30 @@ export class EngineKeys {
   private generation = 0;
 
   constructor(private readonly db: Db, bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number) {
+    this.recentlyValid = new RecentlyValid(maxEntries);
     bus.on('auth.invalidate', ({ tokenHash }) => {
       this.generation++;
+      this.recentlyValid.forget(tokenHash);
       if (tokenHash === '*') this.cache.clear();
       else this.cache.delete(tokenHash);
     });
     bus.on('engine-key.revoked', ({ keyId }) => {
       this.generation++;
       for (const [h, e] of this.cache) if (e.key?.keyId === keyId) this.cache.delete(h);
+      this.recentlyValid.forgetWhere((id) => id === keyId);
     });
   }
 
-  /** The key, when this process has it cached as valid (no lookup); undefined otherwise. */
-  known(key: string): EngineKey | undefined {
-    const hit = this.cache.get(hashToken(key));
-    return hit && hit.expires > Date.now() && hit.key ? hit.key : undefined;
+  /**
+   * What this process already knows of a key, without a lookup (one hash): the key when cached
+   * as valid; `'recently-valid'` when it was found valid in the last ten minutes and not
+   * revoked since, so its lookup is expected to succeed; undefined otherwise.
+   */
+  recall(key: string): EngineKey | 'recently-valid' | undefined {
+    const h = hashToken(key);
+    const hit = this.cache.get(h);
+    if (hit && hit.expires > Date.now() && hit.key) return hit.key;
+    return this.recentlyValid.has(h) ? 'recently-valid' : undefined;
   }
 
   /** The key's id and engine, or null when unknown or revoked. */
@@ -50,6 +62,8 @@ export class EngineKeys {
     const doc = await findLiveEngineKey(this.db, h);
     const found = doc ? { keyId: doc._id, engine: doc.engine } : null;
     if (generation !== this.generation) return found;
+    if (found) this.recentlyValid.remember(h, found.keyId);
+    else this.recentlyValid.forget(h);
     this.cache.delete(h);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(h, { key: found, expires: now + this.ttlMs });

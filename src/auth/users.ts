@@ -8,6 +8,7 @@ import type { Bus } from '../store/bus';
 import { AppError } from '../errors';
 import { bearer, hashToken } from './tokens';
 import { FailedAuth } from './failed-auth';
+import { RecentlyValid } from './recently-valid';
 
 /** Roles (PROTOCOL §3). */
 export type Role = 'admin' | 'manager' | 'donor';
@@ -27,17 +28,11 @@ interface Entry {
   expires: number;
 }
 
-/**
- * How long a token found valid is remembered as such (ms): past an address's failure budget it
- * may still be looked up, once its cache entry has expired (see {@link Auth.wasValid}).
- */
-const RECENTLY_VALID_MS = 10 * 60_000;
-
 /** Token authentication with a short-lived, bus-invalidated cache. */
 export class Auth {
   private readonly cache = new Map<string, Entry>();
-  /** Hashes of tokens found valid in the last {@link RECENTLY_VALID_MS}, with when that ends; rotation and removal drop them. */
-  private readonly recentlyValid = new Map<string, number>();
+  /** Hashes of tokens found valid in the last minutes; rotation and removal forget them. */
+  private readonly recentlyValid: RecentlyValid<true>;
   /** Failed authentications per client address (HTTP tokens and core upgrades share it). */
   readonly failures: FailedAuth;
 
@@ -48,15 +43,12 @@ export class Auth {
    */
   constructor(private readonly db: Db, private readonly bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number, failuresPerMinute = 30) {
     this.failures = new FailedAuth(failuresPerMinute);
+    this.recentlyValid = new RecentlyValid(maxEntries);
     bus.on('auth.invalidate', ({ tokenHash }) => {
       this.generation++;
-      if (tokenHash === '*') {
-        this.cache.clear();
-        this.recentlyValid.clear();
-      } else {
-        this.cache.delete(tokenHash);
-        this.recentlyValid.delete(tokenHash);
-      }
+      this.recentlyValid.forget(tokenHash);
+      if (tokenHash === '*') this.cache.clear();
+      else this.cache.delete(tokenHash);
     });
   }
 
@@ -86,12 +78,14 @@ export class Auth {
    */
   recall(header: string): Principal | 'recently-valid' | undefined {
     const token = bearer(header);
-    if (!token) return undefined;
-    const tokenHash = hashToken(token);
+    return token ? this.recallHash(hashToken(token)) : undefined;
+  }
+
+  /** {@link recall} for a token hash. */
+  recallHash(tokenHash: string): Principal | 'recently-valid' | undefined {
     const known = this.knownHash(tokenHash);
     if (known) return known;
-    const until = this.recentlyValid.get(tokenHash);
-    return until !== undefined && until > Date.now() ? 'recently-valid' : undefined;
+    return this.recentlyValid.has(tokenHash) ? 'recently-valid' : undefined;
   }
 
   /** {@link known} for a token hash. */
@@ -108,11 +102,8 @@ export class Auth {
     const generation = this.generation;
     const principal = await this.load(tokenHash);
     if (generation !== this.generation) return principal;
-    if (principal) {
-      this.recentlyValid.delete(tokenHash);
-      if (this.recentlyValid.size >= this.maxEntries) this.recentlyValid.delete(this.recentlyValid.keys().next().value!);
-      this.recentlyValid.set(tokenHash, now + RECENTLY_VALID_MS);
-    } else this.recentlyValid.delete(tokenHash);
+    if (principal) this.recentlyValid.remember(tokenHash, true);
+    else this.recentlyValid.forget(tokenHash);
     this.cache.delete(tokenHash);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(tokenHash, { principal, expires: now + this.ttlMs });

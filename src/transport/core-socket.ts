@@ -68,9 +68,22 @@ export async function authorizeCore(headers: UpgradeHeaders, deps: Pick<CoreEndp
     throw new AppError('bad_request', 'A WebSocket upgrade must send "Connection: Upgrade"');
   }
   const identify = (): Promise<CoreIdentity> => identifyCore(headers, deps, remote);
-  // Credentials this process holds as valid cost no lookup: the address's failure budget does not apply.
-  const known = knownCredentials(headers, deps);
-  const who = await admitCore(deps.hub, remote, known ? identify : () => deps.auth.failures.guard(remote, identify));
+  // Credentials this process holds as valid cost no lookup: the address's failure budget does
+  // not apply. Nor to ones found valid a few minutes ago, whose cache entries have expired:
+  // they are looked up, and count as a failure only if revoked since. So a NAT shared with a
+  // client sending bad keys does not lock out the cores behind it that hold good ones.
+  const known = recallCredentials(headers, deps);
+  const lookUp =
+    known === 'cached'
+      ? identify
+      : known === 'recently-valid'
+        ? () =>
+            identify().catch((err: unknown) => {
+              if (err instanceof AppError && err.code === 'unauthorized') deps.auth.failures.fail(remote);
+              throw err;
+            })
+        : () => deps.auth.failures.guard(remote, identify);
+  const who = await admitCore(deps.hub, remote, lookUp);
   return deps.hub.guard.refuse(who);
 }
 
@@ -83,11 +96,18 @@ function connectionUpgrades(value: string | undefined): boolean {
   return (value ?? '').split(',').some((token) => token.trim().toLowerCase() === 'upgrade');
 }
 
-/** Whether the engine key, and the donor token if any, are both cached as valid. */
-function knownCredentials(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth'>): boolean {
+/**
+ * What this process knows of an upgrade's credentials without a lookup: `'cached'` when the
+ * engine key, and the donor token if one is sent, are cached as valid; `'recently-valid'` when
+ * each is cached or was found valid in the last ten minutes; undefined otherwise.
+ */
+function recallCredentials(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth'>): 'cached' | 'recently-valid' | undefined {
   const key = bearer(headers.authorization);
-  if (!key || !deps.engineKeys.known(key)) return false;
-  return !headers.donor || deps.auth.knownHash(hashToken(headers.donor.trim()))?.role === 'donor';
+  const engine = key ? deps.engineKeys.recall(key) : undefined;
+  if (engine === undefined) return undefined;
+  const donor = headers.donor ? deps.auth.recallHash(hashToken(headers.donor.trim())) : undefined;
+  if (headers.donor && (donor === undefined || (donor !== 'recently-valid' && donor.role !== 'donor'))) return undefined;
+  return engine === 'recently-valid' || donor === 'recently-valid' ? 'recently-valid' : 'cached';
 }
 
 async function identifyCore(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {

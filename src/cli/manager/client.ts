@@ -88,14 +88,20 @@ export class ApiClient {
    * The file is complete when this resolves; a failure leaves what was received in place.
    */
   async download(path: string, file: string, opts: { resume: boolean; progress?: Progress }): Promise<DownloadResult> {
+    // The path the partial file came from (its stream and file) sits beside it: a `.part`
+    // left by another stream's file of the same name, or by a client that wrote none, is not
+    // a prefix of this one and is started again.
+    const source = `${file}.source`;
+    const from = `${path}\n`;
     let held = 0;
     if (opts.resume) {
       try {
-        held = fs.statSync(file).size;
+        held = fs.readFileSync(source, 'utf8') === from ? fs.statSync(file).size : 0;
       } catch {
         held = 0;
       }
     }
+    if (held === 0) fs.writeFileSync(source, from, { mode: 0o644 });
     const { req, res } = this.open('GET', path, held > 0 ? { range: `bytes=${held}-`, accept: '*/*' } : { accept: '*/*' }, IDLE_TIMEOUT_MS);
     req.end();
     const r = await res;
@@ -103,7 +109,10 @@ export class ApiClient {
     if (status === 416) {
       r.resume();
       const total = Number(/^bytes \*\/(\d+)$/.exec(String(r.headers['content-range']))?.[1]);
-      if (total === held) return { bytes: held, resumedFrom: held };
+      if (total === held) {
+        fs.rmSync(source, { force: true });
+        return { bytes: held, resumedFrom: held };
+      }
       // The partial file is longer than the file now is: it is not a prefix of it; start again.
       fs.truncateSync(file, 0);
       return this.download(path, file, { ...opts, resume: false });
@@ -146,6 +155,7 @@ export class ApiClient {
     if (total !== undefined && done !== total) {
       throw new CliError(`download of ${path} ended at ${done} of ${total} bytes; run the same command again to resume`, EXIT.server);
     }
+    fs.rmSync(source, { force: true });
     return { bytes: done, resumedFrom: start };
   }
 }

@@ -178,6 +178,7 @@ async function download(ctx: Ctx, args: string[]): Promise<void> {
         const older = fs.existsSync(final) ? ` (the ${name} already in ${dir} is not of this partition)` : '';
         ctx.o.err.write(`stream-coordinator: ${name}: not in this partition's checkpoint, skipped${older}\n`);
         fs.rmSync(partial, { force: true });
+        fs.rmSync(`${partial}.source`, { force: true });
         continue;
       }
       throw err;

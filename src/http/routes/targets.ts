@@ -215,11 +215,14 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
         if ((await d.streams.countByTarget(t._id, undefined, 1)) > 0) {
           throw new AppError('conflict', 'The target still has streams; delete them first');
         }
+        // Its counts go first: with no streams left nothing can count to it again, and a Redis
+        // failure here fails the request while the target can still be deleted again, instead
+        // of leaving the counts of a target that is gone.
+        await d.progress.forget(t._id);
         await targets(d).deleteOne({ _id: t._id });
         // Its streams are gone, so its queues normally are too; leases still held by their
         // sessions keep it in the sweep's set until they end (Leases.pruneTarget).
         await d.leases.pruneTarget(t._id);
-        await d.progress.forget(t._id);
         await d.bus.publish('target.changed', { targetId: t._id });
         return { status: 204 };
       },
