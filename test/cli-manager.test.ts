@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { startApiServer, unknownToken, type ApiServer } from './helpers/api';
+import { ApiClient } from '../src/cli/manager/client';
 import { CLI } from './helpers/server';
 import { stopStack } from '../test-support/stack';
 
@@ -269,6 +270,15 @@ t.test('the manager workflow from the command line', async (t) => {
   t.same(fs.readdirSync(outOther), ['big.dcd'], 'no .part or .part.source left behind');
   fs.writeFileSync(path.join(outOther, 'big.dcd.part'), crypto.randomBytes(1000));
   t.match((await run(['streams', 'download', s2, '--out', outOther, '--json'])).json(), [{ resumed_from: 0 }], 'a partial file with no source is not resumed');
+  // A first attempt that fails before its first byte leaves no other file's bytes under this file's record.
+  fs.writeFileSync(path.join(outOther, 'big.dcd.part'), crypto.randomBytes(1000));
+  fs.writeFileSync(path.join(outOther, 'big.dcd.part.source'), `/v1/streams/${s1}/frames/big.dcd\n`);
+  const direct = new ApiClient({ url, ca: caFile, token: manager.token });
+  t.teardown(() => direct.close());
+  await t.rejects(direct.download(`/v1/streams/${s2}/frames/nope.dcd`, path.join(outOther, 'big.dcd.part'), { resume: true }), 'a file the stream lacks: refused');
+  t.same(fs.readdirSync(outOther).filter((n) => n.startsWith('big.dcd.')), [], "the other stream's partial file and its record are gone");
+  t.match((await run(['streams', 'download', s2, '--out', outOther, '--json'])).json(), [{ resumed_from: 0 }], 'the retry starts from the beginning');
+  t.same(fs.readFileSync(path.join(outOther, 'big.dcd')), Buffer.concat(big));
 
   // On a terminal (a pseudo-terminal from util-linux `script`) a progress bar runs on stderr.
   const out3 = path.join(tmp, 'out3');

@@ -7,6 +7,7 @@ import type { Bus } from '../store/bus';
 import { hashToken } from './tokens';
 import { findLiveEngineKey } from '../store/engine-keys';
 import { RecentlyValid } from './recently-valid';
+import { SingleFlight } from './single-flight';
 
 /** A valid engine key. */
 export interface EngineKey {
@@ -19,6 +20,8 @@ export class EngineKeys {
   private readonly cache = new Map<string, { key: EngineKey | null; expires: number }>();
   /** Hashes of keys found valid in the last minutes, with their key id. */
   private readonly recentlyValid: RecentlyValid<string>;
+  /** Lookups in progress by hash, shared by the upgrades that present the same key meanwhile. */
+  private readonly loading = new SingleFlight<EngineKey | null>();
   /**
    * Bumped by every invalidation and revocation: a lookup that started before one may have
    * read the key as valid, so its result is returned but not cached.
@@ -29,12 +32,14 @@ export class EngineKeys {
     this.recentlyValid = new RecentlyValid(maxEntries);
     bus.on('auth.invalidate', ({ tokenHash }) => {
       this.generation++;
+      this.loading.clear();
       this.recentlyValid.forget(tokenHash);
       if (tokenHash === '*') this.cache.clear();
       else this.cache.delete(tokenHash);
     });
     bus.on('engine-key.revoked', ({ keyId }) => {
       this.generation++;
+      this.loading.clear();
       for (const [h, e] of this.cache) if (e.key?.keyId === keyId) this.cache.delete(h);
       this.recentlyValid.forgetWhere((id) => id === keyId);
     });
@@ -58,6 +63,10 @@ export class EngineKeys {
     const now = Date.now();
     const hit = this.cache.get(h);
     if (hit && hit.expires > now) return hit.key;
+    return this.loading.run(h, () => this.load(h, now));
+  }
+
+  private async load(h: string, now: number): Promise<EngineKey | null> {
     const generation = this.generation;
     const doc = await findLiveEngineKey(this.db, h);
     const found = doc ? { keyId: doc._id, engine: doc.engine } : null;

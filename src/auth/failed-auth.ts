@@ -54,10 +54,14 @@ export class FailedAuth {
     throw new AppError('rate_limited', `Too many failed authentications from this address; retry in ${retry} s`, { 'retry-after': String(retry) });
   }
 
-  /** Records one failure. */
+  /**
+   * Records one failure. The budget owes at most one minute of failures: lookups that pass the
+   * budget (credentials found valid minutes ago, then revoked) can fail many at once, and an
+   * address shared by honest clients must not stay refused for longer than a minute.
+   */
   fail(address: string): void {
     const b = this.bucket(addressKey(address), true)!;
-    b.tokens -= 1;
+    b.tokens = Math.max(-this.perMinute, b.tokens - 1);
   }
 
   /**

@@ -9,6 +9,7 @@ import { AppError } from '../errors';
 import { bearer, hashToken } from './tokens';
 import { FailedAuth } from './failed-auth';
 import { RecentlyValid } from './recently-valid';
+import { SingleFlight } from './single-flight';
 
 /** Roles (PROTOCOL §3). */
 export type Role = 'admin' | 'manager' | 'donor';
@@ -33,6 +34,8 @@ export class Auth {
   private readonly cache = new Map<string, Entry>();
   /** Hashes of tokens found valid in the last minutes; rotation and removal forget them. */
   private readonly recentlyValid: RecentlyValid<true>;
+  /** Lookups in progress by hash, shared by the requests that present the same token meanwhile. */
+  private readonly loading = new SingleFlight<Principal | null>();
   /** Failed authentications per client address (HTTP tokens and core upgrades share it). */
   readonly failures: FailedAuth;
 
@@ -46,6 +49,7 @@ export class Auth {
     this.recentlyValid = new RecentlyValid(maxEntries);
     bus.on('auth.invalidate', ({ tokenHash }) => {
       this.generation++;
+      this.loading.clear();
       this.recentlyValid.forget(tokenHash);
       if (tokenHash === '*') this.cache.clear();
       else this.cache.delete(tokenHash);
@@ -99,6 +103,10 @@ export class Auth {
     const now = Date.now();
     const hit = this.cache.get(tokenHash);
     if (hit && hit.expires > now) return hit.principal;
+    return this.loading.run(tokenHash, () => this.lookUpAndCache(tokenHash, now));
+  }
+
+  private async lookUpAndCache(tokenHash: string, now: number): Promise<Principal | null> {
     const generation = this.generation;
     const principal = await this.load(tokenHash);
     if (generation !== this.generation) return principal;

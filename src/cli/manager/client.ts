@@ -101,7 +101,12 @@ export class ApiClient {
         held = 0;
       }
     }
-    if (held === 0) fs.writeFileSync(source, from, { mode: 0o644 });
+    if (held === 0) {
+      // Whatever is there is not this file's: gone before anything is asked, so an attempt that
+      // fails before its first byte leaves neither it nor a record that would claim it.
+      fs.rmSync(file, { force: true });
+      fs.rmSync(source, { force: true });
+    }
     const { req, res } = this.open('GET', path, held > 0 ? { range: `bytes=${held}-`, accept: '*/*' } : { accept: '*/*' }, IDLE_TIMEOUT_MS);
     req.end();
     const r = await res;
@@ -129,6 +134,8 @@ export class ApiClient {
       start = held;
       total = Number(m[3]);
     }
+    // The record goes first: a file whose bytes are there always has one.
+    if (start === 0) fs.writeFileSync(source, from, { mode: 0o644 });
     const out = fs.createWriteStream(file, { flags: start > 0 ? 'a' : 'w', mode: 0o644 });
     let done = start;
     opts.progress?.(done, total);
