@@ -37,7 +37,12 @@ export class Bus {
     this.emitter.setMaxListeners(0);
     this.sub = (redis as { duplicate(): RedisClient }).duplicate();
     this.sub.on('error', () => undefined); // the command connection already logs outages
-    this.sub.subscribe(this.channel).catch((err: Error) => log.warn({ err: err.message }, 'bus subscribe failed; will retry on reconnect'));
+    // Subscribed again on every connection: ioredis resubscribes by itself only a connection
+    // whose SUBSCRIBE once succeeded, and a process that started (or was restarted) during an
+    // outage never had one, so it would stay deaf to other processes for good.
+    this.sub.on('ready', () => this.subscribe());
+    this.sub.on('close', () => (this.missed = true));
+    this.subscribe();
     this.sub.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
       try {
@@ -48,6 +53,31 @@ export class Bus {
         log.warn({ err: (err as Error).message }, 'bad bus message ignored');
       }
     });
+  }
+
+  /** Whether messages may have been missed since the last subscription (a connection was lost, or none was made yet). */
+  private missed = false;
+
+  private subscribe(): void {
+    this.sub.subscribe(this.channel).then(
+      () => {
+        if (!this.missed) return;
+        this.missed = false;
+        // What other processes announced meanwhile is lost: drop every cache an announcement
+        // would have dropped. Stops are not replayed (a core not told works on until its
+        // assignment ends, and the stopped stream is not queued again); the revocation sweep
+        // closes the sockets of keys revoked meanwhile.
+        this.log.info('bus subscribed again; caches dropped for the announcements it may have missed');
+        this.emitter.emit('auth.invalidate', { tokenHash: '*' });
+        this.emitter.emit('target.changed', { targetId: '*' });
+        this.emitter.emit('target.streams', { targetId: '*' });
+        this.emitter.emit('blocks.changed', {});
+      },
+      (err: Error) => {
+        this.missed = true;
+        this.log.warn({ err: err.message }, 'bus subscribe failed; retried when Redis is reachable again');
+      },
+    );
   }
 
   /** Subscribes to an event (from any process). */
