@@ -77,12 +77,22 @@ t.test('bad values name the key, the problem and the expected format', async (t)
     [{ SC_TRUST_PROXY: 'example.com' }, /server\.trustProxy .*"example\.com" is not an IP address or CIDR range/],
     [{ SC_PREFLIGHT_MODE: 'maybe' }, /preflight\.mode .*Expected: one of "enforce", "warn"/],
     [{ SC_MAX_CONNECTIONS: '0' }, /server\.maxConnections .*integer ≥ 1/],
+    // Strings that are not exactly the type: convict's own coercion read these as true, 8443, 32.
+    [{ SC_DONORS_OPEN_REGISTRATION: '0' }, /donors\.openRegistration .*value was "0".*Expected: true or false/],
+    [{ SC_DONORS_OPEN_REGISTRATION: 'no' }, /donors\.openRegistration .*value was "no"/],
+    [{ SC_DONORS_OPEN_REGISTRATION: '' }, /donors\.openRegistration/],
+    [{ SC_PORT: '8443x' }, /server\.port .*value was "8443x"/],
+    [{ SC_MAX_CONNECTIONS: '0x20' }, /server\.maxConnections .*value was "0x20"/],
+    [{ SC_WORKERS: '2.5' }, /server\.workers .*value was "2\.5"/],
   ];
   for (const [env, re] of cases) {
     t.throws(() => loadConfig({ env }), re, JSON.stringify(env));
     t.throws(() => loadConfig({ env }), ConfigError);
   }
   t.throws(() => loadConfig({ env: {}, files: [file('typo.json', '{"server":{"prot":1}}')] }), /unknown key "server\.prot"/);
+  t.throws(() => loadConfig({ env: {}, files: [file('bool.json', '{"donors":{"openRegistration":"no"}}')] }), /donors\.openRegistration .*value was "no"/, 'a string in a file where a boolean goes');
+  t.equal(loadConfig({ env: { SC_DONORS_OPEN_REGISTRATION: 'FALSE' } }).donors.openRegistration, false, '"true" and "false" in any case');
+  t.equal(loadConfig({ env: { SC_DONORS_OPEN_REGISTRATION: 'True' } }).donors.openRegistration, true);
   t.throws(() => loadConfig({ env: { SC_MEMORY_PARTIAL_MESSAGES_BYTES: '1048576', SC_CORE_MAX_MESSAGE_BYTES: '2097152' } }), /memory\.partialMessagesBytes \(1048576\) must be at least core\.maxMessageBytes \(2097152\)/);
   t.throws(() => loadConfig({ env: {}, files: [file('broken.json', '{"server":')] }), /not valid JSON/);
   t.throws(() => loadConfig({ env: {}, files: [path.join(tmp, 'nope.json')] }), /cannot read config file/);

@@ -14,6 +14,15 @@ function isIpOrCidr(value: string): boolean {
   return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
 }
 
+/**
+ * A string's integer when it is only digits, else the string itself, which the format's
+ * validation then refuses: convict's own coercion reads "8443x" as 8443 (parseInt), and
+ * `Number` reads "0x20" as 32.
+ */
+function digits(value: string): number | string {
+  return /^\d+$/.test(value) ? Number(value) : value;
+}
+
 function commaList(value: unknown): unknown {
   return typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
 }
@@ -26,7 +35,34 @@ convict.addFormat({
       throw new Error('must be "auto" or an integer from 1 to 256');
     }
   },
-  coerce: (value: string) => (value === 'auto' ? value : Number(value)),
+  coerce: (value: string) => (value === 'auto' ? value : digits(value)),
+});
+
+// Built-in formats, coerced strictly from strings (environment variables, and strings in a
+// file): convict reads any boolean string but "false" as true, so `SC_..._OPEN_REGISTRATION=0`
+// would have opened registration.
+convict.addFormat({
+  name: 'boolean',
+  validate(value: unknown) {
+    if (typeof value !== 'boolean') throw new Error('must be true or false');
+  },
+  coerce: (value: string) => (/^true$/i.test(value) ? true : /^false$/i.test(value) ? false : value),
+});
+
+convict.addFormat({
+  name: 'nat',
+  validate(value: unknown) {
+    if (!Number.isInteger(value) || (value as number) < 0) throw new Error('must be an integer ≥ 0');
+  },
+  coerce: digits,
+});
+
+convict.addFormat({
+  name: 'port',
+  validate(value: unknown) {
+    if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65535) throw new Error('ports must be within range 0 - 65535');
+  },
+  coerce: digits,
 });
 
 convict.addFormat({
@@ -58,7 +94,7 @@ convict.addFormat({
   validate(value: unknown) {
     if (!Number.isInteger(value) || (value as number) < 1) throw new Error('must be an integer ≥ 1');
   },
-  coerce: Number,
+  coerce: digits,
 });
 
 convict.addFormat({
