@@ -3,9 +3,11 @@
  * cores are refused as rate_limited (before the server reads the message's id) and must send
  * the same message again and carry on, instead of waiting for a reply that never comes; paced
  * under the limit, nothing is refused. A stream its manager stops under a core ends that
- * assignment only: the core asks for another.
+ * assignment only: the core asks for another. A socket cut under a core (a node restarting)
+ * costs a reconnect and a resume, not the core.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
@@ -72,4 +74,50 @@ t.test('a stream stopped by its manager under a core: the core goes on with anot
   t.equal(c.errors, 0, 'no core ended on it');
   t.equal(c.takenBack, 2, 'both assignments taken back are counted');
   t.ok(c.assignments >= 3, `the core asked for another stream each time (${c.assignments} assignments)`);
+});
+
+/** A TCP proxy to `port` whose connections can all be cut at once (a node restarting, a network cut); new ones are taken. */
+async function cuttableProxy(port: number): Promise<{ port: number; cut: () => void; close: () => Promise<void> }> {
+  const open = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => open.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut: () => {
+      for (const s of open) s.destroy();
+    },
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        for (const s of open) s.destroy();
+      }),
+  };
+}
+
+t.test('a socket cut under a core: it reconnects, resumes its stream and goes on', async (t) => {
+  const own = await f.target();
+  for (let i = 0; i < 2; i++) await f.stream(own);
+  const proxy = await cuttableProxy(f.ts.server.port);
+  t.teardown(() => proxy.close());
+  const url = f.wsUrl.replace(/:\d+\//, `:${proxy.port}/`);
+  const running = run(20, { url, targetId: own, durationS: 5, checkpointsPerAssignment: 1000 });
+  await eventually(async () => {
+    const live = await f.api<{ targets: Record<string, unknown[]> }>('GET', '/v1/active-streams', f.manager);
+    return (live.targets[own] ?? []).length > 0;
+  }, 5000, 'a stream in progress');
+  await new Promise((r) => setTimeout(r, 500));
+  proxy.cut();
+  const c = await running;
+  t.equal(c.errors, 0, 'no core ended on it');
+  t.equal(c.reconnects, 1, 'one reconnect');
+  t.equal(c.assignments, 1, 'the stream was resumed, not assigned again');
+  t.ok(c.commits > 0, `${c.commits} commits`);
 });

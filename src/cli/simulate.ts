@@ -48,16 +48,21 @@ interface Counters {
   refused: number;
   /** Assignments the server took back (a manager stopped or deleted the stream); the core asks for another. */
   takenBack: number;
+  /** Requests that failed because the socket dropped (a node restarting or draining); the core waited for its reconnect and went on. */
+  reconnects: number;
   commitMs: number[];
 }
 
 /** Runs the simulation until the duration ends or SIGINT; resolves with the counters. */
 export async function simulate(o: SimulateOptions): Promise<Counters> {
   const ca = o.caFile ? fs.readFileSync(o.caFile) : undefined;
-  const c: Counters = { sessions: 0, assignments: 0, frames: 0, commits: 0, errors: 0, bytes: 0, waits: 0, refused: 0, takenBack: 0, commitMs: [] };
+  const c: Counters = { sessions: 0, assignments: 0, frames: 0, commits: 0, errors: 0, bytes: 0, waits: 0, refused: 0, takenBack: 0, reconnects: 0, commitMs: [] };
   let running = true;
+  let stopped!: () => void;
+  const whenStopped = new Promise<void>((resolve) => (stopped = resolve));
   const stopAll = (): void => {
     running = false;
+    stopped();
   };
   process.once('SIGINT', stopAll);
   const started = Date.now();
@@ -129,21 +134,36 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
     };
     try {
       while (running) {
-        try {
-          await paced(() => client.assign(o.targetId));
-        } catch (err) {
-          if (err instanceof CoreError && err.code === 'no_streams_available') {
-            c.waits++;
-            await sleep(Math.min(5, err.retryAfterS ?? 5) * 1000, () => running);
-            c.waits--;
-            continue;
+        // After a reconnect the client has resumed its stream: go on with it from its last checkpoint.
+        if (!client.assignment) {
+          try {
+            await paced(() => client.assign(o.targetId));
+          } catch (err) {
+            if (err instanceof CoreError && err.code === 'no_streams_available') {
+              c.waits++;
+              await sleep(Math.min(5, err.retryAfterS ?? 5) * 1000, () => running);
+              c.waits--;
+              continue;
+            }
+            if (err instanceof CoreError && err.code === 'disconnected' && running) {
+              c.reconnects++;
+              await Promise.race([client.reconnected(), whenStopped]);
+              continue;
+            }
+            throw err;
           }
-          throw err;
+          c.assignments++;
         }
-        c.assignments++;
         try {
           await work();
         } catch (err) {
+          if (err instanceof CoreError && err.code === 'disconnected' && running) {
+            // The node restarted or drained: the client reconnects (to another node behind the
+            // same address) and resumes the stream; the frames since its last checkpoint are sent again.
+            c.reconnects++;
+            await Promise.race([client.reconnected(), whenStopped]);
+            continue;
+          }
           // The server's `stop` (its manager stopped or deleted the stream) can cross a message
           // already sent, which then gets not_assigned: the work is over, ask for another stream.
           if (!(err instanceof CoreError && err.code === 'not_assigned')) throw err;
@@ -167,7 +187,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
   const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
   o.out.write(
     `${tty ? '\n' : ''}summary: ${o.cores} cores for ${secs.toFixed(1)} s: ${c.assignments} assignments, ${c.frames} frames (${(c.frames / secs).toFixed(0)}/s, ${(c.bytes / secs / 1e6).toFixed(2)} MB/s), ` +
-      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors, ${c.takenBack} assignments taken back by the server, ${c.refused} messages refused as rate_limited and sent again\n`,
+      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors, ${c.takenBack} assignments taken back by the server, ${c.reconnects} reconnects, ${c.refused} messages refused as rate_limited and sent again\n`,
   );
   return c;
 }

@@ -98,6 +98,8 @@ export class CoreClient extends EventEmitter {
   private readonly pending = new Map<number, Pending>();
   private closing = false;
   private current: Assignment | undefined;
+  /** The reconnect under way after a dropped socket: settles once connected again, its stream resumed or lost. */
+  private recovering: Promise<void> | undefined;
   /** The latest welcome. */
   welcome: Welcome | undefined;
 
@@ -162,7 +164,9 @@ export class CoreClient extends EventEmitter {
         this.pending.clear();
         if (!welcomed) reject(new CoreError('disconnected', `socket closed (${code}) before welcome`));
         this.emit('disconnect', { code, reason: reason.toString() });
-        if (welcomed && !this.closing && this.opts.reconnect !== false) void this.reconnectLoop();
+        if (welcomed && !this.closing && this.opts.reconnect !== false) {
+          this.recovering = this.reconnectLoop().finally(() => (this.recovering = undefined));
+        }
       });
     });
   }
@@ -190,6 +194,21 @@ export class CoreClient extends EventEmitter {
         delay = Math.min(delay * 2, this.opts.maxReconnectDelayMs ?? 10_000);
       }
     }
+  }
+
+  /**
+   * Resolves once the client is connected again after its socket dropped (a node restarting or
+   * draining, a network cut), with its stream resumed (`assignment`, from its last checkpoint:
+   * frames sent since were discarded) or lost (`assignment` undefined). What a caller whose
+   * request failed with `disconnected` waits for before going on. Resolves at once while
+   * connected; rejects with `disconnected` when the client does not reconnect (closed, or
+   * `reconnect: false`).
+   */
+  async reconnected(): Promise<void> {
+    // A socket that drops again while resuming starts another reconnect: wait for the last.
+    while (this.recovering) await this.recovering;
+    if (this.ws?.readyState === WebSocket.OPEN) return;
+    throw new CoreError('disconnected', this.closing ? 'closed' : 'not connected, and not reconnecting');
   }
 
   private onMessage(msg: Record<string, unknown>): void {
