@@ -139,6 +139,8 @@ export class Metrics {
     // Several nodes feed one Prometheus: each series says which node it came from.
     this.registry.setDefaultLabels({ node: METRICS_NODE_ID });
     client.collectDefaultMetrics({ register: this.registry, prefix: 'coordinator_' });
+    // A series with no sample yet is absent, and a dashboard shows "no data" instead of 0.
+    for (const backend of ['mongodb', 'redis']) this.storageErrors.labels(backend).inc(0);
     if (cluster.isWorker) {
       // Answers the primary's aggregation requests with this registry.
       client.AggregatorRegistry.setRegistries([this.registry]);
