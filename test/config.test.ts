@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { CONF_DIR, ConfigError, loadConfig, redactedSettings, schemaKeys, workerCount, workerShare } from '../src/config/settings';
 import { configTable } from '../src/config/docs';
+import { CLI } from './helpers/server';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-config-'));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -97,4 +99,16 @@ t.test('bad values name the key, the problem and the expected format', async (t)
   t.throws(() => loadConfig({ env: {}, files: [file('broken.json', '{"server":')] }), /not valid JSON/);
   t.throws(() => loadConfig({ env: {}, files: [path.join(tmp, 'nope.json')] }), /cannot read config file/);
   t.throws(() => loadConfig({ env: { SC_METRICS_KEY: 'x' }, files: [file('sec.json', '{"server":{"port":"abc"}}')] }), /server\.port/);
+});
+
+t.test('the command line is strict: a mistyped flag or a flag without its value is exit 2', async (t) => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, NODE_ENV: 'test' } });
+  const typo = cli('config', '--wokers', '4');
+  t.equal(typo.status, 2, 'serve --wokers 4 would have started one worker');
+  t.match(typo.stderr, /unknown option --wokers; see --help/);
+  t.equal(cli('config', '--config').status, 2, '--config without a file');
+  t.equal(cli('config', '--port').status, 2, '--port without a number');
+  const ok = cli('config', '--port', '9000', '--workers', '2');
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(JSON.parse(ok.stdout), { server: { port: 9000, workers: 2 } });
 });

@@ -51,32 +51,7 @@ function fail(text: string, code: number): never {
 
 async function main(argv: string[]): Promise<void> {
   if (argv[0] !== undefined && MANAGER_COMMANDS.has(argv[0])) process.exit(await runManager(argv));
-  const { values, positionals } = parseArgs({
-    args: argv,
-    strict: false,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', multiple: true },
-      force: { type: 'boolean' },
-      name: { type: 'string' },
-      defaults: { type: 'boolean' },
-      markdown: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean' },
-      url: { type: 'string' },
-      'engine-key': { type: 'string' },
-      'donor-token': { type: 'string' },
-      ca: { type: 'string' },
-      cores: { type: 'string' },
-      'frame-bytes': { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      checkpoints: { type: 'string' },
-      'error-rate': { type: 'string' },
-      rate: { type: 'string' },
-      duration: { type: 'string' },
-      target: { type: 'string' },
-    },
-  });
+  const { values, positionals } = parseCommandLine(argv);
   const command = positionals[0] ?? 'serve';
   if (values.help || command === 'help') return out(USAGE);
   if (values.version) return out(VERSION);
@@ -118,6 +93,52 @@ async function main(argv: string[]): Promise<void> {
       return runServe(settings, log);
     default:
       fail(`unknown command "${command}"\n\n${USAGE}`, 2);
+  }
+}
+
+/**
+ * The command line of every command but the manager's. Strict: a mistyped flag (`--wokers 4`)
+ * or a flag without its value is bad usage (exit 2), not silently ignored.
+ */
+function parseCommandLine(argv: string[]): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+  try {
+    return parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        // The configuration keys' own flags (convict reads them from argv: docs/config.md).
+        port: { type: 'string' },
+        host: { type: 'string' },
+        workers: { type: 'string' },
+        transport: { type: 'string' },
+        'log-level': { type: 'string' },
+        'preflight-mode': { type: 'string' },
+        'data-dir': { type: 'string' },
+        config: { type: 'string', multiple: true },
+        force: { type: 'boolean' },
+        name: { type: 'string' },
+        defaults: { type: 'boolean' },
+        markdown: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+        url: { type: 'string' },
+        'engine-key': { type: 'string' },
+        'donor-token': { type: 'string' },
+        ca: { type: 'string' },
+        cores: { type: 'string' },
+        'frame-bytes': { type: 'string' },
+        'checkpoint-every': { type: 'string' },
+        checkpoints: { type: 'string' },
+        'error-rate': { type: 'string' },
+        rate: { type: 'string' },
+        duration: { type: 'string' },
+        target: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    const unknown = /^Unknown option '([^']+)'/.exec((err as Error).message)?.[1];
+    fail(`${unknown ? `unknown option ${unknown}` : (err as Error).message}; see --help`, 2);
   }
 }
 
