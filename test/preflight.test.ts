@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { loadConfig } from '../src/config/settings';
-import { checkOpenFiles, openFilesLimit } from '../src/config/preflight';
+import { checkOpenFiles, checkPlaintext, openFilesLimit } from '../src/config/preflight';
 import { freePort } from '../src/provision/exec';
 import { eventually, listeningPort, request, runCli, stackOverrides, writeConfig } from './helpers/server';
 import { getStack, stopStack } from '../test-support/stack';
@@ -27,6 +27,18 @@ t.test('open-files check: limit parsing and the fix it names', async (t) => {
   fs.writeFileSync(fake, 'Limit Soft Hard Units\nMax open files            unlimited            unlimited            files\n');
   t.same(openFilesLimit(fake), { soft: Infinity, hard: Infinity });
   fs.rmSync(fake);
+});
+
+t.test('TLS off only on loopback or behind a named proxy', async (t) => {
+  const plain = (host: string, trustProxy: string[] = []) => checkPlaintext(loadConfig({ env: {}, overrides: { 'server.host': host, 'server.trustProxy': trustProxy } }));
+  const open = plain('0.0.0.0');
+  t.equal(open.ok, false, 'serve with no configuration: plain HTTP on every interface');
+  t.match(open.detail, /reachable from other machines.*in clear/);
+  t.match(open.fix, /tls\.cert.*server\.trustProxy.*127\.0\.0\.1/);
+  t.equal(plain('192.0.2.10').ok, false);
+  t.equal(plain('127.0.0.1').ok, true, 'loopback: a proxy on this machine');
+  t.equal(plain('::1').ok, true);
+  t.equal(plain('0.0.0.0', ['10.0.0.5']).ok, true, 'the TLS-terminating proxy named');
 });
 
 t.test('preflight command: all green on the stack', async (t) => {

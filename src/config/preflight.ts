@@ -9,6 +9,7 @@ import { ConfigError, workerCount, type Settings } from './settings';
 import { assertTlsUri, createMongo, pingMongo } from '../store/mongo';
 import { createRedis, pingRedis } from '../store/redis';
 import { checkTlsFiles, tlsMode, type CheckResult } from '../transport/tls';
+import { isLoopbackHost } from '../transport/tls-policy';
 import os from 'node:os';
 import path from 'node:path';
 import { preloadedMalloc, resolveMallocLibrary } from '../malloc-library';
@@ -170,13 +171,31 @@ export function checkSeedCache(settings: Settings): CheckResult {
   return { name, ok: true, detail: `${parent} (${where}), up to ${settings.core.seedCacheBytes} bytes per process` };
 }
 
+/**
+ * TLS off is for a listener behind a TLS-terminating proxy: on loopback, or on an address other
+ * machines reach only when the proxy is named (server.trustProxy). Anything else would take
+ * tokens and engine keys in clear from whoever connects: `serve` with no configuration at all
+ * would otherwise do just that on 0.0.0.0.
+ */
+export function checkPlaintext(settings: Settings): CheckResult {
+  const { host, trustProxy } = settings.server;
+  if (isLoopbackHost(host)) return { name: 'TLS', ok: true, detail: `off, on ${host} (only behind a TLS-terminating proxy on this machine)` };
+  if (trustProxy.length > 0) return { name: 'TLS', ok: true, detail: `off, on ${host} behind the proxy ${trustProxy.join(', ')} (server.trustProxy), which must terminate TLS and be the only way in` };
+  return {
+    name: 'TLS',
+    ok: false,
+    detail: `off (tls.cert, tls.key and tls.ca are empty) and the listener on ${host} is reachable from other machines, with no TLS-terminating proxy named: tokens and engine keys would travel in clear`,
+    fix: 'set tls.cert, tls.key and tls.ca; or name the proxy that terminates TLS in server.trustProxy; or listen on 127.0.0.1 behind a proxy on this machine',
+  };
+}
+
 /** Runs every check. Never throws; each problem is one failed result. */
 export async function runPreflight(settings: Settings, opts: PreflightOptions = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [checkOpenFiles(settings)];
   try {
     const mode = tlsMode(settings);
     if (mode.enabled) results.push(...checkTlsFiles(mode));
-    else results.push({ name: 'TLS', ok: true, detail: 'off: tls.cert, tls.key and tls.ca are empty (only behind a TLS-terminating proxy)' });
+    else results.push(checkPlaintext(settings));
   } catch (err) {
     results.push({ name: 'TLS', ok: false, detail: (err as Error).message, fix: 'set tls.cert, tls.key and tls.ca together, or none of them' });
   }
