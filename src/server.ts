@@ -2,6 +2,7 @@
  * Wires one server process: config → logger, metrics, storage → routes → transport → listen.
  * No domain logic lives here.
  */
+import cluster from 'node:cluster';
 import type { Settings } from './config/settings';
 import { registerApi } from './http/declared-routes';
 import { TargetCache } from './core/target-cache';
@@ -167,7 +168,8 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const url = `${mode.enabled ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
   // The process's shares of the server's store budgets (core.maxConcurrentCommits, core.maxConcurrentAssignments).
   const slots = { commits: hub.commits.limit, assignments: hub.assignments.limit };
-  log.info({ url, tls: mode.enabled, transport: settings.server.transport, worker: opts.worker ?? 0, node: NODE_ID, slots }, 'listening');
+  // A forked worker's logger already carries its `worker` number.
+  log.info({ url, tls: mode.enabled, transport: settings.server.transport, ...(cluster.isWorker ? {} : { worker: opts.worker ?? 0 }), node: NODE_ID, slots }, 'listening');
   const plain = plaintextWarning(mode.enabled, settings.server.host);
   if (plain) log.warn({ host: settings.server.host }, plain);
   live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());

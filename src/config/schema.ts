@@ -18,7 +18,7 @@ export const schema = {
     env: 'NODE_ENV',
   },
   dataDir: {
-    doc: 'Directory for local working files (spilled frame buffers, the TLS chain file). Created if missing.',
+    doc: 'Directory for local working files (spilled frame buffers). Created if missing.',
     format: String,
     default: './data',
     env: 'SC_DATA_DIR',
