@@ -13,7 +13,8 @@ import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { simulate, type SimulateOptions } from '../src/cli/simulate';
 import { coreFixture, type CoreFixture } from './helpers/core';
-import { eventually } from './helpers/server';
+import { eventually, startTestServer } from './helpers/server';
+import { freePort } from '../src/provision/exec';
 import { stopStack } from '../test-support/stack';
 import { tempDir } from '../test-support/temp';
 
@@ -119,5 +120,28 @@ t.test('a socket cut under a core: it reconnects, resumes its stream and goes on
   t.equal(c.errors, 0, 'no core ended on it');
   t.equal(c.reconnects, 1, 'one reconnect');
   t.equal(c.assignments, 1, 'the stream was resumed, not assigned again');
+  t.ok(c.commits > 0, `${c.commits} commits`);
+});
+
+t.test('a node restarting under a core (it closes with 1001): the core reconnects, resumes and goes on', async (t) => {
+  const own = await f.target();
+  for (let i = 0; i < 2; i++) await f.stream(own);
+  const port = await freePort();
+  const same = { 'server.port': port, 'mongodb.database': f.ts.settings.mongodb.database, 'core.messagesPerSecond': 20 };
+  const first = await startTestServer(same);
+  const url = f.wsUrl.replace(/:\d+\//, `:${port}/`);
+  const running = run(20, { url, targetId: own, durationS: 8, checkpointsPerAssignment: 1000 });
+  await eventually(async () => {
+    const live = await f.api<{ targets: Record<string, unknown[]> }>('GET', '/v1/active-streams', f.manager);
+    return (live.targets[own] ?? []).length > 0;
+  }, 5000, 'a stream in progress');
+  await new Promise((r) => setTimeout(r, 500));
+  await first.close();
+  const second = await startTestServer(same);
+  t.teardown(() => second.close());
+  const c = await running;
+  t.equal(c.errors, 0, 'no core ended on it');
+  t.ok(c.reconnects >= 1, `${c.reconnects} reconnects`);
+  t.equal(c.assignments, 1, 'the stream was resumed on the restarted node, not assigned again');
   t.ok(c.commits > 0, `${c.commits} commits`);
 });

@@ -165,7 +165,10 @@ export class CoreClient extends EventEmitter {
         if (!welcomed) reject(new CoreError('disconnected', `socket closed (${code}) before welcome`));
         this.emit('disconnect', { code, reason: reason.toString() });
         if (welcomed && !this.closing && this.opts.reconnect !== false) {
-          this.recovering = this.reconnectLoop().finally(() => (this.recovering = undefined));
+          const loop: Promise<void> = this.reconnectLoop().finally(() => {
+            if (this.recovering === loop) this.recovering = undefined;
+          });
+          this.recovering = loop;
         }
       });
     });
@@ -205,8 +208,14 @@ export class CoreClient extends EventEmitter {
    * `reconnect: false`).
    */
   async reconnected(): Promise<void> {
-    // A socket that drops again while resuming starts another reconnect: wait for the last.
-    while (this.recovering) await this.recovering;
+    for (;;) {
+      const ws = this.ws;
+      // The server's close frame has arrived, the close event (which starts the reconnect) not yet.
+      if (ws?.readyState === WebSocket.CLOSING) await new Promise((resolve) => ws.once('close', resolve));
+      // A socket that drops again while resuming starts another reconnect: wait for the last.
+      else if (this.recovering) await this.recovering;
+      else break;
+    }
     if (this.ws?.readyState === WebSocket.OPEN) return;
     throw new CoreError('disconnected', this.closing ? 'closed' : 'not connected, and not reconnecting');
   }
