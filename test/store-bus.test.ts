@@ -1,7 +1,9 @@
 /**
  * The bus across a Redis outage: a process whose subscription failed (started or restarted
  * while Redis was down) subscribes once Redis is back and receives other processes'
- * announcements, and drops the caches an announcement it missed would have dropped.
+ * announcements, and drops the caches an announcement it missed would have dropped; and a
+ * process that finds a publisher's numbered messages skipping one (lost to it: a Redis Cluster
+ * client moves its subscription between nodes without a word) drops them too.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -58,4 +60,30 @@ t.test('a process that subscribed while Redis was down hears the others once it 
     return heard.length > 0;
   }, 10_000, 'the announcement heard');
   t.same(heard[0], { streamId: 's1', reason: 'stream_stopped' }, "another process's announcement is heard");
+});
+
+t.test("a skipped number in another process's messages drops the caches", async (t) => {
+  await ensureRedisServer();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bus-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const redis = await startRedis({ dir, port: await freePort() });
+  t.teardown(() => redis.stop());
+  const r = client(redis.url);
+  const bus = new Bus(r, 'bus-gap:', memoryLogger().log);
+  t.teardown(() => {
+    bus.close();
+    r.disconnect();
+  });
+  const dropped: string[] = [];
+  const heard: string[] = [];
+  bus.on('auth.invalidate', ({ tokenHash }) => (tokenHash === '*' ? dropped.push(tokenHash) : heard.push(tokenHash)));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const from = (seq: number, tokenHash: string) => r.publish('bus-gap:bus', JSON.stringify({ origin: 'other', seq, event: 'auth.invalidate', data: { tokenHash } }));
+  await from(1, 'a');
+  await from(2, 'b');
+  await eventually(() => heard.length === 2, 5000, 'two messages in order');
+  t.same(dropped, [], 'numbers in order: nothing dropped');
+  await from(4, 'd');
+  await eventually(() => heard.length === 3, 5000, 'the message after the gap');
+  t.same(dropped, ['*'], 'number 3 was lost: the caches are dropped once');
 });

@@ -24,6 +24,17 @@ export interface BusEvents {
   'stream.stop': { streamId: string; reason: 'stream_stopped' | 'stream_deleted' | 'target_disabled' | 'lease_lost' };
 }
 
+/**
+ * How often each process publishes a heartbeat on the bus (ms). Its own coming back proves the
+ * subscription works; everyone's, numbered like every message, lets each process find the
+ * messages it lost.
+ */
+const HEARTBEAT_MS = 10_000;
+/** A publisher not heard from for this long is forgotten (a process that stopped), ms. */
+const FORGET_ORIGIN_MS = 60_000;
+/** The heartbeat's name on the wire; never handed to listeners. */
+const HEARTBEAT = 'bus.heartbeat';
+
 /** The process's bus. Local listeners run for local publishes too, even while Redis is down. */
 export class Bus {
   private readonly emitter = new EventEmitter();
@@ -31,6 +42,15 @@ export class Bus {
   private readonly sub: RedisClient;
   /** Identifies this process's messages so it does not handle its own publishes twice. */
   private readonly origin = crypto.randomBytes(8).toString('hex');
+  /** Number of this process's last message (every publish and heartbeat takes the next). */
+  private seq = 0;
+  /** The last number heard from each publisher, and when. */
+  private readonly heard = new Map<string, { seq: number; at: number }>();
+  /** When this process last heard its own heartbeat (epoch ms). */
+  private ownHeardAt = Date.now();
+  /** Whether messages may have been missed and the caches not yet dropped for them. */
+  private missed = false;
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(private readonly redis: RedisClient, keyPrefix: string, private readonly log: Logger) {
     this.channel = `${keyPrefix}bus`;
@@ -46,38 +66,66 @@ export class Bus {
     this.sub.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
       try {
-        const { origin, event, data } = JSON.parse(message) as { origin: string; event: keyof BusEvents; data: unknown };
+        const { origin, seq, event, data } = JSON.parse(message) as { origin: string; seq?: number; event: keyof BusEvents | typeof HEARTBEAT; data: unknown };
+        this.count(origin, seq);
         // Local listeners already ran when this process published.
-        if (origin !== this.origin) this.emitter.emit(event, data);
+        if (event !== HEARTBEAT && origin !== this.origin) this.emitter.emit(event, data);
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'bad bus message ignored');
       }
     });
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
+    this.heartbeat.unref();
   }
-
-  /** Whether messages may have been missed since the last subscription (a connection was lost, or none was made yet). */
-  private missed = false;
 
   private subscribe(): void {
     this.sub.subscribe(this.channel).then(
       () => {
-        if (!this.missed) return;
-        this.missed = false;
-        // What other processes announced meanwhile is lost: drop every cache an announcement
-        // would have dropped. Stops are not replayed (a core not told works on until its
-        // assignment ends, and the stopped stream is not queued again); the revocation sweep
-        // closes the sockets of keys revoked meanwhile.
-        this.log.info('bus subscribed again; caches dropped for the announcements it may have missed');
-        this.emitter.emit('auth.invalidate', { tokenHash: '*' });
-        this.emitter.emit('target.changed', { targetId: '*' });
-        this.emitter.emit('target.streams', { targetId: '*' });
-        this.emitter.emit('blocks.changed', {});
+        if (this.missed) this.dropCaches('subscribed again');
       },
       (err: Error) => {
         this.missed = true;
         this.log.warn({ err: err.message }, 'bus subscribe failed; retried when Redis is reachable again');
       },
     );
+  }
+
+  /**
+   * Notes a message's number. A number skipped means messages of that publisher were lost to
+   * this process (one it failed to publish, or a Redis Cluster client that moved its
+   * subscription to another node without a word); its own heartbeat back means the
+   * subscription works again after a silence.
+   */
+  private count(origin: string, seq: number | undefined): void {
+    if (typeof seq !== 'number') return;
+    const now = Date.now();
+    const last = this.heard.get(origin);
+    this.heard.set(origin, { seq: Math.max(seq, last?.seq ?? 0), at: now });
+    if (origin === this.origin) this.ownHeardAt = now;
+    if (last !== undefined && seq > last.seq + 1) this.dropCaches('messages were lost');
+    else if (origin === this.origin && this.missed) this.dropCaches('heard again');
+  }
+
+  private beat(): void {
+    const now = Date.now();
+    if (now - this.ownHeardAt > 2.5 * HEARTBEAT_MS) this.missed = true;
+    for (const [origin, h] of this.heard) if (now - h.at > FORGET_ORIGIN_MS) this.heard.delete(origin);
+    this.redis.publish(this.channel, JSON.stringify({ origin: this.origin, seq: ++this.seq, event: HEARTBEAT })).catch(() => undefined);
+  }
+
+  /**
+   * What other processes announced while this one could not hear is lost: drops every cache an
+   * announcement would have dropped. Stops are not replayed (a core not told works on until its
+   * assignment ends, and the stopped stream is not queued again); the revocation sweep closes
+   * the sockets of keys revoked meanwhile.
+   */
+  private dropCaches(why: string): void {
+    this.missed = false;
+    this.log.info({ why }, 'bus: caches dropped for announcements this process may have missed');
+    this.emitter.emit('auth.invalidate', { tokenHash: '*' });
+    this.emitter.emit('target.changed', { targetId: '*' });
+    this.emitter.emit('target.streams', { targetId: '*' });
+    this.emitter.emit('blocks.changed', {});
   }
 
   /** Subscribes to an event (from any process). */
@@ -90,7 +138,7 @@ export class Bus {
    * Redis. Resolves false when Redis could not take it (the caller decides whether that matters).
    */
   async publish<E extends keyof BusEvents>(event: E, data: BusEvents[E]): Promise<boolean> {
-    const message = JSON.stringify({ origin: this.origin, event, data });
+    const message = JSON.stringify({ origin: this.origin, seq: ++this.seq, event, data });
     this.emitter.emit(event, data);
     try {
       await this.redis.publish(this.channel, message);
@@ -101,8 +149,9 @@ export class Bus {
     }
   }
 
-  /** Closes the subscriber connection. */
+  /** Stops the heartbeat and closes the subscriber connection. */
   close(): void {
+    clearInterval(this.heartbeat);
     this.sub.disconnect();
   }
 }
