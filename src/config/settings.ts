@@ -167,6 +167,7 @@ export function formatName(format: unknown): string {
     case 'port': return 'a TCP port (0–65535)';
     case 'workers': return 'an integer ≥ 1 or "auto"';
     case 'positive-int': return 'an integer ≥ 1';
+    case 'nat': return 'an integer ≥ 0';
     case 'ip-list': return 'a list of IP addresses or CIDR ranges (comma-separated in env)';
     case 'host-port-list': return 'a list of host:port (comma-separated in env)';
     case 'malloc-library': return '"auto", "glibc" or an absolute path';
