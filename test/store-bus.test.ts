@@ -86,4 +86,12 @@ t.test("a skipped number in another process's messages drops the caches", async 
   await from(4, 'd');
   await eventually(() => heard.length === 3, 5000, 'the message after the gap');
   t.same(dropped, ['*'], 'number 3 was lost: the caches are dropped once');
+  // Two more gaps at once (a flapping connection): one more drop, once the interval has passed.
+  await from(6, 'f');
+  await from(8, 'h');
+  await eventually(() => heard.length === 5, 5000, 'the messages after the gaps');
+  t.same(dropped, ['*'], 'not again within the interval');
+  await eventually(() => dropped.length === 2, 8000, 'the deferred drop');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.same(dropped, ['*', '*'], 'the gaps within one interval cost one more drop');
 });

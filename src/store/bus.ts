@@ -34,6 +34,8 @@ const HEARTBEAT_MS = 10_000;
 const FORGET_ORIGIN_MS = 60_000;
 /** The heartbeat's name on the wire; never handed to listeners. */
 const HEARTBEAT = 'bus.heartbeat';
+/** Least time between two drops of every cache (ms): a flapping connection drops them once per this, not at every reconnect. */
+const DROP_INTERVAL_MS = 5000;
 
 /** The process's bus. Local listeners run for local publishes too, even while Redis is down. */
 export class Bus {
@@ -51,6 +53,10 @@ export class Bus {
   /** Whether messages may have been missed and the caches not yet dropped for them. */
   private missed = false;
   private readonly heartbeat: NodeJS.Timeout;
+  /** When the caches were last dropped (epoch ms), and the drop waiting for {@link DROP_INTERVAL_MS} to pass. */
+  private droppedAt = 0;
+  private dropLater: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(private readonly redis: RedisClient, keyPrefix: string, private readonly log: Logger) {
     this.channel = `${keyPrefix}bus`;
@@ -84,6 +90,7 @@ export class Bus {
         if (this.missed) this.dropCaches('subscribed again');
       },
       (err: Error) => {
+        if (this.closed) return;
         this.missed = true;
         this.log.warn({ err: err.message }, 'bus subscribe failed; retried when Redis is reachable again');
       },
@@ -121,6 +128,16 @@ export class Bus {
    */
   private dropCaches(why: string): void {
     this.missed = false;
+    const wait = this.droppedAt + DROP_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      this.dropLater ??= setTimeout(() => {
+        this.dropLater = undefined;
+        this.dropCaches(why);
+      }, wait);
+      this.dropLater.unref();
+      return;
+    }
+    this.droppedAt = Date.now();
     this.log.info({ why }, 'bus: caches dropped for announcements this process may have missed');
     this.emitter.emit('auth.invalidate', { tokenHash: '*' });
     this.emitter.emit('target.changed', { targetId: '*' });
@@ -151,7 +168,9 @@ export class Bus {
 
   /** Stops the heartbeat and closes the subscriber connection. */
   close(): void {
+    this.closed = true;
     clearInterval(this.heartbeat);
+    clearTimeout(this.dropLater);
     this.sub.disconnect();
   }
 }
