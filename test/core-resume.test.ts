@@ -123,6 +123,21 @@ t.test('a manual resume within the grace period works from another connection', 
   t.match(await d.request({ type: 'stop' }), { type: 'stopped' });
 });
 
+t.test('a resume from a new socket while the old one is still open (half-open): the old one is told lease_lost', async (t) => {
+  const target = await f.target();
+  await f.stream(target);
+  const c = await RawCore.connect(f.wsUrl, { engineKey: f.engineKey, ca: f.ts.ca });
+  t.teardown(() => c.close());
+  const a = await c.request({ type: 'assign', target_id: target });
+  t.match(await c.frame(1), { type: 'ack', buffered_frames: 1 });
+  const d = await RawCore.connect(f.wsUrl, { engineKey: f.engineKey, ca: f.ts.ca });
+  t.teardown(() => d.close());
+  t.match(await d.request({ type: 'resume', id: 1, resume_token: a.resume_token as string }), { type: 'assignment', id: 1 });
+  t.match(await c.next(), { type: 'stop', reason: 'lease_lost' }, 'the old socket is told');
+  t.match(await c.frame(2), { type: 'error', code: 'not_assigned' }, 'and its next frame is refused');
+  t.match(await d.frame(1), { type: 'ack', seq: 1 }, 'the new socket works on');
+});
+
 t.test('after the grace period the token is dead and the stream goes to another core', async (t) => {
   const target = await f.target();
   const stream = await f.stream(target);

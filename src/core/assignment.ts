@@ -136,7 +136,9 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
   const dot = token.lastIndexOf('.');
   const streamId = token.slice(0, dot);
   const secret = token.slice(dot + 1);
-  if (dot <= 0 || !secret) throw new MessageError(requestId, 'bad_request', 'Malformed resume_token');
+  // A token that cannot be one is answered like an unknown one: the core assigns again (a
+  // core's stored token may be damaged; that is no protocol error of its own).
+  if (dot <= 0 || !secret) throw new MessageError(requestId, 'not_assigned', 'The resume token is unknown or its grace period has passed; assign again');
   const fresh = newSecret();
   const lease = await d.leases.resume(streamId, hashToken(secret), leaseFields(d, who, session, hashToken(fresh)));
   if (!lease) throw new MessageError(requestId, 'not_assigned', 'The resume token is unknown or its grace period has passed; assign again');

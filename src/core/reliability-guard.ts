@@ -98,7 +98,7 @@ export class ReliabilityGuard {
     for (const k of recordKeys(who)) {
       const until = this.cooling.get(`${k.kind}:${k.id}`);
       if (until !== undefined && until > now) {
-        throw new MessageError(requestId, 'rate_limited', `Too many failed assignments from this ${k.kind === 'donor' ? 'donor' : 'client address'}; cooling off (reliability.coolingOffS)`, {
+        throw new MessageError(requestId, 'rate_limited', `Too many failed assignments or protocol errors from this ${k.kind === 'donor' ? 'donor' : 'client address'}; cooling off (reliability.coolingOffS)`, {
           retry_after_s: Math.ceil((until - now) / 1000),
         });
       }

@@ -315,13 +315,18 @@ export class CoreSession {
     });
   }
 
-  /** Drops the assignment without touching the lease (another session took it over). */
+  /**
+   * Drops the assignment without touching the lease (another session of this process resumed
+   * it, e.g. the same core from a new socket while this one is half-open), and tells this
+   * socket, as a renewal that finds the lease gone would.
+   */
   forget(): void {
     const a = this.assignment;
     if (!a) return;
     this.assignment = undefined;
     this.hub.release(a.streamId, this);
     void a.buffer?.clear();
+    this.socket.send({ type: 'stop', reason: 'lease_lost' });
   }
 
   private async activate(id: number, leased: Leased, resumed: boolean): Promise<void> {
