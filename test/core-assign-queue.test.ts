@@ -27,7 +27,7 @@ t.test('one assignment prepared at a time; a core that hangs up while waiting ho
   // Seed contents of their own: a seed cache that already holds the fixture's default seed
   // (from another test of the run) would let an assignment skip the stopped store.
   const seed = (i: number): Buffer => Buffer.from(`queue seed ${i} ${process.pid} ${Date.now()}`);
-  const streams = [await f.stream(target, seed(0)), await f.stream(target, seed(1)), await f.stream(target, seed(2))];
+  const all = [await f.stream(target, seed(0)), await f.stream(target, seed(1)), await f.stream(target, seed(2)), await f.stream(target, seed(3))];
   const redis = f.ts.server.storage.redis as Redis;
   const leases = (): Promise<number> => redis.hlen(targetKeys(PREFIX, target).lease);
   const abandoned = async (): Promise<number> => (await f.ts.server.metrics.assignAbandoned.get()).values[0]?.value ?? 0;
@@ -35,8 +35,13 @@ t.test('one assignment prepared at a time; a core that hangs up while waiting ho
   const [first, quitter, patient] = [await connect(), await connect(), await connect()];
   t.teardown(() => Promise.all([first.close(), patient.close()]));
   // Warm the target's cache, so that with the store stopped only the files are waited for.
-  t.match(await patient.request({ type: 'assign', target_id: target }), { type: 'assignment' });
+  // The stream the warm-up had is then stopped by its manager: the three left have never
+  // been read, so none of their files can be at hand while the store is stopped.
+  const warm = await patient.request({ type: 'assign', target_id: target });
+  t.match(warm, { type: 'assignment' });
   t.match(await patient.request({ type: 'stop' }), { type: 'stopped' });
+  await f.api('POST', `/v1/streams/${warm.stream_id as string}/stop`, f.manager, undefined, 200);
+  const streams = all.filter((s) => s !== warm.stream_id);
   const before = await abandoned();
 
   const mongo = (await getStack()).mongo.pid;
