@@ -77,6 +77,14 @@ t.test('a stream stopped by its manager under a core: the core goes on with anot
   t.ok(c.assignments >= 3, `the core asked for another stream each time (${c.assignments} assignments)`);
 });
 
+/** Waits until a core works on one of the target's streams. */
+async function streamInProgress(target: string): Promise<void> {
+  await eventually(async () => {
+    const live = await f.api<{ targets: Record<string, unknown[]> }>('GET', '/v1/active-streams', f.manager);
+    return (live.targets[target] ?? []).length > 0;
+  }, 5000, 'a stream in progress');
+}
+
 /** A TCP proxy to `port` whose connections can all be cut at once (a node restarting, a network cut); new ones are taken. */
 async function cuttableProxy(port: number): Promise<{ port: number; cut: () => void; close: () => Promise<void> }> {
   const open = new Set<net.Socket>();
@@ -110,10 +118,7 @@ t.test('a socket cut under a core: it reconnects, resumes its stream and goes on
   t.teardown(() => proxy.close());
   const url = f.wsUrl.replace(/:\d+\//, `:${proxy.port}/`);
   const running = run(20, { url, targetId: own, durationS: 5, checkpointsPerAssignment: 1000 });
-  await eventually(async () => {
-    const live = await f.api<{ targets: Record<string, unknown[]> }>('GET', '/v1/active-streams', f.manager);
-    return (live.targets[own] ?? []).length > 0;
-  }, 5000, 'a stream in progress');
+  await streamInProgress(own);
   await new Promise((r) => setTimeout(r, 500));
   proxy.cut();
   const c = await running;
@@ -131,10 +136,7 @@ t.test('a node restarting under a core (it closes with 1001): the core reconnect
   const first = await startTestServer(same);
   const url = f.wsUrl.replace(/:\d+\//, `:${port}/`);
   const running = run(20, { url, targetId: own, durationS: 8, checkpointsPerAssignment: 1000 });
-  await eventually(async () => {
-    const live = await f.api<{ targets: Record<string, unknown[]> }>('GET', '/v1/active-streams', f.manager);
-    return (live.targets[own] ?? []).length > 0;
-  }, 5000, 'a stream in progress');
+  await streamInProgress(own);
   await new Promise((r) => setTimeout(r, 500));
   await first.close();
   const second = await startTestServer(same);

@@ -81,12 +81,22 @@ export class FailedAuth {
     try {
       // The failures that ended while it waited may have spent the budget.
       if (waits) this.checkKey(key);
+      return await this.counted(address, fn);
+    } finally {
+      this.release(key, r);
+    }
+  }
+
+  /**
+   * Runs an authentication outside the budget (a credential found valid minutes ago, which
+   * only its holder can present); an `unauthorized` outcome still counts as a failure.
+   */
+  async counted<T>(address: string, fn: () => Promise<T>): Promise<T> {
+    try {
       return await fn();
     } catch (err) {
       if (err instanceof AppError && err.code === 'unauthorized') this.fail(address);
       throw err;
-    } finally {
-      this.release(key, r);
     }
   }
 

@@ -110,6 +110,18 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         }
       }
     };
+    /**
+     * After a request failed with `disconnected` (the node restarted or drained): waits until the
+     * client has reconnected (to another node behind the same address) and resumed its stream,
+     * whose frames since the last checkpoint are then sent again, or until the run stops.
+     * False for any other error.
+     */
+    const reconnected = async (err: unknown): Promise<boolean> => {
+      if (!(err instanceof CoreError && err.code === 'disconnected' && running)) return false;
+      c.reconnects++;
+      await Promise.race([client.reconnected(), whenStopped]);
+      return true;
+    };
     /** One assignment's frames, checkpoints and stop, until done or the server takes it back. */
     const work = async (): Promise<void> => {
       for (let cp = 0; running && cp < o.checkpointsPerAssignment && client.assignment; cp++) {
@@ -145,11 +157,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
               c.waits--;
               continue;
             }
-            if (err instanceof CoreError && err.code === 'disconnected' && running) {
-              c.reconnects++;
-              await Promise.race([client.reconnected(), whenStopped]);
-              continue;
-            }
+            if (await reconnected(err)) continue;
             throw err;
           }
           c.assignments++;
@@ -157,13 +165,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         try {
           await work();
         } catch (err) {
-          if (err instanceof CoreError && err.code === 'disconnected' && running) {
-            // The node restarted or drained: the client reconnects (to another node behind the
-            // same address) and resumes the stream; the frames since its last checkpoint are sent again.
-            c.reconnects++;
-            await Promise.race([client.reconnected(), whenStopped]);
-            continue;
-          }
+          if (await reconnected(err)) continue;
           // The server's `stop` (its manager stopped or deleted the stream) can cross a message
           // already sent, which then gets not_assigned: the work is over, ask for another stream.
           if (!(err instanceof CoreError && err.code === 'not_assigned')) throw err;

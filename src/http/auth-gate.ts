@@ -40,15 +40,7 @@ export function authGate(auth: Auth, access: GateAccess): Gate {
     if (known !== undefined && known !== 'recently-valid') return allowed(access, known);
     // Nor does one found valid a few minutes ago, whose cache entry has expired: it is looked
     // up, and counts as a failure only if it has been revoked since.
-    if (known === 'recently-valid') {
-      return auth.fromHeader(header).then(
-        (p) => allowed(access, p),
-        (err: unknown) => {
-          if (err instanceof AppError && err.code === 'unauthorized') auth.failures.fail(clientAddress);
-          throw err;
-        },
-      );
-    }
+    if (known === 'recently-valid') return auth.failures.counted(clientAddress, () => auth.fromHeader(header)).then((p) => allowed(access, p));
     auth.failures.check(clientAddress);
     return auth.failures.guard(clientAddress, () => auth.fromHeader(header)).then((p) => allowed(access, p));
   };

@@ -73,16 +73,8 @@ export async function authorizeCore(headers: UpgradeHeaders, deps: Pick<CoreEndp
   // they are looked up, and count as a failure only if revoked since. So a NAT shared with a
   // client sending bad keys does not lock out the cores behind it that hold good ones.
   const known = recallCredentials(headers, deps);
-  const lookUp =
-    known === 'cached'
-      ? identify
-      : known === 'recently-valid'
-        ? () =>
-            identify().catch((err: unknown) => {
-              if (err instanceof AppError && err.code === 'unauthorized') deps.auth.failures.fail(remote);
-              throw err;
-            })
-        : () => deps.auth.failures.guard(remote, identify);
+  const failures = deps.auth.failures;
+  const lookUp = known === 'cached' ? identify : known === 'recently-valid' ? () => failures.counted(remote, identify) : () => failures.guard(remote, identify);
   const who = await admitCore(deps.hub, remote, lookUp);
   return deps.hub.guard.refuse(who);
 }
