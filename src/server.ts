@@ -170,7 +170,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const slots = { commits: hub.commits.limit, assignments: hub.assignments.limit };
   // A forked worker's logger already carries its `worker` number.
   log.info({ url, tls: mode.enabled, transport: settings.server.transport, ...(cluster.isWorker ? {} : { worker: opts.worker ?? 0 }), node: NODE_ID, slots }, 'listening');
-  const plain = plaintextWarning(mode.enabled, settings.server.host);
+  const plain = plaintextWarning(mode.enabled, settings.server.host, settings.server.trustProxy);
   if (plain) log.warn({ host: settings.server.host }, plain);
   live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());
   pool.start(settings.storage.poolSweepS);

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { simulate, type SimulateOptions } from '../src/cli/simulate';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { eventually, startTestServer } from './helpers/server';
@@ -126,6 +126,7 @@ t.test('a socket cut under a core: it reconnects, resumes its stream and goes on
   t.equal(c.reconnects, 1, 'one reconnect');
   t.equal(c.assignments, 1, 'the stream was resumed, not assigned again');
   t.ok(c.commits > 0, `${c.commits} commits`);
+  await framesCountedOnce(t, c, own);
 });
 
 t.test('a node restarting under a core (it closes with 1001): the core reconnects, resumes and goes on', async (t) => {
@@ -146,4 +147,16 @@ t.test('a node restarting under a core (it closes with 1001): the core reconnect
   t.ok(c.reconnects >= 1, `${c.reconnects} reconnects`);
   t.equal(c.assignments, 1, 'the stream was resumed on the restarted node, not assigned again');
   t.ok(c.commits > 0, `${c.commits} commits`);
+  await framesCountedOnce(t, c, own);
 });
+
+/**
+ * The frames a run counts are those its target's streams committed (a core checkpoints what it
+ * has sent when the run ends): frames the server discarded with a dropped socket are not
+ * counted, though the core sends that many again after its resume.
+ */
+async function framesCountedOnce(t: Test, c: Awaited<ReturnType<typeof simulate>>, target: string): Promise<void> {
+  const { streams } = await f.api<{ streams: Array<{ frames: number }> }>('GET', `/v1/targets/${target}/streams`, f.manager);
+  const committed = streams.reduce((sum, s) => sum + s.frames, 0);
+  t.equal(c.frames, committed, `${c.frames} frames counted, ${committed} committed`);
+}

@@ -77,6 +77,10 @@ t.test('a loud warning when TLS is off and the listener is not on loopback', asy
   for (const host of ['0.0.0.0', '::', '10.1.2.3', 'example.org']) t.match(plaintextWarning(false, host), /TLS IS OFF/, host);
   for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) t.equal(plaintextWarning(false, host), undefined, `${host}: loopback, no warning`);
   t.equal(plaintextWarning(true, '0.0.0.0'), undefined, 'TLS on: no warning');
+  // Behind a named proxy the listener may start (preflight passes), and says who alone may reach it.
+  const proxied = plaintextWarning(false, '10.1.2.3', ['10.1.2.1']);
+  t.match(proxied, /TLS is off .* server\.trustProxy \(10\.1\.2\.1\)/, 'behind a named proxy: the softer warning naming it');
+  t.notMatch(proxied, /TLS IS OFF/);
   const plain = await startTestServer({ 'tls.cert': '', 'tls.key': '', 'tls.ca': '' });
   t.teardown(() => plain.close());
   t.notOk(plain.rawLog().includes('TLS IS OFF'), 'a plain-HTTP test server on 127.0.0.1 does not warn');

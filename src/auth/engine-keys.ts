@@ -1,10 +1,10 @@
 /**
- * Engine-key authentication of cores at upgrade: the presented key is hashed and looked up,
- * through a short cache that revocation clears on every process (the bus carries the hash).
+ * Engine-key authentication of cores at upgrade: the presented key's hash (hashed once per
+ * upgrade, by the caller) is looked up through a short cache that revocation clears on every
+ * process (the bus carries the hash).
  */
 import type { Db } from 'mongodb';
 import type { Bus } from '../store/bus';
-import { hashToken } from './tokens';
 import { findLiveEngineKey } from '../store/engine-keys';
 import { RecentlyValid } from './recently-valid';
 import { SingleFlight } from './single-flight';
@@ -46,20 +46,19 @@ export class EngineKeys {
   }
 
   /**
-   * What this process already knows of a key, without a lookup (one hash): the key when cached
-   * as valid; `'recently-valid'` when it was found valid in the last ten minutes and not
-   * revoked since, so its lookup is expected to succeed; undefined otherwise.
+   * What this process already knows of a key, by its hash (tokens.ts `hashToken`), without a
+   * lookup: the key when cached as valid; `'recently-valid'` when it was found valid in the
+   * last ten minutes and not revoked since, so its lookup is expected to succeed; undefined
+   * otherwise.
    */
-  recall(key: string): EngineKey | 'recently-valid' | undefined {
-    const h = hashToken(key);
+  recall(h: string): EngineKey | 'recently-valid' | undefined {
     const hit = this.cache.get(h);
     if (hit && hit.expires > Date.now() && hit.key) return hit.key;
     return this.recentlyValid.has(h) ? 'recently-valid' : undefined;
   }
 
-  /** The key's id and engine, or null when unknown or revoked. */
-  async lookup(key: string): Promise<EngineKey | null> {
-    const h = hashToken(key);
+  /** The id and engine of the key with hash `h`, or null when unknown or revoked. */
+  async lookup(h: string): Promise<EngineKey | null> {
     const now = Date.now();
     const hit = this.cache.get(h);
     if (hit && hit.expires > now) return hit.key;

@@ -39,6 +39,10 @@ export interface SimulateOptions {
 interface Counters {
   sessions: number;
   assignments: number;
+  /**
+   * Frames sent and not lost: those buffered when a socket dropped were discarded by the
+   * server, and the core sends new ones after its resume, so they are taken off again.
+   */
   frames: number;
   commits: number;
   errors: number;
@@ -110,6 +114,15 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         }
       }
     };
+    /** The assignment in hand: checkpoints and frames committed, frames sent since its last checkpoint. */
+    const current = { checkpoints: 0, committed: 0, sent: 0 };
+    const countCommit = (frames: number, ms: number | undefined): void => {
+      if (ms !== undefined) c.commitMs.push(ms);
+      c.commits++;
+      current.checkpoints++;
+      current.committed = frames;
+      current.sent = 0;
+    };
     /**
      * After a request failed with `disconnected` (the node restarted or drained): waits until the
      * client has reconnected (to another node behind the same address) and resumed its stream,
@@ -120,21 +133,30 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
       if (!(err instanceof CoreError && err.code === 'disconnected' && running)) return false;
       c.reconnects++;
       await Promise.race([client.reconnected(), whenStopped]);
+      // A checkpoint whose reply the drop lost may have committed: the resumed stream says so.
+      const resumedFrames = client.assignment?.frames;
+      if (resumedFrames !== undefined && resumedFrames > current.committed && current.sent > 0) countCommit(resumedFrames, undefined);
+      else {
+        c.frames -= current.sent;
+        c.bytes -= current.sent * payload.length;
+      }
+      current.sent = 0;
       return true;
     };
     /** One assignment's frames, checkpoints and stop, until done or the server takes it back. */
     const work = async (): Promise<void> => {
-      for (let cp = 0; running && cp < o.checkpointsPerAssignment && client.assignment; cp++) {
-        for (let k = 0; running && k < o.checkpointEvery && client.assignment; k++) {
+      // Resumed: its checkpoints so far count, and the frames since the last one are sent anew.
+      while (running && current.checkpoints < o.checkpointsPerAssignment && client.assignment) {
+        for (let k = current.sent; running && k < o.checkpointEvery && client.assignment; k++) {
           await paced(() => client.sendFrames([{ name: 'frames.xtc', data: payload }], 1));
+          current.sent++;
           c.frames++;
           c.bytes += payload.length;
         }
         if (!client.assignment) return;
         const t0 = Date.now();
-        await paced(() => client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]));
-        c.commitMs.push(Date.now() - t0);
-        c.commits++;
+        const done = await paced(() => client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]));
+        countCommit(done.frames, Date.now() - t0);
       }
       if (!client.assignment) return;
       if (Math.random() < o.errorRate) {
@@ -148,8 +170,9 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
       while (running) {
         // After a reconnect the client has resumed its stream: go on with it from its last checkpoint.
         if (!client.assignment) {
+          let assigned;
           try {
-            await paced(() => client.assign(o.targetId));
+            assigned = await paced(() => client.assign(o.targetId));
           } catch (err) {
             if (err instanceof CoreError && err.code === 'no_streams_available') {
               c.waits++;
@@ -161,6 +184,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
             throw err;
           }
           c.assignments++;
+          Object.assign(current, { checkpoints: 0, committed: assigned.frames, sent: 0 });
         }
         try {
           await work();

@@ -9,7 +9,7 @@ import { ConfigError, workerCount, type Settings } from './settings';
 import { assertTlsUri, createMongo, pingMongo } from '../store/mongo';
 import { createRedis, pingRedis } from '../store/redis';
 import { checkTlsFiles, tlsMode, type CheckResult } from '../transport/tls';
-import { isLoopbackHost } from '../transport/tls-policy';
+import { plaintextExposure } from '../transport/tls-policy';
 import os from 'node:os';
 import path from 'node:path';
 import { preloadedMalloc, resolveMallocLibrary } from '../malloc-library';
@@ -179,8 +179,9 @@ export function checkSeedCache(settings: Settings): CheckResult {
  */
 export function checkPlaintext(settings: Settings): CheckResult {
   const { host, trustProxy } = settings.server;
-  if (isLoopbackHost(host)) return { name: 'TLS', ok: true, detail: `off, on ${host} (only behind a TLS-terminating proxy on this machine)` };
-  if (trustProxy.length > 0) return { name: 'TLS', ok: true, detail: `off, on ${host} behind the proxy ${trustProxy.join(', ')} (server.trustProxy), which must terminate TLS and be the only way in` };
+  const exposure = plaintextExposure(host, trustProxy);
+  if (exposure === 'loopback') return { name: 'TLS', ok: true, detail: `off, on ${host} (only behind a TLS-terminating proxy on this machine)` };
+  if (exposure === 'behind-proxy') return { name: 'TLS', ok: true, detail: `off, on ${host} behind the proxy ${trustProxy.join(', ')} (server.trustProxy), which must terminate TLS and be the only way in` };
   return {
     name: 'TLS',
     ok: false,

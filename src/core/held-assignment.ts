@@ -4,9 +4,11 @@
  * record the active-streams view shows of it (PROTOCOL §3, `GET /v1/active-streams`).
  */
 import type { ActiveStream } from '../store/live';
+import type { Fragment } from '../store/credit';
 import type { CoreIdentity } from '../model';
+import type { Leased } from './assignment';
 import type { FrameBuffer } from './frame-buffer';
-import { epochOf } from './session-clock';
+import { epochOf, sessionClock } from './session-clock';
 
 /** A session's current assignment. */
 export interface HeldAssignment {
@@ -36,6 +38,41 @@ export interface HeldAssignment {
   fence: number;
   /** Partitions the stream document lists itself: at storage.partitionsPerPage they move to a page. */
   unpaged: number;
+}
+
+/** The state a session keeps of a stream it was just assigned or has resumed. */
+export function holdAssignment({ stream, startedAt, progressAt, recordedFrames }: Leased): HeldAssignment {
+  return {
+    streamId: stream._id,
+    targetId: stream.targetId,
+    owner: stream.owner,
+    committed: stream.frames,
+    lastSeq: 0,
+    startedAt: sessionClock(startedAt.getTime()),
+    progressAt: sessionClock(progressAt ?? startedAt.getTime()),
+    framesThisActivation: 0,
+    // The lease script recorded a fresh assignment with the queue's frame count; a resume has no record yet.
+    publishedBuffered: recordedFrames === undefined ? -1 : 0,
+    publishedCommitted: recordedFrames ?? -1,
+    seedFiles: stream.seedFiles,
+    ...(stream.seedDigests ? { seedDigests: stream.seedDigests } : {}),
+    fence: stream.fence,
+    unpaged: stream.unpaged,
+    ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}),
+  };
+}
+
+/** The credit fragment of an activation of `a` by `who` that ends now (store/credit.ts). */
+export function endedFragment(a: HeldAssignment, who: CoreIdentity): Fragment {
+  return {
+    streamId: a.streamId,
+    targetId: a.targetId,
+    engine: who.engine,
+    ...(who.donor ? { donor: who.donor.name, ...(who.donor.id ? { donorId: who.donor.id } : {}) } : {}),
+    start: new Date(epochOf(a.startedAt)),
+    end: new Date(),
+    frames: a.framesThisActivation,
+  };
 }
 
 /** Frames buffered by an assignment and not yet committed. */

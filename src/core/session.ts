@@ -1,26 +1,24 @@
 /**
- * One core's session (PROTOCOL §2): the protocol state machine — message order, the seq
- * rules, the frame buffer, checkpoints, stop and server-initiated stops. Leasing and
- * loading a stream is assignment.ts; the process's registries are the hub's, reached
- * through {@link SessionHost}. Transport-neutral: it talks to its socket through
- * {@link CoreSocket}. Messages of one session are handled strictly in order (a promise
- * chain), so a checkpoint's commit finishes before the next message is looked at.
+ * One core's session (PROTOCOL §2): the protocol state machine. Its messages are taken in
+ * (rate, memory budget, a queue) and parsed, then dispatched: `assign` and `resume` lease and
+ * load a stream (assignment.ts) and send it; frames and checkpoints check the seq rules here
+ * and go down the data path (data-path.ts); `stop` and server-initiated stops end the
+ * assignment. The process's registries are the hub's, reached through {@link SessionHost}.
+ * Transport-neutral: it talks to its socket through {@link CoreSocket}. Messages of one
+ * session are handled strictly in order (a promise chain), so a checkpoint's commit finishes
+ * before the next message is looked at.
  */
 import { MessageError, toAppError, type ErrorCode } from '../errors';
-import { commitCheckpoint, pagePartitions, recordStreamError } from '../store/commit';
+import { recordStreamError } from '../store/commit';
 import type { CreditWriter } from '../store/credit';
 import type { ReliabilityGuard } from './reliability-guard';
 import type { ActiveStream } from '../store/live';
-import type { Logger } from '../telemetry/log';
 import type { ClientLog } from '../telemetry/client-log';
-import type { ProgressCounters } from '../store/progress';
 import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
-import { FILE_OVERHEAD_BYTES, FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
-import { bufferedFrames, liveRecord, type HeldAssignment } from './held-assignment';
-import { epochOf, sessionClock } from './session-clock';
-import type { MemoryBudget } from './memory-budget';
-import { commitWindowMs } from '../store/abandoned';
+import { bufferFrames, checkpoint, pageIfDue, replayReply, type DataPathHost } from './data-path';
+import { endedFragment, holdAssignment, liveRecord, type HeldAssignment } from './held-assignment';
+import { epochOf } from './session-clock';
 import { announcedLimits, binaryLimits } from './limits';
 import { MessageRate, type Limiter } from './limiter';
 import { parseBinary, parseText, peekRequestId, type DataMessage, type TextRequest } from './messages';
@@ -39,20 +37,11 @@ const SESSION_ID_BYTES = 12;
 export const UNREAD_REPLIES_BYTES = 64 * 1024;
 
 /** What a session needs from its process (the hub provides it). */
-export interface SessionHost extends AssignmentDeps {
-  readonly log: Logger;
+export interface SessionHost extends AssignmentDeps, DataPathHost {
   /** Lines a core causes (connections, assignments, refusals), within log.clientLinesPerSecond. */
   readonly clientLog: ClientLog;
-  /** Directory of this process's spill files. */
-  readonly spillDir: string;
-  /** Commits run through this, bounded by this process's share of core.maxConcurrentCommits. */
-  readonly commits: Limiter;
   /** Assignments and resumes are prepared through this, bounded by core.maxConcurrentAssignments. */
   readonly assignments: Limiter;
-  /** Counts each commit's frames per target (the dashboard's rates). */
-  readonly progress: Pick<ProgressCounters, 'count'>;
-  /** The process's memory budget: queued messages, buffered frames and commits count against it. */
-  readonly memory: MemoryBudget;
   /** Writes each ended activation's fragment and credits its donor (group commit). */
   readonly credit: Pick<CreditWriter, 'record'>;
   /** Records that `session` holds `streamId`; a session of this process that held it before forgets it. */
@@ -330,7 +319,7 @@ export class CoreSession {
   }
 
   private async activate(id: number, leased: Leased, resumed: boolean): Promise<void> {
-    const { stream, resumeToken, startedAt, recordedFrames, progressAt } = leased;
+    const { stream, resumeToken, recordedFrames } = leased;
     if (!resumed && this.closed) return this.giveBack(leased);
     const { files, options } = await assignmentPayload(this.hub, stream);
     if (!resumed && this.closed) return this.giveBack(leased);
@@ -341,24 +330,7 @@ export class CoreSession {
       if (!resumed) await this.giveBack(leased);
       throw this.unsentRefusal(id);
     }
-    this.assignment = {
-      streamId: stream._id,
-      targetId: stream.targetId,
-      owner: stream.owner,
-      committed: stream.frames,
-      lastSeq: 0,
-      startedAt: sessionClock(startedAt.getTime()),
-      progressAt: sessionClock(progressAt ?? startedAt.getTime()),
-      framesThisActivation: 0,
-      // The lease script recorded the assignment with the queue's frame count (see below).
-      publishedBuffered: recordedFrames === undefined ? -1 : 0,
-      publishedCommitted: recordedFrames ?? -1,
-      seedFiles: stream.seedFiles,
-      ...(stream.seedDigests ? { seedDigests: stream.seedDigests } : {}),
-      fence: stream.fence,
-      unpaged: stream.unpaged,
-      ...(stream.lastPartitionId ? { lastPartitionId: stream.lastPartitionId } : {}),
-    };
+    this.assignment = holdAssignment(leased);
     this.hub.claim(stream._id, this);
     // The resume raised the fence: later assignments from the manifest must carry the new one.
     if (resumed) this.hub.streams.setManifest(stream).catch(() => undefined);
@@ -389,100 +361,20 @@ export class CoreSession {
   private async onData(msg: DataMessage): Promise<void> {
     const a = this.assignment;
     if (!a) throw new MessageError(msg.id, 'not_assigned', `No assignment: send "assign" before "${msg.type}"`);
-    if (msg.seq <= a.lastSeq) {
-      // Replay after a lost reply: acknowledge again, change nothing.
-      this.socket.send(msg.type === 'frame' ? { type: 'ack', id: msg.id, seq: msg.seq, buffered_frames: bufferedFrames(a) } : { type: 'committed', id: msg.id, seq: msg.seq, frames: a.committed, partition: a.committed });
-      return;
-    }
+    if (msg.seq <= a.lastSeq) return this.socket.send(replayReply(a, msg));
     if (msg.seq !== a.lastSeq + 1) throw new MessageError(msg.id, 'out_of_order', `Expected seq ${a.lastSeq + 1}, got ${msg.seq}`);
-    if (msg.type === 'frame') {
-      const buffer = (a.buffer ??= new FrameBuffer(this.hub.spillDir, this.hub.settings.core.memoryBufferBytes, `${this.id}-${a.streamId}`, this.hub.log, this.hub.memory));
-      const c = this.hub.settings.core;
-      if (buffer.held + msg.payloadBytes + msg.files.length * FILE_OVERHEAD_BYTES > c.maxBufferBytes) {
-        throw new MessageError(msg.id, 'buffer_full', `Buffering ${msg.payloadBytes} more bytes in ${msg.files.length} files would exceed ${c.maxBufferBytes} (each file counts ${FILE_OVERHEAD_BYTES} bytes more); send a checkpoint first`);
-      }
-      // Checked again, with the stream's committed names, at the checkpoint.
-      if (buffer.nameCount + buffer.newNames(msg.files) > c.maxFileNamesPerStream) {
-        throw new MessageError(msg.id, 'too_large', `Buffering these files would make more than max_file_names_per_stream (${c.maxFileNamesPerStream}) distinct file names`);
-      }
-      try {
-        await buffer.append(msg.files, msg.frames);
-      } catch (err) {
-        if (err instanceof SpillBudgetExceeded) throw new MessageError(msg.id, 'buffer_full', `${err.message}; checkpoint or retry later`, { retry_after_s: this.hub.settings.core.retryAfterS });
-        throw err;
-      }
-      a.lastSeq = msg.seq;
-      this.hub.metrics.framesReceived.inc(msg.frames);
-      this.socket.send({ type: 'ack', id: msg.id, seq: msg.seq, buffered_frames: buffer.frames });
-      return;
-    }
-    await this.checkpoint(a, msg);
-  }
-
-  private async checkpoint(a: HeldAssignment, msg: DataMessage): Promise<void> {
-    const started = process.hrtime.bigint();
-    const buffer = a.buffer;
-    const buffered = buffer?.frames ?? 0;
-    // The buffer is read into memory only once this commit's turn has come and the memory
-    // budget has room for it: waiting commits hold nothing but their (mostly spilled) buffers.
-    const result = await this.hub.commits.run(async () => {
-      const release = await this.hub.memory.takeCommit(buffer && buffered > 0 ? buffer.bytes : 0);
-      try {
-        const frameFiles = buffer && buffered > 0 ? await buffer.drain() : [];
-        return await commitCheckpoint(this.hub.db, this.hub.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
-          maxFileNames: this.hub.settings.core.maxFileNamesPerStream,
-          commitWindowMs: commitWindowMs(this.hub.settings),
-          fence: a.fence,
-        });
-      } finally {
-        release();
-      }
-    });
-    if (!result.ok) {
-      // A manifest with a stale fence (its write after a resume was lost) would make every
-      // later assignment conflict like this one: rewrite it from MongoDB.
-      if (result.reason === 'conflict') this.hub.streams.repairManifest(a.streamId).catch(() => undefined);
-      this.socket.send({ type: 'stop', reason: result.reason === 'stream_gone' ? 'stream_deleted' : 'lease_lost' });
+    if (msg.type === 'frame') return this.socket.send(await bufferFrames(this.hub, this.id, a, msg));
+    const outcome = await checkpoint(this.hub, a, msg);
+    if (!outcome.ok) {
+      const gone = outcome.reason === 'stream_gone';
+      this.socket.send({ type: 'stop', reason: gone ? 'stream_deleted' : 'lease_lost' });
       await this.endAssignment('lost');
-      throw new MessageError(msg.id, 'not_assigned', result.reason === 'stream_gone' ? 'The stream was deleted' : 'The stream was committed by someone else; this assignment is over');
+      throw new MessageError(msg.id, 'not_assigned', gone ? 'The stream was deleted' : 'The stream was committed by someone else; this assignment is over');
     }
-    const newFrames = result.frames - a.committed;
-    a.framesThisActivation += newFrames;
-    if (newFrames > 0) this.hub.progress.count(a.targetId, a.owner, newFrames).catch(() => undefined);
-    if (result.frames !== a.committed) a.progressAt = sessionClock();
-    a.committed = result.frames;
-    a.lastSeq = msg.seq;
-    if (result.partitionId) {
-      a.lastPartitionId = result.partitionId;
-      a.unpaged++;
-      // Issued before any release that requeues the stream (same connection, in order). If it
-      // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
-      this.hub.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, seedDigests: a.seedDigests, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
-    }
-    a.buffer = undefined;
-    await buffer?.clear();
-    this.hub.metrics.framesCommitted.inc(buffered);
     this.hub.guard.record(this.who, 'commits');
-    this.hub.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    this.socket.send({ type: 'committed', id: msg.id, seq: msg.seq, frames: result.frames, partition: result.frames });
+    this.socket.send(outcome.reply);
     this.publishActive().catch(() => undefined);
-    // Not while a release that cannot read pages runs beside this one (model.ts STORE_SCHEMA).
-    if (a.unpaged >= this.hub.settings.storage.partitionsPerPage && this.hub.live.storeSchemaAgreed) await this.movePartitionsToPage(a);
-  }
-
-  /**
-   * Moves the stream's oldest listed partitions to a page (store/commit.ts), after the
-   * `committed` reply, so no commit waits for it; before this session's next message, so its
-   * next commit cannot make it miss. A miss or a failure changes nothing, and the next commit
-   * tries again.
-   */
-  private async movePartitionsToPage(a: HeldAssignment): Promise<void> {
-    try {
-      const listed = await pagePartitions(this.hub.db, a.streamId, this.hub.settings.storage.partitionsPerPage, this.hub.files.durable);
-      if (listed !== undefined) a.unpaged = listed;
-    } catch (err) {
-      this.hub.log.warn({ err, stream: a.streamId }, 'moving committed partitions to a page failed; the next commit tries again');
-    }
+    await pageIfDue(this.hub, a);
   }
 
   private async stop(id: number, error?: string): Promise<void> {
@@ -521,15 +413,7 @@ export class CoreSession {
       this.hub.log.warn({ err: (err as Error).message, stream: a.streamId }, 'could not release lease; it will expire');
     }
     try {
-      await this.hub.credit.record({
-        streamId: a.streamId,
-        targetId: a.targetId,
-        engine: this.who.engine,
-        ...(this.who.donor ? { donor: this.who.donor.name, ...(this.who.donor.id ? { donorId: this.who.donor.id } : {}) } : {}),
-        start: new Date(epochOf(a.startedAt)),
-        end: new Date(),
-        frames: a.framesThisActivation,
-      });
+      await this.hub.credit.record(endedFragment(a, this.who));
     } catch (err) {
       this.hub.log.error({ err: (err as Error).message, stream: a.streamId }, 'could not record fragment');
     }

@@ -11,6 +11,7 @@ import { withTimeout } from './mongo';
 import type { RedisClient } from './redis';
 import { targetKeys, targetsKey } from './target-keys';
 import { SharedAnswer } from './shared-answer';
+import { TurnBatch } from './turn-batch';
 
 /** One active stream, as core sessions record it. */
 export interface ActiveStream {
@@ -75,8 +76,7 @@ export class LiveState {
   /** The store schema of each live process seen so far: fixed for a process's life, so each registry entry is read once. */
   private readonly schemas = new Map<string, number>();
   /** Records waiting for the next batched HSET, by stream. */
-  private pending = new Map<string, ActiveStream>();
-  private flushing: Promise<void> | undefined;
+  private readonly batch = new TurnBatch<ActiveStream>((records) => this.writeActive(records.values()));
 
   private readonly cores: SharedAnswer<Record<string, number>>;
   private readonly allActiveShared: SharedAnswer<ActiveStream[]>;
@@ -115,14 +115,7 @@ export class LiveState {
    * (a burst of commits) go out as one HSET per target; resolves once they are done.
    */
   setActive(a: ActiveStream): Promise<void> {
-    this.pending.set(a.stream_id, a);
-    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-      const batch = this.pending;
-      this.pending = new Map();
-      this.flushing = undefined;
-      if (batch.size > 0) await this.writeActive(batch.values());
-    });
-    return this.flushing;
+    return this.batch.put(a.stream_id, () => a);
   }
 
   /** Records many active streams, one command per target. */
@@ -133,7 +126,7 @@ export class LiveState {
 
   /** Removes a stream from the active view (also from a batch not yet sent). */
   async clearActive(streamId: string, targetId: string): Promise<void> {
-    this.pending.delete(streamId);
+    this.batch.delete(streamId);
     await this.redis.hdel(this.activeKey(targetId), streamId);
   }
 

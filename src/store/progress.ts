@@ -14,6 +14,7 @@
 import type { RedisClient } from './redis';
 import { SharedAnswer } from './shared-answer';
 import { targetKeys } from './target-keys';
+import { TurnBatch } from './turn-batch';
 
 /** A target's counts since its first commit (or since Redis last lost them). */
 export interface TargetProgress {
@@ -38,8 +39,9 @@ export interface ProgressRead {
 /** Writer and reader of the per-target counters. */
 export class ProgressCounters {
   /** Counts waiting for the next batched write, by target. */
-  private pending = new Map<string, TargetProgress>();
-  private flushing: Promise<void> | undefined;
+  private readonly batch = new TurnBatch<TargetProgress>(async (counts) => {
+    await Promise.all([...counts.values()].map((p) => this.write(p)));
+  });
   private readonly shared: SharedAnswer<ProgressRead>;
 
   /**
@@ -61,18 +63,7 @@ export class ProgressCounters {
    * loop go out together; resolves once they are written.
    */
   count(targetId: string, owner: string, frames: number): Promise<void> {
-    const p = this.pending.get(targetId);
-    if (p) {
-      p.frames += frames;
-      p.commits += 1;
-    } else this.pending.set(targetId, { target_id: targetId, owner, frames, commits: 1 });
-    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-      const batch = this.pending;
-      this.pending = new Map();
-      this.flushing = undefined;
-      await Promise.all([...batch.values()].map((p) => this.write(p)));
-    });
-    return this.flushing;
+    return this.batch.put(targetId, (p) => (p ? { ...p, frames: p.frames + frames, commits: p.commits + 1 } : { target_id: targetId, owner, frames, commits: 1 }));
   }
 
   /** Every target's counts, one read per process per `cacheMs` however many callers ask. */

@@ -67,12 +67,13 @@ export async function authorizeCore(headers: UpgradeHeaders, deps: Pick<CoreEndp
   if (!connectionUpgrades(headers.connection)) {
     throw new AppError('bad_request', 'A WebSocket upgrade must send "Connection: Upgrade"');
   }
-  const identify = (): Promise<CoreIdentity> => identifyCore(headers, deps, remote);
+  const credentials = hashCredentials(headers);
+  const identify = (): Promise<CoreIdentity> => identifyCore(credentials, deps, remote);
   // Credentials this process holds as valid cost no lookup: the address's failure budget does
   // not apply. Nor to ones found valid a few minutes ago, whose cache entries have expired:
   // they are looked up, and count as a failure only if revoked since. So a NAT shared with a
   // client sending bad keys does not lock out the cores behind it that hold good ones.
-  const known = recallCredentials(headers, deps);
+  const known = recallCredentials(credentials, deps);
   const failures = deps.auth.failures;
   const lookUp = known === 'cached' ? identify : known === 'recently-valid' ? () => failures.counted(remote, identify) : () => failures.guard(remote, identify);
   const who = await admitCore(deps.hub, remote, lookUp);
@@ -88,28 +89,39 @@ function connectionUpgrades(value: string | undefined): boolean {
   return (value ?? '').split(',').some((token) => token.trim().toLowerCase() === 'upgrade');
 }
 
+/** An upgrade's credentials as their hashes (tokens.ts `hashToken`): each is hashed once per upgrade. */
+interface CredentialHashes {
+  /** The engine key's (`Authorization: Bearer`); undefined when none is sent. */
+  key?: string;
+  /** The donor token's (`X-Donor-Token`); undefined when none is sent. */
+  donor?: string;
+}
+
+function hashCredentials(headers: UpgradeHeaders): CredentialHashes {
+  const key = bearer(headers.authorization);
+  return { ...(key ? { key: hashToken(key) } : {}), ...(headers.donor ? { donor: hashToken(headers.donor.trim()) } : {}) };
+}
+
 /**
  * What this process knows of an upgrade's credentials without a lookup: `'cached'` when the
  * engine key, and the donor token if one is sent, are cached as valid; `'recently-valid'` when
  * each is cached or was found valid in the last ten minutes; undefined otherwise.
  */
-function recallCredentials(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth'>): 'cached' | 'recently-valid' | undefined {
-  const key = bearer(headers.authorization);
-  const engine = key ? deps.engineKeys.recall(key) : undefined;
+function recallCredentials(hashes: CredentialHashes, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth'>): 'cached' | 'recently-valid' | undefined {
+  const engine = hashes.key === undefined ? undefined : deps.engineKeys.recall(hashes.key);
   if (engine === undefined) return undefined;
-  const donor = headers.donor ? deps.auth.recallHash(hashToken(headers.donor.trim())) : undefined;
-  if (headers.donor && (donor === undefined || (donor !== 'recently-valid' && donor.role !== 'donor'))) return undefined;
+  const donor = hashes.donor === undefined ? undefined : deps.auth.recallHash(hashes.donor);
+  if (hashes.donor !== undefined && (donor === undefined || (donor !== 'recently-valid' && donor.role !== 'donor'))) return undefined;
   return engine === 'recently-valid' || donor === 'recently-valid' ? 'recently-valid' : 'cached';
 }
 
-async function identifyCore(headers: UpgradeHeaders, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {
-  const key = bearer(headers.authorization);
-  if (!key) throw new AppError('unauthorized', 'Cores authenticate with Authorization: Bearer <engine key>', { 'www-authenticate': 'Bearer' });
-  const found = await deps.engineKeys.lookup(key);
+async function identifyCore(hashes: CredentialHashes, deps: Pick<CoreEndpoint, 'engineKeys' | 'auth' | 'hub'>, remote: string): Promise<CoreIdentity> {
+  if (hashes.key === undefined) throw new AppError('unauthorized', 'Cores authenticate with Authorization: Bearer <engine key>', { 'www-authenticate': 'Bearer' });
+  const found = await deps.engineKeys.lookup(hashes.key);
   if (!found) throw new AppError('unauthorized', 'Unknown or revoked engine key', { 'www-authenticate': 'Bearer' });
   let donor: CoreIdentity['donor'];
-  if (headers.donor) {
-    const p = await deps.auth.lookup(hashToken(headers.donor.trim()));
+  if (hashes.donor !== undefined) {
+    const p = await deps.auth.lookup(hashes.donor);
     if (!p || p.role !== 'donor') throw new AppError('unauthorized', 'Unknown donor token');
     donor = { name: p.name, beta: p.beta === true, ...(p.donorId ? { id: p.donorId } : {}) };
   }

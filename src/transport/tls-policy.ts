@@ -31,11 +31,27 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * The warning to log at start-up when the listener speaks plain HTTP on an address other
- * machines can reach (bearer tokens and engine keys would cross the network in clear), or
- * undefined when there is nothing to warn about.
+ * Who can reach a listener that speaks plain HTTP: only this machine (`loopback`); other
+ * machines, but through the TLS-terminating proxies named in server.trustProxy, which must be
+ * the only way in (`behind-proxy`); or anyone, so bearer tokens and engine keys would cross the
+ * network in clear (`exposed`). Preflight refuses to start an exposed listener, and the server
+ * warns at start-up about both kinds that are not loopback.
  */
-export function plaintextWarning(tlsEnabled: boolean, host: string): string | undefined {
-  if (tlsEnabled || isLoopbackHost(host)) return undefined;
+export type PlaintextExposure = 'loopback' | 'behind-proxy' | 'exposed';
+
+/** {@link PlaintextExposure} of a plain-HTTP listener on `host` with these trusted proxies. */
+export function plaintextExposure(host: string, trustProxy: readonly string[]): PlaintextExposure {
+  if (isLoopbackHost(host)) return 'loopback';
+  return trustProxy.length > 0 ? 'behind-proxy' : 'exposed';
+}
+
+/**
+ * The warning to log at start-up when the listener speaks plain HTTP on an address other
+ * machines can reach, or undefined when there is nothing to warn about (TLS on, or loopback).
+ */
+export function plaintextWarning(tlsEnabled: boolean, host: string, trustProxy: readonly string[] = []): string | undefined {
+  const exposure = tlsEnabled ? 'loopback' : plaintextExposure(host, trustProxy);
+  if (exposure === 'loopback') return undefined;
+  if (exposure === 'behind-proxy') return `TLS is off and the listener is on ${host}: only the TLS-terminating proxies of server.trustProxy (${trustProxy.join(', ')}) may reach it, since tokens and engine keys travel in clear between them and this node.`;
   return `TLS IS OFF and the listener is on ${host}, reachable from other machines: tokens and engine keys travel in clear unless a TLS-terminating proxy is the only way in. Set tls.cert, tls.key and tls.ca, or listen on 127.0.0.1 behind the proxy.`;
 }
