@@ -222,7 +222,7 @@ t.test('the manager workflow from the command line', async (t) => {
   const cp = await run(['streams', 'download', s1, '--checkpoint', '--out', cpOut, '--json']);
   t.equal(cp.code, 0, cp.stderr);
   t.equal(fs.readFileSync(path.join(cpOut, 'state.xml'), 'utf8'), 'cp3', '--checkpoint: the last committed partition\'s checkpoint');
-  fs.writeFileSync(path.join(cpOut, 'state.xml.part'), 'Z');
+  fs.writeFileSync(path.join(cpOut, '.state.xml.part'), 'Z');
   t.equal((await run(['streams', 'download', s1, '--checkpoint', '--out', cpOut])).code, 0);
   t.equal(fs.readFileSync(path.join(cpOut, 'state.xml'), 'utf8'), 'cp3', 'a partial checkpoint file (maybe of another partition) is not resumed');
   t.equal((await run(['streams', 'download', s1, '--checkpoint', '--partition', '7', '--out', path.join(tmp, 'cp7')])).code, 0);
@@ -238,6 +238,17 @@ t.test('the manager workflow from the command line', async (t) => {
   t.match(underFile.stderr, /traj\.dcd is not a folder/);
   for (let n = 9; n <= 20; n++) await fx.commitPartition(s3, n, { 'x.dcd': 'x' });
   t.match((await run(['streams', 'show', s3])).stdout, /partitions\s+12 \(the last 10: 11 12 13 14 15 16 17 18 19 20; all with --json\)/, 'show: a long list of partitions is its count and last ends');
+  // A partial file and its record are hidden names no stream file can have (file names start
+  // with a letter or digit): files named like another's partial file and record come through.
+  await fx.commitPartition(s3, 21, { 'x.dcd.part': 'P', 'x.dcd.part.source': 'S' });
+  const outNames = path.join(tmp, 'outNames');
+  t.equal((await run(['streams', 'download', s3, '--out', outNames])).code, 0);
+  const got = Object.fromEntries(fs.readdirSync(outNames).map((n) => [n, fs.readFileSync(path.join(outNames, n), 'utf8')]));
+  const expected = { 'x.dcd': 'x'.repeat(12), 'x.dcd.part': 'P', 'x.dcd.part.source': 'S' };
+  t.same(got, expected, 'files named <x>.part and <x>.part.source come through');
+  t.equal((await run(['streams', 'download', s3, 'x.dcd', '--out', outNames])).code, 0);
+  const after = Object.fromEntries(fs.readdirSync(outNames).map((n) => [n, fs.readFileSync(path.join(outNames, n), 'utf8')]));
+  t.same(after, expected, 'downloading <x> again leaves the files <x>.part and <x>.part.source alone');
 
   // An interrupted download: a proxy cuts the connection partway, the same command resumes.
   const big = [crypto.randomBytes(MIB), crypto.randomBytes(MIB), crypto.randomBytes(MIB)];
@@ -248,7 +259,7 @@ t.test('the manager workflow from the command line', async (t) => {
   const cut = await cli(['streams', 'download', s2, '--out', out2], { home, env: { STREAM_COORDINATOR_URL: `https://127.0.0.1:${proxy.port}` } });
   t.equal(cut.code, 6, `a cut connection: exit 6 (${cut.stderr.trim()})`);
   t.match(cut.stderr, /run the same command again to resume/);
-  const held = fs.statSync(path.join(out2, 'big.dcd.part')).size;
+  const held = fs.statSync(path.join(out2, '.big.dcd.part')).size;
   t.ok(held > 0 && held < 3 * MIB, `a partial file of ${held} bytes is kept`);
   t.notOk(fs.existsSync(path.join(out2, 'big.dcd')));
   const resumed = await run(['streams', 'download', s2, '--out', out2, '--json']);
@@ -262,21 +273,21 @@ t.test('the manager workflow from the command line', async (t) => {
   // A partial file of another stream's file of the same name is not a prefix of this one.
   const outOther = path.join(tmp, 'outOther');
   fs.mkdirSync(outOther);
-  fs.writeFileSync(path.join(outOther, 'big.dcd.part'), crypto.randomBytes(1000));
-  fs.writeFileSync(path.join(outOther, 'big.dcd.part.source'), `/v1/streams/${s1}/frames/big.dcd\n`);
+  fs.writeFileSync(path.join(outOther, '.big.dcd.part'), crypto.randomBytes(1000));
+  fs.writeFileSync(path.join(outOther, '.big.dcd.part.source'), `/v1/streams/${s1}/frames/big.dcd\n`);
   const other = await run(['streams', 'download', s2, '--out', outOther, '--json']);
   t.match(other.json(), [{ bytes: 3 * MIB, resumed_from: 0 }], "another stream's partial file is not resumed");
   t.same(fs.readFileSync(path.join(outOther, 'big.dcd')), Buffer.concat(big));
   t.same(fs.readdirSync(outOther), ['big.dcd'], 'no .part or .part.source left behind');
-  fs.writeFileSync(path.join(outOther, 'big.dcd.part'), crypto.randomBytes(1000));
+  fs.writeFileSync(path.join(outOther, '.big.dcd.part'), crypto.randomBytes(1000));
   t.match((await run(['streams', 'download', s2, '--out', outOther, '--json'])).json(), [{ resumed_from: 0 }], 'a partial file with no source is not resumed');
   // A first attempt that fails before its first byte leaves no other file's bytes under this file's record.
-  fs.writeFileSync(path.join(outOther, 'big.dcd.part'), crypto.randomBytes(1000));
-  fs.writeFileSync(path.join(outOther, 'big.dcd.part.source'), `/v1/streams/${s1}/frames/big.dcd\n`);
+  fs.writeFileSync(path.join(outOther, '.big.dcd.part'), crypto.randomBytes(1000));
+  fs.writeFileSync(path.join(outOther, '.big.dcd.part.source'), `/v1/streams/${s1}/frames/big.dcd\n`);
   const direct = new ApiClient({ url, ca: caFile, token: manager.token });
   t.teardown(() => direct.close());
-  await t.rejects(direct.download(`/v1/streams/${s2}/frames/nope.dcd`, path.join(outOther, 'big.dcd.part'), { resume: true }), 'a file the stream lacks: refused');
-  t.same(fs.readdirSync(outOther).filter((n) => n.startsWith('big.dcd.')), [], "the other stream's partial file and its record are gone");
+  await t.rejects(direct.download(`/v1/streams/${s2}/frames/nope.dcd`, path.join(outOther, '.big.dcd.part'), { resume: true }), 'a file the stream lacks: refused');
+  t.same(fs.readdirSync(outOther).filter((n) => n.startsWith('.big.dcd.')), [], "the other stream's partial file and its record are gone");
   t.match((await run(['streams', 'download', s2, '--out', outOther, '--json'])).json(), [{ resumed_from: 0 }], 'the retry starts from the beginning');
   t.same(fs.readFileSync(path.join(outOther, 'big.dcd')), Buffer.concat(big));
 

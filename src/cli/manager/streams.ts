@@ -167,7 +167,8 @@ async function download(ctx: Ctx, args: string[]): Promise<void> {
     // The server only ever sends names matching FILE_NAME; check anyway before using one as a path.
     if (!FILE_NAME.test(name)) throw new CliError(`refusing the file name "${name}" from the server`, EXIT.server);
     const final = path.join(dir, name);
-    const partial = `${final}.part`;
+    // Hidden: no stream's file name starts with a dot, so no file of the stream is taken for it.
+    const partial = path.join(dir, `.${name}.part`);
     const bar = progressBar(ctx.o, name);
     let r;
     try {
@@ -218,7 +219,7 @@ export const streams: Resource = {
                                   frame files (all committed partitions, concatenated)
                                   into DIR (default .); named seed or tag files too, or
                                   all of them with --seeds. An interrupted download
-                                  leaves <name>.part; the same command resumes it.
+                                  leaves .<name>.part; the same command resumes it.
   download <stream> --checkpoint [<name>...] [--partition N] [--out DIR]
                                   the checkpoint files of the last committed partition
                                   (what a resume starts from), or of partition N`,
