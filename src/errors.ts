@@ -28,6 +28,7 @@ export const ERRORS = {
   not_found: { status: 404, doc: 'No such route or resource.' },
   method_not_allowed: { status: 405, doc: 'The route exists but not with this HTTP method.' },
   conflict: { status: 409, doc: 'The request conflicts with the current state (e.g. a name already taken).' },
+  request_timeout: { status: 408, doc: 'A request body did not arrive in time (`http.bodyGraceS`, then `http.minBodyBytesPerSecond`); the connection is closed.' },
   too_large: { status: 413, doc: 'A body, message or file is over its configured size limit.' },
   unsupported_media_type: { status: 415, doc: 'A JSON body was sent without `Content-Type: application/json`.' },
   range_not_satisfiable: { status: 416, doc: 'A download\'s `Range` starts at or past the end of the file; `Content-Range` gives its length.' },

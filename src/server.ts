@@ -136,6 +136,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
     metrics,
     inflight,
     memory: hub.memory,
+    bodyPace: { graceMs: settings.http.bodyGraceS * 1000, minBytesPerSecond: settings.http.minBodyBytesPerSecond },
     extraHeaders: (req) => cors.headers(req),
     preflight: (method, path, headers) => cors.preflight(router, method, path, headers),
   };

@@ -1,14 +1,15 @@
 /**
  * Request bodies count against the memory budget as their bytes arrive, within their own
  * share (memory.bodiesBytes): anonymous clients that declare large bodies and send nothing
- * hold nothing, and bodies that do arrive cannot take the budget the cores need. On both
- * transports.
+ * hold nothing, and bodies that do arrive cannot take the budget the cores need. A body must
+ * keep its pace (http.bodyGraceS, http.minBodyBytesPerSecond): one dripped a byte at a time
+ * is refused with 408 and its connection closed. On both transports.
  */
 import tls from 'node:tls';
 import t from 'tap';
 import { freePort } from '../src/provision/exec';
 import { cliServer, type CliServer } from './helpers/core-raw';
-import { request } from './helpers/server';
+import { request, startTestServer } from './helpers/server';
 import { stopStack } from '../test-support/stack';
 
 const MIB = 1024 * 1024;
@@ -71,5 +72,58 @@ for (const transport of ['uws', 'node'] as const) {
     if (refused === 'none') t.comment(`held by bodies: ${await bodiesHeld(srv)} bytes; sockets open: ${sending.filter((s) => !s.socket.destroyed).length}`);
     t.ok((await bodiesHeld(srv)) <= 4 * MIB, 'bodies never hold more than their share');
     t.equal((await core.request({ type: 'ping' })).type, 'pong', 'the core is still served');
+  });
+}
+
+/**
+ * A POST to donor registration announcing `length` bytes, sent `chunk` bytes every `everyMs`;
+ * resolves with what the server answered and how long after the head the connection closed
+ * (-1: still open a second after the answer).
+ */
+function drip(port: number, ca: string, length: number, chunk: number, everyMs: number): Promise<{ answer: string; closedAfterMs: number }> {
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let started = 0;
+    let text = '';
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      started = Date.now();
+      socket.write(`POST /v1/donors HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`);
+      let sent = 0;
+      timer = setInterval(() => {
+        if (sent >= length) return clearInterval(timer);
+        const n = Math.min(chunk, length - sent);
+        sent += n;
+        socket.write(Buffer.alloc(n, 0x20));
+      }, everyMs);
+    });
+    // Settled when the connection closes, or 1 s after a whole answer if it stays open (-1).
+    const settle = (closedAfterMs: number): void => {
+      clearInterval(timer);
+      if (started === 0) reject(new Error('no TLS connection'));
+      else resolve({ answer: text, closedAfterMs });
+      socket.destroy();
+    };
+    socket.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (/^HTTP\/1\.1 \d{3}[\s\S]*\r\n\r\n\{[\s\S]*\}$/.test(text)) setTimeout(() => settle(-1), 1000);
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => settle(Date.now() - started));
+  });
+}
+
+for (const transport of ['uws', 'node'] as const) {
+  t.test(`${transport}: a body that falls behind its pace gets 408 and its connection closes; one that keeps it is read`, async (t) => {
+    const ts = await startTestServer({ 'server.transport': transport, 'http.bodyGraceS': 1, 'http.minBodyBytesPerSecond': 100 });
+    t.teardown(() => ts.close());
+    // 3 bytes a second: due at 1 s plus 0.01 s per byte received.
+    const slow = await drip(ts.server.port, ts.ca, 1000, 1, 300);
+    t.match(slow.answer, /^HTTP\/1\.1 408 [\s\S]*"code":"request_timeout"/, `408 request_timeout (${slow.answer.split('\r\n')[0]})`);
+    t.ok(slow.closedAfterMs >= 900 && slow.closedAfterMs < 4000, `closed ${slow.closedAfterMs} ms after the head`);
+    // 400 bytes a second, for 2.5 s (past the grace): kept, and read whole (then refused as the JSON it is not).
+    const paced = await drip(ts.server.port, ts.ca, 1000, 100, 250);
+    t.match(paced.answer, /^HTTP\/1\.1 400 /, `read whole and answered, not timed out (${paced.answer.split('\r\n')[0]})`);
+    const m = (await request(`${ts.url}/metrics`, { ca: ts.ca })).body.toString();
+    t.equal(Number(/coordinator_memory_budget_used_bytes\{kind="bodies"[^}]*\} (\d+)/.exec(m)?.[1]), 0, 'no body memory held after');
   });
 }

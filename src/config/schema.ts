@@ -50,6 +50,18 @@ export const schema = {
       default: 10,
       env: 'SC_HTTP_IDLE_TIMEOUT_S',
     },
+    bodyGraceS: {
+      doc: 'Seconds a request body has, from its request head, before its pace counts (http.minBodyBytesPerSecond). A body still arriving when it falls behind gets 408 request_timeout and its connection is closed, on both transports: a client that drips a body (anyone may send one to donor registration) holds neither a connection nor body memory (memory.bodiesBytes) for long.',
+      format: 'positive-int',
+      default: 10,
+      env: 'SC_HTTP_BODY_GRACE_S',
+    },
+    minBodyBytesPerSecond: {
+      doc: 'Bytes per second a request body must average after http.bodyGraceS: each byte received gives it 1/this seconds more. The default lets a 64 MiB stream upload (http.maxStreamBodyBytes) take over an hour, and makes a client that keeps many slow bodies open spend bandwidth for each.',
+      format: 'positive-int',
+      default: 16384,
+      env: 'SC_HTTP_MIN_BODY_BYTES_PER_SECOND',
+    },
     targetCacheMs: {
       doc: 'Milliseconds GET /v1/targets/:id may serve a target and its stream counts from a per-process cache (changes to the target drop it at once; stream counts may lag by this much).',
       format: 'positive-int',

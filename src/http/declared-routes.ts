@@ -59,7 +59,7 @@ export interface RouteDecl<D, P extends TSchema, Q extends TSchema, B extends TS
   bodyLimit?: number;
   /**
    * Further error statuses this route can answer, for the document. Every route is documented
-   * with 400, 401, 429 and 503, and 403 (role routes) or 413 and 415 (routes with a body); a
+   * with 400, 401, 429 and 503, and 403 (role routes) or 408, 413 and 415 (routes with a body); a
    * status given here replaces that generic description, so it should cover its meaning too.
    */
   errors?: Record<number, string>;
@@ -232,6 +232,7 @@ export function openApiDocument(routes: Array<ApiRoute<never>>, extraPaths: Reco
     else errors['401'] = 'A token was sent but is unknown or revoked';
     if (Array.isArray(r.access)) errors['403'] = `Not ${withArticle(r.access.join(' or '))} token, or not the owner`;
     if (r.body) {
+      errors['408'] = 'Body not arrived in time (http.bodyGraceS, http.minBodyBytesPerSecond); the connection closes';
       errors['413'] = 'Body over its limit';
       errors['415'] = 'Body not sent as application/json';
     }

@@ -10,6 +10,7 @@ import type { Gate, Reply, Request, Router } from './router';
 import { errorReply } from './router';
 import { clientAddress, type TrustList } from './client-address';
 import { withRange } from './range';
+import { bodyDecision, BodySink, keepPace, type BodyPace } from './request-body';
 import type { Logger } from '../telemetry/log';
 import type { ClientLog } from '../telemetry/client-log';
 import type { Metrics } from '../telemetry/metrics';
@@ -32,6 +33,8 @@ export interface HttpContext {
    * The process's memory budget (core/memory-budget.ts): bodies being read and replies not yet
    * taken by the kernel count against it.
    */
+  /** How fast a request body must arrive (http.bodyGraceS, http.minBodyBytesPerSecond); unpaced without it. */
+  bodyPace?: BodyPace;
   memory?: {
     tryTake(kind: 'bodies' | 'replies', bytes: number): boolean;
     take(kind: 'replies', bytes: number): void;
@@ -80,21 +83,6 @@ const idPrefix = `${process.pid.toString(36)}-`;
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
- * Decides from the headers whether a body must be read: `refused` (400/413 without
- * reading), `none` (no body), or `read`.
- */
-export function bodyDecision(method: string, headers: Record<string, string>, limit: number): AppError | 'none' | 'read' {
-  if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return 'none';
-  const declared = headers['content-length'];
-  if (declared !== undefined) {
-    if (!/^\d+$/.test(declared)) return new AppError('bad_request', 'Invalid Content-Length');
-    if (Number(declared) > limit) return new AppError('too_large', `Body of ${declared} bytes is over the limit of ${limit} bytes for this route`);
-    return Number(declared) === 0 ? 'none' : 'read';
-  }
-  return headers['transfer-encoding'] ? 'read' : 'none';
-}
-
-/**
  * An error's HTTP headers: its own, plus `Retry-After` when the error says when to retry
  * (an explicit header of its own wins). Upgrade refusals of core sockets use it too.
  */
@@ -107,56 +95,6 @@ function errorAnswer(err: AppError): Reply {
   return { ...reply, headers: { ...reply.headers, ...errorHeaders(err) } };
 }
 
-/** The error for a body that grew past its limit while being read. */
-export function bodyTooLarge(limit: number): AppError {
-  return new AppError('too_large', `Body is over the limit of ${limit} bytes for this route`);
-}
-
-/**
- * A request body as it arrives, for both transports: bounded by the route's limit, and each
- * chunk counted against the node's memory budget before it is kept (`take`), so a client holds
- * only what it has sent, never what it declared.
- */
-export class BodySink {
-  private chunks: Buffer[] = [];
-  private size = 0;
-
-  /** @param take counts `bytes` against the budget; false when they do not fit */
-  constructor(
-    readonly limit: number,
-    private readonly take: (bytes: number) => boolean,
-  ) {}
-
-  /**
-   * Keeps a chunk: a Buffer as it is, an ArrayBuffer (a transport's reused memory) copied.
-   * Returns the refusal when it would pass the limit or the budget, and then keeps nothing.
-   */
-  add(chunk: Buffer | ArrayBuffer): AppError | undefined {
-    const n = chunk.byteLength;
-    const refused = this.size + n > this.limit ? bodyTooLarge(this.limit) : this.take(n) ? undefined : bodiesFull();
-    if (refused) {
-      this.chunks = [];
-      return refused;
-    }
-    this.size += n;
-    this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(new Uint8Array(chunk).slice()));
-    return undefined;
-  }
-
-  /** The body so far, in one buffer. */
-  bytes(): Buffer {
-    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
-  }
-
-  /** Forgets what was kept (the budget is given back when the exchange settles). */
-  drop(): void {
-    this.chunks = [];
-  }
-}
-
-function bodiesFull(): AppError {
-  return new AppError('rate_limited', "The node's memory budget for request bodies is exhausted; retry later", {}, 1);
-}
 
 function repliesFull(): AppError {
   return new AppError('rate_limited', "The node's memory budget for replies being sent is exhausted; retry later", {}, 1);
@@ -247,6 +185,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
       return true;
     });
     body = io.readBody(sink, state, gate);
+    if (ctx.bodyPace) body = keepPace(body, sink, ctx.bodyPace);
     // Unobserved rejections (a handler that never reads its body) must not crash the process.
     body.catch(() => undefined);
   }
@@ -332,7 +271,8 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
           ctx.metrics.storageErrors.inc({ backend: outageBackend(err) ?? 'mongodb' });
           ctx.clientLog.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
         }
-        finish(errorAnswer(appErr), appErr.code === 'too_large' || (refusedByGate && bodyPending));
+        // The rest of a body refused as too large or too slow is not read: the connection closes.
+        finish(errorAnswer(appErr), appErr.code === 'too_large' || appErr.code === 'request_timeout' || (refusedByGate && bodyPending));
       },
     );
   }

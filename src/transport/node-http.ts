@@ -8,7 +8,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { normalizeAddress } from '../http/client-address';
 import { AppError } from '../errors';
-import { serveExchange, type BodySink, type ExchangeState, type HttpContext } from '../http/exchange';
+import { serveExchange, type ExchangeState, type HttpContext } from '../http/exchange';
+import type { BodySink } from '../http/request-body';
 import { BUFFER_CHUNK_BYTES, bufferBody, isStreamBody, type Reply, type StreamBody } from '../http/router';
 
 /**

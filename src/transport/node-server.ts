@@ -43,8 +43,10 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
   // Node's own defaults let a connection that sends nothing, or headers a byte at a time,
   // hold its socket for minutes (120 s for a handshake; 60 s for headers, checked every 30 s).
   const idleMs = hub.settings.http.idleTimeoutS * 1000;
-  // Node refuses a headers timeout over the request timeout (300 s unless set).
-  const timeouts: http.ServerOptions = { headersTimeout: idleMs, requestTimeout: Math.max(300_000, idleMs), connectionsCheckingInterval: Math.min(1000, idleMs) };
+  // Node's request timeout (300 s unless set) would cut an honest slow upload short, and it
+  // answers without the error catalog's body: bodies keep their pace in the exchange instead
+  // (http.bodyGraceS, http.minBodyBytesPerSecond), as on uws. 0 turns it off.
+  const timeouts: http.ServerOptions = { headersTimeout: idleMs, requestTimeout: 0, connectionsCheckingInterval: Math.min(1000, idleMs) };
   const server = o.tls.enabled
     ? https.createServer({ ...timeouts, handshakeTimeout: idleMs, cert: fs.readFileSync(o.chainFile!), key: fs.readFileSync(o.tls.key), passphrase: o.tls.passphrase || undefined, minVersion: MIN_TLS_VERSION, ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS, honorCipherOrder: true })
     : http.createServer(timeouts);

@@ -12,7 +12,8 @@
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { AppError } from '../errors';
-import { serveExchange, type BodySink, type ExchangeState, type HttpContext } from '../http/exchange';
+import { serveExchange, type ExchangeState, type HttpContext } from '../http/exchange';
+import type { BodySink } from '../http/request-body';
 import { isStreamBody, type Reply, type StreamBody } from '../http/router';
 import { normalizeAddress } from '../http/client-address';
 
