@@ -49,6 +49,12 @@ export const CORE_SCHEMA = {
       default: 1024,
       env: 'SC_CORE_MAX_FILE_NAMES_PER_STREAM',
     },
+    fileNameCacheNames: {
+      doc: "Most file names a process caches of the streams that commit through it, all streams together, so a commit whose names the stream already has does not read the stream document (core.maxFileNamesPerStream). Cores choose the names (up to 128 characters each): the bound is by names, about 250 bytes each at most, 64 MiB with the default. Least recently committing streams are dropped first; a dropped stream's next commit reads its names again.",
+      format: 'positive-int',
+      default: 262144,
+      env: 'SC_CORE_FILE_NAME_CACHE_NAMES',
+    },
     maxSocketsPerAddress: {
       doc: 'Most open core sockets per client address (IPv4, or IPv6 /64) per process; further upgrades get 429 rate_limited. Large NATs may need more.',
       format: 'positive-int',

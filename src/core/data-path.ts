@@ -10,6 +10,7 @@
 import { MessageError } from '../errors';
 import { commitCheckpoint, pagePartitions } from '../store/commit';
 import { commitWindowMs } from '../store/abandoned';
+import type { FileNameCache } from '../store/name-budget';
 import type { ProgressCounters } from '../store/progress';
 import type { Logger } from '../telemetry/log';
 import type { AssignmentDeps } from './assignment';
@@ -31,6 +32,8 @@ export interface DataPathHost extends Pick<AssignmentDeps, 'settings' | 'metrics
   readonly memory: MemoryBudget;
   /** Counts each commit's frames per target (the dashboard's rates). */
   readonly progress: Pick<ProgressCounters, 'count'>;
+  /** The file names of recently committing streams (core.fileNameCacheNames). */
+  readonly fileNames: FileNameCache;
 }
 
 /** A reply of the data path, as the session sends it. */
@@ -88,7 +91,7 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
     try {
       const frameFiles = buffer && buffered > 0 ? await buffer.drain() : [];
       return await commitCheckpoint(host.db, host.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
-        maxFileNames: host.settings.core.maxFileNamesPerStream,
+        names: { max: host.settings.core.maxFileNamesPerStream, cache: host.fileNames },
         commitWindowMs: commitWindowMs(host.settings),
         fence: a.fence,
       });

@@ -32,6 +32,7 @@ import { assignmentCaps } from './limits';
 import { processRunning } from './process-alive';
 import { SeedCache } from './seed-cache';
 import { CreditWriter } from '../store/credit';
+import { FileNameCache } from '../store/name-budget';
 import type { ReliabilityGuard } from './reliability-guard';
 
 /** Everything sessions share. */
@@ -87,6 +88,8 @@ export class CoreHub implements SessionHost {
   readonly memory: MemoryBudget;
   /** Seed files by content (core.seedCacheBytes). */
   readonly seeds: SeedCache;
+  /** The file names of recently committing streams (core.fileNameCacheNames). */
+  readonly fileNames: FileNameCache;
   /** Fragments and donor credit of ended activations, by group commit (donors.credit*). */
   readonly credit: CreditWriter;
   readonly byStream = new AssignmentRegistry();
@@ -132,6 +135,7 @@ export class CoreHub implements SessionHost {
       miss: () => d.metrics.seedCacheLookups.inc({ result: 'miss' }),
       bytes: (held) => d.metrics.seedCacheBytes.set(held),
     });
+    this.fileNames = new FileNameCache(d.settings.core.fileNameCacheNames);
     this.credit = new CreditWriter(d.db, {
       batchMax: d.settings.donors.creditBatchMax,
       maxQueued: d.settings.donors.creditMaxQueued,

@@ -20,7 +20,7 @@ import { commitPartition, stampedAt, writePartition, type NamedBytes } from './p
 import { commitPoint, countStreamError, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
 import type { StreamDoc } from '../model';
-import { checkFileNames } from './name-budget';
+import { checkFileNames, type FileNameCache } from './name-budget';
 
 /** Outcome of a commit. */
 /** What a commit did: the committed frames after it, and the partition it wrote (none when nothing was buffered). */
@@ -28,9 +28,10 @@ export type CommitResult = { ok: true; frames: number; partitionId?: string } | 
 
 /**
  * Commits buffered frames and checkpoint files as partition `committed + bufferedFrames`.
- * A checkpoint with nothing buffered changes nothing. `limits.maxFileNames` bounds the
- * stream's distinct file names (`too_large` past it, nothing written); `limits.fence` is the
- * writer's fencing token (default 0: a stream never resumed).
+ * A checkpoint with nothing buffered changes nothing. `limits.names` bounds the stream's
+ * distinct file names (`too_large` past `max`, nothing written; the names it has come from
+ * `cache` when it holds them); `limits.fence` is the writer's fencing token (default 0: a
+ * stream never resumed).
  */
 export async function commitCheckpoint(
   db: Db,
@@ -40,10 +41,10 @@ export async function commitCheckpoint(
   bufferedFrames: number,
   frameFiles: NamedBytes[],
   checkpointFiles: NamedBytes[],
-  limits: { maxFileNames?: number; commitWindowMs?: number; fence?: number } = {},
+  limits: { names?: { max: number; cache: FileNameCache }; commitWindowMs?: number; fence?: number } = {},
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
-  if (limits.maxFileNames !== undefined) await checkFileNames(db, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.maxFileNames, files.durable.maxTimeMS);
+  if (limits.names) await checkFileNames(db, limits.names.cache, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.names.max, files.durable.maxTimeMS);
   const doc = await writePartition(db, files, streamId, committed + bufferedFrames, frameFiles, checkpointFiles);
   // Past its window the janitor may judge this partition abandoned (store/abandoned.ts): do
   // not send a commit point that could land after the partition was removed.

@@ -5,35 +5,100 @@
  * making the stream uncommittable. A commit that would pass the bound is refused with
  * `too_large` before anything is written.
  *
- * The names a stream already has are cached per process (they only grow while it exists);
- * a commit whose names are all known costs nothing, and only unknown names read the stream
- * document again (another process may have committed them meanwhile).
+ * The names a stream already has are cached per process ({@link FileNameCache}; they only
+ * grow while it exists); a commit whose names are all known costs nothing, and only unknown
+ * names read the stream document again (another process may have committed them meanwhile).
  */
 import type { Db } from 'mongodb';
 import { AppError } from '../errors';
 import type { StreamDoc } from '../model';
 
-const MAX_STREAMS = 10_000;
-const known = new Map<string, Set<string>>();
+/**
+ * The file names of recently committing streams, at most `maxNames` names in all
+ * (core.fileNameCacheNames): cores choose the names (up to 128 characters, up to
+ * core.maxFileNamesPerStream per stream), so the cache is bounded by names, not streams. The
+ * least recently checked streams go first; a stream whose names alone pass the bound is not
+ * kept (its commits read its document).
+ */
+export class FileNameCache {
+  /** Map order is use order: the first entry is the least recently checked stream. */
+  private readonly streams = new Map<string, Set<string>>();
+  private held = 0;
+
+  constructor(private readonly maxNames: number) {}
+
+  /** Names cached now, all streams together. */
+  get size(): number {
+    return this.held;
+  }
+
+  /** The stream's names, if cached (it becomes the most recently used). */
+  get(streamId: string): Set<string> | undefined {
+    const names = this.streams.get(streamId);
+    if (names) {
+      this.streams.delete(streamId);
+      this.streams.set(streamId, names);
+    }
+    return names;
+  }
+
+  /** Caches the stream's names (the set may grow later by {@link add}). */
+  set(streamId: string, names: Set<string>): void {
+    this.forget(streamId);
+    if (names.size > this.maxNames) return;
+    this.makeRoom(names.size);
+    this.streams.set(streamId, names);
+    this.held += names.size;
+  }
+
+  /** Adds names to a cached stream's set. */
+  add(streamId: string, names: Iterable<string>): void {
+    const have = this.streams.get(streamId);
+    if (!have) return;
+    for (const n of names) {
+      if (have.has(n)) continue;
+      have.add(n);
+      this.held++;
+    }
+    if (this.held > this.maxNames) {
+      // This stream is the most recent: make room from the others, or let it go too.
+      this.forget(streamId);
+      if (have.size <= this.maxNames) this.set(streamId, have);
+    }
+  }
+
+  private forget(streamId: string): void {
+    const names = this.streams.get(streamId);
+    if (!names) return;
+    this.streams.delete(streamId);
+    this.held -= names.size;
+  }
+
+  private makeRoom(needed: number): void {
+    for (const [id, names] of this.streams) {
+      if (this.held + needed <= this.maxNames) return;
+      this.streams.delete(id);
+      this.held -= names.size;
+    }
+  }
+}
 
 /**
  * Resolves when committing these names keeps the stream within `max` distinct names;
  * throws `too_large` otherwise. A missing stream passes (the commit itself reports it).
  */
-export async function checkFileNames(db: Db, streamId: string, names: Iterable<string>, max: number, maxTimeMS?: number): Promise<void> {
+export async function checkFileNames(db: Db, cache: FileNameCache, streamId: string, names: Iterable<string>, max: number, maxTimeMS?: number): Promise<void> {
   const wanted = new Set(names);
-  let have = known.get(streamId);
-  if (have && [...wanted].every((n) => have!.has(n))) return;
+  const cached = cache.get(streamId);
+  if (cached && [...wanted].every((n) => cached.has(n))) return;
   const doc = await db.collection<StreamDoc>('streams').findOne({ _id: streamId }, { projection: { frameFiles: 1, checkpointFiles: 1 }, ...(maxTimeMS ? { maxTimeMS } : {}) });
   if (!doc) return;
-  have = new Set([...(doc.frameFiles ?? []), ...(doc.checkpointFiles ?? [])]);
-  if (known.size >= MAX_STREAMS) known.delete(known.keys().next().value!);
-  known.delete(streamId);
-  known.set(streamId, have);
+  const have = new Set([...(doc.frameFiles ?? []), ...(doc.checkpointFiles ?? [])]);
+  cache.set(streamId, have);
   let total = have.size;
   for (const n of wanted) if (!have.has(n)) total++;
   if (total > max) {
     throw new AppError('too_large', `This checkpoint would give the stream ${total} distinct file names; at most ${max} (max_file_names_per_stream)`);
   }
-  for (const n of wanted) have.add(n);
+  cache.add(streamId, wanted);
 }
