@@ -108,7 +108,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const pool = new Pool(db, leases, log);
   const streams = new Streams(db, files, leases, bus);
   const targets = new TargetCache(db, bus, settings.core.targetCacheMs, log);
-  const guard = new ReliabilityGuard(new ReliabilityStore(storage.redis, prefix, settings.reliability), new BlockStore(db), bus, log, settings.reliability.refreshMs);
+  const guard = new ReliabilityGuard(new ReliabilityStore(storage.redis, prefix, settings.reliability), new BlockStore(db, settings.mongodb.opTimeoutMs), bus, log, settings.reliability.refreshMs);
   const ownSeeds = opts.seedCacheDir === undefined ? openSeedCacheDir(settings.core) : undefined;
   const seedCacheDir = opts.seedCacheDir ?? ownSeeds;
   const hub = new CoreHub({ settings, db, files, leases, streams, targets, live, progress, bus, log, metrics, nodeId: NODE_ID, guard, seedCacheDir });

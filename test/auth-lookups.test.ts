@@ -42,7 +42,7 @@ t.test('30 requests at once with a token this server has not looked up: one look
 });
 
 t.test('an address owes at most a minute of failures', async (t) => {
-  const auth = new FailedAuth(30);
+  const auth = new FailedAuth(30, 1000);
   for (let i = 0; i < 500; i++) auth.fail('10.0.0.2');
   const err = (() => {
     try {

@@ -86,6 +86,8 @@ t.test('bad values name the key, the problem and the expected format', async (t)
     [{ SC_PORT: '8443x' }, /server\.port .*value was "8443x"/],
     [{ SC_MAX_CONNECTIONS: '0x20' }, /server\.maxConnections .*value was "0x20"/],
     [{ SC_WORKERS: '2.5' }, /server\.workers .*value was "2\.5"/],
+    // uWS takes at most 960 s of silence (twice the heartbeat): more would be cut short unsaid.
+    [{ SC_CORE_HEARTBEAT_S: '481' }, /core\.heartbeatS .*Expected: an integer from 1 to 480/],
   ];
   for (const [env, re] of cases) {
     t.throws(() => loadConfig({ env }), re, JSON.stringify(env));

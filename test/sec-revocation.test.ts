@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import Redis from 'ioredis';
 import t from 'tap';
 import { EngineKeys } from '../src/auth/engine-keys';
+import { hashToken } from '../src/auth/tokens';
 import { Bus } from '../src/store/bus';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { eventually, memoryLogger } from './helpers/server';
@@ -59,7 +60,7 @@ t.test('a lookup that raced a revocation is not cached', async (t) => {
   const keys = new EngineKeys(heldDb, bus, 60_000, 100);
   const revocations = (): number => (keys as unknown as { generation: number }).generation;
   const k = await newKey('race');
-  const pending = keys.lookup(k.key);
+  const pending = keys.lookup(hashToken(k.key));
   await read;
   await db.collection('engine_keys').updateOne({ _id: k.id as never }, { $set: { revokedAt: new Date() } });
   const before = revocations();
@@ -67,7 +68,7 @@ t.test('a lookup that raced a revocation is not cached', async (t) => {
   await eventually(async () => revocations() > before, 5000, 'the revocation reached the key cache');
   release();
   t.match(await pending, { keyId: k.id }, 'the racing lookup itself saw the key as valid');
-  t.equal(await keys.lookup(k.key), null, 'but its answer was not cached: the next lookup reads MongoDB again and finds it revoked');
+  t.equal(await keys.lookup(hashToken(k.key)), null, 'but its answer was not cached: the next lookup reads MongoDB again and finds it revoked');
 });
 
 t.test('a revocation that cannot be announced answers 503 unavailable; the retry closes the sockets', async (t) => {

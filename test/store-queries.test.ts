@@ -304,7 +304,7 @@ t.test('an empty id list is answered without a query (a round trip saved; Ferret
   // each can come with nothing to look up (an empty page, no expired lease, no key in use).
   t.same([...(await commitPoints(store.db, [])).keys()], [], 'commitPoints');
   t.same(await queuedStreams(store.db, []), [], 'queuedStreams');
-  t.same(await revokedEngineKeys(store.db, []), [], 'revokedEngineKeys');
+  t.same(await revokedEngineKeys(store.db, [], 5000), [], 'revokedEngineKeys');
   t.same(sent, [], 'no command sent');
   await commitPoints(store.db, ['s1']);
   t.equal(sent.length, 1, 'a list with an id is one query (the listener works)');

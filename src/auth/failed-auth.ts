@@ -36,9 +36,9 @@ export class FailedAuth {
 
   /**
    * @param perMinute failures an address may have per minute (burst as large)
-   * @param maxEntries addresses tracked; the least recently failing are forgotten first
+   * @param maxEntries addresses tracked (auth.cacheMaxEntries); the least recently failing are forgotten first
    */
-  constructor(private readonly perMinute: number, private readonly maxEntries = 100_000) {
+  constructor(private readonly perMinute: number, private readonly maxEntries: number) {
     this.perMs = perMinute / 60_000;
   }
 

@@ -41,11 +41,11 @@ export class Auth {
 
   /**
    * @param ttlMs how long a lookup (found or not) is reused
-   * @param maxEntries cache size bound; the oldest entries go first
+   * @param maxEntries bound of the lookup cache, and of the addresses the failure budget tracks; the oldest entries go first
    * @param failuresPerMinute failed authentications allowed per client address per minute (auth.failuresPerMinute)
    */
   constructor(private readonly db: Db, private readonly bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number, failuresPerMinute = 30) {
-    this.failures = new FailedAuth(failuresPerMinute);
+    this.failures = new FailedAuth(failuresPerMinute, maxEntries);
     this.recentlyValid = new RecentlyValid(maxEntries);
     bus.on('auth.invalidate', ({ tokenHash }) => {
       this.generation++;

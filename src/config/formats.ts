@@ -97,6 +97,18 @@ convict.addFormat({
   coerce: digits,
 });
 
+/**
+ * Core heartbeat seconds: uWS takes a socket's idle timeout (twice the heartbeat) only up to
+ * 960 s, so a longer heartbeat would be cut short silently on the uws transport.
+ */
+convict.addFormat({
+  name: 'heartbeat-seconds',
+  validate(value: unknown) {
+    if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 480) throw new Error('must be an integer from 1 to 480');
+  },
+  coerce: digits,
+});
+
 convict.addFormat({
   name: 'write-concern',
   validate(value: unknown) {

@@ -181,7 +181,7 @@ export const CONNECTION_SCHEMA = {
       env: 'SC_MONGODB_COMMIT_JOURNAL',
     },
     opTimeoutMs: {
-      doc: 'Server-side time limit (maxTimeMS) of commit-path operations: a slow write fails instead of landing minutes later (after the janitor judged its partition abandoned).',
+      doc: 'Server-side time limit (maxTimeMS) of commit-path operations: a slow write fails instead of landing minutes later (after the janitor judged its partition abandoned). Also bounds the sweeps that read engine-key revocations and admin blocks.',
       format: 'positive-int',
       default: 20000,
       env: 'SC_MONGODB_OP_TIMEOUT_MS',

@@ -8,8 +8,8 @@ import { KIB, MIB } from './units';
 export const CORE_SCHEMA = {
   core: {
     heartbeatS: {
-      doc: 'Seconds between WebSocket pings to cores; a socket silent for twice this is closed (uWS rounds to 4 s steps).',
-      format: 'positive-int',
+      doc: 'Seconds between WebSocket pings to cores; a socket silent for twice this is closed (uWS rounds to 4 s steps, and takes at most 960 s of silence: hence at most 480).',
+      format: 'heartbeat-seconds',
       default: 30,
       env: 'SC_CORE_HEARTBEAT_S',
     },

@@ -134,7 +134,7 @@ export const schema = {
       env: 'SC_AUTH_CACHE_TTL_S',
     },
     cacheMaxEntries: {
-      doc: 'Most token lookups cached per process.',
+      doc: 'Most token and engine-key lookups cached per process, and most client addresses whose failed authentications it tracks (auth.failuresPerMinute; the least recently failing address is forgotten first).',
       format: 'positive-int',
       default: 100000,
       env: 'SC_AUTH_CACHE_MAX_ENTRIES',

@@ -168,6 +168,7 @@ export function formatName(format: unknown): string {
     case 'workers': return 'an integer ≥ 1 or "auto"';
     case 'positive-int': return 'an integer ≥ 1';
     case 'nat': return 'an integer ≥ 0';
+    case 'heartbeat-seconds': return 'an integer from 1 to 480';
     case 'ip-list': return 'a list of IP addresses or CIDR ranges (comma-separated in env)';
     case 'host-port-list': return 'a list of host:port (comma-separated in env)';
     case 'malloc-library': return '"auto", "glibc" or an absolute path';

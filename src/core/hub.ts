@@ -148,7 +148,7 @@ export class CoreHub implements SessionHost {
       void this.byStream.get(streamId)?.serverStop(reason);
     });
     this.idle = new IdleAssignments(this, d.settings.core.maxIdleAssignmentS * 1000);
-    this.revocations = new Revocations(d.bus, d.db, this, d.log, Math.max(60_000, d.settings.auth.cacheTtlS * 3000));
+    this.revocations = new Revocations(d.bus, d.db, this, d.log, Math.max(60_000, d.settings.auth.cacheTtlS * 3000), d.settings.mongodb.opTimeoutMs);
   }
 
   /** Number of open sessions. */

@@ -29,6 +29,7 @@ export class Revocations {
   /**
    * @param rememberMs how long a revocation is remembered for late upgrades: longer than any
    *   upgrade's key lookup can take (the lookup cache TTL is the bound)
+   * @param maxTimeMS server-side time limit of the sweep's query (mongodb.opTimeoutMs)
    */
   constructor(
     bus: Bus,
@@ -36,6 +37,7 @@ export class Revocations {
     private readonly hub: RevocationTarget,
     private readonly log: Logger,
     private readonly rememberMs: number,
+    private readonly maxTimeMS: number,
   ) {
     bus.on('engine-key.revoked', ({ keyId }) => this.revoked(keyId));
   }
@@ -66,7 +68,7 @@ export class Revocations {
   async sweep(): Promise<string[]> {
     const ids = [...new Set(this.hub.keyIds())];
     if (ids.length === 0) return [];
-    const gone = await revokedEngineKeys(this.db, ids);
+    const gone = await revokedEngineKeys(this.db, ids, this.maxTimeMS);
     for (const k of gone) this.revoked(k);
     return gone;
   }

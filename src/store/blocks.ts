@@ -39,15 +39,16 @@ export function canonicalRange(value: string): string {
 
 /** The `blocks` collection. */
 export class BlockStore {
-  constructor(private readonly db: Db) {}
+  /** @param maxTimeMS server-side time limit of its reads (mongodb.opTimeoutMs) */
+  constructor(private readonly db: Db, private readonly maxTimeMS: number) {}
 
   private get col() {
     return this.db.collection<BlockDoc>('blocks');
   }
 
   /** Every block (the list is small: an admin tool, not a reputation database). */
-  all(maxTimeMS = 5000): Promise<BlockDoc[]> {
-    return this.col.find({}, { sort: { createdAt: 1 }, maxTimeMS }).toArray();
+  all(): Promise<BlockDoc[]> {
+    return this.col.find({}, { sort: { createdAt: 1 }, maxTimeMS: this.maxTimeMS }).toArray();
   }
 
   /** Adds a block, or returns the existing one for the same kind and value. */

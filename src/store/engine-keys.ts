@@ -36,8 +36,8 @@ export async function revokeEngineKey(db: Db, id: string): Promise<EngineKeyDoc 
   return (await collection(db).findOneAndUpdate({ _id: id, revokedAt: null }, { $set: { revokedAt: new Date() } })) ?? (await collection(db).findOne({ _id: id }));
 }
 
-/** Which of `ids` are revoked (one query, bounded by `maxTimeMS`, default 5000 ms). */
-export async function revokedEngineKeys(db: Db, ids: string[], maxTimeMS = 5000): Promise<string[]> {
+/** Which of `ids` are revoked (one query, bounded by `maxTimeMS`: mongodb.opTimeoutMs). */
+export async function revokedEngineKeys(db: Db, ids: string[], maxTimeMS: number): Promise<string[]> {
   if (ids.length === 0) return [];
   const gone = await collection(db).find({ _id: { $in: ids }, revokedAt: { $ne: null } }, { projection: { _id: 1 }, maxTimeMS }).toArray();
   return gone.map((k) => k._id);

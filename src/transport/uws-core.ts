@@ -175,7 +175,8 @@ export function coreBehavior(deps: CoreEndpoint, connections: ConnectionLimit): 
     maxPayloadLength: c.maxMessageBytes * 2,
     maxBackpressure: maxBackpressureBytes(hub.settings),
     closeOnBackpressureLimit: true,
-    idleTimeout: Math.min(960, c.heartbeatS * 2),
+    // core.heartbeatS is at most 480 (config/formats.ts): uWS's limit is 960 s.
+    idleTimeout: c.heartbeatS * 2,
     sendPingsAutomatically: true,
     compression: 0,
 

@@ -58,7 +58,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       handler: async ({ query }, d) => {
         if ((query.donor === undefined) === (query.address === undefined)) throw new AppError('bad_request', 'Give exactly one of donor= or address=');
         const store = new ReliabilityStore(d.redis, d.settings.redis.keyPrefix, d.settings.reliability);
-        const blocks = new Blocklist(new BlockStore(d.db));
+        const blocks = new Blocklist(new BlockStore(d.db, d.settings.mongodb.opTimeoutMs));
         await blocks.reload();
         if (query.donor !== undefined) {
           const r = await store.read('donor', query.donor);
@@ -83,7 +83,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
         503: 'Storage unavailable, or stored but Redis did not take the announcement; retry',
       },
       handler: async ({ body, principal }, d) => {
-        const { block, created } = await new BlockStore(d.db).add(body.kind, body.value, body.reason ?? '', principal.name);
+        const { block, created } = await new BlockStore(d.db, d.settings.mongodb.opTimeoutMs).add(body.kind, body.value, body.reason ?? '', principal.name);
         await announce(d);
         d.log.info({ block: block._id, kind: block.kind, value: block.value, by: principal.name }, 'block added');
         return ok(blockView(block), created ? 201 : 200);
@@ -96,7 +96,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       summary: 'List the blocks',
       access: ['admin'],
       responses: { 200: { description: 'Blocks, oldest first', schema: BLOCKS } },
-      handler: async (_, d) => ok({ blocks: (await new BlockStore(d.db).all()).map(blockView) }),
+      handler: async (_, d) => ok({ blocks: (await new BlockStore(d.db, d.settings.mongodb.opTimeoutMs).all()).map(blockView) }),
     }),
     route({
       method: 'DELETE',
@@ -108,7 +108,7 @@ export function reliabilityRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
       responses: { 204: { description: 'Removed' } },
       errors: { 404: 'No such block', 503: 'Storage unavailable, or removed but Redis did not take the announcement; retry' },
       handler: async ({ params }, d) => {
-        if (!(await new BlockStore(d.db).remove(params.id))) throw new AppError('not_found', `No block ${params.id}`);
+        if (!(await new BlockStore(d.db, d.settings.mongodb.opTimeoutMs).remove(params.id))) throw new AppError('not_found', `No block ${params.id}`);
         await announce(d);
         d.log.info({ block: params.id }, 'block removed');
         return { status: 204 };
