@@ -47,7 +47,7 @@ t.test('a large message leaves in fragments, and what is sent meanwhile follows 
   const wss = new WebSocketServer({ server, perMessageDeflate: false });
   const big = Buffer.from(JSON.stringify({ type: 'assignment', files: { 'state.xml': crypto.randomBytes(150 * 1024).toString('base64') } }));
   wss.on('connection', (ws) => {
-    const socket = new NodeCoreSocket(ws, 64 * 1024 * 1024, new UnsentBytes());
+    const socket = new NodeCoreSocket(ws, 64 * 1024 * 1024, new UnsentBytes(), 64 * 1024);
     socket.sendEncoded(() => big);
     socket.send({ type: 'after', n: 1 });
     socket.sendEncoded(() => big);

@@ -132,6 +132,8 @@ for (const transport of ['uws', 'node'] as const) {
       s.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: coordinator.core.v1\r\nAuthorization: Bearer ${key}\r\n\r\n`);
       await ended;
       t.match(answer, /^HTTP\/1\.1 (401|404)/, `${what}: refused`);
+      // Both transports answer with the error catalog's body (node once sent a bare 404).
+      t.match(answer, path === '/core/v1' ? /"code":"unauthorized"/ : /"code":"not_found"/, `${what}: the catalog's JSON error`);
       await eventually(async () => (await open()) === 1, 5000, `${what}: the connection no longer counted`);
       t.pass(`${what}: the server closed it and stopped counting it`);
     }

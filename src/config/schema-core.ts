@@ -175,6 +175,12 @@ export const CORE_SCHEMA = {
       default: 64 * MIB,
       env: 'SC_CORE_MIN_BACKPRESSURE_BYTES',
     },
+    unreadRepliesBytes: {
+      doc: "Bytes of its own replies a core socket may leave unread and still be taken for one that reads: more than an honest core has waiting, but an assignment being written. Past it, a core that sends anything while the process holds more than memory.unsentBytes is closed (its answer would only add to them), and any close of such a socket is made at once, without the close handshake it would not read (uWS and ws would otherwise hold the socket and its bytes until the handshake timed out).",
+      format: 'positive-int',
+      default: 64 * 1024,
+      env: 'SC_CORE_UNREAD_REPLIES_BYTES',
+    },
     maxUnsentBeforeAssignBytes: {
       doc: 'An assign or resume is refused (rate_limited, retry_after_s 1) while the socket holds more than this many bytes of earlier replies not yet taken by the core: a core that does not read cannot make the node hold assignment after assignment (each carries its seed files) up to core.minBackpressureBytes.',
       format: 'positive-int',

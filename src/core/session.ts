@@ -28,13 +28,6 @@ import { assignmentEncoder, type MessageEncoder } from './assignment-message';
 
 /** Random bytes of a session id (16 base64url characters). */
 const SESSION_ID_BYTES = 12;
-/**
- * Unread replies past which a core is taken for one that does not read (bytes): more than any
- * honest core has waiting but an assignment being written. Such a core that keeps sending while
- * the process holds more than memory.unsentBytes is closed, and the transports close such a
- * socket without the close handshake it would not read.
- */
-export const UNREAD_REPLIES_BYTES = 64 * 1024;
 
 /** What a session needs from its process (the hub provides it). */
 export interface SessionHost extends AssignmentDeps, DataPathHost {
@@ -111,7 +104,7 @@ export class CoreSession {
     // A core that sends but does not read, while the process holds more unread replies than
     // memory.unsentBytes: whatever it asks, its answer would only add to them.
     // This socket's count first: it is seldom past the bound, and the process's is a sum.
-    if (this.socket.unsentBytes() > UNREAD_REPLIES_BYTES && this.hub.memory.used('unsent') > this.hub.settings.memory.unsentBytes) {
+    if (this.socket.unsentBytes() > this.hub.settings.core.unreadRepliesBytes && this.hub.memory.used('unsent') > this.hub.settings.memory.unsentBytes) {
       this.close(1013, 'replies not read while this node holds too many; try again later');
       return;
     }

@@ -140,17 +140,18 @@ export async function decideUpgrade(deps: CoreEndpoint, headers: UpgradeHeaders,
     const e = toAppError(err);
     if (e.code === 'internal') deps.hub.log.error({ err, remote }, 'core upgrade failed');
     deps.hub.upgradeLog.info({ remote, status: e.status, code: e.code }, 'core upgrade refused');
-    return {
-      ok: false,
-      remote,
-      refusal: {
-        status: e.status,
-        statusLine: `${e.status} ${STATUS_CODES[e.status] ?? 'Unknown'}`,
-        headers: { 'content-type': 'application/json; charset=utf-8', ...errorHeaders(e) },
-        body: errorBody(e),
-      },
-    };
+    return { ok: false, remote, refusal: refusalOf(e) };
   }
+}
+
+/** The HTTP answer to an upgrade refused with `e`: its status and the catalog's JSON error body. */
+export function refusalOf(e: AppError): Refusal {
+  return {
+    status: e.status,
+    statusLine: `${e.status} ${STATUS_CODES[e.status] ?? 'Unknown'}`,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...errorHeaders(e) },
+    body: errorBody(e),
+  };
 }
 
 /** A socket's session has opened: registers it with the hub, logs it and sends the welcome. */

@@ -10,7 +10,7 @@
  */
 import { WebSocket } from 'ws';
 import { newBuffer, type MessageEncoder } from '../core/assignment-message';
-import { UNREAD_REPLIES_BYTES, type CoreSocket } from '../core/session';
+import type { CoreSocket } from '../core/session';
 
 /** Largest piece of a message written at once (bytes); one TLS record holds 16 KiB. */
 export const FRAGMENT_BYTES = 16 * 1024;
@@ -43,11 +43,13 @@ export class NodeCoreSocket implements CoreSocket {
    * @param ws the open socket
    * @param maxBackpressure bytes of unsent replies after which a core that does not read is dropped
    * @param unsent the transport's total, which this socket's unsent bytes are part of
+   * @param unreadRepliesBytes unsent bytes past which a close skips the handshake (core.unreadRepliesBytes)
    */
   constructor(
     private readonly ws: WebSocket,
     private readonly maxBackpressure: number,
     private readonly unsent: UnsentBytes,
+    private readonly unreadRepliesBytes: number,
   ) {}
 
   /**
@@ -105,7 +107,7 @@ export class NodeCoreSocket implements CoreSocket {
     this.ws.close(code, reason);
     // Behind unread replies the close frame would never be read, and ws would hold the
     // socket and its bytes for its 30 s close timeout.
-    if (this.unsentBytes() > UNREAD_REPLIES_BYTES) this.ws.terminate();
+    if (this.unsentBytes() > this.unreadRepliesBytes) this.ws.terminate();
   }
 
   unsentBytes(): number {

@@ -9,7 +9,8 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { normalizeAddress } from '../http/client-address';
-import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type Refusal } from './core-socket';
+import { AppError } from '../errors';
+import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, refusalOf, type Refusal } from './core-socket';
 import { NodeCoreSocket, UnsentBytes } from './node-core-socket';
 import { PartialMessages } from './node-partial-messages';
 import { serveNodeHttp } from './node-http';
@@ -122,7 +123,8 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
     const deciding = setTimeout(() => socket.destroy(), 3 * idleMs).unref();
     socket.once('close', () => clearTimeout(deciding));
     if (path !== '/core/v1') {
-      abortUpgrade(socket, 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n', idleMs);
+      // Answered as the router answers any unknown path (uWS routes such an upgrade there).
+      abortUpgrade(socket, refusal(refusalOf(new AppError('not_found', `No route for ${path}`))), idleMs);
       return;
     }
     const peer = normalizeAddress(req.socket.remoteAddress ?? '');
@@ -141,7 +143,7 @@ export async function startNodeTransport(o: TransportOptions): Promise<Transport
         becameCore(req);
         const delivered = partial.track(ws, socket);
         alive.set(ws, true);
-        const coreSocket = new NodeCoreSocket(ws, maxBackpressure, unsent);
+        const coreSocket = new NodeCoreSocket(ws, maxBackpressure, unsent, c.unreadRepliesBytes);
         // Node empties a socket's queue without telling ws: its count is brought down then.
         socket.on('drain', () => coreSocket.recount());
         const session = openSession(o.core, coreSocket, decision.identity);

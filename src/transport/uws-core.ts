@@ -9,7 +9,7 @@
 import type uws from 'uWebSockets.js';
 import { normalizeAddress } from '../http/client-address';
 import type { MessageBuffer, MessageEncoder } from '../core/assignment-message';
-import { UNREAD_REPLIES_BYTES, type CoreSession, type CoreSocket } from '../core/session';
+import type { CoreSession, CoreSocket } from '../core/session';
 import { headerList } from './uws-headers';
 import type { CoreIdentity } from '../model';
 import { chooseSubprotocol, closeSession, decideUpgrade, maxBackpressureBytes, openSession, type CoreEndpoint } from './core-socket';
@@ -43,7 +43,7 @@ function dataOf(ws: CoreWs): SocketData {
 interface Queued {
   /** Messages in order: JSON text, or what encodes it (written then). */
   out: Array<string | MessageEncoder>;
-  /** A close queued behind `out`; `now`: without the close handshake (see {@link UNREAD_REPLIES_BYTES}). */
+  /** A close queued behind `out`; `now`: without the close handshake (core.unreadRepliesBytes). */
   closeWith?: { code: number; reason: string; now?: boolean };
 }
 
@@ -137,7 +137,11 @@ let opening: CoreWs | undefined;
 
 /** A session's side of its uWS socket: every write but the welcome goes through the outbox. */
 class UwsCoreSocket implements CoreSocket {
-  constructor(private readonly ws: CoreWs) {}
+  /** @param unreadRepliesBytes unsent bytes past which a close skips the handshake (core.unreadRepliesBytes) */
+  constructor(
+    private readonly ws: CoreWs,
+    private readonly unreadRepliesBytes: number,
+  ) {}
 
   send(message: Record<string, unknown>): void {
     if (dataOf(this.ws).state !== 'open') return;
@@ -155,7 +159,7 @@ class UwsCoreSocket implements CoreSocket {
     data.state = 'closing';
     // Behind unread replies the close frame would never be read, and uWS would hold the socket
     // and its bytes until its close timed out.
-    outbox.end(this.ws, code, reason, this.ws.getBufferedAmount() > UNREAD_REPLIES_BYTES);
+    outbox.end(this.ws, code, reason, this.ws.getBufferedAmount() > this.unreadRepliesBytes);
   }
 
   unsentBytes(): number {
@@ -217,7 +221,7 @@ export function coreBehavior(deps: CoreEndpoint, connections: ConnectionLimit): 
       const data = ws.getUserData();
       opening = ws;
       try {
-        data.session = openSession(deps, new UwsCoreSocket(ws), data.identity);
+        data.session = openSession(deps, new UwsCoreSocket(ws, hub.settings.core.unreadRepliesBytes), data.identity);
       } finally {
         opening = undefined;
       }
