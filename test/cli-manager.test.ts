@@ -289,6 +289,14 @@ t.test('the manager workflow from the command line', async (t) => {
   await t.rejects(direct.download(`/v1/streams/${s2}/frames/nope.dcd`, path.join(outOther, '.big.dcd.part'), { resume: true }), 'a file the stream lacks: refused');
   t.same(fs.readdirSync(outOther).filter((n) => n.startsWith('.big.dcd.')), [], "the other stream's partial file and its record are gone");
   t.match((await run(['streams', 'download', s2, '--out', outOther, '--json'])).json(), [{ resumed_from: 0 }], 'the retry starts from the beginning');
+  // A partial download an earlier version left under the old names, with its record: taken over and resumed.
+  const outOld = path.join(tmp, 'outOld');
+  fs.mkdirSync(outOld);
+  fs.writeFileSync(path.join(outOld, 'big.dcd.part'), Buffer.concat(big).subarray(0, 1000));
+  fs.writeFileSync(path.join(outOld, 'big.dcd.part.source'), `/v1/streams/${s2}/frames/big.dcd\n`);
+  t.match((await run(['streams', 'download', s2, '--out', outOld, '--json'])).json(), [{ bytes: 3 * MIB, resumed_from: 1000 }], 'an old-style partial file is resumed');
+  t.same(fs.readdirSync(outOld), ['big.dcd'], 'and its old names are gone');
+  t.same(fs.readFileSync(path.join(outOld, 'big.dcd')), Buffer.concat(big));
   t.same(fs.readFileSync(path.join(outOther, 'big.dcd')), Buffer.concat(big));
 
   // On a terminal (a pseudo-terminal from util-linux `script`) a progress bar runs on stderr.

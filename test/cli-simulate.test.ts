@@ -75,6 +75,7 @@ t.test('a stream stopped by its manager under a core: the core goes on with anot
   t.equal(c.errors, 0, 'no core ended on it');
   t.equal(c.takenBack, 2, 'both assignments taken back are counted');
   t.ok(c.assignments >= 3, `the core asked for another stream each time (${c.assignments} assignments)`);
+  await framesCountedOnce(t, c, own);
 });
 
 /** Waits until a core works on one of the target's streams. */
@@ -126,6 +127,26 @@ t.test('a socket cut under a core: it reconnects, resumes its stream and goes on
   t.equal(c.reconnects, 1, 'one reconnect');
   t.equal(c.assignments, 1, 'the stream was resumed, not assigned again');
   t.ok(c.commits > 0, `${c.commits} commits`);
+  await framesCountedOnce(t, c, own);
+});
+
+t.test('a socket cut while a slow core waits between messages: the client resumes on its own, and the frames it lost are not counted', async (t) => {
+  const own = await f.target();
+  await f.stream(own);
+  const proxy = await cuttableProxy(f.ts.server.port);
+  t.teardown(() => proxy.close());
+  const url = f.wsUrl.replace(/:\d+\//, `:${proxy.port}/`);
+  // A message every 2 s, a checkpoint every 2 frames: the cut falls half a second after the
+  // first frame past the first checkpoint, and the client has resumed long before the next
+  // message, so no request of the core fails; that frame is lost with the socket.
+  const running = run(0.5, { url, targetId: own, durationS: 12, checkpointEvery: 2, checkpointsPerAssignment: 1000 });
+  await eventually(async () => (await f.api<{ streams: Array<{ frames: number }> }>('GET', `/v1/targets/${own}/streams`, f.manager)).streams[0]?.frames === 2, 15_000, 'the first checkpoint');
+  await new Promise((r) => setTimeout(r, 2500));
+  proxy.cut();
+  const c = await running;
+  t.equal(c.errors, 0, 'no core ended on it');
+  t.equal(c.reconnects, 1, 'the reconnect is counted though no request failed');
+  t.equal(c.assignments, 1, 'the stream was resumed');
   await framesCountedOnce(t, c, own);
 });
 

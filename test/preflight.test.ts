@@ -39,6 +39,11 @@ t.test('TLS off only on loopback or behind a named proxy', async (t) => {
   t.equal(plain('127.0.0.1').ok, true, 'loopback: a proxy on this machine');
   t.equal(plain('::1').ok, true);
   t.equal(plain('0.0.0.0', ['10.0.0.5']).ok, true, 'the TLS-terminating proxy named');
+  t.equal(plain('0.0.0.0', ['10.0.0.0/24']).ok, true, 'or its range');
+  // A proxy on this machine does not shield a listener on every interface: it should listen on loopback.
+  const local = plain('0.0.0.0', ['127.0.0.1', '::1']);
+  t.equal(local.ok, false, 'proxies named only on this machine');
+  t.match(local.detail, /names only this machine: 127\.0\.0\.1, ::1/);
 });
 
 t.test('preflight command: all green on the stack', async (t) => {

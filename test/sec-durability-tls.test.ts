@@ -81,6 +81,7 @@ t.test('a loud warning when TLS is off and the listener is not on loopback', asy
   const proxied = plaintextWarning(false, '10.1.2.3', ['10.1.2.1']);
   t.match(proxied, /TLS is off .* server\.trustProxy \(10\.1\.2\.1\)/, 'behind a named proxy: the softer warning naming it');
   t.notMatch(proxied, /TLS IS OFF/);
+  t.match(plaintextWarning(false, '0.0.0.0', ['127.0.0.1']), /TLS IS OFF/, 'a proxy on this machine does not shield every interface: the loud warning');
   const plain = await startTestServer({ 'tls.cert': '', 'tls.key': '', 'tls.ca': '' });
   t.teardown(() => plain.close());
   t.notOk(plain.rawLog().includes('TLS IS OFF'), 'a plain-HTTP test server on 127.0.0.1 does not warn');

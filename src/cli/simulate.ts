@@ -40,8 +40,9 @@ interface Counters {
   sessions: number;
   assignments: number;
   /**
-   * Frames sent and not lost: those buffered when a socket dropped were discarded by the
-   * server, and the core sends new ones after its resume, so they are taken off again.
+   * Frames sent and not lost: those buffered when the socket dropped or the server took the
+   * stream back were discarded by the server (the core sends new ones), so they are taken off
+   * again. At the end of a run this is what the streams committed.
    */
   frames: number;
   commits: number;
@@ -52,7 +53,7 @@ interface Counters {
   refused: number;
   /** Assignments the server took back (a manager stopped or deleted the stream); the core asks for another. */
   takenBack: number;
-  /** Requests that failed because the socket dropped (a node restarting or draining); the core waited for its reconnect and went on. */
+  /** Times the client reconnected after its socket dropped (a node restarting or draining, a network cut): it resumed its stream and the core went on. */
   reconnects: number;
   commitMs: number[];
 }
@@ -85,8 +86,43 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
   const oneCore = async (i: number): Promise<void> => {
     const client = new CoreClient({ url: o.url, engineKey: o.engineKey, ...(o.donorToken ? { donorToken: o.donorToken } : {}), ...(ca ? { ca } : {}) });
     client.on('error', () => undefined);
+    /** The assignment in hand: checkpoints and frames committed, frames sent since its last checkpoint. */
+    const current = { checkpoints: 0, committed: 0, sent: 0 };
+    const countCommit = (frames: number, ms: number | undefined): void => {
+      if (ms !== undefined) c.commitMs.push(ms);
+      c.commits++;
+      current.checkpoints++;
+      current.committed = frames;
+      current.sent = 0;
+    };
+    // The server discards the frames a stream has buffered when it takes the stream back or the
+    // socket closes (the client then reconnects and resumes on its own, between two requests
+    // or under one): they are not counted, and the core sends new ones.
+    const lose = (): void => {
+      c.frames -= current.sent;
+      c.bytes -= current.sent * payload.length;
+      current.sent = 0;
+    };
+    let dropped: { sent: number; committed: number } | undefined;
     client.on('stop', (e: { reconnect: boolean }) => {
-      if (!e.reconnect) c.takenBack++;
+      // server_shutdown: the socket closes next, and the stream is resumed.
+      if (e.reconnect) return;
+      c.takenBack++;
+      lose();
+    });
+    client.on('disconnect', () => {
+      dropped = { sent: current.sent, committed: current.committed };
+      lose();
+    });
+    client.on('reconnect', () => c.reconnects++);
+    client.on('resumed', (a: { frames: number }) => {
+      // A checkpoint whose reply the drop lost may have committed: the resumed stream says so.
+      if (dropped && dropped.sent > 0 && a.frames > dropped.committed) {
+        c.frames += dropped.sent;
+        c.bytes += dropped.sent * payload.length;
+        countCommit(a.frames, undefined);
+      }
+      dropped = undefined;
     });
     try {
       await client.connect();
@@ -114,15 +150,6 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         }
       }
     };
-    /** The assignment in hand: checkpoints and frames committed, frames sent since its last checkpoint. */
-    const current = { checkpoints: 0, committed: 0, sent: 0 };
-    const countCommit = (frames: number, ms: number | undefined): void => {
-      if (ms !== undefined) c.commitMs.push(ms);
-      c.commits++;
-      current.checkpoints++;
-      current.committed = frames;
-      current.sent = 0;
-    };
     /**
      * After a request failed with `disconnected` (the node restarted or drained): waits until the
      * client has reconnected (to another node behind the same address) and resumed its stream,
@@ -131,23 +158,15 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
      */
     const reconnected = async (err: unknown): Promise<boolean> => {
       if (!(err instanceof CoreError && err.code === 'disconnected' && running)) return false;
-      c.reconnects++;
       await Promise.race([client.reconnected(), whenStopped]);
-      // A checkpoint whose reply the drop lost may have committed: the resumed stream says so.
-      const resumedFrames = client.assignment?.frames;
-      if (resumedFrames !== undefined && resumedFrames > current.committed && current.sent > 0) countCommit(resumedFrames, undefined);
-      else {
-        c.frames -= current.sent;
-        c.bytes -= current.sent * payload.length;
-      }
-      current.sent = 0;
       return true;
     };
     /** One assignment's frames, checkpoints and stop, until done or the server takes it back. */
     const work = async (): Promise<void> => {
       // Resumed: its checkpoints so far count, and the frames since the last one are sent anew.
       while (running && current.checkpoints < o.checkpointsPerAssignment && client.assignment) {
-        for (let k = current.sent; running && k < o.checkpointEvery && client.assignment; k++) {
+        // Reads `current.sent` each time: a drop or a stop under the loop sets it back to 0.
+        while (running && current.sent < o.checkpointEvery && client.assignment) {
           await paced(() => client.sendFrames([{ name: 'frames.xtc', data: payload }], 1));
           current.sent++;
           c.frames++;

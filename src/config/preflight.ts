@@ -185,7 +185,7 @@ export function checkPlaintext(settings: Settings): CheckResult {
   return {
     name: 'TLS',
     ok: false,
-    detail: `off (tls.cert, tls.key and tls.ca are empty) and the listener on ${host} is reachable from other machines, with no TLS-terminating proxy named: tokens and engine keys would travel in clear`,
+    detail: `off (tls.cert, tls.key and tls.ca are empty) and the listener on ${host} is reachable from other machines, with no TLS-terminating proxy on another machine named${trustProxy.length > 0 ? ` (server.trustProxy names only this machine: ${trustProxy.join(', ')})` : ''}: tokens and engine keys would travel in clear`,
     fix: 'set tls.cert, tls.key and tls.ca; or name the proxy that terminates TLS in server.trustProxy; or listen on 127.0.0.1 behind a proxy on this machine',
   };
 }

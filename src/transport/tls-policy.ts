@@ -32,17 +32,20 @@ export function isLoopbackHost(host: string): boolean {
 
 /**
  * Who can reach a listener that speaks plain HTTP: only this machine (`loopback`); other
- * machines, but through the TLS-terminating proxies named in server.trustProxy, which must be
- * the only way in (`behind-proxy`); or anyone, so bearer tokens and engine keys would cross the
- * network in clear (`exposed`). Preflight refuses to start an exposed listener, and the server
- * warns at start-up about both kinds that are not loopback.
+ * machines, but through the TLS-terminating proxies on other machines named in
+ * server.trustProxy, which must be the only way in (`behind-proxy`); or anyone, so bearer
+ * tokens and engine keys would cross the network in clear (`exposed`). Proxies named only on
+ * this machine do not make a listener on other addresses `behind-proxy`: it should listen on
+ * loopback. Preflight refuses to start an exposed listener, and the server warns at start-up
+ * about both kinds that are not loopback.
  */
 export type PlaintextExposure = 'loopback' | 'behind-proxy' | 'exposed';
 
 /** {@link PlaintextExposure} of a plain-HTTP listener on `host` with these trusted proxies. */
 export function plaintextExposure(host: string, trustProxy: readonly string[]): PlaintextExposure {
   if (isLoopbackHost(host)) return 'loopback';
-  return trustProxy.length > 0 ? 'behind-proxy' : 'exposed';
+  // An entry is an address or a CIDR range (config format ip-list).
+  return trustProxy.some((p) => !isLoopbackHost(p.split('/')[0]!)) ? 'behind-proxy' : 'exposed';
 }
 
 /**

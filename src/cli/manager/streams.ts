@@ -169,6 +169,7 @@ async function download(ctx: Ctx, args: string[]): Promise<void> {
     const final = path.join(dir, name);
     // Hidden: no stream's file name starts with a dot, so no file of the stream is taken for it.
     const partial = path.join(dir, `.${name}.part`);
+    if (resume) adoptOldPartial(final, partial, url);
     const bar = progressBar(ctx.o, name);
     let r;
     try {
@@ -303,3 +304,19 @@ export const streams: Resource = {
     }
   },
 };
+
+/**
+ * Takes over a partial download an earlier version of the CLI left as `<name>.part` beside its record
+ * `<name>.part.source`, when the record names exactly this download (a stream's own files of
+ * those names would not hold that line): it is renamed to the hidden names and resumed.
+ */
+function adoptOldPartial(final: string, partial: string, url: string): void {
+  const [oldPart, oldSource] = [`${final}.part`, `${final}.part.source`];
+  try {
+    if (fs.existsSync(partial) || fs.readFileSync(oldSource, 'utf8') !== `${url}\n`) return;
+    fs.renameSync(oldPart, partial);
+    fs.renameSync(oldSource, `${partial}.source`);
+  } catch {
+    // No old partial, or not one of this download's: nothing to take over.
+  }
+}
