@@ -198,10 +198,16 @@ export const schema = {
       env: 'SC_STORAGE_JANITOR_INTERVAL_S',
     },
     janitorPageSize: {
-      doc: 'Documents the janitor reads per query (a pass reads up to 5,000 partitions and 5,000 stream change records, a page at a time). The embedded store (FerretDB) reads whole documents whatever the projection, inline frames included, so this bounds its memory per query: a page of 100 partitions with 1 MiB of inline frames each is 100 MiB.',
+      doc: 'Documents the janitor reads per query (a pass reads up to storage.janitorMaxPerPass partitions and as many stream change records, a page at a time). The embedded store (FerretDB) reads whole documents whatever the projection, inline frames included, so this bounds its memory per query: a page of 100 partitions with 1 MiB of inline frames each is 100 MiB.',
       format: 'positive-int',
       default: 100,
       env: 'SC_STORAGE_JANITOR_PAGE_SIZE',
+    },
+    janitorMaxPerPass: {
+      doc: 'Most partitions, and most stream change records, one janitor pass reads (committed ones included: every commit writes one). A deployment that commits more than this many per storage.janitorIntervalS falls behind and leaves abandoned partitions on disk ever longer; the default keeps up with about 330 commits a second at the default interval.',
+      format: 'positive-int',
+      default: 20000,
+      env: 'SC_STORAGE_JANITOR_MAX_PER_PASS',
     },
     janitorLagS: {
       doc: 'Seconds a partition or a stream change record must exist before the janitor may act on it: longer than any commit or stream creation takes.',

@@ -58,6 +58,7 @@ export class Janitor {
    *   under way (storage.janitorLagS)
    * @param pageSize documents read per query (storage.janitorPageSize): the embedded store
    *   reads whole documents, projection or not, so this bounds its memory per query
+   * @param maxPerPass documents of each collection one pass reads (storage.janitorMaxPerPass)
    */
   constructor(
     private readonly db: Db,
@@ -67,6 +68,7 @@ export class Janitor {
     private readonly log: Logger,
     private readonly lagMs: number,
     private readonly pageSize = 100,
+    private readonly maxPerPass = 20_000,
   ) {
     this.prefix = `${prefix}janitor:`;
   }
@@ -78,7 +80,7 @@ export class Janitor {
    */
   async passInTurn(turnMs: number): Promise<{ partitions: number; streams: number } | null> {
     const mine = await this.redis.set(`${this.prefix}turn`, '1', 'PX', turnMs, 'NX');
-    return mine === 'OK' ? this.pass() : null;
+    return mine === 'OK' ? this.pass(this.maxPerPass) : null;
   }
 
   /**
@@ -88,7 +90,7 @@ export class Janitor {
    * partition removed here cannot be committed any more. Returns how many partitions it
    * removed, and how many streams' interrupted creations or deletions it finished.
    */
-  async pass(limit = 5000, now?: number): Promise<{ partitions: number; streams: number }> {
+  async pass(limit = this.maxPerPass, now?: number): Promise<{ partitions: number; streams: number }> {
     now ??= await storeNow(this.db);
     const to = now - this.lagMs;
     const partitions = await this.walk<PartitionHead>('partitions', to, limit, { _id: 1, streamId: 1, n: 1, createdAt: 1 }, (page) => this.removePartitions(page, to));
