@@ -1,7 +1,9 @@
 /**
  * The one error catalog. Every error the service reports — over HTTP or on a core's
  * WebSocket — has a stable `code` listed here, with the HTTP status it maps to and a
- * one-line description that docs/errors.md repeats (a test keeps the two in step).
+ * one-line description that docs/errors.md repeats (a test keeps the two in step). The
+ * server's own closes of a core socket are listed here too ({@link CLOSES}), with their
+ * WebSocket close code and reason.
  */
 import { isStorageOutage } from './store/outage';
 
@@ -46,6 +48,35 @@ export const ERRORS = {
   unavailable: { status: 503, doc: 'Storage (MongoDB or Redis) is unreachable; retry later. Committed data is intact.', retryAfterS: 5 },
   internal: { status: 500, doc: 'An unexpected server error; it is logged with the request id.' },
 } as const satisfies Record<string, ErrorSpec>;
+
+/** One way the server closes a core socket. */
+export interface CloseSpec {
+  /** WebSocket close code (RFC 6455 §7.4). */
+  readonly code: number;
+  /** The close frame's reason text: stable, cores may match it. */
+  readonly reason: string;
+  /** What it means and what a core should do, for the docs. */
+  readonly doc: string;
+}
+
+/**
+ * Every close of a core socket the server makes itself (a refused upgrade is an HTTP answer
+ * with an {@link ERRORS} code instead). Reasons are part of the wire contract: never reword one.
+ */
+export const CLOSES = {
+  server_shutdown: { code: 1001, reason: 'server shutdown', doc: 'The node is stopping; the assignment is kept: reconnect (to another node behind the same address) and `resume`.' },
+  rate_limit_exceeded: { code: 1008, reason: 'rate limit exceeded', doc: 'More than 2 × `core.messagesPerSecond` messages refused in a row.' },
+  too_many_bad_messages: { code: 1008, reason: 'too many bad messages', doc: '`core.maxProtocolErrors` `bad_request` or `bad_checksum` errors on this socket.' },
+  engine_key_revoked: { code: 1008, reason: 'engine key revoked', doc: "An admin revoked the socket's engine key; do not reconnect with it." },
+  blocked: { code: 1008, reason: 'blocked', doc: 'An admin blocked the donor, engine key or address range (`/v1/blocks`).' },
+  message_too_large: { code: 1009, reason: 'message too large', doc: 'A message over `core.maxMessageBytes` (uws: one over twice that is cut off at the TCP level, seen as 1006).' },
+  memory_budget: { code: 1013, reason: 'memory budget exhausted; try again later', doc: 'Messages queued behind a slow one passed `memory.sessionQueueBytes` or the process budget; reconnect and `resume`.' },
+  replies_unread: { code: 1013, reason: 'replies not read while this node holds too many; try again later', doc: 'The core sent a message with more than `core.unreadRepliesBytes` of its replies unread while the process held more than `memory.unsentBytes`; closed without the handshake (often seen as 1006). Read replies; reconnect and `resume`.' },
+  partial_messages: { code: 1013, reason: 'partial messages over their memory share; try again later', doc: 'Messages received in part, all sockets of the process together, passed `memory.partialMessagesBytes` (on uws the vendored build closes with the same code and reason); reconnect and `resume`.' },
+} as const satisfies Record<string, CloseSpec>;
+
+/** A server close of a core socket from {@link CLOSES}. */
+export type CloseName = keyof typeof CLOSES;
 
 /** A stable error code from {@link ERRORS}. */
 export type ErrorCode = keyof typeof ERRORS;

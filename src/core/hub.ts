@@ -22,7 +22,8 @@ import type { ProgressCounters } from '../store/progress';
 import type { Logger } from '../telemetry/log';
 import { ClientLog } from '../telemetry/client-log';
 import type { Metrics } from '../telemetry/metrics';
-import { REVOKED_CLOSE, Revocations } from './revocations';
+import { Revocations } from './revocations';
+import { CLOSES } from '../errors';
 import { AddressSockets } from './address-sockets';
 import { AssignmentRegistry } from './assignment-registry';
 import { IdleAssignments } from './idle-assignments';
@@ -164,7 +165,7 @@ export class CoreHub implements SessionHost {
     this.perAddress.add(session.who.remote);
     this.guard.opened(session, socket);
     // Its key was revoked while the upgrade was in flight (after the lookup, before the open).
-    if (this.revocations.isRevoked(session.who.keyId)) socket.close(REVOKED_CLOSE.code, REVOKED_CLOSE.reason);
+    if (this.revocations.isRevoked(session.who.keyId)) socket.close(CLOSES.engine_key_revoked.code, CLOSES.engine_key_revoked.reason);
   }
 
   /** Closes every session of an engine key (revocation); returns how many. */
@@ -172,7 +173,7 @@ export class CoreHub implements SessionHost {
     let n = 0;
     for (const [session, socket] of this.sessions) {
       if (session.who.keyId !== keyId) continue;
-      socket.close(REVOKED_CLOSE.code, REVOKED_CLOSE.reason);
+      socket.close(CLOSES.engine_key_revoked.code, CLOSES.engine_key_revoked.reason);
       n++;
     }
     return n;
@@ -269,7 +270,7 @@ export class CoreHub implements SessionHost {
     const deadline = Date.now() + timeoutMs;
     const all = [...this.sessions];
     await settledBy(Promise.all(all.map(([session]) => session.serverStop('server_shutdown'))), deadline);
-    for (const [, socket] of all) socket.close(1001, 'server shutdown');
+    for (const [, socket] of all) socket.close(CLOSES.server_shutdown.code, CLOSES.server_shutdown.reason);
     // The uWS transport writes queued replies and closes on the next turn of the event loop.
     await new Promise((resolve) => setImmediate(resolve));
     // Sessions whose socket closed, before the shutdown or just now, may still be recording

@@ -10,16 +10,13 @@
  * bus, so they act on every node within a second.
  */
 import type { Bus } from '../store/bus';
-import { AppError, MessageError } from '../errors';
+import { AppError, CLOSES, MessageError } from '../errors';
 import type { CoreIdentity } from '../model';
 import { addressKey } from '../auth/address-key';
 import { zero, type Counts, type RecordKind, type ReliabilityEvent, type ReliabilityStore } from '../store/reliability';
 import type { BlockDoc, BlockStore } from '../store/blocks';
 import type { Logger } from '../telemetry/log';
 import { Blocklist } from './blocklist';
-
-/** WebSocket close code and reason for the sockets of a blocked donor, key or range (docs/protocol.md). */
-export const BLOCKED_CLOSE = { code: 1008, reason: 'blocked' } as const;
 
 /** A tracked session: its identity and how to close its socket. */
 interface Tracked {
@@ -80,7 +77,7 @@ export class ReliabilityGuard {
 
   /** Closes a session that just opened if a block applies to it (it raced the block). */
   opened(session: Tracked, socket: Closer): void {
-    if (this.blocklist.match(session.who)) socket.close(BLOCKED_CLOSE.code, BLOCKED_CLOSE.reason);
+    if (this.blocklist.match(session.who)) socket.close(CLOSES.blocked.code, CLOSES.blocked.reason);
   }
 
   /** Throws 403 `blocked` when a block applies to an upgrading core. */
@@ -122,7 +119,7 @@ export class ReliabilityGuard {
     for (const [s, socket] of this.sessions) {
       if (!this.blocklist.match(s.who)) continue;
       // The hub forgets the session when its socket reports the close.
-      socket.close(BLOCKED_CLOSE.code, BLOCKED_CLOSE.reason);
+      socket.close(CLOSES.blocked.code, CLOSES.blocked.reason);
       n++;
     }
     if (n > 0) this.log.info({ sockets: n }, 'closed the sockets of blocked cores');

@@ -9,9 +9,6 @@ import type { Bus } from '../store/bus';
 import { revokedEngineKeys } from '../store/engine-keys';
 import type { Logger } from '../telemetry/log';
 
-/** WebSocket close code and reason for a revoked key's sockets (docs/protocol.md). */
-export const REVOKED_CLOSE = { code: 1008, reason: 'engine key revoked' } as const;
-
 /** What the watcher needs from the hub. */
 export interface RevocationTarget {
   /** Closes every session of the key; returns how many. */

@@ -8,7 +8,7 @@
  * session are handled strictly in order (a promise chain), so a checkpoint's commit finishes
  * before the next message is looked at.
  */
-import { MessageError, toAppError, type ErrorCode } from '../errors';
+import { CLOSES, MessageError, toAppError, type CloseName, type ErrorCode } from '../errors';
 import { recordStreamError } from '../store/commit';
 import type { CreditWriter } from '../store/credit';
 import type { ReliabilityGuard } from './reliability-guard';
@@ -105,13 +105,13 @@ export class CoreSession {
     // memory.unsentBytes: whatever it asks, its answer would only add to them.
     // This socket's count first: it is seldom past the bound, and the process's is a sum.
     if (this.socket.unsentBytes() > this.hub.settings.core.unreadRepliesBytes && this.hub.memory.used('unsent') > this.hub.settings.memory.unsentBytes) {
-      this.close(1013, 'replies not read while this node holds too many; try again later');
+      this.close('replies_unread');
       return;
     }
     // A message waiting behind a slow one is held in memory: past the budgets, close with
     // 1013 (PROTOCOL "try again later"; the core resumes) rather than queue without bound.
     if (!this.hub.memory.admitQueued(this.queuedBytes, data.length)) {
-      this.close(1013, 'memory budget exhausted; try again later');
+      this.close('memory_budget');
       return;
     }
     this.queuedBytes += data.length;
@@ -155,14 +155,15 @@ export class CoreSession {
     const verdict = this.rate.take();
     if (verdict === 'ok') return true;
     this.hub.metrics.messages.inc({ type: 'rate_limited' });
-    if (verdict === 'exceeded') this.close(1008, 'rate limit exceeded');
+    if (verdict === 'exceeded') this.close('rate_limit_exceeded');
     else this.error(peekRequestId(data, isBinary), 'rate_limited', `At most ${this.hub.settings.core.messagesPerSecond} messages per second`, { retry_after_s: 1 });
     return false;
   }
 
-  private close(code: number, reason: string): void {
+  private close(why: CloseName): void {
     if (this.closed) return;
     this.closed = true;
+    const { code, reason } = CLOSES[why];
     this.hub.clientLog.warn({ session: this.id, code, reason, remote: this.who.remote }, 'closing core socket');
     this.socket.close(code, reason);
   }
@@ -195,7 +196,7 @@ export class CoreSession {
       this.error(id, e.code, e.message, extra);
       if (e.code === 'bad_request' || e.code === 'bad_checksum') {
         this.hub.guard.record(this.who, 'protocol_errors');
-        if (++this.protocolErrors >= this.hub.settings.core.maxProtocolErrors) this.close(1008, 'too many bad messages');
+        if (++this.protocolErrors >= this.hub.settings.core.maxProtocolErrors) this.close('too_many_bad_messages');
       }
     }
   }

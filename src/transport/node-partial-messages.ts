@@ -9,6 +9,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { CLOSES } from '../errors';
 
 /** A client's control frame header: 2 bytes, then the 4-byte mask (payloads are at most 125 bytes). */
 const CLIENT_CONTROL_HEADER_BYTES = 6;
@@ -65,7 +66,7 @@ export class PartialMessages {
       if (this.held > this.limit) {
         // The close frame, no more reading, and the socket gone (with what ws held of it) once
         // the frame is out, rather than after ws's close handshake.
-        ws.close(1013, 'partial messages over their memory share; try again later');
+        ws.close(CLOSES.partial_messages.code, CLOSES.partial_messages.reason);
         socket.pause();
         socket.once('finish', () => socket.destroy());
         socket.end();

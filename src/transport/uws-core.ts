@@ -7,6 +7,7 @@
  * await needs the vendored build's cork fix (vendor/uWebSockets.js/BUILD.md, "The one patch").
  */
 import type uws from 'uWebSockets.js';
+import { CLOSES } from '../errors';
 import { normalizeAddress } from '../http/client-address';
 import type { MessageBuffer, MessageEncoder } from '../core/assignment-message';
 import type { CoreSession, CoreSocket } from '../core/session';
@@ -233,7 +234,7 @@ export function coreBehavior(deps: CoreEndpoint, connections: ConnectionLimit): 
       if (message.byteLength > c.maxMessageBytes) {
         hub.clientLog.warn({ session: data.session?.id, bytes: message.byteLength }, 'message over core.maxMessageBytes; closing');
         data.state = 'closing';
-        outbox.end(ws, 1009, 'message too large');
+        outbox.end(ws, CLOSES.message_too_large.code, CLOSES.message_too_large.reason);
         return;
       }
       // uWS reuses `message` after this callback: copy it before anything asynchronous.
