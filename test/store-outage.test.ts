@@ -6,8 +6,7 @@ import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import t from 'tap';
 import { ERRORS, toAppError } from '../src/errors';
-import { withTimeout } from '../src/store/mongo';
-import { isStorageOutage, outageBackend } from '../src/store/outage';
+import { isStorageOutage, outageBackend, withTimeout } from '../src/store/outage';
 import { freePort } from '../src/provision/exec';
 
 async function caught(p: Promise<unknown>): Promise<unknown> {
@@ -42,8 +41,9 @@ t.test('Redis unreachable', async (t) => {
 
 t.test('our own deadlines name their store', async (t) => {
   const never = new Promise<never>(() => undefined);
-  t.equal(outageBackend(await caught(withTimeout(never, 10, 'Redis'))), 'redis');
-  t.equal(outageBackend(await caught(withTimeout(never, 10, 'MongoDB'))), 'mongodb');
+  t.equal(outageBackend(await caught(withTimeout(never, 10, 'redis'))), 'redis');
+  t.equal(outageBackend(await caught(withTimeout(never, 10, 'mongodb', 'a Redis-named MongoDB call'))), 'mongodb', 'by its type, not its text');
+  t.notOk(isStorageOutage(new Error('the job did not answer within 10 ms')), 'a message that only looks like a deadline is not one');
 });
 
 t.test('anything else is not an outage', async (t) => {

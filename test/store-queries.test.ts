@@ -8,7 +8,7 @@ import t from 'tap';
 import type { Document } from 'mongodb';
 import { revokedEngineKeys } from '../src/store/engine-keys';
 import { ensureIndexes, INDEXES } from '../src/store/indexes';
-import { withTimeout } from '../src/store/mongo';
+import { withTimeout } from '../src/store/outage';
 import { commitPoints, queuedStreams } from '../src/store/streams';
 import { useStoreDb } from './helpers/store';
 
@@ -315,9 +315,9 @@ t.test('an update command of 250 statements (a bulkWrite) answers, and the colle
   await donors.insertMany(Array.from({ length: 200 }, (_, i) => ({ _id: `d${i}`, frames: i })));
   const updates = Array.from({ length: 250 }, (_, i) => ({ updateOne: { filter: { _id: `d${i}` }, update: { $inc: { frames: 1000 } }, upsert: true } }));
   // Without the patch the command never answers: fail in seconds instead of at the file's timeout.
-  const first = await withTimeout(donors.bulkWrite(updates, { ordered: false }), 20_000, 'the first bulkWrite');
+  const first = await withTimeout(donors.bulkWrite(updates, { ordered: false }), 20_000, 'mongodb', 'the first bulkWrite');
   t.match(first, { matchedCount: 200, modifiedCount: 200, upsertedCount: 50 }, '200 updated, 50 inserted');
-  const second = await withTimeout(donors.bulkWrite(updates, { ordered: false }), 20_000, 'the second bulkWrite');
+  const second = await withTimeout(donors.bulkWrite(updates, { ordered: false }), 20_000, 'mongodb', 'the second bulkWrite');
   t.match(second, { matchedCount: 250, modifiedCount: 250, upsertedCount: 0 }, 'the next one too');
   const all = await donors.find({}, { sort: { _id: 1 } }).toArray();
   t.equal(all.length, 250);

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import { STORE_SCHEMA } from '../model';
 import { VERSION } from '../version';
-import { withTimeout } from './mongo';
+import { withTimeout } from './outage';
 import type { RedisClient } from './redis';
 import { targetKeys, targetsKey } from './target-keys';
 import { SharedAnswer } from './shared-answer';
@@ -263,8 +263,8 @@ export class LiveState {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await Promise.allSettled([
-      withTimeout(this.redis.zrem(this.nodesKey, node), 1000, 'Redis'),
-      withTimeout(this.redis.del(this.nodeKey(node)), 1000, 'Redis'),
+      withTimeout(this.redis.zrem(this.nodesKey, node), 1000, 'redis'),
+      withTimeout(this.redis.del(this.nodeKey(node)), 1000, 'redis'),
     ]);
   }
 }

@@ -2,6 +2,7 @@
  * MongoDB through the official driver, TLS only. The driver reconnects on its own; while
  * MongoDB is down operations fail after `mongodb.serverSelectionTimeoutMs` and /readyz says so.
  */
+import { withTimeout } from './outage';
 import { MongoClient, type Db, type ReadPreferenceMode } from 'mongodb';
 import { ConfigError, type Settings } from '../config/settings';
 
@@ -51,14 +52,5 @@ export function createMongo(settings: Settings): Mongo {
 
 /** Round trip to MongoDB; rejects when it does not answer within `timeoutMs`. */
 export async function pingMongo(mongo: Mongo, timeoutMs: number): Promise<void> {
-  await withTimeout(mongo.db.command({ ping: 1 }, { timeoutMS: timeoutMs }), timeoutMs, 'MongoDB');
-}
-
-/** Rejects with a timeout error naming `what` when `p` takes longer than `ms`. */
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  await withTimeout(mongo.db.command({ ping: 1 }, { timeoutMS: timeoutMs }), timeoutMs, 'mongodb');
 }

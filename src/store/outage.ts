@@ -1,7 +1,35 @@
 /**
  * The one decision whether an error means a store is unreachable (answered `unavailable`,
- * retried by clients) rather than a bug, and which store it was (for the storage-errors metric).
+ * retried by clients) rather than a bug, and which store it was (for the storage-errors metric);
+ * and our own deadline on a store call ({@link withTimeout}).
  */
+
+/** A store call that did not answer within our own deadline. */
+export class DeadlineError extends Error {
+  override readonly name = 'DeadlineError';
+
+  constructor(
+    /** The store that did not answer. */
+    readonly backend: 'mongodb' | 'redis',
+    /** What was asked, for the message. */
+    what: string,
+    ms: number,
+  ) {
+    super(`${what} did not answer within ${ms} ms`);
+  }
+}
+
+/**
+ * `p`, or a {@link DeadlineError} of `backend` when it takes longer than `ms` (the call itself
+ * is not cancelled). `what` names the call in the message (default: the store's name).
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, backend: 'mongodb' | 'redis', what = backend === 'redis' ? 'Redis' : 'MongoDB'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError(backend, what, ms)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
 
 /** Error class names the MongoDB driver and ioredis use for "cannot reach the server". */
 const MONGO_DOWN = new Set([
@@ -18,15 +46,13 @@ const REDIS_DOWN = new Set(['MaxRetriesPerRequestError']);
 const REDIS_DOWN_TEXT = /Connection is closed|Stream isn't writeable|Command timed out/;
 /** Redis Cluster or Sentinel in the middle of a failover (slots moving, no master yet, replica catching up). */
 const REDIS_FAILOVER_TEXT = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN|READONLY|LOADING|MASTERDOWN) |Too many Cluster redirections|Failed to refresh slots cache|All sentinels are unreachable/;
-/** Our own deadline on a store call (store/mongo.ts `withTimeout`). */
-const DEADLINE_TEXT = /did not answer within/;
 
 /** Which store an outage error comes from, or undefined when the error is not an outage. */
 export function outageBackend(err: unknown): 'mongodb' | 'redis' | undefined {
   if (!(err instanceof Error)) return undefined;
+  if (err instanceof DeadlineError) return err.backend;
   if (MONGO_DOWN.has(err.name)) return 'mongodb';
   if (REDIS_DOWN.has(err.name) || REDIS_DOWN_TEXT.test(err.message) || REDIS_FAILOVER_TEXT.test(err.message)) return 'redis';
-  if (DEADLINE_TEXT.test(err.message)) return /redis/i.test(err.message) ? 'redis' : 'mongodb';
   return undefined;
 }
 

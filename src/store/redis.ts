@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import type { Settings } from '../config/settings';
-import { withTimeout } from './mongo';
+import { withTimeout } from './outage';
 
 /** A Redis client in any mode. */
 export type RedisClient = Redis | Cluster;
@@ -63,5 +63,5 @@ export function createRedis(settings: Settings, name = 'stream-coordinator'): Re
 
 /** Round trip to Redis; rejects when it does not answer within `timeoutMs`. */
 export async function pingRedis(redis: RedisClient, timeoutMs: number): Promise<void> {
-  await withTimeout(redis.ping(), timeoutMs, 'Redis');
+  await withTimeout(redis.ping(), timeoutMs, 'redis');
 }

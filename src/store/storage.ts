@@ -4,7 +4,8 @@
  */
 import type { Settings } from '../config/settings';
 import type { Logger } from '../telemetry/log';
-import { createMongo, pingMongo, withTimeout, type Mongo } from './mongo';
+import { createMongo, pingMongo, type Mongo } from './mongo';
+import { withTimeout } from './outage';
 import { createRedis, pingRedis, type RedisClient } from './redis';
 
 /** Readiness of each backend: `null` when it answered, else the reason it did not. */
@@ -57,7 +58,7 @@ export class Storage {
   /** Closes both connections. */
   async close(): Promise<void> {
     // QUIT waits for a reply a dead or hung Redis never sends: bound it, then drop the socket.
-    const quit = withTimeout(this.redis.quit(), 1000, 'Redis QUIT').catch(() => this.redis.disconnect());
+    const quit = withTimeout(this.redis.quit(), 1000, 'redis', 'Redis QUIT').catch(() => this.redis.disconnect());
     await Promise.allSettled([this.mongo.client.close(), quit]);
   }
 }
