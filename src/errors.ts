@@ -140,7 +140,7 @@ export function isDocumentTooLarge(err: unknown): boolean {
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const e = isStorageOutage(err)
-    ? new AppError('unavailable', 'Storage is unavailable; retry later', { 'retry-after': String(ERRORS.unavailable.retryAfterS) })
+    ? new AppError('unavailable', 'Storage is unavailable; retry later')
     : isDocumentTooLarge(err)
       ? new AppError('too_large', 'The data would make a stored document larger than the store allows')
       : new AppError('internal', 'Internal server error');

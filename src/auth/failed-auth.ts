@@ -51,7 +51,7 @@ export class FailedAuth {
     const b = this.bucket(key, false);
     if (!b || b.tokens >= 1) return;
     const retry = Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000));
-    throw new AppError('rate_limited', `Too many failed authentications from this address; retry in ${retry} s`, { 'retry-after': String(retry) });
+    throw new AppError('rate_limited', `Too many failed authentications from this address; retry in ${retry} s`, {}, retry);
   }
 
   /**

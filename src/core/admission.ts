@@ -10,7 +10,7 @@ import type { CoreHub } from './hub';
 export async function admitCore<T>(hub: CoreHub, remote: string, identify: () => Promise<T>): Promise<T> {
   const max = hub.settings.core.maxSocketsPerAddress;
   if (hub.perAddress.count(remote) >= max) {
-    throw new AppError('rate_limited', `At most ${max} core sockets per client address on this node`, { 'retry-after': '30' });
+    throw new AppError('rate_limited', `At most ${max} core sockets per client address on this node`, {}, 30);
   }
   return identify();
 }

@@ -82,19 +82,6 @@ let counter = 0;
 const idPrefix = `${process.pid.toString(36)}-`;
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/**
- * An error's HTTP headers: its own, plus `Retry-After` when the error says when to retry
- * (an explicit header of its own wins). Upgrade refusals of core sockets use it too.
- */
-export function errorHeaders(err: AppError): Record<string, string> {
-  return err.retryAfterS === undefined ? err.headers : { 'retry-after': String(err.retryAfterS), ...err.headers };
-}
-
-function errorAnswer(err: AppError): Reply {
-  const reply = errorReply(err);
-  return { ...reply, headers: { ...reply.headers, ...errorHeaders(err) } };
-}
-
 
 function repliesFull(): AppError {
   return new AppError('rate_limited', "The node's memory budget for replies being sent is exhausted; retry later", {}, 1);
@@ -218,7 +205,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
     const held = method === 'HEAD' ? 0 : heldLength(reply.body);
     if (held > 0 && ctx.memory) {
       if (ctx.memory.tryTake('replies', held)) replyBytes = held;
-      else if (method === 'GET') reply = encoded(errorAnswer(repliesFull()));
+      else if (method === 'GET') reply = encoded(errorReply(repliesFull()));
       else {
         ctx.memory.take('replies', held);
         replyBytes = held;
@@ -250,7 +237,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   if (pre) finish(pre);
   else if (early) {
     // An unknown method's body, if any, is not read: the connection closes with the refusal.
-    finish(errorAnswer(early), early.code === 'too_large' || bodyPending || method === 'OTHER');
+    finish(errorReply(early), early.code === 'too_large' || bodyPending || method === 'OTHER');
   } else {
     let refusedByGate = false;
     const run = gate
@@ -272,7 +259,7 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
           ctx.clientLog.warn({ err: (err as Error).message, reqId: id, route }, 'storage unavailable');
         }
         // The rest of a body refused as too large or too slow is not read: the connection closes.
-        finish(errorAnswer(appErr), appErr.code === 'too_large' || appErr.code === 'request_timeout' || (refusedByGate && bodyPending));
+        finish(errorReply(appErr), appErr.code === 'too_large' || appErr.code === 'request_timeout' || (refusedByGate && bodyPending));
       },
     );
   }

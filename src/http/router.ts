@@ -100,11 +100,22 @@ export function json(status: number, value: unknown, headers: Record<string, str
   return { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers }, body: JSON.stringify(value) };
 }
 
-/** The reply for an error (PROTOCOL §3 body, catalog status). */
-export function errorReply(err: AppError): Reply {
+/**
+ * An error's HTTP headers: its own, plus `Retry-After` when the error says when to retry
+ * (an explicit header of its own wins).
+ */
+export function errorHeaders(err: AppError): Record<string, string> {
+  return err.retryAfterS === undefined ? err.headers : { 'retry-after': String(err.retryAfterS), ...err.headers };
+}
+
+/**
+ * The reply for an error (PROTOCOL §3 body, catalog status, {@link errorHeaders}): of every
+ * HTTP request, and of a refused core upgrade.
+ */
+export function errorReply(err: AppError): Reply & { body: string } {
   return {
     status: err.status,
-    headers: { 'content-type': 'application/json; charset=utf-8', ...err.headers },
+    headers: { 'content-type': 'application/json; charset=utf-8', ...errorHeaders(err) },
     body: errorBody(err),
   };
 }

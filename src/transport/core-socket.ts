@@ -6,10 +6,10 @@
  * (uws-core.ts for uWebSockets.js, node-server.ts for `ws`).
  */
 import { STATUS_CODES } from 'node:http';
-import { AppError, errorBody, toAppError } from '../errors';
+import { AppError, toAppError } from '../errors';
 import { bearer, hashToken } from '../auth/tokens';
 import { clientAddress } from '../http/client-address';
-import { errorHeaders } from '../http/exchange';
+import { errorReply } from '../http/router';
 import { CoreSession, type CoreSocket } from '../core/session';
 import { admitCore } from '../core/admission';
 import { SUBPROTOCOL } from '../core/protocol';
@@ -146,12 +146,8 @@ export async function decideUpgrade(deps: CoreEndpoint, headers: UpgradeHeaders,
 
 /** The HTTP answer to an upgrade refused with `e`: its status and the catalog's JSON error body. */
 export function refusalOf(e: AppError): Refusal {
-  return {
-    status: e.status,
-    statusLine: `${e.status} ${STATUS_CODES[e.status] ?? 'Unknown'}`,
-    headers: { 'content-type': 'application/json; charset=utf-8', ...errorHeaders(e) },
-    body: errorBody(e),
-  };
+  const { status, headers, body } = errorReply(e);
+  return { status, statusLine: `${status} ${STATUS_CODES[status] ?? 'Unknown'}`, headers: headers ?? {}, body };
 }
 
 /** A socket's session has opened: registers it with the hub, logs it and sends the welcome. */
