@@ -58,7 +58,7 @@ t.test('a lookup that raced a revocation is not cached', async (t) => {
         : (Reflect.get(target, prop) as unknown),
   });
   const keys = new EngineKeys(heldDb, bus, 60_000, 100);
-  const revocations = (): number => (keys as unknown as { generation: number }).generation;
+  const revocations = (): number => (keys as unknown as { keys: { generation: number } }).keys.generation;
   const k = await newKey('race');
   const pending = keys.lookup(hashToken(k.key));
   await read;

@@ -7,6 +7,7 @@ import { MongoClient } from 'mongodb';
 import t from 'tap';
 import { ERRORS, toAppError } from '../src/errors';
 import { isStorageOutage, outageBackend, withTimeout } from '../src/store/outage';
+import { errorReply } from '../src/http/router';
 import { freePort } from '../src/provision/exec';
 
 async function caught(p: Promise<unknown>): Promise<unknown> {
@@ -26,7 +27,8 @@ t.test('MongoDB unreachable', async (t) => {
   t.equal(outageBackend(err), 'mongodb', (err as Error).name);
   const e = toAppError(err);
   t.equal(e.code, 'unavailable');
-  t.equal(e.headers['retry-after'], String(ERRORS.unavailable.retryAfterS), 'Retry-After from the catalog');
+  t.equal(e.retryAfterS, ERRORS.unavailable.retryAfterS, "the catalog's retry delay (rendered as Retry-After, or retry_after_s to a core)");
+  t.equal(errorReply(e).headers?.['retry-after'], String(ERRORS.unavailable.retryAfterS), 'Retry-After from the catalog');
 });
 
 t.test('Redis unreachable', async (t) => {

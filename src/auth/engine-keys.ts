@@ -6,8 +6,7 @@
 import type { Db } from 'mongodb';
 import type { Bus } from '../store/bus';
 import { findLiveEngineKey } from '../store/engine-keys';
-import { RecentlyValid } from './recently-valid';
-import { SingleFlight } from './single-flight';
+import { CredentialCache } from './credential-cache';
 
 /** A valid engine key. */
 export interface EngineKey {
@@ -17,32 +16,13 @@ export interface EngineKey {
 
 /** Cached engine-key lookups. */
 export class EngineKeys {
-  private readonly cache = new Map<string, { key: EngineKey | null; expires: number }>();
-  /** Hashes of keys found valid in the last minutes, with their key id. */
-  private readonly recentlyValid: RecentlyValid<string>;
-  /** Lookups in progress by hash, shared by the upgrades that present the same key meanwhile. */
-  private readonly loading = new SingleFlight<EngineKey | null>();
-  /**
-   * Bumped by every invalidation and revocation: a lookup that started before one may have
-   * read the key as valid, so its result is returned but not cached.
-   */
-  private generation = 0;
+  /** Keys by hash (auth.cacheTtlS, auth.cacheMaxEntries), remembered with their key id for revocation. */
+  private readonly keys: CredentialCache<EngineKey, string>;
 
-  constructor(private readonly db: Db, bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number) {
-    this.recentlyValid = new RecentlyValid(maxEntries);
-    bus.on('auth.invalidate', ({ tokenHash }) => {
-      this.generation++;
-      this.loading.clear();
-      this.recentlyValid.forget(tokenHash);
-      if (tokenHash === '*') this.cache.clear();
-      else this.cache.delete(tokenHash);
-    });
-    bus.on('engine-key.revoked', ({ keyId }) => {
-      this.generation++;
-      this.loading.clear();
-      for (const [h, e] of this.cache) if (e.key?.keyId === keyId) this.cache.delete(h);
-      this.recentlyValid.forgetWhere((id) => id === keyId);
-    });
+  constructor(private readonly db: Db, bus: Bus, ttlMs: number, maxEntries: number) {
+    this.keys = new CredentialCache({ ttlMs, maxEntries, load: (h) => this.load(h), remembered: (k) => k.keyId });
+    bus.on('auth.invalidate', ({ tokenHash }) => this.keys.invalidate(tokenHash));
+    bus.on('engine-key.revoked', ({ keyId }) => this.keys.forgetWhere((id) => id === keyId));
   }
 
   /**
@@ -52,29 +32,16 @@ export class EngineKeys {
    * otherwise.
    */
   recall(h: string): EngineKey | 'recently-valid' | undefined {
-    const hit = this.cache.get(h);
-    if (hit && hit.expires > Date.now() && hit.key) return hit.key;
-    return this.recentlyValid.has(h) ? 'recently-valid' : undefined;
+    return this.keys.recall(h);
   }
 
   /** The id and engine of the key with hash `h`, or null when unknown or revoked. */
-  async lookup(h: string): Promise<EngineKey | null> {
-    const now = Date.now();
-    const hit = this.cache.get(h);
-    if (hit && hit.expires > now) return hit.key;
-    return this.loading.run(h, () => this.load(h, now));
+  lookup(h: string): Promise<EngineKey | null> {
+    return this.keys.lookup(h);
   }
 
-  private async load(h: string, now: number): Promise<EngineKey | null> {
-    const generation = this.generation;
+  private async load(h: string): Promise<EngineKey | null> {
     const doc = await findLiveEngineKey(this.db, h);
-    const found = doc ? { keyId: doc._id, engine: doc.engine } : null;
-    if (generation !== this.generation) return found;
-    if (found) this.recentlyValid.remember(h, found.keyId);
-    else this.recentlyValid.forget(h);
-    this.cache.delete(h);
-    if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(h, { key: found, expires: now + this.ttlMs });
-    return found;
+    return doc ? { keyId: doc._id, engine: doc.engine } : null;
   }
 }

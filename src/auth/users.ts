@@ -8,8 +8,7 @@ import type { Bus } from '../store/bus';
 import { AppError } from '../errors';
 import { bearer, hashToken } from './tokens';
 import { FailedAuth } from './failed-auth';
-import { RecentlyValid } from './recently-valid';
-import { SingleFlight } from './single-flight';
+import { CredentialCache } from './credential-cache';
 
 /** Roles (PROTOCOL §3). */
 export type Role = 'admin' | 'manager' | 'donor';
@@ -24,18 +23,10 @@ export interface Principal {
   donorId?: ObjectId;
 }
 
-interface Entry {
-  principal: Principal | null;
-  expires: number;
-}
-
 /** Token authentication with a short-lived, bus-invalidated cache. */
 export class Auth {
-  private readonly cache = new Map<string, Entry>();
-  /** Hashes of tokens found valid in the last minutes; rotation and removal forget them. */
-  private readonly recentlyValid: RecentlyValid<true>;
-  /** Lookups in progress by hash, shared by the requests that present the same token meanwhile. */
-  private readonly loading = new SingleFlight<Principal | null>();
+  /** Principals by token hash (auth.cacheTtlS, auth.cacheMaxEntries); rotation and removal forget them. */
+  private readonly principals: CredentialCache<Principal>;
   /** Failed authentications per client address (HTTP tokens and core upgrades share it). */
   readonly failures: FailedAuth;
 
@@ -44,21 +35,11 @@ export class Auth {
    * @param maxEntries bound of the lookup cache, and of the addresses the failure budget tracks; the oldest entries go first
    * @param failuresPerMinute failed authentications allowed per client address per minute (auth.failuresPerMinute)
    */
-  constructor(private readonly db: Db, private readonly bus: Bus, private readonly ttlMs: number, private readonly maxEntries: number, failuresPerMinute = 30) {
+  constructor(private readonly db: Db, private readonly bus: Bus, ttlMs: number, maxEntries: number, failuresPerMinute = 30) {
     this.failures = new FailedAuth(failuresPerMinute, maxEntries);
-    this.recentlyValid = new RecentlyValid(maxEntries);
-    bus.on('auth.invalidate', ({ tokenHash }) => {
-      this.generation++;
-      this.loading.clear();
-      this.recentlyValid.forget(tokenHash);
-      if (tokenHash === '*') this.cache.clear();
-      else this.cache.delete(tokenHash);
-    });
+    this.principals = new CredentialCache({ ttlMs, maxEntries, load: (h) => this.load(h), remembered: () => true as const });
+    bus.on('auth.invalidate', ({ tokenHash }) => this.principals.invalidate(tokenHash));
   }
-
-
-  /** Bumped by every invalidation, so a lookup that raced one is not cached. */
-  private generation = 0;
 
   /**
    * The caller of a request. No Authorization header: undefined. A malformed, unknown or
@@ -87,35 +68,12 @@ export class Auth {
 
   /** {@link recall} for a token hash. */
   recallHash(tokenHash: string): Principal | 'recently-valid' | undefined {
-    const known = this.knownHash(tokenHash);
-    if (known) return known;
-    return this.recentlyValid.has(tokenHash) ? 'recently-valid' : undefined;
-  }
-
-  /** {@link known} for a token hash. */
-  knownHash(tokenHash: string): Principal | undefined {
-    const hit = this.cache.get(tokenHash);
-    return hit && hit.expires > Date.now() && hit.principal ? hit.principal : undefined;
+    return this.principals.recall(tokenHash);
   }
 
   /** Finds the principal of a token hash, through the cache. */
-  async lookup(tokenHash: string): Promise<Principal | null> {
-    const now = Date.now();
-    const hit = this.cache.get(tokenHash);
-    if (hit && hit.expires > now) return hit.principal;
-    return this.loading.run(tokenHash, () => this.lookUpAndCache(tokenHash, now));
-  }
-
-  private async lookUpAndCache(tokenHash: string, now: number): Promise<Principal | null> {
-    const generation = this.generation;
-    const principal = await this.load(tokenHash);
-    if (generation !== this.generation) return principal;
-    if (principal) this.recentlyValid.remember(tokenHash, true);
-    else this.recentlyValid.forget(tokenHash);
-    this.cache.delete(tokenHash);
-    if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(tokenHash, { principal, expires: now + this.ttlMs });
-    return principal;
+  lookup(tokenHash: string): Promise<Principal | null> {
+    return this.principals.lookup(tokenHash);
   }
 
   /** Drops a token hash from every process's cache. */
