@@ -50,6 +50,15 @@ export interface DonorDoc {
   createdAt: Date;
 }
 
+/** A donor's totals on one target (`donor_targets`, `_id` `<donor>:<target>`), upserted with each credited fragment. */
+export interface DonorTargetDoc {
+  _id: string;
+  donor: string;
+  targetId: string;
+  frames: number;
+  coreSeconds: number;
+}
+
 /** An engine key document. */
 export interface EngineKeyDoc {
   _id: string;

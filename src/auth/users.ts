@@ -9,6 +9,8 @@ import { AppError } from '../errors';
 import { bearer, hashToken } from './tokens';
 import { FailedAuth } from './failed-auth';
 import { CredentialCache } from './credential-cache';
+import { donorByTokenHash } from '../store/donors';
+import { userByTokenHash } from '../store/users';
 
 /** Roles (PROTOCOL §3). */
 export type Role = 'admin' | 'manager' | 'donor';
@@ -82,10 +84,10 @@ export class Auth {
   }
 
   private async load(tokenHash: string): Promise<Principal | null> {
-    const user = await this.db.collection('users').findOne({ tokenHash }, { projection: { name: 1, role: 1 } });
-    if (user) return { role: user.role as Role, name: user.name as string };
-    const donor = await this.db.collection('donors').findOne({ tokenHash }, { projection: { name: 1, beta: 1 } });
-    if (donor) return { role: 'donor', name: donor.name as string, beta: donor.beta === true, donorId: donor._id };
+    const user = await userByTokenHash(this.db, tokenHash);
+    if (user) return { role: user.role, name: user.name };
+    const donor = await donorByTokenHash(this.db, tokenHash);
+    if (donor) return { role: 'donor', name: donor.name, beta: donor.beta === true, donorId: donor._id };
     return null;
   }
 }

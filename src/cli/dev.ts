@@ -4,6 +4,7 @@
  * (mongod when on PATH, else FerretDB), `init`, and the server on https://localhost:8443.
  * Data persists under data/dev/ between runs; Ctrl-C stops everything it started.
  */
+import { anyUser } from '../store/users';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
@@ -124,7 +125,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   let token: string | undefined;
   try {
     await mongo.client.connect();
-    const hasUsers = (await mongo.db.collection('users').countDocuments({}, { limit: 1 })) > 0;
+    const hasUsers = await anyUser(mongo.db);
     if (!hasUsers) {
       const r = await initDatabase(mongo.db);
       token = r.token;

@@ -13,6 +13,8 @@ import { AppError } from '../errors';
 import type { Candidate } from '../store/leases';
 import type { CoreIdentity, TargetDoc } from '../model';
 import type { Logger } from '../telemetry/log';
+import { enabledTargets, targetsByIds } from '../store/targets';
+import { managerWeights } from '../store/users';
 
 interface CachedTarget {
   id: string;
@@ -121,7 +123,7 @@ export class TargetCache {
   /** Re-reads the changed targets in one query by `_id`; one changed again meanwhile stays marked. */
   private async refresh(): Promise<void> {
     const seen = new Map(this.changed);
-    const found = await this.db.collection<TargetDoc>('targets').find({ _id: { $in: [...seen.keys()] } }).toArray();
+    const found = await targetsByIds(this.db, [...seen.keys()]);
     const byId = new Map(found.map((t) => [t._id, t]));
     for (const [id, count] of seen) {
       if (this.changed.get(id) !== count) continue;
@@ -135,12 +137,9 @@ export class TargetCache {
   private async load(): Promise<void> {
     this.changedWhileLoading.clear();
     const invalidations = this.invalidations;
-    const [targets, managers] = await Promise.all([
-      this.db.collection<TargetDoc>('targets').find({ stage: { $ne: 'disabled' } }).toArray(),
-      this.db.collection('users').find({ role: 'manager' }, { projection: { name: 1, weight: 1 } }).toArray(),
-    ]);
+    const [targets, weights] = await Promise.all([enabledTargets(this.db), managerWeights(this.db)]);
     this.targets = new Map(targets.map((t) => [t._id, cached(t)]));
-    this.managerWeights = new Map(managers.map((m) => [m.name as string, (m.weight as number) ?? 1]));
+    this.managerWeights = weights;
     this.installed = true;
     // A `*` that came while it ran leaves the next load due at once.
     if (this.invalidations === invalidations) this.reloadAt = Date.now() + this.maxAgeMs;

@@ -1,5 +1,7 @@
 /**
- * Donor credit: the `fragments` collection and the totals it feeds (`donors`, `donor_targets`).
+ * Donor credit: the `fragments` collection and the totals it feeds (`donors`, `donor_targets`:
+ * this module is the only writer of those totals; their documents are registered and read
+ * through store/donors.ts).
  *
  * Each activation of a stream ends with a fragment (stream, target, engine, donor, start,
  * end, frames), and its donor's totals are `$inc`ed by the same amounts, so they equal the

@@ -2,6 +2,7 @@
  * `stream-coordinator init`: prepares a database (indexes) and creates the first admin,
  * whose token is returned once and stored only as a hash.
  */
+import { countUsers, insertUser, userByName } from './users';
 import type { Db } from 'mongodb';
 import { ensureIndexes } from './indexes';
 import { hashToken, newToken } from '../auth/tokens';
@@ -35,8 +36,7 @@ export interface InitResult {
 /** Creates indexes and the first admin. Throws {@link InitRefused} on a database with users unless forced. */
 export async function initDatabase(db: Db, opts: InitOptions = {}): Promise<InitResult> {
   const name = opts.adminName ?? 'admin';
-  const users = db.collection('users');
-  const existingUsers = await users.countDocuments({}, { limit: 1000 });
+  const existingUsers = await countUsers(db, 1000);
   if (existingUsers > 0 && !opts.force) {
     throw new InitRefused(
       `database "${db.databaseName}" already has ${existingUsers} user(s): init would add another admin to a live database. ` +
@@ -44,10 +44,10 @@ export async function initDatabase(db: Db, opts: InitOptions = {}): Promise<Init
     );
   }
   const { created: indexesCreated, dropped: indexesDropped } = await ensureIndexes(db);
-  if (await users.findOne({ name }, { projection: { _id: 1 } })) {
+  if (await userByName(db, name)) {
     throw new InitRefused(`a user named "${name}" already exists; choose another with --name`);
   }
   const token = newToken();
-  await users.insertOne({ name, role: 'admin', weight: 1, tokenHash: hashToken(token), createdAt: new Date() });
+  await insertUser(db, { name, role: 'admin', weight: 1, tokenHash: hashToken(token), createdAt: new Date() });
   return { name, token, indexesCreated, indexesDropped, existingUsers };
 }

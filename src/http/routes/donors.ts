@@ -10,10 +10,10 @@ import { hashToken, newToken } from '../../auth/tokens';
 import { ID, NAME, NAME_PARAMS, TIME, iso, route, unique, type ApiDeps } from './common';
 import { DONORS, DONOR_STATS, type Donor } from '../api-schemas';
 import { visibleIds } from './targets';
-import type { DonorDoc } from '../../model';
 import type { Db } from 'mongodb';
 import type { Settings } from '../../config/settings';
 import { addressKey } from '../../auth/address-key';
+import { donorByName, insertDonor, targetsOfDonor, topDonors } from '../../store/donors';
 
 const STATS = DONOR_STATS;
 
@@ -54,13 +54,12 @@ async function rateLimit(d: ApiDeps, address: string): Promise<void> {
  * a prefix of, read once per http.leaderboardCacheMs (ApiDeps.leaderboard).
  */
 export async function leaderboardRows(db: Db, max: number): Promise<Donor[]> {
-  const top = await db.collection<DonorDoc>('donors').find({}, { sort: { frames: -1, name: 1 }, limit: max, projection: { tokenHash: 0 } }).toArray();
+  const top = await topDonors(db, max);
   return top.map((x) => ({ name: x.name, frames: x.frames, core_seconds: seconds(x.coreSeconds), created_at: iso(x.createdAt) }));
 }
 
 /** The donor routes. */
 export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
-  const donors = (d: ApiDeps) => d.db.collection<DonorDoc>('donors');
   return [
     route({
       method: 'POST',
@@ -77,7 +76,7 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
         if (!isAdmin) await rateLimit(d, req.clientAddress);
         const token = newToken();
         await unique(`A donor named "${body.name}"`, () =>
-          donors(d).insertOne({ name: body.name, beta: body.beta === true, tokenHash: hashToken(token), frames: 0, coreSeconds: 0, createdAt: new Date() }),
+          insertDonor(d.db, { name: body.name, beta: body.beta === true, tokenHash: hashToken(token), frames: 0, coreSeconds: 0, createdAt: new Date() }),
         );
         return ok({ name: body.name, token }, 201);
       },
@@ -109,19 +108,19 @@ export function donorRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
         },
       },
       handler: async ({ params, principal }, d) => {
-        const x = await donors(d).findOne({ name: params.name }, { projection: { tokenHash: 0 } });
+        const x = await donorByName(d.db, params.name);
         if (!x) throw new AppError('not_found', `No donor named "${params.name}"`);
-        const all = await d.db.collection('donor_targets').find({ donor: params.name }, { sort: { frames: -1 }, limit: d.settings.limits.maxListItems }).toArray();
+        const all = await targetsOfDonor(d.db, params.name, d.settings.limits.maxListItems);
         // A private target's id is what lets a core ask for it: list only the targets the
         // caller may see (public ones; a manager's own; all for an admin).
-        const visible = await visibleIds(d, [...new Set(all.map((p) => p.targetId as string))], principal);
-        const per = all.filter((p) => visible.has(p.targetId as string));
+        const visible = await visibleIds(d, [...new Set(all.map((p) => p.targetId))], principal);
+        const per = all.filter((p) => visible.has(p.targetId));
         return ok({
           name: x.name,
           frames: x.frames,
           core_seconds: seconds(x.coreSeconds),
           created_at: iso(x.createdAt),
-          targets: per.map((p) => ({ target_id: p.targetId as string, frames: p.frames as number, core_seconds: seconds(p.coreSeconds as number) })),
+          targets: per.map((p) => ({ target_id: p.targetId, frames: p.frames, core_seconds: seconds(p.coreSeconds) })),
         });
       },
     }),

@@ -12,6 +12,7 @@ import { ID_PARAMS, WEIGHT, iso, mayOwn, requireOwner, route, streamTotal, type 
 import { newId, type TargetDoc } from '../../model';
 import { STAGE, TARGET_CREATED, targetSchemas } from '../api-schemas';
 import type { Settings } from '../../config/settings';
+import { countOwnedTargets, deleteTarget, insertTarget, listTargets, targetById, targetHeads, updateTargetAt } from '../../store/targets';
 
 function view(t: TargetDoc) {
   return { id: t._id, owner: t.owner, engines: t.engines, stage: t.stage, weight: t.weight, options: t.options, created_at: iso(t.createdAt), updated_at: iso(t.updatedAt) };
@@ -28,7 +29,7 @@ export function maySee(t: Pick<TargetDoc, 'stage' | 'owner'>, principal: Princip
  */
 export async function visibleIds(d: ApiDeps, ids: string[], principal: Principal | undefined): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
-  const found = await d.db.collection<TargetDoc>('targets').find({ _id: { $in: ids } }, { projection: { stage: 1, owner: 1 } }).toArray();
+  const found = await targetHeads(d.db, ids);
   return new Set(found.filter((t) => maySee(t, principal)).map((t) => t._id));
 }
 
@@ -41,7 +42,7 @@ function visibleTo(t: TargetDoc, principal: Principal | undefined): void {
 
 /** Loads a target the principal owns (or any, for an admin). */
 export async function ownedTarget(d: ApiDeps, id: string, principal: Principal | undefined): Promise<TargetDoc> {
-  const t = await d.db.collection<TargetDoc>('targets').findOne({ _id: id });
+  const t = await targetById(d.db, id);
   if (!t) throw new AppError('not_found', `No target ${id}`);
   requireOwner(principal, t.owner, 'target');
   return t;
@@ -82,14 +83,12 @@ function checkValue(value: unknown, at: string, depth: number, maxDepth: number)
   }
 }
 
-const targets = (d: ApiDeps) => d.db.collection<TargetDoc>('targets');
-
 /**
  * The anonymous GET /v1/targets answer, as bytes: every public target (up to `maxItems`,
  * oldest first) with its options. Built once per http.publicTargetsCacheMs (ApiDeps.publicTargets).
  */
 export async function publicTargetsJson(db: Db, maxItems: number): Promise<Buffer> {
-  const list = await db.collection<TargetDoc>('targets').find({ stage: 'public' }, { sort: { createdAt: 1 }, limit: maxItems }).toArray();
+  const list = await listTargets(db, { stage: 'public' }, maxItems);
   return Buffer.from(JSON.stringify({ targets: list.map(view) }));
 }
 
@@ -118,12 +117,12 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
         checkOptions(d, body.options ?? {});
         // Managers creating at the same moment may pass it by a few: it bounds, it does not count exactly.
         const max = d.settings.limits.maxTargetsPerManager;
-        if ((await targets(d).countDocuments({ owner: principal.name }, { limit: max })) >= max) {
+        if ((await countOwnedTargets(d.db, principal.name, max)) >= max) {
           throw new AppError('conflict', `You have ${max} targets, the most a manager may have (limits.maxTargetsPerManager); delete one first`);
         }
         const now = new Date();
         const t: TargetDoc = { _id: newId(), owner: principal.name, engines: body.engines, stage: body.stage ?? 'private', weight: body.weight ?? 1, options: body.options ?? {}, createdAt: now, updatedAt: now, version: 1 };
-        await targets(d).insertOne(t);
+        await insertTarget(d.db, t);
         await d.bus.publish('target.changed', { targetId: t._id });
         return ok({ target_id: t._id }, 201);
       },
@@ -140,8 +139,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
           // Anyone may ask, as often as they like: one shared answer, sent a chunk at a time.
           return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: bufferBody(await d.publicTargets.get()) };
         }
-        const filter = principal.role === 'admin' ? {} : { owner: principal.name };
-        const list = await targets(d).find(filter, { sort: { createdAt: 1 }, limit: d.settings.limits.maxListItems }).toArray();
+        const list = await listTargets(d.db, principal.role === 'admin' ? {} : { owner: principal.name }, d.settings.limits.maxListItems);
         return ok({ targets: list.map(view) });
       },
     }),
@@ -159,7 +157,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
         // (http.targetCacheMs), dropped on every change to the target, and computed once for
         // all who ask at the same time, whoever they are.
         const answer = await d.targetViews.answer(params.id, async () => {
-          const t = await targets(d).findOne({ _id: params.id });
+          const t = await targetById(d.db, params.id);
           if (!t) throw new AppError('not_found', `No target ${params.id}`);
           return { target: t, body: { ...view(t), streams: await streamCounts(d, t._id) } };
         });
@@ -189,7 +187,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
           checkOptions(d, options);
           const set = { ...body, options, updatedAt: new Date() };
           // Optimistic concurrency: two PATCHes of different option keys must both land.
-          const after = await targets(d).findOneAndUpdate({ _id: t._id, version: t.version }, { $set: set, $inc: { version: 1 } }, { returnDocument: 'after' });
+          const after = await updateTargetAt(d.db, t._id, t.version, set);
           if (!after) continue;
           await d.bus.publish('target.changed', { targetId: t._id });
           if (body.stage === 'disabled' && t.stage !== 'disabled') {
@@ -219,7 +217,7 @@ export function targetRoutes(s: Settings): Array<ApiRoute<ApiDeps>> {
         // failure here fails the request while the target can still be deleted again, instead
         // of leaving the counts of a target that is gone.
         await d.progress.forget(t._id);
-        await targets(d).deleteOne({ _id: t._id });
+        await deleteTarget(d.db, t._id);
         // Its streams are gone, so its queues normally are too; leases still held by their
         // sessions keep it in the sweep's set until they end (Leases.pruneTarget).
         await d.leases.pruneTarget(t._id);

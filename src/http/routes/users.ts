@@ -9,29 +9,29 @@ import { withLock, type LockOptions } from '../../store/lock';
 import { NAME, NAME_PARAMS, WEIGHT, iso, route, unique, type ApiDeps } from './common';
 import { ME, TOKEN, USER, USERS, USER_CREATED, USER_ROLE as ROLE } from '../api-schemas';
 import type { UserDoc } from '../../model';
+import { countOwnedTargets } from '../../store/targets';
+import { anotherAdmin, deleteUser, insertUser, listUsers, replaceUserToken, updateUser, userByName } from '../../store/users';
 
 
 function view(u: UserDoc) {
   return { name: u.name, role: u.role, weight: u.weight, created_at: iso(u.createdAt) };
 }
 
-const users = (d: ApiDeps) => d.db.collection<UserDoc>('users');
-
 async function existing(d: ApiDeps, name: string): Promise<UserDoc> {
-  const u = await users(d).findOne({ name });
+  const u = await userByName(d.db, name);
   if (!u) throw new AppError('not_found', `No user named "${name}"`);
   return u;
 }
 
 async function keepOneAdmin(d: ApiDeps, name: string): Promise<void> {
-  if ((await users(d).countDocuments({ role: 'admin', name: { $ne: name } }, { limit: 1 })) === 0) {
+  if (!(await anotherAdmin(d.db, name))) {
     throw new AppError('conflict', `"${name}" is the last admin`);
   }
 }
 
 /** Whether the user owns a target (an admin may not; a user who does may not be removed). */
 async function ownsTargets(d: ApiDeps, name: string): Promise<boolean> {
-  return (await d.db.collection('targets').countDocuments({ owner: name }, { limit: 1 })) > 0;
+  return (await countOwnedTargets(d.db, name, 1)) > 0;
 }
 
 /** Role changes and user removals hold it 10 s at most; others wait up to about 2 s, then 409. */
@@ -53,7 +53,7 @@ async function changeUser(d: ApiDeps, name: string, body: { weight?: number; rol
   if (body.role === 'admin' && before.role === 'manager' && (await ownsTargets(d, name))) {
     throw new AppError('conflict', `"${name}" owns targets; an admin cannot own targets`);
   }
-  const after = await users(d).findOneAndUpdate({ name }, { $set: body }, { returnDocument: 'after' });
+  const after = await updateUser(d.db, name, body);
   if (!after) throw new AppError('not_found', `No user named "${name}"`);
   if (body.role && body.role !== before.role) {
     // The token may have been rotated between the read and the write: drop both from the caches.
@@ -88,7 +88,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       handler: async ({ body }, d) => {
         const token = newToken();
         await unique(`A user named "${body.name}"`, () =>
-          users(d).insertOne({ name: body.name, role: body.role, weight: body.weight ?? 1, tokenHash: hashToken(token), createdAt: new Date() }),
+          insertUser(d.db, { name: body.name, role: body.role, weight: body.weight ?? 1, tokenHash: hashToken(token), createdAt: new Date() }),
         );
         d.log.info({ user: body.name, role: body.role }, 'user created');
         // The hubs' target caches hold managers' weights (a manager they do not know counts 1).
@@ -103,7 +103,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       summary: 'List users',
       access: ['admin'],
       responses: { 200: { description: 'Users', schema: USERS } },
-      handler: async (_, d) => ok({ users: (await users(d).find({}, { sort: { name: 1 }, limit: d.settings.limits.maxListItems }).toArray()).map(view) }),
+      handler: async (_, d) => ok({ users: (await listUsers(d.db, d.settings.limits.maxListItems)).map(view) }),
     }),
     route({
       method: 'PATCH',
@@ -132,7 +132,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
         if (await ownsTargets(d, u.name)) {
           throw new AppError('conflict', `"${u.name}" owns targets; delete or hand them over first`);
         }
-        await users(d).deleteOne({ name: u.name });
+        await deleteUser(d.db, u.name);
         await d.auth.invalidate(u.tokenHash);
         d.log.info({ user: u.name }, 'user removed');
         return { status: 204 };
@@ -150,7 +150,7 @@ export function userRoutes(): Array<ApiRoute<ApiDeps>> {
       handler: async ({ params, principal }, d) => {
         if (principal.role !== 'admin' && principal.name !== params.name) throw new AppError('forbidden', 'Only an admin or the user itself may rotate this token');
         const token = newToken();
-        const before = await users(d).findOneAndUpdate({ name: params.name }, { $set: { tokenHash: hashToken(token) } });
+        const before = await replaceUserToken(d.db, params.name, hashToken(token));
         if (!before) throw new AppError('not_found', `No user named "${params.name}"`);
         await d.auth.invalidate(before.tokenHash);
         d.log.info({ user: params.name }, 'token rotated');
