@@ -59,6 +59,16 @@ export interface DonorTargetDoc {
   coreSeconds: number;
 }
 
+/** One error a core reported for a stream (`stop` with `error`), in its log `stream_errors`. */
+export interface StreamErrorDoc {
+  streamId: string;
+  at: Date;
+  /** The core's text, cut to core.maxErrorTextBytes. */
+  message: string;
+  engine: string;
+  donor?: string;
+}
+
 /** An engine key document. */
 export interface EngineKeyDoc {
   _id: string;

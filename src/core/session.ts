@@ -9,7 +9,7 @@
  * before the next message is looked at.
  */
 import { CLOSES, MessageError, toAppError, type CloseName, type ErrorCode } from '../errors';
-import { recordStreamError } from '../store/commit';
+import { recordStreamError } from '../store/streams';
 import type { CreditWriter } from '../store/credit';
 import type { ReliabilityGuard } from './reliability-guard';
 import type { ActiveStream } from '../store/live';

@@ -17,9 +17,8 @@ import type { Db } from 'mongodb';
 import type { Durability, FileStore } from './files';
 import { deletePagesById, listedPartitions, pagesOf, writePage } from './partition-pages';
 import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
-import { commitPoint, countStreamError, movePages, streamExists } from './streams';
+import { commitPoint, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
-import type { StreamDoc } from '../model';
 import { checkFileNames, type FileNameCache } from './name-budget';
 
 /** Outcome of a commit. */
@@ -76,13 +75,4 @@ export async function pagePartitions(db: Db, streamId: string, pageSize: number,
   if (await movePages(db, streamId, s, ends, rest, durable)) return rest.length;
   if (!(await streamExists(db, streamId, durable.maxTimeMS))) await deletePagesById(db, pages.map((p) => p._id));
   return undefined;
-}
-
-/**
- * Records a core-reported error: appends it to the stream's error log and increments the
- * consecutive error count; at `maxErrors` the stream becomes `failed`. Returns the status after.
- */
-export async function recordStreamError(db: Db, streamId: string, message: string, engine: string, donor: string | undefined, maxErrors: number): Promise<StreamDoc['status'] | undefined> {
-  await db.collection('stream_errors').insertOne({ streamId, at: new Date(), message, engine, ...(donor ? { donor } : {}) });
-  return countStreamError(db, streamId, maxErrors);
 }

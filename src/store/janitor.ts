@@ -12,7 +12,7 @@ import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
 import { committedPartitionId, type PageCache } from './partition-pages';
-import { commitPoints, purgeStreamData } from './streams';
+import { commitPoints, purgeStreamData, streamChanges } from './streams';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
 
@@ -174,7 +174,7 @@ export class Janitor {
    */
   private async finishChanges(page: StreamChangeDoc[]): Promise<Visited> {
     const exists = await commitPoints(this.db, page.map((c) => c._id));
-    const changes = this.db.collection<StreamChangeDoc>('stream_changes');
+    const changes = streamChanges(this.db);
     const gone = new Set<string>();
     let cleaned = 0;
     for (const c of page) {

@@ -14,7 +14,7 @@ import type { Bus } from './bus';
 import type { Durability, FileStore } from './files';
 import { readyMember, type Leases, type StreamManifest } from './leases';
 import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
-import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
+import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamErrorDoc, type StreamFileKind } from '../model';
 
 const STREAMS = 'streams';
 
@@ -194,6 +194,20 @@ export async function movePages(db: Db, streamId: string, at: Pick<CommitPoint, 
   return res.matchedCount === 1;
 }
 
+/**
+ * Records a core-reported error: appends it to the stream's error log (`stream_errors`) and
+ * counts one more consecutive error ({@link countStreamError}). Returns the status after.
+ */
+export async function recordStreamError(db: Db, streamId: string, message: string, engine: string, donor: string | undefined, maxErrors: number): Promise<StreamDoc['status'] | undefined> {
+  await streamErrors(db).insertOne({ streamId, at: new Date(), message, engine, ...(donor ? { donor } : {}) });
+  return countStreamError(db, streamId, maxErrors);
+}
+
+/** A stream's error log (model.ts StreamErrorDoc). */
+function streamErrors(db: Db): Collection<StreamErrorDoc> {
+  return db.collection<StreamErrorDoc>('stream_errors');
+}
+
 /** Counts one more consecutive error; at `maxErrors` an `ok` stream becomes `failed`. Returns the status after (undefined: no such stream). */
 export async function countStreamError(db: Db, streamId: string, maxErrors: number): Promise<StreamDoc['status'] | undefined> {
   const streams = collection(db);
@@ -216,7 +230,7 @@ export async function purgeStreamData(db: Db, store: FileStore, streamId: string
     db.collection<FileDoc>('files').deleteMany({ streamId }),
     db.collection('partitions').deleteMany({ streamId }),
     deletePages(db, streamId),
-    db.collection('stream_errors').deleteMany({ streamId }),
+    streamErrors(db).deleteMany({ streamId }),
     store.removeStreamBlobs(streamId),
   ]);
 }
@@ -380,10 +394,7 @@ export class Streams {
 
   /** A stream's error log, newest first (off the hot path: a scan by `streamId`). */
   errors(streamId: string, limit: number): Promise<Array<{ at: Date; message: string; engine?: string; donor?: string }>> {
-    return this.db
-      .collection<{ streamId: string; at: Date; message: string; engine?: string; donor?: string }>('stream_errors')
-      .find({ streamId }, { sort: { at: -1 }, limit, projection: { _id: 0, streamId: 0 } })
-      .toArray();
+    return streamErrors(this.db).find({ streamId }, { sort: { at: -1 }, limit, projection: { _id: 0, streamId: 0 } }).toArray();
   }
 
   /** A seed or tag file of a stream by its deterministic id. */
