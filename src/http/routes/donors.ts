@@ -14,6 +14,7 @@ import type { Db } from 'mongodb';
 import type { Settings } from '../../config/settings';
 import { addressKey } from '../../auth/address-key';
 import { donorByName, insertDonor, targetsOfDonor, topDonors } from '../../store/donors';
+import { HourWindows } from '../../store/rate-windows';
 
 const STATS = DONOR_STATS;
 
@@ -24,28 +25,21 @@ function seconds(total: number): number {
 
 /**
  * Counts a registration from `address` (IPv4, or its IPv6 /64) and one in all, in the current
- * hour window; throws `rate_limited` past donors.registrationsPerHour or
- * donors.registrationsPerHourTotal (an IPv6 /48 alone holds 65,536 /64s, so the per-address
- * limit alone does not bound the donors collection). Each key is created with its expiry in
- * one command (SET NX EX) before the increment, so a crash between the two can never leave a
- * counter without a TTL (which would lock registration out for good).
+ * hour window (store/rate-windows.ts); throws `rate_limited` past donors.registrationsPerHour
+ * or donors.registrationsPerHourTotal (an IPv6 /48 alone holds 65,536 /64s, so the
+ * per-address limit alone does not bound the donors collection).
  */
 async function rateLimit(d: ApiDeps, address: string): Promise<void> {
   const { registrationsPerHour, registrationsPerHourTotal } = d.settings.donors;
-  const hour = Math.floor(Date.now() / 3_600_000);
-  const retry = 3600 - Math.floor((Date.now() / 1000) % 3600);
-  const key = (who: string): string => `${d.settings.redis.keyPrefix}rl:donors:${who}:${hour}`;
-  const count = async (who: string): Promise<number> => {
-    await d.redis.set(key(who), '0', 'EX', 3600, 'NX');
-    return d.redis.incr(key(who));
-  };
-  if ((await count(addressKey(address))) > registrationsPerHour) {
-    throw new AppError('rate_limited', `At most ${registrationsPerHour} donor registrations per hour from one address`, {}, retry);
+  const window = new HourWindows(d.redis, d.settings.redis.keyPrefix, 'donors').current();
+  const who = addressKey(address);
+  if ((await window.count(who)) > registrationsPerHour) {
+    throw new AppError('rate_limited', `At most ${registrationsPerHour} donor registrations per hour from one address`, {}, window.secondsLeft);
   }
-  if ((await count('*')) > registrationsPerHourTotal) {
+  if ((await window.count('*')) > registrationsPerHourTotal) {
     // Not this address's doing: give its attempt back.
-    await d.redis.decr(key(addressKey(address)));
-    throw new AppError('rate_limited', `At most ${registrationsPerHourTotal} donor registrations per hour in all; try again later`, {}, retry);
+    await window.giveBack(who);
+    throw new AppError('rate_limited', `At most ${registrationsPerHourTotal} donor registrations per hour in all; try again later`, {}, window.secondsLeft);
   }
 }
 
