@@ -12,7 +12,7 @@ import { Leases } from './store/leases';
 import { Pool } from './store/pool';
 import { Streams } from './store/streams';
 import { Janitor } from './store/janitor';
-import { Auth } from './auth/users';
+import { Auth } from './auth/principals';
 import { Bus } from './store/bus';
 import { Cors } from './http/cors';
 import { FileStore } from './store/files';

@@ -8,7 +8,7 @@
  * (transport/core-socket.ts).
  */
 import { AppError } from '../errors';
-import type { Auth } from '../auth/users';
+import type { Auth } from '../auth/principals';
 import type { EngineKeys } from '../auth/engine-keys';
 import { bearer, hashToken } from '../auth/tokens';
 import type { CoreIdentity } from '../model';

@@ -7,7 +7,7 @@
  * Failed lookups count against the address's failure budget (auth/failed-auth.ts); a token
  * the cache holds as valid is answered without it.
  */
-import type { Auth, Principal, Role } from '../auth/users';
+import type { Auth, Principal, Role } from '../auth/principals';
 import { AppError } from '../errors';
 import type { Gate } from './router';
 

@@ -9,7 +9,7 @@
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import type { Static, TObject, TSchema, TUndefined } from '@sinclair/typebox';
 import { ERROR_BODY, object } from './api-schemas';
-import type { Auth, Principal, Role } from '../auth/users';
+import type { Auth, Principal, Role } from '../auth/principals';
 import { allowed, authGate, withArticle } from './auth-gate';
 import { AppError } from '../errors';
 import { json, type Reply, type Request, type Router } from './router';

@@ -1,7 +1,7 @@
 /**
  * The `users` collection: admins and managers, with their token hashes and managers' weights.
  * No other module names the collection: the user routes (http/routes/users.ts), token
- * authentication (auth/users.ts), the assignment's target cache (managers' weights) and the
+ * authentication (auth/principals.ts), the assignment's target cache (managers' weights) and the
  * dev stack's first admin read and write it here.
  */
 import type { Collection, Db } from 'mongodb';

@@ -4,7 +4,7 @@
  * http/https plus `ws` — the baseline of the benchmarks and a fallback. Both serve the same
  * routes (exchange.ts) and the same core endpoint (core-socket.ts).
  */
-import type { Auth } from '../auth/users';
+import type { Auth } from '../auth/principals';
 import type { TrustList } from '../http/client-address';
 import type { ConnectionLimit } from './connection-limit';
 import type { CoreHub } from '../core/hub';

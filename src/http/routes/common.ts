@@ -5,7 +5,7 @@
 import type { SharedAnswer } from '../../store/shared-answer';
 import type { Donor } from '../api-schemas';
 import type { Db } from 'mongodb';
-import type { Auth, Principal } from '../../auth/users';
+import type { Auth, Principal } from '../../auth/principals';
 import type { Bus } from '../../store/bus';
 import type { Settings } from '../../config/settings';
 import { AppError } from '../../errors';

@@ -6,7 +6,7 @@
 import { Type } from '@sinclair/typebox';
 import { object, ok, oneOf, type ApiRoute } from '../declared-routes';
 import type { Settings } from '../../config/settings';
-import type { Principal } from '../../auth/users';
+import type { Principal } from '../../auth/principals';
 import { AppError } from '../../errors';
 import type { StreamBody } from '../router';
 import type { ActiveStream } from '../../store/live';

@@ -6,7 +6,7 @@ import { Type } from '@sinclair/typebox';
 import { object, ok, type ApiRoute } from '../declared-routes';
 import { bufferBody } from '../router';
 import type { Db } from 'mongodb';
-import type { Principal } from '../../auth/users';
+import type { Principal } from '../../auth/principals';
 import { AppError } from '../../errors';
 import { ID_PARAMS, WEIGHT, iso, mayOwn, requireOwner, route, streamTotal, type ApiDeps } from './common';
 import { newId, type TargetDoc } from '../../model';
