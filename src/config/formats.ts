@@ -3,16 +3,9 @@
  * worker counts, IP/CIDR lists, host:port lists, positive integers, write concerns, malloc
  * libraries.
  */
-import net from 'node:net';
 import convict from 'convict';
+import { parseRange } from '../ip-ranges';
 
-function isIpOrCidr(value: string): boolean {
-  const [addr, bits, extra] = value.split('/');
-  if (extra !== undefined || !addr || net.isIP(addr) === 0) return false;
-  if (bits === undefined) return true;
-  const max = net.isIPv4(addr) ? 32 : 128;
-  return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
-}
 
 /**
  * A string's integer when it is only digits, else the string itself, which the format's
@@ -70,7 +63,7 @@ convict.addFormat({
   validate(value: unknown) {
     if (!Array.isArray(value)) throw new Error('must be a list of IP addresses or CIDR ranges');
     for (const v of value) {
-      if (typeof v !== 'string' || !isIpOrCidr(v)) throw new Error(`"${String(v)}" is not an IP address or CIDR range`);
+      if (typeof v !== 'string' || !parseRange(v)) throw new Error(`"${String(v)}" is not an IP address or CIDR range`);
     }
   },
   coerce: commaList,

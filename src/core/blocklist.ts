@@ -8,6 +8,7 @@
 import net from 'node:net';
 import type { BlockDoc, BlockStore } from '../store/blocks';
 import type { CoreIdentity } from '../model';
+import { rangeList } from '../ip-ranges';
 
 /** The loaded blocks, indexed for matching. */
 export class Blocklist {
@@ -28,12 +29,7 @@ export class Blocklist {
     this.keys = new Map(all.filter((b) => b.kind === 'engine_key').map((b) => [b.value, b]));
     this.ranges = all
       .filter((b) => b.kind === 'address')
-      .map((block) => {
-        const list = new net.BlockList();
-        const [addr, bits] = block.value.split('/') as [string, string];
-        list.addSubnet(addr, Number(bits), net.isIPv6(addr) ? 'ipv6' : 'ipv4');
-        return { list, block };
-      });
+      .map((block) => ({ list: rangeList([block.value]), block }));
     return true;
   }
 

@@ -4,6 +4,7 @@
  * is not itself a trusted proxy is the client. Anything else could be forged by the client.
  */
 import net from 'node:net';
+import { rangeList } from '../ip-ranges';
 
 /** Normalises a textual address: IPv4-mapped IPv6 becomes plain IPv4, IPv6 is lower-cased. */
 export function normalizeAddress(addr: string): string {
@@ -21,18 +22,13 @@ export function normalizeAddress(addr: string): string {
 
 /** A compiled list of trusted proxy addresses and ranges. */
 export class TrustList {
-  private readonly list = new net.BlockList();
+  private readonly list: net.BlockList;
   readonly empty: boolean;
 
   /** @param entries IP addresses or CIDR ranges (validated by the config schema). */
   constructor(entries: readonly string[]) {
     this.empty = entries.length === 0;
-    for (const e of entries) {
-      const [addr, bits] = e.split('/') as [string, string | undefined];
-      const type = net.isIPv6(addr) ? 'ipv6' : 'ipv4';
-      if (bits === undefined) this.list.addAddress(addr, type);
-      else this.list.addSubnet(addr, Number(bits), type);
-    }
+    this.list = rangeList(entries);
   }
 
   /** Whether an address is a trusted proxy. */

@@ -4,10 +4,10 @@
  * process caches the whole list (see core/blocklist.ts), reloaded on the `blocks.changed`
  * bus event and by a periodic sweep.
  */
-import net from 'node:net';
 import type { Db } from 'mongodb';
 import { AppError } from '../errors';
 import { newId } from '../model';
+import { parseRange } from '../ip-ranges';
 
 /** What a block applies to. */
 export type BlockKind = 'donor' | 'engine_key' | 'address';
@@ -28,13 +28,9 @@ export interface BlockDoc {
  * `bad_request` for anything else, so the cache never meets a range it cannot load.
  */
 export function canonicalRange(value: string): string {
-  const [addr, bits, extra] = value.trim().split('/');
-  const family = net.isIP(addr ?? '');
-  if (!addr || family === 0 || extra !== undefined) throw new AppError('bad_request', `"${value}" is not an IP address or CIDR range`);
-  const max = family === 4 ? 32 : 128;
-  const prefix = bits === undefined ? max : Number(bits);
-  if (!/^\d{1,3}$/.test(bits ?? String(max)) || prefix > max) throw new AppError('bad_request', `"${value}" has a bad prefix length`);
-  return `${addr.toLowerCase()}/${prefix}`;
+  const r = parseRange(value.trim());
+  if (!r) throw new AppError('bad_request', `"${value}" is not an IP address or CIDR range`);
+  return `${r.addr.toLowerCase()}/${r.prefix}`;
 }
 
 /** The `blocks` collection. */
