@@ -3,7 +3,7 @@
  * engine, and the coordinator processes alive.
  */
 import { ok, type ApiRoute } from '../declared-routes';
-import { route, type ApiDeps } from './common';
+import { mayOwn, route, type ApiDeps } from './common';
 import { ACTIVE_CORES, ACTIVE_STREAMS, NODES } from '../api-schemas';
 
 /** The live routes. */
@@ -24,7 +24,7 @@ export function liveRoutes(): Array<ApiRoute<ApiDeps>> {
       handler: async ({ principal }, d) => {
         const targets: Record<string, unknown[]> = {};
         const progress: Record<string, { frames: number; commits: number }> = {};
-        const mine = (owner: string): boolean => principal.role === 'admin' || owner === principal.name;
+        const mine = (owner: string): boolean => mayOwn(principal, owner);
         // One read of each per process per http.activeStreamsCacheMs, filtered per caller.
         const [active, counted] = await Promise.all([d.live.sharedActive(), d.progress.sharedAll()]);
         for (const a of active) {
