@@ -4,16 +4,17 @@
  */
 import crypto from 'node:crypto';
 import type { Binary, ObjectId } from 'mongodb';
-import { ID_PATTERN, STAGES } from './http/api-schemas';
+import { FILE_NAME_PATTERN, ID_PATTERN, STAGES } from './http/api-schemas';
 
 /** A new random id. */
 export function newId(): string {
   return crypto.randomBytes(16).toString('base64url');
 }
 
-// The id pattern (path parameters are validated against it) and the stages (PROTOCOL §2
-// "Assignment") are defined with the API schemas, a module the browser UI can read too.
-export { ID_PATTERN, STAGES };
+// The id and file-name patterns (path parameters and messages are validated against them) and
+// the stages (PROTOCOL §2 "Assignment") are defined with the API schemas, a module the browser
+// UI can read too.
+export { FILE_NAME_PATTERN, ID_PATTERN, STAGES };
 
 /** A target's stage. */
 export type Stage = (typeof STAGES)[number];

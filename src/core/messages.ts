@@ -6,11 +6,12 @@
  */
 import crypto from 'node:crypto';
 import { MessageError } from '../errors';
+import { FILE_NAME_PATTERN } from '../model';
 import { MAX_RESUME_TOKEN_CHARS, MAX_TARGET_ID_CHARS } from './protocol';
 import type { NamedBytes } from '../store/partitions';
 
 /** File names allowed on the wire. */
-export const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const FILE_NAME = new RegExp(FILE_NAME_PATTERN);
 
 /** A text request. */
 export type TextRequest =

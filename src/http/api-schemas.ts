@@ -27,13 +27,19 @@ export function oneOf<const T extends readonly string[]>(values: T): TUnsafe<T[n
 
 /** Ids as the server makes them (22 characters of base64url); model.ts re-exports it. */
 export const ID_PATTERN = '^[A-Za-z0-9_-]{22}$';
+/**
+ * Names of stream files (seed, tag, frame and checkpoint files): a letter or digit first (so
+ * no name is hidden or relative), then up to 127 of letters, digits, `.`, `_`, `-`; model.ts
+ * re-exports it.
+ */
+export const FILE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
 /** Target stages; model.ts re-exports them. */
 export const STAGES = ['public', 'beta', 'private', 'disabled'] as const;
 
 /** User and donor names. */
 export const NAME = str(64, { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
 /** File names (PROTOCOL §2). */
-export const FILE_NAME = str(128, { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
+export const FILE_NAME = str(128, { pattern: FILE_NAME_PATTERN });
 /** Engine names, e.g. openmm_80_cuda. */
 export const ENGINE = str(64, { pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' });
 /** Opaque ids. */

@@ -6,11 +6,11 @@ import path from 'node:path';
 import { list, num, parse, positionals, seg, str, type Ctx, type Resource } from './args';
 import { CliError, EXIT, usage } from './exit';
 import { bytes, print, progressBar, table } from './output';
-import type { Partitions, Stream, StreamCreated, StreamList } from '../../http/api-schemas';
+import { FILE_NAME_PATTERN, type Partitions, type Stream, type StreamCreated, type StreamList } from '../../http/api-schemas';
 
 
 /** File names the server accepts (PROTOCOL §2). */
-const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const FILE_NAME = new RegExp(FILE_NAME_PATTERN);
 const STATUSES = ['ok', 'stopped', 'failed'];
 
 const COLUMNS = [
