@@ -70,6 +70,20 @@ export interface StreamErrorDoc {
   donor?: string;
 }
 
+/** What a block applies to. */
+export type BlockKind = 'donor' | 'engine_key' | 'address';
+
+/** An admin's block of a donor, engine key or address range (`blocks` collection). */
+export interface BlockDoc {
+  _id: string;
+  kind: BlockKind;
+  /** Donor name, engine-key id, or a CIDR range in canonical form (`10.0.0.0/8`, `2001:db8::/32`). */
+  value: string;
+  reason: string;
+  createdAt: Date;
+  createdBy: string;
+}
+
 /** An engine key document. */
 export interface EngineKeyDoc {
   _id: string;

@@ -6,22 +6,10 @@
  */
 import type { Db } from 'mongodb';
 import { AppError } from '../errors';
-import { newId } from '../model';
+import { newId, type BlockDoc, type BlockKind } from '../model';
 import { parseRange } from '../ip-ranges';
 
-/** What a block applies to. */
-export type BlockKind = 'donor' | 'engine_key' | 'address';
-
-/** One block as stored. */
-export interface BlockDoc {
-  _id: string;
-  kind: BlockKind;
-  /** Donor name, engine-key id, or a CIDR range in canonical form (`10.0.0.0/8`, `2001:db8::/32`). */
-  value: string;
-  reason: string;
-  createdAt: Date;
-  createdBy: string;
-}
+export type { BlockDoc, BlockKind } from '../model';
 
 /**
  * Canonical CIDR of an address or range (a bare address is a /32 or /128). Throws
