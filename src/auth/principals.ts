@@ -6,14 +6,15 @@
 import type { Db, ObjectId } from 'mongodb';
 import type { Bus } from '../store/bus';
 import { AppError } from '../errors';
+import type { Role } from '../http/api-schemas';
 import { bearer, hashToken } from './tokens';
 import { FailedAuth } from './failed-auth';
 import { CredentialCache } from './credential-cache';
 import { donorByTokenHash } from '../store/donors';
 import { userByTokenHash } from '../store/users';
 
-/** Roles (PROTOCOL §3). */
-export type Role = 'admin' | 'manager' | 'donor';
+/** Roles (PROTOCOL §3), as the API's schemas name them. */
+export type { Role };
 
 /** An authenticated caller. */
 export interface Principal {
