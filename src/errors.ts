@@ -69,7 +69,7 @@ export const CLOSES = {
   too_many_bad_messages: { code: 1008, reason: 'too many bad messages', doc: '`core.maxProtocolErrors` `bad_request` or `bad_checksum` errors on this socket.' },
   engine_key_revoked: { code: 1008, reason: 'engine key revoked', doc: "An admin revoked the socket's engine key; do not reconnect with it." },
   blocked: { code: 1008, reason: 'blocked', doc: 'An admin blocked the donor, engine key or address range (`/v1/blocks`).' },
-  message_too_large: { code: 1009, reason: 'message too large', doc: 'A message over `core.maxMessageBytes` (uws: one over twice that is cut off at the TCP level, seen as 1006).' },
+  message_too_large: { code: 1009, reason: 'message too large', doc: 'A message over `core.maxMessageBytes` (uws: one over twice that is cut off at the TCP level, seen as 1006; node: `ws` closes with this code and no reason).' },
   memory_budget: { code: 1013, reason: 'memory budget exhausted; try again later', doc: 'Messages queued behind a slow one passed `memory.sessionQueueBytes` or the process budget; reconnect and `resume`.' },
   replies_unread: { code: 1013, reason: 'replies not read while this node holds too many; try again later', doc: 'The core sent a message with more than `core.unreadRepliesBytes` of its replies unread while the process held more than `memory.unsentBytes`; closed without the handshake (often seen as 1006). Read replies; reconnect and `resume`.' },
   partial_messages: { code: 1013, reason: 'partial messages over their memory share; try again later', doc: 'Messages received in part, all sockets of the process together, passed `memory.partialMessagesBytes` (on uws the vendored build closes with the same code and reason); reconnect and `resume`.' },

@@ -80,14 +80,14 @@ for (const transport of ['uws', 'node'] as const) {
  * resolves with what the server answered and how long after the head the connection closed
  * (-1: still open a second after the answer).
  */
-function drip(port: number, ca: string, length: number, chunk: number, everyMs: number): Promise<{ answer: string; closedAfterMs: number }> {
+function drip(port: number, ca: string, length: number, chunk: number, everyMs: number, path = '/v1/donors'): Promise<{ answer: string; closedAfterMs: number }> {
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let started = 0;
     let text = '';
     const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
       started = Date.now();
-      socket.write(`POST /v1/donors HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`);
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`);
       let sent = 0;
       timer = setInterval(() => {
         if (sent >= length) return clearInterval(timer);
@@ -123,7 +123,34 @@ for (const transport of ['uws', 'node'] as const) {
     // 400 bytes a second, for 2.5 s (past the grace): kept, and read whole (then refused as the JSON it is not).
     const paced = await drip(ts.server.port, ts.ca, 1000, 100, 250);
     t.match(paced.answer, /^HTTP\/1\.1 400 /, `read whole and answered, not timed out (${paced.answer.split('\r\n')[0]})`);
+    // Answered before its body is read (a bad query): the connection closes with the answer,
+    // so the rest of the body is neither waited for nor counted.
+    const early = await drip(ts.server.port, ts.ca, 1000, 1, 300, '/v1/donors?x=1');
+    t.match(early.answer, /^HTTP\/1\.1 400 /, `answered at once (${early.answer.split('\r\n')[0]})`);
+    t.ok(early.closedAfterMs >= 0 && early.closedAfterMs < 3000, `and closed ${early.closedAfterMs} ms after the head, not held while the body drips`);
+    const late = await Promise.all(Array.from({ length: 5 }, () => drip(ts.server.port, ts.ca, 60_000, 60_000, 200, '/v1/donors?x=1')));
+    t.ok(late.every((r) => / 400 /.test(r.answer)), 'bodies sent after their answer');
     const m = (await request(`${ts.url}/metrics`, { ca: ts.ca })).body.toString();
     t.equal(Number(/coordinator_memory_budget_used_bytes\{kind="bodies"[^}]*\} (\d+)/.exec(m)?.[1]), 0, 'no body memory held after');
   });
 }
+
+t.test('node: a body sent with a GET, which the route does not read, does not hold the connection', async (t) => {
+  const ts = await startTestServer({ 'server.transport': 'node', 'http.bodyGraceS': 1, 'http.minBodyBytesPerSecond': 100 });
+  t.teardown(() => ts.close());
+  const r = await new Promise<{ answer: string; ms: number }>((resolve) => {
+    let answer = '';
+    const started = Date.now();
+    const socket = tls.connect({ host: '127.0.0.1', port: ts.server.port, ca: ts.ca, servername: 'localhost' }, () => {
+      socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n');
+      const timer = setInterval(() => socket.write(' '), 300);
+      socket.on('close', () => clearInterval(timer));
+    });
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve({ answer, ms: Date.now() - started }));
+    setTimeout(() => socket.destroy(), 10_000);
+  });
+  t.match(r.answer, /^HTTP\/1\.1 200 /, 'answered');
+  t.ok(r.ms < 3000, `closed ${r.ms} ms after (Node would read that body first, however slowly it came)`);
+});

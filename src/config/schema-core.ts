@@ -50,7 +50,7 @@ export const CORE_SCHEMA = {
       env: 'SC_CORE_MAX_FILE_NAMES_PER_STREAM',
     },
     fileNameCacheNames: {
-      doc: "Most file names a process caches of the streams that commit through it, all streams together, so a commit whose names the stream already has does not read the stream document (core.maxFileNamesPerStream). Cores choose the names (up to 128 characters each): the bound is by names, about 250 bytes each at most, 64 MiB with the default. Least recently committing streams are dropped first; a dropped stream's next commit reads its names again.",
+      doc: "Most file names a process caches of the streams that commit through it, all streams together, so a commit whose names the stream already has does not read the stream document (core.maxFileNamesPerStream). Cores choose the names (up to 128 characters each): the bound is by names, each stream counting one more than it has, about 250 bytes each at most, 64 MiB with the default. Least recently committing streams are dropped first; a dropped stream's next commit reads its names again.",
       format: 'positive-int',
       default: 262144,
       env: 'SC_CORE_FILE_NAME_CACHE_NAMES',

@@ -117,9 +117,12 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   let settled = false;
   let bodyBytes = 0;
   let replyBytes = 0;
+  let sink: BodySink | undefined;
   const settle = (): void => {
     if (settled) return;
     settled = true;
+    // Bytes of a body that arrive after the answer are refused, not counted: nothing would give them back.
+    sink?.close();
     if (bodyBytes > 0) ctx.memory?.give('bodies', bodyBytes);
     if (replyBytes > 0) ctx.memory?.give('replies', replyBytes);
     if (!inflight) return;
@@ -146,6 +149,8 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   const client = clientAddress(ctx.trust, peer, headers['x-forwarded-for'] ?? '');
 
   let body: Promise<Buffer> | undefined;
+  /** Whether the body to read has all arrived: an answer sent before then closes the connection. */
+  let bodyRead = false;
   let gate: Promise<void> | undefined;
   let decision: ReturnType<typeof bodyDecision> = 'none';
   if (!early && !pre) {
@@ -166,15 +171,18 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   if (!early && !pre && decision === 'read') {
     // Counted as it arrives: a declared length that never comes holds nothing.
     const memory = ctx.memory;
-    const sink = new BodySink(bodyLimit, (n) => {
+    sink = new BodySink(bodyLimit, (n) => {
       if (memory && !memory.tryTake('bodies', n)) return false;
       if (memory) bodyBytes += n;
       return true;
     });
     body = io.readBody(sink, state, gate);
-    if (ctx.bodyPace) body = keepPace(body, sink, ctx.bodyPace);
+    if (ctx.bodyPace) body = keepPace(body, sink, ctx.bodyPace, gate);
     // Unobserved rejections (a handler that never reads its body) must not crash the process.
-    body.catch(() => undefined);
+    body.then(
+      () => (bodyRead = true),
+      () => undefined,
+    );
   }
   // A refusal with a body on its way closes the connection: the client cannot keep streaming it at us.
   const bodyPending = decision === 'read' || (decision instanceof AppError && method !== 'GET' && method !== 'HEAD');
@@ -196,6 +204,9 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   const finish = (reply: Reply, closeConnection = false): void => {
     if (state.aborted || state.done) return;
     state.done = true;
+    // Answered before its body has all come (refused, or a handler that did not read it): the
+    // rest is not read, so the client cannot keep the connection by sending it slowly.
+    if (decision === 'read' && !bodyRead) closeConnection = true;
     // One merged header set (the reply's own values win): a preflight already carries its CORS headers.
     const extra = reply === pre ? {} : ctx.extraHeaders?.(request);
     reply = encoded(reply);

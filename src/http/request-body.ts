@@ -34,8 +34,9 @@ export function bodyTooLarge(limit: number): AppError {
 export class BodySink {
   private chunks: Buffer[] = [];
   private size = 0;
-  /** Set once the body is refused as a whole (too slow): every later chunk is refused with it. */
+  /** Set once the body is refused as a whole (too slow, or its exchange over): every later chunk is refused with it. */
   private refusal: AppError | undefined;
+  private readonly onClose: Array<() => void> = [];
 
   /** @param take counts `bytes` against the budget; false when they do not fit */
   constructor(
@@ -71,6 +72,20 @@ export class BodySink {
     this.drop();
   }
 
+  /**
+   * Ends the sink with its exchange (answered or aborted): later chunks are refused uncounted,
+   * what was kept is forgotten, and what waits on the body (its pace) stops.
+   */
+  close(): void {
+    this.refuse(new AppError('bad_request', 'The request was already answered'));
+    for (const f of this.onClose.splice(0)) f();
+  }
+
+  /** Runs `f` once when the sink is closed. */
+  whenClosed(f: () => void): void {
+    this.onClose.push(f);
+  }
+
   /** The body so far, in one buffer. */
   bytes(): Buffer {
     return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
@@ -97,25 +112,38 @@ export interface BodyPace {
 /**
  * `body`, or a `request_timeout` refusal once it falls behind `pace`: when it is still
  * arriving at `graceMs` plus one second per `minBytesPerSecond` bytes received, counted from
- * now (the request head). The sink then refuses every later chunk, so the transport stops
- * reading; the exchange closes the connection with the refusal. One timer per body being read.
+ * when it may be read (the request head, or once `gate`, the route's authentication, lets it:
+ * the server's own wait is not the client's). The sink then refuses every later chunk, so the
+ * transport stops reading; the exchange closes the connection with the refusal. One timer per
+ * body being read, cleared when the sink is closed.
  */
-export function keepPace(body: Promise<Buffer>, sink: BodySink, pace: BodyPace): Promise<Buffer> {
-  const started = Date.now();
+export function keepPace(body: Promise<Buffer>, sink: BodySink, pace: BodyPace, gate?: Promise<void>): Promise<Buffer> {
   let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  sink.whenClosed(() => {
+    closed = true;
+    clearTimeout(timer);
+  });
   const late = new Promise<never>((_, reject) => {
-    const check = (): void => {
-      const deadline = started + pace.graceMs + (sink.received / pace.minBytesPerSecond) * 1000;
-      const left = deadline - Date.now();
-      if (left > 0) {
-        timer = setTimeout(check, left);
-        return;
-      }
-      const err = new AppError('request_timeout', `The request body did not arrive in time: ${sink.received} bytes in ${Math.round((Date.now() - started) / 1000)} s (after the first ${pace.graceMs / 1000} s it must average ${pace.minBytesPerSecond} bytes a second)`);
-      sink.refuse(err);
-      reject(err);
+    const begin = (): void => {
+      if (closed) return;
+      const started = Date.now();
+      const check = (): void => {
+        const deadline = started + pace.graceMs + (sink.received / pace.minBytesPerSecond) * 1000;
+        const left = deadline - Date.now();
+        if (left > 0) {
+          timer = setTimeout(check, left);
+          return;
+        }
+        const err = new AppError('request_timeout', `The request body did not arrive in time: ${sink.received} bytes in ${Math.round((Date.now() - started) / 1000)} s (after the first ${pace.graceMs / 1000} s it must average ${pace.minBytesPerSecond} bytes a second)`);
+        sink.refuse(err);
+        reject(err);
+      };
+      timer = setTimeout(check, pace.graceMs);
     };
-    timer = setTimeout(check, pace.graceMs);
+    // A gate that refuses never lets the body be read: nothing to time.
+    if (gate) gate.then(begin, () => undefined);
+    else begin();
   });
   late.catch(() => undefined);
   return Promise.race([body, late]).finally(() => clearTimeout(timer));

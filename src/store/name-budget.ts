@@ -14,8 +14,9 @@ import { AppError } from '../errors';
 import type { StreamDoc } from '../model';
 
 /**
- * The file names of recently committing streams, at most `maxNames` names in all
- * (core.fileNameCacheNames): cores choose the names (up to 128 characters, up to
+ * The file names of recently committing streams, at most `maxNames` in all
+ * (core.fileNameCacheNames), each stream counting one more than its names (a stream without
+ * names still takes an entry): cores choose the names (up to 128 characters, up to
  * core.maxFileNamesPerStream per stream), so the cache is bounded by names, not streams. The
  * least recently checked streams go first; a stream whose names alone pass the bound is not
  * kept (its commits read its document).
@@ -27,7 +28,7 @@ export class FileNameCache {
 
   constructor(private readonly maxNames: number) {}
 
-  /** Names cached now, all streams together. */
+  /** What the cache holds now: names, all streams together, plus one per stream. */
   get size(): number {
     return this.held;
   }
@@ -45,10 +46,10 @@ export class FileNameCache {
   /** Caches the stream's names (the set may grow later by {@link add}). */
   set(streamId: string, names: Set<string>): void {
     this.forget(streamId);
-    if (names.size > this.maxNames) return;
-    this.makeRoom(names.size);
+    if (cost(names) > this.maxNames) return;
+    this.makeRoom(cost(names));
     this.streams.set(streamId, names);
-    this.held += names.size;
+    this.held += cost(names);
   }
 
   /** Adds names to a cached stream's set. */
@@ -63,7 +64,7 @@ export class FileNameCache {
     if (this.held > this.maxNames) {
       // This stream is the most recent: make room from the others, or let it go too.
       this.forget(streamId);
-      if (have.size <= this.maxNames) this.set(streamId, have);
+      if (cost(have) <= this.maxNames) this.set(streamId, have);
     }
   }
 
@@ -71,16 +72,21 @@ export class FileNameCache {
     const names = this.streams.get(streamId);
     if (!names) return;
     this.streams.delete(streamId);
-    this.held -= names.size;
+    this.held -= cost(names);
   }
 
   private makeRoom(needed: number): void {
     for (const [id, names] of this.streams) {
       if (this.held + needed <= this.maxNames) return;
       this.streams.delete(id);
-      this.held -= names.size;
+      this.held -= cost(names);
     }
   }
+}
+
+/** What a stream's entry counts against the bound: its names, and one for the entry itself. */
+function cost(names: Set<string>): number {
+  return names.size + 1;
 }
 
 /**

@@ -40,8 +40,21 @@ export function serveNodeHttp(ctx: HttpContext, req: IncomingMessage, res: Serve
     headers,
     peer: normalizeAddress(req.socket.remoteAddress ?? ''),
     readBody: (sink, state, gate) => (gate ? gate.then(() => readBody(req, sink, state)) : readBody(req, sink, state)),
-    write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection, new Waits(res, state, idleMs)),
+    // An answer that goes out while the request's body is still arriving (a route that needs
+    // none, a refusal before it is read) closes the connection: Node would otherwise keep
+    // reading that body, however slowly it comes, before the connection's next request.
+    write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection || bodyUnfinished(req), new Waits(res, state, idleMs)),
   });
+}
+
+/**
+ * Whether the request announced a body that has not all arrived. A request without one is
+ * not: Node marks even those complete only after its 'request' event, and answers made at
+ * once (a CORS preflight, an unknown path) must keep the connection.
+ */
+function bodyUnfinished(req: IncomingMessage): boolean {
+  const announced = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  return announced && !req.complete;
 }
 
 function readBody(req: IncomingMessage, sink: BodySink, state: ExchangeState): Promise<Buffer> {
