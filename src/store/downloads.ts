@@ -14,8 +14,8 @@
 import type { Db } from 'mongodb';
 import type { StreamBody } from '../http/router';
 import type { FileStore } from './files';
-import { partitionFile } from './partitions';
-import type { CommittedPartition, PartitionDoc, StoredFile } from '../model';
+import { partitionFile, partitionIndex } from './partitions';
+import type { CommittedPartition, StoredFile } from '../model';
 
 /** Partition documents read ahead of the one being sent (each holds ≤ storage.inlineMaxBytes inline). */
 export const READ_AHEAD = 4;
@@ -51,8 +51,8 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 export async function framePartsOf(db: Db, committed: CommittedPartition[], name: string): Promise<FramePart[]> {
   const sizes = await mapLimit(committed, PARALLEL_OPS, async (e) => {
     if (e.files) return e.files.find((f) => f.name === name)?.size;
-    const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: e.id }, { projection: { index: 1 } });
-    return doc?.index.find((f) => f.kind === 'frame' && f.name === name)?.size;
+    const index = await partitionIndex(db, e.id);
+    return index?.find((f) => f.kind === 'frame' && f.name === name)?.size;
   });
   return committed.flatMap((e, i) => (sizes[i] === undefined ? [] : [{ docId: e.id, n: e.n, size: sizes[i]! }]));
 }

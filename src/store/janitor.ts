@@ -12,7 +12,8 @@ import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
 import { committedPartitionId, type PageCache } from './partition-pages';
-import { commitPoints, purgeStreamData, streamChanges } from './streams';
+import { changesCreated, commitPoints, purgeStreamData, streamChanges } from './streams';
+import { partitionHeadsCreated, takePartition } from './partitions';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
 
@@ -93,21 +94,21 @@ export class Janitor {
   async pass(limit = this.maxPerPass, now?: number): Promise<{ partitions: number; streams: number }> {
     now ??= await storeNow(this.db);
     const to = now - this.lagMs;
-    const partitions = await this.walk<PartitionHead>('partitions', to, limit, { _id: 1, streamId: 1, n: 1, createdAt: 1 }, (page) => this.removePartitions(page, to));
-    const streams = await this.walk<StreamChangeDoc>('stream_changes', to, limit, { _id: 1, op: 1, createdAt: 1 }, (page) => this.finishChanges(page));
+    const partitions = await this.walk<PartitionHead>('partitions', to, limit, (...range) => partitionHeadsCreated(this.db, ...range), (page) => this.removePartitions(page, to));
+    const streams = await this.walk<StreamChangeDoc>('stream_changes', to, limit, (...range) => changesCreated(this.db, ...range), (page) => this.finishChanges(page));
     if (partitions + streams > 0) this.log.info({ partitions, streams }, 'janitor removed uncommitted leftovers');
     return { partitions, streams };
   }
 
   /**
    * Walks `collection` in createdAt order from its watermark up to `to` (ms), a page at a
-   * time, handing each page to `visit`, which says which of its documents are gone from the
+   * time (`read`: its store module's query of the documents created in a range), handing each page to `visit`, which says which of its documents are gone from the
    * collection now and how many things it cleaned up. The watermark moves after each page.
    * Documents sharing the page's last createdAt are counted (`seen`) and skipped next time,
    * so a run of more than a page of them still moves on; gone ones are not counted, not
    * being there to skip. Returns the sum of what the pages cleaned up.
    */
-  private async walk<D extends Dated>(collection: string, to: number, limit: number, projection: Record<string, 1>, visit: (page: D[]) => Promise<Visited>): Promise<number> {
+  private async walk<D extends Dated>(collection: string, to: number, limit: number, read: (from: Date, to: Date, skip: number, limit: number) => Promise<D[]>, visit: (page: D[]) => Promise<Visited>): Promise<number> {
     const key = `${this.prefix}watermark:${collection}`;
     // Before 2026-12-03 one watermark (plain ms) covered both walks; partitions resume from it.
     let mark = await this.readWatermark(key, collection === 'partitions' ? `${this.prefix}watermark` : undefined);
@@ -117,11 +118,8 @@ export class Janitor {
       const from = Math.max(mark.ms, EARLIEST_MS);
       if (to <= from) break;
       const want = Math.min(this.pageSize, limit - examined);
-      const page = await this.db
-        .collection<D>(collection)
-        .find({ createdAt: { $gte: new Date(from), $lt: new Date(to) } } as never, { projection, sort: { createdAt: 1 }, skip: from === mark.ms ? mark.seen : 0, limit: want })
-        .toArray();
-      const { gone, cleaned } = await visit(page as D[]);
+      const page = await read(new Date(from), new Date(to), from === mark.ms ? mark.seen : 0, want);
+      const { gone, cleaned } = await visit(page);
       removed += cleaned;
       examined += page.length;
       if (page.length < want) {
@@ -157,7 +155,7 @@ export class Janitor {
       // Above the commit point only when older than the lag by the store's clock (this
       // window); at or below it (or with the stream gone) it can never be committed.
       if (!beyondCommitPoint(p.n, stream) && p.createdAt.getTime() >= to) continue;
-      const full = await this.db.collection<PartitionDoc>('partitions').findOneAndDelete({ _id: p._id });
+      const full = await takePartition(this.db, p._id);
       if (full) {
         await this.files.removeBlobs([...full.frames, ...full.checkpoint] as StoredFile[]);
         gone.add(p._id);

@@ -83,3 +83,25 @@ export async function checkpointFiles(db: Db, partitionDocId: string): Promise<S
   const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: partitionDocId }, { projection: { checkpoint: 1 } });
   return doc?.checkpoint ?? [];
 }
+
+/** A partition's index of files (kind, name, size), read by `_id`; undefined when it is gone. */
+export async function partitionIndex(db: Db, partitionDocId: string): Promise<PartitionDoc['index'] | undefined> {
+  const doc = await db.collection<PartitionDoc>('partitions').findOne({ _id: partitionDocId }, { projection: { index: 1 } });
+  return doc?.index;
+}
+
+/**
+ * The janitor's page of partition documents created in [from, to), oldest first, `skip` then
+ * `limit` of them, with only what it judges them by (`_id`, stream, number, creation time).
+ */
+export function partitionHeadsCreated(db: Db, from: Date, to: Date, skip: number, limit: number): Promise<Array<Pick<PartitionDoc, '_id' | 'streamId' | 'n' | 'createdAt'>>> {
+  return db
+    .collection<PartitionDoc>('partitions')
+    .find({ createdAt: { $gte: from, $lt: to } }, { projection: { _id: 1, streamId: 1, n: 1, createdAt: 1 }, sort: { createdAt: 1 }, skip, limit })
+    .toArray();
+}
+
+/** Removes one partition document and returns it (for its blobs), or null when it is gone already. */
+export function takePartition(db: Db, partitionDocId: string): Promise<PartitionDoc | null> {
+  return db.collection<PartitionDoc>('partitions').findOneAndDelete({ _id: partitionDocId });
+}

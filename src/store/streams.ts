@@ -240,6 +240,13 @@ export function streamChanges(db: Db): Collection<StreamChangeDoc> {
   return db.collection<StreamChangeDoc>('stream_changes');
 }
 
+/** The janitor's page of change records created in [from, to), oldest first, `skip` then `limit` of them. */
+export function changesCreated(db: Db, from: Date, to: Date, skip: number, limit: number): Promise<StreamChangeDoc[]> {
+  return streamChanges(db)
+    .find({ createdAt: { $gte: from, $lt: to } }, { projection: { _id: 1, op: 1, createdAt: 1 }, sort: { createdAt: 1 }, skip, limit })
+    .toArray();
+}
+
 /** A file to store with a new stream. */
 export interface NewFile {
   name: string;
