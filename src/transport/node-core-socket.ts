@@ -73,10 +73,12 @@ export class NodeCoreSocket implements CoreSocket {
     this.fragmenting = 0;
   }
 
+  /** {@link CoreSocket.send}: the message as JSON, behind any message being written in fragments. */
   send(message: Record<string, unknown>): void {
     this.write(Buffer.from(JSON.stringify(message)));
   }
 
+  /** {@link CoreSocket.sendEncoded}: encoded into a buffer of its own, which ws keeps until it is written. */
   sendEncoded(encode: MessageEncoder): void {
     // ws holds on to what it has not written yet: every message gets a buffer of its own.
     this.write(encode(newBuffer));
@@ -103,6 +105,7 @@ export class NodeCoreSocket implements CoreSocket {
     });
   }
 
+  /** {@link CoreSocket.close}: at once, without the handshake, past core.unreadRepliesBytes of unread replies. */
   close(code: number, reason: string): void {
     this.ws.close(code, reason);
     // Behind unread replies the close frame would never be read, and ws would hold the
@@ -110,6 +113,7 @@ export class NodeCoreSocket implements CoreSocket {
     if (this.unsentBytes() > this.unreadRepliesBytes) this.ws.terminate();
   }
 
+  /** {@link CoreSocket.unsentBytes}. */
   unsentBytes(): number {
     // What ws holds, the rest of a large message being written in fragments, and the messages
     // behind it.
