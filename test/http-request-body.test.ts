@@ -37,3 +37,14 @@ t.test('a closed sink stops the clock and refuses what comes after, uncounted', 
   t.ok(sink.add(Buffer.alloc(10)), 'a later chunk is refused');
   t.equal(counted, 0, 'and not counted against the budget');
 });
+
+t.test('a body that has all come before the gate opens starts no clock', async (t) => {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const sink = new BodySink(1e6, () => true);
+  const paced = keepPace(Promise.resolve(Buffer.from('{}')), sink, pace, gate);
+  t.equal(await settledWithin(paced, 50), 'resolved');
+  open();
+  await new Promise((r) => setTimeout(r, 400));
+  t.notOk(sink.add(Buffer.alloc(1)), 'no late request_timeout refused the finished body');
+});

@@ -135,6 +135,50 @@ for (const transport of ['uws', 'node'] as const) {
   });
 }
 
+/** Sends `requests` one after another on one TLS connection; resolves with the status of each answer, and whether the connection is still open after. */
+function onOneConnection(port: number, ca: string, requests: string[]): Promise<{ statuses: number[]; open: boolean }> {
+  return new Promise((resolve, reject) => {
+    const statuses: number[] = [];
+    let text = '';
+    let open = true;
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => socket.write(requests[0]!));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      open = false;
+      if (statuses.length < requests.length) resolve({ statuses, open });
+    });
+    socket.on('data', (d: Buffer) => {
+      text += d.toString();
+      // An answer is whole when its body has its Content-Length.
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = text.slice(0, end + 4);
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+      if (Buffer.byteLength(text) < Buffer.byteLength(head) + length) return;
+      statuses.push(Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]));
+      text = Buffer.from(text).subarray(Buffer.byteLength(head) + length).toString();
+      if (statuses.length < requests.length) socket.write(requests[statuses.length]!);
+      else setTimeout(() => {
+        resolve({ statuses, open });
+        socket.destroy();
+      }, 200);
+    });
+    setTimeout(() => reject(new Error(`no answers after 10 s (${statuses.join(', ')})`)), 10_000);
+  });
+}
+
+for (const transport of ['uws', 'node'] as const) {
+  t.test(`${transport}: an early answer to a request whose body came with its head keeps the connection`, async (t) => {
+    const ts = await startTestServer({ 'server.transport': transport });
+    t.teardown(() => ts.close());
+    const post = (path: string): string => `POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`;
+    const r = await onOneConnection(ts.server.port, ts.ca, [post('/v1/donors?x=1'), post('/nope'), 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n']);
+    t.same(r.statuses.slice(0, 2), [400, 404], 'a bad query before the body is read, an unknown path: answered');
+    t.equal(r.statuses[2], 200, 'and the connection served the next request');
+    t.ok(r.open, 'kept open');
+  });
+}
+
 t.test('node: a body sent with a GET, which the route does not read, does not hold the connection', async (t) => {
   const ts = await startTestServer({ 'server.transport': 'node', 'http.bodyGraceS': 1, 'http.minBodyBytesPerSecond': 100 });
   t.teardown(() => ts.close());

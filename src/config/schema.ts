@@ -51,7 +51,7 @@ export const schema = {
       env: 'SC_HTTP_IDLE_TIMEOUT_S',
     },
     bodyGraceS: {
-      doc: 'Seconds a request body has, from its request head, before its pace counts (http.minBodyBytesPerSecond). A body still arriving when it falls behind gets 408 request_timeout and its connection is closed, on both transports: a client that drips a body (anyone may send one to donor registration) holds neither a connection nor body memory (memory.bodiesBytes) for long.',
+      doc: 'Seconds a request body has, from when its route lets it be read (after authentication, which the server may take its time over), before its pace counts (http.minBodyBytesPerSecond). A body still arriving when it falls behind gets 408 request_timeout and its connection is closed, on both transports: a client that drips a body (anyone may send one to donor registration) holds neither a connection nor body memory (memory.bodiesBytes) for long.',
       format: 'positive-int',
       default: 10,
       env: 'SC_HTTP_BODY_GRACE_S',

@@ -204,9 +204,6 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
   const finish = (reply: Reply, closeConnection = false): void => {
     if (state.aborted || state.done) return;
     state.done = true;
-    // Answered before its body has all come (refused, or a handler that did not read it): the
-    // rest is not read, so the client cannot keep the connection by sending it slowly.
-    if (decision === 'read' && !bodyRead) closeConnection = true;
     // One merged header set (the reply's own values win): a preflight already carries its CORS headers.
     const extra = reply === pre ? {} : ctx.extraHeaders?.(request);
     reply = encoded(reply);
@@ -223,15 +220,26 @@ export function serveExchange(ctx: HttpContext, io: ExchangeIO): () => void {
       }
     }
     const headers = { 'x-request-id': id, ...extra, ...reply.headers };
-    io.write({ status: reply.status, body: reply.body }, headers, state, method === 'HEAD', closeConnection)
-      .then(
-        () => logRequest(ctx, request, reply.status, started, state.aborted),
-        (err: unknown) => {
-          ctx.log.error({ err, reqId: id }, 'response write failed');
-          logRequest(ctx, request, reply.status, started, true);
-        },
-      )
-      .finally(settle);
+    const write = (close: boolean): void => {
+      io.write({ status: reply.status, body: reply.body }, headers, state, method === 'HEAD', close)
+        .then(
+          () => logRequest(ctx, request, reply.status, started, state.aborted),
+          (err: unknown) => {
+            ctx.log.error({ err, reqId: id }, 'response write failed');
+            logRequest(ctx, request, reply.status, started, true);
+          },
+        )
+        .finally(settle);
+    };
+    if (closeConnection || decision !== 'read' || bodyRead) return write(closeConnection);
+    // Answered before its body was read (a refusal, a handler that does not read it): judged a
+    // turn later, once a body that came with its head has been taken in. One still arriving
+    // then is not read, and the connection closes, so a client cannot hold it by sending the
+    // rest slowly.
+    setImmediate(() => {
+      if (state.aborted) return settle();
+      write(!bodyRead);
+    });
   };
 
   const onAbort = (): void => {

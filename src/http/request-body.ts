@@ -103,7 +103,7 @@ function bodiesFull(): AppError {
 
 /** How fast a body must arrive (config http.bodyGraceS, http.minBodyBytesPerSecond). */
 export interface BodyPace {
-  /** Milliseconds a body has from its request head before its rate counts. */
+  /** Milliseconds a body has, from when its route lets it be read (after authentication), before its rate counts. */
   graceMs: number;
   /** Bytes per second it must average after that: each byte received buys 1/this seconds more. */
   minBytesPerSecond: number;
@@ -119,14 +119,15 @@ export interface BodyPace {
  */
 export function keepPace(body: Promise<Buffer>, sink: BodySink, pace: BodyPace, gate?: Promise<void>): Promise<Buffer> {
   let timer: NodeJS.Timeout | undefined;
-  let closed = false;
+  // Set once the body has come (or failed) or its exchange is over: nothing left to time.
+  let done = false;
   sink.whenClosed(() => {
-    closed = true;
+    done = true;
     clearTimeout(timer);
   });
   const late = new Promise<never>((_, reject) => {
     const begin = (): void => {
-      if (closed) return;
+      if (done) return;
       const started = Date.now();
       const check = (): void => {
         const deadline = started + pace.graceMs + (sink.received / pace.minBytesPerSecond) * 1000;
@@ -146,5 +147,8 @@ export function keepPace(body: Promise<Buffer>, sink: BodySink, pace: BodyPace, 
     else begin();
   });
   late.catch(() => undefined);
-  return Promise.race([body, late]).finally(() => clearTimeout(timer));
+  return Promise.race([body, late]).finally(() => {
+    done = true;
+    clearTimeout(timer);
+  });
 }

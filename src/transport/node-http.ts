@@ -42,8 +42,13 @@ export function serveNodeHttp(ctx: HttpContext, req: IncomingMessage, res: Serve
     readBody: (sink, state, gate) => (gate ? gate.then(() => readBody(req, sink, state)) : readBody(req, sink, state)),
     // An answer that goes out while the request's body is still arriving (a route that needs
     // none, a refusal before it is read) closes the connection: Node would otherwise keep
-    // reading that body, however slowly it comes, before the connection's next request.
-    write: (reply, base, state, head, closeConnection) => writeReply(res, reply, base, state, head, closeConnection || bodyUnfinished(req), new Waits(res, state, idleMs)),
+    // reading that body, however slowly it comes, before the connection's next request. An
+    // answer made at once, inside Node's 'request' event, waits a turn for Node to parse a
+    // body that came in the same packet.
+    write: async (reply, base, state, head, closeConnection) => {
+      if (!closeConnection && bodyUnfinished(req)) await new Promise((resolve) => setImmediate(resolve));
+      return writeReply(res, reply, base, state, head, closeConnection || bodyUnfinished(req), new Waits(res, state, idleMs));
+    },
   });
 }
 
