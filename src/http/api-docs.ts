@@ -38,6 +38,7 @@ export function apiMarkdown(doc: Record<string, unknown>): string {
     'Owners may act on their targets and streams; admins may act on any (an operator override).',
     'Connections: HTTP/1.1 with keep-alive. Do not pipeline: on the uws transport a request sent before the answer to the one before it is complete closes the connection (a uWebSockets.js rule), unless that answer was ready at once.',
     'A connection whose client reads none of an answer within `http.idleTimeoutS` (uws: 10 s) is closed.',
+    'A request body must keep a pace (`http.bodyGraceS`, then `http.minBodyBytesPerSecond`): one that falls behind gets 408 `request_timeout`. An answer sent before its request body has all arrived (a refusal, a route that reads none) closes the connection.',
     '',
     '| method | path | who | what |',
     '|---|---|---|---|',

@@ -31,7 +31,7 @@ export interface Mongo {
   db: Db;
 }
 
-/** Creates the client (no I/O yet; the first operation or {@link connectMongo} connects). */
+/** Creates the client (no I/O yet; the first operation, or `client.connect()`, connects). */
 export function createMongo(settings: Settings): Mongo {
   const s = settings.mongodb;
   assertTlsUri(s.uri);

@@ -4,7 +4,7 @@
  * session registration). uWS rules kept here: headers are copied before any await, the
  * upgrade is corked, a closed socket is never touched again, and nothing is written to a
  * socket from inside a uWS callback (see {@link Outbox}). Corking an upgrade that follows an
- * await needs the vendored build's cork fix (vendor/uWebSockets.js/BUILD.md, "The one patch").
+ * await needs the vendored build's cork fix (vendor/uWebSockets.js/BUILD.md, "The patches", 1).
  */
 import type uws from 'uWebSockets.js';
 import { CLOSES } from '../errors';

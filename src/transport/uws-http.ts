@@ -1,6 +1,6 @@
 /**
- * The one wrapper between uWebSockets.js HTTP responses and the transport-neutral handlers
- * of http.ts (the shared logic is in exchange.ts). uWS rules it enforces in one place:
+ * The one wrapper between uWebSockets.js HTTP responses and the transport-neutral exchange
+ * (http/exchange.ts, which calls the routes' handlers). uWS rules it enforces in one place:
  * - everything needed from `req` is copied out synchronously (req is invalid after the handler returns);
  * - `onAborted` is registered before any asynchronous work, and nothing is written after an abort;
  * - bodies are read with `onData` against the route's limit: a larger Content-Length is refused
