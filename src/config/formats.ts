@@ -42,21 +42,20 @@ convict.addFormat({
   coerce: (value: string) => (/^true$/i.test(value) ? true : /^false$/i.test(value) ? false : value),
 });
 
-convict.addFormat({
-  name: 'nat',
-  validate(value: unknown) {
-    if (!Number.isInteger(value) || (value as number) < 0) throw new Error('must be an integer ≥ 0');
-  },
-  coerce: digits,
-});
+/** An integer format within [min, max], read from digits only ({@link digits}); `message` says what it must be. */
+function integerFormat(name: string, min: number, max: number, message: string): void {
+  convict.addFormat({
+    name,
+    validate(value: unknown) {
+      if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) throw new Error(message);
+    },
+    coerce: digits,
+  });
+}
 
-convict.addFormat({
-  name: 'port',
-  validate(value: unknown) {
-    if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65535) throw new Error('ports must be within range 0 - 65535');
-  },
-  coerce: digits,
-});
+integerFormat('nat', 0, Infinity, 'must be an integer ≥ 0');
+
+integerFormat('port', 0, 65535, 'ports must be within range 0 - 65535');
 
 convict.addFormat({
   name: 'ip-list',
@@ -82,25 +81,11 @@ convict.addFormat({
   coerce: commaList,
 });
 
-convict.addFormat({
-  name: 'positive-int',
-  validate(value: unknown) {
-    if (!Number.isInteger(value) || (value as number) < 1) throw new Error('must be an integer ≥ 1');
-  },
-  coerce: digits,
-});
+integerFormat('positive-int', 1, Infinity, 'must be an integer ≥ 1');
 
-/**
- * Core heartbeat seconds: uWS takes a socket's idle timeout (twice the heartbeat) only up to
- * 960 s, so a longer heartbeat would be cut short silently on the uws transport.
- */
-convict.addFormat({
-  name: 'heartbeat-seconds',
-  validate(value: unknown) {
-    if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 480) throw new Error('must be an integer from 1 to 480');
-  },
-  coerce: digits,
-});
+// Core heartbeat seconds: uWS takes a socket's idle timeout (twice the heartbeat) only up to
+// 960 s, so a longer heartbeat would be cut short silently on the uws transport.
+integerFormat('heartbeat-seconds', 1, 480, 'must be an integer from 1 to 480');
 
 convict.addFormat({
   name: 'write-concern',

@@ -14,7 +14,8 @@ import type { Bus } from './bus';
 import type { Durability, FileStore } from './files';
 import { readyMember, type Leases, type StreamManifest } from './leases';
 import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
-import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamErrorDoc, type StreamFileKind } from '../model';
+import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
+import { appendStreamError, deleteStreamErrors, streamErrorLog } from './stream-errors';
 
 const STREAMS = 'streams';
 
@@ -199,13 +200,8 @@ export async function movePages(db: Db, streamId: string, at: Pick<CommitPoint, 
  * counts one more consecutive error ({@link countStreamError}). Returns the status after.
  */
 export async function recordStreamError(db: Db, streamId: string, message: string, engine: string, donor: string | undefined, maxErrors: number): Promise<StreamDoc['status'] | undefined> {
-  await streamErrors(db).insertOne({ streamId, at: new Date(), message, engine, ...(donor ? { donor } : {}) });
+  await appendStreamError(db, { streamId, at: new Date(), message, engine, ...(donor ? { donor } : {}) });
   return countStreamError(db, streamId, maxErrors);
-}
-
-/** A stream's error log (model.ts StreamErrorDoc). */
-function streamErrors(db: Db): Collection<StreamErrorDoc> {
-  return db.collection<StreamErrorDoc>('stream_errors');
 }
 
 /** Counts one more consecutive error; at `maxErrors` an `ok` stream becomes `failed`. Returns the status after (undefined: no such stream). */
@@ -230,7 +226,7 @@ export async function purgeStreamData(db: Db, store: FileStore, streamId: string
     db.collection<FileDoc>('files').deleteMany({ streamId }),
     db.collection('partitions').deleteMany({ streamId }),
     deletePages(db, streamId),
-    streamErrors(db).deleteMany({ streamId }),
+    deleteStreamErrors(db, streamId),
     store.removeStreamBlobs(streamId),
   ]);
 }
@@ -401,7 +397,7 @@ export class Streams {
 
   /** A stream's error log, newest first (off the hot path: a scan by `streamId`). */
   errors(streamId: string, limit: number): Promise<Array<{ at: Date; message: string; engine?: string; donor?: string }>> {
-    return streamErrors(this.db).find({ streamId }, { sort: { at: -1 }, limit, projection: { _id: 0, streamId: 0 } }).toArray();
+    return streamErrorLog(this.db, streamId, limit);
   }
 
   /** A seed or tag file of a stream by its deterministic id. */
