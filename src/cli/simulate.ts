@@ -7,6 +7,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { CoreClient, CoreError } from '../client';
 
+/**
+ * Refusals a core waits out (the error's retry_after_s) and then sends the same message
+ * again: the server kept nothing of it and did not take its seq. The store being down
+ * (`unavailable`) keeps the frames buffered, so the checkpoint sent again commits them.
+ */
+const SEND_AGAIN = new Set(['rate_limited', 'unavailable', 'buffer_full']);
+
 /** Options of {@link simulate}. */
 export interface SimulateOptions {
   url: string;
@@ -27,8 +34,8 @@ export interface SimulateOptions {
   durationS: number;
   /**
    * Most messages per second each core sends; 0 sends as fast as replies come. Default 100, half
-   * the server's default `core.messagesPerSecond`. A message the server refuses as
-   * `rate_limited` is sent again after the delay it names.
+   * the server's default `core.messagesPerSecond`. A message the server refuses for now
+   * (`rate_limited`, `unavailable`, `buffer_full`) is sent again after the delay it names.
    */
   ratePerS: number;
   targetId?: string;
@@ -49,7 +56,7 @@ interface Counters {
   errors: number;
   bytes: number;
   waits: number;
-  /** Messages the server refused as rate_limited (each sent again). */
+  /** Messages the server refused for now (rate_limited, unavailable, buffer_full), each sent again after its retry_after_s. */
   refused: number;
   /** Assignments the server took back (a manager stopped or deleted the stream); the core asks for another. */
   takenBack: number;
@@ -144,7 +151,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         try {
           return await send();
         } catch (err) {
-          if (!(err instanceof CoreError && err.code === 'rate_limited') || !running) throw err;
+          if (!(err instanceof CoreError && SEND_AGAIN.has(err.code)) || !running) throw err;
           c.refused++;
           await sleep((err.retryAfterS ?? 1) * 1000, () => running);
         }
@@ -232,7 +239,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
   const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
   o.out.write(
     `${tty ? '\n' : ''}summary: ${o.cores} cores for ${secs.toFixed(1)} s: ${c.assignments} assignments, ${c.frames} frames (${(c.frames / secs).toFixed(0)}/s, ${(c.bytes / secs / 1e6).toFixed(2)} MB/s), ` +
-      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors, ${c.takenBack} assignments taken back by the server, ${c.reconnects} reconnects, ${c.refused} messages refused as rate_limited and sent again\n`,
+      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors, ${c.takenBack} assignments taken back by the server, ${c.reconnects} reconnects, ${c.refused} messages refused for now (rate_limited, unavailable, buffer_full) and sent again\n`,
   );
   return c;
 }

@@ -71,9 +71,9 @@ export interface OutFile {
   data: Uint8Array;
 }
 
-/** An error reply from the server, or a local failure (`disconnected`, `timeout`). */
+/** An error reply from the server (`fromServer`), or a local failure (`disconnected`, `timeout`). */
 export class CoreError extends Error {
-  constructor(readonly code: string, message: string, readonly retryAfterS?: number) {
+  constructor(readonly code: string, message: string, readonly retryAfterS?: number, readonly fromServer = false) {
     super(message);
     this.name = 'CoreError';
   }
@@ -231,7 +231,7 @@ export class CoreClient extends EventEmitter {
     }
     if (typeof id !== 'number') {
       if (msg.type !== 'error') return;
-      const err = new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined);
+      const err = new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined, true);
       // The server names the id of a message it refuses over core.messagesPerSecond only when
       // the message (or its binary header) is small. Without it, with one request in flight
       // that message is known, and its caller may wait and send it again.
@@ -247,16 +247,21 @@ export class CoreClient extends EventEmitter {
     if (!p) return;
     this.pending.delete(id);
     clearTimeout(p.timer);
-    if (msg.type === 'error') p.reject(new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined));
+    if (msg.type === 'error') p.reject(new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined, true));
     else p.resolve(msg);
   }
 
-  /** A request that took sequence number `seq`: refused unread (rate_limited), it gives the number back. */
+  /**
+   * A request that took sequence number `seq`. The server takes a seq only with its `ack` or
+   * `committed`: refused by an `error` reply (or unread, rate_limited), the number is given
+   * back, so the same message sent again (after `retryAfterS`) is next in order. Not after a
+   * timeout or a drop: the server may have taken it, and a resume starts again from 1.
+   */
   private async sequenced(seq: number, message: (id: number) => Buffer): Promise<Record<string, unknown>> {
     try {
       return await this.request(message);
     } catch (err) {
-      if (err instanceof CoreError && err.code === 'rate_limited' && this.seq === seq) this.seq--;
+      if (err instanceof CoreError && err.fromServer && this.seq === seq) this.seq--;
       throw err;
     }
   }

@@ -60,6 +60,50 @@ async function writeMongodPem(certs: DevCertificates): Promise<string> {
   return file;
 }
 
+/** Options of {@link startStoreServer}. */
+export interface StoreServerOptions {
+  /** Holds `mongo/` (and `postgres/` with that backend); the same directory finds the same data again. */
+  dir: string;
+  certs: DevCertificates;
+  /** TLS port (default: a free one). */
+  port?: number;
+  storeBackend?: StackOptions['storeBackend'];
+  ferretdbCacheDir?: string;
+  log?: LogFn;
+}
+
+/**
+ * Starts the stack's MongoDB server alone, TLS-only with the dev certificates: `mongod`
+ * when installed, else FerretDB on `storeBackend`. Started again with the same options
+ * after a stop, it serves the same data on the same port (how tests make an outage).
+ */
+export async function startStoreServer(opts: StoreServerOptions): Promise<MongoService> {
+  const { certs, log } = opts;
+  const mongod = findMongod();
+  const mongoDir = path.join(opts.dir, 'mongo');
+  if (mongod) {
+    return startMongod({ dataDir: mongoDir, port: opts.port, certKeyPem: await writeMongodPem(certs), caFile: certs.chain, binary: mongod, log });
+  }
+  const backend = opts.storeBackend ?? (process.env.SC_STORE_BACKEND === 'postgresql' ? 'postgresql' : 'sqlite');
+  const pg = backend === 'postgresql' ? await startPostgres({ dir: path.join(opts.dir, 'postgres'), log }) : undefined;
+  // Go's TLS stack serves exactly the certificates in the file, and clients trust only
+  // the root, so FerretDB needs leaf + intermediate, not the bare leaf.
+  const ferret = await startFerretDB({
+    dataDir: mongoDir,
+    ...(pg ? { postgresqlUrl: pg.ferretdbUrl } : {}),
+    port: opts.port,
+    cert: certs.fullChain,
+    key: certs.key,
+    cacheDir: opts.ferretdbCacheDir,
+    log,
+  }).catch(async (e: unknown) => {
+    await pg?.stop();
+    throw e;
+  });
+  if (!pg) return ferret;
+  return { ...ferret, stop: async () => void (await Promise.allSettled([ferret.stop().then(() => pg.stop())])) };
+}
+
 /**
  * Starts certificates, Redis and MongoDB under `baseDir` (certificates under `certsDir`
  * when given). If either server fails, the
@@ -69,43 +113,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const baseDir = path.resolve(opts.baseDir);
   const log = opts.log;
   const certs = await ensureDevCertificates(path.resolve(opts.certsDir ?? path.join(baseDir, 'certs')), { hosts: opts.hosts, log });
-  const mongod = findMongod();
-  const mongoDir = path.join(baseDir, 'mongo');
-
-  const startMongo = async (): Promise<MongoService> => {
-    if (mongod) {
-      return startMongod({
-        dataDir: mongoDir,
-        port: opts.ports?.mongo,
-        certKeyPem: await writeMongodPem(certs),
-        caFile: certs.chain,
-        binary: mongod,
-        log,
-      });
-    }
-    const backend = opts.storeBackend ?? (process.env.SC_STORE_BACKEND === 'postgresql' ? 'postgresql' : 'sqlite');
-    const pg = backend === 'postgresql' ? await startPostgres({ dir: path.join(baseDir, 'postgres'), log }) : undefined;
-    // Go's TLS stack serves exactly the certificates in the file, and clients trust only
-    // the root, so FerretDB needs leaf + intermediate, not the bare leaf.
-    const ferret = await startFerretDB({
-      dataDir: mongoDir,
-      ...(pg ? { postgresqlUrl: pg.ferretdbUrl } : {}),
-      port: opts.ports?.mongo,
-      cert: certs.fullChain,
-      key: certs.key,
-      cacheDir: opts.ferretdbCacheDir,
-      log,
-    }).catch(async (e: unknown) => {
-      await pg?.stop();
-      throw e;
-    });
-    if (!pg) return ferret;
-    return { ...ferret, stop: async () => void (await Promise.allSettled([ferret.stop().then(() => pg.stop())])) };
-  };
-
   const [redis, mongo] = await Promise.allSettled([
     startRedis({ dir: path.join(baseDir, 'redis'), port: opts.ports?.redis, persist: opts.persist, log }),
-    startMongo(),
+    startStoreServer({ dir: baseDir, certs, port: opts.ports?.mongo, storeBackend: opts.storeBackend, ferretdbCacheDir: opts.ferretdbCacheDir, log }),
   ]);
   if (redis.status === 'rejected' || mongo.status === 'rejected') {
     await Promise.allSettled([
@@ -120,7 +130,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     certs,
     redis: redis.value,
     mongo: mongo.value,
-    mongoKind: mongod ? 'mongod' : 'ferretdb',
+    mongoKind: findMongod() ? 'mongod' : 'ferretdb',
     mongoCAFile: certs.caCert,
     stop() {
       stopping ??= Promise.allSettled([redis.value.stop(), mongo.value.stop()]).then(() => undefined);

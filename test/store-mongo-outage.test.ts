@@ -1,0 +1,132 @@
+/**
+ * A MongoDB outage while the server runs (docs/deploy.md, MongoDB): the server's own store
+ * process is killed with SIGKILL under working cores, then started again on the same port
+ * and data. Meanwhile the process stays up, `/readyz` names MongoDB, the API answers 503
+ * `unavailable` with Retry-After, frames are still buffered, and a checkpoint is refused
+ * `unavailable` without losing them. Afterwards the same checkpoint, sent again, commits
+ * them all, and what was committed before the outage is intact. `simulate` rides it out.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import t, { type Test } from 'tap';
+import { CoreError } from '../src/client';
+import { simulate } from '../src/cli/simulate';
+import { freePort } from '../src/provision/exec';
+import { startStoreServer } from '../src/provision/stack';
+import type { MongoService } from '../src/provision/ferretdb';
+import { remoteCoreFixture, type RemoteCoreFixture } from '../test-support/core-fixture';
+import { getStack, stopStack } from '../test-support/stack';
+import { tempDir } from '../test-support/temp';
+import { eventually, request, startTestServer, type TestServer } from './helpers/server';
+
+t.teardown(stopStack);
+
+const frames = (s: string): Array<{ name: string; data: Buffer }> => [{ name: 'frames.xtc', data: Buffer.from(s) }];
+
+/** A server on a MongoDB of its own, which `kill` takes down (SIGKILL) and `restart` brings back on the same port and data. */
+interface OutageRig {
+  ts: TestServer;
+  f: RemoteCoreFixture;
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+  readyz(): Promise<number>;
+}
+
+async function outageRig(t: Test): Promise<OutageRig> {
+  const stack = await getStack();
+  const dir = tempDir('sc-mongo-outage-');
+  const port = await freePort();
+  const start = (): Promise<MongoService> => startStoreServer({ dir, certs: stack.certs, port });
+  let mongo = await start();
+  const ts = await startTestServer({ 'mongodb.uri': mongo.uri, 'mongodb.serverSelectionTimeoutMs': 1500, 'health.timeoutMs': 700 });
+  t.teardown(async () => {
+    await ts.close();
+    await mongo.stop();
+  });
+  const f = await remoteCoreFixture(ts.url, ts.ca, ts.server.storage.mongo.client.db(ts.settings.mongodb.database));
+  return {
+    ts,
+    f,
+    kill: async () => {
+      process.kill(mongo.pid, 'SIGKILL');
+      await mongo.stop();
+    },
+    restart: async () => {
+      mongo = await start();
+    },
+    readyz: async () => (await request(`${ts.url}/readyz`, { ca: ts.ca })).status,
+  };
+}
+
+t.test('MongoDB killed and started again under a working core', async (t) => {
+  const rig = await outageRig(t);
+  const { f } = rig;
+  const { url, ca } = rig.ts;
+  const target = await f.target();
+  const stream = await f.stream(target, Buffer.from('seed'));
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  t.equal((await core.assign(target)).streamId, stream);
+  await core.sendFrames(frames('a'));
+  t.match(await core.checkpoint([{ name: 'state.xml', data: Buffer.from('at 1') }]), { frames: 1 });
+
+  await rig.kill();
+  const ready = await eventually(async () => {
+    const r = await request(`${url}/readyz`, { ca });
+    return r.status === 503 ? r : undefined;
+  }, 15000, 'readyz 503 while MongoDB is down');
+  t.match(ready.json(), { status: 'unavailable', checks: { mongodb: /.+/, redis: 'ok' } });
+  t.not((ready.json() as { checks: { mongodb: string } }).checks.mongodb, 'ok', '/readyz names MongoDB');
+  t.equal((await request(`${url}/healthz`, { ca })).status, 200, 'the process stays up');
+  const api = await f.get(`/v1/streams/${stream}`);
+  t.equal(api.status, 503, 'an API read that needs MongoDB');
+  t.match(api.json(), { error: { code: 'unavailable' } });
+  t.ok(Number(api.headers['retry-after']) > 0, 'with Retry-After');
+
+  t.match(await core.sendFrames(frames('b')), { seq: 3, bufferedFrames: 1 }, 'frames are still buffered: no store on that path');
+  const refused = await core.checkpoint([{ name: 'state.xml', data: Buffer.from('at 2') }]).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(refused instanceof CoreError, 'the checkpoint is refused');
+  t.match(refused, { code: 'unavailable' });
+  t.ok((refused as CoreError).retryAfterS! > 0, 'with retry_after_s');
+  await core.ping();
+  t.pass('the socket stays open');
+
+  await rig.restart();
+  await eventually(async () => (await rig.readyz()) === 200, 30000, 'readyz 200 once MongoDB is back');
+  // The refused checkpoint's seq was not taken: the core sends the same checkpoint again.
+  const retried = await eventually(() => core.checkpoint([{ name: 'state.xml', data: Buffer.from('at 2') }]), 30000, 'the checkpoint sent again commits');
+  t.match(retried, { frames: 2, partition: 2 }, 'the frame buffered during the outage is committed');
+
+  const partitions = (await f.api<{ partitions: number[] }>('GET', `/v1/streams/${stream}/partitions`, f.manager)).partitions;
+  t.same(partitions, [1, 2], 'both partitions, the one before the outage intact');
+  const file = await f.get(`/v1/streams/${stream}/frames/frames.xtc`);
+  t.equal(file.body.toString(), 'ab', "every committed frame's bytes, in order");
+});
+
+t.test('simulate rides out the outage: refusals waited out, no core lost, every counted frame committed', async (t) => {
+  const rig = await outageRig(t);
+  const { f } = rig;
+  const target = await f.target();
+  for (let i = 0; i < 2; i++) await f.stream(target);
+  const caFile = path.join(tempDir('simulate-'), 'ca.pem');
+  fs.writeFileSync(caFile, rig.ts.ca);
+  const out = Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream;
+  out.resume();
+  const running = simulate({ url: f.wsUrl, engineKey: f.engineKey, donorToken: f.donor, caFile, cores: 2, frameBytes: 1024, checkpointEvery: 5, checkpointsPerAssignment: 1000, errorRate: 0, durationS: 14, ratePerS: 20, targetId: target, out });
+  await new Promise((r) => setTimeout(r, 2000));
+  await rig.kill();
+  await eventually(async () => (await rig.readyz()) === 503, 15000, 'readyz 503');
+  await new Promise((r) => setTimeout(r, 2000));
+  await rig.restart();
+  const c = await running;
+  t.equal(c.errors, 0, 'no core ended by the outage');
+  t.ok(c.refused > 0, `${c.refused} messages refused for now and sent again`);
+  t.ok(c.commits > 0, `${c.commits} commits`);
+  const { streams } = await f.api<{ streams: Array<{ frames: number }> }>('GET', `/v1/targets/${target}/streams`, f.manager);
+  const committed = streams.reduce((sum, s) => sum + s.frames, 0);
+  t.equal(c.frames, committed, `${c.frames} frames counted, ${committed} committed`);
+});
