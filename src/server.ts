@@ -35,7 +35,8 @@ import { plaintextWarning } from './transport/tls-policy';
 import { systemRoutes } from './http/routes/system';
 import { dashboardRoutes } from './dashboard/routes';
 import { Storage } from './store/storage';
-import { buildChainFile, tlsMode } from './transport/tls';
+import { buildChainFile, servedCertificate, tlsMode } from './transport/tls';
+import { watchCertificateExpiry } from './transport/tls-expiry';
 import { TrustList } from './http/client-address';
 import type { HttpContext } from './http/exchange';
 import type { Transport, TransportOptions } from './transport/types';
@@ -184,6 +185,10 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   }, janitorMs);
   janitorTimer.unref();
   const trimmer = startMallocTrim(settings.server.mallocTrimIntervalS, log, metrics);
+  // One worker of a group writes the lines; every worker reports the gauge.
+  const stopExpiryWatch = mode.enabled
+    ? watchCertificateExpiry(servedCertificate(mode), settings.tls.expiryWarningDays, log, metrics.tlsCertificateExpiry, { logs: (opts.worker ?? 0) === 0 })
+    : undefined;
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -193,6 +198,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
       pool.stop();
       clearInterval(janitorTimer);
       trimmer?.stop();
+      stopExpiryWatch?.();
       await hub.shutdown(deadline);
       if (inflight.count > 0) {
         log.info({ inflight: inflight.count }, 'waiting for in-flight requests');

@@ -122,6 +122,12 @@ export const CONNECTION_SCHEMA = {
       env: 'SC_TLS_PASSPHRASE',
       sensitive: true,
     },
+    expiryWarningDays: {
+      doc: 'Days before tls.cert expires from which the running server logs a warning, judged at start and twice a day (an error once it has expired: clients then refuse every connection). Let\'s Encrypt renews 30 days ahead, so a warning means renewals have failed for over two weeks. The expiry is also the gauge coordinator_tls_certificate_expiry_timestamp_seconds.',
+      format: 'positive-int',
+      default: 14,
+      env: 'SC_TLS_EXPIRY_WARNING_DAYS',
+    },
   },
   mongodb: {
     uri: {

@@ -92,6 +92,17 @@ export class Metrics {
     aggregator: 'max',
     registers: [this.registry],
   });
+  /**
+   * When the served certificate (tls.cert) expires, by its subject; no series with TLS off.
+   * Every worker serves the same file, so a worker group reports the earliest, not the sum.
+   */
+  readonly tlsCertificateExpiry = new client.Gauge({
+    name: 'coordinator_tls_certificate_expiry_timestamp_seconds',
+    help: 'Unix time (seconds) at which the served TLS certificate (tls.cert) expires, by subject; absent with TLS off. Alert well before it: clients refuse an expired certificate.',
+    labelNames: ['subject'] as const,
+    aggregator: 'min',
+    registers: [this.registry],
+  });
   /** Assign requests whose core hung up before the assignment was sent (a leased stream went straight back to the pool). */
   readonly assignAbandoned = new client.Counter({
     name: 'coordinator_assign_abandoned_total',

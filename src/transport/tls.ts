@@ -47,6 +47,18 @@ export function readCertificates(file: string): crypto.X509Certificate[] {
   return blocks.map((b) => new crypto.X509Certificate(b));
 }
 
+/** The leaf certificate a server presents: its subject (one line) and the end of its validity. */
+export interface ServedCertificate {
+  subject: string;
+  notAfter: Date;
+}
+
+/** Reads {@link ServedCertificate} from `tls.cert`. */
+export function servedCertificate(mode: Extract<TlsMode, { enabled: true }>): ServedCertificate {
+  const leaf = readCertificates(mode.cert)[0]!;
+  return { subject: leaf.subject.replace(/\n/g, ', '), notAfter: new Date(leaf.validTo) };
+}
+
 /**
  * Writes certificate + chain into one PEM in a fresh private directory (0700, file 0600),
  * for uWS's `cert_file_name`. The caller removes it with the returned `remove()` once the
