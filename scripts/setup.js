@@ -69,8 +69,8 @@ function checkNode() {
 
 /**
  * The Debian packages missing for this purpose. The dev stack needs openssl (certificates)
- * and Redis; the tests also start nginx (proxy mode) and use prlimit (the open-files
- * preflight check).
+ * and Redis; the tests also start nginx (proxy mode), use prlimit (the open-files
+ * preflight check) and systemd-analyze (the units in deploy/).
  */
 function missingPackages() {
   const need = [];
@@ -79,6 +79,8 @@ function missingPackages() {
   if (PURPOSE === 'test') {
     if (!which('nginx', ['/usr/sbin/nginx'])) need.push('nginx-light');
     if (!which('prlimit', ['/usr/bin/prlimit'])) need.push('util-linux');
+    // systemd's offline checks of the units in deploy/ (test/deploy-units.test.ts); nothing runs under it.
+    if (!which('systemd-analyze', ['/usr/bin/systemd-analyze'])) need.push('systemd');
   }
   return need;
 }
