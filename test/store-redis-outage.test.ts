@@ -2,7 +2,8 @@
  * A Redis outage while the server runs (docs/protocol.md "Leases, resume and failures"):
  * the server's own Redis (no persistence) is killed with SIGKILL under a working core, then
  * started again empty on the same port. Meanwhile the process stays up, `/readyz` names
- * Redis, and the core's checkpoints still commit (the commit point is MongoDB's alone).
+ * Redis, a new assignment is refused `unavailable`, and the working core's checkpoints still
+ * commit (the commit point is MongoDB's alone).
  * Once Redis is back without its data, the first renewal finds the lease gone and stops
  * the core with `lease_lost`; the ready queues are rebuilt from MongoDB, and the core's
  * next `assign` gets the same stream with every frame it committed.
@@ -46,6 +47,10 @@ t.test('Redis killed and started again empty under a working core', async (t) =>
     return r.status === 503 ? r : undefined;
   }, 15000, 'readyz 503 while Redis is down');
   t.match(ready.json(), { status: 'unavailable', checks: { mongodb: 'ok', redis: /.+/ } });
+
+  const other = await f.client({ reconnect: false });
+  t.teardown(() => other.close());
+  await t.rejects(other.assign(target), { code: 'unavailable' }, 'a new assignment needs the ready queues: refused for now');
 
   await core.sendFrames(frames('b'));
   t.match(await core.checkpoint([{ name: 'state.xml', data: Buffer.from('at 2') }]), { frames: 2, partition: 2 }, 'a held stream commits without Redis');
