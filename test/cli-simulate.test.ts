@@ -56,6 +56,21 @@ t.test('paced under the limit: nothing refused', async (t) => {
   t.ok(c.frames > 0, `${c.frames} frames`);
 });
 
+t.test("a core whose own buffer is full (buffer_full without a delay) ends with an error instead of sending the frame for good", async (t) => {
+  const small = await coreFixture({ 'core.maxBufferBytes': 4096 });
+  t.teardown(() => small.ts.close());
+  const own = await small.target();
+  await small.stream(own);
+  const out = Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream;
+  out.resume();
+  const started = Date.now();
+  // 5 frames of 2 KiB between checkpoints: the third passes core.maxBufferBytes.
+  const c = await simulate({ url: small.wsUrl, engineKey: small.engineKey, donorToken: small.donor, caFile, cores: 1, frameBytes: 2048, checkpointEvery: 5, checkpointsPerAssignment: 2, errorRate: 0, durationS: 10, ratePerS: 0, targetId: own, out });
+  t.equal(c.errors, 1, 'the core ended on it');
+  t.equal(c.refused, 0, 'not sent again');
+  t.ok(Date.now() - started < 5000, `at once (${Date.now() - started} ms), not at the end of the run`);
+});
+
 t.test('a stream stopped by its manager under a core: the core goes on with another stream', async (t) => {
   const own = await f.target();
   for (let i = 0; i < 3; i++) await f.stream(own);

@@ -8,11 +8,18 @@ import fs from 'node:fs';
 import { CoreClient, CoreError } from '../client';
 
 /**
- * Refusals a core waits out (the error's retry_after_s) and then sends the same message
- * again: the server kept nothing of it and did not take its seq. The store being down
- * (`unavailable`) keeps the frames buffered, so the checkpoint sent again commits them.
+ * Seconds to wait before sending a refused message again, or undefined when it is not to be
+ * sent again. The server kept nothing of a refused message and did not take its seq; the
+ * store being down (`unavailable`) keeps the frames buffered, so the checkpoint sent again
+ * commits them. A `buffer_full` without a delay means this core's own buffer is full: sending
+ * the same frame again would never pass, so that is an error, as are all other codes.
  */
-const SEND_AGAIN = new Set(['rate_limited', 'unavailable', 'buffer_full']);
+function sendAgainAfterS(err: unknown): number | undefined {
+  if (!(err instanceof CoreError)) return undefined;
+  if (err.code === 'rate_limited') return err.retryAfterS ?? 1;
+  if (err.code === 'unavailable' || err.code === 'buffer_full') return err.retryAfterS;
+  return undefined;
+}
 
 /** Options of {@link simulate}. */
 export interface SimulateOptions {
@@ -151,9 +158,10 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         try {
           return await send();
         } catch (err) {
-          if (!(err instanceof CoreError && SEND_AGAIN.has(err.code)) || !running) throw err;
+          const waitS = sendAgainAfterS(err);
+          if (waitS === undefined || !running) throw err;
           c.refused++;
-          await sleep((err.retryAfterS ?? 1) * 1000, () => running);
+          await sleep(waitS * 1000, () => running);
         }
       }
     };
