@@ -4,11 +4,14 @@
  * and data. Meanwhile the process stays up, `/readyz` names MongoDB, the API answers 503
  * `unavailable` with Retry-After, frames are still buffered, and a checkpoint is refused
  * `unavailable` without losing them. Afterwards the same checkpoint, sent again, commits
- * them all, and what was committed before the outage is intact. `simulate` rides it out.
+ * them all, and what was committed before the outage is intact. `simulate` and the README's
+ * core example (type-checked, then run as written) ride it out.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
+import ts from 'typescript';
 import t, { type Test } from 'tap';
 import { CoreError } from '../src/client';
 import { simulate } from '../src/cli/simulate';
@@ -129,4 +132,66 @@ t.test('simulate rides out the outage: refusals waited out, no core lost, every 
   const { streams } = await f.api<{ streams: Array<{ frames: number }> }>('GET', `/v1/targets/${target}/streams`, f.manager);
   const committed = streams.reduce((sum, s) => sum + s.frames, 0);
   t.equal(c.frames, committed, `${c.frames} frames counted, ${committed} committed`);
+});
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/**
+ * The README's "Writing a core" example as a module that runs against `url`: its variables
+ * (engineKey, donorToken, frameBytes, state) come from the environment, and its client
+ * trusts the dev CA. Written inside the package so `stream-coordinator/client` resolves as it
+ * would for a user; type-checked as written (strict) before it is run.
+ */
+function readmeExample(t: Test): string {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const block = /## Writing a core\s+```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  if (!block) throw new Error('README.md has no ts block under "## Writing a core"');
+  const given = "import fs from 'node:fs';\nconst env = (k: string): string => process.env[k] ?? '';\nconst engineKey = env('EX_ENGINE_KEY');\nconst donorToken = env('EX_DONOR');\nconst frameBytes = Buffer.alloc(1024, 1);\nconst state = Buffer.from('state');\n";
+  const text = block
+    .replace("'wss://coordinator.example.org/core/v1'", "env('EX_URL')")
+    .replace('engineKey, donorToken });', "engineKey, donorToken, ca: fs.readFileSync(env('EX_CA')) });");
+  t.not(text, block, 'the example names its server where the test can point it elsewhere');
+  const file = path.join(ROOT, 'dist', `readme-core-example-${process.pid}.mts`);
+  fs.writeFileSync(file, `${given}${text}`);
+  t.teardown(() => fs.rmSync(file, { force: true }));
+  const program = ts.createProgram([file], { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, skipLibCheck: true, types: ['node'] });
+  const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  t.same(problems, [], 'the example type-checks');
+  const js = file.replace(/\.mts$/, '.mjs');
+  fs.writeFileSync(js, ts.transpileModule(fs.readFileSync(file, 'utf8'), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText);
+  t.teardown(() => fs.rmSync(js, { force: true }));
+  return js;
+}
+
+t.test("the README's core example rides out the outage", async (t) => {
+  const rig = await outageRig(t);
+  const { f } = rig;
+  const target = await f.target();
+  for (let i = 0; i < 2; i++) await f.stream(target);
+  const caFile = path.join(tempDir('example-'), 'ca.pem');
+  fs.writeFileSync(caFile, rig.ts.ca);
+  const js = readmeExample(t);
+  const committed = async (): Promise<number> =>
+    (await f.api<{ streams: Array<{ frames: number }> }>('GET', `/v1/targets/${target}/streams`, f.manager)).streams.reduce((sum, s) => sum + s.frames, 0);
+
+  let output = '';
+  const core = spawn(process.execPath, [js], { env: { ...process.env, EX_URL: f.wsUrl, EX_CA: caFile, EX_ENGINE_KEY: f.engineKey, EX_DONOR: f.donor }, stdio: ['ignore', 'pipe', 'pipe'] });
+  core.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  core.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => core.on('exit', (code) => resolve(code)));
+  t.teardown(() => void core.kill('SIGKILL'));
+
+  await eventually(async () => (await committed()) >= 20, 30000, `the example committing; its output: ${output}`);
+  await rig.kill();
+  await eventually(async () => (await rig.readyz()) === 503, 15000, 'readyz 503');
+  // Long enough for the example's next checkpoint to be refused while MongoDB is down.
+  await new Promise((r) => setTimeout(r, 3000));
+  await rig.restart();
+  await eventually(async () => (await rig.readyz()) === 200, 30000, 'readyz 200');
+  const before = await committed();
+  await eventually(async () => (await committed()) >= before + 20, 30000, `the example committing again; its output: ${output}`);
+  t.equal(core.exitCode, null, `the example is still running (output: ${JSON.stringify(output)})`);
+  core.kill('SIGTERM');
+  await exited;
+  t.pass(`${await committed()} frames committed by the example`);
 });
