@@ -34,6 +34,10 @@ interface OutageRig {
   kill(): Promise<void>;
   restart(): Promise<void>;
   readyz(): Promise<number>;
+  /** The dev CA in a file, for clients that take a path. */
+  caFile: string;
+  /** Frames committed to the target's streams, all together. */
+  committed(target: string): Promise<number>;
 }
 
 async function outageRig(t: Test): Promise<OutageRig> {
@@ -48,6 +52,8 @@ async function outageRig(t: Test): Promise<OutageRig> {
     await mongo.stop();
   });
   const f = await remoteCoreFixture(ts.url, ts.ca, ts.server.storage.mongo.client.db(ts.settings.mongodb.database));
+  const caFile = path.join(tempDir('sc-outage-ca-'), 'ca.pem');
+  fs.writeFileSync(caFile, ts.ca);
   return {
     ts,
     f,
@@ -59,6 +65,9 @@ async function outageRig(t: Test): Promise<OutageRig> {
       mongo = await start();
     },
     readyz: async () => (await request(`${ts.url}/readyz`, { ca: ts.ca })).status,
+    caFile,
+    committed: async (target) =>
+      (await f.api<{ streams: Array<{ frames: number }> }>('GET', `/v1/targets/${target}/streams`, f.manager)).streams.reduce((sum, s) => sum + s.frames, 0),
   };
 }
 
@@ -115,11 +124,9 @@ t.test('simulate rides out the outage: refusals waited out, no core lost, every 
   const { f } = rig;
   const target = await f.target();
   for (let i = 0; i < 2; i++) await f.stream(target);
-  const caFile = path.join(tempDir('simulate-'), 'ca.pem');
-  fs.writeFileSync(caFile, rig.ts.ca);
   const out = Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream;
   out.resume();
-  const running = simulate({ url: f.wsUrl, engineKey: f.engineKey, donorToken: f.donor, caFile, cores: 2, frameBytes: 1024, checkpointEvery: 5, checkpointsPerAssignment: 1000, errorRate: 0, durationS: 14, ratePerS: 20, targetId: target, out });
+  const running = simulate({ url: f.wsUrl, engineKey: f.engineKey, donorToken: f.donor, caFile: rig.caFile, cores: 2, frameBytes: 1024, checkpointEvery: 5, checkpointsPerAssignment: 1000, errorRate: 0, durationS: 14, ratePerS: 20, targetId: target, out });
   await new Promise((r) => setTimeout(r, 2000));
   await rig.kill();
   await eventually(async () => (await rig.readyz()) === 503, 15000, 'readyz 503');
@@ -129,8 +136,7 @@ t.test('simulate rides out the outage: refusals waited out, no core lost, every 
   t.equal(c.errors, 0, 'no core ended by the outage');
   t.ok(c.refused > 0, `${c.refused} messages refused for now and sent again`);
   t.ok(c.commits > 0, `${c.commits} commits`);
-  const { streams } = await f.api<{ streams: Array<{ frames: number }> }>('GET', `/v1/targets/${target}/streams`, f.manager);
-  const committed = streams.reduce((sum, s) => sum + s.frames, 0);
+  const committed = await rig.committed(target);
   t.equal(c.frames, committed, `${c.frames} frames counted, ${committed} committed`);
 });
 
@@ -168,14 +174,11 @@ t.test("the README's core example rides out the outage", async (t) => {
   const { f } = rig;
   const target = await f.target();
   for (let i = 0; i < 2; i++) await f.stream(target);
-  const caFile = path.join(tempDir('example-'), 'ca.pem');
-  fs.writeFileSync(caFile, rig.ts.ca);
   const js = readmeExample(t);
-  const committed = async (): Promise<number> =>
-    (await f.api<{ streams: Array<{ frames: number }> }>('GET', `/v1/targets/${target}/streams`, f.manager)).streams.reduce((sum, s) => sum + s.frames, 0);
+  const committed = (): Promise<number> => rig.committed(target);
 
   let output = '';
-  const core = spawn(process.execPath, [js], { env: { ...process.env, EX_URL: f.wsUrl, EX_CA: caFile, EX_ENGINE_KEY: f.engineKey, EX_DONOR: f.donor }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const core = spawn(process.execPath, [js], { env: { ...process.env, EX_URL: f.wsUrl, EX_CA: rig.caFile, EX_ENGINE_KEY: f.engineKey, EX_DONOR: f.donor }, stdio: ['ignore', 'pipe', 'pipe'] });
   core.stdout.on('data', (d: Buffer) => (output += d.toString()));
   core.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => core.on('exit', (code) => resolve(code)));
