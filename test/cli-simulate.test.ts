@@ -64,11 +64,26 @@ t.test("a core whose own buffer is full (buffer_full without a delay) ends with 
   const out = Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream;
   out.resume();
   const started = Date.now();
-  // 5 frames of 2 KiB between checkpoints: the third passes core.maxBufferBytes.
+  // 5 frames of 2 KiB between checkpoints: the second passes core.maxBufferBytes (each file counts 384 bytes more).
   const c = await simulate({ url: small.wsUrl, engineKey: small.engineKey, donorToken: small.donor, caFile, cores: 1, frameBytes: 2048, checkpointEvery: 5, checkpointsPerAssignment: 2, errorRate: 0, durationS: 10, ratePerS: 0, targetId: own, out });
   t.equal(c.errors, 1, 'the core ended on it');
   t.equal(c.refused, 0, 'not sent again');
   t.ok(Date.now() - started < 5000, `at once (${Date.now() - started} ms), not at the end of the run`);
+});
+
+t.test("the node's spill space spent (buffer_full with a delay): cores checkpoint what they buffered and go on", async (t) => {
+  const tight = await coreFixture({ 'core.memoryBufferBytes': 1024, 'memory.diskBudgetBytes': 30000 });
+  t.teardown(() => tight.ts.close());
+  const own = await tight.target();
+  for (let n = 0; n < 2; n++) await tight.stream(own);
+  const out = Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream;
+  out.resume();
+  const c = await simulate({ url: tight.wsUrl, engineKey: tight.engineKey, donorToken: tight.donor, caFile, cores: 2, frameBytes: 2048, checkpointEvery: 10, checkpointsPerAssignment: 1000, errorRate: 0, durationS: 5, ratePerS: 0, targetId: own, out });
+  t.equal(c.errors, 0);
+  t.ok(c.refused > 0, `${c.refused} frames refused buffer_full`);
+  t.ok(c.commits > 2, `${c.commits} commits: the cores did not wait on each other`);
+  const { streams } = await tight.api<{ streams: Array<{ frames: number }> }>('GET', `/v1/targets/${own}/streams`, tight.manager);
+  t.equal(c.frames, streams.reduce((sum, s) => sum + s.frames, 0), 'every counted frame committed');
 });
 
 t.test('a stream stopped by its manager under a core: the core goes on with another stream', async (t) => {

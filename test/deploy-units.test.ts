@@ -83,7 +83,9 @@ for (const name of UNITS) {
     const r = analyze(['security', '--offline=true', '--no-pager'], instanceName(name), unit(name).text);
     const level = /Overall exposure level for \S+: ([\d.]+)/.exec(r.output);
     t.ok(level, 'systemd-analyze gives an overall exposure');
-    // 3.2 with the sandboxing the units have (docs/deploy.md §8): removing any of it shows here.
+    // 3.2 on systemd 252 (Debian 12) with the sandboxing the units have (docs/deploy.md §8):
+    // removing most of it shows here (not UMask, ProtectHostname or RemoveIPC, which 252 weighs
+    // at nothing), and other systemd versions weigh the lines differently.
     t.ok(Number(level![1]) <= 3.2, `exposure ${level![1]} (at most 3.2)`);
   });
 
@@ -114,8 +116,9 @@ t.test("RestartPreventExitStatus is serve's exit status for a configuration erro
 
 t.test("ExecStart with the unit's environment serves, and KillSignal stops it within TimeoutStopSec", async (t) => {
   const u = unit('stream-coordinator.service');
+  // The unit names Debian's (and NodeSource's) node; the test runs the script with its own.
   const [node, main, ...args] = u.one('ExecStart').split(/\s+/);
-  t.ok(fs.existsSync(node!), `${node} exists (Debian's and NodeSource's path)`);
+  t.equal(node, '/usr/bin/node');
   t.equal(path.relative('/opt/stream-coordinator', main!), 'dist/src/cli/main.js', 'the built CLI, under WorkingDirectory');
   t.equal(u.one('WorkingDirectory'), '/opt/stream-coordinator');
   t.same(args.slice(0, 2), ['serve', '--config']);
@@ -124,16 +127,19 @@ t.test("ExecStart with the unit's environment serves, and KillSignal stops it wi
   const port = await freePort();
   // One process: the case the unit's malloc and V8 lines are there for (forked workers get them from the config anyway).
   const conf = writeConfig(await stackOverrides({ 'server.port': port, 'server.workers': 1, dataDir: tempDir('sc-unit-data-') }));
-  // LD_PRELOAD names Debian's libjemalloc2 path; the tests' set-up installs Redis, which depends on it.
+  // LD_PRELOAD names Debian's libjemalloc2 on x86_64 (the tests' set-up installs Redis, which
+  // depends on it); elsewhere the unit says to change the path, and the test runs without it.
   const env = { ...u.env };
-  t.ok(fs.existsSync(env.LD_PRELOAD!), `${env.LD_PRELOAD} exists`);
+  const jemalloc = fs.existsSync(env.LD_PRELOAD!);
+  if (!jemalloc) delete env.LD_PRELOAD;
   const p = runCli(['serve', '--config', conf], { env });
   t.teardown(() => void p.child.kill('SIGKILL'));
   await listeningPort(p);
   const stack = await getStack();
   const ca = fs.readFileSync(stack.certs.caCert, 'utf8');
   await eventually(async () => (await request(`https://127.0.0.1:${port}/readyz`, { ca })).status === 200, 30000, `ready; output:\n${p.output()}`);
-  t.match(p.output(), /"malloc":"[^"]*libjemalloc[^"]*"[^\n]*running on a preloaded malloc/, 'the process runs on jemalloc, from LD_PRELOAD');
+  if (jemalloc) t.match(p.output(), /"malloc":"[^"]*libjemalloc[^"]*"[^\n]*running on a preloaded malloc/, 'the process runs on jemalloc, from LD_PRELOAD');
+  else t.comment(`${u.env.LD_PRELOAD} is not on this machine: run without it`);
   const started = Date.now();
   p.child.kill(u.one('KillSignal') as NodeJS.Signals);
   const exit = await p.exited;

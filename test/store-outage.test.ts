@@ -48,6 +48,18 @@ t.test('our own deadlines name their store', async (t) => {
   t.notOk(isStorageOutage(new Error('the job did not answer within 10 ms')), 'a message that only looks like a deadline is not one');
 });
 
+t.test("a network error the MongoDB driver lets through unwrapped is MongoDB's outage", async (t) => {
+  // As seen when MongoDB died mid-commit: Node's writeAfterFIN error, thrown from the driver.
+  const raw = Object.assign(new Error('This socket has been ended by the other party'), {
+    code: 'EPIPE',
+    stack: 'Error: This socket has been ended by the other party\n    at TLSSocket.writeAfterFIN [as write] (node:net:566:14)\n    at Connection.writeCommand (/srv/app/node_modules/mongodb/lib/cmap/connection.js:350:27)',
+  });
+  t.equal(outageBackend(raw), 'mongodb');
+  t.equal(toAppError(raw).code, 'unavailable', 'answered unavailable (with its retry delay), not internal');
+  const ours = Object.assign(new Error('This socket has been ended by the other party'), { code: 'EPIPE', stack: 'Error: x\n    at Socket.write (node:net:566:14)\n    at reply (/srv/app/dist/src/http/exchange.js:10:3)' });
+  t.notOk(isStorageOutage(ours), 'the same error from anything else is not a store outage');
+});
+
 t.test('anything else is not an outage', async (t) => {
   t.notOk(isStorageOutage(new Error('boom')));
   t.notOk(isStorageOutage('Connection is closed'), 'only Error objects');

@@ -14,7 +14,7 @@ import { createLeaf } from '../src/provision/certs';
 import { watchCertificateExpiry } from '../src/transport/tls-expiry';
 import { getStack, stopStack } from '../test-support/stack';
 import { tempDir } from '../test-support/temp';
-import { memoryLogger, request, startTestServer, type TestServer } from './helpers/server';
+import { eventually, memoryLogger, request, startTestServer, type TestServer } from './helpers/server';
 
 t.teardown(stopStack);
 
@@ -35,12 +35,14 @@ t.test('warning from tls.expiryWarningDays before the end, error once expired, j
   t.equal((await g.get()).values[0]?.value, notAfter.getTime() / 1000, 'the gauge holds the expiry');
   t.same((await g.get()).values[0]?.labels, { subject: 'CN=x' });
 
-  // The watcher judges twice a day; here the test moves the clock and makes a watcher judge now.
+  // The same watcher judges again as time passes (twice a day; here every 20 ms of a moved clock).
+  const ticking = watchCertificateExpiry({ subject: 'CN=x', notAfter }, 14, mem.log, gauge(), { now: () => now, everyMs: 20 });
+  t.teardown(ticking);
   now = notAfter.getTime() - 10 * DAY_MS - 1000;
-  watchCertificateExpiry({ subject: 'CN=x', notAfter }, 14, mem.log, gauge(), { now: () => now })();
+  await eventually(() => mem.lines().length > 0, 2000, 'a warning');
   t.match(mem.lines().at(-1), { level: 40, daysLeft: 10, notAfter: notAfter.toISOString(), msg: /expires soon/ });
   now = notAfter.getTime() + 1;
-  watchCertificateExpiry({ subject: 'CN=x', notAfter }, 14, mem.log, gauge(), { now: () => now })();
+  await eventually(() => mem.lines().some((l) => l.level === 50), 2000, 'an error');
   t.match(mem.lines().at(-1), { level: 50, msg: /has expired/ });
 
   const quiet = memoryLogger();

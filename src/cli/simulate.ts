@@ -42,7 +42,8 @@ export interface SimulateOptions {
   /**
    * Most messages per second each core sends; 0 sends as fast as replies come. Default 100, half
    * the server's default `core.messagesPerSecond`. A message the server refuses for now
-   * (`rate_limited`, `unavailable`, `buffer_full`) is sent again after the delay it names.
+   * (`rate_limited`, `unavailable`, and `buffer_full` with a delay: the node's spill space,
+   * after checkpointing what the core buffered) is sent again after the delay it names.
    */
   ratePerS: number;
   targetId?: string;
@@ -63,7 +64,7 @@ interface Counters {
   errors: number;
   bytes: number;
   waits: number;
-  /** Messages the server refused for now (rate_limited, unavailable, buffer_full), each sent again after its retry_after_s. */
+  /** Messages the server refused for now (rate_limited, unavailable, buffer_full with a delay), each sent again after its retry_after_s. */
   refused: number;
   /** Assignments the server took back (a manager stopped or deleted the stream); the core asks for another. */
   takenBack: number;
@@ -148,7 +149,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
     c.sessions++;
     // Paces this core's messages at o.ratePerS, and sends a refused one again after the delay.
     let next = Date.now();
-    const paced = async <T>(send: () => Promise<T>): Promise<T> => {
+    const paced = async <T>(send: () => Promise<T>, relieve?: () => Promise<boolean>): Promise<T> => {
       for (;;) {
         if (o.ratePerS > 0) {
           const wait = next - Date.now();
@@ -161,6 +162,9 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
           const waitS = sendAgainAfterS(err);
           if (waitS === undefined || !running) throw err;
           c.refused++;
+          // The node's spill space is spent: committing what this core buffered frees some of it,
+          // and then the frame is sent again at once; with nothing to commit, it waits.
+          if ((err as CoreError).code === 'buffer_full' && relieve && (await relieve())) continue;
           await sleep(waitS * 1000, () => running);
         }
       }
@@ -178,19 +182,28 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
     };
     /** One assignment's frames, checkpoints and stop, until done or the server takes it back. */
     const work = async (): Promise<void> => {
+      const checkpoint = async (): Promise<void> => {
+        const t0 = Date.now();
+        const done = await paced(() => client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]));
+        countCommit(done.frames, Date.now() - t0);
+      };
+      // A frame refused buffer_full checkpoints what is buffered first, if anything is.
+      const relieve = async (): Promise<boolean> => {
+        if (current.sent === 0) return false;
+        await checkpoint();
+        return true;
+      };
       // Resumed: its checkpoints so far count, and the frames since the last one are sent anew.
       while (running && current.checkpoints < o.checkpointsPerAssignment && client.assignment) {
         // Reads `current.sent` each time: a drop or a stop under the loop sets it back to 0.
         while (running && current.sent < o.checkpointEvery && client.assignment) {
-          await paced(() => client.sendFrames([{ name: 'frames.xtc', data: payload }], 1));
+          await paced(() => client.sendFrames([{ name: 'frames.xtc', data: payload }], 1), relieve);
           current.sent++;
           c.frames++;
           c.bytes += payload.length;
         }
         if (!client.assignment) return;
-        const t0 = Date.now();
-        const done = await paced(() => client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]));
-        countCommit(done.frames, Date.now() - t0);
+        await checkpoint();
       }
       if (!client.assignment) return;
       if (Math.random() < o.errorRate) {
@@ -247,7 +260,7 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
   const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
   o.out.write(
     `${tty ? '\n' : ''}summary: ${o.cores} cores for ${secs.toFixed(1)} s: ${c.assignments} assignments, ${c.frames} frames (${(c.frames / secs).toFixed(0)}/s, ${(c.bytes / secs / 1e6).toFixed(2)} MB/s), ` +
-      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors, ${c.takenBack} assignments taken back by the server, ${c.reconnects} reconnects, ${c.refused} messages refused for now (rate_limited, unavailable, buffer_full) and sent again\n`,
+      `${c.commits} commits (${(c.commits / secs).toFixed(1)}/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms), ${c.errors} errors, ${c.takenBack} assignments taken back by the server, ${c.reconnects} reconnects, ${c.refused} messages refused for now (rate_limited, unavailable, buffer_full with a delay) and sent again\n`,
   );
   return c;
 }

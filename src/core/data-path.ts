@@ -8,7 +8,7 @@
  * transport → session → here → store.
  */
 import { MessageError } from '../errors';
-import { commitCheckpoint, pagePartitions } from '../store/commit';
+import { commitCheckpoint, pagePartitions, unsettledLanded, type CommitResult } from '../store/commit';
 import { commitWindowMs } from '../store/abandoned';
 import type { FileNameCache } from '../store/name-budget';
 import type { ProgressCounters } from '../store/progress';
@@ -39,8 +39,11 @@ export interface DataPathHost extends Pick<AssignmentDeps, 'settings' | 'metrics
 /** A reply of the data path, as the session sends it. */
 export type DataReply = Record<string, unknown>;
 
-/** Why a checkpoint did not commit: the stream was deleted, or its fence moved (another holder). */
-export type CheckpointOutcome = { ok: true; reply: DataReply } | { ok: false; reason: 'stream_gone' | 'conflict' };
+/**
+ * Why a checkpoint did not commit: the stream was deleted, its fence moved (another holder),
+ * or an earlier attempt of it landed unanswered and frames came after it ({@link checkpoint}).
+ */
+export type CheckpointOutcome = { ok: true; reply: DataReply } | { ok: false; reason: 'stream_gone' | 'conflict' | 'landed_earlier' };
 
 /** The reply to a message whose `seq` was already handled (its reply was lost): sent again, nothing changes. */
 export function replayReply(a: HeldAssignment, msg: DataMessage): DataReply {
@@ -76,17 +79,36 @@ export async function bufferFrames(host: DataPathHost, sessionId: string, a: Hel
 }
 
 /**
+ * The commit point of an earlier attempt of this checkpoint that went unanswered (the store
+ * failed during it, and the core sends the checkpoint again), when it landed after all:
+ * that commit is this checkpoint's. If it did not land, its partition is a leftover for the
+ * janitor and the checkpoint commits anew. By `_id`, and only after such a failure.
+ */
+async function settleUnsettled(host: DataPathHost, a: HeldAssignment): Promise<CommitResult | undefined> {
+  const u = a.unsettled;
+  if (!u) return undefined;
+  const landed = await unsettledLanded(host.db, a.streamId, u, host.files.durable.maxTimeMS);
+  a.unsettled = undefined;
+  return landed ? { ok: true, frames: u.frames, partitionId: u.partitionId } : undefined;
+}
+
+/**
  * Commits the buffered frames with the checkpoint's files and returns the `committed` reply;
  * the assignment then counts the new frames and has an empty buffer. The buffer is read into
  * memory only once this commit's turn has come and the memory budget has room for it: waiting
  * commits hold nothing but their (mostly spilled) buffers. Not committed: the assignment is
- * unchanged and over (the session ends it).
+ * unchanged and over (the session ends it). A store failure leaves the buffer as it was, and
+ * a commit point sent meanwhile is settled by the next checkpoint; if that commit landed but
+ * frames came after it, they cannot be told apart from those it committed: the assignment
+ * counts what landed and is over (`landed_earlier`).
  */
 export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: DataMessage): Promise<CheckpointOutcome> {
   const started = process.hrtime.bigint();
   const buffer = a.buffer;
   const buffered = buffer?.frames ?? 0;
   const result = await host.commits.run(async () => {
+    const earlier = await settleUnsettled(host, a);
+    if (earlier) return earlier;
     const release = await host.memory.takeCommit(buffer && buffered > 0 ? buffer.bytes : 0);
     try {
       const frameFiles = buffer && buffered > 0 ? await buffer.drain() : [];
@@ -94,23 +116,26 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
         names: { max: host.settings.core.maxFileNamesPerStream, cache: host.fileNames },
         commitWindowMs: commitWindowMs(host.settings),
         fence: a.fence,
+        sending: (u) => (a.unsettled = u),
       });
     } finally {
       release();
     }
   });
+  // Answered, so nothing is left to settle (a failure above keeps it for the next checkpoint).
+  a.unsettled = undefined;
   if (!result.ok) {
     // A manifest with a stale fence (its write after a resume was lost) would make every
     // later assignment conflict like this one: rewrite it from MongoDB.
     if (result.reason === 'conflict') host.streams.repairManifest(a.streamId).catch(() => undefined);
     return result;
   }
+  const bufferedAfter = a.committed + buffered - result.frames;
   const newFrames = result.frames - a.committed;
   a.framesThisActivation += newFrames;
   if (newFrames > 0) host.progress.count(a.targetId, a.owner, newFrames).catch(() => undefined);
   if (result.frames !== a.committed) a.progressAt = sessionClock();
   a.committed = result.frames;
-  a.lastSeq = msg.seq;
   if (result.partitionId) {
     a.lastPartitionId = result.partitionId;
     a.unpaged++;
@@ -118,9 +143,11 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
     // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
     host.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, seedDigests: a.seedDigests, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
   }
+  host.metrics.framesCommitted.inc(newFrames);
+  if (bufferedAfter > 0) return { ok: false, reason: 'landed_earlier' };
+  a.lastSeq = msg.seq;
   a.buffer = undefined;
   await buffer?.clear();
-  host.metrics.framesCommitted.inc(buffered);
   host.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   return { ok: true, reply: { type: 'committed', id: msg.id, seq: msg.seq, frames: result.frames, partition: result.frames } };
 }

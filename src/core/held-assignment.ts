@@ -5,6 +5,7 @@
  */
 import type { ActiveStream } from '../store/live';
 import type { Fragment } from '../store/credit';
+import type { UnsettledCommit } from '../store/commit';
 import type { CoreIdentity } from '../model';
 import type { Leased } from './assignment';
 import type { FrameBuffer } from './frame-buffer';
@@ -38,6 +39,11 @@ export interface HeldAssignment {
   fence: number;
   /** Partitions the stream document lists itself: at storage.partitionsPerPage they move to a page. */
   unpaged: number;
+  /**
+   * The commit point of a checkpoint that failed during it (the store went away before it
+   * answered): it may have landed. The next checkpoint asks first (data-path.ts).
+   */
+  unsettled?: UnsettledCommit;
 }
 
 /** The state a session keeps of a stream it was just assigned or has resumed. */

@@ -29,6 +29,13 @@ import { assignmentEncoder, type MessageEncoder } from './assignment-message';
 /** Random bytes of a session id (16 base64url characters). */
 const SESSION_ID_BYTES = 12;
 
+/** The `not_assigned` message of a checkpoint that ended its assignment, by why (data-path.ts). */
+const NOT_COMMITTED = {
+  stream_gone: 'The stream was deleted',
+  conflict: 'The stream was committed by someone else; this assignment is over',
+  landed_earlier: "This checkpoint's earlier attempt was committed, without the frames sent after it; this assignment is over, assign again",
+} as const;
+
 /** What a session needs from its process (the hub provides it). */
 export interface SessionHost extends AssignmentDeps, DataPathHost {
   /** Lines a core causes (connections, assignments, refusals), within log.clientLinesPerSecond. */
@@ -362,8 +369,9 @@ export class CoreSession {
     if (!outcome.ok) {
       const gone = outcome.reason === 'stream_gone';
       this.socket.send({ type: 'stop', reason: gone ? 'stream_deleted' : 'lease_lost' });
-      await this.endAssignment('lost');
-      throw new MessageError(msg.id, 'not_assigned', gone ? 'The stream was deleted' : 'The stream was committed by someone else; this assignment is over');
+      // The stream is still this session's when its own earlier attempt landed: it goes back to the pool at once.
+      await this.endAssignment(outcome.reason === 'landed_earlier' ? 'requeue' : 'lost');
+      throw new MessageError(msg.id, 'not_assigned', NOT_COMMITTED[outcome.reason]);
     }
     this.hub.guard.record(this.who, 'commits');
     this.socket.send(outcome.reply);

@@ -17,7 +17,7 @@ import type { Db } from 'mongodb';
 import type { Durability, FileStore } from './files';
 import { deletePagesById, listedPartitions, pagesOf, writePage } from './partition-pages';
 import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
-import { commitPoint, movePages, streamExists } from './streams';
+import { commitPoint, lastCommit, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
 import { checkFileNames, type FileNameCache } from './name-budget';
 
@@ -26,11 +26,31 @@ import { checkFileNames, type FileNameCache } from './name-budget';
 export type CommitResult = { ok: true; frames: number; partitionId?: string } | { ok: false; reason: 'stream_gone' | 'conflict' };
 
 /**
+ * A commit point that was sent but never answered (the store failed during it): it may have
+ * landed. Its partition document and the frame count it moves the stream to.
+ */
+export interface UnsettledCommit {
+  partitionId: string;
+  frames: number;
+}
+
+/**
+ * Whether `u` landed after all: the stream's last commit named that very partition document
+ * (a fresh id per attempt, so no other writer's commit can look like it). By `_id`; read
+ * only after a commit point went unanswered.
+ */
+export async function unsettledLanded(db: Db, streamId: string, u: UnsettledCommit, maxTimeMS?: number): Promise<boolean> {
+  const s = await lastCommit(db, streamId, maxTimeMS);
+  return s?.lastPartitionId === u.partitionId && s.frames === u.frames;
+}
+
+/**
  * Commits buffered frames and checkpoint files as partition `committed + bufferedFrames`.
  * A checkpoint with nothing buffered changes nothing. `limits.names` bounds the stream's
  * distinct file names (`too_large` past `max`, nothing written; the names it has come from
  * `cache` when it holds them); `limits.fence` is the writer's fencing token (default 0: a
- * stream never resumed).
+ * stream never resumed). `limits.sending` is told the commit point just before it is sent:
+ * if the call then fails, the caller holds what to ask {@link unsettledLanded}.
  */
 export async function commitCheckpoint(
   db: Db,
@@ -40,7 +60,7 @@ export async function commitCheckpoint(
   bufferedFrames: number,
   frameFiles: NamedBytes[],
   checkpointFiles: NamedBytes[],
-  limits: { names?: { max: number; cache: FileNameCache }; commitWindowMs?: number; fence?: number } = {},
+  limits: { names?: { max: number; cache: FileNameCache }; commitWindowMs?: number; fence?: number; sending?: (u: UnsettledCommit) => void } = {},
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
   if (limits.names) await checkFileNames(db, limits.names.cache, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.names.max, files.durable.maxTimeMS);
@@ -51,6 +71,7 @@ export async function commitCheckpoint(
   if (limits.commitWindowMs !== undefined && started !== undefined && performance.now() - started > limits.commitWindowMs) {
     throw new AppError('unavailable', 'The commit took too long and was abandoned; retry the checkpoint');
   }
+  limits.sending?.({ partitionId: doc._id, frames: doc.n });
   if (await commitPartition(db, streamId, committed, doc, files.durable, limits.fence ?? 0)) return { ok: true, frames: doc.n, partitionId: doc._id };
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
 }

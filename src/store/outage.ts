@@ -41,6 +41,13 @@ const MONGO_DOWN = new Set([
   'MongoOperationTimeoutError',
 ]);
 const REDIS_DOWN = new Set(['MaxRetriesPerRequestError']);
+/**
+ * Node's codes for a connection refused, reset or cut. The MongoDB driver lets some through
+ * unwrapped: a command written after the server closed its side (it died mid-commit) fails with
+ * Node's own EPIPE, thrown from the driver's connection code.
+ */
+const NETWORK_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+const FROM_MONGO_DRIVER = /[\\/]node_modules[\\/]mongodb[\\/]/;
 
 /** ioredis reports a lost connection only in its messages. */
 const REDIS_DOWN_TEXT = /Connection is closed|Stream isn't writeable|Command timed out/;
@@ -52,6 +59,7 @@ export function outageBackend(err: unknown): 'mongodb' | 'redis' | undefined {
   if (!(err instanceof Error)) return undefined;
   if (err instanceof DeadlineError) return err.backend;
   if (MONGO_DOWN.has(err.name)) return 'mongodb';
+  if (NETWORK_CODES.has((err as NodeJS.ErrnoException).code ?? '') && FROM_MONGO_DRIVER.test(err.stack ?? '')) return 'mongodb';
   if (REDIS_DOWN.has(err.name) || REDIS_DOWN_TEXT.test(err.message) || REDIS_FAILOVER_TEXT.test(err.message)) return 'redis';
   return undefined;
 }

@@ -155,6 +155,11 @@ function assignedFields(d: StreamDoc): AssignedStream {
   };
 }
 
+/** The stream's committed frames and the partition document its last commit named, by `_id` (null when gone). */
+export function lastCommit(db: Db, id: string, maxTimeMS?: number): Promise<Pick<StreamDoc, '_id' | 'frames' | 'lastPartitionId'> | null> {
+  return collection(db).findOne({ _id: id }, { projection: { frames: 1, lastPartitionId: 1 }, ...(maxTimeMS ? { maxTimeMS } : {}) });
+}
+
 /** Whether a stream exists. */
 export async function streamExists(db: Db, id: string, maxTimeMS?: number): Promise<boolean> {
   return (await collection(db).countDocuments({ _id: id }, { limit: 1, ...(maxTimeMS ? { maxTimeMS } : {}) })) > 0;

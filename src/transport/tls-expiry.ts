@@ -12,16 +12,17 @@ const DAY_MS = 86_400_000;
 const JUDGE_EVERY_MS = DAY_MS / 2;
 
 /**
- * Sets the expiry gauge and judges the days left now and every 12 hours: a warning from
- * `warningDays` before the end, an error once expired. Only `logs` processes write the
- * lines (one per worker group is enough); all set the gauge. Returns the stop function.
+ * Sets the expiry gauge and judges the days left now and every 12 hours (`everyMs`, for
+ * tests): a warning from `warningDays` before the end, an error once expired. Only `logs`
+ * processes write the lines (one per worker group is enough); all set the gauge. Returns the
+ * stop function.
  */
 export function watchCertificateExpiry(
   served: ServedCertificate,
   warningDays: number,
   log: Logger,
   gauge: Gauge<'subject'>,
-  opts: { logs?: boolean; now?: () => number } = {},
+  opts: { logs?: boolean; now?: () => number; everyMs?: number } = {},
 ): () => void {
   gauge.set({ subject: served.subject }, served.notAfter.getTime() / 1000);
   if (opts.logs === false) return () => undefined;
@@ -33,6 +34,6 @@ export function watchCertificateExpiry(
     else if (left < warningDays * DAY_MS) log.warn({ subject: served.subject, notAfter, daysLeft: Math.floor(left / DAY_MS) }, 'the TLS certificate (tls.cert) expires soon; renew it and restart');
   };
   judge();
-  const timer = setInterval(judge, JUDGE_EVERY_MS).unref();
+  const timer = setInterval(judge, opts.everyMs ?? JUDGE_EVERY_MS).unref();
   return () => clearInterval(timer);
 }

@@ -1,0 +1,156 @@
+/**
+ * A commit point that landed but whose answer never came back (docs/protocol.md "Commit and
+ * credit"): the server talks to MongoDB through a TLS proxy that reads the wire protocol and,
+ * armed, passes the next update of `streams` on to MongoDB and then cuts the connection
+ * instead of returning the answer. The checkpoint is refused `unavailable`; sent again, it is
+ * answered `committed` by what landed (nothing written twice). If frames came in between, they
+ * cannot be told apart from those it committed: the assignment ends with `lease_lost`, and the
+ * next one starts from what landed.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import fs from 'node:fs';
+import t, { type Test } from 'tap';
+import { CoreError } from '../src/client';
+import type { Stack } from '../src/provision/stack';
+import { remoteCoreFixture, type RemoteCoreFixture } from '../test-support/core-fixture';
+import { getStack, stopStack } from '../test-support/stack';
+import { startTestServer, type TestServer } from './helpers/server';
+
+t.teardown(stopStack);
+
+/** `update: "streams"` as a BSON string element: the start of the commit point's command. */
+const UPDATE_STREAMS = Buffer.concat([Buffer.from([0x02]), Buffer.from('update\0'), Buffer.from([8, 0, 0, 0]), Buffer.from('streams\0')]);
+
+/** Splits a byte stream into wire-protocol messages (int32 length first, little-endian). */
+function messages(onMessage: (m: Buffer) => void): (chunk: Buffer) => void {
+  let pending = Buffer.alloc(0);
+  return (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 4 && pending.length >= pending.readInt32LE(0)) {
+      const len = pending.readInt32LE(0);
+      onMessage(pending.subarray(0, len));
+      pending = pending.subarray(len);
+    }
+  };
+}
+
+interface CuttingProxy {
+  port: number;
+  /** Arms the cut; resolves once an update of `streams` went through and its answer was dropped. */
+  cutNextStreamsUpdate(): Promise<void>;
+  close(): void;
+}
+
+/** The TLS proxy in front of the stack's MongoDB (see the file's comment). */
+async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
+  const ca = fs.readFileSync(stack.mongoCAFile);
+  let armed: (() => void) | undefined;
+  const sockets = new Set<net.Socket>();
+  const server = tls.createServer({ cert: fs.readFileSync(stack.certs.fullChain), key: fs.readFileSync(stack.certs.key) }, (client) => {
+    const upstream = tls.connect({ host: stack.mongo.host, port: stack.mongo.port, ca, servername: 'localhost' });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    let cutAnswerTo: number | undefined;
+    let cut: (() => void) | undefined;
+    client.on(
+      'data',
+      messages((m) => {
+        if (armed && m.includes(UPDATE_STREAMS)) {
+          cutAnswerTo = m.readInt32LE(4);
+          cut = armed;
+          armed = undefined;
+        }
+        upstream.write(m);
+      }),
+    );
+    upstream.on(
+      'data',
+      messages((m) => {
+        if (cutAnswerTo !== undefined && m.readInt32LE(8) === cutAnswerTo) {
+          client.destroy();
+          upstream.destroy();
+          cut?.();
+          return;
+        }
+        client.write(m);
+      }),
+    );
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cutNextStreamsUpdate: () => new Promise<void>((resolve) => (armed = resolve)),
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+const frames = (s: string): Array<{ name: string; data: Buffer }> => [{ name: 'frames.xtc', data: Buffer.from(s) }];
+const state = (s: string): Array<{ name: string; data: Buffer }> => [{ name: 'state.xml', data: Buffer.from(s) }];
+
+let ts: TestServer;
+let f: RemoteCoreFixture;
+let proxy: CuttingProxy;
+t.before(async () => {
+  const stack = await getStack();
+  proxy = await cuttingProxy(stack);
+  ts = await startTestServer({ 'mongodb.uri': `mongodb://127.0.0.1:${proxy.port}/?tls=true` });
+  f = await remoteCoreFixture(ts.url, ts.ca, ts.server.storage.mongo.client.db(ts.settings.mongodb.database));
+});
+t.teardown(async () => {
+  await ts?.close();
+  proxy?.close();
+});
+
+const streamFrames = async (id: string): Promise<number> => (await f.api<{ frames: number }>('GET', `/v1/streams/${id}`, f.manager)).frames;
+const frameFile = async (id: string): Promise<string> => (await f.get(`/v1/streams/${id}/frames/frames.xtc`)).body.toString();
+
+/** A core that committed 'a', then sent 'b' and a checkpoint whose commit point landed unanswered. */
+async function afterLostAnswer(t: Test): Promise<{ core: Awaited<ReturnType<RemoteCoreFixture['client']>>; stream: string; target: string }> {
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  await core.assign(target);
+  await core.sendFrames(frames('a'));
+  t.match(await core.checkpoint(state('at 1')), { frames: 1 });
+  await core.sendFrames(frames('b'));
+  const cut = proxy.cutNextStreamsUpdate();
+  const refused = await core.checkpoint(state('at 2')).catch((e: unknown) => e);
+  await cut;
+  t.match(refused, { code: 'unavailable' }, 'the checkpoint is refused: its answer never came');
+  t.ok(refused instanceof CoreError);
+  t.equal(await streamFrames(stream), 2, 'though its commit point landed');
+  return { core, stream, target };
+}
+
+t.test('the checkpoint sent again is answered by the commit that landed', async (t) => {
+  const { core, stream } = await afterLostAnswer(t);
+  t.match(await core.checkpoint(state('at 2')), { frames: 2, partition: 2 }, 'committed, not lease_lost');
+  t.same((await f.api<{ partitions: number[] }>('GET', `/v1/streams/${stream}/partitions`, f.manager)).partitions, [1, 2], 'nothing committed twice');
+  await core.sendFrames(frames('c'));
+  t.match(await core.checkpoint(state('at 3')), { frames: 3 }, 'the assignment goes on');
+  t.equal(await frameFile(stream), 'abc');
+});
+
+t.test('frames sent in between: the assignment ends, and the next starts from what landed', async (t) => {
+  const { core, stream, target } = await afterLostAnswer(t);
+  const stopped = new Promise<{ reason: string }>((resolve) => core.once('stop', resolve));
+  t.match(await core.sendFrames(frames('c')), { bufferedFrames: 2 }, "'c' buffered after 'b'");
+  await t.rejects(core.checkpoint(state('at 3')), { code: 'not_assigned' });
+  t.equal((await stopped).reason, 'lease_lost');
+  t.equal(await streamFrames(stream), 2, "only what landed: 'c' was never committed");
+  const again = await core.assign(target);
+  t.equal(again.streamId, stream);
+  t.equal(again.frames, 2);
+  t.equal(again.files['state.xml']?.toString(), 'at 2', 'with the checkpoint that landed');
+  t.equal(await frameFile(stream), 'ab');
+});
