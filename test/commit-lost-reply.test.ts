@@ -4,8 +4,10 @@
  * armed, passes the next update of `streams` on to MongoDB and then cuts the connection
  * instead of returning the answer. The checkpoint is refused `unavailable`; sent again, it is
  * answered `committed` by what landed (nothing written twice). If frames came in between, they
- * cannot be told apart from those it committed: the assignment ends with `lease_lost`, and the
- * next one starts from what landed.
+ * cannot be told apart from those it committed, and a different checkpoint sent again is not
+ * the one that landed: the assignment ends with `lease_lost`, and the next one starts from
+ * what landed, as it does after a `stop` in between. A connection reset under a large write
+ * (which the driver reports as Node's raw ECONNRESET) is `unavailable` too.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -29,6 +31,7 @@ function messages(onMessage: (m: Buffer) => void): (chunk: Buffer) => void {
     pending = Buffer.concat([pending, chunk]);
     while (pending.length >= 4 && pending.length >= pending.readInt32LE(0)) {
       const len = pending.readInt32LE(0);
+      if (len < 16) throw new Error(`not a wire-protocol message (length ${len})`);
       onMessage(pending.subarray(0, len));
       pending = pending.subarray(len);
     }
@@ -39,6 +42,8 @@ interface CuttingProxy {
   port: number;
   /** Arms the cut; resolves once an update of `streams` went through and its answer was dropped. */
   cutNextStreamsUpdate(): Promise<void>;
+  /** Arms a reset (TCP RST) of the connection that next carries more than `bytes` to MongoDB; resolves when done. */
+  resetDuringWrite(bytes: number): Promise<void>;
   close(): void;
 }
 
@@ -46,8 +51,16 @@ interface CuttingProxy {
 async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
   const ca = fs.readFileSync(stack.mongoCAFile);
   let armed: (() => void) | undefined;
+  let reset: { after: number; done: () => void } | undefined;
   const sockets = new Set<net.Socket>();
-  const server = tls.createServer({ cert: fs.readFileSync(stack.certs.fullChain), key: fs.readFileSync(stack.certs.key) }, (client) => {
+  const cert = fs.readFileSync(stack.certs.fullChain);
+  const key = fs.readFileSync(stack.certs.key);
+  // TLS over a plain socket of our own: only a TCP socket can be reset.
+  const server = net.createServer((raw) => {
+    const client = new tls.TLSSocket(raw, { isServer: true, cert, key });
+    sockets.add(raw);
+    raw.on('close', () => sockets.delete(raw));
+    raw.on('error', () => undefined);
     const upstream = tls.connect({ host: stack.mongo.host, port: stack.mongo.port, ca, servername: 'localhost' });
     for (const s of [client, upstream]) {
       sockets.add(s);
@@ -56,17 +69,24 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
     }
     let cutAnswerTo: number | undefined;
     let cut: (() => void) | undefined;
-    client.on(
-      'data',
-      messages((m) => {
+    const split = messages((m) => {
         if (armed && m.includes(UPDATE_STREAMS)) {
           cutAnswerTo = m.readInt32LE(4);
           cut = armed;
           armed = undefined;
         }
         upstream.write(m);
-      }),
-    );
+      });
+    client.on('data', (chunk: Buffer) => {
+      if (reset && (reset.after -= chunk.length) < 0) {
+        const done = reset.done;
+        reset = undefined;
+        raw.resetAndDestroy();
+        upstream.destroy();
+        return done();
+      }
+      split(chunk);
+    });
     upstream.on(
       'data',
       messages((m) => {
@@ -86,6 +106,7 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
   return {
     port: (server.address() as net.AddressInfo).port,
     cutNextStreamsUpdate: () => new Promise<void>((resolve) => (armed = resolve)),
+    resetDuringWrite: (bytes) => new Promise<void>((resolve) => (reset = { after: bytes, done: resolve })),
     close: () => {
       server.close();
       for (const s of sockets) s.destroy();
@@ -125,7 +146,7 @@ async function afterLostAnswer(t: Test): Promise<{ core: Awaited<ReturnType<Remo
   await core.sendFrames(frames('b'));
   const cut = proxy.cutNextStreamsUpdate();
   const refused = await core.checkpoint(state('at 2')).catch((e: unknown) => e);
-  await cut;
+  await Promise.race([cut, new Promise((_, reject) => setTimeout(() => reject(new Error('the proxy saw no update of streams')), 10_000))]);
   t.match(refused, { code: 'unavailable' }, 'the checkpoint is refused: its answer never came');
   t.ok(refused instanceof CoreError);
   t.equal(await streamFrames(stream), 2, 'though its commit point landed');
@@ -153,4 +174,42 @@ t.test('frames sent in between: the assignment ends, and the next starts from wh
   t.equal(again.frames, 2);
   t.equal(again.files['state.xml']?.toString(), 'at 2', 'with the checkpoint that landed');
   t.equal(await frameFile(stream), 'ab');
+});
+
+t.test('a stop in between: the stream is released with what landed', async (t) => {
+  const { core, stream, target } = await afterLostAnswer(t);
+  await core.stop();
+  const next = await f.client({ reconnect: false });
+  t.teardown(() => next.close());
+  const again = await next.assign(target);
+  t.equal(again.streamId, stream, 'back in the pool at once');
+  t.equal(again.frames, 2, 'with the frames that landed, not the count the session had');
+  t.equal(again.files['state.xml']?.toString(), 'at 2');
+  await next.sendFrames(frames('c'));
+  t.match(await next.checkpoint(state('at 3')), { frames: 3 }, 'and the next core commits on top of it');
+  t.equal(await frameFile(stream), 'abc');
+});
+
+t.test('a different checkpoint sent again is not answered by the one that landed', async (t) => {
+  const { core, stream, target } = await afterLostAnswer(t);
+  await t.rejects(core.checkpoint(state('something else')), { code: 'not_assigned' });
+  const again = await core.assign(target);
+  t.equal(again.streamId, stream);
+  t.equal(again.files['state.xml']?.toString(), 'at 2', 'the next assignment gets the checkpoint that landed');
+});
+
+t.test('a connection reset under a large write is unavailable, and the checkpoint sent again commits', async (t) => {
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  await core.assign(target);
+  // Seven files of 1000 KB, each under storage.inlineMaxBytes: one partition document of 7 MB.
+  const big = Buffer.alloc(1000 << 10, 7);
+  await core.sendFrames(Array.from({ length: 7 }, (_, n) => ({ name: `frames${n}.xtc`, data: big })));
+  const reset = proxy.resetDuringWrite(1 << 20);
+  await t.rejects(core.checkpoint(state('at 1')), { code: 'unavailable' }, 'not internal');
+  await reset;
+  t.match(await core.checkpoint(state('at 1')), { frames: 1 });
+  t.equal((await f.get(`/v1/streams/${stream}/frames/frames6.xtc`)).body.length, big.length);
 });

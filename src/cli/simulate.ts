@@ -21,6 +21,9 @@ function sendAgainAfterS(err: unknown): number | undefined {
   return undefined;
 }
 
+/** Thrown to end a core whose message was refused as the run ended. */
+const RUN_OVER = new Error('the run is over');
+
 /** Options of {@link simulate}. */
 export interface SimulateOptions {
   url: string;
@@ -160,7 +163,9 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
           return await send();
         } catch (err) {
           const waitS = sendAgainAfterS(err);
-          if (waitS === undefined || !running) throw err;
+          if (waitS === undefined) throw err;
+          // Refused as the run ended (a wait cut short by its end): not an error of the core.
+          if (!running) throw RUN_OVER;
           c.refused++;
           // The node's spill space is spent: committing what this core buffered frees some of it,
           // and then the frame is sent again at once; with nothing to commit, it waits.
@@ -243,6 +248,8 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
         }
       }
     } catch (err) {
+      // Its frames since the last checkpoint are not committed now: not counted.
+      if (err === RUN_OVER) return lose();
       c.errors++;
       if (running) o.out.write(`\ncore ${i}: ${(err as Error).message}\n`);
     } finally {

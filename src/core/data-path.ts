@@ -7,10 +7,12 @@
  * replies these functions return, so a reader follows a frame from socket to commit point as
  * transport → session → here → store.
  */
+import crypto from 'node:crypto';
 import { MessageError } from '../errors';
 import { commitCheckpoint, pagePartitions, unsettledLanded, type CommitResult } from '../store/commit';
 import { commitWindowMs } from '../store/abandoned';
 import type { FileNameCache } from '../store/name-budget';
+import type { NamedBytes } from '../store/partitions';
 import type { ProgressCounters } from '../store/progress';
 import type { Logger } from '../telemetry/log';
 import type { AssignmentDeps } from './assignment';
@@ -82,9 +84,10 @@ export async function bufferFrames(host: DataPathHost, sessionId: string, a: Hel
  * The commit point of an earlier attempt of this checkpoint that went unanswered (the store
  * failed during it, and the core sends the checkpoint again), when it landed after all:
  * that commit is this checkpoint's. If it did not land, its partition is a leftover for the
- * janitor and the checkpoint commits anew. By `_id`, and only after such a failure.
+ * janitor and the checkpoint commits anew. By `_id`, and only after such a failure; a store
+ * that cannot tell yet fails, and the question stays for the next attempt.
  */
-async function settleUnsettled(host: DataPathHost, a: HeldAssignment): Promise<CommitResult | undefined> {
+async function settleUnsettled(host: DataPathHost, a: HeldAssignment): Promise<(CommitResult & { ok: true }) | undefined> {
   const u = a.unsettled;
   if (!u) return undefined;
   const landed = await unsettledLanded(host.db, a.streamId, u, host.files.durable.maxTimeMS);
@@ -92,45 +95,15 @@ async function settleUnsettled(host: DataPathHost, a: HeldAssignment): Promise<C
   return landed ? { ok: true, frames: u.frames, partitionId: u.partitionId } : undefined;
 }
 
-/**
- * Commits the buffered frames with the checkpoint's files and returns the `committed` reply;
- * the assignment then counts the new frames and has an empty buffer. The buffer is read into
- * memory only once this commit's turn has come and the memory budget has room for it: waiting
- * commits hold nothing but their (mostly spilled) buffers. Not committed: the assignment is
- * unchanged and over (the session ends it). A store failure leaves the buffer as it was, and
- * a commit point sent meanwhile is settled by the next checkpoint; if that commit landed but
- * frames came after it, they cannot be told apart from those it committed: the assignment
- * counts what landed and is over (`landed_earlier`).
- */
-export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: DataMessage): Promise<CheckpointOutcome> {
-  const started = process.hrtime.bigint();
-  const buffer = a.buffer;
-  const buffered = buffer?.frames ?? 0;
-  const result = await host.commits.run(async () => {
-    const earlier = await settleUnsettled(host, a);
-    if (earlier) return earlier;
-    const release = await host.memory.takeCommit(buffer && buffered > 0 ? buffer.bytes : 0);
-    try {
-      const frameFiles = buffer && buffered > 0 ? await buffer.drain() : [];
-      return await commitCheckpoint(host.db, host.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
-        names: { max: host.settings.core.maxFileNamesPerStream, cache: host.fileNames },
-        commitWindowMs: commitWindowMs(host.settings),
-        fence: a.fence,
-        sending: (u) => (a.unsettled = u),
-      });
-    } finally {
-      release();
-    }
-  });
-  // Answered, so nothing is left to settle (a failure above keeps it for the next checkpoint).
-  a.unsettled = undefined;
-  if (!result.ok) {
-    // A manifest with a stale fence (its write after a resume was lost) would make every
-    // later assignment conflict like this one: rewrite it from MongoDB.
-    if (result.reason === 'conflict') host.streams.repairManifest(a.streamId).catch(() => undefined);
-    return result;
-  }
-  const bufferedAfter = a.committed + buffered - result.frames;
+/** SHA-256 over a checkpoint's files (names, sizes, bytes): taken only when its commit failed. */
+function filesDigest(files: NamedBytes[]): string {
+  const h = crypto.createHash('sha256');
+  for (const f of files) h.update(`${f.name}\0${f.bytes.length}\0`).update(f.bytes);
+  return h.digest('base64url');
+}
+
+/** Counts a commit that landed in the assignment: its frames, the stream's manifest, the metrics. */
+function countCommit(host: DataPathHost, a: HeldAssignment, result: CommitResult & { ok: true }): void {
   const newFrames = result.frames - a.committed;
   a.framesThisActivation += newFrames;
   if (newFrames > 0) host.progress.count(a.targetId, a.owner, newFrames).catch(() => undefined);
@@ -144,12 +117,79 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
     host.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, seedDigests: a.seedDigests, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
   }
   host.metrics.framesCommitted.inc(newFrames);
-  if (bufferedAfter > 0) return { ok: false, reason: 'landed_earlier' };
+}
+
+/**
+ * Commits the buffered frames with the checkpoint's files and returns the `committed` reply;
+ * the assignment then counts the new frames and has an empty buffer. The buffer is read into
+ * memory only once this commit's turn has come and the memory budget has room for it: waiting
+ * commits hold nothing but their (mostly spilled) buffers. Not committed: the assignment is
+ * unchanged and over (the session ends it). A store failure leaves the buffer as it was, and
+ * a commit point sent meanwhile is settled by the next checkpoint. If that commit landed but
+ * frames came after it, or the checkpoint sent again is not the same, the assignment counts
+ * what landed and is over (`landed_earlier`): they cannot be told apart from what it holds.
+ */
+export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: DataMessage): Promise<CheckpointOutcome> {
+  const started = process.hrtime.bigint();
+  const buffer = a.buffer;
+  const buffered = buffer?.frames ?? 0;
+  const committedBefore = a.committed;
+  let sameCheckpoint = true;
+  const result = await host.commits.run(async () => {
+    const asked = a.unsettled;
+    const earlier = await settleUnsettled(host, a);
+    if (earlier) {
+      sameCheckpoint = asked?.files === undefined || asked.files === filesDigest(msg.files);
+      return earlier;
+    }
+    const release = await host.memory.takeCommit(buffer && buffered > 0 ? buffer.bytes : 0);
+    try {
+      const frameFiles = buffer && buffered > 0 ? await buffer.drain() : [];
+      return await commitCheckpoint(host.db, host.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
+        names: { max: host.settings.core.maxFileNamesPerStream, cache: host.fileNames },
+        commitWindowMs: commitWindowMs(host.settings),
+        fence: a.fence,
+        sending: (u) => (a.unsettled = u),
+      });
+    } catch (err) {
+      if (a.unsettled) a.unsettled.files ??= filesDigest(msg.files);
+      throw err;
+    } finally {
+      release();
+    }
+  });
+  // Answered, so nothing is left to settle (a failure above keeps it for the next checkpoint).
+  a.unsettled = undefined;
+  if (!result.ok) {
+    // A manifest with a stale fence (its write after a resume was lost) would make every
+    // later assignment conflict like this one: rewrite it from MongoDB.
+    if (result.reason === 'conflict') host.streams.repairManifest(a.streamId).catch(() => undefined);
+    return result;
+  }
+  countCommit(host, a, result);
+  if (result.frames !== committedBefore + buffered || !sameCheckpoint) return { ok: false, reason: 'landed_earlier' };
   a.lastSeq = msg.seq;
   a.buffer = undefined;
   await buffer?.clear();
   host.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   return { ok: true, reply: { type: 'committed', id: msg.id, seq: msg.seq, frames: result.frames, partition: result.frames } };
+}
+
+/**
+ * Before an assignment ends (a stop, a drop, a take-back) with a commit point still
+ * unanswered: counts it if it landed, so the stream is released with the frames it has and
+ * the donor credited for them. If MongoDB cannot tell now, the stream's manifest is dropped:
+ * its next assignment reads the stream from MongoDB rather than trust a count that may be old.
+ */
+export async function settleAtEnd(host: DataPathHost, a: HeldAssignment): Promise<void> {
+  if (!a.unsettled) return;
+  try {
+    const landed = await settleUnsettled(host, a);
+    if (landed) countCommit(host, a, landed);
+  } catch {
+    a.unsettled = undefined;
+    await host.streams.forgetManifest(a.streamId).catch(() => undefined);
+  }
 }
 
 /**

@@ -16,7 +16,7 @@ import type { ActiveStream } from '../store/live';
 import type { ClientLog } from '../telemetry/client-log';
 import type { CoreIdentity } from '../model';
 import { assignmentPayload, leaseNext, resumeLease, type AssignmentDeps, type Leased } from './assignment';
-import { bufferFrames, checkpoint, pageIfDue, replayReply, type DataPathHost } from './data-path';
+import { bufferFrames, checkpoint, pageIfDue, replayReply, settleAtEnd, type DataPathHost } from './data-path';
 import { endedFragment, holdAssignment, liveRecord, type HeldAssignment } from './held-assignment';
 import { epochOf } from './session-clock';
 import { announcedLimits, binaryLimits } from './limits';
@@ -405,6 +405,7 @@ export class CoreSession {
     this.assignment = undefined;
     this.hub.release(a.streamId, this);
     await a.buffer?.clear();
+    await settleAtEnd(this.hub, a);
     const leases = this.hub.leases;
     try {
       if (how === 'requeue' || how === 'drop') await leases.release(a.streamId, this.id, how === 'requeue', a.committed);

@@ -19,6 +19,7 @@ import { deletePagesById, listedPartitions, pagesOf, writePage } from './partiti
 import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
 import { commitPoint, lastCommit, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
+import { fromMongo } from './outage';
 import { checkFileNames, type FileNameCache } from './name-budget';
 
 /** Outcome of a commit. */
@@ -36,12 +37,16 @@ export interface UnsettledCommit {
 
 /**
  * Whether `u` landed after all: the stream's last commit named that very partition document
- * (a fresh id per attempt, so no other writer's commit can look like it). By `_id`; read
- * only after a commit point went unanswered.
+ * (a fresh id per attempt, so no other writer's commit can look like it), as a majority of a
+ * replica set holds it, so the answer never becomes false in a failover. Applied on the
+ * primary but not yet held by a majority, it is neither: `unavailable`, ask again. By `_id`,
+ * and only after a commit point went unanswered or missed.
  */
 export async function unsettledLanded(db: Db, streamId: string, u: UnsettledCommit, maxTimeMS?: number): Promise<boolean> {
-  const s = await lastCommit(db, streamId, maxTimeMS);
-  return s?.lastPartitionId === u.partitionId && s.frames === u.frames;
+  const names = (s: Awaited<ReturnType<typeof lastCommit>>): boolean => s?.lastPartitionId === u.partitionId && s.frames === u.frames;
+  if (names(await lastCommit(db, streamId, true, maxTimeMS))) return true;
+  if (names(await lastCommit(db, streamId, false, maxTimeMS))) throw new AppError('unavailable', "The checkpoint's earlier attempt is not yet held by a majority of MongoDB's members; send it again");
+  return false;
 }
 
 /**
@@ -52,7 +57,7 @@ export async function unsettledLanded(db: Db, streamId: string, u: UnsettledComm
  * stream never resumed). `limits.sending` is told the commit point just before it is sent:
  * if the call then fails, the caller holds what to ask {@link unsettledLanded}.
  */
-export async function commitCheckpoint(
+export function commitCheckpoint(
   db: Db,
   files: FileStore,
   streamId: string,
@@ -60,7 +65,29 @@ export async function commitCheckpoint(
   bufferedFrames: number,
   frameFiles: NamedBytes[],
   checkpointFiles: NamedBytes[],
-  limits: { names?: { max: number; cache: FileNameCache }; commitWindowMs?: number; fence?: number; sending?: (u: UnsettledCommit) => void } = {},
+  limits: CommitLimits = {},
+): Promise<CommitResult> {
+  // It talks to MongoDB alone, with large writes the driver may lose the connection under.
+  return fromMongo(commitOnce(db, files, streamId, committed, bufferedFrames, frameFiles, checkpointFiles, limits));
+}
+
+/** Options of {@link commitCheckpoint}. */
+export interface CommitLimits {
+  names?: { max: number; cache: FileNameCache };
+  commitWindowMs?: number;
+  fence?: number;
+  sending?: (u: UnsettledCommit) => void;
+}
+
+async function commitOnce(
+  db: Db,
+  files: FileStore,
+  streamId: string,
+  committed: number,
+  bufferedFrames: number,
+  frameFiles: NamedBytes[],
+  checkpointFiles: NamedBytes[],
+  limits: CommitLimits,
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
   if (limits.names) await checkFileNames(db, limits.names.cache, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.names.max, files.durable.maxTimeMS);
@@ -71,8 +98,12 @@ export async function commitCheckpoint(
   if (limits.commitWindowMs !== undefined && started !== undefined && performance.now() - started > limits.commitWindowMs) {
     throw new AppError('unavailable', 'The commit took too long and was abandoned; retry the checkpoint');
   }
-  limits.sending?.({ partitionId: doc._id, frames: doc.n });
+  const sent: UnsettledCommit = { partitionId: doc._id, frames: doc.n };
+  limits.sending?.(sent);
   if (await commitPartition(db, streamId, committed, doc, files.durable, limits.fence ?? 0)) return { ok: true, frames: doc.n, partitionId: doc._id };
+  // A miss: the stream is gone, someone else committed, or this very update landed and the
+  // driver sent it again after a lost connection, to a store that does not recognise the retry.
+  if (await unsettledLanded(db, streamId, sent, files.durable.maxTimeMS)) return { ok: true, frames: doc.n, partitionId: doc._id };
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
 }
 

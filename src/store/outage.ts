@@ -41,13 +41,35 @@ const MONGO_DOWN = new Set([
   'MongoOperationTimeoutError',
 ]);
 const REDIS_DOWN = new Set(['MaxRetriesPerRequestError']);
-/**
- * Node's codes for a connection refused, reset or cut. The MongoDB driver lets some through
- * unwrapped: a command written after the server closed its side (it died mid-commit) fails with
- * Node's own EPIPE, thrown from the driver's connection code.
- */
+/** Node's codes for a connection refused, reset or cut. */
 const NETWORK_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
-const FROM_MONGO_DRIVER = /[\\/]node_modules[\\/]mongodb[\\/]/;
+
+/**
+ * MongoDB's connection lost, as Node itself reported it: the driver lets some such errors
+ * through unwrapped (a large write waiting for the socket to drain when the connection is
+ * reset: ECONNRESET; a command written after the server closed its side: EPIPE).
+ */
+export class MongoConnectionLost extends Error {
+  override readonly name = 'MongoConnectionLost';
+
+  constructor(cause: Error) {
+    super(`MongoDB connection lost: ${cause.message}`, { cause });
+  }
+}
+
+/**
+ * `p`, for a call that talks to MongoDB alone: a raw network error it fails with is MongoDB's
+ * outage ({@link MongoConnectionLost}). Nothing else can tell which connection such an error
+ * came from, so only such calls are wrapped (the commit).
+ */
+export async function fromMongo<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof Error && !MONGO_DOWN.has(err.name) && NETWORK_CODES.has((err as NodeJS.ErrnoException).code ?? '')) throw new MongoConnectionLost(err);
+    throw err;
+  }
+}
 
 /** ioredis reports a lost connection only in its messages. */
 const REDIS_DOWN_TEXT = /Connection is closed|Stream isn't writeable|Command timed out/;
@@ -59,7 +81,7 @@ export function outageBackend(err: unknown): 'mongodb' | 'redis' | undefined {
   if (!(err instanceof Error)) return undefined;
   if (err instanceof DeadlineError) return err.backend;
   if (MONGO_DOWN.has(err.name)) return 'mongodb';
-  if (NETWORK_CODES.has((err as NodeJS.ErrnoException).code ?? '') && FROM_MONGO_DRIVER.test(err.stack ?? '')) return 'mongodb';
+  if (err instanceof MongoConnectionLost) return 'mongodb';
   if (REDIS_DOWN.has(err.name) || REDIS_DOWN_TEXT.test(err.message) || REDIS_FAILOVER_TEXT.test(err.message)) return 'redis';
   return undefined;
 }

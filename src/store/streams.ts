@@ -155,9 +155,16 @@ function assignedFields(d: StreamDoc): AssignedStream {
   };
 }
 
-/** The stream's committed frames and the partition document its last commit named, by `_id` (null when gone). */
-export function lastCommit(db: Db, id: string, maxTimeMS?: number): Promise<Pick<StreamDoc, '_id' | 'frames' | 'lastPartitionId'> | null> {
-  return collection(db).findOne({ _id: id }, { projection: { frames: 1, lastPartitionId: 1 }, ...(maxTimeMS ? { maxTimeMS } : {}) });
+/**
+ * The stream's committed frames and the partition document its last commit named, by `_id`
+ * from the primary (null when gone): as a majority of a replica set holds them (`durable`:
+ * what no failover rolls back), or as the primary has them now.
+ */
+export function lastCommit(db: Db, id: string, durable: boolean, maxTimeMS?: number): Promise<Pick<StreamDoc, '_id' | 'frames' | 'lastPartitionId'> | null> {
+  return collection(db).findOne(
+    { _id: id },
+    { projection: { frames: 1, lastPartitionId: 1 }, readPreference: 'primary', readConcern: { level: durable ? 'majority' : 'local' }, ...(maxTimeMS ? { maxTimeMS } : {}) },
+  );
 }
 
 /** Whether a stream exists. */
@@ -446,6 +453,11 @@ export class Streams {
   /** Records an assigned stream's manifest (after a commit or a resume, or to repair a stale one). */
   setManifest(s: Pick<AssignedStream, '_id' | 'frames' | 'seedFiles' | 'seedDigests' | 'lastPartitionId' | 'fence' | 'unpaged'>): Promise<void> {
     return this.leases.setManifest(s._id, manifestOf(s));
+  }
+
+  /** Drops a stream's manifest: its next assignment reads the stream from MongoDB (by `_id`). */
+  forgetManifest(id: string): Promise<void> {
+    return this.leases.forgetManifest(id);
   }
 
   /** Puts a stream in the pool if it is `ok` and nobody holds it. */
