@@ -57,18 +57,9 @@ export async function unsettledLanded(db: Db, streamId: string, u: UnsettledComm
  * stream never resumed). `limits.sending` is told the commit point just before it is sent:
  * if the call then fails, the caller holds what to ask {@link unsettledLanded}.
  */
-export function commitCheckpoint(
-  db: Db,
-  files: FileStore,
-  streamId: string,
-  committed: number,
-  bufferedFrames: number,
-  frameFiles: NamedBytes[],
-  checkpointFiles: NamedBytes[],
-  limits: CommitLimits = {},
-): Promise<CommitResult> {
+export function commitCheckpoint(...args: Parameters<typeof commitOnce>): Promise<CommitResult> {
   // It talks to MongoDB alone, with large writes the driver may lose the connection under.
-  return fromMongo(commitOnce(db, files, streamId, committed, bufferedFrames, frameFiles, checkpointFiles, limits));
+  return fromMongo(commitOnce(...args));
 }
 
 /** Options of {@link commitCheckpoint}. */
@@ -87,7 +78,7 @@ async function commitOnce(
   bufferedFrames: number,
   frameFiles: NamedBytes[],
   checkpointFiles: NamedBytes[],
-  limits: CommitLimits,
+  limits: CommitLimits = {},
 ): Promise<CommitResult> {
   if (bufferedFrames === 0) return { ok: true, frames: committed };
   if (limits.names) await checkFileNames(db, limits.names.cache, streamId, [...frameFiles, ...checkpointFiles].map((f) => f.name), limits.names.max, files.durable.maxTimeMS);
