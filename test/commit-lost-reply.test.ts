@@ -17,7 +17,7 @@ import { CoreError } from '../src/client';
 import type { Stack } from '../src/provision/stack';
 import { remoteCoreFixture, type RemoteCoreFixture } from '../test-support/core-fixture';
 import { getStack, stopStack } from '../test-support/stack';
-import { startTestServer, type TestServer } from './helpers/server';
+import { eventually, startTestServer, type TestServer } from './helpers/server';
 
 t.teardown(stopStack);
 
@@ -44,6 +44,9 @@ interface CuttingProxy {
   cutNextStreamsUpdate(): Promise<void>;
   /** Arms a reset (TCP RST) of the connection that next carries more than `bytes` to MongoDB; resolves when done. */
   resetDuringWrite(bytes: number): Promise<void>;
+  /** MongoDB unreachable through the proxy (every connection refused at once) until `up()`. */
+  down(): void;
+  up(): void;
   close(): void;
 }
 
@@ -52,11 +55,13 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
   const ca = fs.readFileSync(stack.mongoCAFile);
   let armed: (() => void) | undefined;
   let reset: { after: number; done: () => void } | undefined;
+  let refusing = false;
   const sockets = new Set<net.Socket>();
   const cert = fs.readFileSync(stack.certs.fullChain);
   const key = fs.readFileSync(stack.certs.key);
   // TLS over a plain socket of our own: only a TCP socket can be reset.
   const server = net.createServer((raw) => {
+    if (refusing) return void raw.resetAndDestroy();
     const client = new tls.TLSSocket(raw, { isServer: true, cert, key });
     sockets.add(raw);
     raw.on('close', () => sockets.delete(raw));
@@ -107,6 +112,13 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
     port: (server.address() as net.AddressInfo).port,
     cutNextStreamsUpdate: () => new Promise<void>((resolve) => (armed = resolve)),
     resetDuringWrite: (bytes) => new Promise<void>((resolve) => (reset = { after: bytes, done: resolve })),
+    down: () => {
+      refusing = true;
+      for (const s of sockets) s.destroy();
+    },
+    up: () => {
+      refusing = false;
+    },
     close: () => {
       server.close();
       for (const s of sockets) s.destroy();
@@ -188,6 +200,25 @@ t.test('a stop in between: the stream is released with what landed', async (t) =
   await next.sendFrames(frames('c'));
   t.match(await next.checkpoint(state('at 3')), { frames: 3 }, 'and the next core commits on top of it');
   t.equal(await frameFile(stream), 'abc');
+});
+
+t.test('a stop while MongoDB cannot tell: the stream is released, and its next assignment reads MongoDB', async (t) => {
+  const { core, stream, target } = await afterLostAnswer(t);
+  proxy.down();
+  try {
+    await core.stop();
+  } finally {
+    proxy.up();
+  }
+  const redis = ts.server.storage.redis;
+  t.ok(await redis.exists(`${ts.settings.redis.keyPrefix}st:${stream}`), "the stream's target entry is kept (only its manifest went)");
+  const next = await f.client({ reconnect: false });
+  t.teardown(() => next.close());
+  const again = await eventually(() => next.assign(target), 15000, 'the stream back in the pool');
+  t.equal(again.streamId, stream);
+  t.equal(again.frames, 2, "MongoDB's count, not the old one the session had");
+  await next.sendFrames(frames('c'));
+  t.match(await next.checkpoint(state('at 3')), { frames: 3 });
 });
 
 t.test('a different checkpoint sent again is not answered by the one that landed', async (t) => {

@@ -189,7 +189,10 @@ export async function simulate(o: SimulateOptions): Promise<Counters> {
     const work = async (): Promise<void> => {
       const checkpoint = async (): Promise<void> => {
         const t0 = Date.now();
-        const done = await paced(() => client.checkpoint([{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }]));
+        // Built once: a refused checkpoint is sent again as it was (the server recognises it
+        // by its files when its commit point landed without an answer).
+        const files = [{ name: 'state.xml', data: Buffer.from(`core ${i} checkpoint ${Date.now()}`) }];
+        const done = await paced(() => client.checkpoint(files));
         countCommit(done.frames, Date.now() - t0);
       };
       // A frame refused buffer_full checkpoints what is buffered first, if anything is.

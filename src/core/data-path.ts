@@ -90,7 +90,7 @@ export async function bufferFrames(host: DataPathHost, sessionId: string, a: Hel
 async function settleUnsettled(host: DataPathHost, a: HeldAssignment): Promise<(CommitResult & { ok: true }) | undefined> {
   const u = a.unsettled;
   if (!u) return undefined;
-  const landed = await unsettledLanded(host.db, a.streamId, u, host.files.durable.maxTimeMS);
+  const landed = await unsettledLanded(host.db, a.streamId, u, host.files.durable);
   a.unsettled = undefined;
   return landed ? { ok: true, frames: u.frames, partitionId: u.partitionId } : undefined;
 }
@@ -102,8 +102,11 @@ function filesDigest(files: NamedBytes[]): string {
   return h.digest('base64url');
 }
 
-/** Counts a commit that landed in the assignment: its frames, the stream's manifest, the metrics. */
-function countCommit(host: DataPathHost, a: HeldAssignment, result: CommitResult & { ok: true }): void {
+/**
+ * Counts a commit that landed in the assignment: its frames, the metrics, and (unless
+ * `manifest` is false: the stream may be someone else's by now) the stream's manifest.
+ */
+function countCommit(host: DataPathHost, a: HeldAssignment, result: CommitResult & { ok: true }, manifest = true): void {
   const newFrames = result.frames - a.committed;
   a.framesThisActivation += newFrames;
   if (newFrames > 0) host.progress.count(a.targetId, a.owner, newFrames).catch(() => undefined);
@@ -114,7 +117,7 @@ function countCommit(host: DataPathHost, a: HeldAssignment, result: CommitResult
     a.unpaged++;
     // Issued before any release that requeues the stream (same connection, in order). If it
     // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
-    host.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, seedDigests: a.seedDigests, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
+    if (manifest) host.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, seedDigests: a.seedDigests, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
   }
   host.metrics.framesCommitted.inc(newFrames);
 }
@@ -176,19 +179,21 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
 }
 
 /**
- * Before an assignment ends (a stop, a drop, a take-back) with a commit point still
- * unanswered: counts it if it landed, so the stream is released with the frames it has and
- * the donor credited for them. If MongoDB cannot tell now, the stream's manifest is dropped:
+ * Before an assignment ends with a commit point still unanswered: counts it if it landed, so
+ * the donor is credited for it and a stream released to the pool (`releasing`) goes with the
+ * frames it has. A stream kept for a resume or lost to another holder may be someone else's by
+ * now (a resume raises its fence and writes its manifest): its manifest is not touched. If
+ * MongoDB cannot tell now, nothing is credited, and a released stream's manifest is dropped:
  * its next assignment reads the stream from MongoDB rather than trust a count that may be old.
  */
-export async function settleAtEnd(host: DataPathHost, a: HeldAssignment): Promise<void> {
+export async function settleAtEnd(host: DataPathHost, a: HeldAssignment, releasing: boolean): Promise<void> {
   if (!a.unsettled) return;
   try {
     const landed = await settleUnsettled(host, a);
-    if (landed) countCommit(host, a, landed);
+    if (landed) countCommit(host, a, landed, releasing);
   } catch {
     a.unsettled = undefined;
-    await host.streams.forgetManifest(a.streamId).catch(() => undefined);
+    if (releasing) await host.streams.dropManifest(a.streamId).catch(() => undefined);
   }
 }
 

@@ -405,7 +405,7 @@ export class CoreSession {
     this.assignment = undefined;
     this.hub.release(a.streamId, this);
     await a.buffer?.clear();
-    await settleAtEnd(this.hub, a);
+    await settleAtEnd(this.hub, a, how === 'requeue' || how === 'drop');
     const leases = this.hub.leases;
     try {
       if (how === 'requeue' || how === 'drop') await leases.release(a.streamId, this.id, how === 'requeue', a.committed);

@@ -37,15 +37,23 @@ export interface UnsettledCommit {
 
 /**
  * Whether `u` landed after all: the stream's last commit named that very partition document
- * (a fresh id per attempt, so no other writer's commit can look like it), as a majority of a
- * replica set holds it, so the answer never becomes false in a failover. Applied on the
+ * (a fresh id per attempt, so no other writer's commit can look like it), as durably as a
+ * commit is acknowledged. With the default `majority` write concern that is as a majority of
+ * a replica set holds it, so the answer never becomes false in a failover; applied on the
  * primary but not yet held by a majority, it is neither: `unavailable`, ask again. By `_id`,
  * and only after a commit point went unanswered or missed.
  */
-export async function unsettledLanded(db: Db, streamId: string, u: UnsettledCommit, maxTimeMS?: number): Promise<boolean> {
+export function unsettledLanded(db: Db, streamId: string, u: UnsettledCommit, durable: Durability = {}): Promise<boolean> {
+  return fromMongo(landed(db, streamId, u, durable));
+}
+
+async function landed(db: Db, streamId: string, u: UnsettledCommit, durable: Durability): Promise<boolean> {
   const names = (s: Awaited<ReturnType<typeof lastCommit>>): boolean => s?.lastPartitionId === u.partitionId && s.frames === u.frames;
-  if (names(await lastCommit(db, streamId, true, maxTimeMS))) return true;
-  if (names(await lastCommit(db, streamId, false, maxTimeMS))) throw new AppError('unavailable', "The checkpoint's earlier attempt is not yet held by a majority of MongoDB's members; send it again");
+  const majority = durable.writeConcern?.w === 'majority';
+  if (names(await lastCommit(db, streamId, majority, durable.maxTimeMS))) return true;
+  if (majority && names(await lastCommit(db, streamId, false, durable.maxTimeMS))) {
+    throw new AppError('unavailable', "The checkpoint's earlier attempt is not yet held by a majority of MongoDB's members; send it again");
+  }
   return false;
 }
 
@@ -94,7 +102,7 @@ async function commitOnce(
   if (await commitPartition(db, streamId, committed, doc, files.durable, limits.fence ?? 0)) return { ok: true, frames: doc.n, partitionId: doc._id };
   // A miss: the stream is gone, someone else committed, or this very update landed and the
   // driver sent it again after a lost connection, to a store that does not recognise the retry.
-  if (await unsettledLanded(db, streamId, sent, files.durable.maxTimeMS)) return { ok: true, frames: doc.n, partitionId: doc._id };
+  if (await unsettledLanded(db, streamId, sent, files.durable)) return { ok: true, frames: doc.n, partitionId: doc._id };
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
 }
 

@@ -271,6 +271,12 @@ export class Leases {
     if (target !== undefined) await this.r.hset(this.keys(target).manifest, stream, encodeManifest(m));
   }
 
+  /** Drops a live stream's manifest only: its next assignment reads the stream from MongoDB. */
+  async dropManifest(stream: string): Promise<void> {
+    const target = await this.targetOfStream(stream);
+    if (target !== undefined) await this.r.hdel(this.keys(target).manifest, stream);
+  }
+
   /** Forgets a stream's manifest and its target entry (deleted streams). */
   async forgetManifest(stream: string): Promise<void> {
     const target = await this.targetOfStream(stream);

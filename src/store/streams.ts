@@ -455,9 +455,9 @@ export class Streams {
     return this.leases.setManifest(s._id, manifestOf(s));
   }
 
-  /** Drops a stream's manifest: its next assignment reads the stream from MongoDB (by `_id`). */
-  forgetManifest(id: string): Promise<void> {
-    return this.leases.forgetManifest(id);
+  /** Drops a live stream's manifest: its next assignment reads the stream from MongoDB (by `_id`). */
+  dropManifest(id: string): Promise<void> {
+    return this.leases.dropManifest(id);
   }
 
   /** Puts a stream in the pool if it is `ok` and nobody holds it. */
