@@ -191,10 +191,8 @@ t.teardown(async () => {
 const streamFrames = async (id: string): Promise<number> => (await f.api<{ frames: number }>('GET', `/v1/streams/${id}`, f.manager)).frames;
 const frameFile = async (id: string): Promise<string> => (await f.get(`/v1/streams/${id}/frames/frames.xtc`)).body.toString();
 
-type Core = Awaited<ReturnType<RemoteCoreFixture['client']>>;
-
-/** A core that holds a new stream and committed 'a' in it. */
-async function committedOnce(t: Test): Promise<{ core: Core; stream: string; target: string }> {
+/** A core that committed 'a', then sent 'b' and a checkpoint whose commit point landed unanswered. */
+async function afterLostAnswer(t: Test): Promise<{ core: Awaited<ReturnType<RemoteCoreFixture['client']>>; stream: string; target: string }> {
   const target = await f.target();
   const stream = await f.stream(target);
   const core = await f.client({ reconnect: false });
@@ -202,12 +200,6 @@ async function committedOnce(t: Test): Promise<{ core: Core; stream: string; tar
   await core.assign(target);
   await core.sendFrames(frames('a'));
   t.match(await core.checkpoint(state('at 1')), { frames: 1 });
-  return { core, stream, target };
-}
-
-/** A core that committed 'a', then sent 'b' and a checkpoint whose commit point landed unanswered. */
-async function afterLostAnswer(t: Test): Promise<{ core: Core; stream: string; target: string }> {
-  const { core, stream, target } = await committedOnce(t);
   await core.sendFrames(frames('b'));
   const cut = proxy.cutNextStreamsUpdate();
   const refused = await core.checkpoint(state('at 2')).catch((e: unknown) => e);
@@ -242,7 +234,13 @@ t.test('frames sent in between: the assignment ends, and the next starts from wh
 });
 
 t.test("the earlier attempt landing late, after the question: fenced out, the new commit lands", async (t) => {
-  const { core, stream } = await committedOnce(t);
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  await core.assign(target);
+  await core.sendFrames(frames('a'));
+  t.match(await core.checkpoint(state('at 1')), { frames: 1 });
   await core.sendFrames(frames('b'));
   const held = proxy.holdNextStreamsUpdate();
   await t.rejects(core.checkpoint(state('at 2')), { code: 'unavailable' });
