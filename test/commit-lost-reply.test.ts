@@ -21,16 +21,8 @@ import { eventually, startTestServer, type TestServer } from './helpers/server';
 
 t.teardown(stopStack);
 
-/** `<command>: "<collection>"` as a BSON string element: the start of a command's body. */
-function commandOn(command: string, collection: string): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeInt32LE(collection.length + 1);
-  return Buffer.concat([Buffer.from([0x02]), Buffer.from(`${command}\0`), len, Buffer.from(`${collection}\0`)]);
-}
-/** The commit point's command (and a fence raise's). */
-const UPDATE_STREAMS = commandOn('update', 'streams');
-/** A partition document's write: step one of a commit. */
-const INSERT_PARTITIONS = commandOn('insert', 'partitions');
+/** `update: "streams"` as a BSON string element: the start of the commit point's command. */
+const UPDATE_STREAMS = Buffer.concat([Buffer.from([0x02]), Buffer.from('update\0'), Buffer.from([8, 0, 0, 0]), Buffer.from('streams\0')]);
 
 /** Splits a byte stream into wire-protocol messages (int32 length first, little-endian). */
 function messages(onMessage: (m: Buffer) => void): (chunk: Buffer) => void {
@@ -52,13 +44,6 @@ interface CuttingProxy {
   cutNextStreamsUpdate(): Promise<void>;
   /** Arms a reset (TCP RST) of the connection that next carries more than `bytes` to MongoDB; resolves when done. */
   resetDuringWrite(bytes: number): Promise<void>;
-  /**
-   * Holds the next update of `streams` back (and cuts the connection it came on, so the server
-   * gets no answer), then sends it to MongoDB on a connection of its own just before the next
-   * insert into `partitions` goes on: a commit point that lands late, after the server asked
-   * whether it had landed and while it commits anew. Resolves once it is held.
-   */
-  holdNextStreamsUpdate(): Promise<void>;
   /** MongoDB unreachable through the proxy (every connection refused at once) until `up()`. */
   down(): void;
   up(): void;
@@ -71,18 +56,6 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
   let armed: (() => void) | undefined;
   let reset: { after: number; done: () => void } | undefined;
   let refusing = false;
-  let holding: (() => void) | undefined;
-  let held: Buffer | undefined;
-  /** Sends `m` to MongoDB on a connection of its own and waits for the answer. */
-  const sendAlone = async (m: Buffer): Promise<void> => {
-    const s = tls.connect({ host: stack.mongo.host, port: stack.mongo.port, ca, servername: 'localhost' });
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.on('data', messages(() => resolve()));
-      s.write(m);
-    });
-    s.destroy();
-  };
   const sockets = new Set<net.Socket>();
   const cert = fs.readFileSync(stack.certs.fullChain);
   const key = fs.readFileSync(stack.certs.key);
@@ -101,23 +74,7 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
     }
     let cutAnswerTo: number | undefined;
     let cut: (() => void) | undefined;
-    // In order, each after the one before: a held update goes on before the insert it waits for.
-    let forwarding = Promise.resolve();
     const split = messages((m) => {
-      forwarding = forwarding.then(async () => {
-        if (holding && m.includes(UPDATE_STREAMS)) {
-          held = Buffer.from(m);
-          const h = holding;
-          holding = undefined;
-          client.destroy();
-          upstream.destroy();
-          return h();
-        }
-        if (held && m.includes(INSERT_PARTITIONS)) {
-          const late = held;
-          held = undefined;
-          await sendAlone(late);
-        }
         if (armed && m.includes(UPDATE_STREAMS)) {
           cutAnswerTo = m.readInt32LE(4);
           cut = armed;
@@ -125,7 +82,6 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
         }
         upstream.write(m);
       });
-    });
     client.on('data', (chunk: Buffer) => {
       if (reset && (reset.after -= chunk.length) < 0) {
         const done = reset.done;
@@ -156,7 +112,6 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
     port: (server.address() as net.AddressInfo).port,
     cutNextStreamsUpdate: () => new Promise<void>((resolve) => (armed = resolve)),
     resetDuringWrite: (bytes) => new Promise<void>((resolve) => (reset = { after: bytes, done: resolve })),
-    holdNextStreamsUpdate: () => new Promise<void>((resolve) => (holding = resolve)),
     down: () => {
       refusing = true;
       for (const s of sockets) s.destroy();
@@ -231,26 +186,6 @@ t.test('frames sent in between: the assignment ends, and the next starts from wh
   t.equal(again.frames, 2);
   t.equal(again.files['state.xml']?.toString(), 'at 2', 'with the checkpoint that landed');
   t.equal(await frameFile(stream), 'ab');
-});
-
-t.test("the earlier attempt landing late, after the question: fenced out, the new commit lands", async (t) => {
-  const target = await f.target();
-  const stream = await f.stream(target);
-  const core = await f.client({ reconnect: false });
-  t.teardown(() => core.close());
-  await core.assign(target);
-  await core.sendFrames(frames('a'));
-  t.match(await core.checkpoint(state('at 1')), { frames: 1 });
-  await core.sendFrames(frames('b'));
-  const held = proxy.holdNextStreamsUpdate();
-  await t.rejects(core.checkpoint(state('at 2')), { code: 'unavailable' });
-  await held;
-  t.equal(await streamFrames(stream), 1, 'its commit point has not reached MongoDB');
-  t.match(await core.checkpoint(state('at 2')), { frames: 2, partition: 2 }, 'committed, though the earlier update reached MongoDB in between');
-  t.same((await f.api<{ partitions: number[] }>('GET', `/v1/streams/${stream}/partitions`, f.manager)).partitions, [1, 2]);
-  await core.sendFrames(frames('c'));
-  t.match(await core.checkpoint(state('at 3')), { frames: 3 }, 'the assignment goes on');
-  t.equal(await frameFile(stream), 'abc');
 });
 
 t.test('a stop in between: the stream is released with what landed', async (t) => {

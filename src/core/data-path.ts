@@ -9,7 +9,7 @@
  */
 import crypto from 'node:crypto';
 import { MessageError } from '../errors';
-import { commitCheckpoint, fenceOut, pagePartitions, unsettledLanded, type CommitResult } from '../store/commit';
+import { commitCheckpoint, pagePartitions, unsettledLanded, type CommitResult } from '../store/commit';
 import { commitWindowMs } from '../store/abandoned';
 import type { FileNameCache } from '../store/name-budget';
 import type { NamedBytes } from '../store/partitions';
@@ -84,22 +84,12 @@ export async function bufferFrames(host: DataPathHost, sessionId: string, a: Hel
  * The commit point of an earlier attempt of this checkpoint that went unanswered (the store
  * failed during it, and the core sends the checkpoint again), when it landed after all:
  * that commit is this checkpoint's. If it did not land, its partition is a leftover for the
- * janitor and the checkpoint commits anew. The stream's fence is raised first, so that
- * attempt cannot land after the answer. By `_id`, and only after such a failure; a store that
- * cannot tell yet fails, and the question stays for the next attempt.
+ * janitor and the checkpoint commits anew. By `_id`, and only after such a failure; a store
+ * that cannot tell yet fails, and the question stays for the next attempt.
  */
-async function settleUnsettled(host: DataPathHost, a: HeldAssignment, manifest = true): Promise<(CommitResult & { ok: true }) | undefined> {
+async function settleUnsettled(host: DataPathHost, a: HeldAssignment): Promise<(CommitResult & { ok: true }) | undefined> {
   const u = a.unsettled;
   if (!u) return undefined;
-  if (!u.fenced) {
-    const fence = await fenceOut(host.db, a.streamId, a.fence, host.files.durable);
-    u.fenced = true;
-    if (fence !== a.fence) {
-      a.fence = fence;
-      // The stream's next assignment must commit with the new fence too (a resume writes its own).
-      if (manifest) host.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, seedDigests: a.seedDigests, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
-    }
-  }
   const landed = await unsettledLanded(host.db, a.streamId, u, host.files.durable);
   a.unsettled = undefined;
   return landed ? { ok: true, frames: u.frames, partitionId: u.partitionId } : undefined;
@@ -199,7 +189,7 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
 export async function settleAtEnd(host: DataPathHost, a: HeldAssignment, releasing: boolean): Promise<void> {
   if (!a.unsettled) return;
   try {
-    const landed = await settleUnsettled(host, a, releasing);
+    const landed = await settleUnsettled(host, a);
     if (landed) countCommit(host, a, landed, releasing);
   } catch {
     a.unsettled = undefined;

@@ -43,10 +43,9 @@ export interface HeldAssignment {
    * The commit point of a checkpoint that failed during it (the store went away before it
    * answered): it may have landed. The next checkpoint, or the assignment's end, asks first
    * (data-path.ts). `files`: a digest of that checkpoint's files, since only the same
-   * checkpoint sent again may be answered by what landed; `fenced`: the stream's fence was
-   * raised past it, so it can no longer land late.
+   * checkpoint sent again may be answered by what landed.
    */
-  unsettled?: UnsettledCommit & { files?: string; fenced?: boolean };
+  unsettled?: UnsettledCommit & { files?: string };
 }
 
 /** The state a session keeps of a stream it was just assigned or has resumed. */

@@ -17,7 +17,7 @@ import type { Db } from 'mongodb';
 import type { Durability, FileStore } from './files';
 import { deletePagesById, listedPartitions, pagesOf, writePage } from './partition-pages';
 import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
-import { commitPoint, lastCommit, movePages, raiseFence, streamExists } from './streams';
+import { commitPoint, lastCommit, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
 import { fromMongo } from './outage';
 import { checkFileNames, type FileNameCache } from './name-budget';
@@ -33,17 +33,6 @@ export type CommitResult = { ok: true; frames: number; partitionId?: string } | 
 export interface UnsettledCommit {
   partitionId: string;
   frames: number;
-}
-
-/**
- * Fences out an unanswered commit point sent with `fence` before asking whether it landed
- * ({@link unsettledLanded}): an update of it still queued on the server could otherwise land
- * after the question said it had not, and make the checkpoint's new commit miss. Returns the
- * writer's fence from now on: `fence + 1`, or `fence` when another writer raised it meanwhile
- * (the stream is no longer this writer's: its next commit misses).
- */
-export async function fenceOut(db: Db, streamId: string, fence: number, durable: Durability = {}): Promise<number> {
-  return (await fromMongo(raiseFence(db, streamId, fence, durable))) ? fence + 1 : fence;
 }
 
 /**

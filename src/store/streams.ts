@@ -193,16 +193,6 @@ export async function advanceCommitPoint(db: Db, streamId: string, committed: nu
 }
 
 /**
- * Raises the stream's fence from `fence` by one, only if it still is `fence` (by `_id`): a
- * commit point this writer sent with `fence` and that is still queued on the server can no
- * longer land. Returns whether it rose (not: another writer raised it, or the stream is gone).
- */
-export async function raiseFence(db: Db, streamId: string, fence: number, durable: Durability = {}): Promise<boolean> {
-  const res = await collection(db).updateOne({ _id: streamId, ...counterIs('fence', fence) }, { $inc: { fence: 1 } }, durable);
-  return res.matchedCount === 1;
-}
-
-/**
  * Moves the oldest partitions a stream lists into pages that end at `ends` (already written,
  * store/partition-pages.ts), leaving `rest` listed. Only if nothing committed and no other
  * move landed since the stream was read at `at`: each would change the lists this replaces.
