@@ -18,6 +18,7 @@ import type { Stack } from '../src/provision/stack';
 import { remoteCoreFixture, type RemoteCoreFixture } from '../test-support/core-fixture';
 import { getStack, stopStack } from '../test-support/stack';
 import { eventually, startTestServer, type TestServer } from './helpers/server';
+import { committedOnce, type CommittedCore } from './helpers/core';
 
 t.teardown(stopStack);
 
@@ -147,14 +148,8 @@ const streamFrames = async (id: string): Promise<number> => (await f.api<{ frame
 const frameFile = async (id: string): Promise<string> => (await f.get(`/v1/streams/${id}/frames/frames.xtc`)).body.toString();
 
 /** A core that committed 'a', then sent 'b' and a checkpoint whose commit point landed unanswered. */
-async function afterLostAnswer(t: Test): Promise<{ core: Awaited<ReturnType<RemoteCoreFixture['client']>>; stream: string; target: string }> {
-  const target = await f.target();
-  const stream = await f.stream(target);
-  const core = await f.client({ reconnect: false });
-  t.teardown(() => core.close());
-  await core.assign(target);
-  await core.sendFrames(frames('a'));
-  t.match(await core.checkpoint(state('at 1')), { frames: 1 });
+async function afterLostAnswer(t: Test): Promise<CommittedCore> {
+  const { core, stream, target } = await committedOnce(t, f);
   await core.sendFrames(frames('b'));
   const cut = proxy.cutNextStreamsUpdate();
   const refused = await core.checkpoint(state('at 2')).catch((e: unknown) => e);

@@ -22,6 +22,7 @@ import { remoteCoreFixture, type RemoteCoreFixture } from '../test-support/core-
 import { getStack, stopStack } from '../test-support/stack';
 import { tempDir } from '../test-support/temp';
 import { eventually, request, startTestServer, type TestServer } from './helpers/server';
+import { committedOnce } from './helpers/core';
 
 t.teardown(stopStack);
 
@@ -75,13 +76,7 @@ t.test('MongoDB killed and started again under a working core', async (t) => {
   const rig = await outageRig(t);
   const { f } = rig;
   const { url, ca } = rig.ts;
-  const target = await f.target();
-  const stream = await f.stream(target, Buffer.from('seed'));
-  const core = await f.client({ reconnect: false });
-  t.teardown(() => core.close());
-  t.equal((await core.assign(target)).streamId, stream);
-  await core.sendFrames(frames('a'));
-  t.match(await core.checkpoint([{ name: 'state.xml', data: Buffer.from('at 1') }]), { frames: 1 });
+  const { core, stream } = await committedOnce(t, f);
 
   await rig.kill();
   const ready = await eventually(async () => {

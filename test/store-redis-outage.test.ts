@@ -17,6 +17,7 @@ import { remoteCoreFixture } from '../test-support/core-fixture';
 import { stopStack } from '../test-support/stack';
 import { tempDir } from '../test-support/temp';
 import { eventually, request, startTestServer } from './helpers/server';
+import { committedOnce } from './helpers/core';
 
 t.teardown(stopStack);
 
@@ -32,13 +33,7 @@ t.test('Redis killed and started again empty under a working core', async (t) =>
     await redis.stop();
   });
   const f = await remoteCoreFixture(ts.url, ts.ca, ts.server.storage.mongo.client.db(ts.settings.mongodb.database));
-  const target = await f.target();
-  const stream = await f.stream(target, Buffer.from('seed'));
-  const core = await f.client({ reconnect: false });
-  t.teardown(() => core.close());
-  t.equal((await core.assign(target)).streamId, stream);
-  await core.sendFrames(frames('a'));
-  t.match(await core.checkpoint([{ name: 'state.xml', data: Buffer.from('at 1') }]), { frames: 1 });
+  const { core, stream, target } = await committedOnce(t, f);
 
   process.kill(redis.pid, 'SIGKILL');
   await redis.stop();

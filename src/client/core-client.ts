@@ -79,6 +79,11 @@ export class CoreError extends Error {
   }
 }
 
+/** The {@link CoreError} of an `error` reply. */
+function serverError(msg: Record<string, unknown>): CoreError {
+  return new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined, true);
+}
+
 interface Pending {
   resolve(v: Record<string, unknown>): void;
   reject(e: Error): void;
@@ -231,7 +236,7 @@ export class CoreClient extends EventEmitter {
     }
     if (typeof id !== 'number') {
       if (msg.type !== 'error') return;
-      const err = new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined, true);
+      const err = serverError(msg);
       // The server names the id of a message it refuses over core.messagesPerSecond only when
       // the message (or its binary header) is small. Without it, with one request in flight
       // that message is known, and its caller may wait and send it again.
@@ -247,7 +252,7 @@ export class CoreClient extends EventEmitter {
     if (!p) return;
     this.pending.delete(id);
     clearTimeout(p.timer);
-    if (msg.type === 'error') p.reject(new CoreError(msg.code as string, msg.message as string, msg.retry_after_s as number | undefined, true));
+    if (msg.type === 'error') p.reject(serverError(msg));
     else p.resolve(msg);
   }
 

@@ -39,6 +39,8 @@ const MONGO_DOWN = new Set([
   'MongoNotConnectedError',
   'MongoTopologyClosedError',
   'MongoOperationTimeoutError',
+  // Ours, from fromMongo below.
+  'MongoConnectionLost',
 ]);
 const REDIS_DOWN = new Set(['MaxRetriesPerRequestError']);
 /** Node's codes for a connection refused, reset or cut. */
@@ -81,7 +83,6 @@ export function outageBackend(err: unknown): 'mongodb' | 'redis' | undefined {
   if (!(err instanceof Error)) return undefined;
   if (err instanceof DeadlineError) return err.backend;
   if (MONGO_DOWN.has(err.name)) return 'mongodb';
-  if (err instanceof MongoConnectionLost) return 'mongodb';
   if (REDIS_DOWN.has(err.name) || REDIS_DOWN_TEXT.test(err.message) || REDIS_FAILOVER_TEXT.test(err.message)) return 'redis';
   return undefined;
 }

@@ -5,7 +5,7 @@
  * ({@link remoteCoreFixture}).
  */
 import fsp from 'node:fs/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import os from 'node:os';
 import path from 'node:path';
 import { remoteCoreFixture, type RemoteCoreFixture } from '../../test-support/core-fixture';
@@ -45,6 +45,28 @@ export async function commandsDuring(client: MongoClient, fn: () => Promise<unkn
     client.off('commandStarted', listen);
   }
   return events;
+}
+
+/** A core of {@link committedOnce}: the client, and the target and stream it holds. */
+export interface CommittedCore {
+  core: Awaited<ReturnType<RemoteCoreFixture['client']>>;
+  target: string;
+  stream: string;
+}
+
+/**
+ * A new target with one stream, and a core (no automatic reconnect, closed after `t`) that
+ * holds it and has committed one frame: file `frames.xtc` "a", checkpoint `state.xml` "at 1".
+ */
+export async function committedOnce(t: Test, f: RemoteCoreFixture): Promise<CommittedCore> {
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  t.equal((await core.assign(target)).streamId, stream);
+  await core.sendFrames([{ name: 'frames.xtc', data: Buffer.from('a') }]);
+  t.match(await core.checkpoint([{ name: 'state.xml', data: Buffer.from('at 1') }]), { frames: 1 });
+  return { core, target, stream };
 }
 
 /**
