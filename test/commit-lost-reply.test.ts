@@ -22,8 +22,16 @@ import { committedOnce, type CommittedCore } from './helpers/core';
 
 t.teardown(stopStack);
 
-/** `update: "streams"` as a BSON string element: the start of the commit point's command. */
-const UPDATE_STREAMS = Buffer.concat([Buffer.from([0x02]), Buffer.from('update\0'), Buffer.from([8, 0, 0, 0]), Buffer.from('streams\0')]);
+/** `<command>: "<collection>"` as a BSON string element: the start of a command's body. */
+function commandOn(command: string, collection: string): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeInt32LE(collection.length + 1);
+  return Buffer.concat([Buffer.from([0x02]), Buffer.from(`${command}\0`), len, Buffer.from(`${collection}\0`)]);
+}
+/** The commit point's command (and a fence raise's). */
+const UPDATE_STREAMS = commandOn('update', 'streams');
+/** A partition document's write: step one of a commit. */
+const INSERT_PARTITIONS = commandOn('insert', 'partitions');
 
 /** Splits a byte stream into wire-protocol messages (int32 length first, little-endian). */
 function messages(onMessage: (m: Buffer) => void): (chunk: Buffer) => void {
@@ -45,6 +53,13 @@ interface CuttingProxy {
   cutNextStreamsUpdate(): Promise<void>;
   /** Arms a reset (TCP RST) of the connection that next carries more than `bytes` to MongoDB; resolves when done. */
   resetDuringWrite(bytes: number): Promise<void>;
+  /**
+   * Holds the next update of `streams` back (and cuts the connection it came on, so the server
+   * gets no answer), then sends it to MongoDB on a connection of its own just before the next
+   * insert into `partitions` goes on: a commit point that lands late, after the server asked
+   * whether it had landed and while it commits anew. Resolves once it is held.
+   */
+  holdNextStreamsUpdate(): Promise<void>;
   /** MongoDB unreachable through the proxy (every connection refused at once) until `up()`. */
   down(): void;
   up(): void;
@@ -57,6 +72,18 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
   let armed: (() => void) | undefined;
   let reset: { after: number; done: () => void } | undefined;
   let refusing = false;
+  let holding: (() => void) | undefined;
+  let held: Buffer | undefined;
+  /** Sends `m` to MongoDB on a connection of its own and waits for the answer. */
+  const sendAlone = async (m: Buffer): Promise<void> => {
+    const s = tls.connect({ host: stack.mongo.host, port: stack.mongo.port, ca, servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.on('data', messages(() => resolve()));
+      s.write(m);
+    });
+    s.destroy();
+  };
   const sockets = new Set<net.Socket>();
   const cert = fs.readFileSync(stack.certs.fullChain);
   const key = fs.readFileSync(stack.certs.key);
@@ -75,7 +102,23 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
     }
     let cutAnswerTo: number | undefined;
     let cut: (() => void) | undefined;
+    // In order, each after the one before: a held update goes on before the insert it waits for.
+    let forwarding = Promise.resolve();
     const split = messages((m) => {
+      forwarding = forwarding.then(async () => {
+        if (holding && m.includes(UPDATE_STREAMS)) {
+          held = Buffer.from(m);
+          const h = holding;
+          holding = undefined;
+          client.destroy();
+          upstream.destroy();
+          return h();
+        }
+        if (held && m.includes(INSERT_PARTITIONS)) {
+          const late = held;
+          held = undefined;
+          await sendAlone(late);
+        }
         if (armed && m.includes(UPDATE_STREAMS)) {
           cutAnswerTo = m.readInt32LE(4);
           cut = armed;
@@ -83,6 +126,7 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
         }
         upstream.write(m);
       });
+    });
     client.on('data', (chunk: Buffer) => {
       if (reset && (reset.after -= chunk.length) < 0) {
         const done = reset.done;
@@ -113,6 +157,7 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
     port: (server.address() as net.AddressInfo).port,
     cutNextStreamsUpdate: () => new Promise<void>((resolve) => (armed = resolve)),
     resetDuringWrite: (bytes) => new Promise<void>((resolve) => (reset = { after: bytes, done: resolve })),
+    holdNextStreamsUpdate: () => new Promise<void>((resolve) => (holding = resolve)),
     down: () => {
       refusing = true;
       for (const s of sockets) s.destroy();
@@ -147,41 +192,53 @@ t.teardown(async () => {
 const streamFrames = async (id: string): Promise<number> => (await f.api<{ frames: number }>('GET', `/v1/streams/${id}`, f.manager)).frames;
 const frameFile = async (id: string): Promise<string> => (await f.get(`/v1/streams/${id}/frames/frames.xtc`)).body.toString();
 
-/** A core that committed 'a', then sent 'b' and a checkpoint whose commit point landed unanswered. */
-async function afterLostAnswer(t: Test): Promise<CommittedCore> {
+/**
+ * A core that committed 'a', then sent 'b' and a checkpoint refused `unavailable`, its answer
+ * lost: its commit point `landed` (the proxy cut the connection after MongoDB applied it), or
+ * is `held` by the proxy (it reaches MongoDB just before the next partition write).
+ */
+async function afterLostAnswer(t: Test, how: 'landed' | 'held' = 'landed'): Promise<CommittedCore> {
   const { core, stream, target } = await committedOnce(t, f);
   await core.sendFrames(frames('b'));
-  const cut = proxy.cutNextStreamsUpdate();
+  const intercepted = how === 'landed' ? proxy.cutNextStreamsUpdate() : proxy.holdNextStreamsUpdate();
   const refused = await core.checkpoint(state('at 2')).catch((e: unknown) => e);
-  await Promise.race([cut, new Promise((_, reject) => setTimeout(() => reject(new Error('the proxy saw no update of streams')), 10_000))]);
+  await Promise.race([intercepted, new Promise((_, reject) => setTimeout(() => reject(new Error('the proxy saw no update of streams')), 10_000))]);
   t.match(refused, { code: 'unavailable' }, 'the checkpoint is refused: its answer never came');
   t.ok(refused instanceof CoreError);
-  t.equal(await streamFrames(stream), 2, 'though its commit point landed');
+  if (how === 'landed') t.equal(await streamFrames(stream), 2, 'though its commit point landed');
+  else t.equal(await streamFrames(stream), 1, 'its commit point has not reached MongoDB yet');
   return { core, stream, target };
 }
 
-t.test('the checkpoint sent again is answered by the commit that landed', async (t) => {
-  const { core, stream } = await afterLostAnswer(t);
-  t.match(await core.checkpoint(state('at 2')), { frames: 2, partition: 2 }, 'committed, not lease_lost');
-  t.same((await f.api<{ partitions: number[] }>('GET', `/v1/streams/${stream}/partitions`, f.manager)).partitions, [1, 2], 'nothing committed twice');
-  await core.sendFrames(frames('c'));
-  t.match(await core.checkpoint(state('at 3')), { frames: 3 }, 'the assignment goes on');
-  t.equal(await frameFile(stream), 'abc');
-});
+// Each twice: the commit point landed before the server asked, or landed late, after the
+// server found it had not and while the checkpoint sent again was committing anew.
+for (const [how, when] of [
+  ['landed', 'the earlier attempt landed'],
+  ['held', 'the earlier attempt landing late, after the question'],
+] as const) {
+  t.test(`${when}: the checkpoint sent again is answered by it`, async (t) => {
+    const { core, stream } = await afterLostAnswer(t, how);
+    t.match(await core.checkpoint(state('at 2')), { frames: 2, partition: 2 }, 'committed, not lease_lost');
+    t.same((await f.api<{ partitions: number[] }>('GET', `/v1/streams/${stream}/partitions`, f.manager)).partitions, [1, 2], 'nothing committed twice');
+    await core.sendFrames(frames('c'));
+    t.match(await core.checkpoint(state('at 3')), { frames: 3 }, 'the assignment goes on');
+    t.equal(await frameFile(stream), 'abc');
+  });
 
-t.test('frames sent in between: the assignment ends, and the next starts from what landed', async (t) => {
-  const { core, stream, target } = await afterLostAnswer(t);
-  const stopped = new Promise<{ reason: string }>((resolve) => core.once('stop', resolve));
-  t.match(await core.sendFrames(frames('c')), { bufferedFrames: 2 }, "'c' buffered after 'b'");
-  await t.rejects(core.checkpoint(state('at 3')), { code: 'not_assigned' });
-  t.equal((await stopped).reason, 'lease_lost');
-  t.equal(await streamFrames(stream), 2, "only what landed: 'c' was never committed");
-  const again = await core.assign(target);
-  t.equal(again.streamId, stream);
-  t.equal(again.frames, 2);
-  t.equal(again.files['state.xml']?.toString(), 'at 2', 'with the checkpoint that landed');
-  t.equal(await frameFile(stream), 'ab');
-});
+  t.test(`${when}, frames sent in between: the assignment ends, and the next starts from what landed`, async (t) => {
+    const { core, stream, target } = await afterLostAnswer(t, how);
+    const stopped = new Promise<{ reason: string }>((resolve) => core.once('stop', resolve));
+    t.match(await core.sendFrames(frames('c')), { bufferedFrames: 2 }, "'c' buffered after 'b'");
+    await t.rejects(core.checkpoint(state('at 3')), { code: 'not_assigned' });
+    t.equal((await stopped).reason, 'lease_lost');
+    t.equal(await streamFrames(stream), 2, "only what landed: 'c' was never committed");
+    const again = await core.assign(target);
+    t.equal(again.streamId, stream, 'back in the pool at once, not after the lease');
+    t.equal(again.frames, 2);
+    t.equal(again.files['state.xml']?.toString(), 'at 2', 'with the checkpoint that landed');
+    t.equal(await frameFile(stream), 'ab');
+  });
+}
 
 t.test('a stop in between: the stream is released with what landed', async (t) => {
   const { core, stream, target } = await afterLostAnswer(t);

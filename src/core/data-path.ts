@@ -17,7 +17,7 @@ import type { ProgressCounters } from '../store/progress';
 import type { Logger } from '../telemetry/log';
 import type { AssignmentDeps } from './assignment';
 import { FILE_OVERHEAD_BYTES, FrameBuffer, SpillBudgetExceeded } from './frame-buffer';
-import { bufferedFrames, type HeldAssignment } from './held-assignment';
+import { bufferedFrames, type HeldAssignment, type Unsettled } from './held-assignment';
 import type { Limiter } from './limiter';
 import type { MemoryBudget } from './memory-budget';
 import type { DataMessage } from './messages';
@@ -81,18 +81,24 @@ export async function bufferFrames(host: DataPathHost, sessionId: string, a: Hel
 }
 
 /**
+ * At most this many unanswered attempts of one checkpoint are kept to ask about. Each is a
+ * commit point the store failed to answer, which a core cannot cause at will; forgetting the
+ * oldest only turns a late landing of it into the `conflict` it was before.
+ */
+const MAX_UNSETTLED = 4;
+
+/**
  * The commit point of an earlier attempt of this checkpoint that went unanswered (the store
- * failed during it, and the core sends the checkpoint again), when it landed after all:
- * that commit is this checkpoint's. If it did not land, its partition is a leftover for the
- * janitor and the checkpoint commits anew. By `_id`, and only after such a failure; a store
+ * failed during it, and the core sends the checkpoint again), when one landed after all: that
+ * commit is this checkpoint's. If none did, their partitions are leftovers for the janitor and
+ * the checkpoint commits anew; they stay asked about, since one may still land before the new
+ * commit point (store/commit.ts `earlier`). By `_id`, and only after such a failure; a store
  * that cannot tell yet fails, and the question stays for the next attempt.
  */
 async function settleUnsettled(host: DataPathHost, a: HeldAssignment): Promise<(CommitResult & { ok: true }) | undefined> {
-  const u = a.unsettled;
-  if (!u) return undefined;
-  const landed = await unsettledLanded(host.db, a.streamId, u, host.files.durable);
-  a.unsettled = undefined;
-  return landed ? { ok: true, frames: u.frames, partitionId: u.partitionId } : undefined;
+  if (!a.unsettled) return undefined;
+  const landed = await unsettledLanded(host.db, a.streamId, a.unsettled, host.files.durable);
+  return landed && { ok: true, frames: landed.frames, partitionId: landed.partitionId };
 }
 
 /** SHA-256 over a checkpoint's files (names, sizes, bytes): taken only when its commit failed. */
@@ -137,31 +143,32 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
   const buffer = a.buffer;
   const buffered = buffer?.frames ?? 0;
   const committedBefore = a.committed;
-  let sameCheckpoint = true;
   const result = await host.commits.run(async () => {
-    const asked = a.unsettled;
     const earlier = await settleUnsettled(host, a);
-    if (earlier) {
-      sameCheckpoint = asked?.files === undefined || asked.files === filesDigest(msg.files);
-      return earlier;
-    }
+    if (earlier) return earlier;
     const release = await host.memory.takeCommit(buffer && buffered > 0 ? buffer.bytes : 0);
+    let attempt: Unsettled | undefined;
     try {
       const frameFiles = buffer && buffered > 0 ? await buffer.drain() : [];
       return await commitCheckpoint(host.db, host.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
         names: { max: host.settings.core.maxFileNamesPerStream, cache: host.fileNames },
         commitWindowMs: commitWindowMs(host.settings),
         fence: a.fence,
-        sending: (u) => (a.unsettled = u),
+        ...(a.unsettled ? { earlier: a.unsettled } : {}),
+        sending: (u) => {
+          attempt = { ...u };
+          a.unsettled = [...(a.unsettled ?? []).slice(1 - MAX_UNSETTLED), attempt];
+        },
       });
     } catch (err) {
-      if (a.unsettled) a.unsettled.files ??= filesDigest(msg.files);
+      if (attempt) attempt.files = filesDigest(msg.files);
       throw err;
     } finally {
       release();
     }
   });
   // Answered, so nothing is left to settle (a failure above keeps it for the next checkpoint).
+  const attempts = a.unsettled;
   a.unsettled = undefined;
   if (!result.ok) {
     // A manifest with a stale fence (its write after a resume was lost) would make every
@@ -169,6 +176,9 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
     if (result.reason === 'conflict') host.streams.repairManifest(a.streamId).catch(() => undefined);
     return result;
   }
+  // An earlier attempt that landed answers only the same checkpoint sent again.
+  const landedAttempt = attempts?.find((u) => u.partitionId === result.partitionId);
+  const sameCheckpoint = landedAttempt?.files === undefined || landedAttempt.files === filesDigest(msg.files);
   countCommit(host, a, result);
   if (result.frames !== committedBefore + buffered || !sameCheckpoint) return { ok: false, reason: 'landed_earlier' };
   a.lastSeq = msg.seq;
@@ -190,6 +200,7 @@ export async function settleAtEnd(host: DataPathHost, a: HeldAssignment, releasi
   if (!a.unsettled) return;
   try {
     const landed = await settleUnsettled(host, a);
+    a.unsettled = undefined;
     if (landed) countCommit(host, a, landed, releasing);
   } catch {
     a.unsettled = undefined;

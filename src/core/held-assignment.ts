@@ -40,13 +40,19 @@ export interface HeldAssignment {
   /** Partitions the stream document lists itself: at storage.partitionsPerPage they move to a page. */
   unpaged: number;
   /**
-   * The commit point of a checkpoint that failed during it (the store went away before it
-   * answered): it may have landed. The next checkpoint, or the assignment's end, asks first
-   * (data-path.ts). `files`: a digest of that checkpoint's files, since only the same
-   * checkpoint sent again may be answered by what landed.
+   * The commit points of a checkpoint's attempts that failed during them (the store went away
+   * before it answered), oldest first: one may have landed, or may still land. The next
+   * checkpoint, or the assignment's end, asks first (data-path.ts); an answered commit clears
+   * them, since none can land after it.
    */
-  unsettled?: UnsettledCommit & { files?: string };
+  unsettled?: Unsettled[];
 }
+
+/**
+ * An unanswered commit point (store/commit.ts). `files`: a digest of that checkpoint's files,
+ * taken when it failed, since only the same checkpoint sent again may be answered by it.
+ */
+export type Unsettled = UnsettledCommit & { files?: string };
 
 /** The state a session keeps of a stream it was just assigned or has resumed. */
 export function holdAssignment({ stream, startedAt, progressAt, recordedFrames }: Leased): HeldAssignment {

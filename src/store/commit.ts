@@ -36,25 +36,30 @@ export interface UnsettledCommit {
 }
 
 /**
- * Whether `u` landed after all: the stream's last commit named that very partition document
- * (a fresh id per attempt, so no other writer's commit can look like it), as durably as a
- * commit is acknowledged. With the default `majority` write concern that is as a majority of
- * a replica set holds it, so the answer never becomes false in a failover; applied on the
- * primary but not yet held by a majority, it is neither: `unavailable`, ask again. By `_id`,
- * and only after a commit point went unanswered or missed.
+ * Which of `candidates` landed after all, if one did: the stream's last commit names that very
+ * partition document (a fresh id per attempt, so no other writer's commit can look like it),
+ * as durably as a commit is acknowledged. With the default `majority` write concern that is
+ * as a majority of a replica set holds it, so the answer never becomes false in a failover;
+ * applied on the primary but not yet held by a majority, it is neither: `unavailable`, ask
+ * again. One read by `_id`, and only after a commit point went unanswered or missed.
+ *
+ * The candidates are the attempts of one checkpoint, each conditional on the same frame
+ * count, so at most one of them can ever land, and none once another commit has.
  */
-export function unsettledLanded(db: Db, streamId: string, u: UnsettledCommit, durable: Durability = {}): Promise<boolean> {
-  return fromMongo(landed(db, streamId, u, durable));
+export function unsettledLanded(db: Db, streamId: string, candidates: readonly UnsettledCommit[], durable: Durability = {}): Promise<UnsettledCommit | undefined> {
+  return fromMongo(landed(db, streamId, candidates, durable));
 }
 
-async function landed(db: Db, streamId: string, u: UnsettledCommit, durable: Durability): Promise<boolean> {
-  const names = (s: Awaited<ReturnType<typeof lastCommit>>): boolean => s?.lastPartitionId === u.partitionId && s.frames === u.frames;
+async function landed(db: Db, streamId: string, candidates: readonly UnsettledCommit[], durable: Durability): Promise<UnsettledCommit | undefined> {
+  const named = (s: Awaited<ReturnType<typeof lastCommit>>): UnsettledCommit | undefined =>
+    candidates.find((u) => s?.lastPartitionId === u.partitionId && s.frames === u.frames);
   const majority = durable.writeConcern?.w === 'majority';
-  if (names(await lastCommit(db, streamId, majority, durable.maxTimeMS))) return true;
-  if (majority && names(await lastCommit(db, streamId, false, durable.maxTimeMS))) {
+  const found = named(await lastCommit(db, streamId, majority, durable.maxTimeMS));
+  if (found) return found;
+  if (majority && named(await lastCommit(db, streamId, false, durable.maxTimeMS))) {
     throw new AppError('unavailable', "The checkpoint's earlier attempt is not yet held by a majority of MongoDB's members; send it again");
   }
-  return false;
+  return undefined;
 }
 
 /**
@@ -64,6 +69,9 @@ async function landed(db: Db, streamId: string, u: UnsettledCommit, durable: Dur
  * `cache` when it holds them); `limits.fence` is the writer's fencing token (default 0: a
  * stream never resumed). `limits.sending` is told the commit point just before it is sent:
  * if the call then fails, the caller holds what to ask {@link unsettledLanded}.
+ * `limits.earlier` are the unanswered attempts of this checkpoint that were not found to
+ * have landed: one may land late, after that question and before this commit point, which
+ * then misses. If one did, the result is that commit (its `partitionId` says which).
  */
 export function commitCheckpoint(...args: Parameters<typeof commitOnce>): Promise<CommitResult> {
   // It talks to MongoDB alone, with large writes the driver may lose the connection under.
@@ -76,6 +84,7 @@ export interface CommitLimits {
   commitWindowMs?: number;
   fence?: number;
   sending?: (u: UnsettledCommit) => void;
+  earlier?: readonly UnsettledCommit[];
 }
 
 async function commitOnce(
@@ -100,9 +109,11 @@ async function commitOnce(
   const sent: UnsettledCommit = { partitionId: doc._id, frames: doc.n };
   limits.sending?.(sent);
   if (await commitPartition(db, streamId, committed, doc, files.durable, limits.fence ?? 0)) return { ok: true, frames: doc.n, partitionId: doc._id };
-  // A miss: the stream is gone, someone else committed, or this very update landed and the
-  // driver sent it again after a lost connection, to a store that does not recognise the retry.
-  if (await unsettledLanded(db, streamId, sent, files.durable)) return { ok: true, frames: doc.n, partitionId: doc._id };
+  // A miss: the stream is gone, someone else committed, this very update landed and the driver
+  // sent it again after a lost connection (to a store that does not recognise the retry), or
+  // an earlier attempt landed late. Then this partition is a leftover for the janitor.
+  const own = await unsettledLanded(db, streamId, [...(limits.earlier ?? []), sent], files.durable);
+  if (own) return { ok: true, frames: own.frames, partitionId: own.partitionId };
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
 }
 
