@@ -296,3 +296,16 @@ t.test('a connection reset under a large write is unavailable, and the checkpoin
   t.match(await core.checkpoint(state('at 1')), { frames: 1 });
   t.equal((await f.get(`/v1/streams/${stream}/frames/frames6.xtc`)).body.length, big.length);
 });
+
+t.test('a connection reset under a large seed write: the new stream is refused 503 unavailable, and created when sent again', async (t) => {
+  const target = await f.target();
+  // Three seed files of 1000 KB, each a document of its own under storage.inlineMaxBytes.
+  const seed = Buffer.alloc(1000 << 10, 3).toString('base64');
+  const body = { files: { 'a.xml': seed, 'b.xml': seed, 'c.xml': seed } };
+  const reset = proxy.resetDuringWrite(1 << 20);
+  const refused = await f.api<{ error: { code: string } }>('POST', `/v1/targets/${target}/streams`, f.manager, body).catch((e: Error) => e);
+  await reset;
+  t.match(refused, { error: { code: 'unavailable' } }, 'not internal');
+  const created = await f.api<{ stream_id: string }>('POST', `/v1/targets/${target}/streams`, f.manager, body, 201);
+  t.equal((await f.get(`/v1/streams/${created.stream_id}/files/c.xml`)).body.length, 1000 << 10);
+});

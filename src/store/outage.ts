@@ -62,7 +62,7 @@ export class MongoConnectionLost extends Error {
 /**
  * `p`, for a call that talks to MongoDB alone: a raw network error it fails with is MongoDB's
  * outage ({@link MongoConnectionLost}). Nothing else can tell which connection such an error
- * came from, so only such calls are wrapped (the commit).
+ * came from, so only such calls are wrapped (the commit, the MongoDB steps of a stream's creation).
  */
 export async function fromMongo<T>(p: Promise<T>): Promise<T> {
   try {
@@ -83,6 +83,8 @@ export function outageBackend(err: unknown): 'mongodb' | 'redis' | undefined {
   if (!(err instanceof Error)) return undefined;
   if (err instanceof DeadlineError) return err.backend;
   if (MONGO_DOWN.has(err.name)) return 'mongodb';
+  // A bulk write (insertMany) that lost its connection reports it inside its own error.
+  if (err.name === 'MongoBulkWriteError' && outageBackend((err as { errorResponse?: unknown }).errorResponse) === 'mongodb') return 'mongodb';
   if (REDIS_DOWN.has(err.name) || REDIS_DOWN_TEXT.test(err.message) || REDIS_FAILOVER_TEXT.test(err.message)) return 'redis';
   return undefined;
 }

@@ -16,6 +16,7 @@ import { readyMember, type Leases, type StreamManifest } from './leases';
 import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
 import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
 import { appendStreamError, deleteStreamErrors, streamErrorLog } from './stream-errors';
+import { fromMongo } from './outage';
 
 const STREAMS = 'streams';
 
@@ -291,6 +292,16 @@ export class Streams {
    * files of a stream that never came to exist without reading any file back.
    */
   async create(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
+    // The MongoDB steps are wrapped apart from Redis's: their large writes may lose the connection.
+    const doc = await fromMongo(this.writeNew(target, seeds, tags));
+    await this.enqueue(doc);
+    await fromMongo(streamChanges(this.db).deleteOne({ _id: doc._id }));
+    await this.bus.publish('target.streams', { targetId: target._id });
+    return doc;
+  }
+
+  /** The MongoDB half of {@link create}: the change record, the files and the stream document. */
+  private async writeNew(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
     const id = newId();
     await streamChanges(this.db).insertOne({ _id: id, op: 'create', createdAt: new Date() });
     const put = async (kind: StreamFileKind, f: NewFile): Promise<FileDoc> => ({
@@ -323,9 +334,6 @@ export class Streams {
       updatedAt: now,
     };
     await this.streams.insertOne(doc);
-    await this.enqueue(doc);
-    await streamChanges(this.db).deleteOne({ _id: id });
-    await this.bus.publish('target.streams', { targetId: target._id });
     return doc;
   }
 
