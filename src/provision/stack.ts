@@ -77,12 +77,13 @@ export interface StoreServerOptions {
  * when installed, else FerretDB on `storeBackend`. Started again with the same options
  * after a stop, it serves the same data on the same port (how tests make an outage).
  */
-export async function startStoreServer(opts: StoreServerOptions): Promise<MongoService> {
+export async function startStoreServer(opts: StoreServerOptions): Promise<MongoService & { kind: Stack['mongoKind'] }> {
   const { certs, log } = opts;
   const mongod = findMongod();
   const mongoDir = path.join(opts.dir, 'mongo');
   if (mongod) {
-    return startMongod({ dataDir: mongoDir, port: opts.port, certKeyPem: await writeMongodPem(certs), caFile: certs.chain, binary: mongod, log });
+    const server = await startMongod({ dataDir: mongoDir, port: opts.port, certKeyPem: await writeMongodPem(certs), caFile: certs.chain, binary: mongod, log });
+    return { ...server, kind: 'mongod' };
   }
   const backend = opts.storeBackend ?? (process.env.SC_STORE_BACKEND === 'postgresql' ? 'postgresql' : 'sqlite');
   const pg = backend === 'postgresql' ? await startPostgres({ dir: path.join(opts.dir, 'postgres'), log }) : undefined;
@@ -100,8 +101,8 @@ export async function startStoreServer(opts: StoreServerOptions): Promise<MongoS
     await pg?.stop();
     throw e;
   });
-  if (!pg) return ferret;
-  return { ...ferret, stop: async () => void (await Promise.allSettled([ferret.stop().then(() => pg.stop())])) };
+  if (!pg) return { ...ferret, kind: 'ferretdb' };
+  return { ...ferret, kind: 'ferretdb', stop: async () => void (await Promise.allSettled([ferret.stop().then(() => pg.stop())])) };
 }
 
 /**
@@ -130,7 +131,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     certs,
     redis: redis.value,
     mongo: mongo.value,
-    mongoKind: findMongod() ? 'mongod' : 'ferretdb',
+    mongoKind: mongo.value.kind,
     mongoCAFile: certs.caCert,
     stop() {
       stopping ??= Promise.allSettled([redis.value.stop(), mongo.value.stop()]).then(() => undefined);
