@@ -12,6 +12,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import fs from 'node:fs';
+import { BSON, type Document } from 'mongodb';
 import t, { type Test } from 'tap';
 import { CoreError } from '../src/client';
 import type { Stack } from '../src/provision/stack';
@@ -55,11 +56,14 @@ interface CuttingProxy {
   resetDuringWrite(bytes: number): Promise<void>;
   /**
    * Holds the next update of `streams` back (and cuts the connection it came on, so the server
-   * gets no answer), then sends it to MongoDB on a connection of its own just before the next
-   * insert into `partitions` goes on: a commit point that lands late, after the server asked
-   * whether it had landed and while it commits anew. Resolves once it is held.
+   * gets no answer), then sends it to MongoDB on a connection of its own just before the
+   * `inserts`-th following insert into `partitions` goes on (never, with Infinity): a commit
+   * point that lands late, after the server asked whether it had landed and while it commits
+   * anew. Resolves once it is held.
    */
-  holdNextStreamsUpdate(): Promise<void>;
+  holdNextStreamsUpdate(inserts?: number): Promise<void>;
+  /** MongoDB's answers to the held updates it was sent, in order. */
+  lateAnswers: Document[];
   /** MongoDB unreachable through the proxy (every connection refused at once) until `up()`. */
   down(): void;
   up(): void;
@@ -72,17 +76,19 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
   let armed: (() => void) | undefined;
   let reset: { after: number; done: () => void } | undefined;
   let refusing = false;
-  let holding: (() => void) | undefined;
-  let held: Buffer | undefined;
-  /** Sends `m` to MongoDB on a connection of its own and waits for the answer. */
-  const sendAlone = async (m: Buffer): Promise<void> => {
+  let holding: { inserts: number; done: () => void } | undefined;
+  const held: Array<{ m: Buffer; inserts: number }> = [];
+  const lateAnswers: Document[] = [];
+  /** Sends `m` to MongoDB on a connection of its own and returns the answer (an OP_MSG: its body section starts at byte 21). */
+  const sendAlone = async (m: Buffer): Promise<Document> => {
     const s = tls.connect({ host: stack.mongo.host, port: stack.mongo.port, ca, servername: 'localhost' });
-    await new Promise<void>((resolve, reject) => {
+    const answer = await new Promise<Buffer>((resolve, reject) => {
       s.once('error', reject);
-      s.on('data', messages(() => resolve()));
+      s.on('data', messages((a) => resolve(Buffer.from(a))));
       s.write(m);
     });
     s.destroy();
+    return BSON.deserialize(answer.subarray(21));
   };
   const sockets = new Set<net.Socket>();
   const cert = fs.readFileSync(stack.certs.fullChain);
@@ -107,17 +113,19 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
     const split = messages((m) => {
       forwarding = forwarding.then(async () => {
         if (holding && m.includes(UPDATE_STREAMS)) {
-          held = Buffer.from(m);
+          held.push({ m: Buffer.from(m), inserts: holding.inserts });
           const h = holding;
           holding = undefined;
           client.destroy();
           upstream.destroy();
-          return h();
+          return h.done();
         }
-        if (held && m.includes(INSERT_PARTITIONS)) {
-          const late = held;
-          held = undefined;
-          await sendAlone(late);
+        if (m.includes(INSERT_PARTITIONS)) {
+          for (const h of [...held]) {
+            if (--h.inserts > 0) continue;
+            held.splice(held.indexOf(h), 1);
+            lateAnswers.push(await sendAlone(h.m));
+          }
         }
         if (armed && m.includes(UPDATE_STREAMS)) {
           cutAnswerTo = m.readInt32LE(4);
@@ -157,7 +165,8 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
     port: (server.address() as net.AddressInfo).port,
     cutNextStreamsUpdate: () => new Promise<void>((resolve) => (armed = resolve)),
     resetDuringWrite: (bytes) => new Promise<void>((resolve) => (reset = { after: bytes, done: resolve })),
-    holdNextStreamsUpdate: () => new Promise<void>((resolve) => (holding = resolve)),
+    holdNextStreamsUpdate: (inserts = 1) => new Promise<void>((resolve) => (holding = { inserts, done: resolve })),
+    lateAnswers,
     down: () => {
       refusing = true;
       for (const s of sockets) s.destroy();
@@ -171,6 +180,10 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
     },
   };
 }
+
+/** `p`, or a failure with `what` after 10 s. */
+const within = <T>(p: Promise<T>, what: string): Promise<T> =>
+  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(what)), 10_000).unref())]);
 
 const frames = (s: string): Array<{ name: string; data: Buffer }> => [{ name: 'frames.xtc', data: Buffer.from(s) }];
 const state = (s: string): Array<{ name: string; data: Buffer }> => [{ name: 'state.xml', data: Buffer.from(s) }];
@@ -202,7 +215,7 @@ async function afterLostAnswer(t: Test, how: 'landed' | 'held' = 'landed'): Prom
   await core.sendFrames(frames('b'));
   const intercepted = how === 'landed' ? proxy.cutNextStreamsUpdate() : proxy.holdNextStreamsUpdate();
   const refused = await core.checkpoint(state('at 2')).catch((e: unknown) => e);
-  await Promise.race([intercepted, new Promise((_, reject) => setTimeout(() => reject(new Error('the proxy saw no update of streams')), 10_000))]);
+  await within(intercepted, 'the proxy saw no update of streams');
   t.match(refused, { code: 'unavailable' }, 'the checkpoint is refused: its answer never came');
   t.ok(refused instanceof CoreError);
   if (how === 'landed') t.equal(await streamFrames(stream), 2, 'though its commit point landed');
@@ -216,9 +229,14 @@ for (const [how, when] of [
   ['landed', 'the earlier attempt landed'],
   ['held', 'the earlier attempt landing late, after the question'],
 ] as const) {
+  const landedLate = (t: Test): void => {
+    if (how === 'held') t.match(proxy.lateAnswers.at(-1), { n: 1, nModified: 1 }, 'the held update reached MongoDB and matched');
+  };
+
   t.test(`${when}: the checkpoint sent again is answered by it`, async (t) => {
     const { core, stream } = await afterLostAnswer(t, how);
     t.match(await core.checkpoint(state('at 2')), { frames: 2, partition: 2 }, 'committed, not lease_lost');
+    landedLate(t);
     t.same((await f.api<{ partitions: number[] }>('GET', `/v1/streams/${stream}/partitions`, f.manager)).partitions, [1, 2], 'nothing committed twice');
     await core.sendFrames(frames('c'));
     t.match(await core.checkpoint(state('at 3')), { frames: 3 }, 'the assignment goes on');
@@ -230,6 +248,7 @@ for (const [how, when] of [
     const stopped = new Promise<{ reason: string }>((resolve) => core.once('stop', resolve));
     t.match(await core.sendFrames(frames('c')), { bufferedFrames: 2 }, "'c' buffered after 'b'");
     await t.rejects(core.checkpoint(state('at 3')), { code: 'not_assigned' });
+    landedLate(t);
     t.equal((await stopped).reason, 'lease_lost');
     t.equal(await streamFrames(stream), 2, "only what landed: 'c' was never committed");
     const again = await core.assign(target);
@@ -238,7 +257,33 @@ for (const [how, when] of [
     t.equal(again.files['state.xml']?.toString(), 'at 2', 'with the checkpoint that landed');
     t.equal(await frameFile(stream), 'ab');
   });
+
+  t.test(`${when}, a different checkpoint sent again: not answered by it`, async (t) => {
+    const { core, stream, target } = await afterLostAnswer(t, how);
+    await t.rejects(core.checkpoint(state('something else')), { code: 'not_assigned' });
+    landedLate(t);
+    const again = await core.assign(target);
+    t.equal(again.streamId, stream, 'back in the pool at once');
+    t.equal(again.files['state.xml']?.toString(), 'at 2', 'the next assignment gets the checkpoint that landed');
+  });
 }
+
+t.test('the oldest of five unanswered attempts landing late is forgotten: a conflict, never taken for the checkpoint sent', async (t) => {
+  const { core, stream } = await committedOnce(t, f);
+  await core.sendFrames(frames('b'));
+  // Attempt 1 lands just before attempt 5's partition write; attempts 2-4 never land.
+  for (let i = 1; i <= 4; i++) {
+    const held = proxy.holdNextStreamsUpdate(i === 1 ? 4 : Infinity);
+    await t.rejects(core.checkpoint(state(`v${i}`)), { code: 'unavailable' });
+    await held;
+  }
+  const stopped = new Promise<{ reason: string }>((resolve) => core.once('stop', resolve));
+  await t.rejects(core.checkpoint(state('v5')), { code: 'not_assigned' }, 'not committed: v5 is not what landed');
+  t.match(proxy.lateAnswers.at(-1), { n: 1, nModified: 1 }, 'attempt 1 landed late');
+  t.equal((await within(stopped, 'no stop came')).reason, 'lease_lost');
+  t.equal(await streamFrames(stream), 2);
+  t.equal(await frameFile(stream), 'ab');
+});
 
 t.test('a stop in between: the stream is released with what landed', async (t) => {
   const { core, stream, target } = await afterLostAnswer(t);
@@ -271,14 +316,6 @@ t.test('a stop while MongoDB cannot tell: the stream is released, and its next a
   t.equal(again.frames, 2, "MongoDB's count, not the old one the session had");
   await next.sendFrames(frames('c'));
   t.match(await next.checkpoint(state('at 3')), { frames: 3 });
-});
-
-t.test('a different checkpoint sent again is not answered by the one that landed', async (t) => {
-  const { core, stream, target } = await afterLostAnswer(t);
-  await t.rejects(core.checkpoint(state('something else')), { code: 'not_assigned' });
-  const again = await core.assign(target);
-  t.equal(again.streamId, stream);
-  t.equal(again.files['state.xml']?.toString(), 'at 2', 'the next assignment gets the checkpoint that landed');
 });
 
 t.test('a connection reset under a large write is unavailable, and the checkpoint sent again commits', async (t) => {

@@ -98,7 +98,7 @@ const MAX_UNSETTLED = 4;
 async function settleUnsettled(host: DataPathHost, a: HeldAssignment): Promise<(CommitResult & { ok: true }) | undefined> {
   if (!a.unsettled) return undefined;
   const landed = await unsettledLanded(host.db, a.streamId, a.unsettled, host.files.durable);
-  return landed && { ok: true, frames: landed.frames, partitionId: landed.partitionId };
+  return landed && { ok: true, frames: landed.frames, partitionId: landed.partitionId, ...(landed.resumedSince ? { resumedSince: true } : {}) };
 }
 
 /** SHA-256 over a checkpoint's files (names, sizes, bytes): taken only when its commit failed. */
@@ -110,7 +110,8 @@ function filesDigest(files: NamedBytes[]): string {
 
 /**
  * Counts a commit that landed in the assignment: its frames, the metrics, and (unless
- * `manifest` is false: the stream may be someone else's by now) the stream's manifest.
+ * `manifest` is false or the stream was resumed since: it may be someone else's by now) the
+ * stream's manifest.
  */
 function countCommit(host: DataPathHost, a: HeldAssignment, result: CommitResult & { ok: true }, manifest = true): void {
   const newFrames = result.frames - a.committed;
@@ -123,7 +124,7 @@ function countCommit(host: DataPathHost, a: HeldAssignment, result: CommitResult
     a.unpaged++;
     // Issued before any release that requeues the stream (same connection, in order). If it
     // is lost, the manifest's frames no longer match the queue and assignments read MongoDB.
-    if (manifest) host.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, seedDigests: a.seedDigests, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
+    if (manifest && !result.resumedSince) host.streams.setManifest({ _id: a.streamId, frames: a.committed, seedFiles: a.seedFiles, seedDigests: a.seedDigests, lastPartitionId: a.lastPartitionId, fence: a.fence, unpaged: a.unpaged }).catch(() => undefined);
   }
   host.metrics.framesCommitted.inc(newFrames);
 }
@@ -143,21 +144,23 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
   const buffer = a.buffer;
   const buffered = buffer?.frames ?? 0;
   const committedBefore = a.committed;
+  let attempt: Unsettled | undefined;
   const result = await host.commits.run(async () => {
     const earlier = await settleUnsettled(host, a);
     if (earlier) return earlier;
     const release = await host.memory.takeCommit(buffer && buffered > 0 ? buffer.bytes : 0);
-    let attempt: Unsettled | undefined;
+    // The attempts asked about on a miss are exactly those kept with this one.
+    const kept = a.unsettled?.slice(1 - MAX_UNSETTLED);
     try {
       const frameFiles = buffer && buffered > 0 ? await buffer.drain() : [];
       return await commitCheckpoint(host.db, host.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {
         names: { max: host.settings.core.maxFileNamesPerStream, cache: host.fileNames },
         commitWindowMs: commitWindowMs(host.settings),
         fence: a.fence,
-        ...(a.unsettled ? { earlier: a.unsettled } : {}),
+        ...(kept ? { earlier: kept } : {}),
         sending: (u) => {
           attempt = { ...u };
-          a.unsettled = [...(a.unsettled ?? []).slice(1 - MAX_UNSETTLED), attempt];
+          a.unsettled = [...(kept ?? []), attempt];
         },
       });
     } catch (err) {
@@ -176,9 +179,11 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
     if (result.reason === 'conflict') host.streams.repairManifest(a.streamId).catch(() => undefined);
     return result;
   }
-  // An earlier attempt that landed answers only the same checkpoint sent again.
-  const landedAttempt = attempts?.find((u) => u.partitionId === result.partitionId);
-  const sameCheckpoint = landedAttempt?.files === undefined || landedAttempt.files === filesDigest(msg.files);
+  // This very commit, or nothing to commit; an earlier attempt that landed answers only the
+  // same checkpoint sent again (its digest, taken when it failed, must match).
+  const landedEarlier = result.partitionId !== undefined && result.partitionId !== attempt?.partitionId;
+  const earlierFiles = landedEarlier ? attempts?.find((u) => u.partitionId === result.partitionId)?.files : undefined;
+  const sameCheckpoint = !landedEarlier || (earlierFiles !== undefined && earlierFiles === filesDigest(msg.files));
   countCommit(host, a, result);
   if (result.frames !== committedBefore + buffered || !sameCheckpoint) return { ok: false, reason: 'landed_earlier' };
   a.lastSeq = msg.seq;
@@ -202,6 +207,8 @@ export async function settleAtEnd(host: DataPathHost, a: HeldAssignment, releasi
     const landed = await settleUnsettled(host, a);
     a.unsettled = undefined;
     if (landed) countCommit(host, a, landed, releasing);
+    // Not landed yet, but it may still land: the manifest's count cannot be trusted either.
+    else if (releasing) await host.streams.dropManifest(a.streamId).catch(() => undefined);
   } catch {
     a.unsettled = undefined;
     if (releasing) await host.streams.dropManifest(a.streamId).catch(() => undefined);

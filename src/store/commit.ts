@@ -24,16 +24,25 @@ import { checkFileNames, type FileNameCache } from './name-budget';
 
 /** Outcome of a commit. */
 /** What a commit did: the committed frames after it, and the partition it wrote (none when nothing was buffered). */
-export type CommitResult = { ok: true; frames: number; partitionId?: string } | { ok: false; reason: 'stream_gone' | 'conflict' };
+export type CommitResult = { ok: true; frames: number; partitionId?: string; resumedSince?: true } | { ok: false; reason: 'stream_gone' | 'conflict' };
 
 /**
  * A commit point that was sent but never answered (the store failed during it): it may have
- * landed. Its partition document and the frame count it moves the stream to.
+ * landed. Its partition document, the frame count it moves the stream to, and the fence it
+ * was sent under.
  */
 export interface UnsettledCommit {
   partitionId: string;
   frames: number;
+  fence: number;
 }
+
+/**
+ * One of the candidates that landed. `resumedSince`: the stream's fence has moved past the
+ * one it was sent under (another session resumed the stream after it landed), so the stream's
+ * manifest is that session's to write.
+ */
+export type LandedCommit = UnsettledCommit & { resumedSince?: true };
 
 /**
  * Which of `candidates` landed after all, if one did: the stream's last commit names that very
@@ -46,16 +55,17 @@ export interface UnsettledCommit {
  * The candidates are the attempts of one checkpoint, each conditional on the same frame
  * count, so at most one of them can ever land, and none once another commit has.
  */
-export function unsettledLanded(db: Db, streamId: string, candidates: readonly UnsettledCommit[], durable: Durability = {}): Promise<UnsettledCommit | undefined> {
+export function unsettledLanded(db: Db, streamId: string, candidates: readonly UnsettledCommit[], durable: Durability = {}): Promise<LandedCommit | undefined> {
   return fromMongo(landed(db, streamId, candidates, durable));
 }
 
-async function landed(db: Db, streamId: string, candidates: readonly UnsettledCommit[], durable: Durability): Promise<UnsettledCommit | undefined> {
+async function landed(db: Db, streamId: string, candidates: readonly UnsettledCommit[], durable: Durability): Promise<LandedCommit | undefined> {
   const named = (s: Awaited<ReturnType<typeof lastCommit>>): UnsettledCommit | undefined =>
     candidates.find((u) => s?.lastPartitionId === u.partitionId && s.frames === u.frames);
   const majority = durable.writeConcern?.w === 'majority';
-  const found = named(await lastCommit(db, streamId, majority, durable.maxTimeMS));
-  if (found) return found;
+  const now = await lastCommit(db, streamId, majority, durable.maxTimeMS);
+  const found = named(now);
+  if (found) return (now?.fence ?? 0) === found.fence ? found : { ...found, resumedSince: true };
   if (majority && named(await lastCommit(db, streamId, false, durable.maxTimeMS))) {
     throw new AppError('unavailable', "The checkpoint's earlier attempt is not yet held by a majority of MongoDB's members; send it again");
   }
@@ -106,14 +116,14 @@ async function commitOnce(
   if (limits.commitWindowMs !== undefined && started !== undefined && performance.now() - started > limits.commitWindowMs) {
     throw new AppError('unavailable', 'The commit took too long and was abandoned; retry the checkpoint');
   }
-  const sent: UnsettledCommit = { partitionId: doc._id, frames: doc.n };
+  const sent: UnsettledCommit = { partitionId: doc._id, frames: doc.n, fence: limits.fence ?? 0 };
   limits.sending?.(sent);
   if (await commitPartition(db, streamId, committed, doc, files.durable, limits.fence ?? 0)) return { ok: true, frames: doc.n, partitionId: doc._id };
   // A miss: the stream is gone, someone else committed, this very update landed and the driver
   // sent it again after a lost connection (to a store that does not recognise the retry), or
   // an earlier attempt landed late. Then this partition is a leftover for the janitor.
   const own = await unsettledLanded(db, streamId, [...(limits.earlier ?? []), sent], files.durable);
-  if (own) return { ok: true, frames: own.frames, partitionId: own.partitionId };
+  if (own) return { ok: true, frames: own.frames, partitionId: own.partitionId, ...(own.resumedSince ? { resumedSince: true } : {}) };
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
 }
 

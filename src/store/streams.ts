@@ -157,14 +157,14 @@ function assignedFields(d: StreamDoc): AssignedStream {
 }
 
 /**
- * The stream's committed frames and the partition document its last commit named, by `_id`
+ * The stream's committed frames, the partition document its last commit named and its fence, by `_id`
  * from the primary (null when gone): as a majority of a replica set holds them (`durable`:
  * what no failover rolls back), or as the primary has them now.
  */
-export function lastCommit(db: Db, id: string, durable: boolean, maxTimeMS?: number): Promise<Pick<StreamDoc, '_id' | 'frames' | 'lastPartitionId'> | null> {
+export function lastCommit(db: Db, id: string, durable: boolean, maxTimeMS?: number): Promise<Pick<StreamDoc, '_id' | 'frames' | 'lastPartitionId' | 'fence'> | null> {
   return collection(db).findOne(
     { _id: id },
-    { projection: { frames: 1, lastPartitionId: 1 }, readPreference: 'primary', readConcern: { level: durable ? 'majority' : 'local' }, ...(maxTimeMS ? { maxTimeMS } : {}) },
+    { projection: { frames: 1, lastPartitionId: 1, fence: 1 }, readPreference: 'primary', readConcern: { level: durable ? 'majority' : 'local' }, ...(maxTimeMS ? { maxTimeMS } : {}) },
   );
 }
 
