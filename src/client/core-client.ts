@@ -100,6 +100,11 @@ export class CoreClient extends EventEmitter {
   private ws: WebSocket | undefined;
   private nextId = 1;
   private seq = 0;
+  /**
+   * Counts the times numbers were given back (and assignments): a request sent before that
+   * cannot give back its own, since the server refused it only because an earlier one was.
+   */
+  private seqEpoch = 0;
   private readonly pending = new Map<number, Pending>();
   private closing = false;
   private current: Assignment | undefined;
@@ -259,14 +264,19 @@ export class CoreClient extends EventEmitter {
   /**
    * A request that took sequence number `seq`. The server takes a seq only with its `ack` or
    * `committed`: refused by an `error` reply (or unread, rate_limited), the number is given
-   * back, so the same message sent again (after `retryAfterS`) is next in order. Not after a
+   * back, with those of the requests sent after it (the server refuses them `out_of_order`),
+   * so the same messages sent again in order (after `retryAfterS`) are next. Not after a
    * timeout or a drop: the server may have taken it, and a resume starts again from 1.
    */
   private async sequenced(seq: number, message: (id: number) => Buffer): Promise<Record<string, unknown>> {
+    const epoch = this.seqEpoch;
     try {
       return await this.request(message);
     } catch (err) {
-      if (err instanceof CoreError && err.fromServer && this.seq === seq) this.seq--;
+      if (err instanceof CoreError && err.fromServer && epoch === this.seqEpoch) {
+        this.seq = seq - 1;
+        this.seqEpoch++;
+      }
       throw err;
     }
   }
@@ -297,6 +307,7 @@ export class CoreClient extends EventEmitter {
     const a = { streamId: m.stream_id as string, targetId: m.target_id as string, frames: m.frames as number, options: m.options as Record<string, unknown>, files, resumeToken: m.resume_token as string };
     this.current = a;
     this.seq = 0;
+    this.seqEpoch++;
     return a;
   }
 
