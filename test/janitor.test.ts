@@ -1,11 +1,42 @@
+import type { Collection, Db, FindCursor } from 'mongodb';
 import pino from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { commitCheckpoint } from '../src/store/commit';
 import { FileStore } from '../src/store/files';
 import { Janitor } from '../src/store/janitor';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { coreFixture } from './helpers/core';
 import { stopStack } from '../test-support/stack';
+
+/** `db`, whose first `find` on `collection` runs `then` after its answer came and before it is returned: a write landing just after a read. */
+function afterFirstRead(db: Db, collection: string, then: () => Promise<void>): Db {
+  let done = false;
+  const hooked = (c: Collection): Collection =>
+    new Proxy(c, {
+      get: (target, prop) => {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop !== 'find' || done || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+        return (...args: unknown[]) => {
+          const cursor = (value as (...a: unknown[]) => FindCursor).apply(target, args);
+          done = true;
+          const toArray = cursor.toArray.bind(cursor);
+          cursor.toArray = async () => {
+            const read = await toArray();
+            await then();
+            return read;
+          };
+          return cursor;
+        };
+      },
+    });
+  return new Proxy(db, {
+    get: (target, prop) => {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (prop === 'collection') return (name: string) => (name === collection ? hooked(target.collection(name)) : target.collection(name));
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
 
 let fixture: Awaited<ReturnType<typeof coreFixture>> | undefined;
 t.teardown(async () => {
@@ -43,13 +74,18 @@ t.test('the janitor removes uncommitted partitions and orphan files, never commi
   t.same(await janitor.pass(5000, later + 1000), { partitions: 0, streams: 0 }, 'watermark: nothing is examined twice');
 });
 
-t.test('a commit in flight: its partition survives passes by the store clock and lands; a late commit point is never sent', async (t) => {
+/** A new stream with partition 2 committed, on the file's server. */
+async function committedTwo(t: Test) {
   const f = fixture!;
   const db = f.ts.server.storage.mongo.db;
   const files = new FileStore(db, 1024);
   const stream = await f.stream(await f.target());
   t.match(await commitCheckpoint(db, files, stream, 0, 2, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 1) }], []), { ok: true, frames: 2 });
-  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
+  return { f, db, files, stream, lagMs: f.ts.settings.storage.janitorLagS * 1000 };
+}
+
+t.test('a commit in flight: its partition survives passes by the store clock and lands; a late commit point is never sent', async (t) => {
+  const { f, db, files, stream, lagMs } = await committedTwo(t);
   const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-b:`, pino({ level: 'silent' }), lagMs);
 
   // Step one of a commit (partition 4 above the commit point at 2) done, step two not yet.
@@ -67,6 +103,44 @@ t.test('a commit in flight: its partition survives passes by the store clock and
   const left = await db.collection('partitions').find({ streamId: stream }).toArray();
   t.same(left.map((p) => p.n).sort(), [2, 4], 'committed partitions kept');
   t.same((await db.collection('streams').findOne({ _id: stream as never }))?.partitions, [2, 4]);
+});
+
+t.test('a commit point arriving after the janitor removed its partition cannot land: the janitor fenced the stream first', async (t) => {
+  const { f, db, files, stream, lagMs } = await committedTwo(t);
+  const fenced: string[] = [];
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-h:`, pino({ level: 'silent' }), lagMs, 100, 20_000, async (id) => void fenced.push(id));
+  // Step one of a commit done; its commit point is held up (a slow store, a driver retry,
+  // a writer whose clock is behind) past the lag.
+  const doc = await writePartition(db, files, stream, 4, [{ name: 'frames.xtc', bytes: Buffer.alloc(5000, 3) }], []);
+  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 0 }, 'removed once older than the lag');
+  t.same(fenced, [stream], "the stream's manifest is dropped");
+  t.notOk(await commitPartition(db, stream, 2, doc), 'the late commit point misses: it carries the old fence');
+  const after = await db.collection('streams').findOne({ _id: stream as never });
+  t.equal(after?.frames, 2, 'the stream still names only what exists');
+  t.equal(after?.fence, 1);
+  t.equal(await db.collection('partitions').countDocuments({ streamId: stream }), 1);
+  // The stream goes on under its new fence.
+  t.match(await commitCheckpoint(db, files, stream, 2, 1, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 5) }], [], { fence: 1 }), { ok: true, frames: 3 });
+});
+
+t.test('a stream that moves while the janitor judges its leftover: read again, and the leftover judged anew', async (t) => {
+  const f = fixture!;
+  const db = f.ts.server.storage.mongo.db;
+  const files = new FileStore(db, 1024);
+  const stream = await f.stream(await f.target());
+  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
+  // A leftover partition 3 of a commit that never landed, then a commit to 5 that lands just
+  // as the janitor reads the stream (frames 0): its fence raise misses, and on a second read
+  // partition 3 is below the commit point and unlisted.
+  await writePartition(db, files, stream, 3, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 1) }], []);
+  // The janitor's first read of the streams collection answers, then the commit lands.
+  const janitor = new Janitor(afterFirstRead(db, 'streams', async () => {
+    t.match(await commitCheckpoint(db, files, stream, 0, 5, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 2) }], []), { ok: true, frames: 5 });
+  }), files, f.ts.server.storage.redis, `jt${process.pid}-i:`, pino({ level: 'silent' }), lagMs);
+  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 0 });
+  const left = await db.collection('partitions').find({ streamId: stream }).toArray();
+  t.same(left.map((p) => p.n), [5], 'the committed partition kept, the leftover removed');
+  t.equal((await db.collection('streams').findOne({ _id: stream as never }))?.fence, undefined, 'no fence raised: the stream had moved');
 });
 
 t.test('pages: a run of records with one createdAt longer than a page is walked through, each collection from its own watermark', async (t) => {

@@ -9,14 +9,16 @@
  * 2. The stream is gone, or D.n ≤ stream.frames while D is unlisted: the commit point's
  *    filter `frames: committed` (committed < D.n) can never match again, because a stream's
  *    frames only grow. Abandoned, whatever any clock says.
- * 3. D.n > stream.frames: its writer may still land it. The writer sends the commit update
- *    only within {@link commitWindowMs} of stamping D (measured on its monotonic clock, so
- *    wall-clock steps do not matter), and the update carries `maxTimeMS = mongodb.opTimeoutMs`,
- *    so the server gives up on it that long after it starts. The janitor judges age by the
- *    store's clock (MongoDB's `hello.localTime`, not its own) and only past
- *    `storage.janitorLagS` = window + 2 × opTimeoutMs: the second opTimeoutMs covers the
- *    request's transit and the writer's clock offset from the store when it stamped D
- *    (keep writers NTP-synchronised to well under `mongodb.opTimeoutMs`).
+ * 3. D.n > stream.frames: its writer may still land it. The janitor first raises the
+ *    stream's fence, only if the stream still stands where it read it (its frames and fence,
+ *    streams.ts `fenceOut`): a commit point carries its writer's fence, and fences only grow,
+ *    so none sent under the old one can land after that, however late it arrives (FerretDB
+ *    ignores `maxTimeMS` on updates, a driver may retry, a writer's clock may be off). If
+ *    the raise misses, the stream moved: the janitor reads it again and judges anew. The
+ *    raise costs a live writer its lease (its next commit is a conflict: `lease_lost`), so
+ *    it is done only for partitions older than `storage.janitorLagS` by the store's clock
+ *    (MongoDB's `hello.localTime`), past the window in which a writer sends its commit point
+ *    ({@link commitWindowMs}, on its monotonic clock): then a live writer has given up on D.
  */
 import type { Db } from 'mongodb';
 import type { Settings } from '../config/settings';
@@ -29,11 +31,14 @@ export function commitWindowMs(s: Settings): number {
   return Math.max(1000, s.storage.janitorLagS * 1000 - 2 * s.mongodb.opTimeoutMs);
 }
 
-/** The store's clock: MongoDB's `localTime` (falls back to this process's clock if the server does not report it). */
+/**
+ * The store's clock: MongoDB's `localTime`. Fails when the server does not report it: judging
+ * age by this process's clock instead is what the argument rules out.
+ */
 export async function storeNow(db: Db): Promise<number> {
-  const hello = await db.admin().command({ hello: 1 }).catch(() => undefined);
-  const t = hello?.localTime;
-  return t instanceof Date ? t.getTime() : Date.now();
+  const t = (await db.admin().command({ hello: 1 })).localTime;
+  if (!(t instanceof Date)) throw new Error("MongoDB's hello did not report localTime: the janitor judges age by the store's clock only");
+  return t.getTime();
 }
 
 /** Case 2 of the argument: provably abandoned by the stream's own fields. */

@@ -12,7 +12,7 @@ import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
 import { committedPartitionId, type PageCache } from './partition-pages';
-import { changesCreated, commitPoints, purgeStreamData, streamChanges } from './streams';
+import { changesCreated, commitPoint, commitPoints, fenceOut, purgeStreamData, streamChanges, type CommitPoint } from './streams';
 import { partitionHeadsCreated, takePartition } from './partitions';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
@@ -60,6 +60,8 @@ export class Janitor {
    * @param pageSize documents read per query (storage.janitorPageSize): the embedded store
    *   reads whole documents, projection or not, so this bounds its memory per query
    * @param maxPerPass documents of each collection one pass reads (storage.janitorMaxPerPass)
+   * @param fenced told of each stream whose fence the janitor raised (its manifest in Redis
+   *   names the old fence: drop it, so the next assignment reads the stream from MongoDB)
    */
   constructor(
     private readonly db: Db,
@@ -70,6 +72,7 @@ export class Janitor {
     private readonly lagMs: number,
     private readonly pageSize = 100,
     private readonly maxPerPass = 20_000,
+    private readonly fenced: (streamId: string) => Promise<void> = async () => undefined,
   ) {
     this.prefix = `${prefix}janitor:`;
   }
@@ -147,14 +150,7 @@ export class Janitor {
     const pages: PageCache = new Map();
     const gone = new Set<string>();
     for (const p of page) {
-      const stream = streams.get(p.streamId);
-      // At or below the commit point, committed only if the stream's lists name this very
-      // document; left alone when its page is gone (null: the stream is being deleted).
-      const committed = stream && p.n <= stream.frames ? await committedPartitionId(this.db, stream, p.n, pages) : undefined;
-      if (committed === p._id || committed === null) continue;
-      // Above the commit point only when older than the lag by the store's clock (this
-      // window); at or below it (or with the stream gone) it can never be committed.
-      if (!beyondCommitPoint(p.n, stream) && p.createdAt.getTime() >= to) continue;
+      if (!(await this.abandoned(p, streams.get(p.streamId), to, pages))) continue;
       const full = await takePartition(this.db, p._id);
       if (full) {
         await this.files.removeBlobs([...full.frames, ...full.checkpoint] as StoredFile[]);
@@ -164,6 +160,31 @@ export class Janitor {
     return { gone, cleaned: gone.size };
   }
 
+  /**
+   * Whether partition `p` is not committed and can never be (store/abandoned.ts), given its
+   * stream as read (undefined: gone). Above the commit point and older than the lag, the
+   * stream is fenced first so that its writer's commit point cannot land after all; if the
+   * stream moved meanwhile it is read again (a few times: each miss means a commit or a resume
+   * landed in between) and `p` judged anew.
+   */
+  private async abandoned(p: PartitionHead, read: CommitPoint | undefined, to: number, pages: PageCache): Promise<boolean> {
+    let stream = read;
+    for (let tries = 0; tries < 3; tries++) {
+      // At or below the commit point, committed only if the stream's lists name this very
+      // document; left alone when its page is gone (null: the stream is being deleted).
+      const committed = stream && p.n <= stream.frames ? await committedPartitionId(this.db, stream, p.n, pages) : undefined;
+      if (committed === p._id || committed === null) return false;
+      if (beyondCommitPoint(p.n, stream)) return true;
+      if (p.createdAt.getTime() >= to) return false;
+      if (await fenceOut(this.db, p.streamId, stream!)) {
+        await this.fenced(p.streamId);
+        return true;
+      }
+      stream = (await commitPoint(this.db, p.streamId)) ?? undefined;
+    }
+    this.log.warn({ stream: p.streamId, partition: p._id }, 'a leftover partition was not removed: its stream kept moving');
+    return false;
+  }
   /**
    * Finishes the changes of a page: a creation whose stream exists was done but for its
    * record; one whose stream does not exist left files to clear. A deletion whose stream

@@ -28,7 +28,14 @@ export function assertTlsUri(uri: string): void {
 /** A connected-on-demand MongoDB client and its database. */
 export interface Mongo {
   client: MongoClient;
+  /** Reads follow mongodb.readPreference. */
   db: Db;
+  /**
+   * The same database, read from the primary whatever mongodb.readPreference says: for reads
+   * that decide what to delete (the janitor), where a lagging secondary's answer would make a
+   * committed partition look abandoned.
+   */
+  primary: Db;
 }
 
 /** Creates the client (no I/O yet; the first operation, or `client.connect()`, connects). */
@@ -47,7 +54,7 @@ export function createMongo(settings: Settings): Mongo {
     retryWrites: s.retryWrites,
     appName: 'stream-coordinator',
   });
-  return { client, db: client.db(s.database) };
+  return { client, db: client.db(s.database), primary: client.db(s.database, { readPreference: 'primary' }) };
 }
 
 /** Round trip to MongoDB; rejects when it does not answer within `timeoutMs`. */

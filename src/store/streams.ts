@@ -134,7 +134,7 @@ export async function commitPoints(db: Db, ids: string[]): Promise<Map<string, C
 
 /** A stream's commit point and the lists that name its committed partitions. */
 export type CommitPoint = Pick<StreamDoc, '_id' | (typeof COMMIT_POINT_FIELDS)[number]>;
-const COMMIT_POINT_FIELDS = [...COMMITTED_FIELDS, 'frames', 'pagedUpTo'] as const;
+const COMMIT_POINT_FIELDS = [...COMMITTED_FIELDS, 'frames', 'pagedUpTo', 'fence'] as const;
 const COMMIT_POINT_PROJECTION = only(COMMIT_POINT_FIELDS);
 
 /** A stream's commit point and committed lists, by `_id` (null when gone), within `maxTimeMS` when given. */
@@ -190,6 +190,17 @@ export async function advanceCommitPoint(db: Db, streamId: string, committed: nu
     } as never,
     durable,
   );
+  return res.matchedCount === 1;
+}
+
+/**
+ * Raises the stream's fence if it still stands at `at` (its frames and fence), so that no
+ * commit point sent under that fence can land any more: the janitor's step before removing a
+ * partition above the commit point whose writer may still send one (store/abandoned.ts).
+ * Returns whether it did; a miss means the stream moved (a commit, a resume) or is gone.
+ */
+export async function fenceOut(db: Db, streamId: string, at: Pick<CommitPoint, 'frames' | 'fence'>, durable: Durability = {}): Promise<boolean> {
+  const res = await collection(db).updateOne({ _id: streamId, frames: at.frames, ...counterIs('fence', at.fence ?? 0) }, { $inc: { fence: 1 } }, durable);
   return res.matchedCount === 1;
 }
 
