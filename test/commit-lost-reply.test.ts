@@ -50,8 +50,8 @@ function messages(onMessage: (m: Buffer) => void): (chunk: Buffer) => void {
 
 interface CuttingProxy {
   port: number;
-  /** Arms the cut; resolves once an update of `streams` went through and its answer was dropped. */
-  cutNextStreamsUpdate(): Promise<void>;
+  /** Arms the cut; resolves once a `command` (default: the commit point's, an update of `streams`) went through and its answer was dropped. */
+  cutNext(command?: Buffer): Promise<void>;
   /** Arms a reset (TCP RST) of the connection that next carries more than `bytes` to MongoDB; resolves when done. */
   resetDuringWrite(bytes: number): Promise<void>;
   /**
@@ -73,7 +73,7 @@ interface CuttingProxy {
 /** The TLS proxy in front of the stack's MongoDB (see the file's comment). */
 async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
   const ca = fs.readFileSync(stack.mongoCAFile);
-  let armed: (() => void) | undefined;
+  let armed: { command: Buffer; done: () => void } | undefined;
   let reset: { after: number; done: () => void } | undefined;
   let refusing = false;
   let holding: { inserts: number; done: () => void } | undefined;
@@ -127,9 +127,9 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
             lateAnswers.push(await sendAlone(h.m));
           }
         }
-        if (armed && m.includes(UPDATE_STREAMS)) {
+        if (armed && m.includes(armed.command)) {
           cutAnswerTo = m.readInt32LE(4);
-          cut = armed;
+          cut = armed.done;
           armed = undefined;
         }
         upstream.write(m);
@@ -163,7 +163,7 @@ async function cuttingProxy(stack: Stack): Promise<CuttingProxy> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
-    cutNextStreamsUpdate: () => new Promise<void>((resolve) => (armed = resolve)),
+    cutNext: (command = UPDATE_STREAMS) => new Promise<void>((resolve) => (armed = { command, done: resolve })),
     resetDuringWrite: (bytes) => new Promise<void>((resolve) => (reset = { after: bytes, done: resolve })),
     holdNextStreamsUpdate: (inserts = 1) => new Promise<void>((resolve) => (holding = { inserts, done: resolve })),
     lateAnswers,
@@ -205,6 +205,9 @@ t.teardown(async () => {
 const streamFrames = async (id: string): Promise<number> => (await f.api<{ frames: number }>('GET', `/v1/streams/${id}`, f.manager)).frames;
 const frameFile = async (id: string): Promise<string> => (await f.get(`/v1/streams/${id}/frames/frames.xtc`)).body.toString();
 
+/** How many held updates the proxy had sent before the last {@link afterLostAnswer}. */
+let lateBefore = 0;
+
 /**
  * A core that committed 'a', then sent 'b' and a checkpoint refused `unavailable`, its answer
  * lost: its commit point `landed` (the proxy cut the connection after MongoDB applied it), or
@@ -213,7 +216,8 @@ const frameFile = async (id: string): Promise<string> => (await f.get(`/v1/strea
 async function afterLostAnswer(t: Test, how: 'landed' | 'held' = 'landed'): Promise<CommittedCore> {
   const { core, stream, target } = await committedOnce(t, f);
   await core.sendFrames(frames('b'));
-  const intercepted = how === 'landed' ? proxy.cutNextStreamsUpdate() : proxy.holdNextStreamsUpdate();
+  lateBefore = proxy.lateAnswers.length;
+  const intercepted = how === 'landed' ? proxy.cutNext() : proxy.holdNextStreamsUpdate();
   const refused = await core.checkpoint(state('at 2')).catch((e: unknown) => e);
   await within(intercepted, 'the proxy saw no update of streams');
   t.match(refused, { code: 'unavailable' }, 'the checkpoint is refused: its answer never came');
@@ -230,7 +234,9 @@ for (const [how, when] of [
   ['held', 'the earlier attempt landing late, after the question'],
 ] as const) {
   const landedLate = (t: Test): void => {
-    if (how === 'held') t.match(proxy.lateAnswers.at(-1), { n: 1, nModified: 1 }, 'the held update reached MongoDB and matched');
+    if (how !== 'held') return;
+    t.equal(proxy.lateAnswers.length, lateBefore + 1, 'the held update was sent');
+    t.match(proxy.lateAnswers.at(-1), { n: 1, nModified: 1 }, 'it reached MongoDB and matched');
   };
 
   t.test(`${when}: the checkpoint sent again is answered by it`, async (t) => {
@@ -269,8 +275,9 @@ for (const [how, when] of [
 }
 
 t.test('the oldest of five unanswered attempts landing late is forgotten: a conflict, never taken for the checkpoint sent', async (t) => {
-  const { core, stream } = await committedOnce(t, f);
+  const { core, stream, target } = await committedOnce(t, f);
   await core.sendFrames(frames('b'));
+  const late = proxy.lateAnswers.length;
   // Attempt 1 lands just before attempt 5's partition write; attempts 2-4 never land.
   for (let i = 1; i <= 4; i++) {
     const held = proxy.holdNextStreamsUpdate(i === 1 ? 4 : Infinity);
@@ -279,8 +286,11 @@ t.test('the oldest of five unanswered attempts landing late is forgotten: a conf
   }
   const stopped = new Promise<{ reason: string }>((resolve) => core.once('stop', resolve));
   await t.rejects(core.checkpoint(state('v5')), { code: 'not_assigned' }, 'not committed: v5 is not what landed');
+  t.equal(proxy.lateAnswers.length, late + 1);
   t.match(proxy.lateAnswers.at(-1), { n: 1, nModified: 1 }, 'attempt 1 landed late');
   t.equal((await within(stopped, 'no stop came')).reason, 'lease_lost');
+  // A conflict, not a landed_earlier (which requeues at once): attempt 1 was not recognised.
+  await t.rejects(core.assign(target), { code: 'no_streams_available' }, 'the stream waits for its lease to expire');
   t.equal(await streamFrames(stream), 2);
   t.equal(await frameFile(stream), 'ab');
 });
@@ -345,4 +355,15 @@ t.test('a connection reset under a large seed write: the new stream is refused 5
   t.match(refused, { error: { code: 'unavailable' } }, 'not internal');
   const created = await f.api<{ stream_id: string }>('POST', `/v1/targets/${target}/streams`, f.manager, body, 201);
   t.equal((await f.get(`/v1/streams/${created.stream_id}/files/c.xml`)).body.length, 1000 << 10);
+});
+
+t.test("a creation whose change record's removal loses its answer is created once: 201, not a 503 inviting a second", async (t) => {
+  const target = await f.target();
+  const cut = proxy.cutNext(commandOn('delete', 'stream_changes'));
+  const created = await f.api<{ stream_id: string }>('POST', `/v1/targets/${target}/streams`, f.manager, { files: { 'state.xml': Buffer.from('s').toString('base64') } }, 201);
+  await within(cut, 'the proxy saw no delete of stream_changes');
+  t.match(await f.api('GET', `/v1/targets/${target}/streams`, f.manager), { total: 1 });
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  t.equal((await core.assign(target)).streamId, created.stream_id, 'in the pool');
 });

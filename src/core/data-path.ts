@@ -150,7 +150,7 @@ export async function checkpoint(host: DataPathHost, a: HeldAssignment, msg: Dat
     if (earlier) return earlier;
     const release = await host.memory.takeCommit(buffer && buffered > 0 ? buffer.bytes : 0);
     // The attempts asked about on a miss are exactly those kept with this one.
-    const kept = a.unsettled?.slice(1 - MAX_UNSETTLED);
+    const kept = a.unsettled?.slice(Math.max(0, a.unsettled.length - (MAX_UNSETTLED - 1)));
     try {
       const frameFiles = buffer && buffered > 0 ? await buffer.drain() : [];
       return await commitCheckpoint(host.db, host.files, a.streamId, a.committed, buffered, frameFiles, msg.files, {

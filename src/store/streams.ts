@@ -300,14 +300,24 @@ export class Streams {
    * Creates a stream of a target with its seed and tag files and puts it in the pool.
    * A change record first, then the files, the stream document, the queue entry, and the
    * record's removal: a failure in between leaves the record, and the janitor removes the
-   * files of a stream that never came to exist without reading any file back.
+   * files of a stream that never came to exist without reading any file back. Refused only
+   * while the stream is not in the pool.
    */
   async create(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
     // The MongoDB steps are wrapped apart from Redis's: their large writes may lose the connection.
     const doc = await fromMongo(this.writeNew(target, seeds, tags));
-    await this.enqueue(doc);
-    await fromMongo(streamChanges(this.db).deleteOne({ _id: doc._id }));
-    await this.bus.publish('target.streams', { targetId: target._id });
+    try {
+      await this.enqueue(doc);
+    } catch (err) {
+      // Refused, so the manager sends it again: undo, or the stream would exist twice, once
+      // outside the pool. The change record stays, and the janitor clears the files.
+      await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
+      throw err;
+    }
+    // Created and in the pool from here: answered as such. The janitor removes a change
+    // record whose stream exists, and the views the bus refreshes expire on their own.
+    await streamChanges(this.db).deleteOne({ _id: doc._id }).catch(() => undefined);
+    await this.bus.publish('target.streams', { targetId: target._id }).catch(() => undefined);
     return doc;
   }
 
