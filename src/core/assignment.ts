@@ -148,6 +148,21 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
     await d.leases.release(streamId, session, false, 0);
     throw new MessageError(requestId, 'not_assigned', 'The stream is no longer available; assign again');
   }
+  // The checks of an assignment, which may have changed since (the target disabled, made
+  // beta, or its engines changed): a token is no way around them. Nor around
+  // core.maxIdleAssignmentS, whose sweep sees only held streams: a core that resumes and hangs
+  // up again at once would otherwise keep a stream parked without ever committing. The stream
+  // goes back to the pool with its new fence.
+  try {
+    await d.targets.candidates(who, stream.targetId);
+    if (lease.progress !== undefined && Date.now() - lease.progress >= d.settings.core.maxIdleAssignmentS * 1000) {
+      throw new MessageError(requestId, 'not_assigned', `The stream was held for core.maxIdleAssignmentS (${d.settings.core.maxIdleAssignmentS} s) without a commit and went back to the pool; assign again`);
+    }
+  } catch (err) {
+    await d.streams.setManifest(stream).catch(() => undefined);
+    await d.leases.release(streamId, session, true, stream.frames);
+    throw err;
+  }
   return { stream, resumeToken: `${stream._id}.${fresh}`, resumeHash: hashToken(fresh), startedAt: new Date(), ...(lease.progress !== undefined ? { progressAt: lease.progress } : {}) };
 }
 

@@ -317,6 +317,7 @@ export class CoreSession {
     this.hub.release(a.streamId, this);
     void a.buffer?.clear();
     this.socket.send({ type: 'stop', reason: 'lease_lost' });
+    void this.recordEnd(a, 'lost');
   }
 
   private async activate(id: number, leased: Leased, resumed: boolean): Promise<void> {
@@ -408,13 +409,22 @@ export class CoreSession {
     await settleAtEnd(this.hub, a, how === 'requeue' || how === 'drop');
     const leases = this.hub.leases;
     try {
+      // The live-view record is cleared only while it is this session's: after a lost lease
+      // (or a detach that finds the lease taken) it is the next holder's, or the sweeper's
+      // to clear. Left in place, a disabled target would not stop that holder.
+      let clear = how !== 'lost';
       if (how === 'requeue' || how === 'drop') await leases.release(a.streamId, this.id, how === 'requeue', a.committed);
-      else if (how === 'detach') await leases.detach(a.streamId, this.id, this.hub.settings.core.resumeGraceS * 1000, epochOf(a.progressAt));
-      await this.hub.live.clearActive(a.streamId, a.targetId);
+      else if (how === 'detach') clear = await leases.detach(a.streamId, this.id, this.hub.settings.core.resumeGraceS * 1000, epochOf(a.progressAt));
+      if (clear) await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {
       // Redis down: the lease expires on its own and the sweeper returns the stream.
       this.hub.log.warn({ err: (err as Error).message, stream: a.streamId }, 'could not release lease; it will expire');
     }
+    await this.recordEnd(a, how);
+  }
+
+  /** The activation's credit fragment (its commits are its donor's, however it ended) and the log line. */
+  private async recordEnd(a: HeldAssignment, how: 'requeue' | 'drop' | 'detach' | 'lost'): Promise<void> {
     try {
       await this.hub.credit.record(endedFragment(a, this.who));
     } catch (err) {
