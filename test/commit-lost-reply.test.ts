@@ -367,3 +367,21 @@ t.test("a creation whose change record's removal loses its answer is created onc
   t.teardown(() => core.close());
   t.equal((await core.assign(target)).streamId, created.stream_id, 'in the pool');
 });
+
+t.test('a connection reset under a GridFS seed upload leaves none of its chunks behind', async (t) => {
+  const target = await f.target();
+  const db = ts.server.storage.mongo.db;
+  const orphans = async (): Promise<number> => {
+    const files = new Set((await db.collection('blobs.files').find({}, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)));
+    const chunks = await db.collection('blobs.chunks').find({}, { projection: { files_id: 1 } }).toArray();
+    return chunks.filter((c) => !files.has(String(c.files_id))).length;
+  };
+  const before = await orphans();
+  // One 3 MiB seed file: over storage.inlineMaxBytes, so GridFS chunks of 255 KiB.
+  const body = { files: { 'big.xml': Buffer.alloc(3 << 20, 9).toString('base64') } };
+  const reset = proxy.resetDuringWrite(1 << 20);
+  const refused = await f.api<{ error: { code: string } }>('POST', `/v1/targets/${target}/streams`, f.manager, body).catch((e: Error) => e);
+  await reset;
+  t.match(refused, { error: { code: 'unavailable' } });
+  t.equal(await orphans(), before, 'the chunks written before the reset are removed');
+});

@@ -63,11 +63,18 @@ export class FileStore {
       return { name, size: bytes.length, data: new Binary(bytes) };
     }
     const upload = this.bucket.openUploadStream(`${meta.streamId}/${meta.kind}/${meta.partition}/${name}`, { metadata: meta });
-    await new Promise<void>((resolve, reject) => {
-      upload.once('error', reject);
-      upload.once('finish', () => resolve());
-      upload.end(bytes);
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        upload.once('error', reject);
+        upload.once('finish', () => resolve());
+        upload.end(bytes);
+      });
+    } catch (err) {
+      // The driver leaves the chunks it wrote, under no files document that anything would
+      // find them by: remove them now (best effort: MongoDB may be why the upload failed).
+      await this.bucket.delete(upload.id).catch(() => undefined);
+      throw err;
+    }
     return { name, size: bytes.length, gridfsId: upload.id };
   }
 
