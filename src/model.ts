@@ -181,7 +181,7 @@ export interface FileDoc extends StoredFile {
 export interface StreamChangeDoc {
   _id: string;
   op: 'create' | 'delete';
-  /** When the change began, by this writer's clock; the janitor waits storage.janitorLagS past it. */
+  /** When the change began, by the store's clock (`$currentDate`); the janitor waits storage.janitorLagS past it. */
   createdAt: Date;
 }
 

@@ -12,6 +12,7 @@ import { Leases } from './store/leases';
 import { Pool } from './store/pool';
 import { Streams } from './store/streams';
 import { Janitor } from './store/janitor';
+import { commitWindowMs } from './store/abandoned';
 import { Auth } from './auth/principals';
 import { Bus } from './store/bus';
 import { Cors } from './http/cors';
@@ -107,7 +108,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const db = storage.mongo.db;
   const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000, settings.storage.poolReturnS * 1000);
   const pool = new Pool(db, leases, log);
-  const streams = new Streams(db, files, leases, bus);
+  const streams = new Streams(db, files, leases, bus, commitWindowMs(settings));
   const targets = new TargetCache(db, bus, settings.core.targetCacheMs, log);
   const guard = new ReliabilityGuard(new ReliabilityStore(storage.redis, prefix, settings.reliability), new BlockStore(db, settings.mongodb.opTimeoutMs), bus, log, settings.reliability.refreshMs);
   const ownSeeds = opts.seedCacheDir === undefined ? openSeedCacheDir(settings.core) : undefined;

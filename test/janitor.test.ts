@@ -4,6 +4,9 @@ import t, { type Test } from 'tap';
 import { commitCheckpoint } from '../src/store/commit';
 import { FileStore } from '../src/store/files';
 import { Janitor } from '../src/store/janitor';
+import { Bus } from '../src/store/bus';
+import { Leases } from '../src/store/leases';
+import { Streams } from '../src/store/streams';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { coreFixture } from './helpers/core';
 import { stopStack } from '../test-support/stack';
@@ -141,6 +144,29 @@ t.test('a stream that moves while the janitor judges its leftover: read again, a
   const left = await db.collection('partitions').find({ streamId: stream }).toArray();
   t.same(left.map((p) => p.n), [5], 'the committed partition kept, the leftover removed');
   t.equal((await db.collection('streams').findOne({ _id: stream as never }))?.fence, undefined, 'no fence raised: the stream had moved');
+});
+
+t.test('a creation past its window makes no stream, and the janitor clears its files', async (t) => {
+  const f = fixture!;
+  const db = f.ts.server.storage.mongo.db;
+  const redis = f.ts.server.storage.redis;
+  const files = new FileStore(db, 1024);
+  const prefix = `jt${process.pid}-j:`;
+  const quiet = pino({ level: 'silent' });
+  // A window of 0: every creation takes longer, as one stalled past the janitor's lag would.
+  const bus = new Bus(redis, prefix, quiet);
+  t.teardown(() => bus.close());
+  const streams = new Streams(db, files, new Leases(redis, prefix, 30_000), bus, 0);
+  const target = { _id: await f.target(), owner: 'janitor-test' };
+  await t.rejects(streams.create(target, [{ name: 'state.xml', bytes: Buffer.alloc(5000, 1) }], []), { code: 'unavailable' });
+  const change = await db.collection('stream_changes').findOne({ op: 'create' }, { sort: { createdAt: -1 } });
+  const id = String(change?._id);
+  t.notOk(await db.collection('streams').findOne({ _id: id as never }), 'no stream document');
+  t.equal(await db.collection('files').countDocuments({ streamId: id }), 1, 'its seed file was written');
+  const janitor = new Janitor(db, files, redis, prefix, quiet, f.ts.settings.storage.janitorLagS * 1000);
+  t.match(await janitor.pass(5000, Date.now() + f.ts.settings.storage.janitorLagS * 1000 + 1000), { streams: 1 });
+  t.equal(await db.collection('files').countDocuments({ streamId: id }), 0, 'and is cleared');
+  t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': id }), 0, 'with its GridFS blob');
 });
 
 t.test('pages: a run of records with one createdAt longer than a page is walked through, each collection from its own watermark', async (t) => {

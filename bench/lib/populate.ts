@@ -261,7 +261,7 @@ export async function checkShapes(db: Db, redisUrl: string): Promise<void> {
   const quiet = pino({ level: 'silent' });
   const bus = new Bus(redis as never, `${PREFIX}shape-check:`, quiet as never);
   const store = new FileStore(db, INLINE_MAX, DOC_INLINE_MAX);
-  const streams = new Streams(db, store, new Leases(redis as never, `${PREFIX}shape-check:`, 30_000), bus);
+  const streams = new Streams(db, store, new Leases(redis as never, `${PREFIX}shape-check:`, 30_000), bus, Infinity);
   const target = { _id: 'shape-check-target-000', owner: 'bench-manager' };
   const h: History = { partitions: 3, framesPerPartition: 10, frameBytes: 4096, checkpointBytes: 2048 };
   const pageSize = 2;

@@ -17,6 +17,7 @@ import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
 import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
 import { appendStreamError, deleteStreamErrors, streamErrorLog } from './stream-errors';
 import { fromMongo } from './outage';
+import { AppError } from '../errors';
 
 const STREAMS = 'streams';
 
@@ -278,11 +279,16 @@ export class Streams {
   private readonly streams: Collection<StreamDoc>;
   private readonly files: Collection<FileDoc>;
 
+  /**
+   * @param createWindowMs how long a creation may take from its change record to its stream
+   *   document (store/abandoned.ts `commitWindowMs`): past it the janitor may clear its files
+   */
   constructor(
     private readonly db: Db,
     private readonly store: FileStore,
     private readonly leases: Leases,
     private readonly bus: Bus,
+    private readonly createWindowMs: number,
   ) {
     this.streams = collection(db);
     this.files = db.collection<FileDoc>('files');
@@ -324,7 +330,10 @@ export class Streams {
   /** The MongoDB half of {@link create}: the change record, the files and the stream document. */
   private async writeNew(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
     const id = newId();
-    await streamChanges(this.db).insertOne({ _id: id, op: 'create', createdAt: new Date() });
+    // Stamped by the store's clock, by which the janitor judges age: a node whose clock is
+    // behind would otherwise make it look old at once, and its files be cleared under it.
+    await streamChanges(this.db).updateOne({ _id: id }, { $currentDate: { createdAt: true }, $setOnInsert: { op: 'create' } }, { upsert: true });
+    const started = performance.now();
     const put = async (kind: StreamFileKind, f: NewFile): Promise<FileDoc> => ({
       _id: streamFileId(id, kind, f.name),
       streamId: id,
@@ -354,6 +363,8 @@ export class Streams {
       createdAt: now,
       updatedAt: now,
     };
+    // Past its window the janitor may have cleared the files: do not make a stream of them.
+    if (performance.now() - started > this.createWindowMs) throw new AppError('unavailable', 'The stream creation took too long and was abandoned; send it again');
     await this.streams.insertOne(doc);
     return doc;
   }
@@ -383,7 +394,7 @@ export class Streams {
    * document is gone leaves the record, and the janitor finishes the deletion.
    */
   async remove(s: Pick<StreamDoc, '_id' | 'targetId' | 'createdAt'>): Promise<void> {
-    await streamChanges(this.db).updateOne({ _id: s._id }, { $set: { op: 'delete', createdAt: new Date() } }, { upsert: true });
+    await streamChanges(this.db).updateOne({ _id: s._id }, { $set: { op: 'delete' }, $currentDate: { createdAt: true } }, { upsert: true });
     await this.streams.deleteOne({ _id: s._id });
     await this.leases.dequeue(s.targetId, readyMember(s.createdAt, s._id));
     await this.leases.forgetManifest(s._id);
