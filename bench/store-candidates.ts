@@ -29,6 +29,7 @@ import { startRedis } from '../src/provision/redis';
 import { ensureIndexes } from '../src/store/indexes';
 import { commitPartition } from '../src/store/partitions';
 import { FileStore } from '../src/store/files';
+import { Leases } from '../src/store/leases';
 import { Janitor } from '../src/store/janitor';
 import { resultsDir, stampOf } from './lib/report';
 import { latency, type Latency } from './lib/stats';
@@ -142,7 +143,7 @@ async function measure(db: Db, redis: Redis, size: number): Promise<Record<strin
   r['janitor pass (5,000 documents)'] = await timed(few, async () => {
     // Every pass from the beginning: the janitor's watermarks (src/store/janitor.ts: one per collection, and the single one of earlier releases) removed.
     await redis.del('bench:janitor:watermark:partitions', 'bench:janitor:watermark:stream_changes', 'bench:janitor:watermark');
-    return new Janitor(db, files, redis, 'bench:', quiet as never, 0).pass(5000);
+    return new Janitor(db, files, redis, new Leases(redis as never, 'bench:', 30_000), 'bench:', quiet as never, 0).pass(5000);
   });
   return r;
 }

@@ -178,7 +178,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   live.startHeartbeat({ node: NODE_ID, worker: opts.worker ?? 0, url }, () => hub.sessionsByEngine());
   pool.start(settings.storage.poolSweepS);
   hub.start();
-  const janitor = new Janitor(storage.mongo.primary, files, storage.redis, prefix, log, settings.storage.janitorLagS * 1000, settings.storage.janitorPageSize, settings.storage.janitorMaxPerPass, (id) => leases.dropManifest(id));
+  const janitor = new Janitor(storage.mongo.primary, files, storage.redis, leases, prefix, log, settings.storage.janitorLagS * 1000, settings.storage.janitorPageSize, settings.storage.janitorMaxPerPass);
   const janitorMs = settings.storage.janitorIntervalS * 1000;
   const janitorTimer = setInterval(() => {
     // The turn lasts a little less than the interval, so timer drift never skips one.

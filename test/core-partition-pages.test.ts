@@ -10,6 +10,7 @@ import pino from 'pino';
 import t from 'tap';
 import { pagePartitions } from '../src/store/commit';
 import { FileStore } from '../src/store/files';
+import { Leases } from '../src/store/leases';
 import { Janitor } from '../src/store/janitor';
 import { pageOf, writePage } from '../src/store/partition-pages';
 import { commitPartition, writePartition } from '../src/store/partitions';
@@ -99,7 +100,7 @@ t.test('a session pages its commits; the next one carries on; every reader sees 
   const files = new FileStore(db, f.ts.settings.storage.inlineMaxBytes);
   const leftover = await writePartition(db, files, stream, 4, [{ name: 'frames.xtc', bytes: Buffer.alloc(10) }], []);
   const lagMs = f.ts.settings.storage.janitorLagS * 1000;
-  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jp${process.pid}:`, pino({ level: 'silent' }), lagMs);
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, new Leases(f.ts.server.storage.redis, f.ts.settings.redis.keyPrefix, 30_000), `jp${process.pid}:`, pino({ level: 'silent' }), lagMs);
   t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 0 }, 'one leftover removed');
   const left = await db.collection('partitions').find({ streamId: stream }, { projection: { n: 1 } }).toArray();
   t.same(left.map((p) => p.n).sort((a, b) => a - b), all, 'every committed partition kept');

@@ -64,7 +64,7 @@ t.test('the janitor removes uncommitted partitions and orphan files, never commi
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': stream }), 1, 'the leftover has a GridFS blob');
 
   const lagMs = f.ts.settings.storage.janitorLagS * 1000;
-  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}:`, pino({ level: 'silent' }), lagMs);
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leasesOf(f), `jt${process.pid}:`, pino({ level: 'silent' }), lagMs);
   t.same(await janitor.pass(5000, Date.now()), { partitions: 0, streams: 0 }, 'nothing younger than the lag is touched');
   const later = Date.now() + lagMs + 1000;
   t.same(await janitor.pass(5000, later), { partitions: 1, streams: 1 });
@@ -76,6 +76,9 @@ t.test('the janitor removes uncommitted partitions and orphan files, never commi
   t.equal(await db.collection('stream_changes').countDocuments({ _id: 'ghost' as never }), 0, 'its change record removed');
   t.same(await janitor.pass(5000, later + 1000), { partitions: 0, streams: 0 }, 'watermark: nothing is examined twice');
 });
+
+/** The server's leases, as the janitor asks them whether a stream is leased. */
+const leasesOf = (f: NonNullable<typeof fixture>): Leases => new Leases(f.ts.server.storage.redis, f.ts.settings.redis.keyPrefix, 30_000);
 
 /** A new stream with partition 2 committed, on the file's server. */
 async function committedTwo(t: Test) {
@@ -89,7 +92,7 @@ async function committedTwo(t: Test) {
 
 t.test('a commit in flight: its partition survives passes by the store clock and lands; a late commit point is never sent', async (t) => {
   const { f, db, files, stream, lagMs } = await committedTwo(t);
-  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-b:`, pino({ level: 'silent' }), lagMs);
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leasesOf(f), `jt${process.pid}-b:`, pino({ level: 'silent' }), lagMs);
 
   // Step one of a commit (partition 4 above the commit point at 2) done, step two not yet.
   const doc = await writePartition(db, files, stream, 4, [{ name: 'frames.xtc', bytes: Buffer.alloc(5000, 3) }], []);
@@ -111,7 +114,9 @@ t.test('a commit in flight: its partition survives passes by the store clock and
 t.test('a commit point arriving after the janitor removed its partition cannot land: the janitor fenced the stream first', async (t) => {
   const { f, db, files, stream, lagMs } = await committedTwo(t);
   const fenced: string[] = [];
-  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-h:`, pino({ level: 'silent' }), lagMs, 100, 20_000, async (id) => void fenced.push(id));
+  const leases = leasesOf(f);
+  const recording = { get: (id: string) => leases.get(id), dropManifest: async (id: string) => void fenced.push(id) };
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, recording, `jt${process.pid}-h:`, pino({ level: 'silent' }), lagMs);
   // Step one of a commit done; its commit point is held up (a slow store, a driver retry,
   // a writer whose clock is behind) past the lag.
   const doc = await writePartition(db, files, stream, 4, [{ name: 'frames.xtc', bytes: Buffer.alloc(5000, 3) }], []);
@@ -124,6 +129,26 @@ t.test('a commit point arriving after the janitor removed its partition cannot l
   t.equal(await db.collection('partitions').countDocuments({ streamId: stream }), 1);
   // The stream goes on under its new fence.
   t.match(await commitCheckpoint(db, files, stream, 2, 1, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 5) }], [], { fence: 1 }), { ok: true, frames: 3 });
+});
+
+t.test('a leftover above the commit point of a leased stream: removed by age, without fencing out its holder', async (t) => {
+  const f = fixture!;
+  const db = f.ts.server.storage.mongo.db;
+  const files = new FileStore(db, 1024);
+  const target = await f.target();
+  const stream = await f.stream(target);
+  // A writer that went away mid-commit left partition 4; a new core holds the stream since,
+  // under the same fence (a fresh assignment does not raise it), and commits later than the lag.
+  await writePartition(db, files, stream, 4, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 1) }], []);
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  t.equal((await core.assign(target)).streamId, stream);
+  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leasesOf(f), `jt${process.pid}-k:`, pino({ level: 'silent' }), lagMs);
+  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 0 });
+  t.equal((await db.collection('streams').findOne({ _id: stream as never }))?.fence, undefined, 'no fence raised');
+  await core.sendFrames([{ name: 'frames.xtc', data: Buffer.from('x') }]);
+  t.match(await core.checkpoint([]), { frames: 1 }, 'its holder commits');
 });
 
 t.test('a stream that moves while the janitor judges its leftover: read again, and the leftover judged anew', async (t) => {
@@ -139,7 +164,7 @@ t.test('a stream that moves while the janitor judges its leftover: read again, a
   // The janitor's first read of the streams collection answers, then the commit lands.
   const janitor = new Janitor(afterFirstRead(db, 'streams', async () => {
     t.match(await commitCheckpoint(db, files, stream, 0, 5, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 2) }], []), { ok: true, frames: 5 });
-  }), files, f.ts.server.storage.redis, `jt${process.pid}-i:`, pino({ level: 'silent' }), lagMs);
+  }), files, f.ts.server.storage.redis, leasesOf(f), `jt${process.pid}-i:`, pino({ level: 'silent' }), lagMs);
   t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 0 });
   const left = await db.collection('partitions').find({ streamId: stream }).toArray();
   t.same(left.map((p) => p.n), [5], 'the committed partition kept, the leftover removed');
@@ -163,7 +188,7 @@ t.test('a creation past its window makes no stream, and the janitor clears its f
   const id = String(change?._id);
   t.notOk(await db.collection('streams').findOne({ _id: id as never }), 'no stream document');
   t.equal(await db.collection('files').countDocuments({ streamId: id }), 1, 'its seed file was written');
-  const janitor = new Janitor(db, files, redis, prefix, quiet, f.ts.settings.storage.janitorLagS * 1000);
+  const janitor = new Janitor(db, files, redis, leasesOf(f), prefix, quiet, f.ts.settings.storage.janitorLagS * 1000);
   t.match(await janitor.pass(5000, Date.now() + f.ts.settings.storage.janitorLagS * 1000 + 1000), { streams: 1 });
   t.equal(await db.collection('files').countDocuments({ streamId: id }), 0, 'and is cleared');
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': id }), 0, 'with its GridFS blob');
@@ -188,7 +213,7 @@ t.test('pages: a run of records with one createdAt longer than a page is walked 
   await db.collection('stream_changes').insertOne({ _id: 'pg-late' as never, op: 'create', createdAt: at(10) });
   await db.collection('files').insertOne(file('pg-late', 'a') as never);
 
-  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-c:`, pino({ level: 'silent' }), lagMs, 3);
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leasesOf(f), `jt${process.pid}-c:`, pino({ level: 'silent' }), lagMs, 3);
   const later = Date.now() + lagMs + 1000;
   const first = await janitor.pass(2, later);
   t.equal(first.partitions, 2, 'a pass limited to two examines two partitions (both removable)');
@@ -218,7 +243,7 @@ t.test('an interrupted deletion is finished; a deletion that never began leaves 
   }
   // The deletion of `doomed` crashed right after its document went; `kept`'s before anything.
   await db.collection('streams').deleteOne({ _id: doomed as never });
-  const janitor = new Janitor(db, files, f.ts.server.storage.redis, `jt${process.pid}-e:`, pino({ level: 'silent' }), lagMs, 3);
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leasesOf(f), `jt${process.pid}-e:`, pino({ level: 'silent' }), lagMs, 3);
   // Its partition is found by the partition walk too (its stream is gone), the rest by its record.
   t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 1 });
   t.equal(await db.collection('partitions').countDocuments({ streamId: doomed }), 0, "the deleted stream's partitions are gone");
@@ -233,7 +258,7 @@ t.test('passes take turns across processes', async (t) => {
   const db = f.ts.server.storage.mongo.db;
   const files = new FileStore(db, 1024);
   const redis = f.ts.server.storage.redis;
-  const make = (): Janitor => new Janitor(db, files, redis, `jt${process.pid}-d:`, pino({ level: 'silent' }), 1000, 3);
+  const make = (): Janitor => new Janitor(db, files, redis, leasesOf(f), `jt${process.pid}-d:`, pino({ level: 'silent' }), 1000, 3);
   const [a, b] = [make(), make()];
   t.ok(await a.passInTurn(5000), 'the first takes the turn and passes');
   t.equal(await b.passInTurn(5000), null, 'another process within the turn does not');
@@ -250,7 +275,7 @@ t.test("an upgrade: the partition walk resumes from the single watermark of earl
   await db.collection('partitions').insertMany([0, 1].map((i) => ({ _id: `up-gone:${i}` as never, streamId: 'up-gone', n: i + 1, frames: [], checkpoint: [], createdAt: new Date(base + i * 10) })));
   // The old watermark lies between the two: only the second is new to the janitor.
   await redis.set(`${prefix}janitor:watermark`, String(base + 5));
-  const janitor = new Janitor(db, new FileStore(db, 1024), redis, prefix, pino({ level: 'silent' }), 1000, 3);
+  const janitor = new Janitor(db, new FileStore(db, 1024), redis, leasesOf(f), prefix, pino({ level: 'silent' }), 1000, 3);
   t.same(await janitor.pass(5000, Date.now() + 5000), { partitions: 1, streams: 0 }, 'the partition before the old watermark is not examined again');
   t.equal(await db.collection('partitions').countDocuments({ _id: 'up-gone:0' as never }), 1);
   await db.collection('partitions').deleteOne({ _id: 'up-gone:0' as never });

@@ -161,6 +161,8 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
   } catch (err) {
     await d.streams.setManifest(stream).catch(() => undefined);
     await d.leases.release(streamId, session, true, stream.frames);
+    // The record of the session this resume took the lease from (its end, `lost`, leaves it).
+    await d.live.clearActive(streamId, stream.targetId).catch(() => undefined);
     throw err;
   }
   return { stream, resumeToken: `${stream._id}.${fresh}`, resumeHash: hashToken(fresh), startedAt: new Date(), ...(lease.progress !== undefined ? { progressAt: lease.progress } : {}) };

@@ -9,16 +9,18 @@
  * 2. The stream is gone, or D.n ≤ stream.frames while D is unlisted: the commit point's
  *    filter `frames: committed` (committed < D.n) can never match again, because a stream's
  *    frames only grow. Abandoned, whatever any clock says.
- * 3. D.n > stream.frames: its writer may still land it. The janitor first raises the
- *    stream's fence, only if the stream still stands where it read it (its frames and fence,
- *    streams.ts `fenceOut`): a commit point carries its writer's fence, and fences only grow,
- *    so none sent under the old one can land after that, however late it arrives (FerretDB
- *    ignores `maxTimeMS` on updates, a driver may retry, a writer's clock may be off). If
- *    the raise misses, the stream moved: the janitor reads it again and judges anew. The
- *    raise costs a live writer its lease (its next commit is a conflict: `lease_lost`), so
- *    it is done only for partitions older than `storage.janitorLagS` by the store's clock
- *    (MongoDB's `hello.localTime`), past the window in which a writer sends its commit point
- *    ({@link commitWindowMs}, on its monotonic clock): then a live writer has given up on D.
+ * 3. D.n > stream.frames: its writer may still land it. Only D older than
+ *    `storage.janitorLagS` by the store's clock (MongoDB's `hello.localTime`) is judged: the
+ *    writer sends its commit point only within {@link commitWindowMs} of stamping D (on its
+ *    monotonic clock), with `maxTimeMS = mongodb.opTimeoutMs`, and the lag is that window +
+ *    2 × opTimeoutMs (transit, and the writer's clock offset: keep writers NTP-synchronised).
+ *    That alone does not bound a late landing: FerretDB ignores `maxTimeMS` on updates, and
+ *    a driver may retry. So when nobody leases the stream, the janitor first raises its
+ *    fence, only if the stream still stands where it read it (streams.ts `fenceOut`): a
+ *    commit point carries its writer's fence, and fences only grow, so none sent under the
+ *    old one can land after that. If the raise misses, the stream moved: it is read again
+ *    and D judged anew. A leased stream is not fenced (its holder may carry D's writer's
+ *    fence, and would lose its lease): there D goes by age alone, as argued above.
  */
 import type { Db } from 'mongodb';
 import type { Settings } from '../config/settings';

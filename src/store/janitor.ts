@@ -11,6 +11,7 @@ import type { Db } from 'mongodb';
 import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
+import type { Leases } from './leases';
 import { committedPartitionId, type PageCache } from './partition-pages';
 import { changesCreated, commitPoint, commitPoints, fenceOut, purgeStreamData, streamChanges, type CommitPoint } from './streams';
 import { partitionHeadsCreated, takePartition } from './partitions';
@@ -60,19 +61,20 @@ export class Janitor {
    * @param pageSize documents read per query (storage.janitorPageSize): the embedded store
    *   reads whole documents, projection or not, so this bounds its memory per query
    * @param maxPerPass documents of each collection one pass reads (storage.janitorMaxPerPass)
-   * @param fenced told of each stream whose fence the janitor raised (its manifest in Redis
-   *   names the old fence: drop it, so the next assignment reads the stream from MongoDB)
+   * @param leases whether a stream is leased (held, or kept for a resume); and the manifest
+   *   of a stream whose fence the janitor raised names the old fence: it is dropped, so the
+   *   next assignment reads the stream from MongoDB
    */
   constructor(
     private readonly db: Db,
     private readonly files: FileStore,
     private readonly redis: RedisClient,
+    private readonly leases: Pick<Leases, 'get' | 'dropManifest'>,
     prefix: string,
     private readonly log: Logger,
     private readonly lagMs: number,
     private readonly pageSize = 100,
     private readonly maxPerPass = 20_000,
-    private readonly fenced: (streamId: string) => Promise<void> = async () => undefined,
   ) {
     this.prefix = `${prefix}janitor:`;
   }
@@ -162,10 +164,11 @@ export class Janitor {
 
   /**
    * Whether partition `p` is not committed and can never be (store/abandoned.ts), given its
-   * stream as read (undefined: gone). Above the commit point and older than the lag, the
-   * stream is fenced first so that its writer's commit point cannot land after all; if the
-   * stream moved meanwhile it is read again (a few times: each miss means a commit or a resume
-   * landed in between) and `p` judged anew.
+   * stream as read (undefined: gone). Above the commit point and older than the lag: when
+   * nobody leases the stream, it is fenced first so that its writer's commit point cannot
+   * land after all (if the stream moved meanwhile it is read again, a few times, and `p`
+   * judged anew); a leased stream is not fenced, which would end its holder (a fresh
+   * assignment keeps the fence of the writer that left `p`), and `p` is judged by its age.
    */
   private async abandoned(p: PartitionHead, read: CommitPoint | undefined, to: number, pages: PageCache): Promise<boolean> {
     let stream = read;
@@ -176,8 +179,9 @@ export class Janitor {
       if (committed === p._id || committed === null) return false;
       if (beyondCommitPoint(p.n, stream)) return true;
       if (p.createdAt.getTime() >= to) return false;
+      if ((await this.leases.get(p.streamId)) !== undefined) return true;
       if (await fenceOut(this.db, p.streamId, stream!)) {
-        await this.fenced(p.streamId);
+        await this.leases.dropManifest(p.streamId);
         return true;
       }
       stream = (await commitPoint(this.db, p.streamId)) ?? undefined;
