@@ -115,7 +115,7 @@ t.test('a commit point arriving after the janitor removed its partition cannot l
   const { f, db, files, stream, lagMs } = await committedTwo(t);
   const fenced: string[] = [];
   const leases = leasesOf(f);
-  const recording = { get: (id: string) => leases.get(id), dropManifest: async (id: string) => void fenced.push(id) };
+  const recording = { get: (id: string) => leases.get(id), enqueue: leases.enqueue.bind(leases), dropManifest: async (id: string) => void fenced.push(id) };
   const janitor = new Janitor(db, files, f.ts.server.storage.redis, recording, `jt${process.pid}-h:`, pino({ level: 'silent' }), lagMs);
   // Step one of a commit done; its commit point is held up (a slow store, a driver retry,
   // a writer whose clock is behind) past the lag.
@@ -192,6 +192,28 @@ t.test('a creation past its window makes no stream, and the janitor clears its f
   t.match(await janitor.pass(5000, Date.now() + f.ts.settings.storage.janitorLagS * 1000 + 1000), { streams: 1 });
   t.equal(await db.collection('files').countDocuments({ streamId: id }), 0, 'and is cleared');
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': id }), 0, 'with its GridFS blob');
+});
+
+t.test('a creation that stopped before queuing its stream: the janitor queues it', async (t) => {
+  const f = fixture!;
+  const db = f.ts.server.storage.mongo.db;
+  const files = new FileStore(db, 1024);
+  const target = await f.target();
+  const stream = await f.stream(target);
+  // As if the process died between the stream document and its queue entry.
+  const leases = leasesOf(f);
+  await leases.forgetManifest(stream);
+  const member = await f.ts.server.storage.redis.zrange(leases.keys(target).ready, '0', '-1');
+  await f.ts.server.storage.redis.zrem(leases.keys(target).ready, ...member.filter((m) => m.endsWith(stream)));
+  await db.collection('stream_changes').insertOne({ _id: stream as never, op: 'create', createdAt: new Date() });
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  await t.rejects(core.assign(target), { code: 'no_streams_available' }, 'not in the pool');
+  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leases, `jt${process.pid}-l:`, pino({ level: 'silent' }), lagMs);
+  t.match(await janitor.pass(5000, Date.now() + lagMs + 1000), { streams: 0 });
+  t.equal((await core.assign(target)).streamId, stream, 'in the pool again');
+  t.equal(await db.collection('stream_changes').countDocuments({ _id: stream as never }), 0, 'its record removed');
 });
 
 t.test('pages: a run of records with one createdAt longer than a page is walked through, each collection from its own watermark', async (t) => {

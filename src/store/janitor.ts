@@ -13,7 +13,7 @@ import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
 import type { Leases } from './leases';
 import { committedPartitionId, type PageCache } from './partition-pages';
-import { changesCreated, commitPoint, commitPoints, fenceOut, purgeStreamData, streamChanges, type CommitPoint } from './streams';
+import { changesCreated, commitPoint, commitPoints, fenceOut, purgeStreamData, queuedStreams, queueEntry, streamChanges, type CommitPoint } from './streams';
 import { partitionHeadsCreated, takePartition } from './partitions';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
@@ -69,7 +69,7 @@ export class Janitor {
     private readonly db: Db,
     private readonly files: FileStore,
     private readonly redis: RedisClient,
-    private readonly leases: Pick<Leases, 'get' | 'dropManifest'>,
+    private readonly leases: Pick<Leases, 'get' | 'dropManifest' | 'enqueue'>,
     prefix: string,
     private readonly log: Logger,
     private readonly lagMs: number,
@@ -191,12 +191,16 @@ export class Janitor {
   }
   /**
    * Finishes the changes of a page: a creation whose stream exists was done but for its
-   * record; one whose stream does not exist left files to clear. A deletion whose stream
+   * record (and perhaps its queue entry); one whose stream does not exist left files to clear. A deletion whose stream
    * still exists had not begun (the document goes first); one whose stream is gone is
    * completed. Returns the ids of the streams whose data it cleared.
    */
   private async finishChanges(page: StreamChangeDoc[]): Promise<Visited> {
     const exists = await commitPoints(this.db, page.map((c) => c._id));
+    // A creation whose stream exists may have stopped before putting it in the pool (a crash,
+    // Redis unreachable): queue it. A no-op for a stream already queued or leased.
+    const created = page.filter((c) => c.op === 'create' && exists.has(c._id)).map((c) => c._id);
+    if (created.length > 0) await this.leases.enqueue((await queuedStreams(this.db, created)).map(queueEntry));
     const changes = streamChanges(this.db);
     const gone = new Set<string>();
     let cleaned = 0;
