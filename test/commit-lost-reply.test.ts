@@ -19,7 +19,7 @@ import type { Stack } from '../src/provision/stack';
 import { remoteCoreFixture, type RemoteCoreFixture } from '../test-support/core-fixture';
 import { getStack, stopStack } from '../test-support/stack';
 import { eventually, startTestServer, type TestServer } from './helpers/server';
-import { committedOnce, type CommittedCore } from './helpers/core';
+import { assignedCore, committedOnce, type CommittedCore } from './helpers/core';
 
 t.teardown(stopStack);
 
@@ -329,11 +329,7 @@ t.test('a stop while MongoDB cannot tell: the stream is released, and its next a
 });
 
 t.test('a connection reset under a large write is unavailable, and the checkpoint sent again commits', async (t) => {
-  const target = await f.target();
-  const stream = await f.stream(target);
-  const core = await f.client({ reconnect: false });
-  t.teardown(() => core.close());
-  await core.assign(target);
+  const { core, stream } = await assignedCore(t, f);
   // Seven files of 1000 KB, each under storage.inlineMaxBytes: one partition document of 7 MB.
   const big = Buffer.alloc(1000 << 10, 7);
   await core.sendFrames(Array.from({ length: 7 }, (_, n) => ({ name: `frames${n}.xtc`, data: big })));

@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import t from 'tap';
 import { encodeBinary } from '../src/core/messages';
-import { coreFixture, type CoreFixture } from './helpers/core';
+import { assignedCore, coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore, tryUpgrade, type Msg } from './helpers/core-raw';
 import { eventually } from './helpers/server';
 import { stopStack } from '../test-support/stack';
@@ -239,11 +239,7 @@ t.test('buffer_full: a frame that would exceed core.maxBufferBytes; checkpoint f
 });
 
 t.test('the client library gives back the number of a refused frame and of the pipelined ones after it', async (t) => {
-  const target = await f.target();
-  const stream = await f.stream(target);
-  const core = await f.client({ reconnect: false });
-  t.teardown(() => core.close());
-  await core.assign(target);
+  const { core, stream } = await assignedCore(t, f);
   const frame = (n: number): Array<{ name: string; data: Buffer }> => [{ name: 'frames.xtc', data: Buffer.alloc(60 * KIB, n) }];
   // Sent together: the second does not fit, so the third is out of order.
   const sent = [core.sendFrames(frame(1)), core.sendFrames(frame(2)), core.sendFrames(frame(3))].map((p) => p.catch((e: unknown) => e));

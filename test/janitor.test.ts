@@ -80,12 +80,18 @@ t.test('the janitor removes uncommitted partitions and orphan files, never commi
 /** The server's leases, as the janitor asks them whether a stream is leased. */
 const leasesOf = (f: NonNullable<typeof fixture>): Leases => new Leases(f.ts.server.storage.redis, f.ts.settings.redis.keyPrefix, 30_000);
 
-/** A new stream with partition 2 committed, on the file's server. */
-async function committedTwo(t: Test) {
+/** A new target and stream on the file's server, and a file store like the server's. */
+async function newStream() {
   const f = fixture!;
   const db = f.ts.server.storage.mongo.db;
   const files = new FileStore(db, 1024);
-  const stream = await f.stream(await f.target());
+  const target = await f.target();
+  return { f, db, files, target, stream: await f.stream(target), lagMs: f.ts.settings.storage.janitorLagS * 1000 };
+}
+
+/** {@link newStream}, with partition 2 committed. */
+async function committedTwo(t: Test) {
+  const { f, db, files, stream } = await newStream();
   t.match(await commitCheckpoint(db, files, stream, 0, 2, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 1) }], []), { ok: true, frames: 2 });
   return { f, db, files, stream, lagMs: f.ts.settings.storage.janitorLagS * 1000 };
 }
@@ -132,18 +138,13 @@ t.test('a commit point arriving after the janitor removed its partition cannot l
 });
 
 t.test('a leftover above the commit point of a leased stream: removed by age, without fencing out its holder', async (t) => {
-  const f = fixture!;
-  const db = f.ts.server.storage.mongo.db;
-  const files = new FileStore(db, 1024);
-  const target = await f.target();
-  const stream = await f.stream(target);
+  const { f, db, files, target, stream, lagMs } = await newStream();
   // A writer that went away mid-commit left partition 4; a new core holds the stream since,
   // under the same fence (a fresh assignment does not raise it), and commits later than the lag.
   await writePartition(db, files, stream, 4, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 1) }], []);
   const core = await f.client({ reconnect: false });
   t.teardown(() => core.close());
   t.equal((await core.assign(target)).streamId, stream);
-  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
   const janitor = new Janitor(db, files, f.ts.server.storage.redis, leasesOf(f), `jt${process.pid}-k:`, pino({ level: 'silent' }), lagMs);
   t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 0 });
   t.equal((await db.collection('streams').findOne({ _id: stream as never }))?.fence, undefined, 'no fence raised');
@@ -195,11 +196,7 @@ t.test('a creation past its window makes no stream, and the janitor clears its f
 });
 
 t.test('a creation that stopped before queuing its stream: the janitor queues it', async (t) => {
-  const f = fixture!;
-  const db = f.ts.server.storage.mongo.db;
-  const files = new FileStore(db, 1024);
-  const target = await f.target();
-  const stream = await f.stream(target);
+  const { f, db, files, target, stream, lagMs } = await newStream();
   // As if the process died between the stream document and its queue entry.
   const leases = leasesOf(f);
   await leases.forgetManifest(stream);
@@ -209,7 +206,6 @@ t.test('a creation that stopped before queuing its stream: the janitor queues it
   const core = await f.client({ reconnect: false });
   t.teardown(() => core.close());
   await t.rejects(core.assign(target), { code: 'no_streams_available' }, 'not in the pool');
-  const lagMs = f.ts.settings.storage.janitorLagS * 1000;
   const janitor = new Janitor(db, files, f.ts.server.storage.redis, leases, `jt${process.pid}-l:`, pino({ level: 'silent' }), lagMs);
   t.match(await janitor.pass(5000, Date.now() + lagMs + 1000), { streams: 0 });
   t.equal((await core.assign(target)).streamId, stream, 'in the pool again');

@@ -9,7 +9,7 @@
  */
 import crypto from 'node:crypto';
 import { MessageError } from '../errors';
-import { commitCheckpoint, pagePartitions, unsettledLanded, type CommitResult } from '../store/commit';
+import { commitCheckpoint, landedResult, pagePartitions, unsettledLanded, type CommitResult } from '../store/commit';
 import { commitWindowMs } from '../store/abandoned';
 import type { FileNameCache } from '../store/name-budget';
 import type { NamedBytes } from '../store/partitions';
@@ -98,7 +98,7 @@ const MAX_UNSETTLED = 4;
 async function settleUnsettled(host: DataPathHost, a: HeldAssignment): Promise<(CommitResult & { ok: true }) | undefined> {
   if (!a.unsettled) return undefined;
   const landed = await unsettledLanded(host.db, a.streamId, a.unsettled, host.files.durable);
-  return landed && { ok: true, frames: landed.frames, partitionId: landed.partitionId, ...(landed.resumedSince ? { resumedSince: true } : {}) };
+  return landed && landedResult(landed);
 }
 
 /** SHA-256 over a checkpoint's files (names, sizes, bytes): taken only when its commit failed. */

@@ -44,6 +44,11 @@ export interface UnsettledCommit {
  */
 export type LandedCommit = UnsettledCommit & { resumedSince?: true };
 
+/** The commit result of a candidate found landed. */
+export function landedResult(l: LandedCommit): CommitResult & { ok: true } {
+  return { ok: true, frames: l.frames, partitionId: l.partitionId, ...(l.resumedSince ? { resumedSince: true } : {}) };
+}
+
 /**
  * Which of `candidates` landed after all, if one did: the stream's last commit names that very
  * partition document (a fresh id per attempt, so no other writer's commit can look like it),
@@ -123,7 +128,7 @@ async function commitOnce(
   // sent it again after a lost connection (to a store that does not recognise the retry), or
   // an earlier attempt landed late. Then this partition is a leftover for the janitor.
   const own = await unsettledLanded(db, streamId, [...(limits.earlier ?? []), sent], files.durable);
-  if (own) return { ok: true, frames: own.frames, partitionId: own.partitionId, ...(own.resumedSince ? { resumedSince: true } : {}) };
+  if (own) return landedResult(own);
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
 }
 

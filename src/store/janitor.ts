@@ -13,7 +13,8 @@ import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
 import type { Leases } from './leases';
 import { committedPartitionId, type PageCache } from './partition-pages';
-import { changesCreated, commitPoint, commitPoints, fenceOut, purgeStreamData, queuedStreams, queueEntry, streamChanges, type CommitPoint } from './streams';
+import { commitPoint, commitPoints, fenceOut, purgeStreamData, queuedStreams, queueEntry, type CommitPoint } from './streams';
+import { changesCreated, endExaminedChange } from './stream-changes';
 import { partitionHeadsCreated, takePartition } from './partitions';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
@@ -201,7 +202,6 @@ export class Janitor {
     // Redis unreachable): queue it. A no-op for a stream already queued or leased.
     const created = page.filter((c) => c.op === 'create' && exists.has(c._id)).map((c) => c._id);
     if (created.length > 0) await this.leases.enqueue((await queuedStreams(this.db, created)).map(queueEntry));
-    const changes = streamChanges(this.db);
     const gone = new Set<string>();
     let cleaned = 0;
     for (const c of page) {
@@ -210,7 +210,7 @@ export class Janitor {
         cleaned++;
       }
       // Only the record examined: a newer change of the same stream keeps its own.
-      if ((await changes.deleteOne({ _id: c._id, createdAt: c.createdAt })).deletedCount === 1) gone.add(c._id);
+      if (await endExaminedChange(this.db, c)) gone.add(c._id);
     }
     return { gone, cleaned };
   }

@@ -14,9 +14,10 @@ import type { Bus } from './bus';
 import type { Durability, FileStore } from './files';
 import { readyMember, type Leases, type StreamManifest } from './leases';
 import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
-import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
+import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamDoc, type StreamFileKind } from '../model';
 import { appendStreamError, deleteStreamErrors, streamErrorLog } from './stream-errors';
 import { fromMongo } from './outage';
+import { beginChange, endChange } from './stream-changes';
 import { AppError } from '../errors';
 
 const STREAMS = 'streams';
@@ -256,18 +257,6 @@ export async function purgeStreamData(db: Db, store: FileStore, streamId: string
   ]);
 }
 
-/** The creations and deletions under way (model.ts StreamChangeDoc). */
-export function streamChanges(db: Db): Collection<StreamChangeDoc> {
-  return db.collection<StreamChangeDoc>('stream_changes');
-}
-
-/** The janitor's page of change records created in [from, to), oldest first, `skip` then `limit` of them. */
-export function changesCreated(db: Db, from: Date, to: Date, skip: number, limit: number): Promise<StreamChangeDoc[]> {
-  return streamChanges(db)
-    .find({ createdAt: { $gte: from, $lt: to } }, { projection: { _id: 1, op: 1, createdAt: 1 }, sort: { createdAt: 1 }, skip, limit })
-    .toArray();
-}
-
 /** A file to store with a new stream. */
 export interface NewFile {
   name: string;
@@ -322,7 +311,7 @@ export class Streams {
     }
     // Created and in the pool from here: answered as such. The janitor removes a change
     // record whose stream exists, and the views the bus refreshes expire on their own.
-    await streamChanges(this.db).deleteOne({ _id: doc._id }).catch(() => undefined);
+    await endChange(this.db, doc._id).catch(() => undefined);
     await this.bus.publish('target.streams', { targetId: target._id }).catch(() => undefined);
     return doc;
   }
@@ -330,9 +319,7 @@ export class Streams {
   /** The MongoDB half of {@link create}: the change record, the files and the stream document. */
   private async writeNew(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
     const id = newId();
-    // Stamped by the store's clock, by which the janitor judges age: a node whose clock is
-    // behind would otherwise make it look old at once, and its files be cleared under it.
-    await streamChanges(this.db).updateOne({ _id: id }, { $currentDate: { createdAt: true }, $setOnInsert: { op: 'create' } }, { upsert: true });
+    await beginChange(this.db, id, 'create');
     const started = performance.now();
     const put = async (kind: StreamFileKind, f: NewFile): Promise<FileDoc> => ({
       _id: streamFileId(id, kind, f.name),
@@ -394,13 +381,13 @@ export class Streams {
    * document is gone leaves the record, and the janitor finishes the deletion.
    */
   async remove(s: Pick<StreamDoc, '_id' | 'targetId' | 'createdAt'>): Promise<void> {
-    await streamChanges(this.db).updateOne({ _id: s._id }, { $set: { op: 'delete' }, $currentDate: { createdAt: true } }, { upsert: true });
+    await beginChange(this.db, s._id, 'delete');
     await this.streams.deleteOne({ _id: s._id });
     await this.leases.dequeue(s.targetId, readyMember(s.createdAt, s._id));
     await this.leases.forgetManifest(s._id);
     await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_deleted' });
     await purgeStreamData(this.db, this.store, s._id);
-    await streamChanges(this.db).deleteOne({ _id: s._id });
+    await endChange(this.db, s._id);
     await this.bus.publish('target.streams', { targetId: s.targetId });
   }
 

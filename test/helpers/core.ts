@@ -47,23 +47,29 @@ export async function commandsDuring(client: MongoClient, fn: () => Promise<unkn
   return events;
 }
 
-/** A core of {@link committedOnce}: the client, and the target and stream it holds. */
+/** A core of {@link assignedCore} or {@link committedOnce}: the client, and the target and stream it holds. */
 export interface CommittedCore {
   core: Awaited<ReturnType<RemoteCoreFixture['client']>>;
   target: string;
   stream: string;
 }
 
-/**
- * A new target with one stream, and a core (no automatic reconnect, closed after `t`) that
- * holds it and has committed one frame: file `frames.xtc` "a", checkpoint `state.xml` "at 1".
- */
-export async function committedOnce(t: Test, f: RemoteCoreFixture): Promise<CommittedCore> {
+/** A new target with one stream, and a core (no automatic reconnect, closed after `t`) that holds it. */
+export async function assignedCore(t: Test, f: RemoteCoreFixture): Promise<CommittedCore> {
   const target = await f.target();
   const stream = await f.stream(target);
   const core = await f.client({ reconnect: false });
   t.teardown(() => core.close());
   t.equal((await core.assign(target)).streamId, stream);
+  return { core, target, stream };
+}
+
+/**
+ * {@link assignedCore}, whose core has committed one frame: file `frames.xtc` "a",
+ * checkpoint `state.xml` "at 1".
+ */
+export async function committedOnce(t: Test, f: RemoteCoreFixture): Promise<CommittedCore> {
+  const { core, target, stream } = await assignedCore(t, f);
   await core.sendFrames([{ name: 'frames.xtc', data: Buffer.from('a') }]);
   t.match(await core.checkpoint([{ name: 'state.xml', data: Buffer.from('at 1') }]), { frames: 1 });
   return { core, target, stream };

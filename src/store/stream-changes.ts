@@ -1,0 +1,35 @@
+/**
+ * The `stream_changes` collection: the small record a stream's creation or deletion leaves
+ * while under way (model.ts StreamChangeDoc), so the janitor can finish one that was
+ * interrupted without reading any file back. Stamped by the store's clock, by which the
+ * janitor judges age: a node whose clock is behind would otherwise make a record look old
+ * at once, and its stream's files be cleared under it.
+ */
+import type { Collection, Db } from 'mongodb';
+import type { StreamChangeDoc } from '../model';
+
+function changes(db: Db): Collection<StreamChangeDoc> {
+  return db.collection<StreamChangeDoc>('stream_changes');
+}
+
+/** Records that a creation or deletion of stream `id` begins (a deletion replaces the record of an unfinished creation). */
+export async function beginChange(db: Db, id: string, op: StreamChangeDoc['op']): Promise<void> {
+  await changes(db).updateOne({ _id: id }, { $set: { op }, $currentDate: { createdAt: true } }, { upsert: true });
+}
+
+/** Removes the record of a finished change. */
+export async function endChange(db: Db, id: string): Promise<void> {
+  await changes(db).deleteOne({ _id: id });
+}
+
+/** Removes the record the janitor examined, not a newer change of the same stream; returns whether it did. */
+export async function endExaminedChange(db: Db, c: Pick<StreamChangeDoc, '_id' | 'createdAt'>): Promise<boolean> {
+  return (await changes(db).deleteOne({ _id: c._id, createdAt: c.createdAt })).deletedCount === 1;
+}
+
+/** The janitor's page of change records created in [from, to), oldest first, `skip` then `limit` of them. */
+export function changesCreated(db: Db, from: Date, to: Date, skip: number, limit: number): Promise<StreamChangeDoc[]> {
+  return changes(db)
+    .find({ createdAt: { $gte: from, $lt: to } }, { projection: { _id: 1, op: 1, createdAt: 1 }, sort: { createdAt: 1 }, skip, limit })
+    .toArray();
+}
