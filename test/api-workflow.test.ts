@@ -10,12 +10,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 import t from 'tap';
 import type { Db } from 'mongodb';
 import { FileStore } from '../src/store/files';
-import { commitPartition, writePartition, type NamedBytes } from '../src/store/partitions';
+import { commitPartition, writePartition, type NamedBytes, type WrittenPartition } from '../src/store/partitions';
 import { hashToken } from '../src/auth/tokens';
 import { ApiClient, startApiServer } from './helpers/api';
 import { eventually, startTestServer, type TestServer } from './helpers/server';
 import { stopStack } from '../test-support/stack';
-import type { PartitionDoc } from '../src/model';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -48,7 +47,7 @@ const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).dige
 const b64 = (b: Buffer): string => b.toString('base64');
 
 /** Step 2 of a checkpoint commit: the conditional stream update (the commit point). */
-async function commitPoint(db: Db, streamId: string, previous: number, doc: PartitionDoc): Promise<boolean> {
+async function commitPoint(db: Db, streamId: string, previous: number, doc: WrittenPartition): Promise<boolean> {
   return commitPartition(db, streamId, previous, doc);
 }
 

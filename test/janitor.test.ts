@@ -152,6 +152,36 @@ t.test('a leftover above the commit point of a leased stream: removed by age, wi
   t.match(await core.checkpoint([]), { frames: 1 }, 'its holder commits');
 });
 
+t.test("a writer whose clock is behind the store's: its leftover is as old as the store's clock says", async (t) => {
+  const { f, db, files, target, stream, lagMs } = await newStream();
+  // Leased, so the janitor judges the leftover by its age alone.
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  t.equal((await core.assign(target)).streamId, stream);
+  // The writer's wall clock is an hour behind while it writes partition 1.
+  const RealDate = Date;
+  const behindMs = 3_600_000;
+  class Behind extends RealDate {
+    constructor(...args: unknown[]) {
+      super(...((args.length > 0 ? args : [RealDate.now() - behindMs]) as [number]));
+    }
+    static override now(): number {
+      return RealDate.now() - behindMs;
+    }
+  }
+  globalThis.Date = Behind as DateConstructor;
+  try {
+    await writePartition(db, files, stream, 1, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 1) }], []);
+  } finally {
+    globalThis.Date = RealDate;
+  }
+  const stamped = (await db.collection('partitions').findOne({ streamId: stream, n: 1 }))?.createdAt as Date | undefined;
+  t.ok(stamped && Math.abs(stamped.getTime() - Date.now()) < 60_000, `stamped by the store's clock: ${stamped?.toISOString()}`);
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leasesOf(f), `jt${process.pid}-w:`, pino({ level: 'silent' }), lagMs);
+  t.same(await janitor.pass(), { partitions: 0, streams: 0 }, "by the store's clock it is younger than the lag: kept");
+  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 0 }, 'once the lag has passed by that clock, removed');
+});
+
 t.test('a stream that moves while the janitor judges its leftover: read again, and the leftover judged anew', async (t) => {
   const f = fixture!;
   const db = f.ts.server.storage.mongo.db;

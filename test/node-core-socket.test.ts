@@ -46,11 +46,19 @@ t.test('a large message leaves in fragments, and what is sent meanwhile follows 
   const server = http.createServer();
   const wss = new WebSocketServer({ server, perMessageDeflate: false });
   const big = Buffer.from(JSON.stringify({ type: 'assignment', files: { 'state.xml': crypto.randomBytes(150 * 1024).toString('base64') } }));
+  // Each counted by the transport by the time sendEncoded returns.
+  const countedWhenDone: boolean[] = [];
   wss.on('connection', (ws) => {
-    const socket = new NodeCoreSocket(ws, 64 * 1024 * 1024, new UnsentBytes(), 64 * 1024);
-    socket.sendEncoded(() => big);
+    const unsent = new UnsentBytes();
+    const socket = new NodeCoreSocket(ws, 64 * 1024 * 1024, unsent, 64 * 1024);
+    const sendBig = () => {
+      let counted = false;
+      socket.sendEncoded(() => big, () => (counted = unsent.total >= big.length));
+      countedWhenDone.push(counted);
+    };
+    sendBig();
     socket.send({ type: 'after', n: 1 });
-    socket.sendEncoded(() => big);
+    sendBig();
     socket.send({ type: 'after', n: 2 });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -83,6 +91,7 @@ t.test('a large message leaves in fragments, and what is sent meanwhile follows 
     s.on('error', reject);
   });
 
+  t.same(countedWhenDone, [true, true], 'each large message is in the transport\'s count when it says so, so its sender stops counting it then');
   t.ok(frames.every((f) => f.payload.length <= FRAGMENT_BYTES), `no frame over ${FRAGMENT_BYTES} bytes (largest ${Math.max(...frames.map((f) => f.payload.length))})`);
   const messages: Buffer[] = [];
   let current: Buffer[] = [];

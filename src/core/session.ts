@@ -61,8 +61,11 @@ export interface CoreSocket {
   /**
    * Sends a text message that `encode` writes as UTF-8 JSON into the buffer it is given. The
    * transport calls it once, when it writes the message, and may reuse the buffer afterwards.
+   * `counted` is called once the transport counts the message among its unsent bytes, or has
+   * dropped it: until then the caller counts it (MemoryBudget.holdSend), and both counting it
+   * at once would show twice its bytes held.
    */
-  sendEncoded(encode: MessageEncoder): void;
+  sendEncoded(encode: MessageEncoder, counted: () => void): void;
   /** Closes with a WebSocket close code. */
   close(code: number, reason: string): void;
   /** Bytes of replies written but not yet taken by the core (0 once it has read them). */
@@ -340,10 +343,7 @@ export class CoreSession {
     // Resumed (no record yet), or the queue's count was stale (the stream was read from MongoDB).
     if (recordedFrames !== stream.frames) await this.publishActive().catch(() => undefined);
     this.hub.clientLog.info({ session: this.id, stream: stream._id, target: stream.targetId, engine: this.who.engine, donor: this.who.donor?.name }, 'stream assigned');
-    this.socket.sendEncoded(encode);
-    // The transport counts it from its next write: uws writes queued messages on an immediate
-    // scheduled before this one, node at once.
-    setImmediate(() => this.hub.memory.sendDone(encode.bytes));
+    this.socket.sendEncoded(encode, () => this.hub.memory.sendDone(encode.bytes));
   }
 
   /**

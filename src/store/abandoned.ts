@@ -2,8 +2,8 @@
  * When an uncommitted partition is provably abandoned (issue 12 item 6), so the janitor can
  * remove it without racing a commit still in flight.
  *
- * The argument. A commit is: insert partition document D (its `createdAt` stamped just
- * before the insert is sent), then the conditional update of the stream
+ * The argument. A commit is: write partition document D (its `createdAt` stamped by the
+ * store's clock as it is written), then the conditional update of the stream
  * `{_id, frames: committed}` → `{frames: D.n}` (the commit point).
  * 1. D is committed when the stream lists it: never touched.
  * 2. The stream is gone, or D.n ≤ stream.frames while D is unlisted: the commit point's
@@ -11,10 +11,12 @@
  *    frames only grow. Abandoned, whatever any clock says.
  * 3. D.n > stream.frames: its writer may still land it. Only D older than
  *    `storage.janitorLagS` by the store's clock (MongoDB's `hello.localTime`) is judged: the
- *    writer sends its commit point only within {@link commitWindowMs} of stamping D (on its
- *    monotonic clock), with `maxTimeMS = mongodb.opTimeoutMs`, and the lag is that window +
- *    2 × opTimeoutMs (transit, and the writer's clock offset: keep writers NTP-synchronised).
- *    That alone does not bound a late landing: FerretDB ignores `maxTimeMS` on updates, and
+ *    writer sends its commit point only within {@link commitWindowMs} of sending D (on its
+ *    monotonic clock, started before D reached the store, so the store stamped D later), with
+ *    `maxTimeMS = mongodb.opTimeoutMs`, and the lag is that window + 2 × opTimeoutMs
+ *    (transit). No writer's wall clock takes part, so a writer whose clock is off cannot make
+ *    D look older than it is. That alone does not bound a late landing: FerretDB ignores
+ *    `maxTimeMS` on updates, and
  *    a driver may retry. So when nobody leases the stream, the janitor first raises its
  *    fence, only if the stream still stands where it read it (streams.ts `fenceOut`): a
  *    commit point carries its writer's fence, and fences only grow, so none sent under the

@@ -13,11 +13,17 @@ import type { Durability, FileStore } from './files';
 import { advanceCommitPoint } from './streams';
 import type { PartitionDoc, PartitionFileKind, StoredFile } from '../model';
 
-/** When (this process's monotonic clock, ms) each written document's `createdAt` was stamped: the start of its commit window. */
-const stamped = new WeakMap<PartitionDoc, number>();
+/**
+ * A partition document as its writer holds it: `createdAt` is the store's to stamp (by its
+ * own clock, as the document is written), so the writer never knows it.
+ */
+export type WrittenPartition = Omit<PartitionDoc, 'createdAt'>;
 
-/** The monotonic time `doc` was stamped by {@link writePartition} (undefined for other documents). */
-export function stampedAt(doc: PartitionDoc): number | undefined {
+/** When (this process's monotonic clock, ms) each document was about to be written: the start of its commit window. */
+const stamped = new WeakMap<WrittenPartition, number>();
+
+/** The monotonic time `doc` was about to be written by {@link writePartition} (undefined for other documents). */
+export function stampedAt(doc: WrittenPartition): number | undefined {
   return stamped.get(doc);
 }
 
@@ -31,8 +37,13 @@ export interface NamedBytes {
  * Writes a new document for partition `n`. Step one of a commit; it makes nothing visible.
  * Inline bytes are bounded per document (the rest goes to GridFS); when the document cannot
  * be written, the GridFS uploads made for it are removed again.
+ *
+ * Its `createdAt` is MongoDB's clock (`$currentDate`, so an upsert on the fresh `_id`): the
+ * janitor judges a leftover's age by that clock (store/abandoned.ts), and a writer whose clock
+ * is behind must not make its partition look old enough to remove while its commit point may
+ * still land.
  */
-export async function writePartition(db: Db, store: FileStore, streamId: string, n: number, frames: NamedBytes[], checkpoint: NamedBytes[]): Promise<PartitionDoc> {
+export async function writePartition(db: Db, store: FileStore, streamId: string, n: number, frames: NamedBytes[], checkpoint: NamedBytes[]): Promise<WrittenPartition> {
   const budget = store.budget();
   const put = (kind: PartitionFileKind, f: NamedBytes) => store.put(f.name, f.bytes, { streamId, kind, partition: n }, budget);
   const stored = await Promise.allSettled([...frames.map((f) => put('frame', f)), ...checkpoint.map((f) => put('checkpoint', f))]);
@@ -42,18 +53,20 @@ export async function writePartition(db: Db, store: FileStore, streamId: string,
     await store.removeBlobs(ok);
     throw failed.reason;
   }
-  const doc: PartitionDoc = {
+  const doc: WrittenPartition = {
     _id: `${streamId}:${n}:${crypto.randomBytes(6).toString('base64url')}`,
     streamId,
     n,
     frames: ok.slice(0, frames.length),
     checkpoint: ok.slice(frames.length),
     index: [...frames.map((f) => ({ kind: 'frame' as const, name: f.name, size: f.bytes.length })), ...checkpoint.map((f) => ({ kind: 'checkpoint' as const, name: f.name, size: f.bytes.length }))],
-    createdAt: new Date(),
   };
   stamped.set(doc, performance.now());
   try {
-    await db.collection<PartitionDoc>('partitions').insertOne(doc, store.durable);
+    const { _id, ...fields } = doc;
+    // $set, not $setOnInsert, which FerretDB 1.24 stores without its empty arrays; the id is
+    // fresh, so only a retry of this very write finds the document, and sets the same values.
+    await db.collection<PartitionDoc>('partitions').updateOne({ _id }, { $set: fields, $currentDate: { createdAt: true } }, { upsert: true, ...store.durable });
   } catch (err) {
     await store.removeBlobs(ok);
     throw err;
@@ -66,7 +79,7 @@ export async function writePartition(db: Db, store: FileStore, streamId: string,
  * `durable` (write concern, time limit) makes "landed" mean "survives a failover"; `fence`
  * is the writer's fencing token (StreamDoc.fence).
  */
-export function commitPartition(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}, fence = 0): Promise<boolean> {
+export function commitPartition(db: Db, streamId: string, committed: number, doc: WrittenPartition, durable: Durability = {}, fence = 0): Promise<boolean> {
   return advanceCommitPoint(db, streamId, committed, doc, durable, fence);
 }
 

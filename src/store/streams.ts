@@ -180,7 +180,7 @@ export async function streamExists(db: Db, id: string, maxTimeMS?: number): Prom
  * partition document, only if nobody committed in between and nobody resumed the stream
  * since this writer got it (its `fence`). Returns whether it landed.
  */
-export async function advanceCommitPoint(db: Db, streamId: string, committed: number, doc: PartitionDoc, durable: Durability = {}, fence = 0): Promise<boolean> {
+export async function advanceCommitPoint(db: Db, streamId: string, committed: number, doc: Omit<PartitionDoc, 'createdAt'>, durable: Durability = {}, fence = 0): Promise<boolean> {
   const res = await collection(db).updateOne(
     { _id: streamId, frames: committed, ...counterIs('fence', fence) },
     {

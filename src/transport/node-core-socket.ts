@@ -78,10 +78,11 @@ export class NodeCoreSocket implements CoreSocket {
     this.write(Buffer.from(JSON.stringify(message)));
   }
 
-  /** {@link CoreSocket.sendEncoded}: encoded into a buffer of its own, which ws keeps until it is written. */
-  sendEncoded(encode: MessageEncoder): void {
+  /** {@link CoreSocket.sendEncoded}: encoded into a buffer of its own, which ws keeps until it is written; counted at once. */
+  sendEncoded(encode: MessageEncoder, counted: () => void): void {
     // ws holds on to what it has not written yet: every message gets a buffer of its own.
     this.write(encode(newBuffer));
+    counted();
   }
 
   /** Sends UTF-8 JSON, in fragments when large, behind any message still being fragmented. */

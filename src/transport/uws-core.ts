@@ -150,8 +150,12 @@ class UwsCoreSocket implements CoreSocket {
     else outbox.send(this.ws, JSON.stringify(message));
   }
 
-  sendEncoded(encode: MessageEncoder): void {
-    if (dataOf(this.ws).state === 'open') outbox.send(this.ws, encode);
+  sendEncoded(encode: MessageEncoder, counted: () => void): void {
+    if (dataOf(this.ws).state !== 'open') return counted();
+    outbox.send(this.ws, encode);
+    // uWS counts it once the outbox writes it, on the immediate that sending scheduled (or one
+    // already pending): this one runs after it.
+    setImmediate(counted);
   }
 
   close(code: number, reason: string): void {
