@@ -7,11 +7,12 @@
 import t from 'tap';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { RawCore } from './helpers/core-raw';
+import { Leases } from '../src/store/leases';
 import { stopStack } from '../test-support/stack';
 
 let f: CoreFixture;
 t.before(async () => {
-  f = await coreFixture({ 'core.maxAssignmentsPerDonor': 2, 'core.maxAssignmentsPerKey': 3, 'core.maxIdleAssignmentS': 2 });
+  f = await coreFixture({ 'core.maxAssignmentsPerDonor': 2, 'core.maxAssignmentsPerKey': 3, 'core.maxIdleAssignmentS': 2, 'core.leaseRenewS': 1 });
 });
 t.teardown(async () => {
   await f?.ts.close();
@@ -89,4 +90,28 @@ t.test('a resume counts against the caps, and keeps the idle clock of the assign
   t.match(await back.request({ type: 'resume', resume_token: tokens[0] }), { type: 'error', code: 'not_assigned', message: /maxIdleAssignmentS/ }, 'with a place free, refused as idle');
   const stream = tokens[0]!.slice(0, tokens[0]!.lastIndexOf('.'));
   t.match(await back.request({ type: 'assign', target_id: target }), { type: 'assignment', stream_id: stream }, 'back in the pool at once');
+});
+
+t.test('a resume from a new socket while the old one is still open keeps the idle clock too', async (t) => {
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const sleepUntil = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+  const first = await connect(false);
+  t.teardown(() => first.close());
+  const a = await first.request({ type: 'assign', target_id: target });
+  const started = Date.now();
+  // No detach wrote the assignment's progress: the renewals (core.leaseRenewS, 1 s) did.
+  await sleepUntil(started + 1200);
+  const lease = await new Leases(f.ts.server.storage.redis, f.ts.settings.redis.keyPrefix, 30_000).get(stream);
+  t.ok(lease?.progress !== undefined && Math.abs(lease.progress - started) < 1000, `the held lease records the assignment's start as its progress (${lease?.progress === undefined ? 'none' : lease.progress - started} ms)`);
+  const second = await connect(false);
+  t.teardown(() => second.close());
+  const b = await second.request({ type: 'resume', resume_token: a.resume_token });
+  t.match(b, { type: 'assignment', stream_id: stream }, 'resumed from a second socket within core.maxIdleAssignmentS (2 s), the first still open');
+  // Past the limit from the assignment's start, not from that resume: a third socket cannot
+  // take it over again (the idle check, or the sweep has already put it back in the pool).
+  await sleepUntil(started + 2300);
+  const third = await connect(false);
+  t.teardown(() => third.close());
+  t.match(await third.request({ type: 'resume', resume_token: b.resume_token }), { type: 'error', code: 'not_assigned' }, 'a resume past the limit is refused');
 });

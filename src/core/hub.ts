@@ -27,6 +27,7 @@ import { CLOSES } from '../errors';
 import { AddressSockets } from './address-sockets';
 import { AssignmentRegistry } from './assignment-registry';
 import { IdleAssignments } from './idle-assignments';
+import { sessionClock } from './session-clock';
 import type { Streams } from '../store/streams';
 import type { CoreIdentity } from '../model';
 import { assignmentCaps } from './limits';
@@ -94,6 +95,8 @@ export class CoreHub implements SessionHost {
   /** Fragments and donor credit of ended activations, by group commit (donors.credit*). */
   readonly credit: CreditWriter;
   readonly byStream = new AssignmentRegistry();
+  /** The session-clock time up to which renewals have written held leases' progress into them. */
+  private progressRecordedUpTo = -Infinity;
   /** Returns streams held without a commit for core.maxIdleAssignmentS to the pool. */
   readonly idle: IdleAssignments;
   private readonly sessions = new Map<CoreSession, Closer>();
@@ -237,24 +240,35 @@ export class CoreHub implements SessionHost {
     this.guard.start(this.settings.auth.cacheTtlS * 1000);
   }
 
-  /** One renewal pass: all leases of this process in one script call per 500, lost ones stopped. */
+  /**
+   * One renewal pass: all leases of this process in one script call per 500, lost ones
+   * stopped; then what changed since the last pass of the leases' progress and the live view.
+   */
   async renew(): Promise<void> {
     const held = [...this.byStream].map(([stream, session]) => ({ stream, session: session.id }));
     if (held.length === 0) return;
+    const since = this.progressRecordedUpTo;
+    const upTo = sessionClock();
     const lost = await this.leases.renew(held);
     for (const stream of lost) {
       this.log.warn({ stream }, 'lease lost');
       void this.byStream.get(stream)?.serverStop('lease_lost');
     }
-    // The live view's buffered/committed counts, rewritten only where they changed (an idle
-    // session costs nothing here), in one command per 1,000 sessions.
+    // Rewritten only where they changed (an idle session costs nothing here): the live view's
+    // buffered/committed counts, in one command per 1,000 sessions, and the progress a resume
+    // from another socket reads (core.maxIdleAssignmentS).
     const lostSet = new Set(lost);
     const records: ActiveStream[] = [];
+    const progressed: Array<{ stream: string; session: string; progressMs: number }> = [];
     for (const [stream, s] of this.byStream) {
       if (lostSet.has(stream)) continue;
       const r = s.activeRecord(true);
       if (r) records.push(r);
+      const progressMs = s.progressSince(since);
+      if (progressMs !== undefined) progressed.push({ stream, session: s.id, progressMs });
     }
+    if (progressed.length > 0) await this.leases.recordProgress(progressed);
+    this.progressRecordedUpTo = upTo;
     for (let i = 0; i < records.length; i += 1000) await this.live.setActiveMany(records.slice(i, i + 1000));
   }
 

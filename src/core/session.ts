@@ -346,6 +346,12 @@ export class CoreSession {
     this.socket.sendEncoded(encode, () => this.hub.memory.sendDone(encode.bytes));
   }
 
+  /** The epoch ms of this session's assignment's last progress, if it is at or after `since` (session clock). */
+  progressSince(since: number): number | undefined {
+    const a = this.assignment;
+    return a && a.progressAt >= since ? epochOf(a.progressAt) : undefined;
+  }
+
   /**
    * The live-view record of this session's assignment, or undefined when there is none or
    * (with `onlyChanged`) its counts are already published (see {@link liveRecord}).

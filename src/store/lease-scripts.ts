@@ -92,6 +92,26 @@ return lost
 `;
 
 /**
+ * Records the last progress of held leases, so that a resume from another socket while the
+ * holder's is still open (no detach wrote it) keeps the core.maxIdleAssignmentS clock.
+ * KEYS: lease, expiry. ARGV: triples stream, session, epoch ms. Leases gone, detached or held
+ * by another session are left alone (a detach writes its own).
+ */
+export const PROGRESS = `${PRELUDE}
+for i = 1, #ARGV, 3 do
+  local raw = live(KEYS[1], KEYS[2], ARGV[i])
+  if raw then
+    local lease = cjson.decode(raw)
+    if lease.session == ARGV[i + 1] and not lease.detached then
+      lease.progress = tonumber(ARGV[i + 2])
+      redis.call('HSET', KEYS[1], ARGV[i], cjson.encode(lease))
+    end
+  end
+end
+return 0
+`;
+
+/**
  * Detaches a lease from its closed socket and keeps it for the resume grace period.
  * KEYS: lease, expiry. ARGV: stream, session, grace ms, and optionally the epoch ms of the
  * assignment's last progress (kept for the resume, so a reconnect does not restart the

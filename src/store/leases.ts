@@ -30,7 +30,7 @@
  */
 import type { RedisClient } from './redis';
 import type { ActiveStream } from './live';
-import { ASSIGN, DETACH, ENQUEUE, GET, RELEASE, RENEW, RESUME, SETTLE, SWEEP } from './lease-scripts';
+import { ASSIGN, DETACH, ENQUEUE, GET, PROGRESS, RELEASE, RENEW, RESUME, SETTLE, SWEEP } from './lease-scripts';
 import { pickFairShare, type Candidate } from './fair-share';
 import { targetKeys, targetsKey, type TargetKeys } from './target-keys';
 
@@ -168,7 +168,7 @@ export function readyMember(createdAt: Date, streamId: string): string {
 }
 
 type Script = (...args: Array<string | number>) => Promise<unknown>;
-type Scripted = RedisClient & Record<'scAssign' | 'scRelease' | 'scRenew' | 'scDetach' | 'scResume' | 'scGet' | 'scSweep' | 'scSettle' | 'scEnqueue', Script>;
+type Scripted = RedisClient & Record<'scAssign' | 'scRelease' | 'scRenew' | 'scProgress' | 'scDetach' | 'scResume' | 'scGet' | 'scSweep' | 'scSettle' | 'scEnqueue', Script>;
 
 /** Entries of the in-process stream → target cache before it is cleared (bounds memory to a few MB). */
 const TARGET_CACHE_MAX = 200_000;
@@ -200,6 +200,7 @@ export class Leases {
       ['scAssign', 5, ASSIGN],
       ['scRelease', 3, RELEASE],
       ['scRenew', 2, RENEW],
+      ['scProgress', 2, PROGRESS],
       ['scDetach', 2, DETACH],
       ['scResume', 2, RESUME],
       ['scGet', 2, GET],
@@ -294,25 +295,37 @@ export class Leases {
 
   /** Renews many leases, one script per target and 500 streams; returns the streams whose lease was lost. */
   async renew(held: Array<{ stream: string; session: string }>): Promise<string[]> {
-    const lost: string[] = [];
-    const byTarget = new Map<string, Array<{ stream: string; session: string }>>();
+    const { results, unknown } = await this.perTarget(held, (k, batch) => this.r.scRenew(k.lease, k.expiry, this.ttlMs, ...batch.flatMap((h) => [h.stream, h.session])));
+    return [...unknown, ...results.flatMap((res) => res as string[])];
+  }
+
+  /**
+   * Writes the last progress (epoch ms) of held leases into them, one script per target and
+   * 500 streams; leases gone, detached or held by another session are skipped.
+   */
+  async recordProgress(held: Array<{ stream: string; session: string; progressMs: number }>): Promise<void> {
+    await this.perTarget(held, (k, batch) => this.r.scProgress(k.lease, k.expiry, ...batch.flatMap((h) => [h.stream, h.session, Math.round(h.progressMs)])));
+  }
+
+  /**
+   * Runs `call` once per target and {@link BATCH} streams of `held`, at once, with the
+   * target's keys. Streams whose target is unknown (deleted) are not called for: `unknown`.
+   */
+  private async perTarget<T extends { stream: string }>(held: T[], call: (k: TargetKeys, batch: T[]) => Promise<unknown>): Promise<{ results: unknown[]; unknown: string[] }> {
+    const unknown: string[] = [];
+    const byTarget = new Map<string, T[]>();
     const targets = await Promise.all(held.map((h) => this.targetOfStream(h.stream)));
     held.forEach((h, i) => {
       const t = targets[i];
-      if (t === undefined) lost.push(h.stream);
+      if (t === undefined) unknown.push(h.stream);
       else groupPush(byTarget, t, h);
     });
     const calls: Array<Promise<unknown>> = [];
     for (const [target, list] of byTarget) {
       const k = this.keys(target);
-      for (let i = 0; i < list.length; i += BATCH) {
-        const args: Array<string | number> = [k.lease, k.expiry, this.ttlMs];
-        for (const h of list.slice(i, i + BATCH)) args.push(h.stream, h.session);
-        calls.push(this.r.scRenew(...args));
-      }
+      for (let i = 0; i < list.length; i += BATCH) calls.push(call(k, list.slice(i, i + BATCH)));
     }
-    for (const res of await Promise.all(calls)) lost.push(...(res as string[]));
-    return lost;
+    return { results: await Promise.all(calls), unknown };
   }
 
   /** Keeps a closed socket's lease for `graceMs` so the core can resume. */
