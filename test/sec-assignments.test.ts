@@ -96,21 +96,27 @@ t.test('a resume from a new socket while the old one is still open keeps the idl
   const target = await f.target();
   const stream = await f.stream(target);
   const sleepUntil = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+  const leases = new Leases(f.ts.server.storage.redis, f.ts.settings.redis.keyPrefix, 30_000);
   const first = await connect(false);
   t.teardown(() => first.close());
   const a = await first.request({ type: 'assign', target_id: target });
   const started = Date.now();
-  // No detach wrote the assignment's progress: the renewals (core.leaseRenewS, 1 s) did.
-  await sleepUntil(started + 1200);
-  const lease = await new Leases(f.ts.server.storage.redis, f.ts.settings.redis.keyPrefix, 30_000).get(stream);
-  t.ok(lease?.progress !== undefined && Math.abs(lease.progress - started) < 1000, `the held lease records the assignment's start as its progress (${lease?.progress === undefined ? 'none' : lease.progress - started} ms)`);
+  t.ok(Math.abs((await leases.get(stream))!.progress! - started) < 500, "the lease records the assignment's start as its progress");
+  await sleepUntil(started + 600);
+  t.match(await first.frame(1), { type: 'ack' });
+  t.match(await first.checkpoint(2), { type: 'committed', frames: 1 });
+  const committed = Date.now();
+  // No detach wrote the commit's progress: the next renewal did (core.leaseRenewS, 1 s).
+  await sleepUntil(committed + 1200);
+  const progress = (await leases.get(stream))?.progress ?? 0;
+  t.ok(progress > started + 300 && progress <= committed, `then its commit (${progress - started} ms after the start)`);
   const second = await connect(false);
   t.teardown(() => second.close());
   const b = await second.request({ type: 'resume', resume_token: a.resume_token });
-  t.match(b, { type: 'assignment', stream_id: stream }, 'resumed from a second socket within core.maxIdleAssignmentS (2 s), the first still open');
-  // Past the limit from the assignment's start, not from that resume: a third socket cannot
-  // take it over again (the idle check, or the sweep has already put it back in the pool).
-  await sleepUntil(started + 2300);
+  t.match(b, { type: 'assignment', stream_id: stream }, 'resumed from a second socket within core.maxIdleAssignmentS (2 s) of the commit, the first still open');
+  // Past the limit from the commit, not from that resume: a third socket cannot take it over
+  // again (the idle check, or the sweep has already put it back in the pool).
+  await sleepUntil(committed + 2300);
   const third = await connect(false);
   t.teardown(() => third.close());
   t.match(await third.request({ type: 'resume', resume_token: b.resume_token }), { type: 'error', code: 'not_assigned' }, 'a resume past the limit is refused');

@@ -85,7 +85,8 @@ export async function leaseNext(d: AssignmentDeps, who: CoreIdentity, session: s
   for (let attempt = 0; attempt < d.settings.core.assignAttempts; attempt++) {
     const secret = newSecret();
     const resumeHash = hashToken(secret);
-    const got = await d.leases.assign(candidates, leaseFields(d, who, session, resumeHash), active);
+    // The assignment's start is its first progress (core.maxIdleAssignmentS); renewals write later ones.
+    const got = await d.leases.assign(candidates, { ...leaseFields(d, who, session, resumeHash), progress: startedAt.getTime() }, active);
     if (!got) break;
     const stream = await assignedStream(d, got);
     if (!stream) {

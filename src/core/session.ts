@@ -346,10 +346,13 @@ export class CoreSession {
     this.socket.sendEncoded(encode, () => this.hub.memory.sendDone(encode.bytes));
   }
 
-  /** The epoch ms of this session's assignment's last progress, if it is at or after `since` (session clock). */
+  /**
+   * The epoch ms of this session's assignment's last progress, if it is at or after `since`
+   * (session clock) and not its start, which the lease got from the assign script.
+   */
   progressSince(since: number): number | undefined {
     const a = this.assignment;
-    return a && a.progressAt >= since ? epochOf(a.progressAt) : undefined;
+    return a && a.progressAt >= since && a.progressAt !== a.startedAt ? epochOf(a.progressAt) : undefined;
   }
 
   /**

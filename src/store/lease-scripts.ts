@@ -92,7 +92,8 @@ return lost
 `;
 
 /**
- * Records the last progress of held leases, so that a resume from another socket while the
+ * Records the last progress of held leases (a commit that moved the count; the assignment's
+ * start is in the lease from ASSIGN), so that a resume from another socket while the
  * holder's is still open (no detach wrote it) keeps the core.maxIdleAssignmentS clock.
  * KEYS: lease, expiry. ARGV: triples stream, session, epoch ms. Leases gone, detached or held
  * by another session are left alone (a detach writes its own).
