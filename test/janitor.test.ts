@@ -278,6 +278,29 @@ t.test('pages: a run of records with one createdAt longer than a page is walked 
   t.same(await janitor.pass(5000, later + 1000), { partitions: 0, streams: 0 }, 'nothing left, nothing examined twice');
 });
 
+t.test('documents of one millisecond deleted between passes: the walk skips none of the rest', async (t) => {
+  const { f, db, files, stream, lagMs } = await newStream();
+  // Four committed partitions and a leftover above them, all stamped in one millisecond,
+  // older than anything else in the collection: the walk reads them first.
+  let frames = 0;
+  for (let i = 0; i < 4; i++) {
+    const r = await commitCheckpoint(db, files, stream, frames, 1, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, i) }], []);
+    t.match(r, { ok: true });
+    frames++;
+  }
+  const leftover = await writePartition(db, files, stream, 9, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 9) }], []);
+  await db.collection('partitions').updateMany({ streamId: stream }, { $set: { createdAt: new Date(Date.UTC(2019, 0, 1)) } });
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leasesOf(f), `jt${process.pid}-m:`, pino({ level: 'silent' }), lagMs, 2);
+  const later = Date.now() + lagMs + 1000;
+  await janitor.pass(4, later);
+  // Two of the four it saw go (as a stream's deletion removes its partitions) before the next pass.
+  const seen = await db.collection('partitions').find({ streamId: stream, _id: { $ne: leftover._id } } as never, { sort: { _id: 1 }, limit: 2 }).toArray();
+  await db.collection('partitions').deleteMany({ _id: { $in: seen.map((p) => p._id) } });
+  await janitor.pass(4, later);
+  t.equal(await db.collection('partitions').countDocuments({ _id: leftover._id as never }), 0, 'the leftover among them was examined and removed');
+  t.equal(await db.collection('partitions').countDocuments({ streamId: stream }), 2, 'the other committed partitions are kept');
+});
+
 t.test('an interrupted deletion is finished; a deletion that never began leaves the stream alone', async (t) => {
   const f = fixture!;
   const db = f.ts.server.storage.mongo.db;

@@ -10,6 +10,8 @@ import { revokedEngineKeys } from '../src/store/engine-keys';
 import { ensureIndexes, INDEXES } from '../src/store/indexes';
 import { withTimeout } from '../src/store/outage';
 import { commitPoints, queuedStreams } from '../src/store/streams';
+import { createdQuery, type CreatedRange } from '../src/store/created-order';
+import { partitionHeadsCreated } from '../src/store/partitions';
 import { useStoreDb } from './helpers/store';
 
 const store = useStoreDb('queries', { monitorCommands: true });
@@ -61,17 +63,25 @@ t.test("the janitor's createdAt window: the right documents, through the index",
     t.match(await plan('partitions', { streamId: 's3' }), /USING INDEX \S+_stream_n/, 'and the stream_n index by streamId');
   }
 
-  // The janitor's page: a window bounded on both sides, in creation order, limited.
-  const page = async (from: number, to: number, limit: number, skip = 0): Promise<string[]> =>
-    (await parts.find({ createdAt: { $gte: at(from), $lt: at(to) } }, { sort: { createdAt: 1 }, skip, limit, projection: { _id: 1 } }).toArray()).map((d) => d._id);
-  t.same(await page(5, 40, 7), range(5, 12), "the janitor's page: the oldest of the window, in order");
-  t.same(await page(5, 40, 7, 3), range(8, 15), 'past the documents already seen at the watermark (skip)');
-  t.same(await page(0, 50, 50), range(0, 50), 'the whole window');
+  // The janitor's pages (store/created-order.ts): a window bounded on both sides, in
+  // creation order, limited; and one millisecond's documents after an id, by id.
+  const page = async (range: CreatedRange, limit: number): Promise<string[]> => (await partitionHeadsCreated(store.db, range, limit)).map((d) => d._id);
+  t.same(await page({ from: at(5), to: at(40) }, 7), range(5, 12), "the janitor's page: the oldest of the window, in order");
+  t.same(await page({ from: at(0), to: at(50) }, 50), range(0, 50), 'the whole window');
+  await parts.insertMany(['p08a', 'p08b', 'p08c'].map((id) => ({ _id: id, streamId: 's9', createdAt: at(8) })));
+  t.same(await page({ at: at(8), afterId: '' }, 3), ['p08', 'p08a', 'p08b'], "a millisecond's documents, by id");
+  t.same(await page({ at: at(8), afterId: 'p08b' }, 3), ['p08c'], 'after an id');
+  t.same(await page({ at: at(9), afterId: 'p09' }, 3), [], 'none left in that millisecond');
+  await parts.deleteMany({ _id: { $in: ['p08a', 'p08b', 'p08c'] } });
   t.same((await parts.find({ createdAt: { $gte: new Date(0), $lt: at(50) } }, { sort: { createdAt: 1 }, limit: 3 }).toArray()).map((d) => d._id), range(0, 3), 'from the epoch: left to FerretDB, still right');
   if (ferret()) {
     const explained = (await parts.find({ createdAt: { $gte: at(5), $lt: at(40) } }, { sort: { createdAt: 1 }, limit: 7 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
     t.match(explained, { sortPushdown: true, limitPushdown: true }, "FerretDB leaves the janitor page's sort and limit to SQLite");
     t.notMatch((explained.queryPlanner?.Plan ?? []).join(' | '), /TEMP B-TREE/, 'which reads the createdAt index in order');
+    const { filter, sort } = createdQuery({ at: at(8), afterId: 'p07' });
+    const instant = (await parts.find(filter as Document, { sort, limit: 7 }).explain()) as { queryPlanner?: { Plan?: string[] }; sortPushdown?: boolean; limitPushdown?: boolean };
+    t.match(instant, { sortPushdown: true, limitPushdown: true }, "and a millisecond's page too");
+    t.match((instant.queryPlanner?.Plan ?? []).join(' | '), /USING INDEX \S+_createdAt/, 'through the createdAt index');
   }
 });
 

@@ -18,6 +18,7 @@ import { changesCreated, endExaminedChange } from './stream-changes';
 import { partitionHeadsCreated, takePartition } from './partitions';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
+import type { CreatedRange } from './created-order';
 
 /**
  * A walk's lower bound when there is no watermark (a first pass, or Redis lost it): no
@@ -27,22 +28,20 @@ import { beyondCommitPoint, storeNow } from './abandoned';
  */
 const EARLIEST_MS = 1_000_000_000_000;
 
-/** Where a walk over one collection stands: the createdAt it reached, and how many documents kept at exactly that time it has seen. */
+/**
+ * Where a walk over one collection stands (store/created-order.ts): every document created
+ * before `ms` is behind it, and of those created at `ms`, the ones whose `_id` is at most
+ * `id` ('' for none).
+ */
 interface Watermark {
   ms: number;
-  seen: number;
+  id: string;
 }
 
 /** What the janitor walks: documents with an id, in createdAt order. */
 interface Dated {
   _id: string;
   createdAt: Date;
-}
-
-/** What a visit to a page did: the documents now gone from the collection, and what it cleaned up. */
-interface Visited {
-  gone: Set<string>;
-  cleaned: number;
 }
 
 /** A partition as the janitor reads it. */
@@ -107,60 +106,78 @@ export class Janitor {
   }
 
   /**
-   * Walks `collection` in createdAt order from its watermark up to `to` (ms), a page at a
-   * time (`read`: its store module's query of the documents created in a range), handing each page to `visit`, which says which of its documents are gone from the
-   * collection now and how many things it cleaned up. The watermark moves after each page.
-   * Documents sharing the page's last createdAt are counted (`seen`) and skipped next time,
-   * so a run of more than a page of them still moves on; gone ones are not counted, not
-   * being there to skip. Returns the sum of what the pages cleaned up.
+   * Walks `collection` in creation order (store/created-order.ts) from its watermark up to
+   * `to` (ms), a page at a time (`read`: its store module's query of a page), handing each
+   * page to `visit`, which returns how many things it cleaned up. The documents created in
+   * the watermark's millisecond come first, by `_id`; then the window after it, by creation
+   * time. A window's page may end inside a millisecond whose other documents it did not
+   * get, so the watermark moves to the start of that millisecond, which the next page reads
+   * whole by `_id` (visiting again the few a page already saw: a judgement is idempotent).
+   * The watermark is saved after each page. Returns the sum of what the pages cleaned up.
    */
-  private async walk<D extends Dated>(collection: string, to: number, limit: number, read: (from: Date, to: Date, skip: number, limit: number) => Promise<D[]>, visit: (page: D[]) => Promise<Visited>): Promise<number> {
-    const key = `${this.prefix}watermark:${collection}`;
-    // Before 2026-12-03 one watermark (plain ms) covered both walks; partitions resume from it.
-    let mark = await this.readWatermark(key, collection === 'partitions' ? `${this.prefix}watermark` : undefined);
+  private async walk<D extends Dated>(collection: string, to: number, limit: number, read: (range: CreatedRange, limit: number) => Promise<D[]>, visit: (page: D[]) => Promise<number>): Promise<number> {
+    const key = `${this.prefix}walk:${collection}`;
+    let mark = await this.readWatermark(key, collection);
     let examined = 0;
-    let removed = 0;
+    let cleaned = 0;
+    const save = (m: Watermark) => this.redis.set(key, `${m.ms}:${m.id}`);
     while (examined < limit) {
-      const from = Math.max(mark.ms, EARLIEST_MS);
-      if (to <= from) break;
       const want = Math.min(this.pageSize, limit - examined);
-      const page = await read(new Date(from), new Date(to), from === mark.ms ? mark.seen : 0, want);
-      const { gone, cleaned } = await visit(page);
-      removed += cleaned;
-      examined += page.length;
-      if (page.length < want) {
-        mark = { ms: to, seen: 0 };
-      } else {
-        const last = page[page.length - 1]!.createdAt.getTime();
-        const kept = page.filter((d) => d.createdAt.getTime() === last && !gone.has(d._id)).length;
-        mark = { ms: last, seen: (last === from ? mark.seen : 0) + kept };
+      if (mark.ms >= EARLIEST_MS && mark.ms < to) {
+        const page = await read({ at: new Date(mark.ms), afterId: mark.id }, want);
+        examined += page.length;
+        cleaned += await visit(page);
+        if (page.length === want) {
+          mark = { ms: mark.ms, id: page[page.length - 1]!._id };
+          await save(mark);
+          continue;
+        }
+        if (examined >= limit) break;
       }
-      await this.redis.set(key, `${mark.ms}:${mark.seen}`);
-      if (page.length < want) break;
+      const from = Math.max(mark.ms + 1, EARLIEST_MS);
+      if (to <= from) break;
+      const size = Math.min(this.pageSize, limit - examined);
+      const page = await read({ from: new Date(from), to: new Date(to) }, size);
+      examined += page.length;
+      cleaned += await visit(page);
+      mark = page.length < size ? { ms: to, id: '' } : { ms: page[page.length - 1]!.createdAt.getTime(), id: '' };
+      await save(mark);
+      if (page.length < size) break;
     }
-    return removed;
+    return cleaned;
   }
 
-  private async readWatermark(key: string, legacyKey?: string): Promise<Watermark> {
-    const raw = (await this.redis.get(key)) ?? (legacyKey ? await this.redis.get(legacyKey) : null);
-    const [ms, seen] = (raw ?? '0:0').split(':').map(Number);
-    return { ms: Number.isFinite(ms) ? ms! : 0, seen: Number.isFinite(seen) ? seen! : 0 };
+  /**
+   * The walk's watermark. Releases before 2026-12-07 kept a creation time and a count of the
+   * documents seen at it (`watermark:<collection>`; before 2026-12-03 one plain time for
+   * partitions, `watermark`): the walk resumes at the start of that millisecond.
+   */
+  private async readWatermark(key: string, collection: string): Promise<Watermark> {
+    const raw = await this.redis.get(key);
+    if (raw !== null) {
+      const colon = raw.indexOf(':');
+      const ms = Number(raw.slice(0, colon));
+      if (colon > 0 && Number.isFinite(ms)) return { ms, id: raw.slice(colon + 1) };
+    }
+    const legacy = (await this.redis.get(`${this.prefix}watermark:${collection}`)) ?? (collection === 'partitions' ? await this.redis.get(`${this.prefix}watermark`) : null);
+    const ms = Number((legacy ?? '0').split(':')[0]);
+    return { ms: Number.isFinite(ms) ? ms : 0, id: '' };
   }
 
-  /** Removes the partitions of a page that are not, and can no longer become, committed; returns their ids. */
-  private async removePartitions(page: PartitionHead[], to: number): Promise<Visited> {
+  /** Removes the partitions of a page that are not, and can no longer become, committed; returns how many. */
+  private async removePartitions(page: PartitionHead[], to: number): Promise<number> {
     const streams = await commitPoints(this.db, [...new Set(page.map((p) => p.streamId))]);
     const pages: PageCache = new Map();
-    const gone = new Set<string>();
+    let removed = 0;
     for (const p of page) {
       if (!(await this.abandoned(p, streams.get(p.streamId), to, pages))) continue;
       const full = await takePartition(this.db, p._id);
       if (full) {
         await this.files.removeBlobs([...full.frames, ...full.checkpoint] as StoredFile[]);
-        gone.add(p._id);
+        removed++;
       }
     }
-    return { gone, cleaned: gone.size };
+    return removed;
   }
 
   /**
@@ -190,19 +207,19 @@ export class Janitor {
     this.log.warn({ stream: p.streamId, partition: p._id }, 'a leftover partition was not removed: its stream kept moving');
     return false;
   }
+
   /**
    * Finishes the changes of a page: a creation whose stream exists was done but for its
    * record (and perhaps its queue entry); one whose stream does not exist left files to clear. A deletion whose stream
    * still exists had not begun (the document goes first); one whose stream is gone is
-   * completed. Returns the ids of the streams whose data it cleared.
+   * completed. Returns how many streams' data it cleared.
    */
-  private async finishChanges(page: StreamChangeDoc[]): Promise<Visited> {
+  private async finishChanges(page: StreamChangeDoc[]): Promise<number> {
     const exists = await commitPoints(this.db, page.map((c) => c._id));
     // A creation whose stream exists may have stopped before putting it in the pool (a crash,
     // Redis unreachable): queue it. A no-op for a stream already queued or leased.
     const created = page.filter((c) => c.op === 'create' && exists.has(c._id)).map((c) => c._id);
     if (created.length > 0) await this.leases.enqueue((await queuedStreams(this.db, created)).map(queueEntry));
-    const gone = new Set<string>();
     let cleaned = 0;
     for (const c of page) {
       if (!exists.has(c._id)) {
@@ -210,8 +227,8 @@ export class Janitor {
         cleaned++;
       }
       // Only the record examined: a newer change of the same stream keeps its own.
-      if (await endExaminedChange(this.db, c)) gone.add(c._id);
+      await endExaminedChange(this.db, c);
     }
-    return { gone, cleaned };
+    return cleaned;
   }
 }

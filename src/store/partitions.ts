@@ -8,7 +8,8 @@
  * document is a leftover that readers ignore and the janitor removes.
  */
 import crypto from 'node:crypto';
-import type { Db } from 'mongodb';
+import type { Db, Filter } from 'mongodb';
+import { createdQuery, type CreatedRange } from './created-order';
 import type { Durability, FileStore } from './files';
 import { advanceCommitPoint } from './streams';
 import type { PartitionDoc, PartitionFileKind, StoredFile } from '../model';
@@ -104,13 +105,15 @@ export async function partitionIndex(db: Db, partitionDocId: string): Promise<Pa
 }
 
 /**
- * The janitor's page of partition documents created in [from, to), oldest first, `skip` then
- * `limit` of them, with only what it judges them by (`_id`, stream, number, creation time).
+ * The janitor's page of at most `limit` partition documents in `range`
+ * (store/created-order.ts), with only what it judges them by (`_id`, stream, number,
+ * creation time).
  */
-export function partitionHeadsCreated(db: Db, from: Date, to: Date, skip: number, limit: number): Promise<Array<Pick<PartitionDoc, '_id' | 'streamId' | 'n' | 'createdAt'>>> {
+export function partitionHeadsCreated(db: Db, range: CreatedRange, limit: number): Promise<Array<Pick<PartitionDoc, '_id' | 'streamId' | 'n' | 'createdAt'>>> {
+  const { filter, sort } = createdQuery(range);
   return db
     .collection<PartitionDoc>('partitions')
-    .find({ createdAt: { $gte: from, $lt: to } }, { projection: { _id: 1, streamId: 1, n: 1, createdAt: 1 }, sort: { createdAt: 1 }, skip, limit })
+    .find(filter as Filter<PartitionDoc>, { projection: { _id: 1, streamId: 1, n: 1, createdAt: 1 }, sort, limit })
     .toArray();
 }
 

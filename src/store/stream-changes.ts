@@ -5,8 +5,9 @@
  * janitor judges age: a node whose clock is behind would otherwise make a record look old
  * at once, and its stream's files be cleared under it.
  */
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, Filter } from 'mongodb';
 import type { StreamChangeDoc } from '../model';
+import { createdQuery, type CreatedRange } from './created-order';
 
 function changes(db: Db): Collection<StreamChangeDoc> {
   return db.collection<StreamChangeDoc>('stream_changes');
@@ -27,9 +28,10 @@ export async function endExaminedChange(db: Db, c: Pick<StreamChangeDoc, '_id' |
   return (await changes(db).deleteOne({ _id: c._id, createdAt: c.createdAt })).deletedCount === 1;
 }
 
-/** The janitor's page of change records created in [from, to), oldest first, `skip` then `limit` of them. */
-export function changesCreated(db: Db, from: Date, to: Date, skip: number, limit: number): Promise<StreamChangeDoc[]> {
+/** The janitor's page of at most `limit` change records in `range` (store/created-order.ts). */
+export function changesCreated(db: Db, range: CreatedRange, limit: number): Promise<StreamChangeDoc[]> {
+  const { filter, sort } = createdQuery(range);
   return changes(db)
-    .find({ createdAt: { $gte: from, $lt: to } }, { projection: { _id: 1, op: 1, createdAt: 1 }, sort: { createdAt: 1 }, skip, limit })
+    .find(filter as Filter<StreamChangeDoc>, { projection: { _id: 1, op: 1, createdAt: 1 }, sort, limit })
     .toArray();
 }
