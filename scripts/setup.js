@@ -27,7 +27,7 @@ const FERRETDB_VERSION = 'v1.24.2';
  * FERRETDB_BUILD there: the folder of the cached binary, which changes with every change to
  * the patches (test/setup-script.test.ts checks that the two agree).
  */
-const FERRETDB_BUILD = 'v1.24.2-sc22';
+const FERRETDB_BUILD = 'v1.24.2-sc23';
 
 function say(line) {
   process.stderr.write(`setup: ${line}\n`);

@@ -3,7 +3,7 @@
  * the real drivers raise against a port where nothing listens.
  */
 import { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
+import { MongoClient, MongoServerError } from 'mongodb';
 import t from 'tap';
 import { ERRORS, toAppError } from '../src/errors';
 import { fromMongo, isStorageOutage, outageBackend, withTimeout } from '../src/store/outage';
@@ -58,6 +58,12 @@ t.test("a raw network error from a call that talks to MongoDB alone is MongoDB's
   t.equal(toAppError(err).code, 'unavailable', 'answered unavailable (with its retry delay), not internal');
   const bug = new TypeError('x is undefined');
   t.equal(await caught(fromMongo(Promise.reject(bug))), bug, 'anything else passes through');
+});
+
+t.test("MongoDB's MaxTimeMSExpired is its outage; its other server errors are not", async (t) => {
+  // store-max-time.test.ts gets the real one from the store.
+  t.equal(toAppError(new MongoServerError({ code: 50, errmsg: 'operation exceeded time limit' })).code, 'unavailable');
+  t.notOk(isStorageOutage(new MongoServerError({ code: 11000, errmsg: 'E11000 duplicate key error' })), 'a duplicate key');
 });
 
 t.test('anything else is not an outage', async (t) => {

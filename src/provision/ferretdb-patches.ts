@@ -144,6 +144,15 @@ export interface SourcePatch {
  *    wrote, as on MongoDB. When a statement fails, those before it are still written and the
  *    command fails as before; when the write itself fails, none of them is. Upserts insert
  *    at once, as before.
+ * 18. v1.24.2 ignores an update's `maxTimeMS`, so a commit point held up in FerretDB (behind
+ *    patch 3's lock, or in SQLite) could land long after its writer gave up, after the
+ *    janitor had judged its partition abandoned by age (src/store/abandoned.ts). An update
+ *    with `maxTimeMS` now runs under a context cancelled when it is spent: the wait for the
+ *    collection's lock ends with it (the lock is a channel of one slot,
+ *    `internal/handler/sc_collection_lock.go`), and so do the statements' reads and the write
+ *    of patch 17, whose SQLite transaction a cancelled context rolls back, so nothing of the
+ *    command lands afterwards (upserts already inserted stay, as when a later statement
+ *    fails). The command then fails with MaxTimeMSExpired (code 50), as `find` does.
  *
  * Patches 14 and 15 are in the modules SQLite runs on rather than in FerretDB:
  * {@link DEPENDENCY_PATCHES}.
@@ -348,6 +357,19 @@ export const FERRETDB_PATCHES: SourcePatch[] = [
     // before the lock is let go, also when a statement failed (those before it stay applied).
     from: '\t\treturn h.updateDocument(connCtx, params)\n',
     to: '\t\tdeferred := new(scDeferredUpdates)\n\t\tm, n, up, err := h.updateDocument(connCtx, params, deferred)\n\t\tif ferr := deferred.flush(connCtx); ferr != nil && err == nil {\n\t\t\terr = ferr\n\t\t}\n\t\treturn m, n, up, err\n',
+    count: 1,
+  },
+  // Patch 18: an update's maxTimeMS, from its wait for patch 3's lock to patch 17's write.
+  {
+    file: 'internal/handler/common/update_params.go',
+    from: '\tMaxTimeMS int64  `ferretdb:"maxTimeMS,ignored"`\n',
+    to: '\tMaxTimeMS int64  `ferretdb:"maxTimeMS,opt,wholePositiveNumber"`\n',
+    count: 1,
+  },
+  {
+    file: 'internal/handler/msg_update.go',
+    from: '\t\tdefer scLockCollection(params.DB, params.Collection)()\n\t\tdeferred := new(scDeferredUpdates)\n\t\tm, n, up, err := h.updateDocument(connCtx, params, deferred)\n\t\tif ferr := deferred.flush(connCtx); ferr != nil && err == nil {\n\t\t\terr = ferr\n\t\t}\n\t\treturn m, n, up, err\n',
+    to: '\t\tctx, release := scWithMaxTime(connCtx, params.MaxTimeMS)\n\t\tdefer release()\n\t\tunlock, err := scLockCollectionCtx(ctx, params.DB, params.Collection)\n\t\tif err != nil {\n\t\t\treturn 0, 0, nil, handleMaxTimeMSError(err, params.MaxTimeMS, "update")\n\t\t}\n\t\tdefer unlock()\n\t\tdeferred := new(scDeferredUpdates)\n\t\tm, n, up, err := h.updateDocument(ctx, params, deferred)\n\t\tif ferr := deferred.flush(ctx); ferr != nil && err == nil {\n\t\t\terr = ferr\n\t\t}\n\t\tif err != nil && ctx.Err() != nil && params.MaxTimeMS != 0 {\n\t\t\terr = handleMaxTimeMSError(ctx.Err(), params.MaxTimeMS, "update")\n\t\t}\n\t\treturn m, n, up, err\n',
     count: 1,
   },
 ];

@@ -18,7 +18,7 @@ export const FERRETDB_VERSION = 'v1.24.2';
  * Part of the cache key, so a binary built without the patches is never picked up; bump it
  * when the patches change (`sc20` named a benchmark experiment, never a release).
  */
-export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc22`;
+export const FERRETDB_BUILD = `${FERRETDB_VERSION}-sc23`;
 const MODULE = 'github.com/FerretDB/FerretDB';
 
 /** A started MongoDB-compatible server: {@link RunningService} plus its connection string. */

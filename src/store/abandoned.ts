@@ -15,9 +15,12 @@
  *    monotonic clock, started before D reached the store, so the store stamped D later), with
  *    `maxTimeMS = mongodb.opTimeoutMs`, and the lag is that window + 2 × opTimeoutMs
  *    (transit). No writer's wall clock takes part, so a writer whose clock is off cannot make
- *    D look older than it is. That alone does not bound a late landing: FerretDB ignores
- *    `maxTimeMS` on updates, and
- *    a driver may retry. So when nobody leases the stream, the janitor first raises its
+ *    D look older than it is. The store enforces that `maxTimeMS` (MongoDB does; the
+ *    provisioned FerretDB since its patch 18, from the wait for its collection lock to the
+ *    write: FerretDB v1.24.2 itself ignores it on updates), and a driver's one retry of the
+ *    update carries it too, which the second opTimeoutMs of the lag covers. A store that
+ *    ignores it leaves the bound to transit alone. So, as a second guard, when nobody leases
+ *    the stream, the janitor first raises its
  *    fence, only if the stream still stands where it read it (streams.ts `fenceOut`): a
  *    commit point carries its writer's fence, and fences only grow, so none sent under the
  *    old one can land after that. If the raise misses, the stream moved: it is read again

@@ -43,6 +43,8 @@ const MONGO_DOWN = new Set([
   'MongoConnectionLost',
 ]);
 const REDIS_DOWN = new Set(['MaxRetriesPerRequestError']);
+/** MongoDB's error code for a command that ran out of its `maxTimeMS`. */
+const MAX_TIME_MS_EXPIRED = 50;
 /** Node's codes for a connection refused, reset or cut. */
 const NETWORK_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -83,6 +85,10 @@ export function outageBackend(err: unknown): 'mongodb' | 'redis' | undefined {
   if (!(err instanceof Error)) return undefined;
   if (err instanceof DeadlineError) return err.backend;
   if (MONGO_DOWN.has(err.name)) return 'mongodb';
+  // MaxTimeMSExpired: MongoDB did not finish within the time limit we gave it. Too slow to
+  // answer is unavailable, as our own deadline is (whether a write applied all the same, a
+  // commit asks before its next attempt: store/commit.ts).
+  if (err.name === 'MongoServerError' && (err as { code?: unknown }).code === MAX_TIME_MS_EXPIRED) return 'mongodb';
   // A bulk write (insertMany) that lost its connection reports it inside its own error.
   if (err.name === 'MongoBulkWriteError' && outageBackend((err as { errorResponse?: unknown }).errorResponse) === 'mongodb') return 'mongodb';
   if (REDIS_DOWN.has(err.name) || REDIS_DOWN_TEXT.test(err.message) || REDIS_FAILOVER_TEXT.test(err.message)) return 'redis';
