@@ -183,6 +183,11 @@ export interface StreamChangeDoc {
   op: 'create' | 'delete';
   /** When the change began, by the store's clock (`$currentDate`); the janitor waits storage.janitorLagS past it. */
   createdAt: Date;
+  /**
+   * Set by the janitor before it clears an unfinished creation's data: the creation, if it
+   * is still under way, then can no longer end (store/stream-changes.ts `endCreation`).
+   */
+  claimed?: true;
 }
 
 /** The kinds of files a partition holds. */

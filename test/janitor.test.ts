@@ -11,24 +11,19 @@ import { commitPartition, writePartition } from '../src/store/partitions';
 import { coreFixture } from './helpers/core';
 import { stopStack } from '../test-support/stack';
 
-/** `db`, whose first `find` on `collection` runs `then` after its answer came and before it is returned: a write landing just after a read. */
-function afterFirstRead(db: Db, collection: string, then: () => Promise<void>): Db {
+/** `db`, whose `collection` is wrapped: `method`'s first call goes to `hook` (with the method, bound, and its arguments). */
+function hookFirst(db: Db, collection: string, method: string, hook: (call: (...a: unknown[]) => unknown, args: unknown[]) => unknown): Db {
   let done = false;
   const hooked = (c: Collection): Collection =>
     new Proxy(c, {
       get: (target, prop) => {
         const value = Reflect.get(target, prop, target) as unknown;
-        if (prop !== 'find' || done || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+        if (typeof value !== 'function') return value;
+        const call = (value as (...a: unknown[]) => unknown).bind(target);
+        if (prop !== method || done) return call;
         return (...args: unknown[]) => {
-          const cursor = (value as (...a: unknown[]) => FindCursor).apply(target, args);
           done = true;
-          const toArray = cursor.toArray.bind(cursor);
-          cursor.toArray = async () => {
-            const read = await toArray();
-            await then();
-            return read;
-          };
-          return cursor;
+          return hook(call, args);
         };
       },
     });
@@ -38,6 +33,28 @@ function afterFirstRead(db: Db, collection: string, then: () => Promise<void>): 
       if (prop === 'collection') return (name: string) => (name === collection ? hooked(target.collection(name)) : target.collection(name));
       return typeof value === 'function' ? value.bind(target) : value;
     },
+  });
+}
+
+/** `db`, whose first `find` on `collection` runs `then` after its answer came and before it is returned: a write landing just after a read. */
+function afterFirstRead(db: Db, collection: string, then: () => Promise<void>): Db {
+  return hookFirst(db, collection, 'find', (find, args) => {
+    const cursor = find(...args) as FindCursor;
+    const toArray = cursor.toArray.bind(cursor);
+    cursor.toArray = async () => {
+      const read = await toArray();
+      await then();
+      return read;
+    };
+    return cursor;
+  });
+}
+
+/** `db`, whose first `insertOne` into `collection` runs `then` before it is sent: a write held up on its way. */
+function beforeFirstInsert(db: Db, collection: string, then: (doc: Record<string, unknown>) => Promise<void>): Db {
+  return hookFirst(db, collection, 'insertOne', async (insertOne, args) => {
+    await then(args[0] as Record<string, unknown>);
+    return insertOne(...args);
   });
 }
 
@@ -202,16 +219,21 @@ t.test('a stream that moves while the janitor judges its leftover: read again, a
   t.equal((await db.collection('streams').findOne({ _id: stream as never }))?.fence, undefined, 'no fence raised: the stream had moved');
 });
 
-t.test('a creation past its window makes no stream, and the janitor clears its files', async (t) => {
+/** What a test of stream creations needs: the file's server, its store and Redis, a bus of its own under `prefix`. */
+function creations(t: Test, prefix: string) {
   const f = fixture!;
   const db = f.ts.server.storage.mongo.db;
   const redis = f.ts.server.storage.redis;
-  const files = new FileStore(db, 1024);
-  const prefix = `jt${process.pid}-j:`;
   const quiet = pino({ level: 'silent' });
-  // A window of 0: every creation takes longer, as one stalled past the janitor's lag would.
   const bus = new Bus(redis, prefix, quiet);
   t.teardown(() => bus.close());
+  return { f, db, redis, files: new FileStore(db, 1024), quiet, bus, lagMs: f.ts.settings.storage.janitorLagS * 1000 };
+}
+
+t.test('a creation past its window makes no stream, and the janitor clears its files', async (t) => {
+  const prefix = `jt${process.pid}-j:`;
+  const { f, db, redis, files, quiet, bus } = creations(t, prefix);
+  // A window of 0: every creation takes longer, as one stalled past the janitor's lag would.
   const streams = new Streams(db, files, new Leases(redis, prefix, 30_000), bus, 0);
   const target = { _id: await f.target(), owner: 'janitor-test' };
   await t.rejects(streams.create(target, [{ name: 'state.xml', bytes: Buffer.alloc(5000, 1) }], []), { code: 'unavailable' });
@@ -223,6 +245,30 @@ t.test('a creation past its window makes no stream, and the janitor clears its f
   t.match(await janitor.pass(5000, Date.now() + f.ts.settings.storage.janitorLagS * 1000 + 1000), { streams: 1 });
   t.equal(await db.collection('files').countDocuments({ streamId: id }), 0, 'and is cleared');
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': id }), 0, 'with its GridFS blob');
+});
+
+t.test('a creation whose stream document lands after the janitor cleared its files undoes itself', async (t) => {
+  const prefix = `jt${process.pid}-n:`;
+  const { f, db, redis, files, quiet, bus, lagMs } = creations(t, prefix);
+  const janitor = new Janitor(db, files, redis, leasesOf(f), prefix, quiet, lagMs);
+  // Within its window when it sends the stream document (an infinite one), which then stalls
+  // in the store while the janitor, past its lag, clears the creation's files.
+  let id = '';
+  let cleared: { streams: number } | undefined;
+  const stalled = beforeFirstInsert(db, 'streams', async (doc) => {
+    id = String(doc._id);
+    cleared = await janitor.pass(5000, Date.now() + lagMs + 1000);
+  });
+  const leases = new Leases(redis, prefix, 30_000);
+  const streams = new Streams(stalled, files, leases, bus, Infinity);
+  const target = { _id: await f.target(), owner: 'janitor-test' };
+  await t.rejects(streams.create(target, [{ name: 'state.xml', bytes: Buffer.alloc(5000, 1) }], []), { code: 'unavailable' }, 'not answered as created');
+  t.ok(cleared && cleared.streams >= 1, 'the janitor cleared the creation meanwhile');
+  t.notOk(await db.collection('streams').findOne({ _id: id as never }), 'no stream document');
+  t.equal(await db.collection('files').countDocuments({ streamId: id }), 0, 'no seed file');
+  t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': id }), 0, 'no GridFS blob');
+  t.same((await redis.zrange(leases.keys(target._id).ready, '0', '-1')).filter((m) => m.endsWith(id)), [], 'not in the pool');
+  t.equal(await db.collection('stream_changes').countDocuments({ _id: id as never }), 0, 'no change record left');
 });
 
 t.test('a creation that stopped before queuing its stream: the janitor queues it', async (t) => {

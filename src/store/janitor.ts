@@ -13,8 +13,8 @@ import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
 import type { Leases } from './leases';
 import { committedPartitionId, type PageCache } from './partition-pages';
-import { commitPoint, commitPoints, fenceOut, purgeStreamData, queuedStreams, queueEntry, type CommitPoint } from './streams';
-import { changesCreated, endExaminedChange } from './stream-changes';
+import { commitPoint, commitPoints, dropAbandonedStream, fenceOut, purgeStreamData, queuedStreams, queueEntry, type CommitPoint } from './streams';
+import { changesCreated, claimChange, endExaminedChange } from './stream-changes';
 import { partitionHeadsCreated, takePartition } from './partitions';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
@@ -223,6 +223,13 @@ export class Janitor {
     let cleaned = 0;
     for (const c of page) {
       if (!exists.has(c._id)) {
+        if (c.op === 'create') {
+          // The creation may still be under way, its stream document stalled on its way: the
+          // claim keeps it from ending as done (it undoes itself), or fails when it has ended
+          // or a newer change began meanwhile: then there is nothing to clear.
+          if (!c.claimed && !(await claimChange(this.db, c))) continue;
+          await dropAbandonedStream(this.db, c._id);
+        }
         await purgeStreamData(this.db, this.files, c._id);
         cleaned++;
       }

@@ -17,7 +17,7 @@ import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
 import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamDoc, type StreamFileKind } from '../model';
 import { appendStreamError, deleteStreamErrors, streamErrorLog } from './stream-errors';
 import { fromMongo } from './outage';
-import { beginChange, endChange } from './stream-changes';
+import { beginChange, endChange, endCreation } from './stream-changes';
 import { AppError } from '../errors';
 
 const STREAMS = 'streams';
@@ -243,6 +243,14 @@ export async function countStreamError(db: Db, streamId: string, maxErrors: numb
 }
 
 /**
+ * Removes the document of a stream whose creation the janitor claimed (store/stream-changes.ts
+ * `claimChange`): its insert landed late, and the creation can no longer answer as done.
+ */
+export async function dropAbandonedStream(db: Db, streamId: string): Promise<void> {
+  await collection(db).deleteOne({ _id: streamId });
+}
+
+/**
  * Deletes everything a stream owns but its document: seed and tag files, partitions, GridFS
  * blobs and error log. Used by a deletion, and by the janitor to finish one a crash
  * interrupted (or to clear what a crashed creation wrote).
@@ -309,9 +317,18 @@ export class Streams {
       await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
       throw err;
     }
-    // Created and in the pool from here: answered as such. The janitor removes a change
-    // record whose stream exists, and the views the bus refreshes expire on their own.
-    await endChange(this.db, doc._id).catch(() => undefined);
+    // Created and in the pool from here, unless the janitor claimed the change record: this
+    // creation outlived storage.janitorLagS (a stalled insert) and its files are being
+    // cleared, so it undoes the rest. Otherwise answered as done even when the record's
+    // removal fails: the janitor removes a record whose stream exists, and the views the bus
+    // refreshes expire on their own.
+    if (!(await endCreation(this.db, doc._id).catch(() => true))) {
+      await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
+      await this.leases.dequeue(target._id, readyMember(doc.createdAt, doc._id)).catch(() => undefined);
+      // Also when the janitor, finding the stream, removed the record instead of claiming it.
+      await purgeStreamData(this.db, this.store, doc._id).catch(() => undefined);
+      throw new AppError('unavailable', 'The stream creation took too long and was abandoned; send it again');
+    }
     await this.bus.publish('target.streams', { targetId: target._id }).catch(() => undefined);
     return doc;
   }
