@@ -31,8 +31,8 @@ function commandOn(command: string, collection: string): Buffer {
 }
 /** The commit point's command (and a fence raise's). */
 const UPDATE_STREAMS = commandOn('update', 'streams');
-/** A partition document's write (an upsert, stamped by the store's clock): step one of a commit. */
-const WRITE_PARTITIONS = commandOn('update', 'partitions');
+/** A partition document's write: step one of a commit. */
+const WRITE_PARTITIONS = commandOn('insert', 'partitions');
 
 /** Splits a byte stream into wire-protocol messages (int32 length first, little-endian). */
 function messages(onMessage: (m: Buffer) => void): (chunk: Buffer) => void {

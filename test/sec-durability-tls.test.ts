@@ -35,7 +35,7 @@ t.test('the commit path writes with w:majority, j:true and maxTimeMS', async (t)
   const big = Buffer.alloc(1000, 7); // over the 64-byte inline limit: goes to GridFS
   const r = await commitCheckpoint(db, files, stream, 0, 3, [{ name: 'frames.xtc', bytes: Buffer.from('abc') }, { name: 'big.bin', bytes: big }], [{ name: 'state.xml', bytes: Buffer.from('s') }]);
   t.match(r, { ok: true, frames: 3 }, 'FerretDB accepts w:majority with journal on a standalone server');
-  const insert = seen.find((e) => e.commandName === 'update' && e.command.update === 'partitions');
+  const insert = seen.find((e) => e.commandName === 'insert' && e.command.insert === 'partitions');
   const update = seen.find((e) => e.commandName === 'update' && e.command.update === 'streams');
   const upload = seen.find((e) => e.commandName === 'insert' && e.command.insert === 'blobs.chunks');
   t.match(insert?.command, { writeConcern: { w: 'majority', j: true }, maxTimeMS: 20000 }, 'partition document');

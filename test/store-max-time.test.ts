@@ -41,4 +41,14 @@ t.test('an update that runs out of its maxTimeMS fails with MaxTimeMSExpired, an
 
   const free = await docs.updateOne({ _id: 'd000007' }, { $set: { y: 2 } }, { maxTimeMS: 200 });
   t.equal(free.modifiedCount, 1, 'an update with a time limit it keeps applies as before');
+
+  // Alone on the collection, an update that runs out of time in its own reads and write.
+  const own = performance.now();
+  const cut = await docs.updateMany({}, { $inc: { x: 10 } }, { maxTimeMS: 100 }).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  t.ok(cut instanceof MongoServerError && cut.code === 50, `spent in its own work: MaxTimeMSExpired after ${Math.round(performance.now() - own)} ms (${String(cut)})`);
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(await docs.countDocuments({ x: { $gte: 10 } }), 0, 'and none of its writes landed');
 });

@@ -156,7 +156,9 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
   // goes back to the pool with its new fence.
   try {
     await d.targets.candidates(who, stream.targetId);
-    if (lease.progress !== undefined && Date.now() - lease.progress >= d.settings.core.maxIdleAssignmentS * 1000) {
+    // A held lease's progress is written at renewals: up to core.leaseRenewS old.
+    const slackMs = lease.held ? d.settings.core.leaseRenewS * 1000 : 0;
+    if (lease.progress !== undefined && Date.now() - lease.progress >= d.settings.core.maxIdleAssignmentS * 1000 + slackMs) {
       throw new MessageError(requestId, 'not_assigned', `The stream was held for core.maxIdleAssignmentS (${d.settings.core.maxIdleAssignmentS} s) without a commit and went back to the pool; assign again`);
     }
   } catch (err) {

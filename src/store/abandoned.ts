@@ -2,8 +2,8 @@
  * When an uncommitted partition is provably abandoned (issue 12 item 6), so the janitor can
  * remove it without racing a commit still in flight.
  *
- * The argument. A commit is: write partition document D (its `createdAt` stamped by the
- * store's clock as it is written), then the conditional update of the stream
+ * The argument. A commit is: write partition document D (its `createdAt` on the store's
+ * clock, erring young: store/store-clock.ts), then the conditional update of the stream
  * `{_id, frames: committed}` → `{frames: D.n}` (the commit point).
  * 1. D is committed when the stream lists it: never touched.
  * 2. The stream is gone, or D.n ≤ stream.frames while D is unlisted: the commit point's
@@ -17,10 +17,11 @@
  *    (transit). No writer's wall clock takes part, so a writer whose clock is off cannot make
  *    D look older than it is. The store enforces that `maxTimeMS` (MongoDB does; the
  *    provisioned FerretDB since its patch 18, from the wait for its collection lock to the
- *    write: FerretDB v1.24.2 itself ignores it on updates), and a driver's one retry of the
- *    update carries it too, which the second opTimeoutMs of the lag covers. A store that
- *    ignores it leaves the bound to transit alone. So, as a second guard, when nobody leases
- *    the stream, the janitor first raises its
+ *    write: FerretDB v1.24.2 itself ignores it on updates). It counts from when the store
+ *    starts on the command, so the time the command spends on its way is bounded by nothing
+ *    but the lag's margin; and the driver's one retry of a write after a network error is
+ *    sent whenever that error comes (no operation-level `timeoutMS` bounds both attempts
+ *    yet). So, as a second guard, when nobody leases the stream, the janitor first raises its
  *    fence, only if the stream still stands where it read it (streams.ts `fenceOut`): a
  *    commit point carries its writer's fence, and fences only grow, so none sent under the
  *    old one can land after that. If the raise misses, the stream moved: it is read again

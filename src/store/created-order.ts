@@ -23,6 +23,7 @@ export type CreatedRange = { at: Date; afterId: string } | { from: Date; to: Dat
 export function createdQuery(range: CreatedRange): { filter: Filter<Dated>; sort: Sort } {
   // A millisecond as a window closed on both sides, not an equality: the embedded store
   // narrows a query to its createdAt index for windows only (FerretDB patch 5).
-  if ('at' in range) return { filter: { createdAt: { $gte: range.at, $lte: range.at }, _id: { $gt: range.afterId } }, sort: { _id: 1 } };
+  // An empty id bound is left out: the embedded store narrows `_id` bounds only by a real id.
+  if ('at' in range) return { filter: { createdAt: { $gte: range.at, $lte: range.at }, ...(range.afterId ? { _id: { $gt: range.afterId } } : {}) }, sort: { _id: 1 } };
   return { filter: { createdAt: { $gte: range.from, $lt: range.to } }, sort: { createdAt: 1 } };
 }

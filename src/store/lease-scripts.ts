@@ -133,7 +133,7 @@ return 1
 /**
  * Takes over a lease with its resume secret hash. KEYS: lease, expiry. ARGV: stream,
  * resume hash, new holder (JSON: node, session, engine, donor, resume), ttl ms.
- * Returns the new lease JSON or nil.
+ * Returns the new lease JSON (with `held` when it was still attached to a socket) or nil.
  */
 export const RESUME = `${PRELUDE}
 local raw = live(KEYS[1], KEYS[2], ARGV[1])
@@ -146,10 +146,15 @@ lease.session = fresh.session
 lease.engine = fresh.engine
 lease.donor = fresh.donor
 lease.resume = fresh.resume
+local held = not lease.detached
 lease.detached = nil
 local out = cjson.encode(lease)
 redis.call('HSET', KEYS[1], ARGV[1], out)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
+if held then
+  lease.held = true
+  return cjson.encode(lease)
+end
 return out
 `;
 

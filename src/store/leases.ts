@@ -51,8 +51,14 @@ export interface LeaseValue {
   resume: string;
   /** Set while the socket is gone and the lease waits for a resume. */
   detached?: boolean;
-  /** Epoch ms of the assignment's last progress (its start or last commit), kept while detached. */
+  /**
+   * Epoch ms of the assignment's last progress: its start (the assign script), a commit's
+   * (written at the next renewal, so up to core.leaseRenewS old while held), or the
+   * session's own at a detach.
+   */
   progress?: number;
+  /** Only in a resume's answer: the lease was still attached to a socket (its progress may be a renewal old). */
+  held?: true;
 }
 
 /**

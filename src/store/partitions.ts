@@ -10,14 +10,12 @@
 import crypto from 'node:crypto';
 import type { Db, Filter } from 'mongodb';
 import { createdQuery, type CreatedRange } from './created-order';
+import { storeClockOf } from './store-clock';
 import type { Durability, FileStore } from './files';
 import { advanceCommitPoint } from './streams';
 import type { PartitionDoc, PartitionFileKind, StoredFile } from '../model';
 
-/**
- * A partition document as its writer holds it: `createdAt` is the store's to stamp (by its
- * own clock, as the document is written), so the writer never knows it.
- */
+/** A partition document as its writer holds it (the commit point needs no more of it). */
 export type WrittenPartition = Omit<PartitionDoc, 'createdAt'>;
 
 /** When (this process's monotonic clock, ms) each document was about to be written: the start of its commit window. */
@@ -39,9 +37,9 @@ export interface NamedBytes {
  * Inline bytes are bounded per document (the rest goes to GridFS); when the document cannot
  * be written, the GridFS uploads made for it are removed again.
  *
- * Its `createdAt` is MongoDB's clock (`$currentDate`, so an upsert on the fresh `_id`): the
- * janitor judges a leftover's age by that clock (store/abandoned.ts), and a writer whose clock
- * is behind must not make its partition look old enough to remove while its commit point may
+ * Its `createdAt` is on MongoDB's clock (store/store-clock.ts), erring young: the janitor
+ * judges a leftover's age by that clock (store/abandoned.ts), and a writer whose own clock is
+ * behind must not make its partition look old enough to remove while its commit point may
  * still land.
  */
 export async function writePartition(db: Db, store: FileStore, streamId: string, n: number, frames: NamedBytes[], checkpoint: NamedBytes[]): Promise<WrittenPartition> {
@@ -64,10 +62,7 @@ export async function writePartition(db: Db, store: FileStore, streamId: string,
   };
   stamped.set(doc, performance.now());
   try {
-    const { _id, ...fields } = doc;
-    // $set, not $setOnInsert, which FerretDB 1.24 stores without its empty arrays; the id is
-    // fresh, so only a retry of this very write finds the document, and sets the same values.
-    await db.collection<PartitionDoc>('partitions').updateOne({ _id }, { $set: fields, $currentDate: { createdAt: true } }, { upsert: true, ...store.durable });
+    await db.collection<PartitionDoc>('partitions').insertOne({ ...doc, createdAt: new Date(await storeClockOf(db).now()) }, store.durable);
   } catch (err) {
     await store.removeBlobs(ok);
     throw err;

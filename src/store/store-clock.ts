@@ -1,0 +1,59 @@
+/**
+ * MongoDB's clock as a writer can stamp it without asking each time. The janitor judges a
+ * partition's age by the store's clock (store/abandoned.ts), so a partition carries a
+ * `createdAt` on that clock, never on the writer's own wall clock, which may be behind.
+ * Stamping it inside the write instead (`$currentDate`) would make the partition write an
+ * update, which the embedded store runs under its collection lock, one at a time with every
+ * other such write (and behind a long stream deletion); an insert takes no lock.
+ */
+import type { Db } from 'mongodb';
+import { storeNow } from './abandoned';
+
+/** How often a clock reads the store's time again (ms): the drift of this process's monotonic clock meanwhile is parts per million of it. */
+const REREAD_MS = 60_000;
+
+/**
+ * The store's time at a moment of this process's monotonic clock, kept up to date: read
+ * once (a `hello`), then advanced by the monotonic clock, read again in the background every
+ * {@link REREAD_MS}. Wall-clock steps of this machine do not move it.
+ */
+export class StoreClock {
+  private anchor: { storeMs: number; sentAt: number } | undefined;
+  private reading: Promise<void> | undefined;
+
+  constructor(private readonly db: Db) {}
+
+  /**
+   * The store's time now, in epoch ms, as an upper bound: the store read its clock after the
+   * question was sent, so counting from the sending errs young (by up to one round trip),
+   * never old. The first call waits for the store; later ones do not.
+   */
+  async now(): Promise<number> {
+    if (!this.anchor) await this.read();
+    else if (performance.now() - this.anchor.sentAt > REREAD_MS) this.read().catch(() => undefined);
+    const a = this.anchor!;
+    return Math.ceil(a.storeMs + (performance.now() - a.sentAt));
+  }
+
+  private read(): Promise<void> {
+    this.reading ??= (async () => {
+      try {
+        const sentAt = performance.now();
+        const storeMs = await storeNow(this.db);
+        this.anchor = { storeMs, sentAt };
+      } finally {
+        this.reading = undefined;
+      }
+    })();
+    return this.reading;
+  }
+}
+
+const clocks = new WeakMap<Db, StoreClock>();
+
+/** The {@link StoreClock} of a database handle (one per handle, made on first use). */
+export function storeClockOf(db: Db): StoreClock {
+  let c = clocks.get(db);
+  if (!c) clocks.set(db, (c = new StoreClock(db)));
+  return c;
+}
