@@ -62,13 +62,13 @@ export const CORE_SCHEMA = {
       env: 'SC_CORE_MAX_SOCKETS_PER_ADDRESS',
     },
     maxAssignmentsPerKey: {
-      doc: 'Most streams held at once by the cores of one engine key, per process; an assign past it gets rate_limited. Engine keys ship with volunteer software, so this is a ceiling against a leaked key, not a per-user quota.',
+      doc: 'Most streams held at once by the cores of one engine key, per process, counting those kept for a resume after their socket closed (core.resumeGraceS); an assign or resume past it gets rate_limited. Engine keys ship with volunteer software, so this is a ceiling against a leaked key, not a per-user quota.',
       format: 'positive-int',
       default: 100000,
       env: 'SC_CORE_MAX_ASSIGNMENTS_PER_KEY',
     },
     maxAssignmentsPerDonor: {
-      doc: 'Most streams held at once by the cores of one donor, per process; an assign past it gets rate_limited.',
+      doc: 'Most streams held at once by the cores of one donor, per process, counting those kept for a resume after their socket closed (core.resumeGraceS); an assign or resume past it gets rate_limited.',
       format: 'positive-int',
       default: 256,
       env: 'SC_CORE_MAX_ASSIGNMENTS_PER_DONOR',

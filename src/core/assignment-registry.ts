@@ -7,6 +7,11 @@
  * locked out (a Redis counter would need its own lease-like expiry), and the check costs no
  * round trip on the assign path. The caps therefore hold per node: a deployment of N nodes
  * lets a donor hold up to N × the cap (docs/security.md).
+ *
+ * A stream whose socket closed stays leased for a resume (core.resumeGraceS): it counts as
+ * "parked" here until it is resumed in this process or the grace period ends, so hanging up
+ * and assigning again cannot hold more streams than the caps. Resumed on another node, it
+ * is counted there too until the grace period ends here (erring strict for those seconds).
  */
 import type { CoreIdentity } from '../model';
 import type { CoreSession } from './session';
@@ -18,17 +23,41 @@ function bump(m: Map<string, number>, k: string, by: number): void {
   else m.delete(k);
 }
 
-/** Streams held by this process's sessions, with per-key and per-donor counts. */
+/** Streams held by this process's sessions, with per-key and per-donor counts (parked streams included). */
 export class AssignmentRegistry extends Map<string, CoreSession> {
   private readonly perKey = new Map<string, number>();
   private readonly perDonor = new Map<string, number>();
+  /** Streams whose socket closed, kept for a resume: whose they were, and the end of their grace period. */
+  private readonly parked = new Map<string, { who: CoreIdentity; timer: NodeJS.Timeout }>();
 
   override set(stream: string, session: CoreSession): this {
+    this.unpark(stream);
     const prev = super.get(stream);
     if (prev) this.count(prev.who, -1);
     super.set(stream, session);
     this.count(session.who, 1);
     return this;
+  }
+
+  /**
+   * Counts `stream` for `who` while it waits `graceMs` for a resume. Called before the holding
+   * session lets go of it, so the counts never dip in between.
+   */
+  park(stream: string, who: CoreIdentity, graceMs: number): void {
+    this.unpark(stream);
+    const timer = setTimeout(() => this.unpark(stream), graceMs);
+    timer.unref();
+    this.parked.set(stream, { who, timer });
+    this.count(who, 1);
+  }
+
+  /** Stops counting a parked stream (resumed here, its lease gone, or its grace period over). */
+  unpark(stream: string): void {
+    const p = this.parked.get(stream);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.parked.delete(stream);
+    this.count(p.who, -1);
   }
 
   override delete(stream: string): boolean {
@@ -38,24 +67,33 @@ export class AssignmentRegistry extends Map<string, CoreSession> {
   }
 
   override clear(): void {
+    for (const p of this.parked.values()) clearTimeout(p.timer);
+    this.parked.clear();
     this.perKey.clear();
     this.perDonor.clear();
     super.clear();
   }
 
-  /** Assignments held with this engine key / by this donor. */
+  /** Assignments held with this engine key / by this donor, parked ones included. */
   held(who: CoreIdentity): { key: number; donor: number } {
     return { key: this.perKey.get(who.keyId) ?? 0, donor: who.donor ? (this.perDonor.get(who.donor.name) ?? 0) : 0 };
   }
 
-  /** Throws `rate_limited` (with retry_after_s) when the core's key or donor is at its cap. */
-  admit(who: CoreIdentity, caps: { perKey: number; perDonor: number; retryAfterS: number }, requestId: number): void {
+  /**
+   * Throws `rate_limited` (with retry_after_s) when the core's key or donor is at its cap.
+   * `resuming`: the stream a resume asks for, which is not counted against it when it is
+   * already counted for the same key or donor (parked, or held by its old socket).
+   */
+  admit(who: CoreIdentity, caps: { perKey: number; perDonor: number; retryAfterS: number }, requestId: number, resuming?: string): void {
     const h = this.held(who);
-    if (h.key >= caps.perKey) {
-      throw new MessageError(requestId, 'rate_limited', `This engine key already holds ${h.key} streams on this node (core.maxAssignmentsPerKey)`, { retry_after_s: caps.retryAfterS });
+    const own = resuming === undefined ? undefined : (this.parked.get(resuming)?.who ?? super.get(resuming)?.who);
+    const key = h.key - (own?.keyId === who.keyId ? 1 : 0);
+    const donor = h.donor - (own?.donor && own.donor.name === who.donor?.name ? 1 : 0);
+    if (key >= caps.perKey) {
+      throw new MessageError(requestId, 'rate_limited', `This engine key already holds ${key} streams on this node, counting those kept for a resume (core.maxAssignmentsPerKey)`, { retry_after_s: caps.retryAfterS });
     }
-    if (who.donor && h.donor >= caps.perDonor) {
-      throw new MessageError(requestId, 'rate_limited', `Donor ${who.donor.name} already holds ${h.donor} streams on this node (core.maxAssignmentsPerDonor)`, { retry_after_s: caps.retryAfterS });
+    if (who.donor && donor >= caps.perDonor) {
+      throw new MessageError(requestId, 'rate_limited', `Donor ${who.donor.name} already holds ${donor} streams on this node, counting those kept for a resume (core.maxAssignmentsPerDonor)`, { retry_after_s: caps.retryAfterS });
     }
   }
 

@@ -222,9 +222,19 @@ export class CoreHub implements SessionHost {
     if (this.byStream.get(streamId) === session) this.byStream.delete(streamId);
   }
 
-  /** Throws `rate_limited` when the core's engine key or donor already holds its cap of streams here. */
-  admit(who: CoreIdentity, requestId: number): void {
-    this.byStream.admit(who, assignmentCaps(this.settings), requestId);
+  /** {@link SessionHost.park}. */
+  park(streamId: string, who: CoreIdentity): void {
+    this.byStream.park(streamId, who, this.settings.core.resumeGraceS * 1000);
+  }
+
+  /** {@link SessionHost.unpark}. */
+  unpark(streamId: string): void {
+    this.byStream.unpark(streamId);
+  }
+
+  /** Throws `rate_limited` when the core's engine key or donor already holds its cap of streams here (parked ones included). */
+  admit(who: CoreIdentity, requestId: number, resuming?: string): void {
+    this.byStream.admit(who, assignmentCaps(this.settings), requestId, resuming);
     this.guard.admit(who, requestId);
   }
 

@@ -48,8 +48,15 @@ export interface SessionHost extends AssignmentDeps, DataPathHost {
   claim(streamId: string, session: CoreSession): void;
   /** Records that `session` no longer holds `streamId` (no-op when another session claimed it since). */
   release(streamId: string, session: CoreSession): void;
-  /** Throws `rate_limited` when the core's engine key or donor already holds its cap of streams here. */
-  admit(who: CoreIdentity, requestId: number): void;
+  /**
+   * Throws `rate_limited` when the core's engine key or donor already holds its cap of streams
+   * here; `resuming` is the stream a resume asks for (already counted for its core).
+   */
+  admit(who: CoreIdentity, requestId: number, resuming?: string): void;
+  /** Counts a stream kept for a resume against `who`'s caps for core.resumeGraceS (before the session lets go of it). */
+  park(streamId: string, who: CoreIdentity): void;
+  /** Stops counting a stream {@link park}ed (its lease was not kept after all). */
+  unpark(streamId: string): void;
   /** Reliability records (core/reliability-guard.ts). */
   readonly guard: Pick<ReliabilityGuard, 'record'>;
 }
@@ -301,8 +308,9 @@ export class CoreSession {
       // Hung up while waiting: the lease stays as it was, for a resume from the next socket.
       if (this.closed) return;
       // A resumed stream counts against the key's and donor's caps like an assigned one:
-      // otherwise a core could hold more by hanging up and resuming.
-      this.hub.admit(this.who, id);
+      // otherwise a core could hold more by hanging up and resuming. Parked, it is counted
+      // already.
+      this.hub.admit(this.who, id, token.slice(0, Math.max(0, token.lastIndexOf('.'))));
       const leased = await resumeLease(this.hub, this.who, this.id, id, token);
       await this.holdWhileLoading(leased, () => this.activate(id, leased, true));
     });
@@ -413,6 +421,8 @@ export class CoreSession {
     const a = this.assignment;
     if (!a) return;
     this.assignment = undefined;
+    // Kept for a resume, it still counts against the caps (core/assignment-registry.ts).
+    if (how === 'detach') this.hub.park(a.streamId, this.who);
     this.hub.release(a.streamId, this);
     await a.buffer?.clear();
     await settleAtEnd(this.hub, a, how === 'requeue' || how === 'drop');
@@ -423,7 +433,10 @@ export class CoreSession {
       // to clear. Left in place, a disabled target would not stop that holder.
       let clear = how !== 'lost';
       if (how === 'requeue' || how === 'drop') await leases.release(a.streamId, this.id, how === 'requeue', a.committed);
-      else if (how === 'detach') clear = await leases.detach(a.streamId, this.id, this.hub.settings.core.resumeGraceS * 1000, epochOf(a.progressAt));
+      else if (how === 'detach') {
+        clear = await leases.detach(a.streamId, this.id, this.hub.settings.core.resumeGraceS * 1000, epochOf(a.progressAt));
+        if (!clear) this.hub.unpark(a.streamId);
+      }
       if (clear) await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {
       // Redis down: the lease expires on its own and the sweeper returns the stream.
