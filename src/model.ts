@@ -185,9 +185,17 @@ export interface StreamChangeDoc {
   createdAt: Date;
   /**
    * Set by the janitor before it clears an unfinished creation's data: the creation, if it
-   * is still under way, then can no longer end (store/stream-changes.ts `endCreation`).
+   * is still under way, then can no longer stand (store/stream-changes.ts `markCreated`).
    */
   claimed?: true;
+  /** Set by a creation once its stream document is written, before it is queued: the creation stands, and the janitor no longer claims it. */
+  done?: true;
+  /**
+   * 2 on the records of releases from 2026-12-07, whose creations mark themselves {@link done}.
+   * Absent on older ones: a creation of theirs whose stream exists may have been answered as
+   * created without removing its record, so the janitor keeps such a stream.
+   */
+  v?: 2;
 }
 
 /** The kinds of files a partition holds. */

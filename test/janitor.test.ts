@@ -126,9 +126,10 @@ t.test('a commit in flight: its partition survives passes by the store clock and
   const late = await commitCheckpoint(db, files, stream, 4, 1, [{ name: 'frames.xtc', bytes: Buffer.alloc(10, 4) }], [], { commitWindowMs: -1 }).catch((e: unknown) => e);
   t.match(late, { code: 'unavailable', message: /took too long/ });
   t.equal((await db.collection('streams').findOne({ _id: stream as never }))?.frames, 4, 'nothing committed');
+  t.equal(await db.collection('partitions').countDocuments({ streamId: stream, n: 5 }), 0, 'and the late writer removed its partition itself');
 
-  // Once the lag has passed: the committed partitions stay, the late writer's leftover goes.
-  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 1, streams: 0 });
+  // Once the lag has passed: the committed partitions stay.
+  t.same(await janitor.pass(5000, Date.now() + lagMs + 1000), { partitions: 0, streams: 0 });
   const left = await db.collection('partitions').find({ streamId: stream }).toArray();
   t.same(left.map((p) => p.n).sort(), [2, 4], 'committed partitions kept');
   t.same((await db.collection('streams').findOne({ _id: stream as never }))?.partitions, [2, 4]);
@@ -138,7 +139,7 @@ t.test('a commit point arriving after the janitor removed its partition cannot l
   const { f, db, files, stream, lagMs } = await committedTwo(t);
   const fenced: string[] = [];
   const leases = leasesOf(f);
-  const recording = { get: (id: string) => leases.get(id), enqueue: leases.enqueue.bind(leases), dropManifest: async (id: string) => void fenced.push(id) };
+  const recording = { get: (id: string) => leases.get(id), enqueue: leases.enqueue.bind(leases), dequeue: leases.dequeue.bind(leases), forgetManifest: leases.forgetManifest.bind(leases), dropManifest: async (id: string) => void fenced.push(id) };
   const janitor = new Janitor(db, files, f.ts.server.storage.redis, recording, `jt${process.pid}-h:`, pino({ level: 'silent' }), lagMs);
   // Step one of a commit done; its commit point is held up (a slow store, a driver retry,
   // a writer whose clock is behind) past the lag.
@@ -269,6 +270,20 @@ t.test('a creation whose stream document lands after the janitor cleared its fil
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': id }), 0, 'no GridFS blob');
   t.same((await redis.zrange(leases.keys(target._id).ready, '0', '-1')).filter((m) => m.endsWith(id)), [], 'not in the pool');
   t.equal(await db.collection('stream_changes').countDocuments({ _id: id as never }), 0, 'no change record left');
+});
+
+t.test('a creation that died after its stream document, before it stood: the janitor removes the stream and its files', async (t) => {
+  const { f, db, files, target, stream, lagMs } = await newStream();
+  // As if the process died between the stream document and the mark that it stands (the
+  // record of this release, not marked done); the stream was never answered as created.
+  await db.collection('stream_changes').insertOne({ _id: stream as never, op: 'create', v: 2, createdAt: new Date() });
+  const leases = leasesOf(f);
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leases, `jt${process.pid}-o:`, pino({ level: 'silent' }), lagMs);
+  t.match(await janitor.pass(5000, Date.now() + lagMs + 1000), { streams: 1 });
+  t.notOk(await db.collection('streams').findOne({ _id: stream as never }), 'no stream document');
+  t.equal(await db.collection('files').countDocuments({ streamId: stream }), 0, 'no seed file');
+  t.same((await f.ts.server.storage.redis.zrange(leases.keys(target).ready, '0', '-1')).filter((m) => m.endsWith(stream)), [], 'not in the pool');
+  t.equal(await db.collection('stream_changes').countDocuments({ _id: stream as never }), 0, 'its record removed');
 });
 
 t.test('a creation that stopped before queuing its stream: the janitor queues it', async (t) => {

@@ -17,6 +17,9 @@ import type { CoreIdentity } from '../model';
 import type { CoreSession } from './session';
 import { MessageError } from '../errors';
 
+/** How often parked streams whose grace period ended stop counting (ms). */
+const PARK_SWEEP_MS = 1000;
+
 function bump(m: Map<string, number>, k: string, by: number): void {
   const n = (m.get(k) ?? 0) + by;
   if (n > 0) m.set(k, n);
@@ -27,8 +30,13 @@ function bump(m: Map<string, number>, k: string, by: number): void {
 export class AssignmentRegistry extends Map<string, CoreSession> {
   private readonly perKey = new Map<string, number>();
   private readonly perDonor = new Map<string, number>();
-  /** Streams whose socket closed, kept for a resume: whose they were, and the end of their grace period. */
-  private readonly parked = new Map<string, { who: CoreIdentity; timer: NodeJS.Timeout }>();
+  /**
+   * Streams whose socket closed, kept for a resume: whose they were, and the end of their
+   * grace period (performance.now() ms). In the order they were parked, which with one grace
+   * period for all is the order they end in: a sweep takes them from the front.
+   */
+  private readonly parked = new Map<string, { who: CoreIdentity; until: number }>();
+  private sweeper: NodeJS.Timeout | undefined;
 
   override set(stream: string, session: CoreSession): this {
     this.unpark(stream);
@@ -45,19 +53,32 @@ export class AssignmentRegistry extends Map<string, CoreSession> {
    */
   park(stream: string, who: CoreIdentity, graceMs: number): void {
     this.unpark(stream);
-    const timer = setTimeout(() => this.unpark(stream), graceMs);
-    timer.unref();
-    this.parked.set(stream, { who, timer });
+    this.parked.set(stream, { who, until: performance.now() + graceMs });
     this.count(who, 1);
+    // One timer for all (a timer each would cost ~230 bytes per parked stream).
+    this.sweeper ??= setInterval(() => this.sweep(), PARK_SWEEP_MS).unref();
   }
 
   /** Stops counting a parked stream (resumed here, its lease gone, or its grace period over). */
   unpark(stream: string): void {
     const p = this.parked.get(stream);
     if (!p) return;
-    clearTimeout(p.timer);
     this.parked.delete(stream);
     this.count(p.who, -1);
+  }
+
+  /** Unparks the streams whose grace period has ended; stops when none is left. */
+  private sweep(): void {
+    const now = performance.now();
+    for (const [stream, p] of this.parked) {
+      // A shorter grace (a detach that failed) may sit behind a longer one: it waits for it.
+      if (p.until > now) break;
+      this.unpark(stream);
+    }
+    if (this.parked.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   override delete(stream: string): boolean {
@@ -67,7 +88,8 @@ export class AssignmentRegistry extends Map<string, CoreSession> {
   }
 
   override clear(): void {
-    for (const p of this.parked.values()) clearTimeout(p.timer);
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
     this.parked.clear();
     this.perKey.clear();
     this.perDonor.clear();

@@ -223,8 +223,8 @@ export class CoreHub implements SessionHost {
   }
 
   /** {@link SessionHost.park}. */
-  park(streamId: string, who: CoreIdentity): void {
-    this.byStream.park(streamId, who, this.settings.core.resumeGraceS * 1000);
+  park(streamId: string, who: CoreIdentity, graceMs = this.settings.core.resumeGraceS * 1000): void {
+    this.byStream.park(streamId, who, graceMs);
   }
 
   /** {@link SessionHost.unpark}. */

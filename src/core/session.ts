@@ -53,8 +53,8 @@ export interface SessionHost extends AssignmentDeps, DataPathHost {
    * here; `resuming` is the stream a resume asks for (already counted for its core).
    */
   admit(who: CoreIdentity, requestId: number, resuming?: string): void;
-  /** Counts a stream kept for a resume against `who`'s caps for core.resumeGraceS (before the session lets go of it). */
-  park(streamId: string, who: CoreIdentity): void;
+  /** Counts a stream kept for a resume against `who`'s caps for `graceMs` (default core.resumeGraceS; called before the session lets go of it). */
+  park(streamId: string, who: CoreIdentity, graceMs?: number): void;
   /** Stops counting a stream {@link park}ed (its lease was not kept after all). */
   unpark(streamId: string): void;
   /** Reliability records (core/reliability-guard.ts). */
@@ -439,7 +439,9 @@ export class CoreSession {
       }
       if (clear) await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {
-      // Redis down: the lease expires on its own and the sweeper returns the stream.
+      // Redis down: the lease expires on its own and the sweeper returns the stream. Not kept
+      // for a resume, it counts only until then.
+      if (how === 'detach') this.hub.park(a.streamId, this.who, this.hub.settings.core.leaseTtlS * 1000);
       this.hub.log.warn({ err: (err as Error).message, stream: a.streamId }, 'could not release lease; it will expire');
     }
     await this.recordEnd(a, how);

@@ -16,7 +16,7 @@
 import type { Db } from 'mongodb';
 import type { Durability, FileStore } from './files';
 import { deletePagesById, listedPartitions, pagesOf, writePage } from './partition-pages';
-import { commitPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
+import { commitPartition, stampedAt, takePartition, writePartition, type NamedBytes } from './partitions';
 import { commitPoint, lastCommit, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
 import { fromMongo } from './outage';
@@ -119,6 +119,10 @@ async function commitOnce(
   // not send a commit point that could land after the partition was removed.
   const started = stampedAt(doc);
   if (limits.commitWindowMs !== undefined && started !== undefined && performance.now() - started > limits.commitWindowMs) {
+    // Never to be committed: removed now (best effort). Its createdAt was stamped before it
+    // was sent, so a write that took this long may have landed behind the janitor's walk.
+    const gone = await takePartition(db, doc._id).catch(() => null);
+    if (gone) await files.removeBlobs([...gone.frames, ...gone.checkpoint]).catch(() => undefined);
     throw new AppError('unavailable', 'The commit took too long and was abandoned; retry the checkpoint');
   }
   const sent: UnsettledCommit = { partitionId: doc._id, frames: doc.n, fence: limits.fence ?? 0 };

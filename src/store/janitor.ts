@@ -11,7 +11,7 @@ import type { Db } from 'mongodb';
 import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
-import type { Leases } from './leases';
+import { readyMember, type Leases } from './leases';
 import { committedPartitionId, type PageCache } from './partition-pages';
 import { commitPoint, commitPoints, dropAbandonedStream, fenceOut, purgeStreamData, queuedStreams, queueEntry, type CommitPoint } from './streams';
 import { changesCreated, claimChange, endExaminedChange } from './stream-changes';
@@ -69,7 +69,7 @@ export class Janitor {
     private readonly db: Db,
     private readonly files: FileStore,
     private readonly redis: RedisClient,
-    private readonly leases: Pick<Leases, 'get' | 'dropManifest' | 'enqueue'>,
+    private readonly leases: Pick<Leases, 'get' | 'dropManifest' | 'enqueue' | 'dequeue' | 'forgetManifest'>,
     prefix: string,
     private readonly log: Logger,
     private readonly lagMs: number,
@@ -209,27 +209,34 @@ export class Janitor {
   }
 
   /**
-   * Finishes the changes of a page: a creation whose stream exists was done but for its
-   * record (and perhaps its queue entry); one whose stream does not exist left files to clear. A deletion whose stream
-   * still exists had not begun (the document goes first); one whose stream is gone is
-   * completed. Returns how many streams' data it cleared.
+   * Finishes the changes of a page. A deletion whose stream still exists had not begun (the
+   * document goes first); one whose stream is gone is completed. A creation marked done
+   * stands: its stream, if it exists, is queued (it may have stopped before: a crash, Redis
+   * unreachable; a no-op for a stream queued or leased), and if it does not, the creation
+   * undid itself and its files are cleared. A creation not marked done never stood: its
+   * record is claimed first (store/stream-changes.ts), so that one still under way cannot
+   * stand any more, then its stream document, should one have landed, and its files go. A
+   * record that changed meanwhile is left for later. The records of earlier releases (no
+   * `v`) have no mark: a stream of theirs that exists stands. Returns how many streams'
+   * data it cleared.
    */
   private async finishChanges(page: StreamChangeDoc[]): Promise<number> {
     const exists = await commitPoints(this.db, page.map((c) => c._id));
-    // A creation whose stream exists may have stopped before putting it in the pool (a crash,
-    // Redis unreachable): queue it. A no-op for a stream already queued or leased.
-    const created = page.filter((c) => c.op === 'create' && exists.has(c._id)).map((c) => c._id);
-    if (created.length > 0) await this.leases.enqueue((await queuedStreams(this.db, created)).map(queueEntry));
+    const abandonedCreation = (c: StreamChangeDoc): boolean => c.op === 'create' && (c.claimed === true || (c.v === 2 ? !c.done : !exists.has(c._id)));
+    const standing = page.filter((c) => c.op === 'create' && !abandonedCreation(c) && exists.has(c._id)).map((c) => c._id);
+    if (standing.length > 0) await this.leases.enqueue((await queuedStreams(this.db, standing)).map(queueEntry));
     let cleaned = 0;
     for (const c of page) {
-      if (!exists.has(c._id)) {
-        if (c.op === 'create') {
-          // The creation may still be under way, its stream document stalled on its way: the
-          // claim keeps it from ending as done (it undoes itself), or fails when it has ended
-          // or a newer change began meanwhile: then there is nothing to clear.
-          if (!c.claimed && !(await claimChange(this.db, c))) continue;
-          await dropAbandonedStream(this.db, c._id);
+      const abandoned = abandonedCreation(c);
+      if (abandoned) {
+        if (!c.claimed && !(await claimChange(this.db, c))) continue;
+        const dropped = await dropAbandonedStream(this.db, c._id);
+        if (dropped) {
+          await this.leases.dequeue(dropped.targetId, readyMember(dropped.createdAt, c._id));
+          await this.leases.forgetManifest(c._id);
         }
+      }
+      if (abandoned || !exists.has(c._id)) {
         await purgeStreamData(this.db, this.files, c._id);
         cleaned++;
       }

@@ -8,14 +8,23 @@
  */
 import type { Db } from 'mongodb';
 import { storeNow } from './abandoned';
+import { withTimeout } from './outage';
 
-/** How often a clock reads the store's time again (ms): the drift of this process's monotonic clock meanwhile is parts per million of it. */
-const REREAD_MS = 60_000;
+/**
+ * How often a clock reads the store's time again (ms). Between readings it runs on this
+ * process's monotonic clock, which NTP may slew (chrony by up to about 8 %: 0.4 s in 5 s),
+ * and a step of the store's clock reaches it only at the next reading.
+ */
+const REREAD_MS = 5_000;
+
+/** How long the first reading may take before a write that waits for it fails (ms): MongoDB unreachable. */
+const FIRST_READ_MS = 20_000;
 
 /**
  * The store's time at a moment of this process's monotonic clock, kept up to date: read
  * once (a `hello`), then advanced by the monotonic clock, read again in the background every
- * {@link REREAD_MS}. Wall-clock steps of this machine do not move it.
+ * {@link REREAD_MS}. Wall-clock steps of this machine do not move it. A background reading
+ * that fails keeps the last one (and is tried again at the next write).
  */
 export class StoreClock {
   private anchor: { storeMs: number; sentAt: number } | undefined;
@@ -25,14 +34,15 @@ export class StoreClock {
 
   /**
    * The store's time now, in epoch ms, as an upper bound: the store read its clock after the
-   * question was sent, so counting from the sending errs young (by up to one round trip),
-   * never old. The first call waits for the store; later ones do not.
+   * question was sent, so counting from the sending errs young (by up to one round trip,
+   * and the millisecond `localTime` truncates), never old. The first call waits for the
+   * store; later ones do not.
    */
   async now(): Promise<number> {
-    if (!this.anchor) await this.read();
+    if (!this.anchor) await withTimeout(this.read(), FIRST_READ_MS, 'mongodb', "MongoDB's clock (hello)");
     else if (performance.now() - this.anchor.sentAt > REREAD_MS) this.read().catch(() => undefined);
     const a = this.anchor!;
-    return Math.ceil(a.storeMs + (performance.now() - a.sentAt));
+    return Math.ceil(a.storeMs + 1 + (performance.now() - a.sentAt));
   }
 
   private read(): Promise<void> {

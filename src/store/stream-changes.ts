@@ -15,7 +15,7 @@ function changes(db: Db): Collection<StreamChangeDoc> {
 
 /** Records that a creation or deletion of stream `id` begins (a deletion replaces the record of an unfinished creation). */
 export async function beginChange(db: Db, id: string, op: StreamChangeDoc['op']): Promise<void> {
-  await changes(db).updateOne({ _id: id }, { $set: { op }, $unset: { claimed: '' }, $currentDate: { createdAt: true } }, { upsert: true });
+  await changes(db).updateOne({ _id: id }, { $set: { op, v: 2 }, $unset: { claimed: '', done: '' }, $currentDate: { createdAt: true } }, { upsert: true });
 }
 
 /** Removes the record of a finished change. */
@@ -24,21 +24,28 @@ export async function endChange(db: Db, id: string): Promise<void> {
 }
 
 /**
- * Ends a creation: removes its record unless the janitor claimed it. False when the record
- * was claimed (or replaced by a deletion's): the janitor is clearing, or has cleared, the
- * creation's files, and the creation must not answer as done.
+ * Marks a creation whose stream document is written as standing, unless the janitor claimed
+ * its record first (or a deletion replaced it). False then: the janitor is clearing, or has
+ * cleared, the creation's files, and the creation must undo itself. Sent again on a store
+ * error (it is idempotent), up to three times; still unanswered, it throws.
  */
-export async function endCreation(db: Db, id: string): Promise<boolean> {
-  return (await changes(db).deleteOne({ _id: id, op: 'create', claimed: { $exists: false } })).deletedCount === 1;
+export async function markCreated(db: Db, id: string): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await changes(db).updateOne({ _id: id, op: 'create', claimed: { $exists: false } }, { $set: { done: true } })).matchedCount === 1;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
 }
 
 /**
  * The janitor's claim on the record it examined before it clears an unfinished creation's
- * data: from here that creation cannot end ({@link endCreation}). False when the record has
- * changed or gone since it was read (the creation ended, or a newer change began).
+ * data: from here that creation cannot stand ({@link markCreated}). False when the record has
+ * changed or gone since it was read (the creation stood, ended, or a newer change began).
  */
 export async function claimChange(db: Db, c: Pick<StreamChangeDoc, '_id' | 'createdAt'>): Promise<boolean> {
-  return (await changes(db).updateOne({ _id: c._id, createdAt: c.createdAt }, { $set: { claimed: true } })).matchedCount === 1;
+  return (await changes(db).updateOne({ _id: c._id, createdAt: c.createdAt, done: { $exists: false } }, { $set: { claimed: true } })).matchedCount === 1;
 }
 
 /** Removes the record the janitor examined, not a newer change of the same stream; returns whether it did. */
@@ -50,6 +57,6 @@ export async function endExaminedChange(db: Db, c: Pick<StreamChangeDoc, '_id' |
 export function changesCreated(db: Db, range: CreatedRange, limit: number): Promise<StreamChangeDoc[]> {
   const { filter, sort } = createdQuery(range);
   return changes(db)
-    .find(filter as Filter<StreamChangeDoc>, { projection: { _id: 1, op: 1, createdAt: 1, claimed: 1 }, sort, limit })
+    .find(filter as Filter<StreamChangeDoc>, { projection: { _id: 1, op: 1, createdAt: 1, claimed: 1, done: 1, v: 1 }, sort, limit })
     .toArray();
 }

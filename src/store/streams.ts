@@ -17,7 +17,7 @@ import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
 import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamDoc, type StreamFileKind } from '../model';
 import { appendStreamError, deleteStreamErrors, streamErrorLog } from './stream-errors';
 import { fromMongo } from './outage';
-import { beginChange, endChange, endCreation } from './stream-changes';
+import { beginChange, endChange, markCreated } from './stream-changes';
 import { AppError } from '../errors';
 
 const STREAMS = 'streams';
@@ -244,10 +244,11 @@ export async function countStreamError(db: Db, streamId: string, maxErrors: numb
 
 /**
  * Removes the document of a stream whose creation the janitor claimed (store/stream-changes.ts
- * `claimChange`): its insert landed late, and the creation can no longer answer as done.
+ * `claimChange`): its insert landed late, and the creation can no longer stand.
  */
-export async function dropAbandonedStream(db: Db, streamId: string): Promise<void> {
-  await collection(db).deleteOne({ _id: streamId });
+export async function dropAbandonedStream(db: Db, streamId: string): Promise<Pick<StreamDoc, 'targetId' | 'createdAt'> | null> {
+  // No projection: FerretDB does not implement one on findAndModify.
+  return collection(db).findOneAndDelete({ _id: streamId });
 }
 
 /**
@@ -301,14 +302,25 @@ export class Streams {
 
   /**
    * Creates a stream of a target with its seed and tag files and puts it in the pool.
-   * A change record first, then the files, the stream document, the queue entry, and the
-   * record's removal: a failure in between leaves the record, and the janitor removes the
-   * files of a stream that never came to exist without reading any file back. Refused only
-   * while the stream is not in the pool.
+   * A change record first, then the files and the stream document; then the record is
+   * marked done, the stream queued, and the record removed. The mark is where the creation
+   * stands: before it, a failure leaves the record, and the janitor removes the files of a
+   * stream that never came to be, without reading any file back, having first claimed the
+   * record so that a creation still under way (its stream document stalled in the store past
+   * storage.janitorLagS) can no longer stand and undoes itself. Refused only while the stream
+   * is not in the pool.
    */
   async create(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
     // The MongoDB steps are wrapped apart from Redis's: their large writes may lose the connection.
     const doc = await fromMongo(this.writeNew(target, seeds, tags));
+    const stands = await markCreated(this.db, doc._id).catch(() => false);
+    if (!stands) {
+      // Claimed by the janitor, replaced by a deletion, or not known: undone, as the janitor
+      // would (it clears what this leaves: the record is still there unless it took it).
+      await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
+      await purgeStreamData(this.db, this.store, doc._id).catch(() => undefined);
+      throw new AppError('unavailable', 'The stream creation took too long and was abandoned; send it again');
+    }
     try {
       await this.enqueue(doc);
     } catch (err) {
@@ -317,18 +329,9 @@ export class Streams {
       await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
       throw err;
     }
-    // Created and in the pool from here, unless the janitor claimed the change record: this
-    // creation outlived storage.janitorLagS (a stalled insert) and its files are being
-    // cleared, so it undoes the rest. Otherwise answered as done even when the record's
-    // removal fails: the janitor removes a record whose stream exists, and the views the bus
-    // refreshes expire on their own.
-    if (!(await endCreation(this.db, doc._id).catch(() => true))) {
-      await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
-      await this.leases.dequeue(target._id, readyMember(doc.createdAt, doc._id)).catch(() => undefined);
-      // Also when the janitor, finding the stream, removed the record instead of claiming it.
-      await purgeStreamData(this.db, this.store, doc._id).catch(() => undefined);
-      throw new AppError('unavailable', 'The stream creation took too long and was abandoned; send it again');
-    }
+    // Created and in the pool from here: answered as such. The janitor removes a done
+    // record, and the views the bus refreshes expire on their own.
+    await endChange(this.db, doc._id).catch(() => undefined);
     await this.bus.publish('target.streams', { targetId: target._id }).catch(() => undefined);
     return doc;
   }
