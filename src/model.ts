@@ -196,6 +196,8 @@ export interface StreamChangeDoc {
    * created without removing its record, so the janitor keeps such a stream.
    */
   v?: 2;
+  /** How many lags the janitor has kept a claimed creation's record after clearing its data (a stalled stream document may still land). */
+  rounds?: number;
 }
 
 /** The kinds of files a partition holds. */

@@ -364,6 +364,20 @@ t.test("a creation whose change record's removal loses its answer is created onc
   t.equal((await core.assign(target)).streamId, created.stream_id, 'in the pool');
 });
 
+t.test('a creation whose mark that it stands loses its answer is marked again and created once: 201', async (t) => {
+  const target = await f.target();
+  // The mark's `$set: {done: true}` (a boolean; the record's creation unsets `done` with a string).
+  const cut = proxy.cutNext(Buffer.concat([Buffer.from([0x08]), Buffer.from('done\0'), Buffer.from([0x01])]));
+  const created = await f.api<{ stream_id: string }>('POST', `/v1/targets/${target}/streams`, f.manager, { files: { 'state.xml': Buffer.from('s').toString('base64') } }, 201);
+  await within(cut, 'the proxy saw no mark');
+  t.match(await f.api('GET', `/v1/targets/${target}/streams`, f.manager), { total: 1 });
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  const a = await core.assign(target);
+  t.equal(a.streamId, created.stream_id, 'in the pool');
+  t.equal(a.files['state.xml']?.toString(), 's', 'with its seed file');
+});
+
 t.test('a connection reset under a GridFS seed upload leaves none of its chunks behind', async (t) => {
   const target = await f.target();
   const db = ts.server.storage.mongo.db;

@@ -246,6 +246,9 @@ t.test('a creation past its window makes no stream, and the janitor clears its f
   t.match(await janitor.pass(5000, Date.now() + f.ts.settings.storage.janitorLagS * 1000 + 1000), { streams: 1 });
   t.equal(await db.collection('files').countDocuments({ streamId: id }), 0, 'and is cleared');
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': id }), 0, 'with its GridFS blob');
+  t.match(await db.collection('stream_changes').findOne({ _id: id as never }), { claimed: true, rounds: 1 }, 'its record kept for a stream document still on its way');
+  // Not left for the file's later cases to count.
+  await db.collection('stream_changes').deleteOne({ _id: id as never });
 });
 
 t.test('a creation whose stream document lands after the janitor cleared its files undoes itself', async (t) => {
@@ -269,7 +272,8 @@ t.test('a creation whose stream document lands after the janitor cleared its fil
   t.equal(await db.collection('files').countDocuments({ streamId: id }), 0, 'no seed file');
   t.equal(await db.collection('blobs.files').countDocuments({ 'metadata.streamId': id }), 0, 'no GridFS blob');
   t.same((await redis.zrange(leases.keys(target._id).ready, '0', '-1')).filter((m) => m.endsWith(id)), [], 'not in the pool');
-  t.equal(await db.collection('stream_changes').countDocuments({ _id: id as never }), 0, 'no change record left');
+  t.match(await db.collection('stream_changes').findOne({ _id: id as never }), { op: 'create', claimed: true }, 'its record kept, claimed, for the janitor to look at again after the lag');
+  await db.collection('stream_changes').deleteOne({ _id: id as never });
 });
 
 t.test('a creation that died after its stream document, before it stood: the janitor removes the stream and its files', async (t) => {

@@ -433,18 +433,29 @@ export class CoreSession {
       // to clear. Left in place, a disabled target would not stop that holder.
       let clear = how !== 'lost';
       if (how === 'requeue' || how === 'drop') await leases.release(a.streamId, this.id, how === 'requeue', a.committed);
-      else if (how === 'detach') {
-        clear = await leases.detach(a.streamId, this.id, this.hub.settings.core.resumeGraceS * 1000, epochOf(a.progressAt));
-        if (!clear) this.hub.unpark(a.streamId);
-      }
+      else if (how === 'detach') clear = await this.detach(a);
       if (clear) await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {
-      // Redis down: the lease expires on its own and the sweeper returns the stream. Not kept
-      // for a resume, it counts only until then.
-      if (how === 'detach') this.hub.park(a.streamId, this.who, this.hub.settings.core.leaseTtlS * 1000);
+      // Redis down: the lease expires on its own and the sweeper returns the stream.
       this.hub.log.warn({ err: (err as Error).message, stream: a.streamId }, 'could not release lease; it will expire');
     }
     await this.recordEnd(a, how);
+  }
+
+  /**
+   * Keeps the lease for a resume; returns whether it was still this session's. The stream,
+   * parked by the caller, stops counting when it was not, and counts only until the lease
+   * expires (core.leaseTtlS) when Redis could not be told.
+   */
+  private async detach(a: HeldAssignment): Promise<boolean> {
+    try {
+      const kept = await this.hub.leases.detach(a.streamId, this.id, this.hub.settings.core.resumeGraceS * 1000, epochOf(a.progressAt));
+      if (!kept) this.hub.unpark(a.streamId);
+      return kept;
+    } catch (err) {
+      this.hub.park(a.streamId, this.who, this.hub.settings.core.leaseTtlS * 1000);
+      throw err;
+    }
   }
 
   /** The activation's credit fragment (its commits are its donor's, however it ended) and the log line. */

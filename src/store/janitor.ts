@@ -14,7 +14,7 @@ import type { RedisClient } from './redis';
 import { readyMember, type Leases } from './leases';
 import { committedPartitionId, type PageCache } from './partition-pages';
 import { commitPoint, commitPoints, dropAbandonedStream, fenceOut, purgeStreamData, queuedStreams, queueEntry, type CommitPoint } from './streams';
-import { changesCreated, claimChange, endExaminedChange } from './stream-changes';
+import { adoptCreation, changesCreated, claimChange, endExaminedChange, keepClaimed } from './stream-changes';
 import { partitionHeadsCreated, takePartition } from './partitions';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
@@ -37,6 +37,12 @@ interface Watermark {
   ms: number;
   id: string;
 }
+
+/**
+ * How many more lags the janitor keeps the record of a creation it cleared before any stream
+ * document of it landed: a stream document stalled in the store may land later still.
+ */
+const CLAIMED_ROUNDS = 3;
 
 /** What the janitor walks: documents with an id, in createdAt order. */
 interface Dated {
@@ -210,39 +216,64 @@ export class Janitor {
 
   /**
    * Finishes the changes of a page. A deletion whose stream still exists had not begun (the
-   * document goes first); one whose stream is gone is completed. A creation marked done
-   * stands: its stream, if it exists, is queued (it may have stopped before: a crash, Redis
-   * unreachable; a no-op for a stream queued or leased), and if it does not, the creation
-   * undid itself and its files are cleared. A creation not marked done never stood: its
-   * record is claimed first (store/stream-changes.ts), so that one still under way cannot
-   * stand any more, then its stream document, should one have landed, and its files go. A
-   * record that changed meanwhile is left for later. The records of earlier releases (no
-   * `v`) have no mark: a stream of theirs that exists stands. Returns how many streams'
-   * data it cleared.
+   * document goes first); one whose stream is gone is completed. A creation's record
+   * (store/stream-changes.ts) is one of:
+   * - standing: marked done, or of an earlier release (no `v`) with its stream there. Its
+   *   stream is queued (it may have stopped before: a crash, Redis unreachable; a no-op for a
+   *   stream queued or leased), and the record removed.
+   * - done but its stream gone: the creation undid itself; its files are cleared.
+   * - never stood (not done, or legacy without a stream): claimed first, so that a creation
+   *   still under way cannot stand any more (a miss: the record changed, left for later),
+   *   then abandoned. Unless its stream has committed frames (a pool rebuild queued it):
+   *   that one is marked done and kept.
+   * - abandoned (claimed): its stream document, queue entry, manifest and files go. When no
+   *   stream document was there, this release's record is kept for {@link CLAIMED_ROUNDS}
+   *   more lags: a stalled one may still land, and its creation looks at the record.
+   * Returns how many streams' data it cleared.
    */
   private async finishChanges(page: StreamChangeDoc[]): Promise<number> {
-    const exists = await commitPoints(this.db, page.map((c) => c._id));
-    const abandonedCreation = (c: StreamChangeDoc): boolean => c.op === 'create' && (c.claimed === true || (c.v === 2 ? !c.done : !exists.has(c._id)));
-    const standing = page.filter((c) => c.op === 'create' && !abandonedCreation(c) && exists.has(c._id)).map((c) => c._id);
-    if (standing.length > 0) await this.leases.enqueue((await queuedStreams(this.db, standing)).map(queueEntry));
+    const streams = await commitPoints(this.db, page.map((c) => c._id));
+    const standing: StreamChangeDoc[] = [];
     let cleaned = 0;
     for (const c of page) {
-      const abandoned = abandonedCreation(c);
-      if (abandoned) {
-        if (!c.claimed && !(await claimChange(this.db, c))) continue;
-        const dropped = await dropAbandonedStream(this.db, c._id);
-        if (dropped) {
-          await this.leases.dequeue(dropped.targetId, readyMember(dropped.createdAt, c._id));
-          await this.leases.forgetManifest(c._id);
+      const s = streams.get(c._id);
+      if (c.op === 'delete' || (c.done && !c.claimed && !s)) {
+        if (!s) {
+          await purgeStreamData(this.db, this.files, c._id);
+          cleaned++;
         }
+        await endExaminedChange(this.db, c);
+        continue;
       }
-      if (abandoned || !exists.has(c._id)) {
-        await purgeStreamData(this.db, this.files, c._id);
-        cleaned++;
+      if (!c.claimed && (c.v === 2 ? c.done : s !== undefined)) {
+        standing.push(c);
+        continue;
       }
-      // Only the record examined: a newer change of the same stream keeps its own.
-      await endExaminedChange(this.db, c);
+      if (!c.claimed) {
+        if (s && s.frames > 0) {
+          if (await adoptCreation(this.db, c)) standing.push(c);
+          continue;
+        }
+        if (!(await claimChange(this.db, c))) continue;
+      }
+      cleaned += await this.dropCreation(c);
     }
+    if (standing.length > 0) await this.leases.enqueue((await queuedStreams(this.db, standing.map((c) => c._id))).map(queueEntry));
+    for (const c of standing) await endExaminedChange(this.db, c);
     return cleaned;
+  }
+
+  /** Clears an abandoned (claimed) creation: its stream document, queue entry, manifest and files; returns 1. */
+  private async dropCreation(c: StreamChangeDoc): Promise<number> {
+    const dropped = await dropAbandonedStream(this.db, c._id);
+    if (dropped) {
+      await this.leases.dequeue(dropped.targetId, readyMember(dropped.createdAt, c._id));
+      await this.leases.forgetManifest(c._id);
+    }
+    await purgeStreamData(this.db, this.files, c._id);
+    // Earlier releases' creations never look at their record: nothing to keep it for.
+    if (!dropped && c.v === 2 && (c.rounds ?? 0) < CLAIMED_ROUNDS) await keepClaimed(this.db, c);
+    else await endExaminedChange(this.db, c);
+    return 1;
   }
 }

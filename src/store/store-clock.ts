@@ -17,14 +17,17 @@ import { withTimeout } from './outage';
  */
 const REREAD_MS = 5_000;
 
-/** How long the first reading may take before a write that waits for it fails (ms): MongoDB unreachable. */
-const FIRST_READ_MS = 20_000;
+/** How long a reading may take before it counts as failed (ms): MongoDB unreachable. */
+const READ_MS = 10_000;
+
+/** How old the last reading may grow, when later ones fail, before a write waits for a fresh one (ms). */
+const STALE_MS = 6 * REREAD_MS;
 
 /**
  * The store's time at a moment of this process's monotonic clock, kept up to date: read
  * once (a `hello`), then advanced by the monotonic clock, read again in the background every
  * {@link REREAD_MS}. Wall-clock steps of this machine do not move it. A background reading
- * that fails keeps the last one (and is tried again at the next write).
+ * that fails keeps the last one (and is tried again at the next write), for a while.
  */
 export class StoreClock {
   private anchor: { storeMs: number; sentAt: number } | undefined;
@@ -35,21 +38,24 @@ export class StoreClock {
   /**
    * The store's time now, in epoch ms, as an upper bound: the store read its clock after the
    * question was sent, so counting from the sending errs young (by up to one round trip,
-   * and the millisecond `localTime` truncates), never old. The first call waits for the
-   * store; later ones do not.
+   * and the millisecond `localTime` truncates), never old. A call waits for the store only
+   * when there is no reading yet, or the last one is older than {@link STALE_MS} (the later
+   * ones failed): then it fails with the store (a `DeadlineError` when it does not answer).
    */
   async now(): Promise<number> {
-    if (!this.anchor) await withTimeout(this.read(), FIRST_READ_MS, 'mongodb', "MongoDB's clock (hello)");
-    else if (performance.now() - this.anchor.sentAt > REREAD_MS) this.read().catch(() => undefined);
+    const age = this.anchor ? performance.now() - this.anchor.sentAt : Infinity;
+    if (age > STALE_MS) await this.read();
+    else if (age > REREAD_MS) this.read().catch(() => undefined);
     const a = this.anchor!;
     return Math.ceil(a.storeMs + 1 + (performance.now() - a.sentAt));
   }
 
+  /** One reading at a time, given up after {@link READ_MS} (a hung one does not hold the next). */
   private read(): Promise<void> {
     this.reading ??= (async () => {
       try {
         const sentAt = performance.now();
-        const storeMs = await storeNow(this.db);
+        const storeMs = await withTimeout(storeNow(this.db), READ_MS, 'mongodb', "MongoDB's clock (hello)");
         this.anchor = { storeMs, sentAt };
       } finally {
         this.reading = undefined;

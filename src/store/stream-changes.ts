@@ -23,20 +23,41 @@ export async function endChange(db: Db, id: string): Promise<void> {
   await changes(db).deleteOne({ _id: id });
 }
 
+/** Removes the record of a creation that stood, not a deletion's that replaced it meanwhile. */
+export async function endCreation(db: Db, id: string): Promise<void> {
+  await changes(db).deleteOne({ _id: id, op: 'create', done: true });
+}
+
 /**
  * Marks a creation whose stream document is written as standing, unless the janitor claimed
- * its record first (or a deletion replaced it). False then: the janitor is clearing, or has
- * cleared, the creation's files, and the creation must undo itself. Sent again on a store
- * error (it is idempotent), up to three times; still unanswered, it throws.
+ * its record first (or a deletion replaced it). Sent again on a store error, up to three
+ * times; still unanswered, it throws. A miss is looked into, since an earlier attempt may have
+ * landed unanswered: the record found done (and unclaimed) stands; the record gone while
+ * `streamExists()` stands too (the janitor found it done, queued the stream and removed the
+ * record; a claimed record it keeps for several lags, and drops the stream before removing
+ * it). Otherwise false: the janitor is clearing, or has cleared, the creation's files, and
+ * the creation must undo itself.
  */
-export async function markCreated(db: Db, id: string): Promise<boolean> {
+export async function markCreated(db: Db, id: string, streamExists: () => Promise<boolean>): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await changes(db).updateOne({ _id: id, op: 'create', claimed: { $exists: false } }, { $set: { done: true } })).matchedCount === 1;
+      if ((await changes(db).updateOne({ _id: id, op: 'create', claimed: { $exists: false } }, { $set: { done: true } })).matchedCount === 1) return true;
+      const now = await changes(db).findOne({ _id: id });
+      if (now) return now.op === 'create' && now.done === true && !now.claimed;
+      return streamExists();
     } catch (err) {
       if (attempt >= 3) throw err;
     }
   }
+}
+
+/**
+ * A creation's claim on its own record before it undoes itself: claimed, and stamped anew so
+ * the janitor's walk meets it again after the lag and finishes what the undo leaves (stream
+ * document, queue entry, files). False when the record is gone or a deletion's.
+ */
+export async function claimOwnCreation(db: Db, id: string): Promise<boolean> {
+  return (await changes(db).updateOne({ _id: id, op: 'create' }, { $set: { claimed: true }, $currentDate: { createdAt: true } })).matchedCount === 1;
 }
 
 /**
@@ -48,6 +69,23 @@ export async function claimChange(db: Db, c: Pick<StreamChangeDoc, '_id' | 'crea
   return (await changes(db).updateOne({ _id: c._id, createdAt: c.createdAt, done: { $exists: false } }, { $set: { claimed: true } })).matchedCount === 1;
 }
 
+/**
+ * Keeps a claimed creation's record for another lag (stamped anew, its rounds counted): its
+ * stream document, stalled in the store, may still land after the janitor cleared the rest.
+ */
+export async function keepClaimed(db: Db, c: Pick<StreamChangeDoc, '_id' | 'createdAt'>): Promise<void> {
+  await changes(db).updateOne({ _id: c._id, createdAt: c.createdAt }, { $inc: { rounds: 1 }, $currentDate: { createdAt: true } });
+}
+
+/**
+ * Marks, for the janitor, a creation that never stood but whose stream has committed frames
+ * since (a pool rebuild queued it): kept rather than dropped with its data. False when the
+ * record changed or was claimed meanwhile.
+ */
+export async function adoptCreation(db: Db, c: Pick<StreamChangeDoc, '_id' | 'createdAt'>): Promise<boolean> {
+  return (await changes(db).updateOne({ _id: c._id, createdAt: c.createdAt, claimed: { $exists: false } }, { $set: { done: true } })).matchedCount === 1;
+}
+
 /** Removes the record the janitor examined, not a newer change of the same stream; returns whether it did. */
 export async function endExaminedChange(db: Db, c: Pick<StreamChangeDoc, '_id' | 'createdAt'>): Promise<boolean> {
   return (await changes(db).deleteOne({ _id: c._id, createdAt: c.createdAt })).deletedCount === 1;
@@ -57,6 +95,6 @@ export async function endExaminedChange(db: Db, c: Pick<StreamChangeDoc, '_id' |
 export function changesCreated(db: Db, range: CreatedRange, limit: number): Promise<StreamChangeDoc[]> {
   const { filter, sort } = createdQuery(range);
   return changes(db)
-    .find(filter as Filter<StreamChangeDoc>, { projection: { _id: 1, op: 1, createdAt: 1, claimed: 1, done: 1, v: 1 }, sort, limit })
+    .find(filter as Filter<StreamChangeDoc>, { projection: { _id: 1, op: 1, createdAt: 1, claimed: 1, done: 1, v: 1, rounds: 1 }, sort, limit })
     .toArray();
 }

@@ -17,7 +17,7 @@ import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
 import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamDoc, type StreamFileKind } from '../model';
 import { appendStreamError, deleteStreamErrors, streamErrorLog } from './stream-errors';
 import { fromMongo } from './outage';
-import { beginChange, endChange, markCreated } from './stream-changes';
+import { beginChange, claimOwnCreation, endChange, endCreation, markCreated } from './stream-changes';
 import { AppError } from '../errors';
 
 const STREAMS = 'streams';
@@ -313,27 +313,39 @@ export class Streams {
   async create(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
     // The MongoDB steps are wrapped apart from Redis's: their large writes may lose the connection.
     const doc = await fromMongo(this.writeNew(target, seeds, tags));
-    const stands = await markCreated(this.db, doc._id).catch(() => false);
+    const stands = await markCreated(this.db, doc._id, () => streamExists(this.db, doc._id)).catch(() => false);
     if (!stands) {
-      // Claimed by the janitor, replaced by a deletion, or not known: undone, as the janitor
-      // would (it clears what this leaves: the record is still there unless it took it).
-      await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
-      await purgeStreamData(this.db, this.store, doc._id).catch(() => undefined);
+      // Claimed by the janitor, replaced by a deletion, or not known.
+      await this.undoCreation(doc);
       throw new AppError('unavailable', 'The stream creation took too long and was abandoned; send it again');
     }
     try {
       await this.enqueue(doc);
     } catch (err) {
-      // Refused, so the manager sends it again: undo, or the stream would exist twice, once
-      // outside the pool. The change record stays, and the janitor clears the files.
-      await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
+      // Refused, so the manager sends it again: undone, or the stream would exist twice, once
+      // outside the pool.
+      await this.undoCreation(doc);
       throw err;
     }
     // Created and in the pool from here: answered as such. The janitor removes a done
     // record, and the views the bus refreshes expire on their own.
-    await endChange(this.db, doc._id).catch(() => undefined);
+    await endCreation(this.db, doc._id).catch(() => undefined);
     await this.bus.publish('target.streams', { targetId: target._id }).catch(() => undefined);
     return doc;
+  }
+
+  /**
+   * Undoes a creation that cannot stand. Its own record is claimed first, and stamped anew,
+   * so the janitor finishes whatever fails here (store/stream-changes.ts `claimOwnCreation`);
+   * without that claim nothing is undone (the record is gone with the stream, or a deletion's),
+   * and the janitor or the deletion judges. Best effort throughout.
+   */
+  private async undoCreation(doc: StreamDoc): Promise<void> {
+    if (!(await claimOwnCreation(this.db, doc._id).catch(() => false))) return;
+    await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
+    await this.leases.dequeue(doc.targetId, readyMember(doc.createdAt, doc._id)).catch(() => undefined);
+    await this.leases.forgetManifest(doc._id).catch(() => undefined);
+    await purgeStreamData(this.db, this.store, doc._id).catch(() => undefined);
   }
 
   /** The MongoDB half of {@link create}: the change record, the files and the stream document. */
