@@ -14,7 +14,7 @@ import type { RedisClient } from './redis';
 import { readyMember, type Leases } from './leases';
 import { committedPartitionId, type PageCache } from './partition-pages';
 import { commitPoint, commitPoints, dropAbandonedStream, fenceOut, purgeStreamData, queuedStreams, queueEntry, type CommitPoint } from './streams';
-import { adoptCreation, changesCreated, claimChange, endExaminedChange, keepClaimed } from './stream-changes';
+import { adoptCreation, changeRecord, changesCreated, claimChange, endExaminedChange, keepClaimed } from './stream-changes';
 import { partitionHeadsCreated, takePartition } from './partitions';
 import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
@@ -254,7 +254,13 @@ export class Janitor {
           if (await adoptCreation(this.db, c)) standing.push(c);
           continue;
         }
-        if (!(await claimChange(this.db, c))) continue;
+        if (!(await claimChange(this.db, c))) {
+          // Marked done meanwhile (the creation stood as this page was read): standing, or
+          // the walk would pass it for good; anything else changed it: its own stamp is newer.
+          const now = await changeRecord(this.db, c._id);
+          if (now?.done && !now.claimed && now.createdAt.getTime() === c.createdAt.getTime()) standing.push(c);
+          continue;
+        }
       }
       cleaned += await this.dropCreation(c);
     }

@@ -32,23 +32,28 @@ export async function endCreation(db: Db, id: string): Promise<void> {
  * Marks a creation whose stream document is written as standing, unless the janitor claimed
  * its record first (or a deletion replaced it). Sent again on a store error, up to three
  * times; still unanswered, it throws. A miss is looked into, since an earlier attempt may have
- * landed unanswered: the record found done (and unclaimed) stands; the record gone while
- * `streamExists()` stands too (the janitor found it done, queued the stream and removed the
- * record; a claimed record it keeps for several lags, and drops the stream before removing
- * it). Otherwise false: the janitor is clearing, or has cleared, the creation's files, and
- * the creation must undo itself.
+ * landed unanswered: the record gone while `streamExists()` stands (the janitor found it
+ * done, queued the stream and removed the record; a claimed record it keeps for several lags,
+ * and drops the stream before removing it: a stream document stalled in the store longer than
+ * that is the bound of this rule, docs/architecture.md). Otherwise false: the janitor is
+ * clearing, or has cleared, the creation's files, and the creation must undo itself.
  */
 export async function markCreated(db: Db, id: string, streamExists: () => Promise<boolean>): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     try {
       if ((await changes(db).updateOne({ _id: id, op: 'create', claimed: { $exists: false } }, { $set: { done: true } })).matchedCount === 1) return true;
-      const now = await changes(db).findOne({ _id: id });
-      if (now) return now.op === 'create' && now.done === true && !now.claimed;
+      // A record still there missed as claimed or a deletion's.
+      if (await changeRecord(db, id)) return false;
       return streamExists();
     } catch (err) {
       if (attempt >= 3) throw err;
     }
   }
+}
+
+/** The change record of stream `id`, if any. */
+export function changeRecord(db: Db, id: string): Promise<StreamChangeDoc | null> {
+  return changes(db).findOne({ _id: id });
 }
 
 /**

@@ -17,7 +17,7 @@ import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
 import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamDoc, type StreamFileKind } from '../model';
 import { appendStreamError, deleteStreamErrors, streamErrorLog } from './stream-errors';
 import { fromMongo } from './outage';
-import { beginChange, claimOwnCreation, endChange, endCreation, markCreated } from './stream-changes';
+import { beginChange, changeRecord, claimOwnCreation, endChange, endCreation, markCreated } from './stream-changes';
 import { AppError } from '../errors';
 
 const STREAMS = 'streams';
@@ -316,16 +316,15 @@ export class Streams {
     const stands = await markCreated(this.db, doc._id, () => streamExists(this.db, doc._id)).catch(() => false);
     if (!stands) {
       // Claimed by the janitor, replaced by a deletion, or not known.
-      await this.undoCreation(doc);
-      throw new AppError('unavailable', 'The stream creation took too long and was abandoned; send it again');
-    }
-    try {
-      await this.enqueue(doc);
-    } catch (err) {
-      // Refused, so the manager sends it again: undone, or the stream would exist twice, once
-      // outside the pool.
-      await this.undoCreation(doc);
-      throw err;
+      if ((await this.undoCreation(doc)) === 'undone') throw new AppError('unavailable', 'The stream creation took too long and was abandoned; send it again');
+    } else {
+      try {
+        await this.enqueue(doc);
+      } catch (err) {
+        // Refused, so the manager sends it again: undone, or the stream would exist twice,
+        // once outside the pool.
+        if ((await this.undoCreation(doc)) === 'undone') throw err;
+      }
     }
     // Created and in the pool from here: answered as such. The janitor removes a done
     // record, and the views the bus refreshes expire on their own.
@@ -336,16 +335,21 @@ export class Streams {
 
   /**
    * Undoes a creation that cannot stand. Its own record is claimed first, and stamped anew,
-   * so the janitor finishes whatever fails here (store/stream-changes.ts `claimOwnCreation`);
-   * without that claim nothing is undone (the record is gone with the stream, or a deletion's),
-   * and the janitor or the deletion judges. Best effort throughout.
+   * so the janitor finishes whatever fails here (store/stream-changes.ts `claimOwnCreation`).
+   * Without that claim nothing is undone: the record is a deletion's (which owns the rest), or
+   * gone, and then the creation stands if its stream exists (the janitor found the record
+   * done, queued the stream and removed the record): `stands`. Best effort throughout.
    */
-  private async undoCreation(doc: StreamDoc): Promise<void> {
-    if (!(await claimOwnCreation(this.db, doc._id).catch(() => false))) return;
+  private async undoCreation(doc: StreamDoc): Promise<'undone' | 'stands'> {
+    if (!(await claimOwnCreation(this.db, doc._id).catch(() => false))) {
+      const record = await changeRecord(this.db, doc._id).catch(() => 'unknown' as const);
+      return record === null && (await streamExists(this.db, doc._id).catch(() => false)) ? 'stands' : 'undone';
+    }
     await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
     await this.leases.dequeue(doc.targetId, readyMember(doc.createdAt, doc._id)).catch(() => undefined);
     await this.leases.forgetManifest(doc._id).catch(() => undefined);
     await purgeStreamData(this.db, this.store, doc._id).catch(() => undefined);
+    return 'undone';
   }
 
   /** The MongoDB half of {@link create}: the change record, the files and the stream document. */
