@@ -198,6 +198,8 @@ export interface StreamChangeDoc {
   v?: 2;
   /** How many lags the janitor has kept a claimed creation's record after clearing its data (a stalled stream document may still land). */
   rounds?: number;
+  /** A creation's stream's queue entry (its target and ready-set member), which an abandoned creation's clean-up removes. */
+  queue?: { target: string; member: string };
 }
 
 /** The kinds of files a partition holds. */

@@ -5,7 +5,7 @@ import { commitCheckpoint } from '../src/store/commit';
 import { FileStore } from '../src/store/files';
 import { Janitor } from '../src/store/janitor';
 import { Bus } from '../src/store/bus';
-import { Leases } from '../src/store/leases';
+import { Leases, readyMember } from '../src/store/leases';
 import { Streams } from '../src/store/streams';
 import { commitPartition, writePartition } from '../src/store/partitions';
 import { coreFixture } from './helpers/core';
@@ -288,6 +288,20 @@ t.test('a creation that died after its stream document, before it stood: the jan
   t.equal(await db.collection('files').countDocuments({ streamId: stream }), 0, 'no seed file');
   t.same((await f.ts.server.storage.redis.zrange(leases.keys(target).ready, '0', '-1')).filter((m) => m.endsWith(stream)), [], 'not in the pool');
   t.equal(await db.collection('stream_changes').countDocuments({ _id: stream as never }), 0, 'its record removed');
+});
+
+t.test("an abandoned creation's queue entry goes even when its stream document is gone already", async (t) => {
+  const { f, db, files, target, lagMs } = await newStream();
+  // An undo that deleted its stream document, then could not reach Redis to dequeue it.
+  const id = `undone-${process.pid}`;
+  const leases = leasesOf(f);
+  const member = readyMember(new Date(), id);
+  await f.ts.server.storage.redis.zadd(leases.keys(target).ready, 0, member);
+  await db.collection('stream_changes').insertOne({ _id: id as never, op: 'create', v: 2, claimed: true, queue: { target, member }, createdAt: new Date() });
+  const janitor = new Janitor(db, files, f.ts.server.storage.redis, leases, `jt${process.pid}-p:`, pino({ level: 'silent' }), lagMs);
+  await janitor.pass(5000, Date.now() + lagMs + 1000);
+  t.equal(await f.ts.server.storage.redis.zscore(leases.keys(target).ready, member), null, 'its queue entry removed, named by its record');
+  await db.collection('stream_changes').deleteOne({ _id: id as never });
 });
 
 t.test('a creation that stopped before queuing its stream: the janitor queues it', async (t) => {

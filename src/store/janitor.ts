@@ -272,8 +272,10 @@ export class Janitor {
   /** Clears an abandoned (claimed) creation: its stream document, queue entry, manifest and files; returns 1. */
   private async dropCreation(c: StreamChangeDoc): Promise<number> {
     const dropped = await dropAbandonedStream(this.db, c._id);
-    if (dropped) {
-      await this.leases.dequeue(dropped.targetId, readyMember(dropped.createdAt, c._id));
+    // The record names the queue entry (an undo's dequeue may have failed after the document went).
+    const queued = dropped ? { target: dropped.targetId, member: readyMember(dropped.createdAt, c._id) } : c.queue;
+    if (queued) {
+      await this.leases.dequeue(queued.target, queued.member);
       await this.leases.forgetManifest(c._id);
     }
     await purgeStreamData(this.db, this.files, c._id);

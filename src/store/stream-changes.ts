@@ -13,9 +13,14 @@ function changes(db: Db): Collection<StreamChangeDoc> {
   return db.collection<StreamChangeDoc>('stream_changes');
 }
 
-/** Records that a creation or deletion of stream `id` begins (a deletion replaces the record of an unfinished creation). */
-export async function beginChange(db: Db, id: string, op: StreamChangeDoc['op']): Promise<void> {
-  await changes(db).updateOne({ _id: id }, { $set: { op, v: 2 }, $unset: { claimed: '', done: '' }, $currentDate: { createdAt: true } }, { upsert: true });
+/**
+ * Records that a creation or deletion of stream `id` begins (a deletion replaces the record of
+ * an unfinished creation). A creation names its stream's queue entry (`queue`).
+ */
+export async function beginChange(db: Db, id: string, op: StreamChangeDoc['op'], queue?: StreamChangeDoc['queue']): Promise<void> {
+  const fresh = { claimed: '', done: '', rounds: '' } as const;
+  const update = queue ? { $set: { op, v: 2 as const, queue }, $unset: fresh } : { $set: { op, v: 2 as const }, $unset: { ...fresh, queue: '' as const } };
+  await changes(db).updateOne({ _id: id }, { ...update, $currentDate: { createdAt: true } }, { upsert: true });
 }
 
 /** Removes the record of a finished change. */
@@ -100,6 +105,6 @@ export async function endExaminedChange(db: Db, c: Pick<StreamChangeDoc, '_id' |
 export function changesCreated(db: Db, range: CreatedRange, limit: number): Promise<StreamChangeDoc[]> {
   const { filter, sort } = createdQuery(range);
   return changes(db)
-    .find(filter as Filter<StreamChangeDoc>, { projection: { _id: 1, op: 1, createdAt: 1, claimed: 1, done: 1, v: 1, rounds: 1 }, sort, limit })
+    .find(filter as Filter<StreamChangeDoc>, { projection: { _id: 1, op: 1, createdAt: 1, claimed: 1, done: 1, v: 1, rounds: 1, queue: 1 }, sort, limit })
     .toArray();
 }

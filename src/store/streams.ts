@@ -355,7 +355,10 @@ export class Streams {
   /** The MongoDB half of {@link create}: the change record, the files and the stream document. */
   private async writeNew(target: { _id: string; owner: string }, seeds: NewFile[], tags: NewFile[]): Promise<StreamDoc> {
     const id = newId();
-    await beginChange(this.db, id, 'create');
+    // Its time is chosen first: the record names the stream's queue entry, so the janitor can
+    // remove that entry even once the stream document is gone.
+    const now = new Date();
+    await beginChange(this.db, id, 'create', { target: target._id, member: readyMember(now, id) });
     const started = performance.now();
     const put = async (kind: StreamFileKind, f: NewFile): Promise<FileDoc> => ({
       _id: streamFileId(id, kind, f.name),
@@ -368,7 +371,6 @@ export class Streams {
     for (const f of seeds) docs.push(await put('seed', f));
     for (const f of tags) docs.push(await put('tag', f));
     if (docs.length > 0) await this.files.insertMany(docs);
-    const now = new Date();
     const doc: StreamDoc = {
       _id: id,
       targetId: target._id,
