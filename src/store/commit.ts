@@ -16,7 +16,7 @@
 import type { Db } from 'mongodb';
 import type { Durability, FileStore } from './files';
 import { deletePagesById, listedPartitions, pagesOf, writePage } from './partition-pages';
-import { commitPartition, stampedAt, takePartition, writePartition, type NamedBytes } from './partitions';
+import { commitPartition, discardPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
 import { commitPoint, lastCommit, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
 import { fromMongo } from './outage';
@@ -121,8 +121,7 @@ async function commitOnce(
   if (limits.commitWindowMs !== undefined && started !== undefined && performance.now() - started > limits.commitWindowMs) {
     // Never to be committed: removed now (best effort). Its createdAt was stamped before it
     // was sent, so a write that took this long may have landed behind the janitor's walk.
-    const gone = await takePartition(db, doc._id).catch(() => null);
-    if (gone) await files.removeBlobs([...gone.frames, ...gone.checkpoint]).catch(() => undefined);
+    await discardPartition(db, files, doc._id).catch(() => undefined);
     throw new AppError('unavailable', 'The commit took too long and was abandoned; retry the checkpoint');
   }
   const sent: UnsettledCommit = { partitionId: doc._id, frames: doc.n, fence: limits.fence ?? 0 };

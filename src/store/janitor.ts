@@ -11,12 +11,12 @@ import type { Db } from 'mongodb';
 import type { FileStore } from './files';
 import type { Logger } from '../telemetry/log';
 import type { RedisClient } from './redis';
-import { readyMember, type Leases } from './leases';
+import type { Leases } from './leases';
 import { committedPartitionId, type PageCache } from './partition-pages';
-import { commitPoint, commitPoints, dropAbandonedStream, fenceOut, purgeStreamData, queuedStreams, queueEntry, type CommitPoint } from './streams';
+import { clearCreation, commitPoint, commitPoints, fenceOut, purgeStreamData, queuedStreams, queueEntry, type CommitPoint } from './streams';
 import { adoptCreation, changeRecord, changesCreated, claimChange, endExaminedChange, keepClaimed } from './stream-changes';
-import { partitionHeadsCreated, takePartition } from './partitions';
-import type { PartitionDoc, StoredFile, StreamChangeDoc } from '../model';
+import { discardPartition, partitionHeadsCreated } from './partitions';
+import type { PartitionDoc, StreamChangeDoc } from '../model';
 import { beyondCommitPoint, storeNow } from './abandoned';
 import type { CreatedRange } from './created-order';
 
@@ -177,11 +177,7 @@ export class Janitor {
     let removed = 0;
     for (const p of page) {
       if (!(await this.abandoned(p, streams.get(p.streamId), to, pages))) continue;
-      const full = await takePartition(this.db, p._id);
-      if (full) {
-        await this.files.removeBlobs([...full.frames, ...full.checkpoint] as StoredFile[]);
-        removed++;
-      }
+      if (await discardPartition(this.db, this.files, p._id)) removed++;
     }
     return removed;
   }
@@ -237,51 +233,62 @@ export class Janitor {
     let cleaned = 0;
     for (const c of page) {
       const s = streams.get(c._id);
-      if (c.op === 'delete' || (c.done && !c.claimed && !s)) {
-        if (!s) {
-          await purgeStreamData(this.db, this.files, c._id);
-          cleaned++;
-        }
-        await endExaminedChange(this.db, c);
-        continue;
-      }
-      if (!c.claimed && (c.v === 2 ? c.done : s !== undefined)) {
-        standing.push(c);
-        continue;
-      }
-      if (!c.claimed) {
-        if (s && s.frames > 0) {
+      switch (judgeChange(c, s)) {
+        case 'finish':
+          if (!s) {
+            await purgeStreamData(this.db, this.files, c._id);
+            cleaned++;
+          }
+          await endExaminedChange(this.db, c);
+          break;
+        case 'standing':
+          standing.push(c);
+          break;
+        case 'adopt':
           if (await adoptCreation(this.db, c)) standing.push(c);
-          continue;
-        }
-        if (!(await claimChange(this.db, c))) {
-          // Marked done meanwhile (the creation stood as this page was read): standing, or
-          // the walk would pass it for good; anything else changed it: its own stamp is newer.
-          const now = await changeRecord(this.db, c._id);
-          if (now?.done && !now.claimed && now.createdAt.getTime() === c.createdAt.getTime()) standing.push(c);
-          continue;
-        }
+          break;
+        case 'claim':
+          if (await claimChange(this.db, c)) cleaned += await this.dropCreation(c);
+          // Marked done meanwhile (the creation stood as this page was read): standing, or the
+          // walk would pass it for good; anything else changed it: its own stamp is newer.
+          else if (await this.markedSince(c)) standing.push(c);
+          break;
+        case 'drop':
+          cleaned += await this.dropCreation(c);
       }
-      cleaned += await this.dropCreation(c);
     }
     if (standing.length > 0) await this.leases.enqueue((await queuedStreams(this.db, standing.map((c) => c._id))).map(queueEntry));
     for (const c of standing) await endExaminedChange(this.db, c);
     return cleaned;
   }
 
-  /** Clears an abandoned (claimed) creation: its stream document, queue entry, manifest and files; returns 1. */
+  /** Whether record `c`, as read, has been marked done since (and nothing else changed it). */
+  private async markedSince(c: StreamChangeDoc): Promise<boolean> {
+    const now = await changeRecord(this.db, c._id);
+    return now?.done === true && !now.claimed && now.createdAt.getTime() === c.createdAt.getTime();
+  }
+
+  /** Clears an abandoned (claimed) creation (streams.ts `clearCreation`); returns 1. */
   private async dropCreation(c: StreamChangeDoc): Promise<number> {
-    const dropped = await dropAbandonedStream(this.db, c._id);
-    // The record names the queue entry (an undo's dequeue may have failed after the document went).
-    const queued = dropped ? { target: dropped.targetId, member: readyMember(dropped.createdAt, c._id) } : c.queue;
-    if (queued) {
-      await this.leases.dequeue(queued.target, queued.member);
-      await this.leases.forgetManifest(c._id);
-    }
-    await purgeStreamData(this.db, this.files, c._id);
+    const dropped = await clearCreation(this.db, this.files, this.leases, c._id, c.queue);
     // Earlier releases' creations never look at their record: nothing to keep it for.
     if (!dropped && c.v === 2 && (c.rounds ?? 0) < CLAIMED_ROUNDS) await keepClaimed(this.db, c);
     else await endExaminedChange(this.db, c);
     return 1;
   }
+}
+
+/**
+ * What the janitor does with a change record, given its stream as read (undefined: gone):
+ * `finish` a deletion (or clear the files of a creation marked done that undid itself: its
+ * stream is gone), queue a `standing` creation's stream, `adopt` a creation that never stood
+ * but whose stream has committed frames, `claim` one that never stood and drop it, or `drop`
+ * one claimed already. Records of earlier releases (no `v`) have no mark: a stream of theirs
+ * that exists stands.
+ */
+function judgeChange(c: StreamChangeDoc, s: CommitPoint | undefined): 'finish' | 'standing' | 'adopt' | 'claim' | 'drop' {
+  if (c.op === 'delete') return 'finish';
+  if (c.claimed) return 'drop';
+  if (c.v === 2 ? c.done : s !== undefined) return s ? 'standing' : 'finish';
+  return s && s.frames > 0 ? 'adopt' : 'claim';
 }

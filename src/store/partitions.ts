@@ -112,7 +112,9 @@ export function partitionHeadsCreated(db: Db, range: CreatedRange, limit: number
     .toArray();
 }
 
-/** Removes one partition document and returns it (for its blobs), or null when it is gone already. */
-export function takePartition(db: Db, partitionDocId: string): Promise<PartitionDoc | null> {
-  return db.collection<PartitionDoc>('partitions').findOneAndDelete({ _id: partitionDocId });
+/** Removes one partition document that is not committed, with its GridFS blobs; returns whether it was there. */
+export async function discardPartition(db: Db, store: FileStore, partitionDocId: string): Promise<boolean> {
+  const doc = await db.collection<PartitionDoc>('partitions').findOneAndDelete({ _id: partitionDocId });
+  if (doc) await store.removeBlobs([...doc.frames, ...doc.checkpoint]);
+  return doc !== null;
 }

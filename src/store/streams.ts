@@ -14,7 +14,7 @@ import type { Bus } from './bus';
 import type { Durability, FileStore } from './files';
 import { readyMember, type Leases, type StreamManifest } from './leases';
 import { COMMITTED_FIELDS, deletePages, listsOf } from './partition-pages';
-import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamDoc, type StreamFileKind } from '../model';
+import { newId, type CommittedPartition, type FileDoc, type PartitionDoc, type StreamChangeDoc, type StreamDoc, type StreamFileKind } from '../model';
 import { appendStreamError, deleteStreamErrors, streamErrorLog } from './stream-errors';
 import { fromMongo } from './outage';
 import { beginChange, changeRecord, claimOwnCreation, endChange, endCreation, markCreated } from './stream-changes';
@@ -243,12 +243,21 @@ export async function countStreamError(db: Db, streamId: string, maxErrors: numb
 }
 
 /**
- * Removes the document of a stream whose creation the janitor claimed (store/stream-changes.ts
- * `claimChange`): its insert landed late, and the creation can no longer stand.
+ * Clears a creation that can never stand (its record claimed: store/stream-changes.ts): its
+ * stream document, should one have landed, its queue entry and manifest, and its files.
+ * `queue` is the entry its record names (records of earlier releases name none: the
+ * document's is used). Returns whether a stream document was there.
  */
-export async function dropAbandonedStream(db: Db, streamId: string): Promise<Pick<StreamDoc, 'targetId' | 'createdAt'> | null> {
+export async function clearCreation(db: Db, store: FileStore, leases: Pick<Leases, 'dequeue' | 'forgetManifest'>, streamId: string, queue?: StreamChangeDoc['queue']): Promise<boolean> {
   // No projection: FerretDB does not implement one on findAndModify.
-  return collection(db).findOneAndDelete({ _id: streamId });
+  const dropped = await collection(db).findOneAndDelete({ _id: streamId });
+  const entry = queue ?? (dropped ? { target: dropped.targetId, member: readyMember(dropped.createdAt, streamId) } : undefined);
+  if (entry) {
+    await leases.dequeue(entry.target, entry.member);
+    await leases.forgetManifest(streamId);
+  }
+  await purgeStreamData(db, store, streamId);
+  return dropped !== null;
 }
 
 /**
@@ -338,17 +347,15 @@ export class Streams {
    * so the janitor finishes whatever fails here (store/stream-changes.ts `claimOwnCreation`).
    * Without that claim nothing is undone: the record is a deletion's (which owns the rest), or
    * gone, and then the creation stands if its stream exists (the janitor found the record
-   * done, queued the stream and removed the record): `stands`. Best effort throughout.
+   * done, queued the stream and removed the record): `stands`. Best effort: a step that fails
+   * leaves the rest to the janitor, which meets the claimed record again.
    */
   private async undoCreation(doc: StreamDoc): Promise<'undone' | 'stands'> {
     if (!(await claimOwnCreation(this.db, doc._id).catch(() => false))) {
       const record = await changeRecord(this.db, doc._id).catch(() => 'unknown' as const);
       return record === null && (await streamExists(this.db, doc._id).catch(() => false)) ? 'stands' : 'undone';
     }
-    await this.streams.deleteOne({ _id: doc._id }).catch(() => undefined);
-    await this.leases.dequeue(doc.targetId, readyMember(doc.createdAt, doc._id)).catch(() => undefined);
-    await this.leases.forgetManifest(doc._id).catch(() => undefined);
-    await purgeStreamData(this.db, this.store, doc._id).catch(() => undefined);
+    await clearCreation(this.db, this.store, this.leases, doc._id).catch(() => undefined);
     return 'undone';
   }
 
