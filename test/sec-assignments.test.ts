@@ -95,9 +95,13 @@ t.test('streams kept for a resume count against the caps; a resume counts too, a
   // resume is refused: the idle clock runs from the assignment's last progress, not from the
   // resume, and the stream goes back to the pool.
   await new Promise((r) => setTimeout(r, Math.max(0, started + 2200 - Date.now())));
-  t.match(await back.request({ type: 'resume', resume_token: tokens[0] }), { type: 'error', code: 'not_assigned', message: /maxIdleAssignmentS/ }, 'with a place free, refused as idle');
+  const third = await connect();
+  t.teardown(() => leave(third));
+  t.equal((await third.request({ type: 'assign', target_id: target })).type, 'assignment', 'the donor at its cap again: one held, one kept');
+  t.match(await back.request({ type: 'resume', resume_token: tokens[0] }), { type: 'error', code: 'not_assigned', message: /maxIdleAssignmentS/ }, 'at the cap, let through and refused as idle');
+  // Given back to the pool, it no longer waits for a resume, so its place is free at once.
   const stream = tokens[0]!.slice(0, tokens[0]!.lastIndexOf('.'));
-  t.match(await back.request({ type: 'assign', target_id: target }), { type: 'assignment', stream_id: stream }, 'back in the pool at once');
+  t.match(await again.request({ type: 'assign', target_id: target }), { type: 'assignment', stream_id: stream }, 'back in the pool at once, and no longer counted against the donor');
 });
 
 t.test('a resume from a new socket while the old one is still open keeps the idle clock too', async (t) => {

@@ -41,6 +41,8 @@ export interface AssignmentDeps {
   readonly live: LiveState;
   /** Seed files by content, shared by this process's assignments. */
   readonly seeds: SeedCache;
+  /** Stops counting a stream kept for a resume against its core's caps (core/assignment-registry.ts): a refused resume gave it back. */
+  unpark(streamId: string): void;
 }
 
 /** A stream leased for a session, with the resume token the core gets for it. */
@@ -147,6 +149,7 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
   const stream = await d.streams.fenceForResume(streamId);
   if (!stream) {
     await d.leases.release(streamId, session, false, 0);
+    d.unpark(streamId);
     throw new MessageError(requestId, 'not_assigned', 'The stream is no longer available; assign again');
   }
   // The checks of an assignment, which may have changed since (the target disabled, made
@@ -164,6 +167,8 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
   } catch (err) {
     await d.streams.setManifest(stream).catch(() => undefined);
     await d.leases.release(streamId, session, true, stream.frames);
+    // Back in the pool, it no longer waits for a resume: its place under the caps is free.
+    d.unpark(streamId);
     // The record of the session this resume took the lease from (its end, `lost`, leaves it).
     await d.live.clearActive(streamId, stream.targetId).catch(() => undefined);
     throw err;
