@@ -106,7 +106,7 @@ export async function startServer(settings: Settings, log: Logger, opts: StartOp
   const live = new LiveState(storage.redis, prefix, settings.server.nodeHeartbeatS, settings.http.activeCoresCacheMs, settings.http.activeStreamsCacheMs);
   const files = new FileStore(storage.mongo.db, settings.storage.inlineMaxBytes, settings.storage.maxInlineBytesPerDocument, commitDurability(settings));
   const db = storage.mongo.db;
-  const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000, settings.storage.poolReturnS * 1000);
+  const leases = new Leases(storage.redis, prefix, settings.core.leaseTtlS * 1000, settings.storage.poolReturnS * 1000, settings.storage.janitorLagS * 1000);
   const pool = new Pool(db, leases, log);
   const streams = new Streams(db, files, leases, bus, commitWindowMs(settings));
   const targets = new TargetCache(db, bus, settings.core.targetCacheMs, log);

@@ -139,7 +139,7 @@ t.test('a commit point arriving after the janitor removed its partition cannot l
   const { f, db, files, stream, lagMs } = await committedTwo(t);
   const fenced: string[] = [];
   const leases = leasesOf(f);
-  const recording = { get: (id: string) => leases.get(id), enqueue: leases.enqueue.bind(leases), dequeue: leases.dequeue.bind(leases), forgetManifest: leases.forgetManifest.bind(leases), dropManifest: async (id: string) => void fenced.push(id) };
+  const recording = { get: (id: string) => leases.get(id), enqueue: leases.enqueue.bind(leases), withdraw: leases.withdraw.bind(leases), forgetManifest: leases.forgetManifest.bind(leases), dropManifest: async (id: string) => void fenced.push(id) };
   const janitor = new Janitor(db, files, f.ts.server.storage.redis, recording, `jt${process.pid}-h:`, pino({ level: 'silent' }), lagMs);
   // Step one of a commit done; its commit point is held up (a slow store, a driver retry,
   // a writer whose clock is behind) past the lag.

@@ -75,7 +75,7 @@ export class Janitor {
     private readonly db: Db,
     private readonly files: FileStore,
     private readonly redis: RedisClient,
-    private readonly leases: Pick<Leases, 'get' | 'dropManifest' | 'enqueue' | 'dequeue' | 'forgetManifest'>,
+    private readonly leases: Pick<Leases, 'get' | 'dropManifest' | 'enqueue' | 'withdraw' | 'forgetManifest'>,
     prefix: string,
     private readonly log: Logger,
     private readonly lagMs: number,

@@ -17,6 +17,10 @@ local function live(lk, ek, stream)
   if not exp or tonumber(exp) <= now then return nil end
   return redis.call('HGET', lk, stream)
 end
+local function withdrawn(wk, stream)
+  local ends = redis.call('ZSCORE', wk, stream)
+  return ends and tonumber(ends) > now
+end
 `;
 
 /**
@@ -55,8 +59,10 @@ end
 `;
 
 /**
- * Releases a lease held by a session and (when asked) puts the stream back in the ready set.
- * KEYS: ready, lease, expiry. ARGV: stream, session, requeue (0/1), frames. Returns 1 or 0.
+ * Releases a lease held by a session and (when asked) puts the stream back in the ready set,
+ * unless it was withdrawn meanwhile (stopped or deleted while held: see WITHDRAW).
+ * KEYS: ready, lease, expiry, withdrawn. ARGV: stream, session, requeue (0/1), frames.
+ * Returns 1 or 0.
  */
 export const RELEASE = `${PRELUDE}
 local raw = live(KEYS[2], KEYS[3], ARGV[1])
@@ -65,7 +71,7 @@ local lease = cjson.decode(raw)
 if lease.session ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-if ARGV[3] == '1' then redis.call('ZADD', KEYS[1], tonumber(ARGV[4]), lease.member) end
+if ARGV[3] == '1' and not withdrawn(KEYS[4], ARGV[1]) then redis.call('ZADD', KEYS[1], tonumber(ARGV[4]), lease.member) end
 return 1
 `;
 
@@ -208,19 +214,42 @@ return 0
 `;
 
 /**
- * Adds streams of one target to its ready set unless leased, recording manifests given.
- * KEYS: ready, lease, expiry, manifest. ARGV: triples score, member, manifest ('' for none).
- * Returns how many were added.
+ * Adds streams of one target to its ready set unless leased or withdrawn, recording manifests
+ * given. KEYS: ready, lease, expiry, manifest, withdrawn. ARGV: '1' to reinstate (the stream
+ * was just made `ok` or created: its withdrawal mark goes) or '0' (a read of the store that a
+ * stop or deletion may have overtaken: a marked stream is left out, manifest included), then
+ * triples score, member, manifest ('' for none). Returns how many were added.
  */
 export const ENQUEUE = `${PRELUDE}
+local reinstate = ARGV[1] == '1'
 local added = 0
-for i = 1, #ARGV, 3 do
+for i = 2, #ARGV, 3 do
   local member = ARGV[i + 1]
   local stream = string.sub(member, 15)
-  if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[4], stream, ARGV[i + 2]) end
-  if not live(KEYS[2], KEYS[3], stream) then
-    added = added + redis.call('ZADD', KEYS[1], tonumber(ARGV[i]), member)
+  if reinstate then redis.call('ZREM', KEYS[5], stream) end
+  if not withdrawn(KEYS[5], stream) then
+    if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[4], stream, ARGV[i + 2]) end
+    if not live(KEYS[2], KEYS[3], stream) then
+      added = added + redis.call('ZADD', KEYS[1], tonumber(ARGV[i]), member)
+    end
   end
 end
 return added
+`;
+
+/**
+ * Takes a stream out of its target's ready set (stopped, failed, deleted, a creation undone)
+ * and marks it withdrawn for ARGV[3] ms, so that an enqueue or a requeue working from an
+ * earlier read of the store (the pool's, the janitor's, a session ending) cannot put it back
+ * meanwhile. KEYS: ready, withdrawn. ARGV: member, stream, mark lifetime ms. The marks of a
+ * target are one ZSET (stream → end of its mark) that drops ended marks here and expires
+ * whole when no stream was withdrawn for a mark's lifetime.
+ */
+export const WITHDRAW = `${PRELUDE}
+local ms = tonumber(ARGV[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], now + ms, ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ms)
+return 1
 `;

@@ -30,7 +30,7 @@
  */
 import type { RedisClient } from './redis';
 import type { ActiveStream } from './live';
-import { ASSIGN, DETACH, ENQUEUE, GET, PROGRESS, RELEASE, RENEW, RESUME, SETTLE, SWEEP } from './lease-scripts';
+import { ASSIGN, DETACH, ENQUEUE, GET, PROGRESS, RELEASE, RENEW, RESUME, SETTLE, SWEEP, WITHDRAW } from './lease-scripts';
 import { pickFairShare, type Candidate } from './fair-share';
 import { targetKeys, targetsKey, type TargetKeys } from './target-keys';
 
@@ -174,7 +174,7 @@ export function readyMember(createdAt: Date, streamId: string): string {
 }
 
 type Script = (...args: Array<string | number>) => Promise<unknown>;
-type Scripted = RedisClient & Record<'scAssign' | 'scRelease' | 'scRenew' | 'scProgress' | 'scDetach' | 'scResume' | 'scGet' | 'scSweep' | 'scSettle' | 'scEnqueue', Script>;
+type Scripted = RedisClient & Record<'scAssign' | 'scRelease' | 'scRenew' | 'scProgress' | 'scDetach' | 'scResume' | 'scGet' | 'scSweep' | 'scSettle' | 'scEnqueue' | 'scWithdraw', Script>;
 
 /** Entries of the in-process stream → target cache before it is cleared (bounds memory to a few MB). */
 const TARGET_CACHE_MAX = 200_000;
@@ -200,11 +200,14 @@ export class Leases {
    * @param ttlMs lease lifetime without renewal
    * @param returnMs how long a sweep's claim on expired leases lasts before a later sweep may
    *   take it again (storage.poolReturnS)
+   * @param withdrawnMs how long a stream taken out of the pool (stopped, deleted) is kept out
+   *   against enqueues that read the store before (storage.janitorLagS: longer than the reads
+   *   of the pool and the janitor take; {@link withdraw})
    */
-  constructor(redis: RedisClient, private readonly prefix: string, readonly ttlMs: number, private readonly returnMs = 60_000) {
+  constructor(redis: RedisClient, private readonly prefix: string, readonly ttlMs: number, private readonly returnMs = 60_000, private readonly withdrawnMs = 120_000) {
     const scripts: Array<[string, number, string]> = [
       ['scAssign', 5, ASSIGN],
-      ['scRelease', 3, RELEASE],
+      ['scRelease', 4, RELEASE],
       ['scRenew', 2, RENEW],
       ['scProgress', 2, PROGRESS],
       ['scDetach', 2, DETACH],
@@ -212,7 +215,8 @@ export class Leases {
       ['scGet', 2, GET],
       ['scSweep', 5, SWEEP],
       ['scSettle', 1, SETTLE],
-      ['scEnqueue', 4, ENQUEUE],
+      ['scEnqueue', 5, ENQUEUE],
+      ['scWithdraw', 2, WITHDRAW],
     ];
     for (const [name, numberOfKeys, lua] of scripts) {
       if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
@@ -296,7 +300,7 @@ export class Leases {
     const target = await this.targetOfStream(stream);
     if (target === undefined) return false;
     const k = this.keys(target);
-    return (await this.r.scRelease(k.ready, k.lease, k.expiry, stream, session, requeue ? 1 : 0, frames)) === 1;
+    return (await this.r.scRelease(k.ready, k.lease, k.expiry, k.withdrawn, stream, session, requeue ? 1 : 0, frames)) === 1;
   }
 
   /** Renews many leases, one script per target and 500 streams; returns the streams whose lease was lost. */
@@ -418,8 +422,13 @@ export class Leases {
     return false;
   }
 
-  /** Adds streams to their ready sets unless leased (recording manifests given); returns how many were added. */
-  async enqueue(items: Array<{ target: string; frames: number; member: string; manifest?: StreamManifest }>): Promise<number> {
+  /**
+   * Adds streams to their ready sets unless leased (recording manifests given); returns how
+   * many were added. A stream {@link withdraw}n lately is left out, unless `reinstate` (it was
+   * just made `ok` or created, and this is the enqueue of that change): the items come from a
+   * read of the store that its stop or deletion may have overtaken.
+   */
+  async enqueue(items: Array<{ target: string; frames: number; member: string; manifest?: StreamManifest }>, reinstate = false): Promise<number> {
     if (items.length === 0) return 0;
     const byTarget = new Map<string, typeof items>();
     const writes: Array<Promise<unknown>> = [];
@@ -435,7 +444,7 @@ export class Leases {
     for (const [target, list] of byTarget) {
       const k = this.keys(target);
       for (let i = 0; i < list.length; i += BATCH) {
-        const args: Array<string | number> = [k.ready, k.lease, k.expiry, k.manifest];
+        const args: Array<string | number> = [k.ready, k.lease, k.expiry, k.manifest, k.withdrawn, reinstate ? '1' : '0'];
         for (const it of list.slice(i, i + BATCH)) args.push(it.frames, it.member, it.manifest ? encodeManifest(it.manifest) : '');
         calls.push(this.r.scEnqueue(...args));
       }
@@ -447,9 +456,16 @@ export class Leases {
     return added;
   }
 
-  /** Removes a stream from its target's ready set (stopped, failed, deleted). */
-  async dequeue(target: string, member: string): Promise<void> {
-    await this.r.zrem(this.keys(target).ready, member);
+  /**
+   * Takes a stream out of its target's ready set (stopped, deleted, a creation undone) and
+   * keeps it out for `withdrawnMs`: an {@link enqueue} working from an earlier read of the
+   * store (the pool's rebuild or return of expired leases, the janitor) and a session's
+   * requeue at its end leave it out meanwhile. Only an enqueue that reinstates it (a start)
+   * puts it back before.
+   */
+  async withdraw(target: string, member: string): Promise<void> {
+    const k = this.keys(target);
+    await this.r.scWithdraw(k.ready, k.withdrawn, member, member.slice(14), this.withdrawnMs);
   }
 
   /** Ready-set size of a target. */

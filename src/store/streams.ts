@@ -248,12 +248,12 @@ export async function countStreamError(db: Db, streamId: string, maxErrors: numb
  * `queue` is the entry its record names (records of earlier releases name none: the
  * document's is used). Returns whether a stream document was there.
  */
-export async function clearCreation(db: Db, store: FileStore, leases: Pick<Leases, 'dequeue' | 'forgetManifest'>, streamId: string, queue?: StreamChangeDoc['queue']): Promise<boolean> {
+export async function clearCreation(db: Db, store: FileStore, leases: Pick<Leases, 'withdraw' | 'forgetManifest'>, streamId: string, queue?: StreamChangeDoc['queue']): Promise<boolean> {
   // No projection: FerretDB does not implement one on findAndModify.
   const dropped = await collection(db).findOneAndDelete({ _id: streamId });
   const entry = queue ?? (dropped ? { target: dropped.targetId, member: readyMember(dropped.createdAt, streamId) } : undefined);
   if (entry) {
-    await leases.dequeue(entry.target, entry.member);
+    await leases.withdraw(entry.target, entry.member);
     await leases.forgetManifest(streamId);
   }
   await purgeStreamData(db, store, streamId);
@@ -413,7 +413,7 @@ export class Streams {
   /** Stops a stream; a core working on it is told to stop. Returns the stream after. */
   async stop(s: ListedStream): Promise<ListedStream> {
     const after = await this.streams.findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
-    await this.leases.dequeue(s.targetId, readyMember(s.createdAt, s._id));
+    await this.leases.withdraw(s.targetId, readyMember(s.createdAt, s._id));
     if (after) await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
     await this.bus.publish('target.streams', { targetId: s.targetId });
     return after ?? s;
@@ -428,7 +428,7 @@ export class Streams {
   async remove(s: Pick<StreamDoc, '_id' | 'targetId' | 'createdAt'>): Promise<void> {
     await beginChange(this.db, s._id, 'delete');
     await this.streams.deleteOne({ _id: s._id });
-    await this.leases.dequeue(s.targetId, readyMember(s.createdAt, s._id));
+    await this.leases.withdraw(s.targetId, readyMember(s.createdAt, s._id));
     await this.leases.forgetManifest(s._id);
     await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_deleted' });
     await purgeStreamData(this.db, this.store, s._id);
@@ -532,10 +532,10 @@ export class Streams {
     return this.leases.dropManifest(id);
   }
 
-  /** Puts a stream in the pool if it is `ok` and nobody holds it. */
+  /** Puts a stream just created or started in the pool if it is `ok` and nobody holds it (reinstated: an earlier stop's withdrawal mark goes). */
   private async enqueue(s: StreamDoc): Promise<void> {
     if (s.status !== 'ok') return;
-    await this.leases.enqueue([queueEntry(s)]);
+    await this.leases.enqueue([queueEntry(s)], true);
   }
 
   /**

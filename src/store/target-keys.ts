@@ -20,6 +20,8 @@ export interface TargetKeys {
   returning: string;
   /** HASH of the target's committed frames and commits so far (progress.ts). */
   progress: string;
+  /** ZSET stream → end (ms) of its withdrawal mark: stopped or deleted lately, kept out of the ready set against earlier reads (lease-scripts.ts WITHDRAW). */
+  withdrawn: string;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface TargetKeys {
  */
 export function targetKeys(prefix: string, target: string): TargetKeys {
   const tag = `${prefix}{t:${target}}`;
-  return { ready: `${tag}:ready`, lease: `${tag}:lease`, expiry: `${tag}:expiry`, manifest: `${tag}:manifest`, active: `${tag}:active`, returning: `${tag}:returning`, progress: `${tag}:progress` };
+  return { ready: `${tag}:ready`, lease: `${tag}:lease`, expiry: `${tag}:expiry`, manifest: `${tag}:manifest`, active: `${tag}:active`, returning: `${tag}:returning`, progress: `${tag}:progress`, withdrawn: `${tag}:withdrawn` };
 }
 
 /** The SET of targets the pool has seen (what the lease sweep and the live view walk). */
