@@ -19,9 +19,10 @@
  *    provisioned FerretDB since its patch 18, from the wait for its collection lock to the
  *    write: FerretDB v1.24.2 itself ignores it on updates). It counts from when the store
  *    starts on the command, so the time the command spends on its way is bounded by nothing
- *    but the lag's margin; and the driver's one retry of a write after a network error is
- *    sent whenever that error comes (no operation-level `timeoutMS` bounds both attempts
- *    yet). So, as a second guard, when nobody leases the stream, the janitor first raises its
+ *    but the lag's margin. "Sends within the window" holds for the driver's retry of a write
+ *    after a lost connection too: the commit point carries a signal that aborts at the end of
+ *    the window, which the driver checks before each attempt is written (store/commit.ts
+ *    `withinWindow`). So, as a second guard, when nobody leases the stream, the janitor first raises its
  *    fence, only if the stream still stands where it read it (streams.ts `fenceOut`): a
  *    commit point carries its writer's fence, and fences only grow, so none sent under the
  *    old one can land after that. If the raise misses, the stream moved: it is read again

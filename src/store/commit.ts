@@ -19,7 +19,7 @@ import { deletePagesById, listedPartitions, pagesOf, writePage } from './partiti
 import { commitPartition, discardPartition, stampedAt, writePartition, type NamedBytes } from './partitions';
 import { commitPoint, lastCommit, movePages, streamExists } from './streams';
 import { AppError } from '../errors';
-import { fromMongo } from './outage';
+import { DeadlineError, fromMongo } from './outage';
 import { checkFileNames, type FileNameCache } from './name-budget';
 
 /** Outcome of a commit. */
@@ -126,13 +126,37 @@ async function commitOnce(
   }
   const sent: UnsettledCommit = { partitionId: doc._id, frames: doc.n, fence: limits.fence ?? 0 };
   limits.sending?.(sent);
-  if (await commitPartition(db, streamId, committed, doc, files.durable, limits.fence ?? 0)) return { ok: true, frames: doc.n, partitionId: doc._id };
+  const point = (signal?: AbortSignal): Promise<boolean> => commitPartition(db, streamId, committed, doc, { ...files.durable, ...(signal ? { signal } : {}) }, limits.fence ?? 0);
+  const windowEnd = limits.commitWindowMs !== undefined && started !== undefined ? started + limits.commitWindowMs : undefined;
+  if (await (windowEnd === undefined ? point() : withinWindow(windowEnd, point))) return { ok: true, frames: doc.n, partitionId: doc._id };
   // A miss: the stream is gone, someone else committed, this very update landed and the driver
   // sent it again after a lost connection (to a store that does not recognise the retry), or
   // an earlier attempt landed late. Then this partition is a leftover for the janitor.
   const own = await unsettledLanded(db, streamId, [...(limits.earlier ?? []), sent], files.durable);
   if (own) return landedResult(own);
   return { ok: false, reason: (await streamExists(db, streamId, files.durable.maxTimeMS)) ? 'conflict' : 'stream_gone' };
+}
+
+/**
+ * Sends the commit point with a signal that aborts at the end of its window (performance.now()
+ * ms): the driver checks it before it selects a server, checks out a connection and writes the
+ * command, for the first attempt and for its retry after a lost connection (retryable writes),
+ * so no attempt leaves after the window, which the janitor's judgement by age rests on
+ * (store/abandoned.ts). An abort while the answer is awaited closes that connection: the
+ * attempt may still land, and the caller, told of it by `sending`, asks before the next.
+ */
+async function withinWindow(windowEnd: number, point: (signal: AbortSignal) => Promise<boolean>): Promise<boolean> {
+  const abort = new AbortController();
+  const ms = Math.max(0, windowEnd - performance.now());
+  const timer = setTimeout(() => abort.abort(), ms);
+  try {
+    return await point(abort.signal);
+  } catch (err) {
+    if (abort.signal.aborted) throw new DeadlineError('mongodb', "MongoDB, asked for the commit point before its window's end,", Math.round(ms));
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

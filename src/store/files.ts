@@ -20,6 +20,8 @@ export interface Durability {
   writeConcern?: WriteConcernSettings;
   /** Server-side time limit of each commit-path operation, ms. */
   maxTimeMS?: number;
+  /** Aborts the operation (the commit point's window: store/commit.ts); not sent to the server. */
+  signal?: AbortSignal;
 }
 
 /** Inline bytes one document may still take; {@link FileStore.put} spends it. */
