@@ -55,21 +55,74 @@ t.test('a deletion overtaking a read of the store: neither its queue entry nor i
   t.equal(await f.ts.server.storage.redis.hget(leases.keys(target).manifest, stream), null, 'no manifest written for it');
 });
 
-t.test("a session's requeue after a stop leaves the stream out; the mark lasts its lifetime", async (t) => {
-  // A pool of its own, whose marks last 400 ms; nothing of the server's touches these keys.
-  const own = new Leases(f.ts.server.storage.redis, `withdrawn-own-${process.pid}:`, 30_000, 60_000, 400);
-  const [target, stream] = ['tw', 'sw1'];
-  const member = readyMember(new Date(0), stream);
-  await own.enqueue([{ target, frames: 0, member }]);
-  const got = await own.assign([{ manager: 'm', managerWeight: 1, target, targetWeight: 1 }], { node: 'n', session: 's', engine: 'openmm', resume: 'x' });
-  t.equal(got?.stream, stream, 'leased');
-  // Stopped while held: the session ends later and asks for the stream to go back.
-  await own.withdraw(target, member);
-  t.ok(await own.release(stream, 's', true, 0), 'the lease is released');
-  t.equal(await own.readyCount(target), 0, 'but the stream is not requeued');
-  t.equal(await own.enqueue([{ target, frames: 0, member }]), 0, 'nor put back by an enqueue within the mark');
-  await new Promise((r) => setTimeout(r, 500));
-  t.equal(await own.enqueue([{ target, frames: 0, member }]), 1, "after the mark's lifetime an enqueue adds it again");
-  await own.withdraw(target, member);
-  t.equal(await own.enqueue([{ target, frames: 0, member }], true), 1, 'a reinstating enqueue (a start) adds it at once');
+t.test('a stream stopped while a core holds it stays out of the pool however late its session ends; started again meanwhile, it goes back', async (t) => {
+  // A pool of its own, whose marks last 300 ms; nothing of the server's touches these keys.
+  const own = new Leases(f.ts.server.storage.redis, `withdrawn-own-${process.pid}:`, 30_000, 60_000, 300);
+  const target = 'tw';
+  t.teardown(async () => {
+    const k = own.keys(target);
+    await f.ts.server.storage.redis.del(k.ready, k.lease, k.expiry, k.manifest, k.withdrawn);
+  });
+  const lease = async (stream: string, session: string): Promise<string> => {
+    const member = readyMember(new Date(0), stream);
+    await own.enqueue([{ target, frames: 0, member }]);
+    const got = await own.assign([{ manager: 'm', managerWeight: 1, target, targetWeight: 1 }], { node: 'n', session, engine: 'openmm', resume: 'x' });
+    t.equal(got?.stream, stream, `${stream} leased`);
+    return member;
+  };
+  // Stopped while held; its session ends long after the mark, asking for a requeue (an
+  // idle timeout, say: the stop never reached it).
+  const m1 = await lease('sw1', 's1');
+  await own.withdraw(target, m1);
+  await new Promise((r) => setTimeout(r, 400));
+  t.ok(await own.release('sw1', 's1', true, 0), 'the lease is released');
+  t.equal(await own.readyCount(target), 0, 'but the stream is not requeued: the lease was withdrawn');
+  // Told of the stop, the session asks to requeue only if the stream was started since.
+  const m2 = await lease('sw2', 's2');
+  await own.withdraw(target, m2);
+  t.ok(await own.release('sw2', 's2', 'if_started', 0), 'released');
+  t.equal(await own.readyCount(target), 0, 'not started again: not requeued');
+  // Stopped and started again while held (a restart): the start finds the stream leased and
+  // cannot queue it; the session, told of the stop, puts it back.
+  const m3 = await lease('sw3', 's3');
+  await own.withdraw(target, m3);
+  t.equal(await own.enqueue([{ target, frames: 0, member: m3 }], true), 0, 'the start cannot queue a leased stream');
+  t.ok(await own.release('sw3', 's3', 'if_started', 0), 'released');
+  t.equal(await own.readyCount(target), 1, 'started again meanwhile: requeued');
+  // A stop that did not flag the lease (a node of an earlier release): told of it, the
+  // session does not requeue.
+  await lease('sw3', 's4');
+  t.ok(await own.release('sw3', 's4', 'if_started', 0), 'released');
+  t.equal(await own.readyCount(target), 0, 'a stop the lease does not record is taken at its word');
+  // The mark's lifetime, and a start's enqueue.
+  const m5 = readyMember(new Date(0), 'sw5');
+  await own.withdraw(target, m5);
+  t.equal(await own.enqueue([{ target, frames: 0, member: m5 }]), 0, 'an enqueue within the mark adds nothing');
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(await own.enqueue([{ target, frames: 0, member: m5 }]), 1, "after the mark's lifetime an enqueue adds it again");
+  await own.withdraw(target, m5);
+  const ttl = await f.ts.server.storage.redis.pttl(own.keys(target).withdrawn);
+  t.ok(ttl > 0 && ttl <= 300, `the marks expire whole when the last one ends (${ttl} ms)`);
+  t.equal(await own.enqueue([{ target, frames: 0, member: m5 }], true), 1, 'a reinstating enqueue (a start) adds it at once');
+});
+
+t.test('a stream stopped and started again at once while a core holds it ends up in the pool', async (t) => {
+  const target = await f.target();
+  const stream = await f.stream(target);
+  const core = await f.client({ reconnect: false });
+  t.teardown(() => core.close());
+  t.equal((await core.assign(target)).streamId, stream, 'held');
+  await f.api('POST', `/v1/streams/${stream}/stop`, f.manager, undefined, 200);
+  await f.api('POST', `/v1/streams/${stream}/start`, f.manager, undefined, 200);
+  const other = await f.client({ reconnect: false });
+  t.teardown(() => other.close());
+  let got: string | undefined;
+  for (let i = 0; i < 50 && got === undefined; i++) {
+    got = await other.assign(target).then(
+      (a) => a.streamId,
+      () => undefined,
+    );
+    if (got === undefined) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(got, stream, 'assignable again once the holder let go');
 });

@@ -148,8 +148,9 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
   // Raises the fence: a commit the previous holder still has in flight cannot land after this read.
   const stream = await d.streams.fenceForResume(streamId);
   if (!stream) {
-    await d.leases.release(streamId, session, false, 0);
-    d.unpark(streamId);
+    // Unparked only when this resume still held the lease: otherwise it expired meanwhile and
+    // the stream may be another core's, parked here under its name.
+    if (await d.leases.release(streamId, session, false, 0)) d.unpark(streamId);
     throw new MessageError(requestId, 'not_assigned', 'The stream is no longer available; assign again');
   }
   // The checks of an assignment, which may have changed since (the target disabled, made
@@ -166,9 +167,8 @@ export async function resumeLease(d: AssignmentDeps, who: CoreIdentity, session:
     }
   } catch (err) {
     await d.streams.setManifest(stream).catch(() => undefined);
-    await d.leases.release(streamId, session, true, stream.frames);
     // Back in the pool, it no longer waits for a resume: its place under the caps is free.
-    d.unpark(streamId);
+    if (await d.leases.release(streamId, session, true, stream.frames)) d.unpark(streamId);
     // The record of the session this resume took the lease from (its end, `lost`, leaves it).
     await d.live.clearActive(streamId, stream.targetId).catch(() => undefined);
     throw err;

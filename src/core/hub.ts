@@ -251,34 +251,31 @@ export class CoreHub implements SessionHost {
   }
 
   /**
-   * One renewal pass: all leases of this process in one script call per 500, lost ones
-   * stopped; then what changed since the last pass of the leases' progress and the live view.
+   * One renewal pass: all leases of this process in one script call per 500, with the
+   * progress a resume from another socket reads (core.maxIdleAssignmentS) where it moved since
+   * the last pass; lost ones stopped; then the live view's counts that changed.
    */
   async renew(): Promise<void> {
-    const held = [...this.byStream].map(([stream, session]) => ({ stream, session: session.id }));
-    if (held.length === 0) return;
+    if (this.byStream.size === 0) return;
     const since = this.progressRecordedUpTo;
     const upTo = sessionClock();
+    // Progress from `upTo` on is written again at the next pass: twice at worst, never missed.
+    const held = [...this.byStream].map(([stream, s]) => ({ stream, session: s.id, progressMs: s.progressSince(since) }));
     const lost = await this.leases.renew(held);
+    this.progressRecordedUpTo = upTo;
     for (const stream of lost) {
       this.log.warn({ stream }, 'lease lost');
       void this.byStream.get(stream)?.serverStop('lease_lost');
     }
     // Rewritten only where they changed (an idle session costs nothing here): the live view's
-    // buffered/committed counts, in one command per 1,000 sessions, and the progress a resume
-    // from another socket reads (core.maxIdleAssignmentS).
+    // buffered/committed counts, in one command per 1,000 sessions.
     const lostSet = new Set(lost);
     const records: ActiveStream[] = [];
-    const progressed: Array<{ stream: string; session: string; progressMs: number }> = [];
     for (const [stream, s] of this.byStream) {
       if (lostSet.has(stream)) continue;
       const r = s.activeRecord(true);
       if (r) records.push(r);
-      const progressMs = s.progressSince(since);
-      if (progressMs !== undefined) progressed.push({ stream, session: s.id, progressMs });
     }
-    if (progressed.length > 0) await this.leases.recordProgress(progressed);
-    this.progressRecordedUpTo = upTo;
     for (let i = 0; i < records.length; i += 1000) await this.live.setActiveMany(records.slice(i, i + 1000));
   }
 

@@ -85,6 +85,28 @@ export type StopReason = 'stream_stopped' | 'stream_deleted' | 'target_disabled'
 /** The chain of a session with nothing queued: shared, so an idle session holds no promise of its own. */
 const SETTLED: Promise<void> = Promise.resolve();
 
+/** How an assignment ends ({@link CoreSession} `endAssignment`). */
+type EndHow = 'requeue' | 'drop' | 'stopped' | 'detach' | 'lost';
+
+/**
+ * How a stop pushed by the server ends the assignment: a disabled target or an idle one goes
+ * back to the pool; a stopped stream goes back only if it was started again meanwhile (its
+ * lease says so: store/leases.ts `withdraw`); a deleted one never; a lost lease is not ours.
+ */
+function endOnStop(reason: Exclude<StopReason, 'server_shutdown'>): EndHow {
+  switch (reason) {
+    case 'lease_lost':
+      return 'lost';
+    case 'target_disabled':
+    case 'idle_timeout':
+      return 'requeue';
+    case 'stream_stopped':
+      return 'stopped';
+    case 'stream_deleted':
+      return 'drop';
+  }
+}
+
 /** One core's session. */
 export class CoreSession {
   readonly id = randomBase64url(SESSION_ID_BYTES);
@@ -162,7 +184,7 @@ export class CoreSession {
       if (reason !== 'server_shutdown' && !this.assignment) return;
       this.socket.send({ type: 'stop', reason, ...(reason === 'server_shutdown' ? { reconnect: true } : {}) });
       if (reason === 'server_shutdown') await this.endAssignment('detach');
-      else await this.endAssignment(reason === 'lease_lost' ? 'lost' : reason === 'target_disabled' || reason === 'idle_timeout' ? 'requeue' : 'drop');
+      else await this.endAssignment(endOnStop(reason));
     });
     return this.chain;
   }
@@ -414,10 +436,11 @@ export class CoreSession {
 
   /**
    * Ends the assignment. `requeue`: release the lease and put the stream back; `drop`:
-   * release without requeue (stopped, deleted, failed); `detach`: keep the lease for a
-   * resume; `lost`: the lease is not ours any more.
+   * release without requeue (deleted, failed); `stopped`: release, and put the stream back
+   * only if it was started again since the stop; `detach`: keep the lease for a resume;
+   * `lost`: the lease is not ours any more.
    */
-  private async endAssignment(how: 'requeue' | 'drop' | 'detach' | 'lost'): Promise<void> {
+  private async endAssignment(how: EndHow): Promise<void> {
     const a = this.assignment;
     if (!a) return;
     this.assignment = undefined;
@@ -425,14 +448,15 @@ export class CoreSession {
     if (how === 'detach') this.hub.park(a.streamId, this.who);
     this.hub.release(a.streamId, this);
     await a.buffer?.clear();
-    await settleAtEnd(this.hub, a, how === 'requeue' || how === 'drop');
+    const released = how === 'requeue' || how === 'drop' || how === 'stopped';
+    await settleAtEnd(this.hub, a, released);
     const leases = this.hub.leases;
     try {
       // The live-view record is cleared only while it is this session's: after a lost lease
       // (or a detach that finds the lease taken) it is the next holder's, or the sweeper's
       // to clear. Left in place, a disabled target would not stop that holder.
       let clear = how !== 'lost';
-      if (how === 'requeue' || how === 'drop') await leases.release(a.streamId, this.id, how === 'requeue', a.committed);
+      if (released) await leases.release(a.streamId, this.id, how === 'stopped' ? 'if_started' : how === 'requeue', a.committed);
       else if (how === 'detach') clear = await this.detach(a);
       if (clear) await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {
@@ -459,7 +483,7 @@ export class CoreSession {
   }
 
   /** The activation's credit fragment (its commits are its donor's, however it ended) and the log line. */
-  private async recordEnd(a: HeldAssignment, how: 'requeue' | 'drop' | 'detach' | 'lost'): Promise<void> {
+  private async recordEnd(a: HeldAssignment, how: EndHow): Promise<void> {
     try {
       await this.hub.credit.record(endedFragment(a, this.who));
     } catch (err) {

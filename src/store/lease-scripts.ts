@@ -26,7 +26,10 @@ end
 /**
  * Pops the target's ready stream with the fewest frames (oldest on ties) that nobody holds
  * and leases it; with an active template, also records the stream in the target's live view
- * (so an assignment is one round trip). KEYS: ready, lease, expiry, manifest, active. ARGV:
+ * (so an assignment is one round trip). A withdrawal mark of the popped stream goes: none can
+ * be there unless a node of an earlier release (which knows no marks) started the stream
+ * again, and left there it would keep the stream out of the pool at its next enqueue.
+ * KEYS: ready, lease, expiry, manifest, active, withdrawn. ARGV:
  * lease template (JSON without stream, target, member), ttl ms, target id, active template
  * (JSON without stream_id, target_id, frames, buffered_frames; '' for none).
  * Returns {stream, score, manifest or ''} or nil.
@@ -45,6 +48,7 @@ while true do
     value.member = member
     redis.call('HSET', KEYS[2], stream, cjson.encode(value))
     redis.call('ZADD', KEYS[3], now + ttl, stream)
+    redis.call('ZREM', KEYS[6], stream)
     if ARGV[4] ~= '' then
       local active = cjson.decode(ARGV[4])
       active.stream_id = stream
@@ -59,9 +63,11 @@ end
 `;
 
 /**
- * Releases a lease held by a session and (when asked) puts the stream back in the ready set,
- * unless it was withdrawn meanwhile (stopped or deleted while held: see WITHDRAW).
- * KEYS: ready, lease, expiry, withdrawn. ARGV: stream, session, requeue (0/1), frames.
+ * Releases a lease held by a session and (when asked) puts the stream back in the ready set.
+ * KEYS: ready, lease, expiry. ARGV: stream, session, requeue, frames. Requeue '0': never;
+ * '1': unless the lease was withdrawn (the stream stopped or deleted while it was held, and
+ * not started again since: see WITHDRAW); '2' (the end of a session told its stream was
+ * stopped): only if it was started again since (the reinstating ENQUEUE flags the lease).
  * Returns 1 or 0.
  */
 export const RELEASE = `${PRELUDE}
@@ -71,51 +77,39 @@ local lease = cjson.decode(raw)
 if lease.session ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-if ARGV[3] == '1' and not withdrawn(KEYS[4], ARGV[1]) then redis.call('ZADD', KEYS[1], tonumber(ARGV[4]), lease.member) end
+if (ARGV[3] == '1' and not lease.withdrawn) or (ARGV[3] == '2' and lease.reinstated) then redis.call('ZADD', KEYS[1], tonumber(ARGV[4]), lease.member) end
 return 1
 `;
 
 /**
- * Renews leases of one target; returns the streams whose lease is gone, detached or held by
- * another session. KEYS: lease, expiry. ARGV: ttl ms, then pairs stream, session.
+ * Renews leases of one target and records the last progress of those that moved (a commit
+ * that moved the count; the assignment's start is in the lease from ASSIGN), so that a resume
+ * from another socket while the holder's is still open (no detach wrote it) keeps the
+ * core.maxIdleAssignmentS clock. Returns the streams whose lease is gone, detached or held by
+ * another session (their progress is left alone: a detach writes its own). KEYS: lease,
+ * expiry. ARGV: ttl ms, then triples stream, session, progress epoch ms ('' when it did not
+ * move: the lease is not rewritten).
  */
 export const RENEW = `${PRELUDE}
 local ttl = tonumber(ARGV[1])
 local lost = {}
-for i = 2, #ARGV, 2 do
+for i = 2, #ARGV, 3 do
   local raw = live(KEYS[1], KEYS[2], ARGV[i])
   local ok = false
   if raw then
     local lease = cjson.decode(raw)
     if lease.session == ARGV[i + 1] and not lease.detached then
       redis.call('ZADD', KEYS[2], now + ttl, ARGV[i])
+      if ARGV[i + 2] ~= '' then
+        lease.progress = tonumber(ARGV[i + 2])
+        redis.call('HSET', KEYS[1], ARGV[i], cjson.encode(lease))
+      end
       ok = true
     end
   end
   if not ok then table.insert(lost, ARGV[i]) end
 end
 return lost
-`;
-
-/**
- * Records the last progress of held leases (a commit that moved the count; the assignment's
- * start is in the lease from ASSIGN), so that a resume from another socket while the
- * holder's is still open (no detach wrote it) keeps the core.maxIdleAssignmentS clock.
- * KEYS: lease, expiry. ARGV: triples stream, session, epoch ms. Leases gone, detached or held
- * by another session are left alone (a detach writes its own).
- */
-export const PROGRESS = `${PRELUDE}
-for i = 1, #ARGV, 3 do
-  local raw = live(KEYS[1], KEYS[2], ARGV[i])
-  if raw then
-    local lease = cjson.decode(raw)
-    if lease.session == ARGV[i + 1] and not lease.detached then
-      lease.progress = tonumber(ARGV[i + 2])
-      redis.call('HSET', KEYS[1], ARGV[i], cjson.encode(lease))
-    end
-  end
-end
-return 0
 `;
 
 /**
@@ -216,9 +210,10 @@ return 0
 /**
  * Adds streams of one target to its ready set unless leased or withdrawn, recording manifests
  * given. KEYS: ready, lease, expiry, manifest, withdrawn. ARGV: '1' to reinstate (the stream
- * was just made `ok` or created: its withdrawal mark goes) or '0' (a read of the store that a
- * stop or deletion may have overtaken: a marked stream is left out, manifest included), then
- * triples score, member, manifest ('' for none). Returns how many were added.
+ * was just started: its withdrawal mark goes, and a lease that holds it is flagged
+ * `reinstated` instead of `withdrawn`, so that its session puts it back when it ends) or '0' (a read of the store that a stop or
+ * deletion may have overtaken: a marked stream is left out, manifest included), then triples
+ * score, member, manifest ('' for none). Returns how many were added.
  */
 export const ENQUEUE = `${PRELUDE}
 local reinstate = ARGV[1] == '1'
@@ -226,7 +221,16 @@ local added = 0
 for i = 2, #ARGV, 3 do
   local member = ARGV[i + 1]
   local stream = string.sub(member, 15)
-  if reinstate then redis.call('ZREM', KEYS[5], stream) end
+  if reinstate then
+    redis.call('ZREM', KEYS[5], stream)
+    local raw = live(KEYS[2], KEYS[3], stream)
+    if raw then
+      local lease = cjson.decode(raw)
+      lease.withdrawn = nil
+      lease.reinstated = true
+      redis.call('HSET', KEYS[2], stream, cjson.encode(lease))
+    end
+  end
   if not withdrawn(KEYS[5], stream) then
     if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[4], stream, ARGV[i + 2]) end
     if not live(KEYS[2], KEYS[3], stream) then
@@ -238,18 +242,26 @@ return added
 `;
 
 /**
- * Takes a stream out of its target's ready set (stopped, failed, deleted, a creation undone)
- * and marks it withdrawn for ARGV[3] ms, so that an enqueue or a requeue working from an
- * earlier read of the store (the pool's, the janitor's, a session ending) cannot put it back
- * meanwhile. KEYS: ready, withdrawn. ARGV: member, stream, mark lifetime ms. The marks of a
- * target are one ZSET (stream → end of its mark) that drops ended marks here and expires
- * whole when no stream was withdrawn for a mark's lifetime.
+ * Takes a stream out of its target's ready set (stopped, deleted, a creation undone) and
+ * marks it withdrawn for ARGV[3] ms, so that an enqueue working from an earlier read of the
+ * store (the pool's, the janitor's) cannot put it back meanwhile; a lease that holds it is
+ * flagged `withdrawn`, so that the session's requeue at its end, however late, does not
+ * either (nor, being told of the stop, does it ask to). KEYS: ready, withdrawn, lease, expiry. ARGV: member, stream, mark lifetime ms. The
+ * marks of a target are one ZSET (stream → end of its mark) that drops ended marks here and
+ * expires whole when its last mark ends.
  */
 export const WITHDRAW = `${PRELUDE}
-local ms = tonumber(ARGV[3])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZADD', KEYS[2], now + ms, ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ms)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[2], last[2])
+local raw = live(KEYS[3], KEYS[4], ARGV[2])
+if raw then
+  local lease = cjson.decode(raw)
+  lease.withdrawn = true
+  lease.reinstated = nil
+  redis.call('HSET', KEYS[3], ARGV[2], cjson.encode(lease))
+end
 return 1
 `;

@@ -30,7 +30,7 @@
  */
 import type { RedisClient } from './redis';
 import type { ActiveStream } from './live';
-import { ASSIGN, DETACH, ENQUEUE, GET, PROGRESS, RELEASE, RENEW, RESUME, SETTLE, SWEEP, WITHDRAW } from './lease-scripts';
+import { ASSIGN, DETACH, ENQUEUE, GET, RELEASE, RENEW, RESUME, SETTLE, SWEEP, WITHDRAW } from './lease-scripts';
 import { pickFairShare, type Candidate } from './fair-share';
 import { targetKeys, targetsKey, type TargetKeys } from './target-keys';
 
@@ -174,7 +174,7 @@ export function readyMember(createdAt: Date, streamId: string): string {
 }
 
 type Script = (...args: Array<string | number>) => Promise<unknown>;
-type Scripted = RedisClient & Record<'scAssign' | 'scRelease' | 'scRenew' | 'scProgress' | 'scDetach' | 'scResume' | 'scGet' | 'scSweep' | 'scSettle' | 'scEnqueue' | 'scWithdraw', Script>;
+type Scripted = RedisClient & Record<'scAssign' | 'scRelease' | 'scRenew' | 'scDetach' | 'scResume' | 'scGet' | 'scSweep' | 'scSettle' | 'scEnqueue' | 'scWithdraw', Script>;
 
 /** Entries of the in-process stream → target cache before it is cleared (bounds memory to a few MB). */
 const TARGET_CACHE_MAX = 200_000;
@@ -206,17 +206,16 @@ export class Leases {
    */
   constructor(redis: RedisClient, private readonly prefix: string, readonly ttlMs: number, private readonly returnMs = 60_000, private readonly withdrawnMs = 120_000) {
     const scripts: Array<[string, number, string]> = [
-      ['scAssign', 5, ASSIGN],
-      ['scRelease', 4, RELEASE],
+      ['scAssign', 6, ASSIGN],
+      ['scRelease', 3, RELEASE],
       ['scRenew', 2, RENEW],
-      ['scProgress', 2, PROGRESS],
       ['scDetach', 2, DETACH],
       ['scResume', 2, RESUME],
       ['scGet', 2, GET],
       ['scSweep', 5, SWEEP],
       ['scSettle', 1, SETTLE],
       ['scEnqueue', 5, ENQUEUE],
-      ['scWithdraw', 2, WITHDRAW],
+      ['scWithdraw', 4, WITHDRAW],
     ];
     for (const [name, numberOfKeys, lua] of scripts) {
       if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
@@ -266,7 +265,7 @@ export class Leases {
       if (!c) return undefined;
       const k = this.keys(c.target);
       const activeTemplate = active ? JSON.stringify({ ...active, owner: c.manager }) : '';
-      const res = (await this.r.scAssign(k.ready, k.lease, k.expiry, k.manifest, k.active, template, this.ttlMs, c.target, activeTemplate)) as [string, string, string] | null;
+      const res = (await this.r.scAssign(k.ready, k.lease, k.expiry, k.manifest, k.active, k.withdrawn, template, this.ttlMs, c.target, activeTemplate)) as [string, string, string] | null;
       if (res) {
         this.remember(res[0], c.target);
         const manifest = decodeManifest(res[2]);
@@ -295,26 +294,27 @@ export class Leases {
     await Promise.all([this.r.hdel(this.keys(target).manifest, stream), this.r.del(`${this.prefix}st:${stream}`)]);
   }
 
-  /** Releases a lease this session holds; `requeue` puts the stream back with `frames` as its score. */
-  async release(stream: string, session: string, requeue: boolean, frames: number): Promise<boolean> {
+  /**
+   * Releases a lease this session holds; `requeue` puts the stream back with `frames` as its
+   * score unless the lease was {@link withdraw}n; `'if_started'` (a session told its stream was
+   * stopped) only if the stream was started again since. Returns whether the lease was this session's.
+   */
+  async release(stream: string, session: string, requeue: boolean | 'if_started', frames: number): Promise<boolean> {
     const target = await this.targetOfStream(stream);
     if (target === undefined) return false;
     const k = this.keys(target);
-    return (await this.r.scRelease(k.ready, k.lease, k.expiry, k.withdrawn, stream, session, requeue ? 1 : 0, frames)) === 1;
-  }
-
-  /** Renews many leases, one script per target and 500 streams; returns the streams whose lease was lost. */
-  async renew(held: Array<{ stream: string; session: string }>): Promise<string[]> {
-    const { results, unknown } = await this.perTarget(held, (k, batch) => this.r.scRenew(k.lease, k.expiry, this.ttlMs, ...batch.flatMap((h) => [h.stream, h.session])));
-    return [...unknown, ...results.flatMap((res) => res as string[])];
+    return (await this.r.scRelease(k.ready, k.lease, k.expiry, stream, session, requeue === 'if_started' ? 2 : requeue ? 1 : 0, frames)) === 1;
   }
 
   /**
-   * Writes the last progress (epoch ms) of held leases into them, one script per target and
-   * 500 streams; leases gone, detached or held by another session are skipped.
+   * Renews many leases, one script per target and 500 streams, writing `progressMs` (epoch
+   * ms of the last progress) into those that carry it; returns the streams whose lease was lost.
    */
-  async recordProgress(held: Array<{ stream: string; session: string; progressMs: number }>): Promise<void> {
-    await this.perTarget(held, (k, batch) => this.r.scProgress(k.lease, k.expiry, ...batch.flatMap((h) => [h.stream, h.session, Math.round(h.progressMs)])));
+  async renew(held: Array<{ stream: string; session: string; progressMs?: number | undefined }>): Promise<string[]> {
+    const { results, unknown } = await this.perTarget(held, (k, batch) =>
+      this.r.scRenew(k.lease, k.expiry, this.ttlMs, ...batch.flatMap((h) => [h.stream, h.session, h.progressMs === undefined ? '' : Math.round(h.progressMs)])),
+    );
+    return [...unknown, ...results.flatMap((res) => res as string[])];
   }
 
   /**
@@ -424,9 +424,9 @@ export class Leases {
 
   /**
    * Adds streams to their ready sets unless leased (recording manifests given); returns how
-   * many were added. A stream {@link withdraw}n lately is left out, unless `reinstate` (it was
-   * just made `ok` or created, and this is the enqueue of that change): the items come from a
-   * read of the store that its stop or deletion may have overtaken.
+   * many were added. A stream {@link withdraw}n lately is left out: the items come from a read
+   * of the store that its stop or deletion may have overtaken. Unless `reinstate`: the enqueue
+   * of a start, which clears the stream's mark, and the withdrawn flag of a lease holding it.
    */
   async enqueue(items: Array<{ target: string; frames: number; member: string; manifest?: StreamManifest }>, reinstate = false): Promise<number> {
     if (items.length === 0) return 0;
@@ -458,14 +458,15 @@ export class Leases {
 
   /**
    * Takes a stream out of its target's ready set (stopped, deleted, a creation undone) and
-   * keeps it out for `withdrawnMs`: an {@link enqueue} working from an earlier read of the
-   * store (the pool's rebuild or return of expired leases, the janitor) and a session's
-   * requeue at its end leave it out meanwhile. Only an enqueue that reinstates it (a start)
-   * puts it back before.
+   * keeps it out: an {@link enqueue} working from an earlier read of the store (the pool's
+   * rebuild or return of expired leases, the janitor) leaves it out for `withdrawnMs`, and the
+   * lease that holds it, if any, is flagged so that its session's requeue at its end, however
+   * late, leaves it out too. Only an enqueue that reinstates it (a start) undoes both, and
+   * flags the lease so that its session, told of the stop, puts it back (`'if_started'`).
    */
   async withdraw(target: string, member: string): Promise<void> {
     const k = this.keys(target);
-    await this.r.scWithdraw(k.ready, k.withdrawn, member, member.slice(14), this.withdrawnMs);
+    await this.r.scWithdraw(k.ready, k.withdrawn, k.lease, k.expiry, member, member.slice(14), this.withdrawnMs);
   }
 
   /** Ready-set size of a target. */

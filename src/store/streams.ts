@@ -328,7 +328,8 @@ export class Streams {
       if ((await this.undoCreation(doc)) === 'undone') throw new AppError('unavailable', 'The stream creation took too long and was abandoned; send it again');
     } else {
       try {
-        await this.enqueue(doc);
+        // Not reinstated: a mark on a new stream is a stop or deletion since it was written.
+        await this.leases.enqueue([queueEntry(doc)]);
       } catch (err) {
         // Refused, so the manager sends it again: undone, or the stream would exist twice,
         // once outside the pool.
@@ -401,11 +402,16 @@ export class Streams {
     return doc;
   }
 
-  /** Makes a stream assignable again (resets its error count). Undefined when it is gone. */
+  /**
+   * Makes a stream assignable again (resets its error count). Undefined when it is gone. A
+   * start and a stop at once each check the status after their Redis step, so the pool ends
+   * as the document does whichever order their steps took.
+   */
   async start(s: Pick<StreamDoc, '_id' | 'targetId'>): Promise<StreamDoc | undefined> {
     const after = await this.streams.findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
     if (!after) return undefined;
     await this.enqueue(after);
+    if ((await this.getFields(s._id, ['status']))?.status !== 'ok') await this.leases.withdraw(after.targetId, readyMember(after.createdAt, after._id));
     await this.bus.publish('target.streams', { targetId: s.targetId });
     return after;
   }
@@ -414,6 +420,9 @@ export class Streams {
   async stop(s: ListedStream): Promise<ListedStream> {
     const after = await this.streams.findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
     await this.leases.withdraw(s.targetId, readyMember(s.createdAt, s._id));
+    // A start between the two steps reinstated it before this withdrawal: back it goes.
+    const now = await this.getFields(s._id, [...QUEUED_FIELDS, 'status']);
+    if (now?.status === 'ok') await this.enqueue(now);
     if (after) await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
     await this.bus.publish('target.streams', { targetId: s.targetId });
     return after ?? s;
@@ -532,8 +541,8 @@ export class Streams {
     return this.leases.dropManifest(id);
   }
 
-  /** Puts a stream just created or started in the pool if it is `ok` and nobody holds it (reinstated: an earlier stop's withdrawal mark goes). */
-  private async enqueue(s: StreamDoc): Promise<void> {
+  /** Puts a stream just started in the pool if it is `ok` and nobody holds it, reinstated (an earlier stop's withdrawal undone). */
+  private async enqueue(s: QueuedFields & Pick<StreamDoc, 'status'>): Promise<void> {
     if (s.status !== 'ok') return;
     await this.leases.enqueue([queueEntry(s)], true);
   }
