@@ -4,7 +4,8 @@
  * when the manifest is missing, stale or written before it named the seed files. Either way the core gets the same assignment.
  */
 import t from 'tap';
-import { seedDigest } from '../src/store/streams';
+import { Leases } from '../src/store/leases';
+import { queuedStreams, queueEntry, seedDigest } from '../src/store/streams';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { stopStack } from '../test-support/stack';
 
@@ -79,4 +80,22 @@ t.test('the manifest follows commits and serves assignments; a stale or missing 
 
   await f.api('DELETE', `/v1/streams/${stream}`, f.manager, undefined, 204);
   t.equal(await manifest(stream), null, 'deleted with the stream');
+});
+
+t.test("an enqueue from an earlier read leaves a held stream's manifest to its holder", async (t) => {
+  const target = await f.target();
+  manifestKey = `${PREFIX}{t:${target}}:manifest`;
+  const stream = await f.stream(target);
+  // Read as the pool reads it, before the holder commits.
+  const earlier = (await queuedStreams(f.ts.server.storage.mongo.db, [stream])).map(queueEntry);
+  const c = await f.client({ reconnect: false });
+  t.teardown(() => c.close());
+  await c.assign(target);
+  await c.sendFrames([{ name: 'frames.xtc', data: Buffer.from('one') }]);
+  t.match(await c.checkpoint([{ name: 'state.xml', data: Buffer.from('at 1') }]), { frames: 1 });
+  const held = await manifest(stream);
+  t.match(held, /^1\|/, "the holder's commit wrote its manifest");
+  const leases = new Leases(f.ts.server.storage.redis, PREFIX, 30_000);
+  t.equal(await leases.enqueue(earlier), 0, 'not queued: it is held');
+  t.equal(await manifest(stream), held, 'and its manifest is not put back to the one read before the commit');
 });
