@@ -4,7 +4,7 @@
  * when the manifest is missing, stale or written before it named the seed files. Either way the core gets the same assignment.
  */
 import t from 'tap';
-import { Leases } from '../src/store/leases';
+import { Leases, readyMember } from '../src/store/leases';
 import { queuedStreams, queueEntry, seedDigest } from '../src/store/streams';
 import { coreFixture, type CoreFixture } from './helpers/core';
 import { stopStack } from '../test-support/stack';
@@ -98,4 +98,18 @@ t.test("an enqueue from an earlier read leaves a held stream's manifest to its h
   const leases = new Leases(f.ts.server.storage.redis, PREFIX, 30_000);
   t.equal(await leases.enqueue(earlier), 0, 'not queued: it is held');
   t.equal(await manifest(stream), held, 'and its manifest is not put back to the one read before the commit');
+});
+
+t.test("an enqueue from an earlier read leaves a queued stream's entry and manifest as they are", async (t) => {
+  const leases = new Leases(f.ts.server.storage.redis, `mfq${process.pid}:`, 30_000);
+  const target = 'mfq-target';
+  const k = leases.keys(target);
+  t.teardown(() => f.ts.server.storage.redis.del(k.ready, k.manifest));
+  const member = readyMember(new Date(0), 'mfq-stream');
+  const now = { frames: 2, seed: true, seedFiles: ['state.xml'], lastPartitionId: 'p2', fence: 1, unpaged: 2 };
+  t.equal(await leases.enqueue([{ target, frames: 2, member, manifest: now }]), 1, 'queued at 2 frames (released after its commits)');
+  const written = await f.ts.server.storage.redis.hget(k.manifest, 'mfq-stream');
+  t.equal(await leases.enqueue([{ target, frames: 0, member, manifest: { frames: 0, seed: true, seedFiles: ['state.xml'] } }]), 0, 'the earlier read adds nothing');
+  t.equal(await f.ts.server.storage.redis.zscore(k.ready, member), '2', 'the score stays');
+  t.equal(await f.ts.server.storage.redis.hget(k.manifest, 'mfq-stream'), written, 'and so does the manifest');
 });

@@ -208,9 +208,10 @@ return 0
 `;
 
 /**
- * Adds streams of one target to its ready set unless leased or withdrawn, recording the
- * manifests given of those it adds (a leased stream's is its holder's to write: a read made
- * before the holder's last commit or resume would put an older one back). KEYS: ready, lease, expiry, manifest, withdrawn. ARGV: '1' to reinstate (the stream
+ * Adds streams of one target to its ready set unless leased, withdrawn or there already,
+ * recording the manifests given of those it adds: a queued stream's entry and manifest were
+ * written when it was released or queued, and a leased stream's are its holder's to write, so
+ * a read made before that would put older ones back (a lower score, a stale fence). KEYS: ready, lease, expiry, manifest, withdrawn. ARGV: '1' to reinstate (the stream
  * was just started: its withdrawal mark goes, and a lease that holds it is flagged
  * `reinstated` instead of `withdrawn`, so that its session puts it back when it ends) or '0' (a read of the store that a stop or
  * deletion may have overtaken: a marked stream is left out, manifest included), then triples
@@ -232,9 +233,9 @@ for i = 2, #ARGV, 3 do
       redis.call('HSET', KEYS[2], stream, cjson.encode(lease))
     end
   end
-  if not withdrawn(KEYS[5], stream) and not live(KEYS[2], KEYS[3], stream) then
+  if not withdrawn(KEYS[5], stream) and not live(KEYS[2], KEYS[3], stream) and redis.call('ZADD', KEYS[1], 'NX', tonumber(ARGV[i]), member) == 1 then
     if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[4], stream, ARGV[i + 2]) end
-    added = added + redis.call('ZADD', KEYS[1], tonumber(ARGV[i]), member)
+    added = added + 1
   end
 end
 return added

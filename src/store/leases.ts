@@ -423,7 +423,7 @@ export class Leases {
   }
 
   /**
-   * Adds streams to their ready sets unless leased (recording the manifests given of those it adds); returns how
+   * Adds streams to their ready sets unless leased or queued already (recording the manifests given of those it adds); returns how
    * many were added. A stream {@link withdraw}n lately is left out: the items come from a read
    * of the store that its stop or deletion may have overtaken. Unless `reinstate`: the enqueue
    * of a start, which clears the stream's mark, and the withdrawn flag of a lease holding it.
