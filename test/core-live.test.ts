@@ -117,7 +117,7 @@ t.test('lease script with several candidates, and the sweep of an expired lease 
   const [full, empty] = ['tfull', 'tempty'];
   await leases.enqueue([{ target: full, frames: 7, member: readyMember(new Date(0), 'sx1') }]);
   await leases.enqueue([{ target: empty, frames: 0, member: readyMember(new Date(0), 'sx0') }]);
-  await leases.withdraw(empty, readyMember(new Date(0), 'sx0'));
+  await leases.withdraw(empty, readyMember(new Date(0), 'sx0'), 'stopped');
   const got = await leases.assign(
     [
       { manager: 'm-empty', managerWeight: 1, target: empty, targetWeight: 1 },

@@ -91,6 +91,8 @@ export async function leaseNext(d: AssignmentDeps, who: CoreIdentity, session: s
     const got = await d.leases.assign(candidates, { ...leaseFields(d, who, session, resumeHash), progress: startedAt.getTime() }, active);
     if (!got) break;
     const stream = await assignedStream(d, got);
+    // Marked withdrawn, yet queued (by a node of an earlier release) and `ok` in MongoDB.
+    if (stream && got.marked) await d.leases.unmark(got.target, got.stream);
     if (!stream) {
       // Stopped or deleted after it was queued: drop the lease and its record, try the next one.
       await d.leases.release(got.stream, session, false, 0);

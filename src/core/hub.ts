@@ -253,7 +253,7 @@ export class CoreHub implements SessionHost {
   /**
    * One renewal pass: all leases of this process in one script call per 500, with the
    * progress a resume from another socket reads (core.maxIdleAssignmentS) where it moved since
-   * the last pass; lost ones stopped; then the live view's counts that changed.
+   * the last pass; lost ones and withdrawn ones stopped; then the live view's counts that changed.
    */
   async renew(): Promise<void> {
     if (this.byStream.size === 0) return;
@@ -261,12 +261,15 @@ export class CoreHub implements SessionHost {
     const upTo = sessionClock();
     // Progress from `upTo` on is written again at the next pass: twice at worst, never missed.
     const held = [...this.byStream].map(([stream, s]) => ({ stream, session: s.id, progressMs: s.progressSince(since) }));
-    const lost = await this.leases.renew(held);
+    const { lost, withdrawn } = await this.leases.renew(held);
     this.progressRecordedUpTo = upTo;
     for (const stream of lost) {
       this.log.warn({ stream }, 'lease lost');
       void this.byStream.get(stream)?.serverStop('lease_lost');
     }
+    // Stopped or deleted since the session got it, and the bus's stop did not reach it (a stop
+    // racing its assignment, a lost pub/sub message): its lease says so.
+    for (const { stream, why } of withdrawn) void this.byStream.get(stream)?.serverStop(why === 'deleted' ? 'stream_deleted' : 'stream_stopped');
     // Rewritten only where they changed (an idle session costs nothing here): the live view's
     // buffered/committed counts, in one command per 1,000 sessions.
     const lostSet = new Set(lost);

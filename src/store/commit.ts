@@ -142,8 +142,13 @@ async function commitOnce(
  * ms): the driver checks it before it selects a server, checks out a connection and writes the
  * command, for the first attempt and for its retry after a lost connection (retryable writes),
  * so no attempt leaves after the window, which the janitor's judgement by age rests on
- * (store/abandoned.ts). An abort while the answer is awaited closes that connection: the
- * attempt may still land, and the caller, told of it by `sending`, asks before the next.
+ * (store/abandoned.ts). An abort while the answer is awaited closes that connection (a new one
+ * is opened for the next command: a store this slow costs a TLS handshake per late commit):
+ * the attempt may still land, and the caller, told of it by `sending`, asks before the next.
+ * The timer fires on this process's event loop: a loop blocked past the window lets a retry
+ * go late by as long, which the lag's margin of twice `mongodb.opTimeoutMs` absorbs. Driver
+ * 7.9 reads `signal` from any operation's options though it types it only on reads and
+ * commands; test/commit-window.test.ts fails if a driver stops honouring it.
  */
 async function withinWindow(windowEnd: number, point: (signal: AbortSignal) => Promise<boolean>): Promise<boolean> {
   const abort = new AbortController();

@@ -26,13 +26,13 @@ end
 /**
  * Pops the target's ready stream with the fewest frames (oldest on ties) that nobody holds
  * and leases it; with an active template, also records the stream in the target's live view
- * (so an assignment is one round trip). A withdrawal mark of the popped stream goes: none can
- * be there unless a node of an earlier release (which knows no marks) started the stream
- * again, and left there it would keep the stream out of the pool at its next enqueue.
+ * (so an assignment is one round trip). A popped stream that is marked withdrawn (only a node
+ * of an earlier release, which knows no marks, can have queued it) comes without its manifest
+ * and flagged, so the caller reads it from MongoDB and clears the mark only if it is `ok`.
  * KEYS: ready, lease, expiry, manifest, active, withdrawn. ARGV:
  * lease template (JSON without stream, target, member), ttl ms, target id, active template
  * (JSON without stream_id, target_id, frames, buffered_frames; '' for none).
- * Returns {stream, score, manifest or ''} or nil.
+ * Returns {stream, score, manifest or '', marked 0/1} or nil.
  */
 export const ASSIGN = `${PRELUDE}
 local ttl = tonumber(ARGV[2])
@@ -48,7 +48,6 @@ while true do
     value.member = member
     redis.call('HSET', KEYS[2], stream, cjson.encode(value))
     redis.call('ZADD', KEYS[3], now + ttl, stream)
-    redis.call('ZREM', KEYS[6], stream)
     if ARGV[4] ~= '' then
       local active = cjson.decode(ARGV[4])
       active.stream_id = stream
@@ -57,7 +56,8 @@ while true do
       active.buffered_frames = 0
       redis.call('HSET', KEYS[5], stream, cjson.encode(active))
     end
-    return { stream, popped[2], redis.call('HGET', KEYS[4], stream) or '' }
+    if withdrawn(KEYS[6], stream) then return { stream, popped[2], '', 1 } end
+    return { stream, popped[2], redis.call('HGET', KEYS[4], stream) or '', 0 }
   end
 end
 `;
@@ -85,14 +85,17 @@ return 1
  * Renews leases of one target and records the last progress of those that moved (a commit
  * that moved the count; the assignment's start is in the lease from ASSIGN), so that a resume
  * from another socket while the holder's is still open (no detach wrote it) keeps the
- * core.maxIdleAssignmentS clock. Returns the streams whose lease is gone, detached or held by
- * another session (their progress is left alone: a detach writes its own). KEYS: lease,
- * expiry. ARGV: ttl ms, then triples stream, session, progress epoch ms ('' when it did not
- * move: the lease is not rewritten).
+ * core.maxIdleAssignmentS clock. Returns {lost, withdrawn}: the streams whose lease is gone,
+ * detached or held by another session (their progress is left alone: a detach writes its
+ * own), and pairs stream, 'stopped'|'deleted' of leases renewed but withdrawn (WITHDRAW), so
+ * that a holder the bus's stop did not reach is stopped all the same. KEYS: lease, expiry.
+ * ARGV: ttl ms, then triples stream, session, progress epoch ms ('' when it did not move: the
+ * lease is not rewritten).
  */
 export const RENEW = `${PRELUDE}
 local ttl = tonumber(ARGV[1])
 local lost = {}
+local gone = {}
 for i = 2, #ARGV, 3 do
   local raw = live(KEYS[1], KEYS[2], ARGV[i])
   local ok = false
@@ -104,12 +107,16 @@ for i = 2, #ARGV, 3 do
         lease.progress = tonumber(ARGV[i + 2])
         redis.call('HSET', KEYS[1], ARGV[i], cjson.encode(lease))
       end
+      if lease.withdrawn then
+        table.insert(gone, ARGV[i])
+        table.insert(gone, lease.withdrawn)
+      end
       ok = true
     end
   end
   if not ok then table.insert(lost, ARGV[i]) end
 end
-return lost
+return { lost, gone }
 `;
 
 /**
@@ -212,8 +219,8 @@ return 0
  * recording the manifests given of those it adds: a queued stream's entry and manifest were
  * written when it was released or queued, and a leased stream's are its holder's to write, so
  * a read made before that would put older ones back (a lower score, a stale fence). KEYS: ready, lease, expiry, manifest, withdrawn. ARGV: '1' to reinstate (the stream
- * was just started: its withdrawal mark goes, and a lease that holds it is flagged
- * `reinstated` instead of `withdrawn`, so that its session puts it back when it ends) or '0' (a read of the store that a stop or
+ * was just started: its withdrawal mark goes, and a withdrawn lease that holds it is flagged
+ * `reinstated` instead, so that its session, told of the stop, puts it back when it ends) or '0' (a read of the store that a stop or
  * deletion may have overtaken: a marked stream is left out, manifest included), then triples
  * score, member, manifest ('' for none). Returns how many were added.
  */
@@ -228,9 +235,11 @@ for i = 2, #ARGV, 3 do
     local raw = live(KEYS[2], KEYS[3], stream)
     if raw then
       local lease = cjson.decode(raw)
-      lease.withdrawn = nil
-      lease.reinstated = true
-      redis.call('HSET', KEYS[2], stream, cjson.encode(lease))
+      if lease.withdrawn then
+        lease.withdrawn = nil
+        lease.reinstated = true
+        redis.call('HSET', KEYS[2], stream, cjson.encode(lease))
+      end
     end
   end
   if not withdrawn(KEYS[5], stream) and not live(KEYS[2], KEYS[3], stream) and redis.call('ZADD', KEYS[1], 'NX', tonumber(ARGV[i]), member) == 1 then
@@ -245,10 +254,11 @@ return added
  * Takes a stream out of its target's ready set (stopped, deleted, a creation undone) and
  * marks it withdrawn for ARGV[3] ms, so that an enqueue working from an earlier read of the
  * store (the pool's, the janitor's) cannot put it back meanwhile; a lease that holds it is
- * flagged `withdrawn`, so that the session's requeue at its end, however late, does not
- * either (nor, being told of the stop, does it ask to). KEYS: ready, withdrawn, lease, expiry. ARGV: member, stream, mark lifetime ms. The
- * marks of a target are one ZSET (stream → end of its mark) that drops ended marks here and
- * expires whole when its last mark ends.
+ * flagged `withdrawn` with ARGV[4] ('stopped' or 'deleted'), so that the session's requeue at
+ * its end, however late, does not either, and the renewal stops a holder the bus's stop did
+ * not reach (RENEW). KEYS: ready, withdrawn, lease, expiry. ARGV: member, stream, mark
+ * lifetime ms, why. The marks of a target are one ZSET (stream → end of its mark) that drops
+ * ended marks here and expires whole when its last mark ends.
  */
 export const WITHDRAW = `${PRELUDE}
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -259,7 +269,7 @@ redis.call('PEXPIREAT', KEYS[2], last[2])
 local raw = live(KEYS[3], KEYS[4], ARGV[2])
 if raw then
   local lease = cjson.decode(raw)
-  lease.withdrawn = true
+  lease.withdrawn = ARGV[4]
   lease.reinstated = nil
   redis.call('HSET', KEYS[3], ARGV[2], cjson.encode(lease))
 end

@@ -158,6 +158,22 @@ export interface Assigned {
   /** The ready-set score: committed frames when the stream was queued. */
   frames: number;
   manifest?: StreamManifest;
+  /**
+   * The stream was marked withdrawn (queued by a node of an earlier release): it comes without
+   * its manifest, so it is read from MongoDB; if it is `ok` there, {@link Leases.unmark} it.
+   */
+  marked?: true;
+}
+
+/** Why a stream left the pool ({@link Leases.withdraw}): what its holder is told. */
+export type Withdrawal = 'stopped' | 'deleted';
+
+/** What a renewal pass found ({@link Leases.renew}). */
+export interface Renewed {
+  /** Streams whose lease is gone, detached or another session's. */
+  lost: string[];
+  /** Leases renewed whose stream was stopped or deleted since they were taken. */
+  withdrawn: Array<{ stream: string; why: Withdrawal }>;
 }
 
 /** Streams of one target a sweep claimed; settled with {@link Leases.settle} once back in the pool. */
@@ -265,11 +281,11 @@ export class Leases {
       if (!c) return undefined;
       const k = this.keys(c.target);
       const activeTemplate = active ? JSON.stringify({ ...active, owner: c.manager }) : '';
-      const res = (await this.r.scAssign(k.ready, k.lease, k.expiry, k.manifest, k.active, k.withdrawn, template, this.ttlMs, c.target, activeTemplate)) as [string, string, string] | null;
+      const res = (await this.r.scAssign(k.ready, k.lease, k.expiry, k.manifest, k.active, k.withdrawn, template, this.ttlMs, c.target, activeTemplate)) as [string, string, string, number] | null;
       if (res) {
         this.remember(res[0], c.target);
         const manifest = decodeManifest(res[2]);
-        return { target: c.target, stream: res[0], frames: Number(res[1]), ...(manifest ? { manifest } : {}) };
+        return { target: c.target, stream: res[0], frames: Number(res[1]), ...(manifest ? { manifest } : {}), ...(res[3] === 1 ? { marked: true as const } : {}) };
       }
       open = open.filter((x) => x !== c);
     }
@@ -308,13 +324,19 @@ export class Leases {
 
   /**
    * Renews many leases, one script per target and 500 streams, writing `progressMs` (epoch
-   * ms of the last progress) into those that carry it; returns the streams whose lease was lost.
+   * ms of the last progress) into those that carry it; returns the streams whose lease was
+   * lost, and those renewed whose stream was stopped or deleted since (their holders are to stop).
    */
-  async renew(held: Array<{ stream: string; session: string; progressMs?: number | undefined }>): Promise<string[]> {
+  async renew(held: Array<{ stream: string; session: string; progressMs?: number | undefined }>): Promise<Renewed> {
     const { results, unknown } = await this.perTarget(held, (k, batch) =>
       this.r.scRenew(k.lease, k.expiry, this.ttlMs, ...batch.flatMap((h) => [h.stream, h.session, h.progressMs === undefined ? '' : Math.round(h.progressMs)])),
     );
-    return [...unknown, ...results.flatMap((res) => res as string[])];
+    const out: Renewed = { lost: [...unknown], withdrawn: [] };
+    for (const [lost, gone] of results as Array<[string[], string[]]>) {
+      out.lost.push(...lost);
+      for (let i = 0; i < gone.length; i += 2) out.withdrawn.push({ stream: gone[i]!, why: gone[i + 1] === 'deleted' ? 'deleted' : 'stopped' });
+    }
+    return out;
   }
 
   /**
@@ -464,9 +486,14 @@ export class Leases {
    * late, leaves it out too. Only an enqueue that reinstates it (a start) undoes both, and
    * flags the lease so that its session, told of the stop, puts it back (`'if_started'`).
    */
-  async withdraw(target: string, member: string): Promise<void> {
+  async withdraw(target: string, member: string, why: Withdrawal): Promise<void> {
     const k = this.keys(target);
-    await this.r.scWithdraw(k.ready, k.withdrawn, k.lease, k.expiry, member, member.slice(14), this.withdrawnMs);
+    await this.r.scWithdraw(k.ready, k.withdrawn, k.lease, k.expiry, member, member.slice(14), this.withdrawnMs, why);
+  }
+
+  /** Clears a stream's withdrawal mark: assigned while marked ({@link Assigned.marked}), MongoDB says it is `ok`. */
+  async unmark(target: string, stream: string): Promise<void> {
+    await this.r.zrem(this.keys(target).withdrawn, stream);
   }
 
   /** Ready-set size of a target. */

@@ -253,7 +253,7 @@ export async function clearCreation(db: Db, store: FileStore, leases: Pick<Lease
   const dropped = await collection(db).findOneAndDelete({ _id: streamId });
   const entry = queue ?? (dropped ? { target: dropped.targetId, member: readyMember(dropped.createdAt, streamId) } : undefined);
   if (entry) {
-    await leases.withdraw(entry.target, entry.member);
+    await leases.withdraw(entry.target, entry.member, 'deleted');
     await leases.forgetManifest(streamId);
   }
   await purgeStreamData(db, store, streamId);
@@ -299,6 +299,11 @@ export class Streams {
   ) {
     this.streams = collection(db);
     this.files = db.collection<FileDoc>('files');
+  }
+
+  /** {@link getFields} from the primary whatever mongodb.readPreference says: what a stop or start just wrote, or another one since. */
+  private readPrimary<K extends keyof StreamDoc>(id: string, fields: readonly K[]): Promise<Pick<StreamDoc, '_id' | K> | null> {
+    return this.streams.findOne({ _id: id }, { projection: only(fields), readPreference: 'primary' });
   }
 
   /**
@@ -404,14 +409,20 @@ export class Streams {
 
   /**
    * Makes a stream assignable again (resets its error count). Undefined when it is gone. A
-   * start and a stop at once each check the status after their Redis step, so the pool ends
-   * as the document does whichever order their steps took.
+   * start and a stop or deletion at once each read the stream again from the primary after
+   * their Redis step and redo it when the other landed in between, so the pool ends as the
+   * document does whichever order their steps took.
    */
   async start(s: Pick<StreamDoc, '_id' | 'targetId'>): Promise<StreamDoc | undefined> {
     const after = await this.streams.findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
     if (!after) return undefined;
     await this.enqueue(after);
-    if ((await this.getFields(s._id, ['status']))?.status !== 'ok') await this.leases.withdraw(after.targetId, readyMember(after.createdAt, after._id));
+    const now = await this.readPrimary(s._id, ['status']);
+    if (now?.status !== 'ok') {
+      // A stop or deletion between the two steps withdrew it before this enqueue: again.
+      await this.leases.withdraw(after.targetId, readyMember(after.createdAt, after._id), now ? 'stopped' : 'deleted');
+      if (!now) await this.leases.forgetManifest(after._id);
+    }
     await this.bus.publish('target.streams', { targetId: s.targetId });
     return after;
   }
@@ -419,11 +430,13 @@ export class Streams {
   /** Stops a stream; a core working on it is told to stop. Returns the stream after. */
   async stop(s: ListedStream): Promise<ListedStream> {
     const after = await this.streams.findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
-    await this.leases.withdraw(s.targetId, readyMember(s.createdAt, s._id));
-    // A start between the two steps reinstated it before this withdrawal: back it goes.
-    const now = await this.getFields(s._id, [...QUEUED_FIELDS, 'status']);
+    await this.leases.withdraw(s.targetId, readyMember(s.createdAt, s._id), 'stopped');
+    const now = await this.readPrimary(s._id, [...QUEUED_FIELDS, 'status']);
+    // A start between the two steps enqueued it before this withdrawal: back it goes, and its
+    // core keeps it. Otherwise the core is told, by this stop sent again too (a core the first
+    // did not reach; renewals tell it as well: the lease is withdrawn).
     if (now?.status === 'ok') await this.enqueue(now);
-    if (after) await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
+    else if (now) await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_stopped' });
     await this.bus.publish('target.streams', { targetId: s.targetId });
     return after ?? s;
   }
@@ -437,7 +450,7 @@ export class Streams {
   async remove(s: Pick<StreamDoc, '_id' | 'targetId' | 'createdAt'>): Promise<void> {
     await beginChange(this.db, s._id, 'delete');
     await this.streams.deleteOne({ _id: s._id });
-    await this.leases.withdraw(s.targetId, readyMember(s.createdAt, s._id));
+    await this.leases.withdraw(s.targetId, readyMember(s.createdAt, s._id), 'deleted');
     await this.leases.forgetManifest(s._id);
     await this.bus.publish('stream.stop', { streamId: s._id, reason: 'stream_deleted' });
     await purgeStreamData(this.db, this.store, s._id);
