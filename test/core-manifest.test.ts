@@ -104,7 +104,10 @@ t.test("an enqueue from an earlier read leaves a queued stream's entry and manif
   const leases = new Leases(f.ts.server.storage.redis, `mfq${process.pid}:`, 30_000);
   const target = 'mfq-target';
   const k = leases.keys(target);
-  t.teardown(() => f.ts.server.storage.redis.del(k.ready, k.manifest));
+  t.teardown(async () => {
+    await f.ts.server.storage.redis.del(k.ready, k.manifest, `mfq${process.pid}:st:mfq-stream`);
+    await f.ts.server.storage.redis.srem(`mfq${process.pid}:targets`, target);
+  });
   const member = readyMember(new Date(0), 'mfq-stream');
   const now = { frames: 2, seed: true, seedFiles: ['state.xml'], lastPartitionId: 'p2', fence: 1, unpaged: 2 };
   t.equal(await leases.enqueue([{ target, frames: 2, member, manifest: now }]), 1, 'queued at 2 frames (released after its commits)');

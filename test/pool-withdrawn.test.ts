@@ -8,7 +8,7 @@
 import t from 'tap';
 import { Leases, readyMember } from '../src/store/leases';
 import { queuedStreams, queueEntry } from '../src/store/streams';
-import { coreFixture, type CoreFixture } from './helpers/core';
+import { assignedCore, coreFixture, type CoreFixture } from './helpers/core';
 import { stopStack } from '../test-support/stack';
 
 const prefix = `withdrawn-${process.pid}:`;
@@ -91,12 +91,21 @@ t.test('a stream stopped while a core holds it stays out of the pool however lat
   t.same((await own.renew([{ stream: 'sw3', session: 's3' }])).withdrawn, [], 'started again: no longer reported');
   t.ok(await own.release('sw3', 's3', 'if_started', 0), 'released');
   t.equal(await own.readyCount(target), 1, 'started again meanwhile: requeued');
-  // A start of a stream that was never stopped flags nothing: a stop that then leaves the
-  // lease alone (made through a node of an earlier release) is taken at its word.
+  // A start of a stream that was never stopped flags nothing; a session then told of a stop
+  // its lease knows nothing of (a late message, or a node of an earlier release) hears so,
+  // and asks MongoDB (the next test).
   await lease('sw3', 's4');
   t.equal(await own.enqueue([{ target, frames: 0, member: m3 }], true), 0, 'started while ok and held');
-  t.ok(await own.release('sw3', 's4', 'if_started', 0), 'released, told of a stop');
-  t.equal(await own.readyCount(target), 0, 'not requeued');
+  t.equal(await own.release('sw3', 's4', 'if_started', 0), 'unflagged', 'released, told of a stop its lease does not record');
+  t.equal(await own.readyCount(target), 0, 'not requeued by the script');
+  // Reinstated, a lease goes back whatever its session was told (a stop with an error that
+  // found the stream stopped, say).
+  const m6 = await lease('sw6', 's6');
+  await own.withdraw(target, m6, 'stopped');
+  await own.enqueue([{ target, frames: 0, member: m6 }], true);
+  t.equal(await own.release('sw6', 's6', false, 0), true, 'released without a requeue asked');
+  t.equal(await f.ts.server.storage.redis.zscore(own.keys(target).ready, m6), '0', 'requeued all the same: the start came last');
+  await f.ts.server.storage.redis.zrem(own.keys(target).ready, m6);
   // The mark's lifetime, and a start's enqueue.
   const m5 = readyMember(new Date(0), 'sw5');
   await own.withdraw(target, m5, 'deleted');
@@ -118,40 +127,77 @@ t.test('a stream stopped while a core holds it stays out of the pool however lat
   t.equal(await f.ts.server.storage.redis.zscore(own.keys(target).withdrawn, 'sw5'), null, 'unmarked');
 });
 
+const streamsOf = () => f.ts.server.storage.mongo.db.collection<{ _id: string; createdAt: Date; status: string }>('streams');
+
+/** The stream a core is assigned of `target` within 5 s of trying (undefined if none). */
+async function assignWithin(core: Awaited<ReturnType<CoreFixture['client']>>, target: string): Promise<string | undefined> {
+  for (let i = 0; i < 50; i++) {
+    const got = await core.assign(target).then(
+      (a) => a.streamId,
+      () => undefined,
+    );
+    if (got !== undefined) return got;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
+/** Resolves with the core's next server stop, or 'no stop' after `ms`. */
+function nextStop(core: Awaited<ReturnType<CoreFixture['client']>>, ms = 5000): Promise<unknown> {
+  return Promise.race([new Promise((resolve) => core.once('stop', resolve)), new Promise((r) => setTimeout(() => r('no stop'), ms))]);
+}
+
 t.test("a core whose stream was stopped is stopped at the next renewal when the bus's stop did not reach it", async (t) => {
+  const { core, target, stream } = await assignedCore(t, f);
+  const createdAt = (await streamsOf().findOne({ _id: stream }))!.createdAt;
+  const stopped = nextStop(core);
+  // A stop's two steps, without its message on the bus.
+  await streamsOf().updateOne({ _id: stream }, { $set: { status: 'stopped' } });
+  await leases.withdraw(target, readyMember(createdAt, stream), 'stopped');
+  t.match(await stopped, { reason: 'stream_stopped' }, 'told by its renewal (core.leaseRenewS 1)');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(await leases.get(stream), undefined, 'its lease released');
+  t.equal(await leases.readyCount(target), 0, 'and the stream not requeued');
+});
+
+t.test('a core told of a stop its lease knows nothing of lets MongoDB decide: a stale stop does not lose an ok stream', async (t) => {
+  const { core, target, stream } = await assignedCore(t, f);
+  const stopped = nextStop(core);
+  // A stop that reaches this lease late (it was meant for an earlier one, before a start), or
+  // comes from a node of an earlier release: a bus message only, the stream ok in MongoDB.
+  await f.ts.server.storage.redis.publish(`${prefix}bus`, JSON.stringify({ origin: 'a-late-stop', event: 'stream.stop', data: { streamId: stream, reason: 'stream_stopped' } }));
+  t.match(await stopped, { reason: 'stream_stopped' }, 'the core is told');
+  const other = await f.client({ reconnect: false });
+  t.teardown(() => other.close());
+  const got = await assignWithin(other, target);
+  t.equal(got, stream, 'ok in MongoDB, the stream went back to the pool');
+});
+
+t.test('a stream queued while marked (by a node of an earlier release) is handed out only if MongoDB says it is ok', async (t) => {
   const target = await f.target();
-  const stream = await f.stream(target);
+  const [stopped, ok] = [await f.stream(target), await f.stream(target)];
+  const keys = leases.keys(target);
+  for (const id of [stopped, ok]) {
+    const createdAt = (await streamsOf().findOne({ _id: id }))!.createdAt;
+    await leases.withdraw(target, readyMember(createdAt, id), 'stopped');
+    // What an older node's enqueue does: ignores the mark.
+    await f.ts.server.storage.redis.zadd(keys.ready, 0, readyMember(createdAt, id));
+  }
+  await streamsOf().updateOne({ _id: stopped }, { $set: { status: 'stopped' } });
   const core = await f.client({ reconnect: false });
   t.teardown(() => core.close());
-  const a = await core.assign(target);
-  t.equal(a.streamId, stream, 'held');
-  const createdAt = (await f.ts.server.storage.mongo.db.collection<{ _id: string; createdAt: Date }>('streams').findOne({ _id: stream }))!.createdAt;
-  const stopped = new Promise<{ reason: string }>((resolve) => core.once('stop', resolve));
-  // The withdrawal of a stop, without its message on the bus.
-  await leases.withdraw(target, readyMember(createdAt, stream), 'stopped');
-  const got = await Promise.race([stopped, new Promise((r) => setTimeout(() => r('no stop'), 5000))]);
-  t.match(got, { reason: 'stream_stopped' }, 'told by its renewal (core.leaseRenewS 1)');
-  await new Promise((r) => setTimeout(r, 300));
-  t.equal(await leases.readyCount(target), 0, 'and the stream is not requeued');
+  t.equal((await core.assign(target)).streamId, ok, 'the stopped one is passed over; the ok one handed out');
+  t.equal(await f.ts.server.storage.redis.zscore(keys.withdrawn, ok), null, "the ok one's mark cleared");
+  t.ok(await f.ts.server.storage.redis.zscore(keys.withdrawn, stopped), "the stopped one's kept");
+  t.equal(await leases.readyCount(target), 0, 'and it is not queued again');
 });
 
 t.test('a stream stopped and started again at once while a core holds it ends up in the pool (whichever of the start and the release comes first)', async (t) => {
-  const target = await f.target();
-  const stream = await f.stream(target);
-  const core = await f.client({ reconnect: false });
-  t.teardown(() => core.close());
-  t.equal((await core.assign(target)).streamId, stream, 'held');
+  const { target, stream } = await assignedCore(t, f);
   await f.api('POST', `/v1/streams/${stream}/stop`, f.manager, undefined, 200);
   await f.api('POST', `/v1/streams/${stream}/start`, f.manager, undefined, 200);
   const other = await f.client({ reconnect: false });
   t.teardown(() => other.close());
-  let got: string | undefined;
-  for (let i = 0; i < 50 && got === undefined; i++) {
-    got = await other.assign(target).then(
-      (a) => a.streamId,
-      () => undefined,
-    );
-    if (got === undefined) await new Promise((r) => setTimeout(r, 100));
-  }
+  const got = await assignWithin(other, target);
   t.equal(got, stream, 'assignable again once the holder let go');
 });

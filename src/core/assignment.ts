@@ -90,9 +90,7 @@ export async function leaseNext(d: AssignmentDeps, who: CoreIdentity, session: s
     // The assignment's start is its first progress (core.maxIdleAssignmentS); renewals write later ones.
     const got = await d.leases.assign(candidates, { ...leaseFields(d, who, session, resumeHash), progress: startedAt.getTime() }, active);
     if (!got) break;
-    const stream = await assignedStream(d, got);
-    // Marked withdrawn, yet queued (by a node of an earlier release) and `ok` in MongoDB.
-    if (stream && got.marked) await d.leases.unmark(got.target, got.stream);
+    const stream = got.marked ? await checkMarked(d, got, session) : await assignedStream(d, got);
     if (!stream) {
       // Stopped or deleted after it was queued: drop the lease and its record, try the next one.
       await d.leases.release(got.stream, session, false, 0);
@@ -130,6 +128,24 @@ async function assignedStream(d: AssignmentDeps, got: Assigned): Promise<Assigne
   d.metrics.manifestMisses.inc();
   // Repairing is safe here: this session holds the lease, so nobody commits meanwhile.
   return d.streams.repairManifest(got.stream);
+}
+
+/**
+ * A stream marked withdrawn yet queued (only a node of an earlier release, which knows no
+ * marks, queues one): read from the primary, it is handed out, and its mark cleared, only if it
+ * is `ok`. Should that fail, the lease goes back with the stream still marked, for the next
+ * assignment to check again.
+ */
+async function checkMarked(d: AssignmentDeps, got: Assigned, session: string): Promise<AssignedStream | undefined> {
+  d.metrics.manifestMisses.inc();
+  try {
+    const stream = await d.streams.repairManifest(got.stream, true);
+    if (stream) await d.leases.unmark(got.target, got.stream);
+    return stream;
+  } catch (err) {
+    await d.leases.release(got.stream, session, true, got.frames).catch(() => undefined);
+    throw err;
+  }
 }
 
 /**

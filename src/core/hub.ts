@@ -149,7 +149,7 @@ export class CoreHub implements SessionHost {
     removeStaleSpills(path.join(d.settings.dataDir, 'spill'));
 
     d.bus.on('stream.stop', ({ streamId, reason }) => {
-      void this.byStream.get(streamId)?.serverStop(reason);
+      void this.byStream.get(streamId)?.serverStop(reason, streamId);
     });
     this.idle = new IdleAssignments(this, d.settings.core.maxIdleAssignmentS * 1000);
     this.revocations = new Revocations(d.bus, d.db, this, d.log, Math.max(60_000, d.settings.auth.cacheTtlS * 3000), d.settings.mongodb.opTimeoutMs);
@@ -265,14 +265,14 @@ export class CoreHub implements SessionHost {
     this.progressRecordedUpTo = upTo;
     for (const stream of lost) {
       this.log.warn({ stream }, 'lease lost');
-      void this.byStream.get(stream)?.serverStop('lease_lost');
+      void this.byStream.get(stream)?.serverStop('lease_lost', stream);
     }
     // Stopped or deleted since the session got it, and the bus's stop did not reach it (a stop
     // racing its assignment, a lost pub/sub message): its lease says so.
-    for (const { stream, why } of withdrawn) void this.byStream.get(stream)?.serverStop(why === 'deleted' ? 'stream_deleted' : 'stream_stopped');
+    for (const { stream, why } of withdrawn) void this.byStream.get(stream)?.serverStop(why === 'deleted' ? 'stream_deleted' : 'stream_stopped', stream);
     // Rewritten only where they changed (an idle session costs nothing here): the live view's
     // buffered/committed counts, in one command per 1,000 sessions.
-    const lostSet = new Set(lost);
+    const lostSet = new Set([...lost, ...withdrawn.map((w) => w.stream)]);
     const records: ActiveStream[] = [];
     for (const [stream, s] of this.byStream) {
       if (lostSet.has(stream)) continue;

@@ -37,7 +37,7 @@ export class IdleAssignments {
       const a = session.assignment;
       if (a && sessionClock(now) - a.progressAt >= this.maxIdleMs) {
         released.push(stream);
-        void session.serverStop('idle_timeout');
+        void session.serverStop('idle_timeout', stream);
       }
     }
     return released;

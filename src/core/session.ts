@@ -178,10 +178,14 @@ export class CoreSession {
     return this.chain;
   }
 
-  /** A stop pushed by the server (manager action, lease lost, shutdown). */
-  serverStop(reason: StopReason): Promise<void> {
+  /**
+   * A stop pushed by the server (manager action, lease lost, shutdown). With `streamId`, only
+   * while the session still works on that stream when its turn comes: queued behind the core's
+   * own stop and assign, it must not end the next one.
+   */
+  serverStop(reason: StopReason, streamId?: string): Promise<void> {
     this.chain = this.chain.then(async () => {
-      if (reason !== 'server_shutdown' && !this.assignment) return;
+      if (reason !== 'server_shutdown' && (!this.assignment || (streamId !== undefined && this.assignment.streamId !== streamId))) return;
       this.socket.send({ type: 'stop', reason, ...(reason === 'server_shutdown' ? { reconnect: true } : {}) });
       if (reason === 'server_shutdown') await this.endAssignment('detach');
       else await this.endAssignment(endOnStop(reason));
@@ -428,7 +432,12 @@ export class CoreSession {
       const status = await recordStreamError(this.hub.db, a.streamId, text, this.who.engine, this.who.donor?.name, this.hub.settings.core.maxStreamErrors);
       if (status !== 'ok') requeue = false;
       this.hub.guard.record(this.who, 'stream_errors');
-      if (status === 'failed') this.hub.log.warn({ stream: a.streamId }, 'stream failed: too many consecutive errors');
+      if (status === 'failed') {
+        this.hub.log.warn({ stream: a.streamId }, 'stream failed: too many consecutive errors');
+        // Out of the pool like a stopped one: kept out against earlier reads, and a start
+        // before this session lets go (the lease flagged) puts it back.
+        await this.hub.leases.withdrawHeld(a.streamId, 'stopped').catch(() => undefined);
+      }
     }
     await this.endAssignment(requeue ? 'requeue' : 'drop');
     this.socket.send({ type: 'stopped', id });
@@ -456,7 +465,10 @@ export class CoreSession {
       // (or a detach that finds the lease taken) it is the next holder's, or the sweeper's
       // to clear. Left in place, a disabled target would not stop that holder.
       let clear = how !== 'lost';
-      if (released) await leases.release(a.streamId, this.id, how === 'stopped' ? 'if_started' : how === 'requeue', a.committed);
+      const freed = released ? await leases.release(a.streamId, this.id, how === 'stopped' ? 'if_started' : how === 'requeue', a.committed) : false;
+      // Told of a stop its lease knows nothing of (not this lease's, or made through a node of
+      // an earlier release): MongoDB says whether the stream is to go back.
+      if (freed === 'unflagged') await this.hub.streams.requeueIfOk(a.streamId);
       else if (how === 'detach') clear = await this.detach(a);
       if (clear) await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {

@@ -64,11 +64,14 @@ end
 
 /**
  * Releases a lease held by a session and (when asked) puts the stream back in the ready set.
- * KEYS: ready, lease, expiry. ARGV: stream, session, requeue, frames. Requeue '0': never;
- * '1': unless the lease was withdrawn (the stream stopped or deleted while it was held, and
- * not started again since: see WITHDRAW); '2' (the end of a session told its stream was
- * stopped): only if it was started again since (the reinstating ENQUEUE flags the lease).
- * Returns 1 or 0.
+ * KEYS: ready, lease, expiry. ARGV: stream, session, requeue, frames. A lease flagged
+ * `reinstated` (its stream stopped and started again while held: WITHDRAW, ENQUEUE) always
+ * goes back: whatever its session was told, the start came last. Otherwise requeue '0':
+ * never; '1': unless the lease was withdrawn (the stream stopped or deleted while held); '2'
+ * (the end of a session told its stream was stopped): never, and when the lease carries no
+ * flag at all (the stop was not this lease's: made through a node of an earlier release, or
+ * one that reached a later lease of the stream) it returns 2, so that the caller asks MongoDB.
+ * Returns 0 when the lease was not this session's, else 1 (or 2).
  */
 export const RELEASE = `${PRELUDE}
 local raw = live(KEYS[2], KEYS[3], ARGV[1])
@@ -77,7 +80,11 @@ local lease = cjson.decode(raw)
 if lease.session ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-if (ARGV[3] == '1' and not lease.withdrawn) or (ARGV[3] == '2' and lease.reinstated) then redis.call('ZADD', KEYS[1], tonumber(ARGV[4]), lease.member) end
+if lease.reinstated or (ARGV[3] == '1' and not lease.withdrawn) then
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[4]), lease.member)
+elseif ARGV[3] == '2' and not lease.withdrawn then
+  return 2
+end
 return 1
 `;
 
@@ -251,24 +258,26 @@ return added
 `;
 
 /**
- * Takes a stream out of its target's ready set (stopped, deleted, a creation undone) and
+ * Takes a stream out of its target's ready set (stopped, failed, deleted, a creation undone) and
  * marks it withdrawn for ARGV[3] ms, so that an enqueue working from an earlier read of the
  * store (the pool's, the janitor's) cannot put it back meanwhile; a lease that holds it is
  * flagged `withdrawn` with ARGV[4] ('stopped' or 'deleted'), so that the session's requeue at
  * its end, however late, does not either, and the renewal stops a holder the bus's stop did
- * not reach (RENEW). KEYS: ready, withdrawn, lease, expiry. ARGV: member, stream, mark
- * lifetime ms, why. The marks of a target are one ZSET (stream → end of its mark) that drops
+ * not reach (RENEW). KEYS: ready, withdrawn, lease, expiry. ARGV: member ('' for the live
+ * lease's), stream, mark lifetime ms, why. The marks of a target are one ZSET (stream → end of its mark) that drops
  * ended marks here and expires whole when its last mark ends.
  */
 export const WITHDRAW = `${PRELUDE}
-redis.call('ZREM', KEYS[1], ARGV[1])
+local raw = live(KEYS[3], KEYS[4], ARGV[2])
+local lease = raw and cjson.decode(raw)
+local member = ARGV[1]
+if member == '' and lease then member = lease.member end
+if member ~= '' then redis.call('ZREM', KEYS[1], member) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[2], last[2])
-local raw = live(KEYS[3], KEYS[4], ARGV[2])
-if raw then
-  local lease = cjson.decode(raw)
+if lease then
   lease.withdrawn = ARGV[4]
   lease.reinstated = nil
   redis.call('HSET', KEYS[3], ARGV[2], cjson.encode(lease))

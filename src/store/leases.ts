@@ -313,13 +313,16 @@ export class Leases {
   /**
    * Releases a lease this session holds; `requeue` puts the stream back with `frames` as its
    * score unless the lease was {@link withdraw}n; `'if_started'` (a session told its stream was
-   * stopped) only if the stream was started again since. Returns whether the lease was this session's.
+   * stopped) only if the stream was started again since; a lease reinstated by a start goes
+   * back whatever `requeue` says. Returns whether the lease was this session's, or `'unflagged'`
+   * for `'if_started'` on a lease no stop flagged (the stop was not this lease's: ask MongoDB).
    */
-  async release(stream: string, session: string, requeue: boolean | 'if_started', frames: number): Promise<boolean> {
+  async release(stream: string, session: string, requeue: boolean | 'if_started', frames: number): Promise<boolean | 'unflagged'> {
     const target = await this.targetOfStream(stream);
     if (target === undefined) return false;
     const k = this.keys(target);
-    return (await this.r.scRelease(k.ready, k.lease, k.expiry, stream, session, requeue === 'if_started' ? 2 : requeue ? 1 : 0, frames)) === 1;
+    const res = await this.r.scRelease(k.ready, k.lease, k.expiry, stream, session, requeue === 'if_started' ? 2 : requeue ? 1 : 0, frames);
+    return res === 2 ? 'unflagged' : res === 1;
   }
 
   /**
@@ -489,6 +492,14 @@ export class Leases {
   async withdraw(target: string, member: string, why: Withdrawal): Promise<void> {
     const k = this.keys(target);
     await this.r.scWithdraw(k.ready, k.withdrawn, k.lease, k.expiry, member, member.slice(14), this.withdrawnMs, why);
+  }
+
+  /** {@link withdraw} of a stream a session of this process holds (its lease names its queue entry): a stream that failed. */
+  async withdrawHeld(stream: string, why: Withdrawal): Promise<void> {
+    const target = await this.targetOfStream(stream);
+    if (target === undefined) return;
+    const k = this.keys(target);
+    await this.r.scWithdraw(k.ready, k.withdrawn, k.lease, k.expiry, '', stream, this.withdrawnMs, why);
   }
 
   /** Clears a stream's withdrawal mark: assigned while marked ({@link Assigned.marked}), MongoDB says it is `ok`. */

@@ -427,6 +427,15 @@ export class Streams {
     return after;
   }
 
+  /**
+   * Puts a stream back in the pool if MongoDB (the primary) says it is `ok`: a session told of
+   * a stop that its lease knows nothing of. Not reinstated: a stop landing meanwhile wins.
+   */
+  async requeueIfOk(id: string): Promise<void> {
+    const now = await this.readPrimary(id, [...QUEUED_FIELDS, 'status']);
+    if (now?.status === 'ok') await this.leases.enqueue([queueEntry(now)]);
+  }
+
   /** Stops a stream; a core working on it is told to stop. Returns the stream after. */
   async stop(s: ListedStream): Promise<ListedStream> {
     const after = await this.streams.findOneAndUpdate({ _id: s._id, status: { $ne: 'stopped' } }, { $set: { status: 'stopped', updatedAt: new Date() } }, { returnDocument: 'after' });
@@ -520,9 +529,9 @@ export class Streams {
     return docs.filter((d): d is FileDoc => d !== null);
   }
 
-  /** What an assignment needs of an `ok` stream, read by `_id`; undefined when gone or not `ok`. */
-  async forAssignment(id: string): Promise<AssignedStream | undefined> {
-    const d = await this.streams.findOne({ _id: id }, { projection: ASSIGN_PROJECTION });
+  /** What an assignment needs of an `ok` stream, read by `_id` (from the primary when asked); undefined when gone or not `ok`. */
+  async forAssignment(id: string, fromPrimary = false): Promise<AssignedStream | undefined> {
+    const d = await this.streams.findOne({ _id: id }, { projection: ASSIGN_PROJECTION, ...(fromPrimary ? { readPreference: 'primary' as const } : {}) });
     return d && d.status === 'ok' ? assignedFields(d) : undefined;
   }
 
@@ -565,9 +574,10 @@ export class Streams {
    * manifest miss or a commit conflict, both off the hot path); undefined when gone or not
    * `ok`. The write is not awaited and its failure is ignored: the next miss repairs again.
    * Like {@link queueEntry}, a committed stream without `lastPartitionId` gets no manifest.
+   * `fromPrimary`: whatever mongodb.readPreference says (a stream marked withdrawn lately).
    */
-  async repairManifest(id: string): Promise<AssignedStream | undefined> {
-    const s = await this.forAssignment(id);
+  async repairManifest(id: string, fromPrimary = false): Promise<AssignedStream | undefined> {
+    const s = await this.forAssignment(id, fromPrimary);
     if (s && (s.frames === 0 || s.lastPartitionId)) this.setManifest(s).catch(() => undefined);
     return s;
   }
