@@ -25,12 +25,10 @@ t.test('a commit point the store has not answered by the end of its window is gi
   let sent: UnsettledCommit | undefined;
   let frozenAt = 0;
   let over = false;
-  let sendings = 0;
   const outcome = commitCheckpoint(db, files, 'window-1', 0, 1, [{ name: 'frames.xtc', bytes: Buffer.from('frame') }], [{ name: 'state.xml', bytes: Buffer.from('state') }], {
     commitWindowMs: WINDOW_MS,
     sending: (u) => {
       sent = u;
-      sendings++;
       // Never after the wait below has ended and let the store go on.
       if (over) return;
       process.kill(mongo, 'SIGSTOP');
@@ -51,14 +49,14 @@ t.test('a commit point the store has not answered by the end of its window is gi
   t.ok(isStorageOutage(result), `an outage, answered unavailable (${String(result)})`);
   t.ok(waited < WINDOW_MS + 1000, `given up at the window's end (${Math.round(waited)} ms of a ${WINDOW_MS} ms window), not when the store answered`);
   t.ok(sent, 'the attempt was reported before it was sent');
-  t.equal(sendings, 1, 'once, while the store was stopped');
   // The attempt written before the window ended may land once the store goes on (the store
   // had it): whatever the stream says, it says it whole, and the writer's question agrees.
   await new Promise((r) => setTimeout(r, 500));
-  const landed = await unsettledLanded(db, 'window-1', [sent!]);
   const stream = await db.collection<{ _id: string; frames: number; lastPartitionId?: string }>('streams').findOne({ _id: 'window-1' });
-  t.equal(Boolean(landed), stream?.frames === 1, `the question after the refusal agrees with the stream (${landed ? 'landed' : 'not landed'})`);
+  // Asked after the stream was read: a landing is for good, so one seen must be found.
+  const landed = await unsettledLanded(db, 'window-1', [sent!]);
   if (stream?.frames === 1) {
+    t.ok(landed, 'the question after the refusal finds it');
     t.equal(stream.lastPartitionId, sent!.partitionId, 'landed: the stream names its partition');
     t.ok(await db.collection('partitions').findOne({ _id: sent!.partitionId as never }), 'which exists');
   } else {

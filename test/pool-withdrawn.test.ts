@@ -96,8 +96,11 @@ t.test('a stream stopped while a core holds it stays out of the pool however lat
   // and asks MongoDB (the next test).
   await lease('sw3', 's4');
   t.equal(await own.enqueue([{ target, frames: 0, member: m3 }], true), 0, 'started while ok and held');
-  t.equal(await own.release('sw3', 's4', 'if_started', 0), 'unflagged', 'released, told of a stop its lease does not record');
-  t.equal(await own.readyCount(target), 0, 'not requeued by the script');
+  t.equal(await own.release('sw3', 's4', 'if_started', 0), 'unflagged', 'told of a stop its lease does not record: not released');
+  t.match(await own.get('sw3'), { session: 's4' }, 'the lease kept while MongoDB is asked');
+  t.equal(await own.release('sw3', 's4', true, 0), true, 'then released as MongoDB says (ok)');
+  t.equal(await own.readyCount(target), 1, 'and requeued');
+  await f.ts.server.storage.redis.zrem(own.keys(target).ready, m3);
   // Reinstated, a lease goes back whatever its session was told (a stop with an error that
   // found the stream stopped, say).
   const m6 = await lease('sw6', 's6');
@@ -177,11 +180,11 @@ t.test('a stream queued while marked (by a node of an earlier release) is handed
   const target = await f.target();
   const [stopped, ok] = [await f.stream(target), await f.stream(target)];
   const keys = leases.keys(target);
-  for (const id of [stopped, ok]) {
+  for (const [score, id] of [stopped, ok].entries()) {
     const createdAt = (await streamsOf().findOne({ _id: id }))!.createdAt;
     await leases.withdraw(target, readyMember(createdAt, id), 'stopped');
-    // What an older node's enqueue does: ignores the mark.
-    await f.ts.server.storage.redis.zadd(keys.ready, 0, readyMember(createdAt, id));
+    // What an older node's enqueue does: ignores the mark (the stopped one first in line).
+    await f.ts.server.storage.redis.zadd(keys.ready, score, readyMember(createdAt, id));
   }
   await streamsOf().updateOne({ _id: stopped }, { $set: { status: 'stopped' } });
   const core = await f.client({ reconnect: false });

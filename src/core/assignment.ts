@@ -93,8 +93,8 @@ export async function leaseNext(d: AssignmentDeps, who: CoreIdentity, session: s
     const stream = got.marked ? await checkMarked(d, got, session) : await assignedStream(d, got);
     if (!stream) {
       // Stopped or deleted after it was queued: drop the lease and its record, try the next one.
-      await d.leases.release(got.stream, session, false, 0);
       await d.live.clearActive(got.stream, got.target);
+      await d.leases.release(got.stream, session, false, got.frames);
       continue;
     }
     return { stream, resumeToken: `${stream._id}.${secret}`, resumeHash, startedAt, recordedFrames: got.frames };
@@ -143,6 +143,7 @@ async function checkMarked(d: AssignmentDeps, got: Assigned, session: string): P
     if (stream) await d.leases.unmark(got.target, got.stream);
     return stream;
   } catch (err) {
+    await d.live.clearActive(got.stream, got.target).catch(() => undefined);
     await d.leases.release(got.stream, session, true, got.frames).catch(() => undefined);
     throw err;
   }

@@ -427,6 +427,7 @@ export class CoreSession {
     const a = this.assignment;
     if (!a) throw new MessageError(id, 'not_assigned', 'Nothing to stop');
     let requeue = true;
+    let how: EndHow | undefined;
     if (error !== undefined) {
       const text = Buffer.from(error).subarray(0, this.hub.settings.core.maxErrorTextBytes).toString('utf8');
       const status = await recordStreamError(this.hub.db, a.streamId, text, this.who.engine, this.who.donor?.name, this.hub.settings.core.maxStreamErrors);
@@ -434,12 +435,18 @@ export class CoreSession {
       this.hub.guard.record(this.who, 'stream_errors');
       if (status === 'failed') {
         this.hub.log.warn({ stream: a.streamId }, 'stream failed: too many consecutive errors');
-        // Out of the pool like a stopped one: kept out against earlier reads, and a start
-        // before this session lets go (the lease flagged) puts it back.
-        await this.hub.leases.withdrawHeld(a.streamId, 'stopped').catch(() => undefined);
+        // Out of the pool like a stopped one, kept out against earlier reads; a start since the
+        // failure is redone, flagging the lease so that the release puts it back. Should that
+        // fail, the lease is left to expire: the sweeper reads MongoDB before requeuing.
+        try {
+          await this.hub.leases.withdrawHeld(a.streamId, 'stopped');
+          await this.hub.streams.reinstateIfOk(a.streamId);
+        } catch {
+          how = 'lost';
+        }
       }
     }
-    await this.endAssignment(requeue ? 'requeue' : 'drop');
+    await this.endAssignment(how ?? (requeue ? 'requeue' : 'drop'));
     this.socket.send({ type: 'stopped', id });
   }
 
@@ -464,13 +471,15 @@ export class CoreSession {
       // The live-view record is cleared only while it is this session's: after a lost lease
       // (or a detach that finds the lease taken) it is the next holder's, or the sweeper's
       // to clear. Left in place, a disabled target would not stop that holder.
-      let clear = how !== 'lost';
-      const freed = released ? await leases.release(a.streamId, this.id, how === 'stopped' ? 'if_started' : how === 'requeue', a.committed) : false;
-      // Told of a stop its lease knows nothing of (not this lease's, or made through a node of
-      // an earlier release): MongoDB says whether the stream is to go back.
-      if (freed === 'unflagged') await this.hub.streams.requeueIfOk(a.streamId);
-      else if (how === 'detach') clear = await this.detach(a);
-      if (clear) await this.hub.live.clearActive(a.streamId, a.targetId);
+      if (released) {
+        // Cleared while the lease is still ours: once released, the record may be the next holder's.
+        await this.hub.live.clearActive(a.streamId, a.targetId);
+        const freed = await leases.release(a.streamId, this.id, how === 'stopped' ? 'if_started' : how === 'requeue', a.committed);
+        // Told of a stop its lease knows nothing of (not this lease's, or made through a node of
+        // an earlier release): kept, it goes back as MongoDB says. A stop landing meanwhile
+        // flags it, which the release respects; a store that cannot say leaves it to expire.
+        if (freed === 'unflagged') await leases.release(a.streamId, this.id, await this.hub.streams.isOk(a.streamId), a.committed);
+      } else if (how === 'detach' && (await this.detach(a))) await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {
       // Redis down: the lease expires on its own and the sweeper returns the stream.
       this.hub.log.warn({ err: (err as Error).message, stream: a.streamId }, 'could not release lease; it will expire');

@@ -68,22 +68,22 @@ end
  * `reinstated` (its stream stopped and started again while held: WITHDRAW, ENQUEUE) always
  * goes back: whatever its session was told, the start came last. Otherwise requeue '0':
  * never; '1': unless the lease was withdrawn (the stream stopped or deleted while held); '2'
- * (the end of a session told its stream was stopped): never, and when the lease carries no
+ * (a session told its stream was stopped): never when withdrawn; when the lease carries no
  * flag at all (the stop was not this lease's: made through a node of an earlier release, or
- * one that reached a later lease of the stream) it returns 2, so that the caller asks MongoDB.
- * Returns 0 when the lease was not this session's, else 1 (or 2).
+ * one that reached a later lease of the stream), the lease is kept and 2 returned, so that
+ * the caller asks MongoDB and releases again with '1' or '0'. Returns 0 when the lease was
+ * not this session's, else 1 (or 2).
  */
 export const RELEASE = `${PRELUDE}
 local raw = live(KEYS[2], KEYS[3], ARGV[1])
 if not raw then return 0 end
 local lease = cjson.decode(raw)
 if lease.session ~= ARGV[2] then return 0 end
+if ARGV[3] == '2' and not lease.withdrawn and not lease.reinstated then return 2 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if lease.reinstated or (ARGV[3] == '1' and not lease.withdrawn) then
   redis.call('ZADD', KEYS[1], tonumber(ARGV[4]), lease.member)
-elseif ARGV[3] == '2' and not lease.withdrawn then
-  return 2
 end
 return 1
 `;

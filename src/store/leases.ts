@@ -315,7 +315,8 @@ export class Leases {
    * score unless the lease was {@link withdraw}n; `'if_started'` (a session told its stream was
    * stopped) only if the stream was started again since; a lease reinstated by a start goes
    * back whatever `requeue` says. Returns whether the lease was this session's, or `'unflagged'`
-   * for `'if_started'` on a lease no stop flagged (the stop was not this lease's: ask MongoDB).
+   * for `'if_started'` on a lease no stop flagged (the stop was not this lease's): the lease is
+   * then kept, for the caller to ask MongoDB and release again with `true` or `false`.
    */
   async release(stream: string, session: string, requeue: boolean | 'if_started', frames: number): Promise<boolean | 'unflagged'> {
     const target = await this.targetOfStream(stream);

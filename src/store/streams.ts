@@ -236,8 +236,9 @@ export async function countStreamError(db: Db, streamId: string, maxErrors: numb
   const after = await streams.findOneAndUpdate({ _id: streamId }, { $inc: { errorCount: 1 }, $set: { updatedAt: new Date() } }, { returnDocument: 'after' });
   if (!after) return undefined;
   if (after.errorCount >= maxErrors && after.status === 'ok') {
-    await streams.updateOne({ _id: streamId, status: 'ok' }, { $set: { status: 'failed' } });
-    return 'failed';
+    // Not over a start that reset the count meanwhile.
+    const res = await streams.updateOne({ _id: streamId, status: 'ok', errorCount: { $gte: maxErrors } }, { $set: { status: 'failed' } });
+    return res.matchedCount === 1 ? 'failed' : 'ok';
   }
   return after.status;
 }
@@ -427,13 +428,19 @@ export class Streams {
     return after;
   }
 
+  /** Whether MongoDB's primary says the stream is `ok` (a session told of a stop its lease does not record). */
+  async isOk(id: string): Promise<boolean> {
+    return (await this.readPrimary(id, ['status']))?.status === 'ok';
+  }
+
   /**
-   * Puts a stream back in the pool if MongoDB (the primary) says it is `ok`: a session told of
-   * a stop that its lease knows nothing of. Not reinstated: a stop landing meanwhile wins.
+   * After a stream failed and its lease was withdrawn: a start that landed in between found
+   * the lease unflagged and could not queue it, so, `ok` again, it is reinstated now (the lease
+   * flagged, for its session's release to put it back).
    */
-  async requeueIfOk(id: string): Promise<void> {
+  async reinstateIfOk(id: string): Promise<void> {
     const now = await this.readPrimary(id, [...QUEUED_FIELDS, 'status']);
-    if (now?.status === 'ok') await this.leases.enqueue([queueEntry(now)]);
+    if (now?.status === 'ok') await this.enqueue(now);
   }
 
   /** Stops a stream; a core working on it is told to stop. Returns the stream after. */
