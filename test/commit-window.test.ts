@@ -25,10 +25,12 @@ t.test('a commit point the store has not answered by the end of its window is gi
   let sent: UnsettledCommit | undefined;
   let frozenAt = 0;
   let over = false;
+  let sendings = 0;
   const outcome = commitCheckpoint(db, files, 'window-1', 0, 1, [{ name: 'frames.xtc', bytes: Buffer.from('frame') }], [{ name: 'state.xml', bytes: Buffer.from('state') }], {
     commitWindowMs: WINDOW_MS,
     sending: (u) => {
       sent = u;
+      sendings++;
       // Never after the wait below has ended and let the store go on.
       if (over) return;
       process.kill(mongo, 'SIGSTOP');
@@ -49,6 +51,7 @@ t.test('a commit point the store has not answered by the end of its window is gi
   t.ok(isStorageOutage(result), `an outage, answered unavailable (${String(result)})`);
   t.ok(waited < WINDOW_MS + 1000, `given up at the window's end (${Math.round(waited)} ms of a ${WINDOW_MS} ms window), not when the store answered`);
   t.ok(sent, 'the attempt was reported before it was sent');
+  t.equal(sendings, 1, 'one attempt: the one asked about below');
   // The attempt written before the window ended may land once the store goes on (the store
   // had it): whatever the stream says, it says it whole, and the writer's question agrees.
   await new Promise((r) => setTimeout(r, 500));

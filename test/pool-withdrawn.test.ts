@@ -101,6 +101,13 @@ t.test('a stream stopped while a core holds it stays out of the pool however lat
   t.equal(await own.release('sw3', 's4', true, 0), true, 'then released as MongoDB says (ok)');
   t.equal(await own.readyCount(target), 1, 'and requeued');
   await f.ts.server.storage.redis.zrem(own.keys(target).ready, m3);
+  // A start landing while it asks (MongoDB said stopped, read just before) reinstates it.
+  await lease('sw3', 's7');
+  t.equal(await own.release('sw3', 's7', 'if_started', 0), 'unflagged', 'kept while MongoDB is asked');
+  t.equal(await own.enqueue([{ target, frames: 0, member: m3 }], true), 0, 'a start meanwhile cannot queue it');
+  t.equal(await own.release('sw3', 's7', false, 0), true, 'released as MongoDB said (stopped)');
+  t.equal(await own.readyCount(target), 1, 'but requeued: the start came last');
+  await f.ts.server.storage.redis.zrem(own.keys(target).ready, m3);
   // Reinstated, a lease goes back whatever its session was told (a stop with an error that
   // found the stream stopped, say).
   const m6 = await lease('sw6', 's6');

@@ -93,7 +93,7 @@ export async function leaseNext(d: AssignmentDeps, who: CoreIdentity, session: s
     const stream = got.marked ? await checkMarked(d, got, session) : await assignedStream(d, got);
     if (!stream) {
       // Stopped or deleted after it was queued: drop the lease and its record, try the next one.
-      await d.live.clearActive(got.stream, got.target);
+      await d.live.clearActive(got.stream, got.target).catch(() => undefined);
       await d.leases.release(got.stream, session, false, got.frames);
       continue;
     }

@@ -441,7 +441,8 @@ export class CoreSession {
         try {
           await this.hub.leases.withdrawHeld(a.streamId, 'stopped');
           await this.hub.streams.reinstateIfOk(a.streamId);
-        } catch {
+        } catch (err) {
+          this.hub.log.warn({ err: (err as Error).message, stream: a.streamId }, 'could not withdraw a failed stream; its lease will expire');
           how = 'lost';
         }
       }
@@ -472,16 +473,17 @@ export class CoreSession {
       // (or a detach that finds the lease taken) it is the next holder's, or the sweeper's
       // to clear. Left in place, a disabled target would not stop that holder.
       if (released) {
-        // Cleared while the lease is still ours: once released, the record may be the next holder's.
-        await this.hub.live.clearActive(a.streamId, a.targetId);
+        // Cleared before the release: after it, the next holder may write its own record.
+        await this.hub.live.clearActive(a.streamId, a.targetId).catch(() => undefined);
         const freed = await leases.release(a.streamId, this.id, how === 'stopped' ? 'if_started' : how === 'requeue', a.committed);
         // Told of a stop its lease knows nothing of (not this lease's, or made through a node of
         // an earlier release): kept, it goes back as MongoDB says. A stop landing meanwhile
         // flags it, which the release respects; a store that cannot say leaves it to expire.
-        if (freed === 'unflagged') await leases.release(a.streamId, this.id, await this.hub.streams.isOk(a.streamId), a.committed);
+        if (freed === 'unflagged') await leases.release(a.streamId, this.id, await this.hub.streams.isOk(a.streamId, this.hub.settings.mongodb.opTimeoutMs), a.committed);
       } else if (how === 'detach' && (await this.detach(a))) await this.hub.live.clearActive(a.streamId, a.targetId);
     } catch (err) {
-      // Redis down: the lease expires on its own and the sweeper returns the stream.
+      // Redis down (or MongoDB, asked whether a stopped stream goes back): the lease expires on
+      // its own and the sweeper returns the stream.
       this.hub.log.warn({ err: (err as Error).message, stream: a.streamId }, 'could not release lease; it will expire');
     }
     await this.recordEnd(a, how);

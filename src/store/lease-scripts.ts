@@ -70,8 +70,9 @@ end
  * never; '1': unless the lease was withdrawn (the stream stopped or deleted while held); '2'
  * (a session told its stream was stopped): never when withdrawn; when the lease carries no
  * flag at all (the stop was not this lease's: made through a node of an earlier release, or
- * one that reached a later lease of the stream), the lease is kept and 2 returned, so that
- * the caller asks MongoDB and releases again with '1' or '0'. Returns 0 when the lease was
+ * one that reached a later lease of the stream), the lease is kept, flagged `asking` (a start
+ * meanwhile reinstates it as it would a withdrawn one), and 2 returned, so that the caller
+ * asks MongoDB and releases again with '1' or '0'. Returns 0 when the lease was
  * not this session's, else 1 (or 2).
  */
 export const RELEASE = `${PRELUDE}
@@ -79,7 +80,11 @@ local raw = live(KEYS[2], KEYS[3], ARGV[1])
 if not raw then return 0 end
 local lease = cjson.decode(raw)
 if lease.session ~= ARGV[2] then return 0 end
-if ARGV[3] == '2' and not lease.withdrawn and not lease.reinstated then return 2 end
+if ARGV[3] == '2' and not lease.withdrawn and not lease.reinstated then
+  lease.asking = true
+  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(lease))
+  return 2
+end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if lease.reinstated or (ARGV[3] == '1' and not lease.withdrawn) then
@@ -242,7 +247,7 @@ for i = 2, #ARGV, 3 do
     local raw = live(KEYS[2], KEYS[3], stream)
     if raw then
       local lease = cjson.decode(raw)
-      if lease.withdrawn then
+      if lease.withdrawn or lease.asking then
         lease.withdrawn = nil
         lease.reinstated = true
         redis.call('HSET', KEYS[2], stream, cjson.encode(lease))

@@ -238,7 +238,9 @@ export async function countStreamError(db: Db, streamId: string, maxErrors: numb
   if (after.errorCount >= maxErrors && after.status === 'ok') {
     // Not over a start that reset the count meanwhile.
     const res = await streams.updateOne({ _id: streamId, status: 'ok', errorCount: { $gte: maxErrors } }, { $set: { status: 'failed' } });
-    return res.matchedCount === 1 ? 'failed' : 'ok';
+    if (res.matchedCount === 1) return 'failed';
+    // Missed: a start reset the count, a stop, another holder's failure, a deletion.
+    return (await streams.findOne({ _id: streamId }, { projection: { status: 1 }, readPreference: 'primary' }))?.status;
   }
   return after.status;
 }
@@ -418,19 +420,25 @@ export class Streams {
     const after = await this.streams.findOneAndUpdate({ _id: s._id }, { $set: { status: 'ok', errorCount: 0, updatedAt: new Date() } }, { returnDocument: 'after' });
     if (!after) return undefined;
     await this.enqueue(after);
-    const now = await this.readPrimary(s._id, ['status']);
-    if (now?.status !== 'ok') {
-      // A stop or deletion between the two steps withdrew it before this enqueue: again.
-      await this.leases.withdraw(after.targetId, readyMember(after.createdAt, after._id), now ? 'stopped' : 'deleted');
-      if (!now) await this.leases.forgetManifest(after._id);
-    }
+    await this.redoWithdrawal(after);
     await this.bus.publish('target.streams', { targetId: s.targetId });
     return after;
   }
 
-  /** Whether MongoDB's primary says the stream is `ok` (a session told of a stop its lease does not record). */
-  async isOk(id: string): Promise<boolean> {
-    return (await this.readPrimary(id, ['status']))?.status === 'ok';
+  /** After a reinstating enqueue: a stop or deletion that landed before it withdrew first, so it is withdrawn again. */
+  private async redoWithdrawal(s: Pick<StreamDoc, '_id' | 'targetId' | 'createdAt'>): Promise<void> {
+    const now = await this.readPrimary(s._id, ['status']);
+    if (now?.status === 'ok') return;
+    await this.leases.withdraw(s.targetId, readyMember(s.createdAt, s._id), now ? 'stopped' : 'deleted');
+    if (!now) await this.leases.forgetManifest(s._id);
+  }
+
+  /**
+   * Whether MongoDB's primary says the stream is `ok` (a session told of a stop its lease does
+   * not record, holding the lease meanwhile: within `maxTimeMS`, less than the lease's life).
+   */
+  async isOk(id: string, maxTimeMS: number): Promise<boolean> {
+    return (await this.streams.findOne({ _id: id }, { projection: { status: 1 }, readPreference: 'primary', maxTimeMS }))?.status === 'ok';
   }
 
   /**
@@ -440,7 +448,9 @@ export class Streams {
    */
   async reinstateIfOk(id: string): Promise<void> {
     const now = await this.readPrimary(id, [...QUEUED_FIELDS, 'status']);
-    if (now?.status === 'ok') await this.enqueue(now);
+    if (now?.status !== 'ok') return;
+    await this.enqueue(now);
+    await this.redoWithdrawal(now);
   }
 
   /** Stops a stream; a core working on it is told to stop. Returns the stream after. */
