@@ -10,6 +10,7 @@ import { Leases, readyMember } from '../src/store/leases';
 import { queuedStreams, queueEntry } from '../src/store/streams';
 import { assignedCore, coreFixture, type CoreFixture } from './helpers/core';
 import { stopStack } from '../test-support/stack';
+import { eventually } from './helpers/server';
 
 const prefix = `withdrawn-${process.pid}:`;
 let f: CoreFixture;
@@ -139,17 +140,9 @@ t.test('a stream stopped while a core holds it stays out of the pool however lat
 
 const streamsOf = () => f.ts.server.storage.mongo.db.collection<{ _id: string; createdAt: Date; status: string }>('streams');
 
-/** The stream a core is assigned of `target` within 5 s of trying (undefined if none). */
-async function assignWithin(core: Awaited<ReturnType<CoreFixture['client']>>, target: string): Promise<string | undefined> {
-  for (let i = 0; i < 50; i++) {
-    const got = await core.assign(target).then(
-      (a) => a.streamId,
-      () => undefined,
-    );
-    if (got !== undefined) return got;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return undefined;
+/** The stream a core is assigned of `target` once one is ready (within 5 s). */
+function assignWithin(core: Awaited<ReturnType<CoreFixture['client']>>, target: string): Promise<string> {
+  return eventually(async () => core.assign(target).then((a) => a.streamId, () => undefined), 5000, `an assignment of ${target}`);
 }
 
 /** Resolves with the core's next server stop, or 'no stop' after `ms`. */

@@ -272,10 +272,10 @@ export class CoreHub implements SessionHost {
     for (const { stream, why } of withdrawn) void this.byStream.get(stream)?.serverStop(why === 'deleted' ? 'stream_deleted' : 'stream_stopped', stream);
     // Rewritten only where they changed (an idle session costs nothing here): the live view's
     // buffered/committed counts, in one command per 1,000 sessions.
-    const lostSet = new Set([...lost, ...withdrawn.map((w) => w.stream)]);
+    const ending = new Set([...lost, ...withdrawn.map((w) => w.stream)]);
     const records: ActiveStream[] = [];
     for (const [stream, s] of this.byStream) {
-      if (lostSet.has(stream)) continue;
+      if (ending.has(stream)) continue;
       const r = s.activeRecord(true);
       if (r) records.push(r);
     }

@@ -490,17 +490,20 @@ export class Leases {
    * late, leaves it out too. Only an enqueue that reinstates it (a start) undoes both, and
    * flags the lease so that its session, told of the stop, puts it back (`'if_started'`).
    */
-  async withdraw(target: string, member: string, why: Withdrawal): Promise<void> {
-    const k = this.keys(target);
-    await this.r.scWithdraw(k.ready, k.withdrawn, k.lease, k.expiry, member, member.slice(14), this.withdrawnMs, why);
+  withdraw(target: string, member: string, why: Withdrawal): Promise<void> {
+    return this.runWithdraw(target, member, member.slice(14), why);
   }
 
   /** {@link withdraw} of a stream a session of this process holds (its lease names its queue entry): a stream that failed. */
   async withdrawHeld(stream: string, why: Withdrawal): Promise<void> {
     const target = await this.targetOfStream(stream);
-    if (target === undefined) return;
+    if (target !== undefined) await this.runWithdraw(target, '', stream, why);
+  }
+
+  /** The WITHDRAW script; `member` '' for the live lease's. */
+  private async runWithdraw(target: string, member: string, stream: string, why: Withdrawal): Promise<void> {
     const k = this.keys(target);
-    await this.r.scWithdraw(k.ready, k.withdrawn, k.lease, k.expiry, '', stream, this.withdrawnMs, why);
+    await this.r.scWithdraw(k.ready, k.withdrawn, k.lease, k.expiry, member, stream, this.withdrawnMs, why);
   }
 
   /** Clears a stream's withdrawal mark: assigned while marked ({@link Assigned.marked}), MongoDB says it is `ok`. */

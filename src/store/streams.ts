@@ -305,8 +305,8 @@ export class Streams {
   }
 
   /** {@link getFields} from the primary whatever mongodb.readPreference says: what a stop or start just wrote, or another one since. */
-  private readPrimary<K extends keyof StreamDoc>(id: string, fields: readonly K[]): Promise<Pick<StreamDoc, '_id' | K> | null> {
-    return this.streams.findOne({ _id: id }, { projection: only(fields), readPreference: 'primary' });
+  private readPrimary<K extends keyof StreamDoc>(id: string, fields: readonly K[], maxTimeMS?: number): Promise<Pick<StreamDoc, '_id' | K> | null> {
+    return this.streams.findOne({ _id: id }, { projection: only(fields), readPreference: 'primary', ...(maxTimeMS ? { maxTimeMS } : {}) });
   }
 
   /**
@@ -438,7 +438,7 @@ export class Streams {
    * not record, holding the lease meanwhile: within `maxTimeMS`, less than the lease's life).
    */
   async isOk(id: string, maxTimeMS: number): Promise<boolean> {
-    return (await this.streams.findOne({ _id: id }, { projection: { status: 1 }, readPreference: 'primary', maxTimeMS }))?.status === 'ok';
+    return (await this.readPrimary(id, ['status'], maxTimeMS))?.status === 'ok';
   }
 
   /**
